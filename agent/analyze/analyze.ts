@@ -1,0 +1,83 @@
+/**
+ * `analyze`: read a whole capture through the pipeline and build the report.
+ */
+import type { Config } from '../../common/config.js';
+import { isoTime } from '../../common/address.js';
+import { REPORT_SCHEMA, type Report } from '../../common/report.js';
+import { CaptureReader, END, NEED_DATA, linkTypeName } from '../capture/index.js';
+import { Pipeline } from '../pipeline.js';
+import { TopFlows } from './top-flows.js';
+
+export interface AnalyzeOptions {
+  /** Called now and then with the fraction of the input read (when its size is known). */
+  onProgress?: (fraction: number) => void;
+}
+
+export interface AnalyzeResult {
+  report: Report;
+  /** Human-readable warnings (cut-short input, internal errors counted). */
+  warnings: string[];
+}
+
+export async function analyzeCapture(path: string, config: Readonly<Config>, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
+  const reader = await CaptureReader.open(path, { ...config.input });
+  const pipeline = new Pipeline(config);
+  const top = new TopFlows(pipeline.flows, config.report.topFlows);
+  pipeline.flows.setListener(top);
+  try {
+    const rec = reader.record;
+    for (let status = reader.next(); status !== END; status = reader.next()) {
+      if (status === NEED_DATA) {
+        await reader.fill();
+        const fraction = reader.progress;
+        if (options.onProgress && fraction !== undefined) options.onProgress(fraction);
+        continue;
+      }
+      pipeline.process(rec);
+    }
+  } finally {
+    await reader.close();
+  }
+  pipeline.finish();
+
+  const warnings: string[] = [];
+  if (reader.truncated) {
+    warnings.push(`input is cut short: the record at byte offset ${reader.truncatedAt} is incomplete; analyzed the ${reader.packets} complete packets before it`);
+  }
+  if (pipeline.unexpected) {
+    warnings.push(`${pipeline.unexpected} packets hit an internal error and were skipped (first: ${String(pipeline.lastError)})`);
+  }
+  const decodeErrors = pipeline.decoder.anomalies.toRecord();
+  if (reader.capLenOverWireLen) decodeErrors['frame.caplen_gt_len'] = reader.capLenOverWireLen;
+  if (pipeline.unexpected) decodeErrors['internal.error'] = pipeline.unexpected;
+  const undecoded: Record<string, number> = {};
+  for (const [linkType, n] of pipeline.decoder.undecodedLinkTypes) undecoded[linkTypeName(linkType)] = n;
+  const hasPackets = pipeline.packets > 0;
+  const report: Report = {
+    schema: REPORT_SCHEMA,
+    source: {
+      path,
+      format: reader.format,
+      compressed: reader.compressed,
+      linkTypes: [...new Set(reader.linkTypes.map(linkTypeName))],
+    },
+    capture: {
+      packets: pipeline.packets,
+      bytes: pipeline.bytes,
+      first: hasPackets ? isoTime(pipeline.minSec, pipeline.minNsec) : null,
+      last: hasPackets ? isoTime(pipeline.maxSec, pipeline.maxNsec) : null,
+      durationSeconds: hasPackets ? round9(pipeline.maxSec - pipeline.minSec + (pipeline.maxNsec - pipeline.minNsec) / 1e9) : 0,
+      truncatedRecords: reader.truncated ? 1 : 0,
+      decodeErrors,
+      undecoded,
+      flowsEvicted: pipeline.flows.evicted,
+    },
+    counters: pipeline.counters(),
+    flows: top.flowsByBytes(),
+    windows: [],
+    findings: [],
+  };
+  return { report, warnings };
+}
+
+const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;

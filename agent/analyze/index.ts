@@ -1,0 +1,2 @@
+export { analyzeCapture } from './analyze.js';
+export type { AnalyzeOptions, AnalyzeResult } from './analyze.js';

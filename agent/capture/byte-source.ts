@@ -1,0 +1,146 @@
+/**
+ * Byte sources for the capture reader: a plain file read with positional reads
+ * into the reader's own buffer (no per-chunk allocation), or a stream (stdin,
+ * gzip) copied chunk by chunk. Gzip is detected by magic and always inflated
+ * as a stream, never in memory, with limits on size and ratio.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { createGunzip } from 'node:zlib';
+import { Readable } from 'node:stream';
+import { InputError } from '../../common/errors.js';
+
+export interface ByteSource {
+  /** Reads up to `length` bytes into `into` at `offset`; resolves 0 at end of input. */
+  read(into: Uint8Array, offset: number, length: number): Promise<number>;
+  close(): Promise<void>;
+  /** Bytes consumed from the file on disk so far (compressed bytes for gzip), for progress. */
+  readonly consumed: number;
+  /** Size of the file on disk when known (not for stdin). */
+  readonly size: number | undefined;
+  /** True when the input ended inside a gzip member (the data before the cut is still returned). */
+  readonly cutShort: boolean;
+}
+
+export interface DecompressionLimits {
+  maxDecompressedBytes: number;
+  maxCompressionRatio: number;
+}
+
+/** Ratio checks start past this many inflated bytes: small prefixes of ordinary files compress very well. */
+const RATIO_CHECK_FLOOR = 64 * 1024 * 1024;
+
+class FileSource implements ByteSource {
+  consumed = 0;
+  readonly cutShort = false;
+  constructor(private readonly fh: FileHandle, readonly size: number) {}
+  async read(into: Uint8Array, offset: number, length: number): Promise<number> {
+    const { bytesRead } = await this.fh.read(into, offset, length, null);
+    this.consumed += bytesRead;
+    return bytesRead;
+  }
+  async close(): Promise<void> { await this.fh.close(); }
+}
+
+/** Adapts an async iterable of chunks (stdin, a gunzip stream) to positional reads. */
+class StreamSource implements ByteSource {
+  private readonly chunks: AsyncIterator<Buffer>;
+  private pending: Buffer | null = null;
+  private pendingOff = 0;
+  cutShort = false;
+  constructor(
+    stream: AsyncIterable<Buffer>,
+    private readonly counter: { consumed: number; size: number | undefined },
+    private readonly onClose: () => void,
+  ) {
+    this.chunks = stream[Symbol.asyncIterator]();
+  }
+  get consumed(): number { return this.counter.consumed; }
+  get size(): number | undefined { return this.counter.size; }
+  async read(into: Uint8Array, offset: number, length: number): Promise<number> {
+    while (this.pending === null || this.pendingOff >= this.pending.length) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await this.chunks.next();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR') { this.cutShort = true; return 0; }
+        throw err;
+      }
+      if (next.done) return 0;
+      this.pending = next.value;
+      this.pendingOff = 0;
+    }
+    const n = Math.min(length, this.pending.length - this.pendingOff);
+    into.set(this.pending.subarray(this.pendingOff, this.pendingOff + n), offset);
+    this.pendingOff += n;
+    return n;
+  }
+  async close(): Promise<void> { this.onClose(); }
+}
+
+function gunzipWithLimits(raw: Readable, counter: { consumed: number }, limits: DecompressionLimits): Readable {
+  const gunzip = createGunzip();
+  let inflated = 0;
+  raw.on('data', (chunk: Buffer) => { counter.consumed += chunk.length; });
+  gunzip.on('data', (chunk: Buffer) => {
+    inflated += chunk.length;
+    if (inflated > limits.maxDecompressedBytes) {
+      gunzip.destroy(new InputError('decompression_limit',
+        `gzip input inflates past ${limits.maxDecompressedBytes} bytes (input.maxDecompressedBytes); refusing to continue`));
+    } else if (inflated > RATIO_CHECK_FLOOR && inflated > limits.maxCompressionRatio * Math.max(counter.consumed, 1)) {
+      gunzip.destroy(new InputError('decompression_ratio',
+        `gzip input inflates more than ${limits.maxCompressionRatio}:1 (input.maxCompressionRatio); looks like a decompression bomb`));
+    }
+  });
+  raw.on('error', (err) => gunzip.destroy(err));
+  return raw.pipe(gunzip);
+}
+
+const isGzip = (b: Uint8Array, n: number): boolean => n >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+
+export interface OpenedSource { source: ByteSource; compressed: boolean }
+
+/** Opens a path, or `-` for standard input, unwrapping gzip when the first bytes say so. */
+export async function openByteSource(path: string, limits: DecompressionLimits): Promise<OpenedSource> {
+  if (path === '-') return openStdin(limits);
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : code;
+    throw new InputError('open', `cannot open ${path}: ${why}`, undefined, { cause: err });
+  }
+  const stat = await fh.stat();
+  if (stat.isDirectory()) { await fh.close(); throw new InputError('open', `cannot open ${path}: is a directory`); }
+  const magic = new Uint8Array(2);
+  const { bytesRead } = await fh.read(magic, 0, 2, 0);
+  if (!isGzip(magic, bytesRead)) return { source: new FileSource(fh, stat.size), compressed: false };
+  await fh.close();
+  const counter = { consumed: 0, size: stat.size as number | undefined };
+  const raw = createReadStream(path, { highWaterMark: 256 * 1024 });
+  const inflated = gunzipWithLimits(raw, counter, limits);
+  return { source: new StreamSource(inflated, counter, () => { raw.destroy(); inflated.destroy(); }), compressed: true };
+}
+
+async function openStdin(limits: DecompressionLimits): Promise<OpenedSource> {
+  const stdin = process.stdin;
+  const counter = { consumed: 0, size: undefined as number | undefined };
+  const it = stdin[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const first = await it.next();
+  const head: Buffer = first.done ? Buffer.alloc(0) : first.value;
+  // Put the sniffed chunk back in front of the rest of stdin.
+  async function* rest(): AsyncGenerator<Buffer> {
+    if (head.length) yield head;
+    for (;;) { const r = await it.next(); if (r.done) return; yield r.value; }
+  }
+  const close = (): void => { stdin.destroy(); };
+  if (!isGzip(head, head.length)) {
+    const counted = (async function* (): AsyncGenerator<Buffer> {
+      for await (const chunk of rest()) { counter.consumed += chunk.length; yield chunk; }
+    })();
+    return { source: new StreamSource(counted, counter, close), compressed: false };
+  }
+  const inflated = gunzipWithLimits(Readable.from(rest()), counter, limits);
+  return { source: new StreamSource(inflated, counter, close), compressed: true };
+}

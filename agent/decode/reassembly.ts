@@ -1,0 +1,139 @@
+/**
+ * IP fragment tracking in bounded memory. Like Wireshark (IP reassembly on by
+ * default), a fragmented datagram's transport is decoded once, on the frame
+ * that completes it; other fragments carry only IP. The first bytes of the
+ * datagram (enough for transport headers and a DNS question) are kept in a
+ * pooled buffer; the rest is only accounted as byte ranges.
+ *
+ * At most `maxDatagrams` are pending; past that the oldest is evicted and
+ * counted, and datagrams older than `timeoutSec` of packet time are dropped
+ * (Linux's ipfrag_time is 30 s).
+ */
+import { Anomaly, type AnomalyCounters } from './anomaly.js';
+
+/** Bytes of each datagram kept for decoding its headers once complete. */
+export const HEAD_BYTES = 1024;
+
+class Pending {
+  readonly src = new Uint32Array(4);
+  readonly dst = new Uint32Array(4);
+  version = 0;
+  id = 0;
+  proto = 0;
+  firstTs = 0;
+  /** Datagram payload length once the last fragment is seen, else -1. */
+  total = -1;
+  /** Sorted, merged [start, end) byte ranges received. */
+  readonly ranges: number[] = [];
+  readonly head = new Uint8Array(HEAD_BYTES);
+  headLen = 0;
+  hash = 0;
+}
+
+export class Reassembler {
+  private readonly pending = new Map<number, Pending>();
+  private readonly free: Pending[] = [];
+  /** Buffer and length of the datagram completed by the last `add`. */
+  completed: Uint8Array = new Uint8Array(0);
+  completedCapLen = 0;
+
+  constructor(
+    private readonly maxDatagrams: number,
+    private readonly timeoutSec: number,
+    private readonly anomalies: AnomalyCounters,
+  ) {}
+
+  get size(): number { return this.pending.size; }
+
+  /**
+   * Adds a fragment whose payload bytes are all captured. Returns the length of
+   * the datagram's payload when this fragment completes it (its first bytes
+   * are then in `completed`), else -1.
+   */
+  add(version: number, src: Uint32Array, dst: Uint32Array, id: number, proto: number, ts: number,
+    offset: number, more: boolean, d: Uint8Array, payloadOff: number, payloadLen: number): number {
+    let hash = (id * 31 + proto + version * 7) | 0;
+    for (let i = 0; i < 4; i++) hash = (Math.imul(hash, 16777619) ^ src[i]! ^ Math.imul(dst[i]!, 3)) | 0;
+    let entry = this.pending.get(hash);
+    while (entry !== undefined && !this.matches(entry, version, src, dst, id, proto)) {
+      hash = (hash + 1) | 0; // open addressing over the Map's keys
+      entry = this.pending.get(hash);
+    }
+    if (entry !== undefined && ts - entry.firstTs > this.timeoutSec) {
+      this.anomalies.add(Anomaly['ip.reassembly_timeout']);
+      this.release(entry);
+      entry = undefined;
+    }
+    if (entry === undefined) entry = this.create(hash, version, src, dst, id, proto, ts);
+    if (!more) entry.total = offset + payloadLen;
+    if (offset < HEAD_BYTES) {
+      const n = Math.min(payloadLen, HEAD_BYTES - offset);
+      entry.head.set(d.subarray(payloadOff, payloadOff + n), offset);
+      if (offset + n > entry.headLen) entry.headLen = offset + n;
+    }
+    if (this.insertRange(entry.ranges, offset, offset + payloadLen)) this.anomalies.add(Anomaly['ip.fragment_overlap']);
+    if (entry.total < 0 || entry.ranges.length !== 2 || entry.ranges[0] !== 0 || entry.ranges[1]! < entry.total) return -1;
+    const total = entry.total;
+    // Hand the head out through a spare buffer so the entry can be recycled now.
+    this.completed = entry.head;
+    this.completedCapLen = Math.min(entry.headLen, total);
+    this.pending.delete(entry.hash);
+    this.free.push(entry);
+    return total;
+  }
+
+  private matches(e: Pending, version: number, src: Uint32Array, dst: Uint32Array, id: number, proto: number): boolean {
+    if (e.version !== version || e.id !== id || e.proto !== proto) return false;
+    for (let i = 0; i < 4; i++) if (e.src[i] !== src[i] || e.dst[i] !== dst[i]) return false;
+    return true;
+  }
+
+  private create(hash: number, version: number, src: Uint32Array, dst: Uint32Array, id: number, proto: number, ts: number): Pending {
+    this.expire(ts);
+    if (this.pending.size >= this.maxDatagrams) {
+      const oldest = this.pending.values().next().value as Pending;
+      this.anomalies.add(Anomaly['ip.reassembly_evicted']);
+      this.release(oldest);
+    }
+    const e = this.free.pop() ?? new Pending();
+    e.version = version; e.id = id; e.proto = proto; e.firstTs = ts; e.total = -1;
+    e.ranges.length = 0; e.headLen = 0; e.hash = hash;
+    e.src.set(src); e.dst.set(dst);
+    this.pending.set(hash, e);
+    return e;
+  }
+
+  /** Drops datagrams that timed out; the Map iterates oldest first. */
+  private expire(ts: number): void {
+    for (const e of this.pending.values()) {
+      if (ts - e.firstTs <= this.timeoutSec) break;
+      this.anomalies.add(Anomaly['ip.reassembly_timeout']);
+      this.release(e);
+    }
+  }
+
+  private release(e: Pending): void {
+    this.pending.delete(e.hash);
+    // The completed buffer may alias this entry's head; keep the pool small enough to matter little.
+    if (this.free.length < 64) this.free.push(e);
+  }
+
+  /** Merges [start, end) into sorted ranges; returns true if it overlapped bytes already held. */
+  private insertRange(r: number[], start: number, end: number): boolean {
+    if (end <= start) return false;
+    let overlap = false;
+    let i = 0;
+    while (i < r.length && r[i + 1]! < start) i += 2;
+    let s = start;
+    let e = end;
+    let j = i;
+    while (j < r.length && r[j]! <= e) {
+      if (r[j]! < e && r[j + 1]! > s) overlap = true;
+      s = Math.min(s, r[j]!);
+      e = Math.max(e, r[j + 1]!);
+      j += 2;
+    }
+    r.splice(i, j - i, s, e);
+    return overlap;
+  }
+}

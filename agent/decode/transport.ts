@@ -1,0 +1,188 @@
+/**
+ * Transport headers: TCP (with MSS, window scale, SACK and timestamp options),
+ * UDP, ICMP and ICMPv6 (type/code, echo ids, MTU, and the IP header quoted by
+ * an error message), and the hand-off to DNS.
+ *
+ * `capEnd` is the end of the captured bytes; `len` the transport length the IP
+ * header announces. They differ when the snapshot length cut the packet.
+ */
+import { Anomaly } from './anomaly.js';
+import { u16, u32 } from './bytes.js';
+import { DNS_PORT, IpProto, Proto, Transport } from './constants.js';
+import { flagAnomaly, type DecodeContext } from './context.js';
+import { decodeDns } from './dns.js';
+
+export function decodeTransport(ctx: DecodeContext, proto: number, d: Uint8Array, off: number, capEnd: number, len: number): void {
+  const view = ctx.view;
+  view.l4Data = d;
+  view.l4Off = off;
+  switch (proto) {
+    case IpProto.TCP: decodeTcp(ctx, d, off, capEnd, len); return;
+    case IpProto.UDP: decodeUdp(ctx, d, off, capEnd, len); return;
+    case IpProto.ICMP: decodeIcmp(ctx, d, off, capEnd, len, false); return;
+    case IpProto.ICMPV6: decodeIcmp(ctx, d, off, capEnd, len, true); return;
+    default: view.transport = Transport.OTHER_IP;
+  }
+}
+
+function decodeTcp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number): void {
+  const view = ctx.view;
+  const avail = capEnd - off;
+  if (avail < 4) { flagAnomaly(ctx, Anomaly['tcp.truncated']); return; }
+  view.present |= Proto.TCP;
+  view.srcPort = u16(d, off);
+  view.dstPort = u16(d, off + 2);
+  if (avail < 20) { flagAnomaly(ctx, Anomaly['tcp.truncated']); return; }
+  const hl = (d[off + 12]! >> 4) * 4;
+  if (hl < 20 || hl > len) { flagAnomaly(ctx, Anomaly['tcp.bad_data_offset']); return; }
+  view.transport = Transport.TCP;
+  view.seq = u32(d, off + 4);
+  view.ack = u32(d, off + 8);
+  view.tcpFlags = ((d[off + 12]! & 0x01) << 8) | d[off + 13]!;
+  view.window = u16(d, off + 14);
+  view.urgent = u16(d, off + 18);
+  view.tcpHeaderLen = hl;
+  view.payloadOff = off + hl;
+  view.payloadLen = len - hl;
+  view.payloadCapLen = Math.max(0, Math.min(capEnd, off + len) - off - hl);
+  if (hl > 20) decodeTcpOptions(ctx, d, off + 20, Math.min(off + hl, capEnd), off + hl > capEnd);
+  if ((view.srcPort === DNS_PORT || view.dstPort === DNS_PORT) && view.payloadCapLen >= 2) {
+    // DNS over TCP: a 2-byte length, then the message. Only messages whole in this segment are decoded.
+    const p = view.payloadOff;
+    const msgLen = u16(d, p);
+    if (msgLen >= 12 && msgLen + 2 <= view.payloadLen) decodeDns(ctx, d, p + 2, capEnd, msgLen, true);
+  }
+}
+
+function decodeTcpOptions(ctx: DecodeContext, d: Uint8Array, start: number, end: number, cut: boolean): void {
+  const view = ctx.view;
+  let o = start;
+  while (o < end) {
+    const kind = d[o]!;
+    if (kind === 0) return; // end of option list
+    if (kind === 1) { o++; continue; } // NOP
+    if (o + 1 >= end) { flagAnomaly(ctx, Anomaly['tcp.options_truncated']); return; }
+    const olen = d[o + 1]!;
+    if (olen < 2 || o + olen > end) { flagAnomaly(ctx, Anomaly['tcp.options_truncated']); return; }
+    switch (kind) {
+      case 2: if (olen === 4) view.mss = u16(d, o + 2); break;
+      case 3: if (olen === 3) view.wscale = d[o + 2]!; break;
+      case 4: view.sackPermitted = true; break;
+      case 5: {
+        const blocks = Math.min(4, (olen - 2) >> 3);
+        for (let i = 0; i < blocks; i++) {
+          view.sack[i * 2] = u32(d, o + 2 + i * 8);
+          view.sack[i * 2 + 1] = u32(d, o + 6 + i * 8);
+        }
+        view.sackCount = blocks;
+        break;
+      }
+      case 8: if (olen === 10) { view.tsVal = u32(d, o + 2); view.tsEcr = u32(d, o + 6); } break;
+      default: break;
+    }
+    o += olen;
+  }
+  if (cut) flagAnomaly(ctx, Anomaly['tcp.options_truncated']);
+}
+
+function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number): void {
+  const view = ctx.view;
+  if (capEnd - off < 8) { flagAnomaly(ctx, Anomaly['udp.truncated']); return; }
+  view.present |= Proto.UDP;
+  view.transport = Transport.UDP;
+  view.srcPort = u16(d, off);
+  view.dstPort = u16(d, off + 2);
+  let udpLen = u16(d, off + 4);
+  if (udpLen < 8 || udpLen > len) {
+    // Wireshark flags the length and dissects what the IP header allows.
+    if (!(udpLen === 0 && len > 0xffff)) flagAnomaly(ctx, Anomaly['udp.bad_length']);
+    udpLen = len;
+  }
+  view.payloadOff = off + 8;
+  view.payloadLen = udpLen - 8;
+  view.payloadCapLen = Math.max(0, Math.min(capEnd, off + udpLen) - off - 8);
+  if ((view.srcPort === DNS_PORT || view.dstPort === DNS_PORT) && view.payloadLen > 0) {
+    decodeDns(ctx, d, off + 8, capEnd, view.payloadLen, true);
+  }
+}
+
+/** ICMPv4 types that quote the offending datagram (RFC 792): unreachable, source quench, redirect, time exceeded, parameter problem. */
+const isIcmpError = (type: number): boolean => type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+
+function decodeIcmp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number, v6: boolean): void {
+  const view = ctx.view;
+  if (capEnd - off < 4) { flagAnomaly(ctx, v6 ? Anomaly['icmpv6.truncated'] : Anomaly['icmp.truncated']); return; }
+  view.present |= v6 ? Proto.ICMPV6 : Proto.ICMP;
+  view.transport = v6 ? Transport.ICMPV6 : Transport.ICMP;
+  const type = d[off]!;
+  view.icmpType = type;
+  view.icmpCode = d[off + 1]!;
+  view.payloadOff = off + 8;
+  view.payloadLen = Math.max(0, len - 8);
+  view.payloadCapLen = Math.max(0, Math.min(capEnd, off + len) - off - 8);
+  if (capEnd - off < 8) return;
+  const error = v6 ? type >= 1 && type <= 4 : isIcmpError(type);
+  if (!error) {
+    view.icmpId = u16(d, off + 4);
+    view.icmpSeq = u16(d, off + 6);
+    return;
+  }
+  if (v6 ? type === 2 : type === 3 && view.icmpCode === 4) view.icmpMtu = v6 ? u32(d, off + 4) : u16(d, off + 6);
+  decodeQuoted(ctx, d, off + 8, Math.min(capEnd, off + len));
+}
+
+/**
+ * The IP header (and first transport bytes) quoted by an ICMP error. Only
+ * addresses, protocol and ports are kept; protocols found are marked present,
+ * as Wireshark's display filters match quoted headers too.
+ */
+function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, end: number): void {
+  const view = ctx.view;
+  if (end - off < 1) return;
+  const version = d[off]! >> 4;
+  let l4 = 0;
+  let proto = 0;
+  let fragOffset = 0;
+  if (version === 4) {
+    if (end - off < 20) { view.present |= Proto.IP; flagAnomaly(ctx, Anomaly['icmp.quoted_truncated']); return; }
+    const ihl = (d[off]! & 0x0f) * 4;
+    if (ihl < 20) { view.present |= Proto.IP; return; }
+    view.present |= Proto.IP;
+    view.innerIpVersion = 4;
+    proto = d[off + 9]!;
+    const frag = u16(d, off + 6);
+    fragOffset = (frag & 0x1fff) * 8;
+    if (frag & 0x2000 || fragOffset) view.present |= Proto.IP_FRAGMENT;
+    view.innerSrc[0] = u32(d, off + 12);
+    view.innerDst[0] = u32(d, off + 16);
+    l4 = off + ihl;
+  } else if (version === 6) {
+    view.present |= Proto.IPV6;
+    if (end - off < 40) { flagAnomaly(ctx, Anomaly['icmp.quoted_truncated']); return; }
+    view.innerIpVersion = 6;
+    proto = d[off + 6]!;
+    for (let i = 0; i < 4; i++) {
+      view.innerSrc[i] = u32(d, off + 8 + i * 4);
+      view.innerDst[i] = u32(d, off + 24 + i * 4);
+    }
+    l4 = off + 40;
+  } else {
+    return;
+  }
+  view.innerProto = proto;
+  if (fragOffset !== 0) return;
+  const avail = end - l4;
+  if (proto === IpProto.TCP || proto === IpProto.UDP) {
+    if (avail < 4) return;
+    view.innerSrcPort = u16(d, l4);
+    view.innerDstPort = u16(d, l4 + 2);
+    if (proto === IpProto.TCP) { view.present |= Proto.TCP; return; }
+    if (avail < 8) return;
+    view.present |= Proto.UDP;
+    if ((view.innerSrcPort === DNS_PORT || view.innerDstPort === DNS_PORT) && avail > 8) decodeDns(ctx, d, l4 + 8, end, avail - 8, false);
+  } else if (proto === IpProto.ICMP && avail >= 4) {
+    view.present |= Proto.ICMP;
+  } else if (proto === IpProto.ICMPV6 && avail >= 4) {
+    view.present |= Proto.ICMPV6;
+  }
+}

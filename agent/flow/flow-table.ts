@@ -1,0 +1,405 @@
+/**
+ * Flow table in typed arrays: open addressing on a symmetric hash of the
+ * 5-tuple (both directions map to one flow), no per-packet allocation, a hard
+ * cap on live flows, idle timeouts per protocol and TCP state measured in
+ * packet time, and one LRU list per timeout class so expiry and eviction only
+ * look at list heads.
+ *
+ * TCP streams follow Wireshark's tcp.stream rule for port reuse: a SYN whose
+ * sequence number differs from the first one seen from that side starts a new
+ * flow. The VLAN and interface are not part of the key, as in Wireshark's
+ * conversations.
+ */
+import type { FlowTimeouts } from '../../common/config.js';
+import { TcpFlag, Transport } from '../decode/constants.js';
+import type { PacketView } from '../decode/packet-view.js';
+
+export const FlowState = {
+  /** Non-TCP flow. */
+  OPEN: 0,
+  SYN_SENT: 1,
+  SYN_RECEIVED: 2,
+  ESTABLISHED: 3,
+  /** FIN seen from one side. */
+  CLOSING: 4,
+  /** FIN seen from both sides. */
+  CLOSED: 5,
+  RESET: 6,
+} as const;
+export const FLOW_STATE_NAMES = ['open', 'syn_sent', 'syn_received', 'established', 'closing', 'closed', 'reset'] as const;
+
+export const EndReason = { IDLE: 0, EVICTED: 1, END_OF_INPUT: 2, PORT_REUSE: 3 } as const;
+export type EndReasonCode = (typeof EndReason)[keyof typeof EndReason];
+
+/** Direction of a packet within its flow. */
+export const Dir = { CLIENT_TO_SERVER: 0, SERVER_TO_CLIENT: 1 } as const;
+
+// Timeout classes, one LRU list each.
+const L_TCP_HANDSHAKE = 0;
+const L_TCP_ESTABLISHED = 1;
+const L_TCP_CLOSED = 2;
+const L_UDP = 3;
+const L_ICMP = 4;
+const L_OTHER = 5;
+const LISTS = 6;
+
+const NIL = -1;
+
+export interface FlowTableOptions {
+  maxFlows: number;
+  timeouts: FlowTimeouts;
+}
+
+/** Hooks for whoever keeps per-flow state indexed by slot (analyzers, the report). */
+export interface FlowListener {
+  onFlowStart?(slot: number): void;
+  onFlowEnd?(slot: number, reason: EndReasonCode): void;
+}
+
+export class FlowTable {
+  readonly capacity: number;
+  // key (canonical order: side A is the lower address/port)
+  readonly version: Uint8Array;
+  readonly proto: Uint8Array;
+  readonly addrA: Uint32Array;
+  readonly addrB: Uint32Array;
+  readonly portA: Uint16Array;
+  readonly portB: Uint16Array;
+  private readonly hash: Int32Array;
+  /** 1 when the client is side A. */
+  readonly clientIsA: Uint8Array;
+  readonly state: Uint8Array;
+  readonly firstTs: Float64Array;
+  readonly lastTs: Float64Array;
+  /** Per direction (slot * 2 + Dir). */
+  readonly packets: Float64Array;
+  readonly bytes: Float64Array;
+  /** Per direction: first sequence number seen (Wireshark's base_seq) and whether it is set. */
+  private readonly baseSeq: Float64Array;
+  private readonly finSeen: Uint8Array;
+  /** Index of this flow among flows of its protocol (tcp.stream / udp.stream numbering). */
+  readonly streamIndex: Float64Array;
+  private readonly inUse: Uint8Array;
+
+  private readonly index: Int32Array; // hash slot -> flow slot + 1, 0 = empty
+  private readonly mask: number;
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  private readonly list: Uint8Array;
+  private readonly heads = new Int32Array(LISTS).fill(NIL);
+  private readonly tails = new Int32Array(LISTS).fill(NIL);
+  private readonly timeoutOf: Float64Array;
+  private freeTop: number;
+  private readonly freeSlots: Int32Array;
+  private lastSweep = -Infinity;
+
+  /** Live flows. */
+  active = 0;
+  /** Flows created, by transport. */
+  tcpStreams = 0;
+  udpStreams = 0;
+  otherFlows = 0;
+  /** Flows ended by idle timeout, and evicted because the table was full. */
+  expired = 0;
+  evicted = 0;
+  /** Direction of the last packet passed to `update`. */
+  dir = 0;
+
+  private listener: FlowListener | undefined;
+
+  constructor(options: FlowTableOptions) {
+    const n = options.maxFlows;
+    this.capacity = n;
+    this.version = new Uint8Array(n);
+    this.proto = new Uint8Array(n);
+    this.addrA = new Uint32Array(n * 4);
+    this.addrB = new Uint32Array(n * 4);
+    this.portA = new Uint16Array(n);
+    this.portB = new Uint16Array(n);
+    this.hash = new Int32Array(n);
+    this.clientIsA = new Uint8Array(n);
+    this.state = new Uint8Array(n);
+    this.firstTs = new Float64Array(n);
+    this.lastTs = new Float64Array(n);
+    this.packets = new Float64Array(n * 2);
+    this.bytes = new Float64Array(n * 2);
+    this.baseSeq = new Float64Array(n * 2);
+    this.finSeen = new Uint8Array(n);
+    this.streamIndex = new Float64Array(n);
+    this.inUse = new Uint8Array(n);
+    let size = 1;
+    while (size < n * 2) size <<= 1;
+    this.index = new Int32Array(size);
+    this.mask = size - 1;
+    this.prev = new Int32Array(n);
+    this.next = new Int32Array(n);
+    this.list = new Uint8Array(n);
+    this.freeSlots = new Int32Array(n);
+    for (let i = 0; i < n; i++) this.freeSlots[i] = n - 1 - i;
+    this.freeTop = n;
+    const t = options.timeouts;
+    this.timeoutOf = Float64Array.of(t.tcpHandshake, t.tcpEstablished, t.tcpClosed, t.udp, t.icmp, t.other);
+  }
+
+  setListener(listener: FlowListener): void { this.listener = listener; }
+
+  /**
+   * Finds or creates the flow of an IP packet and updates it. Returns the flow
+   * slot, or -1 for frames without an IP transport. `dir` is set.
+   */
+  update(v: PacketView): number {
+    if (v.ipVersion === 0 || v.transport === Transport.NONE) return -1;
+    const ts = v.ts;
+    if (ts - this.lastSweep >= 1 || ts < this.lastSweep) { this.expire(ts); this.lastSweep = ts; }
+    const proto = v.transport === Transport.OTHER_IP ? v.ipProto : v.transport;
+    let sport = v.srcPort;
+    let dport = v.dstPort;
+    if (proto === Transport.ICMP || proto === Transport.ICMPV6) {
+      // Echo request/reply pairs share a flow per identifier; other ICMP is one flow per host pair.
+      const echo = proto === Transport.ICMP ? v.icmpType === 8 || v.icmpType === 0 : v.icmpType === 128 || v.icmpType === 129;
+      sport = dport = echo ? v.icmpId : 0;
+    }
+    const srcIsA = compareEndpoints(v.src, sport, v.dst, dport) <= 0;
+    const a = srcIsA ? v.src : v.dst;
+    const b = srcIsA ? v.dst : v.src;
+    const pa = srcIsA ? sport : dport;
+    const pb = srcIsA ? dport : sport;
+    const h = hashKey(v.ipVersion, proto, a, b, pa, pb);
+    let slot = this.find(h, v.ipVersion, proto, a, b, pa, pb);
+    if (slot >= 0 && proto === Transport.TCP && this.isPortReuse(slot, v, srcIsA)) {
+      this.end(slot, EndReason.PORT_REUSE);
+      slot = -1;
+    }
+    if (slot < 0) slot = this.create(h, v, proto, a, b, pa, pb, srcIsA);
+    const dir = (this.clientIsA[slot] === 1) === srcIsA ? Dir.CLIENT_TO_SERVER : Dir.SERVER_TO_CLIENT;
+    this.dir = dir;
+    const di = slot * 2 + dir;
+    this.packets[di]++;
+    this.bytes[di] += v.wireLen;
+    if (ts > this.lastTs[slot]!) this.lastTs[slot] = ts;
+    if (proto === Transport.TCP) this.trackTcp(slot, v, dir);
+    this.touch(slot);
+    return slot;
+  }
+
+  /** Wireshark: a SYN (without ACK) whose seq differs from that side's base_seq starts a new conversation. */
+  private isPortReuse(slot: number, v: PacketView, srcIsA: boolean): boolean {
+    if ((v.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return false;
+    const dir = (this.clientIsA[slot] === 1) === srcIsA ? 0 : 1;
+    const base = this.baseSeq[slot * 2 + dir]!;
+    return base >= 0 && base !== v.seq;
+  }
+
+  private trackTcp(slot: number, v: PacketView, dir: number): void {
+    const flags = v.tcpFlags;
+    const di = slot * 2 + dir;
+    if (this.baseSeq[di]! < 0) this.baseSeq[di] = v.seq;
+    const s = this.state[slot]!;
+    if (flags & TcpFlag.RST) {
+      this.state[slot] = FlowState.RESET;
+    } else if (flags & TcpFlag.SYN) {
+      if (flags & TcpFlag.ACK) { if (s === FlowState.SYN_SENT) this.state[slot] = FlowState.SYN_RECEIVED; }
+    } else if (flags & TcpFlag.FIN) {
+      this.finSeen[slot]! |= 1 << dir;
+      if (s !== FlowState.RESET) this.state[slot] = this.finSeen[slot] === 3 ? FlowState.CLOSED : FlowState.CLOSING;
+    } else if (s === FlowState.SYN_RECEIVED && dir === Dir.CLIENT_TO_SERVER && flags & TcpFlag.ACK) {
+      this.state[slot] = FlowState.ESTABLISHED;
+    } else if (s === FlowState.SYN_SENT && dir === Dir.SERVER_TO_CLIENT && !(flags & TcpFlag.SYN)) {
+      // Data from the server without a captured SYN/ACK: the handshake happened out of sight.
+      this.state[slot] = FlowState.ESTABLISHED;
+    }
+    const list = this.listFor(slot);
+    if (list !== this.list[slot]) { this.unlink(slot); this.list[slot] = list; this.append(slot); }
+  }
+
+  private listFor(slot: number): number {
+    switch (this.proto[slot]) {
+      case Transport.TCP: {
+        const s = this.state[slot];
+        return s === FlowState.SYN_SENT || s === FlowState.SYN_RECEIVED ? L_TCP_HANDSHAKE
+          : s === FlowState.CLOSED || s === FlowState.RESET ? L_TCP_CLOSED : L_TCP_ESTABLISHED;
+      }
+      case Transport.UDP: return L_UDP;
+      case Transport.ICMP: case Transport.ICMPV6: return L_ICMP;
+      default: return L_OTHER;
+    }
+  }
+
+  private find(h: number, version: number, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number): number {
+    const mask = this.mask;
+    for (let i = h & mask; ; i = (i + 1) & mask) {
+      const entry = this.index[i]!;
+      if (entry === 0) return -1;
+      const slot = entry - 1;
+      if (this.hash[slot] === h && this.version[slot] === version && this.proto[slot] === proto &&
+        this.portA[slot] === pa && this.portB[slot] === pb && this.sameAddrs(slot, a, b)) return slot;
+    }
+  }
+
+  private sameAddrs(slot: number, a: Uint32Array, b: Uint32Array): boolean {
+    const o = slot * 4;
+    return this.addrA[o] === a[0] && this.addrB[o] === b[0] && this.addrA[o + 1] === a[1] && this.addrB[o + 1] === b[1] &&
+      this.addrA[o + 2] === a[2] && this.addrB[o + 2] === b[2] && this.addrA[o + 3] === a[3] && this.addrB[o + 3] === b[3];
+  }
+
+  private create(h: number, v: PacketView, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number, srcIsA: boolean): number {
+    if (this.freeTop === 0) this.evictOldest();
+    const slot = this.freeSlots[--this.freeTop]!;
+    this.inUse[slot] = 1;
+    this.version[slot] = v.ipVersion;
+    this.proto[slot] = proto;
+    this.addrA.set(a, slot * 4);
+    this.addrB.set(b, slot * 4);
+    this.portA[slot] = pa;
+    this.portB[slot] = pb;
+    this.hash[slot] = h;
+    this.clientIsA[slot] = this.clientIsSource(v, proto) === srcIsA ? 1 : 0;
+    this.firstTs[slot] = v.ts;
+    this.lastTs[slot] = v.ts;
+    this.packets[slot * 2] = this.packets[slot * 2 + 1] = 0;
+    this.bytes[slot * 2] = this.bytes[slot * 2 + 1] = 0;
+    this.baseSeq[slot * 2] = this.baseSeq[slot * 2 + 1] = -1;
+    this.finSeen[slot] = 0;
+    if (proto === Transport.TCP) {
+      const syn = v.tcpFlags & TcpFlag.SYN;
+      this.state[slot] = syn && !(v.tcpFlags & TcpFlag.ACK) ? FlowState.SYN_SENT
+        : syn ? FlowState.SYN_RECEIVED : FlowState.ESTABLISHED;
+      this.streamIndex[slot] = this.tcpStreams++;
+    } else {
+      this.state[slot] = FlowState.OPEN;
+      this.streamIndex[slot] = proto === Transport.UDP ? this.udpStreams++ : this.otherFlows++;
+    }
+    this.list[slot] = this.listFor(slot);
+    this.append(slot);
+    this.insertIndex(slot, h);
+    this.active++;
+    this.listener?.onFlowStart?.(slot);
+    return slot;
+  }
+
+  /**
+   * Whether the first packet's source is the client: TCP from the SYN (a SYN/ACK
+   * comes from the server), otherwise the first sender, except that UDP from a
+   * well-known port to an ephemeral one is taken as a server's reply.
+   */
+  private clientIsSource(v: PacketView, proto: number): boolean {
+    if (proto === Transport.TCP) return (v.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== (TcpFlag.SYN | TcpFlag.ACK);
+    if (proto === Transport.UDP) return !(v.srcPort < 1024 && v.dstPort >= 1024);
+    return true;
+  }
+
+  private insertIndex(slot: number, h: number): void {
+    const mask = this.mask;
+    let i = h & mask;
+    while (this.index[i] !== 0) i = (i + 1) & mask;
+    this.index[i] = slot + 1;
+  }
+
+  /** Linear-probing deletion with backward shift (no tombstones, so lookups stay short). */
+  private removeIndex(slot: number): void {
+    const mask = this.mask;
+    let i = this.hash[slot]! & mask;
+    while (this.index[i] !== slot + 1) i = (i + 1) & mask;
+    let j = i;
+    for (;;) {
+      j = (j + 1) & mask;
+      const entry = this.index[j]!;
+      if (entry === 0) break;
+      const home = this.hash[entry - 1]! & mask;
+      // Move entry j into the hole at i if its home position is not in (i, j].
+      if (i <= j ? home <= i || home > j : home <= i && home > j) {
+        this.index[i] = entry;
+        i = j;
+      }
+    }
+    this.index[i] = 0;
+  }
+
+  private append(slot: number): void {
+    const l = this.list[slot]!;
+    const tail = this.tails[l]!;
+    this.prev[slot] = tail;
+    this.next[slot] = NIL;
+    if (tail === NIL) this.heads[l] = slot; else this.next[tail] = slot;
+    this.tails[l] = slot;
+  }
+
+  private unlink(slot: number): void {
+    const l = this.list[slot]!;
+    const p = this.prev[slot]!;
+    const n = this.next[slot]!;
+    if (p === NIL) this.heads[l] = n; else this.next[p] = n;
+    if (n === NIL) this.tails[l] = p; else this.prev[n] = p;
+  }
+
+  private touch(slot: number): void {
+    if (this.tails[this.list[slot]!] === slot) return;
+    this.unlink(slot);
+    this.append(slot);
+  }
+
+  /** Ends flows idle for longer than their class's timeout, in packet time. */
+  expire(now: number): void {
+    for (let l = 0; l < LISTS; l++) {
+      const timeout = this.timeoutOf[l]!;
+      for (let slot = this.heads[l]!; slot !== NIL && now - this.lastTs[slot]! > timeout; slot = this.heads[l]!) {
+        this.expired++;
+        this.end(slot, EndReason.IDLE);
+      }
+    }
+  }
+
+  private evictOldest(): void {
+    let victim = NIL;
+    for (let l = 0; l < LISTS; l++) {
+      const h = this.heads[l]!;
+      if (h !== NIL && (victim === NIL || this.lastTs[h]! < this.lastTs[victim]!)) victim = h;
+    }
+    this.evicted++;
+    this.end(victim, EndReason.EVICTED);
+  }
+
+  private end(slot: number, reason: EndReasonCode): void {
+    this.listener?.onFlowEnd?.(slot, reason);
+    this.unlink(slot);
+    this.removeIndex(slot);
+    this.inUse[slot] = 0;
+    this.freeSlots[this.freeTop++] = slot;
+    this.active--;
+  }
+
+  /** Ends every live flow (end of input), oldest first. */
+  endAll(): void {
+    for (let l = 0; l < LISTS; l++) {
+      while (this.heads[l] !== NIL) this.end(this.heads[l]!, EndReason.END_OF_INPUT);
+    }
+  }
+
+  /** Client address words of a flow (side A or B storage), for reporting. */
+  clientAddr(slot: number): Uint32Array {
+    return this.clientIsA[slot] ? this.addrA.subarray(slot * 4, slot * 4 + 4) : this.addrB.subarray(slot * 4, slot * 4 + 4);
+  }
+  serverAddr(slot: number): Uint32Array {
+    return this.clientIsA[slot] ? this.addrB.subarray(slot * 4, slot * 4 + 4) : this.addrA.subarray(slot * 4, slot * 4 + 4);
+  }
+  clientPort(slot: number): number { return this.clientIsA[slot] ? this.portA[slot]! : this.portB[slot]!; }
+  serverPort(slot: number): number { return this.clientIsA[slot] ? this.portB[slot]! : this.portA[slot]!; }
+}
+
+/** Orders endpoints so both directions give the same key: negative when (a, pa) sorts first. */
+function compareEndpoints(a: Uint32Array, pa: number, b: Uint32Array, pb: number): number {
+  for (let i = 0; i < 4; i++) if (a[i] !== b[i]) return a[i]! < b[i]! ? -1 : 1;
+  return pa - pb;
+}
+
+/** FNV-1a over the canonical key words. */
+function hashKey(version: number, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number): number {
+  let h = 0x811c9dc5 ^ (version << 8 | proto);
+  h = Math.imul(h, 16777619);
+  for (let i = 0; i < 4; i++) {
+    h = Math.imul(h ^ a[i]!, 16777619);
+    h = Math.imul(h ^ b[i]!, 16777619);
+  }
+  h = Math.imul(h ^ (pa << 16 | pb), 16777619);
+  return (h ^ (h >>> 15)) | 0;
+}

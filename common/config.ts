@@ -1,0 +1,178 @@
+/**
+ * One configuration schema: the defaults below are the documented values in
+ * config.yaml (a test keeps the two equal), `loadConfig` validates a YAML file
+ * against them (unknown keys and wrong types are errors naming the key path)
+ * and returns a frozen object.
+ */
+import { readFileSync } from 'node:fs';
+import { load as loadYaml } from 'js-yaml';
+import { ConfigError } from './errors.js';
+
+export interface FlowTimeouts {
+  /** TCP flow that has not completed its handshake (SYN seen, no answer). */
+  tcpHandshake: number;
+  /** TCP flow with a completed handshake, or whose handshake was not captured. */
+  tcpEstablished: number;
+  /** TCP flow after FIN from both sides or a RST. */
+  tcpClosed: number;
+  udp: number;
+  icmp: number;
+  other: number;
+}
+
+export interface Config {
+  input: {
+    /** Stop with an error when a compressed capture inflates past this many bytes. */
+    maxDecompressedBytes: number;
+    /** Stop with an error when decompressed/compressed bytes exceeds this ratio (checked past 64 MiB). */
+    maxCompressionRatio: number;
+    /** Largest pcapng block accepted, in bytes; larger lengths are treated as corruption. */
+    maxBlockBytes: number;
+  };
+  flows: {
+    /** Hard cap on live flows; when full, the least recently active flow is evicted and counted. */
+    maxFlows: number;
+    /** Idle timeouts in seconds of packet time. */
+    timeouts: FlowTimeouts;
+    /** Pending IP datagrams being reassembled at once (IPv4 and IPv6 fragments). */
+    maxFragmentDatagrams: number;
+    /** Seconds of packet time after which an incomplete datagram is dropped. */
+    fragmentTimeout: number;
+  };
+  report: {
+    /** Number of flows listed in the report (largest by bytes). */
+    topFlows: number;
+  };
+  logging: {
+    level: string;
+    /** Replace IP and MAC addresses in log lines. */
+    redact: boolean;
+  };
+}
+
+export const DEFAULT_CONFIG: Config = {
+  input: {
+    maxDecompressedBytes: 20e9,
+    maxCompressionRatio: 1000,
+    maxBlockBytes: 16 * 1024 * 1024,
+  },
+  flows: {
+    maxFlows: 262144,
+    timeouts: {
+      tcpHandshake: 60,
+      tcpEstablished: 3600,
+      tcpClosed: 120,
+      udp: 120,
+      icmp: 60,
+      other: 120,
+    },
+    maxFragmentDatagrams: 4096,
+    fragmentTimeout: 30,
+  },
+  report: {
+    topFlows: 50,
+  },
+  logging: {
+    level: 'info',
+    redact: false,
+  },
+};
+
+/** Numeric bounds per key path: [min, max]. Every other number must be finite and >= 0. */
+const NUMBER_BOUNDS: Record<string, [number, number]> = {
+  'input.maxCompressionRatio': [1, 1e9],
+  'input.maxBlockBytes': [65536, 1024 * 1024 * 1024],
+  'flows.maxFlows': [16, 50_000_000],
+  'flows.maxFragmentDatagrams': [1, 10_000_000],
+  'report.topFlows': [0, 100_000],
+};
+const STRING_CHOICES: Record<string, readonly string[]> = {
+  'logging.level': ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+};
+
+type Plain = { [key: string]: unknown };
+const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function merge(defaults: Plain, user: unknown, path: string): Plain {
+  if (user === undefined || user === null) return structuredClone(defaults);
+  if (!isPlain(user)) throw new ConfigError(path || '(root)', `expected a mapping, got ${describe(user)}`);
+  for (const key of Object.keys(user)) {
+    if (!(key in defaults)) {
+      const where = path ? `${path}.${key}` : key;
+      throw new ConfigError(where, `unknown key (known: ${Object.keys(defaults).join(', ')})`);
+    }
+  }
+  const out: Plain = {};
+  for (const [key, dflt] of Object.entries(defaults)) {
+    const where = path ? `${path}.${key}` : key;
+    const given = user[key];
+    if (isPlain(dflt)) { out[key] = merge(dflt, given, where); continue; }
+    if (given === undefined || given === null) { out[key] = structuredClone(dflt); continue; }
+    out[key] = checkLeaf(where, dflt, given);
+  }
+  return out;
+}
+
+function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
+  if (typeof dflt === 'number') {
+    if (typeof given !== 'number' || !Number.isFinite(given)) throw new ConfigError(key, `expected a number, got ${describe(given)}`);
+    const [min, max] = NUMBER_BOUNDS[key] ?? [0, Number.MAX_SAFE_INTEGER];
+    if (given < min || given > max) throw new ConfigError(key, `${given} is out of range [${min}, ${max}]`);
+    return given;
+  }
+  if (typeof dflt === 'boolean') {
+    if (typeof given !== 'boolean') throw new ConfigError(key, `expected true or false, got ${describe(given)}`);
+    return given;
+  }
+  if (typeof dflt === 'string') {
+    if (typeof given !== 'string') throw new ConfigError(key, `expected a string, got ${describe(given)}`);
+    const choices = STRING_CHOICES[key];
+    if (choices && !choices.includes(given)) throw new ConfigError(key, `"${given}" is not one of ${choices.join(', ')}`);
+    return given;
+  }
+  if (Array.isArray(dflt)) {
+    if (!Array.isArray(given)) throw new ConfigError(key, `expected a list, got ${describe(given)}`);
+    return given;
+  }
+  throw new ConfigError(key, 'unsupported value');
+}
+
+function describe(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (v === null) return 'null';
+  if (typeof v === 'string') return `"${v.length > 40 ? `${v.slice(0, 40)}…` : v}"`;
+  return typeof v === 'object' ? 'a mapping' : String(v);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/** Validates a parsed YAML document (or nothing) against the schema. */
+export function buildConfig(document: unknown): Readonly<Config> {
+  return deepFreeze(merge(DEFAULT_CONFIG as unknown as Plain, document, '') as unknown as Config);
+}
+
+/** Reads and validates a YAML config file; no path means the built-in defaults. */
+export function loadConfig(path?: string): Readonly<Config> {
+  if (path === undefined) return buildConfig(undefined);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError('(file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+  }
+  let document: unknown;
+  try {
+    document = loadYaml(text);
+  } catch (err) {
+    const mark = (err as { mark?: { line: number; column: number } }).mark;
+    const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : '';
+    throw new ConfigError('(file)', `${path} is not valid YAML${where}`, { cause: err });
+  }
+  return buildConfig(document);
+}

@@ -28,10 +28,30 @@ export function formatAddress(version: number, words: ArrayLike<number>): string
   return version === 6 ? formatIPv6(words) : formatIPv4(words[0]!);
 }
 
-/** ISO-8601 UTC with microseconds, from whole seconds and nanoseconds. */
+/**
+ * ISO-8601 UTC with microseconds, from whole seconds and nanoseconds. Works
+ * for any year (captures carry garbage timestamps too: years past 9999 use the
+ * expanded `+YYYYYY` form) where Date would throw.
+ */
 export function isoTime(sec: number, nsec = 0): string {
-  const whole = new Date(sec * 1000).toISOString(); // 2024-01-02T03:04:05.000Z
-  return `${whole.slice(0, 19)}.${String(Math.floor(nsec / 1000)).padStart(6, '0')}Z`;
+  const days = Math.floor(sec / 86400);
+  const rem = sec - days * 86400;
+  // Days to civil date: Howard Hinnant's algorithm, proleptic Gregorian.
+  const z = days + 719468;
+  const era = Math.floor(z / 146097);
+  const doe = z - era * 146097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36524) - Math.floor(doe / 146096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const day = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const month = mp < 10 ? mp + 3 : mp - 9;
+  const year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const yearText = year >= 0 && year <= 9999 ? String(year).padStart(4, '0') : `${year < 0 ? '-' : '+'}${String(Math.abs(year)).padStart(6, '0')}`;
+  const two = (n: number): string => String(n).padStart(2, '0');
+  const h = Math.floor(rem / 3600);
+  const m = Math.floor((rem % 3600) / 60);
+  const s = rem % 60;
+  return `${yearText}-${two(month)}-${two(day)}T${two(h)}:${two(m)}:${two(s)}.${String(Math.floor(nsec / 1000)).padStart(6, '0')}Z`;
 }
 
 /** ISO-8601 from seconds as a double (microsecond precision). */

@@ -205,7 +205,7 @@ export class CaptureReader {
     const capLen = v.getUint32(p + 8, little);
     if (capLen > MAX_PCAP_RECORD) {
       throw new InputError('record_length',
-        `record #${this.packets + 1} claims a captured length of ${capLen} bytes, more than the ${MAX_PCAP_RECORD}-byte maximum; the file is corrupt after ${this.packets} packets`,
+        `record #${this.packets + 1} claims a captured length of ${capLen} bytes, more than the ${MAX_PCAP_RECORD}-byte maximum; the file is corrupt after ${plural(this.packets, 'packet')}`,
         this.base + p);
     }
     if (avail < hdr + capLen) { this.need = hdr + capLen; return NEED_DATA; }
@@ -235,7 +235,7 @@ export class CaptureReader {
   }
 
   private corrupt(what: string, at: number): InputError {
-    return new InputError('corrupt_block', `corrupt pcapng block after ${this.packets} packets: ${what}`, this.base + at);
+    return new InputError('corrupt_block', `corrupt pcapng block after ${plural(this.packets, 'packet')}: ${what}`, this.base + at);
   }
 
   private parsePcapngBlock(): number {
@@ -379,3 +379,5 @@ export class CaptureReader {
     return this.emit(p, body + 20, capLen, v.getUint32(body + 16, this.little), iface, id);
   }
 }
+
+const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;

@@ -167,6 +167,8 @@ export function loadConfig(path?: string): Readonly<Config> {
     throw new ConfigError('(file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
   let document: unknown;
+  // js-yaml 5 refuses an empty document; an empty or comment-only file means "all defaults".
+  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return buildConfig(undefined);
   try {
     document = loadYaml(text);
   } catch (err) {

@@ -44,6 +44,8 @@ const L_OTHER = 5;
 const LISTS = 6;
 
 const NIL = -1;
+/** Seconds a single packet may move the expiry clock forward without a second packet confirming it. */
+const MAX_UNCONFIRMED_JUMP = 60;
 
 export interface FlowTableOptions {
   maxFlows: number;
@@ -71,6 +73,8 @@ export class FlowTable {
   readonly state: Uint8Array;
   readonly firstTs: Float64Array;
   readonly lastTs: Float64Array;
+  /** Expiry clock at the flow's last packet: monotonic, so each LRU list stays sorted by it. */
+  private readonly seenAt: Float64Array;
   /** Per direction (slot * 2 + Dir). */
   readonly packets: Float64Array;
   readonly bytes: Float64Array;
@@ -92,6 +96,11 @@ export class FlowTable {
   private freeTop: number;
   private readonly freeSlots: Int32Array;
   private lastSweep = -Infinity;
+  /** Packet-time clock for expiry; see `advanceClock`. */
+  private clock = -Infinity;
+  private lastAhead = false;
+  /** Flow of the last packet that was ahead of the clock, refreshed if the next packet confirms the jump. */
+  private aheadSlot = NIL;
 
   /** Live flows. */
   active = 0;
@@ -121,6 +130,7 @@ export class FlowTable {
     this.state = new Uint8Array(n);
     this.firstTs = new Float64Array(n);
     this.lastTs = new Float64Array(n);
+    this.seenAt = new Float64Array(n);
     this.packets = new Float64Array(n * 2);
     this.bytes = new Float64Array(n * 2);
     this.baseSeq = new Float64Array(n * 2);
@@ -150,7 +160,7 @@ export class FlowTable {
   update(v: PacketView): number {
     if (v.ipVersion === 0 || v.transport === Transport.NONE) return -1;
     const ts = v.ts;
-    if (ts - this.lastSweep >= 1 || ts < this.lastSweep) { this.expire(ts); this.lastSweep = ts; }
+    this.advanceClock(ts);
     const proto = v.transport === Transport.OTHER_IP ? v.ipProto : v.transport;
     let sport = v.srcPort;
     let dport = v.dstPort;
@@ -177,9 +187,31 @@ export class FlowTable {
     this.packets[di]++;
     this.bytes[di] += v.wireLen;
     if (ts > this.lastTs[slot]!) this.lastTs[slot] = ts;
+    this.seenAt[slot] = this.clock;
+    this.aheadSlot = this.lastAhead ? slot : NIL;
     if (proto === Transport.TCP) this.trackTcp(slot, v, dir);
     this.touch(slot);
     return slot;
+  }
+
+  /**
+   * Moves the expiry clock forward. A lone packet stamped far in the future
+   * (broken clocks, multi-interface files with bogus offsets) must not expire
+   * every flow: a jump of more than MAX_UNCONFIRMED_JUMP seconds is taken
+   * only when the next packet confirms it.
+   */
+  private advanceClock(ts: number): void {
+    if (this.clock === -Infinity) this.clock = ts;
+    const ahead = ts - this.clock > MAX_UNCONFIRMED_JUMP;
+    if (ts > this.clock && (!ahead || this.lastAhead)) {
+      this.clock = ts;
+      if (ahead && this.aheadSlot !== NIL && this.inUse[this.aheadSlot]) {
+        this.seenAt[this.aheadSlot] = ts; // the confirmed jump's first packet belongs to the new time
+        this.touch(this.aheadSlot);
+      }
+    }
+    this.lastAhead = ahead;
+    if (this.clock - this.lastSweep >= 1) { this.expire(this.clock); this.lastSweep = this.clock; }
   }
 
   /** Wireshark: a SYN (without ACK) whose seq differs from that side's base_seq starts a new conversation. */
@@ -342,7 +374,7 @@ export class FlowTable {
   expire(now: number): void {
     for (let l = 0; l < LISTS; l++) {
       const timeout = this.timeoutOf[l]!;
-      for (let slot = this.heads[l]!; slot !== NIL && now - this.lastTs[slot]! > timeout; slot = this.heads[l]!) {
+      for (let slot = this.heads[l]!; slot !== NIL && now - this.seenAt[slot]! > timeout; slot = this.heads[l]!) {
         this.expired++;
         this.end(slot, EndReason.IDLE);
       }
@@ -353,7 +385,7 @@ export class FlowTable {
     let victim = NIL;
     for (let l = 0; l < LISTS; l++) {
       const h = this.heads[l]!;
-      if (h !== NIL && (victim === NIL || this.lastTs[h]! < this.lastTs[victim]!)) victim = h;
+      if (h !== NIL && (victim === NIL || this.seenAt[h]! < this.seenAt[victim]!)) victim = h;
     }
     this.evicted++;
     this.end(victim, EndReason.EVICTED);

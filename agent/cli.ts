@@ -2,7 +2,8 @@
  * The `pcap-analyzer` command line. Exit codes: 0 success, 2 bad input or
  * usage (one line on stderr, no stack trace), 1 an internal error.
  */
-import { createWriteStream, readFileSync, statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
@@ -76,11 +77,11 @@ async function writeOutput(text: string, out: string | undefined): Promise<void>
     });
     return;
   }
-  await new Promise<void>((resolve, reject) => {
-    const stream = createWriteStream(out);
-    stream.on('error', (err) => reject(new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
-    stream.end(text, () => resolve());
-  });
+  try {
+    await writeFile(out, text);
+  } catch (err) {
+    throw new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
 }
 
 async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<number> {

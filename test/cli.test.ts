@@ -1,0 +1,110 @@
+/** The command line as a user runs it: real child processes, exit codes, stdout and stderr. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Report } from '../common/report.js';
+import { CLI, REPO_ROOT } from './helpers/paths.js';
+
+const SAMPLE = join(REPO_ROOT, 'test', 'fixtures', 'sample-loopback.pcap');
+
+function cli(args: string[], input?: Buffer): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 60_000, input });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('npx pcap-analyzer runs the package bin from the repository root', () => {
+  const r = spawnSync('npx', ['--no-install', 'pcap-analyzer', 'analyze', SAMPLE, '--format', 'json'],
+    { cwd: REPO_ROOT, encoding: 'utf8', timeout: 120_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal((JSON.parse(r.stdout) as Report).capture.packets, 36);
+});
+
+test('the sample capture: text summary with the figures tshark gives', () => {
+  const r = cli(['analyze', SAMPLE]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /packets\s+36 /);
+  // tshark -Y tcp|udp|dns|icmp|icmpv6 on this file: 22, 6, 4, 5, 4; tcp.stream 3, udp.stream 2.
+  for (const [name, n] of [['tcp', 22], ['udp', 6], ['dns', 4], ['icmp', 5], ['icmpv6', 4], ['tcp.streams', 3], ['udp.streams', 2]] as const) {
+    assert.match(r.stdout, new RegExp(`\\n  ${name.replace('.', '\\.')}\\s+${n}\\n`), name);
+  }
+  assert.match(r.stdout, /tcp\s+\[::1\]:\d+ -> \[::1\]:18080 +10 pkts/);
+  assert.equal(r.stderr, '');
+});
+
+test('JSON report has the documented shape', () => {
+  const r = cli(['analyze', SAMPLE, '--format', 'json']);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as Report;
+  assert.equal(report.schema, 'pcap-analyzer/report@1');
+  assert.deepEqual(Object.keys(report), ['schema', 'source', 'capture', 'counters', 'flows', 'windows', 'findings']);
+  assert.deepEqual(report.source, { path: SAMPLE, format: 'pcap', compressed: false, linkTypes: ['EN10MB'] });
+  for (const key of ['packets', 'bytes', 'first', 'last', 'durationSeconds', 'truncatedRecords', 'decodeErrors']) {
+    assert.ok(key in report.capture, key);
+  }
+  assert.match(report.capture.first!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+  for (const key of ['frames', 'eth', 'vlan', 'ip', 'ipv6', 'tcp', 'udp', 'icmp', 'icmpv6', 'dns', 'ip.fragments', 'tcp.streams', 'udp.streams']) {
+    assert.equal(typeof report.counters[key], 'number', key);
+  }
+  const flow = report.flows[0]!;
+  assert.deepEqual(Object.keys(flow).slice(0, 10), ['proto', 'client', 'clientPort', 'server', 'serverPort', 'packets', 'bytes', 'first', 'last', 'state']);
+  assert.ok(report.flows.every((f, i) => i === 0 || report.flows[i - 1]!.bytes >= f.bytes), 'flows sorted by bytes');
+  assert.deepEqual(report.windows, []);
+  assert.deepEqual(report.findings, []);
+});
+
+test('the same file twice gives byte-identical JSON', () => {
+  assert.equal(cli(['analyze', SAMPLE, '--format', 'json']).stdout, cli(['analyze', SAMPLE, '--format', 'json']).stdout);
+});
+
+test('stdin (-) gives the same counters as the path', () => {
+  const fromPath = JSON.parse(cli(['analyze', SAMPLE, '--format', 'json']).stdout) as Report;
+  const r = cli(['analyze', '-', '--format', 'json'], readFileSync(SAMPLE));
+  assert.equal(r.status, 0, r.stderr);
+  const fromStdin = JSON.parse(r.stdout) as Report;
+  assert.equal(fromStdin.source.path, '-');
+  assert.deepEqual(fromStdin.counters, fromPath.counters);
+  assert.deepEqual(fromStdin.flows, fromPath.flows);
+});
+
+test('--out writes the report to a file', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-'));
+  const out = join(dir, 'report.json');
+  const r = cli(['analyze', SAMPLE, '--format', 'json', '--out', out]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.equal((JSON.parse(readFileSync(out, 'utf8')) as Report).capture.packets, 36);
+});
+
+const usageError = (args: string[], pattern: RegExp): void => {
+  const r = cli(args);
+  assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+  assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+};
+
+test('usage errors: exit 2 with one line', () => {
+  usageError(['analyze'], /analyze needs a capture file/);
+  usageError(['analyze', SAMPLE, '--format', 'xml'], /--format must be one of text, json, not "xml"/);
+  usageError(['analyze', SAMPLE, '--bogus'], /Unknown option '--bogus'/);
+  usageError(['frobnicate'], /unknown command "frobnicate"/);
+  usageError(['analyze', '/nonexistent/file.pcap'], /cannot open \/nonexistent\/file.pcap: no such file/);
+  usageError(['analyze', REPO_ROOT], /is a directory/);
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-'));
+  const config = join(dir, 'bad.yaml');
+  writeFileSync(config, 'flows:\n  maxFlows: lots\n');
+  usageError(['analyze', SAMPLE, '--config', config], /config flows.maxFlows: expected a number, got "lots"/);
+  usageError(['analyze', SAMPLE, '--out', '/nonexistent/dir/out.json'], /cannot write \/nonexistent\/dir\/out.json: ENOENT/);
+});
+
+test('--help and --version', () => {
+  const help = cli(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /analyze FILE/);
+  const version = cli(['--version']);
+  assert.equal(version.status, 0);
+  assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+});

@@ -160,3 +160,21 @@ test('lookups stay correct through many inserts and deletions (backward-shift de
   assert.ok(t.active <= 64);
   assert.ok(t.expired + t.evicted > 0);
 });
+
+test('port reuse uses Wireshark\'s base_seq: learnt from the other side\'s ACK, and seq - 1 mid-stream', () => {
+  // Capture starts with the SYN/ACK acknowledging 5000: the client's ISN is 4999.
+  const t = table();
+  const v = new PacketView();
+  const synAck = packet(v, 1, 2, 80, 1, 40000, { flags: SYN | ACK, seq: 100 });
+  synAck.ack = 5000;
+  t.update(synAck);
+  t.update(packet(v, 2, 1, 40000, 2, 80, { flags: SYN, seq: 4999 }));
+  assert.equal(t.tcpStreams, 1, 'a retransmitted SYN with the acknowledged ISN is the same connection');
+  t.update(packet(v, 3, 1, 40000, 2, 80, { flags: SYN, seq: 123 }));
+  assert.equal(t.tcpStreams, 2, 'a different ISN is a new connection');
+  // Mid-stream first packet: base = seq - 1, so a SYN at seq - 1 is not a reuse.
+  const m = table();
+  m.update(packet(v, 1, 1, 40000, 2, 80, { flags: ACK, seq: 701 }));
+  m.update(packet(v, 2, 1, 40000, 2, 80, { flags: SYN, seq: 700 }));
+  assert.equal(m.tcpStreams, 1);
+});

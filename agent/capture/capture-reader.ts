@@ -35,6 +35,8 @@ const SKIPPED = 2;
 
 interface PcapngInterface {
   linkType: number;
+  /** if_snaplen of the IDB (0 = no limit): a Simple Packet Block's captured length is capped by it. */
+  snapLen: number;
   /** Timestamp units per second (if_tsresol). */
   unitsPerSec: number;
   /** 1e9 / unitsPerSec when that is an integer, else 0 (use the float path). */
@@ -287,7 +289,8 @@ export class CaptureReader {
   private readInterface(body: number, bodyEnd: number): void {
     const v = this.view;
     const linkType = v.getUint16(body, this.little);
-    const iface: PcapngInterface = { linkType, unitsPerSec: 1e6, nsPerUnit: 1000, offsetSec: 0 };
+    const snapLen = v.getUint32(body + 4, this.little);
+    const iface: PcapngInterface = { linkType, snapLen, unitsPerSec: 1e6, nsPerUnit: 1000, offsetSec: 0 };
     let o = body + 8;
     while (o + 4 <= bodyEnd) {
       const code = v.getUint16(o, this.little);
@@ -361,7 +364,9 @@ export class CaptureReader {
     if (bodyEnd - body < 4) throw this.corrupt('Simple Packet Block is too short', p);
     const iface = this.iface(0, p);
     const wireLen = this.view.getUint32(body, this.little);
-    const capLen = Math.min(wireLen, bodyEnd - body - 4);
+    // The block has no captured length: it is min(original length, IDB snaplen) (pcapng spec, and
+    // Wireshark); the block body alone would count the padding to 4 bytes as packet data.
+    const capLen = Math.min(wireLen, iface.snapLen || wireLen, bodyEnd - body - 4);
     // A Simple Packet Block has no timestamp: keep the previous packet's so packet time never jumps to 1970.
     this.record.tsSec = this.lastTsSec;
     this.record.tsNsec = this.lastTsNsec;

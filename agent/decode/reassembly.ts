@@ -33,6 +33,8 @@ class Pending {
 export class Reassembler {
   private readonly pending = new Map<number, Pending>();
   private readonly free: Pending[] = [];
+  /** Longest distance from its home slot at which a live entry was placed (0 when none collided). */
+  private maxProbe = 0;
   /** Buffer and length of the datagram completed by the last `add`. */
   completed: Uint8Array = new Uint8Array(0);
   completedCapLen = 0;
@@ -54,10 +56,14 @@ export class Reassembler {
     offset: number, more: boolean, d: Uint8Array, payloadOff: number, payloadLen: number): number {
     let hash = (id * 31 + proto + version * 7) | 0;
     for (let i = 0; i < 4; i++) hash = (Math.imul(hash, 16777619) ^ src[i]! ^ Math.imul(dst[i]!, 3)) | 0;
-    let entry = this.pending.get(hash);
-    while (entry !== undefined && !this.matches(entry, version, src, dst, id, proto)) {
-      hash = (hash + 1) | 0; // open addressing over the Map's keys
-      entry = this.pending.get(hash);
+    // Open addressing over the Map's keys. Removing an entry leaves a hole in the
+    // probe path of entries placed after it (IPv6 ids are 32 bits the sender picks,
+    // so colliding keys can be crafted), so the search steps over empty slots, as
+    // far as any live entry was placed from its home slot.
+    let entry: Pending | undefined;
+    for (let k = 0; k <= this.maxProbe; k++) {
+      const e = this.pending.get((hash + k) | 0);
+      if (e !== undefined && this.matches(e, version, src, dst, id, proto)) { entry = e; break; }
     }
     if (entry !== undefined && ts - entry.firstTs > this.timeoutSec) {
       this.anomalies.add(Anomaly['ip.reassembly_timeout']);
@@ -77,7 +83,7 @@ export class Reassembler {
     // Hand the head out through a spare buffer so the entry can be recycled now.
     this.completed = entry.head;
     this.completedCapLen = Math.min(entry.headLen, total);
-    this.pending.delete(entry.hash);
+    this.remove(entry);
     this.free.push(entry);
     return total;
   }
@@ -88,13 +94,17 @@ export class Reassembler {
     return true;
   }
 
-  private create(hash: number, version: number, src: Uint32Array, dst: Uint32Array, id: number, proto: number, ts: number): Pending {
+  private create(home: number, version: number, src: Uint32Array, dst: Uint32Array, id: number, proto: number, ts: number): Pending {
     this.expire(ts);
     if (this.pending.size >= this.maxDatagrams) {
       const oldest = this.pending.values().next().value as Pending;
       this.anomalies.add(Anomaly['ip.reassembly_evicted']);
       this.release(oldest);
     }
+    let k = 0;
+    while (this.pending.has((home + k) | 0)) k++;
+    if (k > this.maxProbe) this.maxProbe = k;
+    const hash = (home + k) | 0;
     const e = this.free.pop() ?? new Pending();
     e.version = version; e.id = id; e.proto = proto; e.firstTs = ts; e.total = -1;
     e.ranges.length = 0; e.headLen = 0; e.hash = hash;
@@ -113,9 +123,14 @@ export class Reassembler {
   }
 
   private release(e: Pending): void {
-    this.pending.delete(e.hash);
+    this.remove(e);
     // The completed buffer may alias this entry's head; keep the pool small enough to matter little.
     if (this.free.length < 64) this.free.push(e);
+  }
+
+  private remove(e: Pending): void {
+    this.pending.delete(e.hash);
+    if (this.pending.size === 0) this.maxProbe = 0;
   }
 
   /** Merges [start, end) into sorted ranges; returns true if it overlapped bytes already held. */

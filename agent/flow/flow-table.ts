@@ -78,7 +78,7 @@ export class FlowTable {
   /** Per direction (slot * 2 + Dir). */
   readonly packets: Float64Array;
   readonly bytes: Float64Array;
-  /** Per direction: first sequence number seen (Wireshark's base_seq) and whether it is set. */
+  /** Per direction: Wireshark's base_seq (the ISN as far as the capture shows it), -1 until known. */
   private readonly baseSeq: Float64Array;
   private readonly finSeen: Uint8Array;
   /** Index of this flow among flows of its protocol (tcp.stream / udp.stream numbering). */
@@ -225,7 +225,13 @@ export class FlowTable {
   private trackTcp(slot: number, v: PacketView, dir: number): void {
     const flags = v.tcpFlags;
     const di = slot * 2 + dir;
-    if (this.baseSeq[di]! < 0) this.baseSeq[di] = v.seq;
+    // Wireshark's base_seq: from this side's first segment (a SYN's seq, else seq - 1), or from
+    // the other side's first ACK (ack - 1); a SYN/ACK with a new ISN replaces it.
+    const synAck = (flags & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK);
+    if (this.baseSeq[di]! < 0) this.baseSeq[di] = flags & TcpFlag.SYN ? v.seq : (v.seq - 1) >>> 0;
+    else if (synAck && this.baseSeq[di] !== v.seq) this.baseSeq[di] = v.seq;
+    const ri = slot * 2 + (dir ^ 1);
+    if (this.baseSeq[ri]! < 0 && flags & TcpFlag.ACK) this.baseSeq[ri] = (v.ack - 1) >>> 0;
     const s = this.state[slot]!;
     if (flags & TcpFlag.RST) {
       this.state[slot] = FlowState.RESET;

@@ -7,6 +7,7 @@ import type { Config } from '../common/config.js';
 import type { FrameRecord } from './capture/frame-record.js';
 import { Decoder, Proto, type PacketView } from './decode/index.js';
 import { FlowTable } from './flow/index.js';
+import { PacketClock } from './window/packet-clock.js';
 
 /** Report counter names (Wireshark display-filter fields) and the presence bit each counts. */
 export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
@@ -25,6 +26,7 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 export class Pipeline {
   readonly decoder: Decoder;
   readonly flows: FlowTable;
+  readonly clock = new PacketClock();
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
   private readonly counterBits = Int32Array.from(FRAME_COUNTERS, ([, bit]) => bit);
   packets = 0;
@@ -40,7 +42,7 @@ export class Pipeline {
 
   constructor(config: Readonly<Config>) {
     this.decoder = new Decoder(config.flows);
-    this.flows = new FlowTable(config.flows);
+    this.flows = new FlowTable(config.flows, this.clock);
   }
 
   process(rec: FrameRecord): void {
@@ -52,6 +54,8 @@ export class Pipeline {
     if (sec > this.maxSec || (sec === this.maxSec && nsec > this.maxNsec)) { this.maxSec = sec; this.maxNsec = nsec; }
     try {
       const view: PacketView = this.decoder.decode(rec);
+      this.clock.observe(view.ts);
+      this.flows.advance();
       const present = view.present;
       const bits = this.counterBits;
       for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;

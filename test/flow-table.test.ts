@@ -2,12 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../common/config.js';
 import { PacketView, TcpFlag, Transport } from '../agent/decode/index.js';
+import { PacketClock } from '../agent/window/packet-clock.js';
 import { Dir, EndReason, FlowTable, FLOW_STATE_NAMES, type EndReasonCode } from '../agent/flow/index.js';
 
 const { SYN, ACK, FIN, RST } = TcpFlag;
 
+/** A flow table whose `update` first moves the packet clock, as the pipeline does. */
 function table(overrides: Record<string, unknown> = {}): FlowTable {
-  return new FlowTable(buildConfig({ flows: overrides }).flows);
+  const clock = new PacketClock();
+  const t = new FlowTable(buildConfig({ flows: overrides }).flows, clock);
+  const update = t.update.bind(t);
+  t.update = (v: PacketView): number => { clock.observe(v.ts); t.advance(); return update(v); };
+  return t;
 }
 
 /** Fills a view with an IPv4 TCP/UDP packet; addresses are the last octet of 10.0.0.x. */

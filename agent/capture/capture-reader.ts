@@ -30,6 +30,13 @@ const PCAPNG_SPB = 0x00000003;
 const PCAPNG_EPB = 0x00000006;
 const PCAPNG_BOM = 0x1a2b3c4d;
 
+/**
+ * Interface Description Blocks accepted per section. Real captures have a
+ * handful; without a cap a file made of IDBs would hold memory in proportion
+ * to its size (about 5 bytes of RSS per byte of input).
+ */
+const MAX_INTERFACES = 65536;
+
 /** Parser return value: consumed a block that carries no packet; call again. */
 const SKIPPED = 2;
 
@@ -275,6 +282,7 @@ export class CaptureReader {
       }
       case PCAPNG_IDB:
         if (len < 20) throw this.corrupt(`Interface Description Block of ${len} bytes is too short`, p);
+        if (this.interfaces.length >= MAX_INTERFACES) throw this.corrupt(`more than ${MAX_INTERFACES} Interface Description Blocks in one section`, p);
         this.readInterface(body, bodyEnd);
         return SKIPPED;
       case PCAPNG_EPB: return this.readEnhancedPacket(p, body, bodyEnd);

@@ -13,6 +13,7 @@
 import type { FlowTimeouts } from '../../common/config.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
+import type { PacketClock } from '../window/packet-clock.js';
 
 export const FlowState = {
   /** Non-TCP flow. */
@@ -44,8 +45,6 @@ const L_OTHER = 5;
 const LISTS = 6;
 
 const NIL = -1;
-/** Seconds a single packet may move the expiry clock forward without a second packet confirming it. */
-const MAX_UNCONFIRMED_JUMP = 60;
 
 export interface FlowTableOptions {
   maxFlows: number;
@@ -96,9 +95,6 @@ export class FlowTable {
   private freeTop: number;
   private readonly freeSlots: Int32Array;
   private lastSweep = -Infinity;
-  /** Packet-time clock for expiry; see `advanceClock`. */
-  private clock = -Infinity;
-  private lastAhead = false;
   /** Flow of the last packet that was ahead of the clock, refreshed if the next packet confirms the jump. */
   private aheadSlot = NIL;
 
@@ -116,7 +112,8 @@ export class FlowTable {
 
   private listener: FlowListener | undefined;
 
-  constructor(options: FlowTableOptions) {
+  /** The caller (the pipeline) advances `clock` and calls `advance()` for every packet, then `update` for IP ones. */
+  constructor(options: FlowTableOptions, private readonly clock: PacketClock) {
     const n = options.maxFlows;
     this.capacity = n;
     this.version = new Uint8Array(n);
@@ -160,7 +157,6 @@ export class FlowTable {
   update(v: PacketView): number {
     if (v.ipVersion === 0 || v.transport === Transport.NONE) return -1;
     const ts = v.ts;
-    this.advanceClock(ts);
     const proto = v.transport === Transport.OTHER_IP ? v.ipProto : v.transport;
     let sport = v.srcPort;
     let dport = v.dstPort;
@@ -187,31 +183,26 @@ export class FlowTable {
     this.packets[di]++;
     this.bytes[di] += v.wireLen;
     if (ts > this.lastTs[slot]!) this.lastTs[slot] = ts;
-    this.seenAt[slot] = this.clock;
-    this.aheadSlot = this.lastAhead ? slot : NIL;
+    this.seenAt[slot] = this.clock.now;
+    this.aheadSlot = this.clock.ahead ? slot : NIL;
     if (proto === Transport.TCP) this.trackTcp(slot, v, dir);
     this.touch(slot);
     return slot;
   }
 
   /**
-   * Moves the expiry clock forward. A lone packet stamped far in the future
-   * (broken clocks, multi-interface files with bogus offsets) must not expire
-   * every flow: a jump of more than MAX_UNCONFIRMED_JUMP seconds is taken
-   * only when the next packet confirms it.
+   * Called for every packet after the clock observed it (before `update`):
+   * expires idle flows, and on a confirmed clock jump first refreshes the flow
+   * of the packet that announced it.
    */
-  private advanceClock(ts: number): void {
-    if (this.clock === -Infinity) this.clock = ts;
-    const ahead = ts - this.clock > MAX_UNCONFIRMED_JUMP;
-    if (ts > this.clock && (!ahead || this.lastAhead)) {
-      this.clock = ts;
-      if (ahead && this.aheadSlot !== NIL && this.inUse[this.aheadSlot]) {
-        this.seenAt[this.aheadSlot] = ts; // the confirmed jump's first packet belongs to the new time
-        this.touch(this.aheadSlot);
-      }
+  advance(): void {
+    const clock = this.clock;
+    if (clock.confirmedJump && this.aheadSlot !== NIL && this.inUse[this.aheadSlot]) {
+      this.seenAt[this.aheadSlot] = clock.now; // the jump's first packet belongs to the new time
+      this.touch(this.aheadSlot);
     }
-    this.lastAhead = ahead;
-    if (this.clock - this.lastSweep >= 1) { this.expire(this.clock); this.lastSweep = this.clock; }
+    this.aheadSlot = NIL;
+    if (clock.now - this.lastSweep >= 1) { this.expire(clock.now); this.lastSweep = clock.now; }
   }
 
   /** Wireshark: a SYN (without ACK) whose seq differs from that side's base_seq starts a new conversation. */
@@ -377,7 +368,7 @@ export class FlowTable {
   }
 
   /** Ends flows idle for longer than their class's timeout, in packet time. */
-  expire(now: number): void {
+  private expire(now: number): void {
     for (let l = 0; l < LISTS; l++) {
       const timeout = this.timeoutOf[l]!;
       for (let slot = this.heads[l]!; slot !== NIL && now - this.seenAt[slot]! > timeout; slot = this.heads[l]!) {

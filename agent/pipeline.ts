@@ -1,13 +1,15 @@
 /**
- * The per-packet path: record -> decode -> counters -> flow table. Used by
- * `analyze` and by the agent. One guard here counts anything unexpected, so no
- * packet can stop the loop.
+ * The per-packet path: record -> decode -> clock -> flow -> window -> analyzers.
+ * Used by `analyze` and by the agent. One guard here counts anything
+ * unexpected, so no packet can stop the loop.
  */
 import type { Config } from '../common/config.js';
 import type { FrameRecord } from './capture/frame-record.js';
+import { TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
 import { Decoder, Proto, type PacketView } from './decode/index.js';
-import { FlowTable } from './flow/index.js';
+import { FlowTable, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { PacketClock } from './window/packet-clock.js';
+import { WindowEngine, type WindowOutput } from './window/window-engine.js';
 
 /** Report counter names (Wireshark display-filter fields) and the presence bit each counts. */
 export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
@@ -21,12 +23,25 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
   ['icmpv6', Proto.ICMPV6],
   ['dns', Proto.DNS],
   ['ip.fragments', Proto.IP_FRAGMENT],
+  ['tcp.flags.syn', Proto.TCP_SYN],
+  ['tcp.flags.reset', Proto.TCP_RST],
+  ['dns.flags.response', Proto.DNS_RESPONSE],
+  ['dns.flags.rcode.nxdomain', Proto.DNS_NXDOMAIN],
 ];
+
+export interface PipelineOptions {
+  /** Receives each closed window with its findings. */
+  onWindow: (out: WindowOutput) => void;
+  /** Extra flow listener (e.g. the report's top flows), called after the analyzers. */
+  flowListener?: FlowListener;
+}
 
 export class Pipeline {
   readonly decoder: Decoder;
   readonly flows: FlowTable;
   readonly clock = new PacketClock();
+  readonly analyzers: Analyzer[];
+  readonly windows: WindowEngine;
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
   private readonly counterBits = Int32Array.from(FRAME_COUNTERS, ([, bit]) => bit);
   packets = 0;
@@ -40,9 +55,33 @@ export class Pipeline {
   unexpected = 0;
   lastError: unknown;
 
-  constructor(config: Readonly<Config>) {
+  constructor(config: Readonly<Config>, options: PipelineOptions) {
     this.decoder = new Decoder(config.flows);
     this.flows = new FlowTable(config.flows, this.clock);
+    const ctx: AnalyzerContext = {
+      config,
+      flows: this.flows,
+      clock: this.clock,
+      tcp: new TcpPacketResult(),
+      report: (draft) => this.windows.report(draft),
+    };
+    this.analyzers = createAnalyzers(config, ctx);
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow);
+    const analyzers = this.analyzers;
+    const windows = this.windows;
+    const extra = options.flowListener;
+    this.flows.setListener({
+      onFlowStart(slot: number): void {
+        windows.onFlowStart(slot);
+        for (const a of analyzers) a.onFlowStart?.(slot);
+        extra?.onFlowStart?.(slot);
+      },
+      onFlowEnd(slot: number, reason: EndReasonCode): void {
+        windows.onFlowEnd();
+        for (const a of analyzers) a.onFlowEnd?.(slot, reason);
+        extra?.onFlowEnd?.(slot, reason);
+      },
+    });
   }
 
   process(rec: FrameRecord): void {
@@ -54,20 +93,26 @@ export class Pipeline {
     if (sec > this.maxSec || (sec === this.maxSec && nsec > this.maxNsec)) { this.maxSec = sec; this.maxNsec = nsec; }
     try {
       const view: PacketView = this.decoder.decode(rec);
-      this.clock.observe(view.ts);
-      this.flows.advance();
       const present = view.present;
       const bits = this.counterBits;
       for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
-      this.flows.update(view);
+      this.clock.observe(view.ts);
+      this.windows.advance();
+      this.flows.advance();
+      const slot = this.flows.update(view);
+      const dir = this.flows.dir;
+      this.windows.onPacket(view.ts, rec.wireLen, slot);
+      const analyzers = this.analyzers;
+      for (let i = 0; i < analyzers.length; i++) analyzers[i]!.onPacket(view, slot, dir);
     } catch (err) {
       this.unexpected++;
       this.lastError = err;
     }
   }
 
-  /** Ends all flows at end of input. */
+  /** End of input: the analyzers report open states, the last window closes, then every flow ends. */
   finish(): void {
+    this.windows.finish();
     this.flows.endAll();
   }
 
@@ -76,6 +121,13 @@ export class Pipeline {
     FRAME_COUNTERS.forEach(([name], i) => { out[name] = this.frameCounts[i]!; });
     out['tcp.streams'] = this.flows.tcpStreams;
     out['udp.streams'] = this.flows.udpStreams;
+    for (const a of this.analyzers) Object.assign(out, a.counters?.());
+    return out;
+  }
+
+  stats(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const a of this.analyzers) Object.assign(out, a.stats?.());
     return out;
   }
 }

@@ -20,6 +20,20 @@ export interface FlowTimeouts {
   other: number;
 }
 
+/** Every analyzer has `enabled`; thresholds are in seconds, bytes, counts or percent as named. */
+export interface AnalyzersConfig {
+  tcp: {
+    enabled: boolean;
+    /** Segments awaiting an ACK, tracked at once over all flows (Wireshark keeps up to 10,000 per direction). */
+    maxUnackedSegments: number;
+    /** Retransmissions per window for an info, warning, critical finding. */
+    retransmissionCount: number[];
+    /** Retransmission rate (% of data segments) for an info, warning, critical finding. */
+    retransmissionRate: number[];
+  };
+  [name: string]: { enabled: boolean; [key: string]: unknown };
+}
+
 export interface Config {
   input: {
     /** Stop with an error when a compressed capture inflates past this many bytes. */
@@ -43,6 +57,11 @@ export interface Config {
     /** Number of flows listed in the report (largest by bytes). */
     topFlows: number;
   };
+  windows: {
+    /** Length of a tumbling window, in seconds of packet time. */
+    seconds: number;
+  };
+  analyzers: AnalyzersConfig;
   logging: {
     level: string;
     /** Replace IP and MAC addresses in log lines. */
@@ -72,6 +91,17 @@ export const DEFAULT_CONFIG: Config = {
   report: {
     topFlows: 50,
   },
+  windows: {
+    seconds: 10,
+  },
+  analyzers: {
+    tcp: {
+      enabled: true,
+      maxUnackedSegments: 1_000_000,
+      retransmissionCount: [10, 50, 100],
+      retransmissionRate: [1, 3, 5],
+    },
+  },
   logging: {
     level: 'info',
     redact: false,
@@ -85,6 +115,8 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'flows.maxFlows': [16, 50_000_000],
   'flows.maxFragmentDatagrams': [1, 10_000_000],
   'report.topFlows': [0, 100_000],
+  'windows.seconds': [1, 86400],
+  'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
 };
 const STRING_CHOICES: Record<string, readonly string[]> = {
   'logging.level': ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],

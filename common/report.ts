@@ -48,14 +48,64 @@ export interface ReportFlow {
   stream: number;
 }
 
+export type FindingSeverity = 'info' | 'warning' | 'critical';
+
+export interface FlowRef {
+  proto: string;
+  client: string;
+  clientPort: number;
+  server: string;
+  serverPort: number;
+}
+
+export interface Finding {
+  /** Stable hash of the finding's identity (type, window, key): the same input gives the same ids. */
+  id: string;
+  type: string;
+  severity: FindingSeverity;
+  window: { start: string; end: string };
+  flow?: FlowRef;
+  host?: string;
+  /** One sentence. */
+  summary: string;
+  evidence: Record<string, number | string | boolean | null>;
+}
+
+export interface QuantileStat {
+  count: number;
+  p50: number | null;
+  p90: number | null;
+  p99: number | null;
+  max: number | null;
+}
+
+export interface HealthComponent { name: string; value: number | null; penalty: number; weight: number }
+export interface HealthScore { score: number; class: string; components: HealthComponent[] }
+
+export interface WindowSummary {
+  start: string;
+  end: string;
+  packets: number;
+  bytes: number;
+  flows: { active: number; new: number; closed: number };
+  /** Packets stamped earlier than the window they were attributed to. */
+  outOfOrderTimestamps: number;
+  /** Each analyzer's metrics, by analyzer id. */
+  metrics: Record<string, Record<string, unknown>>;
+  healthScore: number | null;
+}
+
 export interface Report {
   schema: typeof REPORT_SCHEMA;
   source: ReportSource;
   capture: ReportCapture;
   counters: ReportCounters;
   flows: ReportFlow[];
-  windows: unknown[];
-  findings: unknown[];
+  windows: WindowSummary[];
+  findings: Finding[];
+  /** Distributions in seconds, named after Wireshark fields (tcp.analysis.ack_rtt, dns.time). */
+  stats?: Record<string, QuantileStat>;
+  healthScore?: HealthScore;
 }
 
 const num = (n: number): string => n.toLocaleString('en-US');

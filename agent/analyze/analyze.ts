@@ -3,7 +3,7 @@
  */
 import type { Config } from '../../common/config.js';
 import { isoTime } from '../../common/address.js';
-import { REPORT_SCHEMA, type Report } from '../../common/report.js';
+import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '../../common/report.js';
 import { CaptureReader, END, NEED_DATA, linkTypeName } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
 import { TopFlows } from './top-flows.js';
@@ -21,9 +21,14 @@ export interface AnalyzeResult {
 
 export async function analyzeCapture(path: string, config: Readonly<Config>, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
   const reader = await CaptureReader.open(path, { ...config.input });
-  const pipeline = new Pipeline(config);
-  const top = new TopFlows(pipeline.flows, config.report.topFlows);
-  pipeline.flows.setListener(top);
+  const windows: WindowSummary[] = [];
+  const findings: Finding[] = [];
+  let top: TopFlows | undefined;
+  const pipeline = new Pipeline(config, {
+    onWindow: (out) => { windows.push(out.summary); findings.push(...out.findings); },
+    flowListener: { onFlowEnd: (slot) => top!.onFlowEnd(slot) },
+  });
+  top = new TopFlows(pipeline.flows, config.report.topFlows);
   try {
     const rec = reader.record;
     for (let status = reader.next(); status !== END; status = reader.next()) {
@@ -74,8 +79,9 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
     },
     counters: pipeline.counters(),
     flows: top.flowsByBytes(),
-    windows: [],
-    findings: [],
+    windows,
+    findings,
+    stats: pipeline.stats() as Report['stats'],
   };
   return { report, warnings };
 }

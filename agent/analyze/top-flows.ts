@@ -1,9 +1,7 @@
 /** Keeps the K largest flows by bytes as they end, for the report. */
-import { formatAddress, isoFromSeconds } from '../../common/address.js';
+import { isoFromSeconds } from '../../common/address.js';
 import type { ReportFlow } from '../../common/report.js';
-import { FLOW_STATE_NAMES, type FlowListener, type FlowTable } from '../flow/index.js';
-
-const PROTO_NAMES: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
+import { FLOW_STATE_NAMES, describeFlow, type FlowListener, type FlowTable } from '../flow/index.js';
 
 interface Ranked { bytes: number; first: number; stream: number; flow: ReportFlow }
 
@@ -19,14 +17,8 @@ export class TopFlows implements FlowListener {
     const first = t.firstTs[slot]!;
     const stream = t.streamIndex[slot]!;
     if (this.ranked.length === this.limit && compare(bytes, first, stream, this.ranked[this.limit - 1]!) >= 0) return;
-    const version = t.version[slot]!;
-    const proto = t.proto[slot]!;
     const flow: ReportFlow = {
-      proto: PROTO_NAMES[proto] ?? `ip.proto.${proto}`,
-      client: formatAddress(version, t.clientAddr(slot)),
-      clientPort: t.clientPort(slot),
-      server: formatAddress(version, t.serverAddr(slot)),
-      serverPort: t.serverPort(slot),
+      ...describeFlow(t, slot),
       packets: t.packets[slot * 2]! + t.packets[slot * 2 + 1]!,
       bytes,
       first: isoFromSeconds(first),

@@ -63,7 +63,12 @@ class StreamSource implements ByteSource {
       try {
         next = await this.chunks.next();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'Z_BUF_ERROR') { this.cutShort = true; return 0; }
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'Z_BUF_ERROR') { this.cutShort = true; return 0; }
+        // Other zlib errors (bad header, CRC or length check, invalid block) mean a corrupt file, not a bug.
+        if (typeof code === 'string' && code.startsWith('Z_')) {
+          throw new InputError('gzip_corrupt', `corrupt gzip data: ${(err as Error).message}`, undefined, { cause: err });
+        }
         throw err;
       }
       if (next.done) return 0;

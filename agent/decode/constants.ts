@@ -21,6 +21,14 @@ export const Proto = {
   IPV6_FRAGMENT: 1 << 13,
   PPPOE: 1 << 14,
   MPLS: 1 << 15,
+  /** A TCP header (outer, or quoted with at least 16 bytes) with SYN set: tcp.flags.syn == 1. */
+  TCP_SYN: 1 << 16,
+  /** Same for RST: tcp.flags.reset == 1. */
+  TCP_RST: 1 << 17,
+  /** A DNS header (outer or quoted) with the response bit: dns.flags.response == 1. */
+  DNS_RESPONSE: 1 << 18,
+  /** A DNS header with rcode 3: dns.flags.rcode == 3. */
+  DNS_NXDOMAIN: 1 << 19,
 } as const;
 
 /** The outermost transport of a frame, which its flow is keyed on. */

@@ -20,8 +20,12 @@ const MAX_POINTERS = 32;
 export function decodeDns(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number, own: boolean): void {
   const view = ctx.view;
   view.present |= Proto.DNS;
-  if (!own) return;
   const end = Math.min(capEnd, off + len);
+  if (end - off >= 4) {
+    if (d[off + 2]! & 0x80) view.present |= Proto.DNS_RESPONSE;
+    if ((d[off + 3]! & 0x0f) === 3) view.present |= Proto.DNS_NXDOMAIN;
+  }
+  if (!own) return;
   if (end - off < 12) { flagAnomaly(ctx, Anomaly['dns.truncated']); return; }
   view.dnsOff = off;
   view.dnsLen = len;

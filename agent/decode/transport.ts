@@ -39,6 +39,7 @@ function decodeTcp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   view.seq = u32(d, off + 4);
   view.ack = u32(d, off + 8);
   view.tcpFlags = ((d[off + 12]! & 0x01) << 8) | d[off + 13]!;
+  markTcpFlags(view, view.tcpFlags);
   view.window = u16(d, off + 14);
   view.urgent = u16(d, off + 18);
   view.tcpHeaderLen = hl;
@@ -176,7 +177,12 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, end: numbe
     if (avail < 4) return;
     view.innerSrcPort = u16(d, l4);
     view.innerDstPort = u16(d, l4 + 2);
-    if (proto === IpProto.TCP) { view.present |= Proto.TCP; return; }
+    if (proto === IpProto.TCP) {
+      view.present |= Proto.TCP;
+      // Wireshark reads the quoted header up to the window (16 bytes) before it shows any flag.
+      if (avail >= 16) markTcpFlags(view, d[l4 + 13]!);
+      return;
+    }
     if (avail < 8) return;
     view.present |= Proto.UDP;
     if ((view.innerSrcPort === DNS_PORT || view.innerDstPort === DNS_PORT) && avail > 8) decodeDns(ctx, d, l4 + 8, end, avail - 8, false);
@@ -185,4 +191,9 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, end: numbe
   } else if (proto === IpProto.ICMPV6 && avail >= 4) {
     view.present |= Proto.ICMPV6;
   }
+}
+
+function markTcpFlags(view: { present: number }, flags: number): void {
+  if (flags & 0x02) view.present |= Proto.TCP_SYN;
+  if (flags & 0x04) view.present |= Proto.TCP_RST;
 }

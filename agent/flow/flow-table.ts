@@ -29,6 +29,17 @@ export const FlowState = {
 } as const;
 export const FLOW_STATE_NAMES = ['open', 'syn_sent', 'syn_received', 'established', 'closing', 'closed', 'reset'] as const;
 
+/** What the last `update` noticed about a TCP SYN, for Wireshark's analysis (packet-tcp.c's port-reuse branches). */
+export const TcpSynEvent = {
+  NONE: 0,
+  /** A SYN with a new ISN started this new flow (tcp.analysis.reused_ports). */
+  PORT_REUSE: 1,
+  /** A SYN with the ISN already known for this side: a retransmitted SYN. */
+  SAME_ISN_SYN: 2,
+  /** A SYN/ACK with an ISN other than the one known for this side (reused_ports, same flow). */
+  SYN_ACK_NEW_ISN: 3,
+} as const;
+
 export const EndReason = { IDLE: 0, EVICTED: 1, END_OF_INPUT: 2, PORT_REUSE: 3 } as const;
 export type EndReasonCode = (typeof EndReason)[keyof typeof EndReason];
 
@@ -109,6 +120,8 @@ export class FlowTable {
   evicted = 0;
   /** Direction of the last packet passed to `update`. */
   dir = 0;
+  /** TcpSynEvent of the last packet passed to `update`. */
+  synEvent = 0;
 
   private listener: FlowListener | undefined;
 
@@ -172,8 +185,10 @@ export class FlowTable {
     const pb = srcIsA ? dport : sport;
     const h = hashKey(v.ipVersion, proto, a, b, pa, pb);
     let slot = this.find(h, v.ipVersion, proto, a, b, pa, pb);
+    this.synEvent = TcpSynEvent.NONE;
     if (slot >= 0 && proto === Transport.TCP && this.isPortReuse(slot, v, srcIsA)) {
       this.end(slot, EndReason.PORT_REUSE);
+      this.synEvent = TcpSynEvent.PORT_REUSE;
       slot = -1;
     }
     if (slot < 0) slot = this.create(h, v, proto, a, b, pa, pb, srcIsA);
@@ -219,8 +234,14 @@ export class FlowTable {
     // Wireshark's base_seq: from this side's first segment (a SYN's seq, else seq - 1), or from
     // the other side's first ACK (ack - 1); a SYN/ACK with a new ISN replaces it.
     const synAck = (flags & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK);
-    if (this.baseSeq[di]! < 0) this.baseSeq[di] = flags & TcpFlag.SYN ? v.seq : (v.seq - 1) >>> 0;
-    else if (synAck && this.baseSeq[di] !== v.seq) this.baseSeq[di] = v.seq;
+    if (this.baseSeq[di]! < 0) {
+      this.baseSeq[di] = flags & TcpFlag.SYN ? v.seq : (v.seq - 1) >>> 0;
+    } else if (synAck && this.baseSeq[di] !== v.seq) {
+      this.baseSeq[di] = v.seq;
+      this.synEvent = TcpSynEvent.SYN_ACK_NEW_ISN;
+    } else if ((flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && this.baseSeq[di] === v.seq) {
+      this.synEvent = TcpSynEvent.SAME_ISN_SYN;
+    }
     const ri = slot * 2 + (dir ^ 1);
     if (this.baseSeq[ri]! < 0 && flags & TcpFlag.ACK) this.baseSeq[ri] = (v.ack - 1) >>> 0;
     const s = this.state[slot]!;

@@ -1,0 +1,19 @@
+/**
+ * Every analyzer, in the order they see each packet and close each window.
+ * Adding an analyzer is one file and one line here (plus its defaults under
+ * `analyzers.<id>` in common/config.ts and config.yaml). `tcp` runs first: the
+ * others read its per-packet result; `health` runs last: it reads the others'
+ * window metrics.
+ */
+import type { Config } from '../../common/config.js';
+import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
+import { createTcpAnalyzer } from './tcp.js';
+
+export const ANALYZERS: ReadonlyArray<readonly [string, AnalyzerFactory]> = [
+  ['tcp', createTcpAnalyzer],
+];
+
+/** Builds the enabled analyzers; disabled ones are never constructed, so they cost nothing per packet. */
+export function createAnalyzers(config: Readonly<Config>, ctx: AnalyzerContext): Analyzer[] {
+  return ANALYZERS.filter(([id]) => config.analyzers[id]?.enabled !== false).map(([, create]) => create(ctx));
+}

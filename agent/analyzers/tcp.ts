@@ -1,0 +1,392 @@
+/**
+ * TCP sequence analysis with Wireshark 4.0's definitions (packet-tcp.c,
+ * tcp_analyze_sequence_number and tcp_analyze_get_acked_struct): retransmission,
+ * fast and spurious retransmission, out-of-order, duplicate ACK, previous
+ * segment not captured, ACKed unseen segment, keep-alive (ACK), window update,
+ * zero window, zero-window probe (ACK), window full, and tcp.analysis.ack_rtt.
+ * The check order, exclusions and state updates follow Wireshark's exactly,
+ * quirks included, so the counters equal tshark's on the same packets. All
+ * arithmetic is on raw 32-bit sequence numbers, modulo 2^32.
+ *
+ * State lives in typed arrays indexed by flow slot and direction; the segments
+ * awaiting an ACK are nodes of one bounded pool (analyzers.tcp.maxUnackedSegments)
+ * with Wireshark's cap of 10,000 per direction.
+ *
+ * The result of each packet goes to `ctx.tcp` for the analyzers that follow.
+ */
+import { TcpFlag, Transport } from '../decode/constants.js';
+import type { PacketView } from '../decode/packet-view.js';
+import { TcpSynEvent } from '../flow/index.js';
+import { Quantiles } from '../window/quantiles.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import { ANY_RETRANSMISSION, TcpAnalysisFlag as F } from './tcp-result.js';
+
+const { SYN, ACK, FIN, RST } = TcpFlag;
+const SYN_FIN_RST = SYN | FIN | RST;
+/** Wireshark's dup-ACK counter is unsigned; its "-1" marker reads as 0xFFFFFFFF (>= 2). */
+const DUPACK_MARK = 0xffffffff;
+const MAX_SEGMENTS_PER_DIRECTION = 10000;
+const FAST_RETRANSMISSION_WINDOW = 0.020;
+const OUT_OF_ORDER_DEFAULT = 0.003;
+const NIL = -1;
+
+const u32 = (x: number): number => ((x % 4294967296) + 4294967296) % 4294967296;
+/** Sequence comparisons modulo 2^32 (Wireshark's GT_SEQ, LT_SEQ, LE_SEQ). */
+const GT = (a: number, b: number): boolean => ((b - a) | 0) < 0;
+const LT = (a: number, b: number): boolean => ((a - b) | 0) < 0;
+const LE = (a: number, b: number): boolean => ((a - b) | 0) <= 0;
+/** Wireshark compares time deltas as unsigned: a negative delta (time going backwards) is never "within". */
+const within = (delta: number, limit: number): boolean => delta >= 0 && delta < limit;
+
+/** Report counter names (Wireshark fields) and the analysis bits each counts. */
+const FLAG_COUNTERS: ReadonlyArray<readonly [string, number]> = [
+  ['tcp.analysis.retransmission', ANY_RETRANSMISSION],
+  ['tcp.analysis.fast_retransmission', F.FAST_RETRANSMISSION],
+  ['tcp.analysis.spurious_retransmission', F.SPURIOUS_RETRANSMISSION],
+  ['tcp.analysis.out_of_order', F.OUT_OF_ORDER],
+  ['tcp.analysis.duplicate_ack', F.DUPLICATE_ACK],
+  ['tcp.analysis.lost_segment', F.LOST_PACKET],
+  ['tcp.analysis.ack_lost_segment', F.ACK_LOST_PACKET],
+  ['tcp.analysis.keep_alive', F.KEEP_ALIVE],
+  ['tcp.analysis.keep_alive_ack', F.KEEP_ALIVE_ACK],
+  ['tcp.analysis.window_update', F.WINDOW_UPDATE],
+  ['tcp.analysis.zero_window', F.ZERO_WINDOW],
+  ['tcp.analysis.zero_window_probe', F.ZERO_WINDOW_PROBE],
+  ['tcp.analysis.window_full', F.WINDOW_FULL],
+];
+
+export function createTcpAnalyzer(ctx: AnalyzerContext): Analyzer {
+  return new TcpAnalyzer(ctx);
+}
+
+class TcpAnalyzer implements Analyzer {
+  readonly id = 'tcp';
+  // per direction (slot * 2 + dir)
+  private readonly window: Float64Array;
+  private readonly winScale: Int8Array;
+  private readonly isFirstAck: Uint8Array;
+  private readonly lastSegFlags: Uint16Array;
+  private readonly lastack: Float64Array;
+  private readonly lastacktime: Float64Array;
+  private readonly dupacknum: Float64Array;
+  private readonly nextseq: Float64Array;
+  private readonly nextseqtime: Float64Array;
+  private readonly maxseqtobeacked: Float64Array;
+  private readonly segHead: Int32Array;
+  private readonly segCount: Int32Array;
+  // per flow
+  private readonly tsMruSyn: Float64Array;
+  private readonly tsFirstRtt: Float64Array;
+  // unacked segment pool
+  private readonly segSeq: Float64Array;
+  private readonly segEnd: Float64Array;
+  private readonly segTs: Float64Array;
+  private readonly segRetransmitted: Uint8Array;
+  private readonly segNext: Int32Array;
+  private freeSeg: number;
+
+  private readonly frameCounts = new Float64Array(FLAG_COUNTERS.length);
+  private readonly flagBits = Int32Array.from(FLAG_COUNTERS, ([, bit]) => bit);
+  private readonly ackRtt = new Quantiles();
+  /** Segments not tracked because the pool was exhausted. */
+  private poolExhausted = 0;
+  // per window
+  private w = { segments: 0, bytes: 0, retransmissions: 0, fast: 0, spurious: 0, outOfOrder: 0, duplicateAcks: 0, lost: 0, ackedUnseen: 0, zeroWindow: 0, windowFull: 0, keepAlive: 0 };
+
+  constructor(private readonly ctx: AnalyzerContext) {
+    const n = ctx.flows.capacity * 2;
+    this.window = new Float64Array(n);
+    this.winScale = new Int8Array(n);
+    this.isFirstAck = new Uint8Array(n);
+    this.lastSegFlags = new Uint16Array(n);
+    this.lastack = new Float64Array(n);
+    this.lastacktime = new Float64Array(n);
+    this.dupacknum = new Float64Array(n);
+    this.nextseq = new Float64Array(n);
+    this.nextseqtime = new Float64Array(n);
+    this.maxseqtobeacked = new Float64Array(n);
+    this.segHead = new Int32Array(n).fill(NIL);
+    this.segCount = new Int32Array(n);
+    this.tsMruSyn = new Float64Array(ctx.flows.capacity);
+    this.tsFirstRtt = new Float64Array(ctx.flows.capacity);
+    const pool = ctx.config.analyzers.tcp.maxUnackedSegments;
+    this.segSeq = new Float64Array(pool);
+    this.segEnd = new Float64Array(pool);
+    this.segTs = new Float64Array(pool);
+    this.segRetransmitted = new Uint8Array(pool);
+    this.segNext = new Int32Array(pool);
+    for (let i = 0; i < pool; i++) this.segNext[i] = i + 1 < pool ? i + 1 : NIL;
+    this.freeSeg = pool > 0 ? 0 : NIL;
+  }
+
+  onFlowStart(slot: number): void {
+    for (let d = slot * 2; d < slot * 2 + 2; d++) {
+      this.window[d] = 0xffffffff;
+      this.winScale[d] = -1;
+      this.isFirstAck[d] = 0;
+      this.lastSegFlags[d] = 0;
+      this.lastack[d] = 0;
+      this.lastacktime[d] = 0;
+      this.dupacknum[d] = 0;
+      this.nextseq[d] = 0;
+      this.nextseqtime[d] = 0;
+      this.maxseqtobeacked[d] = 0;
+    }
+    this.tsMruSyn[slot] = 0;
+    this.tsFirstRtt[slot] = 0;
+  }
+
+  onFlowEnd(slot: number): void {
+    this.freeSegments(slot * 2);
+    this.freeSegments(slot * 2 + 1);
+  }
+
+  private freeSegments(d: number): void {
+    let u = this.segHead[d]!;
+    while (u !== NIL) {
+      const next = this.segNext[u]!;
+      this.segNext[u] = this.freeSeg;
+      this.freeSeg = u;
+      u = next;
+    }
+    this.segHead[d] = NIL;
+    this.segCount[d] = 0;
+  }
+
+  onPacket(v: PacketView, slot: number, dir: number): void {
+    const res = this.ctx.tcp;
+    res.reset();
+    if (slot < 0 || v.transport !== Transport.TCP) return;
+    res.analyzed = true;
+    const f = slot * 2 + dir;
+    const r = slot * 2 + (dir ^ 1);
+    const tf = v.tcpFlags;
+    const seq = v.seq;
+    const ack = v.ack;
+    const win = v.window;
+    const seglen = v.payloadLen;
+    const now = v.ts;
+    res.seglen = seglen;
+
+    let flags = 0;
+    const synEvent = this.ctx.flows.synEvent;
+    if (synEvent === TcpSynEvent.PORT_REUSE || synEvent === TcpSynEvent.SYN_ACK_NEW_ISN) flags |= F.REUSED_PORTS;
+    else if (synEvent === TcpSynEvent.SAME_ISN_SYN) this.nextseq[f] = this.maxseqtobeacked[f]!;
+
+    // Displayed window (tcp.window_size) uses the scale known before this packet's options.
+    res.windowBytes = tf & SYN || this.winScale[f]! < 0 ? win : win * 2 ** this.winScale[f]!;
+
+    const nextseqF = this.nextseq[f]!;
+    // Zero-window probe: one byte at the next expected sequence number while the peer's window is 0.
+    if (seglen === 1 && seq === nextseqF && this.window[r] === 0) {
+      flags |= F.ZERO_WINDOW_PROBE;
+    } else {
+      if (win === 0 && !(tf & SYN_FIN_RST)) flags |= F.ZERO_WINDOW;
+      if (nextseqF !== 0 && GT(seq, nextseqF) && !(tf & RST)) flags |= F.LOST_PACKET;
+      if ((seglen === 0 || seglen === 1) && seq === u32(nextseqF - 1) && !(tf & SYN_FIN_RST)) flags |= F.KEEP_ALIVE;
+      const plainAck = seglen === 0 && seq === nextseqF && ack === this.lastack[f] && !(tf & SYN_FIN_RST);
+      if (plainAck && win !== 0 && win !== this.window[f]) flags |= F.WINDOW_UPDATE;
+      if (seglen > 0 && this.winScale[r] !== -1 && !(tf & SYN_FIN_RST)) {
+        const scale = this.winScale[r]!;
+        const shift = this.isFirstAck[r] || scale === -2 ? 0 : scale;
+        if (u32(seq + seglen) === u32(this.lastack[r]! + this.window[r]! * 2 ** shift)) flags |= F.WINDOW_FULL;
+      }
+      if (plainAck && win !== 0 && win === this.window[f] && this.lastSegFlags[r]! & F.KEEP_ALIVE) {
+        flags |= F.KEEP_ALIVE_ACK;
+      } else if (plainAck && win === 0 && this.window[f] === 0 && this.lastSegFlags[r]! & F.ZERO_WINDOW_PROBE) {
+        flags |= F.ZERO_WINDOW_PROBE_ACK;
+      } else if (plainAck && win !== 0 && win === this.window[f]) {
+        this.dupacknum[f] = this.dupacknum[f] === DUPACK_MARK ? 1 : this.dupacknum[f]! + 1;
+        flags |= F.DUPLICATE_ACK;
+      }
+    }
+    if (ack !== this.lastack[f]) this.dupacknum[f] = 0;
+
+    // ACKed segment that was not captured.
+    const maxR = this.maxseqtobeacked[r]!;
+    if (maxR !== 0 && GT(ack, maxR) && tf & ACK) {
+      if (LT(maxR, this.nextseq[r]!)) {
+        this.maxseqtobeacked[r] = this.nextseq[r]!;
+        flags |= F.ACK_LOST_PACKET;
+      } else {
+        if (this.dupacknum[r] === 0) flags |= F.ACK_LOST_PACKET;
+        this.dupacknum[r] = DUPACK_MARK;
+      }
+    }
+
+    // Retransmission family: at most one of spurious, fast, out-of-order, plain.
+    const synOrFin = tf & (SYN | FIN) ? 1 : 0;
+    if ((seglen > 0 || synOrFin) && !(flags & F.KEEP_ALIVE)) {
+      let notAdvanced = nextseqF !== 0 && LT(seq, nextseqF);
+      if (seglen > 1 && u32(nextseqF - 1) === seq) notAdvanced = false;
+      const lastackR = this.lastack[r]!;
+      const firstRtt = this.tsFirstRtt[slot]!;
+      if (seglen > 0 && lastackR !== 0 && LE(u32(seq + seglen), lastackR)) {
+        flags |= F.SPURIOUS_RETRANSMISSION;
+      } else if (notAdvanced && this.dupacknum[r]! >= 2 && lastackR === seq && within(now - this.lastacktime[r]!, FAST_RETRANSMISSION_WINDOW)) {
+        flags |= F.FAST_RETRANSMISSION;
+      } else if (notAdvanced && within(now - this.nextseqtime[f]!, firstRtt === 0 ? OUT_OF_ORDER_DEFAULT : firstRtt)
+        && nextseqF !== u32(seq + seglen + synOrFin)) {
+        flags |= F.OUT_OF_ORDER;
+      } else if (notAdvanced) {
+        flags |= F.RETRANSMISSION;
+      }
+    }
+
+    // Remember the segment until it is acknowledged.
+    let segEnd = u32(seq + seglen);
+    if ((seglen > 0 || synOrFin) && this.segCount[f]! < MAX_SEGMENTS_PER_DIRECTION) {
+      if (this.freeSeg === NIL) {
+        this.poolExhausted++;
+      } else {
+        if (synOrFin) segEnd = u32(segEnd + 1);
+        const u = this.freeSeg;
+        this.freeSeg = this.segNext[u]!;
+        this.segSeq[u] = seq;
+        this.segEnd[u] = segEnd;
+        this.segTs[u] = now;
+        this.segRetransmitted[u] = flags & (ANY_RETRANSMISSION | F.OUT_OF_ORDER) ? 1 : 0;
+        this.segNext[u] = this.segHead[f]!;
+        this.segHead[f] = u;
+        this.segCount[f]!++;
+      }
+    }
+
+    if ((GT(segEnd, nextseqF) || nextseqF === 0) && !(flags & F.ZERO_WINDOW_PROBE)) {
+      this.nextseq[f] = segEnd;
+      this.nextseqtime[f] = now;
+    }
+    if ((seq === this.maxseqtobeacked[f] || this.maxseqtobeacked[f] === 0) && !(flags & F.ZERO_WINDOW_PROBE)) {
+      this.maxseqtobeacked[f] = this.nextseq[f]!;
+    }
+    this.window[f] = win;
+    this.lastack[f] = ack;
+    this.lastacktime[f] = now;
+    this.lastSegFlags[f] = flags;
+
+    this.matchAck(r, ack, now);
+
+    // Handshake bookkeeping, after the analysis as in Wireshark.
+    if (tf & SYN) {
+      if (!(tf & ACK)) this.tsMruSyn[slot] = now;
+      this.isFirstAck[f] = 1;
+    }
+    if ((tf & (SYN | ACK)) === ACK) {
+      if (this.tsMruSyn[slot] !== 0 && this.tsFirstRtt[slot] === 0) this.tsFirstRtt[slot] = now - this.tsMruSyn[slot]!;
+      this.isFirstAck[f] = 0;
+    }
+    if (v.wscale >= 0) this.winScale[f] = Math.min(v.wscale, 14);
+    if (tf & SYN) {
+      if (this.winScale[f] === -1) { this.winScale[f] = -2; this.winScale[r] = -2; }
+      else if (tf & ACK && this.winScale[r] === -2) this.winScale[f] = -2;
+    }
+
+    res.flags = flags;
+    this.count(flags, seglen);
+  }
+
+  /**
+   * Walks the peer's unacked segments, newest first: an exact match of the ack
+   * gives the RTT (the oldest match wins, so a retransmitted segment's ACK
+   * measures from the original), a partial ACK trims, fully acked ones go.
+   */
+  private matchAck(r: number, ack: number, now: number): void {
+    const res = this.ctx.tcp;
+    let prev = NIL;
+    let u = this.segHead[r]!;
+    let matches = 0;
+    let retransmitted = 0;
+    while (u !== NIL) {
+      const next = this.segNext[u]!;
+      const end = this.segEnd[u]!;
+      if (ack !== end) {
+        if (GT(ack, this.segSeq[u]!) && LE(ack, end)) this.segSeq[u] = ack;
+        if (GT(end, ack)) { prev = u; u = next; continue; }
+      } else {
+        res.ackRtt = now - this.segTs[u]!;
+        matches++;
+        retransmitted |= this.segRetransmitted[u]!;
+      }
+      if (prev === NIL) this.segHead[r] = next; else this.segNext[prev] = next;
+      this.segNext[u] = this.freeSeg;
+      this.freeSeg = u;
+      this.segCount[r]!--;
+      u = next;
+    }
+    if (res.ackRtt === 0) res.ackRtt = -1; // Wireshark hides an RTT of exactly 0
+    if (res.ackRtt >= 0) {
+      this.ackRtt.add(res.ackRtt);
+      // Karn's rule: no sample from a segment that was sent more than once.
+      if (matches === 1 && !retransmitted) res.karnRtt = res.ackRtt;
+    }
+  }
+
+  private count(flags: number, seglen: number): void {
+    if (flags) {
+      const bits = this.flagBits;
+      for (let i = 0; i < bits.length; i++) if (flags & bits[i]!) this.frameCounts[i]++;
+    }
+    const w = this.w;
+    if (seglen > 0) { w.segments++; w.bytes += seglen; }
+    if (!flags) return;
+    if (flags & ANY_RETRANSMISSION) w.retransmissions++;
+    if (flags & F.FAST_RETRANSMISSION) w.fast++;
+    if (flags & F.SPURIOUS_RETRANSMISSION) w.spurious++;
+    if (flags & F.OUT_OF_ORDER) w.outOfOrder++;
+    if (flags & F.DUPLICATE_ACK) w.duplicateAcks++;
+    if (flags & F.LOST_PACKET) w.lost++;
+    if (flags & F.ACK_LOST_PACKET) w.ackedUnseen++;
+    if (flags & F.ZERO_WINDOW) w.zeroWindow++;
+    if (flags & F.WINDOW_FULL) w.windowFull++;
+    if (flags & F.KEEP_ALIVE) w.keepAlive++;
+  }
+
+  closeWindow(span: WindowSpan): Metrics {
+    const w = this.w;
+    const rate = w.segments ? w.retransmissions / w.segments : 0;
+    const t = this.ctx.config.analyzers.tcp;
+    const severity = w.retransmissions >= t.retransmissionCount[2]! || (rate >= t.retransmissionRate[2]! / 100 && w.retransmissions >= t.retransmissionCount[0]!) ? 'critical'
+      : w.retransmissions >= t.retransmissionCount[1]! || (rate >= t.retransmissionRate[1]! / 100 && w.retransmissions >= t.retransmissionCount[0]!) ? 'warning'
+        : w.retransmissions >= t.retransmissionCount[0]! || (rate >= t.retransmissionRate[0]! / 100 && w.retransmissions > 0 && w.segments >= 100) ? 'info' : null;
+    if (severity) {
+      this.ctx.report({
+        type: 'tcp_retransmissions',
+        severity,
+        key: 'window',
+        summary: `${w.retransmissions} TCP retransmissions in ${span.end - span.start} s (${(rate * 100).toFixed(1)} % of ${w.segments} data segments).`,
+        evidence: { retransmissions: w.retransmissions, fastRetransmissions: w.fast, spuriousRetransmissions: w.spurious, dataSegments: w.segments, ratePercent: round2(rate * 100), lostSegments: w.lost, duplicateAcks: w.duplicateAcks },
+      });
+    }
+    const metrics: Metrics = {
+      dataSegments: w.segments,
+      payloadBytes: w.bytes,
+      retransmissions: w.retransmissions,
+      fastRetransmissions: w.fast,
+      spuriousRetransmissions: w.spurious,
+      retransmissionRate: round6(rate),
+      outOfOrder: w.outOfOrder,
+      duplicateAcks: w.duplicateAcks,
+      lostSegments: w.lost,
+      ackedUnseen: w.ackedUnseen,
+      zeroWindows: w.zeroWindow,
+      windowFull: w.windowFull,
+      keepAlives: w.keepAlive,
+    };
+    this.w = { segments: 0, bytes: 0, retransmissions: 0, fast: 0, spurious: 0, outOfOrder: 0, duplicateAcks: 0, lost: 0, ackedUnseen: 0, zeroWindow: 0, windowFull: 0, keepAlive: 0 };
+    return metrics;
+  }
+
+  counters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    FLAG_COUNTERS.forEach(([name], i) => { out[name] = this.frameCounts[i]!; });
+    if (this.poolExhausted) out['tcp.analysis.untracked_segments'] = this.poolExhausted;
+    return out;
+  }
+
+  stats(): Record<string, ReturnType<Quantiles['summary']>> {
+    return { 'tcp.analysis.ack_rtt': this.ackRtt.summary() };
+  }
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;

@@ -1,0 +1,119 @@
+/**
+ * Tumbling windows of packet time, aligned to multiples of `windows.seconds`
+ * since the epoch so that live capture and any replay speed cut the same
+ * windows. A packet at or past the current window's end closes it (empty
+ * windows in a gap are not emitted); a packet stamped earlier than its window
+ * is counted (`outOfOrderTimestamps`) and attributed to the current window.
+ * Each closed window yields a summary and the findings reported during it.
+ */
+import { createHash } from 'node:crypto';
+import { isoFromSeconds } from '../../common/address.js';
+import type { Finding, WindowSummary } from '../../common/report.js';
+import type { Analyzer, FindingDraft, Metrics, WindowSpan } from '../analyzers/analyzer.js';
+import { describeFlow, type FlowTable } from '../flow/index.js';
+import type { PacketClock } from './packet-clock.js';
+
+export interface WindowOutput {
+  summary: WindowSummary;
+  findings: Finding[];
+}
+
+export class WindowEngine {
+  private span: WindowSpan = { index: NaN, start: NaN, end: NaN };
+  private packets = 0;
+  private bytes = 0;
+  private active = 0;
+  private newFlows = 0;
+  private closedFlows = 0;
+  private outOfOrder = 0;
+  private findings: Finding[] = [];
+  /** Window index in which each flow slot last had a packet (for active-flow counts). */
+  private readonly flowWindow: Float64Array;
+
+  constructor(
+    private readonly seconds: number,
+    private readonly analyzers: readonly Analyzer[],
+    private readonly flows: FlowTable,
+    private readonly clock: PacketClock,
+    private readonly emit: (out: WindowOutput) => void,
+  ) {
+    this.flowWindow = new Float64Array(flows.capacity).fill(-1);
+  }
+
+  /** The window packets are being attributed to now. */
+  get current(): WindowSpan { return this.span; }
+
+  /** Called for every packet once the clock has observed it, before the analyzers see it. */
+  advance(): void {
+    const now = this.clock.now;
+    if (Number.isNaN(this.span.index)) { this.open(now); return; }
+    if (now >= this.span.end) { this.close(); this.open(now); }
+  }
+
+  private open(now: number): void {
+    const index = Math.floor(now / this.seconds);
+    this.span = { index, start: index * this.seconds, end: (index + 1) * this.seconds };
+  }
+
+  onPacket(ts: number, wireLen: number, slot: number): void {
+    this.packets++;
+    this.bytes += wireLen;
+    if (ts < this.span.start) this.outOfOrder++;
+    if (slot >= 0 && this.flowWindow[slot] !== this.span.index) {
+      this.flowWindow[slot] = this.span.index;
+      this.active++;
+    }
+  }
+
+  onFlowStart(slot: number): void {
+    this.newFlows++;
+    this.flowWindow[slot] = -1;
+  }
+
+  onFlowEnd(): void { this.closedFlows++; }
+
+  /** Turns an analyzer's draft into a finding of the current window, with a stable id. */
+  report(draft: FindingDraft): void {
+    const span = this.span;
+    const id = createHash('sha256').update(`${draft.type}\u0000${span.start}\u0000${draft.key}`).digest('hex').slice(0, 16);
+    const finding: Finding = {
+      id,
+      type: draft.type,
+      severity: draft.severity,
+      window: { start: isoFromSeconds(span.start), end: isoFromSeconds(span.end) },
+      summary: draft.summary,
+      evidence: draft.evidence,
+    };
+    if (draft.flowSlot !== undefined && draft.flowSlot >= 0) finding.flow = describeFlow(this.flows, draft.flowSlot);
+    if (draft.host !== undefined) finding.host = draft.host;
+    this.findings.push(finding);
+  }
+
+  /** End of input: analyzers report what is still open, then the last (partial) window closes. */
+  finish(): void {
+    if (Number.isNaN(this.span.index)) return;
+    for (const a of this.analyzers) a.finish?.(this.span);
+    this.close();
+  }
+
+  private close(): void {
+    const span = this.span;
+    const metrics: Record<string, Metrics> = {};
+    for (const a of this.analyzers) metrics[a.id] = a.closeWindow(span, metrics);
+    const health = metrics['health']?.['score'];
+    const summary: WindowSummary = {
+      start: isoFromSeconds(span.start),
+      end: isoFromSeconds(span.end),
+      packets: this.packets,
+      bytes: this.bytes,
+      flows: { active: this.active, new: this.newFlows, closed: this.closedFlows },
+      outOfOrderTimestamps: this.outOfOrder,
+      metrics,
+      healthScore: typeof health === 'number' ? health : null,
+    };
+    const findings = this.findings;
+    this.findings = [];
+    this.packets = this.bytes = this.active = this.newFlows = this.closedFlows = this.outOfOrder = 0;
+    this.emit({ summary, findings });
+  }
+}

@@ -62,6 +62,7 @@ export class Pipeline {
       config,
       flows: this.flows,
       clock: this.clock,
+      decoder: this.decoder,
       tcp: new TcpPacketResult(),
       report: (draft) => this.windows.report(draft),
     };
@@ -96,6 +97,7 @@ export class Pipeline {
       const present = view.present;
       const bits = this.counterBits;
       for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
+      if (Number.isNaN(this.clock.base)) this.clock.base = this.decoder.timeBase;
       this.clock.observe(view.ts);
       this.windows.advance();
       this.flows.advance();

@@ -54,10 +54,10 @@ export function isoTime(sec: number, nsec = 0): string {
   return `${yearText}-${two(month)}-${two(day)}T${two(h)}:${two(m)}:${two(s)}.${String(Math.floor(nsec / 1000)).padStart(6, '0')}Z`;
 }
 
-/** ISO-8601 from seconds as a double (microsecond precision). */
-export function isoFromSeconds(ts: number): string {
-  let sec = Math.floor(ts);
-  let usec = Math.round((ts - sec) * 1e6);
+/** ISO-8601 from whole seconds `base` plus `offset` seconds as a double (microsecond precision). */
+export function isoFromSeconds(base: number, offset = 0): string {
+  let sec = Math.floor(offset);
+  let usec = Math.round((offset - sec) * 1e6);
   if (usec >= 1e6) { sec += 1; usec -= 1e6; }
-  return isoTime(sec, usec * 1000);
+  return isoTime(base + sec, usec * 1000);
 }

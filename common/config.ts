@@ -101,6 +101,8 @@ export const DEFAULT_CONFIG: Config = {
       retransmissionCount: [10, 50, 100],
       retransmissionRate: [1, 3, 5],
     },
+    icmp: { enabled: true },
+    ip_fragments: { enabled: true },
   },
   logging: {
     level: 'info',

@@ -28,7 +28,7 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
     onWindow: (out) => { windows.push(out.summary); findings.push(...out.findings); },
     flowListener: { onFlowEnd: (slot) => top!.onFlowEnd(slot) },
   });
-  top = new TopFlows(pipeline.flows, config.report.topFlows);
+  top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base);
   try {
     const rec = reader.record;
     for (let status = reader.next(); status !== END; status = reader.next()) {

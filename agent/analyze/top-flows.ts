@@ -8,7 +8,7 @@ interface Ranked { bytes: number; first: number; stream: number; flow: ReportFlo
 export class TopFlows implements FlowListener {
   private readonly ranked: Ranked[] = [];
 
-  constructor(private readonly table: FlowTable, private readonly limit: number) {}
+  constructor(private readonly table: FlowTable, private readonly limit: number, private readonly timeBase: () => number) {}
 
   onFlowEnd(slot: number): void {
     if (this.limit === 0) return;
@@ -21,8 +21,8 @@ export class TopFlows implements FlowListener {
       ...describeFlow(t, slot),
       packets: t.packets[slot * 2]! + t.packets[slot * 2 + 1]!,
       bytes,
-      first: isoFromSeconds(first),
-      last: isoFromSeconds(t.lastTs[slot]!),
+      first: isoFromSeconds(this.timeBase(), first),
+      last: isoFromSeconds(this.timeBase(), t.lastTs[slot]!),
       state: FLOW_STATE_NAMES[t.state[slot]!] ?? 'unknown',
       stream,
     };

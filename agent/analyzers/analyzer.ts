@@ -6,17 +6,20 @@
  */
 import type { Config } from '../../common/config.js';
 import type { FindingSeverity } from '../../common/report.js';
+import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
 import type { PacketClock } from '../window/packet-clock.js';
 import type { QuantileSummary } from '../window/quantiles.js';
 import type { TcpPacketResult } from './tcp-result.js';
 
-/** A window of packet time: [start, end) in seconds since the epoch. */
+/** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
 export interface WindowSpan {
   index: number;
   start: number;
   end: number;
+  relStart: number;
+  relEnd: number;
 }
 
 /** What an analyzer reports; the window engine adds the window and the stable id. */
@@ -38,6 +41,7 @@ export interface AnalyzerContext {
   readonly config: Readonly<Config>;
   readonly flows: FlowTable;
   readonly clock: PacketClock;
+  readonly decoder: Decoder;
   /** Per-packet TCP sequence-analysis result, filled by the `tcp` analyzer before the others run. */
   readonly tcp: TcpPacketResult;
   report(finding: FindingDraft): void;

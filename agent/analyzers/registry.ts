@@ -7,10 +7,14 @@
  */
 import type { Config } from '../../common/config.js';
 import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
+import { createIcmpAnalyzer } from './icmp.js';
+import { createIpFragmentsAnalyzer } from './ip-fragments.js';
 import { createTcpAnalyzer } from './tcp.js';
 
 export const ANALYZERS: ReadonlyArray<readonly [string, AnalyzerFactory]> = [
   ['tcp', createTcpAnalyzer],
+  ['icmp', createIcmpAnalyzer],
+  ['ip_fragments', createIpFragmentsAnalyzer],
 ];
 
 /** Builds the enabled analyzers; disabled ones are never constructed, so they cost nothing per packet. */

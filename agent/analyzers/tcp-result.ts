@@ -27,7 +27,7 @@ export class TcpPacketResult {
   flags = 0;
   /** TCP payload length (tcp.len). */
   seglen = 0;
-  /** tcp.analysis.ack_rtt in seconds, or -1 when this packet acks no segment exactly. */
+  /** tcp.analysis.ack_rtt in seconds (negative when timestamps go backwards), or -1 when this packet acks no segment exactly. */
   ackRtt = -1;
   /** The same RTT when Karn's rule allows it (the acked segment was sent once), else -1. */
   karnRtt = -1;

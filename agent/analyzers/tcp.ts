@@ -87,7 +87,8 @@ class TcpAnalyzer implements Analyzer {
 
   private readonly frameCounts = new Float64Array(FLAG_COUNTERS.length);
   private readonly flagBits = Int32Array.from(FLAG_COUNTERS, ([, bit]) => bit);
-  private readonly ackRtt = new Quantiles();
+  /** tcp.analysis.ack_rtt as Wireshark shows it: negative when timestamps go backwards. */
+  private readonly ackRtt = new Quantiles(true);
   /** Segments not tracked because the pool was exhausted. */
   private poolExhausted = 0;
   // per window
@@ -296,6 +297,7 @@ class TcpAnalyzer implements Analyzer {
     let u = this.segHead[r]!;
     let matches = 0;
     let retransmitted = 0;
+    let rtt = 0;
     while (u !== NIL) {
       const next = this.segNext[u]!;
       const end = this.segEnd[u]!;
@@ -303,7 +305,7 @@ class TcpAnalyzer implements Analyzer {
         if (GT(ack, this.segSeq[u]!) && LE(ack, end)) this.segSeq[u] = ack;
         if (GT(end, ack)) { prev = u; u = next; continue; }
       } else {
-        res.ackRtt = now - this.segTs[u]!;
+        rtt = now - this.segTs[u]!;
         matches++;
         retransmitted |= this.segRetransmitted[u]!;
       }
@@ -313,11 +315,12 @@ class TcpAnalyzer implements Analyzer {
       this.segCount[r]!--;
       u = next;
     }
-    if (res.ackRtt === 0) res.ackRtt = -1; // Wireshark hides an RTT of exactly 0
-    if (res.ackRtt >= 0) {
-      this.ackRtt.add(res.ackRtt);
+    // Wireshark hides an RTT of exactly 0; negative ones (timestamps going backwards) it shows.
+    if (matches > 0 && rtt !== 0) {
+      this.ackRtt.add(rtt);
+      res.ackRtt = rtt;
       // Karn's rule: no sample from a segment that was sent more than once.
-      if (matches === 1 && !retransmitted) res.karnRtt = res.ackRtt;
+      if (rtt > 0 && matches === 1 && !retransmitted) res.karnRtt = rtt;
     }
   }
 

@@ -26,6 +26,12 @@ export class Decoder {
   readonly reassembler: Reassembler;
   private readonly ctx: DecodeContext;
   private readonly link: LinkResult = { etherType: 0 };
+  /**
+   * Whole seconds subtracted from every timestamp to give `view.ts` (set from
+   * the first frame, a multiple of 10^6): small numbers keep nanosecond
+   * differences exact in a double, where epoch seconds would round them to 0.2 µs.
+   */
+  timeBase = NaN;
 
   constructor(options: DecoderOptions) {
     this.reassembler = new Reassembler(options.maxFragmentDatagrams, options.fragmentTimeout, this.anomalies);
@@ -40,7 +46,8 @@ export class Decoder {
     view.wireLen = rec.wireLen;
     view.tsSec = rec.tsSec;
     view.tsNsec = rec.tsNsec;
-    view.ts = rec.tsSec + rec.tsNsec / 1e9;
+    if (Number.isNaN(this.timeBase)) this.timeBase = Math.floor(rec.tsSec / 1e6) * 1e6;
+    view.ts = (rec.tsSec - this.timeBase) + rec.tsNsec / 1e9;
     view.linkType = rec.linkType;
     view.number = rec.number;
     view.reset();

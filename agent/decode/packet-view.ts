@@ -14,7 +14,7 @@ export class PacketView {
   wireLen = 0;
   tsSec = 0;
   tsNsec = 0;
-  /** Packet time in seconds as a double (microsecond precision is kept for current dates). */
+  /** Packet time in seconds since the decoder's `timeBase` (exact to the nanosecond for years). */
   ts = 0;
   linkType = 0;
   number = 0;

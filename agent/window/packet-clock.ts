@@ -12,6 +12,8 @@
 export const MAX_UNCONFIRMED_JUMP = 3600;
 
 export class PacketClock {
+  /** Epoch seconds that packet times (`PacketView.ts`, `now`) count from; see Decoder.timeBase. */
+  base = NaN;
   /** Current packet time in seconds (-Infinity before the first packet). */
   now = -Infinity;
   /** The last packet was more than MAX_UNCONFIRMED_JUMP ahead and did not move the clock. */

@@ -16,8 +16,10 @@ const EXACT_CAP = 65536;
 /** Bucket ratio: a bucket's values are within ±0.5 % of its representative value. */
 const GAMMA = 1.01;
 const LOG_GAMMA = Math.log(GAMMA);
-/** Values below this (seconds) share the lowest bucket. */
+/** Magnitudes below this (seconds) share the zero bucket. */
 const MIN_VALUE = 1e-9;
+/** Keeps bucket keys of positive values above 0 and of negative values below 0, so keys sort like values. */
+const KEY_OFFSET = 1e6;
 
 export class Quantiles {
   private exact = new Float64Array(256);
@@ -25,10 +27,13 @@ export class Quantiles {
   private buckets: Map<number, number> | null = null;
   private maxValue = -Infinity;
 
+  /** `allowNegative`: keep negative samples (a Wireshark time delta across timestamps going backwards) instead of dropping them. */
+  constructor(private readonly allowNegative = false) {}
+
   get count(): number { return this.n; }
 
   add(value: number): void {
-    if (!(value >= 0)) return; // NaN and negatives (clock going backwards) are not durations
+    if (Number.isNaN(value) || (value < 0 && !this.allowNegative)) return;
     if (value > this.maxValue) this.maxValue = value;
     if (this.buckets === null) {
       if (this.n < EXACT_CAP) {
@@ -49,7 +54,8 @@ export class Quantiles {
   }
 
   private bucketAdd(value: number): void {
-    const k = value <= MIN_VALUE ? -Infinity : Math.ceil(Math.log(value) / LOG_GAMMA);
+    const magnitude = Math.abs(value);
+    const k = magnitude <= MIN_VALUE ? 0 : Math.sign(value) * (Math.ceil(Math.log(magnitude) / LOG_GAMMA) + KEY_OFFSET);
     this.buckets!.set(k, (this.buckets!.get(k) ?? 0) + 1);
   }
 
@@ -66,7 +72,7 @@ export class Quantiles {
     let seen = 0;
     for (const k of keys) {
       seen += this.buckets.get(k)!;
-      if (seen >= rank) return k === -Infinity ? 0 : (2 * GAMMA ** k) / (1 + GAMMA);
+      if (seen >= rank) return k === 0 ? 0 : (Math.sign(k) * 2 * GAMMA ** (Math.abs(k) - KEY_OFFSET)) / (1 + GAMMA);
     }
     return this.maxValue;
   }

@@ -19,7 +19,7 @@ export interface WindowOutput {
 }
 
 export class WindowEngine {
-  private span: WindowSpan = { index: NaN, start: NaN, end: NaN };
+  private span: WindowSpan = { index: NaN, start: NaN, end: NaN, relStart: NaN, relEnd: NaN };
   private packets = 0;
   private bytes = 0;
   private active = 0;
@@ -47,18 +47,20 @@ export class WindowEngine {
   advance(): void {
     const now = this.clock.now;
     if (Number.isNaN(this.span.index)) { this.open(now); return; }
-    if (now >= this.span.end) { this.close(); this.open(now); }
+    if (now >= this.span.relEnd) { this.close(); this.open(now); }
   }
 
   private open(now: number): void {
-    const index = Math.floor(now / this.seconds);
-    this.span = { index, start: index * this.seconds, end: (index + 1) * this.seconds };
+    const base = this.clock.base;
+    const index = Math.floor((base + now) / this.seconds);
+    const start = index * this.seconds;
+    this.span = { index, start, end: start + this.seconds, relStart: start - base, relEnd: start + this.seconds - base };
   }
 
   onPacket(ts: number, wireLen: number, slot: number): void {
     this.packets++;
     this.bytes += wireLen;
-    if (ts < this.span.start) this.outOfOrder++;
+    if (ts < this.span.relStart) this.outOfOrder++;
     if (slot >= 0 && this.flowWindow[slot] !== this.span.index) {
       this.flowWindow[slot] = this.span.index;
       this.active++;

@@ -20,8 +20,9 @@ export interface FlowTimeouts {
   other: number;
 }
 
-/** Every analyzer has `enabled`; thresholds are in seconds, bytes, counts or percent as named. */
+/** Every analyzer has `enabled`. Durations are in seconds of packet time, sizes in bytes, rates in percent. */
 export interface AnalyzersConfig {
+  /** TCP sequence analysis (Wireshark's tcp.analysis.*). */
   tcp: {
     enabled: boolean;
     /** Segments awaiting an ACK, tracked at once over all flows (Wireshark keeps up to 10,000 per direction). */
@@ -31,7 +32,72 @@ export interface AnalyzersConfig {
     /** Retransmission rate (% of data segments) for an info, warning, critical finding. */
     retransmissionRate: number[];
   };
-  [name: string]: { enabled: boolean; [key: string]: unknown };
+  handshake: {
+    enabled: boolean;
+    /** SYN to SYN/ACK delay above which the server side is slow. */
+    synAckDelay: number;
+    /** SYN to handshake ACK delay above which the handshake is slow. */
+    totalDelay: number;
+    /** A SYN retransmitted after this long means the first SYN got no answer in time. */
+    synRetransmission: number;
+  };
+  rtt: { enabled: boolean; warning: number; critical: number };
+  tcp_window: {
+    enabled: boolean;
+    /** Advertised window (after scaling) below this is "low". */
+    lowWindow: number;
+    /** A zero window lasting longer than this is reported. */
+    zeroWindowPeriod: number;
+  };
+  resets: {
+    enabled: boolean;
+    /** A TCP flow idle this long at the end of input is a zombie. */
+    zombieIdle: number;
+  };
+  dns: {
+    enabled: boolean;
+    /** Response times above these are warnings and critical. */
+    warning: number;
+    critical: number;
+    /** A query unanswered this long is a timeout. */
+    timeout: number;
+    /** Queries awaiting an answer, at most (oldest dropped and counted past it). */
+    maxPending: number;
+  };
+  icmp: { enabled: boolean };
+  ip_fragments: { enabled: boolean };
+  jitter: {
+    enabled: boolean;
+    /** A UDP flow silent this long starts a new session. */
+    sessionGap: number;
+    /** RFC 3550 interarrival jitter above these is a warning / critical. */
+    warning: number;
+    critical: number;
+    /** Packets a flow needs in a window before its jitter is judged. */
+    minPackets: number;
+  };
+  bursts: {
+    enabled: boolean;
+    /** Bucket size in milliseconds. */
+    bucketMs: number;
+    /** A bucket with this many times the window's average packets per bucket is a burst. */
+    factor: number;
+  };
+  throughput: { enabled: boolean; /** Flows listed per window. */ topFlows: number };
+  talkers: { enabled: boolean; /** Hosts and pairs listed per window. */ top: number; /** Hosts tracked per window at most. */ maxHosts: number };
+  protocols: { enabled: boolean };
+  asymmetry: {
+    enabled: boolean;
+    /** Packets a flow needs before it can be called one-way. */
+    minPackets: number;
+  };
+  capture: {
+    enabled: boolean;
+    /** Silence longer than this between packets is a capture gap. */
+    gapSeconds: number;
+  };
+  sack: { enabled: boolean };
+  health: { enabled: boolean };
 }
 
 export interface Config {
@@ -95,14 +161,23 @@ export const DEFAULT_CONFIG: Config = {
     seconds: 10,
   },
   analyzers: {
-    tcp: {
-      enabled: true,
-      maxUnackedSegments: 1_000_000,
-      retransmissionCount: [10, 50, 100],
-      retransmissionRate: [1, 3, 5],
-    },
+    tcp: { enabled: true, maxUnackedSegments: 1_000_000, retransmissionCount: [10, 50, 100], retransmissionRate: [1, 3, 5] },
+    handshake: { enabled: true, synAckDelay: 0.1, totalDelay: 0.3, synRetransmission: 2 },
+    rtt: { enabled: true, warning: 0.1, critical: 0.5 },
+    tcp_window: { enabled: true, lowWindow: 8192, zeroWindowPeriod: 0.1 },
+    resets: { enabled: true, zombieIdle: 300 },
+    dns: { enabled: true, warning: 0.1, critical: 1, timeout: 5, maxPending: 100_000 },
     icmp: { enabled: true },
     ip_fragments: { enabled: true },
+    jitter: { enabled: true, sessionGap: 5, warning: 0.03, critical: 0.1, minPackets: 20 },
+    bursts: { enabled: true, bucketMs: 100, factor: 5 },
+    throughput: { enabled: true, topFlows: 10 },
+    talkers: { enabled: true, top: 10, maxHosts: 100_000 },
+    protocols: { enabled: true },
+    asymmetry: { enabled: true, minPackets: 10 },
+    capture: { enabled: true, gapSeconds: 1 },
+    sack: { enabled: true },
+    health: { enabled: true },
   },
   logging: {
     level: 'info',
@@ -119,6 +194,9 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'report.topFlows': [0, 100_000],
   'windows.seconds': [1, 86400],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
+  'analyzers.dns.maxPending': [1, 100_000_000],
+  'analyzers.talkers.maxHosts': [10, 100_000_000],
+  'analyzers.bursts.bucketMs': [1, 60_000],
 };
 const STRING_CHOICES: Record<string, readonly string[]> = {
   'logging.level': ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
@@ -166,6 +244,12 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
   }
   if (Array.isArray(dflt)) {
     if (!Array.isArray(given)) throw new ConfigError(key, `expected a list, got ${describe(given)}`);
+    if (dflt.length && typeof dflt[0] === 'number') {
+      given.forEach((item, i) => {
+        if (typeof item !== 'number' || !Number.isFinite(item) || item < 0) throw new ConfigError(`${key}[${i}]`, `expected a number >= 0, got ${describe(item)}`);
+      });
+      if (given.length !== dflt.length) throw new ConfigError(key, `expected ${dflt.length} numbers, got ${given.length}`);
+    }
     return given;
   }
   throw new ConfigError(key, 'unsupported value');

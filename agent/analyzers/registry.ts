@@ -5,13 +5,13 @@
  * others read its per-packet result; `health` runs last: it reads the others'
  * window metrics.
  */
-import type { Config } from '../../common/config.js';
+import type { AnalyzersConfig, Config } from '../../common/config.js';
 import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
 import { createIcmpAnalyzer } from './icmp.js';
 import { createIpFragmentsAnalyzer } from './ip-fragments.js';
 import { createTcpAnalyzer } from './tcp.js';
 
-export const ANALYZERS: ReadonlyArray<readonly [string, AnalyzerFactory]> = [
+export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerFactory]> = [
   ['tcp', createTcpAnalyzer],
   ['icmp', createIcmpAnalyzer],
   ['ip_fragments', createIpFragmentsAnalyzer],
@@ -19,5 +19,5 @@ export const ANALYZERS: ReadonlyArray<readonly [string, AnalyzerFactory]> = [
 
 /** Builds the enabled analyzers; disabled ones are never constructed, so they cost nothing per packet. */
 export function createAnalyzers(config: Readonly<Config>, ctx: AnalyzerContext): Analyzer[] {
-  return ANALYZERS.filter(([id]) => config.analyzers[id]?.enabled !== false).map(([, create]) => create(ctx));
+  return ANALYZERS.filter(([id]) => config.analyzers[id].enabled).map(([, create]) => create(ctx));
 }

@@ -65,6 +65,7 @@ export class Pipeline {
       decoder: this.decoder,
       tcp: new TcpPacketResult(),
       report: (draft) => this.windows.report(draft),
+      windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
     this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow);
@@ -124,6 +125,13 @@ export class Pipeline {
     out['tcp.streams'] = this.flows.tcpStreams;
     out['udp.streams'] = this.flows.udpStreams;
     for (const a of this.analyzers) Object.assign(out, a.counters?.());
+    return out;
+  }
+
+  /** Whole-capture summaries of the analyzers (e.g. the overall health score). */
+  summary(): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    for (const a of this.analyzers) Object.assign(out, a.summary?.());
     return out;
   }
 

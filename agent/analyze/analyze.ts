@@ -83,6 +83,8 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
     findings,
     stats: pipeline.stats() as Report['stats'],
   };
+  const health = pipeline.summary()['healthScore'];
+  if (health) report.healthScore = health as Report['healthScore'];
   return { report, warnings };
 }
 

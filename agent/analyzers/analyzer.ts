@@ -5,7 +5,7 @@
  * plain data, may allocate). Disabled analyzers are not constructed.
  */
 import type { Config } from '../../common/config.js';
-import type { FindingSeverity } from '../../common/report.js';
+import type { Finding, FindingSeverity } from '../../common/report.js';
 import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
@@ -45,6 +45,8 @@ export interface AnalyzerContext {
   /** Per-packet TCP sequence-analysis result, filled by the `tcp` analyzer before the others run. */
   readonly tcp: TcpPacketResult;
   report(finding: FindingDraft): void;
+  /** Findings reported so far in the current window. */
+  windowFindings(): readonly Finding[];
 }
 
 export interface Analyzer {

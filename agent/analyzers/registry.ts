@@ -7,6 +7,7 @@
  */
 import type { AnalyzersConfig, Config } from '../../common/config.js';
 import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
+import { createHealthAnalyzer } from './health.js';
 import { createIcmpAnalyzer } from './icmp.js';
 import { createIpFragmentsAnalyzer } from './ip-fragments.js';
 import { createTcpAnalyzer } from './tcp.js';
@@ -15,6 +16,8 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['tcp', createTcpAnalyzer],
   ['icmp', createIcmpAnalyzer],
   ['ip_fragments', createIpFragmentsAnalyzer],
+  // keep last: reads the metrics of the analyzers above
+  ['health', createHealthAnalyzer],
 ];
 
 /** Builds the enabled analyzers; disabled ones are never constructed, so they cost nothing per packet. */

@@ -40,6 +40,9 @@ export class WindowEngine {
     this.flowWindow = new Float64Array(flows.capacity).fill(-1);
   }
 
+  /** Findings reported so far in the current window. */
+  get pendingFindings(): readonly Finding[] { return this.findings; }
+
   /** The window packets are being attributed to now. */
   get current(): WindowSpan { return this.span; }
 

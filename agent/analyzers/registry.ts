@@ -7,13 +7,23 @@
  */
 import type { AnalyzersConfig, Config } from '../../common/config.js';
 import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
+import { createDnsAnalyzer } from './dns.js';
+import { createHandshakeAnalyzer } from './handshake.js';
 import { createHealthAnalyzer } from './health.js';
 import { createIcmpAnalyzer } from './icmp.js';
 import { createIpFragmentsAnalyzer } from './ip-fragments.js';
+import { createResetsAnalyzer } from './resets.js';
+import { createRttAnalyzer } from './rtt.js';
 import { createTcpAnalyzer } from './tcp.js';
+import { createTcpWindowAnalyzer } from './tcp-window.js';
 
 export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerFactory]> = [
   ['tcp', createTcpAnalyzer],
+  ['handshake', createHandshakeAnalyzer],
+  ['rtt', createRttAnalyzer],
+  ['tcp_window', createTcpWindowAnalyzer],
+  ['resets', createResetsAnalyzer],
+  ['dns', createDnsAnalyzer],
   ['icmp', createIcmpAnalyzer],
   ['ip_fragments', createIpFragmentsAnalyzer],
   // keep last: reads the metrics of the analyzers above

@@ -85,5 +85,8 @@ export const TcpFlag = {
   NS: 0x100,
 } as const;
 
-/** Ports Wireshark 4.0 hands to its DNS dissector (dns.udp.port / dns.tcp.port defaults). */
+/** Ports Wireshark 4.0 hands to its DNS dissector (dns.udp.port 53; dns.tcp.port 53 and 5353). */
 export const DNS_PORT = 53;
+/** mDNS (UDP 5353) and LLMNR (UDP 5355): DNS's format and dns.* fields, other protocols for `-Y dns`. */
+export const MDNS_PORT = 5353;
+export const LLMNR_PORT = 5355;

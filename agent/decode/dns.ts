@@ -16,13 +16,18 @@ const MAX_POINTERS = 32;
 /**
  * Marks DNS present and, for the frame's own message (not one quoted in an ICMP
  * error), fills the view's dns* fields. `capEnd` is the end of captured bytes.
+ * mDNS and LLMNR share DNS's format and Wireshark's dns.* fields but are other
+ * protocols for the `dns` filter: `isDns` is false for them. Like Wireshark, a
+ * message needs its 4 bytes of id and flags to count as DNS.
  */
-export function decodeDns(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number, own: boolean): void {
+export function decodeDns(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number, own: boolean, isDns = true): void {
   const view = ctx.view;
-  view.present |= Proto.DNS;
   const end = Math.min(capEnd, off + len);
-  if (end - off >= 4) {
-    if (d[off + 2]! & 0x80) view.present |= Proto.DNS_RESPONSE;
+  if (end - off < 4) return;
+  if (isDns) view.present |= Proto.DNS;
+  // dns.flags.rcode exists on responses only.
+  if (d[off + 2]! & 0x80) {
+    view.present |= Proto.DNS_RESPONSE;
     if ((d[off + 3]! & 0x0f) === 3) view.present |= Proto.DNS_NXDOMAIN;
   }
   if (!own) return;

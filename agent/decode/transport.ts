@@ -8,7 +8,7 @@
  */
 import { Anomaly } from './anomaly.js';
 import { u16, u32 } from './bytes.js';
-import { DNS_PORT, IpProto, Proto, Transport } from './constants.js';
+import { DNS_PORT, IpProto, LLMNR_PORT, MDNS_PORT, Proto, Transport } from './constants.js';
 import { flagAnomaly, type DecodeContext } from './context.js';
 import { decodeDns } from './dns.js';
 
@@ -47,7 +47,9 @@ function decodeTcp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   view.payloadLen = len - hl;
   view.payloadCapLen = Math.max(0, Math.min(capEnd, off + len) - off - hl);
   if (hl > 20) decodeTcpOptions(ctx, d, off + 20, Math.min(off + hl, capEnd), off + hl > capEnd);
-  if ((view.srcPort === DNS_PORT || view.dstPort === DNS_PORT) && view.payloadCapLen >= 2) {
+  const sp = view.srcPort;
+  const dp = view.dstPort;
+  if ((sp === DNS_PORT || dp === DNS_PORT || sp === MDNS_PORT || dp === MDNS_PORT) && view.payloadCapLen >= 2) {
     // DNS over TCP: a 2-byte length, then the message. Only messages whole in this segment are decoded.
     const p = view.payloadOff;
     const msgLen = u16(d, p);
@@ -102,9 +104,10 @@ function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   view.payloadOff = off + 8;
   view.payloadLen = udpLen - 8;
   view.payloadCapLen = Math.max(0, Math.min(capEnd, off + udpLen) - off - 8);
-  if ((view.srcPort === DNS_PORT || view.dstPort === DNS_PORT) && view.payloadLen > 0) {
-    decodeDns(ctx, d, off + 8, capEnd, view.payloadLen, true);
-  }
+  const sp = view.srcPort;
+  const dp = view.dstPort;
+  if (sp === DNS_PORT || dp === DNS_PORT) decodeDns(ctx, d, off + 8, capEnd, view.payloadLen, true);
+  else if (sp === MDNS_PORT || dp === MDNS_PORT || sp === LLMNR_PORT || dp === LLMNR_PORT) decodeDns(ctx, d, off + 8, capEnd, view.payloadLen, true, false);
 }
 
 /** ICMPv4 types that quote the offending datagram (RFC 792): unreachable, source quench, redirect, time exceeded, parameter problem. */

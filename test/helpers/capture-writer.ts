@@ -25,7 +25,15 @@ export class ByteWriter {
     this.chunks.push(...(this.little ? b.reverse() : b));
     return this;
   }
-  /** 64-bit value, as pcapng writes timestamps and if_tsoffset. */
+  /**
+   * pcapng timestamp: upper 32 bits first, then lower 32 bits, each in the
+   * section's byte order (not a 64-bit integer in that order).
+   */
+  ts64(v: bigint): this {
+    const x = BigInt.asUintN(64, v);
+    return this.u32(Number(x >> 32n)).u32(Number(x & 0xffffffffn));
+  }
+  /** 64-bit integer in the writer's byte order (section length, if_tsoffset). */
   u64(v: bigint): this {
     const x = BigInt.asUintN(64, v);
     const hi = Number(x >> 32n);
@@ -197,7 +205,7 @@ export class PcapngBuilder {
 
   /** Enhanced Packet Block. */
   epb(interfaceId: number, p: PacketSpec): this {
-    const w = this.writer().u32(interfaceId).u64(p.ts)
+    const w = this.writer().u32(interfaceId).ts64(p.ts)
       .u32(p.capLen ?? p.data.length).u32(p.wireLen ?? p.data.length).bytes(p.data).pad4();
     return this.block(BlockType.EPB, w.build());
   }
@@ -209,7 +217,7 @@ export class PcapngBuilder {
 
   /** Obsolete Packet Block (type 2): 16-bit interface id and drops count. */
   pb(interfaceId: number, p: PacketSpec, drops = 0): this {
-    const w = this.writer().u16(interfaceId).u16(drops).u64(p.ts)
+    const w = this.writer().u16(interfaceId).u16(drops).ts64(p.ts)
       .u32(p.capLen ?? p.data.length).u32(p.wireLen ?? p.data.length).bytes(p.data).pad4();
     return this.block(BlockType.PB, w.build());
   }

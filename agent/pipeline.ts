@@ -42,6 +42,8 @@ export class Pipeline {
   readonly clock = new PacketClock();
   readonly analyzers: Analyzer[];
   readonly windows: WindowEngine;
+  /** What the analyzers share (config, flows, clock, the TCP result of the current packet). */
+  readonly context: AnalyzerContext;
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
   private readonly counterBits = Int32Array.from(FRAME_COUNTERS, ([, bit]) => bit);
   packets = 0;
@@ -58,7 +60,7 @@ export class Pipeline {
   constructor(config: Readonly<Config>, options: PipelineOptions) {
     this.decoder = new Decoder(config.flows);
     this.flows = new FlowTable(config.flows, this.clock);
-    const ctx: AnalyzerContext = {
+    const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
       clock: this.clock,

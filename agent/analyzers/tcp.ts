@@ -133,7 +133,7 @@ class TcpAnalyzer implements Analyzer {
       this.nextseqtime[d] = 0;
       this.maxseqtobeacked[d] = 0;
     }
-    this.tsMruSyn[slot] = 0;
+    this.tsMruSyn[slot] = NaN; // packet times count from a base and can be 0: NaN means no SYN yet
     this.tsFirstRtt[slot] = 0;
   }
 
@@ -273,7 +273,7 @@ class TcpAnalyzer implements Analyzer {
       this.isFirstAck[f] = 1;
     }
     if ((tf & (SYN | ACK)) === ACK) {
-      if (this.tsMruSyn[slot] !== 0 && this.tsFirstRtt[slot] === 0) this.tsFirstRtt[slot] = now - this.tsMruSyn[slot]!;
+      if (!Number.isNaN(this.tsMruSyn[slot]!) && this.tsFirstRtt[slot] === 0) this.tsFirstRtt[slot] = now - this.tsMruSyn[slot]!;
       this.isFirstAck[f] = 0;
     }
     if (v.wscale >= 0) this.winScale[f] = Math.min(v.wscale, 14);

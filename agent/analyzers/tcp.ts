@@ -62,24 +62,24 @@ export function createTcpAnalyzer(ctx: AnalyzerContext): Analyzer {
 class TcpAnalyzer implements Analyzer {
   readonly id = 'tcp';
   // per direction (slot * 2 + dir)
-  private readonly window: Float64Array;
+  private readonly window: Float64Array; // raw window, or 0xFFFFFFFF before the first packet
   private readonly winScale: Int8Array;
   private readonly isFirstAck: Uint8Array;
   private readonly lastSegFlags: Uint16Array;
-  private readonly lastack: Float64Array;
+  private readonly lastack: Uint32Array;
   private readonly lastacktime: Float64Array;
   private readonly dupacknum: Float64Array;
-  private readonly nextseq: Float64Array;
+  private readonly nextseq: Uint32Array;
   private readonly nextseqtime: Float64Array;
-  private readonly maxseqtobeacked: Float64Array;
+  private readonly maxseqtobeacked: Uint32Array;
   private readonly segHead: Int32Array;
   private readonly segCount: Int32Array;
   // per flow
   private readonly tsMruSyn: Float64Array;
   private readonly tsFirstRtt: Float64Array;
   // unacked segment pool
-  private readonly segSeq: Float64Array;
-  private readonly segEnd: Float64Array;
+  private readonly segSeq: Uint32Array;
+  private readonly segEnd: Uint32Array;
   private readonly segTs: Float64Array;
   private readonly segRetransmitted: Uint8Array;
   private readonly segNext: Int32Array;
@@ -100,19 +100,19 @@ class TcpAnalyzer implements Analyzer {
     this.winScale = new Int8Array(n);
     this.isFirstAck = new Uint8Array(n);
     this.lastSegFlags = new Uint16Array(n);
-    this.lastack = new Float64Array(n);
+    this.lastack = new Uint32Array(n);
     this.lastacktime = new Float64Array(n);
     this.dupacknum = new Float64Array(n);
-    this.nextseq = new Float64Array(n);
+    this.nextseq = new Uint32Array(n);
     this.nextseqtime = new Float64Array(n);
-    this.maxseqtobeacked = new Float64Array(n);
+    this.maxseqtobeacked = new Uint32Array(n);
     this.segHead = new Int32Array(n).fill(NIL);
     this.segCount = new Int32Array(n);
     this.tsMruSyn = new Float64Array(ctx.flows.capacity);
     this.tsFirstRtt = new Float64Array(ctx.flows.capacity);
     const pool = ctx.config.analyzers.tcp.maxUnackedSegments;
-    this.segSeq = new Float64Array(pool);
-    this.segEnd = new Float64Array(pool);
+    this.segSeq = new Uint32Array(pool);
+    this.segEnd = new Uint32Array(pool);
     this.segTs = new Float64Array(pool);
     this.segRetransmitted = new Uint8Array(pool);
     this.segNext = new Int32Array(pool);

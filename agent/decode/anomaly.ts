@@ -31,6 +31,7 @@ export const ANOMALY_NAMES = [
   'ip.reassembly_evicted',
   'ip.reassembly_timeout',
   'ip.fragment_overlap',
+  'ip.fragment_too_many',
   'tunnel.too_deep',
 ] as const;
 

@@ -11,6 +11,9 @@
  */
 import { Anomaly, type AnomalyCounters } from './anomaly.js';
 
+/** Disjoint byte ranges one datagram may have (each a hole before the next); more drops it. */
+const MAX_HOLES = 64;
+
 /** Bytes of each datagram kept for decoding its headers once complete. */
 export const HEAD_BYTES = 1024;
 
@@ -78,6 +81,12 @@ export class Reassembler {
       if (offset + n > entry.headLen) entry.headLen = offset + n;
     }
     if (this.insertRange(entry.ranges, offset, offset + payloadLen)) this.anomalies.add(Anomaly['ip.fragment_overlap']);
+    if (entry.ranges.length > MAX_HOLES * 2) {
+      // Hundreds of disjoint pieces are an attack on the reassembler, not a datagram: drop it, counted.
+      this.anomalies.add(Anomaly['ip.fragment_too_many']);
+      this.release(entry);
+      return -1;
+    }
     if (entry.total < 0 || entry.ranges.length !== 2 || entry.ranges[0] !== 0 || entry.ranges[1]! < entry.total) return -1;
     const total = entry.total;
     // Hand the head out through a spare buffer so the entry can be recycled now.

@@ -27,6 +27,9 @@ export class WindowEngine {
   private closedFlows = 0;
   private outOfOrder = 0;
   private findings: Finding[] = [];
+  /** Findings per type in the current window, and those over the cap (counted, not kept). */
+  private readonly perType = new Map<string, number>();
+  private suppressed: Record<string, number> = {};
   /** Window index in which each flow slot last had a packet (for active-flow counts). */
   private readonly flowWindow: Float64Array;
 
@@ -36,6 +39,8 @@ export class WindowEngine {
     private readonly flows: FlowTable,
     private readonly clock: PacketClock,
     private readonly emit: (out: WindowOutput) => void,
+    /** At most this many findings of one type per window; the rest are counted in `findingsSuppressed`. */
+    private readonly maxFindingsPerType = Infinity,
   ) {
     this.flowWindow = new Float64Array(flows.capacity).fill(-1);
   }
@@ -79,6 +84,12 @@ export class WindowEngine {
 
   /** Turns an analyzer's draft into a finding of the current window, with a stable id. */
   report(draft: FindingDraft): void {
+    const seen = this.perType.get(draft.type) ?? 0;
+    this.perType.set(draft.type, seen + 1);
+    if (seen >= this.maxFindingsPerType) {
+      this.suppressed[draft.type] = (this.suppressed[draft.type] ?? 0) + 1;
+      return;
+    }
     const span = this.span;
     const id = createHash('sha256').update(`${draft.type}\u0000${span.start}\u0000${draft.key}`).digest('hex').slice(0, 16);
     const finding: Finding = {
@@ -116,6 +127,9 @@ export class WindowEngine {
       metrics,
       healthScore: typeof health === 'number' ? health : null,
     };
+    if (Object.keys(this.suppressed).length) summary.findingsSuppressed = this.suppressed;
+    this.suppressed = {};
+    this.perType.clear();
     const findings = this.findings;
     this.findings = [];
     this.packets = this.bytes = this.active = this.newFlows = this.closedFlows = this.outOfOrder = 0;

@@ -1,0 +1,124 @@
+/**
+ * One-way and strongly asymmetric flows, judged on each flow's whole-life
+ * counters (the flow table's packets and bytes per direction) for every flow
+ * that had packets in the window: at the window's close, or at the flow's
+ * end when it ends during the window (its slot may be reused afterwards).
+ * Flows still open at the end of input are judged when the last window closes.
+ *
+ * - one-way: at least `minPackets` packets in one direction and none in the
+ *   other (no answer at all: asymmetric routing, a capture that sees one
+ *   side, a dead server, or a one-way protocol such as syslog over UDP);
+ * - asymmetric: packets both ways, at least `minPackets` in all, and one
+ *   direction carrying more than RATIO times the bytes of the other (bulk
+ *   transfers look like this: a metric, not a finding).
+ *
+ * A `one_way_flow` finding is reported per one-way flow, at most MAX_FINDINGS
+ * per window (the flows with the most packets first); severity warning for
+ * TCP, where an answer is always expected, info otherwise.
+ */
+import { Transport } from '../decode/constants.js';
+import type { PacketView } from '../decode/packet-view.js';
+import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { DIR_NAMES, WindowFlowSet, flowKey, round3 } from './window-flows.js';
+
+/** Bytes one way over bytes the other way above which a flow is strongly asymmetric. */
+export const ASYMMETRY_RATIO = 20;
+/** `one_way_flow` findings per window, at most. */
+const MAX_FINDINGS = 10;
+
+export function createAsymmetryAnalyzer(ctx: AnalyzerContext): Analyzer {
+  return new AsymmetryAnalyzer(ctx);
+}
+
+const NONE = 0;
+const ONE_WAY = 1;
+const ASYMMETRIC = 2;
+
+class AsymmetryAnalyzer implements Analyzer {
+  readonly id = 'asymmetry';
+  private readonly minPackets: number;
+  private readonly active: WindowFlowSet;
+  private w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
+
+  constructor(private readonly ctx: AnalyzerContext) {
+    this.minPackets = ctx.config.analyzers.asymmetry.minPackets;
+    this.active = new WindowFlowSet(ctx.flows.capacity);
+  }
+
+  onPacket(_v: PacketView, slot: number): void {
+    if (slot >= 0) this.active.add(slot);
+  }
+
+  /** Counts the flow in the window's metrics and returns its class. */
+  private judge(slot: number): number {
+    const f = this.ctx.flows;
+    const w = this.w;
+    w.flows++;
+    const p0 = f.packets[slot * 2]!;
+    const p1 = f.packets[slot * 2 + 1]!;
+    if (p0 + p1 < this.minPackets) return NONE;
+    w.checked++;
+    if (p1 === 0 && p0 >= this.minPackets) { w.oneWayToServer++; return ONE_WAY; }
+    if (p0 === 0 && p1 >= this.minPackets) { w.oneWayToClient++; return ONE_WAY; }
+    if (p0 === 0 || p1 === 0) return NONE;
+    const b0 = f.bytes[slot * 2]!;
+    const b1 = f.bytes[slot * 2 + 1]!;
+    if (Math.max(b0, b1) > ASYMMETRY_RATIO * Math.min(b0, b1)) { w.asymmetric++; return ASYMMETRIC; }
+    return NONE;
+  }
+
+  private reportOneWay(slot: number): void {
+    const w = this.w;
+    if (w.findings >= MAX_FINDINGS) { w.suppressed++; return; }
+    w.findings++;
+    const f = this.ctx.flows;
+    const p0 = f.packets[slot * 2]!;
+    const dir = p0 > 0 ? 0 : 1;
+    const packets = f.packets[slot * 2 + dir]!;
+    const tcp = f.proto[slot] === Transport.TCP;
+    this.ctx.report({
+      type: 'one_way_flow',
+      severity: tcp ? 'warning' : 'info',
+      key: flowKey(f, slot),
+      summary: `${packets} packets ${dir === 0 ? 'from the client' : 'from the server'} and none in the other direction${tcp ? ' (no answer, asymmetric routing, or half of the traffic not captured)' : ''}.`,
+      evidence: {
+        direction: DIR_NAMES[dir]!,
+        packets,
+        bytes: f.bytes[slot * 2 + dir]!,
+        durationSeconds: round3(f.lastTs[slot]! - f.firstTs[slot]!),
+      },
+      flowSlot: slot,
+    });
+  }
+
+  onFlowEnd(slot: number): void {
+    if (!this.active.remove(slot)) return;
+    if (this.judge(slot) === ONE_WAY) this.reportOneWay(slot);
+  }
+
+  closeWindow(): Metrics {
+    const set = this.active;
+    const oneWay: number[] = [];
+    for (let i = 0; i < set.size; i++) {
+      const slot = set.slots[i]!;
+      if (this.judge(slot) === ONE_WAY) oneWay.push(slot);
+    }
+    const f = this.ctx.flows;
+    const packets = (slot: number): number => f.packets[slot * 2]! + f.packets[slot * 2 + 1]!;
+    oneWay.sort((a, b) => packets(b) - packets(a));
+    for (const slot of oneWay) this.reportOneWay(slot);
+    const w = this.w;
+    const metrics: Metrics = {
+      flows: w.flows,
+      checked: w.checked,
+      oneWay: w.oneWayToServer + w.oneWayToClient,
+      oneWayClientToServer: w.oneWayToServer,
+      oneWayServerToClient: w.oneWayToClient,
+      asymmetric: w.asymmetric,
+      findingsSuppressed: w.suppressed,
+    };
+    set.clear();
+    this.w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
+    return metrics;
+  }
+}

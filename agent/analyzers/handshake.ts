@@ -1,0 +1,321 @@
+/**
+ * TCP three-way handshakes, per flow: SYN -> SYN/ACK delay, SYN/ACK -> ACK
+ * delay and their total, SYN retransmissions (same ISN: a new ISN on the same
+ * ports is a new flow in the flow table, never a retry here), and handshakes
+ * that fail: no SYN/ACK before the flow or the input ends, or a SYN answered
+ * by RST (refused).
+ *
+ * The delays are measured from the most recent SYN, as Wireshark's
+ * tcp.analysis.initial_rtt is (total = handshake ACK - most recent SYN); the
+ * time lost to retries is in the syn_retransmission finding. The first SYN/ACK
+ * after that SYN counts (a retransmitted SYN/ACK does not move it), and the
+ * handshake completes on the client's first ACK after it.
+ *
+ * Thresholds (analyzers.handshake) are strict: a delay equal to synAckDelay or
+ * totalDelay is not slow. A SYN retransmission finding is a warning when the
+ * last retry came synRetransmission seconds or more after the first SYN.
+ *
+ * State lives in typed arrays per flow slot; the retry intervals of a flow are
+ * kept (bounded) only once it retransmits a SYN, a rare event.
+ */
+import { isoFromSeconds } from '../../common/address.js';
+import type { FindingSeverity } from '../../common/report.js';
+import { TcpFlag, Transport } from '../decode/constants.js';
+import type { PacketView } from '../decode/packet-view.js';
+import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
+import { Quantiles } from '../window/quantiles.js';
+import type { Analyzer, AnalyzerContext, FindingDraft, Metrics } from './analyzer.js';
+import { ANY_RETRANSMISSION } from './tcp-result.js';
+
+const { SYN, ACK, RST } = TcpFlag;
+
+// Handshake state per flow.
+/** No handshake being followed (flow began mid-stream, or with a SYN/ACK). */
+const NONE = 0;
+const WAIT_SYNACK = 1;
+const WAIT_ACK = 2;
+const DONE = 3;
+/** Failed, refused or given up: nothing more to report. */
+const OVER = 4;
+
+/** Retry intervals kept per flow. */
+const MAX_INTERVALS = 16;
+/** Findings of one type about single flows per window; the rest are summed in one finding. */
+const MAX_FLOW_FINDINGS = 20;
+
+type FlowFindingType = 'slow_handshake' | 'syn_retransmission' | 'failed_handshake';
+
+export function createHandshakeAnalyzer(ctx: AnalyzerContext): Analyzer {
+  return new HandshakeAnalyzer(ctx);
+}
+
+class HandshakeAnalyzer implements Analyzer {
+  readonly id = 'handshake';
+  private readonly state: Uint8Array;
+  /** SYN packets sent by the client in the current handshake (the first one included). */
+  private readonly syns: Uint32Array;
+  private readonly firstSyn: Float64Array;
+  private readonly lastSyn: Float64Array;
+  private readonly synAck: Float64Array;
+  /** Intervals between successive SYNs, for flows that retransmitted one. */
+  private readonly intervals = new Map<number, number[]>();
+
+  // per window
+  private readonly synAckQ = new Quantiles();
+  private readonly ackQ = new Quantiles();
+  private readonly totalQ = new Quantiles();
+  private w = emptyWindow();
+  private listed = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
+  private unlisted = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
+
+  constructor(private readonly ctx: AnalyzerContext) {
+    const n = ctx.flows.capacity;
+    this.state = new Uint8Array(n);
+    this.syns = new Uint32Array(n);
+    this.firstSyn = new Float64Array(n);
+    this.lastSyn = new Float64Array(n);
+    this.synAck = new Float64Array(n);
+  }
+
+  onFlowStart(slot: number): void {
+    this.clear(slot);
+  }
+
+  onFlowEnd(slot: number, reason: EndReasonCode): void {
+    // End of input comes after the last window closed: finish() already reported what was open.
+    if (reason !== EndReason.END_OF_INPUT) {
+      const s = this.state[slot]!;
+      const last = this.ctx.flows.lastTs[slot]!;
+      if (s === WAIT_SYNACK) this.failed(slot, 'no_answer', last, false);
+      else if (s === WAIT_ACK) { this.w.incomplete++; this.reportRetries(slot, 'incomplete'); }
+    }
+    this.clear(slot);
+  }
+
+  private clear(slot: number): void {
+    this.state[slot] = NONE;
+    this.syns[slot] = 0;
+    if (this.intervals.size > 0) this.intervals.delete(slot);
+  }
+
+  onPacket(v: PacketView, slot: number, dir: number): void {
+    if (slot < 0 || v.transport !== Transport.TCP) return;
+    const tf = v.tcpFlags;
+    const now = v.ts;
+    const s = this.state[slot]!;
+    if (tf & RST) {
+      if (s === WAIT_SYNACK) {
+        // The server refusing; the client resetting its own SYN is giving up on an unanswered one.
+        this.failed(slot, dir === Dir.SERVER_TO_CLIENT ? 'refused' : 'no_answer', now, false);
+      } else if (s === WAIT_ACK) {
+        this.w.aborted++;
+        this.reportRetries(slot, 'aborted');
+        this.state[slot] = OVER;
+      }
+      return;
+    }
+    if (tf & SYN) {
+      if (tf & ACK) {
+        // The first SYN/ACK after the latest SYN; retransmitted SYN/ACKs do not move it.
+        if (dir === Dir.SERVER_TO_CLIENT && s === WAIT_SYNACK) {
+          this.synAck[slot] = now;
+          this.state[slot] = WAIT_ACK;
+        }
+        return;
+      }
+      if (dir !== Dir.CLIENT_TO_SERVER) return;
+      if (s === NONE && this.syns[slot] === 0) {
+        this.state[slot] = WAIT_SYNACK;
+        this.syns[slot] = 1;
+        this.firstSyn[slot] = now;
+        this.lastSyn[slot] = now;
+        this.w.started++;
+        return;
+      }
+      // Same flow, so same ISN (a new ISN starts a new flow): a retransmitted SYN.
+      if (!(this.ctx.tcp.flags & ANY_RETRANSMISSION) && this.ctx.flows.synEvent !== TcpSynEvent.SAME_ISN_SYN) return;
+      this.w.synRetransmissions++;
+      if (s === WAIT_SYNACK || s === WAIT_ACK) {
+        this.retry(slot, now);
+        // The client did not get the SYN/ACK: the handshake starts over from this SYN.
+        this.state[slot] = WAIT_SYNACK;
+      }
+      return;
+    }
+    if (s === WAIT_ACK && dir === Dir.CLIENT_TO_SERVER && tf & ACK) this.complete(slot, now);
+  }
+
+  /** A retransmitted SYN: rare, so the interval list may be allocated here. */
+  private retry(slot: number, now: number): void {
+    let list = this.intervals.get(slot);
+    if (list === undefined) { list = []; this.intervals.set(slot, list); }
+    if (list.length < MAX_INTERVALS) list.push(delay(now, this.lastSyn[slot]!));
+    this.syns[slot]!++;
+    this.lastSyn[slot] = now;
+  }
+
+  private complete(slot: number, now: number): void {
+    const cfg = this.ctx.config.analyzers.handshake;
+    // Rounded to the nanosecond (the finest timestamp there is), so a delay sitting on a threshold is not pushed over it by float noise.
+    const synToSynAck = delay(this.synAck[slot]!, this.lastSyn[slot]!);
+    const synAckToAck = delay(now, this.synAck[slot]!);
+    const total = delay(now, this.lastSyn[slot]!);
+    this.state[slot] = DONE;
+    const w = this.w;
+    w.completed++;
+    this.synAckQ.add(synToSynAck);
+    this.ackQ.add(synAckToAck);
+    this.totalQ.add(total);
+    const serverSlow = synToSynAck > cfg.synAckDelay;
+    if (serverSlow || total > cfg.totalDelay) {
+      w.slow++;
+      // Which part dominates: the server's answer, or the client's ACK (client or network near it).
+      const side = synAckToAck > synToSynAck ? 'client_or_network' : 'server';
+      if (side === 'server') w.slowServer++; else w.slowClient++;
+      const f = describeFlow(this.ctx.flows, slot);
+      this.flowFinding('slow_handshake', {
+        type: 'slow_handshake',
+        severity: 'warning',
+        key: flowKey(this.ctx.flows, slot),
+        summary: `TCP handshake with ${endpoint(f.server, f.serverPort)} took ${dur(total)} (SYN to SYN/ACK ${dur(synToSynAck)}, SYN/ACK to ACK ${dur(synAckToAck)}): `
+          + (side === 'server' ? 'the server is slow to answer.' : 'the client (or the network on its side) is slow to acknowledge.'),
+        evidence: {
+          synToSynAckSeconds: round9(synToSynAck),
+          synAckToAckSeconds: round9(synAckToAck),
+          totalSeconds: round9(total),
+          slowSide: side,
+          serverSlow,
+          synAckDelayThreshold: cfg.synAckDelay,
+          totalDelayThreshold: cfg.totalDelay,
+          syns: this.syns[slot]!,
+        },
+        flowSlot: slot,
+        host: f.server,
+      });
+    }
+    this.reportRetries(slot, 'completed');
+  }
+
+  private failed(slot: number, reason: 'no_answer' | 'refused', now: number, stillOpen: boolean): void {
+    this.state[slot] = OVER;
+    const w = this.w;
+    if (reason === 'refused') w.refused++; else w.noAnswer++;
+    const f = describeFlow(this.ctx.flows, slot);
+    const waited = delay(now, this.firstSyn[slot]!);
+    const syns = this.syns[slot]!;
+    this.flowFinding('failed_handshake', {
+      type: 'failed_handshake',
+      severity: 'warning',
+      key: flowKey(this.ctx.flows, slot),
+      summary: reason === 'refused'
+        ? `${endpoint(f.server, f.serverPort)} refused the TCP connection (SYN answered by RST after ${dur(waited)}).`
+        : `No answer from ${endpoint(f.server, f.serverPort)} to ${syns} SYN${syns > 1 ? 's' : ''} over ${dur(waited)}${stillOpen ? ' (still waiting at the end of the input)' : ''}.`,
+      evidence: {
+        reason,
+        syns,
+        waitedSeconds: round9(waited),
+        firstSyn: isoFromSeconds(this.ctx.clock.base, this.firstSyn[slot]!),
+        stillOpen,
+      },
+      flowSlot: slot,
+      host: f.server,
+    });
+    this.reportRetries(slot, reason);
+  }
+
+  /** The syn_retransmission finding of a flow, once its handshake is resolved one way or another. */
+  private reportRetries(slot: number, outcome: string): void {
+    const syns = this.syns[slot]!;
+    if (syns < 2) return;
+    const list = this.intervals.get(slot) ?? [];
+    const retries = syns - 1;
+    const waited = delay(this.lastSyn[slot]!, this.firstSyn[slot]!);
+    const severity: FindingSeverity = waited >= this.ctx.config.analyzers.handshake.synRetransmission ? 'warning' : 'info';
+    const f = describeFlow(this.ctx.flows, slot);
+    this.flowFinding('syn_retransmission', {
+      type: 'syn_retransmission',
+      severity,
+      key: flowKey(this.ctx.flows, slot),
+      summary: `The SYN to ${endpoint(f.server, f.serverPort)} was retransmitted ${retries} time${retries > 1 ? 's' : ''} over ${dur(waited)} (handshake ${outcome.replace('_', ' ')}).`,
+      evidence: {
+        retransmissions: retries,
+        intervals: list.map((x) => round6(x)).join(',') + (retries > list.length ? ',...' : ''),
+        firstIntervalSeconds: list.length ? round9(list[0]!) : null,
+        lastIntervalSeconds: list.length ? round9(list[list.length - 1]!) : null,
+        firstToLastSynSeconds: round9(waited),
+        outcome,
+      },
+      flowSlot: slot,
+      host: f.server,
+    });
+  }
+
+  private flowFinding(type: FlowFindingType, draft: FindingDraft): void {
+    if (this.listed[type] >= MAX_FLOW_FINDINGS) { this.unlisted[type]++; return; }
+    this.listed[type]++;
+    this.ctx.report(draft);
+  }
+
+  finish(): void {
+    // Handshakes still waiting for a SYN/ACK at the end of the input failed.
+    const now = this.ctx.clock.now;
+    const state = this.state;
+    for (let slot = 0; slot < state.length; slot++) {
+      if (state[slot] === WAIT_SYNACK) this.failed(slot, 'no_answer', now, true);
+      else if (state[slot] === WAIT_ACK) { this.w.incomplete++; this.reportRetries(slot, 'incomplete'); state[slot] = OVER; }
+    }
+  }
+
+  closeWindow(): Metrics {
+    for (const type of ['slow_handshake', 'syn_retransmission', 'failed_handshake'] as const) {
+      const n = this.unlisted[type];
+      if (n === 0) continue;
+      this.ctx.report({
+        type,
+        severity: 'warning',
+        key: 'unlisted',
+        summary: `${n} more ${type.replace('_', ' ')} findings in this window than the ${MAX_FLOW_FINDINGS} listed.`,
+        evidence: { unlisted: n, listed: this.listed[type] },
+      });
+    }
+    const w = this.w;
+    const metrics: Metrics = {
+      started: w.started,
+      completed: w.completed,
+      synToSynAck: this.synAckQ.summary(),
+      synAckToAck: this.ackQ.summary(),
+      total: this.totalQ.summary(),
+      slow: w.slow,
+      slowServer: w.slowServer,
+      slowClient: w.slowClient,
+      synRetransmissions: w.synRetransmissions,
+      failed: { noAnswer: w.noAnswer, refused: w.refused },
+      incomplete: w.incomplete,
+      aborted: w.aborted,
+    };
+    this.synAckQ.clear();
+    this.ackQ.clear();
+    this.totalQ.clear();
+    this.w = emptyWindow();
+    this.listed = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
+    this.unlisted = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
+    return metrics;
+  }
+}
+
+function emptyWindow(): { started: number; completed: number; slow: number; slowServer: number; slowClient: number; synRetransmissions: number; noAnswer: number; refused: number; incomplete: number; aborted: number } {
+  return { started: 0, completed: 0, slow: 0, slowServer: 0, slowClient: 0, synRetransmissions: 0, noAnswer: 0, refused: 0, incomplete: 0, aborted: 0 };
+}
+
+/** A flow's identity for finding keys: its addresses and its stream index (port reuse makes a new one). */
+function flowKey(flows: FlowTable, slot: number): string {
+  const f = describeFlow(flows, slot);
+  return `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`;
+}
+
+const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+const dur = (seconds: number): string => (seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(3)} s`);
+const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
+const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
+/** Time from `from` to `to`, rounded to the nanosecond; 0 when timestamps go backwards. */
+const delay = (to: number, from: number): number => Math.max(0, round9(to - from));

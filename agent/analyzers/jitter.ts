@@ -1,0 +1,197 @@
+/**
+ * Interarrival jitter of UDP flows, per flow and direction (a "stream"), with
+ * RFC 3550's estimator (section 6.4.1, A.8): J += (|D| - J) / 16.
+ *
+ * RFC 3550 defines D(i-1, i) = (R_i - R_{i-1}) - (S_i - S_{i-1}) from the
+ * arrival times R and the sender's RTP timestamps S. A passive sensor has no
+ * sender clock for arbitrary UDP (and does not parse RTP), so the sender's
+ * spacing S_i - S_{i-1} is taken to be the previous arrival spacing:
+ * D = (R_i - R_{i-1}) - (R_{i-1} - R_{i-2}). A perfectly periodic stream has
+ * jitter 0 whatever its period; a change of sending rate shows as one step of
+ * D that the 1/16 gain then smooths out. The first D of a session needs three
+ * packets.
+ *
+ * A direction silent longer than `sessionGap` starts a new session: the gap is
+ * not an interarrival time, so the spacing history and the estimate restart
+ * from zero. Packets stamped earlier than the stream's previous packet, and
+ * packets far ahead of the clock that no later packet confirmed, are skipped.
+ *
+ * Per window, a stream is measured when it had at least `minPackets` packets
+ * in the window and at least one D sample in its session; its jitter is the
+ * estimate at the window's close (or at the flow's end, for a flow that ended
+ * during the window), like the jitter an RTCP receiver report carries.
+ * `high_jitter` findings are reported for streams above `warning` (critical
+ * above `critical`), at most MAX_FINDINGS per window, worst first.
+ */
+import { Transport } from '../decode/constants.js';
+import type { PacketView } from '../decode/packet-view.js';
+import { Quantiles } from '../window/quantiles.js';
+import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { DIR_NAMES, WindowFlowSet, flowKey, round9 } from './window-flows.js';
+
+/** `high_jitter` findings per window, at most. */
+const MAX_FINDINGS = 10;
+/** RFC 3550's gain. */
+const GAIN = 16;
+
+export function createJitterAnalyzer(ctx: AnalyzerContext): Analyzer {
+  return new JitterAnalyzer(ctx);
+}
+
+class JitterAnalyzer implements Analyzer {
+  readonly id = 'jitter';
+  private readonly sessionGap: number;
+  private readonly warning: number;
+  private readonly critical: number;
+  private readonly minPackets: number;
+  // per direction (slot * 2 + dir)
+  /** Arrival time of the previous packet of the session, NaN before the first. */
+  private readonly lastTs: Float64Array;
+  /** Previous interarrival spacing, NaN until the session has two packets. */
+  private readonly lastSpacing: Float64Array;
+  private readonly jitter: Float64Array;
+  /** 1 once the session has a D sample (the estimate means something). */
+  private readonly sampled: Uint8Array;
+  /** Packets in the current window. */
+  private readonly winPackets: Uint32Array;
+  /** UDP flows with packets in the current window. */
+  private readonly active: WindowFlowSet;
+  /** Jitter of streams measured at the end of their flow during the window (at most the flow capacity: more are left out of the quantiles). */
+  private readonly ended: Float64Array;
+  private endedCount = 0;
+  private w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0, findings: 0, suppressed: 0 };
+
+  constructor(private readonly ctx: AnalyzerContext) {
+    const c = ctx.config.analyzers.jitter;
+    this.sessionGap = c.sessionGap;
+    this.warning = c.warning;
+    this.critical = c.critical;
+    this.minPackets = c.minPackets;
+    const n = ctx.flows.capacity * 2;
+    this.lastTs = new Float64Array(n).fill(NaN);
+    this.lastSpacing = new Float64Array(n).fill(NaN);
+    this.jitter = new Float64Array(n);
+    this.sampled = new Uint8Array(n);
+    this.winPackets = new Uint32Array(n);
+    this.active = new WindowFlowSet(ctx.flows.capacity);
+    this.ended = new Float64Array(ctx.flows.capacity);
+  }
+
+  onFlowStart(slot: number): void {
+    for (let d = slot * 2; d < slot * 2 + 2; d++) {
+      this.lastTs[d] = NaN;
+      this.lastSpacing[d] = NaN;
+      this.jitter[d] = 0;
+      this.sampled[d] = 0;
+      this.winPackets[d] = 0;
+    }
+  }
+
+  onPacket(v: PacketView, slot: number, dir: number): void {
+    if (slot < 0 || v.transport !== Transport.UDP) return;
+    if (this.active.add(slot)) { this.winPackets[slot * 2] = 0; this.winPackets[slot * 2 + 1] = 0; }
+    const d = slot * 2 + dir;
+    this.winPackets[d]++;
+    if (this.ctx.clock.ahead) return; // a stamp far ahead that no packet confirmed yet
+    const ts = v.ts;
+    const last = this.lastTs[d]!;
+    if (Number.isNaN(last)) { this.lastTs[d] = ts; return; }
+    const spacing = ts - last;
+    if (spacing < 0) { this.w.reordered++; return; }
+    if (spacing > this.sessionGap) {
+      this.lastTs[d] = ts;
+      this.lastSpacing[d] = NaN;
+      this.jitter[d] = 0;
+      this.sampled[d] = 0;
+      this.w.sessionSplits++;
+      return;
+    }
+    const previous = this.lastSpacing[d]!;
+    this.lastTs[d] = ts;
+    this.lastSpacing[d] = spacing;
+    if (Number.isNaN(previous)) return;
+    const j = this.jitter[d]!;
+    this.jitter[d] = j + (Math.abs(spacing - previous) - j) / GAIN;
+    this.sampled[d] = 1;
+  }
+
+  private measured(d: number): boolean {
+    return this.winPackets[d]! >= this.minPackets && this.sampled[d] === 1;
+  }
+
+  /** A UDP flow ends during the window: its streams are judged now, while its slot still describes it. */
+  onFlowEnd(slot: number): void {
+    if (!this.active.remove(slot)) return;
+    const w = this.w;
+    w.endedFlows++;
+    let any = false;
+    for (let dir = 0; dir < 2; dir++) {
+      const d = slot * 2 + dir;
+      if (!this.measured(d)) continue;
+      any = true;
+      const j = this.jitter[d]!;
+      if (this.endedCount < this.ended.length) this.ended[this.endedCount++] = j;
+      if (j > this.warning) {
+        w.high++;
+        this.reportHigh(slot, dir, j);
+      }
+    }
+    if (any) w.measuredFlowsEnded++;
+  }
+
+  private reportHigh(slot: number, dir: number, j: number): void {
+    const w = this.w;
+    if (w.findings >= MAX_FINDINGS) { w.suppressed++; return; }
+    w.findings++;
+    const critical = j > this.critical;
+    this.ctx.report({
+      type: 'high_jitter',
+      severity: critical ? 'critical' : 'warning',
+      key: `${flowKey(this.ctx.flows, slot)} ${DIR_NAMES[dir]}`,
+      summary: `UDP interarrival jitter of ${(j * 1000).toFixed(1)} ms (${DIR_NAMES[dir]!.replace(/_/g, ' ')}), above the ${critical ? 'critical' : 'warning'} level of ${((critical ? this.critical : this.warning) * 1000).toFixed(1)} ms.`,
+      evidence: { jitterSeconds: round9(j), direction: DIR_NAMES[dir]!, packetsInWindow: this.winPackets[slot * 2 + dir]!, threshold: critical ? this.critical : this.warning },
+      flowSlot: slot,
+    });
+  }
+
+  closeWindow(): Metrics {
+    const w = this.w;
+    const q = new Quantiles();
+    for (let i = 0; i < this.endedCount; i++) q.add(this.ended[i]!);
+    let flows = w.measuredFlowsEnded;
+    const high: Array<[number, number, number]> = [];
+    const set = this.active;
+    for (let i = 0; i < set.size; i++) {
+      const slot = set.slots[i]!;
+      let any = false;
+      for (let dir = 0; dir < 2; dir++) {
+        const d = slot * 2 + dir;
+        if (!this.measured(d)) continue;
+        any = true;
+        const j = this.jitter[d]!;
+        q.add(j);
+        if (j > this.warning) high.push([slot, dir, j]);
+      }
+      if (any) flows++;
+    }
+    high.sort((a, b) => b[2] - a[2]);
+    for (const [slot, dir, j] of high) { w.high++; this.reportHigh(slot, dir, j); }
+    const s = q.summary();
+    const metrics: Metrics = {
+      udpFlows: set.size + w.endedFlows,
+      flows,
+      streams: s.count,
+      p50: s.p50,
+      p90: s.p90,
+      max: s.max,
+      highJitter: w.high,
+      sessionSplits: w.sessionSplits,
+      reordered: w.reordered,
+      findingsSuppressed: w.suppressed,
+    };
+    set.clear();
+    this.endedCount = 0;
+    this.w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0, findings: 0, suppressed: 0 };
+    return metrics;
+  }
+}

@@ -1,0 +1,221 @@
+/**
+ * TCP resets and connections left open.
+ *
+ * Every RST is counted by the side that sent it (client or server, as the flow
+ * table decides them) and by phase:
+ *   refused  the server's RST answering a SYN before any SYN/ACK (and no data);
+ *   abort    a RST after payload was seen in either direction;
+ *   other    anything else (a client resetting its own handshake, a RST on an
+ *            idle connection without data, a RST of a flow seen mid-stream...).
+ * Refusals become one 'connection_refused' finding per server host:port and
+ * window, with counts; aborts one 'connection_reset' finding per flow (its first
+ * RST), a warning unless a FIN was seen before (a close by RST).
+ *
+ * At the end of the input (finish): live TCP flows still half-open (SYN sent,
+ * never established), still established (no FIN, no RST), and among those the
+ * zombies: idle for more than zombieIdle seconds before the last packet. One
+ * 'zombie_flows' finding names the idlest.
+ */
+import type { PacketView } from '../decode/packet-view.js';
+import { TcpFlag, Transport } from '../decode/constants.js';
+import { Dir, FlowState, describeFlow, type FlowTable } from '../flow/index.js';
+import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+
+const { SYN, ACK, FIN, RST } = TcpFlag;
+
+// What a flow has shown so far.
+const SAW_SYN = 1;
+const SAW_SYNACK = 2;
+const SAW_DATA = 4;
+const SAW_RST = 8;
+const SAW_FIN = 16;
+
+/** Servers listed with refusals per window; further ones are summed. */
+const MAX_REFUSED_SERVERS = 20;
+/** connection_reset findings per window at most; further ones are summed. */
+const MAX_RESET_FINDINGS = 20;
+
+interface RefusedServer { host: string; port: number; count: number; firstClient: string }
+
+export function createResetsAnalyzer(ctx: AnalyzerContext): Analyzer {
+  return new ResetsAnalyzer(ctx);
+}
+
+class ResetsAnalyzer implements Analyzer {
+  readonly id = 'resets';
+  private readonly seen: Uint8Array;
+  private readonly live: Uint8Array;
+
+  // per window
+  private w = emptyWindow();
+  private refused = new Map<string, RefusedServer>();
+  private refusedUnlisted = 0;
+  private resetsListed = 0;
+  private resetsUnlisted = 0;
+  private atEnd: { halfOpen: number; established: number; zombies: number; maxIdleSeconds: number | null } | null = null;
+
+  constructor(private readonly ctx: AnalyzerContext) {
+    const n = ctx.flows.capacity;
+    this.seen = new Uint8Array(n);
+    this.live = new Uint8Array(n);
+  }
+
+  onFlowStart(slot: number): void {
+    this.seen[slot] = 0;
+    this.live[slot] = 1;
+  }
+
+  onFlowEnd(slot: number): void {
+    this.live[slot] = 0;
+  }
+
+  onPacket(v: PacketView, slot: number, dir: number): void {
+    if (slot < 0 || v.transport !== Transport.TCP) return;
+    const tf = v.tcpFlags;
+    const seen = this.seen[slot]!;
+    if (tf & RST) {
+      const w = this.w;
+      w.rst[dir]!++;
+      if (!(seen & SAW_RST)) w.flowsReset++;
+      if (seen & SAW_SYN && !(seen & (SAW_SYNACK | SAW_DATA)) && dir === Dir.SERVER_TO_CLIENT) {
+        w.refused++;
+        this.noteRefused(slot);
+      } else if (seen & SAW_DATA) {
+        w.abort++;
+        if (!(seen & SAW_RST)) this.reportAbort(slot, dir, v.ts, (seen & SAW_FIN) !== 0);
+      } else {
+        w.other++;
+      }
+    }
+    let next = seen;
+    if (tf & RST) next |= SAW_RST;
+    if (tf & SYN) next |= tf & ACK ? SAW_SYNACK : SAW_SYN;
+    if (tf & FIN) next |= SAW_FIN;
+    if (v.payloadLen > 0) next |= SAW_DATA;
+    this.seen[slot] = next;
+  }
+
+  /** A refusal: rare, so its server entry may be allocated here. */
+  private noteRefused(slot: number): void {
+    const f = describeFlow(this.ctx.flows, slot);
+    const key = endpoint(f.server, f.serverPort);
+    const entry = this.refused.get(key);
+    if (entry !== undefined) { entry.count++; return; }
+    if (this.refused.size >= MAX_REFUSED_SERVERS) { this.refusedUnlisted++; return; }
+    this.refused.set(key, { host: f.server, port: f.serverPort, count: 1, firstClient: endpoint(f.client, f.clientPort) });
+  }
+
+  private reportAbort(slot: number, dir: number, now: number, afterFin: boolean): void {
+    if (this.resetsListed >= MAX_RESET_FINDINGS) { this.resetsUnlisted++; return; }
+    this.resetsListed++;
+    const flows: FlowTable = this.ctx.flows;
+    const f = describeFlow(flows, slot);
+    const side = dir === Dir.CLIENT_TO_SERVER ? 'client' : 'server';
+    const packets = flows.packets[slot * 2]! + flows.packets[slot * 2 + 1]!;
+    this.ctx.report({
+      type: 'connection_reset',
+      severity: afterFin ? 'info' : 'warning',
+      key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`,
+      summary: `The ${side} reset the TCP connection ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)} after data`
+        + (afterFin ? ' (while closing it).' : ' (aborted).'),
+      evidence: {
+        side,
+        phase: 'abort',
+        afterFin,
+        packets,
+        durationSeconds: round9(Math.max(0, now - flows.firstTs[slot]!)),
+      },
+      flowSlot: slot,
+      host: side === 'client' ? f.client : f.server,
+    });
+  }
+
+  finish(): void {
+    const flows = this.ctx.flows;
+    const now = this.ctx.clock.now;
+    const zombieIdle = this.ctx.config.analyzers.resets.zombieIdle;
+    let halfOpen = 0;
+    let established = 0;
+    let zombies = 0;
+    let idlest = -1;
+    let maxIdle = -1;
+    for (let slot = 0; slot < this.live.length; slot++) {
+      if (!this.live[slot] || flows.proto[slot] !== Transport.TCP) continue;
+      const s = flows.state[slot];
+      if (s === FlowState.SYN_SENT || s === FlowState.SYN_RECEIVED) { halfOpen++; continue; }
+      if (s !== FlowState.ESTABLISHED) continue;
+      established++;
+      const idle = round9(now - flows.lastTs[slot]!);
+      if (idle > zombieIdle) {
+        zombies++;
+        if (idle > maxIdle) { maxIdle = idle; idlest = slot; }
+      }
+    }
+    this.atEnd = { halfOpen, established, zombies, maxIdleSeconds: zombies ? round9(maxIdle) : null };
+    if (zombies > 0) {
+      const f = describeFlow(flows, idlest);
+      this.ctx.report({
+        type: 'zombie_flows',
+        severity: 'warning',
+        key: 'end',
+        summary: `${zombies} established TCP connection${zombies > 1 ? 's were' : ' was'} idle for more than ${zombieIdle} s at the end of the input`
+          + ` (the idlest, ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)}, for ${maxIdle.toFixed(1)} s).`,
+        evidence: { zombies, maxIdleSeconds: round9(maxIdle), zombieIdle, establishedAtEnd: established, halfOpenAtEnd: halfOpen },
+        flowSlot: idlest,
+        host: f.server,
+      });
+    }
+  }
+
+  closeWindow(): Metrics {
+    for (const r of this.refused.values()) {
+      this.ctx.report({
+        type: 'connection_refused',
+        severity: 'warning',
+        key: endpoint(r.host, r.port),
+        summary: `${endpoint(r.host, r.port)} refused ${r.count} TCP connection${r.count > 1 ? 's' : ''} (SYN answered by RST).`,
+        evidence: { refused: r.count, serverPort: r.port, firstClient: r.firstClient },
+        host: r.host,
+      });
+    }
+    if (this.refusedUnlisted > 0) {
+      this.ctx.report({
+        type: 'connection_refused',
+        severity: 'warning',
+        key: 'unlisted',
+        summary: `${this.refusedUnlisted} more refused TCP connections to servers beyond the ${MAX_REFUSED_SERVERS} listed.`,
+        evidence: { refused: this.refusedUnlisted },
+      });
+    }
+    if (this.resetsUnlisted > 0) {
+      this.ctx.report({
+        type: 'connection_reset',
+        severity: 'warning',
+        key: 'unlisted',
+        summary: `${this.resetsUnlisted} more TCP connections reset after data than the ${MAX_RESET_FINDINGS} listed.`,
+        evidence: { unlisted: this.resetsUnlisted, listed: this.resetsListed },
+      });
+    }
+    const w = this.w;
+    const metrics: Metrics = {
+      rst: w.rst[0]! + w.rst[1]!,
+      bySide: { client: w.rst[0]!, server: w.rst[1]! },
+      byPhase: { refused: w.refused, abort: w.abort, other: w.other },
+      flowsReset: w.flowsReset,
+      refusedServers: Object.fromEntries([...this.refused].map(([k, r]) => [k, r.count])),
+      atEnd: this.atEnd,
+    };
+    this.w = emptyWindow();
+    this.refused = new Map();
+    this.refusedUnlisted = this.resetsListed = this.resetsUnlisted = 0;
+    this.atEnd = null;
+    return metrics;
+  }
+}
+
+function emptyWindow(): { rst: [number, number]; refused: number; abort: number; other: number; flowsReset: number } {
+  return { rst: [0, 0], refused: 0, abort: 0, other: 0, flowsReset: 0 };
+}
+
+const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;

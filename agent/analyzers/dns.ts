@@ -5,9 +5,11 @@
  * distribution, queries unanswered after `timeout`, latency per server and
  * repeated queries.
  *
- * Queries live in two Maps keyed by flow slot and id (unanswered; settled),
- * bounded together by `maxPending` (oldest dropped and counted); entries are
- * pooled. mDNS and LLMNR messages take part too, as they carry Wireshark's
+ * Queries live in one Map keyed by flow slot and id, bounded by `maxPending`
+ * (oldest dropped and counted), with two FIFO rings in time order for expiry
+ * (unanswered ones for the timeout; answered or timed-out ones, kept a while
+ * for late and duplicate responses). Entries are pooled; a generation number
+ * lets the rings skip entries released meanwhile. mDNS and LLMNR messages take part too, as they carry Wireshark's
  * dns.* fields.
  */
 import { formatAddress } from '../../common/address.js';
@@ -22,11 +24,16 @@ const RCODE_NAMES: Record<number, string> = {
 const RETRANSMISSION_TIMER = 5;
 /** Seconds an answered or timed-out query is remembered for late and duplicate responses. */
 const SETTLED_SECONDS = 60;
+/** Seconds of packet time between expiry sweeps when no DNS message arrives. */
+const EXPIRE_INTERVAL = 0.1;
 /** Servers and repeated names listed per window, at most. */
 const MAX_SERVERS = 1000;
 const MAX_NAMES = 10000;
 
 class PendingQuery {
+  /** Bumped on release, so stale ring entries are recognised. */
+  gen = 0;
+  key = 0;
   slot = 0;
   id = 0;
   /** Time of the first transmission (dns.time measures from it). */
@@ -46,14 +53,16 @@ export function createDnsAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class DnsAnalyzer implements Analyzer {
   readonly id = 'dns';
-  /** Unanswered queries younger than the timeout, oldest first. */
-  private readonly pending = new Map<number, PendingQuery>();
-  /** Answered or timed-out queries, kept for late and duplicate responses, oldest first. */
-  private readonly settled = new Map<number, PendingQuery>();
+  private readonly byKey = new Map<number, PendingQuery>();
+  /** Unanswered queries in order of their first transmission. */
+  private readonly waiting = new QueryRing();
+  /** Answered or timed-out queries in order of settling, kept for late and duplicate responses. */
+  private readonly settled = new QueryRing();
   private readonly pool: PendingQuery[] = [];
   private readonly time = new Quantiles(true);
   private readonly cfg: AnalyzerContext['config']['analyzers']['dns'];
   private dropped = 0;
+  private lastExpire = -Infinity;
   private w = this.emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
@@ -75,11 +84,15 @@ class DnsAnalyzer implements Analyzer {
    * retransmission and carries no dns.time.
    */
   onPacket(v: PacketView, slot: number): void {
-    this.expire(v.ts);
+    // Expiry walks the oldest entries: often enough for timeouts to land in their window, not on every packet.
+    if (v.dnsOff >= 0 || v.ts - this.lastExpire >= EXPIRE_INTERVAL || v.ts < this.lastExpire) {
+      this.lastExpire = v.ts;
+      this.expire(v.ts);
+    }
     if (v.dnsOff < 0 || slot < 0) return;
     const key = slot * 65536 + v.dnsId;
     const w = this.w;
-    const q = this.pending.get(key) ?? this.settled.get(key);
+    const q = this.byKey.get(key);
     if (!v.dnsIsResponse) {
       w.queries++;
       this.countName(v);
@@ -87,7 +100,7 @@ class DnsAnalyzer implements Analyzer {
         w.retransmissions++;
         return;
       }
-      if (q !== undefined) this.release(key, q);
+      if (q !== undefined) this.release(q);
       this.add(key, slot, v);
       return;
     }
@@ -107,19 +120,20 @@ class DnsAnalyzer implements Analyzer {
       server.totalTime += rtt;
       if (rtt > server.maxTime) server.maxTime = rtt;
     }
-    // Answered: kept a while in `settled` so duplicate responses are recognised.
-    this.pending.delete(key);
-    this.settled.set(key, q);
+    // Answered: kept a while so duplicate responses are recognised.
+    this.settled.push(q);
   }
 
   private add(key: number, slot: number, v: PacketView): void {
-    if (this.pending.size + this.settled.size >= this.cfg.maxPending) {
-      const from = this.settled.size ? this.settled : this.pending;
-      const [oldKey, oldest] = from.entries().next().value as [number, PendingQuery];
-      if (!oldest.answered && !oldest.timedOut) this.dropped++;
-      this.release(oldKey, oldest);
+    if (this.byKey.size >= this.cfg.maxPending) {
+      const oldest = this.settled.shift() ?? this.waiting.shift();
+      if (oldest) {
+        if (!oldest.answered && !oldest.timedOut) this.dropped++;
+        this.release(oldest);
+      }
     }
     const q = this.pool.pop() ?? new PendingQuery();
+    q.key = key;
     q.slot = slot;
     q.id = v.dnsId;
     q.firstTs = q.lastTs = v.ts;
@@ -134,7 +148,8 @@ class DnsAnalyzer implements Analyzer {
       this.w.servers.set(q.serverKey, server);
     }
     if (server) server.queries++;
-    this.pending.set(key, q);
+    this.byKey.set(key, q);
+    this.waiting.push(q);
   }
 
   /** Counts queries per name (hash of the lower-cased question bytes) for repeated-query detection. */
@@ -157,16 +172,18 @@ class DnsAnalyzer implements Analyzer {
    * still matches as in Wireshark, which never forgets a transaction.
    */
   private expire(now: number): void {
-    for (const [key, q] of this.pending) {
-      if (now - q.firstTs < this.cfg.timeout) break;
+    for (let q = this.waiting.peek(); q !== undefined; q = this.waiting.peek()) {
+      if (!q.answered && now - q.firstTs < this.cfg.timeout) break;
+      this.waiting.shift();
+      if (q.answered) continue; // already in `settled`
       q.timedOut = true;
       this.timeout(q);
-      this.pending.delete(key);
-      this.settled.set(key, q);
+      this.settled.push(q);
     }
-    for (const [key, q] of this.settled) {
+    for (let q = this.settled.peek(); q !== undefined; q = this.settled.peek()) {
       if (now - q.lastTs < SETTLED_SECONDS) break;
-      this.release(key, q);
+      this.settled.shift();
+      this.release(q);
     }
   }
 
@@ -176,9 +193,9 @@ class DnsAnalyzer implements Analyzer {
     if (server) server.timeouts++;
   }
 
-  private release(key: number, q: PendingQuery): void {
-    this.pending.delete(key);
-    this.settled.delete(key);
+  private release(q: PendingQuery): void {
+    if (this.byKey.get(q.key) === q) this.byKey.delete(q.key);
+    q.gen++; // ring entries still pointing at it are now stale
     if (this.pool.length < 1024) this.pool.push(q);
   }
 
@@ -186,9 +203,10 @@ class DnsAnalyzer implements Analyzer {
     // Queries still unanswered at the end: a timeout if they waited long enough, else simply unknown.
     const end = this.ctx.clock.now;
     let unanswered = 0;
-    for (const [key, q] of this.pending) {
+    for (let q = this.waiting.shift(); q !== undefined; q = this.waiting.shift()) {
+      if (q.answered) continue;
       if (end - q.firstTs >= this.cfg.timeout) this.timeout(q); else unanswered++;
-      this.release(key, q);
+      this.release(q);
     }
     this.w.unansweredAtEnd = unanswered;
   }
@@ -255,3 +273,56 @@ class DnsAnalyzer implements Analyzer {
 }
 
 const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
+
+/**
+ * FIFO of queries that skips entries released since they were pushed (their
+ * generation changed). Grows by doubling; never shrinks below its peak.
+ */
+class QueryRing {
+  private items: PendingQuery[] = new Array<PendingQuery>(64);
+  private gens = new Float64Array(64);
+  private head = 0;
+  private size = 0;
+
+  push(q: PendingQuery): void {
+    if (this.size === this.items.length) this.grow();
+    const i = (this.head + this.size) % this.items.length;
+    this.items[i] = q;
+    this.gens[i] = q.gen;
+    this.size++;
+  }
+
+  /** The oldest live entry, without removing it. */
+  peek(): PendingQuery | undefined {
+    while (this.size > 0) {
+      const q = this.items[this.head]!;
+      if (q.gen === this.gens[this.head]) return q;
+      this.drop();
+    }
+    return undefined;
+  }
+
+  shift(): PendingQuery | undefined {
+    const q = this.peek();
+    if (q !== undefined) this.drop();
+    return q;
+  }
+
+  private drop(): void {
+    this.head = (this.head + 1) % this.items.length;
+    this.size--;
+  }
+
+  private grow(): void {
+    const n = this.items.length;
+    const items = new Array<PendingQuery>(n * 2);
+    const gens = new Float64Array(n * 2);
+    for (let k = 0; k < this.size; k++) {
+      items[k] = this.items[(this.head + k) % n]!;
+      gens[k] = this.gens[(this.head + k) % n]!;
+    }
+    this.items = items;
+    this.gens = gens;
+    this.head = 0;
+  }
+}

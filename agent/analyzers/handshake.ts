@@ -16,7 +16,9 @@
  * last retry came synRetransmission seconds or more after the first SYN.
  *
  * State lives in typed arrays per flow slot; the retry intervals of a flow are
- * kept (bounded) only once it retransmits a SYN, a rare event.
+ * kept (bounded) only once it retransmits a SYN, a rare event. Every finding
+ * is reported; the window engine lists report.maxFindingsPerType of a type and
+ * counts the rest.
  */
 import { isoFromSeconds } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
@@ -24,7 +26,7 @@ import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import { Quantiles } from '../window/quantiles.js';
-import type { Analyzer, AnalyzerContext, FindingDraft, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { ANY_RETRANSMISSION } from './tcp-result.js';
 
 const { SYN, ACK, RST } = TcpFlag;
@@ -40,10 +42,6 @@ const OVER = 4;
 
 /** Retry intervals kept per flow. */
 const MAX_INTERVALS = 16;
-/** Findings of one type about single flows per window; the rest are summed in one finding. */
-const MAX_FLOW_FINDINGS = 20;
-
-type FlowFindingType = 'slow_handshake' | 'syn_retransmission' | 'failed_handshake';
 
 export function createHandshakeAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new HandshakeAnalyzer(ctx);
@@ -65,8 +63,6 @@ class HandshakeAnalyzer implements Analyzer {
   private readonly ackQ = new Quantiles();
   private readonly totalQ = new Quantiles();
   private w = emptyWindow();
-  private listed = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
-  private unlisted = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
 
   constructor(private readonly ctx: AnalyzerContext) {
     const n = ctx.flows.capacity;
@@ -124,7 +120,8 @@ class HandshakeAnalyzer implements Analyzer {
         return;
       }
       if (dir !== Dir.CLIENT_TO_SERVER) return;
-      if (s === NONE && this.syns[slot] === 0) {
+      // A SYN captured after the server already spoke (its SYN/ACK came first) starts nothing that could complete.
+      if (s === NONE && this.syns[slot] === 0 && this.ctx.flows.packets[slot * 2 + Dir.SERVER_TO_CLIENT] === 0) {
         this.state[slot] = WAIT_SYNACK;
         this.syns[slot] = 1;
         this.firstSyn[slot] = now;
@@ -173,7 +170,7 @@ class HandshakeAnalyzer implements Analyzer {
       const side = synAckToAck > synToSynAck ? 'client_or_network' : 'server';
       if (side === 'server') w.slowServer++; else w.slowClient++;
       const f = describeFlow(this.ctx.flows, slot);
-      this.flowFinding('slow_handshake', {
+      this.ctx.report({
         type: 'slow_handshake',
         severity: 'warning',
         key: flowKey(this.ctx.flows, slot),
@@ -203,7 +200,7 @@ class HandshakeAnalyzer implements Analyzer {
     const f = describeFlow(this.ctx.flows, slot);
     const waited = delay(now, this.firstSyn[slot]!);
     const syns = this.syns[slot]!;
-    this.flowFinding('failed_handshake', {
+    this.ctx.report({
       type: 'failed_handshake',
       severity: 'warning',
       key: flowKey(this.ctx.flows, slot),
@@ -232,7 +229,7 @@ class HandshakeAnalyzer implements Analyzer {
     const waited = delay(this.lastSyn[slot]!, this.firstSyn[slot]!);
     const severity: FindingSeverity = waited >= this.ctx.config.analyzers.handshake.synRetransmission ? 'warning' : 'info';
     const f = describeFlow(this.ctx.flows, slot);
-    this.flowFinding('syn_retransmission', {
+    this.ctx.report({
       type: 'syn_retransmission',
       severity,
       key: flowKey(this.ctx.flows, slot),
@@ -250,12 +247,6 @@ class HandshakeAnalyzer implements Analyzer {
     });
   }
 
-  private flowFinding(type: FlowFindingType, draft: FindingDraft): void {
-    if (this.listed[type] >= MAX_FLOW_FINDINGS) { this.unlisted[type]++; return; }
-    this.listed[type]++;
-    this.ctx.report(draft);
-  }
-
   finish(): void {
     // Handshakes still waiting for a SYN/ACK at the end of the input failed.
     const now = this.ctx.clock.now;
@@ -267,17 +258,6 @@ class HandshakeAnalyzer implements Analyzer {
   }
 
   closeWindow(): Metrics {
-    for (const type of ['slow_handshake', 'syn_retransmission', 'failed_handshake'] as const) {
-      const n = this.unlisted[type];
-      if (n === 0) continue;
-      this.ctx.report({
-        type,
-        severity: 'warning',
-        key: 'unlisted',
-        summary: `${n} more ${type.replace('_', ' ')} findings in this window than the ${MAX_FLOW_FINDINGS} listed.`,
-        evidence: { unlisted: n, listed: this.listed[type] },
-      });
-    }
     const w = this.w;
     const metrics: Metrics = {
       started: w.started,
@@ -297,8 +277,6 @@ class HandshakeAnalyzer implements Analyzer {
     this.ackQ.clear();
     this.totalQ.clear();
     this.w = emptyWindow();
-    this.listed = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
-    this.unlisted = { slow_handshake: 0, syn_retransmission: 0, failed_handshake: 0 };
     return metrics;
   }
 }

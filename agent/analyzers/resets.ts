@@ -8,8 +8,11 @@
  *   other    anything else (a client resetting its own handshake, a RST on an
  *            idle connection without data, a RST of a flow seen mid-stream...).
  * Refusals become one 'connection_refused' finding per server host:port and
- * window, with counts; aborts one 'connection_reset' finding per flow (its first
- * RST), a warning unless a FIN was seen before (a close by RST).
+ * window, with counts, the most refused first (servers are tracked up to
+ * MAX_REFUSED_SERVERS per window, further ones only counted); aborts one
+ * 'connection_reset' finding per flow (its first RST), a warning unless a FIN
+ * was seen before (a close by RST). The window engine lists
+ * report.maxFindingsPerType findings of a type and counts the rest.
  *
  * At the end of the input (finish): live TCP flows still half-open (SYN sent,
  * never established), still established (no FIN, no RST), and among those the
@@ -30,10 +33,10 @@ const SAW_DATA = 4;
 const SAW_RST = 8;
 const SAW_FIN = 16;
 
-/** Servers listed with refusals per window; further ones are summed. */
-const MAX_REFUSED_SERVERS = 20;
-/** connection_reset findings per window at most; further ones are summed. */
-const MAX_RESET_FINDINGS = 20;
+/** Servers tracked with their refusals per window; refusals by further servers are only counted. */
+const MAX_REFUSED_SERVERS = 1000;
+/** Servers named in the window metrics (the most refused). */
+const LISTED_REFUSED_SERVERS = 10;
 
 interface RefusedServer { host: string; port: number; count: number; firstClient: string }
 
@@ -49,9 +52,7 @@ class ResetsAnalyzer implements Analyzer {
   // per window
   private w = emptyWindow();
   private refused = new Map<string, RefusedServer>();
-  private refusedUnlisted = 0;
-  private resetsListed = 0;
-  private resetsUnlisted = 0;
+  private refusedUntracked = 0;
   private atEnd: { halfOpen: number; established: number; zombies: number; maxIdleSeconds: number | null } | null = null;
 
   constructor(private readonly ctx: AnalyzerContext) {
@@ -101,13 +102,11 @@ class ResetsAnalyzer implements Analyzer {
     const key = endpoint(f.server, f.serverPort);
     const entry = this.refused.get(key);
     if (entry !== undefined) { entry.count++; return; }
-    if (this.refused.size >= MAX_REFUSED_SERVERS) { this.refusedUnlisted++; return; }
+    if (this.refused.size >= MAX_REFUSED_SERVERS) { this.refusedUntracked++; return; }
     this.refused.set(key, { host: f.server, port: f.serverPort, count: 1, firstClient: endpoint(f.client, f.clientPort) });
   }
 
   private reportAbort(slot: number, dir: number, now: number, afterFin: boolean): void {
-    if (this.resetsListed >= MAX_RESET_FINDINGS) { this.resetsUnlisted++; return; }
-    this.resetsListed++;
     const flows: FlowTable = this.ctx.flows;
     const f = describeFlow(flows, slot);
     const side = dir === Dir.CLIENT_TO_SERVER ? 'client' : 'server';
@@ -168,7 +167,8 @@ class ResetsAnalyzer implements Analyzer {
   }
 
   closeWindow(): Metrics {
-    for (const r of this.refused.values()) {
+    const refused = [...this.refused.entries()].sort((a, b) => b[1].count - a[1].count);
+    for (const [, r] of refused) {
       this.ctx.report({
         type: 'connection_refused',
         severity: 'warning',
@@ -178,36 +178,20 @@ class ResetsAnalyzer implements Analyzer {
         host: r.host,
       });
     }
-    if (this.refusedUnlisted > 0) {
-      this.ctx.report({
-        type: 'connection_refused',
-        severity: 'warning',
-        key: 'unlisted',
-        summary: `${this.refusedUnlisted} more refused TCP connections to servers beyond the ${MAX_REFUSED_SERVERS} listed.`,
-        evidence: { refused: this.refusedUnlisted },
-      });
-    }
-    if (this.resetsUnlisted > 0) {
-      this.ctx.report({
-        type: 'connection_reset',
-        severity: 'warning',
-        key: 'unlisted',
-        summary: `${this.resetsUnlisted} more TCP connections reset after data than the ${MAX_RESET_FINDINGS} listed.`,
-        evidence: { unlisted: this.resetsUnlisted, listed: this.resetsListed },
-      });
-    }
     const w = this.w;
     const metrics: Metrics = {
       rst: w.rst[0]! + w.rst[1]!,
       bySide: { client: w.rst[0]!, server: w.rst[1]! },
       byPhase: { refused: w.refused, abort: w.abort, other: w.other },
       flowsReset: w.flowsReset,
-      refusedServers: Object.fromEntries([...this.refused].map(([k, r]) => [k, r.count])),
+      refusedServers: Object.fromEntries(refused.slice(0, LISTED_REFUSED_SERVERS).map(([k, r]) => [k, r.count])),
+      refusedServersCount: this.refused.size,
+      refusedUntracked: this.refusedUntracked,
       atEnd: this.atEnd,
     };
     this.w = emptyWindow();
     this.refused = new Map();
-    this.refusedUnlisted = this.resetsListed = this.resetsUnlisted = 0;
+    this.refusedUntracked = 0;
     this.atEnd = null;
     return metrics;
   }

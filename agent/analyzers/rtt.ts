@@ -16,8 +16,10 @@
  *   p90 > warning, or max > critical  -> warning
  *   max > warning                     -> info
  * (strictly over: an RTT equal to a threshold is not over it), at most
- * MAX_FLOW_FINDINGS per window: the worst by severity, then max RTT. A flow
- * that ends during the window is judged when it ends (its slot is reused).
+ * MAX_FLOW_FINDINGS per window: the worst by severity, then max RTT, reported
+ * in that order (so the window engine's report.maxFindingsPerType keeps the
+ * worst). A flow that ends during the window is judged, and reported if the
+ * bound allows, when it ends (its slot is then reused).
  */
 import type { FindingSeverity } from '../../common/report.js';
 import type { PacketView } from '../decode/packet-view.js';

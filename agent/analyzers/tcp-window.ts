@@ -28,8 +28,6 @@ import { TcpAnalysisFlag as F } from './tcp-result.js';
 
 const SYN_FIN_RST = TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST;
 const LOW_EXCLUDED = TcpFlag.SYN | TcpFlag.RST;
-/** zero_window findings per window at most; the rest are summed in one finding. */
-const MAX_FLOW_FINDINGS = 20;
 const SIDES = ['client', 'server'] as const;
 
 type EndedBy = 'reopened' | 'flow_end' | 'end_of_input';
@@ -47,8 +45,6 @@ class TcpWindowAnalyzer implements Analyzer {
 
   // per window
   private w = emptyWindow();
-  private listed = 0;
-  private unlisted = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const n = ctx.flows.capacity * 2;
@@ -111,8 +107,6 @@ class TcpWindowAnalyzer implements Analyzer {
     const period = this.ctx.config.analyzers.tcp_window.zeroWindowPeriod;
     if (duration < period && endedBy !== 'end_of_input') return;
     w.reported++;
-    if (this.listed >= MAX_FLOW_FINDINGS) { this.unlisted++; return; }
-    this.listed++;
     const slot = d >> 1;
     const side = SIDES[d & 1]!;
     const flows: FlowTable = this.ctx.flows;
@@ -149,15 +143,6 @@ class TcpWindowAnalyzer implements Analyzer {
 
   closeWindow(): Metrics {
     const w = this.w;
-    if (this.unlisted > 0) {
-      this.ctx.report({
-        type: 'zero_window',
-        severity: 'warning',
-        key: 'unlisted',
-        summary: `${this.unlisted} more zero-window periods in this window than the ${MAX_FLOW_FINDINGS} listed.`,
-        evidence: { unlisted: this.unlisted, listed: this.listed },
-      });
-    }
     const metrics: Metrics = {
       zeroWindowPeriods: w.periods[0]! + w.periods[1]!,
       zeroWindowBySide: { client: w.periods[0]!, server: w.periods[1]! },
@@ -173,7 +158,6 @@ class TcpWindowAnalyzer implements Analyzer {
       windowFullBySide: { client: w.windowFull[0]!, server: w.windowFull[1]! },
     };
     this.w = emptyWindow();
-    this.listed = this.unlisted = 0;
     return metrics;
   }
 }

@@ -11,6 +11,8 @@ import { TopFlows } from './top-flows.js';
 export interface AnalyzeOptions {
   /** Called now and then with the fraction of the input read (when its size is known). */
   onProgress?: (fraction: number) => void;
+  /** Largest single read from the input (tests). */
+  maxReadBytes?: number;
 }
 
 export interface AnalyzeResult {
@@ -20,7 +22,7 @@ export interface AnalyzeResult {
 }
 
 export async function analyzeCapture(path: string, config: Readonly<Config>, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
-  const reader = await CaptureReader.open(path, { ...config.input });
+  const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
   const windows: WindowSummary[] = [];
   const findings: Finding[] = [];
   let top: TopFlows | undefined;

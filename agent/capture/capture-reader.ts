@@ -54,6 +54,8 @@ interface PcapngInterface {
 
 export interface ReaderOptions extends DecompressionLimits {
   maxBlockBytes: number;
+  /** Largest single read from the source (tests use tiny reads to prove chunking changes nothing). */
+  maxReadBytes?: number;
 }
 
 export class CaptureReader {
@@ -134,7 +136,7 @@ export class CaptureReader {
       this.view = new DataView(bigger.buffer);
     }
     while (this.end < this.need && !this.eof) {
-      const n = await this.source.read(this.buf, this.end, this.buf.length - this.end);
+      const n = await this.source.read(this.buf, this.end, Math.min(this.buf.length - this.end, this.options.maxReadBytes ?? Infinity));
       if (n === 0) this.eof = true;
       this.end += n;
     }

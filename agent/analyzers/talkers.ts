@@ -180,7 +180,8 @@ class TalkersAnalyzer implements Analyzer {
       if (s === undefined) { s = this.hostName(id); names.set(id, s); }
       return s;
     };
-    hostIds.sort((a, b) => hostBytes(b) - hostBytes(a) || (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
+    // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
+    hostIds.sort((a, b) => hostBytes(b) - hostBytes(a) || a - b);
     const topHosts = hostIds.slice(0, this.top).map((id) => ({
       host: name(id),
       packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
@@ -195,8 +196,7 @@ class TalkersAnalyzer implements Analyzer {
     const pk = pairs.keys;
     const pairBytes = (id: number): number => pv[id * 4]! + pv[id * 4 + 1]!;
     const pairIds = Array.from({ length: pairs.size }, (_, i) => i);
-    const pairName = (id: number): string => `${name(pk[id * 2]!)} ${name(pk[id * 2 + 1]!)}`;
-    pairIds.sort((a, b) => pairBytes(b) - pairBytes(a) || (pairName(a) < pairName(b) ? -1 : pairName(a) > pairName(b) ? 1 : 0));
+    pairIds.sort((a, b) => pairBytes(b) - pairBytes(a) || a - b);
     const topPairs = pairIds.slice(0, this.top).map((id) => ({
       a: name(pk[id * 2]!),
       b: name(pk[id * 2 + 1]!),

@@ -7,10 +7,12 @@ import { createWriteStream, openSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
-import { renderText, reportJsonChunks } from '../common/report.js';
+import { renderText, reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
 import { renderCsv } from '../common/report-csv.js';
 import { renderHtml } from '../common/report-html.js';
 import { analyzeCapture } from './analyze/index.js';
+import { SpillList } from './analyze/spill-list.js';
+import type { WindowOutput } from './window/window-engine.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -28,6 +30,9 @@ Commands:
 
 const FORMATS = ['text', 'json', 'csv', 'html'] as const;
 type Format = (typeof FORMATS)[number];
+
+/** Windows kept in memory before the JSON report's windows go to a temporary file (about 3 h of 10 s windows). */
+const SPILL_AFTER = 1000;
 
 /** Inputs smaller than this finish too fast for a progress bar to help. */
 const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;
@@ -107,12 +112,26 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   if (!FORMATS.includes(format as Format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${format}"`);
   const config = loadConfig(args.values.config as string | undefined);
   const draw = args.values['no-progress'] ? undefined : progressBar(file);
-  const { report, warnings } = await analyzeCapture(file, config, draw ? { onProgress: draw } : {});
-  if (draw) process.stderr.write('\r\x1b[K');
-  for (const w of warnings) process.stderr.write(`pcap-analyzer: warning: ${w}\n`);
-  const pieces = format === 'json' ? reportJsonChunks(report)
-    : [format === 'csv' ? renderCsv(report) : format === 'html' ? renderHtml(report) : renderText(report)];
-  await writeOutput(pieces, args.values.out as string | undefined);
+  // JSON is written piece by piece: windows and findings past a few thousand go to a temporary
+  // file, so a capture spanning days does not hold them all. CSV and HTML are built in memory.
+  const windows = new SpillList<WindowSummary>(SPILL_AFTER);
+  const findings = new SpillList<Finding>(SPILL_AFTER * 4);
+  try {
+    const streaming = format === 'json';
+    const onWindow = (out: WindowOutput): void => { windows.push(out.summary); for (const f of out.findings) findings.push(f); };
+    const { report, warnings } = await analyzeCapture(file, config, {
+      ...(draw ? { onProgress: draw } : {}),
+      ...(streaming ? { onWindow } : {}),
+    });
+    if (draw) process.stderr.write('\r\x1b[K');
+    for (const w of warnings) process.stderr.write(`pcap-analyzer: warning: ${w}\n`);
+    const pieces = streaming ? reportJsonChunks(report, { windows, findings })
+      : [format === 'csv' ? renderCsv(report) : format === 'html' ? renderHtml(report) : renderText(report)];
+    await writeOutput(pieces, args.values.out as string | undefined);
+  } finally {
+    windows.dispose();
+    findings.dispose();
+  }
   return 0;
 }
 

@@ -7,12 +7,15 @@ import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '..
 import { CaptureReader, END, NEED_DATA, linkTypeName } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
 import { TopFlows } from './top-flows.js';
+import type { WindowOutput } from '../window/window-engine.js';
 
 export interface AnalyzeOptions {
   /** Called now and then with the fraction of the input read (when its size is known). */
   onProgress?: (fraction: number) => void;
   /** Largest single read from the input (tests). */
   maxReadBytes?: number;
+  /** Receives each closed window and its findings; when given, the report's windows and findings stay empty. */
+  onWindow?: (out: WindowOutput) => void;
 }
 
 export interface AnalyzeResult {
@@ -27,7 +30,7 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
   const findings: Finding[] = [];
   let top: TopFlows | undefined;
   const pipeline = new Pipeline(config, {
-    onWindow: (out) => { windows.push(out.summary); findings.push(...out.findings); },
+    onWindow: options.onWindow ?? ((out) => { windows.push(out.summary); findings.push(...out.findings); }),
     flowListener: { onFlowEnd: (slot) => top!.onFlowEnd(slot) },
   });
   top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base);

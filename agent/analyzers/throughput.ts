@@ -14,6 +14,7 @@
  * kept only if it is among the largest ended so far), since its slot may be
  * reused before the window closes.
  */
+import type { FlowRef } from '../../common/report.js';
 import { formatAddress } from '../../common/address.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { protoName, type FlowTable } from '../flow/index.js';
@@ -27,12 +28,7 @@ export function createThroughputAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new ThroughputAnalyzer(ctx);
 }
 
-interface TopFlow {
-  proto: string;
-  client: string;
-  clientPort: number;
-  server: string;
-  serverPort: number;
+interface TopFlow extends FlowRef {
   packets: number;
   bytes: number;
   bytesClientToServer: number;

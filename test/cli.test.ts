@@ -2,11 +2,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Report } from '../common/report.js';
-import { CLI, REPO_ROOT } from './helpers/paths.js';
+import { CLI, REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
 
 const SAMPLE = join(REPO_ROOT, 'test', 'fixtures', 'sample-loopback.pcap');
 
@@ -107,4 +107,21 @@ test('--help and --version', () => {
   const version = cli(['--version']);
   assert.equal(version.status, 0);
   assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+});
+
+test('a progress bar on stderr when it is a terminal and the file is large; never otherwise', { skip: !existsSync('/usr/bin/script') && 'needs script(1) for a pseudo-terminal' }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-'));
+  const big = join(dir, 'big.pcap');
+  const made = spawnSync(process.execPath, [join(REPO_ROOT, 'scripts', 'make-large-capture.mjs'), big, '--size', '70M', '--pcaps', SHARED_PCAPS], { encoding: 'utf8' });
+  assert.equal(made.status, 0, made.stderr);
+  // script(1) gives the command a pseudo-terminal, as a user's shell would.
+  const tty = spawnSync('script', ['-qec', `${process.execPath} ${CLI} analyze ${big} --out /dev/null`, '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(tty.status, 0, tty.stdout);
+  assert.match(tty.stdout, /\[#+-*\] +\d+%/);
+  const quiet = spawnSync('script', ['-qec', `${process.execPath} ${CLI} analyze ${big} --out /dev/null --no-progress`, '/dev/null'], { encoding: 'utf8', timeout: 120_000 });
+  assert.doesNotMatch(quiet.stdout, /%/);
+  const piped = cli(['analyze', big, '--out', '/dev/null']);
+  assert.equal(piped.status, 0);
+  assert.equal(piped.stderr, '', 'no bar when stderr is not a terminal');
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -160,18 +160,21 @@ const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `
  * and `findings` one compact element per line, so a long capture's report is
  * written without ever holding the whole text in memory.
  */
-export function* reportJsonChunks(r: Report): Generator<string> {
+export function* reportJsonChunks(r: Report, lists: { windows?: Iterable<WindowSummary>; findings?: Iterable<Finding> } = {}): Generator<string> {
   const keys = Object.keys(r) as Array<keyof Report>;
   yield '{\n';
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k]!;
     const value = r[key];
     const comma = k < keys.length - 1 ? ',' : '';
-    if (Array.isArray(value) && (key === 'windows' || key === 'findings')) {
-      if (value.length === 0) { yield `  ${JSON.stringify(key)}: []${comma}\n`; continue; }
-      yield `  ${JSON.stringify(key)}: [\n`;
-      for (let i = 0; i < value.length; i++) yield `    ${JSON.stringify(value[i])}${i < value.length - 1 ? ',' : ''}\n`;
-      yield `  ]${comma}\n`;
+    if (key === 'windows' || key === 'findings') {
+      const list: Iterable<unknown> = (key === 'windows' ? lists.windows : lists.findings) ?? (value as unknown[]);
+      let first = true;
+      for (const item of list) {
+        yield `${first ? `  ${JSON.stringify(key)}: [\n` : ',\n'}    ${JSON.stringify(item)}`;
+        first = false;
+      }
+      yield first ? `  ${JSON.stringify(key)}: []${comma}\n` : `\n  ]${comma}\n`;
     } else {
       yield `  ${JSON.stringify(key)}: ${JSON.stringify(value, null, 2).replace(/\n/g, '\n  ')}${comma}\n`;
     }

@@ -8,6 +8,7 @@ import type { FrameRecord } from './capture/frame-record.js';
 import { TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
 import { Decoder, Proto, type PacketView } from './decode/index.js';
 import { FlowTable, type EndReasonCode, type FlowListener } from './flow/index.js';
+import { Networks } from './analyzers/lib/networks.js';
 import { PacketClock } from './window/packet-clock.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
 
@@ -65,6 +66,7 @@ export class Pipeline {
       flows: this.flows,
       clock: this.clock,
       decoder: this.decoder,
+      networks: new Networks(config.networks.internal),
       tcp: new TcpPacketResult(),
       report: (draft) => this.windows.report(draft),
       windowFindings: () => this.windows.pendingFindings,

@@ -98,6 +98,86 @@ export interface AnalyzersConfig {
   };
   sack: { enabled: boolean };
   health: { enabled: boolean };
+  // Security detectors: each keeps its look-back (seconds of packet time) in bounded
+  // structures (at most maxKeys tracked keys, evictions counted) and re-reports the
+  // same ongoing behaviour at most once per suppressFor seconds.
+  port_scan: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** Distinct ports probed on one host (vertical scan). */
+    minPorts: number;
+    /** Distinct hosts probed on one port (horizontal scan). */
+    minHosts: number;
+    /** Share of probes that failed (no answer, RST, ICMP unreachable). */
+    minFailureRatio: number;
+  };
+  brute_force: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** Authentication services watched. */
+    ports: number[];
+    /** Connections from one source to one service within the look-back. */
+    minAttempts: number;
+    /** Share of those that failed or were short-lived. */
+    minFailureRatio: number;
+    /** A connection shorter than this (seconds) is short-lived. */
+    shortLived: number;
+  };
+  flood: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** SYNs per second to one destination, with at least halfOpenRatio never completed. */
+    synRate: number;
+    halfOpenRatio: number;
+    /** UDP and ICMP packets per second to one destination. */
+    udpRate: number;
+    icmpRate: number;
+  };
+  beaconing: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** Connections (or packet bursts) needed to judge regularity. */
+    minEvents: number;
+    /** Coefficient of variation of intervals and of sizes at most this. */
+    maxIntervalCv: number;
+    maxSizeCv: number;
+    /** Destination ports of ordinary periodic services, ignored. */
+    ignorePorts: number[];
+    /** Periods (seconds) of ordinary monitoring (health checks, NTP, scrapes), ignored within 5 %. */
+    ignorePeriods: number[];
+  };
+  dns_tunneling: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** Queries from one client under one registered domain within the look-back. */
+    minQueries: number;
+    minUniqueSubdomains: number;
+    /** Mean label length and Shannon entropy (bits per character) of the subdomains. */
+    minLabelLength: number;
+    minEntropy: number;
+    /** Domains never flagged (suffix match). */
+    allowSuffixes: string[];
+    /** Suffixes whose NXDOMAINs are normal (Kubernetes search paths). */
+    nxdomainNormalSuffixes: string[];
+  };
+  exfiltration: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** Bytes sent by one internal host to one external host within the look-back. */
+    minBytes: number;
+    /** Sent / received at least this. */
+    minRatio: number;
+    /** Destination ports considered ordinary; others make the finding more severe. */
+    commonPorts: number[];
+  };
+  lateral_movement: {
+    enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
+    /** Administrative ports watched. */
+    ports: number[];
+    /** Distinct internal hosts reached on them by one internal host. */
+    minHosts: number;
+  };
+}
+
+export interface NetworksConfig {
+  /** CIDR blocks of the internal network (RFC 1918 and ULA by default). */
+  internal: string[];
+  /** Analyze traffic to and from 127.0.0.0/8 and ::1 in the security detectors. */
+  includeLoopback: boolean;
 }
 
 export interface Config {
@@ -130,6 +210,7 @@ export interface Config {
     seconds: number;
   };
   analyzers: AnalyzersConfig;
+  networks: NetworksConfig;
   logging: {
     level: string;
     /** Replace IP and MAC addresses in log lines. */
@@ -181,6 +262,21 @@ export const DEFAULT_CONFIG: Config = {
     capture: { enabled: true, gapSeconds: 1 },
     sack: { enabled: true },
     health: { enabled: true },
+    port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, minPorts: 100, minHosts: 50, minFailureRatio: 0.8 },
+    brute_force: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, ports: [21, 22, 23, 445, 1433, 3306, 3389, 5432, 5900, 6379, 27017], minAttempts: 20, minFailureRatio: 0.5, shortLived: 5 },
+    flood: { enabled: true, lookback: 10, suppressFor: 600, maxKeys: 100_000, synRate: 500, halfOpenRatio: 0.8, udpRate: 10_000, icmpRate: 1000 },
+    beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [10, 15, 30, 60, 300] },
+    dns_tunneling: {
+      enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, minQueries: 50, minUniqueSubdomains: 30, minLabelLength: 20, minEntropy: 3.5,
+      allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa'],
+      nxdomainNormalSuffixes: ['cluster.local'],
+    },
+    exfiltration: { enabled: true, lookback: 600, suppressFor: 600, maxKeys: 100_000, minBytes: 100_000_000, minRatio: 10, commonPorts: [22, 80, 443, 993, 995] },
+    lateral_movement: { enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, ports: [135, 139, 445, 3389, 5985, 5986, 22], minHosts: 10 },
+  },
+  networks: {
+    internal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
+    includeLoopback: false,
   },
   logging: {
     level: 'info',
@@ -202,6 +298,8 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.talkers.maxHosts': [10, 100_000_000],
   'analyzers.bursts.bucketMs': [1, 60_000],
 };
+/** Lists that must keep their length (one value per severity). */
+const FIXED_LENGTH = new Set(['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate']);
 const STRING_CHOICES: Record<string, readonly string[]> = {
   'logging.level': ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
 };
@@ -248,12 +346,12 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
   }
   if (Array.isArray(dflt)) {
     if (!Array.isArray(given)) throw new ConfigError(key, `expected a list, got ${describe(given)}`);
-    if (dflt.length && typeof dflt[0] === 'number') {
-      given.forEach((item, i) => {
-        if (typeof item !== 'number' || !Number.isFinite(item) || item < 0) throw new ConfigError(`${key}[${i}]`, `expected a number >= 0, got ${describe(item)}`);
-      });
-      if (given.length !== dflt.length) throw new ConfigError(key, `expected ${dflt.length} numbers, got ${given.length}`);
-    }
+    const itemType = typeof dflt[0];
+    given.forEach((item, i) => {
+      if (itemType === 'number' && (typeof item !== 'number' || !Number.isFinite(item) || item < 0)) throw new ConfigError(`${key}[${i}]`, `expected a number >= 0, got ${describe(item)}`);
+      if (itemType === 'string' && typeof item !== 'string') throw new ConfigError(`${key}[${i}]`, `expected a string, got ${describe(item)}`);
+    });
+    if (FIXED_LENGTH.has(key) && given.length !== dflt.length) throw new ConfigError(key, `expected ${dflt.length} numbers, got ${given.length}`);
     return given;
   }
   throw new ConfigError(key, 'unsupported value');

@@ -11,6 +11,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
 import type { PacketClock } from '../window/packet-clock.js';
 import type { QuantileSummary } from '../window/quantiles.js';
+import type { Networks } from './lib/networks.js';
 import type { TcpPacketResult } from './tcp-result.js';
 
 /** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
@@ -42,6 +43,8 @@ export interface AnalyzerContext {
   readonly flows: FlowTable;
   readonly clock: PacketClock;
   readonly decoder: Decoder;
+  /** networks.internal, parsed once (security detectors). */
+  readonly networks: Networks;
   /** Per-packet TCP sequence-analysis result, filled by the `tcp` analyzer before the others run. */
   readonly tcp: TcpPacketResult;
   report(finding: FindingDraft): void;

@@ -5,8 +5,8 @@
  */
 import type { Config } from '../common/config.js';
 import type { FrameRecord } from './capture/frame-record.js';
-import { TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
-import { Decoder, Proto, type PacketView } from './decode/index.js';
+import { TcpAnalysisFlag, TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
+import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { FlowTable, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
 import { PacketClock } from './window/packet-clock.js';
@@ -29,6 +29,9 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
   ['dns.flags.response', Proto.DNS_RESPONSE],
   ['dns.flags.rcode.nxdomain', Proto.DNS_NXDOMAIN],
 ];
+
+const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
+const NOT_DISSECTED_AGAIN = TcpAnalysisFlag.RETRANSMISSION | TcpAnalysisFlag.SPURIOUS_RETRANSMISSION | TcpAnalysisFlag.OUT_OF_ORDER;
 
 export interface PipelineOptions {
   /** Receives each closed window with its findings. */
@@ -99,9 +102,6 @@ export class Pipeline {
     if (sec > this.maxSec || (sec === this.maxSec && nsec > this.maxNsec)) { this.maxSec = sec; this.maxNsec = nsec; }
     try {
       const view: PacketView = this.decoder.decode(rec);
-      const present = view.present;
-      const bits = this.counterBits;
-      for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
       if (Number.isNaN(this.clock.base)) this.clock.base = this.decoder.timeBase;
       this.clock.observe(view.ts);
       this.windows.advance();
@@ -111,6 +111,11 @@ export class Pipeline {
       this.windows.onPacket(view.ts, rec.wireLen, slot);
       const analyzers = this.analyzers;
       for (let i = 0; i < analyzers.length; i++) analyzers[i]!.onPacket(view, slot, dir);
+      let present = view.present;
+      // Wireshark hands no retransmitted or out-of-order TCP segment to DNS: it is not a `dns` frame.
+      if (view.dnsOff >= 0 && view.transport === Transport.TCP && this.context.tcp.flags & NOT_DISSECTED_AGAIN) present &= ~DNS_BITS;
+      const bits = this.counterBits;
+      for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
     } catch (err) {
       this.unexpected++;
       this.lastError = err;

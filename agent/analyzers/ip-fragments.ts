@@ -18,8 +18,11 @@ class IpFragmentsAnalyzer implements Analyzer {
   readonly id = 'ip_fragments';
   private fragments = 0;
   private reassembled = 0;
-  private lastIncomplete = 0;
-  private lastOverlaps = 0;
+  private incomplete = 0;
+  private overlaps = 0;
+  /** Decoder anomaly totals already attributed to a window. */
+  private seenIncomplete = 0;
+  private seenOverlaps = 0;
   private pendingAtEnd = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {}
@@ -28,21 +31,33 @@ class IpFragmentsAnalyzer implements Analyzer {
     // Outer fragments only: a fragment header quoted in an ICMP error is not traffic of ours.
     if (v.present & FRAGMENT && (v.fragOffset > 0 || v.moreFragments)) this.fragments++;
     if (v.reassembled) this.reassembled++;
+    this.takeAnomalies();
+  }
+
+  /**
+   * Timeouts, evictions and overlaps are counted by the decoder, which runs
+   * before the packet's window opens: they are taken here, per packet, so they
+   * land in the window of the packet that caused them, not in the one before.
+   */
+  private takeAnomalies(): void {
+    const counts = this.ctx.decoder.anomalies.counts;
+    const incomplete = counts[Anomaly['ip.reassembly_timeout']]! + counts[Anomaly['ip.reassembly_evicted']]!;
+    const overlaps = counts[Anomaly['ip.fragment_overlap']]!;
+    if (incomplete !== this.seenIncomplete) { this.incomplete += incomplete - this.seenIncomplete; this.seenIncomplete = incomplete; }
+    if (overlaps !== this.seenOverlaps) { this.overlaps += overlaps - this.seenOverlaps; this.seenOverlaps = overlaps; }
   }
 
   finish(): void {
+    this.takeAnomalies();
     this.pendingAtEnd = this.ctx.decoder.reassembler.size;
   }
 
   closeWindow(): Metrics {
-    const counts = this.ctx.decoder.anomalies.counts;
-    const incomplete = counts[Anomaly['ip.reassembly_timeout']]! + counts[Anomaly['ip.reassembly_evicted']]!;
-    const overlaps = counts[Anomaly['ip.fragment_overlap']]!;
     const metrics: Metrics = {
       fragments: this.fragments,
       reassembled: this.reassembled,
-      incomplete: incomplete - this.lastIncomplete + this.pendingAtEnd,
-      overlapping: overlaps - this.lastOverlaps,
+      incomplete: this.incomplete + this.pendingAtEnd,
+      overlapping: this.overlaps,
     };
     if (metrics['incomplete'] as number > 0 || metrics['overlapping'] as number > 0) {
       this.ctx.report({
@@ -53,9 +68,7 @@ class IpFragmentsAnalyzer implements Analyzer {
         evidence: { fragments: this.fragments, reassembled: this.reassembled, incomplete: metrics['incomplete'] as number, overlapping: metrics['overlapping'] as number },
       });
     }
-    this.lastIncomplete = incomplete;
-    this.lastOverlaps = overlaps;
-    this.fragments = this.reassembled = this.pendingAtEnd = 0;
+    this.fragments = this.reassembled = this.incomplete = this.overlaps = this.pendingAtEnd = 0;
     return metrics;
   }
 }

@@ -108,6 +108,7 @@ export class Pipeline {
       this.flows.advance();
       const slot = this.flows.update(view);
       const dir = this.flows.dir;
+      if (view.innerTcpFlags >= 0) this.flows.updateQuoted(view);
       this.windows.onPacket(view.ts, rec.wireLen, slot);
       const analyzers = this.analyzers;
       for (let i = 0; i < analyzers.length; i++) analyzers[i]!.onPacket(view, slot, dir);

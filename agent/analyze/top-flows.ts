@@ -13,13 +13,15 @@ export class TopFlows implements FlowListener {
   onFlowEnd(slot: number): void {
     if (this.limit === 0) return;
     const t = this.table;
+    const packets = t.packets[slot * 2]! + t.packets[slot * 2 + 1]!;
+    if (packets === 0) return; // a flow known only from a header quoted in an ICMP error
     const bytes = t.bytes[slot * 2]! + t.bytes[slot * 2 + 1]!;
     const first = t.firstTs[slot]!;
     const stream = t.streamIndex[slot]!;
     if (this.ranked.length === this.limit && compare(bytes, first, stream, this.ranked[this.limit - 1]!) >= 0) return;
     const flow: ReportFlow = {
       ...describeFlow(t, slot),
-      packets: t.packets[slot * 2]! + t.packets[slot * 2 + 1]!,
+      packets,
       bytes,
       first: isoFromSeconds(this.timeBase(), first),
       last: isoFromSeconds(this.timeBase(), t.lastTs[slot]!),

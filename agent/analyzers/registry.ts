@@ -24,6 +24,13 @@ import { createProtocolsAnalyzer } from './protocols.js';
 import { createAsymmetryAnalyzer } from './asymmetry.js';
 import { createCaptureAnalyzer } from './capture.js';
 import { createSackAnalyzer } from './sack.js';
+import { createFloodAnalyzer } from './flood.js';
+import { createExfiltrationAnalyzer } from './exfiltration.js';
+import { createBeaconingAnalyzer } from './beaconing.js';
+import { createPortScanAnalyzer } from './port-scan.js';
+import { createBruteForceAnalyzer } from './brute-force.js';
+import { createLateralMovementAnalyzer } from './lateral-movement.js';
+import { createDnsTunnelingAnalyzer } from './dns-tunneling.js';
 
 export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerFactory]> = [
   ['tcp', createTcpAnalyzer],
@@ -42,6 +49,13 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['asymmetry', createAsymmetryAnalyzer],
   ['capture', createCaptureAnalyzer],
   ['sack', createSackAnalyzer],
+  ['flood', createFloodAnalyzer],
+  ['exfiltration', createExfiltrationAnalyzer],
+  ['beaconing', createBeaconingAnalyzer],
+  ['port_scan', createPortScanAnalyzer],
+  ['brute_force', createBruteForceAnalyzer],
+  ['lateral_movement', createLateralMovementAnalyzer],
+  ['dns_tunneling', createDnsTunnelingAnalyzer],
   // keep last: reads the metrics of the analyzers above
   ['health', createHealthAnalyzer],
 ];

@@ -88,6 +88,9 @@ export class PacketView {
   innerProto = 0;
   innerSrcPort = 0;
   innerDstPort = 0;
+  /** Quoted TCP header's sequence number and flags when 16 or more bytes of it are quoted, else flags -1. */
+  innerTcpSeq = 0;
+  innerTcpFlags = -1;
 
   // DNS (dns.*): fields of the outermost DNS message (not one quoted in ICMP)
   dnsOff = -1;
@@ -138,6 +141,7 @@ export class PacketView {
     this.innerProto = 0;
     this.innerSrcPort = 0;
     this.innerDstPort = 0;
+    this.innerTcpFlags = -1;
     this.dnsOff = -1;
     this.dnsQnameOff = -1;
     this.dnsQtype = -1;

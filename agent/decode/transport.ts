@@ -132,7 +132,8 @@ function decodeIcmp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numb
     return;
   }
   if (v6 ? type === 2 : type === 3 && view.icmpCode === 4) view.icmpMtu = v6 ? u32(d, off + 4) : u16(d, off + 6);
-  decodeQuoted(ctx, d, off + 8, Math.min(capEnd, off + len));
+  // Wireshark cuts a redirect's quote to the IP header and 8 bytes; other errors quote what they carry.
+  decodeQuoted(ctx, d, off + 8, Math.min(capEnd, off + len), !v6 && type === 5);
 }
 
 /**
@@ -140,7 +141,8 @@ function decodeIcmp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numb
  * addresses, protocol and ports are kept; protocols found are marked present,
  * as Wireshark's display filters match quoted headers too.
  */
-function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, end: number): void {
+function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, quoteEnd: number, redirect: boolean): void {
+  let end = quoteEnd;
   const view = ctx.view;
   if (end - off < 1) return;
   const version = d[off]! >> 4;
@@ -175,6 +177,7 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, end: numbe
   }
   view.innerProto = proto;
   if (fragOffset !== 0) return;
+  if (redirect) end = Math.min(end, l4 + 8);
   const avail = end - l4;
   if (proto === IpProto.TCP || proto === IpProto.UDP) {
     if (avail < 4) return;
@@ -183,7 +186,11 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, end: numbe
     if (proto === IpProto.TCP) {
       view.present |= Proto.TCP;
       // Wireshark reads the quoted header up to the window (16 bytes) before it shows any flag.
-      if (avail >= 16) markTcpFlags(view, d[l4 + 13]!);
+      if (avail >= 16) {
+        view.innerTcpSeq = u32(d, l4 + 4);
+        view.innerTcpFlags = ((d[l4 + 12]! & 0x01) << 8) | d[l4 + 13]!;
+        markTcpFlags(view, view.innerTcpFlags);
+      }
       return;
     }
     if (avail < 8) return;

@@ -122,6 +122,8 @@ export class FlowTable {
   dir = 0;
   /** TcpSynEvent of the last packet passed to `update`. */
   synEvent = 0;
+  /** Flow slot returned by the last `update` (-1 when the packet had no flow). */
+  lastSlot = -1;
 
   private listener: FlowListener | undefined;
 
@@ -168,6 +170,7 @@ export class FlowTable {
    * slot, or -1 for frames without an IP transport. `dir` is set.
    */
   update(v: PacketView): number {
+    this.lastSlot = -1;
     if (v.ipVersion === 0 || v.transport === Transport.NONE) return -1;
     const ts = v.ts;
     const proto = v.transport === Transport.OTHER_IP ? v.ipProto : v.transport;
@@ -191,7 +194,7 @@ export class FlowTable {
       this.synEvent = TcpSynEvent.PORT_REUSE;
       slot = -1;
     }
-    if (slot < 0) slot = this.create(h, v, proto, a, b, pa, pb, srcIsA);
+    if (slot < 0) slot = this.create(h, v.ipVersion, proto, a, b, pa, pb, srcIsA, v.ts, this.clientIsSource(v, proto), v.tcpFlags);
     const dir = (this.clientIsA[slot] === 1) === srcIsA ? Dir.CLIENT_TO_SERVER : Dir.SERVER_TO_CLIENT;
     this.dir = dir;
     const di = slot * 2 + dir;
@@ -202,7 +205,36 @@ export class FlowTable {
     this.aheadSlot = this.clock.ahead ? slot : NIL;
     if (proto === Transport.TCP) this.trackTcp(slot, v, dir);
     this.touch(slot);
+    this.lastSlot = slot;
     return slot;
+  }
+
+  /**
+   * A TCP header quoted in an ICMP error (16 bytes or more of it): like
+   * Wireshark, it opens a flow (and a tcp.stream) when none exists for its
+   * addresses and ports, and a quoted SYN with a new ISN starts a new one; it
+   * is not traffic of the flow, so nothing is counted and no state changes.
+   */
+  updateQuoted(v: PacketView): void {
+    if (v.innerIpVersion === 0 || v.innerProto !== Transport.TCP || v.innerTcpFlags < 0) return;
+    const sport = v.innerSrcPort;
+    const dport = v.innerDstPort;
+    const srcIsA = compareEndpoints(v.innerSrc, sport, v.innerDst, dport) <= 0;
+    const a = srcIsA ? v.innerSrc : v.innerDst;
+    const b = srcIsA ? v.innerDst : v.innerSrc;
+    const pa = srcIsA ? sport : dport;
+    const pb = srcIsA ? dport : sport;
+    const h = hashKey(v.innerIpVersion, Transport.TCP, a, b, pa, pb);
+    const flags = v.innerTcpFlags;
+    const slot = this.find(h, v.innerIpVersion, Transport.TCP, a, b, pa, pb);
+    if (slot >= 0) {
+      if ((flags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return;
+      const base = this.baseSeq[slot * 2 + ((this.clientIsA[slot] === 1) === srcIsA ? 0 : 1)]!;
+      if (base < 0 || base === v.innerTcpSeq) return;
+      this.end(slot, EndReason.PORT_REUSE);
+    }
+    const clientIsSource = (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== (TcpFlag.SYN | TcpFlag.ACK);
+    this.create(h, v.innerIpVersion, Transport.TCP, a, b, pa, pb, srcIsA, v.ts, clientIsSource, flags);
   }
 
   /**
@@ -292,27 +324,29 @@ export class FlowTable {
       this.addrA[o + 2] === a[2] && this.addrB[o + 2] === b[2] && this.addrA[o + 3] === a[3] && this.addrB[o + 3] === b[3];
   }
 
-  private create(h: number, v: PacketView, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number, srcIsA: boolean): number {
+  private create(h: number, version: number, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number,
+    srcIsA: boolean, ts: number, clientIsSource: boolean, tcpFlags = 0): number {
     if (this.freeTop === 0) this.evictOldest();
     const slot = this.freeSlots[--this.freeTop]!;
     this.inUse[slot] = 1;
-    this.version[slot] = v.ipVersion;
+    this.version[slot] = version;
     this.proto[slot] = proto;
     this.addrA.set(a, slot * 4);
     this.addrB.set(b, slot * 4);
     this.portA[slot] = pa;
     this.portB[slot] = pb;
     this.hash[slot] = h;
-    this.clientIsA[slot] = this.clientIsSource(v, proto) === srcIsA ? 1 : 0;
-    this.firstTs[slot] = v.ts;
-    this.lastTs[slot] = v.ts;
+    this.clientIsA[slot] = clientIsSource === srcIsA ? 1 : 0;
+    this.firstTs[slot] = ts;
+    this.lastTs[slot] = ts;
+    this.seenAt[slot] = this.clock.now;
     this.packets[slot * 2] = this.packets[slot * 2 + 1] = 0;
     this.bytes[slot * 2] = this.bytes[slot * 2 + 1] = 0;
     this.baseSeq[slot * 2] = this.baseSeq[slot * 2 + 1] = -1;
     this.finSeen[slot] = 0;
     if (proto === Transport.TCP) {
-      const syn = v.tcpFlags & TcpFlag.SYN;
-      this.state[slot] = syn && !(v.tcpFlags & TcpFlag.ACK) ? FlowState.SYN_SENT
+      const syn = tcpFlags & TcpFlag.SYN;
+      this.state[slot] = syn && !(tcpFlags & TcpFlag.ACK) ? FlowState.SYN_SENT
         : syn ? FlowState.SYN_RECEIVED : FlowState.ESTABLISHED;
       this.streamIndex[slot] = this.tcpStreams++;
     } else {

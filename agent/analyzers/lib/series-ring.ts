@@ -1,0 +1,81 @@
+/**
+ * Several counts kept together in a ring of time buckets (BucketCounter's
+ * idea, for a few series at once and exact at bucket boundaries), for the
+ * look-back of the security detectors. `sumBefore(series, b)` is the total
+ * over the `buckets` whole buckets before boundary `b` (bucket index `b`,
+ * time b * bucketSeconds): the look-back [t - lookback, t) when t is a
+ * bucket boundary. Window ends are boundaries whenever the bucket length
+ * divides the window length (times count from a whole multiple of 10^6 s).
+ *
+ * Fixed size: `buckets + 1` positions, so the bucket being filled never
+ * overwrites the oldest one still in the look-back. A time older than every
+ * bucket held counts in the newest one (timestamps going backwards).
+ */
+export class SeriesRing {
+  readonly bucketSeconds: number;
+  private readonly size: number;
+  private readonly counts: Float64Array;
+  /** Bucket index held at each position (-Infinity: none). */
+  private readonly index: Float64Array;
+  private newest = -Infinity;
+
+  constructor(readonly lookback: number, readonly buckets: number, private readonly series: number) {
+    this.bucketSeconds = lookback / buckets;
+    this.size = buckets + 1;
+    this.counts = new Float64Array(this.size * series);
+    this.index = new Float64Array(this.size).fill(-Infinity);
+  }
+
+  /** Bucket index of time `t`. */
+  bucketOf(t: number): number { return Math.floor(t / this.bucketSeconds); }
+
+  /** The first bucket boundary at or after `t`. */
+  boundaryAt(t: number): number { return Math.ceil(t / this.bucketSeconds); }
+
+  add(t: number, series: number, n: number): void {
+    let k = Math.floor(t / this.bucketSeconds);
+    let pos = mod(k, this.size);
+    if (this.index[pos] !== k) {
+      if (k > this.newest) {
+        this.index[pos] = k;
+        this.counts.fill(0, pos * this.series, pos * this.series + this.series);
+        this.newest = k;
+      } else {
+        k = this.newest;
+        pos = mod(k, this.size);
+      }
+    }
+    this.counts[pos * this.series + series] += n;
+  }
+
+  /** Total of `series` over the buckets [b - buckets, b). */
+  sumBefore(series: number, b: number): number {
+    const lo = b - this.buckets;
+    let s = 0;
+    for (let pos = 0; pos < this.size; pos++) {
+      const k = this.index[pos]!;
+      if (k >= lo && k < b) s += this.counts[pos * this.series + series]!;
+    }
+    return s;
+  }
+
+  /** Newest bucket holding counts (-Infinity when none). */
+  get newestBucket(): number { return this.newest; }
+}
+
+const mod = (a: number, n: number): number => ((a % n) + n) % n;
+
+/**
+ * Addresses no detector treats as a remote host: multicast, limited
+ * broadcast, link-local, unspecified (IPv4 in word 0, as the decoder keeps them).
+ */
+export function isSpecialAddress(version: number, words: ArrayLike<number>): boolean {
+  const w0 = words[0]! >>> 0;
+  if (version === 4) {
+    return w0 >>> 28 === 0xe || w0 === 0xffffffff || w0 >>> 16 === 0xa9fe || w0 === 0;
+  }
+  if (version !== 6) return false;
+  if (w0 >>> 24 === 0xff) return true; // ff00::/8 multicast
+  if (w0 >>> 22 === 0x3fa) return true; // fe80::/10 link-local
+  return w0 === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
+}

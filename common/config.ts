@@ -265,10 +265,10 @@ export const DEFAULT_CONFIG: Config = {
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, minPorts: 100, minHosts: 50, minFailureRatio: 0.8 },
     brute_force: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, ports: [21, 22, 23, 445, 1433, 3306, 3389, 5432, 5900, 6379, 27017], minAttempts: 20, minFailureRatio: 0.5, shortLived: 5 },
     flood: { enabled: true, lookback: 10, suppressFor: 600, maxKeys: 100_000, synRate: 500, halfOpenRatio: 0.8, udpRate: 10_000, icmpRate: 1000 },
-    beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [10, 15, 30, 60, 300] },
+    beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [5, 10, 15, 20, 30, 60, 300] },
     dns_tunneling: {
-      enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, minQueries: 50, minUniqueSubdomains: 30, minLabelLength: 20, minEntropy: 3.5,
-      allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa'],
+      enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, minQueries: 50, minUniqueSubdomains: 30, minLabelLength: 20, minEntropy: 4.5,
+      allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa', 'googlevideo.com', 'akamaized.net', 'sophosxl.net', 'spamhaus.org', 'surbl.org', 'uribl.com', 'spamcop.net', 'barracudacentral.org'],
       nxdomainNormalSuffixes: ['cluster.local'],
     },
     exfiltration: { enabled: true, lookback: 600, suppressFor: 600, maxKeys: 100_000, minBytes: 100_000_000, minRatio: 10, commonPorts: [22, 80, 443, 993, 995] },

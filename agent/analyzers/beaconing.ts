@@ -137,9 +137,10 @@ export function judgeBeacon(times: ArrayLike<number>, sizes: ArrayLike<number>, 
   return { fire: true, reason: null, score: Math.min(100, Math.max(0, score)), stats };
 }
 
+/** Event rings are plain arrays (many small keys: no off-heap backing store each). */
 class Beacon {
-  times = new Float64Array(4);
-  sizes = new Float64Array(4);
+  times: number[] = [0, 0, 0, 0];
+  sizes: number[] = [0, 0, 0, 0];
   /** Events ever recorded (the absolute index of the next one). */
   count = 0;
   runStart = -Infinity;
@@ -161,12 +162,7 @@ class Beacon {
     let cap = this.times.length;
     if (this.count === cap && cap < MAX_EVENTS) {
       // Not wrapped yet: positions are indices.
-      const times = new Float64Array(cap * 2);
-      const sizes = new Float64Array(cap * 2);
-      times.set(this.times);
-      sizes.set(this.sizes);
-      this.times = times;
-      this.sizes = sizes;
+      for (let i = 0; i < cap; i++) { this.times.push(0); this.sizes.push(0); }
       cap *= 2;
     }
     const idx = this.count++;

@@ -8,16 +8,17 @@
  *   failed       refused (the server's RST before any SYN/ACK), no answer (no
  *                SYN/ACK within max(shortLived, PROBE_TIMEOUT) of the SYN, by
  *                the end of its flow or of the input, or the client's own RST
- *                before one), or reset (a RST from either side within
- *                shortLived seconds of the SYN);
+ *                before one), incomplete (a SYN/ACK the client never ACKs by
+ *                then), or reset (a RST from either side within shortLived
+ *                seconds of the SYN);
  *   short-lived  closed (first FIN from either side, or the flow ending) within
  *                shortLived seconds of the SYN with at most LITTLE_DATA_BYTES
  *                (32 KiB of frames, both directions): a login that failed and
  *                hung up, or a one-shot probe;
  *   longer       anything else: still open after shortLived seconds, or more
  *                data (a session, a transfer).
- * An attempt still open after a SYN/ACK at the end of the input is undecided
- * and not counted.
+ * An established connection still open at the end of the input (before its
+ * deadline) is undecided and not counted.
  *
  * At each window close a (source, service) with new settled attempts in the
  * window is judged over the look-back (lookback, 60 s): it fires when it has
@@ -45,6 +46,8 @@ import { Suppressor } from './lib/suppressor.js';
 
 const { SYN, ACK, RST, FIN } = TcpFlag;
 
+/** Attempts awaiting their deadline at once; past it the oldest is settled early. */
+export const MAX_PENDING = 32_768;
 /** Seconds after its SYN an attempt without SYN/ACK has no answer (at least; shortLived if longer). */
 export const PROBE_TIMEOUT = 5;
 /** Frame bytes (both directions) at most for a short-lived connection. */
@@ -61,8 +64,9 @@ const SERVICES: Record<number, string> = {
 // Per-slot attempt state.
 const NONE = 0;
 const WAIT_SYNACK = 1;
-const OPEN = 2;
-const OVER = 3;
+const WAIT_ACK = 2;
+const OPEN = 3;
+const OVER = 4;
 
 // Outcomes.
 const LONGER = 0;
@@ -70,6 +74,7 @@ const SHORT = 1;
 const REFUSED = 2;
 const RESET = 3;
 const NO_ANSWER = 4;
+const INCOMPLETE = 5;
 
 interface Service {
   key: string;
@@ -97,8 +102,6 @@ class BruteForceAnalyzer implements Analyzer {
   private readonly watched = new Uint8Array(65536);
   private readonly deadline: number;
   private readonly state: Uint8Array;
-  private readonly gen: Uint32Array;
-  private readonly start: Float64Array;
   private readonly deadlines: SlotDeadlines;
   private readonly services: BoundedMap<string, Service>;
   private readonly suppressor: Suppressor;
@@ -112,22 +115,25 @@ class BruteForceAnalyzer implements Analyzer {
     this.deadline = Math.max(this.cfg.shortLived, PROBE_TIMEOUT);
     const n = ctx.flows.capacity;
     this.state = new Uint8Array(n);
-    this.gen = new Uint32Array(n);
-    this.start = new Float64Array(n);
-    this.deadlines = new SlotDeadlines(n);
+    this.deadlines = new SlotDeadlines(Math.min(n, MAX_PENDING));
     const maxKeys = Math.max(1, this.cfg.maxKeys);
     this.services = new BoundedMap<string, Service>(maxKeys);
     this.suppressor = new Suppressor(this.cfg.suppressFor, maxKeys);
   }
 
+  /** The flow's tcp.stream number (mod 2^32): tells a deadline entry of an ended flow from one of the slot's next flow. */
+  private stream(slot: number): number {
+    return this.ctx.flows.streamIndex[slot]! >>> 0;
+  }
+
   onFlowStart(slot: number): void {
-    this.gen[slot]++;
     this.state[slot] = NONE;
   }
 
   onFlowEnd(slot: number): void {
     const s = this.state[slot];
     if (s === WAIT_SYNACK) this.settle(slot, NO_ANSWER, this.ctx.clock.now);
+    else if (s === WAIT_ACK) this.settle(slot, INCOMPLETE, this.ctx.clock.now);
     else if (s === OPEN) this.closed(slot, this.ctx.flows.lastTs[slot]!);
     this.state[slot] = OVER;
   }
@@ -148,21 +154,26 @@ class BruteForceAnalyzer implements Analyzer {
         return;
       }
       this.state[slot] = WAIT_SYNACK;
-      this.start[slot] = now;
       this.w.attempts++;
       const q = this.deadlines;
-      if (q.full && q.shift() && this.gen[q.slot] === q.gen) this.expire(q.slot, now);
-      q.push(slot, this.gen[slot]!, now + this.deadline);
+      if (q.full && q.shift() && this.stream(q.slot) === q.gen) this.expire(q.slot, now);
+      q.push(slot, this.stream(slot), now + this.deadline);
       return;
     }
     const fromServer = dir === Dir.SERVER_TO_CLIENT;
     if (s === WAIT_SYNACK) {
       if (tf & RST) this.settle(slot, fromServer ? REFUSED : NO_ANSWER, now);
-      else if (fromServer) this.state[slot] = OPEN; // a SYN/ACK (or the server talking after a handshake out of sight)
+      else if (fromServer) this.state[slot] = tf & SYN ? WAIT_ACK : OPEN; // no SYN/ACK: the handshake happened out of sight
       return;
     }
+    if (s === WAIT_ACK) {
+      if (tf & RST) this.settle(slot, INCOMPLETE, now);
+      else if (!fromServer && tf & ACK && !(tf & SYN)) this.state[slot] = OPEN; // may carry data or a FIN too
+      else return;
+      if (!(tf & FIN)) return;
+    }
     // OPEN
-    if (tf & RST) this.settle(slot, now - this.start[slot]! <= this.cfg.shortLived ? RESET : LONGER, now);
+    if (tf & RST) this.settle(slot, now - this.ctx.flows.firstTs[slot]! <= this.cfg.shortLived ? RESET : LONGER, now);
     else if (tf & FIN) this.closed(slot, now);
   }
 
@@ -170,19 +181,20 @@ class BruteForceAnalyzer implements Analyzer {
   private closed(slot: number, now: number): void {
     const flows = this.ctx.flows;
     const bytes = flows.bytes[slot * 2]! + flows.bytes[slot * 2 + 1]!;
-    this.settle(slot, now - this.start[slot]! <= this.cfg.shortLived && bytes <= LITTLE_DATA_BYTES ? SHORT : LONGER, now);
+    this.settle(slot, now - this.ctx.flows.firstTs[slot]! <= this.cfg.shortLived && bytes <= LITTLE_DATA_BYTES ? SHORT : LONGER, now);
   }
 
   private expireDue(until: number): void {
     const q = this.deadlines;
     while (q.headDue <= until && q.shift()) {
-      if (this.gen[q.slot] === q.gen) this.expire(q.slot, q.dueTime);
+      if (this.stream(q.slot) === q.gen) this.expire(q.slot, q.dueTime);
     }
   }
 
   private expire(slot: number, now: number): void {
     const s = this.state[slot];
     if (s === WAIT_SYNACK) this.settle(slot, NO_ANSWER, now);
+    else if (s === WAIT_ACK) this.settle(slot, INCOMPLETE, now);
     else if (s === OPEN) this.settle(slot, LONGER, now); // still open after shortLived seconds
   }
 
@@ -193,6 +205,7 @@ class BruteForceAnalyzer implements Analyzer {
     else if (outcome === SHORT) w.shortLived++;
     else if (outcome === REFUSED) w.refused++;
     else if (outcome === RESET) w.reset++;
+    else if (outcome === INCOMPLETE) w.incomplete++;
     else w.noAnswer++;
     const flows = this.ctx.flows;
     const version = flows.version[slot]!;
@@ -219,12 +232,13 @@ class BruteForceAnalyzer implements Analyzer {
   }
 
   finish(): void {
-    // End of input: unanswered SYNs failed; connections open after a SYN/ACK are undecided.
+    // End of input: unanswered SYNs and unfinished handshakes failed; established connections are undecided.
     const q = this.deadlines;
     const now = this.ctx.clock.now;
     while (q.shift()) {
-      if (this.gen[q.slot] !== q.gen) continue;
-      if (this.state[q.slot] === WAIT_SYNACK) this.settle(q.slot, NO_ANSWER, Math.min(now, q.dueTime));
+      if (this.stream(q.slot) !== q.gen) continue;
+      const s = this.state[q.slot];
+      if (s === WAIT_SYNACK || s === WAIT_ACK) this.settle(q.slot, s === WAIT_SYNACK ? NO_ANSWER : INCOMPLETE, Math.min(now, q.dueTime));
       this.state[q.slot] = OVER;
     }
   }
@@ -255,7 +269,7 @@ class BruteForceAnalyzer implements Analyzer {
     const evicted = this.services.evicted;
     const metrics: Metrics = {
       attempts: w.attempts,
-      outcomes: { longer: w.longer, shortLived: w.shortLived, refused: w.refused, reset: w.reset, noAnswer: w.noAnswer },
+      outcomes: { longer: w.longer, shortLived: w.shortLived, refused: w.refused, reset: w.reset, noAnswer: w.noAnswer, incomplete: w.incomplete },
       attackers: candidates.length,
       reported,
       suppressed: w.suppressed,
@@ -311,8 +325,8 @@ class BruteForceAnalyzer implements Analyzer {
   }
 }
 
-function emptyWindow(): { attempts: number; longer: number; shortLived: number; refused: number; reset: number; noAnswer: number; suppressed: number } {
-  return { attempts: 0, longer: 0, shortLived: 0, refused: 0, reset: 0, noAnswer: 0, suppressed: 0 };
+function emptyWindow(): { attempts: number; longer: number; shortLived: number; refused: number; reset: number; noAnswer: number; incomplete: number; suppressed: number } {
+  return { attempts: 0, longer: 0, shortLived: 0, refused: 0, reset: 0, noAnswer: 0, incomplete: 0, suppressed: 0 };
 }
 
 const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);

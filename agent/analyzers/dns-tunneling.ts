@@ -21,10 +21,11 @@
  *     fall in 26 shared classes). The histogram is allocated only once a key
  *     has HOT_UNIQUE distinct subdomains, so the many ordinary keys stay small.
  *
- * A key is judged at the close of each window in which it was queried: it
- * fires when the volume (>= minQueries queries and >= minUniqueSubdomains
- * unique subdomains) and the shape (mean label length >= minLabelLength, or
- * entropy >= minEntropy, or a TXT/NULL share >= TXT_NULL_SHARE) agree.
+ * A key is judged at the close of each window in which it was queried with
+ * at least minQueries queries in its look-back: it fires when the volume
+ * (>= minQueries queries and >= minUniqueSubdomains unique subdomains) and
+ * the shape (mean label length >= minLabelLength, or entropy >= minEntropy,
+ * or a TXT/NULL share >= TXT_NULL_SHARE) agree.
  *
  * Never counted: names under `allowSuffixes` (suffix match on label
  * boundaries; CDN and cloud names are many and random-looking), names without
@@ -40,8 +41,10 @@
  * re-emitted at most once per `suppressFor` with updated evidence.
  *
  * The per-packet path parses the question name from the packet bytes (no
- * strings); strings are made only when a key is created (its client address
- * and domain) and for up to MAX_SAMPLES sample names per report.
+ * strings). A key is one small object and one Int32Array (the set grows by
+ * doubling); its client and domain texts are made once it has minQueries
+ * queries, its histogram once it has HOT_UNIQUE names, and up to MAX_SAMPLES
+ * sample names per report once it is hot.
  */
 import { formatAddress } from '../../common/address.js';
 import { Proto, Transport } from '../decode/constants.js';
@@ -89,6 +92,9 @@ const F_TXT_NULL = 1;
 const F_CHARS = 2;
 const F_LABELS = 3;
 const FIELDS = 4;
+const COUNTS = BUCKETS * FIELDS;
+/** Slots of a new key's subdomain set (it doubles as names come). */
+const INITIAL_SLOTS = 4;
 
 /** Character class of a byte for the entropy histogram (lower-cased). */
 const CLASS_OF = new Uint8Array(256);
@@ -129,37 +135,44 @@ function entropy(h: ArrayLike<number>, n: number): number {
   return e;
 }
 
-/** One (client, registered domain): its look-back in time buckets, and its distinct subdomains. */
+/**
+ * One (client, registered domain): its look-back in time buckets, and its
+ * distinct subdomains, in one Int32Array (few objects per key: most keys see
+ * one or two queries): COUNTS per-bucket counts, then an open-addressing set
+ * of (subdomain hash, bucket index it was last seen in) pairs, hash 0 = empty.
+ * Its client and domain texts are made only once it is busy.
+ */
 class KeyState {
   /** Bucket index of the newest bucket (buckets older than the look-back are cleared on advance). */
   cur = -Infinity;
-  readonly counts = new Uint32Array(BUCKETS * FIELDS);
+  data = new Int32Array(COUNTS + 2 * INITIAL_SLOTS);
+  /** Slots of the set, and names in it (live or not). */
+  slots = INITIAL_SLOTS;
+  used = 0;
+  /** Bucket index in which the set was last found full (MAX_UNIQUE live names). */
+  fullAt = -Infinity;
   /** Character classes of the new subdomains per bucket, once hot. */
-  hist: Uint32Array | null = null;
-  /** Open-addressing set: subdomain hash (0 = empty) and the bucket index it was last seen in. */
-  setHash = new Int32Array(16);
-  setSeen = new Int32Array(16);
-  setUsed = 0;
-  /** New names that did not fit in a full set. */
-  overflow = 0;
+  hist: Int32Array | null = null;
   firstTs: number;
   lastTs: number;
-  /** Window (sequence number) in which it was last queried: judged at that window's close. */
+  /** Window (sequence number) in which it was put on the list to judge (DnsTunnelingAnalyzer.dirty). */
   window = -1;
   alive = true;
-  samples: string[] = [];
+  client = '';
+  domain = '';
+  samples: string[] | null = null;
 
-  constructor(readonly client: string, readonly domain: string, now: number) {
+  constructor(now: number) {
     this.firstTs = this.lastTs = now;
   }
 
   /** Moves to bucket `index`, clearing the buckets passed over. */
   advance(index: number): void {
     if (index <= this.cur) return;
-    const c = this.counts;
+    const c = this.data;
     const h = this.hist;
     if (index - this.cur >= BUCKETS) {
-      c.fill(0);
+      c.fill(0, 0, COUNTS);
       h?.fill(0);
     } else {
       for (let i = this.cur + 1; i <= index; i++) {
@@ -173,69 +186,75 @@ class KeyState {
 
   sum(field: number): number {
     let s = 0;
-    for (let b = 0; b < BUCKETS; b++) s += this.counts[b * FIELDS + field]!;
+    for (let b = 0; b < BUCKETS; b++) s += this.data[b * FIELDS + field]!;
     return s;
   }
 
   /**
-   * Records subdomain `hash` (non-zero) as seen in bucket `index`; true when it
-   * is new within the look-back. A full set (MAX_UNIQUE live names) counts
-   * further names as new without remembering them.
+   * Records subdomain `hash` (non-zero) as seen in bucket `index`; 1 when it
+   * is new within the look-back, 0 when not, 2 when new but the set is full
+   * (MAX_UNIQUE live names: counted as new, not remembered).
    */
-  see(hash: number, index: number): boolean {
+  see(hash: number, index: number): number {
     const oldest = index - BUCKETS; // seen at or before it: outside the look-back
-    let mask = this.setHash.length - 1;
+    let d = this.data;
+    let mask = this.slots - 1;
     let i = Math.imul(hash, 0x9e3779b1) >>> 0 & mask;
-    for (; this.setHash[i] !== 0; i = (i + 1) & mask) {
-      if (this.setHash[i] === hash) {
-        const fresh = this.setSeen[i]! <= oldest;
-        this.setSeen[i] = index;
-        return fresh;
+    for (; d[COUNTS + 2 * i] !== 0; i = (i + 1) & mask) {
+      if (d[COUNTS + 2 * i] === hash) {
+        const fresh = d[COUNTS + 2 * i + 1]! <= oldest;
+        d[COUNTS + 2 * i + 1] = index;
+        return fresh ? 1 : 0;
       }
     }
-    if ((this.setUsed + 1) * 2 > this.setHash.length) {
+    if ((this.used + 1) * 2 > this.slots) {
+      // Full: names can only go stale when the bucket moves, so a full set is rebuilt at most once per bucket.
+      if (index === this.fullAt) return 2;
       this.rebuild(oldest);
-      if ((this.setUsed + 1) * 2 > this.setHash.length) { this.overflow++; return true; }
-      mask = this.setHash.length - 1;
+      if ((this.used + 1) * 2 > this.slots) { this.fullAt = index; return 2; }
+      d = this.data;
+      mask = this.slots - 1;
       i = Math.imul(hash, 0x9e3779b1) >>> 0 & mask;
-      while (this.setHash[i] !== 0) i = (i + 1) & mask;
+      while (d[COUNTS + 2 * i] !== 0) i = (i + 1) & mask;
     }
-    this.setHash[i] = hash;
-    this.setSeen[i] = index;
-    this.setUsed++;
-    return true;
+    d[COUNTS + 2 * i] = hash;
+    d[COUNTS + 2 * i + 1] = index;
+    this.used++;
+    return 1;
   }
 
-  /** Drops names outside the look-back; doubles the table (up to MAX_UNIQUE names) when still over half full. */
+  /** Drops names outside the look-back; doubles the set (up to 2 * MAX_UNIQUE slots) when still over half full. */
   private rebuild(oldest: number): void {
-    const hashes = this.setHash;
-    const seen = this.setSeen;
+    const old = this.data;
+    const oldSlots = this.slots;
     let live = 0;
-    for (let i = 0; i < hashes.length; i++) if (hashes[i] !== 0 && seen[i]! > oldest) live++;
-    let cap = hashes.length;
-    while ((live + 1) * 2 > cap && cap < MAX_UNIQUE * 2) cap *= 2;
-    const nh = new Int32Array(cap);
-    const ns = new Int32Array(cap);
-    const mask = cap - 1;
-    for (let k = 0; k < hashes.length; k++) {
-      const h = hashes[k]!;
-      if (h === 0 || seen[k]! <= oldest) continue;
+    for (let i = 0; i < oldSlots; i++) if (old[COUNTS + 2 * i] !== 0 && old[COUNTS + 2 * i + 1]! > oldest) live++;
+    let slots = oldSlots;
+    while ((live + 1) * 2 > slots && slots < MAX_UNIQUE * 2) slots *= 2;
+    if (live === this.used && slots === oldSlots) return; // nothing stale, no room to grow
+    const d = new Int32Array(COUNTS + 2 * slots);
+    d.set(old.subarray(0, COUNTS));
+    const mask = slots - 1;
+    for (let k = 0; k < oldSlots; k++) {
+      const h = old[COUNTS + 2 * k]!;
+      if (h === 0 || old[COUNTS + 2 * k + 1]! <= oldest) continue;
       let i = Math.imul(h, 0x9e3779b1) >>> 0 & mask;
-      while (nh[i] !== 0) i = (i + 1) & mask;
-      nh[i] = h;
-      ns[i] = seen[k]!;
+      while (d[COUNTS + 2 * i] !== 0) i = (i + 1) & mask;
+      d[COUNTS + 2 * i] = h;
+      d[COUNTS + 2 * i + 1] = old[COUNTS + 2 * k + 1]!;
     }
-    this.setHash = nh;
-    this.setSeen = ns;
-    this.setUsed = live;
+    this.data = d;
+    this.slots = slots;
+    this.used = live;
   }
 
-  /** Distinct subdomains seen within the look-back ending in bucket `index`. */
+  /** Distinct subdomains seen within the look-back ending in bucket `index` (at most MAX_UNIQUE). */
   unique(index: number): number {
     const oldest = index - BUCKETS;
+    const d = this.data;
     let n = 0;
-    for (let i = 0; i < this.setHash.length; i++) if (this.setHash[i] !== 0 && this.setSeen[i]! > oldest) n++;
-    return Math.min(MAX_UNIQUE, n + (this.overflow > 0 ? this.overflow : 0));
+    for (let i = 0; i < this.slots; i++) if (d[COUNTS + 2 * i] !== 0 && d[COUNTS + 2 * i + 1]! > oldest) n++;
+    return n;
   }
 }
 
@@ -253,7 +272,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private readonly nxdomainNormal: Set<number>;
   private readonly secondLevels: Set<number>;
   private readonly includeLoopback: boolean;
-  /** Keys queried in the current window, judged at its close. */
+  /** Keys queried in the current window with at least minQueries in their look-back, judged at its close. */
   private dirty: KeyState[] = [];
   /** Windows closed so far (marks the keys already in `dirty`). */
   private windowSeq = 0;
@@ -269,6 +288,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private allowListed = 0;
   private normalNxdomain = 0;
   private suppressedFindings = 0;
+  private notRemembered = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const c = this.cfg = ctx.config.analyzers.dns_tunneling;
@@ -323,11 +343,19 @@ class DnsTunnelingAnalyzer implements Analyzer {
     let s = this.keys.get(key);
     if (s === undefined) {
       if (this.keys.size >= this.keys.maxKeys) this.expireIdle(now);
-      const domain = readDnsName(d, v.dnsOff, this.labelOff[r]!, end) ?? '';
-      s = new KeyState(formatAddress(ver, addr), domain, now);
+      s = new KeyState(now);
       this.keys.set(key, s);
     }
     this.count(s, v, d, r, now, end);
+    // Judged at the window's close once it has the volume (so the list holds only busy keys); named then.
+    if (s.window !== this.windowSeq && s.sum(F_QUERIES) >= this.cfg.minQueries) {
+      s.window = this.windowSeq;
+      this.dirty.push(s);
+      if (s.domain === '') {
+        s.client = formatAddress(ver, addr);
+        s.domain = readDnsName(d, v.dnsOff, this.labelOff[r]!, end) ?? '?';
+      }
+    }
   }
 
   /** Adds one query to its key. */
@@ -338,12 +366,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
     s.advance(index);
     // A packet stamped earlier than the key's newest bucket counts in it.
     const b = (Math.max(index, s.cur) % BUCKETS + BUCKETS) % BUCKETS;
-    const c = s.counts;
     const base = b * FIELDS;
-    c[base + F_QUERIES]!++;
+    s.data[base + F_QUERIES]!++;
     const qtype = v.dnsQtype;
-    if (qtype === QTYPE_TXT || qtype === QTYPE_NULL) c[base + F_TXT_NULL]!++;
-    if (s.window !== this.windowSeq) { s.window = this.windowSeq; this.dirty.push(s); }
+    if (qtype === QTYPE_TXT || qtype === QTYPE_NULL) s.data[base + F_TXT_NULL]!++;
     // The subdomain: its hash, and its shape when new.
     let h = 0x811c9dc5 | 0;
     let chars = 0;
@@ -355,10 +381,13 @@ class DnsTunnelingAnalyzer implements Analyzer {
       for (let p = off; p < off + len; p++) h = Math.imul(h ^ lower(d[p]!), 16777619);
     }
     if (h === 0) h = 1;
-    if (!s.see(h, Math.max(index, s.cur))) return;
+    const seen = s.see(h, Math.max(index, s.cur));
+    if (seen === 0) return;
+    if (seen === 2) this.notRemembered++;
+    const c = s.data; // after `see`, which may have replaced it
     c[base + F_CHARS]! += chars;
     c[base + F_LABELS]! += r;
-    if (s.hist === null && s.setUsed + s.overflow >= this.hotUnique) s.hist = new Uint32Array(BUCKETS * CLASSES);
+    if (s.hist === null && (s.used >= this.hotUnique || seen === 2)) s.hist = new Int32Array(BUCKETS * CLASSES);
     const hist = s.hist;
     if (hist !== null) {
       const hb = b * CLASSES;
@@ -367,9 +396,9 @@ class DnsTunnelingAnalyzer implements Analyzer {
         const len = this.labelLen[i]!;
         for (let p = off; p < off + len; p++) hist[hb + CLASS_OF[d[p]!]!]!++;
       }
-      if (s.samples.length < MAX_SAMPLES) {
+      if (s.samples === null || s.samples.length < MAX_SAMPLES) {
         const name = readDnsName(d, v.dnsOff, v.dnsQnameOff, end);
-        if (name !== null) s.samples.push(name.length > MAX_SAMPLE_CHARS ? `${name.slice(0, MAX_SAMPLE_CHARS)}...` : name);
+        if (name !== null) (s.samples ??= []).push(name.length > MAX_SAMPLE_CHARS ? `${name.slice(0, MAX_SAMPLE_CHARS)}...` : name);
       }
     }
   }
@@ -431,10 +460,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
 
   closeWindow(span: WindowSpan): Metrics {
     const c = this.cfg;
-    // The look-back ends with the window (the packet that closes it may be much later): at its last instant, so
-    // that a window ending on a bucket boundary does not start an empty bucket.
-    const now = Math.max(Math.min(this.ctx.clock.now, span.relEnd - 1e-6), span.relStart);
-    const index = Math.floor(now / this.bucketSeconds);
+    // The look-back ends with the window (the packet that closes it may be much later), its buckets at the
+    // window's last instant, so that a window ending on a bucket boundary does not start an empty bucket.
+    const now = Math.max(Math.min(this.ctx.clock.now, span.relEnd), span.relStart);
+    const index = Math.floor(Math.max(Math.min(now, span.relEnd - 1e-6), span.relStart) / this.bucketSeconds);
     let judged = 0;
     let reported = 0;
     for (const s of this.dirty) {
@@ -486,11 +515,11 @@ class DnsTunnelingAnalyzer implements Analyzer {
           queriesPerSecond: round2(rate),
           lookback: c.lookback,
           score,
-          sampleNames: s.samples.join(' '),
+          sampleNames: (s.samples ?? []).join(' '),
         },
       });
       // Fresh samples for the next report of this key.
-      s.samples = [];
+      s.samples = null;
       reported++;
     }
     this.dirty.length = 0;
@@ -505,9 +534,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
       judged,
       findings: reported,
       suppressed: this.suppressedFindings,
+      namesNotRemembered: this.notRemembered,
       suppressorEvicted: this.suppressor.evicted,
     };
-    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = 0;
+    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = 0;
     return metrics;
   }
 }

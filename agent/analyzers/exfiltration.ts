@@ -58,6 +58,8 @@ class Pair {
   flows = 0;
   dead = false;
   lastBucket = -Infinity;
+  /** The window (serial) it last had traffic in. */
+  window = -1;
   constructor(readonly key: string, readonly internal: string, readonly external: string, readonly ring: SeriesRing) {}
 
   /** Index of `port` in the pair's port table, added if there is room; -1 for "other". */
@@ -89,6 +91,8 @@ class ExfiltrationAnalyzer implements Analyzer {
   private readonly portIdx: Int8Array;
   private readonly scratchA = new Uint32Array(4);
   private readonly scratchB = new Uint32Array(4);
+  /** Counts closed windows. */
+  private windowSerial = 0;
   // per window
   private findings = 0;
   private suppressed = 0;
@@ -161,8 +165,8 @@ class ExfiltrationAnalyzer implements Analyzer {
       if (p.lastBucket !== -Infinity) this.evaluate(p, k);
       p.lastBucket = k;
       this.pairs.get(p.key); // recency follows activity
-      this.touched.add(p);
     }
+    if (p.window !== this.windowSerial) { p.window = this.windowSerial; this.touched.add(p); }
     const len = v.wireLen;
     if (dir === this.sendDir[slot]) {
       p.ring.add(now, SENT, len);
@@ -224,6 +228,7 @@ class ExfiltrationAnalyzer implements Analyzer {
   closeWindow(span: WindowSpan): Metrics {
     for (const p of this.touched) this.evaluate(p, p.ring.boundaryAt(span.relEnd));
     this.touched.clear();
+    this.windowSerial++;
     this.sweep(span.relEnd);
     const evicted = this.pairs.evicted;
     const metrics: Metrics = {

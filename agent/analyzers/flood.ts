@@ -36,7 +36,7 @@
  * Per flow, typed arrays and a cached reference per direction: no per-packet
  * allocation (a new destination or source allocates, once).
  */
-import { formatAddress } from '../../common/address.js';
+import { formatIPv4, formatIPv6 } from '../../common/address.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
@@ -75,15 +75,19 @@ const HS_DONE = 3;
 const KINDS = ['syn', 'udp', 'icmp'] as const;
 type Kind = (typeof KINDS)[number];
 
+/** An address as a map key: the IPv4 word itself (no allocation), IPv6 as text. */
+type AddrKey = number | string;
+const addrName = (k: AddrKey): string => (typeof k === 'number' ? formatIPv4(k) : k);
+
 class Source {
   packets = 0;
   lastSeen = -Infinity;
   dead = false;
-  constructor(readonly addr: string) {}
+  constructor(readonly addr: AddrKey) {}
 }
 
 class Dest {
-  readonly sources = new Map<string, Source>();
+  readonly sources = new Map<AddrKey, Source>();
   dead = false;
   /** Newest bucket with counted traffic. */
   lastBucket = -Infinity;
@@ -91,7 +95,9 @@ class Dest {
   overflowAt = -Infinity;
   /** Bucket of the last prune that freed nothing. */
   pruneFailed = -Infinity;
-  constructor(readonly key: string, readonly ring: SeriesRing) {}
+  /** The window (serial) it was last counted in. */
+  window = -1;
+  constructor(readonly key: AddrKey, readonly ring: SeriesRing) {}
 }
 
 /** Placeholder source of a flow direction whose source could not be tracked. */
@@ -106,7 +112,7 @@ class FloodAnalyzer implements Analyzer {
   private readonly cfg: AnalyzerContext['config']['analyzers']['flood'];
   private readonly flows: FlowTable;
   private readonly buckets: number;
-  private readonly dests: BoundedMap<string, Dest>;
+  private readonly dests: BoundedMap<AddrKey, Dest>;
   private readonly suppressor: Suppressor;
   /** Destinations with traffic in the current window (judged at its end). */
   private readonly touched = new Set<Dest>();
@@ -118,6 +124,8 @@ class FloodAnalyzer implements Analyzer {
   private readonly srcRef: Array<Source | null>;
   private readonly scratch = new Uint32Array(4);
   private sourceEntries = 0;
+  /** Counts closed windows. */
+  private windowSerial = 0;
   // per window
   private findings = 0;
   private suppressed = 0;
@@ -135,7 +143,7 @@ class FloodAnalyzer implements Analyzer {
     this.srcRef = new Array<Source | null>(n * 2).fill(null);
     // 1 s buckets for the default 10 s; at most 60 buckets.
     this.buckets = Math.max(1, Math.min(60, Math.ceil(this.cfg.lookback)));
-    this.dests = new BoundedMap<string, Dest>(Math.max(1, this.cfg.maxKeys), (_key, d) => this.drop(d));
+    this.dests = new BoundedMap<AddrKey, Dest>(Math.max(1, this.cfg.maxKeys), (_key, d) => this.drop(d));
     this.suppressor = new Suppressor(this.cfg.suppressFor, Math.max(1, this.cfg.maxKeys));
   }
 
@@ -156,6 +164,10 @@ class FloodAnalyzer implements Analyzer {
   onFlowEnd(slot: number): void {
     this.destRef[slot * 2] = this.destRef[slot * 2 + 1] = null;
     this.srcRef[slot * 2] = this.srcRef[slot * 2 + 1] = null;
+  }
+
+  private addrKey(version: number, a: Uint32Array, slot: number): AddrKey {
+    return version === 4 ? a[slot * 4]! : formatIPv6(this.words(a, slot));
   }
 
   private words(a: Uint32Array, slot: number): Uint32Array {
@@ -210,7 +222,7 @@ class FloodAnalyzer implements Analyzer {
     const flows = this.flows;
     // The destination of direction dir is the server for client-to-server packets, else the client.
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
-    const key = formatAddress(flows.version[slot]!, this.words(dstIsA ? flows.addrA : flows.addrB, slot));
+    const key = this.addrKey(flows.version[slot]!, dstIsA ? flows.addrA : flows.addrB, slot);
     let d = this.dests.get(key);
     if (d === undefined) {
       d = new Dest(key, new SeriesRing(this.cfg.lookback, this.buckets, SERIES));
@@ -228,8 +240,8 @@ class FloodAnalyzer implements Analyzer {
       if (d.lastBucket !== -Infinity) this.evaluate(d, k);
       d.lastBucket = k;
       this.dests.get(d.key); // recency: the LRU order follows activity
-      this.touched.add(d);
     }
+    if (d.window !== this.windowSerial) { d.window = this.windowSerial; this.touched.add(d); }
     d.ring.add(now, series, 1);
   }
 
@@ -251,7 +263,7 @@ class FloodAnalyzer implements Analyzer {
   private source(d: Dest, slot: number, dir: number, now: number): Source {
     const flows = this.flows;
     const srcIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.CLIENT_TO_SERVER);
-    const addr = formatAddress(flows.version[slot]!, this.words(srcIsA ? flows.addrA : flows.addrB, slot));
+    const addr = this.addrKey(flows.version[slot]!, srcIsA ? flows.addrA : flows.addrB, slot);
     const known = d.sources.get(addr);
     if (known !== undefined) return known;
     if (d.sources.size >= MAX_SOURCES || this.sourceEntries >= MAX_SOURCE_ENTRIES) this.prune(d, now);
@@ -304,7 +316,8 @@ class FloodAnalyzer implements Analyzer {
   private flood(d: Dest, kind: Kind, packets: number, b: number, syn: { attempts: number; completed: number; halfOpen: number } | null): void {
     const cfg = this.cfg;
     const end = b * d.ring.bucketSeconds;
-    const key = `${kind}:${d.key}`;
+    const host = addrName(d.key);
+    const key = `${kind}:${host}`;
     if (!this.suppressor.allow(key, end)) { this.suppressed++; return; }
     this.findings++;
     const rate = packets / cfg.lookback;
@@ -315,8 +328,9 @@ class FloodAnalyzer implements Analyzer {
     for (const s of d.sources.values()) if (s.lastSeen >= from) active.push(s);
     const capped = d.overflowAt >= from;
     const sources = active.length;
-    active.sort((x, y) => y.packets - x.packets || (x.addr < y.addr ? -1 : x.addr > y.addr ? 1 : 0));
-    const top = active.slice(0, TOP_SOURCES).map((s) => `${s.addr} (${s.packets})`).join(', ');
+    // Ties: numeric order for IPv4 words, text order for IPv6 (IPv4 first).
+    active.sort((x, y) => y.packets - x.packets || cmpKey(x.addr, y.addr));
+    const top = active.slice(0, TOP_SOURCES).map((s) => `${addrName(s.addr)} (${s.packets})`).join(', ');
     const distributed = sources >= DISTRIBUTED;
     const what = kind === 'syn' ? 'SYN flood' : kind === 'udp' ? 'UDP flood' : 'ICMP flood';
     const unit = kind === 'syn' ? 'SYN/s' : 'packets/s';
@@ -325,12 +339,12 @@ class FloodAnalyzer implements Analyzer {
       type: 'flood',
       severity: distributed ? 'critical' : 'warning',
       key,
-      summary: `${distributed ? 'Distributed ' : ''}${what} against ${d.key}: ${round1(rate).toLocaleString('en-US')} ${unit} over the last ${cfg.lookback} s`
+      summary: `${distributed ? 'Distributed ' : ''}${what} against ${host}: ${round1(rate).toLocaleString('en-US')} ${unit} over the last ${cfg.lookback} s`
         + (syn ? `, ${Math.round(syn.halfOpen * 100)} % of connection attempts never completed` : '')
         + `, from ${sourcesText}${distributed ? ' (DDoS)' : ''}.`,
       evidence: {
         kind,
-        destination: d.key,
+        destination: host,
         ratePerSecond: round1(rate),
         packets,
         threshold,
@@ -343,7 +357,7 @@ class FloodAnalyzer implements Analyzer {
         distributed,
         topSources: top,
       },
-      host: d.key,
+      host,
     });
   }
 
@@ -355,6 +369,7 @@ class FloodAnalyzer implements Analyzer {
       this.evaluate(d, b);
     }
     this.touched.clear();
+    this.windowSerial++;
     this.sweep(span.relEnd);
     const evicted = this.dests.evicted;
     const metrics: Metrics = {
@@ -376,7 +391,7 @@ class FloodAnalyzer implements Analyzer {
 
   /** Drops destinations with nothing left in their look-back (oldest activity first). */
   private sweep(now: number): void {
-    const drop: string[] = [];
+    const drop: AddrKey[] = [];
     for (const [key, d] of this.dests.entries()) {
       if (d.ring.boundaryAt(now) - Math.max(d.lastBucket, d.ring.newestBucket) <= this.buckets) break;
       drop.push(key);
@@ -388,6 +403,11 @@ class FloodAnalyzer implements Analyzer {
       this.expired++;
     }
   }
+}
+
+function cmpKey(a: AddrKey, b: AddrKey): number {
+  if (typeof a === 'number') return typeof b === 'number' ? a - b : -1;
+  return typeof b === 'number' ? 1 : a < b ? -1 : a > b ? 1 : 0;
 }
 
 const round1 = (x: number): number => Math.round(x * 10) / 10;

@@ -65,6 +65,8 @@ import { Suppressor } from './lib/suppressor.js';
 
 const { SYN, ACK, RST } = TcpFlag;
 
+/** Attempts awaiting their deadline at once; past it the oldest is settled early. */
+export const MAX_PENDING = 32_768;
 /** Seconds after its SYN an attempt without SYN/ACK is unanswered (or, SYN/ACKed but not ACKed, abandoned). */
 export const PROBE_TIMEOUT = 5;
 /** Failed (host, port) probes remembered per source. */
@@ -135,7 +137,6 @@ class PortScanAnalyzer implements Analyzer {
   private readonly cfg: AnalyzerContext['config']['analyzers']['port_scan'];
   private readonly includeLoopback: boolean;
   private readonly state: Uint8Array;
-  private readonly gen: Uint32Array;
   private readonly deadlines: SlotDeadlines;
   private readonly sources: BoundedMap<string, Source>;
   private readonly targets: BoundedMap<string, Target>;
@@ -152,16 +153,19 @@ class PortScanAnalyzer implements Analyzer {
     this.includeLoopback = ctx.config.networks.includeLoopback;
     const n = ctx.flows.capacity;
     this.state = new Uint8Array(n);
-    this.gen = new Uint32Array(n);
-    this.deadlines = new SlotDeadlines(n);
+    this.deadlines = new SlotDeadlines(Math.min(n, MAX_PENDING));
     const maxKeys = Math.max(1, this.cfg.maxKeys);
     this.sources = new BoundedMap<string, Source>(maxKeys, (_k, s) => { this.remembered -= s.pairs; this.evicted++; });
     this.targets = new BoundedMap<string, Target>(maxKeys, (_k, t) => { this.remembered -= t.ports.size; this.evicted++; });
     this.suppressor = new Suppressor(this.cfg.suppressFor, maxKeys * 2);
   }
 
+  /** The flow's tcp.stream number (mod 2^32): tells a deadline entry of an ended flow from one of the slot's next flow. */
+  private stream(slot: number): number {
+    return this.ctx.flows.streamIndex[slot]! >>> 0;
+  }
+
   onFlowStart(slot: number): void {
-    this.gen[slot]++;
     this.state[slot] = NONE;
   }
 
@@ -196,8 +200,8 @@ class PortScanAnalyzer implements Analyzer {
       this.state[slot] = WAIT_SYNACK;
       this.w.attempts++;
       const q = this.deadlines;
-      if (q.full && q.shift() && this.gen[q.slot] === q.gen) this.expire(q.slot, now);
-      q.push(slot, this.gen[slot]!, now + PROBE_TIMEOUT);
+      if (q.full && q.shift() && this.stream(q.slot) === q.gen) this.expire(q.slot, now);
+      q.push(slot, this.stream(slot), now + PROBE_TIMEOUT);
       return;
     }
     const fromServer = dir === Dir.SERVER_TO_CLIENT;
@@ -227,7 +231,7 @@ class PortScanAnalyzer implements Analyzer {
   private expireDue(until: number): void {
     const q = this.deadlines;
     while (q.headDue <= until && q.shift()) {
-      if (this.gen[q.slot] === q.gen) this.expire(q.slot, q.dueTime);
+      if (this.stream(q.slot) === q.gen) this.expire(q.slot, q.dueTime);
     }
   }
 
@@ -352,7 +356,7 @@ class PortScanAnalyzer implements Analyzer {
     // End of input: attempts still waiting are settled now (unanswered, or abandoned after a SYN/ACK).
     const q = this.deadlines;
     const now = this.ctx.clock.now;
-    while (q.shift()) if (this.gen[q.slot] === q.gen) this.expire(q.slot, Math.min(now, q.dueTime));
+    while (q.shift()) if (this.stream(q.slot) === q.gen) this.expire(q.slot, Math.min(now, q.dueTime));
   }
 
   closeWindow(span: WindowSpan): Metrics {

@@ -9,21 +9,23 @@
  *
  * Fixed size: `buckets + 1` positions, so the bucket being filled never
  * overwrites the oldest one still in the look-back. A time older than every
- * bucket held counts in the newest one (timestamps going backwards).
+ * bucket held counts in the newest one (timestamps going backwards). Plain
+ * arrays, not typed ones: detectors make many small rings, and small typed
+ * arrays each get an off-heap backing store whose churn shows in the RSS.
  */
 export class SeriesRing {
   readonly bucketSeconds: number;
   private readonly size: number;
-  private readonly counts: Float64Array;
+  private readonly counts: number[];
   /** Bucket index held at each position (-Infinity: none). */
-  private readonly index: Float64Array;
+  private readonly index: number[];
   private newest = -Infinity;
 
   constructor(readonly lookback: number, readonly buckets: number, private readonly series: number) {
     this.bucketSeconds = lookback / buckets;
     this.size = buckets + 1;
-    this.counts = new Float64Array(this.size * series);
-    this.index = new Float64Array(this.size).fill(-Infinity);
+    this.counts = new Array<number>(this.size * series).fill(0);
+    this.index = new Array<number>(this.size).fill(-Infinity);
   }
 
   /** Bucket index of time `t`. */

@@ -1,8 +1,9 @@
 /**
  * A bounded FIFO of flow slots with a due time, for detectors that decide a
  * connection attempt's outcome some seconds after its SYN (no answer by then,
- * still open by then). Entries carry the slot's generation at push time, so an
- * entry whose flow ended and whose slot was reused is recognised as stale.
+ * still open by then). Entries carry a generation of the slot at push time
+ * (e.g. its flow's tcp.stream number), so an entry whose flow ended and whose
+ * slot was reused is recognised as stale.
  * Due times are pushed in packet order, so the head is (nearly) the earliest.
  * When full, the caller shifts the head out first and settles it early.
  */

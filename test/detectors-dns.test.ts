@@ -1,0 +1,340 @@
+/**
+ * The dns_tunneling detector: it fires on a real tunnel (iodine, shared
+ * capture) and on crafted ones (base32 subdomains, high entropy only, TXT
+ * only), stays silent on benign shared captures and on crafted ordinary
+ * traffic (CDN names, Kubernetes search-path NXDOMAINs, browsing), and its
+ * thresholds, suppression, determinism and key bound behave as documented.
+ *
+ * Set PCAP_ANALYZER_KEEP_CRAFTED=<dir> to keep the crafted captures there.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConfig } from '../common/config.js';
+import type { Finding, Report } from '../common/report.js';
+import { analyzeCapture } from '../agent/analyze/index.js';
+import { EtherTypes, Proto, dns, ethernet, ipv4, ipv6, pcapFile, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
+import { SHARED_PCAPS } from './helpers/paths.js';
+
+// ---------------------------------------------------------------------------
+// Crafting
+
+/** Window-aligned start, so offsets are exact packet times. */
+const T0 = 1_700_000_000;
+const MAC_A = '02:00:00:00:00:01';
+const MAC_B = '02:00:00:00:00:02';
+const RESOLVER = '10.0.0.53';
+const TXT = 16;
+const NULL = 10;
+
+/** A record `ms` milliseconds after T0. */
+const at = (ms: number, data: Buffer): PcapRecordSpec => ({ tsSec: T0 + Math.floor(ms / 1000), tsSub: Math.round((ms % 1000) * 1000), data });
+
+function udpPacket(src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Buffer {
+  const v6 = src.includes(':');
+  const segment = udp({ srcPort: sport, dstPort: dport, payload });
+  return v6
+    ? ethernet(MAC_B, MAC_A, EtherTypes.IPV6, ipv6({ src, dst, proto: Proto.UDP, payload: segment }))
+    : ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({ src, dst, proto: Proto.UDP, payload: segment }));
+}
+
+interface Q { ms: number; client: string; qname: string; qtype?: number; rcode?: number; answer?: boolean; server?: string }
+
+/** A query at `ms` and, unless `answer` is false, its response 20 ms later (rcode, default NOERROR). */
+function exchange(q: Q, id: number): PcapRecordSpec[] {
+  const server = q.server ?? (q.client.includes(':') ? 'fd00::53' : RESOLVER);
+  const sport = 20000 + (id % 40000);
+  const out = [at(q.ms, udpPacket(q.client, sport, server, 53, dns({ id: id & 0xffff, qname: q.qname, qtype: q.qtype ?? 1 })))];
+  if (q.answer !== false) {
+    const rcode = q.rcode ?? 0;
+    out.push(at(q.ms + 20, udpPacket(server, 53, q.client, sport, dns({ id: id & 0xffff, response: true, rcode, qname: q.qname, qtype: q.qtype ?? 1, answers: rcode === 0 ? 1 : 0 }))));
+  }
+  return out;
+}
+
+const records = (qs: readonly Q[]): PcapRecordSpec[] =>
+  qs.flatMap((q, i) => exchange(q, i + 1)).sort((a, b) => a.tsSec - b.tsSec || a.tsSub - b.tsSub);
+
+/** Seeded PRNG (mulberry32): crafted names are the same on every run. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
+const HEX = '0123456789abcdef';
+const randomLabel = (rand: () => number, alphabet: string, n: number): string =>
+  Array.from({ length: n }, () => alphabet[Math.floor(rand() * alphabet.length)]!).join('');
+/** A low-entropy unique label of exactly `n` characters: 'a's then a 3-digit counter. */
+const plainLabel = (i: number, n: number): string => 'a'.repeat(n - 3) + String(i).padStart(3, '0');
+
+/** `count` queries from `client`, one every `gapMs`, names from `name(i)`. */
+function series(client: string, count: number, gapMs: number, name: (i: number) => string, extra: Partial<Q> = {}, startMs = 0): Q[] {
+  return Array.from({ length: count }, (_, i) => ({ ms: startMs + i * gapMs, client, qname: name(i), ...extra }));
+}
+
+/** A base32 tunnel: two 30-character labels per query, as iodine or dnscat2 would send. */
+function base32Tunnel(client: string, domain: string, count: number, gapMs = 200, startMs = 0, seed = 7): Q[] {
+  const rand = prng(seed);
+  return series(client, count, gapMs, () => `${randomLabel(rand, B32, 30)}.${randomLabel(rand, B32, 30)}.${domain}`, {}, startMs);
+}
+
+async function analyze(recs: readonly PcapRecordSpec[], config: Record<string, unknown> = {}, name = 'crafted'): Promise<Report> {
+  const dir = mkdtempSync(join(tmpdir(), 'detectors-dns-'));
+  try {
+    const path = join(dir, `${name}.pcap`);
+    writeFileSync(path, pcapFile({}, recs));
+    const keep = process.env['PCAP_ANALYZER_KEEP_CRAFTED'];
+    if (keep) copyFileSync(path, join(keep, `${name}.pcap`));
+    const { report, warnings } = await analyzeCapture(path, buildConfig(config));
+    assert.deepEqual(warnings, []);
+    return report;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const tunnelConfig = (cfg: Record<string, unknown>): Record<string, unknown> => ({ analyzers: { dns_tunneling: cfg } });
+const tunnels = (r: Report): Finding[] => r.findings.filter((f) => f.type === 'dns_tunneling');
+/** Sums one numeric dns_tunneling metric over all windows. */
+const total = (r: Report, key: string): number => r.windows.reduce((s, w) => s + ((w.metrics['dns_tunneling']?.[key] as number | undefined) ?? 0), 0);
+const lastMetric = (r: Report, key: string): unknown => r.windows.at(-1)?.metrics['dns_tunneling']?.[key];
+
+// ---------------------------------------------------------------------------
+// Real captures
+
+test('dns_tunneling: fires once on the iodine capture, with the evidence of a NULL-record tunnel', async () => {
+  const { report, warnings } = await analyzeCapture(join(SHARED_PCAPS, 'ndpi_dns-tunnel-iodine.pcap'), buildConfig(undefined));
+  assert.deepEqual(warnings, []);
+  const found = tunnels(report);
+  assert.equal(found.length, 1, 'one finding: later windows of the same tunnel are suppressed');
+  const f = found[0]!;
+  assert.equal(f.severity, 'critical');
+  assert.equal(f.host, '10.0.2.30');
+  const e = f.evidence;
+  assert.equal(e['client'], '10.0.2.30');
+  assert.equal(e['domain'], 'pirate.sea');
+  // 222 queries in 24.5 s, all of type NULL (tshark -Y 'dns.flags.response == 0' -T fields -e dns.qry.type | sort | uniq -c).
+  assert.ok((e['queries'] as number) >= 50 && (e['queries'] as number) <= 222, String(e['queries']));
+  assert.ok((e['uniqueSubdomains'] as number) >= 30);
+  assert.equal(e['txtNullShare'], 1);
+  assert.ok((e['meanLabelLength'] as number) >= 20, String(e['meanLabelLength']));
+  assert.ok((e['entropy'] as number) >= 4.5, String(e['entropy']));
+  assert.ok((e['queriesPerSecond'] as number) > 5);
+  // Sample names: at most 3, each at most 100 characters (plus '...'), raw bytes escaped as \ooo.
+  const samples = String(e['sampleNames']).split(' ');
+  assert.ok(samples.length >= 1 && samples.length <= 3);
+  for (const s of samples) assert.ok(s.length <= 103 && s.endsWith('...') || s.endsWith('.pirate.sea'), s);
+  assert.ok(!/[\u0000-\u001f\u007f-\uffff]/.test(String(e['sampleNames'])), 'no raw control or high bytes');
+  assert.equal(total(report, 'queries'), 222);
+});
+
+for (const file of ['wssample_dns.cap', 'ndpi_1kxun.pcap', 'ppa_http_espn_fail.pcapng', 'ppa1e_evilprogram.pcap', 'ppa_dns_query_nonexistent.pcapng', 'arkime_v6.pcap']) {
+  test(`dns_tunneling: silent on ${file}`, async () => {
+    const { report } = await analyzeCapture(join(SHARED_PCAPS, file), buildConfig(undefined));
+    assert.deepEqual(tunnels(report), []);
+    assert.equal(total(report, 'findings'), 0);
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Crafted tunnels
+
+test('dns_tunneling: fires on base32 subdomains; the registered domain of a .co.uk name has three labels', async () => {
+  const r = await analyze(records(base32Tunnel('10.0.0.5', 't.example.co.uk', 100)), {}, 'base32-tunnel');
+  const found = tunnels(r);
+  assert.equal(found.length, 1);
+  const f = found[0]!;
+  assert.equal(f.host, '10.0.0.5');
+  assert.equal(f.evidence['domain'], 'example.co.uk');
+  // Subdomain of each query: 30-char base32 label, 30-char label, 't' → mean label length (30 + 30 + 1) / 3.
+  assert.equal(f.evidence['meanLabelLength'], 20.33);
+  assert.ok((f.evidence['entropy'] as number) > 4.8, String(f.evidence['entropy']));
+  assert.equal(f.evidence['txtNullShare'], 0);
+  assert.equal(f.evidence['queries'], f.evidence['uniqueSubdomains']);
+  // 5 queries a second.
+  assert.ok(Math.abs((f.evidence['queriesPerSecond'] as number) - 5) < 0.5, String(f.evidence['queriesPerSecond']));
+  // Two shape signals but judged as soon as the volume is reached (50 queries): a warning; twice the volume makes it critical.
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.evidence['queries'], 50);
+  assert.match(f.summary, /10\.0\.0\.5 .* example\.co\.uk/);
+});
+
+test('dns_tunneling: fires over IPv6 and on high entropy alone (16-character base32 labels, mean length under 20)', async () => {
+  const rand = prng(11);
+  const r = await analyze(records(series('fd00::5', 60, 100, () => `${randomLabel(rand, B32, 16)}.x.example.net`)), {}, 'entropy-only');
+  const found = tunnels(r);
+  assert.equal(found.length, 1);
+  assert.equal(found[0]!.host, 'fd00::5');
+  assert.equal(found[0]!.evidence['meanLabelLength'], 8.5);
+  assert.ok((found[0]!.evidence['entropy'] as number) >= 4.5);
+  assert.equal(found[0]!.severity, 'warning'); // one shape signal
+});
+
+test('dns_tunneling: fires on a TXT/NULL share of at least one half with short, plain names; not below it', async () => {
+  // 60 queries, 40 unique low-entropy 8-character names; `txt` of them TXT or NULL.
+  const qs = (txt: number): Q[] => series('10.0.0.6', 60, 100, (i) => `${plainLabel(i % 40, 8)}.example.org`)
+    .map((q, i) => (i < txt ? { ...q, qtype: i % 2 ? TXT : NULL } : q));
+  const half = tunnels(await analyze(records(qs(30)), {}, 'txt-half'));
+  assert.equal(half.length, 1);
+  assert.equal(half[0]!.evidence['txtNullShare'], 0.5);
+  assert.ok((half[0]!.evidence['entropy'] as number) < 4.5);
+  assert.ok((half[0]!.evidence['meanLabelLength'] as number) < 20);
+  assert.equal(tunnels(await analyze(records(qs(29)), {}, 'txt-below')).length, 0);
+});
+
+// ---------------------------------------------------------------------------
+// Ordinary traffic
+
+test('dns_tunneling: silent on a CDN client resolving many *.cloudfront.net names (allow-listed), which would fire otherwise', async () => {
+  const rand = prng(3);
+  const qs = series('10.0.0.7', 200, 50, () => `d${randomLabel(rand, HEX, 13)}${randomLabel(rand, B32, 8)}.cloudfront.net`);
+  const r = await analyze(records(qs), {}, 'cloudfront');
+  assert.deepEqual(tunnels(r), []);
+  assert.equal(total(r, 'allowListed'), 200);
+  assert.equal(total(r, 'queries'), 0);
+  assert.equal(lastMetric(r, 'keys'), 0);
+  // Without the allow list the same traffic is a tunnel (entropy): the allow list is what keeps it silent.
+  assert.equal(tunnels(await analyze(records(qs), tunnelConfig({ allowSuffixes: [] }), 'cloudfront-unlisted')).length, 1);
+  // Allow-list entries match on label boundaries: 'front.net' does not allow cloudfront.net.
+  assert.equal(tunnels(await analyze(records(qs), tunnelConfig({ allowSuffixes: ['front.net'] }), 'cloudfront-partial')).length, 1);
+});
+
+test('dns_tunneling: silent on a Kubernetes pod whose search path makes many NXDOMAIN *.svc.cluster.local lookups', async () => {
+  // The pod resolves 40 external names; each first goes through the search path
+  // (<name>.ns.svc.cluster.local, <name>.svc.cluster.local, <name>.cluster.local: NXDOMAIN), then resolves.
+  const rand = prng(5);
+  const qs: Q[] = [];
+  for (let i = 0; i < 40; i++) {
+    const name = `${randomLabel(rand, B32, 24)}.api${i}.example.com`;
+    const ms = i * 1000;
+    for (const [k, suffix] of ['prod.svc.cluster.local', 'svc.cluster.local', 'cluster.local'].entries()) {
+      for (const qtype of [1, 28]) qs.push({ ms: ms + k * 30 + (qtype === 28 ? 5 : 0), client: '10.244.1.17', qname: `${name}.${suffix}`, qtype, rcode: 3 });
+    }
+    qs.push({ ms: ms + 100, client: '10.244.1.17', qname: `web.prod.svc.cluster.local` }); // an in-cluster service that exists
+  }
+  const r = await analyze(records(qs), {}, 'kubernetes');
+  assert.deepEqual(tunnels(r), []);
+  assert.equal(total(r, 'normalNxdomain'), 240);
+  assert.equal(total(r, 'queries'), 40, 'only the answered in-cluster lookups count');
+  // Without the NXDOMAIN rule the search-path lookups are long, unique names under cluster.local: they would fire.
+  assert.equal(tunnels(await analyze(records(qs), tunnelConfig({ nxdomainNormalSuffixes: [] }), 'kubernetes-no-rule')).length, 1);
+});
+
+test('dns_tunneling: silent on ordinary browsing of 40 distinct sites', async () => {
+  const subs = ['www', 'cdn', 'static', 'img', 'api', 'fonts'];
+  const qs: Q[] = [];
+  for (let s = 0; s < 40; s++) {
+    for (const [k, sub] of subs.entries()) {
+      for (const qtype of [1, 28]) qs.push({ ms: s * 3000 + k * 40 + (qtype === 28 ? 3 : 0), client: '192.168.1.20', qname: `${sub}.site${s}-news.com`, qtype });
+    }
+  }
+  const r = await analyze(records(qs), {}, 'browsing');
+  assert.deepEqual(tunnels(r), []);
+  assert.equal(total(r, 'queries'), 480);
+  assert.equal(lastMetric(r, 'keys'), 40);
+});
+
+// ---------------------------------------------------------------------------
+// Thresholds
+
+test('dns_tunneling: minQueries, minUniqueSubdomains and minLabelLength boundaries', async () => {
+  // Low-entropy single labels of `len` characters, `unique` distinct names, `count` queries (TXT/NULL none).
+  const run = async (count: number, unique: number, len: number, name: string): Promise<Finding[]> =>
+    tunnels(await analyze(records(series('10.0.0.8', count, 100, (i) => `${plainLabel(i % unique, len)}.example.com`)), {}, name));
+  const fired = await run(50, 30, 20, 'boundary-at');
+  assert.equal(fired.length, 1);
+  assert.equal(fired[0]!.evidence['queries'], 50);
+  assert.equal(fired[0]!.evidence['uniqueSubdomains'], 30);
+  assert.equal(fired[0]!.evidence['meanLabelLength'], 20);
+  assert.ok((fired[0]!.evidence['entropy'] as number) < 2);
+  assert.equal((await run(49, 30, 20, 'queries-below')).length, 0);
+  assert.equal((await run(50, 29, 20, 'unique-below')).length, 0);
+  assert.equal((await run(50, 30, 19, 'length-below')).length, 0);
+  // The thresholds come from the config.
+  const r = await analyze(records(series('10.0.0.8', 20, 100, (i) => `${plainLabel(i, 20)}.example.com`)),
+    tunnelConfig({ minQueries: 20, minUniqueSubdomains: 20 }), 'configured');
+  assert.equal(tunnels(r).length, 1);
+});
+
+test('dns_tunneling: the entropy threshold: base32 passes the default, not 5.5; hex (4 bits/char) does not pass', async () => {
+  const rand = prng(13);
+  const b32 = records(series('10.0.0.9', 60, 100, () => `${randomLabel(rand, B32, 16)}.example.com`));
+  assert.equal(tunnels(await analyze(b32, {}, 'b32')).length, 1);
+  assert.equal(tunnels(await analyze(b32, tunnelConfig({ minEntropy: 5.5 }), 'b32-high')).length, 0);
+  const hex = records(series('10.0.0.9', 60, 100, () => `${randomLabel(rand, HEX, 16)}.example.com`));
+  const r = await analyze(hex, tunnelConfig({ minEntropy: 4.5 }), 'hex');
+  assert.equal(tunnels(r).length, 0);
+  // ... but the same hex names 24 characters long pass on length.
+  const hexLong = records(series('10.0.0.9', 60, 100, () => `${randomLabel(rand, HEX, 24)}.example.com`));
+  const long = tunnels(await analyze(hexLong, {}, 'hex-long'));
+  assert.equal(long.length, 1);
+  assert.ok((long[0]!.evidence['entropy'] as number) < 4.1);
+});
+
+test('dns_tunneling: queries older than the look-back do not count', async () => {
+  // 40 queries, a 400 s pause, 40 more: never 50 within 300 s.
+  const rand = prng(17);
+  const name = (): string => `${randomLabel(rand, B32, 30)}.example.com`;
+  const qs = [...series('10.0.0.10', 40, 100, name), ...series('10.0.0.10', 40, 100, name, {}, 404_000)];
+  assert.equal(tunnels(await analyze(records(qs), {}, 'lookback')).length, 0);
+  // With a 600 s look-back they do.
+  assert.equal(tunnels(await analyze(records(qs), tunnelConfig({ lookback: 600 }), 'lookback-long')).length, 1);
+});
+
+// ---------------------------------------------------------------------------
+// Suppression, determinism, bounds
+
+test('dns_tunneling: an ongoing tunnel is re-reported at most once per suppressFor, with updated evidence', async () => {
+  // One query a second for 25 minutes: judged in every 10 s window from the 50th query on.
+  const recs = records(base32Tunnel('10.0.0.11', 'tunnel.example.net', 1500, 1000));
+  const r = await analyze(recs, {}, 'suppression');
+  const found = tunnels(r);
+  assert.equal(found.length, 3);
+  const starts = found.map((f) => Date.parse(f.window.start) / 1000 - T0);
+  // The 50th query (t = 49 s) is in window [40, 50); then at most once per 600 s.
+  assert.deepEqual(starts, [40, 640, 1240]);
+  assert.equal(new Set(found.map((f) => f.id)).size, 3);
+  assert.equal(found[0]!.evidence['queries'], 50);
+  assert.equal(found[1]!.evidence['queries'], 300); // the look-back's worth
+  assert.notEqual(found[1]!.evidence['sampleNames'], found[2]!.evidence['sampleNames']);
+  assert.ok(total(r, 'suppressed') > 100);
+  // suppressFor is the configured period.
+  const often = tunnels(await analyze(recs, tunnelConfig({ suppressFor: 100 }), 'suppression-short'));
+  assert.equal(often.length, 15);
+});
+
+test('dns_tunneling: deterministic: the same capture gives the same findings, ids and metrics', async () => {
+  const recs = records([...base32Tunnel('10.0.0.12', 'a.example.com', 120), ...base32Tunnel('10.0.0.13', 'b.example.com', 120, 150, 5, 9)]);
+  const a = await analyze(recs, {}, 'determinism-a');
+  const b = await analyze(recs, {}, 'determinism-b');
+  assert.equal(tunnels(a).length, 2);
+  assert.deepEqual(tunnels(a), tunnels(b));
+  assert.deepEqual(a.windows.map((w) => w.metrics['dns_tunneling']), b.windows.map((w) => w.metrics['dns_tunneling']));
+});
+
+test('dns_tunneling: keys are capped at maxKeys, evictions are counted, idle keys expire', async () => {
+  // 40 clients, each resolving names of its own domain, interleaved; then silence past the look-back.
+  const qs: Q[] = [];
+  for (let i = 0; i < 400; i++) qs.push({ ms: i * 20, client: `10.0.1.${i % 40}`, qname: `host${i}.domain${i % 40}.com` });
+  qs.push({ ms: 400_000, client: '10.0.2.1', qname: 'www.example.com' });
+  const r = await analyze(records(qs), tunnelConfig({ maxKeys: 5 }), 'bounded');
+  for (const w of r.windows) assert.ok((w.metrics['dns_tunneling']!['keys'] as number) <= 5);
+  assert.equal(r.windows[0]!.metrics['dns_tunneling']!['keys'], 5);
+  // Round robin over 40 clients with room for 5: every query but the first 5 evicts a key.
+  assert.equal(lastMetric(r, 'evictedKeys'), 395);
+  assert.equal(lastMetric(r, 'keys'), 1, 'the 40 idle keys expired; only the last query\'s key is left');
+  // A tunnel among many other clients is still found with a small cap: it is the most recently queried key.
+  const mixed: Q[] = [...base32Tunnel('10.0.0.14', 'tunnel.example.net', 100, 100)];
+  for (let i = 0; i < 200; i++) mixed.push({ ms: i * 50 + 7, client: `10.0.3.${i % 100}`, qname: `www.site${i}.com` });
+  const m = await analyze(records(mixed), tunnelConfig({ maxKeys: 8 }), 'bounded-tunnel');
+  assert.equal(tunnels(m).length, 1);
+  assert.ok((lastMetric(m, 'evictedKeys') as number) > 0);
+});

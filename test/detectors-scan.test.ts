@@ -1,0 +1,575 @@
+/**
+ * Security detectors port_scan, brute_force and lateral_movement: crafted
+ * captures for what must fire (vertical, horizontal, UDP, distributed scans,
+ * SSH brute force, lateral movement on SMB/RDP), what must stay silent
+ * (ordinary web, SSH and Kubernetes-like traffic, late DNS replies answered by
+ * ICMP port unreachable, loopback), threshold boundaries, suppression,
+ * determinism and bounded state; shared captures for real scans and brute
+ * force and for benign traffic.
+ *
+ * Crafted captures start at BASE, a multiple of 10^6 (the decoder's time base)
+ * and of the window length, so t = 0 opens window 0 = [0, 10).
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyzeCapture } from '../agent/analyze/index.js';
+import { isoTime } from '../common/address.js';
+import { buildConfig } from '../common/config.js';
+import type { Finding, Report } from '../common/report.js';
+import { SHARED_PCAPS } from './helpers/paths.js';
+import { TcpFlags, ethernet, icmpError, icmpv6Error, ipv4, ipv6, pcapFile, tcp, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
+
+const { SYN, ACK, FIN, RST, PSH } = TcpFlags;
+const BASE = 1_700_000_000;
+const DETECTORS = ['port_scan', 'brute_force', 'lateral_movement'] as const;
+
+const dir = mkdtempSync(join(tmpdir(), 'detectors-scan-'));
+after(() => { if (!process.env['KEEP_TEST_CAPTURES']) rmSync(dir, { recursive: true, force: true }); });
+
+// ---------------------------------------------------------------------------
+// Crafted captures
+
+interface SessionOptions {
+  /** Seconds from the SYN to the client's FIN. */
+  duration?: number;
+  serverBytes?: number;
+  clientBytes?: number;
+}
+
+class Capture {
+  private readonly records: Array<{ t: number; data: Buffer }> = [];
+  private isn = 1000;
+
+  private nextIsn(): number {
+    this.isn = (this.isn + 7_919_011) >>> 0;
+    return this.isn;
+  }
+
+  segment(t: number, src: string, dst: string, sport: number, dport: number, flags: number, seq: number, ack: number, len = 0): this {
+    const payload = tcp({ srcPort: sport, dstPort: dport, seq: seq >>> 0, ack: ack >>> 0, flags, payload: Buffer.alloc(len, 0x61) });
+    return this.push(t, ip(src, dst, 6, payload));
+  }
+
+  push(t: number, packet: Buffer): this {
+    const etherType = packet[0]! >> 4 === 6 ? 0x86dd : 0x0800;
+    this.records.push({ t, data: ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', etherType, packet) });
+    return this;
+  }
+
+  /** A SYN answered by RST/ACK: a closed port. */
+  refused(t: number, c: string, cp: number, s: string, sp: number): this {
+    const isn = this.nextIsn();
+    return this.segment(t, c, s, cp, sp, SYN, isn, 0).segment(t + 0.0005, s, c, sp, cp, RST | ACK, 0, isn + 1);
+  }
+
+  /** A SYN nobody answers: a filtered port. */
+  unanswered(t: number, c: string, cp: number, s: string, sp: number): this {
+    return this.segment(t, c, s, cp, sp, SYN, this.nextIsn(), 0);
+  }
+
+  /** A complete connection: handshake, a request and a response, FINs from both sides. */
+  session(t: number, c: string, cp: number, s: string, sp: number, o: SessionOptions = {}): this {
+    const duration = o.duration ?? 0.05;
+    const clientBytes = o.clientBytes ?? 100;
+    const serverBytes = o.serverBytes ?? 500;
+    let cs = this.nextIsn();
+    let ss = this.nextIsn();
+    this.segment(t, c, s, cp, sp, SYN, cs, 0);
+    this.segment(t + 0.001, s, c, sp, cp, SYN | ACK, ss, cs + 1);
+    cs++; ss++;
+    this.segment(t + 0.002, c, s, cp, sp, ACK, cs, ss);
+    this.segment(t + 0.003, c, s, cp, sp, PSH | ACK, cs, ss, clientBytes);
+    cs += clientBytes;
+    let at = t + 0.004;
+    for (let left = serverBytes; left > 0; left -= 1400) {
+      const n = Math.min(1400, left);
+      this.segment(at, s, c, sp, cp, PSH | ACK, ss, cs, n);
+      ss += n;
+      at += 0.0001;
+    }
+    this.segment(at, c, s, cp, sp, ACK, cs, ss);
+    const end = Math.max(t + duration, at + 0.001);
+    this.segment(end, c, s, cp, sp, FIN | ACK, cs, ss);
+    this.segment(end + 0.0005, s, c, sp, cp, FIN | ACK, ss, cs + 1);
+    return this.segment(end + 0.001, c, s, cp, sp, ACK, cs + 1, ss + 1);
+  }
+
+  /** A UDP datagram answered by ICMP port unreachable from its destination, quoting it. */
+  udpUnreachable(t: number, c: string, cp: number, s: string, sp: number): this {
+    const datagram = ip(c, s, 17, udp({ srcPort: cp, dstPort: sp, payload: Buffer.from('probe') }));
+    this.push(t, datagram);
+    const error = c.includes(':') ? ip(s, c, 58, icmpv6Error(1, 4, datagram)) : ip(s, c, 1, icmpError(3, 3, datagram.subarray(0, 28)));
+    return this.push(t + 0.0005, error);
+  }
+
+  /** Only the ICMP port unreachable (the datagram it quotes was not captured). */
+  unreachableOnly(t: number, quotedSrc: string, quotedSrcPort: number, quotedDst: string, quotedDstPort: number): this {
+    const datagram = ipv4({ src: quotedSrc, dst: quotedDst, proto: 17, payload: udp({ srcPort: quotedSrcPort, dstPort: quotedDstPort, payload: Buffer.alloc(40) }) });
+    return this.push(t, ipv4({ src: quotedDst, dst: quotedSrc, proto: 1, payload: icmpError(3, 3, datagram.subarray(0, 28)) }));
+  }
+
+  /** A UDP datagram (unrelated traffic that moves the clock). */
+  datagram(t: number, c: string, s: string): this {
+    return this.push(t, ipv4({ src: c, dst: s, proto: 17, payload: udp({ srcPort: 50000, dstPort: 9999, payload: Buffer.from('tick') }) }));
+  }
+
+  /** Writes a classic pcap (microseconds), packets in time order. */
+  write(name: string): string {
+    const records: PcapRecordSpec[] = [...this.records].sort((a, b) => a.t - b.t).map(({ t, data }) => {
+      const us = Math.round(t * 1e6);
+      return { tsSec: BASE + Math.floor(us / 1e6), tsSub: us % 1e6, data };
+    });
+    const path = join(dir, name);
+    writeFileSync(path, pcapFile({}, records));
+    return path;
+  }
+}
+
+/** IPv4 or IPv6 by the form of the addresses. */
+function ip(src: string, dst: string, proto: number, payload: Buffer): Buffer {
+  return src.includes(':') ? ipv6({ src, dst, proto, payload }) : ipv4({ src, dst, proto, payload });
+}
+
+// ---------------------------------------------------------------------------
+// Report access
+
+type Json = Record<string, unknown>;
+
+async function analyze(path: string, config: Record<string, unknown> = {}): Promise<Report> {
+  const { report, warnings } = await analyzeCapture(path, buildConfig({ report: { maxFindingsPerType: 1000 }, ...config }));
+  assert.deepEqual(warnings, []);
+  return report;
+}
+
+const findings = (r: Report, type: string): Finding[] => r.findings.filter((f) => f.type === type);
+const detectorFindings = (r: Report): Finding[] => r.findings.filter((f) => (DETECTORS as readonly string[]).includes(f.type));
+const inWindow = (f: Finding, k: number): boolean => f.window.start === isoTime(BASE + 10 * k);
+const pcap = (name: string): string => join(SHARED_PCAPS, name);
+
+/** A number at a dotted path. */
+function num(value: unknown, path: string): number {
+  let v = value;
+  for (const key of path.split('.')) {
+    assert.ok(typeof v === 'object' && v !== null, `${path}: no ${key}`);
+    v = (v as Json)[key];
+  }
+  assert.equal(typeof v, 'number', `${path} is not a number`);
+  return v as number;
+}
+
+/** Sum over the windows of one analyzer's metric. */
+const total = (r: Report, id: string, path: string): number => r.windows.reduce((s, w) => s + num(w.metrics[id], path), 0);
+const maxOver = (r: Report, id: string, path: string): number => r.windows.reduce((s, w) => Math.max(s, num(w.metrics[id], path)), 0);
+
+function one(r: Report, type: string): Finding {
+  const list = findings(r, type);
+  assert.equal(list.length, 1, `one ${type} finding, got ${list.length}: ${list.map((f) => f.summary).join(' | ')}`);
+  return list[0]!;
+}
+
+function silent(r: Report, what: string): void {
+  const list = detectorFindings(r);
+  assert.deepEqual(list.map((f) => `${f.type}: ${f.summary}`), [], `${what}: no detector findings`);
+}
+
+/** `n` ports from `first` on one host, answered by RSTs, `rate` per second from `t0`. */
+function verticalRefused(cap: Capture, src: string, dst: string, n: number, rate: number, t0 = 0, first = 1): Capture {
+  for (let i = 0; i < n; i++) cap.refused(t0 + i / rate, src, 40000 + (i % 20000), dst, first + i);
+  return cap;
+}
+
+// ---------------------------------------------------------------------------
+// port_scan: fires
+
+test('port_scan: a vertical SYN scan of 1,000 ports on one host answered by RSTs', async () => {
+  const r = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 1000, 100).write('vertical-1000.pcap'));
+  const f = one(r, 'port_scan');
+  assert.ok(inWindow(f, 0));
+  assert.equal(f.severity, 'critical'); // 10x minPorts
+  assert.equal(f.host, '203.0.113.5');
+  const { probesPerSecond, ...rest } = f.evidence;
+  assert.deepEqual(rest, {
+    kind: 'vertical', source: '203.0.113.5', sourceInternal: false, target: '10.0.0.5', port: null, ports: 1000, hosts: 1,
+    portsOnTarget: 1000, hostsOnPort: 1, probes: 1000, attempts: 1000, failureRatio: 1,
+    samplePorts: '1,2,3,4,5,6,7,8,9,10', sampleHosts: '10.0.0.5', capped: false, lookbackSeconds: 60,
+  });
+  assert.ok(Math.abs(Number(probesPerSecond) - 100) < 0.2, `about 100 probes/s: ${String(probesPerSecond)}`);
+  assert.equal(total(r, 'port_scan', 'attempts'), 1000);
+  assert.equal(total(r, 'port_scan', 'outcomes.refused'), 1000);
+  assert.equal(findings(r, 'brute_force').length, 0, 'one attempt per service is no brute force');
+  assert.equal(findings(r, 'lateral_movement').length, 0, 'an external source is no lateral movement');
+});
+
+test('port_scan: a horizontal scan of port 445 over 100 hosts, unanswered (settled 5 s after each SYN)', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 100; i++) cap.unanswered(i * 0.05, '198.51.100.7', 50000 + i, `10.1.0.${i + 1}`, 445);
+  cap.datagram(20, '10.9.9.9', '10.9.9.8'); // the clock moves on: the probes are settled by their timeout, not by the end of input
+  const r = await analyze(cap.write('horizontal-445.pcap'));
+  const f = one(r, 'port_scan');
+  assert.ok(inWindow(f, 0));
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.evidence['kind'], 'horizontal');
+  assert.equal(f.evidence['port'], 445);
+  assert.equal(f.evidence['target'], null);
+  assert.equal(f.evidence['hostsOnPort'], 100);
+  assert.equal(f.evidence['hosts'], 100);
+  assert.equal(f.evidence['ports'], 1);
+  assert.equal(f.evidence['probes'], 100);
+  assert.equal(f.evidence['failureRatio'], 1);
+  assert.equal(f.evidence['sampleHosts'], '10.1.0.1,10.1.0.10,10.1.0.100,10.1.0.11,10.1.0.12,10.1.0.13,10.1.0.14,10.1.0.15,10.1.0.16,10.1.0.17');
+  assert.equal(total(r, 'port_scan', 'outcomes.unanswered'), 100);
+  assert.equal(findings(r, 'lateral_movement').length, 0);
+});
+
+test('port_scan: UDP probes answered by ICMP port unreachable, attributed through the quoted header', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 150; i++) cap.udpUnreachable(i * 0.02, '203.0.113.77', 45000, '10.0.0.7', i + 1);
+  const r = await analyze(cap.write('udp-scan.pcap'));
+  const f = one(r, 'port_scan');
+  assert.equal(f.evidence['kind'], 'vertical');
+  assert.equal(f.evidence['source'], '203.0.113.77');
+  assert.equal(f.evidence['target'], '10.0.0.7');
+  assert.equal(f.evidence['ports'], 150);
+  assert.equal(f.evidence['probes'], 150);
+  assert.equal(f.evidence['failureRatio'], 1);
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 150);
+});
+
+test('port_scan: IPv6: a TCP vertical scan and a UDP scan answered by ICMPv6 port unreachable', async () => {
+  const cap = verticalRefused(new Capture(), '2001:db8::5', 'fd00::7', 120, 100);
+  for (let i = 0; i < 110; i++) cap.udpUnreachable(2 + i * 0.01, '2001:db8::6', 46000, 'fd00::8', 1000 + i);
+  const r = await analyze(cap.write('ipv6-scans.pcap'));
+  const list = findings(r, 'port_scan');
+  assert.deepEqual(list.map((f) => [f.evidence['kind'], f.evidence['source'], f.evidence['target'], f.evidence['ports']]), [
+    ['vertical', '2001:db8::5', 'fd00::7', 120],
+    ['vertical', '2001:db8::6', 'fd00::8', 110],
+  ]);
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 110);
+});
+
+test('port_scan: distributed: 5 sources, 30 ports each, 150 ports on one host', async () => {
+  const cap = new Capture();
+  for (let s = 0; s < 5; s++) {
+    for (let i = 0; i < 30; i++) cap.refused(s * 0.01 + i * 0.2, `203.0.113.${11 + s}`, 41000 + i, '10.0.0.9', 1 + s * 30 + i);
+  }
+  const r = await analyze(cap.write('distributed.pcap'));
+  const f = one(r, 'port_scan');
+  assert.equal(f.evidence['kind'], 'distributed');
+  assert.equal(f.evidence['target'], '10.0.0.9');
+  assert.equal(f.evidence['ports'], 150);
+  assert.equal(f.evidence['sources'], 5);
+  assert.equal(f.evidence['maxPortsFromOneSource'], 30);
+  assert.equal(f.evidence['sampleSources'], '203.0.113.11,203.0.113.12,203.0.113.13,203.0.113.14,203.0.113.15');
+  assert.equal(f.evidence['failureRatio'], 1);
+  assert.equal(f.host, '10.0.0.9');
+});
+
+test('port_scan: a source with more than 4,096 failed probes counts them as "at least" (capped)', async () => {
+  const r = await analyze(verticalRefused(new Capture(), '203.0.113.6', '10.0.0.6', 5000, 1000).write('vertical-5000.pcap'));
+  const f = one(r, 'port_scan');
+  assert.equal(f.evidence['ports'], 4096);
+  assert.equal(f.evidence['capped'], true);
+  assert.equal(f.evidence['probes'], 5000);
+  assert.match(f.summary, /at least 4096 ports on 10\.0\.0\.6/);
+});
+
+// ---------------------------------------------------------------------------
+// brute_force and lateral_movement: fire
+
+/** 200 SSH logins that fail quickly (0.5 s, a few hundred bytes each), one every 0.29 s: all within 58 s. */
+function sshBruteForce(): string {
+  const cap = new Capture();
+  for (let i = 0; i < 200; i++) cap.session(i * 0.29, '203.0.113.9', 30000 + i, '10.0.0.22', 22, { duration: 0.5, clientBytes: 600, serverBytes: 900 });
+  return cap.write('ssh-brute.pcap');
+}
+
+test('brute_force: 200 short-lived SSH connections in 60 s', async () => {
+  const path = sshBruteForce();
+  const r = await analyze(path);
+  const f = one(r, 'brute_force'); // then suppressed for suppressFor (600 s)
+  assert.ok(inWindow(f, 0));
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.host, '203.0.113.9');
+  assert.equal(f.evidence['source'], '203.0.113.9');
+  assert.equal(f.evidence['target'], '10.0.0.22');
+  assert.equal(f.evidence['servicePort'], 22);
+  assert.equal(f.evidence['service'], 'ssh');
+  assert.equal(f.evidence['attempts'], 33); // settled (closed) by t = 10: i * 0.29 + 0.5 < 10
+  assert.equal(f.evidence['shortLived'], 33);
+  assert.equal(f.evidence['failed'], 0);
+  assert.equal(f.evidence['ratio'], 1);
+  assert.ok(total(r, 'brute_force', 'suppressed') >= 5);
+  assert.equal(findings(r, 'port_scan').length, 0, 'completed connections are not probes');
+  assert.equal(findings(r, 'lateral_movement').length, 0);
+
+  // Without suppression, the window ending at 60 s sees all 200 in its look-back.
+  const all = await analyze(path, { analyzers: { brute_force: { suppressFor: 0 } } });
+  const list = findings(all, 'brute_force');
+  assert.equal(list.length, 6);
+  const last = list[list.length - 1]!;
+  assert.ok(inWindow(last, 5));
+  assert.equal(last.evidence['attempts'], 200);
+  assert.equal(last.evidence['shortLived'], 200);
+  assert.equal(last.severity, 'critical'); // 5x minAttempts
+  assert.equal(new Set(list.map((f) => f.id)).size, 6);
+});
+
+test('lateral_movement: an internal host reaching 20 internal hosts on 445/3389 (half of them refuse)', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 20; i++) {
+    const port = i % 2 === 0 ? 445 : 3389;
+    if (i % 4 === 3) cap.refused(i * 0.4, '10.0.5.5', 49000 + i, `10.0.6.${i + 1}`, port);
+    else if (i % 4 === 1) cap.unanswered(i * 0.4, '10.0.5.5', 49000 + i, `10.0.6.${i + 1}`, port);
+    else cap.session(i * 0.4, '10.0.5.5', 49000 + i, `10.0.6.${i + 1}`, port, { duration: 1, serverBytes: 4000 });
+  }
+  const r = await analyze(cap.write('lateral.pcap'));
+  const f = one(r, 'lateral_movement');
+  assert.ok(inWindow(f, 0));
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.host, '10.0.5.5');
+  assert.equal(f.evidence['hosts'], 20);
+  assert.equal(f.evidence['hostsSucceeded'], 10);
+  assert.equal(f.evidence['hostsFailed'], 10);
+  assert.equal(f.evidence['attempts'], 20);
+  assert.equal(f.evidence['ports'], '445,3389');
+  assert.equal(f.evidence['sampleSucceeded'], '10.0.6.1,10.0.6.11,10.0.6.13,10.0.6.15,10.0.6.17,10.0.6.19,10.0.6.3,10.0.6.5,10.0.6.7,10.0.6.9');
+  assert.equal(total(r, 'lateral_movement', 'succeeded'), 10);
+  assert.equal(findings(r, 'port_scan').length, 0, '20 hosts is below minHosts (50)');
+});
+
+test('loopback: ignored by every detector unless networks.includeLoopback', async () => {
+  const cap = new Capture();
+  verticalRefused(cap, '127.0.0.1', '127.0.0.1', 150, 100);
+  for (let i = 0; i < 12; i++) cap.session(2 + i * 0.1, '127.0.0.1', 52000 + i, `127.0.0.${i + 2}`, 22);
+  for (let i = 0; i < 25; i++) cap.refused(3 + i * 0.1, '127.0.0.1', 53000 + i, '127.0.0.50', 3306);
+  const path = cap.write('loopback.pcap');
+  silent(await analyze(path), 'loopback');
+  const r = await analyze(path, { networks: { includeLoopback: true } });
+  assert.equal(one(r, 'port_scan').evidence['portsOnTarget'], 150);
+  assert.equal(one(r, 'lateral_movement').evidence['hosts'], 12);
+  assert.equal(one(r, 'brute_force').evidence['servicePort'], 3306);
+});
+
+// ---------------------------------------------------------------------------
+// Silent on ordinary traffic
+
+test('silent: a web client opening 30 HTTPS connections to 3 servers (one refused, one unanswered)', async () => {
+  const cap = new Capture();
+  const servers = ['93.184.216.34', '151.101.1.69', '142.250.74.68'];
+  for (let i = 0; i < 30; i++) cap.session(i, '10.0.0.50', 50000 + i, servers[i % 3]!, 443, { duration: 2, serverBytes: 20000 });
+  cap.refused(31, '10.0.0.50', 50100, servers[0]!, 443);
+  cap.unanswered(32, '10.0.0.50', 50101, servers[1]!, 443);
+  const r = await analyze(cap.write('web-client.pcap'));
+  silent(r, 'web client');
+  assert.equal(total(r, 'port_scan', 'outcomes.completed'), 30);
+});
+
+test('silent: 10 successful SSH logins spread over 10 minutes', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 10; i++) cap.session(i * 60, '10.0.0.60', 40000 + i, '10.0.0.22', 22, { duration: 30, clientBytes: 3000, serverBytes: 50000 });
+  const r = await analyze(cap.write('ssh-logins.pcap'));
+  silent(r, 'ssh logins');
+  assert.equal(total(r, 'brute_force', 'outcomes.longer'), 10);
+});
+
+test('silent: a Kubernetes-like pod talking to 15 service IPs on 8080/443, a scraper on 60 pods, late DNS replies', async () => {
+  const cap = new Capture();
+  // A pod: 15 services, 8 rounds over 2 minutes, short connections; every 20th refused (a pod restarting).
+  let n = 0;
+  for (let round = 0; round < 8; round++) {
+    for (let s = 0; s < 15; s++) {
+      const t = round * 15 + s * 0.3;
+      const port = s % 2 === 0 ? 8080 : 443;
+      if (++n % 20 === 0) cap.refused(t, '10.244.1.5', 33000 + n, `10.96.0.${10 + s}`, port);
+      else cap.session(t, '10.244.1.5', 33000 + n, `10.96.0.${10 + s}`, port, { duration: 0.05, serverBytes: 2000 });
+    }
+  }
+  // A metrics scraper: 60 pods on 9100 every 15 s.
+  for (let round = 0; round < 8; round++) {
+    for (let p = 0; p < 60; p++) cap.session(round * 15 + p * 0.01, '10.244.0.2', 20000 + round * 100 + p, `10.244.2.${p + 1}`, 9100);
+  }
+  // DNS answers arriving after the resolver gave up: the pod answers ICMP port unreachable (ephemeral ports), not a scan by the DNS server.
+  for (let i = 0; i < 200; i++) cap.unreachableOnly(i * 0.5, '10.96.0.10', 53, '10.244.1.5', 40000 + i);
+  const r = await analyze(cap.write('k8s.pcap'));
+  silent(r, 'kubernetes-like');
+  assert.ok(total(r, 'port_scan', 'outcomes.completed') > 500);
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 0);
+});
+
+// ---------------------------------------------------------------------------
+// Threshold boundaries
+
+test('port_scan: minPorts - 1 ports -> nothing, minPorts -> vertical; minHosts likewise', async () => {
+  const below = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 99, 50).write('vertical-99.pcap'));
+  assert.equal(findings(below, 'port_scan').length, 0);
+  const atMin = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 100, 50).write('vertical-100.pcap'));
+  const f = one(atMin, 'port_scan');
+  assert.equal(f.evidence['portsOnTarget'], 100);
+  assert.equal(f.severity, 'warning');
+
+  const horizontal = (n: number): Capture => {
+    const cap = new Capture();
+    for (let i = 0; i < n; i++) cap.refused(i * 0.1, '198.51.100.8', 50000 + i, `10.2.0.${i + 1}`, 23);
+    return cap;
+  };
+  assert.equal(findings(await analyze(horizontal(49).write('horizontal-49.pcap')), 'port_scan').length, 0);
+  assert.equal(one(await analyze(horizontal(50).write('horizontal-50.pcap')), 'port_scan').evidence['hostsOnPort'], 50);
+});
+
+test('port_scan: minFailureRatio (0.8): 100 failed of 125 attempts fires, 100 of 126 does not', async () => {
+  const mixed = (completed: number): Capture => {
+    const cap = verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 100, 50);
+    for (let i = 0; i < completed; i++) cap.session(0.01 + i * 0.05, '203.0.113.5', 60000 + i, '10.0.0.5', 80);
+    return cap;
+  };
+  const fires = await analyze(mixed(25).write('ratio-125.pcap'));
+  assert.equal(one(fires, 'port_scan').evidence['failureRatio'], 0.8);
+  assert.equal(one(fires, 'port_scan').evidence['attempts'], 125);
+  assert.equal(findings(await analyze(mixed(26).write('ratio-126.pcap')), 'port_scan').length, 0);
+});
+
+test('brute_force: minAttempts - 1 refused attempts -> nothing, minAttempts -> finding', async () => {
+  const attempts = (n: number): string => {
+    const cap = new Capture();
+    for (let i = 0; i < n; i++) cap.refused(i * 0.4, '203.0.113.10', 35000 + i, '10.0.0.33', 3389);
+    return cap.write(`rdp-${n}.pcap`);
+  };
+  assert.equal(findings(await analyze(attempts(19)), 'brute_force').length, 0);
+  const f = one(await analyze(attempts(20)), 'brute_force');
+  assert.equal(f.evidence['attempts'], 20);
+  assert.equal(f.evidence['failed'], 20);
+  assert.equal(f.evidence['service'], 'rdp');
+});
+
+test('lateral_movement: minHosts - 1 hosts -> nothing, minHosts -> finding (SSH only, all reached: info)', async () => {
+  const hosts = (n: number): string => {
+    const cap = new Capture();
+    for (let i = 0; i < n; i++) cap.session(i * 5, '10.0.7.7', 36000 + i, `10.0.8.${i + 1}`, 22, { duration: 3, serverBytes: 3000 });
+    return cap.write(`ssh-hosts-${n}.pcap`);
+  };
+  assert.equal(findings(await analyze(hosts(9)), 'lateral_movement').length, 0);
+  const f = one(await analyze(hosts(10)), 'lateral_movement');
+  assert.equal(f.evidence['hosts'], 10);
+  assert.equal(f.evidence['hostsSucceeded'], 10);
+  assert.equal(f.severity, 'info');
+});
+
+// ---------------------------------------------------------------------------
+// Suppression, determinism, bounded state
+
+test('suppression: a scan over 3 windows is reported once; with suppressFor 20 s, again every 20 s with updated evidence', async () => {
+  const three = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 300, 10).write('scan-30s.pcap'));
+  const f = one(three, 'port_scan');
+  assert.ok(inWindow(f, 0));
+  assert.equal(f.evidence['portsOnTarget'], 100);
+  assert.equal(three.windows.length, 3);
+  assert.deepEqual(three.windows.map((w) => num(w.metrics['port_scan'], 'suppressed')), [0, 1, 1]);
+
+  const five = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 500, 10).write('scan-50s.pcap'), {
+    analyzers: { port_scan: { suppressFor: 20 } },
+  });
+  const list = findings(five, 'port_scan');
+  assert.deepEqual(list.map((x) => [x.window.start, x.evidence['portsOnTarget'], x.evidence['probes']]), [
+    [isoTime(BASE), 100, 100],
+    [isoTime(BASE + 20), 300, 300],
+    [isoTime(BASE + 40), 500, 500],
+  ]);
+  assert.equal(new Set(list.map((x) => x.id)).size, 3);
+});
+
+test('determinism: the same input twice gives identical findings and ids', async () => {
+  const cap = verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 300, 10);
+  for (let i = 0; i < 30; i++) cap.refused(i * 0.5, '203.0.113.10', 35000 + i, '10.0.0.33', 22);
+  const path = cap.write('determinism.pcap');
+  const a = await analyze(path);
+  const b = await analyze(path);
+  assert.ok(detectorFindings(a).length >= 2);
+  assert.deepEqual(detectorFindings(a), detectorFindings(b));
+  assert.deepEqual(a.windows.map((w) => w.metrics['port_scan']), b.windows.map((w) => w.metrics['port_scan']));
+});
+
+test('bounded: maxKeys 100 with 10,000 scanning sources keeps <= 100 keys and counts the evictions', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 10_000; i++) {
+    const src = `10.1.${i >> 8}.${i & 255}`;
+    cap.refused(i * 0.003, src, 40000, '10.0.0.1', 22);
+    cap.refused(i * 0.003 + 0.001, src, 40001, '10.0.0.1', 23);
+  }
+  const r = await analyze(cap.write('many-sources.pcap'), {
+    analyzers: { port_scan: { maxKeys: 100 }, brute_force: { maxKeys: 100 }, lateral_movement: { maxKeys: 100 } },
+  });
+  assert.equal(r.windows.length, 3);
+  assert.ok(maxOver(r, 'port_scan', 'trackedSources') <= 100);
+  assert.ok(maxOver(r, 'port_scan', 'trackedTargets') <= 100);
+  assert.ok(maxOver(r, 'brute_force', 'trackedKeys') <= 100);
+  assert.ok(maxOver(r, 'lateral_movement', 'trackedKeys') <= 100);
+  assert.equal(num(r.windows[2]!.metrics['port_scan'], 'trackedSources'), 100);
+  assert.equal(total(r, 'port_scan', 'evictedInWindow'), 9900);
+  assert.equal(num(r.windows[2]!.metrics['port_scan'], 'evicted'), 9900);
+  assert.equal(total(r, 'brute_force', 'evictedInWindow'), 19_900); // one key per (source, service): 20,000
+  assert.equal(total(r, 'lateral_movement', 'evictedInWindow'), 9900);
+  assert.equal(total(r, 'port_scan', 'outcomes.refused'), 20_000);
+  silent(r, 'two refused attempts per source');
+});
+
+// ---------------------------------------------------------------------------
+// Shared captures
+
+test('shared: ppa_synscan.pcapng is a vertical SYN scan of 1,000 ports', async () => {
+  const r = await analyze(pcap('ppa_synscan.pcapng'));
+  const f = one(r, 'port_scan');
+  assert.equal(f.severity, 'critical');
+  assert.equal(f.evidence['kind'], 'vertical');
+  assert.equal(f.evidence['source'], '172.16.0.8');
+  assert.equal(f.evidence['target'], '64.13.134.52');
+  // tshark -Y 'tcp.flags.syn==1 && tcp.flags.ack==0': 1994 SYNs to 1000 distinct ports; the 12 SYN/ACKed ports are reset by the scanner.
+  assert.equal(f.evidence['ports'], 1000);
+  assert.equal(f.evidence['probes'], 1994);
+  assert.equal(f.evidence['attempts'], 1994);
+  assert.equal(f.evidence['failureRatio'], 1);
+  // 5 SYNs refused by RST, 3 SYN/ACKed (3 streams with SYN/ACKs) but never ACKed, the rest unanswered.
+  assert.equal(total(r, 'port_scan', 'outcomes.completed'), 0);
+  assert.equal(total(r, 'port_scan', 'outcomes.refused'), 5);
+  assert.equal(total(r, 'port_scan', 'outcomes.abandoned'), 3);
+  assert.equal(total(r, 'port_scan', 'outcomes.unanswered'), 1986);
+  assert.equal(findings(r, 'brute_force').length, 0);
+  assert.equal(findings(r, 'lateral_movement').length, 0);
+});
+
+test('shared: zeek_ftp_bruteforce.pcap is an FTP brute force (30 short connections to port 21)', async () => {
+  const r = await analyze(pcap('zeek_ftp_bruteforce.pcap'));
+  const f = one(r, 'brute_force');
+  assert.equal(f.evidence['source'], '192.168.56.1');
+  assert.equal(f.evidence['target'], '192.168.56.101');
+  assert.equal(f.evidence['servicePort'], 21);
+  assert.equal(f.evidence['service'], 'ftp');
+  assert.ok(num(f.evidence, 'attempts') >= 20);
+  assert.equal(f.evidence['ratio'], 1);
+  assert.equal(total(r, 'brute_force', 'attempts'), 30);
+  assert.equal(total(r, 'brute_force', 'outcomes.shortLived'), 30);
+  assert.equal(findings(r, 'port_scan').length, 0);
+  assert.equal(findings(r, 'lateral_movement').length, 0);
+});
+
+const BENIGN = [
+  'ppa_http_espn_fail.pcapng', // ~90 connections to one web server, some failing: not a scan, not brute force
+  'ppa1e_email-troubles.pcap',
+  'ppa1e_evilprogram.pcap', // RSTs, SYN retries, ICMP port unreachable
+  'wssample_dns.cap',
+  'zeek_tcp_ssh-dups.pcap', // one long SSH session: not brute force
+  'ndpi_1kxun.pcap', // ~100 TCP streams of a mobile app
+  'ppa_tcp_handshake.pcapng',
+  'ppa_tcp_refuseconnection.pcapng',
+  'ppa_nowebaccess3.pcapng',
+  'pcpp_sll.pcap',
+  'arkime_v6.pcap',
+  'wssample_dect_new_rfp_on_wire.pcapng', // 10 periodic reconnects to one host:port
+  'wssample_smtp_icmp_fragneeded.pcap',
+];
+
+test('shared: silent on benign captures', async () => {
+  for (const name of BENIGN) silent(await analyze(pcap(name)), name);
+});

@@ -225,7 +225,7 @@ export const DEFAULT_CONFIG: Config = {
     maxBlockBytes: 16 * 1024 * 1024,
   },
   flows: {
-    maxFlows: 131072,
+    maxFlows: 65536,
     timeouts: {
       tcpHandshake: 60,
       tcpEstablished: 3600,

@@ -321,20 +321,39 @@ test('dns_tunneling: deterministic: the same capture gives the same findings, id
 });
 
 test('dns_tunneling: keys are capped at maxKeys, evictions are counted, idle keys expire', async () => {
-  // 40 clients, each resolving names of its own domain, interleaved; then silence past the look-back.
+  // 40 clients, one after the other, each resolving two names of its own domain (a key's state starts with
+  // its second query: the first waits in the first-sight table); then silence past the look-back, and two more.
   const qs: Q[] = [];
-  for (let i = 0; i < 400; i++) qs.push({ ms: i * 20, client: `10.0.1.${i % 40}`, qname: `host${i}.domain${i % 40}.com` });
-  qs.push({ ms: 400_000, client: '10.0.2.1', qname: 'www.example.com' });
+  for (let i = 0; i < 40; i++) for (let k = 0; k < 2; k++) qs.push({ ms: i * 100 + k * 50, client: `10.0.1.${i}`, qname: `host${k}.domain${i}.com` });
+  qs.push({ ms: 400_000, client: '10.0.2.1', qname: 'www.example.com' }, { ms: 400_100, client: '10.0.2.1', qname: 'mail.example.com' });
   const r = await analyze(records(qs), tunnelConfig({ maxKeys: 5 }), 'bounded');
   for (const w of r.windows) assert.ok((w.metrics['dns_tunneling']!['keys'] as number) <= 5);
   assert.equal(r.windows[0]!.metrics['dns_tunneling']!['keys'], 5);
-  // Round robin over 40 clients with room for 5: every query but the first 5 evicts a key.
-  assert.equal(lastMetric(r, 'evictedKeys'), 395);
-  assert.equal(lastMetric(r, 'keys'), 1, 'the 40 idle keys expired; only the last query\'s key is left');
+  assert.equal(lastMetric(r, 'evictedKeys'), 35);
+  assert.equal(lastMetric(r, 'keys'), 1, 'the idle keys expired; only the last client\'s key is left');
+  assert.equal(total(r, 'queries'), 82);
+  // Round robin over 40 clients with room for 5: keys keep being evicted, the cap holds.
+  const rr: Q[] = [];
+  for (let i = 0; i < 400; i++) rr.push({ ms: i * 20, client: `10.0.1.${i % 40}`, qname: `host${i}.domain${i % 40}.com` });
+  const m = await analyze(records(rr), tunnelConfig({ maxKeys: 5 }), 'bounded-round-robin');
+  for (const w of m.windows) assert.ok((w.metrics['dns_tunneling']!['keys'] as number) <= 5);
+  assert.ok((lastMetric(m, 'evictedKeys') as number) >= 35);
   // A tunnel among many other clients is still found with a small cap: it is the most recently queried key.
   const mixed: Q[] = [...base32Tunnel('10.0.0.14', 'tunnel.example.net', 100, 100)];
-  for (let i = 0; i < 200; i++) mixed.push({ ms: i * 50 + 7, client: `10.0.3.${i % 100}`, qname: `www.site${i}.com` });
-  const m = await analyze(records(mixed), tunnelConfig({ maxKeys: 8 }), 'bounded-tunnel');
-  assert.equal(tunnels(m).length, 1);
-  assert.ok((lastMetric(m, 'evictedKeys') as number) > 0);
+  for (let i = 0; i < 200; i++) mixed.push({ ms: i * 50 + 7, client: `10.0.3.${i % 100}`, qname: `h${i}.site${i % 100}.com` });
+  const t = await analyze(records(mixed), tunnelConfig({ maxKeys: 8 }), 'bounded-tunnel');
+  assert.equal(tunnels(t).length, 1);
+  assert.ok((lastMetric(t, 'evictedKeys') as number) >= 90);
+});
+
+test('dns_tunneling: the distinct-subdomain set of a key is capped at 4096 names; further names are counted, not remembered', async () => {
+  // 5000 unique names in 100 s, no answers; re-reported every window (suppressFor 1) to see the evidence grow.
+  const qs = base32Tunnel('10.0.0.15', 'big.example.com', 5000, 20).map((q) => ({ ...q, answer: false }));
+  const r = await analyze(records(qs), tunnelConfig({ suppressFor: 1 }), 'saturated');
+  const found = tunnels(r);
+  assert.equal(found.length, 10);
+  const last = found.at(-1)!;
+  assert.equal(last.evidence['queries'], 5000);
+  assert.equal(last.evidence['uniqueSubdomains'], 4096);
+  assert.equal(total(r, 'namesNotRemembered'), 5000 - 4096);
 });

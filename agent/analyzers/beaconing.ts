@@ -35,7 +35,7 @@
  * window close. Per flow, a cached reference and event index: no per-packet
  * allocation.
  */
-import { formatAddress } from '../../common/address.js';
+import { formatIPv4, formatIPv6 } from '../../common/address.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
@@ -137,6 +137,10 @@ export function judgeBeacon(times: ArrayLike<number>, sizes: ArrayLike<number>, 
   return { fire: true, reason: null, score: Math.min(100, Math.max(0, score)), stats };
 }
 
+/** An address: the IPv4 word itself (cheap keys, formatted only to report), IPv6 as text. */
+type Addr = number | string;
+const addrName = (a: Addr): string => (typeof a === 'number' ? formatIPv4(a) : a);
+
 /** Event rings are plain arrays (many small keys: no off-heap backing store each). */
 class Beacon {
   times: number[] = [0, 0, 0, 0];
@@ -149,12 +153,20 @@ class Beacon {
   dead = false;
   constructor(
     readonly key: string,
-    readonly src: string,
-    readonly dst: string,
+    readonly srcAddr: Addr,
+    readonly dstAddr: Addr,
     readonly port: number,
     readonly proto: 'tcp' | 'udp',
     readonly internalDst: boolean,
   ) {}
+
+  get src(): string { return addrName(this.srcAddr); }
+  get dst(): string { return addrName(this.dstAddr); }
+  /** What the finding is about: source -> destination:port/proto. */
+  get name(): string {
+    const dst = this.dst;
+    return `${this.src}->${typeof this.dstAddr === 'string' ? `[${dst}]` : dst}:${this.port}/${this.proto}`;
+  }
 
   /** Records an event at `t`; returns its absolute index. */
   addEvent(t: number, lookback: number): number {
@@ -250,10 +262,10 @@ class BeaconingAnalyzer implements Analyzer {
     if (isSpecialAddress(version, s)) return null;
     if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, c) || isLoopback(version, s))) return null;
     const internalDst = this.ctx.networks.isInternal(version, s);
-    const src = formatAddress(version, c);
-    const dst = formatAddress(version, s);
+    const src: Addr = version === 4 ? c[0]! : formatIPv6(c);
+    const dst: Addr = version === 4 ? s[0]! : formatIPv6(s);
     const name = proto === Transport.TCP ? 'tcp' : 'udp';
-    const key = `${src}->${version === 6 ? `[${dst}]` : dst}:${port}/${name}`;
+    const key = `${src}>${dst}:${port}/${name}`;
     let b = this.keys.get(key);
     if (b === undefined) {
       b = new Beacon(key, src, dst, port, name, internalDst);
@@ -320,15 +332,17 @@ class BeaconingAnalyzer implements Analyzer {
     this.findings++;
     const st = verdict.stats;
     const severity = verdict.score >= BEACON_WARNING_SCORE ? 'warning' : 'info';
+    const src = b.src;
+    const dst = b.dst;
     this.ctx.report({
       type: 'beaconing',
       severity,
-      key: b.key,
-      summary: `${b.src} reaches ${b.dst} port ${b.port}/${b.proto} every ${round2(st.periodSeconds)} s (interval CV ${round3(st.intervalCv)}, size CV ${round3(st.sizeCv)})`
+      key: b.name,
+      summary: `${src} reaches ${dst} port ${b.port}/${b.proto} every ${round2(st.periodSeconds)} s (interval CV ${round3(st.intervalCv)}, size CV ${round3(st.sizeCv)})`
         + ` over ${st.events} ${b.proto === 'tcp' ? 'connections' : 'bursts'} in ${Math.round(st.observedSeconds)} s: beaconing score ${verdict.score}.`,
       evidence: {
-        source: b.src,
-        destination: b.dst,
+        source: src,
+        destination: dst,
         port: b.port,
         proto: b.proto,
         score: verdict.score,
@@ -343,7 +357,7 @@ class BeaconingAnalyzer implements Analyzer {
         internalDestination: b.internalDst,
         lookbackSeconds: cfg.lookback,
       },
-      host: b.src,
+      host: src,
     });
   }
 

@@ -25,7 +25,10 @@
  * at least minQueries queries in its look-back: it fires when the volume
  * (>= minQueries queries and >= minUniqueSubdomains unique subdomains) and
  * the shape (mean label length >= minLabelLength, or entropy >= minEntropy,
- * or a TXT/NULL share >= TXT_NULL_SHARE) agree.
+ * or a TXT/NULL share >= TXT_NULL_SHARE) agree. Severity: critical when at
+ * least two shape signals agree and the volume is at least twice both
+ * thresholds, else warning; the evidence's score (0-100) gives 25 per shape
+ * signal and up to 25 for the volume (25 at four times the thresholds).
  *
  * Never counted: names under `allowSuffixes` (suffix match on label
  * boundaries; CDN and cloud names are many and random-looking), names without
@@ -35,7 +38,12 @@
  * `name.ns.svc.cluster.local`) count only when a response other than NXDOMAIN
  * is seen for them: their NXDOMAIN answers are normal.
  *
- * Bounded: keys live in a BoundedMap of `maxKeys` (least recently queried
+ * Bounded: a key's first query waits in a fixed first-sight table
+ * (FIRST_SIGHT entries of typed arrays, direct-mapped, a collision overwrites
+ * and is counted as `firstSightDropped`); its second query within the
+ * look-back gives it a state, which starts with that first query. Most
+ * (client, domain) pairs are queried once or twice, so they never cost an
+ * object. States live in a BoundedMap of `maxKeys` (least recently queried
  * evicted, counted in the metrics as `evictedKeys`); keys idle for the
  * look-back are dropped at window close. A finding for the same key is
  * re-emitted at most once per `suppressFor` with updated evidence.
@@ -93,6 +101,17 @@ const F_CHARS = 2;
 const F_LABELS = 3;
 const FIELDS = 4;
 const COUNTS = BUCKETS * FIELDS;
+/** Entries of the first-sight table (a power of 2), and its fields. */
+const FIRST_SIGHT = 32768;
+const FS_K1 = 0;
+const FS_K2 = 1;
+const FS_BUCKET = 2;
+const FS_NAME = 3;
+/** Bit 0: in use; bit 1: TXT or NULL. */
+const FS_FLAGS = 4;
+const FS_CHARS = 5;
+const FS_LABELS = 6;
+const FS = 7;
 /** Slots of a new key's subdomain set (it doubles as names come). */
 const INITIAL_SLOTS = 4;
 
@@ -105,6 +124,7 @@ for (let b = 0; b < 256; b++) {
       : c === 0x2d ? 36 : c === 0x5f ? 37 : 38 + (c % 26);
 }
 
+const isTxtNull = (qtype: number): boolean => qtype === QTYPE_TXT || qtype === QTYPE_NULL;
 const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c + 32 : c);
 /** Two independent 32-bit hashes folded into one 53-bit number (exact as a double). */
 const combine = (h1: number, h2: number): number => (h1 >>> 0) * 2097152 + (h2 >>> 11);
@@ -289,6 +309,17 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private normalNxdomain = 0;
   private suppressedFindings = 0;
   private notRemembered = 0;
+  /** Waiting first queries overwritten by another key's (their key, if queried again, misses that query). */
+  private firstSightDropped = 0;
+  /**
+   * First-sight table: the first query of a key not yet tracked, FS numbers per
+   * entry (direct-mapped by key hash, overwritten on collision), and its time.
+   */
+  private readonly first = new Int32Array(FIRST_SIGHT * FS);
+  private readonly firstTs = new Float64Array(FIRST_SIGHT);
+  /** The current query's subdomain: hash and characters. */
+  private subHash = 0;
+  private subChars = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const c = this.cfg = ctx.config.analyzers.dns_tunneling;
@@ -340,10 +371,38 @@ class DnsTunnelingAnalyzer implements Analyzer {
     k1 = Math.imul(k1 ^ ver, 16777619);
     const key = combine(k1, k2);
     const now = v.ts;
+    this.counted++;
+    this.subdomain(d, r);
     let s = this.keys.get(key);
     if (s === undefined) {
+      const index = Math.floor(now / this.bucketSeconds);
+      const f = this.first;
+      const o = (((k1 ^ Math.imul(k2, 0x9e3779b1)) >>> 0) & (FIRST_SIGHT - 1)) * FS;
+      const live = f[o + FS_FLAGS] !== 0 && f[o + FS_BUCKET]! > index - BUCKETS;
+      if (this.cfg.minQueries > 1 && !(live && f[o + FS_K1] === k1 && f[o + FS_K2] === k2)) {
+        // A key's first query waits in the first-sight table (no object for the many one-query keys).
+        if (live) this.firstSightDropped++;
+        f[o + FS_K1] = k1; f[o + FS_K2] = k2; f[o + FS_BUCKET] = index; f[o + FS_NAME] = this.subHash;
+        f[o + FS_FLAGS] = 1 | (isTxtNull(v.dnsQtype) ? 2 : 0); f[o + FS_CHARS] = this.subChars; f[o + FS_LABELS] = r;
+        this.firstTs[o / FS] = now;
+        return;
+      }
       if (this.keys.size >= this.keys.maxKeys) this.expireIdle(now);
-      s = new KeyState(now);
+      if (live) {
+        // Its second query: the key gets its state, starting with the first query.
+        s = new KeyState(this.firstTs[o / FS]!);
+        const b = f[o + FS_BUCKET]!;
+        s.advance(b);
+        const base = (b % BUCKETS + BUCKETS) % BUCKETS * FIELDS;
+        s.data[base + F_QUERIES] = 1;
+        s.data[base + F_TXT_NULL] = f[o + FS_FLAGS]! & 2 ? 1 : 0;
+        s.data[base + F_CHARS] = f[o + FS_CHARS]!;
+        s.data[base + F_LABELS] = f[o + FS_LABELS]!;
+        s.see(f[o + FS_NAME]!, b);
+        f[o + FS_FLAGS] = 0;
+      } else {
+        s = new KeyState(now);
+      }
       this.keys.set(key, s);
     }
     this.count(s, v, d, r, now, end);
@@ -358,19 +417,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
     }
   }
 
-  /** Adds one query to its key. */
-  private count(s: KeyState, v: PacketView, d: Uint8Array, r: number, now: number, end: number): void {
-    this.counted++;
-    if (now > s.lastTs) s.lastTs = now;
-    const index = Math.floor(now / this.bucketSeconds);
-    s.advance(index);
-    // A packet stamped earlier than the key's newest bucket counts in it.
-    const b = (Math.max(index, s.cur) % BUCKETS + BUCKETS) % BUCKETS;
-    const base = b * FIELDS;
-    s.data[base + F_QUERIES]!++;
-    const qtype = v.dnsQtype;
-    if (qtype === QTYPE_TXT || qtype === QTYPE_NULL) s.data[base + F_TXT_NULL]!++;
-    // The subdomain: its hash, and its shape when new.
+  /** Hash (non-zero) and characters of the subdomain (labels 0 .. r-1), lower-cased, into subHash and subChars. */
+  private subdomain(d: Uint8Array, r: number): void {
     let h = 0x811c9dc5 | 0;
     let chars = 0;
     for (let i = 0; i < r; i++) {
@@ -380,12 +428,26 @@ class DnsTunnelingAnalyzer implements Analyzer {
       chars += len;
       for (let p = off; p < off + len; p++) h = Math.imul(h ^ lower(d[p]!), 16777619);
     }
-    if (h === 0) h = 1;
-    const seen = s.see(h, Math.max(index, s.cur));
+    this.subHash = h === 0 ? 1 : h;
+    this.subChars = chars;
+  }
+
+  /** Adds one query to its key (its subdomain in subHash and subChars). */
+  private count(s: KeyState, v: PacketView, d: Uint8Array, r: number, now: number, end: number): void {
+    if (now > s.lastTs) s.lastTs = now;
+    const index = Math.floor(now / this.bucketSeconds);
+    s.advance(index);
+    // A packet stamped earlier than the key's newest bucket counts in it.
+    const b = (Math.max(index, s.cur) % BUCKETS + BUCKETS) % BUCKETS;
+    const base = b * FIELDS;
+    s.data[base + F_QUERIES]!++;
+    if (isTxtNull(v.dnsQtype)) s.data[base + F_TXT_NULL]!++;
+    // The subdomain's shape, when new.
+    const seen = s.see(this.subHash, Math.max(index, s.cur));
     if (seen === 0) return;
     if (seen === 2) this.notRemembered++;
     const c = s.data; // after `see`, which may have replaced it
-    c[base + F_CHARS]! += chars;
+    c[base + F_CHARS]! += this.subChars;
     c[base + F_LABELS]! += r;
     if (s.hist === null && (s.used >= this.hotUnique || seen === 2)) s.hist = new Int32Array(BUCKETS * CLASSES);
     const hist = s.hist;
@@ -535,9 +597,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
       findings: reported,
       suppressed: this.suppressedFindings,
       namesNotRemembered: this.notRemembered,
+      firstSightDropped: this.firstSightDropped,
       suppressorEvicted: this.suppressor.evicted,
     };
-    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = 0;
+    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = this.firstSightDropped = 0;
     return metrics;
   }
 }

@@ -32,7 +32,7 @@
  * dropped at window close. Per flow, a cached reference: no per-packet
  * allocation.
  */
-import { formatAddress } from '../../common/address.js';
+import { formatIPv4, formatIPv6 } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -51,6 +51,10 @@ const MAX_PORTS = 8;
 /** Sent bytes this many times minBytes to an unusual port make the finding critical. */
 const CRITICAL_FACTOR = 10;
 
+/** An address: the IPv4 word itself (cheap keys, formatted only to report), IPv6 as text. */
+type Addr = number | string;
+const addrName = (a: Addr): string => (typeof a === 'number' ? formatIPv4(a) : a);
+
 class Pair {
   readonly ports: number[] = [];
   readonly portBytes: number[] = [];
@@ -60,7 +64,10 @@ class Pair {
   lastBucket = -Infinity;
   /** The window (serial) it last had traffic in. */
   window = -1;
-  constructor(readonly key: string, readonly internal: string, readonly external: string, readonly ring: SeriesRing) {}
+  constructor(readonly key: string, readonly internalAddr: Addr, readonly externalAddr: Addr, readonly ring: SeriesRing) {}
+
+  get internal(): string { return addrName(this.internalAddr); }
+  get external(): string { return addrName(this.externalAddr); }
 
   /** Index of `port` in the pair's port table, added if there is room; -1 for "other". */
   portIndex(port: number): number {
@@ -123,7 +130,8 @@ class ExfiltrationAnalyzer implements Analyzer {
     const bIn = nets.isInternal(version, b);
     if (aIn === bIn) return;
     const ext = aIn ? b : a;
-    if (isSpecialAddress(version, ext) || (isLoopback(version, ext) && !this.ctx.config.networks.includeLoopback)) return;
+    if (isSpecialAddress(version, ext)) return;
+    if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, a) || isLoopback(version, b))) return;
     const internalIsA = aIn;
     const clientIsA = flows.clientIsA[slot] === 1;
     const internalIsClient = internalIsA === clientIsA;
@@ -136,9 +144,10 @@ class ExfiltrationAnalyzer implements Analyzer {
     } else if (!internalIsClient) {
       return;
     }
-    const internal = formatAddress(version, internalIsA ? a : b);
-    const external = formatAddress(version, ext);
-    const key = `${internal}->${external}`;
+    const int = internalIsA ? a : b;
+    const internal: Addr = version === 4 ? int[0]! : formatIPv6(int);
+    const external: Addr = version === 4 ? ext[0]! : formatIPv6(ext);
+    const key = `${internal}>${external}`;
     let p = this.pairs.get(key);
     if (p === undefined) {
       p = new Pair(key, internal, external, new SeriesRing(this.cfg.lookback, BUCKETS, 2));
@@ -200,17 +209,20 @@ class ExfiltrationAnalyzer implements Analyzer {
     const severity: FindingSeverity = !unusual ? 'info' : sent >= CRITICAL_FACTOR * cfg.minBytes ? 'critical' : 'warning';
     const ratio = received > 0 ? round1(sent / received) : null;
     const ports = p.ports.map((x, i) => `${x}: ${p.portBytes[i]}`).join(', ') + (p.otherPortBytes > 0 ? `, other: ${p.otherPortBytes}` : '');
+    const internal = p.internal;
+    const external = p.external;
     this.ctx.report({
       type: 'exfiltration',
       severity,
-      key: p.key,
-      summary: `${p.internal} sent ${mb(sent)} to external host ${p.external}${port >= 0 ? ` (port ${port}${unusual ? ', unusual' : ''})` : ''} over the last ${cfg.lookback} s`
+      key: `${internal}->${external}`,
+      summary: `${internal} sent ${mb(sent)} to external host ${external}${port >= 0 ? ` (port ${port}${unusual ? ', unusual' : ''})` : ''} over the last ${cfg.lookback} s`
         + ` and received ${mb(received)}${ratio === null ? '' : ` (${ratio}:1)`}.`,
       evidence: {
-        source: p.internal,
-        destination: p.external,
+        source: internal,
+        destination: external,
         port: port >= 0 ? port : null,
         unusualPort: unusual,
+        // Bytes sent per destination port since the pair was first seen (at most MAX_PORTS ports, then "other").
         ports,
         sentBytes: sent,
         receivedBytes: received,
@@ -221,7 +233,7 @@ class ExfiltrationAnalyzer implements Analyzer {
         minBytes: cfg.minBytes,
         minRatio: cfg.minRatio,
       },
-      host: p.internal,
+      host: internal,
     });
   }
 

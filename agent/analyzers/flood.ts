@@ -24,17 +24,18 @@
  * or more make it a DDoS (critical), fewer a warning.
  *
  * Evaluation: a destination is judged over the look-back ending at each
- * bucket boundary it has traffic after (sliding, bucket = lookback / 10 for
- * look-backs up to 60 s), and at each window's end. The same flood is
- * reported again at most once per suppressFor (Suppressor), with the
- * evidence of that moment.
+ * bucket boundary it has traffic after (a sliding look-back in buckets of
+ * 1 s up to a 60 s look-back, of lookback / 60 beyond), and at each window's
+ * end. The same flood (kind and destination) is reported again at most once
+ * per suppressFor (Suppressor), with the evidence of that moment.
  *
  * Bounded: destinations in a BoundedMap of maxKeys (LRU, evictions counted),
  * each with a fixed ring of buckets (SeriesRing) and at most MAX_SOURCES
- * sources (all destinations together at most MAX_SOURCE_ENTRIES); a
- * destination with nothing left in its look-back is dropped at window close.
- * Per flow, typed arrays and a cached reference per direction: no per-packet
- * allocation (a new destination or source allocates, once).
+ * sources (all destinations together at most MAX_SOURCE_ENTRIES; a source
+ * silent for a look-back makes room); a destination with nothing left in its
+ * look-back is dropped at window close. Per flow, typed arrays and one cached
+ * reference: no per-packet allocation (a new destination or source allocates,
+ * once; IPv4 addresses are map keys as numbers).
  */
 import { formatIPv4, formatIPv6 } from '../../common/address.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
@@ -79,11 +80,12 @@ type Kind = (typeof KINDS)[number];
 type AddrKey = number | string;
 const addrName = (k: AddrKey): string => (typeof k === 'number' ? formatIPv4(k) : k);
 
+/** A source of a destination's counted packets; `tracked` false: the placeholder for sources past the cap. */
 class Source {
   packets = 0;
   lastSeen = -Infinity;
   dead = false;
-  constructor(readonly addr: AddrKey) {}
+  constructor(readonly addr: AddrKey, readonly dest: Dest, readonly tracked: boolean) {}
 }
 
 class Dest {
@@ -97,11 +99,11 @@ class Dest {
   pruneFailed = -Infinity;
   /** The window (serial) it was last counted in. */
   window = -1;
-  constructor(readonly key: AddrKey, readonly ring: SeriesRing) {}
+  readonly untracked: Source;
+  constructor(readonly key: AddrKey, readonly ring: SeriesRing) {
+    this.untracked = new Source(-1, this, false);
+  }
 }
-
-/** Placeholder source of a flow direction whose source could not be tracked. */
-const UNTRACKED = new Source('');
 
 export function createFloodAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new FloodAnalyzer(ctx);
@@ -119,9 +121,9 @@ class FloodAnalyzer implements Analyzer {
   // per flow slot
   private readonly skip: Uint8Array;
   private readonly hs: Uint8Array;
-  // per flow slot and direction (slot * 2 + dir): the packet's destination and source
-  private readonly destRef: Array<Dest | null>;
-  private readonly srcRef: Array<Source | null>;
+  /** Per flow slot: the source of its counted packets in direction refDir (and through it their destination). */
+  private readonly ref: Array<Source | null>;
+  private readonly refDir: Uint8Array;
   private readonly scratch = new Uint32Array(4);
   private sourceEntries = 0;
   /** Counts closed windows. */
@@ -139,8 +141,8 @@ class FloodAnalyzer implements Analyzer {
     const n = ctx.flows.capacity;
     this.skip = new Uint8Array(n);
     this.hs = new Uint8Array(n);
-    this.destRef = new Array<Dest | null>(n * 2).fill(null);
-    this.srcRef = new Array<Source | null>(n * 2).fill(null);
+    this.ref = new Array<Source | null>(n).fill(null);
+    this.refDir = new Uint8Array(n);
     // 1 s buckets for the default 10 s; at most 60 buckets.
     this.buckets = Math.max(1, Math.min(60, Math.ceil(this.cfg.lookback)));
     this.dests = new BoundedMap<AddrKey, Dest>(Math.max(1, this.cfg.maxKeys), (_key, d) => this.drop(d));
@@ -149,8 +151,7 @@ class FloodAnalyzer implements Analyzer {
 
   onFlowStart(slot: number): void {
     const flows = this.flows;
-    this.destRef[slot * 2] = this.destRef[slot * 2 + 1] = null;
-    this.srcRef[slot * 2] = this.srcRef[slot * 2 + 1] = null;
+    this.ref[slot] = null;
     const proto = flows.proto[slot]!;
     let skip = proto !== Transport.TCP && proto !== Transport.UDP && proto !== Transport.ICMP && proto !== Transport.ICMPV6;
     if (!skip && !this.ctx.config.networks.includeLoopback) {
@@ -162,8 +163,7 @@ class FloodAnalyzer implements Analyzer {
   }
 
   onFlowEnd(slot: number): void {
-    this.destRef[slot * 2] = this.destRef[slot * 2 + 1] = null;
-    this.srcRef[slot * 2] = this.srcRef[slot * 2 + 1] = null;
+    this.ref[slot] = null;
   }
 
   private addrKey(version: number, a: Uint32Array, slot: number): AddrKey {
@@ -184,9 +184,10 @@ class FloodAnalyzer implements Analyzer {
     if (t === Transport.TCP) {
       const hs = this.hs[slot]!;
       if ((v.tcpFlags & (SYN | ACK)) === SYN) {
-        const d = this.dest(slot, dir);
+        const src = this.sourceOf(slot, dir, now);
+        const d = src.dest;
         this.count(d, SYNS, now);
-        this.seen(d, slot, dir, now);
+        this.seen(src, now);
         if (hs === HS_NEW && dir === Dir.CLIENT_TO_SERVER) {
           d.ring.add(now, ATTEMPTS, 1);
           this.hs[slot] = HS_PENDING;
@@ -196,8 +197,7 @@ class FloodAnalyzer implements Analyzer {
       if (hs === HS_PENDING) {
         const s = flows.state[slot]!;
         if (s === FlowState.ESTABLISHED || s === FlowState.CLOSING || s === FlowState.CLOSED) {
-          const d = this.dest(slot, Dir.CLIENT_TO_SERVER);
-          d.ring.add(now, COMPLETED, 1);
+          this.sourceOf(slot, Dir.CLIENT_TO_SERVER, now).dest.ring.add(now, COMPLETED, 1);
           this.hs[slot] = HS_DONE;
         } else if (s === FlowState.RESET) {
           this.hs[slot] = HS_DONE;
@@ -209,16 +209,29 @@ class FloodAnalyzer implements Analyzer {
     if (dir !== Dir.CLIENT_TO_SERVER && flows.packets[slot * 2 + Dir.CLIENT_TO_SERVER]! > 0) return;
     const series = t === Transport.UDP ? UDP : t === Transport.ICMP || t === Transport.ICMPV6 ? ICMP : -1;
     if (series < 0) return;
-    const d = this.dest(slot, dir);
-    this.count(d, series, now);
-    this.seen(d, slot, dir, now);
+    const src = this.sourceOf(slot, dir, now);
+    this.count(src.dest, series, now);
+    this.seen(src, now);
   }
 
-  /** The destination of the packets of a flow direction (cached per slot; looked up, or created, once). */
+  /**
+   * The source of a flow direction's packets, and through it their
+   * destination: cached per slot (looked up, or created, when the flow or
+   * its counted direction changes, or the entry went away).
+   */
+  private sourceOf(slot: number, dir: number, now: number): Source {
+    const cached = this.ref[slot];
+    if (cached && this.refDir[slot] === dir && !cached.dead && !cached.dest.dead) return cached;
+    const d = this.dest(slot, dir);
+    const s = this.source(d, slot, dir, now);
+    if (!s.tracked) this.untrackedSources++;
+    this.ref[slot] = s;
+    this.refDir[slot] = dir;
+    return s;
+  }
+
+  /** The destination of direction `dir` of a flow, looked up or created. */
   private dest(slot: number, dir: number): Dest {
-    const i = slot * 2 + dir;
-    const cached = this.destRef[i];
-    if (cached && !cached.dead) return cached;
     const flows = this.flows;
     // The destination of direction dir is the server for client-to-server packets, else the client.
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
@@ -228,8 +241,6 @@ class FloodAnalyzer implements Analyzer {
       d = new Dest(key, new SeriesRing(this.cfg.lookback, this.buckets, SERIES));
       this.dests.set(key, d);
     }
-    this.destRef[i] = d;
-    this.srcRef[i] = null;
     return d;
   }
 
@@ -245,16 +256,9 @@ class FloodAnalyzer implements Analyzer {
     d.ring.add(now, series, 1);
   }
 
-  /** Remembers the source of a counted packet (bounded). */
-  private seen(d: Dest, slot: number, dir: number, now: number): void {
-    const i = slot * 2 + dir;
-    let s = this.srcRef[i];
-    if (s === UNTRACKED) { d.overflowAt = now; return; }
-    if (s === null || s === undefined || s.dead) {
-      s = this.source(d, slot, dir, now);
-      this.srcRef[i] = s;
-      if (s === UNTRACKED) { d.overflowAt = now; this.untrackedSources++; return; }
-    }
+  /** Counts a packet for its source (a source past the cap only marks the destination's count as a lower bound). */
+  private seen(s: Source, now: number): void {
+    if (!s.tracked) { s.dest.overflowAt = now; return; }
     if (now - s.lastSeen > this.cfg.lookback) s.packets = 0;
     s.packets++;
     if (now > s.lastSeen) s.lastSeen = now;
@@ -267,8 +271,8 @@ class FloodAnalyzer implements Analyzer {
     const known = d.sources.get(addr);
     if (known !== undefined) return known;
     if (d.sources.size >= MAX_SOURCES || this.sourceEntries >= MAX_SOURCE_ENTRIES) this.prune(d, now);
-    if (d.sources.size >= MAX_SOURCES || this.sourceEntries >= MAX_SOURCE_ENTRIES) return UNTRACKED;
-    const s = new Source(addr);
+    if (d.sources.size >= MAX_SOURCES || this.sourceEntries >= MAX_SOURCE_ENTRIES) return d.untracked;
+    const s = new Source(addr, d, true);
     d.sources.set(addr, s);
     this.sourceEntries++;
     return s;

@@ -8,11 +8,10 @@
  *   from the client after more than BURST_GAP seconds of silence on the key;
  *   its size the bytes until the next burst, both directions);
  * - over the look-back (`lookback`, default 1200 s), a finding (type
- *   `beaconing`) when there are >= minEvents events, the key has been active
- *   for at least min(MIN_OBSERVED_SECONDS, lookback / 2) (600 s by default:
- *   a few quick reconnects are not a beacon), the period (mean interval) is
- *   at least MIN_PERIOD, the intervals' coefficient of variation is <=
- *   maxIntervalCv and the sizes' <= maxSizeCv.
+ *   `beaconing`) when there are >= minEvents events, the period (mean
+ *   interval) is at least MIN_PERIOD, the intervals' coefficient of variation
+ *   is <= maxIntervalCv and the sizes' <= maxSizeCv. A short observation
+ *   lowers the score (and so the severity) rather than hiding the beacon.
  * - not judged: destination ports in ignorePorts (DNS, NTP, SNMP, syslog,
  *   mDNS), loopback (unless networks.includeLoopback), multicast, broadcast
  *   and link-local destinations; and, towards internal destinations only
@@ -48,7 +47,6 @@ import { Suppressor } from './lib/suppressor.js';
 /** Event times and sizes kept per key. */
 export const MAX_EVENTS = 64;
 /** The behaviour must have been seen for this long (or half the look-back, if shorter). */
-export const MIN_OBSERVED_SECONDS = 600;
 /** Faster than this is a busy client, not a beacon. */
 export const MIN_PERIOD = 1;
 /** A period within this fraction of an ignored period is that period. */
@@ -72,7 +70,7 @@ export interface BeaconStats {
   observedSeconds: number;
 }
 
-export type BeaconReason = 'events' | 'span' | 'period' | 'monitoring' | 'intervals' | 'sizes';
+export type BeaconReason = 'events' | 'period' | 'monitoring' | 'intervals' | 'sizes';
 
 export interface BeaconVerdict {
   fire: boolean;
@@ -83,7 +81,6 @@ export interface BeaconVerdict {
 }
 
 /** Seconds a key must have been active before it can be judged a beacon. */
-export const requiredObservation = (lookback: number): number => Math.min(MIN_OBSERVED_SECONDS, lookback / 2);
 
 /**
  * The rules, on event times (ascending) and sizes (of the complete events;
@@ -123,7 +120,6 @@ export function judgeBeacon(times: ArrayLike<number>, sizes: ArrayLike<number>, 
   };
   let reason: BeaconReason | null = null;
   if (n < Math.max(2, cfg.minEvents)) reason = 'events';
-  else if (observedSeconds < requiredObservation(cfg.lookback)) reason = 'span';
   else if (mean < MIN_PERIOD) reason = 'period';
   else if (internalDestination && cfg.ignorePeriods.some((p) => Math.abs(mean - p) <= PERIOD_TOLERANCE * p)) reason = 'monitoring';
   else if (intervalCv > cfg.maxIntervalCv) reason = 'intervals';
@@ -194,7 +190,7 @@ export function createBeaconingAnalyzer(ctx: AnalyzerContext): Analyzer {
 }
 
 type Rejections = Record<Exclude<BeaconReason, 'events'>, number>;
-const noRejections = (): Rejections => ({ span: 0, period: 0, monitoring: 0, intervals: 0, sizes: 0 });
+const noRejections = (): Rejections => ({ period: 0, monitoring: 0, intervals: 0, sizes: 0 });
 
 class BeaconingAnalyzer implements Analyzer {
   readonly id = 'beaconing';

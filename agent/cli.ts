@@ -31,8 +31,8 @@ Commands:
 const FORMATS = ['text', 'json', 'csv', 'html'] as const;
 type Format = (typeof FORMATS)[number];
 
-/** Windows kept in memory before the JSON report's windows go to a temporary file (about 3 h of 10 s windows). */
-const SPILL_AFTER = 1000;
+/** Windows kept in memory before the JSON report's windows go to a temporary file (about half an hour of 10 s windows). */
+const SPILL_AFTER = 200;
 
 /** Inputs smaller than this finish too fast for a progress bar to help. */
 const PROGRESS_MIN_BYTES = 64 * 1024 * 1024;

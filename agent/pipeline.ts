@@ -5,7 +5,7 @@
  */
 import type { Config } from '../common/config.js';
 import type { FrameRecord } from './capture/frame-record.js';
-import { TcpAnalysisFlag, TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
+import { TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { FlowTable, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
@@ -31,7 +31,6 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 ];
 
 const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
-const NOT_DISSECTED_AGAIN = TcpAnalysisFlag.RETRANSMISSION | TcpAnalysisFlag.SPURIOUS_RETRANSMISSION | TcpAnalysisFlag.OUT_OF_ORDER;
 
 export interface PipelineOptions {
   /** Receives each closed window with its findings. */
@@ -113,8 +112,8 @@ export class Pipeline {
       const analyzers = this.analyzers;
       for (let i = 0; i < analyzers.length; i++) analyzers[i]!.onPacket(view, slot, dir);
       let present = view.present;
-      // Wireshark hands no retransmitted or out-of-order TCP segment to DNS: it is not a `dns` frame.
-      if (view.dnsOff >= 0 && view.transport === Transport.TCP && this.context.tcp.flags & NOT_DISSECTED_AGAIN) present &= ~DNS_BITS;
+      // A retransmitted or out-of-order TCP segment is not a `dns` frame in Wireshark.
+      if (view.dnsOff >= 0 && view.transport === Transport.TCP && this.context.tcp.payloadRepeated) present &= ~DNS_BITS;
       const bits = this.counterBits;
       for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
     } catch (err) {

@@ -61,3 +61,6 @@ export function isoFromSeconds(base: number, offset = 0): string {
   if (usec >= 1e6) { sec += 1; usec -= 1e6; }
   return isoTime(base + sec, usec * 1000);
 }
+
+/** `addr:port`, with IPv6 addresses in brackets. */
+export const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);

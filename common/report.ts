@@ -2,6 +2,8 @@
  * The JSON report (`pcap-analyzer/report@1`) written by `analyze` and served by
  * the collector, and its text rendering. Later versions add keys, never rename.
  */
+import { endpoint } from './address.js';
+
 export const REPORT_SCHEMA = 'pcap-analyzer/report@1';
 
 export interface ReportSource {
@@ -153,7 +155,6 @@ export function renderText(r: Report): string {
   return `${lines.join('\n')}\n`;
 }
 
-const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
 
 /**
  * The report as JSON text, in pieces: small parts pretty-printed, `windows`

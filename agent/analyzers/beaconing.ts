@@ -34,7 +34,7 @@
  * window close. Per flow, a cached reference and event index: no per-packet
  * allocation.
  */
-import { formatIPv4, formatIPv6 } from '../../common/address.js';
+import { formatIPv6 } from '../../common/address.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
@@ -43,6 +43,7 @@ import { BoundedMap } from './lib/bounded-map.js';
 import { isLoopback } from './lib/networks.js';
 import { isSpecialAddress } from './lib/series-ring.js';
 import { Suppressor } from './lib/suppressor.js';
+import { round2, round3, round4, addrName } from './lib/format.js';
 
 /** Event times and sizes kept per key. */
 export const MAX_EVENTS = 64;
@@ -135,7 +136,6 @@ export function judgeBeacon(times: ArrayLike<number>, sizes: ArrayLike<number>, 
 
 /** An address: the IPv4 word itself (cheap keys, formatted only to report), IPv6 as text. */
 type Addr = number | string;
-const addrName = (a: Addr): string => (typeof a === 'number' ? formatIPv4(a) : a);
 
 /** Event rings are plain arrays (many small keys: no off-heap backing store each). */
 class Beacon {
@@ -400,6 +400,3 @@ class BeaconingAnalyzer implements Analyzer {
   }
 }
 
-const round2 = (x: number): number => Math.round(x * 100) / 100;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-const round4 = (x: number): number => Math.round(x * 10000) / 10000;

@@ -43,6 +43,7 @@ import { BoundedMap, BucketCounter } from './lib/bounded-map.js';
 import { isLoopback } from './lib/networks.js';
 import { SlotDeadlines } from './lib/slot-deadlines.js';
 import { Suppressor } from './lib/suppressor.js';
+import { endpoint } from './lib/format.js';
 
 const { SYN, ACK, RST, FIN } = TcpFlag;
 
@@ -329,4 +330,3 @@ function emptyWindow(): { attempts: number; longer: number; shortLived: number; 
   return { attempts: 0, longer: 0, shortLived: 0, refused: 0, reset: 0, noAnswer: 0, incomplete: 0, suppressed: 0 };
 }
 
-const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);

@@ -62,7 +62,7 @@ import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.
 import { BoundedMap } from './lib/bounded-map.js';
 import { isLoopback } from './lib/networks.js';
 import { Suppressor } from './lib/suppressor.js';
-import { TcpAnalysisFlag } from './tcp-result.js';
+import { round2 } from './lib/format.js';
 
 /** Time buckets per look-back. */
 const BUCKETS = 6;
@@ -82,7 +82,6 @@ const CLASSES = 64;
 const QTYPE_NULL = 10;
 const QTYPE_TXT = 16;
 const RCODE_NXDOMAIN = 3;
-const TCP_NOT_DISSECTED = TcpAnalysisFlag.RETRANSMISSION | TcpAnalysisFlag.SPURIOUS_RETRANSMISSION | TcpAnalysisFlag.OUT_OF_ORDER;
 
 /** Second levels under which registrations happen (a small part of the Public Suffix List). */
 export const PUBLIC_SECOND_LEVELS: readonly string[] = [
@@ -335,7 +334,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
 
   onPacket(v: PacketView): void {
     if (v.dnsQnameOff < 0 || (v.present & Proto.DNS) === 0) return;
-    if (v.transport === Transport.TCP && this.ctx.tcp.flags & TCP_NOT_DISSECTED) return;
+    if (v.transport === Transport.TCP && this.ctx.tcp.payloadRepeated) return;
     if (!this.includeLoopback && (isLoopback(v.ipVersion, v.src) || isLoopback(v.ipVersion, v.dst))) return;
     const response = v.dnsIsResponse;
     const d = v.l4Data;
@@ -605,4 +604,3 @@ class DnsTunnelingAnalyzer implements Analyzer {
   }
 }
 
-const round2 = (x: number): number => Math.round(x * 100) / 100;

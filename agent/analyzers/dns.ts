@@ -17,13 +17,12 @@ import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { TcpAnalysisFlag } from './tcp-result.js';
+import { round9 } from './lib/format.js';
 
 const RCODE_NAMES: Record<number, string> = {
   0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET', 8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
 };
 /** TCP segments Wireshark does not hand to DNS: retransmitted, spurious or out-of-order data (fast retransmissions it does). */
-const TCP_NOT_DISSECTED = TcpAnalysisFlag.RETRANSMISSION | TcpAnalysisFlag.SPURIOUS_RETRANSMISSION | TcpAnalysisFlag.OUT_OF_ORDER;
 /** Wireshark's dns.retransmission_timer default: a query with the same id within it is a retransmission. */
 const RETRANSMISSION_TIMER = 5;
 /** Seconds an answered or timed-out query is remembered for late and duplicate responses. */
@@ -94,7 +93,7 @@ class DnsAnalyzer implements Analyzer {
       this.expire(v.ts);
     }
     if (v.dnsOff < 0 || slot < 0) return;
-    if (v.transport === Transport.TCP && this.ctx.tcp.flags & TCP_NOT_DISSECTED) return;
+    if (v.transport === Transport.TCP && this.ctx.tcp.payloadRepeated) return;
     const key = slot * 65536 + v.dnsId;
     const w = this.w;
     const q = this.byKey.get(key);
@@ -277,7 +276,6 @@ class DnsAnalyzer implements Analyzer {
   }
 }
 
-const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
 
 /**
  * FIFO of queries that skips entries released since they were pushed (their

@@ -32,7 +32,7 @@
  * dropped at window close. Per flow, a cached reference: no per-packet
  * allocation.
  */
-import { formatIPv4, formatIPv6 } from '../../common/address.js';
+import { formatIPv6 } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -42,6 +42,7 @@ import { BoundedMap } from './lib/bounded-map.js';
 import { isLoopback } from './lib/networks.js';
 import { SeriesRing, isSpecialAddress } from './lib/series-ring.js';
 import { Suppressor } from './lib/suppressor.js';
+import { round1, addrName } from './lib/format.js';
 
 const SENT = 0;
 const RECEIVED = 1;
@@ -53,7 +54,6 @@ const CRITICAL_FACTOR = 10;
 
 /** An address: the IPv4 word itself (cheap keys, formatted only to report), IPv6 as text. */
 type Addr = number | string;
-const addrName = (a: Addr): string => (typeof a === 'number' ? formatIPv4(a) : a);
 
 class Pair {
   readonly ports: number[] = [];
@@ -273,5 +273,4 @@ class ExfiltrationAnalyzer implements Analyzer {
   }
 }
 
-const round1 = (x: number): number => Math.round(x * 10) / 10;
 const mb = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n.toLocaleString('en-US')} bytes`);

@@ -37,7 +37,7 @@
  * reference: no per-packet allocation (a new destination or source allocates,
  * once; IPv4 addresses are map keys as numbers).
  */
-import { formatIPv4, formatIPv6 } from '../../common/address.js';
+import { formatIPv6 } from '../../common/address.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
@@ -46,6 +46,7 @@ import { BoundedMap } from './lib/bounded-map.js';
 import { isLoopback } from './lib/networks.js';
 import { SeriesRing } from './lib/series-ring.js';
 import { Suppressor } from './lib/suppressor.js';
+import { round1, round3, addrName } from './lib/format.js';
 
 const { SYN, ACK } = TcpFlag;
 
@@ -78,7 +79,6 @@ type Kind = (typeof KINDS)[number];
 
 /** An address as a map key: the IPv4 word itself (no allocation), IPv6 as text. */
 type AddrKey = number | string;
-const addrName = (k: AddrKey): string => (typeof k === 'number' ? formatIPv4(k) : k);
 
 /** A source of a destination's counted packets; `tracked` false: the placeholder for sources past the cap. */
 class Source {
@@ -414,5 +414,3 @@ function cmpKey(a: AddrKey, b: AddrKey): number {
   return typeof b === 'number' ? 1 : a < b ? -1 : a > b ? 1 : 0;
 }
 
-const round1 = (x: number): number => Math.round(x * 10) / 10;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;

@@ -28,6 +28,7 @@ import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type Flo
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { ANY_RETRANSMISSION } from './tcp-result.js';
+import { round6, round9, endpoint, dur } from './lib/format.js';
 
 const { SYN, ACK, RST } = TcpFlag;
 
@@ -291,9 +292,5 @@ function flowKey(flows: FlowTable, slot: number): string {
   return `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`;
 }
 
-const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
-const dur = (seconds: number): string => (seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(3)} s`);
-const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
-const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
 /** Time from `from` to `to`, rounded to the nanosecond; 0 when timestamps go backwards. */
 const delay = (to: number, from: number): number => Math.max(0, round9(to - from));

@@ -62,6 +62,7 @@ import { BoundedMap, BucketCounter } from './lib/bounded-map.js';
 import { isLoopback } from './lib/networks.js';
 import { SlotDeadlines } from './lib/slot-deadlines.js';
 import { Suppressor } from './lib/suppressor.js';
+import { round2, round3 } from './lib/format.js';
 
 const { SYN, ACK, RST } = TcpFlag;
 
@@ -537,5 +538,3 @@ function emptyWindow(): { attempts: number; completed: number; refused: number; 
 }
 
 const pct = (r: number): string => `${(r * 100).toFixed(1)} %`;
-const round2 = (x: number): number => Math.round(x * 100) / 100;
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;

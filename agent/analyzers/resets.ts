@@ -23,6 +23,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import { Dir, FlowState, describeFlow, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { round9, endpoint } from './lib/format.js';
 
 const { SYN, ACK, FIN, RST } = TcpFlag;
 
@@ -201,5 +202,3 @@ function emptyWindow(): { rst: [number, number]; refused: number; abort: number;
   return { rst: [0, 0], refused: 0, abort: 0, other: 0, flowsReset: 0 };
 }
 
-const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
-const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;

@@ -26,6 +26,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { Dir, EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { round9, endpoint, dur } from './lib/format.js';
 
 /** high_rtt findings per window at most. */
 const MAX_FLOW_FINDINGS = 10;
@@ -197,6 +198,3 @@ class RttAnalyzer implements Analyzer {
   }
 }
 
-const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
-const dur = (seconds: number): string => (seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(3)} s`);
-const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;

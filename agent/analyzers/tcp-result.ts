@@ -34,6 +34,14 @@ export class TcpPacketResult {
   /** The receiver's advertised window in bytes after scaling (tcp.window_size), -1 when unknown. */
   windowBytes = -1;
 
+  /**
+   * Wireshark hands no retransmitted (except fast-retransmitted) or out-of-order
+   * segment's payload to the application dissectors: DNS never sees it again.
+   */
+  get payloadRepeated(): boolean {
+    return (this.flags & (TcpAnalysisFlag.RETRANSMISSION | TcpAnalysisFlag.SPURIOUS_RETRANSMISSION | TcpAnalysisFlag.OUT_OF_ORDER)) !== 0;
+  }
+
   reset(): void {
     this.analyzed = false;
     this.flags = 0;

@@ -25,6 +25,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { TcpAnalysisFlag as F } from './tcp-result.js';
+import { round6, round9, endpoint, dur } from './lib/format.js';
 
 const SYN_FIN_RST = TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST;
 const LOW_EXCLUDED = TcpFlag.SYN | TcpFlag.RST;
@@ -179,7 +180,3 @@ function emptyWindow(): WindowState {
   return { periods: [0, 0], started: 0, totalSeconds: 0, maxSeconds: 0, openAtEnd: 0, reported: 0, zeroWindowPackets: 0, lowWindow: [0, 0], windowFull: [0, 0] };
 }
 
-const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
-const dur = (seconds: number): string => (seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(3)} s`);
-const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;
-const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;

@@ -20,6 +20,7 @@ import { TcpSynEvent } from '../flow/index.js';
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { ANY_RETRANSMISSION, TcpAnalysisFlag as F } from './tcp-result.js';
+import { round2, round6 } from './lib/format.js';
 
 const { SYN, ACK, FIN, RST } = TcpFlag;
 const SYN_FIN_RST = SYN | FIN | RST;
@@ -391,5 +392,3 @@ class TcpAnalyzer implements Analyzer {
   }
 }
 
-const round2 = (x: number): number => Math.round(x * 100) / 100;
-const round6 = (x: number): number => Math.round(x * 1e6) / 1e6;

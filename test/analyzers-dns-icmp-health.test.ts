@@ -10,18 +10,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
 import type { Finding, HealthComponent, Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
 import { healthClass, scoreHealth } from '../agent/analyzers/health.js';
 import {
-  EtherTypes, Proto, TcpFlags, dns, dnsOverTcp, ethernet, icmpEcho, icmpError, icmpv6Error, ipv4, ipv6, pcapFile, tcp, udp,
+  EtherTypes, Proto, TcpFlags, dns, dnsOverTcp, ethernet, icmpEcho, icmpError, icmpv6Error, ipv4, ipv6, tcp, udp,
   type PcapRecordSpec, type TcpSpec,
 } from './helpers/capture-writer.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
+import { analyzeCrafted } from './helpers/analyze-crafted.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
@@ -50,20 +49,7 @@ const answer = (id: number, rcode = 0, qname = 'www.example.com', qtype = 1): Bu
 const CLIENT = '10.0.0.1';
 const SERVER = '10.0.0.53';
 
-async function analyze(records: readonly PcapRecordSpec[], config: Record<string, unknown> = {}, name = 'crafted'): Promise<Report> {
-  const dir = mkdtempSync(join(tmpdir(), 'dns-icmp-health-'));
-  try {
-    const path = join(dir, `${name}.pcap`);
-    writeFileSync(path, pcapFile({}, records));
-    const keep = process.env['PCAP_ANALYZER_KEEP_CRAFTED'];
-    if (keep) copyFileSync(path, join(keep, `${name}.pcap`));
-    const { report, warnings } = await analyzeCapture(path, buildConfig(config));
-    assert.deepEqual(warnings, []);
-    return report;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const analyze = analyzeCrafted;
 
 async function analyzeShared(file: string): Promise<Report> {
   const { report, warnings } = await analyzeCapture(join(SHARED_PCAPS, file), buildConfig(undefined));

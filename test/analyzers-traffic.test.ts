@@ -5,17 +5,17 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
 import type { Finding, Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
 import {
-  EtherTypes, Proto, TcpFlags, ethernet, icmpEcho, ipv4, pcapFile, tcp, udp,
+  EtherTypes, Proto, TcpFlags, ethernet, icmpEcho, ipv4, tcp, udp,
   type PcapRecordSpec, type TcpSpec,
 } from './helpers/capture-writer.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
+import { analyzeCrafted } from './helpers/analyze-crafted.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
@@ -34,18 +34,7 @@ const tcpFrame = (src: string, sport: number, dst: string, dport: number, spec: 
 /** A record `us` microseconds after T0. */
 const at = (us: number, data: Buffer): PcapRecordSpec => ({ tsSec: T0 + Math.floor(us / 1e6), tsSub: us % 1e6, data });
 
-async function analyze(records: readonly PcapRecordSpec[], config: Record<string, unknown> = {}): Promise<Report> {
-  const dir = mkdtempSync(join(tmpdir(), 'traffic-'));
-  try {
-    const path = join(dir, 'crafted.pcap');
-    writeFileSync(path, pcapFile({}, records));
-    const { report, warnings } = await analyzeCapture(path, buildConfig(config));
-    assert.deepEqual(warnings, []);
-    return report;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const analyze = analyzeCrafted;
 
 type Row = Record<string, unknown>;
 /** One analyzer's metrics in window `i`. */

@@ -9,14 +9,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
 import type { Finding, Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
-import { EtherTypes, Proto, dns, ethernet, ipv4, ipv6, pcapFile, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
+import { EtherTypes, Proto, dns, ethernet, ipv4, ipv6, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
+import { analyzeCrafted } from './helpers/analyze-crafted.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
@@ -86,20 +85,7 @@ function base32Tunnel(client: string, domain: string, count: number, gapMs = 200
   return series(client, count, gapMs, () => `${randomLabel(rand, B32, 30)}.${randomLabel(rand, B32, 30)}.${domain}`, {}, startMs);
 }
 
-async function analyze(recs: readonly PcapRecordSpec[], config: Record<string, unknown> = {}, name = 'crafted'): Promise<Report> {
-  const dir = mkdtempSync(join(tmpdir(), 'detectors-dns-'));
-  try {
-    const path = join(dir, `${name}.pcap`);
-    writeFileSync(path, pcapFile({}, recs));
-    const keep = process.env['PCAP_ANALYZER_KEEP_CRAFTED'];
-    if (keep) copyFileSync(path, join(keep, `${name}.pcap`));
-    const { report, warnings } = await analyzeCapture(path, buildConfig(config));
-    assert.deepEqual(warnings, []);
-    return report;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
+const analyze = analyzeCrafted;
 
 const tunnelConfig = (cfg: Record<string, unknown>): Record<string, unknown> => ({ analyzers: { dns_tunneling: cfg } });
 const tunnels = (r: Report): Finding[] => r.findings.filter((f) => f.type === 'dns_tunneling');

@@ -208,6 +208,8 @@ export interface Config {
   windows: {
     /** Length of a tumbling window, in seconds of packet time. */
     seconds: number;
+    /** Live capture: with no traffic, a window is closed this long after its end by wall time. */
+    graceSeconds: number;
   };
   analyzers: AnalyzersConfig;
   networks: NetworksConfig;
@@ -216,6 +218,74 @@ export interface Config {
     /** Replace IP and MAC addresses in log lines. */
     redact: boolean;
   };
+  /** Where the agent keeps its spool and the collector its database (env DATA_DIR). */
+  dataDir: string;
+  sensor: {
+    /** Names this sensor in subjects and messages; empty means the host name. */
+    id: string;
+  };
+  capture: CaptureConfig;
+  nats: NatsConfig;
+  spool: SpoolConfig;
+  status: {
+    /** Heartbeat (status message) interval in wall-clock seconds. */
+    seconds: number;
+  };
+  shutdown: {
+    /** On SIGTERM/SIGINT, wait this long for acknowledgements before spooling the rest. */
+    seconds: number;
+  };
+  http: {
+    /** HOST:PORT of /metrics, /healthz and /readyz; empty disables it. */
+    listen: string;
+  };
+}
+
+export interface CaptureConfig {
+  /** Live capture interface name, or "any". */
+  interface: string;
+  /** Replay this capture file, or every capture in this directory in name order. */
+  replay: string;
+  /** Capture filter (BPF, tcpdump syntax); live capture only. */
+  bpf: string;
+  snaplen: number;
+  promiscuous: boolean;
+  /** Kernel capture buffer, in MiB. */
+  bufferMB: number;
+  /** Replay pacing: "top" (as fast as possible), "realtime", or a multiple of the original pacing ("20"). */
+  speed: string;
+  /** Replay again and again, each pass shifted in time past the previous one. */
+  loop: boolean;
+}
+
+export interface NatsConfig {
+  servers: string[];
+  /** JetStream stream holding subjects pcap.v1.>. */
+  stream: string;
+  /** Create or update the stream at start. */
+  manageStream: boolean;
+  /** Stream retention: messages older than this are removed by the server. */
+  maxAgeHours: number;
+  /** Messages with a Nats-Msg-Id seen within this window are dropped by the server as duplicates. */
+  duplicateWindowSeconds: number;
+  /** Publishes awaiting their acknowledgement at once. */
+  maxInFlight: number;
+  /** A publish not acknowledged within this is retried. */
+  ackTimeoutSeconds: number;
+  token: string;
+  user: string;
+  password: string;
+  /** NATS credentials file (JWT + NKey seed). */
+  credsFile: string;
+  tls: { enabled: boolean; caFile: string; certFile: string; keyFile: string };
+}
+
+export interface SpoolConfig {
+  /** Messages kept in memory while NATS is away or slow, before they go to disk. */
+  memoryMessages: number;
+  memoryBytes: number;
+  /** Spool file under dataDir/spool, at most this many bytes; past it new messages are counted and dropped. */
+  fileBytes: number;
 }
 
 export const DEFAULT_CONFIG: Config = {
@@ -243,6 +313,7 @@ export const DEFAULT_CONFIG: Config = {
   },
   windows: {
     seconds: 10,
+    graceSeconds: 2,
   },
   analyzers: {
     tcp: { enabled: true, maxUnackedSegments: 262_144, retransmissionCount: [10, 50, 100], retransmissionRate: [1, 3, 5] },
@@ -282,7 +353,44 @@ export const DEFAULT_CONFIG: Config = {
     level: 'info',
     redact: false,
   },
+  dataDir: './data',
+  sensor: { id: '' },
+  capture: {
+    interface: '',
+    replay: '',
+    bpf: '',
+    snaplen: 262144,
+    promiscuous: true,
+    bufferMB: 32,
+    speed: 'top',
+    loop: false,
+  },
+  nats: {
+    servers: ['nats://127.0.0.1:4222'],
+    stream: 'PCAP_ANALYZER',
+    manageStream: true,
+    maxAgeHours: 168,
+    duplicateWindowSeconds: 900,
+    maxInFlight: 256,
+    ackTimeoutSeconds: 5,
+    token: '',
+    user: '',
+    password: '',
+    credsFile: '',
+    tls: { enabled: false, caFile: '', certFile: '', keyFile: '' },
+  },
+  spool: {
+    memoryMessages: 10_000,
+    memoryBytes: 16 * 1024 * 1024,
+    fileBytes: 256 * 1024 * 1024,
+  },
+  status: { seconds: 10 },
+  shutdown: { seconds: 10 },
+  http: { listen: '127.0.0.1:9465' },
 };
+
+/** Keys whose values are secrets: masked when the configuration is printed, never logged. */
+export const SECRET_KEYS: readonly string[] = ['nats.token', 'nats.password'];
 
 /** Numeric bounds per key path: [min, max]. Every other number must be finite and >= 0. */
 const NUMBER_BOUNDS: Record<string, [number, number]> = {
@@ -293,6 +401,16 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'report.topFlows': [0, 100_000],
   'report.maxFindingsPerType': [1, 1_000_000],
   'windows.seconds': [1, 86400],
+  'windows.graceSeconds': [0, 3600],
+  'capture.snaplen': [64, 262144],
+  'capture.bufferMB': [1, 4096],
+  'nats.maxAgeHours': [0, 87600],
+  'nats.duplicateWindowSeconds': [1, 86400],
+  'nats.maxInFlight': [1, 100_000],
+  'nats.ackTimeoutSeconds': [0.1, 600],
+  'spool.memoryMessages': [1, 10_000_000],
+  'status.seconds': [1, 86400],
+  'shutdown.seconds': [0, 3600],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
@@ -302,6 +420,12 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
 const FIXED_LENGTH = new Set(['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate']);
 const STRING_CHOICES: Record<string, readonly string[]> = {
   'logging.level': ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+};
+
+/** Strings that must match a pattern: [pattern, what it means]. */
+const STRING_PATTERNS: Record<string, [RegExp, string]> = {
+  'capture.speed': [/^(top|realtime|\d+(\.\d+)?)$/, 'top, realtime or a number (a multiple of the original pacing)'],
+  'http.listen': [/^$|^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT, or empty to disable'],
 };
 
 type Plain = { [key: string]: unknown };
@@ -342,6 +466,8 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
     if (typeof given !== 'string') throw new ConfigError(key, `expected a string, got ${describe(given)}`);
     const choices = STRING_CHOICES[key];
     if (choices && !choices.includes(given)) throw new ConfigError(key, `"${given}" is not one of ${choices.join(', ')}`);
+    const pattern = STRING_PATTERNS[key];
+    if (pattern && !pattern[0].test(given)) throw new ConfigError(key, `"${given}" is not ${pattern[1]}`);
     return given;
   }
   if (Array.isArray(dflt)) {
@@ -379,22 +505,115 @@ export function buildConfig(document: unknown): Readonly<Config> {
 
 /** Reads and validates a YAML config file; no path means the built-in defaults. */
 export function loadConfig(path?: string): Readonly<Config> {
-  if (path === undefined) return buildConfig(undefined);
+  return buildConfig(readConfigDocument(path));
+}
+
+/** The parsed YAML of a config file (undefined for no path or an empty file). */
+function readConfigDocument(path: string | undefined): unknown {
+  if (path === undefined) return undefined;
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
     throw new ConfigError('(file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
   }
-  let document: unknown;
   // js-yaml 5 refuses an empty document; an empty or comment-only file means "all defaults".
-  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return buildConfig(undefined);
+  if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return undefined;
   try {
-    document = loadYaml(text);
+    return loadYaml(text);
   } catch (err) {
     const mark = (err as { mark?: { line: number; column: number } }).mark;
     const where = mark ? ` at line ${mark.line + 1}, column ${mark.column + 1}` : '';
     throw new ConfigError('(file)', `${path} is not valid YAML${where}`, { cause: err });
   }
+}
+
+/** Where a configuration comes from, lowest precedence first: defaults, file, environment, flags. */
+export interface ConfigSources {
+  path?: string | undefined;
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Values by key path (e.g. `capture.replay`), from command-line flags. */
+  overrides?: Readonly<Record<string, unknown>>;
+}
+
+/** Environment variables kept from the Python PCAP Analyzer, and the keys they set. */
+const LEGACY_ENV: Readonly<Record<string, string>> = { DATA_DIR: 'dataDir', LOG_LEVEL: 'logging.level' };
+
+/** `nats.maxInFlight` -> `PCAP_ANALYZER_NATS_MAX_IN_FLIGHT`. */
+export function envName(keyPath: string): string {
+  return `PCAP_ANALYZER_${keyPath.split('.').map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_')}`;
+}
+
+/** Every leaf key path of the schema, with its default. */
+function leaves(node: Plain, prefix = ''): Array<[string, unknown]> {
+  return Object.entries(node).flatMap(([key, value]): Array<[string, unknown]> => {
+    const path = prefix ? `${prefix}.${key}` : key;
+    return isPlain(value) ? leaves(value, path) : [[path, value]];
+  });
+}
+
+/** An environment string as the type of the key's default (lists: comma-separated or JSON). */
+function parseEnvValue(keyPath: string, name: string, dflt: unknown, raw: string): unknown {
+  const fail = (what: string): never => { throw new ConfigError(keyPath, `${name}: expected ${what}, got "${raw}"`); };
+  if (typeof dflt === 'number') {
+    const n = Number(raw);
+    return raw.trim() === '' || !Number.isFinite(n) ? fail('a number') : n;
+  }
+  if (typeof dflt === 'boolean') {
+    if (/^(true|1|yes)$/i.test(raw)) return true;
+    if (/^(false|0|no)$/i.test(raw)) return false;
+    return fail('true or false');
+  }
+  if (Array.isArray(dflt)) {
+    if (raw.trim().startsWith('[')) {
+      try { return JSON.parse(raw) as unknown; } catch { return fail('a JSON list'); }
+    }
+    const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
+    return typeof dflt[0] === 'number' ? items.map(Number) : items;
+  }
+  return raw;
+}
+
+function setPath(document: Plain, keyPath: string, value: unknown): void {
+  const parts = keyPath.split('.');
+  let node = document;
+  for (const part of parts.slice(0, -1)) {
+    if (!isPlain(node[part])) node[part] = {};
+    node = node[part] as Plain;
+  }
+  node[parts[parts.length - 1]!] = value;
+}
+
+/** The effective configuration: defaults, then the file, then `PCAP_ANALYZER_*` (and DATA_DIR, LOG_LEVEL), then flags. */
+export function resolveConfig(sources: ConfigSources = {}): Readonly<Config> {
+  const fromFile = readConfigDocument(sources.path);
+  if (fromFile !== undefined && !isPlain(fromFile)) return buildConfig(fromFile); // reports the error
+  const document: Plain = structuredClone((fromFile ?? {}) as Plain);
+  const env = sources.env ?? {};
+  const defaults = new Map(leaves(DEFAULT_CONFIG as unknown as Plain));
+  for (const [legacy, keyPath] of Object.entries(LEGACY_ENV)) {
+    const raw = env[legacy];
+    if (raw !== undefined && raw !== '') setPath(document, keyPath, parseEnvValue(keyPath, legacy, defaults.get(keyPath), raw));
+  }
+  for (const [keyPath, dflt] of defaults) {
+    const name = envName(keyPath);
+    const raw = env[name];
+    if (raw !== undefined) setPath(document, keyPath, parseEnvValue(keyPath, name, dflt, raw));
+  }
+  for (const [keyPath, value] of Object.entries(sources.overrides ?? {})) {
+    if (value !== undefined) setPath(document, keyPath, value);
+  }
   return buildConfig(document);
+}
+
+/** A copy for printing: secrets replaced by "********" (empty ones stay empty). */
+export function maskSecrets(config: Readonly<Config>): Config {
+  const copy = structuredClone(config) as unknown as Plain;
+  for (const keyPath of SECRET_KEYS) {
+    const parts = keyPath.split('.');
+    const parent = parts.slice(0, -1).reduce<Plain>((node, part) => node[part] as Plain, copy);
+    const leaf = parts[parts.length - 1]!;
+    if (parent[leaf] !== '') parent[leaf] = '********';
+  }
+  return copy as unknown as Config;
 }

@@ -5,7 +5,8 @@
 import { once } from 'node:events';
 import { createWriteStream, openSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../common/config.js';
+import { dump as dumpYaml } from 'js-yaml';
+import { maskSecrets, resolveConfig, type ConfigSources } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
 import { renderText, reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
 import { renderCsv } from '../common/report-csv.js';
@@ -13,6 +14,7 @@ import { renderHtml } from '../common/report-html.js';
 import { analyzeCapture } from './analyze/index.js';
 import { SpillList } from './analyze/spill-list.js';
 import type { WindowOutput } from './window/window-engine.js';
+import { runAgent } from './sensor/agent.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -23,6 +25,22 @@ Commands:
       --out PATH      write the report to PATH instead of stdout
       --config PATH   configuration file (YAML; see config.yaml for every key)
       --no-progress   never draw the progress bar
+
+  agent               Run the sensor: capture or replay, analyze in windows,
+                      publish windows and findings to NATS JetStream
+      --config PATH   configuration file (every key also from PCAP_ANALYZER_*)
+      --interface NAME  capture live from NAME (or "any"); needs CAP_NET_RAW
+      --bpf EXPR      capture filter (tcpdump syntax)
+      --replay PATH   replay a capture file or a directory of them
+      --speed S       replay pacing: top (default), realtime or N x original
+      --loop          replay again and again (each pass shifted in time)
+      --sensor ID     sensor id (default: the host name)
+      --nats URL      NATS server(s), comma-separated
+      --listen H:P    /metrics, /healthz, /readyz (default 127.0.0.1:9465)
+      --data-dir DIR  spool directory parent (default ./data, env DATA_DIR)
+
+  config              Print the effective configuration (secrets masked)
+      --config PATH   configuration file; flags of "agent" also apply
 
   --help, -h          show this help
   --version           print the version
@@ -53,6 +71,15 @@ function parse(argv: string[]): ReturnType<typeof parseArgs> {
         out: { type: 'string' },
         config: { type: 'string' },
         'no-progress': { type: 'boolean' },
+        interface: { type: 'string' },
+        bpf: { type: 'string' },
+        replay: { type: 'string' },
+        speed: { type: 'string' },
+        loop: { type: 'boolean' },
+        sensor: { type: 'string' },
+        nats: { type: 'string' },
+        listen: { type: 'string' },
+        'data-dir': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -110,7 +137,7 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   const format = (args.values.format ?? 'text') as string;
   if (!FORMATS.includes(format as Format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${format}"`);
-  const config = loadConfig(args.values.config as string | undefined);
+  const config = resolveConfig({ path: args.values.config as string | undefined, env: process.env });
   const draw = args.values['no-progress'] ? undefined : progressBar(file);
   // JSON is written piece by piece: windows and findings past a few thousand go to a temporary
   // file, so a capture spanning days does not hold them all. CSV and HTML are built in memory.
@@ -135,6 +162,39 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   return 0;
 }
 
+/** Command-line flags as config key overrides (flags win over the file and the environment). */
+function flagOverrides(values: ReturnType<typeof parseArgs>['values']): Record<string, unknown> {
+  const str = (name: string): string | undefined => values[name] as string | undefined;
+  const nats = str('nats');
+  return {
+    'capture.interface': str('interface'),
+    'capture.bpf': str('bpf'),
+    'capture.replay': str('replay'),
+    'capture.speed': str('speed'),
+    'capture.loop': values['loop'] ? true : undefined,
+    'sensor.id': str('sensor'),
+    'nats.servers': nats === undefined ? undefined : nats.split(',').map((s) => s.trim()).filter(Boolean),
+    'http.listen': str('listen'),
+    dataDir: str('data-dir'),
+  };
+}
+
+function configSources(args: ReturnType<typeof parseArgs>): ConfigSources {
+  return { path: args.values.config as string | undefined, env: process.env, overrides: flagOverrides(args.values) };
+}
+
+async function agentCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
+  if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+  return runAgent({ sources: configSources(args), version: version() });
+}
+
+function configCommand(args: ReturnType<typeof parseArgs>): number {
+  if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+  const config = maskSecrets(resolveConfig(configSources(args)));
+  process.stdout.write(dumpYaml(config, { lineWidth: 120 }));
+  return 0;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
   if (args.values.version) { process.stdout.write(`${version()}\n`); return 0; }
@@ -145,6 +205,8 @@ export async function main(argv: string[]): Promise<number> {
   }
   switch (command) {
     case 'analyze': return analyzeCommand(args);
+    case 'agent': return agentCommand(args);
+    case 'config': return configCommand(args);
     default: throw new UsageError(`unknown command "${command}" (try --help)`);
   }
 }

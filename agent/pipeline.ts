@@ -122,6 +122,34 @@ export class Pipeline {
     }
   }
 
+  /**
+   * Live capture with no traffic: packet time also follows the wall clock
+   * (kernel timestamps are wall-clock times), so windows and flow timeouts
+   * still close. `epochSeconds` is the wall time minus the grace period.
+   */
+  advanceTo(epochSeconds: number): void {
+    if (Number.isNaN(this.clock.base)) return;
+    const rel = epochSeconds - this.clock.base;
+    if (rel <= this.clock.now) return;
+    this.clock.now = rel;
+    try {
+      this.windows.advance();
+      this.flows.advance();
+    } catch (err) {
+      this.unexpected++;
+      this.lastError = err;
+    }
+  }
+
+  /**
+   * New analyzer thresholds (SIGHUP), keeping flow and analyzer state. Analyzers
+   * read thresholds through `context.config` when they use them; table sizes
+   * (maxKeys, maxFlows, ...) and which analyzers run are fixed at start.
+   */
+  reconfigure(config: Readonly<Config>): void {
+    (this.context as { config: Readonly<Config> }).config = config;
+  }
+
   /** End of input: the analyzers report open states, the last window closes, then every flow ends. */
   finish(): void {
     this.windows.finish();

@@ -97,6 +97,24 @@ export interface WindowSummary {
   healthScore: number | null;
   /** Findings over report.maxFindingsPerType in this window, by type: counted, not listed. */
   findingsSuppressed?: Record<string, number>;
+  /** The agent's capture during this window (absent in `analyze`): how complete the window is. */
+  capture?: WindowCapture;
+}
+
+/** Packets missed while capturing, by where they were lost. */
+export interface CaptureDrops {
+  /** Dropped by the kernel: the capture buffer was full (pcap_stats ps_drop). */
+  kernel: number;
+  /** Dropped by the interface or its driver (pcap_stats ps_ifdrop). */
+  interface: number;
+  /** Received from libpcap but not analyzed by the agent (internal errors, unread at stop). */
+  agent: number;
+}
+
+export interface WindowCapture {
+  /** Packets libpcap reported received during the window (pcap_stats ps_recv; replay: packets read). */
+  received: number;
+  drops: CaptureDrops;
 }
 
 export interface Report {

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
 import { ConfigError } from '../common/errors.js';
-import { DEFAULT_CONFIG, buildConfig, loadConfig } from '../common/config.js';
+import { DEFAULT_CONFIG, buildConfig, envName, loadConfig, maskSecrets, resolveConfig } from '../common/config.js';
 import { REPO_ROOT } from './helpers/paths.js';
 
 test('config.yaml documents exactly the built-in defaults', () => {
@@ -56,4 +56,46 @@ test('files: unreadable and invalid YAML are ConfigErrors with the position', ()
   const empty = join(dir, 'empty.yaml');
   writeFileSync(empty, '');
   assert.deepEqual(loadConfig(empty), DEFAULT_CONFIG);
+});
+
+test('environment: PCAP_ANALYZER_<PATH> overrides the file, flags override both, and errors name the variable', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-'));
+  const file = join(dir, 'c.yaml');
+  writeFileSync(file, 'nats:\n  maxInFlight: 10\nwindows:\n  seconds: 5\n');
+  const config = resolveConfig({
+    path: file,
+    env: {
+      PCAP_ANALYZER_NATS_MAX_IN_FLIGHT: '20',
+      PCAP_ANALYZER_NATS_SERVERS: 'nats://a:4222, nats://b:4222',
+      PCAP_ANALYZER_CAPTURE_PROMISCUOUS: 'false',
+      PCAP_ANALYZER_ANALYZERS_TCP_WINDOW_LOW_WINDOW: '4096',
+      PCAP_ANALYZER_ANALYZERS_BRUTE_FORCE_PORTS: '[22, 3389]',
+      DATA_DIR: '/var/lib/pa',
+      LOG_LEVEL: 'debug',
+    },
+    overrides: { 'nats.maxInFlight': 30, 'capture.replay': undefined },
+  });
+  assert.equal(config.windows.seconds, 5);
+  assert.equal(config.nats.maxInFlight, 30);
+  assert.deepEqual(config.nats.servers, ['nats://a:4222', 'nats://b:4222']);
+  assert.equal(config.capture.promiscuous, false);
+  assert.equal(config.analyzers.tcp_window.lowWindow, 4096);
+  assert.deepEqual(config.analyzers.brute_force.ports, [22, 3389]);
+  assert.equal(config.dataDir, '/var/lib/pa');
+  assert.equal(config.logging.level, 'debug');
+  assert.equal(envName('analyzers.tcp_window.zeroWindowPeriod'), 'PCAP_ANALYZER_ANALYZERS_TCP_WINDOW_ZERO_WINDOW_PERIOD');
+  assert.throws(() => resolveConfig({ env: { PCAP_ANALYZER_STATUS_SECONDS: 'often' } }),
+    (err: unknown) => err instanceof ConfigError && err.key === 'status.seconds' && /PCAP_ANALYZER_STATUS_SECONDS: expected a number, got "often"/.test(err.message));
+  assert.throws(() => resolveConfig({ env: { PCAP_ANALYZER_CAPTURE_SPEED: 'fast' } }), /config capture.speed: "fast" is not top, realtime or a number/);
+  assert.throws(() => resolveConfig({ env: { LOG_LEVEL: 'loud' } }), /config logging.level: "loud" is not one of/);
+});
+
+test('secrets are masked when the configuration is printed', () => {
+  const config = resolveConfig({ env: { PCAP_ANALYZER_NATS_TOKEN: 's3cret-token', PCAP_ANALYZER_NATS_PASSWORD: 'hunter2' } });
+  assert.equal(config.nats.token, 's3cret-token');
+  const masked = maskSecrets(config);
+  assert.equal(masked.nats.token, '********');
+  assert.equal(masked.nats.password, '********');
+  assert.equal(masked.nats.user, '');
+  assert.doesNotMatch(JSON.stringify(masked), /s3cret|hunter2/);
 });

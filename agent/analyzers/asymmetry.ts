@@ -36,12 +36,11 @@ const ASYMMETRIC = 2;
 
 class AsymmetryAnalyzer implements Analyzer {
   readonly id = 'asymmetry';
-  private readonly minPackets: number;
+  private get minPackets(): number { return this.ctx.config.analyzers.asymmetry.minPackets; }
   private readonly active: WindowFlowSet;
   private w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.minPackets = ctx.config.analyzers.asymmetry.minPackets;
     this.active = new WindowFlowSet(ctx.flows.capacity);
   }
 

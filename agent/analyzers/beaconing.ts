@@ -194,7 +194,8 @@ const noRejections = (): Rejections => ({ period: 0, monitoring: 0, intervals: 0
 
 class BeaconingAnalyzer implements Analyzer {
   readonly id = 'beaconing';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['beaconing'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['beaconing'] { return this.ctx.config.analyzers.beaconing; }
   private readonly flows: FlowTable;
   private readonly keys: BoundedMap<string, Beacon>;
   private readonly suppressor: Suppressor;
@@ -215,7 +216,6 @@ class BeaconingAnalyzer implements Analyzer {
   private evictedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.beaconing;
     this.flows = ctx.flows;
     const n = ctx.flows.capacity;
     this.ref = new Array<Beacon | null>(n).fill(null);

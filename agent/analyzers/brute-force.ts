@@ -98,7 +98,8 @@ export function createBruteForceAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class BruteForceAnalyzer implements Analyzer {
   readonly id = 'brute_force';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['brute_force'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['brute_force'] { return this.ctx.config.analyzers.brute_force; }
   private readonly includeLoopback: boolean;
   private readonly watched = new Uint8Array(65536);
   private readonly deadline: number;
@@ -110,7 +111,6 @@ class BruteForceAnalyzer implements Analyzer {
   private w = emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.brute_force;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     for (const p of this.cfg.ports) if (Number.isInteger(p) && p >= 0 && p < 65536) this.watched[p] = 1;
     this.deadline = Math.max(this.cfg.shortLived, PROBE_TIMEOUT);

@@ -36,7 +36,7 @@ class BurstsAnalyzer implements Analyzer {
   private readonly seconds: number;
   private readonly bucketMs: number;
   private readonly bucketSeconds: number;
-  private readonly factor: number;
+  private get factor(): number { return this.ctx.config.analyzers.bursts.factor; }
   private readonly counts: Uint32Array;
   /** Start of the current window in packet time (NaN until its first packet). */
   private relStart = NaN;
@@ -48,7 +48,6 @@ class BurstsAnalyzer implements Analyzer {
     const windowMs = this.seconds * 1000;
     this.bucketMs = windowMs / c.bucketMs > MAX_BUCKETS ? Math.ceil(windowMs / MAX_BUCKETS) : c.bucketMs;
     this.bucketSeconds = this.bucketMs / 1000;
-    this.factor = c.factor;
     this.counts = new Uint32Array(Math.max(1, Math.ceil(windowMs / this.bucketMs)));
   }
 

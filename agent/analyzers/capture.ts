@@ -26,7 +26,7 @@ export function createCaptureAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class CaptureAnalyzer implements Analyzer {
   readonly id = 'capture';
-  private readonly gapSeconds: number;
+  private get gapSeconds(): number { return this.ctx.config.analyzers.capture.gapSeconds; }
   /** The clock before the current packet, and the previous packet's own time. */
   private prevClock = -Infinity;
   private prevTs = NaN;
@@ -41,7 +41,6 @@ class CaptureAnalyzer implements Analyzer {
   private farAhead = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.gapSeconds = ctx.config.analyzers.capture.gapSeconds;
   }
 
   onPacket(v: PacketView): void {

@@ -283,7 +283,8 @@ export function createDnsTunnelingAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class DnsTunnelingAnalyzer implements Analyzer {
   readonly id = 'dns_tunneling';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['dns_tunneling'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['dns_tunneling'] { return this.ctx.config.analyzers.dns_tunneling; }
   private readonly bucketSeconds: number;
   private readonly keys: BoundedMap<number, KeyState>;
   private readonly suppressor: Suppressor;
@@ -321,7 +322,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private subChars = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
-    const c = this.cfg = ctx.config.analyzers.dns_tunneling;
+    const c = ctx.config.analyzers.dns_tunneling;
     this.bucketSeconds = Math.max(c.lookback, 1e-3) / BUCKETS;
     this.keys = new BoundedMap<number, KeyState>(Math.max(1, c.maxKeys), (_k, s) => { s.alive = false; });
     this.suppressor = new Suppressor(c.suppressFor, Math.max(1, c.maxKeys));

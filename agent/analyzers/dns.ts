@@ -63,13 +63,13 @@ class DnsAnalyzer implements Analyzer {
   private readonly settled = new QueryRing();
   private readonly pool: PendingQuery[] = [];
   private readonly time = new Quantiles(true);
-  private readonly cfg: AnalyzerContext['config']['analyzers']['dns'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['dns'] { return this.ctx.config.analyzers.dns; }
   private dropped = 0;
   private lastExpire = -Infinity;
   private w = this.emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.dns;
   }
 
   private emptyWindow(): {

@@ -85,7 +85,8 @@ export function createExfiltrationAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class ExfiltrationAnalyzer implements Analyzer {
   readonly id = 'exfiltration';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['exfiltration'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['exfiltration'] { return this.ctx.config.analyzers.exfiltration; }
   private readonly flows: FlowTable;
   private readonly pairs: BoundedMap<string, Pair>;
   private readonly suppressor: Suppressor;
@@ -107,7 +108,6 @@ class ExfiltrationAnalyzer implements Analyzer {
   private evictedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.exfiltration;
     this.flows = ctx.flows;
     const n = ctx.flows.capacity;
     this.pairRef = new Array<Pair | null>(n).fill(null);

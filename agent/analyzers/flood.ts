@@ -111,7 +111,8 @@ export function createFloodAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class FloodAnalyzer implements Analyzer {
   readonly id = 'flood';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['flood'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['flood'] { return this.ctx.config.analyzers.flood; }
   private readonly flows: FlowTable;
   private readonly buckets: number;
   private readonly dests: BoundedMap<AddrKey, Dest>;
@@ -136,7 +137,6 @@ class FloodAnalyzer implements Analyzer {
   private evictedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.flood;
     this.flows = ctx.flows;
     const n = ctx.flows.capacity;
     this.skip = new Uint8Array(n);

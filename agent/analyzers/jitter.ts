@@ -40,10 +40,10 @@ export function createJitterAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class JitterAnalyzer implements Analyzer {
   readonly id = 'jitter';
-  private readonly sessionGap: number;
-  private readonly warning: number;
-  private readonly critical: number;
-  private readonly minPackets: number;
+  private get sessionGap(): number { return this.ctx.config.analyzers.jitter.sessionGap; }
+  private get warning(): number { return this.ctx.config.analyzers.jitter.warning; }
+  private get critical(): number { return this.ctx.config.analyzers.jitter.critical; }
+  private get minPackets(): number { return this.ctx.config.analyzers.jitter.minPackets; }
   // per direction (slot * 2 + dir)
   /** Arrival time of the previous packet of the session, NaN before the first. */
   private readonly lastTs: Float64Array;
@@ -62,11 +62,6 @@ class JitterAnalyzer implements Analyzer {
   private w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0, findings: 0, suppressed: 0 };
 
   constructor(private readonly ctx: AnalyzerContext) {
-    const c = ctx.config.analyzers.jitter;
-    this.sessionGap = c.sessionGap;
-    this.warning = c.warning;
-    this.critical = c.critical;
-    this.minPackets = c.minPackets;
     const n = ctx.flows.capacity * 2;
     this.lastTs = new Float64Array(n).fill(NaN);
     this.lastSpacing = new Float64Array(n).fill(NaN);

@@ -77,7 +77,8 @@ export function createLateralMovementAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class LateralMovementAnalyzer implements Analyzer {
   readonly id = 'lateral_movement';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['lateral_movement'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['lateral_movement'] { return this.ctx.config.analyzers.lateral_movement; }
   private readonly includeLoopback: boolean;
   private readonly watched = new Uint8Array(65536);
   private readonly state: Uint8Array;
@@ -89,7 +90,6 @@ class LateralMovementAnalyzer implements Analyzer {
   private w = emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.lateral_movement;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     for (const p of this.cfg.ports) if (Number.isInteger(p) && p >= 0 && p < 65536) this.watched[p] = 1;
     this.state = new Uint8Array(ctx.flows.capacity);

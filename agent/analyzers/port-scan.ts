@@ -135,7 +135,8 @@ export function createPortScanAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class PortScanAnalyzer implements Analyzer {
   readonly id = 'port_scan';
-  private readonly cfg: AnalyzerContext['config']['analyzers']['port_scan'];
+  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  private get cfg(): AnalyzerContext['config']['analyzers']['port_scan'] { return this.ctx.config.analyzers.port_scan; }
   private readonly includeLoopback: boolean;
   private readonly state: Uint8Array;
   private readonly deadlines: SlotDeadlines;
@@ -150,7 +151,6 @@ class PortScanAnalyzer implements Analyzer {
   private w = emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
-    this.cfg = ctx.config.analyzers.port_scan;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     const n = ctx.flows.capacity;
     this.state = new Uint8Array(n);

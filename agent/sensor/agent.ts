@@ -1,0 +1,232 @@
+/**
+ * `pcap-analyzer agent`: the main thread. It starts the capture thread, turns
+ * its closed windows into wire messages for the publisher, sends heartbeats,
+ * serves /metrics, /healthz and /readyz, and handles the lifecycle:
+ * SIGTERM/SIGINT close the current window, wait for acknowledgements up to
+ * `shutdown.seconds`, spool what is left and exit 0; SIGHUP reloads analyzer
+ * thresholds; a replay without --loop ends the same way when its input ends.
+ */
+import { hostname } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { Server } from 'node:http';
+import { resolveConfig, type Config, type ConfigSources } from '../../common/config.js';
+import { UsageError } from '../../common/errors.js';
+import { createLogger, type Logger } from '../../common/logging.js';
+import type { Finding, WindowSummary } from '../../common/report.js';
+import {
+  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, subjectFor, windowMessageId,
+  type FindingMessage, type SourceInfo, type StatusMessage, type WindowMessage,
+} from '../../common/wire.js';
+import { Publisher, type PublisherStats } from '../publish/index.js';
+import { startHttp, type Readiness } from './http.js';
+import { AgentMetrics } from './metrics.js';
+import type { CaptureCounters, CaptureWorkerData, FromCapture, ToCapture } from './protocol.js';
+import { replayPacing } from './replay.js';
+
+export interface AgentOptions {
+  sources: ConfigSources;
+  version: string;
+  /** Where logs go (tests); stderr by default. */
+  logger?: Logger;
+}
+
+type State = StatusMessage['state'];
+
+const EMPTY_COUNTERS: CaptureCounters = {
+  packets: 0, bytes: 0, received: 0, drops: { kernel: 0, interface: 0, agent: 0 },
+  decodeErrors: {}, flowsActive: 0, flowsEvicted: 0, windows: 0, windowLagSeconds: 0,
+};
+
+/** Which source the configuration names: exactly one of capture.interface and capture.replay. */
+export function agentSource(config: Readonly<Config>): SourceInfo {
+  const { interface: iface, replay } = config.capture;
+  if (iface && replay) throw new UsageError('agent takes one source: --interface (capture.interface) or --replay (capture.replay), not both');
+  if (iface) return { kind: 'live', name: iface };
+  if (replay) return { kind: 'replay', name: resolvePath(replay) };
+  throw new UsageError('agent needs a source: --interface NAME (capture.interface) or --replay PATH (capture.replay)');
+}
+
+const encoder = new TextEncoder();
+const encode = (msg: unknown): Uint8Array => encoder.encode(JSON.stringify(msg));
+
+export async function runAgent(options: AgentOptions): Promise<number> {
+  const config = resolveConfig(options.sources);
+  const source = agentSource(config);
+  if (source.kind === 'replay') replayPacing(config.capture.speed); // rejects a bad speed before anything starts
+  const sensor = config.sensor.id || hostname();
+  const log = options.logger ?? createLogger(config.logging, { bindings: { component: 'agent', sensor } });
+  const startedAt = new Date();
+  let state: State = 'starting';
+  let counters = EMPTY_COUNTERS;
+  let statusSeq = 0;
+
+  const metrics = new AgentMetrics({ sensor, version: options.version, source: source.kind });
+  const publisher = await Publisher.start({ nats: config.nats, spool: config.spool, dataDir: resolvePath(config.dataDir), logger: log, name: `pcap-analyzer-agent ${sensor}` });
+
+  const readiness = (): Readiness => {
+    const reasons: string[] = [];
+    const p = publisher.stats();
+    if (state !== 'running' && state !== 'degraded') reasons.push(`state is ${state}`);
+    if (p.degraded) reasons.push(`spool over its limits (${p.overflowMessages} messages dropped)`);
+    return { ready: reasons.length === 0, reasons, state: p.degraded && state === 'running' ? 'degraded' : state };
+  };
+  const refreshPublishMetrics = (): PublisherStats => {
+    const p = publisher.stats();
+    metrics.onPublisher(p, readiness().ready);
+    return p;
+  };
+
+  let http: Server | undefined;
+  if (config.http.listen) {
+    try {
+      http = await startHttp(config.http.listen, metrics.registry, () => { refreshPublishMetrics(); return readiness(); });
+    } catch (err) {
+      await publisher.close();
+      throw err;
+    }
+  }
+
+  const statusMessage = (): StatusMessage => {
+    const p = refreshPublishMetrics();
+    const now = new Date();
+    const current = readiness().state as State;
+    return {
+      schema: STATUS_SCHEMA,
+      id: `${sensor}.s.${startedAt.getTime()}.${++statusSeq}`,
+      sensor,
+      version: options.version,
+      source,
+      startedAt: startedAt.toISOString(),
+      time: now.toISOString(),
+      uptimeSeconds: Math.round((now.getTime() - startedAt.getTime()) / 1000),
+      state: current,
+      capture: { packets: counters.packets, bytes: counters.bytes, received: counters.received, drops: counters.drops, decodeErrors: counters.decodeErrors },
+      flows: { active: counters.flowsActive, evicted: counters.flowsEvicted },
+      windows: counters.windows,
+      publish: {
+        connected: p.connected, published: p.published, publishFailures: p.publishFailures, inFlight: p.inFlight,
+        spoolMessages: p.spoolMessages, spoolBytes: p.spoolBytes, overflowMessages: p.overflowMessages,
+      },
+    };
+  };
+  const sendStatus = (): void => {
+    const msg = statusMessage();
+    publisher.enqueue({ subject: subjectFor(sensor, 'status'), msgId: msg.id, data: encode(msg) }, { droppable: true });
+  };
+
+  const publishWindow = (summary: WindowSummary, findings: Finding[]): void => {
+    const window: WindowMessage = { schema: WINDOW_SCHEMA, id: windowMessageId(sensor, source, summary), sensor, source, window: summary };
+    publisher.enqueue({ subject: subjectFor(sensor, 'window'), msgId: window.id, data: encode(window) });
+    for (const finding of findings) {
+      const msg: FindingMessage = { schema: FINDING_SCHEMA, id: findingMessageId(sensor, source, finding), sensor, source, finding };
+      publisher.enqueue({ subject: subjectFor(sensor, 'finding'), msgId: msg.id, data: encode(msg) });
+    }
+    metrics.onWindow(summary, findings);
+  };
+
+  const workerData: CaptureWorkerData = { config: config as Config, source };
+  const worker = new Worker(new URL('./capture-worker.js', import.meta.url), { workerData });
+  const post = (msg: ToCapture): void => worker.postMessage(msg);
+
+  let fatal: string | undefined;
+  let workerError: unknown;
+  let captureDone!: () => void;
+  const done = new Promise<void>((resolve) => { captureDone = resolve; });
+  let readyResolve!: (ok: boolean) => void;
+  const started = new Promise<boolean>((resolve) => { readyResolve = resolve; });
+
+  worker.on('message', (msg: FromCapture) => {
+    switch (msg.type) {
+      case 'ready':
+        state = 'running';
+        log.info({ source: source.kind, name: source.name, linkType: msg.linkType }, 'capturing');
+        readyResolve(true);
+        break;
+      case 'window':
+        counters = msg.counters;
+        metrics.onCounters(counters);
+        publishWindow(msg.summary, msg.findings);
+        break;
+      case 'counters':
+        counters = msg.counters;
+        metrics.onCounters(counters);
+        break;
+      case 'fatal':
+        fatal = msg.message;
+        readyResolve(false);
+        break;
+      case 'done':
+        counters = msg.counters;
+        metrics.onCounters(counters);
+        for (const w of msg.warnings) log.warn(w);
+        captureDone();
+        break;
+    }
+  });
+  worker.on('error', (err) => { workerError = err; readyResolve(false); captureDone(); });
+  worker.on('exit', () => { readyResolve(false); captureDone(); });
+
+  const cleanup = async (): Promise<void> => {
+    await publisher.close();
+    await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
+    http?.closeAllConnections();
+  };
+
+  if (!(await started)) {
+    await worker.terminate();
+    await cleanup();
+    if (fatal !== undefined) throw new UsageError(fatal);
+    throw workerError instanceof Error ? workerError : new Error(`capture thread ended at start: ${String(workerError)}`);
+  }
+
+  const statusTimer = setInterval(sendStatus, config.status.seconds * 1000);
+  sendStatus();
+
+  let stopSignal: string | undefined;
+  const onStop = (signal: NodeJS.Signals): void => {
+    if (stopSignal !== undefined) {
+      log.warn({ signal }, 'second signal: spooling what is unacknowledged and exiting now');
+      void cleanup().finally(() => process.exit(0));
+      return;
+    }
+    stopSignal = signal;
+    state = 'stopping';
+    log.info({ signal }, 'stopping: closing the current window');
+    post({ type: 'stop' });
+  };
+  const onReload = (): void => {
+    if (!options.sources.path) { log.warn('SIGHUP: no --config file to reload'); return; }
+    try {
+      const next = resolveConfig(options.sources);
+      const restartNeeded = (['capture', 'nats', 'spool', 'http', 'flows', 'windows', 'sensor', 'dataDir'] as const)
+        .filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      post({ type: 'reload', config: next as Config });
+      log.info({ unchanged: restartNeeded.length ? `changes to ${restartNeeded.join(', ')} need a restart` : undefined }, 'SIGHUP: analyzer thresholds reloaded');
+    } catch (err) {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'SIGHUP: configuration rejected, keeping the current one');
+    }
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onReload);
+
+  try {
+    await done;
+    if (workerError !== undefined) throw workerError;
+    state = 'stopping';
+    clearInterval(statusTimer);
+    sendStatus();
+    const waitMs = config.shutdown.seconds * 1000;
+    const acked = await publisher.drain(waitMs);
+    const left = publisher.stats();
+    log.info({ windows: counters.windows, packets: counters.packets, acknowledged: acked, spooled: left.spoolMessages, reason: stopSignal ?? 'end of replay' }, 'stopped');
+  } finally {
+    clearInterval(statusTimer);
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    process.off('SIGHUP', onReload);
+    await cleanup();
+  }
+  return 0;
+}

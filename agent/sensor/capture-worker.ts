@@ -1,0 +1,215 @@
+/**
+ * The capture thread: one source (live libpcap capture or a paced replay)
+ * feeding the pipeline. It runs apart from the main thread so that packet
+ * work never waits on publishing or HTTP, and publishing never stalls behind
+ * a burst of packets.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildConfig, type Config } from '../../common/config.js';
+import { isUserError } from '../../common/errors.js';
+import type { CaptureDrops } from '../../common/report.js';
+import { CaptureReader, END, NEED_DATA, type FrameRecord } from '../capture/index.js';
+import { LiveCapture, type LiveCaptureStats } from '../capture/live.js';
+import { Pipeline } from '../pipeline.js';
+import type { WindowOutput } from '../window/window-engine.js';
+import type { CaptureCounters, CaptureWorkerData, FromCapture, ToCapture } from './protocol.js';
+import { listReplayFiles, replayPacing } from './replay.js';
+
+const port = parentPort!;
+const data = workerData as CaptureWorkerData;
+const config: Readonly<Config> = buildConfig(data.config);
+const post = (msg: FromCapture): void => port.postMessage(msg);
+
+/** How often counters go to the main thread while packets flow (ms of wall time). */
+const COUNTERS_EVERY_MS = 1000;
+/** How often the live clock is checked against the wall clock when traffic is quiet. */
+const IDLE_TICK_MS = 200;
+
+let stopping = false;
+let live: LiveCapture | undefined;
+let lastCountersAt = 0;
+let windowCount = 0;
+let windowLag = 0;
+/** pcap_stats at the last closed window, for per-window drop counts. */
+let statsAtWindow: LiveCaptureStats = { received: 0, dropped: 0, ifDropped: 0 };
+let agentDropsAtWindow = 0;
+let packetsRead = 0;
+let receivedAtWindow = 0;
+
+const pipeline = new Pipeline(config, { onWindow });
+
+function liveStats(): LiveCaptureStats {
+  return live ? live.stats() : { received: packetsRead, dropped: 0, ifDropped: 0 };
+}
+
+/** Packets handed to us but not analyzed: internal errors (the pipeline's guard). */
+function agentDrops(): number {
+  return pipeline.unexpected;
+}
+
+function counters(stats: LiveCaptureStats = liveStats(), extraAgentDrops = 0): CaptureCounters {
+  const decodeErrors = pipeline.decoder.anomalies.toRecord();
+  return {
+    packets: pipeline.packets,
+    bytes: pipeline.bytes,
+    received: stats.received,
+    drops: { kernel: stats.dropped, interface: stats.ifDropped, agent: agentDrops() + extraAgentDrops },
+    decodeErrors,
+    flowsActive: pipeline.flows.active,
+    flowsEvicted: pipeline.flows.evicted,
+    windows: windowCount,
+    windowLagSeconds: windowLag,
+  };
+}
+
+function onWindow(out: WindowOutput): void {
+  windowCount++;
+  const endEpoch = Date.parse(out.summary.end) / 1000;
+  windowLag = live ? Math.max(0, Date.now() / 1000 - endEpoch) : Math.max(0, pipeline.clock.base + pipeline.clock.now - endEpoch);
+  const stats = liveStats();
+  const agent = agentDrops();
+  const drops: CaptureDrops = {
+    kernel: stats.dropped - statsAtWindow.dropped,
+    interface: stats.ifDropped - statsAtWindow.ifDropped,
+    agent: agent - agentDropsAtWindow,
+  };
+  out.summary.capture = { received: (live ? stats.received : packetsRead) - receivedAtWindow, drops };
+  statsAtWindow = stats;
+  agentDropsAtWindow = agent;
+  receivedAtWindow = live ? stats.received : packetsRead;
+  post({ type: 'window', summary: out.summary, findings: out.findings, counters: counters(stats) });
+  lastCountersAt = Date.now();
+}
+
+function maybePostCounters(): void {
+  const now = Date.now();
+  if (now - lastCountersAt < COUNTERS_EVERY_MS) return;
+  lastCountersAt = now;
+  post({ type: 'counters', counters: counters() });
+}
+
+function finish(warnings: string[], extraAgentDrops = 0): void {
+  const stats = liveStats();
+  live?.close();
+  live = undefined;
+  pipeline.finish();
+  post({ type: 'done', counters: counters(stats, extraAgentDrops), warnings });
+  port.close();
+}
+
+async function runLive(): Promise<void> {
+  const c = config.capture;
+  try {
+    live = LiveCapture.open({ interface: c.interface, bpf: c.bpf, snaplen: c.snaplen, promiscuous: c.promiscuous, bufferMB: c.bufferMB });
+  } catch (err) {
+    post({ type: 'fatal', message: isUserError(err) ? err.message : String(err) });
+    port.close();
+    return;
+  }
+  post({ type: 'ready', linkType: live.linkType });
+  let checkEvery = 0;
+  live.start((rec: FrameRecord) => {
+    pipeline.process(rec);
+    // Under load the binding reads packet after packet without returning to the event loop.
+    if (++checkEvery === 1024) { checkEvery = 0; maybePostCounters(); }
+  });
+  const grace = config.windows.graceSeconds;
+  const idle = setInterval(() => {
+    if (stopping) return;
+    pipeline.advanceTo(Date.now() / 1000 - grace);
+    maybePostCounters();
+  }, IDLE_TICK_MS);
+  await new Promise<void>((resolve) => { stopResolvers.push(resolve); });
+  clearInterval(idle);
+  // Packets libpcap received but we never read (still in the buffer at stop) were not analyzed.
+  const stats = live.stats();
+  const unread = Math.max(0, stats.received - stats.dropped - pipeline.packets);
+  finish([], unread);
+}
+
+async function runReplay(): Promise<void> {
+  const c = config.capture;
+  let files: string[];
+  try {
+    files = listReplayFiles(c.replay);
+  } catch (err) {
+    post({ type: 'fatal', message: isUserError(err) ? err.message : String(err) });
+    port.close();
+    return;
+  }
+  post({ type: 'ready', linkType: -1 });
+  const warnings: string[] = [];
+  const pacing = replayPacing(c.speed);
+  // Each loop pass is shifted past the previous one, on a window boundary, so windows (and their ids) never repeat.
+  let shift = 0;
+  let passFirst = Infinity;
+  let passLast = -Infinity;
+  let yieldEvery = 0;
+  do {
+    for (const file of files) {
+      let reader: CaptureReader;
+      try {
+        reader = await CaptureReader.open(file, config.input);
+      } catch (err) {
+        if (!isUserError(err)) throw err;
+        warnings.push(`${file}: ${err.message}`);
+        continue;
+      }
+      try {
+        const rec = reader.record;
+        for (let status = reader.next(); status !== END && !stopping; status = reader.next()) {
+          if (status === NEED_DATA) {
+            try { await reader.fill(); } catch (err) {
+              if (!isUserError(err)) throw err;
+              warnings.push(`${file}: ${err.message}`);
+              break;
+            }
+            continue;
+          }
+          const ts = rec.tsSec + rec.tsNsec / 1e9;
+          if (ts < passFirst) passFirst = ts;
+          if (ts > passLast) passLast = ts;
+          rec.tsSec += shift;
+          const wait = pacing.delayMs(ts);
+          if (wait > 1) await sleep(wait);
+          packetsRead++;
+          pipeline.process(rec);
+          if (++yieldEvery === 4096) {
+            yieldEvery = 0;
+            maybePostCounters();
+            await new Promise<void>((resolve) => setImmediate(resolve)); // lets a stop message in
+          }
+        }
+        if (reader.truncated) warnings.push(`${file}: cut short at byte offset ${reader.truncatedAt}; replayed the complete packets before it`);
+      } finally {
+        await reader.close();
+      }
+      if (stopping) break;
+    }
+    if (!c.loop || stopping || passFirst === Infinity) break;
+    const seconds = config.windows.seconds;
+    shift += Math.ceil((passLast - passFirst + seconds) / seconds) * seconds;
+    pacing.restart();
+    passFirst = Infinity;
+    passLast = -Infinity;
+  } while (!stopping);
+  finish(warnings);
+}
+
+const stopResolvers: Array<() => void> = [];
+
+port.on('message', (msg: ToCapture) => {
+  if (msg.type === 'stop') {
+    stopping = true;
+    for (const resolve of stopResolvers.splice(0)) resolve();
+  } else if (msg.type === 'reload') {
+    pipeline.reconfigure(buildConfig(msg.config));
+  }
+});
+
+const run = data.source.kind === 'live' ? runLive : runReplay;
+run().catch((err: unknown) => {
+  // A bug, not input: let the main thread report it and exit 1.
+  throw err;
+});

@@ -1,0 +1,134 @@
+/**
+ * The agent's Prometheus metrics. Counters follow the capture thread's
+ * running totals (we add the difference), gauges take the latest window's
+ * figures. Labels carry only bounded values (reasons, finding types,
+ * severities, results): never addresses or ports.
+ */
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Finding, WindowSummary } from '../../common/report.js';
+import type { PublisherStats } from '../publish/index.js';
+import type { CaptureCounters } from './protocol.js';
+
+const PREFIX = 'pcap_analyzer_';
+
+/** A counter fed from a running total: adds what the total grew by. */
+class TotalCounter {
+  private last = new Map<string, number>();
+  constructor(private readonly counter: Counter<string>) {}
+  set(total: number, labels: Record<string, string> = {}): void {
+    const key = JSON.stringify(labels);
+    const before = this.last.get(key) ?? 0;
+    if (total > before) this.counter.inc(labels, total - before);
+    this.last.set(key, Math.max(before, total));
+  }
+}
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  private readonly packets: TotalCounter;
+  private readonly bytes: TotalCounter;
+  private readonly received: TotalCounter;
+  private readonly drops: TotalCounter;
+  private readonly decodeErrors: TotalCounter;
+  private readonly flowsEvicted: TotalCounter;
+  private readonly published: TotalCounter;
+  private readonly spoolOverflow: TotalCounter;
+  private readonly flowsActive: Gauge<string>;
+  private readonly windowLag: Gauge<string>;
+  private readonly windows: Counter<string>;
+  private readonly findings: Counter<string>;
+  private readonly spoolMessages: Gauge<string>;
+  private readonly spoolBytes: Gauge<string>;
+  private readonly natsConnected: Gauge<string>;
+  private readonly ready: Gauge<string>;
+  private readonly retransmissionRate: Gauge<string>;
+  private readonly rtt: Gauge<string>;
+  private readonly dnsLatency: Gauge<string>;
+  private readonly dnsFailureRatio: Gauge<string>;
+  private readonly healthScore: Gauge<string>;
+  private readonly windowDrops: Gauge<string>;
+
+  constructor(labels: { sensor: string; version: string; source: string }) {
+    const r = this.registry;
+    r.setDefaultLabels({ sensor: labels.sensor });
+    collectDefaultMetrics({ register: r, prefix: PREFIX });
+    const counter = (name: string, help: string, labelNames: string[] = []): Counter<string> =>
+      new Counter({ name: PREFIX + name, help, labelNames, registers: [r] });
+    const gauge = (name: string, help: string, labelNames: string[] = []): Gauge<string> =>
+      new Gauge({ name: PREFIX + name, help, labelNames, registers: [r] });
+    gauge('info', 'Agent version and source kind (always 1).', ['version', 'source']).set({ version: labels.version, source: labels.source }, 1);
+    this.packets = new TotalCounter(counter('packets_total', 'Packets analyzed.'));
+    this.bytes = new TotalCounter(counter('bytes_total', 'Bytes on the wire of the packets analyzed.'));
+    this.received = new TotalCounter(counter('capture_received_total', 'Packets libpcap received (pcap_stats ps_recv), or read in a replay.'));
+    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full), interface (driver), agent (received but not analyzed).', ['where']));
+    this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']));
+    this.flowsEvicted = new TotalCounter(counter('flows_evicted_total', 'Flows evicted because the flow table was full.'));
+    this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server) or failed (retried).', ['result']));
+    this.spoolOverflow = new TotalCounter(counter('spool_overflow_total', 'Messages dropped because the spool was full.'));
+    this.flowsActive = gauge('flows_active', 'Flows in the flow table.');
+    this.windowLag = gauge('window_lag_seconds', 'Seconds from the end of the last closed window to its closing.');
+    this.windows = counter('windows_total', 'Windows closed.');
+    this.findings = counter('findings_total', 'Findings reported, by type and severity.', ['type', 'severity']);
+    this.spoolMessages = gauge('spool_messages', 'Messages waiting to be published (memory and disk).');
+    this.spoolBytes = gauge('spool_bytes', 'Bytes waiting to be published (memory and disk).');
+    this.natsConnected = gauge('nats_connected', '1 when connected to NATS.');
+    this.ready = gauge('ready', '1 when capturing and publishing (or spooling) within limits, as /readyz.');
+    this.retransmissionRate = gauge('window_retransmission_rate_percent', 'TCP retransmissions as % of data segments in the last window.');
+    this.rtt = gauge('window_rtt_seconds', 'TCP ACK round-trip time in the last window.', ['quantile']);
+    this.dnsLatency = gauge('window_dns_latency_seconds', 'DNS response time in the last window.', ['quantile']);
+    this.dnsFailureRatio = gauge('window_dns_failure_ratio', 'DNS queries answered with an error or not at all, over queries, in the last window.');
+    this.healthScore = gauge('window_health_score', 'Health score (0-100) of the last window.');
+    this.windowDrops = gauge('window_drops', 'Packets missed during the last window.', ['where']);
+  }
+
+  onCounters(c: CaptureCounters): void {
+    this.packets.set(c.packets);
+    this.bytes.set(c.bytes);
+    this.received.set(c.received);
+    for (const [where, n] of Object.entries(c.drops)) this.drops.set(n, { where });
+    for (const [reason, n] of Object.entries(c.decodeErrors)) this.decodeErrors.set(n, { reason });
+    this.flowsEvicted.set(c.flowsEvicted);
+    this.flowsActive.set(c.flowsActive);
+    this.windowLag.set(c.windowLagSeconds);
+  }
+
+  onWindow(summary: WindowSummary, findings: readonly Finding[]): void {
+    this.windows.inc();
+    for (const f of findings) this.findings.inc({ type: f.type, severity: f.severity });
+    const m = summary.metrics;
+    const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+    const setQuantiles = (g: Gauge<string>, source: Record<string, unknown> | undefined): void => {
+      g.reset();
+      if (!source || !num(source['count'])) return;
+      for (const q of ['p50', 'p90', 'p99'] as const) {
+        const v = num(source[q]);
+        if (v !== undefined) g.set({ quantile: `0.${q.slice(1)}` }, v);
+      }
+    };
+    const rate = num(m['tcp']?.['retransmissionRate']);
+    if (rate !== undefined) this.retransmissionRate.set(rate);
+    setQuantiles(this.rtt, m['rtt']);
+    setQuantiles(this.dnsLatency, m['dns']);
+    const dns = m['dns'];
+    const queries = num(dns?.['queries']);
+    if (queries) {
+      const failed = (num(dns?.['serverFailures']) ?? 0) + (num(dns?.['timeouts']) ?? 0);
+      this.dnsFailureRatio.set(failed / queries);
+    } else {
+      this.dnsFailureRatio.set(0);
+    }
+    if (summary.healthScore !== null) this.healthScore.set(summary.healthScore);
+    if (summary.capture) for (const [where, n] of Object.entries(summary.capture.drops)) this.windowDrops.set({ where }, n);
+  }
+
+  onPublisher(s: PublisherStats, ready: boolean): void {
+    this.published.set(s.published - s.duplicates, { result: 'ok' });
+    this.published.set(s.duplicates, { result: 'duplicate' });
+    this.published.set(s.publishFailures, { result: 'failed' });
+    this.spoolOverflow.set(s.overflowMessages);
+    this.spoolMessages.set(s.spoolMessages);
+    this.spoolBytes.set(s.spoolBytes);
+    this.natsConnected.set(s.connected ? 1 : 0);
+    this.ready.set(ready ? 1 : 0);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Messages between the agent's main thread (publishing, HTTP, signals) and
+ * its capture thread (capture or replay, decode, flows, analyzers, windows).
+ * The capture thread never waits on the network: it posts closed windows and
+ * counters; the main thread decides what to do with them.
+ */
+import type { Config } from '../../common/config.js';
+import type { CaptureDrops, Finding, WindowSummary } from '../../common/report.js';
+import type { SourceInfo } from '../../common/wire.js';
+
+export interface CaptureWorkerData {
+  config: Config;
+  source: SourceInfo;
+}
+
+/** Counters since the start, sent now and then and with every window. */
+export interface CaptureCounters {
+  packets: number;
+  bytes: number;
+  /** Live: pcap_stats ps_recv; replay: packets read. */
+  received: number;
+  drops: CaptureDrops;
+  decodeErrors: Record<string, number>;
+  flowsActive: number;
+  flowsEvicted: number;
+  windows: number;
+  /** Seconds between the end of the last closed window and its closing (wall clock live, packet clock in replay). */
+  windowLagSeconds: number;
+}
+
+export type FromCapture =
+  | { type: 'ready'; linkType: number }
+  | { type: 'window'; summary: WindowSummary; findings: Finding[]; counters: CaptureCounters }
+  | { type: 'counters'; counters: CaptureCounters }
+  /** Cannot start (bad interface, BPF, privileges, unreadable replay): a user error, exit 2. */
+  | { type: 'fatal'; message: string }
+  /** Input ended (replay without --loop) or a stop was asked: the last window has been posted. */
+  | { type: 'done'; counters: CaptureCounters; warnings: string[] };
+
+export type ToCapture =
+  | { type: 'stop' }
+  | { type: 'reload'; config: Config };

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { load as loadYaml } from 'js-yaml';
 import type { Report } from '../common/report.js';
 import { CLI, REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
 
@@ -124,4 +125,30 @@ test('a progress bar on stderr when it is a terminal and the file is large; neve
   assert.equal(piped.status, 0);
   assert.equal(piped.stderr, '', 'no bar when stderr is not a terminal');
   rmSync(dir, { recursive: true, force: true });
+});
+
+test('config prints the effective configuration: file < environment < flags, secrets masked', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'pa-cli-'));
+  try {
+    const file = join(dir, 'c.yaml');
+    writeFileSync(file, 'sensor:\n  id: from-file\nstatus:\n  seconds: 7\n');
+    const r = spawnSync(process.execPath, [CLI, 'config', '--config', file, '--nats', 'nats://a:1,nats://b:2', '--speed', '5'], {
+      encoding: 'utf8',
+      env: { ...process.env, PCAP_ANALYZER_SENSOR_ID: 'from-env', PCAP_ANALYZER_NATS_PASSWORD: 'pw-secret', DATA_DIR: '/srv/pa' },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const printed = loadYaml(r.stdout) as Record<string, Record<string, unknown>>;
+    assert.equal(printed['sensor']!['id'], 'from-env');
+    assert.equal(printed['status']!['seconds'], 7);
+    assert.deepEqual(printed['nats']!['servers'], ['nats://a:1', 'nats://b:2']);
+    assert.equal(printed['nats']!['password'], '********');
+    assert.equal(printed['capture']!['speed'], '5');
+    assert.equal(printed['dataDir'], '/srv/pa');
+    assert.doesNotMatch(r.stdout, /pw-secret/);
+    const bad = spawnSync(process.execPath, [CLI, 'config'], { encoding: 'utf8', env: { ...process.env, PCAP_ANALYZER_FLOWS_MAX_FLOWS: 'lots' } });
+    assert.equal(bad.status, 2);
+    assert.equal(bad.stderr, 'pcap-analyzer: config flows.maxFlows: PCAP_ANALYZER_FLOWS_MAX_FLOWS: expected a number, got "lots"\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,3 +2,4 @@ export { CaptureReader, RECORD, NEED_DATA, END, MAX_PCAP_RECORD } from './captur
 export type { CaptureFormat, NextStatus, ReaderOptions } from './capture-reader.js';
 export { FrameRecord } from './frame-record.js';
 export { LinkType, linkTypeName } from './link-types.js';
+export { LiveCapture, type LiveCaptureOptions, type LiveCaptureStats } from './live.js';

@@ -55,7 +55,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const source = agentSource(config);
   if (source.kind === 'replay') replayPacing(config.capture.speed); // rejects a bad speed before anything starts
   const sensor = config.sensor.id || hostname();
-  const log = options.logger ?? createLogger(config.logging, { bindings: { component: 'agent', sensor } });
+  const log = options.logger ?? createLogger(config.logging, { bindings: { sensor } });
   const startedAt = new Date();
   let state: State = 'starting';
   let counters = EMPTY_COUNTERS;
@@ -130,6 +130,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const post = (msg: ToCapture): void => worker.postMessage(msg);
 
   let fatal: string | undefined;
+  let gotDone = false;
   let workerError: unknown;
   let captureDone!: () => void;
   const done = new Promise<void>((resolve) => { captureDone = resolve; });
@@ -154,9 +155,11 @@ export async function runAgent(options: AgentOptions): Promise<number> {
         break;
       case 'fatal':
         fatal = msg.message;
-        readyResolve(false);
+        if (state === 'starting') { readyResolve(false); break; }
+        log.error({ error: msg.message }, 'capture failed; stopping');
         break;
       case 'done':
+        gotDone = true;
         counters = msg.counters;
         metrics.onCounters(counters);
         for (const w of msg.warnings) log.warn(w);
@@ -165,7 +168,11 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     }
   });
   worker.on('error', (err) => { workerError = err; readyResolve(false); captureDone(); });
-  worker.on('exit', () => { readyResolve(false); captureDone(); });
+  worker.on('exit', (code) => {
+    if (!gotDone && workerError === undefined && fatal === undefined) workerError = new Error(`capture thread exited (${code}) before finishing`);
+    readyResolve(false);
+    captureDone();
+  });
 
   const cleanup = async (): Promise<void> => {
     await publisher.close();
@@ -228,5 +235,5 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     process.off('SIGHUP', onReload);
     await cleanup();
   }
-  return 0;
+  return fatal === undefined ? 0 : 1;
 }

@@ -113,6 +113,11 @@ async function runLive(): Promise<void> {
     pipeline.process(rec);
     // Under load the binding reads packet after packet without returning to the event loop.
     if (++checkEvery === 1024) { checkEvery = 0; maybePostCounters(); }
+  }, (err: Error) => {
+    // The interface went down or away: end as after a stop, and say why.
+    post({ type: 'fatal', message: `capture on ${c.interface} failed: ${err.message}` });
+    stopping = true;
+    for (const resolve of stopResolvers.splice(0)) resolve();
   });
   const grace = config.windows.graceSeconds;
   const idle = setInterval(() => {

@@ -1,0 +1,82 @@
+/**
+ * The agent capturing live: tcpreplay plays a shared capture into one end of
+ * a veth pair (its own network namespace) while the agent captures the other
+ * end in a second namespace and publishes to a nats-server in the root
+ * namespace, reached over a private link. What it publishes must account for
+ * every packet sent (seen + dropped) and its TCP analysis must equal
+ * `analyze` on the same file.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Report, WindowSummary } from '../common/report.js';
+import { CLI, SHARED_PCAPS } from './helpers/paths.js';
+import { freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
+import { startNatsServer } from './helpers/nats-server.js';
+import { createTestNetwork, netnsAvailable, netnsUnavailableReason } from './helpers/netns.js';
+import { readStream } from './helpers/stream-reader.js';
+
+// 108 Ethernet frames over 31 s with retransmissions, duplicate ACKs and lost segments.
+const FILE = join(SHARED_PCAPS, 'arkime_wireshark-retrans.pcap');
+const TCP_COUNTERS = ['dataSegments', 'payloadBytes', 'retransmissions', 'fastRetransmissions', 'spuriousRetransmissions', 'outOfOrder',
+  'duplicateAcks', 'lostSegments', 'ackedUnseen', 'zeroWindows', 'windowFull', 'keepAlives'] as const;
+
+function skipReason(): string | false {
+  if (!netnsAvailable()) return netnsUnavailableReason();
+  if (spawnSync('sh', ['-c', 'command -v tcpreplay']).status !== 0) return 'tcpreplay is not installed';
+  return false;
+}
+
+function tcpSums(windows: readonly WindowSummary[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key of TCP_COUNTERS) out[key] = windows.reduce((n, w) => n + Number((w.metrics['tcp'] as Record<string, number>)[key] ?? 0), 0);
+  return out;
+}
+
+test('live capture in a network namespace: packets published + drops = packets sent, TCP analysis = analyze', { skip: skipReason() }, async (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'pa-live-'));
+  const net = createTestNetwork();
+  t.after(() => { net.cleanup(); rmSync(work, { recursive: true, force: true }); });
+  const nats = await startNatsServer({ host: net.rootAddress });
+  t.after(() => nats.close());
+  const config = join(work, 'live.yaml');
+  writeFileSync(config, 'windows:\n  seconds: 2\n  graceSeconds: 1\nstatus:\n  seconds: 1\nshutdown:\n  seconds: 5\n');
+  const httpPort = await freePort();
+  const base = `http://${net.nsAddress}:${httpPort}`;
+  const agent = spawnAgent(['--interface', net.captureIf, '--sensor', 'live', '--nats', nats.url, '--listen', `${net.nsAddress}:${httpPort}`,
+    '--data-dir', join(work, 'data'), '--config', config], { prefix: ['ip', 'netns', 'exec', net.captureNs] });
+  t.after(() => { agent.child.kill('SIGKILL'); });
+  await waitFor('the agent to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 20_000, 200);
+
+  const replay = net.run(net.sendNs, ['tcpreplay', '-i', net.sendIf, '--pps', '400', FILE], 30_000);
+  assert.equal(replay.status, 0, replay.stderr);
+  const sent = Number(/Successful packets:\s+(\d+)/.exec(replay.stdout)?.[1]);
+  assert.equal(sent, 108, replay.stdout);
+
+  // Quiet link: the wall clock closes the last window within windowSeconds + graceSeconds.
+  const metrics = await waitFor('every packet to be analyzed', async () => {
+    const m = parseMetrics(await (await fetch(`${base}/metrics`)).text());
+    return metricValue(m, 'pcap_analyzer_packets_total') >= sent ? m : undefined;
+  }, 10_000, 200);
+  assert.equal(metricValue(metrics, 'pcap_analyzer_capture_received_total'), sent);
+  await new Promise((r) => setTimeout(r, 3500));
+  const windowsBeforeStop = metricValue(parseMetrics(await (await fetch(`${base}/metrics`)).text()), 'pcap_analyzer_windows_total');
+  agent.child.kill('SIGTERM');
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+
+  const stored = (await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject === 'pcap.v1.live.window');
+  const windows = stored.map((m) => m.body['window'] as WindowSummary);
+  assert.ok(windowsBeforeStop >= 1, 'windows closed by the wall clock before the stop');
+  const seen = windows.reduce((n, w) => n + w.packets, 0);
+  const dropped = windows.reduce((n, w) => n + (w.capture ? w.capture.drops.kernel + w.capture.drops.interface + w.capture.drops.agent : 0), 0);
+  assert.equal(seen + dropped, sent, `seen ${seen} + dropped ${dropped} vs sent ${sent}`);
+  assert.equal(windows.reduce((n, w) => n + (w.capture?.received ?? 0), 0), sent);
+
+  const report = JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', FILE, '--format', 'json', '--config', config]).toString()) as Report;
+  assert.deepEqual(tcpSums(windows), tcpSums(report.windows));
+  assert.ok(tcpSums(windows)['retransmissions']! > 0, 'the capture has retransmissions');
+});

@@ -1,0 +1,200 @@
+/**
+ * The agent as a real child process against a real nats-server spawned here:
+ * replay to JetStream, an outage of NATS mid-run, a spool that overflows,
+ * speed independence, shutdown and start-up errors.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Finding, Report, WindowSummary } from '../common/report.js';
+import { CLI, SHARED_PCAPS } from './helpers/paths.js';
+import { freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
+import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
+import { readStream, type StoredMessage } from './helpers/stream-reader.js';
+
+const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng'); // 2,011 packets over 23 s, a port scan
+const IODINE = join(SHARED_PCAPS, 'ndpi_dns-tunnel-iodine.pcap'); // 438 packets over 24 s, DNS tunneling
+
+let work: string;
+before(() => { work = mkdtempSync(join(tmpdir(), 'pa-agent-')); });
+after(() => { rmSync(work, { recursive: true, force: true }); });
+
+/** A config file with 1 s windows (more windows per short capture) and quick heartbeats. */
+function configFile(name: string, extra = '', shutdownSeconds = 5): string {
+  const path = join(work, `${name}.yaml`);
+  writeFileSync(path, `windows:\n  seconds: 1\nstatus:\n  seconds: 1\nshutdown:\n  seconds: ${shutdownSeconds}\n${extra}`);
+  return path;
+}
+
+function analyzeJson(file: string, config: string): Report {
+  return JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--config', config], { maxBuffer: 64 << 20 }).toString()) as Report;
+}
+
+function byKind(messages: StoredMessage[]): { windows: WindowSummary[]; findings: Finding[]; status: Array<Record<string, unknown>> } {
+  return {
+    windows: messages.filter((m) => m.subject.endsWith('.window')).map((m) => m.body['window'] as WindowSummary),
+    findings: messages.filter((m) => m.subject.endsWith('.finding')).map((m) => m.body['finding'] as Finding),
+    status: messages.filter((m) => m.subject.endsWith('.status')).map((m) => m.body),
+  };
+}
+
+/** Windows without the agent-only capture block, for comparison with `analyze`. */
+const plain = (w: WindowSummary): WindowSummary => { const { capture: _c, ...rest } = w; return rest; };
+
+async function runReplay(nats: NatsServerHandle, sensor: string, file: string, args: string[] = [], config = configFile(sensor)): Promise<{ code: number | null; stderr: string }> {
+  const agent = spawnAgent(['--replay', file, '--sensor', sensor, '--nats', nats.url, '--listen', '', '--data-dir', join(work, sensor), '--config', config, ...args]);
+  const { code } = await agent.exited;
+  return { code, stderr: agent.stderr() };
+}
+
+test('replay publishes every window and finding of the capture, once, equal to analyze', async (t) => {
+  const nats = await startNatsServer();
+  t.after(() => nats.close());
+  const config = configFile('plain');
+  const result = await runReplay(nats, 'plain', SYNSCAN, [], config);
+  assert.equal(result.code, 0, result.stderr);
+  const stored = await readStream(nats.url, 'PCAP_ANALYZER');
+  const mine = stored.filter((m) => m.subject.startsWith('pcap.v1.plain.'));
+  const { windows, findings, status } = byKind(mine);
+  const report = analyzeJson(SYNSCAN, config);
+  assert.deepEqual(windows.map(plain), report.windows);
+  assert.deepEqual(findings, report.findings);
+  assert.ok(findings.some((f) => f.type === 'port_scan'), 'the capture holds a port scan');
+  assert.equal(windows.reduce((n, w) => n + w.packets, 0), 2011);
+  for (const w of windows) assert.deepEqual(w.capture?.drops, { kernel: 0, interface: 0, agent: 0 });
+  assert.equal(windows.reduce((n, w) => n + (w.capture?.received ?? 0), 0), 2011);
+  assert.ok(status.length >= 1, 'at least one heartbeat');
+  const last = status[status.length - 1]!;
+  assert.equal(last['schema'], 'pcap-analyzer/status@1');
+  assert.deepEqual((last['capture'] as Record<string, unknown>)['drops'], { kernel: 0, interface: 0, agent: 0 });
+  for (const m of mine) {
+    assert.equal(m.msgId, m.body['id'], 'Nats-Msg-Id is the message id');
+    assert.equal(m.redelivered, false);
+  }
+  assert.equal(new Set(mine.map((m) => m.msgId)).size, mine.length, 'no duplicates');
+
+  // A second run of the same replay re-sends the same ids: JetStream drops them.
+  const again = await runReplay(nats, 'plain', SYNSCAN, [], config);
+  assert.equal(again.code, 0, again.stderr);
+  const after2 = (await readStream(nats.url, 'PCAP_ANALYZER', 'reader-2')).filter((m) => m.subject.match(/^pcap\.v1\.plain\.(window|finding)$/));
+  assert.equal(after2.length, windows.length + findings.length);
+});
+
+test('findings do not depend on replay speed: --speed top and --speed 20 publish the same', async (t) => {
+  const nats = await startNatsServer();
+  t.after(() => nats.close());
+  const config = configFile('speed');
+  const top = await runReplay(nats, 'fast', IODINE, ['--speed', 'top'], config);
+  assert.equal(top.code, 0, top.stderr);
+  const started = Date.now();
+  const paced = await runReplay(nats, 'paced', IODINE, ['--speed', '20'], config);
+  assert.equal(paced.code, 0, paced.stderr);
+  assert.ok(Date.now() - started >= 1000, 'a 24 s capture at 20x takes at least 1.2 s');
+  const messages = await readStream(nats.url, 'PCAP_ANALYZER');
+  const findingsOf = (sensor: string): Finding[] => messages.filter((m) => m.subject === `pcap.v1.${sensor}.finding`).map((m) => m.body['finding'] as Finding);
+  const windowsOf = (sensor: string): WindowSummary[] => messages.filter((m) => m.subject === `pcap.v1.${sensor}.window`).map((m) => plain(m.body['window'] as WindowSummary));
+  assert.ok(findingsOf('fast').some((f) => f.type === 'dns_tunneling'));
+  assert.deepEqual(findingsOf('paced'), findingsOf('fast'));
+  assert.deepEqual(windowsOf('paced'), windowsOf('fast'));
+});
+
+test('NATS stopped for 10 s mid-replay: every window and finding arrives exactly once, as without the outage', async (t) => {
+  const nats = await startNatsServer();
+  t.after(() => nats.close());
+  const config = configFile('outage');
+  const report = analyzeJson(SYNSCAN, config);
+  // Realtime replay of 23 s; NATS goes away at 3 s and comes back at 13 s.
+  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', 'realtime', '--sensor', 'outage', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'outage'), '--config', config]);
+  await new Promise((r) => setTimeout(r, 3000));
+  await nats.stop();
+  await new Promise((r) => setTimeout(r, 10_000));
+  await nats.start();
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+  const stored = (await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject.startsWith('pcap.v1.outage.'));
+  const { windows, findings } = byKind(stored);
+  const ids = stored.filter((m) => !m.subject.endsWith('.status')).map((m) => m.msgId);
+  assert.equal(new Set(ids).size, ids.length, 'no duplicates');
+  assert.deepEqual(windows.map(plain), report.windows);
+  assert.deepEqual(findings, report.findings);
+  assert.ok(stored.every((m) => !m.redelivered));
+});
+
+test('NATS down for the whole run with a small spool: bounded memory, overflow counted, /readyz degraded, no crash', async () => {
+  const deadPort = await freePort();
+  const httpPort = await freePort();
+  const config = configFile('bounded', 'spool:\n  memoryMessages: 50\n  memoryBytes: 200000\n  fileBytes: 300000\n');
+  const agent = spawnAgent(['--replay', SYNSCAN, '--loop', '--sensor', 'bounded', '--nats', `nats://127.0.0.1:${deadPort}`, '--listen', `127.0.0.1:${httpPort}`, '--data-dir', join(work, 'bounded'), '--config', config]);
+  try {
+    const metricsUrl = `http://127.0.0.1:${httpPort}/metrics`;
+    const scrape = async (): Promise<Map<string, number>> => parseMetrics(await (await fetch(metricsUrl)).text());
+    await waitFor('spool overflow', async () => metricValue(await scrape(), 'pcap_analyzer_spool_overflow_total') > 0 || undefined, 30_000, 250);
+    const first = await scrape();
+    await new Promise((r) => setTimeout(r, 5000));
+    const second = await scrape();
+    const rss1 = metricValue(first, 'pcap_analyzer_process_resident_memory_bytes');
+    const rss2 = metricValue(second, 'pcap_analyzer_process_resident_memory_bytes');
+    assert.ok(metricValue(second, 'pcap_analyzer_windows_total') > metricValue(first, 'pcap_analyzer_windows_total'), 'still analyzing');
+    assert.ok(metricValue(second, 'pcap_analyzer_spool_overflow_total') > metricValue(first, 'pcap_analyzer_spool_overflow_total'), 'overflow keeps being counted');
+    assert.ok(rss2 - rss1 < 40 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB in 5 s with NATS down`);
+    assert.equal(metricValue(second, 'pcap_analyzer_nats_connected'), 0);
+    assert.ok(metricValue(second, 'pcap_analyzer_spool_bytes') <= 200_000 + 300_000 + 65536);
+    const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+    assert.equal(ready.status, 503);
+    const body = await ready.json() as { state: string; reasons: string[] };
+    assert.equal(body.state, 'degraded');
+    assert.match(body.reasons.join(' '), /spool/);
+    assert.equal((await fetch(`http://127.0.0.1:${httpPort}/healthz`)).status, 200);
+  } finally {
+    agent.child.kill('SIGTERM');
+  }
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+  assert.match(agent.stderr(), /NATS|nats/);
+});
+
+test('SIGTERM during a replay publishes a final window and exits 0 within shutdown.seconds', async (t) => {
+  const nats = await startNatsServer();
+  t.after(() => nats.close());
+  const config = configFile('term');
+  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', 'realtime', '--sensor', 'term', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'term'), '--config', config]);
+  await new Promise((r) => setTimeout(r, 2500));
+  const signalled = Date.now();
+  agent.child.kill('SIGTERM');
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+  assert.ok(Date.now() - signalled < 5000 + 1000, `exited ${Date.now() - signalled} ms after SIGTERM`);
+  const { windows } = byKind((await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject.startsWith('pcap.v1.term.')));
+  assert.ok(windows.length >= 2, `${windows.length} windows`);
+  const total = windows.reduce((n, w) => n + w.packets, 0);
+  assert.ok(total > 0 && total < 2011, `${total} packets analyzed before the stop`);
+});
+
+test('start-up errors: one line and exit 2; unreachable NATS is not fatal', async () => {
+  const badConfig = join(work, 'bad.yaml');
+  writeFileSync(badConfig, 'nats:\n  maxInFlite: 3\n');
+  const cases: Array<[string[], RegExp]> = [
+    [['--config', badConfig, '--replay', SYNSCAN], /^pcap-analyzer: config nats\.maxInFlite: unknown key/],
+    [['--replay', SYNSCAN, '--speed', 'warp'], /^pcap-analyzer: config capture\.speed: "warp" is not top, realtime or a number/],
+    [[], /^pcap-analyzer: agent needs a source: --interface NAME/],
+    [['--replay', SYNSCAN, '--interface', 'lo'], /takes one source/],
+    [['--replay', join(work, 'missing.pcap'), '--listen', ''], /^pcap-analyzer: cannot replay .*missing\.pcap: ENOENT/],
+    [['--interface', 'nosuchif0', '--listen', ''], /^pcap-analyzer: .*nosuchif0.*(No such device|doesn't exist)/i],
+    [['--interface', 'lo', '--bpf', 'tcp port', '--listen', ''], /^pcap-analyzer: .*(syntax error|BPF)/i],
+  ];
+  for (const [args, expected] of cases) {
+    const agent = spawnAgent([...args, '--nats', 'nats://127.0.0.1:1', '--data-dir', join(work, 'errors')]);
+    const { code } = await agent.exited;
+    assert.equal(code, 2, `${args.join(' ')}: ${agent.stderr()}`);
+    const lines = agent.stderr().trim().split('\n').filter((l) => l.startsWith('pcap-analyzer:'));
+    assert.equal(lines.length, 1, agent.stderr());
+    assert.match(lines[0]!, expected);
+  }
+  // Unreachable NATS at start: the agent spools and finishes the replay.
+  const agent = spawnAgent(['--replay', join(SHARED_PCAPS, 'ppa_tcp_handshake.pcapng'), '--nats', `nats://127.0.0.1:${await freePort()}`, '--listen', '', '--data-dir', join(work, 'unreachable'), '--config', configFile('unreachable', '', 1)]);
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+});

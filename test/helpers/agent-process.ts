@@ -1,0 +1,73 @@
+/** Runs `pcap-analyzer agent` as a child process and watches it (exit, logs, HTTP endpoints). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { CLI } from './paths.js';
+
+export interface AgentProcess {
+  child: ChildProcess;
+  /** Everything written so far. */
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+}
+
+/** Spawns the agent; `prefix` runs it under another command (e.g. `ip netns exec NS`). */
+export function spawnAgent(args: string[], options: { env?: Record<string, string>; prefix?: string[] } = {}): AgentProcess {
+  const argv = [...(options.prefix ?? []), process.execPath, CLI, 'agent', ...args];
+  const started = Date.now();
+  const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - started }));
+  });
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** A TCP port nobody listens on right now. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) { lastError = err; }
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
+}
+
+/** Parses Prometheus text into `name{labels}` -> value. */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** The value of a metric whose name and labels contain all of `parts` (summed over matches). */
+export function metricValue(metrics: Map<string, number>, name: string, ...parts: string[]): number {
+  let sum = 0;
+  for (const [key, value] of metrics) {
+    if ((key === name || key.startsWith(`${name}{`)) && parts.every((p) => key.includes(p))) sum += value;
+  }
+  return sum;
+}

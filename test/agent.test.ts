@@ -114,6 +114,8 @@ test('NATS stopped for 10 s mid-replay: every window and finding arrives exactly
   await nats.start();
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());
+  assert.match(agent.stderr(), /disconnected from NATS; spooling/);
+  assert.match(agent.stderr(), /reconnected to NATS/);
   const stored = (await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject.startsWith('pcap.v1.outage.'));
   const { windows, findings } = byKind(stored);
   const ids = stored.filter((m) => !m.subject.endsWith('.status')).map((m) => m.msgId);
@@ -197,4 +199,26 @@ test('start-up errors: one line and exit 2; unreachable NATS is not fatal', asyn
   const agent = spawnAgent(['--replay', join(SHARED_PCAPS, 'ppa_tcp_handshake.pcapng'), '--nats', `nats://127.0.0.1:${await freePort()}`, '--listen', '', '--data-dir', join(work, 'unreachable'), '--config', configFile('unreachable', '', 1)]);
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());
+});
+
+test('SIGHUP reloads analyzer thresholds from the config file; a bad file is rejected and the agent carries on', async (t) => {
+  const nats = await startNatsServer();
+  t.after(() => nats.close());
+  const config = configFile('hup');
+  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', 'realtime', '--sensor', 'hup', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'hup'), '--config', config]);
+  await waitFor('capturing', () => /"msg":"capturing"/.test(agent.stderr()) || undefined);
+  writeFileSync(config, 'windows:\n  seconds: 1\nanalyzers:\n  port_scan:\n    minPorts: 5000\n');
+  agent.child.kill('SIGHUP');
+  await waitFor('the reload', () => /SIGHUP: analyzer thresholds reloaded/.test(agent.stderr()) || undefined, 5000);
+  writeFileSync(config, 'analyzers:\n  port_scan:\n    minPorts: lots\n');
+  agent.child.kill('SIGHUP');
+  await waitFor('the rejection', () => /SIGHUP: configuration rejected, keeping the current one/.test(agent.stderr()) || undefined, 5000);
+  assert.match(agent.stderr(), /analyzers\.port_scan\.minPorts: expected a number/);
+  agent.child.kill('SIGTERM');
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+  // The raised threshold (5,000 ports) was in force when the scan's finding would have been reported.
+  const { findings, windows } = byKind((await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject.startsWith('pcap.v1.hup.')));
+  assert.ok(windows.length > 0);
+  assert.equal(findings.filter((f) => f.type === 'port_scan').length, 0);
 });

@@ -140,7 +140,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   worker.on('message', (msg: FromCapture) => {
     switch (msg.type) {
       case 'ready':
-        state = 'running';
+        if (state === 'starting') state = 'running';
         log.info({ source: source.kind, name: source.name, linkType: msg.linkType }, 'capturing');
         readyResolve(true);
         break;
@@ -180,16 +180,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     http?.closeAllConnections();
   };
 
-  if (!(await started)) {
-    await worker.terminate();
-    await cleanup();
-    if (fatal !== undefined) throw new UsageError(fatal);
-    throw workerError instanceof Error ? workerError : new Error(`capture thread ended at start: ${String(workerError)}`);
-  }
-
-  const statusTimer = setInterval(sendStatus, config.status.seconds * 1000);
-  sendStatus();
-
+  // Signals count from here: a stop before the capture thread is ready ends it as soon as it is.
   let stopSignal: string | undefined;
   const onStop = (signal: NodeJS.Signals): void => {
     if (stopSignal !== undefined) {
@@ -209,7 +200,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       const restartNeeded = (['capture', 'nats', 'spool', 'http', 'flows', 'windows', 'sensor', 'dataDir'] as const)
         .filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
       post({ type: 'reload', config: next as Config });
-      log.info({ unchanged: restartNeeded.length ? `changes to ${restartNeeded.join(', ')} need a restart` : undefined }, 'SIGHUP: analyzer thresholds reloaded');
+      log.info({ needRestart: restartNeeded.length ? restartNeeded.join(', ') : undefined }, 'SIGHUP: analyzer thresholds reloaded');
     } catch (err) {
       log.error({ err: err instanceof Error ? err.message : String(err) }, 'SIGHUP: configuration rejected, keeping the current one');
     }
@@ -217,6 +208,23 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onReload);
+
+  const removeSignalHandlers = (): void => {
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    process.off('SIGHUP', onReload);
+  };
+
+  if (!(await started)) {
+    removeSignalHandlers();
+    await worker.terminate();
+    await cleanup();
+    if (fatal !== undefined) throw new UsageError(fatal);
+    throw workerError instanceof Error ? workerError : new Error(`capture thread ended at start: ${String(workerError)}`);
+  }
+
+  const statusTimer = setInterval(sendStatus, config.status.seconds * 1000);
+  sendStatus();
 
   try {
     await done;
@@ -230,9 +238,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     log.info({ windows: counters.windows, packets: counters.packets, acknowledged: acked, spooled: left.spoolMessages, reason: stopSignal ?? 'end of replay' }, 'stopped');
   } finally {
     clearInterval(statusTimer);
-    process.off('SIGTERM', onStop);
-    process.off('SIGINT', onStop);
-    process.off('SIGHUP', onReload);
+    removeSignalHandlers();
     await cleanup();
   }
   return fatal === undefined ? 0 : 1;

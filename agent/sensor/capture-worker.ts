@@ -125,7 +125,7 @@ async function runLive(): Promise<void> {
     pipeline.advanceTo(Date.now() / 1000 - grace);
     maybePostCounters();
   }, IDLE_TICK_MS);
-  await new Promise<void>((resolve) => { stopResolvers.push(resolve); });
+  if (!stopping) await new Promise<void>((resolve) => { stopResolvers.push(resolve); });
   clearInterval(idle);
   // Packets libpcap received but we never read (still in the buffer at stop) were not analyzed.
   const stats = live.stats();

@@ -99,6 +99,8 @@ export interface WindowSummary {
   findingsSuppressed?: Record<string, number>;
   /** The agent's capture during this window (absent in `analyze`): how complete the window is. */
   capture?: WindowCapture;
+  /** The report's counters for this window alone (agent): summed over windows, they give a report's `counters`. */
+  counters?: Record<string, number>;
 }
 
 /** Packets missed while capturing, by where they were lost. */

@@ -42,7 +42,14 @@ function byKind(messages: StoredMessage[]): { windows: WindowSummary[]; findings
 }
 
 /** Windows without the agent-only capture block, for comparison with `analyze`. */
-const plain = (w: WindowSummary): WindowSummary => { const { capture: _c, ...rest } = w; return rest; };
+const plain = (w: WindowSummary): WindowSummary => { const { capture: _c, counters: _n, ...rest } = w; return rest; };
+
+/** Window counters summed: the report's counters. */
+function summedCounters(windows: readonly WindowSummary[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const w of windows) for (const [k, v] of Object.entries(w.counters ?? {})) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
 
 async function runReplay(nats: NatsServerHandle, sensor: string, file: string, args: string[] = [], config = configFile(sensor)): Promise<{ code: number | null; stderr: string }> {
   const agent = spawnAgent(['--replay', file, '--sensor', sensor, '--nats', nats.url, '--listen', '', '--data-dir', join(work, sensor), '--config', config, ...args]);
@@ -64,6 +71,8 @@ test('replay publishes every window and finding of the capture, once, equal to a
   assert.deepEqual(findings, report.findings);
   assert.ok(findings.some((f) => f.type === 'port_scan'), 'the capture holds a port scan');
   assert.equal(windows.reduce((n, w) => n + w.packets, 0), 2011);
+  const nonZero = Object.fromEntries(Object.entries(report.counters).filter(([, v]) => v !== 0));
+  assert.deepEqual(summedCounters(windows), nonZero);
   for (const w of windows) assert.deepEqual(w.capture?.drops, { kernel: 0, interface: 0, agent: 0 });
   assert.equal(windows.reduce((n, w) => n + (w.capture?.received ?? 0), 0), 2011);
   assert.ok(status.length >= 1, 'at least one heartbeat');

@@ -75,11 +75,25 @@ function onWindow(out: WindowOutput): void {
     agent: agent - agentDropsAtWindow,
   };
   out.summary.capture = { received: (live ? stats.received : packetsRead) - receivedAtWindow, drops };
+  out.summary.counters = countersSinceLastWindow();
   statsAtWindow = stats;
   agentDropsAtWindow = agent;
   receivedAtWindow = live ? stats.received : packetsRead;
   post({ type: 'window', summary: out.summary, findings: out.findings, counters: counters(stats) });
   lastCountersAt = Date.now();
+}
+
+/** The report counters accumulated since the previous window (zeros left out). */
+let countersAtWindow: Record<string, number> = {};
+function countersSinceLastWindow(): Record<string, number> {
+  const now = pipeline.counters();
+  const delta: Record<string, number> = {};
+  for (const [name, value] of Object.entries(now)) {
+    const d = value - (countersAtWindow[name] ?? 0);
+    if (d !== 0) delta[name] = d;
+  }
+  countersAtWindow = now;
+  return delta;
 }
 
 function maybePostCounters(): void {

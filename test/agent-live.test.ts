@@ -59,9 +59,10 @@ test('live capture in a network namespace: packets published + drops = packets s
   // Quiet link: the wall clock closes the last window within windowSeconds + graceSeconds.
   const metrics = await waitFor('every packet to be analyzed', async () => {
     const m = parseMetrics(await (await fetch(`${base}/metrics`)).text());
-    return metricValue(m, 'pcap_analyzer_packets_total') >= sent ? m : undefined;
+    return metricValue(m, 'pcap_analyzer_packets_total') >= sent && metricValue(m, 'pcap_analyzer_capture_received_total') >= sent ? m : undefined;
   }, 10_000, 200);
   assert.equal(metricValue(metrics, 'pcap_analyzer_capture_received_total'), sent);
+  assert.equal(metricValue(metrics, 'pcap_analyzer_packets_total'), sent);
   await new Promise((r) => setTimeout(r, 3500));
   const windowsBeforeStop = metricValue(parseMetrics(await (await fetch(`${base}/metrics`)).text()), 'pcap_analyzer_windows_total');
   agent.child.kill('SIGTERM');

@@ -105,8 +105,7 @@ function maybePostCounters(): void {
 
 function finish(warnings: string[], extraAgentDrops = 0): void {
   const stats = liveStats();
-  live?.close();
-  live = undefined;
+  live?.close(); // stats() keeps answering with the figures as of close
   pipeline.finish();
   post({ type: 'done', counters: counters(stats, extraAgentDrops), warnings });
   port.close();

@@ -143,14 +143,16 @@ test('NATS down for the whole run with a small spool: bounded memory, overflow c
     const metricsUrl = `http://127.0.0.1:${httpPort}/metrics`;
     const scrape = async (): Promise<Map<string, number>> => parseMetrics(await (await fetch(metricsUrl)).text());
     await waitFor('spool overflow', async () => metricValue(await scrape(), 'pcap_analyzer_spool_overflow_total') > 0 || undefined, 30_000, 250);
+    await new Promise((r) => setTimeout(r, 3000)); // warm-up: tables and heaps reach their working size
     const first = await scrape();
-    await new Promise((r) => setTimeout(r, 5000));
+    await new Promise((r) => setTimeout(r, 6000));
     const second = await scrape();
     const rss1 = metricValue(first, 'pcap_analyzer_process_resident_memory_bytes');
     const rss2 = metricValue(second, 'pcap_analyzer_process_resident_memory_bytes');
     assert.ok(metricValue(second, 'pcap_analyzer_windows_total') > metricValue(first, 'pcap_analyzer_windows_total'), 'still analyzing');
     assert.ok(metricValue(second, 'pcap_analyzer_spool_overflow_total') > metricValue(first, 'pcap_analyzer_spool_overflow_total'), 'overflow keeps being counted');
-    assert.ok(rss2 - rss1 < 40 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB in 5 s with NATS down`);
+    // Measured: about 2 MB per 6 s at first, flattening (168 -> 177 MB over 36 s of a looping replay).
+    assert.ok(rss2 - rss1 < 25 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB in 6 s with NATS down`);
     assert.equal(metricValue(second, 'pcap_analyzer_nats_connected'), 0);
     assert.ok(metricValue(second, 'pcap_analyzer_spool_bytes') <= 200_000 + 300_000 + 65536);
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);

@@ -239,6 +239,37 @@ export interface Config {
     /** HOST:PORT of /metrics, /healthz and /readyz; empty disables it. */
     listen: string;
   };
+  collector: CollectorConfig;
+}
+
+export interface CollectorConfig {
+  /** HOST:PORT of the API, web pages and /metrics. */
+  listen: string;
+  /** Durable JetStream consumer shared by the collectors of one database. */
+  consumer: string;
+  /** Messages fetched and committed per batch. */
+  batchSize: number;
+  /** PostgreSQL URL (env DATABASE_URL); empty means SQLite at <dataDir>/pcap_analyzer.db. */
+  databaseUrl: string;
+  /** Bearer token for /api/* and the pages (env API_TOKEN, or a file named by API_TOKEN_FILE); empty disables auth. */
+  apiToken: string;
+  apiTokenFile: string;
+  /** Largest upload in MiB (env MAX_UPLOAD_SIZE_MB). */
+  maxUploadSizeMB: number;
+  /** Analyses queued or running at once; more get 503 (env MAX_QUEUE_SIZE). */
+  maxQueueSize: number;
+  /** Uploads and their reports are removed after this many hours (env REPORT_TTL_HOURS). */
+  reportTtlHours: number;
+  /** Uploads per client per minute; more get 429. */
+  uploadsPerMinute: number;
+  /** An analysis running longer than this is stopped and failed. */
+  analysisTimeoutSeconds: number;
+  /** Heap limit of the analysis process, in MiB. */
+  analysisMemoryMB: number;
+  /** Windows and findings older than this are removed (0 keeps them forever). */
+  retentionHours: number;
+  /** A sensor without a status message for this long is down. */
+  sensorDownSeconds: number;
 }
 
 export interface CaptureConfig {
@@ -387,10 +418,26 @@ export const DEFAULT_CONFIG: Config = {
   status: { seconds: 10 },
   shutdown: { seconds: 10 },
   http: { listen: '127.0.0.1:9465' },
+  collector: {
+    listen: '127.0.0.1:8000',
+    consumer: 'collector',
+    batchSize: 200,
+    databaseUrl: '',
+    apiToken: '',
+    apiTokenFile: '',
+    maxUploadSizeMB: 500,
+    maxQueueSize: 5,
+    reportTtlHours: 24,
+    uploadsPerMinute: 5,
+    analysisTimeoutSeconds: 600,
+    analysisMemoryMB: 1024,
+    retentionHours: 720,
+    sensorDownSeconds: 60,
+  },
 };
 
 /** Keys whose values are secrets: masked when the configuration is printed, never logged. */
-export const SECRET_KEYS: readonly string[] = ['nats.token', 'nats.password'];
+export const SECRET_KEYS: readonly string[] = ['nats.token', 'nats.password', 'collector.apiToken', 'collector.databaseUrl'];
 
 /** Numeric bounds per key path: [min, max]. Every other number must be finite and >= 0. */
 const NUMBER_BOUNDS: Record<string, [number, number]> = {
@@ -411,6 +458,14 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'spool.memoryMessages': [1, 10_000_000],
   'status.seconds': [1, 86400],
   'shutdown.seconds': [0, 3600],
+  'collector.batchSize': [1, 10_000],
+  'collector.maxUploadSizeMB': [1, 1_000_000],
+  'collector.maxQueueSize': [1, 1000],
+  'collector.reportTtlHours': [0.001, 87600],
+  'collector.uploadsPerMinute': [1, 100_000],
+  'collector.analysisTimeoutSeconds': [1, 86400],
+  'collector.analysisMemoryMB': [64, 65536],
+  'collector.sensorDownSeconds': [1, 86400],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
@@ -426,6 +481,8 @@ const STRING_CHOICES: Record<string, readonly string[]> = {
 const STRING_PATTERNS: Record<string, [RegExp, string]> = {
   'capture.speed': [/^(top|realtime|\d+(\.\d+)?)$/, 'top, realtime or a number (a multiple of the original pacing)'],
   'http.listen': [/^$|^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT, or empty to disable'],
+  'collector.listen': [/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'],
+  'collector.databaseUrl': [/^$|^postgres(ql)?:\/\//, 'a postgres:// URL, or empty for SQLite'],
 };
 
 type Plain = { [key: string]: unknown };
@@ -537,7 +594,16 @@ export interface ConfigSources {
 }
 
 /** Environment variables kept from the Python PCAP Analyzer, and the keys they set. */
-const LEGACY_ENV: Readonly<Record<string, string>> = { DATA_DIR: 'dataDir', LOG_LEVEL: 'logging.level' };
+const LEGACY_ENV: Readonly<Record<string, string>> = {
+  DATA_DIR: 'dataDir',
+  LOG_LEVEL: 'logging.level',
+  MAX_UPLOAD_SIZE_MB: 'collector.maxUploadSizeMB',
+  MAX_QUEUE_SIZE: 'collector.maxQueueSize',
+  REPORT_TTL_HOURS: 'collector.reportTtlHours',
+  API_TOKEN: 'collector.apiToken',
+  API_TOKEN_FILE: 'collector.apiTokenFile',
+  DATABASE_URL: 'collector.databaseUrl',
+};
 
 /** `nats.maxInFlight` -> `PCAP_ANALYZER_NATS_MAX_IN_FLIGHT`. */
 export function envName(keyPath: string): string {

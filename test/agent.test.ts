@@ -151,8 +151,10 @@ test('NATS down for the whole run with a small spool: bounded memory, overflow c
     const rss2 = metricValue(second, 'pcap_analyzer_process_resident_memory_bytes');
     assert.ok(metricValue(second, 'pcap_analyzer_windows_total') > metricValue(first, 'pcap_analyzer_windows_total'), 'still analyzing');
     assert.ok(metricValue(second, 'pcap_analyzer_spool_overflow_total') > metricValue(first, 'pcap_analyzer_spool_overflow_total'), 'overflow keeps being counted');
-    // Measured: about 2 MB per 6 s at first, flattening (168 -> 177 MB over 36 s of a looping replay).
-    assert.ok(rss2 - rss1 < 25 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB in 6 s with NATS down`);
+    // Measured over 3 minutes of this looping replay: RSS wanders between 167 and 202 MB with the
+    // garbage collector, without a trend. An unbounded spool would grow by the overflow rate instead
+    // (here about 10,000 messages, 10-50 MB, per second).
+    assert.ok(rss2 - rss1 < 40 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB in 6 s with NATS down`);
     assert.equal(metricValue(second, 'pcap_analyzer_nats_connected'), 0);
     assert.ok(metricValue(second, 'pcap_analyzer_spool_bytes') <= 200_000 + 300_000 + 65536);
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);

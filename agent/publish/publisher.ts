@@ -18,15 +18,14 @@
  * the re-sent one then lands after them. A connection loss loses a suffix, so
  * outages keep the order.
  */
-import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { connect, credsAuthenticator, nanos } from '@nats-io/transport-node';
+import { connect } from '@nats-io/transport-node';
 import type { NatsConnection, NodeConnectionOptions } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, StorageType } from '@nats-io/jetstream';
-import type { JetStreamClient, JetStreamPublishOptions, PubAck, StreamConfig } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamPublishOptions, PubAck } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { NatsConfig, SpoolConfig } from '../../common/config.js';
-import { ConfigError } from '../../common/errors.js';
+import { RECONNECT_WAIT_MS, buildConnectOptions, ensureStream, errorText, redactUrl, stripUserinfo } from '../../common/nats.js';
 import { Spool } from './spool.js';
 import type { SpoolEntry } from './spool.js';
 
@@ -75,16 +74,7 @@ export interface EnqueueOptions {
   droppable?: boolean;
 }
 
-/** Subjects of the stream when `nats.manageStream` is on. */
-export const STREAM_SUBJECTS: readonly string[] = ['pcap.v1.>'];
 const DEFAULT_NAME = 'pcap-analyzer-agent';
-/** Between connection attempts (ours at start, nats.js's afterwards). */
-const RECONNECT_WAIT_MS = 1000;
-/** TCP + handshake of one connection attempt (nats.js default 20 s would hold start() too long). */
-const CONNECT_TIMEOUT_MS = 5000;
-/** Pings every 15 s, 3 unanswered: a dead connection is noticed in about a minute (default: 4 min). */
-const PING_INTERVAL_MS = 15_000;
-const MAX_PING_OUT = 3;
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 5000;
 /** Repeated warnings (overflow, publish failures) are logged at most once per interval, with a count. */
@@ -350,35 +340,11 @@ export class Publisher {
   private async setupStream(): Promise<boolean> {
     const nc = this.nc;
     if (!nc) return false;
-    const name = this.nats.stream;
-    const wanted: Pick<StreamConfig, 'subjects' | 'max_age' | 'duplicate_window'> = {
-      subjects: [...STREAM_SUBJECTS],
-      max_age: nanos(this.nats.maxAgeHours * 3600 * 1000),
-      duplicate_window: nanos(this.nats.duplicateWindowSeconds * 1000),
-    };
     try {
-      const jsm = await jetstreamManager(nc, { timeout: this.ackTimeoutMs });
-      let existing: StreamConfig | undefined;
-      try {
-        existing = (await jsm.streams.info(name)).config;
-      } catch (err) {
-        if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-      }
-      if (!existing) {
-        await jsm.streams.add({ name, storage: StorageType.File, ...wanted });
-        this.log.info({ stream: name, subjects: wanted.subjects, maxAgeHours: this.nats.maxAgeHours, duplicateWindowSeconds: this.nats.duplicateWindowSeconds }, 'stream created');
-        return true;
-      }
-      if (existing.storage !== StorageType.File) this.log.warn({ stream: name, storage: existing.storage }, 'stream does not use file storage (a stream\'s storage cannot be changed)');
-      const same = existing.max_age === wanted.max_age && existing.duplicate_window === wanted.duplicate_window
-        && existing.subjects.length === wanted.subjects.length && existing.subjects.every((s, i) => s === wanted.subjects[i]);
-      if (!same) {
-        await jsm.streams.update(name, { ...existing, ...wanted });
-        this.log.info({ stream: name, subjects: wanted.subjects, maxAgeHours: this.nats.maxAgeHours, duplicateWindowSeconds: this.nats.duplicateWindowSeconds }, 'stream updated');
-      }
+      await ensureStream(nc, this.nats, this.log, this.ackTimeoutMs);
       return true;
     } catch (err) {
-      this.log.warn({ stream: name, err: this.sanitize(errorText(err)) }, 'cannot create or update the stream; will retry');
+      this.log.warn({ stream: this.nats.stream, err: this.sanitize(errorText(err)) }, 'cannot create or update the stream; will retry');
       return false;
     }
   }
@@ -503,80 +469,4 @@ class RateLimited {
     }, this.intervalMs);
     this.timer.unref();
   }
-}
-
-/** nats.js options from the config, and the secret strings to keep out of log lines. */
-function buildConnectOptions(nats: NatsConfig, name: string): { connectOptions: NodeConnectionOptions; secrets: string[] } {
-  // nats.js v3 ignores credentials in server URLs (nats://user:pass@host, nats://token@host):
-  // strip them, and use the first URL's when the config sets no user, token or creds file.
-  const fromUrl = nats.servers.map(urlCredentials).find((c) => c !== undefined);
-  const options: NodeConnectionOptions = {
-    servers: nats.servers.map(redactUrl),
-    name,
-    reconnect: true,
-    maxReconnectAttempts: -1,
-    reconnectTimeWait: RECONNECT_WAIT_MS,
-    timeout: CONNECT_TIMEOUT_MS,
-    pingInterval: PING_INTERVAL_MS,
-    maxPingOut: MAX_PING_OUT,
-  };
-  const secrets = [nats.token, nats.password];
-  for (const c of nats.servers.map(urlCredentials)) if (c) secrets.push(c.token ?? '', c.password ?? '');
-  if (nats.token) options.token = nats.token;
-  if (nats.user) { options.user = nats.user; options.pass = nats.password; }
-  if (nats.credsFile) {
-    const path = nats.credsFile;
-    readable('nats.credsFile', path);
-    // Read at each connection attempt, so a rotated creds file is picked up.
-    options.authenticator = credsAuthenticator(() => new Uint8Array(readFileSync(path)));
-  }
-  if (fromUrl && !nats.token && !nats.user && !nats.credsFile) {
-    if (fromUrl.token !== undefined) options.token = fromUrl.token;
-    else { options.user = fromUrl.user; options.pass = fromUrl.password; }
-  }
-  if (nats.tls.enabled) {
-    const tls: { caFile?: string; certFile?: string; keyFile?: string } = {};
-    if (nats.tls.caFile) { readable('nats.tls.caFile', nats.tls.caFile); tls.caFile = nats.tls.caFile; }
-    if (nats.tls.certFile) { readable('nats.tls.certFile', nats.tls.certFile); tls.certFile = nats.tls.certFile; }
-    if (nats.tls.keyFile) { readable('nats.tls.keyFile', nats.tls.keyFile); tls.keyFile = nats.tls.keyFile; }
-    options.tls = tls;
-  }
-  // Longest first, so a secret containing another is replaced whole.
-  return { connectOptions: options, secrets: [...new Set(secrets.filter((x) => x !== ''))].sort((a, b) => b.length - a.length) };
-}
-
-/** `user:pass@` or `token@` of a server URL, percent-decoded. */
-function urlCredentials(url: string): { user?: string; password?: string; token?: string } | undefined {
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
-  const at = url.lastIndexOf('@'); // as redactUrl: an unencoded @ in a password stays in the userinfo
-  if (at <= scheme.length) return undefined;
-  const info = url.slice(scheme.length, at);
-  const decode = (x: string): string => { try { return decodeURIComponent(x); } catch { return x; } };
-  const colon = info.indexOf(':');
-  return colon < 0 ? { token: decode(info) } : { user: decode(info.slice(0, colon)), password: decode(info.slice(colon + 1)) };
-}
-
-function readable(key: string, path: string): void {
-  try {
-    accessSync(path, fsConstants.R_OK);
-  } catch (err) {
-    throw new ConfigError(key, `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
-  }
-}
-
-/** `nats://user:pass@host:4222` -> `nats://host:4222` (also without a scheme). */
-export function redactUrl(url: string): string {
-  const at = url.lastIndexOf('@');
-  if (at < 0) return url;
-  const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(url)?.[0] ?? '';
-  return scheme + url.slice(at + 1);
-}
-
-function stripUserinfo(text: string): string {
-  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]+@/gi, '$1');
-}
-
-function errorText(err: unknown): string {
-  if (err instanceof Error) return err.cause instanceof Error ? `${err.message}: ${err.cause.message}` : err.message;
-  return String(err);
 }

@@ -14,7 +14,6 @@ import { renderHtml } from '../common/report-html.js';
 import { analyzeCapture } from './analyze/index.js';
 import { SpillList } from './analyze/spill-list.js';
 import type { WindowOutput } from './window/window-engine.js';
-import { runAgent } from './sensor/agent.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -38,6 +37,14 @@ Commands:
       --nats URL      NATS server(s), comma-separated
       --listen H:P    /metrics, /healthz, /readyz (default 127.0.0.1:9465)
       --data-dir DIR  spool directory parent (default ./data, env DATA_DIR)
+
+  collector           Ingest what agents publish, store it (SQLite or PostgreSQL),
+                      serve the API, web pages, uploads and /metrics
+      --config PATH   configuration file (every key also from PCAP_ANALYZER_*)
+      --nats URL      NATS server(s), comma-separated
+      --listen H:P    API and pages (default 127.0.0.1:8000)
+      --data-dir DIR  SQLite database and uploads (default ./data, env DATA_DIR)
+      --database-url URL  PostgreSQL instead of SQLite (env DATABASE_URL)
 
   config              Print the effective configuration (secrets masked)
       --config PATH   configuration file; flags of "agent" also apply
@@ -80,6 +87,7 @@ function parse(argv: string[]): ReturnType<typeof parseArgs> {
         nats: { type: 'string' },
         listen: { type: 'string' },
         'data-dir': { type: 'string' },
+        'database-url': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
@@ -163,9 +171,17 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
 }
 
 /** Command-line flags as config key overrides (flags win over the file and the environment). */
-function flagOverrides(values: ReturnType<typeof parseArgs>['values']): Record<string, unknown> {
+function flagOverrides(values: ReturnType<typeof parseArgs>['values'], command: string): Record<string, unknown> {
   const str = (name: string): string | undefined => values[name] as string | undefined;
   const nats = str('nats');
+  if (command === 'collector') {
+    return {
+      'nats.servers': nats === undefined ? undefined : nats.split(',').map((s) => s.trim()).filter(Boolean),
+      'collector.listen': str('listen'),
+      'collector.databaseUrl': str('database-url'),
+      dataDir: str('data-dir'),
+    };
+  }
   return {
     'capture.interface': str('interface'),
     'capture.bpf': str('bpf'),
@@ -180,12 +196,19 @@ function flagOverrides(values: ReturnType<typeof parseArgs>['values']): Record<s
 }
 
 function configSources(args: ReturnType<typeof parseArgs>): ConfigSources {
-  return { path: args.values.config as string | undefined, env: process.env, overrides: flagOverrides(args.values) };
+  return { path: args.values.config as string | undefined, env: process.env, overrides: flagOverrides(args.values, args.positionals[0] ?? '') };
 }
 
 async function agentCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+  const { runAgent } = await import('./sensor/agent.js'); // analyze never loads NATS or prom-client
   return runAgent({ sources: configSources(args), version: version() });
+}
+
+async function collectorCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
+  if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+  const { runCollector } = await import('../collector/main.js');
+  return runCollector({ sources: configSources(args), version: version() });
 }
 
 function configCommand(args: ReturnType<typeof parseArgs>): number {
@@ -206,6 +229,7 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'analyze': return analyzeCommand(args);
     case 'agent': return agentCommand(args);
+    case 'collector': return collectorCommand(args);
     case 'config': return configCommand(args);
     default: throw new UsageError(`unknown command "${command}" (try --help)`);
   }

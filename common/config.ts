@@ -249,6 +249,8 @@ export interface CollectorConfig {
   consumer: string;
   /** Messages fetched and committed per batch. */
   batchSize: number;
+  /** A fetched message not acknowledged within this is redelivered (a collector died mid-batch). */
+  ackWaitSeconds: number;
   /** PostgreSQL URL (env DATABASE_URL); empty means SQLite at <dataDir>/pcap_analyzer.db. */
   databaseUrl: string;
   /** Bearer token for /api/* and the pages (env API_TOKEN, or a file named by API_TOKEN_FILE); empty disables auth. */
@@ -422,6 +424,7 @@ export const DEFAULT_CONFIG: Config = {
     listen: '127.0.0.1:8000',
     consumer: 'collector',
     batchSize: 200,
+    ackWaitSeconds: 30,
     databaseUrl: '',
     apiToken: '',
     apiTokenFile: '',
@@ -459,6 +462,7 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'status.seconds': [1, 86400],
   'shutdown.seconds': [0, 3600],
   'collector.batchSize': [1, 10_000],
+  'collector.ackWaitSeconds': [1, 3600],
   'collector.maxUploadSizeMB': [1, 1_000_000],
   'collector.maxQueueSize': [1, 1000],
   'collector.reportTtlHours': [0.001, 87600],

@@ -7,8 +7,10 @@ import { endpoint } from './address.js';
 export const REPORT_SCHEMA = 'pcap-analyzer/report@1';
 
 export interface ReportSource {
+  /** The capture file, or `sensor:<id>` for a collector's report of a time range. */
   path: string;
-  format: 'pcap' | 'pcapng';
+  /** `sensor`: built by the collector from the windows a sensor published. */
+  format: 'pcap' | 'pcapng' | 'sensor';
   compressed: boolean;
   /** libpcap names of the link types present (EN10MB, LINUX_SLL, ...). */
   linkTypes: string[];

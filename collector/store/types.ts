@@ -118,7 +118,7 @@ export interface Store {
   /** Jobs left queued or running by a collector that stopped (to fail or resume at start). */
   unfinishedJobs(): Promise<CaptureJob[]>;
 
-  /** Deletes at most `limit` windows and `limit` findings with window start before `before`; returns rows deleted. */
+  /** Deletes at most `limit` windows and `limit` findings received (stored) before `before`; returns rows deleted. */
   deleteOlderThan(before: string, limit: number): Promise<number>;
   /** A cheap round trip to the database. */
   ping(): Promise<boolean>;

@@ -1,0 +1,54 @@
+/**
+ * Opens the collector's store: PostgreSQL when a database URL is configured
+ * (several collectors can share it), else a SQLite file. Migrates before
+ * returning, so callers always get the current schema.
+ */
+import { PostgresStore } from './postgres.js';
+import { errorText } from './shared.js';
+import { SqliteStore } from './sqlite.js';
+import type { Store } from './types.js';
+
+export type * from './types.js';
+export { PostgresStore, type PostgresStoreOptions } from './postgres.js';
+export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export { normalizeTime } from './shared.js';
+
+export interface OpenStoreOptions {
+  /** postgres://user:password@host:port/db; empty for SQLite. */
+  databaseUrl: string;
+  sqlitePath: string;
+}
+
+/** The URL without its password (userinfo or `password=` parameter), for logs and errors. */
+export function redactDatabaseUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    u.password = '';
+    u.searchParams.delete('password');
+    return u.toString();
+  } catch {
+    // Not a URL (a libpq keyword string?): still never show a password.
+    return url.replace(/(password\s*=\s*)('[^']*'|\S+)/gi, '$1***').replace(/\/\/([^:/@]+):[^@]*@/, '//$1@');
+  }
+}
+
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  if (options.databaseUrl) {
+    const store = new PostgresStore(options.databaseUrl);
+    try {
+      await store.migrate();
+    } catch (err) {
+      await store.close().catch(() => {});
+      throw new Error(`PostgreSQL at ${redactDatabaseUrl(options.databaseUrl)}: cannot open the database: ${errorText(err)}`, { cause: err });
+    }
+    return store;
+  }
+  const store = new SqliteStore(options.sqlitePath);
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => {});
+    throw err;
+  }
+  return store;
+}

@@ -1,0 +1,247 @@
+/**
+ * The collector as a real child process, fed by a real agent through a
+ * nats-server spawned here, on SQLite and on PostgreSQL: reports equal to
+ * `analyze`, SIGKILL mid-ingest loses and duplicates nothing, malformed
+ * messages are terminated, the API refuses bad queries and missing tokens.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { Finding, Report, WindowSummary } from '../common/report.js';
+import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
+import { CLI, SHARED_PCAPS } from './helpers/paths.js';
+import { freePort, metricValue, parseMetrics, spawnAgent, waitFor, type AgentProcess } from './helpers/agent-process.js';
+import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
+import { createTestDatabase, postgresAvailable } from './helpers/postgres.js';
+import { spawn } from 'node:child_process';
+
+const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
+const DNS = join(SHARED_PCAPS, 'wssample_dns.cap');
+
+let work: string;
+before(() => { work = mkdtempSync(join(tmpdir(), 'pa-collector-')); });
+after(() => { rmSync(work, { recursive: true, force: true }); });
+
+interface Collector { proc: AgentProcess; base: string }
+
+/** Starts `pcap-analyzer collector` and waits for /api/health. */
+async function startCollector(nats: NatsServerHandle, name: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Collector> {
+  const port = await freePort();
+  const argv = [CLI, 'collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', join(work, name), ...extra];
+  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  const started = Date.now();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - started })));
+  const proc: AgentProcess = { child, stdout: () => out, stderr: () => err, exited };
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(`collector ${name} to answer (${err.slice(-300)})`, async () => (await fetch(`${base}/api/health`)).ok || undefined, 20_000, 100);
+  return { proc, base };
+}
+
+async function stopCollector(c: Collector): Promise<void> {
+  c.proc.child.kill('SIGTERM');
+  const { code } = await c.proc.exited;
+  assert.equal(code, 0, c.proc.stderr());
+}
+
+const getJson = async <T>(url: string, headers: Record<string, string> = {}): Promise<T> => {
+  const res = await fetch(url, { headers });
+  assert.equal(res.status, 200, `${url}: ${res.status} ${await res.clone().text()}`);
+  return await res.json() as T;
+};
+
+function analyzeJson(file: string, config: string): Report {
+  return JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--config', config], { maxBuffer: 64 << 20 }).toString()) as Report;
+}
+
+const ALL_TIME = 'from=0&to=4000000000';
+
+async function endToEnd(databaseArgs: string[], label: string): Promise<void> {
+  const nats = await startNatsServer();
+  try {
+    const collector = await startCollector(nats, label, databaseArgs);
+    const config = join(work, `${label}.yaml`);
+    writeFileSync(config, 'windows:\n  seconds: 1\n');
+    for (const [sensor, file] of [[`${label}-scan`, SYNSCAN], [`${label}-dns`, DNS]] as const) {
+      const agent = spawnAgent(['--replay', file, '--sensor', sensor, '--nats', nats.url, '--listen', '', '--data-dir', join(work, `${sensor}-agent`), '--config', config]);
+      assert.equal((await agent.exited).code, 0, agent.stderr());
+      const expected = analyzeJson(file, config);
+      const report = await waitFor(`${sensor}'s windows in the collector`, async () => {
+        const r = await getJson<Report>(`${collector.base}/api/reports/${sensor}?${ALL_TIME}`).catch(() => undefined);
+        return r && r.capture.packets === expected.capture.packets && r.findings.length === expected.findings.length ? r : undefined;
+      }, 20_000, 200);
+      const nonZero = Object.fromEntries(Object.entries(expected.counters).filter(([, v]) => v !== 0));
+      assert.deepEqual(report.counters, nonZero, `${sensor}: counters equal analyze's`);
+      assert.equal(report.schema, 'pcap-analyzer/report@1');
+      assert.equal(report.capture.bytes, expected.capture.bytes);
+      // Within a window the collector lists findings by id; analyze lists them as reported.
+      const byWindowAndId = (a: Finding, b: Finding): number => a.window.start.localeCompare(b.window.start) || a.id.localeCompare(b.id);
+      assert.deepEqual([...report.findings].sort(byWindowAndId), [...expected.findings].sort(byWindowAndId));
+      assert.equal(report.windows.length, expected.windows.length);
+      const html = await fetch(`${collector.base}/api/reports/${sensor}?${ALL_TIME}&format=html`);
+      assert.equal(html.status, 200);
+      assert.match(html.headers.get('content-type') ?? '', /text\/html/);
+      const page = await html.text();
+      assert.match(page, new RegExp(`<title>PCAP Analyzer report: sensor:${sensor}</title>`));
+      for (const f of expected.findings.slice(0, 3)) assert.ok(page.includes(f.type), f.type);
+    }
+    const sensors = await getJson<{ sensors: Array<{ id: string; up: boolean; capture: { packets: number } | null }> }>(`${collector.base}/api/sensors`);
+    const scan = sensors.sensors.find((s) => s.id === `${label}-scan`);
+    assert.ok(scan, 'sensor listed');
+    assert.equal(scan.capture?.packets, 2011);
+    const findings = await getJson<{ findings: Array<{ type: string; sensor: string }> }>(`${collector.base}/api/findings?type=port_scan`);
+    assert.ok(findings.findings.some((f) => f.sensor === `${label}-scan`));
+    const health = await getJson<{ status: string; database: { ok: boolean; kind: string }; nats: { connected: boolean } }>(`${collector.base}/api/health`);
+    assert.equal(health.database.ok, true);
+    assert.equal(health.nats.connected, true);
+    await stopCollector(collector);
+  } finally {
+    await nats.close();
+  }
+}
+
+test('end to end on SQLite: agent replay -> NATS -> collector; /api/reports counters equal analyze', async () => {
+  await endToEnd([], 'sqlite');
+});
+
+test('end to end on PostgreSQL', async (t) => {
+  const reason = await postgresAvailable();
+  if (reason !== false) { t.skip(reason); return; }
+  const db = await createTestDatabase();
+  try {
+    await endToEnd(['--database-url', db.url], 'pg');
+  } finally {
+    await db.drop();
+  }
+});
+
+/** Waits until a collector has created the stream. */
+async function streamReady(nats: NatsServerHandle): Promise<void> {
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await waitFor('the stream', async () => (await jsm.streams.info('PCAP_ANALYZER')) ? true : undefined, 10_000, 100);
+  } finally {
+    await nc.drain();
+  }
+}
+
+/** Publishes `count` synthetic window messages for one sensor straight to JetStream. */
+async function publishWindows(nats: NatsServerHandle, sensor: string, count: number): Promise<void> {
+  await streamReady(nats);
+  const nc = await connect({ servers: nats.url });
+  const js = jetstream(nc);
+  const base = Date.UTC(2026, 0, 1) / 1000;
+  for (let i = 0; i < count; i += 200) {
+    const acks: Array<Promise<unknown>> = [];
+    for (let j = i; j < Math.min(count, i + 200); j++) {
+      const start = new Date((base + j) * 1000).toISOString().replace('.000Z', '.000000Z');
+      const end = new Date((base + j + 1) * 1000).toISOString().replace('.000Z', '.000000Z');
+      const window: WindowSummary = { start, end, packets: j, bytes: j * 100, flows: { active: 1, new: 1, closed: 0 }, outOfOrderTimestamps: 0, metrics: {}, healthScore: 90, counters: { frames: j } };
+      const msg: WindowMessage = { schema: WINDOW_SCHEMA, id: `${sensor}.w.${j}`, sensor, source: { kind: 'replay', name: 'synthetic' }, window };
+      acks.push(js.publish(subjectFor(sensor, 'window'), JSON.stringify(msg), { msgID: msg.id }));
+    }
+    await Promise.all(acks);
+  }
+  await nc.drain();
+}
+
+test('SIGKILL in the middle of ingesting: after a restart every window is stored exactly once', async () => {
+  const nats = await startNatsServer();
+  try {
+    // The agent's stream must exist before publishing; the first collector creates it.
+    // Redelivery of what the killed collector fetched but never acknowledged comes after ackWaitSeconds.
+    const first = await startCollector(nats, 'crash', [], { PCAP_ANALYZER_COLLECTOR_BATCH_SIZE: '20', PCAP_ANALYZER_COLLECTOR_ACK_WAIT_SECONDS: '3' });
+    const total = 6000;
+    const publishing = publishWindows(nats, 'crashy', total);
+    await waitFor('ingest under way', async () => {
+      const m = parseMetrics(await (await fetch(`${first.base}/metrics`)).text());
+      const n = metricValue(m, 'pcap_analyzer_collector_messages_ingested_total', 'window');
+      return n > 300 ? n : undefined;
+    }, 30_000, 20);
+    first.proc.child.kill('SIGKILL');
+    await first.proc.exited;
+    await publishing;
+    const second = await startCollector(nats, 'crash', [], { PCAP_ANALYZER_COLLECTOR_BATCH_SIZE: '200' });
+    const windows = await waitFor('every window stored', async () => {
+      const r = await getJson<{ windows: WindowSummary[] }>(`${second.base}/api/sensors/crashy/windows?${ALL_TIME}&limit=100000`).catch(() => undefined);
+      return r && r.windows.length >= total ? r.windows : undefined;
+    }, 60_000, 250);
+    assert.equal(windows.length, total);
+    assert.equal(new Set(windows.map((w) => w.start)).size, total, 'no window twice');
+    assert.deepEqual(windows.map((w) => w.packets), Array.from({ length: total }, (_, i) => i), 'every window, in order');
+    await new Promise((r) => setTimeout(r, 1500));
+    const m = parseMetrics(await (await fetch(`${second.base}/metrics`)).text());
+    assert.equal(metricValue(m, 'pcap_analyzer_collector_consumer_pending'), 0);
+    await stopCollector(second);
+  } finally {
+    await nats.close();
+  }
+});
+
+test('malformed messages are counted, logged with subject and sequence, terminated; bad queries are 400; tokens are required', async () => {
+  const nats = await startNatsServer();
+  try {
+    const collector = await startCollector(nats, 'bad', [], { API_TOKEN: 's3cret' });
+    const auth = { authorization: 'Bearer s3cret' };
+    await streamReady(nats);
+    const nc = await connect({ servers: nats.url });
+    const js = jetstream(nc);
+    await js.publish('pcap.v1.evil.window', '{not json');
+    await js.publish('pcap.v1.evil.window', JSON.stringify({ schema: 'pcap-analyzer/window@99', id: 'x', sensor: 'evil', source: {} }));
+    await js.publish('pcap.v1.evil.finding', JSON.stringify({ schema: 'pcap-analyzer/finding@1', id: 'y', sensor: 'evil', source: { kind: 'live', name: 'x' }, finding: { type: 1 } }));
+    await nc.drain();
+    await waitFor('rejections counted', async () => {
+      const m = parseMetrics(await (await fetch(`${collector.base}/metrics`)).text());
+      return metricValue(m, 'pcap_analyzer_collector_messages_rejected_total') === 3 || undefined;
+    }, 15_000, 100);
+    assert.match(collector.proc.stderr(), /"subject":"pcap\.v1\.evil\.window","seq":1,"reason":"bad JSON".*malformed message terminated/);
+    assert.match(collector.proc.stderr(), /unknown schema \\"pcap-analyzer\/window@99\\"/);
+    await new Promise((r) => setTimeout(r, 1500));
+    const m = parseMetrics(await (await fetch(`${collector.base}/metrics`)).text());
+    assert.equal(metricValue(m, 'pcap_analyzer_collector_consumer_pending'), 0, 'terminated, not waiting for redelivery');
+
+    // Every protected route: 401 without the token, and never the token in the audit log.
+    for (const path of ['/api/sensors', '/api/findings', '/api/sensors/x/windows', '/api/reports/x', '/api/captures/x']) {
+      const res = await fetch(collector.base + path);
+      assert.equal(res.status, 401, path);
+      assert.deepEqual(Object.keys(await res.json() as object).sort(), ['detail', 'error']);
+    }
+    assert.equal((await fetch(`${collector.base}/api/sensors`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    assert.equal((await fetch(`${collector.base}/api/health`)).status, 200);
+    assert.equal((await fetch(`${collector.base}/api/sensors`, { headers: auth })).status, 200);
+    assert.match(collector.proc.stderr(), /"component":"audit".*authentication failed/);
+    assert.doesNotMatch(collector.proc.stderr(), /s3cret|wrong/);
+
+    const bad: Array<[string, RegExp]> = [
+      ['/api/findings?severity=loud', /severity/],
+      ['/api/findings?limit=0', /limit/],
+      ['/api/findings?limit=5000', /limit/],
+      ['/api/findings?ip=10.0.0.999', /not an IPv4 or IPv6 address/],
+      ['/api/findings?from=yesterday', /from: "yesterday" is not an ISO-8601 time/],
+      ['/api/findings?cursor=garbage', /cursor/],
+      ['/api/findings?colour=red', /must NOT have additional properties|colour/],
+      ['/api/reports/x?format=pdf', /format/],
+      ['/api/sensors/x/windows?from=2026-01-02&to=2026-01-01', /from is after to/],
+    ];
+    for (const [path, detail] of bad) {
+      const res = await fetch(collector.base + path, { headers: auth });
+      const body = await res.json() as { error: string; detail: string };
+      assert.equal(res.status, 400, `${path}: ${JSON.stringify(body)}`);
+      assert.match(body.detail, detail, path);
+    }
+    const missing = await fetch(`${collector.base}/api/reports/nobody?${ALL_TIME}`, { headers: auth });
+    assert.equal(missing.status, 404);
+    await stopCollector(collector);
+  } finally {
+    await nats.close();
+  }
+});

@@ -245,3 +245,32 @@ test('malformed messages are counted, logged with subject and sequence, terminat
     await nats.close();
   }
 });
+
+test('two collectors sharing one PostgreSQL database share the durable consumer: every window once', async (t) => {
+  const reason = await postgresAvailable();
+  if (reason !== false) { t.skip(reason); return; }
+  const db = await createTestDatabase();
+  const nats = await startNatsServer();
+  try {
+    const env = { PCAP_ANALYZER_COLLECTOR_BATCH_SIZE: '25' };
+    const a = await startCollector(nats, 'shared-a', ['--database-url', db.url], env);
+    const b = await startCollector(nats, 'shared-b', ['--database-url', db.url], env);
+    const total = 3000;
+    await publishWindows(nats, 'shared', total);
+    const windows = await waitFor('every window stored', async () => {
+      const r = await getJson<{ windows: WindowSummary[] }>(`${a.base}/api/sensors/shared/windows?${ALL_TIME}&limit=100000`).catch(() => undefined);
+      return r && r.windows.length >= total ? r.windows : undefined;
+    }, 60_000, 250);
+    assert.equal(windows.length, total);
+    assert.deepEqual(windows.map((w) => w.packets), Array.from({ length: total }, (_, i) => i));
+    const ingested = async (c: Collector): Promise<number> => metricValue(parseMetrics(await (await fetch(`${c.base}/metrics`)).text()), 'pcap_analyzer_collector_messages_ingested_total');
+    const [na, nb] = [await ingested(a), await ingested(b)];
+    assert.equal(na + nb, total, `a ${na} + b ${nb}: each message delivered to one of them`);
+    assert.ok(na > 0 && nb > 0, `both took part (a ${na}, b ${nb})`);
+    await stopCollector(a);
+    await stopCollector(b);
+  } finally {
+    await nats.close();
+    await db.drop();
+  }
+});

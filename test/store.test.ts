@@ -396,7 +396,7 @@ for (const backend of [sqliteBackend, postgresBackend]) {
     test('capture jobs: create, progress, report, expiry, unfinished, delete with report', () => withStore(backend, async (h) => {
       const s = h.store;
       const job = (id: string, createdAt: string, expiresAt: string, status: CaptureJob['status'] = 'queued'): CaptureJob => ({
-        id, status, filename: `${id}.pcapng`, sizeBytes: 5_000_000_000, progress: 0, error: null, createdAt, startedAt: null, finishedAt: null, expiresAt,
+        id, status, filename: `${id}.pcapng`, sizeBytes: 5_000_000_000, progress: 0, error: null, warnings: [], createdAt, startedAt: null, finishedAt: null, expiresAt,
       });
       const j1 = job('00000000-0000-4000-8000-000000000001', '2025-01-01T10:00:00.000Z', '2025-01-02T10:00:00.000Z');
       const j2 = job('00000000-0000-4000-8000-000000000002', '2025-01-01T09:00:00.000Z', '2025-01-01T12:00:00.000Z');

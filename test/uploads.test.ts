@@ -170,6 +170,9 @@ test('every malformed capture is refused or fails exactly as the CLI does', asyn
       // The reader tolerates these (truncated tail, caplen quirks, gzip): a report, as from the CLI.
       assert.equal(status.status, 'done', `${name}: ${status.error}`);
       assert.deepEqual(await report.json(), asUploaded(cli.report!, name), name);
+      // The reader's reason is still given: the warnings the CLI prints (e.g. cut short at byte offset N).
+      const cliWarnings = cli.stderr.split('\n').filter((l) => l.startsWith('pcap-analyzer: warning: ')).map((l) => l.slice('pcap-analyzer: warning: '.length));
+      assert.deepEqual((status as unknown as { warnings: string[] }).warnings, cliWarnings, name);
     } else {
       assert.equal(status.status, 'failed', `${name}: CLI said ${cli.code} ${cli.stderr}`);
       const reason = cli.stderr.trim().replace(/^pcap-analyzer: /, '');
@@ -371,7 +374,7 @@ test('recover(): a job left running fails, a queued one whose file survived runs
     mkdirSync(uploadsDir(dir), { recursive: true });
     const now = new Date().toISOString();
     const job = (id: string, status: CaptureJob['status']): CaptureJob => ({
-      id, status, filename: 'x.pcapng', sizeBytes: 1, progress: 0, error: null, createdAt: now,
+      id, status, filename: 'x.pcapng', sizeBytes: 1, progress: 0, error: null, warnings: [], createdAt: now,
       startedAt: status === 'running' ? now : null, finishedAt: null, expiresAt: new Date(Date.now() + 3600_000).toISOString(),
     });
     const running = '11111111-1111-4111-8111-111111111111';

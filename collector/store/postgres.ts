@@ -179,7 +179,7 @@ export class PostgresStore implements Store {
   }
 
   async createJob(job: CaptureJob): Promise<void> {
-    await this.pool.query(`INSERT INTO capture_jobs (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, jobValues(job));
+    await this.pool.query(`INSERT INTO capture_jobs (${JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, jobValues(job));
   }
 
   async updateJob(id: string, patch: Partial<Omit<CaptureJob, 'id' | 'createdAt'>>): Promise<void> {

@@ -253,14 +253,14 @@ export interface SensorDbRow {
   first_seen: string | Date; last_seen: string | Date; last_status: string | null; last_health_score: number | null;
 }
 export interface JobDbRow {
-  id: string; status: string; filename: string; size_bytes: number | string; progress: number; error: string | null;
+  id: string; status: string; filename: string; size_bytes: number | string; progress: number; error: string | null; warnings: string;
   created_at: string | Date; started_at: string | Date | null; finished_at: string | Date | null; expires_at: string | Date;
 }
 
 export const WINDOW_COLUMNS = 'id, sensor, source, summary';
 export const FINDING_COLUMNS = 'id, sensor, source, finding';
 export const SENSOR_COLUMNS = 'id, version, source_kind, source_name, first_seen, last_seen, last_status, last_health_score';
-export const JOB_COLUMNS = 'id, status, filename, size_bytes, progress, error, created_at, started_at, finished_at, expires_at';
+export const JOB_COLUMNS = 'id, status, filename, size_bytes, progress, error, warnings, created_at, started_at, finished_at, expires_at';
 
 export function storedWindow(r: WindowDbRow): StoredWindow {
   return { sensor: r.sensor, id: r.id, source: JSON.parse(r.source) as SourceInfo, window: JSON.parse(r.summary) as WindowSummary };
@@ -290,6 +290,7 @@ export function captureJob(r: JobDbRow): CaptureJob {
     sizeBytes: Number(r.size_bytes), // PostgreSQL bigint arrives as text
     progress: r.progress,
     error: r.error,
+    warnings: JSON.parse(r.warnings) as string[],
     createdAt: wallTime(r.created_at),
     startedAt: wallTimeOrNull(r.started_at),
     finishedAt: wallTimeOrNull(r.finished_at),
@@ -304,14 +305,14 @@ type JobValue = string | number | null;
 /** A job's column values in JOB_COLUMNS order, times normalised. */
 export function jobValues(job: CaptureJob): JobValue[] {
   return [
-    job.id, job.status, job.filename, job.sizeBytes, job.progress, job.error,
+    job.id, job.status, job.filename, job.sizeBytes, job.progress, job.error, JSON.stringify(job.warnings),
     normalizeTime(job.createdAt), job.startedAt === null ? null : normalizeTime(job.startedAt),
     job.finishedAt === null ? null : normalizeTime(job.finishedAt), normalizeTime(job.expiresAt),
   ];
 }
 
 const PATCH_COLUMNS = {
-  status: 'status', filename: 'filename', sizeBytes: 'size_bytes', progress: 'progress', error: 'error',
+  status: 'status', filename: 'filename', sizeBytes: 'size_bytes', progress: 'progress', error: 'error', warnings: 'warnings',
   startedAt: 'started_at', finishedAt: 'finished_at', expiresAt: 'expires_at',
 } as const;
 const PATCH_TIMES = new Set(['startedAt', 'finishedAt', 'expiresAt']);
@@ -320,8 +321,9 @@ const PATCH_TIMES = new Set(['startedAt', 'finishedAt', 'expiresAt']);
 export function jobPatch(patch: Partial<Omit<CaptureJob, 'id' | 'createdAt'>>): Array<{ column: string; value: JobValue }> {
   const out: Array<{ column: string; value: JobValue }> = [];
   for (const [key, column] of Object.entries(PATCH_COLUMNS)) {
-    const value = (patch as Record<string, JobValue | undefined>)[key];
-    if (value === undefined) continue;
+    const raw = (patch as Record<string, JobValue | string[] | undefined>)[key];
+    if (raw === undefined) continue;
+    const value = Array.isArray(raw) ? JSON.stringify(raw) : raw;
     out.push({ column, value: PATCH_TIMES.has(key) && typeof value === 'string' ? normalizeTime(value) : value });
   }
   return out;

@@ -139,7 +139,7 @@ export class SqliteStore implements Store {
   }
 
   async createJob(job: CaptureJob): Promise<void> {
-    this.stmt(`INSERT INTO capture_jobs (${JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(...jobValues(job));
+    this.stmt(`INSERT INTO capture_jobs (${JOB_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(...jobValues(job));
   }
 
   async updateJob(id: string, patch: Partial<Omit<CaptureJob, 'id' | 'createdAt'>>): Promise<void> {

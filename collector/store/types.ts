@@ -81,6 +81,8 @@ export interface CaptureJob {
   progress: number;
   /** Why it failed (the reader's one-line reason), when failed. */
   error: string | null;
+  /** What the reader noticed in a capture it still analyzed (cut short, for one), as `analyze` prints them. */
+  warnings: string[];
   createdAt: string;
   startedAt: string | null;
   finishedAt: string | null;

@@ -315,7 +315,7 @@ export class AnalysisQueue {
           this.count('done');
           for (const warning of result.warnings) this.logger.info({ job: id, warning }, 'capture analysis warning');
           this.logger.info({ job: id, seconds: (Date.now() - started) / 1000 }, 'capture analyzed');
-          final = { status: 'done', progress: 100, error: null, finishedAt: new Date().toISOString() };
+          final = { status: 'done', progress: 100, error: null, warnings: result.warnings, finishedAt: new Date().toISOString() };
         } catch (err) {
           fail(`could not store the report: ${err instanceof Error ? err.message : String(err)}`, 'failed');
         }

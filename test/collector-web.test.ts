@@ -11,7 +11,6 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,9 +18,9 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { Browser, Page } from 'playwright-core';
 import { FINDING_SCHEMA, STATUS_SCHEMA, subjectFor, type FindingMessage, type StatusMessage } from '../common/wire.js';
-import { freePort, spawnAgent, waitFor } from './helpers/agent-process.js';
+import { freePort, spawnAgent, spawnCli, waitFor } from './helpers/agent-process.js';
 import { startNatsServer } from './helpers/nats-server.js';
-import { CLI, REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
+import { REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
@@ -53,29 +52,26 @@ async function startCollector(defer: (fn: () => unknown) => void, natsUrl: strin
   mkdirSync(dataDir, { recursive: true });
   // A replay ends at once; its sensor must still count as up while the pages are checked.
   writeFileSync(config, 'collector:\n  sensorDownSeconds: 3600\n  retentionHours: 0\n');
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const k of ['API_TOKEN', 'API_TOKEN_FILE', 'DATABASE_URL', 'DATA_DIR']) delete childEnv[k];
-  const child = spawn(process.execPath, [CLI, 'collector', '--nats', natsUrl, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config],
-    { env: { ...childEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  // Empty values count as unset: the machine's own settings must not leak into the test.
+  const cleared = { API_TOKEN: '', API_TOKEN_FILE: '', DATABASE_URL: '', DATA_DIR: '' };
+  const proc = spawnCli(['collector', '--nats', natsUrl, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config], { env: { ...cleared, ...env } });
   let exitCode: number | null | undefined;
-  const exited = new Promise<void>((resolve) => child.on('exit', (code) => { exitCode = code; resolve(); }));
+  void proc.exited.then(({ code }) => { exitCode = code; });
+  const out = (): string => proc.stdout() + proc.stderr();
   const stop = async (): Promise<void> => {
     if (exitCode !== undefined) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
+    proc.child.kill('SIGTERM');
+    const timer = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
+    await proc.exited;
     clearTimeout(timer);
   };
   defer(stop);
   const base = `http://127.0.0.1:${port}`;
   await waitFor('the collector to answer /api/health', async () => {
-    if (exitCode !== undefined) throw new Error(`collector exited ${exitCode}:\n${out}`);
+    if (exitCode !== undefined) throw new Error(`collector exited ${exitCode}:\n${out()}`);
     return (await http(`${base}/api/health`)).status === 200 || undefined;
   }, 20_000, 100);
-  return { base, output: () => out, stop };
+  return { base, output: out, stop };
 }
 
 interface Answer { status: number; headers: Headers; text: string }

@@ -15,10 +15,9 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Finding, Report, WindowSummary } from '../common/report.js';
 import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
 import { CLI, SHARED_PCAPS } from './helpers/paths.js';
-import { freePort, metricValue, parseMetrics, spawnAgent, waitFor, type AgentProcess } from './helpers/agent-process.js';
+import { freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 import { createTestDatabase, postgresAvailable } from './helpers/postgres.js';
-import { spawn } from 'node:child_process';
 
 const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
 const DNS = join(SHARED_PCAPS, 'wssample_dns.cap');
@@ -32,17 +31,9 @@ interface Collector { proc: AgentProcess; base: string }
 /** Starts `pcap-analyzer collector` and waits for /api/health. */
 async function startCollector(nats: NatsServerHandle, name: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Collector> {
   const port = await freePort();
-  const argv = [CLI, 'collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', join(work, name), ...extra];
-  const child = spawn(process.execPath, argv, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  const started = Date.now();
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - started })));
-  const proc: AgentProcess = { child, stdout: () => out, stderr: () => err, exited };
+  const proc = spawnCli(['collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', join(work, name), ...extra], { env });
   const base = `http://127.0.0.1:${port}`;
-  await waitFor(`collector ${name} to answer (${err.slice(-300)})`, async () => (await fetch(`${base}/api/health`)).ok || undefined, 20_000, 100);
+  await waitFor(`collector ${name} to answer`, async () => (await fetch(`${base}/api/health`)).ok || undefined, 20_000, 100);
   return { proc, base };
 }
 

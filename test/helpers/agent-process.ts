@@ -1,7 +1,8 @@
 /** Runs `pcap-analyzer agent` as a child process and watches it (exit, logs, HTTP endpoints). */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { CLI } from './paths.js';
+
+export { freePort } from './nats-server.js';
 
 export interface AgentProcess {
   child: ChildProcess;
@@ -13,7 +14,12 @@ export interface AgentProcess {
 
 /** Spawns the agent; `prefix` runs it under another command (e.g. `ip netns exec NS`). */
 export function spawnAgent(args: string[], options: { env?: Record<string, string>; prefix?: string[] } = {}): AgentProcess {
-  const argv = [...(options.prefix ?? []), process.execPath, CLI, 'agent', ...args];
+  return spawnCli(['agent', ...args], options);
+}
+
+/** Spawns `pcap-analyzer <args>` and keeps its output. */
+export function spawnCli(args: string[], options: { env?: Record<string, string>; prefix?: string[] } = {}): AgentProcess {
+  const argv = [...(options.prefix ?? []), process.execPath, CLI, ...args];
   const started = Date.now();
   const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -24,19 +30,6 @@ export function spawnAgent(args: string[], options: { env?: Record<string, strin
     child.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - started }));
   });
   return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-/** A TCP port nobody listens on right now. */
-export async function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000, everyMs = 100): Promise<T> {

@@ -226,8 +226,5 @@ port.on('message', (msg: ToCapture) => {
   }
 });
 
-const run = data.source.kind === 'live' ? runLive : runReplay;
-run().catch((err: unknown) => {
-  // A bug, not input: let the main thread report it and exit 1.
-  throw err;
-});
+// A rejection here is a bug, not input: it reaches the main thread as the worker's 'error' (exit 1).
+await (data.source.kind === 'live' ? runLive() : runReplay());

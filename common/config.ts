@@ -598,7 +598,7 @@ export interface ConfigSources {
 }
 
 /** Environment variables kept from the Python PCAP Analyzer, and the keys they set. */
-const LEGACY_ENV: Readonly<Record<string, string>> = {
+export const LEGACY_ENV: Readonly<Record<string, string>> = {
   DATA_DIR: 'dataDir',
   LOG_LEVEL: 'logging.level',
   MAX_UPLOAD_SIZE_MB: 'collector.maxUploadSizeMB',

@@ -65,3 +65,29 @@ test('bucket counter: sums over the look-back only, gaps clear old buckets', () 
   negative.add(-3, 1);
   assert.equal(negative.sum(-1), 1);
 });
+
+test('BoundedMap: LRU order and evictions equal a plain Map reference on a random sequence', () => {
+  class Reference {
+    readonly map = new Map<string, number>();
+    readonly evicted: string[] = [];
+    constructor(private readonly cap: number) {}
+    get(k: string): void { const v = this.map.get(k); if (v !== undefined) { this.map.delete(k); this.map.set(k, v); } }
+    set(k: string, v: number): void {
+      this.map.delete(k);
+      this.map.set(k, v);
+      while (this.map.size > this.cap) { const oldest = this.map.keys().next().value as string; this.map.delete(oldest); this.evicted.push(oldest); }
+    }
+  }
+  let seed = 7;
+  const random = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x7fffffff; };
+  const evicted: string[] = [];
+  const map = new BoundedMap<string, number>(500, (k) => evicted.push(k));
+  const reference = new Reference(500);
+  for (let i = 0; i < 100_000; i++) {
+    const key = `k${Math.floor(random() * 3000)}`;
+    const r = random();
+    if (r < 0.5) { map.set(key, i); reference.set(key, i); } else if (r < 0.8) { map.get(key); reference.get(key); } else { map.delete(key); reference.map.delete(key); }
+  }
+  assert.deepEqual([...map.entries()].map(([k]) => k), [...reference.map.keys()]);
+  assert.deepEqual(evicted, reference.evicted);
+});

@@ -1,0 +1,203 @@
+/**
+ * Publishing and ingest: the agent replays a capture (1-second windows) and
+ * publishes every window and finding to a nats-server; the collector consumes
+ * them into SQLite or PostgreSQL. Two runs per store:
+ *  - burst: replay at top speed, so messages come as fast as the agent makes
+ *    them: committed messages per second is the pipeline's capacity;
+ *  - paced: replay at a fixed multiple of real time (about 20 windows/s), where
+ *    nothing queues: latency is the steady-state latency.
+ * Latency of one message: from its publish, seen by a plain NATS subscriber
+ * here (the agent publishes a window when it closes), to the row's arrival
+ * time in the database (`received_ms` in SQLite, `received_at` in PostgreSQL:
+ * set inside the committing transaction).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { CLI } from '../test/helpers/paths.js';
+import { freePort, metricValue, parseMetrics, waitFor } from '../test/helpers/agent-process.js';
+import { startNatsServer } from '../test/helpers/nats-server.js';
+import { percentile, sleep } from './measure.js';
+
+export interface IngestRow {
+  store: 'sqlite' | 'postgres';
+  mode: 'burst' | 'paced';
+  windows: number;
+  findings: number;
+  /** Messages published per second by the agent (first to last publish). */
+  publishedPerSecond: number;
+  /** Windows and findings committed per second (first publish to last commit). */
+  committedPerSecond: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyMaxMs: number;
+  /** Mean time of one ingest transaction (collector_db_write_seconds). */
+  dbWriteMeanMs: number;
+  error?: string;
+}
+
+interface Published { at: number; kind: 'window' | 'finding' }
+
+function exited(child: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) { resolve(child.exitCode); return; }
+    child.once('exit', (code) => resolve(code));
+  });
+}
+
+function spawnLogged(argv: string[], log: string): { child: ChildProcess; tail: () => string } {
+  const fd = openSync(log, 'w');
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'ignore', fd] });
+  closeSync(fd);
+  return { child, tail: () => { try { return readFileSync(log, 'utf8').slice(-600); } catch { return ''; } } };
+}
+
+/** Arrival times (ms since the epoch) of the stored rows of one sensor, by id. */
+type ReadRows = (sensor: string) => Promise<Map<string, number>>;
+
+function sqliteRows(path: string): ReadRows {
+  return async (sensor) => {
+    const db = new Database(path, { readonly: true, fileMustExist: true });
+    try {
+      const rows = db.prepare('SELECT id, received_ms AS ms FROM windows WHERE sensor = ? UNION ALL SELECT id, received_ms AS ms FROM findings WHERE sensor = ?')
+        .all(sensor, sensor) as Array<{ id: string; ms: number }>;
+      return new Map(rows.map((r) => [r.id, r.ms]));
+    } finally {
+      db.close();
+    }
+  };
+}
+
+function postgresRows(url: string): ReadRows {
+  return async (sensor) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ id: string; ms: number }>(
+        `SELECT id, (extract(epoch FROM received_at) * 1000)::float8 AS ms FROM windows WHERE sensor = $1
+         UNION ALL SELECT id, (extract(epoch FROM received_at) * 1000)::float8 AS ms FROM findings WHERE sensor = $1`, [sensor]);
+      return new Map(rows.map((r) => [r.id, Number(r.ms)]));
+    } finally {
+      await client.end();
+    }
+  };
+}
+
+async function dbWriteMean(base: string): Promise<{ sum: number; count: number }> {
+  const m = parseMetrics(await (await fetch(`${base}/metrics`)).text());
+  return { sum: metricValue(m, 'pcap_analyzer_collector_db_write_seconds_sum'), count: metricValue(m, 'pcap_analyzer_collector_db_write_seconds_count') };
+}
+
+export interface IngestOptions {
+  store: 'sqlite' | 'postgres';
+  /** PostgreSQL database URL (store 'postgres'). */
+  databaseUrl?: string;
+  file: string;
+  work: string;
+  /** Replay speed of the paced run, and how long it runs (wall seconds). */
+  pacedSpeed: number;
+  pacedSeconds: number;
+}
+
+export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
+  const dir = join(o.work, `ingest-${o.store}`);
+  mkdirSync(dir, { recursive: true });
+  const nats = await startNatsServer();
+  let nc: NatsConnection | undefined;
+  let collector: ChildProcess | undefined;
+  try {
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    const c = spawnLogged([process.execPath, CLI, 'collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', join(dir, 'collector'),
+      ...(o.store === 'postgres' ? ['--database-url', o.databaseUrl!] : [])], join(dir, 'collector.log'));
+    collector = c.child;
+    await waitFor('the collector to answer', async () => (await fetch(`${base}/api/health`)).ok || undefined, 30_000, 100)
+      .catch((err: unknown) => { throw new Error(`${String(err)}; collector log: ${c.tail()}`); });
+    const readRows = o.store === 'postgres' ? postgresRows(o.databaseUrl!) : sqliteRows(join(dir, 'collector', 'pcap_analyzer.db'));
+
+    const published = new Map<string, Map<string, Published>>();
+    nc = await connect({ servers: nats.url });
+    nc.subscribe('pcap.v1.>', {
+      callback: (err, msg) => {
+        if (err) return;
+        const at = Date.now();
+        const kind = msg.subject.endsWith('.window') ? 'window' : msg.subject.endsWith('.finding') ? 'finding' : undefined;
+        if (!kind) return;
+        const body = msg.json<{ id: string; sensor: string }>();
+        let bySensor = published.get(body.sensor);
+        if (!bySensor) published.set(body.sensor, bySensor = new Map());
+        if (!bySensor.has(body.id)) bySensor.set(body.id, { at, kind });
+      },
+    });
+    await nc.flush();
+
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(config, 'windows:\n  seconds: 1\nlogging:\n  level: warn\n');
+    const rows: IngestRow[] = [];
+    for (const mode of ['burst', 'paced'] as const) {
+      const sensor = `bench-${o.store}-${mode}`;
+      const w0 = await dbWriteMean(base);
+      const a = spawnLogged([process.execPath, CLI, 'agent', '--replay', o.file, '--sensor', sensor, '--nats', nats.url, '--listen', '',
+        '--data-dir', join(dir, `agent-${mode}`), '--config', config, ...(mode === 'paced' ? ['--speed', String(o.pacedSpeed)] : [])], join(dir, `agent-${mode}.log`));
+      if (mode === 'paced') {
+        await Promise.race([exited(a.child), sleep(o.pacedSeconds * 1000)]);
+        a.child.kill('SIGTERM');
+      }
+      const code = await exited(a.child);
+      if (code !== 0) throw new Error(`agent (${mode}) exited with ${code}: ${a.tail()}`);
+      await nc.flush();
+      const sent = published.get(sensor) ?? new Map<string, Published>();
+      // Every published window and finding committed, or nothing new for 5 s.
+      let stored = new Map<string, number>();
+      let lastCount = -1;
+      let lastChange = Date.now();
+      for (const deadline = Date.now() + 300_000; Date.now() < deadline;) {
+        stored = await readRows(sensor);
+        if (stored.size >= sent.size) break;
+        if (stored.size !== lastCount) { lastCount = stored.size; lastChange = Date.now(); } else if (Date.now() - lastChange > 5000) break;
+        await sleep(100);
+      }
+      const w1 = await dbWriteMean(base);
+      const latencies: number[] = [];
+      let firstPublish = Infinity;
+      let lastPublish = -Infinity;
+      let lastCommit = -Infinity;
+      let windows = 0;
+      let findings = 0;
+      for (const [id, p] of sent) {
+        firstPublish = Math.min(firstPublish, p.at);
+        lastPublish = Math.max(lastPublish, p.at);
+        if (p.kind === 'window') windows++; else findings++;
+        const at = stored.get(id);
+        if (at === undefined) continue;
+        lastCommit = Math.max(lastCommit, at);
+        latencies.push(Math.max(0, at - p.at));
+      }
+      const n = windows + findings;
+      const missing = n - latencies.length;
+      rows.push({
+        store: o.store, mode, windows, findings,
+        publishedPerSecond: n > 1 ? n / Math.max(0.001, (lastPublish - firstPublish) / 1000) : NaN,
+        committedPerSecond: latencies.length ? latencies.length / Math.max(0.001, (lastCommit - firstPublish) / 1000) : NaN,
+        latencyP50Ms: percentile(latencies, 50),
+        latencyP99Ms: percentile(latencies, 99),
+        latencyMaxMs: percentile(latencies, 100),
+        dbWriteMeanMs: w1.count > w0.count ? ((w1.sum - w0.sum) / (w1.count - w0.count)) * 1000 : NaN,
+        ...(missing > 0 ? { error: `${missing} of ${n} published messages not stored` } : {}),
+      });
+    }
+    return rows;
+  } finally {
+    await nc?.close().catch(() => undefined);
+    if (collector) {
+      collector.kill('SIGTERM');
+      const timer = setTimeout(() => collector?.kill('SIGKILL'), 15_000);
+      await exited(collector);
+      clearTimeout(timer);
+    }
+    await nats.close();
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * Running a command and measuring it from outside, the same way for every
+ * tool, ours included: wall time from spawn to exit, and user and system CPU
+ * seconds and peak RSS of the process (and the children it waited for) from
+ * GNU time (`/usr/bin/time -f`, Debian package `time`).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+export const GNU_TIME = '/usr/bin/time';
+
+export interface TimedRun {
+  status: number | null;
+  wallSeconds: number;
+  userSeconds: number;
+  sysSeconds: number;
+  /** Peak resident set, bytes. */
+  maxRssBytes: number;
+  stdout: string;
+  stderr: string;
+  /** Stopped at the time limit (the figures are then up to that moment). */
+  timedOut: boolean;
+  /** When stopped: how far the command had read `progressFile`, 0..1 (NaN when unknown). */
+  progress: number;
+}
+
+/** The file offset reached by `pid` in an open file, as a fraction of its size (from /proc/PID/fdinfo). */
+function readProgress(pid: number, file: string): number {
+  try {
+    const size = statSync(file).size;
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      let target = '';
+      try { target = readlinkSync(`/proc/${pid}/fd/${fd}`); } catch { continue; }
+      if (target !== file) continue;
+      const pos = Number(/^pos:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/fdinfo/${fd}`, 'utf8'))?.[1]);
+      return size ? Math.min(1, pos / size) : NaN;
+    }
+  } catch {
+    // Process gone or /proc unreadable.
+  }
+  return NaN;
+}
+
+/** The direct children of a process (GNU time's child is the measured command). */
+function childPids(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+const timeDir = mkdtempSync(join(tmpdir(), 'pa-bench-time-'));
+process.once('exit', () => rmSync(timeDir, { recursive: true, force: true }));
+let seq = 0;
+
+export interface RunOptions {
+  /** Characters of stdout kept. */
+  maxStdout?: number;
+  /** Time limit: the measured command (not GNU time) is killed, so its figures up to then are still reported. */
+  timeoutMs?: number;
+  /** A file the command reads sequentially: on timeout, how far it got is reported. */
+  progressFile?: string;
+}
+
+/** Runs argv to completion under GNU time; stdout is kept (up to `maxStdout` characters). */
+export function runTimed(argv: string[], options: RunOptions = {}): Promise<TimedRun> {
+  const out = join(timeDir, `t${seq++}`);
+  const child = spawn(GNU_TIME, ['-o', out, '-f', '%e %U %S %M', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const max = options.maxStdout ?? 1 << 20;
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (d: string) => { if (stdout.length < max) stdout += d; });
+  child.stderr.on('data', (d: string) => { stderr = (stderr + d).slice(-8000); });
+  let timedOut = false;
+  let progress = NaN;
+  const timer = options.timeoutMs ? setTimeout(() => {
+    timedOut = true;
+    const pids = child.pid === undefined ? [] : childPids(child.pid);
+    if (!pids.length) { child.kill('SIGKILL'); return; }
+    for (const pid of pids) {
+      if (options.progressFile && Number.isNaN(progress)) progress = readProgress(pid, options.progressFile);
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  }, options.timeoutMs) : undefined;
+  const started = performance.now();
+  let ended = NaN;
+  return new Promise((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', () => { ended = performance.now(); });
+    child.once('close', (status) => {
+      if (timer) clearTimeout(timer);
+      let fields: number[] = [];
+      try {
+        // The last line: GNU time writes "Command exited with non-zero status N" before it on failure.
+        const lines = readFileSync(out, 'utf8').trim().split('\n');
+        fields = lines[lines.length - 1]!.trim().split(/\s+/).map(Number);
+        rmSync(out, { force: true });
+      } catch {
+        // No figures (killed before GNU time wrote them).
+      }
+      const [, user = NaN, sys = NaN, rssKb = NaN] = fields;
+      // Wall time from here (GNU time's %e has 10 ms steps: too coarse for tcpdump on a small file).
+      const wall = ((Number.isNaN(ended) ? performance.now() : ended) - started) / 1000;
+      resolve({ status, wallSeconds: wall, userSeconds: user, sysSeconds: sys, maxRssBytes: rssKb * 1024, stdout, stderr, timedOut, progress });
+    });
+  });
+}
+
+export interface Spread { min: number; median: number; max: number }
+
+export function spread(values: readonly number[]): Spread {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return { min: NaN, median: NaN, max: NaN };
+  const mid = v.length >> 1;
+  return { min: v[0]!, median: v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2, max: v[v.length - 1]! };
+}
+
+/** Nearest-rank percentile (p in 0..100) of unsorted values. */
+export function percentile(values: readonly number[], p: number): number {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return NaN;
+  return v[Math.min(v.length - 1, Math.max(0, Math.ceil((p / 100) * v.length) - 1))]!;
+}
+
+/** Everything a command prints (stdout then stderr), or '' when it cannot run. */
+export function commandOutput(argv: string[]): string {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
+  return r.error ? '' : `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
+}
+
+/** First line of a command's output (stdout, else stderr), or '' when it cannot run. */
+export function firstLine(argv: string[]): string {
+  const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
+  if (r.error) return '';
+  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find((l) => l.length > 0) ?? '';
+}
+
+export function commandExists(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

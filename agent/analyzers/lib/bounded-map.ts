@@ -5,13 +5,6 @@
  */
 export class BoundedMap<K, V> {
   private readonly map = new Map<K, V>();
-  /**
-   * Kept across evictions: a fresh `entries()` iterator walks over every slot
-   * deleted since the table was last compacted, which made each eviction cost
-   * the map's size (300 k inserts at a 100 k cap took 8 s). Everything before
-   * this cursor has been evicted, so its next entry is the oldest.
-   */
-  private oldest: IterableIterator<[K, V]> = this.map.entries();
   /** Entries dropped because the map was full. */
   evicted = 0;
 
@@ -32,9 +25,7 @@ export class BoundedMap<K, V> {
     this.map.delete(key);
     this.map.set(key, value);
     while (this.map.size > this.maxKeys) {
-      let next = this.oldest.next();
-      if (next.done) { this.oldest = this.map.entries(); next = this.oldest.next(); }
-      const [oldKey, oldValue] = next.value as [K, V];
+      const [oldKey, oldValue] = this.map.entries().next().value as [K, V];
       this.map.delete(oldKey);
       this.evicted++;
       this.onEvict?.(oldKey, oldValue);

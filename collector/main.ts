@@ -9,7 +9,7 @@ import { join, resolve as resolvePath } from 'node:path';
 import { resolveConfig, type Config, type ConfigSources } from '../common/config.js';
 import { ConfigError, UsageError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logging.js';
-import { parseListen } from '../agent/sensor/http.js';
+import { parseListen } from '../common/address.js';
 import { buildApp } from './http/app.js';
 import { Ingestor } from './ingest/ingest.js';
 import { CollectorMetrics } from './metrics.js';

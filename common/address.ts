@@ -1,4 +1,5 @@
-/** Text forms of addresses held as big-endian 32-bit words (IPv4 in word 0). */
+/** Text forms of addresses held as big-endian 32-bit words (IPv4 in word 0), and HOST:PORT listen addresses. */
+import { UsageError } from './errors.js';
 
 export function formatIPv4(word: number): string {
   return `${word >>> 24}.${(word >>> 16) & 0xff}.${(word >>> 8) & 0xff}.${word & 0xff}`;
@@ -64,3 +65,11 @@ export function isoFromSeconds(base: number, offset = 0): string {
 
 /** `addr:port`, with IPv6 addresses in brackets. */
 export const endpoint = (addr: string, port: number): string => (addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`);
+
+/** Parses HOST:PORT (IPv6 hosts in brackets). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`http.listen: "${listen}" is not HOST:PORT`);
+  return { host: m[1] ?? m[2]!, port };
+}

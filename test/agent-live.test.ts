@@ -8,13 +8,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Report, WindowSummary } from '../common/report.js';
-import { CLI, SHARED_PCAPS } from './helpers/paths.js';
-import { freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
+import type { WindowSummary } from '../common/report.js';
+import { SHARED_PCAPS } from './helpers/paths.js';
+import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { createTestNetwork, netnsAvailable, netnsUnavailableReason } from './helpers/netns.js';
 import { readStream } from './helpers/stream-reader.js';
@@ -81,7 +81,7 @@ test('live capture in a network namespace: packets published + drops = packets s
   assert.equal(seen + dropped, sent, `seen ${seen} + dropped ${dropped} vs sent ${sent}`);
   assert.equal(windows.reduce((n, w) => n + (w.capture?.received ?? 0), 0), sent);
 
-  const report = JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', FILE, '--format', 'json', '--config', config]).toString()) as Report;
+  const report = analyzeJson(FILE, config);
   assert.deepEqual(tcpSums(windows), tcpSums(report.windows));
   assert.ok(tcpSums(windows)['retransmissions']! > 0, 'the capture has retransmissions');
 });

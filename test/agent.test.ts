@@ -5,13 +5,12 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Finding, Report, WindowSummary } from '../common/report.js';
-import { CLI, SHARED_PCAPS } from './helpers/paths.js';
-import { freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
+import type { Finding, WindowSummary } from '../common/report.js';
+import { SHARED_PCAPS } from './helpers/paths.js';
+import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 import { readStream, type StoredMessage } from './helpers/stream-reader.js';
 
@@ -27,10 +26,6 @@ function configFile(name: string, extra = '', shutdownSeconds = 5): string {
   const path = join(work, `${name}.yaml`);
   writeFileSync(path, `windows:\n  seconds: 1\nstatus:\n  seconds: 1\nshutdown:\n  seconds: ${shutdownSeconds}\n${extra}`);
   return path;
-}
-
-function analyzeJson(file: string, config: string): Report {
-  return JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--config', config], { maxBuffer: 64 << 20 }).toString()) as Report;
 }
 
 function byKind(messages: StoredMessage[]): { windows: WindowSummary[]; findings: Finding[]; status: Array<Record<string, unknown>> } {

@@ -6,7 +6,6 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +13,8 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Finding, Report, WindowSummary } from '../common/report.js';
 import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
-import { CLI, SHARED_PCAPS } from './helpers/paths.js';
-import { freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
+import { SHARED_PCAPS } from './helpers/paths.js';
+import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 import { createTestDatabase, postgresAvailable } from './helpers/postgres.js';
 
@@ -48,10 +47,6 @@ const getJson = async <T>(url: string, headers: Record<string, string> = {}): Pr
   assert.equal(res.status, 200, `${url}: ${res.status} ${await res.clone().text()}`);
   return await res.json() as T;
 };
-
-function analyzeJson(file: string, config: string): Report {
-  return JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--config', config], { maxBuffer: 64 << 20 }).toString()) as Report;
-}
 
 const ALL_TIME = 'from=0&to=4000000000';
 

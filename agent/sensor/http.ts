@@ -5,6 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import { parseListen } from '../../common/address.js';
 import { UsageError } from '../../common/errors.js';
 
 export interface Readiness {
@@ -14,13 +15,6 @@ export interface Readiness {
   state: string;
 }
 
-/** Parses HOST:PORT (IPv6 hosts in brackets). */
-export function parseListen(listen: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`http.listen: "${listen}" is not HOST:PORT`);
-  return { host: m[1] ?? m[2]!, port };
-}
 
 export async function startHttp(listen: string, registry: Registry, readiness: () => Readiness): Promise<Server> {
   const { host, port } = parseListen(listen);

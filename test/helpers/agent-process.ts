@@ -1,5 +1,6 @@
 /** Runs `pcap-analyzer agent` as a child process and watches it (exit, logs, HTTP endpoints). */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import type { Report } from '../../common/report.js';
 import { CLI } from './paths.js';
 
 export { freePort } from './nats-server.js';
@@ -63,4 +64,9 @@ export function metricValue(metrics: Map<string, number>, name: string, ...parts
     if ((key === name || key.startsWith(`${name}{`)) && parts.every((p) => key.includes(p))) sum += value;
   }
   return sum;
+}
+
+/** `pcap-analyzer analyze FILE --format json --config CONFIG`, parsed: what agent and collector results are compared with. */
+export function analyzeJson(file: string, config: string): Report {
+  return JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--config', config], { maxBuffer: 64 << 20 }).toString()) as Report;
 }

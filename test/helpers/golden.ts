@@ -5,7 +5,7 @@
  * `node dist/test/helpers/golden.js --update` rewrites them (only when a
  * difference is intended and named in that test).
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -42,7 +42,12 @@ export function goldenCases(): GoldenCase[] {
       const dir = join(tmpdir(), 'pcap-analyzer-golden');
       mkdirSync(dir, { recursive: true });
       const path = join(dir, `${name}.pcap`);
-      if (!existsSync(path)) generateCapture(path, options);
+      if (!existsSync(path)) {
+        // Written under a private name, then renamed: concurrent runs never read a half-written file.
+        const partial = `${path}.${process.pid}.partial`;
+        generateCapture(partial, options);
+        renameSync(partial, path);
+      }
       return path;
     },
   }));

@@ -1,13 +1,15 @@
 /**
- * The per-packet path: record -> decode -> clock -> flow -> window -> analyzers.
- * Used by `analyze` and by the agent. One guard here counts anything
+ * The per-packet path: record -> decode -> clock -> flow (flow table, TCP
+ * sequence analysis, connection attempts) -> window -> analyzers. Used by
+ * `analyze` and by the agent. Each event goes only to the analyzers that have
+ * its hook (dispatch lists made once, here). One guard here counts anything
  * unexpected, so no packet can stop the loop.
  */
 import type { Config } from '../common/config.js';
 import type { FrameRecord } from './capture/frame-record.js';
-import { TcpPacketResult, createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
+import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
-import { FlowTable, type EndReasonCode, type FlowListener } from './flow/index.js';
+import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
 import { PacketClock } from './window/packet-clock.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
@@ -31,6 +33,20 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 ];
 
 const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
+/** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
+const WINDOW_END_EPSILON = 1e-3;
+
+type PacketHook = (v: PacketView, slot: number, dir: number) => void;
+
+/** The analyzers that have hook `name`, bound, in registry order. */
+function subscribers<K extends keyof Analyzer>(analyzers: readonly Analyzer[], name: K): Array<NonNullable<Analyzer[K]>> {
+  const out: Array<NonNullable<Analyzer[K]>> = [];
+  for (const a of analyzers) {
+    const hook = a[name];
+    if (typeof hook === 'function') out.push(hook.bind(a) as NonNullable<Analyzer[K]>);
+  }
+  return out;
+}
 
 export interface PipelineOptions {
   /** Receives each closed window with its findings. */
@@ -43,10 +59,18 @@ export class Pipeline {
   readonly decoder: Decoder;
   readonly flows: FlowTable;
   readonly clock = new PacketClock();
+  readonly tcpSequence: TcpSequenceAnalysis;
+  readonly attempts: ConnectionAttempts;
   readonly analyzers: Analyzer[];
   readonly windows: WindowEngine;
-  /** What the analyzers share (config, flows, clock, the TCP result of the current packet). */
+  /** What the analyzers share (config, flows, clock, the TCP sequence analysis). */
   readonly context: AnalyzerContext;
+  // One dispatch list per event.
+  private readonly onPacket: PacketHook[];
+  private readonly onTcp: Array<NonNullable<Analyzer['onTcpSegment']>>;
+  private readonly onUdp: PacketHook[];
+  private readonly onIcmp: PacketHook[];
+  private readonly onDns: PacketHook[];
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
   private readonly counterBits = Int32Array.from(FRAME_COUNTERS, ([, bit]) => bit);
   packets = 0;
@@ -63,30 +87,48 @@ export class Pipeline {
   constructor(config: Readonly<Config>, options: PipelineOptions) {
     this.decoder = new Decoder(config.flows);
     this.flows = new FlowTable(config.flows, this.clock);
+    this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
       clock: this.clock,
       decoder: this.decoder,
       networks: new Networks(config.networks.internal),
-      tcp: new TcpPacketResult(),
+      tcpSequence: this.tcpSequence,
       report: (draft) => this.windows.report(draft),
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
     this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow, config.report.maxFindingsPerType);
     const analyzers = this.analyzers;
+    this.onPacket = subscribers(analyzers, 'onPacket');
+    this.onTcp = subscribers(analyzers, 'onTcpSegment');
+    this.onUdp = subscribers(analyzers, 'onUdpDatagram');
+    this.onIcmp = subscribers(analyzers, 'onIcmpMessage');
+    this.onDns = subscribers(analyzers, 'onDnsMessage');
+    const onStart = subscribers(analyzers, 'onFlowStart');
+    const onEnd = subscribers(analyzers, 'onFlowEnd');
+    const onAttempt = subscribers(analyzers, 'onConnectionAttempt');
+    const attempts = this.attempts = new ConnectionAttempts(this.flows, (slot: number, event: AttemptEventCode, at: number): void => {
+      for (let i = 0; i < onAttempt.length; i++) onAttempt[i]!(slot, event, at);
+    });
     const windows = this.windows;
+    const tcpSequence = this.tcpSequence;
+    const clock = this.clock;
     const extra = options.flowListener;
     this.flows.setListener({
       onFlowStart(slot: number): void {
         windows.onFlowStart(slot);
-        for (const a of analyzers) a.onFlowStart?.(slot);
+        tcpSequence.flowStarted(slot);
+        attempts.flowStarted(slot);
+        for (let i = 0; i < onStart.length; i++) onStart[i]!(slot);
         extra?.onFlowStart?.(slot);
       },
       onFlowEnd(slot: number, reason: EndReasonCode): void {
         windows.onFlowEnd();
-        for (const a of analyzers) a.onFlowEnd?.(slot, reason);
+        attempts.flowEnded(slot, clock.now);
+        for (let i = 0; i < onEnd.length; i++) onEnd[i]!(slot, reason);
+        tcpSequence.flowEnded(slot);
         extra?.onFlowEnd?.(slot, reason);
       },
     });
@@ -103,23 +145,58 @@ export class Pipeline {
       const view: PacketView = this.decoder.decode(rec);
       if (Number.isNaN(this.clock.base)) this.clock.base = this.decoder.timeBase;
       this.clock.observe(view.ts);
-      this.windows.advance();
-      this.flows.advance();
-      const slot = this.flows.update(view);
-      const dir = this.flows.dir;
-      if (view.innerTcpFlags >= 0) this.flows.updateQuoted(view);
+      this.advanceClocks();
+      const flows = this.flows;
+      const slot = flows.update(view);
+      const dir = flows.dir;
+      if (view.innerTcpFlags >= 0) flows.updateQuoted(view);
       this.windows.onPacket(view.ts, rec.wireLen, slot);
-      const analyzers = this.analyzers;
-      for (let i = 0; i < analyzers.length; i++) analyzers[i]!.onPacket(view, slot, dir);
+      const transport = view.transport;
+      const tcpSegment = slot >= 0 && transport === Transport.TCP;
+      const seq = this.tcpSequence;
+      if (tcpSegment) {
+        seq.analyze(view, slot, dir, flows.synEvent);
+        this.attempts.segment(view, slot, dir, this.clock.now);
+      }
+      const hooks = this.onPacket;
+      for (let i = 0; i < hooks.length; i++) hooks[i]!(view, slot, dir);
       let present = view.present;
-      // A retransmitted or out-of-order TCP segment is not a `dns` frame in Wireshark.
-      if (view.dnsOff >= 0 && view.transport === Transport.TCP && this.context.tcp.payloadRepeated) present &= ~DNS_BITS;
+      if (tcpSegment) {
+        const tcp = this.onTcp;
+        for (let i = 0; i < tcp.length; i++) tcp[i]!(view, slot, dir, seq.result);
+        // A retransmitted or out-of-order TCP segment is not a `dns` frame in Wireshark.
+        if (view.dnsOff >= 0 && seq.result.payloadRepeated) present &= ~DNS_BITS;
+      } else if (slot >= 0 && transport === Transport.UDP) {
+        const udp = this.onUdp;
+        for (let i = 0; i < udp.length; i++) udp[i]!(view, slot, dir);
+      } else if (slot >= 0 && (transport === Transport.ICMP || transport === Transport.ICMPV6)) {
+        const icmp = this.onIcmp;
+        for (let i = 0; i < icmp.length; i++) icmp[i]!(view, slot, dir);
+      }
+      if (present & Proto.DNS) {
+        const dns = this.onDns;
+        for (let i = 0; i < dns.length; i++) dns[i]!(view, slot, dir);
+      }
       const bits = this.counterBits;
       for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
     } catch (err) {
       this.unexpected++;
       this.lastError = err;
     }
+  }
+
+  /**
+   * Packet time moved on: attempts due before the current window's end are
+   * settled in it, then the window may close, idle flows expire, and attempts
+   * due by now are settled.
+   */
+  private advanceClocks(): void {
+    const now = this.clock.now;
+    const span = this.windows.current;
+    if (now >= span.relEnd) this.attempts.expire(Math.max(span.relStart, span.relEnd - WINDOW_END_EPSILON));
+    this.windows.advance();
+    this.flows.advance();
+    this.attempts.expire(now);
   }
 
   /**
@@ -133,8 +210,7 @@ export class Pipeline {
     if (rel <= this.clock.now) return;
     this.clock.now = rel;
     try {
-      this.windows.advance();
-      this.flows.advance();
+      this.advanceClocks();
     } catch (err) {
       this.unexpected++;
       this.lastError = err;
@@ -152,6 +228,7 @@ export class Pipeline {
 
   /** End of input: the analyzers report open states, the last window closes, then every flow ends. */
   finish(): void {
+    this.attempts.finish(this.clock.now);
     this.windows.finish();
     this.flows.endAll();
   }

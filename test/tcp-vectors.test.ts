@@ -42,10 +42,11 @@ async function ours(file: string): Promise<Map<number, Verdict>> {
   const config = loadConfig();
   const reader = await CaptureReader.open(join(DIR, file), config.input);
   const pipeline = new Pipeline(config, { onWindow: () => {} });
-  const result: TcpPacketResult = pipeline.context.tcp;
+  const result: TcpPacketResult = pipeline.tcpSequence.result;
   const out = new Map<number, Verdict>();
   for (let s = reader.next(); s !== END; s = reader.next()) {
     if (s === NEED_DATA) { await reader.fill(); continue; }
+    result.analyzed = false; // set again only when this frame is a TCP segment of a flow
     pipeline.process(reader.record);
     const slot = pipeline.flows.lastSlot;
     out.set(reader.record.number, {

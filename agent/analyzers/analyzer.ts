@@ -1,8 +1,12 @@
 /**
  * The analyzer interface. One analyzer per file; `registry.ts` lists them.
- * Hooks run on the per-packet path (`onPacket`, flow start/end: synchronous,
- * no allocation, never throw on packet data) or at window close (`closeWindow`:
- * plain data, may allocate). Disabled analyzers are not constructed.
+ *
+ * An analyzer subscribes to an event by having its hook (`onTcpSegment`,
+ * `onDnsMessage`, ...): when the pipeline is built it makes one dispatch list
+ * per event from the hooks the enabled analyzers have, so a packet reaches
+ * only the analyzers that consume its kind. Event hooks run on the per-packet
+ * path (synchronous, no allocation, never throw on packet data); window hooks
+ * (`closeWindow`, `finish`) may allocate. Disabled analyzers are not constructed.
  */
 import type { Config } from '../../common/config.js';
 import type { Finding, FindingSeverity } from '../../common/report.js';
@@ -12,7 +16,9 @@ import type { EndReasonCode, FlowTable } from '../flow/index.js';
 import type { PacketClock } from '../window/packet-clock.js';
 import type { QuantileSummary } from '../window/quantiles.js';
 import type { Networks } from './lib/networks.js';
-import type { TcpPacketResult } from './tcp-result.js';
+import type { AttemptEventCode } from '../flow/connection-attempts.js';
+import type { TcpSequenceAnalysis } from '../flow/tcp-sequence.js';
+import type { TcpPacketResult } from '../flow/tcp-result.js';
 
 /** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
 export interface WindowSpan {
@@ -45,8 +51,8 @@ export interface AnalyzerContext {
   readonly decoder: Decoder;
   /** networks.internal, parsed once (security detectors). */
   readonly networks: Networks;
-  /** Per-packet TCP sequence-analysis result, filled by the `tcp` analyzer before the others run. */
-  readonly tcp: TcpPacketResult;
+  /** Wireshark's TCP sequence analysis (flow stage): its per-segment result comes with `onTcpSegment`. */
+  readonly tcpSequence: TcpSequenceAnalysis;
   report(finding: FindingDraft): void;
   /** Findings reported so far in the current window. */
   windowFindings(): readonly Finding[];
@@ -55,10 +61,22 @@ export interface AnalyzerContext {
 export interface Analyzer {
   /** Config key under `analyzers.`, and the key of its metrics in window summaries. */
   readonly id: string;
-  /** Every decoded packet; `slot` is its flow (-1 when none) and `dir` its direction in the flow. */
-  onPacket(v: PacketView, slot: number, dir: number): void;
+  // Events (see the README's architecture section for the list). `slot` is the
+  // packet's flow (-1 when none) and `dir` its direction in the flow (flow/Dir).
+  /** Every decoded packet, IP or not. */
+  onPacket?(v: PacketView, slot: number, dir: number): void;
+  /** A TCP segment of a flow, with Wireshark's sequence analysis of it. */
+  onTcpSegment?(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void;
+  /** A UDP datagram of a flow. */
+  onUdpDatagram?(v: PacketView, slot: number, dir: number): void;
+  /** An ICMP or ICMPv6 message of a flow. */
+  onIcmpMessage?(v: PacketView, slot: number, dir: number): void;
+  /** A packet carrying a DNS message Wireshark dissects (over UDP, or over TCP unless the segment repeats payload). */
+  onDnsMessage?(v: PacketView, slot: number, dir: number): void;
   onFlowStart?(slot: number): void;
   onFlowEnd?(slot: number, reason: EndReasonCode): void;
+  /** A TCP connection attempt's progress or outcome (flow/connection-attempts.ts), at packet time `at`. */
+  onConnectionAttempt?(slot: number, event: AttemptEventCode, at: number): void;
   /** End of input, before the last window closes: report states still open. */
   finish?(span: WindowSpan): void;
   /** Closes a window: returns its metrics and resets per-window state. `earlier` holds metrics of analyzers that ran before. */

@@ -55,7 +55,6 @@
  * sample names per report once it is hot.
  */
 import { formatAddress } from '../../common/address.js';
-import { Proto, Transport } from '../decode/constants.js';
 import { readDnsName } from '../decode/dns.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
@@ -333,9 +332,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.hotUnique = Math.max(1, Math.min(HOT_UNIQUE, c.minUniqueSubdomains));
   }
 
-  onPacket(v: PacketView): void {
-    if (v.dnsQnameOff < 0 || (v.present & Proto.DNS) === 0) return;
-    if (v.transport === Transport.TCP && this.ctx.tcp.payloadRepeated) return;
+  onDnsMessage(v: PacketView): void {
+    if (v.dnsQnameOff < 0) return;
     if (!this.includeLoopback && (isLoopback(v.ipVersion, v.src) || isLoopback(v.ipVersion, v.dst))) return;
     const response = v.dnsIsResponse;
     const d = v.l4Data;

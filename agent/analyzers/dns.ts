@@ -93,7 +93,8 @@ class DnsAnalyzer implements Analyzer {
       this.expire(v.ts);
     }
     if (v.dnsOff < 0 || slot < 0) return;
-    if (v.transport === Transport.TCP && this.ctx.tcp.payloadRepeated) return;
+    // A retransmitted or out-of-order TCP segment is not a DNS message in Wireshark.
+    if (v.transport === Transport.TCP && this.ctx.tcpSequence.result.payloadRepeated) return;
     const key = slot * 65536 + v.dnsId;
     const w = this.w;
     const q = this.byKey.get(key);

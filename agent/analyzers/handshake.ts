@@ -22,12 +22,12 @@
  */
 import { isoFromSeconds } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
-import { TcpFlag, Transport } from '../decode/constants.js';
+import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { ANY_RETRANSMISSION } from './tcp-result.js';
+import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, dur } from './lib/format.js';
 
 const { SYN, ACK, RST } = TcpFlag;
@@ -95,8 +95,7 @@ class HandshakeAnalyzer implements Analyzer {
     if (this.intervals.size > 0) this.intervals.delete(slot);
   }
 
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    if (slot < 0 || v.transport !== Transport.TCP) return;
+  onTcpSegment(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
     const tf = v.tcpFlags;
     const now = v.ts;
     const s = this.state[slot]!;
@@ -131,7 +130,7 @@ class HandshakeAnalyzer implements Analyzer {
         return;
       }
       // Same flow, so same ISN (a new ISN starts a new flow): a retransmitted SYN.
-      if (!(this.ctx.tcp.flags & ANY_RETRANSMISSION) && this.ctx.flows.synEvent !== TcpSynEvent.SAME_ISN_SYN) return;
+      if (!(tcp.flags & ANY_RETRANSMISSION) && this.ctx.flows.synEvent !== TcpSynEvent.SAME_ISN_SYN) return;
       this.w.synRetransmissions++;
       if (s === WAIT_SYNACK || s === WAIT_ACK) {
         this.retry(slot, now);

@@ -76,7 +76,6 @@ class HealthAnalyzer implements Analyzer {
 
   constructor(private readonly ctx: AnalyzerContext) {}
 
-  onPacket(): void { /* reads window metrics only */ }
 
   closeWindow(_span: unknown, earlier: Readonly<Record<string, Metrics>>): Metrics {
     const tcp = earlier['tcp'];

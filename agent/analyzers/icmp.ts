@@ -34,9 +34,8 @@ class IcmpAnalyzer implements Analyzer {
     return { messages: 0, echoRequests: 0, echoReplies: 0, unreachable: {}, timeExceeded: 0, mtus: new Map(), quoted: new Map() };
   }
 
-  onPacket(v: PacketView): void {
+  onIcmpMessage(v: PacketView): void {
     const t = v.transport;
-    if (t !== Transport.ICMP && t !== Transport.ICMPV6) return;
     const type = v.icmpType;
     const v6 = t === Transport.ICMPV6;
     const w = this.w;

@@ -23,7 +23,6 @@
  * `high_jitter` findings are reported for streams above `warning` (critical
  * above `critical`), at most MAX_FINDINGS per window, worst first.
  */
-import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
@@ -82,8 +81,7 @@ class JitterAnalyzer implements Analyzer {
     }
   }
 
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    if (slot < 0 || v.transport !== Transport.UDP) return;
+  onUdpDatagram(v: PacketView, slot: number, dir: number): void {
     if (this.active.add(slot)) { this.winPackets[slot * 2] = 0; this.winPackets[slot * 2 + 1] = 0; }
     const d = slot * 2 + dir;
     this.winPackets[d]++;

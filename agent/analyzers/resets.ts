@@ -71,8 +71,7 @@ class ResetsAnalyzer implements Analyzer {
     this.live[slot] = 0;
   }
 
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    if (slot < 0 || v.transport !== Transport.TCP) return;
+  onTcpSegment(v: PacketView, slot: number, dir: number): void {
     const tf = v.tcpFlags;
     const seen = this.seen[slot]!;
     if (tf & RST) {

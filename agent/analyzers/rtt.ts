@@ -24,6 +24,7 @@
 import type { FindingSeverity } from '../../common/report.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
+import type { TcpPacketResult } from '../flow/tcp-result.js';
 import { Quantiles } from '../window/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { round9, endpoint, dur } from './lib/format.js';
@@ -92,9 +93,9 @@ class RttAnalyzer implements Analyzer {
     this.overCritical[slot] = 0;
   }
 
-  onPacket(_v: PacketView, slot: number, dir: number): void {
-    const rtt = this.ctx.tcp.karnRtt;
-    if (slot < 0 || !(rtt > 0)) return;
+  onTcpSegment(_v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
+    const rtt = tcp.karnRtt;
+    if (!(rtt > 0)) return;
     this.all.add(rtt);
     this.sampleSum += rtt;
     // This packet is the ACK: from the server, it acknowledged the client's data.

@@ -13,7 +13,7 @@
  * error. `sackPermitted` counts every packet with the option, like
  * Wireshark's tcp.options.sack_perm; `sackPackets` like tcp.options.sack.
  */
-import { TcpFlag, Transport } from '../decode/constants.js';
+import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 
@@ -48,8 +48,7 @@ class SackAnalyzer implements Analyzer {
     this.sackWindow[slot] = -1;
   }
 
-  onPacket(v: PacketView, slot: number): void {
-    if (v.transport !== Transport.TCP) return;
+  onTcpSegment(v: PacketView, slot: number): void {
     const w = this.w;
     const flags = v.tcpFlags;
     if (flags & TcpFlag.SYN) {

@@ -20,14 +20,13 @@
  */
 import { formatAddress, isoFromSeconds } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
-import { TcpFlag, Transport } from '../decode/constants.js';
+import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { TcpAnalysisFlag as F } from './tcp-result.js';
+import { TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, dur } from './lib/format.js';
 
-const SYN_FIN_RST = TcpFlag.SYN | TcpFlag.FIN | TcpFlag.RST;
 const LOW_EXCLUDED = TcpFlag.SYN | TcpFlag.RST;
 const SIDES = ['client', 'server'] as const;
 
@@ -67,11 +66,8 @@ class TcpWindowAnalyzer implements Analyzer {
     this.open[slot * 2] = this.open[slot * 2 + 1] = 0;
   }
 
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    if (slot < 0 || v.transport !== Transport.TCP) return;
-    const res = this.ctx.tcp;
-    // Without the tcp analyzer, Wireshark's zero-window rule without its probe exclusion.
-    const flags = res.analyzed ? res.flags : v.window === 0 && !(v.tcpFlags & SYN_FIN_RST) ? F.ZERO_WINDOW : 0;
+  onTcpSegment(v: PacketView, slot: number, dir: number, res: TcpPacketResult): void {
+    const flags = res.flags;
     const d = slot * 2 + dir;
     const w = this.w;
     if (flags & F.ZERO_WINDOW) {

@@ -27,7 +27,9 @@ export class TcpPacketResult {
   flags = 0;
   /** TCP payload length (tcp.len). */
   seglen = 0;
-  /** tcp.analysis.ack_rtt in seconds (negative when timestamps go backwards), or -1 when this packet acks no segment exactly. */
+  /** True when this packet acks a segment exactly: it carries tcp.analysis.ack_rtt. */
+  hasAckRtt = false;
+  /** tcp.analysis.ack_rtt in seconds (negative when timestamps go backwards), or -1 when `hasAckRtt` is false. */
   ackRtt = -1;
   /** The same RTT when Karn's rule allows it (the acked segment was sent once), else -1. */
   karnRtt = -1;
@@ -46,6 +48,7 @@ export class TcpPacketResult {
     this.analyzed = false;
     this.flags = 0;
     this.seglen = 0;
+    this.hasAckRtt = false;
     this.ackRtt = -1;
     this.karnRtt = -1;
     this.windowBytes = -1;

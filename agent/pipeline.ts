@@ -6,6 +6,7 @@
  * unexpected, so no packet can stop the loop.
  */
 import type { Config } from '../common/config.js';
+import { MemoryBudget } from '../common/memory-budget.js';
 import type { FrameRecord } from './capture/frame-record.js';
 import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
@@ -95,6 +96,7 @@ export class Pipeline {
       decoder: this.decoder,
       networks: new Networks(config.networks.internal),
       tcpSequence: this.tcpSequence,
+      memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
       windowFindings: () => this.windows.pendingFindings,
     };

@@ -189,6 +189,13 @@ export interface Config {
     /** Largest pcapng block accepted, in bytes; larger lengths are treated as corruption. */
     maxBlockBytes: number;
   };
+  memory: {
+    /**
+     * What the analysis may use in all, in MB: the detectors' tables are sized
+     * from it at start (`pcap-analyzer config` prints their capacities).
+     */
+    budgetMB: number;
+  };
   flows: {
     /** Hard cap on live flows; when full, the least recently active flow is evicted and counted. */
     maxFlows: number;
@@ -327,6 +334,7 @@ export const DEFAULT_CONFIG: Config = {
     maxCompressionRatio: 1000,
     maxBlockBytes: 16 * 1024 * 1024,
   },
+  memory: { budgetMB: 200 },
   flows: {
     maxFlows: 65536,
     timeouts: {
@@ -446,6 +454,7 @@ export const SECRET_KEYS: readonly string[] = ['nats.token', 'nats.password', 'c
 const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'input.maxCompressionRatio': [1, 1e9],
   'input.maxBlockBytes': [65536, 1024 * 1024 * 1024],
+  'memory.budgetMB': [100, 1_000_000],
   'flows.maxFlows': [16, 50_000_000],
   'flows.maxFragmentDatagrams': [1, 10_000_000],
   'report.topFlows': [0, 100_000],

@@ -9,6 +9,7 @@
  * (`closeWindow`, `finish`) may allocate. Disabled analyzers are not constructed.
  */
 import type { Config } from '../../common/config.js';
+import type { MemoryBudget } from '../../common/memory-budget.js';
 import type { Finding, FindingSeverity } from '../../common/report.js';
 import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -49,6 +50,8 @@ export interface AnalyzerContext {
   readonly flows: FlowTable;
   readonly clock: PacketClock;
   readonly decoder: Decoder;
+  /** memory.budgetMB: detectors size their key tables from it at construction (`memory.keys(...)`). */
+  readonly memory: MemoryBudget;
   /** networks.internal, parsed once (security detectors). */
   readonly networks: Networks;
   /** Wireshark's TCP sequence analysis (flow stage): its per-segment result comes with `onTcpSegment`. */

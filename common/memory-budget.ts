@@ -1,0 +1,41 @@
+/**
+ * One memory budget (`memory.budgetMB`) from which the detectors' key tables
+ * are sized at start, so the analysis stays within it whatever the traffic:
+ * a table never grows, it evicts (counted). A fixed part is kept for Node
+ * itself, the flow table, the reader's buffers and the report; the rest is
+ * shared equally by the detectors' tables. A detector asks once, at
+ * construction, with the bytes one key costs it; `analyzers.<id>.maxKeys`
+ * caps the answer.
+ */
+
+/** MB kept for Node's own heap and code, the flow table with its per-flow analyzer state, reader buffers and reports. */
+export const RESERVED_MB = 120;
+/** Detector tables the budget is shared by (keys tables of the seven security detectors). */
+export const DETECTOR_TABLES = 7;
+
+export interface TableGrant {
+  table: string;
+  capacity: number;
+  bytesPerKey: number;
+  bytes: number;
+}
+
+export class MemoryBudget {
+  /** Bytes each detector table may use. */
+  readonly bytesPerTable: number;
+  private readonly grants: TableGrant[] = [];
+
+  constructor(readonly budgetMB: number) {
+    this.bytesPerTable = Math.max(0, budgetMB - RESERVED_MB) * 1024 * 1024 / DETECTOR_TABLES;
+  }
+
+  /** Keys a table may hold at `bytesPerKey` each (at least 16), at most `maxKeys`; recorded for `grantsMade`. */
+  keys(table: string, bytesPerKey: number, maxKeys = Infinity): number {
+    const capacity = Math.max(16, Math.min(maxKeys, Math.floor(this.bytesPerTable / Math.max(1, bytesPerKey))));
+    this.grants.push({ table, capacity, bytesPerKey, bytes: capacity * bytesPerKey });
+    return capacity;
+  }
+
+  /** What was granted so far, in the order asked. */
+  get grantsMade(): readonly TableGrant[] { return this.grants; }
+}

@@ -43,6 +43,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund \
 FROM deps AS dev
 COPY tsconfig.json tsconfig.build.json config.yaml ./
 COPY bin ./bin
+COPY cli ./cli
 COPY agent ./agent
 COPY collector ./collector
 COPY common ./common

@@ -12,7 +12,7 @@ import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzer
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
-import { PacketClock } from './window/packet-clock.js';
+import { PacketClock } from './core/packet-clock.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
 
 /** Report counter names (Wireshark display-filter fields) and the presence bit each counts. */

@@ -14,7 +14,7 @@ import { DEFAULT_CONFIG } from '../common/config.js';
 import { CaptureReader, END, NEED_DATA } from '../agent/capture/index.js';
 import { Decoder } from '../agent/decode/index.js';
 import { FlowTable } from '../agent/flow/index.js';
-import { PacketClock } from '../agent/window/packet-clock.js';
+import { PacketClock } from '../agent/core/packet-clock.js';
 
 export interface StageResult {
   stage: 'read' | 'decode-flow';

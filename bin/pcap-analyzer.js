@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry point of the `pcap-analyzer` command: runs the compiled CLI (npm install builds it).
-import('../dist/agent/cli.js').then(
+import('../dist/cli/main.js').then(
   (cli) => cli.run(),
   (err) => {
     if (err && err.code === 'ERR_MODULE_NOT_FOUND') {

@@ -49,7 +49,7 @@ function findProcess(pidArg) {
   return undefined;
 }
 
-/** The CLI's options that take a value (agent/cli.ts), so a value is never taken for the command. */
+/** The CLI's options that take a value (cli/main.ts), so a value is never taken for the command. */
 const VALUED = new Set(['format', 'out', 'config', 'interface', 'bpf', 'replay', 'speed', 'sensor', 'nats', 'listen', 'data-dir', 'database-url']);
 
 /** The command and the flags that matter here (--config, --listen; `--flag value` or `--flag=value`). */

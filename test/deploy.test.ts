@@ -620,8 +620,8 @@ describe('Dockerfile', () => {
   });
 });
 
-test('deploy/healthcheck.mjs skips the value of every CLI option that takes one (agent/cli.ts)', () => {
-  const cli = readRepo('agent/cli.ts');
+test('deploy/healthcheck.mjs skips the value of every CLI option that takes one (cli/main.ts)', () => {
+  const cli = readRepo('cli/main.ts');
   const valued = [...cli.matchAll(/^\s+'?([a-z-]+)'?: \{ type: 'string'/gm)].map((m) => m[1]!).sort();
   assert.ok(valued.includes('listen') && valued.includes('config'), valued.join(' '));
   const known = /const VALUED = new Set\(\[([^\]]*)\]\)/.exec(readRepo('deploy/healthcheck.mjs'));

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildConfig } from '../common/config.js';
 import { PacketView, TcpFlag, Transport } from '../agent/decode/index.js';
-import { PacketClock } from '../agent/window/packet-clock.js';
+import { PacketClock } from '../agent/core/packet-clock.js';
 import { Dir, EndReason, FlowTable, FLOW_STATE_NAMES, type EndReasonCode } from '../agent/flow/index.js';
 
 const { SYN, ACK, FIN, RST } = TcpFlag;

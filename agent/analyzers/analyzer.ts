@@ -10,40 +10,19 @@
  */
 import type { Config } from '../../common/config.js';
 import type { MemoryBudget } from '../../common/memory-budget.js';
-import type { Finding, FindingSeverity } from '../../common/report.js';
+import type { Finding } from '../../common/report.js';
+import type { FindingDraft, WindowParticipant } from '../core/window-types.js';
 import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
-import type { PacketClock } from '../window/packet-clock.js';
-import type { QuantileSummary } from '../window/quantiles.js';
+import type { PacketClock } from '../core/packet-clock.js';
+import type { QuantileSummary } from './lib/quantiles.js';
 import type { Networks } from './lib/networks.js';
 import type { AttemptEventCode } from '../flow/connection-attempts.js';
 import type { TcpSequenceAnalysis } from '../flow/tcp-sequence.js';
 import type { TcpPacketResult } from '../flow/tcp-result.js';
 
-/** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
-export interface WindowSpan {
-  index: number;
-  start: number;
-  end: number;
-  relStart: number;
-  relEnd: number;
-}
-
-/** What an analyzer reports; the window engine adds the window and the stable id. */
-export interface FindingDraft {
-  type: string;
-  severity: FindingSeverity;
-  /** What makes this finding itself (with its type and window it gives the id), e.g. a flow or host. */
-  key: string;
-  summary: string;
-  evidence: Record<string, number | string | boolean | null>;
-  /** The flow it is about, as a live flow-table slot (resolved to addresses when reported). */
-  flowSlot?: number;
-  host?: string;
-}
-
-export type Metrics = Record<string, unknown>;
+export type { FindingDraft, Metrics, WindowSpan } from '../core/window-types.js';
 
 export interface AnalyzerContext {
   readonly config: Readonly<Config>;
@@ -61,7 +40,7 @@ export interface AnalyzerContext {
   windowFindings(): readonly Finding[];
 }
 
-export interface Analyzer {
+export interface Analyzer extends WindowParticipant {
   /** Config key under `analyzers.`, and the key of its metrics in window summaries. */
   readonly id: string;
   // Events (see the README's architecture section for the list). `slot` is the
@@ -80,10 +59,7 @@ export interface Analyzer {
   onFlowEnd?(slot: number, reason: EndReasonCode): void;
   /** A TCP connection attempt's progress or outcome (flow/connection-attempts.ts), at packet time `at`. */
   onConnectionAttempt?(slot: number, event: AttemptEventCode, at: number): void;
-  /** End of input, before the last window closes: report states still open. */
-  finish?(span: WindowSpan): void;
-  /** Closes a window: returns its metrics and resets per-window state. `earlier` holds metrics of analyzers that ran before. */
-  closeWindow(span: WindowSpan, earlier: Readonly<Record<string, Metrics>>): Metrics;
+  // finish and closeWindow: see WindowParticipant.
   /** Whole-capture frame counters for the report, named after Wireshark fields. */
   counters?(): Record<string, number>;
   /** Whole-capture distributions for the report's `stats`. */

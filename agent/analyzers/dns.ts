@@ -15,7 +15,7 @@
 import { formatAddress } from '../../common/address.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { Quantiles } from '../window/quantiles.js';
+import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { round9 } from './lib/format.js';
 

@@ -25,7 +25,7 @@ import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
-import { Quantiles } from '../window/quantiles.js';
+import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, dur } from './lib/format.js';

@@ -24,7 +24,7 @@
  * above `critical`), at most MAX_FINDINGS per window, worst first.
  */
 import type { PacketView } from '../decode/packet-view.js';
-import { Quantiles } from '../window/quantiles.js';
+import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { DIR_NAMES, WindowFlowSet, flowKey, round9 } from './window-flows.js';
 

@@ -5,7 +5,7 @@
  * counts what it found on each TCP segment, and tcp.analysis.ack_rtt.
  */
 import type { PacketView } from '../decode/packet-view.js';
-import { Quantiles } from '../window/quantiles.js';
+import { Quantiles } from './lib/quantiles.js';
 import { ANY_RETRANSMISSION, TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { round2, round6 } from './lib/format.js';

@@ -13,7 +13,7 @@
 import type { FlowTimeouts } from '../../common/config.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import type { PacketClock } from '../window/packet-clock.js';
+import type { PacketClock } from '../core/packet-clock.js';
 
 export const FlowState = {
   /** Non-TCP flow. */

@@ -26,16 +26,11 @@ import type { JetStreamClient, JetStreamPublishOptions, PubAck } from '@nats-io/
 import type { Logger } from 'pino';
 import type { NatsConfig, SpoolConfig } from '../../common/config.js';
 import { RECONNECT_WAIT_MS, buildConnectOptions, ensureStream, errorText, redactUrl, stripUserinfo } from '../../common/nats.js';
+import type { OutboundMessage } from './message.js';
 import { Spool } from './spool.js';
 import type { SpoolEntry } from './spool.js';
 
-export interface OutboundMessage {
-  subject: string;
-  /** Sent as Nats-Msg-Id: JetStream stores one message per id within the duplicate window. */
-  msgId: string;
-  /** UTF-8 JSON. */
-  data: Uint8Array;
-}
+export type { OutboundMessage } from './message.js';
 
 export interface PublisherStats {
   connected: boolean;

@@ -37,7 +37,7 @@
 import { closeSync, fstatSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { OutboundMessage } from './publisher.js';
+import type { OutboundMessage } from './message.js';
 
 export interface SpoolOptions {
   /** Segment files go to `<dataDir>/spool/`. */

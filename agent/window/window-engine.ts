@@ -9,9 +9,9 @@
 import { createHash } from 'node:crypto';
 import { isoFromSeconds } from '../../common/address.js';
 import type { Finding, WindowSummary } from '../../common/report.js';
-import type { Analyzer, FindingDraft, Metrics, WindowSpan } from '../analyzers/analyzer.js';
+import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
 import { describeFlow, type FlowTable } from '../flow/index.js';
-import type { PacketClock } from './packet-clock.js';
+import type { PacketClock } from '../core/packet-clock.js';
 
 export interface WindowOutput {
   summary: WindowSummary;
@@ -35,7 +35,7 @@ export class WindowEngine {
 
   constructor(
     private readonly seconds: number,
-    private readonly analyzers: readonly Analyzer[],
+    private readonly analyzers: readonly WindowParticipant[],
     private readonly flows: FlowTable,
     private readonly clock: PacketClock,
     private readonly emit: (out: WindowOutput) => void,

@@ -15,9 +15,7 @@ import { parseArgs } from 'node:util';
 import { resolveConfig } from '../../common/config.js';
 import { isUserError } from '../../common/errors.js';
 import { reportJsonChunks, type Finding, type WindowSummary } from '../../common/report.js';
-import { analyzeCapture } from '../../agent/analyze/index.js';
-import { SpillList } from '../../agent/analyze/spill-list.js';
-import type { WindowOutput } from '../../agent/window/window-engine.js';
+import { SpillList, analyzeCapture, type WindowOutput } from '../../agent/index.js';
 
 export type ChildMessage =
   | { type: 'progress'; percent: number }

@@ -12,7 +12,7 @@ import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { main } from '../../agent/cli.js';
+import { main } from '../../cli/main.js';
 import type { Report } from '../../common/report.js';
 
 export interface AnalyzeRssResult {

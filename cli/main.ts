@@ -1,5 +1,6 @@
 /**
- * The `pcap-analyzer` command line. Exit codes: 0 success, 2 bad input or
+ * The `pcap-analyzer` command line, above both the agent and the collector
+ * (it starts either; `analyze` loads neither NATS nor the collector). Exit codes: 0 success, 2 bad input or
  * usage (one line on stderr, no stack trace), 1 an internal error.
  */
 import { once } from 'node:events';
@@ -11,9 +12,7 @@ import { UsageError, isUserError } from '../common/errors.js';
 import { renderText, reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
 import { renderCsv } from '../common/report-csv.js';
 import { renderHtml } from '../common/report-html.js';
-import { analyzeCapture } from './analyze/index.js';
-import { SpillList } from './analyze/spill-list.js';
-import type { WindowOutput } from './window/window-engine.js';
+import { SpillList, analyzeCapture, type WindowOutput } from '../agent/index.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -201,7 +200,7 @@ function configSources(args: ReturnType<typeof parseArgs>): ConfigSources {
 
 async function agentCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
-  const { runAgent } = await import('./sensor/agent.js'); // analyze never loads NATS or prom-client
+  const { runAgent } = await import('../agent/sensor/agent.js'); // analyze never loads NATS or prom-client
   return runAgent({ sources: configSources(args), version: version() });
 }
 

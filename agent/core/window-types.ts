@@ -1,0 +1,41 @@
+/**
+ * What the window stage and the analyzers share, kept below both so that
+ * neither imports the other: the window span, a finding as an analyzer
+ * drafts it, window metrics, and what the window engine calls on each
+ * analyzer.
+ */
+import type { FindingSeverity } from '../../common/report.js';
+
+/** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
+export interface WindowSpan {
+  index: number;
+  start: number;
+  end: number;
+  relStart: number;
+  relEnd: number;
+}
+
+/** What an analyzer reports; the window engine adds the window and the stable id. */
+export interface FindingDraft {
+  type: string;
+  severity: FindingSeverity;
+  /** What makes this finding itself (with its type and window it gives the id), e.g. a flow or host. */
+  key: string;
+  summary: string;
+  evidence: Record<string, number | string | boolean | null>;
+  /** The flow it is about, as a live flow-table slot (resolved to addresses when reported). */
+  flowSlot?: number;
+  host?: string;
+}
+
+export type Metrics = Record<string, unknown>;
+
+/** What the window engine needs of an analyzer: its id and its window hooks. */
+export interface WindowParticipant {
+  /** Key of its metrics in window summaries. */
+  readonly id: string;
+  /** End of input, before the last window closes: report states still open. */
+  finish?(span: WindowSpan): void;
+  /** Closes a window: returns its metrics and resets per-window state. `earlier` holds metrics of analyzers that ran before. */
+  closeWindow(span: WindowSpan, earlier: Readonly<Record<string, Metrics>>): Metrics;
+}

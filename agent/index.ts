@@ -8,3 +8,4 @@ export { analyzeCapture } from './analyze/index.js';
 export type { AnalyzeOptions, AnalyzeResult } from './analyze/index.js';
 export { SpillList } from './analyze/spill-list.js';
 export type { WindowOutput } from './window/window-engine.js';
+export { memoryPlan, type MemoryPlanLine } from './pipeline.js';

@@ -257,3 +257,47 @@ export class Pipeline {
     return out;
   }
 }
+
+/** One line of the memory plan: a component and the typed arrays it preallocated at start. */
+export interface MemoryPlanLine {
+  component: string;
+  /** Keys (or flows) it holds at most; 0 when not a keyed table. */
+  capacity: number;
+  bytes: number;
+}
+
+/**
+ * Bytes of the typed arrays an object holds, directly or in the objects it
+ * owns (two levels down), each counted once: shared objects are in `seen`.
+ */
+function typedArrayBytes(owner: object, seen: Set<object>, depth = 0): number {
+  seen.add(owner);
+  let bytes = 0;
+  for (const value of Object.values(owner) as unknown[]) {
+    if (typeof value !== 'object' || value === null || seen.has(value)) continue;
+    if (ArrayBuffer.isView(value)) { seen.add(value); bytes += value.byteLength; }
+    else if (depth < 2 && !Array.isArray(value)) bytes += typedArrayBytes(value, seen, depth + 1);
+  }
+  return bytes;
+}
+
+/**
+ * What a pipeline with `config` preallocates at start (`pcap-analyzer config`
+ * prints it): the flow table and the per-flow state of the flow stage and of
+ * every analyzer, and each key table granted from memory.budgetMB.
+ */
+export function memoryPlan(config: Readonly<Config>): MemoryPlanLine[] {
+  const p = new Pipeline(config, { onWindow: () => {} });
+  // Objects every analyzer refers to: counted once, on their own line, never inside an analyzer.
+  const seen = new Set<object>([p, p.context, p.flows, p.tcpSequence, p.attempts, p.windows, p.clock, p.decoder, p.context.networks, p.context.memory]);
+  const own = (o: object): number => { seen.delete(o); return typedArrayBytes(o, seen); };
+  const lines: MemoryPlanLine[] = [
+    { component: 'flow table', capacity: p.flows.capacity, bytes: own(p.flows) },
+    { component: 'TCP sequence analysis', capacity: 0, bytes: own(p.tcpSequence) },
+    { component: 'connection attempts', capacity: 0, bytes: own(p.attempts) },
+    { component: 'windows', capacity: 0, bytes: own(p.windows) },
+  ];
+  for (const a of p.analyzers) lines.push({ component: `analyzer ${a.id}`, capacity: 0, bytes: typedArrayBytes(a, seen) });
+  for (const g of p.context.memory.grantsMade) lines.push({ component: `  key table ${g.table}`, capacity: g.capacity, bytes: g.bytes });
+  return lines;
+}

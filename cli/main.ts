@@ -7,12 +7,12 @@ import { once } from 'node:events';
 import { createWriteStream, openSync, readFileSync, statSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { dump as dumpYaml } from 'js-yaml';
-import { maskSecrets, resolveConfig, type ConfigSources } from '../common/config.js';
+import { maskSecrets, resolveConfig, type Config, type ConfigSources } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
 import { renderText, reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
 import { renderCsv } from '../common/report-csv.js';
 import { renderHtml } from '../common/report-html.js';
-import { SpillList, analyzeCapture, type WindowOutput } from '../agent/index.js';
+import { SpillList, analyzeCapture, memoryPlan, type WindowOutput } from '../agent/index.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -212,9 +212,24 @@ async function collectorCommand(args: ReturnType<typeof parseArgs>): Promise<num
 
 function configCommand(args: ReturnType<typeof parseArgs>): number {
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
-  const config = maskSecrets(resolveConfig(configSources(args)));
-  process.stdout.write(dumpYaml(config, { lineWidth: 120 }));
+  const config = resolveConfig(configSources(args));
+  process.stdout.write(dumpYaml(maskSecrets(config), { lineWidth: 120 }));
+  process.stdout.write(memoryPlanText(config));
   return 0;
+}
+
+/** The tables the analysis preallocates with this configuration, as YAML comments. */
+function memoryPlanText(config: Config): string {
+  const lines = memoryPlan(config);
+  const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`.padStart(10);
+  const total = lines.filter((l) => !l.component.startsWith(' ')).reduce((sum, l) => sum + l.bytes, 0);
+  const out = [`# Preallocated at start with this configuration (memory.budgetMB ${config.memory.budgetMB}):`];
+  for (const l of lines) {
+    const capacity = l.capacity ? `${l.capacity.toLocaleString('en-US')} ${l.component === 'flow table' ? 'flows' : 'keys'}` : '';
+    out.push(`#   ${l.component.padEnd(44)} ${capacity.padStart(16)} ${mb(l.bytes)}`);
+  }
+  out.push(`#   ${'total'.padEnd(44)} ${''.padStart(16)} ${mb(total)}`);
+  return `${out.join('\n')}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {

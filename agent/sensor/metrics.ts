@@ -31,6 +31,7 @@ export class AgentMetrics {
   private readonly drops: TotalCounter;
   private readonly decodeErrors: TotalCounter;
   private readonly flowsEvicted: TotalCounter;
+  private readonly tableEvictions: TotalCounter;
   private readonly published: TotalCounter;
   private readonly spoolOverflow: TotalCounter;
   private readonly flowsActive: Gauge<string>;
@@ -63,6 +64,7 @@ export class AgentMetrics {
     this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full), interface (driver), agent (received but not analyzed).', ['where']));
     this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']));
     this.flowsEvicted = new TotalCounter(counter('flows_evicted_total', 'Flows evicted because the flow table was full.'));
+    this.tableEvictions = new TotalCounter(counter('table_evictions_total', 'Keys evicted from an analyzer\'s bounded tables because they were full, by analyzer.', ['table']));
     this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server) or failed (retried).', ['result']));
     this.spoolOverflow = new TotalCounter(counter('spool_overflow_total', 'Messages dropped because the spool was full.'));
     this.flowsActive = gauge('flows_active', 'Flows in the flow table.');
@@ -116,6 +118,11 @@ export class AgentMetrics {
       this.dnsFailureRatio.set(failed / queries);
     } else {
       this.dnsFailureRatio.set(0);
+    }
+    // Detectors report their tables' evictions since the start as `evicted`.
+    for (const [id, metrics] of Object.entries(m)) {
+      const evicted = num(metrics?.['evicted']);
+      if (evicted !== undefined) this.tableEvictions.set(evicted, { table: id });
     }
     if (summary.healthScore !== null) this.healthScore.set(summary.healthScore);
     if (summary.capture) for (const [where, n] of Object.entries(summary.capture.drops)) this.windowDrops.set({ where }, n);

@@ -11,10 +11,10 @@
  * through the same links. The flow table (agent/flow/flow-table.ts) does the
  * same for 5-tuples.
  *
- * Layout for large tables, where each random access is a cache miss: an id's
- * hash sits beside its key words (one row), its two LRU links side by side,
- * so a hit costs about five misses (index, row, own links, the neighbours'
- * links) instead of seven with one array per field.
+ * Layout for large tables, where each random access is a cache miss: one
+ * row per id holds its hash, key words and both LRU links, so a hit that
+ * refreshes recency costs about four misses (index, row, the two LRU
+ * neighbours' rows) instead of seven with one array per field.
  *
  * The key is passed without allocation: fill `key` (the reusable input
  * buffer), then call `find` or `findOrInsert`.
@@ -34,11 +34,16 @@ export class KeyTable {
   /** Whether the last `findOrInsert` inserted (the owner initialises its columns for the id). */
   inserted = false;
 
-  /** Per id, `stride` words: the hash (as uint32), then the key words. */
+  /**
+   * Per id, `stride` words: the hash, the key words, then the LRU links
+   * (previous, next; -1 stored as 0xffffffff, read back with `| 0`). For a
+   * free id, next chains the free list.
+   */
   private readonly rows: Uint32Array;
   private readonly stride: number;
-  /** Per id, [prev, next] in LRU order; for a free id, `next` chains the free list. */
-  private readonly links: Int32Array;
+  /** Offsets of the links in a row. */
+  private readonly prevAt: number;
+  private readonly nextAt: number;
   private readonly live: Uint8Array;
   /** Index position -> id + 1, 0 = empty. */
   private readonly index: Int32Array;
@@ -59,9 +64,10 @@ export class KeyTable {
     this.capacity = capacity;
     this.width = width;
     this.key = new Uint32Array(width);
-    this.stride = width + 1;
+    this.stride = width + 3;
+    this.prevAt = width + 1;
+    this.nextAt = width + 2;
     this.rows = new Uint32Array(capacity * this.stride);
-    this.links = new Int32Array(capacity * 2);
     this.live = new Uint8Array(capacity);
     let n = 2;
     while (n < capacity * 2) n *= 2;
@@ -80,7 +86,7 @@ export class KeyTable {
 
   /** Bytes allocated by this table. */
   get bytes(): number {
-    return this.rows.byteLength + this.links.byteLength + this.live.byteLength + this.index.byteLength;
+    return this.rows.byteLength + this.live.byteLength + this.index.byteLength;
   }
 
   /** The hash the table uses for the key in `key` (also a good input for FirstSight). */
@@ -116,8 +122,8 @@ export class KeyTable {
       this.remove(victim);
     }
     const id = this.freeHead;
-    this.freeHead = this.links[id * 2 + 1]!;
     const o = id * this.stride;
+    this.freeHead = this.rows[o + this.nextAt]! | 0;
     const rows = this.rows;
     const key = this.key;
     rows[o] = h;
@@ -146,7 +152,7 @@ export class KeyTable {
     this.removeIndex(id);
     this.unlink(id);
     this.live[id] = 0;
-    this.links[id * 2 + 1] = this.freeHead;
+    this.rows[id * this.stride + this.nextAt] = this.freeHead;
     this.freeHead = id;
     this.size--;
   }
@@ -173,7 +179,7 @@ export class KeyTable {
    * removing `id` when removing while iterating; `touch` or `findOrInsert`
    * during an iteration move ids to the end, where it visits them again.
    */
-  newer(id: number): number { return this.links[id * 2 + 1]!; }
+  newer(id: number): number { return this.rows[id * this.stride + this.nextAt]! | 0; }
 
   private lookup(h: number): number {
     const mask = this.mask;
@@ -215,27 +221,29 @@ export class KeyTable {
   }
 
   private append(id: number): void {
-    const links = this.links;
+    const rows = this.rows;
+    const stride = this.stride;
     const tail = this.tail;
-    links[id * 2] = tail;
-    links[id * 2 + 1] = NIL;
-    if (tail === NIL) this.head = id; else links[tail * 2 + 1] = id;
+    rows[id * stride + this.prevAt] = tail;
+    rows[id * stride + this.nextAt] = NIL;
+    if (tail === NIL) this.head = id; else rows[tail * stride + this.nextAt] = id;
     this.tail = id;
   }
 
   private unlink(id: number): void {
-    const links = this.links;
-    const p = links[id * 2]!;
-    const n = links[id * 2 + 1]!;
-    if (p === NIL) this.head = n; else links[p * 2 + 1] = n;
-    if (n === NIL) this.tail = p; else links[n * 2] = p;
+    const rows = this.rows;
+    const stride = this.stride;
+    const p = rows[id * stride + this.prevAt]! | 0;
+    const n = rows[id * stride + this.nextAt]! | 0;
+    if (p === NIL) this.head = n; else rows[p * stride + this.nextAt] = n;
+    if (n === NIL) this.tail = p; else rows[n * stride + this.prevAt] = p;
   }
 
   /** All ids free, handed out in increasing order. */
   private resetFree(): void {
     const n = this.capacity;
-    for (let i = 0; i < n - 1; i++) this.links[i * 2 + 1] = i + 1;
-    this.links[(n - 1) * 2 + 1] = NIL;
+    for (let i = 0; i < n - 1; i++) this.rows[i * this.stride + this.nextAt] = i + 1;
+    this.rows[(n - 1) * this.stride + this.nextAt] = NIL;
     this.freeHead = 0;
   }
 }

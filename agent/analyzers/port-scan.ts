@@ -87,6 +87,7 @@ const SAMPLE = 10;
 const SUM_EPSILON = 1e-3;
 /** Buckets of the look-back counts (as BucketCounter's default). */
 const BUCKETS = 6;
+const MIN_LOOKBACK = 1e-6;
 // BucketReducer series.
 const ATTEMPTS = 0;
 const FAILED = 1;
@@ -209,7 +210,9 @@ class PortScanAnalyzer implements Analyzer {
     this.sPairs = new Int32Array(nSources);
     this.sHostHead = new Int32Array(nSources).fill(NIL);
     this.sHostTail = new Int32Array(nSources).fill(NIL);
-    this.sCounts = new BucketReducer(nSources, cfg.lookback, BUCKETS, 2);
+    // BucketReducer needs a positive look-back: a (degenerate) 0 becomes a microsecond.
+    const lookback = Math.max(cfg.lookback, MIN_LOOKBACK);
+    this.sCounts = new BucketReducer(nSources, lookback, BUCKETS, 2);
     this.portsPerSource = new Int32Array(nSources);
 
     this.targets = new HostTable(nTargets, ctx.networks, this.includeLoopback);
@@ -221,7 +224,7 @@ class PortScanAnalyzer implements Analyzer {
     this.tPrunedAt = new Float64Array(nTargets);
     this.tPorts = new Int32Array(nTargets);
     this.tPortHead = new Int32Array(nTargets).fill(NIL);
-    this.tCounts = new BucketReducer(nTargets, cfg.lookback, BUCKETS, 2);
+    this.tCounts = new BucketReducer(nTargets, lookback, BUCKETS, 2);
 
     // A probed host has at least one probe, so it never needs more room than the probes.
     this.probedHosts = new KeyTable(nProbes, 2);
@@ -649,9 +652,10 @@ class PortScanAnalyzer implements Analyzer {
     const capped = this.sCappedAt[s]! >= now - cfg.lookback;
     const atLeast = capped ? 'at least ' : '';
     const addr = this.sources.name(s);
-    const topName = this.targets.name(this.probedHosts.keyWord(topHost, 1));
+    // No host at all only when minPorts is 0.
+    const topName = topHost === NIL ? '' : this.targets.name(this.probedHosts.keyWord(topHost, 1));
     const topPorts: number[] = [];
-    for (let p = this.hPortHead[topHost]!; p !== NIL; p = this.pNext[p]!) topPorts.push(this.probes.keyWord(p, 1));
+    if (topHost !== NIL) for (let p = this.hPortHead[topHost]!; p !== NIL; p = this.pNext[p]!) topPorts.push(this.probes.keyWord(p, 1));
     const samplePorts = topPorts.sort((x, y) => x - y).slice(0, SAMPLE).join(',');
     const onTopPort: string[] = [];
     const probes = this.probes;

@@ -43,7 +43,9 @@
  * otherwise.
  *
  * State, all typed arrays sized once from the memory budget (memory.budgetMB,
- * capped by analyzers.port_scan.maxKeys): two HostTables, sources (every
+ * grants port_scan.sources and port_scan.targets, at most
+ * analyzers.port_scan.maxKeys hosts each, and port_scan.probes, at most
+ * MAX_REMEMBERED probes): two HostTables, sources (every
  * client of a settled attempt) and targets (hosts with a failed probe), with
  * per-id columns and a BucketReducer of attempts and failures over the
  * look-back; a KeyTable of the hosts each source failed on (source, target),

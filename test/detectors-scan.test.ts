@@ -515,6 +515,53 @@ test('bounded: maxKeys 100 with 10,000 scanning sources keeps <= 100 keys and co
   silent(r, 'two refused attempts per source');
 });
 
+test('bounded: the smallest memory budget (16 remembered probes) keeps the latest probes and counts the evicted ones', async () => {
+  const r = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 1000, 100).write('vertical-small-budget.pcap'), {
+    memory: { budgetMB: 100 },
+    analyzers: { port_scan: { minPorts: 10 } },
+  });
+  const f = one(r, 'port_scan');
+  // Only the 16 latest ports are remembered (no `capped`: that is the per-source cap); the look-back counts are not probes.
+  assert.equal(f.evidence['kind'], 'vertical');
+  assert.equal(f.evidence['target'], '10.0.0.5');
+  assert.equal(f.evidence['ports'], 16);
+  assert.equal(f.evidence['samplePorts'], '985,986,987,988,989,990,991,992,993,994');
+  assert.equal(f.evidence['probes'], 1000);
+  assert.equal(f.evidence['capped'], false);
+  assert.ok(maxOver(r, 'port_scan', 'rememberedProbes') <= 32);
+  // 984 source pairs and 984 target ports.
+  assert.equal(total(r, 'port_scan', 'evictedInWindow'), 1968);
+});
+
+test('bounded: probes on a target whose host id went to another host are forgotten, never attributed to the new host', async () => {
+  // maxKeys 16: 16 targets at most. 203.0.113.1 fails on port 22 of 16 hosts, then 203.0.113.2 on port 80 of 16 others,
+  // which take the ids of the first 16; 203.0.113.1 then makes one more attempt, so it is judged.
+  const cap = new Capture();
+  for (let i = 0; i < 16; i++) cap.refused(i * 0.01, '203.0.113.1', 40000 + i, `10.1.0.${i + 1}`, 22);
+  for (let i = 0; i < 16; i++) cap.refused(1 + i * 0.01, '203.0.113.2', 40000 + i, `10.2.0.${i + 1}`, 80);
+  cap.session(2, '203.0.113.1', 41000, '10.9.0.1', 443);
+  const r = await analyze(cap.write('target-id-reuse.pcap'), { analyzers: { port_scan: { maxKeys: 16, minHosts: 10 } } });
+  const f = one(r, 'port_scan');
+  assert.equal(f.evidence['source'], '203.0.113.2');
+  assert.equal(f.evidence['port'], 80);
+  assert.equal(f.evidence['hostsOnPort'], 16);
+  assert.equal(f.evidence['sampleHosts'], '10.2.0.1,10.2.0.10,10.2.0.11,10.2.0.12,10.2.0.13,10.2.0.14,10.2.0.15,10.2.0.16,10.2.0.2,10.2.0.3');
+  assert.equal(total(r, 'port_scan', 'evictedInWindow'), 16);
+});
+
+test('bounded: a target\'s ports whose source host id went to another host are forgotten (no distributed scan named after the new hosts)', async () => {
+  // 5 sources x 30 ports on 10.0.0.9 would be a distributed scan; with maxKeys 16, 16 other sources then take their ids.
+  const cap = new Capture();
+  for (let s = 0; s < 5; s++) {
+    for (let i = 0; i < 30; i++) cap.refused(s * 0.01 + i * 0.02, `203.0.113.${11 + s}`, 41000 + i, '10.0.0.9', 1 + s * 30 + i);
+  }
+  for (let s = 0; s < 16; s++) cap.refused(1 + s * 0.01, `198.51.100.${s + 1}`, 42000, '10.0.0.10', 22);
+  cap.refused(2, '198.51.100.100', 42000, '10.0.0.9', 9999);
+  const r = await analyze(cap.write('source-id-reuse.pcap'), { analyzers: { port_scan: { maxKeys: 16 } } });
+  assert.equal(findings(r, 'port_scan').length, 0);
+  assert.equal(total(r, 'port_scan', 'evictedInWindow'), 6); // the 5 sources, then the first of the 16
+});
+
 // ---------------------------------------------------------------------------
 // Shared captures
 

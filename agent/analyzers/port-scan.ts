@@ -2,14 +2,14 @@
  * Port scans (finding type `port_scan`), per source over the look-back
  * (analyzers.port_scan.lookback, 60 s of packet time).
  *
- * A connection attempt is a client SYN that starts a TCP flow. It is settled
- * as one of:
- *   completed   SYN/ACK, then the client's ACK: a connection, not a probe;
+ * Connection attempts come settled from the shared tracker
+ * (flow/connection-attempts.ts, `onConnectionAttempt`):
+ *   completed   a connection, not a probe;
  *   refused     the server's RST before any SYN/ACK (a closed port);
  *   abandoned   a SYN/ACK the client resets or never ACKs (a half-open
  *               SYN scan of an open port);
- *   unanswered  no SYN/ACK within PROBE_TIMEOUT (5 s) of the SYN, by the end
- *               of its flow, or by the end of the input (filtered port).
+ *   unanswered  no SYN/ACK within the tracker's 5 s, by the end of its flow,
+ *               or by the end of the input (filtered port).
  * Refused, abandoned and unanswered attempts are failed probes. A UDP datagram
  * answered by ICMP port unreachable (ICMPv6 type 1 code 4) is a failed probe
  * too, attributed through the quoted header (its source probed its destination
@@ -42,92 +42,70 @@
  * (failure ratio < 0.9) source just over the threshold (score < 2); warning
  * otherwise.
  *
- * Bounded: sources and targets are BoundedMaps of analyzers.port_scan.maxKeys
- * (LRU, evictions counted in the metrics), remembered probes at most
- * MAX_PAIRS_PER_SOURCE per source, MAX_PORTS_PER_TARGET per target and
- * MAX_REMEMBERED in all (the least recently active keys go first, counted as
- * evictions); states idle for a look-back are dropped at window close. A
- * finding for the same source (or target) is re-reported, with updated
- * evidence, at most once per suppressFor seconds; it is only judged in windows
- * in which it made new attempts, so a scan that stopped is not repeated.
- * Loopback traffic is ignored unless networks.includeLoopback.
+ * State, all typed arrays sized once from the memory budget (memory.budgetMB,
+ * grants port_scan.sources and port_scan.targets, at most
+ * analyzers.port_scan.maxKeys hosts each, and port_scan.probes, at most
+ * MAX_REMEMBERED probes): two HostTables, sources (every
+ * client of a settled attempt) and targets (hosts with a failed probe), with
+ * per-id columns and a BucketReducer of attempts and failures over the
+ * look-back; a KeyTable of the hosts each source failed on (source, target),
+ * in first-probe order per source, each with a list of its failed ports
+ * (KeyTable (probed host, port) -> latest time); a KeyTable of each target's
+ * failed ports (target, port) -> latest time and source. The lists are Int32
+ * link columns, so judging a host walks only its own probes. Bounds: the host
+ * tables evict the least recently active host (a source on each attempt, a
+ * target on each failed probe), the probe tables the least recently probed
+ * entry, all counted in `evicted`; past the per-host caps a probe is dropped
+ * (`capped`); states idle for a look-back are dropped at window close. Probes
+ * naming a host whose id was evicted and reused (HostTable generation) are
+ * dropped when met. A finding for the same source (or target) is re-reported,
+ * with updated evidence, at most once per suppressFor seconds (SuppressionTable
+ * on (kind, host id, generation)); it is only judged in windows in which it
+ * made new attempts, so a scan that stopped is not repeated. Loopback traffic
+ * is ignored unless networks.includeLoopback.
  */
-import { formatAddress } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
-import { TcpFlag, Transport } from '../decode/constants.js';
+import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { Dir } from '../flow/index.js';
+import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
-import { BoundedMap, BucketCounter } from './lib/bounded-map.js';
+import { HostTable } from './lib/host-table.js';
+import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
-import { SlotDeadlines } from './lib/slot-deadlines.js';
-import { Suppressor } from './lib/suppressor.js';
+import { SuppressionTable } from './lib/suppression.js';
+import { BucketReducer } from './lib/time-buckets.js';
 import { round2, round3 } from './lib/format.js';
 
-const { SYN, ACK, RST } = TcpFlag;
-
-/** Attempts awaiting their deadline at once; past it the oldest is settled early. */
-export const MAX_PENDING = 32_768;
-/** Seconds after its SYN an attempt without SYN/ACK is unanswered (or, SYN/ACKed but not ACKed, abandoned). */
-export const PROBE_TIMEOUT = 5;
 /** Failed (host, port) probes remembered per source. */
 export const MAX_PAIRS_PER_SOURCE = 4096;
 /** Failed ports remembered per target host. */
 export const MAX_PORTS_PER_TARGET = 4096;
-/** Remembered probes over all sources and targets. */
+/** Remembered probes (and target ports) at most, whatever the memory budget. */
 export const MAX_REMEMBERED = 1_000_000;
 /** Sources a distributed scan needs. */
 export const MIN_DISTRIBUTED_SOURCES = 3;
 const SAMPLE = 10;
 /** Window ends are exclusive: look-back sums are read this much before. */
 const SUM_EPSILON = 1e-3;
+/** Buckets of the look-back counts (as BucketCounter's default). */
+const BUCKETS = 6;
+const MIN_LOOKBACK = 1e-6;
+// BucketReducer series.
+const ATTEMPTS = 0;
+const FAILED = 1;
+// Suppression key kinds.
+const SOURCE = 0;
+const TARGET = 1;
+const NIL = -1;
 
-// Per-slot attempt state.
-const NONE = 0;
-const WAIT_SYNACK = 1;
-const WAIT_ACK = 2;
-const OVER = 3;
+/** Bytes per source id: HostTable, columns (flags, 4 times, pair count, host list ends), look-back counts, judge scratch, suppression key. */
+const SOURCE_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 3 * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + 4 + SuppressionTable.bytesPerEntry(3);
+/** Bytes per target id: HostTable, columns (flags, 4 times, port count, port list head), look-back counts, suppression key. */
+const TARGET_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 2 * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + SuppressionTable.bytesPerEntry(3);
+/** Bytes per remembered probe: one entry in each of the probed-host, probe and target-port tables, with their columns. */
+const PROBE_BYTES = 3 * KeyTable.bytesPerEntry(2) + (4 + 4 + 4 + 8) + (8 + 8) + (8 + 4 + 4 + 8);
 
-// Outcomes.
-const COMPLETED = 0;
-const REFUSED = 1;
-const ABANDONED = 2;
-const UNANSWERED = 3;
-
-interface Source {
-  addr: string;
-  internal: boolean;
-  attempts: BucketCounter;
-  failed: BucketCounter;
-  /** Failed probes: target host -> port -> time of the latest. */
-  probes: Map<string, Map<number, number>>;
-  pairs: number;
-  /** Time a probe was last dropped for the cap (-Infinity: never). */
-  cappedAt: number;
-  prunedAt: number;
-  /** Start of the current activity (reset after a look-back of silence), and the latest attempt. */
-  first: number;
-  last: number;
-  dirty: boolean;
-}
-
-interface PortProbe { t: number; src: string }
-
-interface Target {
-  addr: string;
-  internal: boolean;
-  attempts: BucketCounter;
-  failed: BucketCounter;
-  /** Failed ports -> the latest probe (time, source). */
-  ports: Map<number, PortProbe>;
-  cappedAt: number;
-  prunedAt: number;
-  first: number;
-  last: number;
-  dirty: boolean;
-}
-
-interface Candidate { rank: number; score: number; draft: FindingDraft }
+interface Candidate { rank: number; score: number; draft: FindingDraft; kind: number; id: number }
 
 export function createPortScanAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new PortScanAnalyzer(ctx);
@@ -135,89 +113,170 @@ export function createPortScanAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class PortScanAnalyzer implements Analyzer {
   readonly id = 'port_scan';
-  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  /** Read on use, so SIGHUP's new thresholds apply at once (the bucket width and suppressFor are fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['port_scan'] { return this.ctx.config.analyzers.port_scan; }
   private readonly includeLoopback: boolean;
-  private readonly state: Uint8Array;
-  private readonly deadlines: SlotDeadlines;
-  private readonly sources: BoundedMap<string, Source>;
-  private readonly targets: BoundedMap<string, Target>;
-  private readonly suppressor: Suppressor;
+
+  // Sources, by id in `sources`.
+  private readonly sources: HostTable;
+  /** 1 while the id holds a source's state (0: never, dropped idle, or evicted). */
+  private readonly sActive: Uint8Array;
+  /** New attempts since the last judgement. */
+  private readonly sDirty: Uint8Array;
+  /** Start of the current activity (reset after a look-back of silence), and the latest attempt. */
+  private readonly sFirst: Float64Array;
+  private readonly sLast: Float64Array;
+  /** Time a probe was last dropped for the cap (-Infinity: never). */
+  private readonly sCappedAt: Float64Array;
+  private readonly sPrunedAt: Float64Array;
+  /** Remembered (host, port) pairs. */
+  private readonly sPairs: Int32Array;
+  /** The source's probed hosts (ids in `probedHosts`), first probed first. */
+  private readonly sHostHead: Int32Array;
+  private readonly sHostTail: Int32Array;
+  /** Attempts and failed probes per source over the look-back. */
+  private readonly sCounts: BucketReducer;
+
+  // Targets, by id in `targets`.
+  private readonly targets: HostTable;
+  private readonly tActive: Uint8Array;
+  private readonly tDirty: Uint8Array;
+  private readonly tFirst: Float64Array;
+  private readonly tLast: Float64Array;
+  private readonly tCappedAt: Float64Array;
+  private readonly tPrunedAt: Float64Array;
+  /** Remembered failed ports (ids in `targetPorts`), and the head of their list. */
+  private readonly tPorts: Int32Array;
+  private readonly tPortHead: Int32Array;
+  private readonly tCounts: BucketReducer;
+
+  /** (source id, target id): a host the source failed on. */
+  private readonly probedHosts: KeyTable;
+  /** Target generation when the entry was made: another host holds the id when it differs. */
+  private readonly hGen: Uint32Array;
+  private readonly hPortCount: Int32Array;
+  private readonly hPortHead: Int32Array;
+  /** The source's list of probed hosts. */
+  private readonly hPrev: Int32Array;
+  private readonly hNext: Int32Array;
+
+  /** (probed host id, port): a failed probe, with the time of the latest. */
+  private readonly probes: KeyTable;
+  private readonly pTime: Float64Array;
+  private readonly pPrev: Int32Array;
+  private readonly pNext: Int32Array;
+
+  /** (target id, port): a failed port of a target, with the latest probe's time and source. */
+  private readonly targetPorts: KeyTable;
+  private readonly tpTime: Float64Array;
+  private readonly tpSource: Int32Array;
+  private readonly tpSourceGen: Uint32Array;
+  private readonly tpPrev: Int32Array;
+  private readonly tpNext: Int32Array;
+
+  private readonly suppressor: SuppressionTable;
+
+  // Judge scratch (reset after each use): hosts per port of one source, ports per source of one target.
+  private readonly hostsPerPort = new Int32Array(65536);
+  private readonly portList = new Int32Array(Math.min(65536, MAX_PAIRS_PER_SOURCE));
+  private readonly portsPerSource: Int32Array;
+  private readonly sourceList = new Int32Array(MAX_PORTS_PER_TARGET);
+  // Per-event scratch: a flow's client and server address words.
+  private readonly clientWords = new Uint32Array(4);
+  private readonly serverWords = new Uint32Array(4);
+
+  private trackedSources = 0;
+  private trackedTargets = 0;
   /** Remembered probes (source pairs + target ports). */
   private remembered = 0;
-  /** Keys dropped for the caps (maxKeys or MAX_REMEMBERED), since the start. */
+  /** State dropped for the caps (hosts or probes evicted from a full table), since the start. */
   private evicted = 0;
   private evictedBefore = 0;
   private w = emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
+    const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
-    const n = ctx.flows.capacity;
-    this.state = new Uint8Array(n);
-    this.deadlines = new SlotDeadlines(Math.min(n, MAX_PENDING));
-    const maxKeys = Math.max(1, this.cfg.maxKeys);
-    this.sources = new BoundedMap<string, Source>(maxKeys, (_k, s) => { this.remembered -= s.pairs; this.evicted++; });
-    this.targets = new BoundedMap<string, Target>(maxKeys, (_k, t) => { this.remembered -= t.ports.size; this.evicted++; });
-    this.suppressor = new Suppressor(this.cfg.suppressFor, maxKeys * 2);
+    const maxKeys = Math.max(1, cfg.maxKeys);
+    const nSources = ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys);
+    const nTargets = ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys);
+    const nProbes = ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED);
+
+    this.sources = new HostTable(nSources, ctx.networks, this.includeLoopback);
+    this.sActive = new Uint8Array(nSources);
+    this.sDirty = new Uint8Array(nSources);
+    this.sFirst = new Float64Array(nSources);
+    this.sLast = new Float64Array(nSources);
+    this.sCappedAt = new Float64Array(nSources);
+    this.sPrunedAt = new Float64Array(nSources);
+    this.sPairs = new Int32Array(nSources);
+    this.sHostHead = new Int32Array(nSources).fill(NIL);
+    this.sHostTail = new Int32Array(nSources).fill(NIL);
+    // BucketReducer needs a positive look-back: a (degenerate) 0 becomes a microsecond.
+    const lookback = Math.max(cfg.lookback, MIN_LOOKBACK);
+    this.sCounts = new BucketReducer(nSources, lookback, BUCKETS, 2);
+    this.portsPerSource = new Int32Array(nSources);
+
+    this.targets = new HostTable(nTargets, ctx.networks, this.includeLoopback);
+    this.tActive = new Uint8Array(nTargets);
+    this.tDirty = new Uint8Array(nTargets);
+    this.tFirst = new Float64Array(nTargets);
+    this.tLast = new Float64Array(nTargets);
+    this.tCappedAt = new Float64Array(nTargets);
+    this.tPrunedAt = new Float64Array(nTargets);
+    this.tPorts = new Int32Array(nTargets);
+    this.tPortHead = new Int32Array(nTargets).fill(NIL);
+    this.tCounts = new BucketReducer(nTargets, lookback, BUCKETS, 2);
+
+    // A probed host has at least one probe, so it never needs more room than the probes.
+    this.probedHosts = new KeyTable(nProbes, 2);
+    this.hGen = new Uint32Array(nProbes);
+    this.hPortCount = new Int32Array(nProbes);
+    this.hPortHead = new Int32Array(nProbes);
+    this.hPrev = new Int32Array(nProbes);
+    this.hNext = new Int32Array(nProbes);
+
+    this.probes = new KeyTable(nProbes, 2);
+    this.pTime = new Float64Array(nProbes);
+    this.pPrev = new Int32Array(nProbes);
+    this.pNext = new Int32Array(nProbes);
+
+    this.targetPorts = new KeyTable(nProbes, 2);
+    this.tpTime = new Float64Array(nProbes);
+    this.tpSource = new Int32Array(nProbes);
+    this.tpSourceGen = new Uint32Array(nProbes);
+    this.tpPrev = new Int32Array(nProbes);
+    this.tpNext = new Int32Array(nProbes);
+
+    // As many keys as sources and targets together (the Suppressor had maxKeys * 2).
+    this.suppressor = new SuppressionTable(cfg.suppressFor, nSources + nTargets, 3);
   }
 
-  /** The flow's tcp.stream number (mod 2^32): tells a deadline entry of an ended flow from one of the slot's next flow. */
-  private stream(slot: number): number {
-    return this.ctx.flows.streamIndex[slot]! >>> 0;
-  }
-
-  onFlowStart(slot: number): void {
-    this.state[slot] = NONE;
-  }
-
-  onFlowEnd(slot: number): void {
-    if (this.state[slot] === WAIT_SYNACK || this.state[slot] === WAIT_ACK) this.expire(slot, this.ctx.clock.now);
-    this.state[slot] = OVER;
-  }
-
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    const now = this.ctx.clock.now;
-    if (now >= this.deadlines.headDue) this.expireDue(now);
-    const t = v.transport;
-    if (t === Transport.TCP) {
-      if (slot >= 0) this.onTcp(v, slot, dir, now);
-    } else if (t === Transport.ICMP || t === Transport.ICMPV6) {
-      this.onIcmp(v, t === Transport.ICMPV6, now);
+  onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
+    if (event === AttemptEvent.ANSWERED || event === AttemptEvent.RESET || event === AttemptEvent.CLOSED) return;
+    const flows = this.ctx.flows;
+    const version = flows.version[slot]!;
+    const clientIsA = flows.clientIsA[slot] === 1;
+    const ca = clientIsA ? flows.addrA : flows.addrB;
+    const sa = clientIsA ? flows.addrB : flows.addrA;
+    const c = this.clientWords;
+    const s = this.serverWords;
+    const o = slot * 4;
+    for (let i = 0; i < 4; i++) { c[i] = ca[o + i]!; s[i] = sa[o + i]!; }
+    if (!this.includeLoopback && (isLoopback(version, c) || isLoopback(version, s))) return;
+    const w = this.w;
+    switch (event) {
+      case AttemptEvent.STARTED: w.attempts++; return;
+      case AttemptEvent.COMPLETED: w.completed++; break;
+      case AttemptEvent.REFUSED: w.refused++; break;
+      case AttemptEvent.ABANDONED: w.abandoned++; break;
+      default: w.unanswered++; break;
     }
+    this.note(version, c, s, flows.serverPort(slot), event !== AttemptEvent.COMPLETED, at);
   }
 
-  private onTcp(v: PacketView, slot: number, dir: number, now: number): void {
-    const s = this.state[slot]!;
-    if (s === OVER) return;
-    const tf = v.tcpFlags;
-    if (s === NONE) {
-      // Only flows whose first packet is the client's SYN are attempts.
-      const flows = this.ctx.flows;
-      if ((tf & (SYN | ACK | RST)) !== SYN || dir !== Dir.CLIENT_TO_SERVER || flows.packets[slot * 2]! !== 1 || flows.packets[slot * 2 + 1]! !== 0
-        || (!this.includeLoopback && (isLoopback(v.ipVersion, v.src) || isLoopback(v.ipVersion, v.dst)))) {
-        this.state[slot] = OVER;
-        return;
-      }
-      this.state[slot] = WAIT_SYNACK;
-      this.w.attempts++;
-      const q = this.deadlines;
-      if (q.full && q.shift() && this.stream(q.slot) === q.gen) this.expire(q.slot, now);
-      q.push(slot, this.stream(slot), now + PROBE_TIMEOUT);
-      return;
-    }
-    const fromServer = dir === Dir.SERVER_TO_CLIENT;
-    if (s === WAIT_SYNACK) {
-      if (tf & RST) this.settle(slot, fromServer ? REFUSED : UNANSWERED, now);
-      else if (fromServer && (tf & (SYN | ACK)) === (SYN | ACK)) this.state[slot] = WAIT_ACK;
-      else if (fromServer) this.settle(slot, COMPLETED, now); // the server talks: the handshake happened out of sight
-    } else if (s === WAIT_ACK) {
-      if (tf & RST) this.settle(slot, fromServer ? REFUSED : ABANDONED, now);
-      else if (!fromServer && tf & ACK && !(tf & SYN)) this.settle(slot, COMPLETED, now);
-    }
-  }
-
-  private onIcmp(v: PacketView, v6: boolean, now: number): void {
-    const portUnreachable = v6 ? v.icmpType === 1 && v.icmpCode === 4 : v.icmpType === 3 && v.icmpCode === 3;
+  onIcmpMessage(v: PacketView): void {
+    const portUnreachable = v.transport === Transport.ICMPV6 ? v.icmpType === 1 && v.icmpCode === 4 : v.icmpType === 3 && v.icmpCode === 3;
     if (!portUnreachable || v.innerIpVersion === 0 || v.innerProto !== 17) return;
     const sp = v.innerSrcPort;
     const dp = v.innerDstPort;
@@ -225,173 +284,314 @@ class PortScanAnalyzer implements Analyzer {
     const version = v.innerIpVersion;
     if (!this.includeLoopback && (isLoopback(version, v.innerSrc) || isLoopback(version, v.innerDst))) return;
     this.w.udpUnreachable++;
-    this.note(formatAddress(version, v.innerSrc), this.ctx.networks.isInternal(version, v.innerSrc),
-      formatAddress(version, v.innerDst), this.ctx.networks.isInternal(version, v.innerDst), dp, true, now);
+    this.note(version, v.innerSrc, v.innerDst, dp, true, this.ctx.clock.now);
   }
 
-  private expireDue(until: number): void {
-    const q = this.deadlines;
-    while (q.headDue <= until && q.shift()) {
-      if (this.stream(q.slot) === q.gen) this.expire(q.slot, q.dueTime);
-    }
-  }
-
-  /** An attempt still open at its deadline (or at its flow's end, or the input's). */
-  private expire(slot: number, now: number): void {
-    const s = this.state[slot];
-    if (s === WAIT_SYNACK) this.settle(slot, UNANSWERED, now);
-    else if (s === WAIT_ACK) this.settle(slot, ABANDONED, now);
-  }
-
-  private settle(slot: number, outcome: number, now: number): void {
-    this.state[slot] = OVER;
-    const w = this.w;
-    if (outcome === COMPLETED) w.completed++;
-    else if (outcome === REFUSED) w.refused++;
-    else if (outcome === ABANDONED) w.abandoned++;
-    else w.unanswered++;
-    const flows = this.ctx.flows;
-    const version = flows.version[slot]!;
-    const client = flows.clientAddr(slot);
-    const server = flows.serverAddr(slot);
-    const nets = this.ctx.networks;
-    this.note(formatAddress(version, client), nets.isInternal(version, client), formatAddress(version, server), nets.isInternal(version, server),
-      flows.serverPort(slot), outcome !== COMPLETED, now);
-  }
-
-  /** One settled attempt from `src` to `dst`:`port`. */
-  private note(src: string, srcInternal: boolean, dst: string, dstInternal: boolean, port: number, failed: boolean, now: number): void {
+  /** One settled attempt (or UDP probe) from `src` to `dst`:`port`. */
+  private note(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, failed: boolean, now: number): void {
     const lookback = this.cfg.lookback;
-    let s = this.sources.get(src);
-    if (s === undefined) {
-      s = {
-        addr: src, internal: srcInternal, attempts: new BucketCounter(lookback), failed: new BucketCounter(lookback),
-        probes: new Map(), pairs: 0, cappedAt: -Infinity, prunedAt: now, first: now, last: now, dirty: false,
-      };
-      this.sources.set(src, s);
-    } else if (s.last < now - lookback) {
-      s.first = now;
+    const s = this.source(version, src, now);
+    if (this.sLast[s]! < now - lookback) this.sFirst[s] = now;
+    if (now > this.sLast[s]!) this.sLast[s] = now;
+    this.sDirty[s] = 1;
+    countAt(this.sCounts, s, now, ATTEMPTS);
+    let t: number;
+    if (failed) {
+      t = this.target(version, dst, now);
+    } else {
+      // A completed attempt counts for a target only once it has failed probes (and does not refresh it).
+      t = this.targets.find(version, dst);
+      if (t >= 0 && this.tActive[t] === 0) t = -1;
     }
-    s.last = Math.max(s.last, now);
-    s.dirty = true;
-    s.attempts.add(now);
-    let target = failed ? this.targets.get(dst) : this.targets.peek(dst);
-    if (failed && target === undefined) {
-      target = {
-        addr: dst, internal: dstInternal, attempts: new BucketCounter(lookback), failed: new BucketCounter(lookback),
-        ports: new Map(), cappedAt: -Infinity, prunedAt: now, first: now, last: now, dirty: false,
-      };
-      this.targets.set(dst, target);
-    }
-    if (target !== undefined) {
-      if (target.last < now - lookback) target.first = now;
-      target.last = Math.max(target.last, now);
-      target.attempts.add(now);
+    if (t >= 0) {
+      if (this.tLast[t]! < now - lookback) this.tFirst[t] = now;
+      if (now > this.tLast[t]!) this.tLast[t] = now;
+      countAt(this.tCounts, t, now, ATTEMPTS);
     }
     if (!failed) return;
-    s.failed.add(now);
-    this.addPair(s, dst, port, now);
-    if (target !== undefined) {
-      target.dirty = true;
-      target.failed.add(now);
-      this.addTargetPort(target, port, src, now);
-    }
-    if (this.remembered > MAX_REMEMBERED) this.trim();
+    countAt(this.sCounts, s, now, FAILED);
+    this.addPair(s, t, port, now);
+    this.tDirty[t] = 1;
+    countAt(this.tCounts, t, now, FAILED);
+    this.addTargetPort(t, port, s, now);
   }
 
-  private addPair(s: Source, host: string, port: number, now: number): void {
-    let ports = s.probes.get(host);
-    if (ports !== undefined && ports.has(port)) { ports.set(port, now); return; }
-    if (s.pairs >= MAX_PAIRS_PER_SOURCE) {
-      if (now - s.prunedAt >= this.cfg.lookback / 6) this.pruneSource(s, now - this.cfg.lookback, now);
-      if (s.pairs >= MAX_PAIRS_PER_SOURCE) { s.cappedAt = now; return; }
-      ports = s.probes.get(host);
+  /** The source's id, its state started if new; an active source that lost its id to it is evicted. */
+  private source(version: number, words: ArrayLike<number>, now: number): number {
+    const id = this.sources.intern(version, words);
+    if (this.sActive[id] === 1) {
+      if (!this.sources.inserted) return id;
+      this.dropSource(id);
+      this.evicted++;
     }
-    if (ports === undefined) { ports = new Map(); s.probes.set(host, ports); }
-    ports.set(port, now);
-    s.pairs++;
+    this.sActive[id] = 1;
+    this.trackedSources++;
+    this.sDirty[id] = 0;
+    this.sFirst[id] = now;
+    this.sLast[id] = now;
+    this.sCappedAt[id] = -Infinity;
+    this.sPrunedAt[id] = now;
+    this.sPairs[id] = 0;
+    this.sHostHead[id] = NIL;
+    this.sHostTail[id] = NIL;
+    this.sCounts.clear(id);
+    return id;
+  }
+
+  private target(version: number, words: ArrayLike<number>, now: number): number {
+    const id = this.targets.intern(version, words);
+    if (this.tActive[id] === 1) {
+      if (!this.targets.inserted) return id;
+      this.dropTarget(id);
+      this.evicted++;
+    }
+    this.tActive[id] = 1;
+    this.trackedTargets++;
+    this.tDirty[id] = 0;
+    this.tFirst[id] = now;
+    this.tLast[id] = now;
+    this.tCappedAt[id] = -Infinity;
+    this.tPrunedAt[id] = now;
+    this.tPorts[id] = 0;
+    this.tPortHead[id] = NIL;
+    this.tCounts.clear(id);
+    return id;
+  }
+
+  /** Forgets a source's state and probes. */
+  private dropSource(s: number): void {
+    for (let h = this.sHostHead[s]!; h !== NIL;) {
+      const next = this.hNext[h]!;
+      this.removeProbedHost(s, h);
+      h = next;
+    }
+    this.sActive[s] = 0;
+    this.trackedSources--;
+    this.sCounts.clear(s);
+  }
+
+  private dropTarget(t: number): void {
+    for (let e = this.tPortHead[t]!; e !== NIL;) {
+      const next = this.tpNext[e]!;
+      this.targetPorts.remove(e);
+      e = next;
+    }
+    this.remembered -= this.tPorts[t]!;
+    this.tPorts[t] = 0;
+    this.tPortHead[t] = NIL;
+    this.tActive[t] = 0;
+    this.trackedTargets--;
+    this.tCounts.clear(t);
+  }
+
+  private addPair(s: number, t: number, port: number, now: number): void {
+    const hosts = this.probedHosts;
+    const gen = this.targets.generation[t]!;
+    hosts.key[0] = s;
+    hosts.key[1] = t;
+    let h = hosts.find();
+    // The entry names an earlier host that had this target id.
+    if (h >= 0 && this.hGen[h] !== gen) { this.removeProbedHost(s, h); h = -1; }
+    const probes = this.probes;
+    if (h >= 0) {
+      probes.key[0] = h;
+      probes.key[1] = port;
+      const p = probes.find();
+      if (p >= 0) { this.pTime[p] = now; probes.touch(p); return; }
+    }
+    if (this.sPairs[s]! >= MAX_PAIRS_PER_SOURCE) {
+      if (now - this.sPrunedAt[s]! >= this.cfg.lookback / 6) this.pruneSource(s, now - this.cfg.lookback, now);
+      if (this.sPairs[s]! >= MAX_PAIRS_PER_SOURCE) { this.sCappedAt[s] = now; return; }
+    }
+    if (probes.size === probes.capacity) this.evictProbe();
+    // The prune or the eviction may have removed the host.
+    hosts.key[0] = s;
+    hosts.key[1] = t;
+    h = hosts.find();
+    if (h < 0) {
+      h = hosts.findOrInsert();
+      this.hGen[h] = gen;
+      this.hPortCount[h] = 0;
+      this.hPortHead[h] = NIL;
+      const tail = this.sHostTail[s]!;
+      this.hPrev[h] = tail;
+      this.hNext[h] = NIL;
+      if (tail === NIL) this.sHostHead[s] = h; else this.hNext[tail] = h;
+      this.sHostTail[s] = h;
+    }
+    probes.key[0] = h;
+    probes.key[1] = port;
+    const p = probes.findOrInsert();
+    this.pTime[p] = now;
+    const head = this.hPortHead[h]!;
+    this.pPrev[p] = NIL;
+    this.pNext[p] = head;
+    if (head !== NIL) this.pPrev[head] = p;
+    this.hPortHead[h] = p;
+    this.hPortCount[h]++;
+    this.sPairs[s]++;
     this.remembered++;
   }
 
-  private addTargetPort(t: Target, port: number, src: string, now: number): void {
-    const p = t.ports.get(port);
-    if (p !== undefined) { p.t = now; p.src = src; return; }
-    if (t.ports.size >= MAX_PORTS_PER_TARGET) {
-      if (now - t.prunedAt >= this.cfg.lookback / 6) this.pruneTarget(t, now - this.cfg.lookback, now);
-      if (t.ports.size >= MAX_PORTS_PER_TARGET) { t.cappedAt = now; return; }
+  private addTargetPort(t: number, port: number, s: number, now: number): void {
+    const table = this.targetPorts;
+    table.key[0] = t;
+    table.key[1] = port;
+    let e = table.find();
+    if (e >= 0) {
+      this.tpTime[e] = now;
+      this.tpSource[e] = s;
+      this.tpSourceGen[e] = this.sources.generation[s]!;
+      table.touch(e);
+      return;
     }
-    t.ports.set(port, { t: now, src });
+    if (this.tPorts[t]! >= MAX_PORTS_PER_TARGET) {
+      if (now - this.tPrunedAt[t]! >= this.cfg.lookback / 6) this.pruneTarget(t, now - this.cfg.lookback, now);
+      if (this.tPorts[t]! >= MAX_PORTS_PER_TARGET) { this.tCappedAt[t] = now; return; }
+    }
+    if (table.size === table.capacity) this.evictTargetPort();
+    table.key[0] = t;
+    table.key[1] = port;
+    e = table.findOrInsert();
+    this.tpTime[e] = now;
+    this.tpSource[e] = s;
+    this.tpSourceGen[e] = this.sources.generation[s]!;
+    const head = this.tPortHead[t]!;
+    this.tpPrev[e] = NIL;
+    this.tpNext[e] = head;
+    if (head !== NIL) this.tpPrev[head] = e;
+    this.tPortHead[t] = e;
+    this.tPorts[t]++;
     this.remembered++;
   }
 
-  private pruneSource(s: Source, cutoff: number, now: number): void {
-    s.prunedAt = now;
-    for (const [host, ports] of s.probes) {
-      for (const [port, t] of ports) if (t < cutoff) { ports.delete(port); s.pairs--; this.remembered--; }
-      if (ports.size === 0) s.probes.delete(host);
+  /** Removes probe `p` of probed host `h` (of source `s`), and the host once it has none left. */
+  private removeProbe(s: number, h: number, p: number): void {
+    const prev = this.pPrev[p]!;
+    const next = this.pNext[p]!;
+    if (prev === NIL) this.hPortHead[h] = next; else this.pNext[prev] = next;
+    if (next !== NIL) this.pPrev[next] = prev;
+    this.probes.remove(p);
+    this.sPairs[s]--;
+    this.remembered--;
+    if (--this.hPortCount[h]! === 0) this.unlinkProbedHost(s, h);
+  }
+
+  /** Removes a probed host with all its probes. */
+  private removeProbedHost(s: number, h: number): void {
+    for (let p = this.hPortHead[h]!; p !== NIL;) {
+      const next = this.pNext[p]!;
+      this.probes.remove(p);
+      p = next;
+    }
+    const n = this.hPortCount[h]!;
+    this.sPairs[s] -= n;
+    this.remembered -= n;
+    this.unlinkProbedHost(s, h);
+  }
+
+  private unlinkProbedHost(s: number, h: number): void {
+    const prev = this.hPrev[h]!;
+    const next = this.hNext[h]!;
+    if (prev === NIL) this.sHostHead[s] = next; else this.hNext[prev] = next;
+    if (next === NIL) this.sHostTail[s] = prev; else this.hPrev[next] = prev;
+    this.probedHosts.remove(h);
+  }
+
+  private removeTargetPort(t: number, e: number): void {
+    const prev = this.tpPrev[e]!;
+    const next = this.tpNext[e]!;
+    if (prev === NIL) this.tPortHead[t] = next; else this.tpNext[prev] = next;
+    if (next !== NIL) this.tpPrev[next] = prev;
+    this.targetPorts.remove(e);
+    this.tPorts[t]--;
+    this.remembered--;
+  }
+
+  /** The probe table is full: its least recently probed entry goes. */
+  private evictProbe(): void {
+    const p = this.probes.oldest();
+    const h = this.probes.keyWord(p, 0);
+    this.removeProbe(this.probedHosts.keyWord(h, 0), h, p);
+    this.evicted++;
+  }
+
+  private evictTargetPort(): void {
+    const e = this.targetPorts.oldest();
+    this.removeTargetPort(this.targetPorts.keyWord(e, 0), e);
+    this.evicted++;
+  }
+
+  /** Drops the source's probes older than `cutoff`, and those on a host whose target id went to another host. */
+  private pruneSource(s: number, cutoff: number, now: number): void {
+    this.sPrunedAt[s] = now;
+    const generation = this.targets.generation;
+    for (let h = this.sHostHead[s]!; h !== NIL;) {
+      const nextHost = this.hNext[h]!;
+      if (this.hGen[h] !== generation[this.probedHosts.keyWord(h, 1)]) {
+        this.removeProbedHost(s, h);
+      } else {
+        for (let p = this.hPortHead[h]!; p !== NIL;) {
+          const next = this.pNext[p]!;
+          if (this.pTime[p]! < cutoff) this.removeProbe(s, h, p); // may remove h with its last probe
+          p = next;
+        }
+      }
+      h = nextHost;
     }
   }
 
-  private pruneTarget(t: Target, cutoff: number, now: number): void {
-    t.prunedAt = now;
-    for (const [port, p] of t.ports) if (p.t < cutoff) { t.ports.delete(port); this.remembered--; }
-  }
-
-  /** Over MAX_REMEMBERED: drops the least recently active sources, then targets. */
-  private trim(): void {
-    for (const [key, s] of this.sources.entries()) {
-      if (this.remembered <= MAX_REMEMBERED) return;
-      this.sources.delete(key);
-      this.remembered -= s.pairs;
-      this.evicted++;
+  /** Drops the target's ports last probed before `cutoff`, and those whose source id went to another host. */
+  private pruneTarget(t: number, cutoff: number, now: number): void {
+    this.tPrunedAt[t] = now;
+    const generation = this.sources.generation;
+    for (let e = this.tPortHead[t]!; e !== NIL;) {
+      const next = this.tpNext[e]!;
+      if (this.tpTime[e]! < cutoff || this.tpSourceGen[e] !== generation[this.tpSource[e]!]) this.removeTargetPort(t, e);
+      e = next;
     }
-    for (const [key, t] of this.targets.entries()) {
-      if (this.remembered <= MAX_REMEMBERED) return;
-      this.targets.delete(key);
-      this.remembered -= t.ports.size;
-      this.evicted++;
-    }
-  }
-
-  finish(): void {
-    // End of input: attempts still waiting are settled now (unanswered, or abandoned after a SYN/ACK).
-    const q = this.deadlines;
-    const now = this.ctx.clock.now;
-    while (q.shift()) if (this.stream(q.slot) === q.gen) this.expire(q.slot, Math.min(now, q.dueTime));
   }
 
   closeWindow(span: WindowSpan): Metrics {
     const now = span.relEnd;
-    // Bucket sums are read just inside the window, so the look-back is the `lookback` seconds ending at its end.
+    // Attempts due before the window's end were settled by the pipeline. Bucket sums are read just
+    // inside the window, so the look-back is the `lookback` seconds ending at its end.
     const at = Math.max(span.relStart, now - SUM_EPSILON);
-    this.expireDue(at);
     const cfg = this.cfg;
     const cutoff = now - cfg.lookback;
     const candidates: Candidate[] = [];
     const minPairs = Math.max(1, Math.min(cfg.minPorts, cfg.minHosts));
-    for (const [key, s] of this.sources.entries()) {
-      if (s.last < cutoff) { this.sources.delete(key); this.remembered -= s.pairs; continue; }
-      if (!s.dirty) continue;
-      s.dirty = false;
-      if (s.pairs < minPairs) continue;
+    const sb = this.sCounts.bucketOf(at) + 1;
+    for (let s = 0; s < this.sActive.length; s++) {
+      if (this.sActive[s] === 0) continue;
+      if (this.sLast[s]! < cutoff) { this.dropSource(s); continue; }
+      if (this.sDirty[s] === 0) continue;
+      this.sDirty[s] = 0;
+      if (this.sPairs[s]! < minPairs) continue;
       this.pruneSource(s, cutoff, now);
-      const c = this.judgeSource(s, now, at);
+      const c = this.judgeSource(s, now, sb);
       if (c !== null) candidates.push(c);
     }
-    for (const [key, t] of this.targets.entries()) {
-      if (t.last < cutoff) { this.targets.delete(key); this.remembered -= t.ports.size; continue; }
-      if (!t.dirty) continue;
-      t.dirty = false;
-      if (t.ports.size < Math.max(1, cfg.minPorts)) continue;
+    const tb = this.tCounts.bucketOf(at) + 1;
+    for (let t = 0; t < this.tActive.length; t++) {
+      if (this.tActive[t] === 0) continue;
+      if (this.tLast[t]! < cutoff) { this.dropTarget(t); continue; }
+      if (this.tDirty[t] === 0) continue;
+      this.tDirty[t] = 0;
+      if (this.tPorts[t]! < Math.max(1, cfg.minPorts)) continue;
       this.pruneTarget(t, cutoff, now);
-      const c = this.judgeTarget(t, now, at);
+      const c = this.judgeTarget(t, now, tb);
       if (c !== null) candidates.push(c);
     }
     // The most severe and largest first, so the per-type cap keeps those.
     candidates.sort((a, b) => b.rank - a.rank || b.score - a.score || (a.draft.key < b.draft.key ? -1 : a.draft.key > b.draft.key ? 1 : 0));
     let reported = 0;
+    const key = this.suppressor.key;
     for (const c of candidates) {
-      if (!this.suppressor.allow(c.draft.key, now)) { this.w.suppressed++; continue; }
+      key[0] = c.kind;
+      key[1] = c.id;
+      key[2] = (c.kind === SOURCE ? this.sources : this.targets).generation[c.id]!;
+      if (!this.suppressor.allow(now)) { this.w.suppressed++; continue; }
       this.ctx.report(c.draft);
       reported++;
     }
@@ -402,8 +602,8 @@ class PortScanAnalyzer implements Analyzer {
       scanners: candidates.length,
       reported,
       suppressed: w.suppressed,
-      trackedSources: this.sources.size,
-      trackedTargets: this.targets.size,
+      trackedSources: this.trackedSources,
+      trackedTargets: this.trackedTargets,
       maxKeys: cfg.maxKeys,
       rememberedProbes: this.remembered,
       evicted: this.evicted,
@@ -414,53 +614,81 @@ class PortScanAnalyzer implements Analyzer {
     return metrics;
   }
 
-  private judgeSource(s: Source, now: number, at: number): Candidate | null {
+  /** `b`: the bucket boundary closing the look-back. O(the source's probes). */
+  private judgeSource(s: number, now: number, b: number): Candidate | null {
     const cfg = this.cfg;
-    const attempts = s.attempts.sum(at);
-    const failed = s.failed.sum(at);
+    const attempts = this.sCounts.sumBefore(s, ATTEMPTS, b);
+    const failed = this.sCounts.sumBefore(s, FAILED, b);
     const ratio = attempts > 0 ? Math.min(1, failed / attempts) : 0;
     if (ratio < cfg.minFailureRatio) return null;
+    // The first host (in first-probe order) with the most ports; hosts per port.
     let portsOnHost = 0;
-    let topHost = '';
-    const hostsPerPort = new Map<number, number>();
-    for (const [host, ports] of s.probes) {
-      if (ports.size > portsOnHost) { portsOnHost = ports.size; topHost = host; }
-      for (const p of ports.keys()) hostsPerPort.set(p, (hostsPerPort.get(p) ?? 0) + 1);
+    let topHost = NIL;
+    let hostCount = 0;
+    let portCount = 0;
+    const perPort = this.hostsPerPort;
+    const portList = this.portList;
+    for (let h = this.sHostHead[s]!; h !== NIL; h = this.hNext[h]!) {
+      hostCount++;
+      if (this.hPortCount[h]! > portsOnHost) { portsOnHost = this.hPortCount[h]!; topHost = h; }
+      for (let p = this.hPortHead[h]!; p !== NIL; p = this.pNext[p]!) {
+        const port = this.probes.keyWord(p, 1);
+        if (perPort[port]++ === 0) portList[portCount++] = port;
+      }
     }
     let hostsOnPort = 0;
     let topPort = -1;
-    for (const [p, n] of hostsPerPort) if (n > hostsOnPort || (n === hostsOnPort && p < topPort)) { hostsOnPort = n; topPort = p; }
+    for (let i = 0; i < portCount; i++) {
+      const p = portList[i]!;
+      const n = perPort[p]!;
+      perPort[p] = 0;
+      if (n > hostsOnPort || (n === hostsOnPort && p < topPort)) { hostsOnPort = n; topPort = p; }
+    }
     const vertical = portsOnHost >= cfg.minPorts;
     const horizontal = hostsOnPort >= cfg.minHosts;
     if (!vertical && !horizontal) return null;
     const kind = vertical && horizontal ? 'block' : vertical ? 'vertical' : 'horizontal';
     const score = Math.max(portsOnHost / Math.max(1, cfg.minPorts), hostsOnPort / Math.max(1, cfg.minHosts));
-    const rate = failed / Math.max(1, Math.min(cfg.lookback, now - s.first));
+    const rate = failed / Math.max(1, Math.min(cfg.lookback, now - this.sFirst[s]!));
     const severity = scanSeverity(score, rate, ratio);
-    const capped = s.cappedAt >= now - cfg.lookback;
+    const capped = this.sCappedAt[s]! >= now - cfg.lookback;
     const atLeast = capped ? 'at least ' : '';
-    const samplePorts = [...(s.probes.get(topHost)?.keys() ?? [])].sort((a, b) => a - b).slice(0, SAMPLE).join(',');
-    const sampleHosts = [...s.probes.entries()].filter(([, ports]) => ports.has(topPort)).map(([h]) => h).sort().slice(0, SAMPLE).join(',');
-    const what = kind === 'vertical' ? `${atLeast}${portsOnHost} ports on ${topHost}`
+    const addr = this.sources.name(s);
+    // No host at all only when minPorts is 0.
+    const topName = topHost === NIL ? '' : this.targets.name(this.probedHosts.keyWord(topHost, 1));
+    const topPorts: number[] = [];
+    if (topHost !== NIL) for (let p = this.hPortHead[topHost]!; p !== NIL; p = this.pNext[p]!) topPorts.push(this.probes.keyWord(p, 1));
+    const samplePorts = topPorts.sort((x, y) => x - y).slice(0, SAMPLE).join(',');
+    const onTopPort: string[] = [];
+    const probes = this.probes;
+    for (let h = this.sHostHead[s]!; h !== NIL; h = this.hNext[h]!) {
+      probes.key[0] = h;
+      probes.key[1] = topPort;
+      if (probes.find() >= 0) onTopPort.push(this.targets.name(this.probedHosts.keyWord(h, 1)));
+    }
+    const sampleHosts = onTopPort.sort().slice(0, SAMPLE).join(',');
+    const what = kind === 'vertical' ? `${atLeast}${portsOnHost} ports on ${topName}`
       : kind === 'horizontal' ? `port ${topPort} on ${atLeast}${hostsOnPort} hosts`
-        : `${atLeast}${hostsPerPort.size} ports on ${s.probes.size} hosts (up to ${portsOnHost} ports on ${topHost}, port ${topPort} on ${hostsOnPort} hosts)`;
+        : `${atLeast}${portCount} ports on ${hostCount} hosts (up to ${portsOnHost} ports on ${topName}, port ${topPort} on ${hostsOnPort} hosts)`;
     return {
       rank: SEVERITY_RANK[severity],
       score,
+      kind: SOURCE,
+      id: s,
       draft: {
         type: 'port_scan',
         severity,
-        key: `source ${s.addr}`,
-        summary: `${s.addr} probed ${what} in the last ${cfg.lookback} s (${kind} scan): ${failed} of ${attempts} attempts failed`
+        key: `source ${addr}`,
+        summary: `${addr} probed ${what} in the last ${cfg.lookback} s (${kind} scan): ${failed} of ${attempts} attempts failed`
           + ` (${pct(ratio)}), ${rate.toFixed(1)} probes/s.`,
         evidence: {
           kind,
-          source: s.addr,
-          sourceInternal: s.internal,
-          target: kind === 'horizontal' ? null : topHost,
+          source: addr,
+          sourceInternal: this.sources.isInternal(s),
+          target: kind === 'horizontal' ? null : topName,
           port: kind === 'vertical' ? null : topPort,
-          ports: hostsPerPort.size,
-          hosts: s.probes.size,
+          ports: portCount,
+          hosts: hostCount,
           portsOnTarget: portsOnHost,
           hostsOnPort,
           probes: failed,
@@ -472,57 +700,85 @@ class PortScanAnalyzer implements Analyzer {
           capped,
           lookbackSeconds: cfg.lookback,
         },
-        host: s.addr,
+        host: addr,
       },
     };
   }
 
-  private judgeTarget(t: Target, now: number, at: number): Candidate | null {
+  /** O(the target's ports). */
+  private judgeTarget(t: number, now: number, b: number): Candidate | null {
     const cfg = this.cfg;
-    const ports = t.ports.size;
+    const ports = this.tPorts[t]!;
     if (ports < cfg.minPorts) return null;
-    const perSource = new Map<string, number>();
-    for (const p of t.ports.values()) perSource.set(p.src, (perSource.get(p.src) ?? 0) + 1);
+    // Ports per source (each port counts for the last source that probed it).
+    const perSource = this.portsPerSource;
+    const sourceList = this.sourceList;
+    let sourceCount = 0;
+    for (let e = this.tPortHead[t]!; e !== NIL; e = this.tpNext[e]!) {
+      const s = this.tpSource[e]!;
+      if (perSource[s]++ === 0) sourceList[sourceCount++] = s;
+    }
     let most = 0;
-    for (const n of perSource.values()) most = Math.max(most, n);
-    if (perSource.size < MIN_DISTRIBUTED_SOURCES || most >= cfg.minPorts) return null;
-    const attempts = t.attempts.sum(at);
-    const failed = t.failed.sum(at);
+    for (let i = 0; i < sourceCount; i++) {
+      const s = sourceList[i]!;
+      if (perSource[s]! > most) most = perSource[s]!;
+      perSource[s] = 0;
+    }
+    if (sourceCount < MIN_DISTRIBUTED_SOURCES || most >= cfg.minPorts) return null;
+    const attempts = this.tCounts.sumBefore(t, ATTEMPTS, b);
+    const failed = this.tCounts.sumBefore(t, FAILED, b);
     const ratio = attempts > 0 ? Math.min(1, failed / attempts) : 0;
     if (ratio < cfg.minFailureRatio) return null;
     const score = ports / Math.max(1, cfg.minPorts);
-    const rate = failed / Math.max(1, Math.min(cfg.lookback, now - t.first));
+    const rate = failed / Math.max(1, Math.min(cfg.lookback, now - this.tFirst[t]!));
     const severity = scanSeverity(score, rate, ratio);
-    const capped = t.cappedAt >= now - cfg.lookback;
+    const capped = this.tCappedAt[t]! >= now - cfg.lookback;
+    const addr = this.targets.name(t);
+    const portNumbers: number[] = [];
+    for (let e = this.tPortHead[t]!; e !== NIL; e = this.tpNext[e]!) portNumbers.push(this.targetPorts.keyWord(e, 1));
+    const sourceNames: string[] = [];
+    for (let i = 0; i < sourceCount; i++) sourceNames.push(this.sources.name(sourceList[i]!));
     return {
       rank: SEVERITY_RANK[severity],
       score,
+      kind: TARGET,
+      id: t,
       draft: {
         type: 'port_scan',
         severity,
-        key: `target ${t.addr}`,
-        summary: `${perSource.size} sources probed ${capped ? 'at least ' : ''}${ports} ports on ${t.addr} in the last ${cfg.lookback} s, none more than ${most}`
+        key: `target ${addr}`,
+        summary: `${sourceCount} sources probed ${capped ? 'at least ' : ''}${ports} ports on ${addr} in the last ${cfg.lookback} s, none more than ${most}`
           + ` (distributed scan): ${failed} of ${attempts} attempts failed (${pct(ratio)}).`,
         evidence: {
           kind: 'distributed',
-          target: t.addr,
-          targetInternal: t.internal,
+          target: addr,
+          targetInternal: this.targets.isInternal(t),
           ports,
-          sources: perSource.size,
+          sources: sourceCount,
           maxPortsFromOneSource: most,
           probes: failed,
           attempts,
           failureRatio: round3(ratio),
           probesPerSecond: round2(rate),
-          samplePorts: [...t.ports.keys()].sort((a, b) => a - b).slice(0, SAMPLE).join(','),
-          sampleSources: [...perSource.keys()].sort().slice(0, SAMPLE).join(','),
+          samplePorts: portNumbers.sort((x, y) => x - y).slice(0, SAMPLE).join(','),
+          sampleSources: sourceNames.sort().slice(0, SAMPLE).join(','),
           capped,
           lookbackSeconds: cfg.lookback,
         },
-        host: t.addr,
+        host: addr,
       },
     };
   }
+}
+
+/**
+ * Counts one at `t`; a time before the key's newest bucket counts in that
+ * bucket (BucketCounter's rule, which the figures have always followed:
+ * timeouts settle at their deadline, a little before the packet that passed it).
+ */
+function countAt(counts: BucketReducer, id: number, t: number, series: number): void {
+  const newest = counts.newestBucket(id);
+  counts.add(id, counts.bucketOf(t) < newest ? (newest + 0.5) * counts.bucketSeconds : t, series, 1);
 }
 
 const SEVERITY_RANK: Record<FindingSeverity, number> = { info: 0, warning: 1, critical: 2 };

@@ -19,6 +19,14 @@ interface IntendedDifference {
 }
 
 export const INTENDED: IntendedDifference[] = [
+  // lateral_movement
+  {
+    what: 'windows[*].metrics.lateral_movement.maxKeys',
+    why: 'lateral_movement sizes its source table from memory.budgetMB (capped by analyzers.lateral_movement.maxKeys) at start; the metric is the capacity granted, no longer the configured cap',
+    apply(report) {
+      for (const w of report.windows) delete (w.metrics['lateral_movement'] as Record<string, unknown> | undefined)?.['maxKeys'];
+    },
+  },
   // brute_force
   {
     what: 'windows[*].metrics.brute_force.maxKeys',

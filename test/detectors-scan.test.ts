@@ -457,6 +457,61 @@ test('lateral_movement: minHosts - 1 hosts -> nothing, minHosts -> finding (SSH 
   assert.equal(f.severity, 'info');
 });
 
+test('brute_force: a long connection counts as longer when it ends (or at the end of input when open for shortLived s), not shortLived s after its SYN', async () => {
+  const cap = new Capture();
+  cap.session(0, '10.0.0.70', 41000, '10.0.0.22', 22, { duration: 32, clientBytes: 3000, serverBytes: 5000 }); // FIN at 32 s: window 3
+  cap.session(1, '10.0.0.70', 41001, '10.0.0.22', 22, { duration: 2 }); // short-lived, window 0
+  const isn = 77_000;
+  cap.segment(2, '10.0.0.71', '10.0.0.22', 41002, 22, SYN, isn, 0) // open from 2 s to the end of input (45 s): the last window
+    .segment(2.001, '10.0.0.22', '10.0.0.71', 22, 41002, SYN | ACK, 5000, isn + 1)
+    .segment(2.002, '10.0.0.71', '10.0.0.22', 41002, 22, ACK, isn + 1, 5001)
+    .segment(45, '10.0.0.71', '10.0.0.22', 41002, 22, PSH | ACK, isn + 1, 5001, 100);
+  cap.segment(43, '10.0.0.72', '10.0.0.22', 41003, 22, SYN, isn, 0) // open for 2 s at the end of input: undecided, not counted
+    .segment(43.001, '10.0.0.22', '10.0.0.72', 22, 41003, SYN | ACK, 6000, isn + 1)
+    .segment(43.002, '10.0.0.72', '10.0.0.22', 41003, 22, ACK, isn + 1, 6001);
+  const r = await analyze(cap.write('ssh-long.pcap'));
+  // Windows with packets: [0, 10), [30, 40), [40, 50).
+  assert.deepEqual(r.windows.map((w) => w.start), [isoTime(BASE), isoTime(BASE + 30), isoTime(BASE + 40)]);
+  assert.deepEqual(r.windows.map((w) => num(w.metrics['brute_force'], 'outcomes.longer')), [0, 1, 1]);
+  assert.deepEqual(r.windows.map((w) => num(w.metrics['brute_force'], 'outcomes.shortLived')), [1, 0, 0]);
+  assert.equal(total(r, 'brute_force', 'attempts'), 4);
+  silent(r, 'three SSH sessions');
+});
+
+test('brute_force: a server RST after its SYN/ACK is an incomplete attempt, before it a refused one', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 10; i++) cap.refused(i * 0.2, '203.0.113.11', 36000 + i, '10.0.0.34', 5432);
+  for (let i = 0; i < 10; i++) {
+    const t = 2 + i * 0.2;
+    cap.segment(t, '203.0.113.11', '10.0.0.34', 37000 + i, 5432, SYN, 9000 + i, 0)
+      .segment(t + 0.001, '10.0.0.34', '203.0.113.11', 5432, 37000 + i, SYN | ACK, 20000, 9001 + i)
+      .segment(t + 0.002, '10.0.0.34', '203.0.113.11', 5432, 37000 + i, RST, 20001, 0);
+  }
+  const r = await analyze(cap.write('pg-refused.pcap'));
+  assert.equal(total(r, 'brute_force', 'outcomes.refused'), 10);
+  assert.equal(total(r, 'brute_force', 'outcomes.incomplete'), 10);
+  const f = one(r, 'brute_force');
+  assert.equal(f.evidence['failed'], 20);
+  assert.equal(f.evidence['service'], 'postgresql');
+});
+
+test('lateral_movement: a source trying 4,100 internal hosts remembers 4,096 of them (capped)', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 4100; i++) cap.unanswered(i * 0.01, '10.0.9.9', 20000 + i, `10.3.${i >> 8}.${i & 255}`, 445);
+  const r = await analyze(cap.write('lateral-4100.pcap'), { analyzers: { lateral_movement: { suppressFor: 0 } } });
+  const list = findings(r, 'lateral_movement');
+  assert.deepEqual(list.map((x) => x.evidence['hosts']), [1000, 2000, 3000, 4000, 4096]);
+  const f = list[4]!;
+  assert.equal(f.severity, 'critical');
+  assert.equal(f.evidence['hosts'], 4096);
+  assert.equal(f.evidence['capped'], true);
+  assert.equal(f.evidence['attempts'], 4100);
+  assert.equal(f.evidence['hostsSucceeded'], 0);
+  assert.equal(f.evidence['sampleHosts'], '10.3.0.0,10.3.0.1,10.3.0.10,10.3.0.100,10.3.0.101,10.3.0.102,10.3.0.103,10.3.0.104,10.3.0.105,10.3.0.106');
+  assert.match(f.summary, /tried at least 4096 internal hosts on administrative ports \(445\)/);
+  assert.equal(maxOver(r, 'lateral_movement', 'rememberedHosts'), 4096);
+});
+
 // ---------------------------------------------------------------------------
 // Suppression, determinism, bounded state
 

@@ -18,7 +18,38 @@ interface IntendedDifference {
   apply(report: Report): void;
 }
 
-export const INTENDED: IntendedDifference[] = [];
+export const INTENDED: IntendedDifference[] = [
+  // lateral_movement
+  {
+    what: 'windows[*].metrics.lateral_movement.maxKeys',
+    why: 'lateral_movement sizes its source table from memory.budgetMB (capped by analyzers.lateral_movement.maxKeys) at start; the metric is the capacity granted, no longer the configured cap',
+    apply(report) {
+      for (const w of report.windows) delete (w.metrics['lateral_movement'] as Record<string, unknown> | undefined)?.['maxKeys'];
+    },
+  },
+  // brute_force
+  {
+    what: 'windows[*].metrics.brute_force.maxKeys',
+    why: 'brute_force sizes its service table from memory.budgetMB (capped by analyzers.brute_force.maxKeys) at start; the metric is the capacity granted, no longer the configured cap',
+    apply(report) {
+      for (const w of report.windows) delete (w.metrics['brute_force'] as Record<string, unknown> | undefined)?.['maxKeys'];
+    },
+  },
+  {
+    what: 'windows[*].metrics.brute_force.outcomes.longer and windows[*].metrics.brute_force.trackedKeys',
+    why: 'brute_force takes outcomes from the shared attempt tracker and decides "longer" when the connection ends (RESET or CLOSED after shortLived s, or at the end of input'
+      + ' when open for shortLived s), no longer at its own deadline max(shortLived, 5) s after the SYN: a long connection is counted (and its service tracked) in the window'
+      + ' it ends in; in generated-mixed-120k all 456 long sessions are still open at the end, so they count in the last window. Findings are unchanged',
+    apply(report) {
+      for (const w of report.windows) {
+        const m = w.metrics['brute_force'] as { outcomes?: Record<string, unknown>; trackedKeys?: unknown } | undefined;
+        if (m === undefined) continue;
+        delete m.outcomes?.['longer'];
+        delete m.trackedKeys;
+      }
+    },
+  },
+];
 
 /** Paths where two JSON values differ (at most `limit`). */
 function differences(a: Json, b: Json, path = '', out: string[] = [], limit = 20): string[] {

@@ -2,16 +2,17 @@
  * Lateral movement (finding type `lateral_movement`): an internal host opening
  * connections to many internal hosts on administrative ports (SMB, RPC, RDP,
  * WinRM, SSH: analyzers.lateral_movement.ports) within the look-back
- * (lookback, 300 s of packet time).
+ * (lookback, 300 s of packet time, fixed at start).
  *
  * Internal means inside networks.internal (RFC 1918 + ULA by default); with
  * networks.includeLoopback, loopback addresses count as internal too, else
- * loopback traffic is ignored. A connection attempt is a client SYN that
- * starts a TCP flow from an internal host to another internal host on a
- * watched port; it succeeded when the handshake completed (SYN/ACK, then the
- * client's ACK). Attempts count whether they succeed or not: probing hosts
- * that refuse is as telling as reaching them; the evidence says how many hosts
- * were reached.
+ * loopback traffic is ignored. A connection attempt is one of the shared
+ * tracker's (flow/connection-attempts.ts: a flow whose first packet is the
+ * client's SYN; its STARTED event) from an internal host to another internal
+ * host on a watched port; the host was reached when the tracker says the
+ * handshake completed (COMPLETED). Attempts count whether they succeed or
+ * not: probing hosts that refuse is as telling as reaching them; the evidence
+ * says how many hosts were reached.
  *
  * At each window close a source with new attempts in the window fires when it
  * tried >= minHosts distinct internal hosts over the look-back. Severity:
@@ -19,57 +20,49 @@
  * was reached (an administrator or configuration tool at work, most likely);
  * warning otherwise.
  *
- * Bounded: sources in a BoundedMap of maxKeys (LRU, evictions counted in the
- * metrics), at most MAX_HOSTS_PER_SOURCE (4096) hosts remembered per source
- * (past that the count is a lower bound: `capped`) and MAX_REMEMBERED in all
- * (the least recently active sources go first, counted as evictions); sources
- * idle for a look-back are dropped at window close. Re-reported, with updated
- * evidence, at most once per suppressFor seconds, and only in windows with new
- * attempts.
+ * State, all preallocated at start: one byte per flow slot (a followed
+ * attempt); a HostTable of sources, as many as memory.budgetMB grants, at most
+ * maxKeys (least recently active evicted first, counted in the metrics), with
+ * typed-array columns (times, pair count and list head, latest attempt per
+ * watched port) and a BucketReducer of attempts; a KeyTable of (source id,
+ * destination address) pairs with the latest attempt and a reached flag,
+ * chained per source so judging or dropping a source is O(its pairs), at most
+ * MAX_REMEMBERED in all (or what the budget grants; the least recently tried
+ * pair goes first, counted as an eviction) and MAX_HOSTS_PER_SOURCE (4096) per
+ * source (past that the count is a lower bound: `capped`). Sources idle for a
+ * look-back are dropped at window close. Re-reported, with updated evidence,
+ * at most once per suppressFor seconds (a SuppressionTable keyed by the
+ * source's address), and only in windows with new attempts.
  */
 import { formatAddress } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
-import { TcpFlag, Transport } from '../decode/constants.js';
-import type { PacketView } from '../decode/packet-view.js';
-import { Dir } from '../flow/index.js';
+import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
-import { BoundedMap, BucketCounter } from './lib/bounded-map.js';
+import { HostTable } from './lib/host-table.js';
+import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
-import { Suppressor } from './lib/suppressor.js';
-
-const { SYN, ACK, RST } = TcpFlag;
+import { SuppressionTable } from './lib/suppression.js';
+import { BucketReducer } from './lib/time-buckets.js';
 
 /** Destination hosts remembered per source. */
 export const MAX_HOSTS_PER_SOURCE = 4096;
-/** Destination hosts remembered over all sources. */
+/** Destination hosts remembered over all sources (at most; the memory budget may grant fewer). */
 export const MAX_REMEMBERED = 1_000_000;
 const SAMPLE = 10;
 /** Window ends are exclusive: look-back sums are read this much before. */
 const SUM_EPSILON = 1e-3;
+/** Look-back buckets (as the former BucketCounter's). */
+const BUCKETS = 6;
+const NIL = -1;
 
-// Per-slot state.
-const NONE = 0;
-const WAIT_SYNACK = 1;
-const WAIT_ACK = 2;
-const OVER = 3;
+/** Suppression key: IP version and the source's address words. */
+const SUPPRESSION_WIDTH = 5;
+/** Pair key: source id and the destination's address words (same IP version as the source). */
+const PAIR_WIDTH = 5;
+/** Bytes per pair: key, latest attempt, reached flag, list links. */
+const PAIR_BYTES = KeyTable.bytesPerEntry(PAIR_WIDTH) + 8 + 1 + 2 * 4;
 
-interface HostRecord { t: number; ok: boolean }
-
-interface Source {
-  addr: string;
-  attempts: BucketCounter;
-  /** Internal hosts tried -> latest attempt and whether a connection to it completed. */
-  hosts: Map<string, HostRecord>;
-  /** Watched ports used -> latest attempt. */
-  ports: Map<number, number>;
-  cappedAt: number;
-  prunedAt: number;
-  first: number;
-  last: number;
-  dirty: boolean;
-}
-
-interface Candidate { rank: number; hosts: number; draft: FindingDraft }
+interface Candidate { id: number; rank: number; hosts: number; key: string }
 
 export function createLateralMovementAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new LateralMovementAnalyzer(ctx);
@@ -77,144 +70,263 @@ export function createLateralMovementAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class LateralMovementAnalyzer implements Analyzer {
   readonly id = 'lateral_movement';
-  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back and table sizes are fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['lateral_movement'] { return this.ctx.config.analyzers.lateral_movement; }
   private readonly includeLoopback: boolean;
-  private readonly watched = new Uint8Array(65536);
-  private readonly state: Uint8Array;
-  private readonly sources: BoundedMap<string, Source>;
-  private readonly suppressor: Suppressor;
-  private remembered = 0;
+  private readonly lookback: number;
+  /** Port -> column of `portTime` + 1 (0: not watched). */
+  private readonly watched = new Int32Array(65536);
+  /** Watched ports, ascending (the order of the report). */
+  private readonly ports: number[];
+  /** Per flow slot: 1 when the attempt is followed (internal -> internal, watched port). */
+  private readonly followed: Uint8Array;
+
+  private readonly sources: HostTable;
+  /** Per source id: 1 while it has state here (a HostTable id outlives its state: dropped sources stay interned until evicted). */
+  private readonly active: Uint8Array;
+  /** Active source ids, dense, and each one's position in it. */
+  private readonly activeIds: Int32Array;
+  private readonly activePos: Int32Array;
+  private activeCount = 0;
+  private readonly first: Float64Array;
+  private readonly last: Float64Array;
+  private readonly cappedAt: Float64Array;
+  private readonly prunedAt: Float64Array;
+  private readonly dirty: Uint8Array;
+  private readonly pairHead: Int32Array;
+  private readonly pairCount: Int32Array;
+  /** [source][watched port column]: latest attempt on it (-Infinity: none in the look-back). */
+  private readonly portTime: Float64Array;
+  private readonly attempts: BucketReducer;
+
+  /** (source id, destination address) -> pair id. */
+  private readonly pairs: KeyTable;
+  private readonly pairTime: Float64Array;
+  private readonly pairReached: Uint8Array;
+  private readonly pairPrev: Int32Array;
+  private readonly pairNext: Int32Array;
+
+  private readonly suppression: SuppressionTable;
+  /** Address words of the flow's client and server (scratch, so the event path allocates nothing). */
+  private readonly client = new Uint32Array(4);
+  private readonly server = new Uint32Array(4);
+  /** Sources and pairs evicted by the caps. */
   private evicted = 0;
   private evictedBefore = 0;
   private w = emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
+    const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
-    for (const p of this.cfg.ports) if (Number.isInteger(p) && p >= 0 && p < 65536) this.watched[p] = 1;
-    this.state = new Uint8Array(ctx.flows.capacity);
-    const maxKeys = Math.max(1, this.cfg.maxKeys);
-    this.sources = new BoundedMap<string, Source>(maxKeys, (_k, s) => { this.remembered -= s.hosts.size; this.evicted++; });
-    this.suppressor = new Suppressor(this.cfg.suppressFor, maxKeys);
+    this.lookback = cfg.lookback;
+    const ports = [...new Set(cfg.ports.filter((p) => Number.isInteger(p) && p >= 0 && p < 65536))].sort((a, b) => a - b);
+    ports.forEach((p, i) => { this.watched[p] = i + 1; });
+    this.ports = ports;
+    this.followed = new Uint8Array(ctx.flows.capacity);
+
+    const nPorts = Math.max(1, ports.length);
+    const sourceBytes = HostTable.bytesPerEntry + 1 + 2 * 4 + 4 * 8 + 1 + 2 * 4 + nPorts * 8
+      + BucketReducer.bytesPerKey(BUCKETS, 1) + SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH);
+    const n = ctx.memory.keys('lateral_movement.sources', sourceBytes, Math.max(1, cfg.maxKeys));
+    this.sources = new HostTable(n, ctx.networks, this.includeLoopback);
+    this.active = new Uint8Array(n);
+    this.activeIds = new Int32Array(n);
+    this.activePos = new Int32Array(n);
+    this.first = new Float64Array(n);
+    this.last = new Float64Array(n);
+    this.cappedAt = new Float64Array(n);
+    this.prunedAt = new Float64Array(n);
+    this.dirty = new Uint8Array(n);
+    this.pairHead = new Int32Array(n).fill(NIL);
+    this.pairCount = new Int32Array(n);
+    this.portTime = new Float64Array(n * nPorts).fill(-Infinity);
+    this.attempts = new BucketReducer(n, this.lookback, BUCKETS, 1);
+
+    const m = ctx.memory.keys('lateral_movement.pairs', PAIR_BYTES, MAX_REMEMBERED);
+    this.pairs = new KeyTable(m, PAIR_WIDTH, (p) => { this.unlinkPair(p); this.evicted++; });
+    this.pairTime = new Float64Array(m);
+    this.pairReached = new Uint8Array(m);
+    this.pairPrev = new Int32Array(m);
+    this.pairNext = new Int32Array(m);
+
+    this.suppression = new SuppressionTable(cfg.suppressFor, n, SUPPRESSION_WIDTH);
   }
 
-  onFlowStart(slot: number): void {
-    this.state[slot] = NONE;
+  onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
+    if (event === AttemptEvent.STARTED) this.started(slot, at);
+    else if (event === AttemptEvent.COMPLETED && this.followed[slot] === 1) this.reached(slot);
   }
 
-  onFlowEnd(slot: number): void {
-    this.state[slot] = OVER;
-  }
-
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    if (slot < 0 || v.transport !== Transport.TCP) return;
-    const s = this.state[slot]!;
-    if (s === OVER) return;
-    const tf = v.tcpFlags;
-    if (s === NONE) {
-      const flows = this.ctx.flows;
-      if ((tf & (SYN | ACK | RST)) !== SYN || dir !== Dir.CLIENT_TO_SERVER || !this.watched[v.dstPort]
-        || flows.packets[slot * 2]! !== 1 || flows.packets[slot * 2 + 1]! !== 0
-        || !this.internal(v.ipVersion, v.src) || !this.internal(v.ipVersion, v.dst) || sameAddress(v.src, v.dst)) {
-        this.state[slot] = OVER;
-        return;
-      }
-      this.state[slot] = WAIT_SYNACK;
-      this.attempt(v, this.ctx.clock.now);
-      return;
+  /** Copies the flow's client and server addresses into `client` and `server` (IPv4 in word 0, the rest 0). */
+  private addresses(slot: number): void {
+    const flows = this.ctx.flows;
+    const clientIsA = flows.clientIsA[slot] === 1;
+    const c = clientIsA ? flows.addrA : flows.addrB;
+    const s = clientIsA ? flows.addrB : flows.addrA;
+    const o = slot * 4;
+    const words = flows.version[slot] === 6 ? 4 : 1;
+    for (let i = 0; i < 4; i++) {
+      this.client[i] = i < words ? c[o + i]! : 0;
+      this.server[i] = i < words ? s[o + i]! : 0;
     }
-    const fromServer = dir === Dir.SERVER_TO_CLIENT;
-    if (tf & RST) { this.state[slot] = OVER; return; }
-    if (s === WAIT_SYNACK) {
-      if (fromServer && (tf & (SYN | ACK)) === (SYN | ACK)) this.state[slot] = WAIT_ACK;
-    } else if (!fromServer && tf & ACK && !(tf & SYN)) {
-      this.state[slot] = OVER;
-      this.succeeded(slot);
-    }
   }
 
-  private internal(version: number, words: ArrayLike<number>): boolean {
+  private internal(version: number, words: Uint32Array): boolean {
     if (isLoopback(version, words)) return this.includeLoopback;
     return this.ctx.networks.isInternal(version, words);
   }
 
-  private attempt(v: PacketView, now: number): void {
-    const w = this.w;
-    w.attempts++;
-    const src = formatAddress(v.ipVersion, v.src);
-    const dst = formatAddress(v.ipVersion, v.dst);
-    const lookback = this.cfg.lookback;
-    let s = this.sources.get(src);
-    if (s === undefined) {
-      s = {
-        addr: src, attempts: new BucketCounter(lookback), hosts: new Map(), ports: new Map(),
-        cappedAt: -Infinity, prunedAt: now, first: now, last: now, dirty: false,
-      };
-      this.sources.set(src, s);
-    } else if (s.last < now - lookback) {
-      s.first = now;
-    }
-    s.last = Math.max(s.last, now);
-    s.dirty = true;
-    s.attempts.add(now);
-    s.ports.set(v.dstPort, now);
-    const h = s.hosts.get(dst);
-    if (h !== undefined) { h.t = now; return; }
-    if (s.hosts.size >= MAX_HOSTS_PER_SOURCE) {
-      if (now - s.prunedAt >= lookback / 6) this.prune(s, now - lookback, now);
-      if (s.hosts.size >= MAX_HOSTS_PER_SOURCE) { s.cappedAt = now; return; }
-    }
-    s.hosts.set(dst, { t: now, ok: false });
-    this.remembered++;
-    if (this.remembered > MAX_REMEMBERED) this.trim();
-  }
-
-  private succeeded(slot: number): void {
-    this.w.succeeded++;
+  /** The SYN of an attempt: counted when internal -> another internal host on a watched port. */
+  private started(slot: number, at: number): void {
+    this.followed[slot] = 0;
     const flows = this.ctx.flows;
+    const port = flows.serverPort(slot);
+    const column = this.watched[port]! - 1;
+    if (column < 0) return;
+    this.addresses(slot);
     const version = flows.version[slot]!;
-    const s = this.sources.peek(formatAddress(version, flows.clientAddr(slot)));
-    const h = s?.hosts.get(formatAddress(version, flows.serverAddr(slot)));
-    if (h !== undefined) h.ok = true;
-  }
+    const c = this.client;
+    const d = this.server;
+    if (!this.internal(version, c) || !this.internal(version, d) || (c[0] === d[0] && c[1] === d[1] && c[2] === d[2] && c[3] === d[3])) return;
+    this.followed[slot] = 1;
+    this.w.attempts++;
 
-  private prune(s: Source, cutoff: number, now: number): void {
-    s.prunedAt = now;
-    for (const [host, h] of s.hosts) if (h.t < cutoff) { s.hosts.delete(host); this.remembered--; }
-    for (const [port, t] of s.ports) if (t < cutoff) s.ports.delete(port);
-  }
-
-  /** Over MAX_REMEMBERED: drops the least recently active sources. */
-  private trim(): void {
-    for (const [key, s] of this.sources.entries()) {
-      if (this.remembered <= MAX_REMEMBERED) return;
-      this.sources.delete(key);
-      this.remembered -= s.hosts.size;
+    const lookback = this.lookback;
+    const sources = this.sources;
+    const s = sources.intern(version, c);
+    if (sources.inserted && this.active[s] === 1) {
+      // The HostTable took back the least recently active source's id.
+      this.drop(s);
       this.evicted++;
     }
+    if (this.active[s] === 0) this.activate(s, at);
+    else if (this.last[s]! < at - lookback) this.first[s] = at;
+    if (at > this.last[s]!) this.last[s] = at;
+    this.dirty[s] = 1;
+    this.attempts.add(s, at, 0, 1);
+    this.portTime[s * Math.max(1, this.ports.length) + column] = at;
+
+    const pairs = this.pairs;
+    const key = pairs.key;
+    key[0] = s;
+    key[1] = d[0]!; key[2] = d[1]!; key[3] = d[2]!; key[4] = d[3]!;
+    const known = pairs.find();
+    if (known >= 0) {
+      pairs.touch(known);
+      this.pairTime[known] = at;
+      return;
+    }
+    if (this.pairCount[s]! >= MAX_HOSTS_PER_SOURCE) {
+      if (at - this.prunedAt[s]! >= lookback / 6) this.prune(s, at - lookback, at);
+      if (this.pairCount[s]! >= MAX_HOSTS_PER_SOURCE) { this.cappedAt[s] = at; return; }
+    }
+    const p = pairs.findOrInsert(); // may evict the least recently tried pair (onEvict unlinks it)
+    this.pairTime[p] = at;
+    this.pairReached[p] = 0;
+    const head = this.pairHead[s]!;
+    this.pairPrev[p] = NIL;
+    this.pairNext[p] = head;
+    if (head !== NIL) this.pairPrev[head] = p;
+    this.pairHead[s] = p;
+    this.pairCount[s]++;
+  }
+
+  /** The handshake of a followed attempt completed: its destination was reached. */
+  private reached(slot: number): void {
+    this.w.succeeded++;
+    this.addresses(slot);
+    const s = this.sources.find(this.ctx.flows.version[slot]!, this.client);
+    if (s < 0 || this.active[s] === 0) return;
+    const key = this.pairs.key;
+    const d = this.server;
+    key[0] = s;
+    key[1] = d[0]!; key[2] = d[1]!; key[3] = d[2]!; key[4] = d[3]!;
+    const p = this.pairs.find();
+    if (p >= 0) this.pairReached[p] = 1;
+  }
+
+  private activate(s: number, at: number): void {
+    this.active[s] = 1;
+    this.activePos[s] = this.activeCount;
+    this.activeIds[this.activeCount++] = s;
+    this.first[s] = at;
+    this.last[s] = at;
+    this.cappedAt[s] = -Infinity;
+    this.prunedAt[s] = at;
+    this.dirty[s] = 0;
+    this.pairHead[s] = NIL;
+    this.pairCount[s] = 0;
+    const nPorts = Math.max(1, this.ports.length);
+    this.portTime.fill(-Infinity, s * nPorts, s * nPorts + nPorts);
+    this.attempts.clear(s);
+  }
+
+  /** Forgets source `s` and its pairs. */
+  private drop(s: number): void {
+    const pairs = this.pairs;
+    for (let p = this.pairHead[s]!; p !== NIL;) {
+      const next = this.pairNext[p]!;
+      pairs.remove(p);
+      p = next;
+    }
+    this.pairHead[s] = NIL;
+    this.pairCount[s] = 0;
+    this.active[s] = 0;
+    const i = this.activePos[s]!;
+    const moved = this.activeIds[--this.activeCount]!;
+    this.activeIds[i] = moved;
+    this.activePos[moved] = i;
+  }
+
+  /** Takes pair `p` out of its source's list (the pair table is about to free it). */
+  private unlinkPair(p: number): void {
+    const s = this.pairs.keyWord(p, 0);
+    const prev = this.pairPrev[p]!;
+    const next = this.pairNext[p]!;
+    if (prev === NIL) this.pairHead[s] = next; else this.pairNext[prev] = next;
+    if (next !== NIL) this.pairPrev[next] = prev;
+    this.pairCount[s]--;
+  }
+
+  /** Forgets the pairs and ports of `s` last tried before `cutoff`. */
+  private prune(s: number, cutoff: number, now: number): void {
+    this.prunedAt[s] = now;
+    const pairs = this.pairs;
+    for (let p = this.pairHead[s]!; p !== NIL;) {
+      const next = this.pairNext[p]!;
+      if (this.pairTime[p]! < cutoff) { this.unlinkPair(p); pairs.remove(p); }
+      p = next;
+    }
+    const nPorts = Math.max(1, this.ports.length);
+    const o = s * nPorts;
+    for (let k = 0; k < nPorts; k++) if (this.portTime[o + k]! < cutoff) this.portTime[o + k] = -Infinity;
   }
 
   closeWindow(span: WindowSpan): Metrics {
     const now = span.relEnd;
     // Bucket sums are read just inside the window, so the look-back is the `lookback` seconds ending at its end.
-    const at = Math.max(span.relStart, now - SUM_EPSILON);
+    const b = this.attempts.bucketOf(Math.max(span.relStart, now - SUM_EPSILON)) + 1;
     const cfg = this.cfg;
-    const cutoff = now - cfg.lookback;
+    const cutoff = now - this.lookback;
     const candidates: Candidate[] = [];
-    for (const [key, s] of this.sources.entries()) {
-      if (s.last < cutoff) { this.sources.delete(key); this.remembered -= s.hosts.size; continue; }
-      if (!s.dirty) continue;
-      s.dirty = false;
-      if (s.hosts.size < cfg.minHosts) continue;
+    // Backwards, so dropping a source (its place taken by the last one) skips none.
+    for (let i = this.activeCount - 1; i >= 0; i--) {
+      const s = this.activeIds[i]!;
+      if (this.last[s]! < cutoff) { this.drop(s); continue; }
+      if (this.dirty[s] === 0) continue;
+      this.dirty[s] = 0;
+      if (this.pairCount[s]! < cfg.minHosts) continue;
       this.prune(s, cutoff, now);
-      const c = this.judge(s, now, at);
-      if (c !== null) candidates.push(c);
+      const hosts = this.pairCount[s]!;
+      if (hosts < cfg.minHosts || hosts === 0) continue;
+      const severity = this.severity(s, hosts);
+      candidates.push({ id: s, rank: severity === 'critical' ? 2 : severity === 'warning' ? 1 : 0, hosts, key: `source ${this.sources.name(s)}` });
     }
-    candidates.sort((a, b) => b.rank - a.rank || b.hosts - a.hosts || (a.draft.key < b.draft.key ? -1 : a.draft.key > b.draft.key ? 1 : 0));
+    candidates.sort((a, b) => b.rank - a.rank || b.hosts - a.hosts || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     let reported = 0;
     for (const c of candidates) {
-      if (!this.suppressor.allow(c.draft.key, now)) { this.w.suppressed++; continue; }
-      this.ctx.report(c.draft);
+      if (!this.allow(c.id, now)) { this.w.suppressed++; continue; }
+      this.ctx.report(this.draft(c, now, b));
       reported++;
     }
     const w = this.w;
@@ -224,9 +336,9 @@ class LateralMovementAnalyzer implements Analyzer {
       sources: candidates.length,
       reported,
       suppressed: w.suppressed,
-      trackedKeys: this.sources.size,
-      maxKeys: cfg.maxKeys,
-      rememberedHosts: this.remembered,
+      trackedKeys: this.activeCount,
+      maxKeys: this.sources.capacity,
+      rememberedHosts: this.pairs.size,
       evicted: this.evicted,
       evictedInWindow: this.evicted - this.evictedBefore,
     };
@@ -235,47 +347,78 @@ class LateralMovementAnalyzer implements Analyzer {
     return metrics;
   }
 
-  private judge(s: Source, now: number, at: number): Candidate | null {
-    const cfg = this.cfg;
-    const hosts = s.hosts.size;
-    if (hosts < cfg.minHosts || hosts === 0) return null;
-    let reached = 0;
-    for (const h of s.hosts.values()) if (h.ok) reached++;
-    const ports = [...s.ports.keys()].sort((a, b) => a - b);
-    const sshOnly = ports.length === 1 && ports[0] === 22;
-    const severity: FindingSeverity = hosts >= 3 * Math.max(1, cfg.minHosts) ? 'critical' : sshOnly && reached === hosts ? 'info' : 'warning';
-    const capped = s.cappedAt >= now - cfg.lookback;
-    const attempts = s.attempts.sum(at);
-    const all = [...s.hosts.keys()].sort();
+  private reachedCount(s: number): number {
+    let n = 0;
+    for (let p = this.pairHead[s]!; p !== NIL; p = this.pairNext[p]!) n += this.pairReached[p]!;
+    return n;
+  }
+
+  private severity(s: number, hosts: number): FindingSeverity {
+    const minHosts = this.cfg.minHosts;
+    if (hosts >= 3 * Math.max(1, minHosts)) return 'critical';
+    const nPorts = Math.max(1, this.ports.length);
+    let used = 0;
+    let ssh = false;
+    for (let k = 0; k < this.ports.length; k++) {
+      if (this.portTime[s * nPorts + k] === -Infinity) continue;
+      used++;
+      if (this.ports[k] === 22) ssh = true;
+    }
+    return used === 1 && ssh && this.reachedCount(s) === hosts ? 'info' : 'warning';
+  }
+
+  /** Suppression by the source's address, so it outlives the source's id. */
+  private allow(s: number, now: number): boolean {
+    const key = this.suppression.key;
+    key[0] = this.sources.version(s);
+    for (let i = 0; i < 4; i++) key[1 + i] = this.sources.addressWord(s, i);
+    return this.suppression.allow(now);
+  }
+
+  private draft(c: Candidate, now: number, b: number): FindingDraft {
+    const s = c.id;
+    const lookback = this.lookback;
+    const addr = this.sources.name(s);
+    const version = this.sources.version(s);
+    const hosts = c.hosts;
+    const nPorts = Math.max(1, this.ports.length);
+    const ports = this.ports.filter((_p, k) => this.portTime[s * nPorts + k] !== -Infinity);
+    const all: string[] = [];
+    const ok: string[] = [];
+    const words = new Uint32Array(4);
+    for (let p = this.pairHead[s]!; p !== NIL; p = this.pairNext[p]!) {
+      for (let i = 0; i < 4; i++) words[i] = this.pairs.keyWord(p, 1 + i);
+      const name = formatAddress(version, words);
+      all.push(name);
+      if (this.pairReached[p] === 1) ok.push(name);
+    }
+    all.sort();
+    ok.sort();
+    const reached = ok.length;
+    const severity: FindingSeverity = c.rank === 2 ? 'critical' : c.rank === 1 ? 'warning' : 'info';
+    const capped = this.cappedAt[s]! >= now - lookback;
+    const attempts = this.attempts.sumBefore(s, 0, b);
     return {
-      rank: severity === 'critical' ? 2 : severity === 'warning' ? 1 : 0,
-      hosts,
-      draft: {
-        type: 'lateral_movement',
-        severity,
-        key: `source ${s.addr}`,
-        summary: `Internal host ${s.addr} tried ${capped ? 'at least ' : ''}${hosts} internal hosts on administrative ports (${ports.join(', ')})`
-          + ` in the last ${cfg.lookback} s: ${reached} reached, ${hosts - reached} not (refused, unanswered or still pending).`,
-        evidence: {
-          source: s.addr,
-          hosts,
-          hostsSucceeded: reached,
-          hostsFailed: hosts - reached,
-          attempts,
-          ports: ports.join(','),
-          sampleHosts: all.slice(0, SAMPLE).join(','),
-          sampleSucceeded: all.filter((h) => s.hosts.get(h)!.ok).slice(0, SAMPLE).join(','),
-          capped,
-          lookbackSeconds: cfg.lookback,
-        },
-        host: s.addr,
+      type: 'lateral_movement',
+      severity,
+      key: c.key,
+      summary: `Internal host ${addr} tried ${capped ? 'at least ' : ''}${hosts} internal hosts on administrative ports (${ports.join(', ')})`
+        + ` in the last ${lookback} s: ${reached} reached, ${hosts - reached} not (refused, unanswered or still pending).`,
+      evidence: {
+        source: addr,
+        hosts,
+        hostsSucceeded: reached,
+        hostsFailed: hosts - reached,
+        attempts,
+        ports: ports.join(','),
+        sampleHosts: all.slice(0, SAMPLE).join(','),
+        sampleSucceeded: ok.slice(0, SAMPLE).join(','),
+        capped,
+        lookbackSeconds: lookback,
       },
+      host: addr,
     };
   }
-}
-
-function sameAddress(a: Uint32Array, b: Uint32Array): boolean {
-  return a[0] === b[0] && a[1] === b[1] && a[2] === b[2] && a[3] === b[3];
 }
 
 function emptyWindow(): { attempts: number; succeeded: number; suppressed: number } {

@@ -18,7 +18,27 @@ interface IntendedDifference {
   apply(report: Report): void;
 }
 
-export const INTENDED: IntendedDifference[] = [];
+/** Deletes metric fields of one analyzer in every window. */
+function dropWindowMetrics(report: Report, analyzer: string, fields: readonly string[]): void {
+  for (const w of report.windows) {
+    const m = w.metrics[analyzer] as Record<string, unknown> | undefined;
+    if (m !== undefined) for (const f of fields) delete m[f];
+  }
+}
+
+export const INTENDED: IntendedDifference[] = [
+  // dns_tunneling (engine v2 state)
+  {
+    what: 'windows[*].metrics.dns_tunneling: new hotKeys and hotKeysEvicted',
+    why: 'the hot pool (fixed slots holding the subdomain sets, histograms and sample names of hot keys) is new; its size and evictions are counted',
+    apply: (r) => dropWindowMetrics(r, 'dns_tunneling', ['hotKeys', 'hotKeysEvicted']),
+  },
+  {
+    what: 'windows[*].metrics.dns_tunneling.firstSightDropped',
+    why: 'the first-sight table is now the lib FirstSight: another slot mapping (so other collisions), 32-bit hashes, and an overwrite counts when the earlier first sight is within lookback seconds (it was: within the look-back\'s buckets)',
+    apply: (r) => dropWindowMetrics(r, 'dns_tunneling', ['firstSightDropped']),
+  },
+];
 
 /** Paths where two JSON values differ (at most `limit`). */
 function differences(a: Json, b: Json, path = '', out: string[] = [], limit = 20): string[] {

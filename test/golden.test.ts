@@ -27,6 +27,12 @@ function dropWindowMetrics(report: Report, analyzer: string, fields: readonly st
 }
 
 export const INTENDED: IntendedDifference[] = [
+  // handshake (engine v2 state)
+  {
+    what: 'windows[*].metrics.handshake: new retryIntervalsDropped',
+    why: 'the SYN retry intervals live in a fixed pool of rows (was: a Map of arrays per flow); rows taken back when it is full are counted',
+    apply: (r) => dropWindowMetrics(r, 'handshake', ['retryIntervalsDropped']),
+  },
   // dns_tunneling (engine v2 state)
   {
     what: 'windows[*].metrics.dns_tunneling: new hotKeys and hotKeysEvicted',

@@ -609,6 +609,32 @@ test('resets: refused, abort and other RSTs by side; half-open, established and 
   assert.equal(hs!.evidence['stillOpen'], true);
 });
 
+test('resets: refused servers are tracked up to 1000 per window (further ones counted), the table starts afresh each window', async () => {
+  const cap = new Capture();
+  // Window 0: one server refuses 3 connections, then 1,003 servers refuse one each.
+  for (let k = 0; k < 3; k++) cap.conn('10.0.3.100', 40000 + k, '10.8.0.1', 25).send(C, 0.01 * k, SYN).send(S, 0.01 * k + 0.001, RST | ACK);
+  for (let i = 0; i < 1003; i++) cap.conn('10.0.3.100', 50000 + i, `10.9.${i >> 8}.${i & 255}`, 80).send(C, 1 + 0.005 * i, SYN).send(S, 1 + 0.005 * i + 0.001, RST | ACK);
+  // Window 1: another server refuses twice.
+  cap.conn('10.0.3.101', 42000, '10.8.0.2', 443).send(C, 12, SYN).send(S, 12.001, RST | ACK);
+  cap.conn('10.0.3.102', 42001, '10.8.0.2', 443).send(C, 13, SYN).send(S, 13.001, RST | ACK);
+  const r = await analyze(cap.write('resets-refused-bound.pcap'));
+  const m0 = win(r, 0, 'resets');
+  assert.deepEqual(at(m0, 'byPhase'), { refused: 1006, abort: 0, other: 0 });
+  assert.equal(at(m0, 'refusedServersCount'), 1000);
+  assert.equal(at(m0, 'refusedUntracked'), 4);
+  const listed = at(m0, 'refusedServers') as Record<string, number>;
+  assert.equal(Object.keys(listed).length, 10);
+  assert.deepEqual(Object.entries(listed).slice(0, 2), [['10.8.0.1:25', 3], ['10.9.0.0:80', 1]], 'the most refused first, then in order of first refusal');
+  const m1 = win(r, 1, 'resets');
+  assert.deepEqual(at(m1, 'refusedServers'), { '10.8.0.2:443': 2 });
+  assert.equal(at(m1, 'refusedServersCount'), 1);
+  assert.equal(at(m1, 'refusedUntracked'), 0);
+  const [f] = findings(r, 'connection_refused').filter((x) => inWindow(x, 1));
+  assert.equal(f!.host, '10.8.0.2');
+  assert.equal(f!.evidence['refused'], 2);
+  assert.equal(f!.evidence['firstClient'], '10.0.3.101:42000');
+});
+
 test('resets: ppa_tcp_refuseconnection.pcapng (192.168.100.1:80 refuses)', async () => {
   const r = await analyze(pcap('ppa_tcp_refuseconnection.pcapng'));
   const m = only(r, 'resets');

@@ -548,6 +548,21 @@ test('tcp_window: ppa_tcp_zerowindowrecovery.pcapng (10 ms zero window: counted,
   assert.equal(findings(r, 'zero_window').length, 0);
 });
 
+test('handshake: retry intervals are kept for at most 4096 flows at once; the least recently retried flow\'s are dropped, counted', async () => {
+  const cap = new Capture();
+  // 4,097 flows retry their SYN once (flow 0 first); flow 0 then completes, the others never get an answer.
+  for (let i = 0; i <= 4096; i++) cap.conn(`10.1.${i >> 8}.${i & 255}`, 40000, '10.0.0.2', 80).send(C, 0.001 * i, SYN).send(C, 1 + 0.001 * i, SYN, { seq: 1000 });
+  cap.conn('10.1.0.0', 40000, '10.0.0.2', 80).send(S, 6, SYN | ACK).send(C, 6.001, ACK);
+  const r = await analyze(cap.write('hs-retry-pool.pcap'));
+  assert.equal(at(win(r, 0, 'handshake'), 'synRetransmissions'), 4097);
+  assert.equal(at(win(r, 0, 'handshake'), 'retryIntervalsDropped'), 1);
+  const [first] = findings(r, 'syn_retransmission').filter((f) => f.flow?.client === '10.1.0.0');
+  assert.equal(first!.evidence['retransmissions'], 1);
+  assert.equal(first!.evidence['intervals'], ',...', 'its interval was dropped');
+  assert.equal(first!.evidence['firstIntervalSeconds'], null);
+  assert.equal(first!.evidence['outcome'], 'completed');
+});
+
 // ---------------------------------------------------------------------------
 // resets
 

@@ -794,6 +794,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
       const records = share >= TXT_NULL_SHARE;
       if (!longLabels && !random && !records) continue;
       const host = this.keys.keyWord(id, 0);
+      // Cannot happen (the host table has a host more than keys, see the constructor); a reused host id would name another client.
+      if (this.keys.keyWord(id, 1) !== this.hosts.generation[host]) continue;
       const sk = this.suppression.key;
       sk[0] = this.hosts.version(host);
       for (let w = 0; w < 4; w++) sk[1 + w] = this.hosts.addressWord(host, w);

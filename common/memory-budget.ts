@@ -29,9 +29,9 @@ export class MemoryBudget {
     this.bytesPerTable = Math.max(0, budgetMB - RESERVED_MB) * 1024 * 1024 / DETECTOR_TABLES;
   }
 
-  /** Keys a table may hold at `bytesPerKey` each (at least 16), at most `maxKeys`; recorded for `grantsMade`. */
+  /** Keys a table may hold at `bytesPerKey` each (at least 16), at most `maxKeys` (the configured cap wins, at least 1); recorded for `grantsMade`. */
   keys(table: string, bytesPerKey: number, maxKeys = Infinity): number {
-    const capacity = Math.max(16, Math.min(maxKeys, Math.floor(this.bytesPerTable / Math.max(1, bytesPerKey))));
+    const capacity = Math.min(Math.max(1, maxKeys), Math.max(16, Math.floor(this.bytesPerTable / Math.max(1, bytesPerKey))));
     this.grants.push({ table, capacity, bytesPerKey, bytes: capacity * bytesPerKey });
     return capacity;
   }

@@ -548,6 +548,21 @@ test('tcp_window: ppa_tcp_zerowindowrecovery.pcapng (10 ms zero window: counted,
   assert.equal(findings(r, 'zero_window').length, 0);
 });
 
+test('handshake: retry intervals are kept for at most 4096 flows at once; the least recently retried flow\'s are dropped, counted', async () => {
+  const cap = new Capture();
+  // 4,097 flows retry their SYN once (flow 0 first); flow 0 then completes, the others never get an answer.
+  for (let i = 0; i <= 4096; i++) cap.conn(`10.1.${i >> 8}.${i & 255}`, 40000, '10.0.0.2', 80).send(C, 0.001 * i, SYN).send(C, 1 + 0.001 * i, SYN, { seq: 1000 });
+  cap.conn('10.1.0.0', 40000, '10.0.0.2', 80).send(S, 6, SYN | ACK).send(C, 6.001, ACK);
+  const r = await analyze(cap.write('hs-retry-pool.pcap'));
+  assert.equal(at(win(r, 0, 'handshake'), 'synRetransmissions'), 4097);
+  assert.equal(at(win(r, 0, 'handshake'), 'retryIntervalsDropped'), 1);
+  const [first] = findings(r, 'syn_retransmission').filter((f) => f.flow?.client === '10.1.0.0');
+  assert.equal(first!.evidence['retransmissions'], 1);
+  assert.equal(first!.evidence['intervals'], ',...', 'its interval was dropped');
+  assert.equal(first!.evidence['firstIntervalSeconds'], null);
+  assert.equal(first!.evidence['outcome'], 'completed');
+});
+
 // ---------------------------------------------------------------------------
 // resets
 
@@ -607,6 +622,32 @@ test('resets: refused, abort and other RSTs by side; half-open, established and 
   // The half-open flow is also a handshake that got no answer before the input ended.
   const [hs] = findings(r, 'failed_handshake').filter((f) => f.flow?.clientPort === 41006);
   assert.equal(hs!.evidence['stillOpen'], true);
+});
+
+test('resets: refused servers are tracked up to 1000 per window (further ones counted), the table starts afresh each window', async () => {
+  const cap = new Capture();
+  // Window 0: one server refuses 3 connections, then 1,003 servers refuse one each.
+  for (let k = 0; k < 3; k++) cap.conn('10.0.3.100', 40000 + k, '10.8.0.1', 25).send(C, 0.01 * k, SYN).send(S, 0.01 * k + 0.001, RST | ACK);
+  for (let i = 0; i < 1003; i++) cap.conn('10.0.3.100', 50000 + i, `10.9.${i >> 8}.${i & 255}`, 80).send(C, 1 + 0.005 * i, SYN).send(S, 1 + 0.005 * i + 0.001, RST | ACK);
+  // Window 1: another server refuses twice.
+  cap.conn('10.0.3.101', 42000, '10.8.0.2', 443).send(C, 12, SYN).send(S, 12.001, RST | ACK);
+  cap.conn('10.0.3.102', 42001, '10.8.0.2', 443).send(C, 13, SYN).send(S, 13.001, RST | ACK);
+  const r = await analyze(cap.write('resets-refused-bound.pcap'));
+  const m0 = win(r, 0, 'resets');
+  assert.deepEqual(at(m0, 'byPhase'), { refused: 1006, abort: 0, other: 0 });
+  assert.equal(at(m0, 'refusedServersCount'), 1000);
+  assert.equal(at(m0, 'refusedUntracked'), 4);
+  const listed = at(m0, 'refusedServers') as Record<string, number>;
+  assert.equal(Object.keys(listed).length, 10);
+  assert.deepEqual(Object.entries(listed).slice(0, 2), [['10.8.0.1:25', 3], ['10.9.0.0:80', 1]], 'the most refused first, then in order of first refusal');
+  const m1 = win(r, 1, 'resets');
+  assert.deepEqual(at(m1, 'refusedServers'), { '10.8.0.2:443': 2 });
+  assert.equal(at(m1, 'refusedServersCount'), 1);
+  assert.equal(at(m1, 'refusedUntracked'), 0);
+  const [f] = findings(r, 'connection_refused').filter((x) => inWindow(x, 1));
+  assert.equal(f!.host, '10.8.0.2');
+  assert.equal(f!.evidence['refused'], 2);
+  assert.equal(f!.evidence['firstClient'], '10.0.3.101:42000');
 });
 
 test('resets: ppa_tcp_refuseconnection.pcapng (192.168.100.1:80 refuses)', async () => {

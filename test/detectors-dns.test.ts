@@ -16,6 +16,7 @@ import { analyzeCapture } from '../agent/analyze/index.js';
 import { EtherTypes, Proto, dns, ethernet, ipv4, ipv6, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { MAX_UNIQUE } from '../agent/analyzers/dns-tunneling.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
@@ -332,7 +333,9 @@ test('dns_tunneling: keys are capped at maxKeys, evictions are counted, idle key
   assert.ok((lastMetric(t, 'evictedKeys') as number) >= 90);
 });
 
-test('dns_tunneling: the distinct-subdomain set of a key is capped at 4096 names; further names are counted, not remembered', async () => {
+// The cap was 4096 names (a set growing per key); with the fixed-size sets of the hot pool it is
+// MAX_UNIQUE = 1024 (deliberate: the score saturates at four times minUniqueSubdomains; the evidence's count saturates at 1024).
+test(`dns_tunneling: the distinct-subdomain set of a key is capped at ${MAX_UNIQUE} names; further names are counted, not remembered`, async () => {
   // 5000 unique names in 100 s, no answers; re-reported every window (suppressFor 1) to see the evidence grow.
   const qs = base32Tunnel('10.0.0.15', 'big.example.com', 5000, 20).map((q) => ({ ...q, answer: false }));
   const r = await analyze(records(qs), tunnelConfig({ suppressFor: 1 }), 'saturated');
@@ -340,6 +343,25 @@ test('dns_tunneling: the distinct-subdomain set of a key is capped at 4096 names
   assert.equal(found.length, 10);
   const last = found.at(-1)!;
   assert.equal(last.evidence['queries'], 5000);
-  assert.equal(last.evidence['uniqueSubdomains'], 4096);
-  assert.equal(total(r, 'namesNotRemembered'), 5000 - 4096);
+  assert.equal(MAX_UNIQUE, 1024);
+  assert.equal(last.evidence['uniqueSubdomains'], MAX_UNIQUE);
+  assert.equal(total(r, 'namesNotRemembered'), 5000 - MAX_UNIQUE);
+});
+
+test('dns_tunneling: hot keys share a bounded pool; a busy tunnel keeps its slot while quieter hot keys are evicted, counted', async () => {
+  // 30 clients, each resolving 20 distinct names of its own domain (hot from the 8th), one query every 10 ms in turn;
+  // a tunnel queried every 20 ms. maxKeys 40 gives a pool of 16 hot slots for 31 hot keys.
+  const qs: Q[] = [...base32Tunnel('10.0.0.16', 'tunnel.example.net', 300, 20)];
+  for (let i = 0; i < 600; i++) qs.push({ ms: i * 10 + 5, client: `10.0.4.${i % 30}`, qname: `${plainLabel(Math.floor(i / 30), 8)}.site${i % 30}.org` });
+  const r = await analyze(records(qs), tunnelConfig({ maxKeys: 40 }), 'hot-pool');
+  const found = tunnels(r);
+  assert.equal(found.length, 1);
+  assert.equal(found[0]!.host, '10.0.0.16');
+  for (const w of r.windows) assert.ok((w.metrics['dns_tunneling']!['hotKeys'] as number) <= 16);
+  assert.ok((lastMetric(r, 'hotKeysEvicted') as number) > 0);
+  // With room for every hot key (the default budget), none is evicted and the finding is the same.
+  const roomy = await analyze(records(qs), {}, 'hot-pool-roomy');
+  assert.equal(lastMetric(roomy, 'hotKeysEvicted'), 0);
+  assert.equal(lastMetric(roomy, 'hotKeys'), 31);
+  assert.deepEqual(tunnels(roomy).map((f) => f.evidence), found.map((f) => f.evidence));
 });

@@ -18,23 +18,24 @@ interface IntendedDifference {
   apply(report: Report): void;
 }
 
+/** Deletes metric fields of one analyzer in every window. */
+function dropWindowMetrics(report: Report, analyzer: string, fields: readonly string[]): void {
+  for (const w of report.windows) {
+    const m = w.metrics[analyzer] as Record<string, unknown> | undefined;
+    if (m !== undefined) for (const f of fields) delete m[f];
+  }
+}
+
+/** Detectors whose key tables are sized from memory.budgetMB at start. */
+const BUDGETED = ['port_scan', 'brute_force', 'lateral_movement', 'flood', 'exfiltration', 'beaconing', 'dns_tunneling'];
+
 export const INTENDED: IntendedDifference[] = [
-  // lateral_movement
   {
-    what: 'windows[*].metrics.lateral_movement.maxKeys',
-    why: 'lateral_movement sizes its source table from memory.budgetMB (capped by analyzers.lateral_movement.maxKeys) at start; the metric is the capacity granted, no longer the configured cap',
-    apply(report) {
-      for (const w of report.windows) delete (w.metrics['lateral_movement'] as Record<string, unknown> | undefined)?.['maxKeys'];
-    },
+    what: 'windows[*].metrics.<detector>.maxKeys',
+    why: 'each detector sizes its key tables once from memory.budgetMB (capped by analyzers.<id>.maxKeys): the metric is the capacity granted, no longer the configured cap',
+    apply: (r) => { for (const id of BUDGETED) dropWindowMetrics(r, id, ['maxKeys']); },
   },
   // brute_force
-  {
-    what: 'windows[*].metrics.brute_force.maxKeys',
-    why: 'brute_force sizes its service table from memory.budgetMB (capped by analyzers.brute_force.maxKeys) at start; the metric is the capacity granted, no longer the configured cap',
-    apply(report) {
-      for (const w of report.windows) delete (w.metrics['brute_force'] as Record<string, unknown> | undefined)?.['maxKeys'];
-    },
-  },
   {
     what: 'windows[*].metrics.brute_force.outcomes.longer and windows[*].metrics.brute_force.trackedKeys',
     why: 'brute_force takes outcomes from the shared attempt tracker and decides "longer" when the connection ends (RESET or CLOSED after shortLived s, or at the end of input'
@@ -49,6 +50,24 @@ export const INTENDED: IntendedDifference[] = [
       }
     },
   },
+  // handshake
+  {
+    what: 'windows[*].metrics.handshake: new retryIntervalsDropped',
+    why: 'the SYN retry intervals live in a fixed pool of rows (was: a Map of arrays per flow); rows taken back when it is full are counted',
+    apply: (r) => dropWindowMetrics(r, 'handshake', ['retryIntervalsDropped']),
+  },
+  // dns_tunneling
+  {
+    what: 'windows[*].metrics.dns_tunneling: new hotKeys and hotKeysEvicted',
+    why: 'the hot pool (fixed slots holding the subdomain sets, histograms and sample names of hot keys) is new; its size and evictions are counted',
+    apply: (r) => dropWindowMetrics(r, 'dns_tunneling', ['hotKeys', 'hotKeysEvicted']),
+  },
+  {
+    what: 'windows[*].metrics.dns_tunneling.firstSightDropped',
+    why: 'the first-sight table is now the lib FirstSight: another slot mapping (so other collisions), 32-bit hashes, and an overwrite counts when the earlier first sight is within lookback seconds (it was: within the look-back\'s buckets)',
+    apply: (r) => dropWindowMetrics(r, 'dns_tunneling', ['firstSightDropped']),
+  },
+  // INTENDED-MORE
 ];
 
 /** Paths where two JSON values differ (at most `limit`). */

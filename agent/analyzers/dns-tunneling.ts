@@ -7,19 +7,18 @@
  * bytes) and high in entropy (base32/64, hex or raw bytes), and their answers
  * come in TXT or NULL records.
  *
- * The key is (client address, registered domain). The registered domain is
+ * The key is (client, registered domain). The registered domain is
  * approximated as the last two labels, or three when the last two are a
  * common public-suffix second level (co.uk, com.au, ...); the labels before it
  * are the subdomain. Per key, over `lookback` seconds of packet time kept in
  * BUCKETS time buckets:
  *   - queries, and the TXT (16) / NULL (10) among them;
- *   - unique subdomains: a hash set (at most MAX_UNIQUE names, each with the
- *     bucket it was last seen in, so names older than the look-back drop out);
+ *   - unique subdomains: a set of subdomain hashes, each with the bucket it
+ *     was last seen in, so names older than the look-back drop out;
  *   - the shape of the subdomains new to the set: characters and labels (mean
  *     label length), and a character histogram (Shannon entropy in bits per
  *     character, lower-cased; bytes other than letters, digits, `-` and `_`
- *     fall in 26 shared classes). The histogram is allocated only once a key
- *     has HOT_UNIQUE distinct subdomains, so the many ordinary keys stay small.
+ *     fall in 26 shared classes), kept once the key is hot (below).
  *
  * A key is judged at the close of each window in which it was queried with
  * at least minQueries queries in its look-back: it fires when the volume
@@ -38,37 +37,54 @@
  * `name.ns.svc.cluster.local`) count only when a response other than NXDOMAIN
  * is seen for them: their NXDOMAIN answers are normal.
  *
- * Bounded: a key's first query waits in a fixed first-sight table
- * (FIRST_SIGHT entries of typed arrays, direct-mapped, a collision overwrites
- * and is counted as `firstSightDropped`); its second query within the
- * look-back gives it a state, which starts with that first query. Most
- * (client, domain) pairs are queried once or twice, so they never cost an
- * object. States live in a BoundedMap of `maxKeys` (least recently queried
- * evicted, counted in the metrics as `evictedKeys`); keys idle for the
- * look-back are dropped at window close. A finding for the same key is
- * re-emitted at most once per `suppressFor` with updated evidence.
- *
- * The per-packet path parses the question name from the packet bytes (no
- * strings). A key is one small object and one Int32Array (the set grows by
- * doubling); its client and domain texts are made once it has minQueries
- * queries, its histogram once it has HOT_UNIQUE names, and up to MAX_SAMPLES
- * sample names per report once it is hot.
+ * State, all typed arrays sized once at construction (memory.budgetMB, capped
+ * by `maxKeys`); nothing is allocated per packet:
+ *   - admission: a key's first query waits in a FirstSight table
+ *     (FIRST_SIGHT slots, with the query's counts and subdomain hash in
+ *     columns by slot; a collision overwrites and is counted as
+ *     `firstSightDropped`); its second query within the look-back gives it
+ *     state, which starts with that first query. Most (client, domain) pairs
+ *     are queried once or twice, so they never cost a key;
+ *   - keys: a KeyTable of (client host id and generation from a HostTable,
+ *     64-bit domain hash), least recently queried evicted (`evictedKeys`),
+ *     keys idle for the look-back dropped at window close. Columns per key:
+ *     bucket counts, times, and a small set of up to hotUnique - 1 subdomain
+ *     hashes (hotUnique = min(HOT_UNIQUE, minUniqueSubdomains));
+ *   - hot keys: a key is hot from its hotUnique-th distinct subdomain on. It
+ *     then takes a slot of the hot pool (one per KEYS_PER_HOT keys, a
+ *     KeyTable of key ids in LRU order): an exact set of up to MAX_UNIQUE
+ *     subdomains (the count saturates there; further names are counted as
+ *     new, `namesNotRemembered`), the character histogram, the registered
+ *     domain and up to MAX_SAMPLES sample names per report as wire-format
+ *     bytes (texts are made when a finding is reported). When the pool is
+ *     full the least recently queried hot key loses its slot
+ *     (`hotKeysEvicted`) and starts over with an empty small set: a tunnel,
+ *     queried often, keeps its slot. Only a hot key can fire (a key that is
+ *     not hot has fewer than hotUnique <= minUniqueSubdomains names);
+ *   - re-reports: a SuppressionTable on (client address, domain hash): a
+ *     finding for the same key is re-emitted at most once per `suppressFor`
+ *     with updated evidence.
  */
-import { formatAddress } from '../../common/address.js';
 import { readDnsName } from '../decode/dns.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { BoundedMap } from './lib/bounded-map.js';
+import { FirstSight } from './lib/first-sight.js';
+import { HostTable } from './lib/host-table.js';
+import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
-import { Suppressor } from './lib/suppressor.js';
+import { SuppressionTable } from './lib/suppression.js';
 import { round2 } from './lib/format.js';
 
 /** Time buckets per look-back. */
 const BUCKETS = 6;
-/** Distinct subdomains remembered per key (the count saturates there). */
-export const MAX_UNIQUE = 4096;
-/** Distinct subdomains a key needs before its character histogram is kept. */
+/** Distinct subdomains remembered per hot key (the count saturates there). */
+export const MAX_UNIQUE = 1024;
+/** Slots of a hot key's subdomain set (load at most one half: short probes). */
+const BIG_SLOTS = 2 * MAX_UNIQUE;
+/** Distinct subdomains a key needs before it is hot (at most: minUniqueSubdomains when lower). */
 const HOT_UNIQUE = 8;
+/** Subdomains a key holds before it is hot. */
+const SMALL = HOT_UNIQUE - 1;
 /** Share of TXT and NULL queries that makes the shape suspicious on its own. */
 export const TXT_NULL_SHARE = 0.5;
 /** Sample names per finding, and their length at most. */
@@ -76,11 +92,24 @@ const MAX_SAMPLES = 3;
 const MAX_SAMPLE_CHARS = 100;
 /** Labels per name at most (255 bytes make at most 127 labels). */
 const MAX_LABELS = 128;
+/** A name in wire format without compression pointers: at most 255 bytes and the root label. */
+const NAME_BYTES = 256;
+/** Longest name text readDnsName gives (decode/dns.ts); longer names have no text. */
+const MAX_NAME_TEXT = 255;
 /** Character classes of the entropy histogram. */
 const CLASSES = 64;
 const QTYPE_NULL = 10;
 const QTYPE_TXT = 16;
 const RCODE_NXDOMAIN = 3;
+/** Slots of the first-sight table. */
+const FIRST_SIGHT = 32768;
+/** Keys per hot slot, and hot slots at least. */
+const KEYS_PER_HOT = 64;
+const MIN_HOT = 16;
+/** Keys per suppression entry (findings are rare; entries live suppressFor). */
+const KEYS_PER_SUPPRESSION = 16;
+/** Suppression key: IP version, four address words, two domain hash words. */
+const SUPPRESSION_WIDTH = 7;
 
 /** Second levels under which registrations happen (a small part of the Public Suffix List). */
 export const PUBLIC_SECOND_LEVELS: readonly string[] = [
@@ -99,19 +128,12 @@ const F_CHARS = 2;
 const F_LABELS = 3;
 const FIELDS = 4;
 const COUNTS = BUCKETS * FIELDS;
-/** Entries of the first-sight table (a power of 2), and its fields. */
-const FIRST_SIGHT = 32768;
-const FS_K1 = 0;
-const FS_K2 = 1;
-const FS_BUCKET = 2;
-const FS_NAME = 3;
-/** Bit 0: in use; bit 1: TXT or NULL. */
-const FS_FLAGS = 4;
-const FS_CHARS = 5;
-const FS_LABELS = 6;
-const FS = 7;
-/** Slots of a new key's subdomain set (it doubles as names come). */
-const INITIAL_SLOTS = 4;
+const HIST = BUCKETS * CLASSES;
+
+/** Bytes per key: its KeyTable entry, its share of the HostTable, its columns, and its shares of the hot pool and suppression table. */
+const KEY_BYTES = KeyTable.bytesPerEntry(4) + HostTable.bytesPerEntry + COUNTS * 4 + 3 * 8 + 4 * 4 + SMALL * 8 + 1;
+const HOT_BYTES = KeyTable.bytesPerEntry(1) + BIG_SLOTS * 8 + 4 + 8 + HIST * 4 + NAME_BYTES * (1 + MAX_SAMPLES) + 1;
+const BYTES_PER_KEY = KEY_BYTES + Math.ceil(HOT_BYTES / KEYS_PER_HOT) + Math.ceil(SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH) / KEYS_PER_SUPPRESSION);
 
 /** Character class of a byte for the entropy histogram (lower-cased). */
 const CLASS_OF = new Uint8Array(256);
@@ -153,128 +175,25 @@ function entropy(h: ArrayLike<number>, n: number): number {
   return e;
 }
 
-/**
- * One (client, registered domain): its look-back in time buckets, and its
- * distinct subdomains, in one Int32Array (few objects per key: most keys see
- * one or two queries): COUNTS per-bucket counts, then an open-addressing set
- * of (subdomain hash, bucket index it was last seen in) pairs, hash 0 = empty.
- * Its client and domain texts are made only once it is busy.
- */
-class KeyState {
-  /** Bucket index of the newest bucket (buckets older than the look-back are cleared on advance). */
-  cur = -Infinity;
-  data = new Int32Array(COUNTS + 2 * INITIAL_SLOTS);
-  /** Slots of the set, and names in it (live or not). */
-  slots = INITIAL_SLOTS;
-  used = 0;
-  /** Bucket index in which the set was last found full (MAX_UNIQUE live names). */
-  fullAt = -Infinity;
-  /** Character classes of the new subdomains per bucket, once hot. */
-  hist: Int32Array | null = null;
-  firstTs: number;
-  lastTs: number;
-  /** Window (sequence number) in which it was put on the list to judge (DnsTunnelingAnalyzer.dirty). */
-  window = -1;
-  alive = true;
-  client = '';
-  domain = '';
-  samples: string[] | null = null;
-
-  constructor(now: number) {
-    this.firstTs = this.lastTs = now;
-  }
-
-  /** Moves to bucket `index`, clearing the buckets passed over. */
-  advance(index: number): void {
-    if (index <= this.cur) return;
-    const c = this.data;
-    const h = this.hist;
-    if (index - this.cur >= BUCKETS) {
-      c.fill(0, 0, COUNTS);
-      h?.fill(0);
-    } else {
-      for (let i = this.cur + 1; i <= index; i++) {
-        const b = i % BUCKETS;
-        c.fill(0, b * FIELDS, b * FIELDS + FIELDS);
-        h?.fill(0, b * CLASSES, b * CLASSES + CLASSES);
-      }
+/** Suffix hashes (suffixHash) of a configured list, sorted for a binary search. */
+class SuffixSet {
+  private readonly sorted: Float64Array;
+  constructor(texts: readonly string[]) { this.sorted = Float64Array.from(texts.map(suffixHash)).sort(); }
+  has(h: number): boolean {
+    const s = this.sorted;
+    let lo = 0;
+    let hi = s.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const x = s[mid]!;
+      if (x === h) return true;
+      if (x < h) lo = mid + 1; else hi = mid - 1;
     }
-    this.cur = index;
-  }
-
-  sum(field: number): number {
-    let s = 0;
-    for (let b = 0; b < BUCKETS; b++) s += this.data[b * FIELDS + field]!;
-    return s;
-  }
-
-  /**
-   * Records subdomain `hash` (non-zero) as seen in bucket `index`; 1 when it
-   * is new within the look-back, 0 when not, 2 when new but the set is full
-   * (MAX_UNIQUE live names: counted as new, not remembered).
-   */
-  see(hash: number, index: number): number {
-    const oldest = index - BUCKETS; // seen at or before it: outside the look-back
-    let d = this.data;
-    let mask = this.slots - 1;
-    let i = Math.imul(hash, 0x9e3779b1) >>> 0 & mask;
-    for (; d[COUNTS + 2 * i] !== 0; i = (i + 1) & mask) {
-      if (d[COUNTS + 2 * i] === hash) {
-        const fresh = d[COUNTS + 2 * i + 1]! <= oldest;
-        d[COUNTS + 2 * i + 1] = index;
-        return fresh ? 1 : 0;
-      }
-    }
-    if ((this.used + 1) * 2 > this.slots) {
-      // Full: names can only go stale when the bucket moves, so a full set is rebuilt at most once per bucket.
-      if (index === this.fullAt) return 2;
-      this.rebuild(oldest);
-      if ((this.used + 1) * 2 > this.slots) { this.fullAt = index; return 2; }
-      d = this.data;
-      mask = this.slots - 1;
-      i = Math.imul(hash, 0x9e3779b1) >>> 0 & mask;
-      while (d[COUNTS + 2 * i] !== 0) i = (i + 1) & mask;
-    }
-    d[COUNTS + 2 * i] = hash;
-    d[COUNTS + 2 * i + 1] = index;
-    this.used++;
-    return 1;
-  }
-
-  /** Drops names outside the look-back; doubles the set (up to 2 * MAX_UNIQUE slots) when still over half full. */
-  private rebuild(oldest: number): void {
-    const old = this.data;
-    const oldSlots = this.slots;
-    let live = 0;
-    for (let i = 0; i < oldSlots; i++) if (old[COUNTS + 2 * i] !== 0 && old[COUNTS + 2 * i + 1]! > oldest) live++;
-    let slots = oldSlots;
-    while ((live + 1) * 2 > slots && slots < MAX_UNIQUE * 2) slots *= 2;
-    if (live === this.used && slots === oldSlots) return; // nothing stale, no room to grow
-    const d = new Int32Array(COUNTS + 2 * slots);
-    d.set(old.subarray(0, COUNTS));
-    const mask = slots - 1;
-    for (let k = 0; k < oldSlots; k++) {
-      const h = old[COUNTS + 2 * k]!;
-      if (h === 0 || old[COUNTS + 2 * k + 1]! <= oldest) continue;
-      let i = Math.imul(h, 0x9e3779b1) >>> 0 & mask;
-      while (d[COUNTS + 2 * i] !== 0) i = (i + 1) & mask;
-      d[COUNTS + 2 * i] = h;
-      d[COUNTS + 2 * i + 1] = old[COUNTS + 2 * k + 1]!;
-    }
-    this.data = d;
-    this.slots = slots;
-    this.used = live;
-  }
-
-  /** Distinct subdomains seen within the look-back ending in bucket `index` (at most MAX_UNIQUE). */
-  unique(index: number): number {
-    const oldest = index - BUCKETS;
-    const d = this.data;
-    let n = 0;
-    for (let i = 0; i < this.slots; i++) if (d[COUNTS + 2 * i] !== 0 && d[COUNTS + 2 * i + 1]! > oldest) n++;
-    return n;
+    return false;
   }
 }
+
+const mod = (i: number): number => ((i % BUCKETS) + BUCKETS) % BUCKETS;
 
 export function createDnsTunnelingAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new DnsTunnelingAnalyzer(ctx);
@@ -285,51 +204,133 @@ class DnsTunnelingAnalyzer implements Analyzer {
   /** Read on use, so SIGHUP's new thresholds apply at once. */
   private get cfg(): AnalyzerContext['config']['analyzers']['dns_tunneling'] { return this.ctx.config.analyzers.dns_tunneling; }
   private readonly bucketSeconds: number;
-  private readonly keys: BoundedMap<number, KeyState>;
-  private readonly suppressor: Suppressor;
-  private readonly allow: Set<number>;
-  private readonly nxdomainNormal: Set<number>;
-  private readonly secondLevels: Set<number>;
+  private readonly allow: SuffixSet;
+  private readonly nxdomainNormal: SuffixSet;
+  private readonly secondLevels: SuffixSet;
   private readonly includeLoopback: boolean;
-  /** Keys queried in the current window with at least minQueries in their look-back, judged at its close. */
-  private dirty: KeyState[] = [];
-  /** Windows closed so far (marks the keys already in `dirty`). */
-  private windowSeq = 0;
-  /** Distinct subdomains a key needs before its character histogram is kept. */
+  /** Distinct subdomains a key needs before it is hot. */
   private readonly hotUnique: number;
+
+  // Keys: (client host id, its generation, domain hash) -> id, and columns by id.
+  private readonly hosts: HostTable;
+  private readonly keys: KeyTable;
+  /** [id][bucket][field] */
+  private readonly counts: Int32Array;
+  /** Bucket index of the key's newest bucket (buckets older than the look-back are cleared on advance). */
+  private readonly cur: Float64Array;
+  private readonly firstTs: Float64Array;
+  private readonly lastTs: Float64Array;
+  /** Window (sequence number) in which the key was put on the list to judge, -1 none. */
+  private readonly windowOf: Int32Array;
+  /** Position of the key in `dirty` while windowOf is the current window. */
+  private readonly dirtyPos: Int32Array;
+  /** Hot slot of the key, -1 while not hot. */
+  private readonly hotOf: Int32Array;
+  /** [id][SMALL][subdomain hash, bucket last seen]: the names of a key not yet hot. */
+  private readonly small: Int32Array;
+  private readonly smallUsed: Uint8Array;
+
+  /** Keys queried in the current window with at least minQueries in their look-back, judged at its close (-1: forgotten since). */
+  private readonly dirty: Int32Array;
+  private dirtyLen = 0;
+  /** Windows closed so far. */
+  private windowSeq = 0;
+
+  // Hot pool: key id -> slot, least recently queried evicted; columns by slot.
+  private readonly hot: KeyTable;
+  /** [slot][BIG_SLOTS][subdomain hash (0 = empty), bucket last seen]. */
+  private readonly bigSet: Int32Array;
+  /** Names in the set (live or not). */
+  private readonly bigUsed: Int32Array;
+  /** Bucket index in which the set was last found full (MAX_UNIQUE live names). */
+  private readonly fullAt: Float64Array;
+  /** [slot][bucket][class]: character classes of the new subdomains. */
+  private readonly hist: Int32Array;
+  /** [slot]: the registered domain, and [slot][sample]: sample names, in wire format. */
+  private readonly domainName: Uint8Array;
+  private readonly sampleNames: Uint8Array;
+  private readonly sampleCount: Uint8Array;
+  /** Character classes of a key's look-back, at window close. */
+  private readonly classTotals = new Float64Array(CLASSES);
+  /** Live names of a full set while it is rebuilt. */
+  private readonly scratch = new Int32Array(2 * BIG_SLOTS);
+
+  // First sight of a key not yet tracked: FirstSight (key hash, time) and the query's details by slot.
+  private readonly first: FirstSight;
+  /** The key's second hash word (FirstSight compares 32 bits). */
+  private readonly fsCheck: Int32Array;
+  private readonly fsBucket: Float64Array;
+  private readonly fsName: Int32Array;
+  private readonly fsChars: Int32Array;
+  private readonly fsLabels: Uint8Array;
+  private readonly fsTxtNull: Uint8Array;
+
+  private readonly suppression: SuppressionTable;
+
   // Scratch of the name being parsed: offset of each label's length byte, its length, and the hashes of the suffix starting at it.
   private readonly labelOff = new Int32Array(MAX_LABELS);
   private readonly labelLen = new Int32Array(MAX_LABELS);
   private readonly suf1 = new Int32Array(MAX_LABELS);
   private readonly suf2 = new Int32Array(MAX_LABELS);
+  /** The current query: its packet bytes, labels, registered domain's first label, subdomain hash and characters. */
+  private pkt: Uint8Array = new Uint8Array(0);
+  private labels = 0;
+  private domainLabel = 0;
+  private subHash = 0;
+  private subChars = 0;
+
   // Window metrics.
   private counted = 0;
   private allowListed = 0;
   private normalNxdomain = 0;
   private suppressedFindings = 0;
   private notRemembered = 0;
-  /** Waiting first queries overwritten by another key's (their key, if queried again, misses that query). */
-  private firstSightDropped = 0;
-  /**
-   * First-sight table: the first query of a key not yet tracked, FS numbers per
-   * entry (direct-mapped by key hash, overwritten on collision), and its time.
-   */
-  private readonly first = new Int32Array(FIRST_SIGHT * FS);
-  private readonly firstTs = new Float64Array(FIRST_SIGHT);
-  /** The current query's subdomain: hash and characters. */
-  private subHash = 0;
-  private subChars = 0;
+  /** FirstSight.overwritten at the last window close. */
+  private overwrittenBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const c = ctx.config.analyzers.dns_tunneling;
     this.bucketSeconds = Math.max(c.lookback, 1e-3) / BUCKETS;
-    this.keys = new BoundedMap<number, KeyState>(Math.max(1, c.maxKeys), (_k, s) => { s.alive = false; });
-    this.suppressor = new Suppressor(c.suppressFor, Math.max(1, c.maxKeys));
-    this.allow = new Set(c.allowSuffixes.map(suffixHash));
-    this.nxdomainNormal = new Set(c.nxdomainNormalSuffixes.map(suffixHash));
-    this.secondLevels = new Set(PUBLIC_SECOND_LEVELS.map(suffixHash));
+    this.allow = new SuffixSet(c.allowSuffixes);
+    this.nxdomainNormal = new SuffixSet(c.nxdomainNormalSuffixes);
+    this.secondLevels = new SuffixSet(PUBLIC_SECOND_LEVELS);
     this.includeLoopback = ctx.config.networks.includeLoopback;
     this.hotUnique = Math.max(1, Math.min(HOT_UNIQUE, c.minUniqueSubdomains));
+
+    const n = ctx.memory.keys('dns_tunneling.keys', BYTES_PER_KEY, Math.max(1, c.maxKeys));
+    // One more host than keys: a host is touched with each query of its keys, so the least recently used host has no live key.
+    this.hosts = new HostTable(n + 1, ctx.networks, this.includeLoopback);
+    this.keys = new KeyTable(n, 4, (id) => this.forget(id));
+    this.counts = new Int32Array(n * COUNTS);
+    this.cur = new Float64Array(n);
+    this.firstTs = new Float64Array(n);
+    this.lastTs = new Float64Array(n);
+    this.windowOf = new Int32Array(n);
+    this.dirtyPos = new Int32Array(n);
+    this.hotOf = new Int32Array(n);
+    this.small = new Int32Array(n * SMALL * 2);
+    this.smallUsed = new Uint8Array(n);
+    this.dirty = new Int32Array(n);
+
+    const h = Math.min(n, Math.max(MIN_HOT, Math.ceil(n / KEYS_PER_HOT)));
+    this.hot = new KeyTable(h, 1, (slot) => this.demote(slot));
+    this.bigSet = new Int32Array(h * BIG_SLOTS * 2);
+    this.bigUsed = new Int32Array(h);
+    this.fullAt = new Float64Array(h);
+    this.hist = new Int32Array(h * HIST);
+    this.domainName = new Uint8Array(h * NAME_BYTES);
+    this.sampleNames = new Uint8Array(h * MAX_SAMPLES * NAME_BYTES);
+    this.sampleCount = new Uint8Array(h);
+
+    this.first = new FirstSight(FIRST_SIGHT, c.lookback);
+    this.fsCheck = new Int32Array(FIRST_SIGHT);
+    this.fsBucket = new Float64Array(FIRST_SIGHT);
+    this.fsName = new Int32Array(FIRST_SIGHT);
+    this.fsChars = new Int32Array(FIRST_SIGHT);
+    this.fsLabels = new Uint8Array(FIRST_SIGHT);
+    this.fsTxtNull = new Uint8Array(FIRST_SIGHT);
+
+    this.suppression = new SuppressionTable(c.suppressFor, Math.max(MIN_HOT, Math.ceil(n / KEYS_PER_SUPPRESSION)), SUPPRESSION_WIDTH);
   }
 
   onDnsMessage(v: PacketView): void {
@@ -360,59 +361,120 @@ class DnsTunnelingAnalyzer implements Analyzer {
     if (r <= 0) return;
     const ver = v.ipVersion;
     const addr = response ? v.dst : v.src;
-    let k1 = this.suf1[r]!;
-    let k2 = this.suf2[r]!;
-    for (let i = 0; i < (ver === 6 ? 4 : 1); i++) {
-      k1 = Math.imul(k1 ^ addr[i]!, 16777619);
-      k2 = Math.imul(k2 ^ addr[i]!, 0x5bd1e995) ^ (k2 >>> 15);
-    }
-    k1 = Math.imul(k1 ^ ver, 16777619);
-    const key = combine(k1, k2);
+    const dom1 = this.suf1[r]!;
+    const dom2 = this.suf2[r]!;
     const now = v.ts;
+    const index = Math.floor(now / this.bucketSeconds);
     this.counted++;
+    this.pkt = d;
+    this.labels = n;
+    this.domainLabel = r;
     this.subdomain(d, r);
-    let s = this.keys.get(key);
-    if (s === undefined) {
-      const index = Math.floor(now / this.bucketSeconds);
-      const f = this.first;
-      const o = (((k1 ^ Math.imul(k2, 0x9e3779b1)) >>> 0) & (FIRST_SIGHT - 1)) * FS;
-      const live = f[o + FS_FLAGS] !== 0 && f[o + FS_BUCKET]! > index - BUCKETS;
-      if (this.cfg.minQueries > 1 && !(live && f[o + FS_K1] === k1 && f[o + FS_K2] === k2)) {
-        // A key's first query waits in the first-sight table (no object for the many one-query keys).
-        if (live) this.firstSightDropped++;
-        f[o + FS_K1] = k1; f[o + FS_K2] = k2; f[o + FS_BUCKET] = index; f[o + FS_NAME] = this.subHash;
-        f[o + FS_FLAGS] = 1 | (isTxtNull(v.dnsQtype) ? 2 : 0); f[o + FS_CHARS] = this.subChars; f[o + FS_LABELS] = r;
-        this.firstTs[o / FS] = now;
-        return;
-      }
-      if (this.keys.size >= this.keys.maxKeys) this.expireIdle(now);
-      if (live) {
-        // Its second query: the key gets its state, starting with the first query.
-        s = new KeyState(this.firstTs[o / FS]!);
-        const b = f[o + FS_BUCKET]!;
-        s.advance(b);
-        const base = (b % BUCKETS + BUCKETS) % BUCKETS * FIELDS;
-        s.data[base + F_QUERIES] = 1;
-        s.data[base + F_TXT_NULL] = f[o + FS_FLAGS]! & 2 ? 1 : 0;
-        s.data[base + F_CHARS] = f[o + FS_CHARS]!;
-        s.data[base + F_LABELS] = f[o + FS_LABELS]!;
-        s.see(f[o + FS_NAME]!, b);
-        f[o + FS_FLAGS] = 0;
-      } else {
-        s = new KeyState(now);
-      }
-      this.keys.set(key, s);
+    let id = -1;
+    const host = this.hosts.find(ver, addr);
+    if (host >= 0) {
+      this.fillKey(host, dom1, dom2);
+      id = this.keys.find();
     }
-    this.count(s, v, d, r, now, end);
-    // Judged at the window's close once it has the volume (so the list holds only busy keys); named then.
-    if (s.window !== this.windowSeq && s.sum(F_QUERIES) >= this.cfg.minQueries) {
-      s.window = this.windowSeq;
-      this.dirty.push(s);
-      if (s.domain === '') {
-        s.client = formatAddress(ver, addr);
-        s.domain = readDnsName(d, v.dnsOff, this.labelOff[r]!, end) ?? '?';
+    if (id >= 0) {
+      this.hosts.touch(host);
+      this.keys.touch(id);
+    } else {
+      let fs = -1;
+      if (this.cfg.minQueries > 1) {
+        // A key's first query waits in the first-sight table (no key for the many one-query pairs).
+        let k1 = dom1;
+        let k2 = dom2;
+        for (let i = 0; i < (ver === 6 ? 4 : 1); i++) {
+          k1 = Math.imul(k1 ^ addr[i]!, 16777619);
+          k2 = Math.imul(k2 ^ addr[i]!, 0x5bd1e995) ^ (k2 >>> 15);
+        }
+        k1 = Math.imul(k1 ^ ver, 16777619);
+        const first = this.first;
+        let admitted = first.admit(k1, now);
+        // Also the key's other 32 bits, and the first query's bucket still in the look-back; else this query is the first sight.
+        if (admitted && (this.fsCheck[first.slot] !== k2 || this.fsBucket[first.slot]! <= index - BUCKETS)) admitted = first.admit(k1, now);
+        fs = first.slot;
+        if (!admitted) {
+          this.fsCheck[fs] = k2;
+          this.fsBucket[fs] = index;
+          this.fsName[fs] = this.subHash;
+          this.fsChars[fs] = this.subChars;
+          this.fsLabels[fs] = r;
+          this.fsTxtNull[fs] = isTxtNull(v.dnsQtype) ? 1 : 0;
+          return;
+        }
+      }
+      if (this.keys.size === this.keys.capacity) this.expireIdle(now);
+      this.fillKey(this.hosts.intern(ver, addr), dom1, dom2);
+      id = this.keys.findOrInsert();
+      this.start(id, fs >= 0 ? this.first.firstSeen : now);
+      if (fs >= 0) {
+        // Its second query: the key starts with the first query.
+        const b = this.fsBucket[fs]!;
+        this.advance(id, b);
+        const base = id * COUNTS + mod(b) * FIELDS;
+        const c = this.counts;
+        c[base + F_QUERIES] = 1;
+        c[base + F_TXT_NULL] = this.fsTxtNull[fs]!;
+        c[base + F_CHARS] = this.fsChars[fs]!;
+        c[base + F_LABELS] = this.fsLabels[fs]!;
+        this.see(id, this.fsName[fs]!, b);
       }
     }
+    this.count(id, v, index, r);
+    // Judged at the window's close once it has the volume (so the list holds only busy keys).
+    if (this.windowOf[id] !== this.windowSeq && this.sum(id, F_QUERIES) >= this.cfg.minQueries) this.markDirty(id);
+  }
+
+  private fillKey(host: number, dom1: number, dom2: number): void {
+    const k = this.keys.key;
+    k[0] = host;
+    k[1] = this.hosts.generation[host]!;
+    k[2] = dom1;
+    k[3] = dom2;
+  }
+
+  /** Columns of a new key. */
+  private start(id: number, firstTs: number): void {
+    this.counts.fill(0, id * COUNTS, id * COUNTS + COUNTS);
+    this.cur[id] = -Infinity;
+    this.firstTs[id] = this.lastTs[id] = firstTs;
+    this.windowOf[id] = -1;
+    this.hotOf[id] = -1;
+    this.smallUsed[id] = 0;
+  }
+
+  /** A key evicted or expired: its hot slot and its place on the list to judge go. */
+  private forget(id: number): void {
+    const slot = this.hotOf[id]!;
+    if (slot >= 0) { this.hot.remove(slot); this.hotOf[id] = -1; }
+    if (this.windowOf[id] === this.windowSeq) this.dirty[this.dirtyPos[id]!] = -1;
+    this.windowOf[id] = -1;
+  }
+
+  /** The hot pool was full: the least recently queried hot key gives its slot up and starts over with no names. */
+  private demote(slot: number): void {
+    const id = this.hot.keyWord(slot, 0);
+    this.hotOf[id] = -1;
+    this.smallUsed[id] = 0;
+  }
+
+  private markDirty(id: number): void {
+    if (this.dirtyLen === this.dirty.length) {
+      // Full of keys forgotten since they were listed (each live key is listed at most once).
+      let k = 0;
+      for (let i = 0; i < this.dirtyLen; i++) {
+        const x = this.dirty[i]!;
+        if (x < 0) continue;
+        this.dirtyPos[x] = k;
+        this.dirty[k++] = x;
+      }
+      this.dirtyLen = k;
+    }
+    this.windowOf[id] = this.windowSeq;
+    this.dirtyPos[id] = this.dirtyLen;
+    this.dirty[this.dirtyLen++] = id;
   }
 
   /** Hash (non-zero) and characters of the subdomain (labels 0 .. r-1), lower-cased, into subHash and subChars. */
@@ -430,37 +492,216 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.subChars = chars;
   }
 
-  /** Adds one query to its key (its subdomain in subHash and subChars). */
-  private count(s: KeyState, v: PacketView, d: Uint8Array, r: number, now: number, end: number): void {
-    if (now > s.lastTs) s.lastTs = now;
-    const index = Math.floor(now / this.bucketSeconds);
-    s.advance(index);
+  /** Adds one query to key `id` (its subdomain in subHash and subChars). */
+  private count(id: number, v: PacketView, index: number, r: number): void {
+    const now = v.ts;
+    if (now > this.lastTs[id]!) this.lastTs[id] = now;
+    if (this.hotOf[id]! >= 0) this.hot.touch(this.hotOf[id]!);
+    this.advance(id, index);
     // A packet stamped earlier than the key's newest bucket counts in it.
-    const b = (Math.max(index, s.cur) % BUCKETS + BUCKETS) % BUCKETS;
-    const base = b * FIELDS;
-    s.data[base + F_QUERIES]!++;
-    if (isTxtNull(v.dnsQtype)) s.data[base + F_TXT_NULL]!++;
+    const bucket = Math.max(index, this.cur[id]!);
+    const b = mod(bucket);
+    const base = id * COUNTS + b * FIELDS;
+    const c = this.counts;
+    c[base + F_QUERIES]!++;
+    if (isTxtNull(v.dnsQtype)) c[base + F_TXT_NULL]!++;
     // The subdomain's shape, when new.
-    const seen = s.see(this.subHash, Math.max(index, s.cur));
+    const seen = this.see(id, this.subHash, bucket);
     if (seen === 0) return;
     if (seen === 2) this.notRemembered++;
-    const c = s.data; // after `see`, which may have replaced it
     c[base + F_CHARS]! += this.subChars;
     c[base + F_LABELS]! += r;
-    if (s.hist === null && (s.used >= this.hotUnique || seen === 2)) s.hist = new Int32Array(BUCKETS * CLASSES);
-    const hist = s.hist;
-    if (hist !== null) {
-      const hb = b * CLASSES;
-      for (let i = 0; i < r; i++) {
-        const off = this.labelOff[i]! + 1;
-        const len = this.labelLen[i]!;
-        for (let p = off; p < off + len; p++) hist[hb + CLASS_OF[d[p]!]!]!++;
-      }
-      if (s.samples === null || s.samples.length < MAX_SAMPLES) {
-        const name = readDnsName(d, v.dnsOff, v.dnsQnameOff, end);
-        if (name !== null) (s.samples ??= []).push(name.length > MAX_SAMPLE_CHARS ? `${name.slice(0, MAX_SAMPLE_CHARS)}...` : name);
+    const slot = this.hotOf[id]!;
+    if (slot < 0) return;
+    const hist = this.hist;
+    const d = this.pkt;
+    const hb = slot * HIST + b * CLASSES;
+    for (let i = 0; i < r; i++) {
+      const off = this.labelOff[i]! + 1;
+      const len = this.labelLen[i]!;
+      for (let p = off; p < off + len; p++) hist[hb + CLASS_OF[d[p]!]!]!++;
+    }
+    const k = this.sampleCount[slot]!;
+    if (k < MAX_SAMPLES && this.copyName(0, this.sampleNames, (slot * MAX_SAMPLES + k) * NAME_BYTES)) this.sampleCount[slot] = k + 1;
+  }
+
+  /**
+   * Copies the current name's labels from `from` on, in wire format without
+   * pointers, to `out` at `o`. False (nothing to keep) when its text would be
+   * longer than readDnsName gives, as the name could not be read then.
+   */
+  private copyName(from: number, out: Uint8Array, o: number): boolean {
+    const d = this.pkt;
+    let text = -1;
+    for (let i = from; i < this.labels; i++) {
+      const off = this.labelOff[i]! + 1;
+      const len = this.labelLen[i]!;
+      text++;
+      for (let p = off; p < off + len; p++) {
+        const c = d[p]!;
+        text += (c >= 0x41 && c <= 0x5a) || (c > 0x20 && c < 0x7f && c !== 0x2e) ? 1 : 4;
       }
     }
+    if (text > MAX_NAME_TEXT) return false;
+    for (let i = from; i < this.labels; i++) {
+      const off = this.labelOff[i]!;
+      const stop = off + this.labelLen[i]! + 1;
+      for (let p = off; p < stop; p++) out[o++] = d[p]!;
+    }
+    out[o] = 0;
+    return true;
+  }
+
+  /** Moves key `id` to bucket `index`, clearing the buckets passed over. */
+  private advance(id: number, index: number): void {
+    const cur = this.cur[id]!;
+    if (index <= cur) return;
+    const c = this.counts;
+    const o = id * COUNTS;
+    const slot = this.hotOf[id]!;
+    const h = this.hist;
+    const ho = slot * HIST;
+    if (index - cur >= BUCKETS) {
+      c.fill(0, o, o + COUNTS);
+      if (slot >= 0) h.fill(0, ho, ho + HIST);
+    } else {
+      for (let i = cur + 1; i <= index; i++) {
+        const b = mod(i);
+        c.fill(0, o + b * FIELDS, o + b * FIELDS + FIELDS);
+        if (slot >= 0) h.fill(0, ho + b * CLASSES, ho + b * CLASSES + CLASSES);
+      }
+    }
+    this.cur[id] = index;
+  }
+
+  private sum(id: number, field: number): number {
+    const c = this.counts;
+    let s = 0;
+    for (let b = 0, o = id * COUNTS + field; b < BUCKETS; b++, o += FIELDS) s += c[o]!;
+    return s;
+  }
+
+  /**
+   * Records subdomain `hash` (non-zero) as seen by key `id` in bucket
+   * `index`; 1 when it is new within the look-back, 0 when not, 2 when new
+   * but the hot set is full (MAX_UNIQUE live names: counted as new, not
+   * remembered). The key's hotUnique-th live name makes it hot.
+   */
+  private see(id: number, hash: number, index: number): number {
+    const slot = this.hotOf[id]!;
+    if (slot >= 0) return this.seeHot(slot, hash, index);
+    const oldest = index - BUCKETS; // seen at or before it: outside the look-back
+    const s = this.small;
+    const o = id * SMALL * 2;
+    const n = this.smallUsed[id]!;
+    for (let i = 0; i < n; i++) {
+      if (s[o + 2 * i] === hash) {
+        const fresh = s[o + 2 * i + 1]! <= oldest;
+        s[o + 2 * i + 1] = index;
+        return fresh ? 1 : 0;
+      }
+    }
+    // New: names outside the look-back go; then it is kept, or the key becomes hot.
+    let live = 0;
+    for (let i = 0; i < n; i++) {
+      if (s[o + 2 * i + 1]! <= oldest) continue;
+      s[o + 2 * live] = s[o + 2 * i]!;
+      s[o + 2 * live + 1] = s[o + 2 * i + 1]!;
+      live++;
+    }
+    this.smallUsed[id] = live;
+    if (live + 1 >= this.hotUnique) return this.promote(id, hash, index);
+    s[o + 2 * live] = hash;
+    s[o + 2 * live + 1] = index;
+    this.smallUsed[id] = live + 1;
+    return 1;
+  }
+
+  /** Key `id` becomes hot with the new name `hash`: a hot slot (the least recently queried hot key's when the pool is full), its names moved there. */
+  private promote(id: number, hash: number, index: number): number {
+    const hot = this.hot;
+    hot.key[0] = id;
+    const slot = hot.findOrInsert();
+    this.hotOf[id] = slot;
+    this.bigSet.fill(0, slot * BIG_SLOTS * 2, (slot + 1) * BIG_SLOTS * 2);
+    this.bigUsed[slot] = 0;
+    this.fullAt[slot] = -Infinity;
+    this.hist.fill(0, slot * HIST, slot * HIST + HIST);
+    this.sampleCount[slot] = 0;
+    this.copyName(this.domainLabel, this.domainName, slot * NAME_BYTES);
+    const s = this.small;
+    const o = id * SMALL * 2;
+    for (let i = 0; i < this.smallUsed[id]!; i++) this.place(slot, s[o + 2 * i]!, s[o + 2 * i + 1]!);
+    this.smallUsed[id] = 0;
+    return this.seeHot(slot, hash, index);
+  }
+
+  private seeHot(slot: number, hash: number, index: number): number {
+    const oldest = index - BUCKETS;
+    const d = this.bigSet;
+    const base = slot * BIG_SLOTS * 2;
+    const mask = BIG_SLOTS - 1;
+    for (let i = Math.imul(hash, 0x9e3779b1) >>> 0 & mask; d[base + 2 * i] !== 0; i = (i + 1) & mask) {
+      if (d[base + 2 * i] === hash) {
+        const fresh = d[base + 2 * i + 1]! <= oldest;
+        d[base + 2 * i + 1] = index;
+        return fresh ? 1 : 0;
+      }
+    }
+    if ((this.bigUsed[slot]! + 1) * 2 > BIG_SLOTS) {
+      // Full: names can only go stale when the bucket moves, so a full set is rebuilt at most once per bucket.
+      if (index === this.fullAt[slot]) return 2;
+      this.rebuild(slot, oldest);
+      if ((this.bigUsed[slot]! + 1) * 2 > BIG_SLOTS) { this.fullAt[slot] = index; return 2; }
+    }
+    this.place(slot, hash, index);
+    return 1;
+  }
+
+  /** Puts a name known to be absent into the set of hot slot `slot`. */
+  private place(slot: number, hash: number, index: number): void {
+    const d = this.bigSet;
+    const base = slot * BIG_SLOTS * 2;
+    const mask = BIG_SLOTS - 1;
+    let i = Math.imul(hash, 0x9e3779b1) >>> 0 & mask;
+    while (d[base + 2 * i] !== 0) i = (i + 1) & mask;
+    d[base + 2 * i] = hash;
+    d[base + 2 * i + 1] = index;
+    this.bigUsed[slot]!++;
+  }
+
+  /** Drops the names outside the look-back from a full set. */
+  private rebuild(slot: number, oldest: number): void {
+    const d = this.bigSet;
+    const base = slot * BIG_SLOTS * 2;
+    const live = this.scratch;
+    let n = 0;
+    for (let i = 0; i < BIG_SLOTS; i++) {
+      if (d[base + 2 * i] === 0 || d[base + 2 * i + 1]! <= oldest) continue;
+      live[2 * n] = d[base + 2 * i]!;
+      live[2 * n + 1] = d[base + 2 * i + 1]!;
+      n++;
+    }
+    if (n === this.bigUsed[slot]) return; // nothing stale
+    d.fill(0, base, base + BIG_SLOTS * 2);
+    this.bigUsed[slot] = 0;
+    for (let k = 0; k < n; k++) this.place(slot, live[2 * k]!, live[2 * k + 1]!);
+  }
+
+  /** Distinct subdomains of key `id` seen within the look-back ending in bucket `index`. */
+  private unique(id: number, index: number): number {
+    const oldest = index - BUCKETS;
+    const slot = this.hotOf[id]!;
+    let n = 0;
+    if (slot >= 0) {
+      const d = this.bigSet;
+      const base = slot * BIG_SLOTS * 2;
+      for (let i = 0; i < BIG_SLOTS; i++) if (d[base + 2 * i] !== 0 && d[base + 2 * i + 1]! > oldest) n++;
+    } else {
+      const o = id * SMALL * 2;
+      for (let i = 0; i < this.smallUsed[id]!; i++) if (this.small[o + 2 * i + 1]! > oldest) n++;
+    }
+    return n;
   }
 
   /**
@@ -511,10 +752,14 @@ class DnsTunnelingAnalyzer implements Analyzer {
 
   /** Drops the keys idle for the look-back (least recently queried first): they hold nothing any more. */
   private expireIdle(now: number): void {
-    for (const [k, s] of this.keys.entries()) {
-      if (now - s.lastTs < this.cfg.lookback) break;
-      s.alive = false;
-      this.keys.delete(k);
+    const keys = this.keys;
+    const lookback = this.cfg.lookback;
+    for (let id = keys.oldest(); id >= 0;) {
+      if (now - this.lastTs[id]! < lookback) break;
+      const next = keys.newer(id);
+      this.forget(id);
+      keys.remove(id);
+      id = next;
     }
   }
 
@@ -526,47 +771,62 @@ class DnsTunnelingAnalyzer implements Analyzer {
     const index = Math.floor(Math.max(Math.min(now, span.relEnd - 1e-6), span.relStart) / this.bucketSeconds);
     let judged = 0;
     let reported = 0;
-    for (const s of this.dirty) {
-      if (!s.alive) continue;
-      s.advance(index);
-      const queries = s.sum(F_QUERIES);
+    for (let i = 0; i < this.dirtyLen; i++) {
+      const id = this.dirty[i]!;
+      if (id < 0) continue;
+      this.advance(id, index);
+      const queries = this.sum(id, F_QUERIES);
       if (queries < c.minQueries || queries === 0) continue;
       judged++;
-      const unique = s.unique(index);
+      const slot = this.hotOf[id]!;
+      if (slot < 0) continue;
+      const unique = this.unique(id, index);
       if (unique < c.minUniqueSubdomains) continue;
-      const labels = s.sum(F_LABELS);
-      const meanLength = labels > 0 ? s.sum(F_CHARS) / labels : 0;
-      let bits = 0;
-      if (s.hist !== null) {
-        const total = new Float64Array(CLASSES);
-        for (let b = 0; b < BUCKETS; b++) for (let k = 0; k < CLASSES; k++) total[k]! += s.hist[b * CLASSES + k]!;
-        bits = entropy(total, CLASSES);
-      }
-      const txtNull = s.sum(F_TXT_NULL);
+      const labels = this.sum(id, F_LABELS);
+      const meanLength = labels > 0 ? this.sum(id, F_CHARS) / labels : 0;
+      const total = this.classTotals.fill(0);
+      for (let b = 0; b < BUCKETS; b++) for (let k = 0; k < CLASSES; k++) total[k]! += this.hist[slot * HIST + b * CLASSES + k]!;
+      const bits = entropy(total, CLASSES);
+      const txtNull = this.sum(id, F_TXT_NULL);
       const share = txtNull / queries;
       const longLabels = meanLength >= c.minLabelLength;
-      const random = s.hist !== null && bits >= c.minEntropy;
+      const random = bits >= c.minEntropy;
       const records = share >= TXT_NULL_SHARE;
       if (!longLabels && !random && !records) continue;
-      const key = `${s.client}|${s.domain}`;
-      if (!this.suppressor.allow(key, now)) { this.suppressedFindings++; continue; }
+      const host = this.keys.keyWord(id, 0);
+      // Cannot happen (the host table has a host more than keys, see the constructor); a reused host id would name another client.
+      if (this.keys.keyWord(id, 1) !== this.hosts.generation[host]) continue;
+      const sk = this.suppression.key;
+      sk[0] = this.hosts.version(host);
+      for (let w = 0; w < 4; w++) sk[1 + w] = this.hosts.addressWord(host, w);
+      sk[5] = this.keys.keyWord(id, 2);
+      sk[6] = this.keys.keyWord(id, 3);
+      if (!this.suppression.allow(now)) { this.suppressedFindings++; continue; }
+      const client = this.hosts.name(host);
+      const domain = readDnsName(this.domainName, slot * NAME_BYTES, slot * NAME_BYTES, (slot + 1) * NAME_BYTES) ?? '?';
+      const samples: string[] = [];
+      for (let k = 0; k < this.sampleCount[slot]!; k++) {
+        const o = (slot * MAX_SAMPLES + k) * NAME_BYTES;
+        const name = readDnsName(this.sampleNames, o, o, o + NAME_BYTES);
+        if (name !== null) samples.push(name.length > MAX_SAMPLE_CHARS ? `${name.slice(0, MAX_SAMPLE_CHARS)}...` : name);
+      }
       const signals = (longLabels ? 1 : 0) + (random ? 1 : 0) + (records ? 1 : 0);
       const volume = Math.min(queries / Math.max(1, c.minQueries), unique / Math.max(1, c.minUniqueSubdomains));
       const score = Math.round(100 * Math.min(1, 0.25 * signals + 0.25 * Math.min(1, Math.log2(Math.max(1, volume)) / 2)));
       const severity = signals >= 2 && volume >= 2 ? 'critical' : 'warning';
-      const seconds = Math.min(c.lookback, Math.max(now - s.firstTs, this.bucketSeconds / 10, 1e-3));
+      const seconds = Math.min(c.lookback, Math.max(now - this.firstTs[id]!, this.bucketSeconds / 10, 1e-3));
       const rate = queries / seconds;
       const shape = [longLabels ? `mean label length ${meanLength.toFixed(1)}` : '', random ? `entropy ${bits.toFixed(2)} bits/char` : '', records ? `${Math.round(share * 100)} % TXT/NULL` : '']
         .filter((x) => x).join(', ');
       this.ctx.report({
         type: 'dns_tunneling',
         severity,
-        key,
-        host: s.client,
-        summary: `Possible DNS tunnel: ${s.client} sent ${queries} queries with ${unique} unique subdomains of ${s.domain} (${shape}).`,
+        key: `${client}|${domain}`,
+        host: client,
+        summary: `Possible DNS tunnel: ${client} sent ${queries} queries with ${unique} unique subdomains of ${domain} (${shape}).`,
         evidence: {
-          client: s.client,
-          domain: s.domain,
+          client,
+          domain,
           queries,
           uniqueSubdomains: unique,
           meanLabelLength: round2(meanLength),
@@ -575,14 +835,14 @@ class DnsTunnelingAnalyzer implements Analyzer {
           queriesPerSecond: round2(rate),
           lookback: c.lookback,
           score,
-          sampleNames: (s.samples ?? []).join(' '),
+          sampleNames: samples.join(' '),
         },
       });
       // Fresh samples for the next report of this key.
-      s.samples = null;
+      this.sampleCount[slot] = 0;
       reported++;
     }
-    this.dirty.length = 0;
+    this.dirtyLen = 0;
     this.windowSeq++;
     this.expireIdle(now);
     const metrics: Metrics = {
@@ -591,15 +851,17 @@ class DnsTunnelingAnalyzer implements Analyzer {
       normalNxdomain: this.normalNxdomain,
       keys: this.keys.size,
       evictedKeys: this.keys.evicted,
+      hotKeys: this.hot.size,
+      hotKeysEvicted: this.hot.evicted,
       judged,
       findings: reported,
       suppressed: this.suppressedFindings,
       namesNotRemembered: this.notRemembered,
-      firstSightDropped: this.firstSightDropped,
-      suppressorEvicted: this.suppressor.evicted,
+      firstSightDropped: this.first.overwritten - this.overwrittenBefore,
+      suppressorEvicted: this.suppression.evicted,
     };
-    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = this.firstSightDropped = 0;
+    this.overwrittenBefore = this.first.overwritten;
+    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = 0;
     return metrics;
   }
 }
-

@@ -16,9 +16,23 @@
  * last retry came synRetransmission seconds or more after the first SYN.
  *
  * State lives in typed arrays per flow slot; the retry intervals of a flow are
- * kept (bounded) only once it retransmits a SYN, a rare event. Every finding
- * is reported; the window engine lists report.maxFindingsPerType of a type and
- * counts the rest.
+ * kept only once it retransmits a SYN, a rare event: up to MAX_INTERVALS per
+ * flow in a pool of RETRY_FLOWS rows (a KeyTable of flow slots, the least
+ * recently retried flow's row taken when full, counted as
+ * `retryIntervalsDropped`: its finding then lists no intervals). Every
+ * finding is reported; the window engine lists report.maxFindingsPerType of a
+ * type and counts the rest.
+ *
+ * The handshake is followed here, not taken from the connection-attempt
+ * tracker's events (flow/connection-attempts.ts), whose definitions differ
+ * where this analyzer reports: the tracker settles an attempt UNANSWERED 5 s
+ * after its SYN (a handshake here fails only when the flow or the input ends,
+ * so SYN retries at 1, 3, 7 s that are answered at last complete it, and a
+ * failure's waitedSeconds runs to the flow's last packet); its ANSWERED is
+ * the first SYN/ACK, where a SYN retried after a SYN/ACK restarts the
+ * handshake here (the delays run from the most recent SYN); it counts the
+ * server talking without a SYN/ACK as COMPLETED and a server RST after the
+ * SYN/ACK as REFUSED (here: no handshake, and aborted).
  */
 import { isoFromSeconds } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
@@ -29,6 +43,7 @@ import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, dur } from './lib/format.js';
+import { KeyTable } from './lib/key-table.js';
 
 const { SYN, ACK, RST } = TcpFlag;
 
@@ -43,6 +58,8 @@ const OVER = 4;
 
 /** Retry intervals kept per flow. */
 const MAX_INTERVALS = 16;
+/** Flows whose retry intervals are kept at once. */
+const RETRY_FLOWS = 4096;
 
 export function createHandshakeAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new HandshakeAnalyzer(ctx);
@@ -56,14 +73,19 @@ class HandshakeAnalyzer implements Analyzer {
   private readonly firstSyn: Float64Array;
   private readonly lastSyn: Float64Array;
   private readonly synAck: Float64Array;
-  /** Intervals between successive SYNs, for flows that retransmitted one. */
-  private readonly intervals = new Map<number, number[]>();
+  /** Flow slot -> row of `intervals`, for flows that retransmitted a SYN. */
+  private readonly retryRows = new KeyTable(RETRY_FLOWS, 1);
+  /** [row][MAX_INTERVALS]: intervals between successive SYNs, and how many. */
+  private readonly intervals = new Float64Array(RETRY_FLOWS * MAX_INTERVALS);
+  private readonly intervalCount = new Uint8Array(RETRY_FLOWS);
 
   // per window
   private readonly synAckQ = new Quantiles();
   private readonly ackQ = new Quantiles();
   private readonly totalQ = new Quantiles();
   private w = emptyWindow();
+  /** retryRows.evicted at the last window close. */
+  private droppedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const n = ctx.flows.capacity;
@@ -92,7 +114,16 @@ class HandshakeAnalyzer implements Analyzer {
   private clear(slot: number): void {
     this.state[slot] = NONE;
     this.syns[slot] = 0;
-    if (this.intervals.size > 0) this.intervals.delete(slot);
+    if (this.retryRows.size > 0) {
+      const row = this.retryRow(slot);
+      if (row >= 0) this.retryRows.remove(row);
+    }
+  }
+
+  /** The flow's row of retry intervals, -1 when it has none. */
+  private retryRow(slot: number): number {
+    this.retryRows.key[0] = slot;
+    return this.retryRows.find();
   }
 
   onTcpSegment(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
@@ -142,11 +173,17 @@ class HandshakeAnalyzer implements Analyzer {
     if (s === WAIT_ACK && dir === Dir.CLIENT_TO_SERVER && tf & ACK) this.complete(slot, now);
   }
 
-  /** A retransmitted SYN: rare, so the interval list may be allocated here. */
+  /** A retransmitted SYN. */
   private retry(slot: number, now: number): void {
-    let list = this.intervals.get(slot);
-    if (list === undefined) { list = []; this.intervals.set(slot, list); }
-    if (list.length < MAX_INTERVALS) list.push(delay(now, this.lastSyn[slot]!));
+    const rows = this.retryRows;
+    rows.key[0] = slot;
+    const row = rows.findOrInsert();
+    if (rows.inserted) this.intervalCount[row] = 0;
+    const n = this.intervalCount[row]!;
+    if (n < MAX_INTERVALS) {
+      this.intervals[row * MAX_INTERVALS + n] = delay(now, this.lastSyn[slot]!);
+      this.intervalCount[row] = n + 1;
+    }
     this.syns[slot]!++;
     this.lastSyn[slot] = now;
   }
@@ -224,7 +261,8 @@ class HandshakeAnalyzer implements Analyzer {
   private reportRetries(slot: number, outcome: string): void {
     const syns = this.syns[slot]!;
     if (syns < 2) return;
-    const list = this.intervals.get(slot) ?? [];
+    const row = this.retryRows.size > 0 ? this.retryRow(slot) : -1;
+    const list = row < 0 ? [] : Array.from(this.intervals.subarray(row * MAX_INTERVALS, row * MAX_INTERVALS + this.intervalCount[row]!));
     const retries = syns - 1;
     const waited = delay(this.lastSyn[slot]!, this.firstSyn[slot]!);
     const severity: FindingSeverity = waited >= this.ctx.config.analyzers.handshake.synRetransmission ? 'warning' : 'info';
@@ -272,7 +310,9 @@ class HandshakeAnalyzer implements Analyzer {
       failed: { noAnswer: w.noAnswer, refused: w.refused },
       incomplete: w.incomplete,
       aborted: w.aborted,
+      retryIntervalsDropped: this.retryRows.evicted - this.droppedBefore,
     };
+    this.droppedBefore = this.retryRows.evicted;
     this.synAckQ.clear();
     this.ackQ.clear();
     this.totalQ.clear();

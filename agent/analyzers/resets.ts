@@ -18,12 +18,24 @@
  * never established), still established (no FIN, no RST), and among those the
  * zombies: idle for more than zombieIdle seconds before the last packet. One
  * 'zombie_flows' finding names the idlest.
+ *
+ * State: what each flow has shown (one byte per flow slot), and per window
+ * the refused servers in a KeyTable of (server host id, port) with their
+ * count and first client (host id, port) in typed columns, hosts interned in
+ * a HostTable of 2 * MAX_REFUSED_SERVERS (a window interns at most that many,
+ * so the hosts it refers to are never the least recently used); addresses
+ * become text when the window closes. Refusals are classified per RST, not
+ * taken from the connection-attempt tracker's REFUSED: a client that retries
+ * its SYN in the same flow after a RST is refused again (each RST is one),
+ * where the tracker ends the attempt at the first.
  */
 import type { PacketView } from '../decode/packet-view.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import { Dir, FlowState, describeFlow, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { round9, endpoint } from './lib/format.js';
+import { HostTable } from './lib/host-table.js';
+import { KeyTable } from './lib/key-table.js';
 
 const { SYN, ACK, FIN, RST } = TcpFlag;
 
@@ -39,8 +51,6 @@ const MAX_REFUSED_SERVERS = 1000;
 /** Servers named in the window metrics (the most refused). */
 const LISTED_REFUSED_SERVERS = 10;
 
-interface RefusedServer { host: string; port: number; count: number; firstClient: string }
-
 export function createResetsAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new ResetsAnalyzer(ctx);
 }
@@ -52,7 +62,13 @@ class ResetsAnalyzer implements Analyzer {
 
   // per window
   private w = emptyWindow();
-  private refused = new Map<string, RefusedServer>();
+  /** (server host id, server port) -> id, and by id: refusals, first refused client (host id, port). */
+  private readonly refused = new KeyTable(MAX_REFUSED_SERVERS, 2);
+  private readonly refusedCount = new Int32Array(MAX_REFUSED_SERVERS);
+  private readonly firstClient = new Int32Array(MAX_REFUSED_SERVERS);
+  private readonly firstClientPort = new Int32Array(MAX_REFUSED_SERVERS);
+  private readonly hosts: HostTable;
+  private readonly words = new Uint32Array(4);
   private refusedUntracked = 0;
   private atEnd: { halfOpen: number; established: number; zombies: number; maxIdleSeconds: number | null } | null = null;
 
@@ -60,6 +76,7 @@ class ResetsAnalyzer implements Analyzer {
     const n = ctx.flows.capacity;
     this.seen = new Uint8Array(n);
     this.live = new Uint8Array(n);
+    this.hosts = new HostTable(2 * MAX_REFUSED_SERVERS, ctx.networks, true);
   }
 
   onFlowStart(slot: number): void {
@@ -96,14 +113,36 @@ class ResetsAnalyzer implements Analyzer {
     this.seen[slot] = next;
   }
 
-  /** A refusal: rare, so its server entry may be allocated here. */
+  /** A refusal, counted for its server host and port. */
   private noteRefused(slot: number): void {
-    const f = describeFlow(this.ctx.flows, slot);
-    const key = endpoint(f.server, f.serverPort);
-    const entry = this.refused.get(key);
-    if (entry !== undefined) { entry.count++; return; }
-    if (this.refused.size >= MAX_REFUSED_SERVERS) { this.refusedUntracked++; return; }
-    this.refused.set(key, { host: f.server, port: f.serverPort, count: 1, firstClient: endpoint(f.client, f.clientPort) });
+    const flows = this.ctx.flows;
+    const version = flows.version[slot]!;
+    const port = flows.serverPort(slot);
+    const table = this.refused;
+    const server = this.hosts.find(version, this.address(slot, true));
+    if (server >= 0) {
+      table.key[0] = server;
+      table.key[1] = port;
+      const id = table.find();
+      if (id >= 0) { this.refusedCount[id]++; return; }
+    }
+    if (table.size === table.capacity) { this.refusedUntracked++; return; }
+    const s = this.hosts.intern(version, this.address(slot, true));
+    const c = this.hosts.intern(version, this.address(slot, false));
+    table.key[0] = s;
+    table.key[1] = port;
+    const id = table.findOrInsert();
+    this.refusedCount[id] = 1;
+    this.firstClient[id] = c;
+    this.firstClientPort[id] = flows.clientPort(slot);
+  }
+
+  /** The server's (or client's) address words of flow `slot`, in a scratch array. */
+  private address(slot: number, server: boolean): Uint32Array {
+    const flows = this.ctx.flows;
+    const from = (flows.clientIsA[slot] === 1) !== server ? flows.addrA : flows.addrB;
+    for (let i = 0; i < 4; i++) this.words[i] = from[slot * 4 + i]!;
+    return this.words;
   }
 
   private reportAbort(slot: number, dir: number, now: number, afterFin: boolean): void {
@@ -167,13 +206,23 @@ class ResetsAnalyzer implements Analyzer {
   }
 
   closeWindow(): Metrics {
-    const refused = [...this.refused.entries()].sort((a, b) => b[1].count - a[1].count);
-    for (const [, r] of refused) {
+    // Insertion order (no entry is touched or removed within a window), then the most refused first (a stable sort).
+    const table = this.refused;
+    const ids: number[] = [];
+    for (let id = table.oldest(); id >= 0; id = table.newer(id)) ids.push(id);
+    ids.sort((a, b) => this.refusedCount[b]! - this.refusedCount[a]!);
+    const refused = ids.map((id) => {
+      const server = table.keyWord(id, 0);
+      const port = table.keyWord(id, 1);
+      const host = this.hosts.name(server);
+      return { key: endpoint(host, port), host, port, count: this.refusedCount[id]!, firstClient: endpoint(this.hosts.name(this.firstClient[id]!), this.firstClientPort[id]!) };
+    });
+    for (const r of refused) {
       this.ctx.report({
         type: 'connection_refused',
         severity: 'warning',
-        key: endpoint(r.host, r.port),
-        summary: `${endpoint(r.host, r.port)} refused ${r.count} TCP connection${r.count > 1 ? 's' : ''} (SYN answered by RST).`,
+        key: r.key,
+        summary: `${r.key} refused ${r.count} TCP connection${r.count > 1 ? 's' : ''} (SYN answered by RST).`,
         evidence: { refused: r.count, serverPort: r.port, firstClient: r.firstClient },
         host: r.host,
       });
@@ -184,13 +233,13 @@ class ResetsAnalyzer implements Analyzer {
       bySide: { client: w.rst[0]!, server: w.rst[1]! },
       byPhase: { refused: w.refused, abort: w.abort, other: w.other },
       flowsReset: w.flowsReset,
-      refusedServers: Object.fromEntries(refused.slice(0, LISTED_REFUSED_SERVERS).map(([k, r]) => [k, r.count])),
-      refusedServersCount: this.refused.size,
+      refusedServers: Object.fromEntries(refused.slice(0, LISTED_REFUSED_SERVERS).map((r) => [r.key, r.count])),
+      refusedServersCount: refused.length,
       refusedUntracked: this.refusedUntracked,
       atEnd: this.atEnd,
     };
     this.w = emptyWindow();
-    this.refused = new Map();
+    table.clear();
     this.refusedUntracked = 0;
     this.atEnd = null;
     return metrics;

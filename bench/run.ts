@@ -24,6 +24,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import os from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
+import { ANALYZERS } from '../agent/analyzers/index.js';
 import type { Report } from '../common/report.js';
 import { CLI, REPO_ROOT } from '../test/helpers/paths.js';
 import { netnsAvailable, netnsUnavailableReason } from '../test/helpers/netns.js';
@@ -31,7 +32,6 @@ import { createTestDatabase } from '../test/helpers/postgres.js';
 import { CONCURRENT_TCP_FLOWS, generateCapture, parseCount, type GenerateOptions, type GenerateResult } from './capture-gen.js';
 import { benchIngest, type IngestRow } from './ingest.js';
 import { TCPDUMP_BUFFER_KIB, WARMUP_PPS, benchLive, type LiveResult, type Rate } from './live.js';
-import { ANALYZERS } from '../agent/analyzers/index.js';
 import { GNU_TIME, commandOutput, firstLine, runTimed, spread, type Spread, type TimedRun } from './measure.js';
 import { ensurePostgres, ensurePrerequisites, isRoot } from './prereqs.js';
 import { profileAnalyze, profileMarkdown, type ProfileSummary } from './profile.js';
@@ -86,7 +86,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--packets N] [--seed S] [--run
 function parseArgs(argv: string[]): Plan {
   const quick = argv.includes('--quick');
   const plan: Plan = quick ? {
-    quick, packets: 300_000, seed: 1, runs: 3, tsharkSlice: 50_000, tsharkRuns: 1, analyzerPackets: 100_000, analyzerRuns: 3,
+    quick, packets: 300_000, seed: 1, runs: 3, tsharkSlice: 50_000, tsharkRuns: 1, analyzerPackets: 100_000, analyzerRuns: 2,
     lengthBase: 300_000, lengthFactors: [1, 4], flowCounts: [100_000, 1_000_000], scalingLimitSeconds: 20,
     liveSlice: 200_000, liveRates: [200_000, 'top'], liveRuns: 1,
     ingestPackets: 40_000, ingestSpanSeconds: 400, pacedSpeed: 20, pacedSeconds: 3,
@@ -322,14 +322,16 @@ const failure = (r: TimedRun): string => `exit ${r.status}: ${r.stderr.trim().sp
 
 /**
  * Runs each spec `runs` times under GNU time, round-robin, so a noisy moment on
- * the shared machine hits every row alike. A spec that fails (exit status or
- * check) is not run again; its outcome keeps the runs before the failure.
+ * the shared machine hits every row alike; every other round goes backwards, so
+ * a load that rises or falls during the section does not favour the first rows
+ * (over two rounds, each row's mean position is the same). A spec that fails
+ * (exit status or check) is not run again; its outcome keeps the runs before.
  */
 async function roundRobin<S extends RunSpec>(specs: readonly S[]): Promise<Map<S, Outcome>> {
   const outcomes = new Map<S, Outcome>(specs.map((s) => [s, { runs: [] }]));
   const rounds = Math.max(0, ...specs.map((s) => s.runs));
   for (let round = 0; round < rounds; round++) {
-    for (const spec of specs) {
+    for (const spec of round % 2 ? [...specs].reverse() : specs) {
       const o = outcomes.get(spec)!;
       if (round >= spec.runs || o.error !== undefined) continue;
       log(`run ${round + 1}/${spec.runs}: ${spec.name}`);
@@ -644,9 +646,10 @@ function markdown(plan: Plan, res: Results): string {
       out.push(`| ${name}${r.error ? ` — ERROR: ${r.error}` : ''} | ${rate(p.median)} (${rate(p.min)}–${rate(p.max)}) | ${num(c.median, 2)} (${num(c.min, 2)}–${num(c.max, 2)}) | ${cost} | ${percent} | ${num(r.gc.msPerMillionPackets)} | ${num(r.peakRssMB)} |`);
     }
     out.push('', `Command: \`node dist/bench/stages.js analyze FILE [--without ID[,ID…]]\` (default configuration, \`analyzers.<id>.enabled: false\` for those given; figures measured in-process, without Node's start-up). `
-      + `An analyzer's cost is the CPU per packet with every analyzer on minus that without it; "every analyzer off" gives them all together (${num(off.costUsPerPacket, 2)} µs/packet), `
-      + `against ${num(a.sumOfSingleCostsUs, 2)} µs/packet for the sum of the single costs (analyzers share work, e.g. the others read \`tcp\`'s per-packet result). `
-      + `Costs within the all-on row's min–max spread (${num(on.cpuUsPerPacket.max - on.cpuUsPerPacket.min, 2)} µs/packet here) are noise; a negative cost is noise too.`, '');
+      + `An analyzer's cost is the median CPU per packet with every analyzer on minus the median without it; `
+      + `"every analyzer off" gives them all together (${num(off.costUsPerPacket, 2)} µs/packet), against ${num(a.sumOfSingleCostsUs, 2)} µs/packet for the sum of the single costs (analyzers share work: the others read \`tcp\`'s per-packet result). `
+      + `The all-on row runs first in one round and last in the next, so its spread (${num(on.cpuUsPerPacket.max - on.cpuUsPerPacket.min, 2)} µs/packet here) shows how much the machine moved during the section: `
+      + 'smaller costs, and negative ones, are noise.', '');
   }
   if (res.scaling.length) {
     out.push('## Scaling of `analyze` (one run each)', '');

@@ -664,7 +664,7 @@ function markdown(plan: Plan, res: Results): string {
   }
   if (res.live) {
     const l = res.live;
-    out.push(`## Live capture (${num(l.slicePackets)}-packet slice, tcpreplay -K into a veth, capturer in another namespace; ${l.runs} run${l.runs > 1 ? 's' : ''}, each a fresh agent warmed up 1 s at ${rate(WARMUP_PPS)} packets/s first)`, '');
+    out.push(`## Live capture (${num(l.slicePackets)}-packet slice, tcpreplay -K into a veth, capturer in another namespace; ${l.runs} run${l.runs > 1 ? 's' : ''}, a fresh agent per run, warmed up 1 s at ${rate(WARMUP_PPS)} packets/s first)`, '');
     out.push('| run | capturer | target packets/s | achieved packets/s | sent | seen | kernel drops | interface drops | agent drops | lost | CPU µs/packet |');
     out.push('|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const r of l.rows) {

@@ -647,7 +647,8 @@ function markdown(plan: Plan, res: Results): string {
     }
     out.push('', `Command: \`node dist/bench/stages.js analyze FILE [--without ID[,ID…]]\` (default configuration, \`analyzers.<id>.enabled: false\` for those given; figures measured in-process, without Node's start-up). `
       + `An analyzer's cost is the median CPU per packet with every analyzer on minus the median without it; `
-      + `"every analyzer off" gives them all together (${num(off.costUsPerPacket, 2)} µs/packet), against ${num(a.sumOfSingleCostsUs, 2)} µs/packet for the sum of the single costs (analyzers share work: the others read \`tcp\`'s per-packet result). `
+      + `"every analyzer off" gives them all together (${num(off.costUsPerPacket, 2)} µs/packet), against ${num(a.sumOfSingleCostsUs, 2)} µs/packet for the sum of the single costs; the two need not agree, as analyzers share work (the others read \`tcp\`'s per-packet result) `
+      + 'and taking one out changes the per-packet loop the others are compiled in. '
       + `The all-on row runs first in one round and last in the next, so its spread (${num(on.cpuUsPerPacket.max - on.cpuUsPerPacket.min, 2)} µs/packet here) shows how much the machine moved during the section: `
       + 'smaller costs, and negative ones, are noise.', '');
   }

@@ -155,7 +155,7 @@ interface ThroughputRow {
 }
 
 interface AnalyzerCostRow {
-  /** 'every analyzer on', 'every analyzer off', or the id of the one analyzer off. */
+  /** 'every analyzer on', 'every analyzer off', or 'without <id>'. */
   label: string;
   without: string[];
   runs: number;
@@ -446,10 +446,9 @@ async function analyzerCosts(plan: Plan, mixes: Mixes, res: Results): Promise<vo
   const gen = mixes.get(plan.analyzerPackets);
   const ids: string[] = ANALYZERS.map(([id]) => id);
   const spec = (label: string, without: string[]): RunSpec & { label: string; without: string[] } => ({
-    name: `analyze, ${label === 'every analyzer on' || label === 'every analyzer off' ? label : `without ${label}`}`,
-    label, without, argv: stageArgv('analyze', gen.path, without), runs: plan.analyzerRuns, check: readsAll(gen.packets),
+    name: `analyze, ${label}`, label, without, argv: stageArgv('analyze', gen.path, without), runs: plan.analyzerRuns, check: readsAll(gen.packets),
   });
-  const specs = [spec('every analyzer on', []), spec('every analyzer off', ids), ...ids.map((id) => spec(id, [id]))];
+  const specs = [spec('every analyzer on', []), spec('every analyzer off', ids), ...ids.map((id) => spec(`without ${id}`, [id]))];
   await warmPageCache([gen.path]);
   const outcomes = await roundRobin(specs);
   const rows = specs.map((s): AnalyzerCostRow => {
@@ -638,12 +637,11 @@ function markdown(plan: Plan, res: Results): string {
     out.push('| analyzers | packets/s median (min–max) | CPU µs/packet median (min–max) | cost µs/packet | % of all-on CPU | GC ms / 1 M packets | peak RSS MB |');
     out.push('|---|---|---|---:|---:|---:|---:|');
     for (const r of a.rows) {
-      const name = r === on || r === off ? r.label : `without ${r.label}`;
       const p = r.packetsPerSecond;
       const c = r.cpuUsPerPacket;
       const cost = r === on ? '' : num(r.costUsPerPacket, 2);
       const percent = r === on ? '' : num(r.costPercent, 1);
-      out.push(`| ${name}${r.error ? ` — ERROR: ${r.error}` : ''} | ${rate(p.median)} (${rate(p.min)}–${rate(p.max)}) | ${num(c.median, 2)} (${num(c.min, 2)}–${num(c.max, 2)}) | ${cost} | ${percent} | ${num(r.gc.msPerMillionPackets)} | ${num(r.peakRssMB)} |`);
+      out.push(`| ${r.label}${r.error ? ` — ERROR: ${r.error}` : ''} | ${rate(p.median)} (${rate(p.min)}–${rate(p.max)}) | ${num(c.median, 2)} (${num(c.min, 2)}–${num(c.max, 2)}) | ${cost} | ${percent} | ${num(r.gc.msPerMillionPackets)} | ${num(r.peakRssMB)} |`);
     }
     out.push('', `Command: \`node dist/bench/stages.js analyze FILE [--without ID[,ID…]]\` (default configuration, \`analyzers.<id>.enabled: false\` for those given; figures measured in-process, without Node's start-up). `
       + `An analyzer's cost is the median CPU per packet with every analyzer on minus the median without it; `

@@ -37,7 +37,7 @@ export interface StageResult {
   stage: Stage;
   packets: number;
   bytes: number;
-  /** Flows created (TCP + UDP streams and other flows; 0 for read). */
+  /** Flows created: decode-flow, TCP and UDP streams and other flows; analyze, the report's tcp.streams + udp.streams; read, 0. */
   flows: number;
   /** Wall seconds in-process, from open to the end. */
   seconds: number;
@@ -49,15 +49,16 @@ export interface StageResult {
 }
 
 type Counted = Pick<StageResult, 'stage' | 'packets' | 'bytes' | 'flows'>;
+type Measured = Pick<StageResult, 'seconds' | 'cpuSeconds' | 'gc'>;
 
 /** Runs `work`, timing it and counting the garbage collections that start inside it. */
-async function measured(without: string[], work: () => Promise<Counted>): Promise<StageResult> {
+async function measured<T>(work: () => Promise<T>): Promise<{ value: T; figures: Measured }> {
   const entries: PerformanceEntry[] = [];
   const observer = new PerformanceObserver((list) => { entries.push(...list.getEntries()); });
   observer.observe({ entryTypes: ['gc'] });
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const counted = await work();
+  const value = await work();
   const t1 = performance.now();
   const cpu = process.cpuUsage(cpu0);
   // Node hands 'gc' entries to JavaScript from an immediate: let the last ones arrive, then take what is buffered.
@@ -66,11 +67,12 @@ async function measured(without: string[], work: () => Promise<Counted>): Promis
   observer.disconnect();
   const inSpan = entries.filter((e) => e.startTime >= t0 && e.startTime <= t1);
   return {
-    ...counted,
-    seconds: (t1 - t0) / 1000,
-    cpuSeconds: (cpu.user + cpu.system) / 1e6,
-    gc: { count: inSpan.length, ms: inSpan.reduce((sum, e) => sum + e.duration, 0) },
-    without,
+    value,
+    figures: {
+      seconds: (t1 - t0) / 1000,
+      cpuSeconds: (cpu.user + cpu.system) / 1e6,
+      gc: { count: inSpan.length, ms: inSpan.reduce((sum, e) => sum + e.duration, 0) },
+    },
   };
 }
 
@@ -137,7 +139,8 @@ async function main(argv: string[]): Promise<void> {
     const unknown = without.filter((id) => !known.has(id));
     if (unknown.length) throw new Error(`--without: unknown analyzer ${unknown.join(', ')} (${[...known].join(', ')})`);
   }
-  const result = await measured(without, () => (stage === 'read' ? readOnly(path) : stage === 'decode-flow' ? decodeFlow(path) : analyze(path, without)));
+  const { value, figures } = await measured(() => (stage === 'read' ? readOnly(path) : stage === 'decode-flow' ? decodeFlow(path) : analyze(path, without)));
+  const result: StageResult = { ...value, ...figures, without };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 

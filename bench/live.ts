@@ -6,9 +6,9 @@
  * nats-server in the root namespace), then `tcpdump -B <same buffer> -w
  * /dev/null` as the reference. For each rate: packets sent, seen, dropped by
  * the kernel, the interface and the agent, and the capturer's CPU time per
- * packet. The agent
- * gets a one-second warm-up first (not counted), as a long-running sensor is
- * past its JIT warm-up.
+ * packet. The whole sequence runs several times (a fresh agent each run), as
+ * "no drops" has to hold run after run. Each agent gets a one-second warm-up
+ * first (not counted), as a long-running sensor is past its JIT warm-up.
  */
 import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,8 @@ import { sleep } from './measure.js';
 export type Rate = number | 'top';
 
 export interface LiveRow {
+  /** 1-based run of the live section. */
+  run: number;
   capturer: 'agent' | 'tcpdump';
   /** Target packets/s, or 'top' (tcpreplay --topspeed). */
   rate: Rate;
@@ -43,9 +45,12 @@ export interface LiveRow {
 
 export interface LiveResult {
   slicePackets: number;
+  runs: number;
   rows: LiveRow[];
-  /** Highest rate (achieved packets/s) with zero packets lost at it and every lower rate, per capturer. */
+  /** Highest rate (achieved packets/s) with zero packets lost at it and every lower rate, in every run, per capturer. */
   zeroLossPps: { agent: number; tcpdump: number };
+  /** Runs in which the capturer had no kernel drop at any rate. */
+  kernelDropFreeRuns: { agent: number; tcpdump: number };
 }
 
 const CLK_TCK = 100;
@@ -101,17 +106,18 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: string, rates: readonly Rate[]): Promise<LiveRow[]> {
+async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: string, rates: readonly Rate[], run: number): Promise<LiveRow[]> {
   const config = join(work, 'live-agent.yaml');
   writeFileSync(config, 'logging:\n  level: warn\nstatus:\n  seconds: 2\nshutdown:\n  seconds: 3\n');
   const port = await freePort();
   const base = `http://${net.nsAddress}:${port}`;
-  mkdirSync(join(work, 'live-agent'), { recursive: true });
+  const dataDir = join(work, `live-agent-${run}`);
+  mkdirSync(dataDir, { recursive: true });
   // The agent's log goes to a file: tcpreplay runs synchronously, and a pipe nobody reads could fill.
   const logPath = join(work, 'live-agent.log');
   const logFd = openSync(logPath, 'w');
   const child = net.exec(net.captureNs, [process.execPath, CLI, 'agent', '--interface', net.captureIf, '--sensor', 'bench-live', '--nats', natsUrl,
-    '--listen', `${net.nsAddress}:${port}`, '--data-dir', join(work, 'live-agent'), '--config', config], { stdio: ['ignore', 'ignore', logFd] });
+    '--listen', `${net.nsAddress}:${port}`, '--data-dir', dataDir, '--config', config], { stdio: ['ignore', 'ignore', logFd] });
   closeSync(logFd);
   const stderr = (): string => { try { return readFileSync(logPath, 'utf8').slice(-500); } catch { return ''; } };
   const rows: LiveRow[] = [];
@@ -142,7 +148,7 @@ async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: 
       const after = await agentCounters(base);
       const seen = after.packets - before.packets;
       rows.push({
-        capturer: 'agent', rate, achievedPps: r.achievedPps, sent: r.sent, seen,
+        run, capturer: 'agent', rate, achievedPps: r.achievedPps, sent: r.sent, seen,
         kernelDrops: after.kernel - before.kernel, interfaceDrops: after.iface - before.iface, agentDrops: after.agent - before.agent,
         lost: r.sent - seen, cpuUsPerPacket: ((cpuSeconds(child.pid) - cpu0) / r.sent) * 1e6,
       });
@@ -156,7 +162,7 @@ async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: 
   return rows;
 }
 
-async function tcpdumpRow(net: TestNetwork, file: string, rate: Rate): Promise<LiveRow> {
+async function tcpdumpRow(net: TestNetwork, file: string, rate: Rate, run: number): Promise<LiveRow> {
   // The agent's kernel buffer (capture.bufferMB, 32 MiB by default), so both capturers get the same queue.
   const child = net.exec(net.captureNs, ['tcpdump', '-i', net.captureIf, '-n', '-B', String(TCPDUMP_BUFFER_KIB), '-w', '/dev/null'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -176,7 +182,7 @@ async function tcpdumpRow(net: TestNetwork, file: string, rate: Rate): Promise<L
     const captured = num(/(\d+) packets? captured/);
     const kernel = num(/(\d+) packets? dropped by kernel/);
     return {
-      capturer: 'tcpdump', rate, achievedPps: r.achievedPps, sent: r.sent, seen: captured,
+      run, capturer: 'tcpdump', rate, achievedPps: r.achievedPps, sent: r.sent, seen: captured,
       kernelDrops: kernel, interfaceDrops: num(/(\d+) packets? dropped by interface/) || 0, agentDrops: 0,
       lost: r.sent - captured, cpuUsPerPacket: (cpu / r.sent) * 1e6,
     };
@@ -185,29 +191,41 @@ async function tcpdumpRow(net: TestNetwork, file: string, rate: Rate): Promise<L
   }
 }
 
-export async function benchLive(file: string, slicePackets: number, rates: readonly Rate[], work: string): Promise<LiveResult> {
+export async function benchLive(file: string, slicePackets: number, rates: readonly Rate[], runs: number, work: string): Promise<LiveResult> {
   const net = createTestNetwork();
   const rows: LiveRow[] = [];
   try {
     const nats = await startNatsServer({ host: net.rootAddress });
     try {
-      rows.push(...await agentRows(net, nats.url, work, file, rates));
+      for (let run = 1; run <= runs; run++) {
+        rows.push(...await agentRows(net, nats.url, work, file, rates, run));
+        for (const rate of rates) rows.push(await tcpdumpRow(net, file, rate, run));
+      }
     } finally {
       await nats.close();
     }
-    for (const rate of rates) rows.push(await tcpdumpRow(net, file, rate));
   } finally {
     net.cleanup();
   }
+  const runNumbers = Array.from({ length: runs }, (_, i) => i + 1);
+  const of = (who: LiveRow['capturer'], run: number): LiveRow[] => rows.filter((x) => x.capturer === who && x.run === run && x.sent > 0);
   // Counting up from the lowest rate, the last one before the first loss: a lucky zero at a
-  // higher rate after a loss at a lower one is noise, not a capacity.
-  const best = (who: LiveRow['capturer']): number => {
+  // higher rate after a loss at a lower one is noise, not a capacity. Then the lowest over the runs.
+  const best = (who: LiveRow['capturer']): number => Math.min(...runNumbers.map((run) => {
     let ok = 0;
-    for (const r of rows.filter((x) => x.capturer === who && x.sent > 0).sort((a, b) => a.achievedPps - b.achievedPps)) {
+    for (const r of of(who, run).sort((a, b) => a.achievedPps - b.achievedPps)) {
       if (r.lost !== 0) break;
       ok = r.achievedPps;
     }
     return ok;
+  }));
+  const dropFree = (who: LiveRow['capturer']): number => runNumbers.filter((run) => {
+    const rs = of(who, run);
+    return rs.length > 0 && rs.every((r) => r.kernelDrops === 0);
+  }).length;
+  return {
+    slicePackets, runs, rows,
+    zeroLossPps: { agent: best('agent'), tcpdump: best('tcpdump') },
+    kernelDropFreeRuns: { agent: dropFree('agent'), tcpdump: dropFree('tcpdump') },
   };
-  return { slicePackets, rows, zeroLossPps: { agent: best('agent'), tcpdump: best('tcpdump') } };
 }

@@ -47,6 +47,9 @@ export function agentSource(config: Readonly<Config>): SourceInfo {
   throw new UsageError('agent needs a source: --interface NAME (capture.interface) or --replay PATH (capture.replay)');
 }
 
+/** Analyzer keys read only at start (which analyzers run, table sizes, look-back bucket layout): a SIGHUP change of them needs a restart. */
+const FIXED_AT_START = ['enabled', 'maxKeys', 'maxHosts', 'maxUnackedSegments', 'lookback'];
+
 const encoder = new TextEncoder();
 const encode = (msg: unknown): Uint8Array => encoder.encode(JSON.stringify(msg));
 
@@ -197,8 +200,13 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     if (!options.sources.path) { log.warn('SIGHUP: no --config file to reload'); return; }
     try {
       const next = resolveConfig(options.sources);
-      const restartNeeded = (['capture', 'nats', 'spool', 'http', 'flows', 'windows', 'sensor', 'dataDir'] as const)
+      const restartNeeded: string[] = (['capture', 'nats', 'spool', 'http', 'memory', 'flows', 'windows', 'sensor', 'dataDir'] as const)
         .filter((key) => JSON.stringify(next[key]) !== JSON.stringify(config[key]));
+      // Analyzer keys laid out at start: which run, table sizes, look-back buckets.
+      const before = config.analyzers as unknown as Record<string, Record<string, unknown>>;
+      for (const [id, keys] of Object.entries(next.analyzers as unknown as Record<string, Record<string, unknown>>)) {
+        for (const k of FIXED_AT_START) if (k in keys && JSON.stringify(keys[k]) !== JSON.stringify(before[id]?.[k])) restartNeeded.push(`analyzers.${id}.${k}`);
+      }
       post({ type: 'reload', config: next as Config });
       log.info({ needRestart: restartNeeded.length ? restartNeeded.join(', ') : undefined }, 'SIGHUP: analyzer thresholds reloaded');
     } catch (err) {

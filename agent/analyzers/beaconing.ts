@@ -365,7 +365,11 @@ class BeaconingAnalyzer implements Analyzer {
     const now = v.ts;
     if (dir === Dir.CLIENT_TO_SERVER && !(now - this.lastPacket[k]! <= BURST_GAP)) {
       this.addEvent(k, now);
-      this.keys.touch(k); // recency follows events
+      // Recency follows events (the key's hosts too: a long UDP flow interns them only once).
+      const keys = this.keys;
+      keys.touch(k);
+      this.hosts.touch(keys.keyWord(k, 0));
+      this.hosts.touch(keys.keyWord(k, 1));
       this.judge(k, now, false);
     }
     if (now > this.lastPacket[k]!) this.lastPacket[k] = now;

@@ -105,6 +105,10 @@ export interface BeaconVerdict {
 const FIRE = -1;
 const REASONS: readonly BeaconReason[] = ['events', 'period', 'monitoring', 'intervals', 'sizes'];
 const R_EVENTS = 0;
+const R_PERIOD = 1;
+const R_MONITORING = 2;
+const R_INTERVALS = 3;
+const R_SIZES = 4;
 // Stats slots of `beaconRule`'s output.
 const S_EVENTS = 0;
 const S_PERIOD = 1;
@@ -153,14 +157,14 @@ function beaconRule(times: ArrayLike<number>, n: number, sizes: ArrayLike<number
   out[S_MAX_DEVIATION] = maxDev;
   out[S_OBSERVED] = observedSeconds;
   out[S_SCORE] = 0;
-  if (n < Math.max(2, cfg.minEvents)) return 0;
-  if (mean < MIN_PERIOD) return 1;
+  if (n < Math.max(2, cfg.minEvents)) return R_EVENTS;
+  if (mean < MIN_PERIOD) return R_PERIOD;
   if (internalDestination) {
     const periods = cfg.ignorePeriods;
-    for (let i = 0; i < periods.length; i++) if (Math.abs(mean - periods[i]!) <= PERIOD_TOLERANCE * periods[i]!) return 2;
+    for (let i = 0; i < periods.length; i++) if (Math.abs(mean - periods[i]!) <= PERIOD_TOLERANCE * periods[i]!) return R_MONITORING;
   }
-  if (intervalCv > cfg.maxIntervalCv) return 3;
-  if (sizeCv > cfg.maxSizeCv) return 4;
+  if (intervalCv > cfg.maxIntervalCv) return R_INTERVALS;
+  if (sizeCv > cfg.maxSizeCv) return R_SIZES;
   // 50 at the thresholds; up to 25 for tight intervals, 10 for sizes, 10 for events (3x minEvents), 5 for a full look-back.
   const events = cfg.minEvents > 0 ? Math.min(1, (n - cfg.minEvents) / (2 * cfg.minEvents)) : 1;
   const span = cfg.lookback > 0 ? Math.min(1, observedSeconds / cfg.lookback) : 1;

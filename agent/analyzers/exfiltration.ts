@@ -62,12 +62,18 @@ const MAX_PORTS = 8;
 const CRITICAL_FACTOR = 10;
 /** Host ids per pair of capacity: a pair's two hosts must outlive it in the host table. */
 const HOSTS_PER_PAIR = 2;
+/**
+ * Touched-list entries per pair of capacity: pairs evicted within a window
+ * leave stale entries; with room for twice the live pairs, a compaction
+ * frees at least half the list (amortised O(1) per entry, even under churn).
+ */
+const TOUCHED_PER_PAIR = 2;
 
 /** Bytes one pair costs across every structure indexed by its id (memory.budgetMB). */
 const BYTES_PER_PAIR = KeyTable.bytesPerEntry(2)
   + 4 * 5 /* generation, host generations, flows, window */ + 8 /* newest bucket */
   + MAX_PORTS * (2 + 8) + 1 + 8 /* ports, their bytes, count, other */
-  + 8 /* touched list */
+  + TOUCHED_PER_PAIR * 8 /* touched list */
   + BucketReducer.bytesPerKey(BUCKETS, 2)
   + SuppressionTable.bytesPerEntry(4)
   + HOSTS_PER_PAIR * HostTable.bytesPerEntry;
@@ -145,8 +151,8 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.ports = new Uint16Array(capacity * MAX_PORTS);
     this.portBytes = new Float64Array(capacity * MAX_PORTS);
     this.otherPortBytes = new Float64Array(capacity);
-    this.touched = new Int32Array(capacity);
-    this.touchedGen = new Uint32Array(capacity);
+    this.touched = new Int32Array(capacity * TOUCHED_PER_PAIR);
+    this.touchedGen = new Uint32Array(capacity * TOUCHED_PER_PAIR);
   }
 
   onFlowStart(slot: number): void {
@@ -235,7 +241,7 @@ class ExfiltrationAnalyzer implements Analyzer {
   /**
    * Drops the entries of pairs freed since they were listed (ids evicted and
    * reused within one window), keeping the order. The live pairs are listed
-   * once each, so this always leaves room.
+   * once each, so at most half the list stays.
    */
   private compactTouched(): void {
     let n = 0;

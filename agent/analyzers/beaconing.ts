@@ -29,12 +29,16 @@
  * events); the same key is re-reported at most once per suppressFor.
  *
  * State, all preallocated at construction (no object per key or packet):
- * hosts interned in a HostTable (2 per key of capacity); keys in a KeyTable
- * of [client id, server id, port | UDP bit] (LRU, evictions counted) sized
- * from memory.budgetMB (capped by maxKeys), with typed-array columns (event
- * count, run start, last event, last packet, flags, the hosts' generations: a
- * host id reused for another address retires its keys); suppression in a
- * SuppressionTable on the hosts' ids and generations.
+ * keys in a KeyTable of [client host id, server host id, port | UDP bit]
+ * (LRU, evictions counted) sized from memory.budgetMB (capped by maxKeys),
+ * with typed-array columns (event count, run start, last event, last packet,
+ * flags, the hosts' generations); suppression in a SuppressionTable on the
+ * addresses, port and protocol (Suppressor's key), one entry per key of
+ * capacity. Hosts are interned in a HostTable of two ids per key, and only
+ * for flows that get a key, touched whenever their key is: so a live key's
+ * hosts are never the least recently used ones while it lives (a host id
+ * reused for another address would retire the key: the generation check is a
+ * safety net).
  *
  * Event rings: the judgment uses the last MAX_EVENTS (64) events in the
  * look-back, as before the rewrite (so 64 also bounds a useful minEvents).
@@ -55,6 +59,8 @@ import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { HostTable } from './lib/host-table.js';
+import { isLoopback } from './lib/networks.js';
+import { isSpecialAddress } from './lib/series-ring.js';
 import { KeyTable } from './lib/key-table.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { round2, round3, round4 } from './lib/format.js';
@@ -211,7 +217,7 @@ const F_INTERNAL_DST = 2;
 const BYTES_PER_KEY = KeyTable.bytesPerEntry(3)
   + 4 * 4 /* generation, host generations, ring */ + 1 /* flags */ + 8 * 4 /* count, run start, last event, last packet */
   + SMALL_EVENTS * 16
-  + SuppressionTable.bytesPerEntry(5)
+  + SuppressionTable.bytesPerEntry(11)
   + HOSTS_PER_KEY * HostTable.bytesPerEntry
   + (MAX_EVENTS * 16 + KeyTable.bytesPerEntry(1) + 4) / KEYS_PER_RING;
 
@@ -251,7 +257,8 @@ class BeaconingAnalyzer implements Analyzer {
   private readonly keyGenOf: Uint32Array;
   /** TCP: the flow's event (absolute index in its key's ring); UDP: -1. */
   private readonly eventIdx: Float64Array;
-  private readonly scratch = new Uint32Array(4);
+  private readonly scratchA = new Uint32Array(4);
+  private readonly scratchB = new Uint32Array(4);
   private readonly times = new Float64Array(MAX_EVENTS);
   private readonly sizes = new Float64Array(MAX_EVENTS);
   private readonly verdict = new Float64Array(STATS);
@@ -277,7 +284,7 @@ class BeaconingAnalyzer implements Analyzer {
     const capacity = Math.max(1, Math.min(cfg.maxKeys, ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys)));
     this.hosts = new HostTable(capacity * HOSTS_PER_KEY, ctx.networks, ctx.config.networks.includeLoopback);
     this.keys = new KeyTable(capacity, 3, (k) => { this.release(k); });
-    this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 5);
+    this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 11);
     this.gen = new Uint32Array(capacity);
     this.srcGen = new Uint32Array(capacity);
     this.dstGen = new Uint32Array(capacity);
@@ -319,14 +326,20 @@ class BeaconingAnalyzer implements Analyzer {
     const flows = this.flows;
     const version = flows.version[slot]!;
     const clientIsA = flows.clientIsA[slot] === 1;
+    const wc = this.scratchA;
+    const ws = this.scratchB;
+    for (let i = 0; i < 4; i++) {
+      const a = flows.addrA[slot * 4 + i]!;
+      const b = flows.addrB[slot * 4 + i]!;
+      wc[i] = clientIsA ? a : b;
+      ws[i] = clientIsA ? b : a;
+    }
+    // Judged on the addresses before interning: only hosts of keys take host ids (see the header).
+    if (isSpecialAddress(version, ws)) return -1;
+    if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wc) || isLoopback(version, ws))) return -1;
     const hosts = this.hosts;
-    const w = this.scratch;
-    for (let i = 0; i < 4; i++) w[i] = clientIsA ? flows.addrA[slot * 4 + i]! : flows.addrB[slot * 4 + i]!;
-    const c = hosts.intern(version, w);
-    for (let i = 0; i < 4; i++) w[i] = clientIsA ? flows.addrB[slot * 4 + i]! : flows.addrA[slot * 4 + i]!;
-    const s = hosts.intern(version, w);
-    if (hosts.isSpecial(s)) return -1;
-    if (!this.ctx.config.networks.includeLoopback && (hosts.isLoopback(c) || hosts.isLoopback(s))) return -1;
+    const c = hosts.intern(version, wc);
+    const s = hosts.intern(version, ws);
     const udp = flows.proto[slot] === Transport.UDP;
     const keys = this.keys;
     keys.key[0] = c;
@@ -507,10 +520,14 @@ class BeaconingAnalyzer implements Analyzer {
     const c = keys.keyWord(k, 0);
     const s = keys.keyWord(k, 1);
     const port = keys.keyWord(k, 2) & 0xffff;
-    const sk = this.suppression.key;
-    sk[0] = c; sk[1] = this.srcGen[k]!; sk[2] = s; sk[3] = this.dstGen[k]!; sk[4] = keys.keyWord(k, 2);
     // A host id given to another address since: the key cannot be named any more.
-    if (hosts.generation[c] !== sk[1] || hosts.generation[s] !== sk[3]) return;
+    if (hosts.generation[c] !== this.srcGen[k] || hosts.generation[s] !== this.dstGen[k]) return;
+    // Suppressed per addresses, port and protocol, as long as the table remembers it (a key evicted and seen again is the same key).
+    const sk = this.suppression.key;
+    sk[0] = hosts.version(c);
+    sk[5] = hosts.version(s);
+    for (let i = 0; i < 4; i++) { sk[1 + i] = hosts.addressWord(c, i); sk[6 + i] = hosts.addressWord(s, i); }
+    sk[10] = keys.keyWord(k, 2);
     if (!this.suppression.allow(now)) { this.suppressed++; return; }
     this.findings++;
     this.report(k, c, s, port, st[S_SCORE]!, statsOf(st));

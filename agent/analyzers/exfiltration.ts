@@ -27,15 +27,19 @@
  * evidence of that moment.
  *
  * State, all preallocated at construction (no object per pair or packet):
- * hosts interned in a HostTable (2 per pair of capacity); pairs in a KeyTable
- * of [internal id, external id] (LRU, evictions counted) sized from
- * memory.budgetMB (capped by maxKeys), with typed-array columns: flows, newest
- * bucket, the window it last had traffic in, at most MAX_PORTS destination
- * ports with their bytes, the hosts' generations (a host id reused for
- * another address retires its pairs); sent and received bytes in a
- * BucketReducer of 10 buckets; suppression in a SuppressionTable on the hosts'
- * ids and generations. A pair with nothing left in its look-back is dropped
- * at window close. Per flow: the pair id and its generation in typed arrays.
+ * pairs in a KeyTable of [internal host id, external host id] (LRU,
+ * evictions counted) sized from memory.budgetMB (capped by maxKeys), with
+ * typed-array columns: flows, newest bucket, the window it last had traffic
+ * in, at most MAX_PORTS destination ports with their bytes, the hosts'
+ * generations; sent and received bytes in a BucketReducer of 10 buckets;
+ * suppression in a SuppressionTable on the two addresses (Suppressor's key),
+ * one entry per pair of capacity. Hosts are interned in a HostTable of two
+ * ids per pair, and only for flows that make a pair, touched whenever their
+ * pair is: so a live pair's hosts are never the least recently used ones
+ * while it lives (a host id reused for another address would retire the pair:
+ * the generation check is a safety net). A pair with nothing left in its
+ * look-back is dropped at window close. Per flow: the pair id and its
+ * generation in typed arrays.
  *
  * Bytes are added per packet (onPacket: every IP protocol counts, not only
  * TCP and UDP), not read from the flow table at flow end: a pair is judged at
@@ -48,6 +52,8 @@ import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { HostTable } from './lib/host-table.js';
+import { isLoopback } from './lib/networks.js';
+import { isSpecialAddress } from './lib/series-ring.js';
 import { KeyTable } from './lib/key-table.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
@@ -75,7 +81,7 @@ const BYTES_PER_PAIR = KeyTable.bytesPerEntry(2)
   + MAX_PORTS * (2 + 8) + 1 + 8 /* ports, their bytes, count, other */
   + TOUCHED_PER_PAIR * 8 /* touched list */
   + BucketReducer.bytesPerKey(BUCKETS, 2)
-  + SuppressionTable.bytesPerEntry(4)
+  + SuppressionTable.bytesPerEntry(10)
   + HOSTS_PER_PAIR * HostTable.bytesPerEntry;
 
 export function createExfiltrationAnalyzer(ctx: AnalyzerContext): Analyzer {
@@ -116,7 +122,8 @@ class ExfiltrationAnalyzer implements Analyzer {
   /** The direction in which the internal host sends. */
   private readonly sendDir: Uint8Array;
   private readonly portIdx: Int8Array;
-  private readonly scratch = new Uint32Array(4);
+  private readonly scratchA = new Uint32Array(4);
+  private readonly scratchB = new Uint32Array(4);
   /** Counts closed windows. */
   private windowSerial = 0;
   /** Pairs retired because one of their hosts left the host table. */
@@ -140,7 +147,7 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.hosts = new HostTable(capacity * HOSTS_PER_PAIR, ctx.networks, ctx.config.networks.includeLoopback);
     this.pairs = new KeyTable(capacity, 2, (id) => { this.gen[id]++; });
     this.bytes = new BucketReducer(capacity, cfg.lookback, BUCKETS, 2);
-    this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 4);
+    this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 10);
     this.gen = new Uint32Array(capacity);
     this.internalGen = new Uint32Array(capacity);
     this.externalGen = new Uint32Array(capacity);
@@ -159,17 +166,15 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.pairOf[slot] = -1;
     const flows = this.flows;
     const version = flows.version[slot]!;
-    const hosts = this.hosts;
-    const w = this.scratch;
-    for (let i = 0; i < 4; i++) w[i] = flows.addrA[slot * 4 + i]!;
-    const a = hosts.intern(version, w);
-    for (let i = 0; i < 4; i++) w[i] = flows.addrB[slot * 4 + i]!;
-    const b = hosts.intern(version, w);
-    const aIn = hosts.isInternal(a);
-    if (aIn === hosts.isInternal(b)) return;
-    const ext = aIn ? b : a;
-    if (hosts.isSpecial(ext)) return;
-    if (!this.ctx.config.networks.includeLoopback && (hosts.isLoopback(a) || hosts.isLoopback(b))) return;
+    const wa = this.scratchA;
+    const wb = this.scratchB;
+    for (let i = 0; i < 4; i++) { wa[i] = flows.addrA[slot * 4 + i]!; wb[i] = flows.addrB[slot * 4 + i]!; }
+    // Judged on the addresses before interning: only hosts of pairs take host ids (see the header).
+    const nets = this.ctx.networks;
+    const aIn = nets.isInternal(version, wa);
+    if (aIn === nets.isInternal(version, wb)) return;
+    if (isSpecialAddress(version, aIn ? wb : wa)) return;
+    if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wa) || isLoopback(version, wb))) return;
     const internalIsA = aIn;
     const clientIsA = flows.clientIsA[slot] === 1;
     const internalIsClient = internalIsA === clientIsA;
@@ -182,7 +187,9 @@ class ExfiltrationAnalyzer implements Analyzer {
     } else if (!internalIsClient) {
       return;
     }
-    const int = aIn ? a : b;
+    const hosts = this.hosts;
+    const int = hosts.intern(version, aIn ? wa : wb);
+    const ext = hosts.intern(version, aIn ? wb : wa);
     const pairs = this.pairs;
     pairs.key[0] = int;
     pairs.key[1] = ext;
@@ -302,8 +309,11 @@ class ExfiltrationAnalyzer implements Analyzer {
     // A host id given to another address since: the pair cannot be named any more.
     if (hosts.generation[int] !== intGen || hosts.generation[ext] !== extGen) return;
     const end = b * this.bytes.bucketSeconds;
+    // Suppressed per pair of addresses, as long as the table remembers it (a pair evicted and seen again is the same pair).
     const sk = this.suppression.key;
-    sk[0] = int; sk[1] = intGen; sk[2] = ext; sk[3] = extGen;
+    sk[0] = hosts.version(int);
+    sk[5] = hosts.version(ext);
+    for (let i = 0; i < 4; i++) { sk[1 + i] = hosts.addressWord(int, i); sk[6 + i] = hosts.addressWord(ext, i); }
     if (!this.suppression.allow(end)) { this.suppressed++; return; }
     this.findings++;
     // The port that took the most bytes (ties: the first seen).

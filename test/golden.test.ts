@@ -35,7 +35,7 @@ export const INTENDED: IntendedDifference[] = [
   },
   {
     what: 'generated-mice-40k: windows[*].metrics.exfiltration.tracked, evicted, evictedInWindow',
-    why: 'its 40,000 one-flow internal->external pairs exceed the exfiltration pair table the default memory.budgetMB (200) gives (about 20,000 pairs at ~600 bytes each: '
+    why: 'its 40,000 one-flow internal->external pairs exceed the exfiltration pair table the default memory.budgetMB (200) gives (19,112 pairs at 627 bytes each: '
       + 'a 10-bucket look-back, 8 ports, both hosts, suppression), so the least recently active pairs are evicted (no finding involved); before, 100,000 pairs (maxKeys) were allowed whatever their memory',
     apply: (r) => { if (r.source.path === 'generated-mice-40k.pcap') dropMetrics(r, 'exfiltration', ['tracked', 'evicted', 'evictedInWindow']); },
   },

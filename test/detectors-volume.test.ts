@@ -603,6 +603,21 @@ test('beaconing: bounded keys (maxKeys), evictions counted', async () => {
   assert.equal(m['evicted'], 42);
 });
 
+test('beaconing: past 8 events a key takes a 64-event ring from a pool (one per 8 keys, at least 16); when all are taken, the key holding the least recently used ring is dropped', async () => {
+  // maxKeys 256: 32 rings. 40 destinations, 12 connections each, every 20 s: at the 9th round keys 1-32 take the
+  // 32 rings, then keys 33-40 take those of keys 1-8 (dropped, counted as evicted; they start over with 1-3 events).
+  const recs: Rec[] = [];
+  for (let round = 0; round < 12; round++) {
+    for (let d = 0; d < 40; d++) recs.push(...connection(1 + round * 20 + d * 0.1, '10.0.0.66', 40000 + round * 40 + d, `198.51.100.${d + 1}`, 8443, 300, 600));
+  }
+  const r = await analyze(recs, { analyzers: { beaconing: { maxKeys: 256 } }, report: { maxFindingsPerType: 100 } });
+  const f = findings(r, 'beaconing');
+  assert.equal(f.length, 32);
+  assert.deepEqual(f.map((x) => ev(x, 'destination')).sort(), Array.from({ length: 32 }, (_, d) => `198.51.100.${d + 9}`).sort());
+  assert.equal(sum(r, 'beaconing', 'evictedInWindow'), 8);
+  assert.equal(metric(r, 'beaconing', r.windows.length - 1)['tracked'], 40);
+});
+
 // ---------------------------------------------------------------------------
 // Shared captures, determinism
 

@@ -26,23 +26,38 @@
  * each window's end; re-reported at most once per suppressFor with the
  * evidence of that moment.
  *
- * Bounded: pairs in a BoundedMap of maxKeys (LRU, evictions counted), each
- * with a fixed ring of buckets for sent and received bytes (SeriesRing) and
- * at most MAX_PORTS ports; a pair with nothing left in its look-back is
- * dropped at window close. Per flow, a cached reference: no per-packet
- * allocation.
+ * State, all preallocated at construction (no object per pair or packet):
+ * pairs in a KeyTable of [internal host id, external host id] (LRU,
+ * evictions counted) sized from memory.budgetMB (capped by maxKeys), with
+ * typed-array columns: flows, newest bucket, the window it last had traffic
+ * in, at most MAX_PORTS destination ports with their bytes, the hosts'
+ * generations; sent and received bytes in a BucketReducer of 10 buckets;
+ * suppression in a SuppressionTable on the two addresses (Suppressor's key),
+ * one entry per pair of capacity. Hosts are interned in a HostTable of two
+ * ids per pair, and only for flows that make a pair, touched whenever their
+ * pair is: so a live pair's hosts are never the least recently used ones
+ * while it lives (a host id reused for another address would retire the pair:
+ * the generation check is a safety net). A pair with nothing left in its
+ * look-back is dropped at window close. Per flow: the pair id and its
+ * generation in typed arrays.
+ *
+ * Bytes are added per packet (onPacket: every IP protocol counts, not only
+ * TCP and UDP), not read from the flow table at flow end: a pair is judged at
+ * the first packet of any of its flows in a new bucket, so every bucket must
+ * already hold the bytes of all its flows by then.
  */
-import { formatIPv6 } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { BoundedMap } from './lib/bounded-map.js';
+import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
-import { SeriesRing, isSpecialAddress } from './lib/series-ring.js';
-import { Suppressor } from './lib/suppressor.js';
-import { round1, addrName } from './lib/format.js';
+import { isSpecialAddress } from './lib/series-ring.js';
+import { KeyTable } from './lib/key-table.js';
+import { SuppressionTable } from './lib/suppression.js';
+import { BucketReducer } from './lib/time-buckets.js';
+import { round1 } from './lib/format.js';
 
 const SENT = 0;
 const RECEIVED = 1;
@@ -51,33 +66,23 @@ const BUCKETS = 10;
 const MAX_PORTS = 8;
 /** Sent bytes this many times minBytes to an unusual port make the finding critical. */
 const CRITICAL_FACTOR = 10;
+/** Host ids per pair of capacity: a pair's two hosts must outlive it in the host table. */
+const HOSTS_PER_PAIR = 2;
+/**
+ * Touched-list entries per pair of capacity: pairs evicted within a window
+ * leave stale entries; with room for twice the live pairs, a compaction
+ * frees at least half the list (amortised O(1) per entry, even under churn).
+ */
+const TOUCHED_PER_PAIR = 2;
 
-/** An address: the IPv4 word itself (cheap keys, formatted only to report), IPv6 as text. */
-type Addr = number | string;
-
-class Pair {
-  readonly ports: number[] = [];
-  readonly portBytes: number[] = [];
-  otherPortBytes = 0;
-  flows = 0;
-  dead = false;
-  lastBucket = -Infinity;
-  /** The window (serial) it last had traffic in. */
-  window = -1;
-  constructor(readonly key: string, readonly internalAddr: Addr, readonly externalAddr: Addr, readonly ring: SeriesRing) {}
-
-  get internal(): string { return addrName(this.internalAddr); }
-  get external(): string { return addrName(this.externalAddr); }
-
-  /** Index of `port` in the pair's port table, added if there is room; -1 for "other". */
-  portIndex(port: number): number {
-    const i = this.ports.indexOf(port);
-    if (i >= 0 || this.ports.length >= MAX_PORTS) return i;
-    this.ports.push(port);
-    this.portBytes.push(0);
-    return this.ports.length - 1;
-  }
-}
+/** Bytes one pair costs across every structure indexed by its id (memory.budgetMB). */
+const BYTES_PER_PAIR = KeyTable.bytesPerEntry(2)
+  + 4 * 5 /* generation, host generations, flows, window */ + 8 /* newest bucket */
+  + MAX_PORTS * (2 + 8) + 1 + 8 /* ports, their bytes, count, other */
+  + TOUCHED_PER_PAIR * 8 /* touched list */
+  + BucketReducer.bytesPerKey(BUCKETS, 2)
+  + SuppressionTable.bytesPerEntry(10)
+  + HOSTS_PER_PAIR * HostTable.bytesPerEntry;
 
 export function createExfiltrationAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new ExfiltrationAnalyzer(ctx);
@@ -88,12 +93,32 @@ class ExfiltrationAnalyzer implements Analyzer {
   /** Read on use, so SIGHUP's new thresholds apply at once. */
   private get cfg(): AnalyzerContext['config']['analyzers']['exfiltration'] { return this.ctx.config.analyzers.exfiltration; }
   private readonly flows: FlowTable;
-  private readonly pairs: BoundedMap<string, Pair>;
-  private readonly suppressor: Suppressor;
-  private readonly commonPorts: Set<number>;
-  private readonly touched = new Set<Pair>();
+  private readonly hosts: HostTable;
+  private readonly pairs: KeyTable;
+  private readonly bytes: BucketReducer;
+  private readonly suppression: SuppressionTable;
+  private readonly commonPorts: Uint8Array = new Uint8Array(65536);
+  // per pair id
+  /** Bumped when the id is (re)assigned or freed: flows holding an older value let go. */
+  private readonly gen: Uint32Array;
+  private readonly internalGen: Uint32Array;
+  private readonly externalGen: Uint32Array;
+  private readonly flowCount: Uint32Array;
+  /** Newest bucket with traffic (-Infinity: none yet). */
+  private readonly lastBucket: Float64Array;
+  /** The window (serial) it last had traffic in. */
+  private readonly window: Int32Array;
+  private readonly portCount: Uint8Array;
+  private readonly ports: Uint16Array;
+  private readonly portBytes: Float64Array;
+  private readonly otherPortBytes: Float64Array;
+  /** Pairs with traffic in the current window, in first-traffic order, with their generation. */
+  private readonly touched: Int32Array;
+  private readonly touchedGen: Uint32Array;
+  private touchedCount = 0;
   // per flow slot
-  private readonly pairRef: Array<Pair | null>;
+  private readonly pairOf: Int32Array;
+  private readonly pairGenOf: Uint32Array;
   /** The direction in which the internal host sends. */
   private readonly sendDir: Uint8Array;
   private readonly portIdx: Int8Array;
@@ -101,6 +126,8 @@ class ExfiltrationAnalyzer implements Analyzer {
   private readonly scratchB = new Uint32Array(4);
   /** Counts closed windows. */
   private windowSerial = 0;
+  /** Pairs retired because one of their hosts left the host table. */
+  private retired = 0;
   // per window
   private findings = 0;
   private suppressed = 0;
@@ -110,28 +137,44 @@ class ExfiltrationAnalyzer implements Analyzer {
   constructor(private readonly ctx: AnalyzerContext) {
     this.flows = ctx.flows;
     const n = ctx.flows.capacity;
-    this.pairRef = new Array<Pair | null>(n).fill(null);
+    this.pairOf = new Int32Array(n).fill(-1);
+    this.pairGenOf = new Uint32Array(n);
     this.sendDir = new Uint8Array(n);
     this.portIdx = new Int8Array(n);
-    this.commonPorts = new Set(this.cfg.commonPorts);
-    this.pairs = new BoundedMap<string, Pair>(Math.max(1, this.cfg.maxKeys), (_key, p) => this.drop(p));
-    this.suppressor = new Suppressor(this.cfg.suppressFor, Math.max(1, this.cfg.maxKeys));
+    const cfg = this.cfg;
+    for (const p of cfg.commonPorts) if (p >= 0 && p < 65536) this.commonPorts[p] = 1;
+    const capacity = Math.max(1, Math.min(cfg.maxKeys, ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys)));
+    this.hosts = new HostTable(capacity * HOSTS_PER_PAIR, ctx.networks, ctx.config.networks.includeLoopback);
+    this.pairs = new KeyTable(capacity, 2, (id) => { this.gen[id]++; });
+    this.bytes = new BucketReducer(capacity, cfg.lookback, BUCKETS, 2);
+    this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 10);
+    this.gen = new Uint32Array(capacity);
+    this.internalGen = new Uint32Array(capacity);
+    this.externalGen = new Uint32Array(capacity);
+    this.flowCount = new Uint32Array(capacity);
+    this.lastBucket = new Float64Array(capacity);
+    this.window = new Int32Array(capacity);
+    this.portCount = new Uint8Array(capacity);
+    this.ports = new Uint16Array(capacity * MAX_PORTS);
+    this.portBytes = new Float64Array(capacity * MAX_PORTS);
+    this.otherPortBytes = new Float64Array(capacity);
+    this.touched = new Int32Array(capacity * TOUCHED_PER_PAIR);
+    this.touchedGen = new Uint32Array(capacity * TOUCHED_PER_PAIR);
   }
 
   onFlowStart(slot: number): void {
-    this.pairRef[slot] = null;
+    this.pairOf[slot] = -1;
     const flows = this.flows;
     const version = flows.version[slot]!;
-    const a = this.scratchA;
-    const b = this.scratchB;
-    for (let i = 0; i < 4; i++) { a[i] = flows.addrA[slot * 4 + i]!; b[i] = flows.addrB[slot * 4 + i]!; }
+    const wa = this.scratchA;
+    const wb = this.scratchB;
+    for (let i = 0; i < 4; i++) { wa[i] = flows.addrA[slot * 4 + i]!; wb[i] = flows.addrB[slot * 4 + i]!; }
+    // Judged on the addresses before interning: only hosts of pairs take host ids (see the header).
     const nets = this.ctx.networks;
-    const aIn = nets.isInternal(version, a);
-    const bIn = nets.isInternal(version, b);
-    if (aIn === bIn) return;
-    const ext = aIn ? b : a;
-    if (isSpecialAddress(version, ext)) return;
-    if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, a) || isLoopback(version, b))) return;
+    const aIn = nets.isInternal(version, wa);
+    if (aIn === nets.isInternal(version, wb)) return;
+    if (isSpecialAddress(version, aIn ? wb : wa)) return;
+    if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wa) || isLoopback(version, wb))) return;
     const internalIsA = aIn;
     const clientIsA = flows.clientIsA[slot] === 1;
     const internalIsClient = internalIsA === clientIsA;
@@ -144,78 +187,155 @@ class ExfiltrationAnalyzer implements Analyzer {
     } else if (!internalIsClient) {
       return;
     }
-    const int = internalIsA ? a : b;
-    const internal: Addr = version === 4 ? int[0]! : formatIPv6(int);
-    const external: Addr = version === 4 ? ext[0]! : formatIPv6(ext);
-    const key = `${internal}>${external}`;
-    let p = this.pairs.get(key);
-    if (p === undefined) {
-      p = new Pair(key, internal, external, new SeriesRing(this.cfg.lookback, BUCKETS, 2));
-      this.pairs.set(key, p);
+    const hosts = this.hosts;
+    const int = hosts.intern(version, aIn ? wa : wb);
+    const ext = hosts.intern(version, aIn ? wb : wa);
+    const pairs = this.pairs;
+    pairs.key[0] = int;
+    pairs.key[1] = ext;
+    const p = pairs.findOrInsert();
+    if (pairs.inserted) {
+      this.init(p, int, ext);
+    } else if (this.internalGen[p] !== hosts.generation[int] || this.externalGen[p] !== hosts.generation[ext]) {
+      // The key names host ids now given to other addresses: that pair is gone.
+      this.retired++;
+      this.init(p, int, ext);
     }
-    p.flows++;
-    this.pairRef[slot] = p;
+    this.flowCount[p]++;
+    this.pairOf[slot] = p;
+    this.pairGenOf[slot] = this.gen[p]!;
     this.sendDir[slot] = internalIsClient ? Dir.CLIENT_TO_SERVER : Dir.SERVER_TO_CLIENT;
-    this.portIdx[slot] = p.portIndex(externalPort);
+    this.portIdx[slot] = this.portIndex(p, externalPort);
   }
 
   onFlowEnd(slot: number): void {
-    this.pairRef[slot] = null;
+    this.pairOf[slot] = -1;
   }
 
   onPacket(v: PacketView, slot: number, dir: number): void {
     if (slot < 0) return;
-    const p = this.pairRef[slot];
-    if (p === null || p === undefined) return;
-    if (p.dead) { this.pairRef[slot] = null; return; }
+    const p = this.pairOf[slot]!;
+    if (p < 0) return;
+    if (this.gen[p] !== this.pairGenOf[slot]) { this.pairOf[slot] = -1; return; }
     const now = v.ts;
-    const k = p.ring.bucketOf(now);
-    if (k > p.lastBucket) {
-      if (p.lastBucket !== -Infinity) this.evaluate(p, k);
-      p.lastBucket = k;
-      this.pairs.get(p.key); // recency follows activity
+    const bytes = this.bytes;
+    const k = bytes.bucketOf(now);
+    const last = this.lastBucket[p]!;
+    if (k > last) {
+      if (last !== -Infinity) this.evaluate(p, k);
+      this.lastBucket[p] = k;
+      this.pairs.touch(p); // recency follows activity
+      const hosts = this.hosts;
+      hosts.touch(this.pairs.keyWord(p, 0));
+      hosts.touch(this.pairs.keyWord(p, 1));
     }
-    if (p.window !== this.windowSerial) { p.window = this.windowSerial; this.touched.add(p); }
+    if (this.window[p] !== this.windowSerial) {
+      this.window[p] = this.windowSerial;
+      if (this.touchedCount === this.touched.length) this.compactTouched();
+      this.touched[this.touchedCount] = p;
+      this.touchedGen[this.touchedCount++] = this.gen[p]!;
+    }
     const len = v.wireLen;
     if (dir === this.sendDir[slot]) {
-      p.ring.add(now, SENT, len);
+      bytes.add(p, now, SENT, len);
       const i = this.portIdx[slot]!;
-      if (i >= 0) p.portBytes[i] += len; else p.otherPortBytes += len;
+      if (i >= 0) this.portBytes[p * MAX_PORTS + i] += len; else this.otherPortBytes[p] += len;
     } else {
-      p.ring.add(now, RECEIVED, len);
+      bytes.add(p, now, RECEIVED, len);
     }
   }
 
-  private drop(p: Pair): void {
-    p.dead = true;
-    this.touched.delete(p);
+  /**
+   * Drops the entries of pairs freed since they were listed (ids evicted and
+   * reused within one window), keeping the order. The live pairs are listed
+   * once each, so at most half the list stays.
+   */
+  private compactTouched(): void {
+    let n = 0;
+    for (let i = 0; i < this.touchedCount; i++) {
+      const p = this.touched[i]!;
+      if (this.gen[p] !== this.touchedGen[i]) continue;
+      this.touched[n] = p;
+      this.touchedGen[n++] = this.touchedGen[i]!;
+    }
+    this.touchedCount = n;
+  }
+
+  /** A new pair in id `p`. */
+  private init(p: number, internal: number, external: number): void {
+    this.gen[p]++;
+    this.internalGen[p] = this.hosts.generation[internal]!;
+    this.externalGen[p] = this.hosts.generation[external]!;
+    this.flowCount[p] = 0;
+    this.lastBucket[p] = -Infinity;
+    this.window[p] = -1;
+    this.portCount[p] = 0;
+    this.portBytes.fill(0, p * MAX_PORTS, p * MAX_PORTS + MAX_PORTS);
+    this.otherPortBytes[p] = 0;
+    this.bytes.clear(p);
+  }
+
+  /** Index of `port` in the pair's port table, added if there is room; -1 for "other". */
+  private portIndex(p: number, port: number): number {
+    const n = this.portCount[p]!;
+    const o = p * MAX_PORTS;
+    for (let i = 0; i < n; i++) if (this.ports[o + i] === port) return i;
+    if (n >= MAX_PORTS) return -1;
+    this.ports[o + n] = port;
+    this.portCount[p] = n + 1;
+    return n;
+  }
+
+  /** Frees pair id `p` (flows holding it let go on their next packet). */
+  private drop(p: number): void {
+    this.pairs.remove(p);
+    this.gen[p]++;
   }
 
   /** Judges a pair over the look-back ending at bucket boundary `b`. */
-  private evaluate(p: Pair, b: number): void {
+  private evaluate(p: number, b: number): void {
     const cfg = this.cfg;
-    const sent = p.ring.sumBefore(SENT, b);
+    // The bucket layout (and so the look-back) is fixed at start.
+    const lookback = this.bytes.lookback;
+    const sent = this.bytes.sumBefore(p, SENT, b);
     if (sent <= 0 || sent < cfg.minBytes) return;
-    const received = p.ring.sumBefore(RECEIVED, b);
+    const received = this.bytes.sumBefore(p, RECEIVED, b);
     if (sent < cfg.minRatio * received) return;
-    const end = b * p.ring.bucketSeconds;
-    if (!this.suppressor.allow(p.key, end)) { this.suppressed++; return; }
+    const hosts = this.hosts;
+    const int = this.pairs.keyWord(p, 0);
+    const ext = this.pairs.keyWord(p, 1);
+    const intGen = this.internalGen[p]!;
+    const extGen = this.externalGen[p]!;
+    // A host id given to another address since: the pair cannot be named any more.
+    if (hosts.generation[int] !== intGen || hosts.generation[ext] !== extGen) return;
+    const end = b * this.bytes.bucketSeconds;
+    // Suppressed per pair of addresses, as long as the table remembers it (a pair evicted and seen again is the same pair).
+    const sk = this.suppression.key;
+    sk[0] = hosts.version(int);
+    sk[5] = hosts.version(ext);
+    for (let i = 0; i < 4; i++) { sk[1 + i] = hosts.addressWord(int, i); sk[6 + i] = hosts.addressWord(ext, i); }
+    if (!this.suppression.allow(end)) { this.suppressed++; return; }
     this.findings++;
     // The port that took the most bytes (ties: the first seen).
+    const o = p * MAX_PORTS;
+    const n = this.portCount[p]!;
     let port = -1;
     let most = -1;
-    p.ports.forEach((x, i) => { if (p.portBytes[i]! > most) { most = p.portBytes[i]!; port = x; } });
-    const unusual = port < 0 || !this.commonPorts.has(port);
+    for (let i = 0; i < n; i++) if (this.portBytes[o + i]! > most) { most = this.portBytes[o + i]!; port = this.ports[o + i]!; }
+    const unusual = port < 0 || this.commonPorts[port] !== 1;
     const severity: FindingSeverity = !unusual ? 'info' : sent >= CRITICAL_FACTOR * cfg.minBytes ? 'critical' : 'warning';
     const ratio = received > 0 ? round1(sent / received) : null;
-    const ports = p.ports.map((x, i) => `${x}: ${p.portBytes[i]}`).join(', ') + (p.otherPortBytes > 0 ? `, other: ${p.otherPortBytes}` : '');
-    const internal = p.internal;
-    const external = p.external;
+    const list: string[] = [];
+    for (let i = 0; i < n; i++) list.push(`${this.ports[o + i]}: ${this.portBytes[o + i]}`);
+    const other = this.otherPortBytes[p]!;
+    const ports = list.join(', ') + (other > 0 ? `, other: ${other}` : '');
+    const internal = hosts.name(int);
+    const external = hosts.name(ext);
     this.ctx.report({
       type: 'exfiltration',
       severity,
       key: `${internal}->${external}`,
-      summary: `${internal} sent ${mb(sent)} to external host ${external}${port >= 0 ? ` (port ${port}${unusual ? ', unusual' : ''})` : ''} over the last ${cfg.lookback} s`
+      summary: `${internal} sent ${mb(sent)} to external host ${external}${port >= 0 ? ` (port ${port}${unusual ? ', unusual' : ''})` : ''} over the last ${lookback} s`
         + ` and received ${mb(received)}${ratio === null ? '' : ` (${ratio}:1)`}.`,
       evidence: {
         source: internal,
@@ -227,9 +347,9 @@ class ExfiltrationAnalyzer implements Analyzer {
         sentBytes: sent,
         receivedBytes: received,
         ratio,
-        lookbackSeconds: cfg.lookback,
-        sentBitsPerSecond: Math.round((sent * 8) / cfg.lookback),
-        flows: p.flows,
+        lookbackSeconds: lookback,
+        sentBitsPerSecond: Math.round((sent * 8) / lookback),
+        flows: this.flowCount[p]!,
         minBytes: cfg.minBytes,
         minRatio: cfg.minRatio,
       },
@@ -238,37 +358,39 @@ class ExfiltrationAnalyzer implements Analyzer {
   }
 
   closeWindow(span: WindowSpan): Metrics {
-    for (const p of this.touched) this.evaluate(p, p.ring.boundaryAt(span.relEnd));
-    this.touched.clear();
+    const boundary = this.bytes.boundaryAt(span.relEnd);
+    for (let i = 0; i < this.touchedCount; i++) {
+      const p = this.touched[i]!;
+      if (this.gen[p] === this.touchedGen[i]) this.evaluate(p, boundary);
+    }
+    this.touchedCount = 0;
     this.windowSerial++;
-    this.sweep(span.relEnd);
-    const evicted = this.pairs.evicted;
+    this.sweep(boundary);
+    const evicted = this.pairs.evicted + this.retired;
     const metrics: Metrics = {
       tracked: this.pairs.size,
-      maxKeys: this.pairs.maxKeys,
+      maxKeys: this.pairs.capacity,
       evicted,
       evictedInWindow: evicted - this.evictedBefore,
       expired: this.expired,
       findings: this.findings,
       suppressed: this.suppressed,
-      suppressorEvicted: this.suppressor.evicted,
+      suppressorEvicted: this.suppression.evicted,
     };
     this.evictedBefore = evicted;
     this.findings = this.suppressed = this.expired = 0;
     return metrics;
   }
 
-  /** Drops pairs with nothing left in their look-back (oldest activity first). */
-  private sweep(now: number): void {
-    const drop: Pair[] = [];
-    for (const p of this.pairs.values()) {
-      if (p.ring.boundaryAt(now) - p.lastBucket <= BUCKETS) break;
-      drop.push(p);
-    }
-    for (const p of drop) {
-      this.pairs.delete(p.key);
+  /** Drops pairs with nothing left in their look-back ending at `boundary` (least recently active first). */
+  private sweep(boundary: number): void {
+    const pairs = this.pairs;
+    for (let p = pairs.oldest(); p >= 0;) {
+      if (boundary - this.lastBucket[p]! <= BUCKETS) break;
+      const next = pairs.newer(p);
       this.drop(p);
       this.expired++;
+      p = next;
     }
   }
 }

@@ -8,8 +8,13 @@
  * (load <= 1/2: short linear probes), backward-shift deletion (no tombstones,
  * so probes stay short after many removals), a doubly-linked LRU list over
  * the live ids (oldest at the head) and a free list of unused ids chained
- * through the same `next` array. The flow table (agent/flow/flow-table.ts)
- * does the same for 5-tuples.
+ * through the same links. The flow table (agent/flow/flow-table.ts) does the
+ * same for 5-tuples.
+ *
+ * Layout for large tables, where each random access is a cache miss: an id's
+ * hash sits beside its key words (one row), its two LRU links side by side,
+ * so a hit costs about five misses (index, row, own links, the neighbours'
+ * links) instead of seven with one array per field.
  *
  * The key is passed without allocation: fill `key` (the reusable input
  * buffer), then call `find` or `findOrInsert`.
@@ -29,11 +34,11 @@ export class KeyTable {
   /** Whether the last `findOrInsert` inserted (the owner initialises its columns for the id). */
   inserted = false;
 
-  private readonly keys: Uint32Array;
-  private readonly hashes: Int32Array;
-  /** LRU links; for a free id, `next` chains the free list. */
-  private readonly prev: Int32Array;
-  private readonly next: Int32Array;
+  /** Per id, `stride` words: the hash (as uint32), then the key words. */
+  private readonly rows: Uint32Array;
+  private readonly stride: number;
+  /** Per id, [prev, next] in LRU order; for a free id, `next` chains the free list. */
+  private readonly links: Int32Array;
   private readonly live: Uint8Array;
   /** Index position -> id + 1, 0 = empty. */
   private readonly index: Int32Array;
@@ -54,10 +59,9 @@ export class KeyTable {
     this.capacity = capacity;
     this.width = width;
     this.key = new Uint32Array(width);
-    this.keys = new Uint32Array(capacity * width);
-    this.hashes = new Int32Array(capacity);
-    this.prev = new Int32Array(capacity);
-    this.next = new Int32Array(capacity);
+    this.stride = width + 1;
+    this.rows = new Uint32Array(capacity * this.stride);
+    this.links = new Int32Array(capacity * 2);
     this.live = new Uint8Array(capacity);
     let n = 2;
     while (n < capacity * 2) n *= 2;
@@ -76,7 +80,7 @@ export class KeyTable {
 
   /** Bytes allocated by this table. */
   get bytes(): number {
-    return this.keys.byteLength + this.hashes.byteLength + this.prev.byteLength + this.next.byteLength + this.live.byteLength + this.index.byteLength;
+    return this.rows.byteLength + this.links.byteLength + this.live.byteLength + this.index.byteLength;
   }
 
   /** The hash the table uses for the key in `key` (also a good input for FirstSight). */
@@ -112,9 +116,12 @@ export class KeyTable {
       this.remove(victim);
     }
     const id = this.freeHead;
-    this.freeHead = this.next[id]!;
-    this.keys.set(this.key, id * this.width);
-    this.hashes[id] = h;
+    this.freeHead = this.links[id * 2 + 1]!;
+    const o = id * this.stride;
+    const rows = this.rows;
+    const key = this.key;
+    rows[o] = h;
+    for (let k = 0; k < key.length; k++) rows[o + 1 + k] = key[k]!;
     this.live[id] = 1;
     this.append(id);
     const mask = this.mask;
@@ -126,7 +133,7 @@ export class KeyTable {
     return id;
   }
 
-  /** Makes `id` the most recently used. */
+  /** Makes `id` (a live id) the most recently used. */
   touch(id: number): void {
     if (this.tail === id) return;
     this.unlink(id);
@@ -139,7 +146,7 @@ export class KeyTable {
     this.removeIndex(id);
     this.unlink(id);
     this.live[id] = 0;
-    this.next[id] = this.freeHead;
+    this.links[id * 2 + 1] = this.freeHead;
     this.freeHead = id;
     this.size--;
   }
@@ -156,7 +163,7 @@ export class KeyTable {
   isLive(id: number): boolean { return this.live[id] === 1; }
 
   /** Word `i` of the key of `id`. */
-  keyWord(id: number, i: number): number { return this.keys[id * this.width + i]!; }
+  keyWord(id: number, i: number): number { return this.rows[id * this.stride + 1 + i]!; }
 
   /** The least recently used live id, -1 when empty. */
   oldest(): number { return this.head; }
@@ -166,36 +173,38 @@ export class KeyTable {
    * removing `id` when removing while iterating; `touch` or `findOrInsert`
    * during an iteration move ids to the end, where it visits them again.
    */
-  newer(id: number): number { return this.next[id]!; }
+  newer(id: number): number { return this.links[id * 2 + 1]!; }
 
   private lookup(h: number): number {
     const mask = this.mask;
     const width = this.width;
+    const stride = this.stride;
     const key = this.key;
-    const keys = this.keys;
+    const rows = this.rows;
+    const hash = h >>> 0;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const entry = this.index[i]!;
       if (entry === 0) return -1;
-      const id = entry - 1;
-      if (this.hashes[id] !== h) continue;
-      const o = id * width;
+      const o = (entry - 1) * stride;
+      if (rows[o] !== hash) continue;
       let k = 0;
-      while (k < width && keys[o + k] === key[k]) k++;
-      if (k === width) return id;
+      while (k < width && rows[o + 1 + k] === key[k]) k++;
+      if (k === width) return entry - 1;
     }
   }
 
   /** Linear-probing deletion with backward shift (no tombstones, so lookups stay short). */
   private removeIndex(id: number): void {
     const mask = this.mask;
-    let i = this.hashes[id]! & mask;
+    const stride = this.stride;
+    let i = this.rows[id * stride]! & mask;
     while (this.index[i] !== id + 1) i = (i + 1) & mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
       const entry = this.index[j]!;
       if (entry === 0) break;
-      const home = this.hashes[entry - 1]! & mask;
+      const home = this.rows[(entry - 1) * stride]! & mask;
       // Move entry j into the hole at i unless its home position is in (i, j].
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
         this.index[i] = entry;
@@ -206,25 +215,27 @@ export class KeyTable {
   }
 
   private append(id: number): void {
+    const links = this.links;
     const tail = this.tail;
-    this.prev[id] = tail;
-    this.next[id] = NIL;
-    if (tail === NIL) this.head = id; else this.next[tail] = id;
+    links[id * 2] = tail;
+    links[id * 2 + 1] = NIL;
+    if (tail === NIL) this.head = id; else links[tail * 2 + 1] = id;
     this.tail = id;
   }
 
   private unlink(id: number): void {
-    const p = this.prev[id]!;
-    const n = this.next[id]!;
-    if (p === NIL) this.head = n; else this.next[p] = n;
-    if (n === NIL) this.tail = p; else this.prev[n] = p;
+    const links = this.links;
+    const p = links[id * 2]!;
+    const n = links[id * 2 + 1]!;
+    if (p === NIL) this.head = n; else links[p * 2 + 1] = n;
+    if (n === NIL) this.tail = p; else links[n * 2] = p;
   }
 
   /** All ids free, handed out in increasing order. */
   private resetFree(): void {
     const n = this.capacity;
-    for (let i = 0; i < n - 1; i++) this.next[i] = i + 1;
-    this.next[n - 1] = NIL;
+    for (let i = 0; i < n - 1; i++) this.links[i * 2 + 1] = i + 1;
+    this.links[(n - 1) * 2 + 1] = NIL;
     this.freeHead = 0;
   }
 }

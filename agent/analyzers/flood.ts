@@ -280,13 +280,21 @@ class FloodAnalyzer implements Analyzer {
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
     const d = this.destination(version, this.words(dstIsA ? flows.addrA : flows.addrB, slot));
     const src = dstIsA ? flows.addrB : flows.addrA;
-    const key = this.sources.key;
+    const sources = this.sources;
+    const key = sources.key;
     key[0] = d;
     key[1] = src[slot * 4]!;
     for (let i = 1; i < 4; i++) key[1 + i] = version === 6 ? src[slot * 4 + i]! : 0;
-    let s = this.sources.find();
-    if (s === NIL) s = this.admit(d, now);
-    if (s === NIL) this.untrackedSources++;
+    let s: number;
+    if (this.srcCount[d]! < MAX_SOURCES && sources.size < sources.capacity) {
+      // Room for a new source: one hash either way.
+      s = sources.findOrInsert();
+      if (sources.inserted) this.linkSource(d, s);
+    } else {
+      s = sources.find();
+      if (s === NIL) s = this.admit(d, now);
+      if (s === NIL) this.untrackedSources++;
+    }
     this.flowDir[slot] = dir;
     this.flowDest[slot] = d;
     this.flowDestGen[slot] = this.destGen[d]!;
@@ -320,12 +328,18 @@ class FloodAnalyzer implements Analyzer {
     return d;
   }
 
-  /** A new source of destination `d` (its key in sources.key), NIL when past the caps even after pruning. */
+  /** A new source of destination `d` (its key in sources.key) past a cap: NIL unless pruning makes room. */
   private admit(d: number, now: number): number {
     const sources = this.sources;
-    if (this.srcCount[d]! >= MAX_SOURCES || sources.size >= sources.capacity) this.prune(d, now);
+    this.prune(d, now);
     if (this.srcCount[d]! >= MAX_SOURCES || sources.size >= sources.capacity) return NIL;
     const s = sources.findOrInsert();
+    this.linkSource(d, s);
+    return s;
+  }
+
+  /** A new source `s` of destination `d`: no packets yet, first in its list. */
+  private linkSource(d: number, s: number): void {
     this.lastSeen[s] = -Infinity;
     this.kindPackets.fill(0, s * KIND_COUNT, s * KIND_COUNT + KIND_COUNT);
     const head = this.srcHead[d]!;
@@ -334,7 +348,6 @@ class FloodAnalyzer implements Analyzer {
     if (head !== NIL) this.srcPrev[head] = s;
     this.srcHead[d] = s;
     this.srcCount[d]++;
-    return s;
   }
 
   private removeSource(d: number, s: number): void {

@@ -122,7 +122,7 @@ class FloodAnalyzer implements Analyzer {
   private readonly overflowAt: Float64Array;
   /** Bucket of the last prune that freed nothing. */
   private readonly pruneFailed: Float64Array;
-  /** The window (serial) it was last counted in: in the `touched` list when it equals windowSerial. */
+  /** The window (serial) it was last counted in: in the touch list when it equals windowSerial. */
   private readonly window: Int32Array;
   private readonly srcHead: Int32Array;
   private readonly srcCount: Int32Array;
@@ -307,8 +307,9 @@ class FloodAnalyzer implements Analyzer {
   private destination(version: number, words: Uint32Array): number {
     const hosts = this.hosts;
     const d = hosts.intern(version, words);
+    // Expired destinations are the least recently active hosts, so the table reuses their ids first:
+    // a live one is taken only when every id is live (then it is the least recently active).
     if (hosts.inserted && this.live[d] === 1) {
-      // The id was the least recently active destination's.
       this.evicted++;
       this.drop(d);
     }

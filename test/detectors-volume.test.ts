@@ -268,6 +268,24 @@ test('flood: a UDP flood of 11,000 packets/s from 5 sources (default udpRate 10,
   assert.equal(ev(x, 'halfOpenRatio'), null);
 });
 
+test('flood: sources count per kind (a UDP flood from one host at a busy web server is no DDoS)', async () => {
+  // Sources and top sources are those of the flood's own kind: before engine v2 they were every source
+  // of the destination, so the 30 web clients made this "from 31 sources (DDoS)".
+  const recs: Rec[] = [];
+  for (let i = 0; i < 2000; i++) recs.push(udpAt(i / 200, '198.51.100.1', 5000, '10.0.0.80', 7000, 100));
+  for (let i = 0; i < 300; i++) recs.push(...handshake(i / 30, `100.64.0.${i % 30}`, 10000 + i, '10.0.0.80', 443, i * 31));
+  const f = findings(await analyze(recs, { analyzers: { flood: { udpRate: 100 } } }), 'flood');
+  assert.equal(f.length, 1);
+  const x = f[0]!;
+  assert.equal(ev(x, 'kind'), 'udp');
+  // First at the 5 s boundary: [-5 s, 5 s) holds 1,000 datagrams.
+  assert.equal(ev(x, 'packets'), 1000);
+  assert.equal(ev(x, 'sources'), 1);
+  assert.equal(ev(x, 'distributed'), false);
+  assert.equal(x.severity, 'warning');
+  assert.equal(ev(x, 'topSources'), '198.51.100.1 (1000)');
+});
+
 test('flood: an ICMP echo flood counts the requests, not the victim\'s replies', async () => {
   const recs: Rec[] = [];
   for (let i = 0; i < 12_000; i++) {
@@ -370,6 +388,17 @@ test('flood: an ongoing flood is reported once per suppressFor, then again with 
   assert.notEqual(f[0]!.id, f[1]!.id);
   assert.ok(sum(r, 'flood', 'suppressed') >= 4);
   assert.equal(sum(r, 'flood', 'findings'), 2);
+});
+
+test('flood: a flood that stops and resumes after its destination expired stays suppressed', async () => {
+  // 1,000 SYN/s for 2 s, silence (the destination expires at the 20 s window close), again at 40 s;
+  // a datagram a second elsewhere keeps the windows between them closing.
+  const recs = [...synFlood(2000, 2, 10), ...synFlood(2000, 2, 10, '10.0.0.80', 80, 40)];
+  for (let t = 0; t < 45; t++) recs.push(udpAt(t + 0.5, '198.51.100.7', 5000, '10.0.0.9', 53, 10));
+  const r = await analyze(recs, { analyzers: { flood: { synRate: 100 } } });
+  assert.equal(findings(r, 'flood').length, 1);
+  assert.ok(sum(r, 'flood', 'expired') >= 1);
+  assert.ok(sum(r, 'flood', 'suppressed') >= 1);
 });
 
 test('flood: bounded destinations (maxKeys), evictions counted; idle destinations expire', async () => {

@@ -5,9 +5,10 @@
  *
  * - SYN flood: SYNs (without ACK) per second >= synRate, and a share of the
  *   connection attempts in the look-back never completed >= halfOpenRatio
- *   (attempts: flows that began with a SYN; completed: the client's ACK of
- *   the SYN/ACK, or data from the server, was seen). A busy server that
- *   completes its handshakes is not flooded.
+ *   (attempts and completions: the shared tracker's STARTED and COMPLETED,
+ *   flow/connection-attempts.ts; a handshake not completed within its 5 s
+ *   timeout stays half-open). A busy server that completes its handshakes is
+ *   not flooded.
  * - UDP flood: UDP packets per second >= udpRate, counting what is sent
  *   towards the flow's server and any packet of a flow whose client never
  *   sent (unsolicited "replies": reflection / amplification). Replies to the
@@ -19,38 +20,51 @@
  *
  * Each finding (type `flood`, evidence.kind syn | udp | icmp) gives the rate,
  * the packets in the look-back, the half-open ratio (SYN), the number of
- * distinct sources seen in the look-back (exact up to MAX_SOURCES per
- * destination, "at least" past it) and the top sources; DISTRIBUTED sources
- * or more make it a DDoS (critical), fewer a warning.
+ * distinct sources that sent that kind and were seen in the look-back (exact
+ * up to MAX_SOURCES per destination, "at least" past it) and the top sources
+ * by packets of that kind; DISTRIBUTED sources or more make it a DDoS
+ * (critical), fewer a warning.
  *
  * Evaluation: a destination is judged over the look-back ending at each
  * bucket boundary it has traffic after (a sliding look-back in buckets of
  * 1 s up to a 60 s look-back, of lookback / 60 beyond), and at each window's
  * end. The same flood (kind and destination) is reported again at most once
- * per suppressFor (Suppressor), with the evidence of that moment.
+ * per suppressFor, with the evidence of that moment.
  *
- * Bounded: destinations in a BoundedMap of maxKeys (LRU, evictions counted),
- * each with a fixed ring of buckets (SeriesRing) and at most MAX_SOURCES
- * sources (all destinations together at most MAX_SOURCE_ENTRIES; a source
- * silent for a look-back makes room); a destination with nothing left in its
- * look-back is dropped at window close. Per flow, typed arrays and one cached
- * reference: no per-packet allocation (a new destination or source allocates,
- * once; IPv4 addresses are map keys as numbers).
+ * State, all typed arrays sized once at start (memory.budgetMB, capped by
+ * maxKeys), nothing allocated per packet:
+ * - destinations: a HostTable (id per address; the least recently active
+ *   destination evicted when full, counted), per id a BucketReducer ring
+ *   (series SYNS, ATTEMPTS, COMPLETED, UDP, ICMP) and a few columns; a
+ *   destination with nothing left in its look-back is dropped at window
+ *   close (its host id stays interned, so suppression still knows it);
+ * - sources: a KeyTable of (destination id, source address) with the
+ *   source's last-seen time and packets per kind, chained per destination (so
+ *   judging one is O(its sources)); at most MAX_SOURCES per destination and
+ *   the table's capacity overall; a source silent for a look-back makes room;
+ * - suppression: a SuppressionTable of (kind, destination id, its generation);
+ * - per flow: the destination id and source id it counts for, with their
+ *   generations, so only a flow's first counted packet (or one after its
+ *   entry went away) hashes an address.
+ * The look-back's buckets are fixed at start (a SIGHUP changes thresholds,
+ * not the look-back).
  */
-import { formatIPv6 } from '../../common/address.js';
-import { TcpFlag, Transport } from '../decode/constants.js';
+import { formatAddress } from '../../common/address.js';
+import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { Dir, FlowState, type FlowTable } from '../flow/index.js';
+import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
+import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { BoundedMap } from './lib/bounded-map.js';
+import { HostTable } from './lib/host-table.js';
+import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
-import { SeriesRing } from './lib/series-ring.js';
-import { Suppressor } from './lib/suppressor.js';
-import { round1, round3, addrName } from './lib/format.js';
+import { SuppressionTable } from './lib/suppression.js';
+import { BucketReducer } from './lib/time-buckets.js';
+import { round1, round3 } from './lib/format.js';
 
 const { SYN, ACK } = TcpFlag;
 
-// Series of a destination's ring.
+// Series of a destination's buckets.
 const SYNS = 0;
 const ATTEMPTS = 1;
 const COMPLETED = 2;
@@ -58,52 +72,30 @@ const UDP = 3;
 const ICMP = 4;
 const SERIES = 5;
 
+// Finding kinds (also the index of a source's per-kind packet count).
+const K_SYN = 0;
+const K_UDP = 1;
+const K_ICMP = 2;
+const KIND_COUNT = 3;
+const KIND_NAMES = ['syn', 'udp', 'icmp'] as const;
+
 /** Sources tracked per destination (distinct count exact up to here, then "at least"). */
 export const MAX_SOURCES = 1024;
-/** Sources tracked over all destinations. */
+/** Sources tracked over all destinations, at most (the memory budget may grant fewer). */
 const MAX_SOURCE_ENTRIES = 262_144;
 /** Distinct sources that make a flood distributed (DDoS). */
 export const DISTRIBUTED = 20;
 const TOP_SOURCES = 5;
 
-// Handshake tracking per flow.
-const HS_NONE = 0;
-/** Began with a SYN, attempt not yet counted. */
-const HS_NEW = 1;
-/** Attempt counted, not completed yet. */
-const HS_PENDING = 2;
-const HS_DONE = 3;
-
-const KINDS = ['syn', 'udp', 'icmp'] as const;
-type Kind = (typeof KINDS)[number];
-
-/** An address as a map key: the IPv4 word itself (no allocation), IPv6 as text. */
-type AddrKey = number | string;
-
-/** A source of a destination's counted packets; `tracked` false: the placeholder for sources past the cap. */
-class Source {
-  packets = 0;
-  lastSeen = -Infinity;
-  dead = false;
-  constructor(readonly addr: AddrKey, readonly dest: Dest, readonly tracked: boolean) {}
-}
-
-class Dest {
-  readonly sources = new Map<AddrKey, Source>();
-  dead = false;
-  /** Newest bucket with counted traffic. */
-  lastBucket = -Infinity;
-  /** Last time a source could not be tracked (cap reached). */
-  overflowAt = -Infinity;
-  /** Bucket of the last prune that freed nothing. */
-  pruneFailed = -Infinity;
-  /** The window (serial) it was last counted in. */
-  window = -1;
-  readonly untracked: Source;
-  constructor(readonly key: AddrKey, readonly ring: SeriesRing) {
-    this.untracked = new Source(-1, this, false);
-  }
-}
+const NIL = -1;
+/** Bytes of a destination's own columns (flags, generation, times, source list, LRU and window links). */
+const DEST_COLUMN_BYTES = 1 + 4 + 8 * 3 + 4 * 2 + 4 * 2 + 4 + 4 * 2;
+/** Bytes of a source's columns beside its key (last seen, per-kind counts, generation, list links). */
+const SOURCE_COLUMN_BYTES = 8 + 4 * KIND_COUNT + 4 + 4 * 2;
+/** (kind, destination id, host generation). */
+const SUPPRESSION_WIDTH = 3;
+/** (destination id, source address words 0..3). */
+const SOURCE_WIDTH = 5;
 
 export function createFloodAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new FloodAnalyzer(ctx);
@@ -114,19 +106,58 @@ class FloodAnalyzer implements Analyzer {
   /** Read on use, so SIGHUP's new thresholds apply at once. */
   private get cfg(): AnalyzerContext['config']['analyzers']['flood'] { return this.ctx.config.analyzers.flood; }
   private readonly flows: FlowTable;
+  private readonly lookback: number;
   private readonly buckets: number;
-  private readonly dests: BoundedMap<AddrKey, Dest>;
-  private readonly suppressor: Suppressor;
-  /** Destinations with traffic in the current window (judged at its end). */
-  private readonly touched = new Set<Dest>();
-  // per flow slot
-  private readonly skip: Uint8Array;
-  private readonly hs: Uint8Array;
-  /** Per flow slot: the source of its counted packets in direction refDir (and through it their destination). */
-  private readonly ref: Array<Source | null>;
-  private readonly refDir: Uint8Array;
   private readonly scratch = new Uint32Array(4);
-  private sourceEntries = 0;
+
+  // Destinations, by host id.
+  private readonly hosts: HostTable;
+  private readonly series: BucketReducer;
+  private readonly live: Uint8Array;
+  /** Bumped when a destination's state goes away, so per-flow references to it fail. */
+  private readonly destGen: Uint32Array;
+  /** Newest bucket with counted traffic. */
+  private readonly lastBucket: Float64Array;
+  /** Last time a source could not be tracked (cap reached). */
+  private readonly overflowAt: Float64Array;
+  /** Bucket of the last prune that freed nothing. */
+  private readonly pruneFailed: Float64Array;
+  /** The window (serial) it was last counted in: in the touch list when it equals windowSerial. */
+  private readonly window: Int32Array;
+  private readonly srcHead: Int32Array;
+  private readonly srcCount: Int32Array;
+  // Live destinations, least recently active first (expiry walks from the head).
+  private readonly lruPrev: Int32Array;
+  private readonly lruNext: Int32Array;
+  private lruHead = NIL;
+  private lruTail = NIL;
+  // Destinations counted in the current window, in first-count order (judged at its end).
+  private readonly touchPrev: Int32Array;
+  private readonly touchNext: Int32Array;
+  private touchHead = NIL;
+  private touchTail = NIL;
+  private liveCount = 0;
+  private evicted = 0;
+
+  // Sources: (destination, address) ids.
+  private readonly sources: KeyTable;
+  private readonly lastSeen: Float64Array;
+  /** [id * KIND_COUNT + kind]: packets since the source became active. */
+  private readonly kindPackets: Uint32Array;
+  private readonly srcGen: Uint32Array;
+  private readonly srcNext: Int32Array;
+  private readonly srcPrev: Int32Array;
+
+  private readonly suppression: SuppressionTable;
+
+  // Per flow slot: the destination (and source, NIL = past the cap) its packets in direction flowDir count for.
+  private readonly skip: Uint8Array;
+  private readonly flowDir: Uint8Array;
+  private readonly flowDest: Int32Array;
+  private readonly flowDestGen: Uint32Array;
+  private readonly flowSrc: Int32Array;
+  private readonly flowSrcGen: Uint32Array;
+
   /** Counts closed windows. */
   private windowSerial = 0;
   // per window
@@ -137,37 +168,89 @@ class FloodAnalyzer implements Analyzer {
   private evictedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
+    const cfg = this.cfg;
     this.flows = ctx.flows;
+    this.lookback = cfg.lookback;
+    // 1 s buckets for the default 10 s; at most 60 buckets.
+    this.buckets = Math.max(1, Math.min(60, Math.ceil(cfg.lookback)));
+    const destBytes = HostTable.bytesPerEntry + BucketReducer.bytesPerKey(this.buckets, SERIES) + DEST_COLUMN_BYTES
+      + SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH);
+    const d = ctx.memory.keys('flood.destinations', destBytes, Math.max(1, cfg.maxKeys));
+    this.hosts = new HostTable(d, ctx.networks, ctx.config.networks.includeLoopback);
+    this.series = new BucketReducer(d, cfg.lookback, this.buckets, SERIES);
+    this.live = new Uint8Array(d);
+    this.destGen = new Uint32Array(d);
+    this.lastBucket = new Float64Array(d);
+    this.overflowAt = new Float64Array(d);
+    this.pruneFailed = new Float64Array(d);
+    this.window = new Int32Array(d);
+    this.srcHead = new Int32Array(d);
+    this.srcCount = new Int32Array(d);
+    this.lruPrev = new Int32Array(d);
+    this.lruNext = new Int32Array(d);
+    this.touchPrev = new Int32Array(d);
+    this.touchNext = new Int32Array(d);
+    this.suppression = new SuppressionTable(cfg.suppressFor, d, SUPPRESSION_WIDTH);
+
+    const s = ctx.memory.keys('flood.sources', KeyTable.bytesPerEntry(SOURCE_WIDTH) + SOURCE_COLUMN_BYTES, MAX_SOURCE_ENTRIES);
+    this.sources = new KeyTable(s, SOURCE_WIDTH);
+    this.lastSeen = new Float64Array(s);
+    this.kindPackets = new Uint32Array(s * KIND_COUNT);
+    this.srcGen = new Uint32Array(s);
+    this.srcNext = new Int32Array(s);
+    this.srcPrev = new Int32Array(s);
+
     const n = ctx.flows.capacity;
     this.skip = new Uint8Array(n);
-    this.hs = new Uint8Array(n);
-    this.ref = new Array<Source | null>(n).fill(null);
-    this.refDir = new Uint8Array(n);
-    // 1 s buckets for the default 10 s; at most 60 buckets.
-    this.buckets = Math.max(1, Math.min(60, Math.ceil(this.cfg.lookback)));
-    this.dests = new BoundedMap<AddrKey, Dest>(Math.max(1, this.cfg.maxKeys), (_key, d) => this.drop(d));
-    this.suppressor = new Suppressor(this.cfg.suppressFor, Math.max(1, this.cfg.maxKeys));
+    this.flowDir = new Uint8Array(n);
+    this.flowDest = new Int32Array(n).fill(NIL);
+    this.flowDestGen = new Uint32Array(n);
+    this.flowSrc = new Int32Array(n);
+    this.flowSrcGen = new Uint32Array(n);
   }
 
   onFlowStart(slot: number): void {
     const flows = this.flows;
-    this.ref[slot] = null;
-    const proto = flows.proto[slot]!;
-    let skip = proto !== Transport.TCP && proto !== Transport.UDP && proto !== Transport.ICMP && proto !== Transport.ICMPV6;
-    if (!skip && !this.ctx.config.networks.includeLoopback) {
+    this.flowDest[slot] = NIL;
+    let skip = false;
+    if (!this.ctx.config.networks.includeLoopback) {
       const v = flows.version[slot]!;
       skip = isLoopback(v, this.words(flows.addrA, slot)) || isLoopback(v, this.words(flows.addrB, slot));
     }
     this.skip[slot] = skip ? 1 : 0;
-    this.hs[slot] = proto === Transport.TCP && flows.state[slot] === FlowState.SYN_SENT ? HS_NEW : HS_NONE;
   }
 
-  onFlowEnd(slot: number): void {
-    this.ref[slot] = null;
+  onTcpSegment(v: PacketView, slot: number, dir: number): void {
+    if (this.skip[slot] === 1 || (v.tcpFlags & (SYN | ACK)) !== SYN) return;
+    const now = v.ts;
+    const d = this.destOf(slot, dir, now);
+    this.count(d, SYNS, now);
+    this.seen(d, this.flowSrc[slot]!, K_SYN, now);
   }
 
-  private addrKey(version: number, a: Uint32Array, slot: number): AddrKey {
-    return version === 4 ? a[slot * 4]! : formatIPv6(this.words(a, slot));
+  onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
+    if (this.skip[slot] === 1) return;
+    // Both count for the flow's server (the SYN's destination), without judging it: its SYNs do.
+    if (event === AttemptEvent.STARTED) this.series.add(this.destOf(slot, Dir.CLIENT_TO_SERVER, at), at, ATTEMPTS, 1);
+    else if (event === AttemptEvent.COMPLETED) this.series.add(this.destOf(slot, Dir.CLIENT_TO_SERVER, at), at, COMPLETED, 1);
+  }
+
+  onUdpDatagram(v: PacketView, slot: number, dir: number): void {
+    this.unsolicited(v, slot, dir, UDP, K_UDP);
+  }
+
+  onIcmpMessage(v: PacketView, slot: number, dir: number): void {
+    this.unsolicited(v, slot, dir, ICMP, K_ICMP);
+  }
+
+  /** UDP, ICMP: counted towards the server, or any packet of a flow whose client never sent (unsolicited). */
+  private unsolicited(v: PacketView, slot: number, dir: number, series: number, kind: number): void {
+    if (this.skip[slot] === 1) return;
+    if (dir !== Dir.CLIENT_TO_SERVER && this.flows.packets[slot * 2 + Dir.CLIENT_TO_SERVER]! > 0) return;
+    const now = v.ts;
+    const d = this.destOf(slot, dir, now);
+    this.count(d, series, now);
+    this.seen(d, this.flowSrc[slot]!, kind, now);
   }
 
   private words(a: Uint32Array, slot: number): Uint32Array {
@@ -176,186 +259,232 @@ class FloodAnalyzer implements Analyzer {
     return w;
   }
 
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    if (slot < 0 || this.skip[slot] === 1) return;
-    const flows = this.flows;
-    const t = v.transport;
-    const now = v.ts;
-    if (t === Transport.TCP) {
-      const hs = this.hs[slot]!;
-      if ((v.tcpFlags & (SYN | ACK)) === SYN) {
-        const src = this.sourceOf(slot, dir, now);
-        const d = src.dest;
-        this.count(d, SYNS, now);
-        this.seen(src, now);
-        if (hs === HS_NEW && dir === Dir.CLIENT_TO_SERVER) {
-          d.ring.add(now, ATTEMPTS, 1);
-          this.hs[slot] = HS_PENDING;
-        }
-        return;
-      }
-      if (hs === HS_PENDING) {
-        const s = flows.state[slot]!;
-        if (s === FlowState.ESTABLISHED || s === FlowState.CLOSING || s === FlowState.CLOSED) {
-          this.sourceOf(slot, Dir.CLIENT_TO_SERVER, now).dest.ring.add(now, COMPLETED, 1);
-          this.hs[slot] = HS_DONE;
-        } else if (s === FlowState.RESET) {
-          this.hs[slot] = HS_DONE;
-        }
-      }
-      return;
-    }
-    // UDP, ICMP: towards the server, or any packet of a flow whose client never sent (unsolicited).
-    if (dir !== Dir.CLIENT_TO_SERVER && flows.packets[slot * 2 + Dir.CLIENT_TO_SERVER]! > 0) return;
-    const series = t === Transport.UDP ? UDP : t === Transport.ICMP || t === Transport.ICMPV6 ? ICMP : -1;
-    if (series < 0) return;
-    const src = this.sourceOf(slot, dir, now);
-    this.count(src.dest, series, now);
-    this.seen(src, now);
-  }
-
   /**
-   * The source of a flow direction's packets, and through it their
-   * destination: cached per slot (looked up, or created, when the flow or
-   * its counted direction changes, or the entry went away).
+   * The destination of a flow direction's packets (their source in
+   * flowSrc[slot]): kept per slot, looked up (or created) when the flow or its
+   * counted direction changes, or either entry went away.
    */
-  private sourceOf(slot: number, dir: number, now: number): Source {
-    const cached = this.ref[slot];
-    if (cached && this.refDir[slot] === dir && !cached.dead && !cached.dest.dead) return cached;
-    const d = this.dest(slot, dir);
-    const s = this.source(d, slot, dir, now);
-    if (!s.tracked) this.untrackedSources++;
-    this.ref[slot] = s;
-    this.refDir[slot] = dir;
-    return s;
+  private destOf(slot: number, dir: number, now: number): number {
+    const d = this.flowDest[slot]!;
+    if (d !== NIL && this.flowDir[slot] === dir && this.destGen[d] === this.flowDestGen[slot]) {
+      const s = this.flowSrc[slot]!;
+      if (s === NIL || this.srcGen[s] === this.flowSrcGen[slot]) return d;
+    }
+    return this.lookup(slot, dir, now);
   }
 
-  /** The destination of direction `dir` of a flow, looked up or created. */
-  private dest(slot: number, dir: number): Dest {
+  private lookup(slot: number, dir: number, now: number): number {
     const flows = this.flows;
+    const version = flows.version[slot]!;
     // The destination of direction dir is the server for client-to-server packets, else the client.
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
-    const key = this.addrKey(flows.version[slot]!, dstIsA ? flows.addrA : flows.addrB, slot);
-    let d = this.dests.get(key);
-    if (d === undefined) {
-      d = new Dest(key, new SeriesRing(this.cfg.lookback, this.buckets, SERIES));
-      this.dests.set(key, d);
+    const d = this.destination(version, this.words(dstIsA ? flows.addrA : flows.addrB, slot));
+    const src = dstIsA ? flows.addrB : flows.addrA;
+    const sources = this.sources;
+    const key = sources.key;
+    key[0] = d;
+    key[1] = src[slot * 4]!;
+    for (let i = 1; i < 4; i++) key[1 + i] = version === 6 ? src[slot * 4 + i]! : 0;
+    let s: number;
+    if (this.srcCount[d]! < MAX_SOURCES && sources.size < sources.capacity) {
+      // Room for a new source: one hash either way.
+      s = sources.findOrInsert();
+      if (sources.inserted) this.linkSource(d, s);
+    } else {
+      s = sources.find();
+      if (s === NIL) s = this.admit(d, now);
+      if (s === NIL) this.untrackedSources++;
     }
+    this.flowDir[slot] = dir;
+    this.flowDest[slot] = d;
+    this.flowDestGen[slot] = this.destGen[d]!;
+    this.flowSrc[slot] = s;
+    if (s !== NIL) this.flowSrcGen[slot] = this.srcGen[s]!;
     return d;
   }
 
-  /** Counts a packet for a destination, judging it first when it enters a new bucket (a sliding look-back). */
-  private count(d: Dest, series: number, now: number): void {
-    const k = d.ring.bucketOf(now);
-    if (k > d.lastBucket) {
-      if (d.lastBucket !== -Infinity) this.evaluate(d, k);
-      d.lastBucket = k;
-      this.dests.get(d.key); // recency: the LRU order follows activity
+  /** The destination's id, its state created if it has none (the least recently active one evicted when the table is full). */
+  private destination(version: number, words: Uint32Array): number {
+    const hosts = this.hosts;
+    const d = hosts.intern(version, words);
+    // Expired destinations are the least recently active hosts, so the table reuses their ids first:
+    // a live one is taken only when every id is live (then it is the least recently active).
+    if (hosts.inserted && this.live[d] === 1) {
+      this.evicted++;
+      this.drop(d);
     }
-    if (d.window !== this.windowSerial) { d.window = this.windowSerial; this.touched.add(d); }
-    d.ring.add(now, series, 1);
+    if (this.live[d] === 1) {
+      this.lruMoveToTail(d);
+      return d;
+    }
+    this.live[d] = 1;
+    this.liveCount++;
+    this.lastBucket[d] = -Infinity;
+    this.overflowAt[d] = -Infinity;
+    this.pruneFailed[d] = -Infinity;
+    this.window[d] = -1;
+    this.srcHead[d] = NIL;
+    this.srcCount[d] = 0;
+    this.lruAppend(d);
+    return d;
   }
 
-  /** Counts a packet for its source (a source past the cap only marks the destination's count as a lower bound). */
-  private seen(s: Source, now: number): void {
-    if (!s.tracked) { s.dest.overflowAt = now; return; }
-    if (now - s.lastSeen > this.cfg.lookback) s.packets = 0;
-    s.packets++;
-    if (now > s.lastSeen) s.lastSeen = now;
-  }
-
-  private source(d: Dest, slot: number, dir: number, now: number): Source {
-    const flows = this.flows;
-    const srcIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.CLIENT_TO_SERVER);
-    const addr = this.addrKey(flows.version[slot]!, srcIsA ? flows.addrA : flows.addrB, slot);
-    const known = d.sources.get(addr);
-    if (known !== undefined) return known;
-    if (d.sources.size >= MAX_SOURCES || this.sourceEntries >= MAX_SOURCE_ENTRIES) this.prune(d, now);
-    if (d.sources.size >= MAX_SOURCES || this.sourceEntries >= MAX_SOURCE_ENTRIES) return d.untracked;
-    const s = new Source(addr, d, true);
-    d.sources.set(addr, s);
-    this.sourceEntries++;
+  /** A new source of destination `d` (its key in sources.key) past a cap: NIL unless pruning makes room. */
+  private admit(d: number, now: number): number {
+    const sources = this.sources;
+    this.prune(d, now);
+    if (this.srcCount[d]! >= MAX_SOURCES || sources.size >= sources.capacity) return NIL;
+    const s = sources.findOrInsert();
+    this.linkSource(d, s);
     return s;
   }
 
-  /** Forgets a destination's sources silent for longer than the look-back (at most once per bucket when it frees nothing). */
-  private prune(d: Dest, now: number): void {
-    const k = d.ring.bucketOf(now);
-    if (d.pruneFailed === k) return;
-    const before = d.sources.size;
-    for (const [addr, s] of d.sources) {
-      if (now - s.lastSeen > this.cfg.lookback) { s.dead = true; d.sources.delete(addr); }
-    }
-    this.sourceEntries -= before - d.sources.size;
-    if (d.sources.size === before) d.pruneFailed = k;
+  /** A new source `s` of destination `d`: no packets yet, first in its list. */
+  private linkSource(d: number, s: number): void {
+    this.lastSeen[s] = -Infinity;
+    this.kindPackets.fill(0, s * KIND_COUNT, s * KIND_COUNT + KIND_COUNT);
+    const head = this.srcHead[d]!;
+    this.srcPrev[s] = NIL;
+    this.srcNext[s] = head;
+    if (head !== NIL) this.srcPrev[head] = s;
+    this.srcHead[d] = s;
+    this.srcCount[d]++;
   }
 
-  /** A destination leaves the map (evicted or expired). */
-  private drop(d: Dest): void {
-    d.dead = true;
-    for (const s of d.sources.values()) s.dead = true;
-    this.sourceEntries -= d.sources.size;
-    d.sources.clear();
-    this.touched.delete(d);
+  private removeSource(d: number, s: number): void {
+    const prev = this.srcPrev[s]!;
+    const next = this.srcNext[s]!;
+    if (prev === NIL) this.srcHead[d] = next; else this.srcNext[prev] = next;
+    if (next !== NIL) this.srcPrev[next] = prev;
+    this.srcCount[d]--;
+    this.srcGen[s]++;
+    this.sources.remove(s);
+  }
+
+  /** Forgets a destination's sources silent for longer than the look-back (at most once per bucket when it frees nothing). */
+  private prune(d: number, now: number): void {
+    const k = this.series.bucketOf(now);
+    if (this.pruneFailed[d] === k) return;
+    const before = this.srcCount[d];
+    for (let s = this.srcHead[d]!; s !== NIL;) {
+      const next = this.srcNext[s]!;
+      if (now - this.lastSeen[s]! > this.lookback) this.removeSource(d, s);
+      s = next;
+    }
+    if (this.srcCount[d] === before) this.pruneFailed[d] = k;
+  }
+
+  /** A destination's state goes away (evicted or expired); its host id stays interned until the table reuses it. */
+  private drop(d: number): void {
+    for (let s = this.srcHead[d]!; s !== NIL;) {
+      const next = this.srcNext[s]!;
+      this.srcGen[s]++;
+      this.sources.remove(s);
+      s = next;
+    }
+    this.srcHead[d] = NIL;
+    this.srcCount[d] = 0;
+    if (this.window[d] === this.windowSerial) this.touchUnlink(d);
+    this.lruUnlink(d);
+    this.series.clear(d);
+    this.live[d] = 0;
+    this.liveCount--;
+    this.destGen[d]++;
+  }
+
+  /** Counts a packet for a destination, judging it first when it enters a new bucket (a sliding look-back). */
+  private count(d: number, series: number, now: number): void {
+    const k = this.series.bucketOf(now);
+    if (k > this.lastBucket[d]!) {
+      if (this.lastBucket[d] !== -Infinity) this.evaluate(d, k);
+      this.lastBucket[d] = k;
+      // Recency follows activity.
+      this.hosts.touch(d);
+      this.lruMoveToTail(d);
+    }
+    if (this.window[d] !== this.windowSerial) { this.window[d] = this.windowSerial; this.touchAppend(d); }
+    this.series.add(d, now, series, 1);
+  }
+
+  /** Counts a packet for its source (a source past the cap only marks the destination's count as a lower bound). */
+  private seen(d: number, s: number, kind: number, now: number): void {
+    if (s === NIL) { this.overflowAt[d] = now; return; }
+    const o = s * KIND_COUNT;
+    if (now - this.lastSeen[s]! > this.lookback) this.kindPackets.fill(0, o, o + KIND_COUNT);
+    this.kindPackets[o + kind]++;
+    if (now > this.lastSeen[s]!) this.lastSeen[s] = now;
   }
 
   /** Judges a destination over the look-back ending at bucket boundary `b`. */
-  private evaluate(d: Dest, b: number): void {
+  private evaluate(d: number, b: number): void {
     const cfg = this.cfg;
-    const r = d.ring;
-    const seconds = cfg.lookback;
-    const syns = r.sumBefore(SYNS, b);
+    const r = this.series;
+    const seconds = this.lookback;
+    const syns = r.sumBefore(d, SYNS, b);
     if (syns > 0 && syns / seconds >= cfg.synRate) {
-      const attempts = r.sumBefore(ATTEMPTS, b);
-      const completed = r.sumBefore(COMPLETED, b);
+      const attempts = r.sumBefore(d, ATTEMPTS, b);
+      const completed = r.sumBefore(d, COMPLETED, b);
       const halfOpen = attempts > 0 ? Math.max(0, attempts - completed) / attempts : completed > 0 ? 0 : 1;
-      if (halfOpen >= cfg.halfOpenRatio) this.flood(d, 'syn', syns, b, { attempts, completed, halfOpen });
+      if (halfOpen >= cfg.halfOpenRatio) this.flood(d, K_SYN, syns, b, attempts, completed, halfOpen);
     }
-    const udp = r.sumBefore(UDP, b);
-    if (udp > 0 && udp / seconds >= cfg.udpRate) this.flood(d, 'udp', udp, b, null);
-    const icmp = r.sumBefore(ICMP, b);
-    if (icmp > 0 && icmp / seconds >= cfg.icmpRate) this.flood(d, 'icmp', icmp, b, null);
+    const udp = r.sumBefore(d, UDP, b);
+    if (udp > 0 && udp / seconds >= cfg.udpRate) this.flood(d, K_UDP, udp, b, 0, 0, NaN);
+    const icmp = r.sumBefore(d, ICMP, b);
+    if (icmp > 0 && icmp / seconds >= cfg.icmpRate) this.flood(d, K_ICMP, icmp, b, 0, 0, NaN);
   }
 
-  private flood(d: Dest, kind: Kind, packets: number, b: number, syn: { attempts: number; completed: number; halfOpen: number } | null): void {
+  /** Reports a flood (allocates: findings are rare). `halfOpen` is NaN for UDP and ICMP. */
+  private flood(d: number, kind: number, packets: number, b: number, attempts: number, completed: number, halfOpen: number): void {
     const cfg = this.cfg;
-    const end = b * d.ring.bucketSeconds;
-    const host = addrName(d.key);
-    const key = `${kind}:${host}`;
-    if (!this.suppressor.allow(key, end)) { this.suppressed++; return; }
+    const end = b * this.series.bucketSeconds;
+    const key = this.suppression.key;
+    key[0] = kind;
+    key[1] = d;
+    key[2] = this.hosts.generation[d]!;
+    if (!this.suppression.allow(end)) { this.suppressed++; return; }
     this.findings++;
-    const rate = packets / cfg.lookback;
-    const threshold = kind === 'syn' ? cfg.synRate : kind === 'udp' ? cfg.udpRate : cfg.icmpRate;
-    // Sources seen within the look-back, by packets (ties: address), top few.
-    const from = end - cfg.lookback;
-    const active: Source[] = [];
-    for (const s of d.sources.values()) if (s.lastSeen >= from) active.push(s);
-    const capped = d.overflowAt >= from;
+    const kindName = KIND_NAMES[kind]!;
+    const syn = kind === K_SYN;
+    const host = this.hosts.name(d);
+    const rate = packets / this.lookback;
+    const threshold = kind === K_SYN ? cfg.synRate : kind === K_UDP ? cfg.udpRate : cfg.icmpRate;
+    // Sources of this kind seen within the look-back, by packets of it (ties: address), top few.
+    const from = end - this.lookback;
+    const version = this.hosts.version(d);
+    const active: Array<{ packets: number; word: number; name: string }> = [];
+    const w = this.scratch;
+    for (let s = this.srcHead[d]!; s !== NIL; s = this.srcNext[s]!) {
+      const n = this.kindPackets[s * KIND_COUNT + kind]!;
+      if (this.lastSeen[s]! < from || n === 0) continue;
+      for (let i = 0; i < 4; i++) w[i] = this.sources.keyWord(s, 1 + i);
+      active.push({ packets: n, word: w[0]!, name: formatAddress(version, w) });
+    }
+    const capped = this.overflowAt[d]! >= from;
     const sources = active.length;
-    // Ties: numeric order for IPv4 words, text order for IPv6 (IPv4 first).
-    active.sort((x, y) => y.packets - x.packets || cmpKey(x.addr, y.addr));
-    const top = active.slice(0, TOP_SOURCES).map((s) => `${addrName(s.addr)} (${s.packets})`).join(', ');
+    // Ties: numeric order for IPv4, text order for IPv6.
+    active.sort((x, y) => y.packets - x.packets || (version === 4 ? x.word - y.word : x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
+    const top = active.slice(0, TOP_SOURCES).map((s) => `${s.name} (${s.packets})`).join(', ');
     const distributed = sources >= DISTRIBUTED;
-    const what = kind === 'syn' ? 'SYN flood' : kind === 'udp' ? 'UDP flood' : 'ICMP flood';
-    const unit = kind === 'syn' ? 'SYN/s' : 'packets/s';
+    const what = syn ? 'SYN flood' : kind === K_UDP ? 'UDP flood' : 'ICMP flood';
+    const unit = syn ? 'SYN/s' : 'packets/s';
     const sourcesText = `${capped ? 'at least ' : ''}${sources.toLocaleString('en-US')} source${sources === 1 && !capped ? '' : 's'}`;
     this.ctx.report({
       type: 'flood',
       severity: distributed ? 'critical' : 'warning',
-      key,
-      summary: `${distributed ? 'Distributed ' : ''}${what} against ${host}: ${round1(rate).toLocaleString('en-US')} ${unit} over the last ${cfg.lookback} s`
-        + (syn ? `, ${Math.round(syn.halfOpen * 100)} % of connection attempts never completed` : '')
+      key: `${kindName}:${host}`,
+      summary: `${distributed ? 'Distributed ' : ''}${what} against ${host}: ${round1(rate).toLocaleString('en-US')} ${unit} over the last ${this.lookback} s`
+        + (syn ? `, ${Math.round(halfOpen * 100)} % of connection attempts never completed` : '')
         + `, from ${sourcesText}${distributed ? ' (DDoS)' : ''}.`,
       evidence: {
-        kind,
+        kind: kindName,
         destination: host,
         ratePerSecond: round1(rate),
         packets,
         threshold,
-        lookbackSeconds: cfg.lookback,
-        halfOpenRatio: syn ? round3(syn.halfOpen) : null,
-        attempts: syn ? syn.attempts : null,
-        completed: syn ? syn.completed : null,
+        lookbackSeconds: this.lookback,
+        halfOpenRatio: syn ? round3(halfOpen) : null,
+        attempts: syn ? attempts : null,
+        completed: syn ? completed : null,
         sources,
         sourcesCapped: capped,
         distributed,
@@ -366,51 +495,77 @@ class FloodAnalyzer implements Analyzer {
   }
 
   closeWindow(span: WindowSpan): Metrics {
-    // Judge the destinations seen in this window over the look-back ending at its end.
-    let b = NaN;
-    for (const d of this.touched) {
-      if (Number.isNaN(b)) b = d.ring.boundaryAt(span.relEnd);
-      this.evaluate(d, b);
+    // Judge the destinations counted in this window over the look-back ending at its end.
+    if (this.touchHead !== NIL) {
+      const b = this.series.boundaryAt(span.relEnd);
+      for (let d = this.touchHead; d !== NIL; d = this.touchNext[d]!) this.evaluate(d, b);
     }
-    this.touched.clear();
+    this.touchHead = this.touchTail = NIL;
     this.windowSerial++;
     this.sweep(span.relEnd);
-    const evicted = this.dests.evicted;
+    const evicted = this.evicted;
     const metrics: Metrics = {
-      tracked: this.dests.size,
-      maxKeys: this.dests.maxKeys,
+      tracked: this.liveCount,
+      maxKeys: this.hosts.capacity,
       evicted,
       evictedInWindow: evicted - this.evictedBefore,
       expired: this.expired,
-      sourcesTracked: this.sourceEntries,
+      sourcesTracked: this.sources.size,
       untrackedSources: this.untrackedSources,
       findings: this.findings,
       suppressed: this.suppressed,
-      suppressorEvicted: this.suppressor.evicted,
+      suppressorEvicted: this.suppression.evicted,
     };
     this.evictedBefore = evicted;
     this.findings = this.suppressed = this.expired = this.untrackedSources = 0;
     return metrics;
   }
 
-  /** Drops destinations with nothing left in their look-back (oldest activity first). */
+  /** Drops destinations with nothing left in their look-back (least recently active first, up to the first that has). */
   private sweep(now: number): void {
-    const drop: AddrKey[] = [];
-    for (const [key, d] of this.dests.entries()) {
-      if (d.ring.boundaryAt(now) - Math.max(d.lastBucket, d.ring.newestBucket) <= this.buckets) break;
-      drop.push(key);
-    }
-    for (const key of drop) {
-      const d = this.dests.peek(key)!;
-      this.dests.delete(key);
+    const b = this.series.boundaryAt(now);
+    for (let d = this.lruHead; d !== NIL;) {
+      if (b - Math.max(this.lastBucket[d]!, this.series.newestBucket(d)) <= this.buckets) break;
+      const next = this.lruNext[d]!;
       this.drop(d);
       this.expired++;
+      d = next;
     }
   }
-}
 
-function cmpKey(a: AddrKey, b: AddrKey): number {
-  if (typeof a === 'number') return typeof b === 'number' ? a - b : -1;
-  return typeof b === 'number' ? 1 : a < b ? -1 : a > b ? 1 : 0;
-}
+  // Intrusive lists over destination ids.
 
+  private lruAppend(d: number): void {
+    this.lruPrev[d] = this.lruTail;
+    this.lruNext[d] = NIL;
+    if (this.lruTail === NIL) this.lruHead = d; else this.lruNext[this.lruTail] = d;
+    this.lruTail = d;
+  }
+
+  private lruUnlink(d: number): void {
+    const p = this.lruPrev[d]!;
+    const n = this.lruNext[d]!;
+    if (p === NIL) this.lruHead = n; else this.lruNext[p] = n;
+    if (n === NIL) this.lruTail = p; else this.lruPrev[n] = p;
+  }
+
+  private lruMoveToTail(d: number): void {
+    if (this.lruTail === d) return;
+    this.lruUnlink(d);
+    this.lruAppend(d);
+  }
+
+  private touchAppend(d: number): void {
+    this.touchPrev[d] = this.touchTail;
+    this.touchNext[d] = NIL;
+    if (this.touchTail === NIL) this.touchHead = d; else this.touchNext[this.touchTail] = d;
+    this.touchTail = d;
+  }
+
+  private touchUnlink(d: number): void {
+    const p = this.touchPrev[d]!;
+    const n = this.touchNext[d]!;
+    if (p === NIL) this.touchHead = n; else this.touchNext[p] = n;
+    if (n === NIL) this.touchTail = p; else this.touchPrev[n] = p;
+  }
+}

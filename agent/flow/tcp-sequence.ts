@@ -30,7 +30,8 @@ const FAST_RETRANSMISSION_WINDOW = 0.020;
 const OUT_OF_ORDER_DEFAULT = 0.003;
 const NIL = -1;
 
-const u32 = (x: number): number => ((x % 4294967296) + 4294967296) % 4294967296;
+/** Modulo 2^32 of an integer (exact below 2^53): ToUint32, one instruction, where `%` on doubles costs a division. */
+const u32 = (x: number): number => x >>> 0;
 /** Sequence comparisons modulo 2^32 (Wireshark's GT_SEQ, LT_SEQ, LE_SEQ). */
 const GT = (a: number, b: number): boolean => ((b - a) | 0) < 0;
 const LT = (a: number, b: number): boolean => ((a - b) | 0) < 0;

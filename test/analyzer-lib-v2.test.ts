@@ -11,10 +11,10 @@ import { Networks, parseIPv4, parseIPv6 } from '../agent/analyzers/lib/networks.
 import { HostTable } from '../agent/analyzers/lib/host-table.js';
 import { KeyTable, hashWords } from '../agent/analyzers/lib/key-table.js';
 import { BucketReducer } from '../agent/analyzers/lib/time-buckets.js';
-import { SeriesRing } from '../agent/analyzers/lib/series-ring.js';
+import { SeriesRing } from './helpers/reference-series-ring.js';
 import { FirstSight } from '../agent/analyzers/lib/first-sight.js';
 import { SuppressionTable } from '../agent/analyzers/lib/suppression.js';
-import { Suppressor } from '../agent/analyzers/lib/suppressor.js';
+import { Suppressor } from './helpers/reference-suppressor.js';
 import { sizeTables } from '../agent/analyzers/lib/budget.js';
 import { mulberry32 } from './helpers/fuzz-lib.js';
 

@@ -60,7 +60,7 @@ import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
-import { isSpecialAddress } from './lib/series-ring.js';
+import { isSpecialAddress } from './lib/networks.js';
 import { KeyTable } from './lib/key-table.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { round2, round3, round4 } from './lib/format.js';

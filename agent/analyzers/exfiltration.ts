@@ -53,7 +53,7 @@ import { Dir, FlowState, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
-import { isSpecialAddress } from './lib/series-ring.js';
+import { isSpecialAddress } from './lib/networks.js';
 import { KeyTable } from './lib/key-table.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';

@@ -15,7 +15,7 @@
 import { formatAddress } from '../../../common/address.js';
 import { KeyTable } from './key-table.js';
 import { isLoopback, type Networks } from './networks.js';
-import { isSpecialAddress } from './series-ring.js';
+import { isSpecialAddress } from './networks.js';
 
 const F_INTERNAL = 1;
 const F_LOOPBACK = 2;

@@ -81,3 +81,18 @@ export function parseIPv6(text: string): Uint32Array | null {
   for (let i = 0; i < 4; i++) words[i] = ((g[i * 2]! << 16) | g[i * 2 + 1]!) >>> 0;
   return words;
 }
+
+/**
+ * Addresses no detector treats as a remote host: multicast, limited
+ * broadcast, link-local, unspecified (IPv4 in word 0, as the decoder keeps them).
+ */
+export function isSpecialAddress(version: number, words: ArrayLike<number>): boolean {
+  const w0 = words[0]! >>> 0;
+  if (version === 4) {
+    return w0 >>> 28 === 0xe || w0 === 0xffffffff || w0 >>> 16 === 0xa9fe || w0 === 0;
+  }
+  if (version !== 6) return false;
+  if (w0 >>> 24 === 0xff) return true; // ff00::/8 multicast
+  if (w0 >>> 22 === 0x3fa) return true; // fe80::/10 link-local
+  return w0 === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
+}

@@ -1,5 +1,5 @@
 /**
- * Several counts kept together in a ring of time buckets (BucketCounter's
+ * Reference model for tests (the detectors' ring before engine v2): several counts kept together in a ring of time buckets (BucketCounter's
  * idea, for a few series at once and exact at bucket boundaries), for the
  * look-back of the security detectors. `sumBefore(series, b)` is the total
  * over the `buckets` whole buckets before boundary `b` (bucket index `b`,
@@ -66,18 +66,3 @@ export class SeriesRing {
 }
 
 const mod = (a: number, n: number): number => ((a % n) + n) % n;
-
-/**
- * Addresses no detector treats as a remote host: multicast, limited
- * broadcast, link-local, unspecified (IPv4 in word 0, as the decoder keeps them).
- */
-export function isSpecialAddress(version: number, words: ArrayLike<number>): boolean {
-  const w0 = words[0]! >>> 0;
-  if (version === 4) {
-    return w0 >>> 28 === 0xe || w0 === 0xffffffff || w0 >>> 16 === 0xa9fe || w0 === 0;
-  }
-  if (version !== 6) return false;
-  if (w0 >>> 24 === 0xff) return true; // ff00::/8 multicast
-  if (w0 >>> 22 === 0x3fa) return true; // fe80::/10 link-local
-  return w0 === 0 && words[1] === 0 && words[2] === 0 && words[3] === 0;
-}

@@ -1,5 +1,5 @@
 /**
- * Notice suppression (Zeek's $identifier + suppress_for): a finding for the
+ * Reference model for tests (the string-keyed suppressor before engine v2): notice suppression (Zeek's $identifier + suppress_for): a finding for the
  * same ongoing behaviour is re-emitted at most once per `seconds` of packet
  * time, with updated evidence. Bounded: the oldest keys go past `maxKeys`.
  */

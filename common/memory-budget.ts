@@ -3,15 +3,15 @@
  * are sized at start, so the analysis stays within it whatever the traffic:
  * a table never grows, it evicts (counted). A fixed part is kept for Node
  * itself, the flow table, the reader's buffers and the report; the rest is
- * shared equally by the detectors' tables. A detector asks once, at
- * construction, with the bytes one key costs it; `analyzers.<id>.maxKeys`
- * caps the answer.
+ * shared equally by the detectors, each splitting its part among its tables.
+ * A detector asks once per table, at construction, with the bytes one key
+ * costs it; `analyzers.<id>.maxKeys` caps the answer.
  */
 
 /** MB kept for Node's own heap and code, the flow table with its per-flow analyzer state, reader buffers and reports. */
 export const RESERVED_MB = 120;
-/** Detector tables the budget is shared by (keys tables of the seven security detectors). */
-export const DETECTOR_TABLES = 7;
+/** Detectors the rest is shared by, equally; a detector with several tables splits its part among them (`share`). */
+export const DETECTORS = 7;
 
 export interface TableGrant {
   table: string;
@@ -21,17 +21,21 @@ export interface TableGrant {
 }
 
 export class MemoryBudget {
-  /** Bytes each detector table may use. */
-  readonly bytesPerTable: number;
+  /** Bytes each detector may use, over all its tables. */
+  readonly bytesPerDetector: number;
   private readonly grants: TableGrant[] = [];
 
   constructor(readonly budgetMB: number) {
-    this.bytesPerTable = Math.max(0, budgetMB - RESERVED_MB) * 1024 * 1024 / DETECTOR_TABLES;
+    this.bytesPerDetector = Math.max(0, budgetMB - RESERVED_MB) * 1024 * 1024 / DETECTORS;
   }
 
-  /** Keys a table may hold at `bytesPerKey` each (at least 16), at most `maxKeys` (the configured cap wins, at least 1); recorded for `grantsMade`. */
-  keys(table: string, bytesPerKey: number, maxKeys = Infinity): number {
-    const capacity = Math.min(Math.max(1, maxKeys), Math.max(16, Math.floor(this.bytesPerTable / Math.max(1, bytesPerKey))));
+  /**
+   * Keys a table may hold at `bytesPerKey` each, in `share` (0..1) of its
+   * detector's part (at least 16), at most `maxKeys` (the configured cap wins,
+   * at least 1); recorded for `grantsMade`.
+   */
+  keys(table: string, bytesPerKey: number, maxKeys = Infinity, share = 1): number {
+    const capacity = Math.min(Math.max(1, maxKeys), Math.max(16, Math.floor(this.bytesPerDetector * share / Math.max(1, bytesPerKey))));
     this.grants.push({ table, capacity, bytesPerKey, bytes: capacity * bytesPerKey });
     return capacity;
   }

@@ -281,7 +281,7 @@ class BeaconingAnalyzer implements Analyzer {
     this.eventIdx = new Float64Array(n).fill(-1);
     const cfg = this.cfg;
     for (const p of cfg.ignorePorts) if (p >= 0 && p < 65536) this.ignorePorts[p] = 1;
-    const capacity = Math.max(1, Math.min(cfg.maxKeys, ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys)));
+    const capacity = ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys);
     this.hosts = new HostTable(capacity * HOSTS_PER_KEY, ctx.networks, ctx.config.networks.includeLoopback);
     this.keys = new KeyTable(capacity, 3, (k) => { this.release(k); });
     this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 11);

@@ -143,7 +143,7 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.portIdx = new Int8Array(n);
     const cfg = this.cfg;
     for (const p of cfg.commonPorts) if (p >= 0 && p < 65536) this.commonPorts[p] = 1;
-    const capacity = Math.max(1, Math.min(cfg.maxKeys, ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys)));
+    const capacity = ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys);
     this.hosts = new HostTable(capacity * HOSTS_PER_PAIR, ctx.networks, ctx.config.networks.includeLoopback);
     this.pairs = new KeyTable(capacity, 2, (id) => { this.gen[id]++; });
     this.bytes = new BucketReducer(capacity, cfg.lookback, BUCKETS, 2);

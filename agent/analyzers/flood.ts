@@ -175,7 +175,7 @@ class FloodAnalyzer implements Analyzer {
     this.buckets = Math.max(1, Math.min(60, Math.ceil(cfg.lookback)));
     const destBytes = HostTable.bytesPerEntry + BucketReducer.bytesPerKey(this.buckets, SERIES) + DEST_COLUMN_BYTES
       + SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH);
-    const d = ctx.memory.keys('flood.destinations', destBytes, Math.max(1, cfg.maxKeys));
+    const d = ctx.memory.keys('flood.destinations', destBytes, Math.max(1, cfg.maxKeys), 0.5);
     this.hosts = new HostTable(d, ctx.networks, ctx.config.networks.includeLoopback);
     this.series = new BucketReducer(d, cfg.lookback, this.buckets, SERIES);
     this.live = new Uint8Array(d);
@@ -192,7 +192,7 @@ class FloodAnalyzer implements Analyzer {
     this.touchNext = new Int32Array(d);
     this.suppression = new SuppressionTable(cfg.suppressFor, d, SUPPRESSION_WIDTH);
 
-    const s = ctx.memory.keys('flood.sources', KeyTable.bytesPerEntry(SOURCE_WIDTH) + SOURCE_COLUMN_BYTES, MAX_SOURCE_ENTRIES);
+    const s = ctx.memory.keys('flood.sources', KeyTable.bytesPerEntry(SOURCE_WIDTH) + SOURCE_COLUMN_BYTES, MAX_SOURCE_ENTRIES, 0.5);
     this.sources = new KeyTable(s, SOURCE_WIDTH);
     this.lastSeen = new Float64Array(s);
     this.kindPackets = new Uint32Array(s * KIND_COUNT);

@@ -198,9 +198,9 @@ class PortScanAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     const maxKeys = Math.max(1, cfg.maxKeys);
-    const nSources = ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys);
-    const nTargets = ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys);
-    const nProbes = ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED);
+    const nSources = ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys, 0.25);
+    const nTargets = ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys, 0.25);
+    const nProbes = ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED, 0.5);
 
     this.sources = new HostTable(nSources, ctx.networks, this.includeLoopback);
     this.sActive = new Uint8Array(nSources);

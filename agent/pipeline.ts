@@ -12,6 +12,7 @@ import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzer
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
+import { WindowFlowAccounting } from './window/flow-accounting.js';
 import { PacketClock } from './window/packet-clock.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
 
@@ -68,6 +69,8 @@ export class Pipeline {
   readonly context: AnalyzerContext;
   // One dispatch list per event.
   private readonly onPacket: PacketHook[];
+  private readonly onFlowless: Array<NonNullable<Analyzer['onFlowlessPacket']>>;
+  private readonly onWindowFlow: PacketHook[];
   private readonly onTcp: Array<NonNullable<Analyzer['onTcpSegment']>>;
   private readonly onUdp: PacketHook[];
   private readonly onIcmp: PacketHook[];
@@ -89,6 +92,7 @@ export class Pipeline {
     this.decoder = new Decoder(config.flows);
     this.flows = new FlowTable(config.flows, this.clock);
     this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
+    const windowFlows = new WindowFlowAccounting(this.flows);
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
@@ -96,14 +100,17 @@ export class Pipeline {
       decoder: this.decoder,
       networks: new Networks(config.networks.internal),
       tcpSequence: this.tcpSequence,
+      windowFlows,
       memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
-    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow, config.report.maxFindingsPerType);
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, options.onWindow, config.report.maxFindingsPerType);
     const analyzers = this.analyzers;
     this.onPacket = subscribers(analyzers, 'onPacket');
+    this.onFlowless = subscribers(analyzers, 'onFlowlessPacket');
+    this.onWindowFlow = subscribers(analyzers, 'onWindowFlow');
     this.onTcp = subscribers(analyzers, 'onTcpSegment');
     this.onUdp = subscribers(analyzers, 'onUdpDatagram');
     this.onIcmp = subscribers(analyzers, 'onIcmpMessage');
@@ -131,6 +138,7 @@ export class Pipeline {
         attempts.flowEnded(slot, clock.now);
         for (let i = 0; i < onEnd.length; i++) onEnd[i]!(slot, reason);
         tcpSequence.flowEnded(slot);
+        windows.flowEnded(slot);
         extra?.onFlowEnd?.(slot, reason);
       },
     });
@@ -152,7 +160,13 @@ export class Pipeline {
       const slot = flows.update(view);
       const dir = flows.dir;
       if (view.innerTcpFlags >= 0) flows.updateQuoted(view);
-      this.windows.onPacket(view.ts, rec.wireLen, slot);
+      if (this.windows.onPacket(view.ts, rec.wireLen, slot)) {
+        const first = this.onWindowFlow;
+        for (let i = 0; i < first.length; i++) first[i]!(view, slot, dir);
+      } else if (slot < 0) {
+        const flowless = this.onFlowless;
+        for (let i = 0; i < flowless.length; i++) flowless[i]!(view);
+      }
       const transport = view.transport;
       const tcpSegment = slot >= 0 && transport === Transport.TCP;
       const seq = this.tcpSequence;

@@ -38,6 +38,17 @@ const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
 /** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
 const WINDOW_END_EPSILON = 1e-3;
 
+/** Counter index by presence-bit position. */
+function counterIndexByBit(): Int8Array {
+  const out = new Int8Array(32).fill(-1);
+  FRAME_COUNTERS.forEach(([, bit], i) => {
+    const pos = 31 - Math.clz32(bit);
+    if (bit !== 1 << pos || out[pos] !== -1) throw new Error('frame counters must be distinct single bits');
+    out[pos] = i;
+  });
+  return out;
+}
+
 type PacketHook = (v: PacketView, slot: number, dir: number) => void;
 
 /** The analyzers that have hook `name`, bound, in registry order. */
@@ -76,7 +87,9 @@ export class Pipeline {
   private readonly onIcmp: PacketHook[];
   private readonly onDns: PacketHook[];
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
-  private readonly counterBits = Int32Array.from(FRAME_COUNTERS, ([, bit]) => bit);
+  /** Presence bits that have a counter, and the counter of each bit position (every counted bit is a single bit). */
+  private readonly countedBits = FRAME_COUNTERS.reduce((m, [, bit]) => m | bit, 0);
+  private readonly counterOfBit = counterIndexByBit();
   packets = 0;
   bytes = 0;
   /** Earliest and latest packet time (seconds, nanoseconds). */
@@ -193,8 +206,9 @@ export class Pipeline {
         const dns = this.onDns;
         for (let i = 0; i < dns.length; i++) dns[i]!(view, slot, dir);
       }
-      const bits = this.counterBits;
-      for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
+      // Only the few bits set: usually three or four, not every counter.
+      const counterOf = this.counterOfBit;
+      for (let bits = present & this.countedBits; bits !== 0; bits &= bits - 1) this.frameCounts[counterOf[31 - Math.clz32(bits & -bits)]!]++;
     } catch (err) {
       this.unexpected++;
       this.lastError = err;

@@ -252,7 +252,6 @@ class TalkersAnalyzer implements Analyzer {
     for (let k = 0; k < set.size; k++) this.addFlow(set.slots[k]!);
     const hosts = this.hosts;
     const hv = hosts.values;
-    const hostIds = Array.from({ length: hosts.size }, (_, i) => i);
     const hostBytes = (id: number): number => hv[id * 4 + TX_BYTES]! + hv[id * 4 + RX_BYTES]!;
     const names = new Map<number, string>();
     const name = (id: number): string => {
@@ -261,8 +260,7 @@ class TalkersAnalyzer implements Analyzer {
       return s;
     };
     // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
-    hostIds.sort((a, b) => hostBytes(b) - hostBytes(a) || a - b);
-    const topHosts = hostIds.slice(0, this.top).map((id) => ({
+    const topHosts = topIds(hosts.size, this.top, hostBytes).map((id) => ({
       host: name(id),
       packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
       bytes: hostBytes(id),
@@ -275,9 +273,7 @@ class TalkersAnalyzer implements Analyzer {
     const pv = pairs.values;
     const pk = pairs.keys;
     const pairBytes = (id: number): number => pv[id * 4]! + pv[id * 4 + 1]!;
-    const pairIds = Array.from({ length: pairs.size }, (_, i) => i);
-    pairIds.sort((a, b) => pairBytes(b) - pairBytes(a) || a - b);
-    const topPairs = pairIds.slice(0, this.top).map((id) => ({
+    const topPairs = topIds(pairs.size, this.top, pairBytes).map((id) => ({
       a: name(pk[id * 2]!),
       b: name(pk[id * 2 + 1]!),
       packets: pv[id * 4 + 2]! + pv[id * 4 + 3]!,
@@ -303,4 +299,24 @@ class TalkersAnalyzer implements Analyzer {
     this.untrackedPackets = this.untrackedBytes = this.untrackedPairPackets = this.ipPackets = this.ipBytes = 0;
     return metrics;
   }
+}
+
+/**
+ * The `top` ids of 0..n-1 with the most bytes, most first, ties by lower id
+ * (the order a full sort would give), kept in a small sorted list: O(n) for
+ * the usual few candidates instead of sorting every host of the window.
+ */
+function topIds(n: number, top: number, bytes: (id: number) => number): number[] {
+  const out: number[] = [];
+  if (top <= 0) return out;
+  for (let id = 0; id < n; id++) {
+    const b = bytes(id);
+    // Ids come in ascending order, so an equal count never goes before one already listed.
+    if (out.length === top && b <= bytes(out[top - 1]!)) continue;
+    let i = out.length === top ? top - 1 : out.length;
+    while (i > 0 && bytes(out[i - 1]!) < b) i--;
+    out.splice(i, 0, id);
+    if (out.length > top) out.pop();
+  }
+  return out;
 }

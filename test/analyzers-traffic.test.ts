@@ -16,6 +16,7 @@ import {
 } from './helpers/capture-writer.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { topIndices } from '../agent/analyzers/window-flows.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
@@ -408,6 +409,20 @@ test('talkers, throughput, protocols: a flow spanning two windows counts in each
   p = metrics(r, 'protocols', 1);
   assert.deepEqual(p['transports'], transports(3, 0, 0));
   assert.deepEqual(r.windows[1]!.flows, { active: 1, new: 0, closed: 0 });
+});
+
+test('topIndices (top hosts, pairs, flows) equals a stable sort by value, largest first, then the first `top`', () => {
+  let seed = 12345;
+  const rnd = (k: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; return seed % k; };
+  for (let round = 0; round < 300; round++) {
+    const n = rnd(200);
+    const values = Array.from({ length: n }, () => rnd(round % 3 === 0 ? 4 : 1000)); // many ties in every third round
+    if (round % 7 === 0) values.sort((a, b) => a - b); // ascending: the worst order for insertion
+    for (const top of [0, 1, 3, 10, 64, 65, 500]) {
+      const expected = values.map((_, i) => i).sort((a, b) => values[b]! - values[a]!).slice(0, top);
+      assert.deepEqual(topIndices(n, top, (i) => values[i]!), expected, `n ${n} top ${top}`);
+    }
+  }
 });
 
 // ---------------------------------------------------------------------------

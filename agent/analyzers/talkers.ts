@@ -26,6 +26,7 @@ import { formatAddress } from '../../common/address.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { topIndices } from './window-flows.js';
 
 const INITIAL = 1024;
 
@@ -260,7 +261,7 @@ class TalkersAnalyzer implements Analyzer {
       return s;
     };
     // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
-    const topHosts = topIds(hosts.size, this.top, hostBytes).map((id) => ({
+    const topHosts = topIndices(hosts.size, this.top, hostBytes).map((id) => ({
       host: name(id),
       packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
       bytes: hostBytes(id),
@@ -273,7 +274,7 @@ class TalkersAnalyzer implements Analyzer {
     const pv = pairs.values;
     const pk = pairs.keys;
     const pairBytes = (id: number): number => pv[id * 4]! + pv[id * 4 + 1]!;
-    const topPairs = topIds(pairs.size, this.top, pairBytes).map((id) => ({
+    const topPairs = topIndices(pairs.size, this.top, pairBytes).map((id) => ({
       a: name(pk[id * 2]!),
       b: name(pk[id * 2 + 1]!),
       packets: pv[id * 4 + 2]! + pv[id * 4 + 3]!,
@@ -301,22 +302,3 @@ class TalkersAnalyzer implements Analyzer {
   }
 }
 
-/**
- * The `top` ids of 0..n-1 with the most bytes, most first, ties by lower id
- * (the order a full sort would give), kept in a small sorted list: O(n) for
- * the usual few candidates instead of sorting every host of the window.
- */
-function topIds(n: number, top: number, bytes: (id: number) => number): number[] {
-  const out: number[] = [];
-  if (top <= 0) return out;
-  for (let id = 0; id < n; id++) {
-    const b = bytes(id);
-    // Ids come in ascending order, so an equal count never goes before one already listed.
-    if (out.length === top && b <= bytes(out[top - 1]!)) continue;
-    let i = out.length === top ? top - 1 : out.length;
-    while (i > 0 && bytes(out[i - 1]!) < b) i--;
-    out.splice(i, 0, id);
-    if (out.length > top) out.pop();
-  }
-  return out;
-}

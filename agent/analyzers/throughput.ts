@@ -20,7 +20,7 @@ import { formatAddress } from '../../common/address.js';
 import { protoName, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import type { WindowFlowAccounting } from '../window/flow-accounting.js';
-import { round3 } from './window-flows.js';
+import { round3, topIndices } from './window-flows.js';
 
 /** Ended flows kept per window at most (a larger `topFlows` lists live flows beyond it, ended ones up to it). */
 const MAX_ENDED = 1024;
@@ -130,31 +130,35 @@ class ThroughputAnalyzer implements Analyzer {
     const flows = this.ctx.flows;
     const win = this.ctx.windowFlows;
     const set = win.active;
-    const candidates: Array<{ total: number; live: boolean; i: number }> = [];
-    for (let k = 0; k < set.size; k++) {
+    // Candidates: the live flows in the set's order (indices 0..live-1), then the ended ones kept.
+    const live = set.size;
+    for (let k = 0; k < live; k++) {
       const slot = set.slots[k]!;
-      const b0 = win.bytesIn(slot, 0);
-      const b1 = win.bytesIn(slot, 1);
-      this.dirBytes[0] += b0;
-      this.dirBytes[1] += b1;
+      this.dirBytes[0] += win.bytesIn(slot, 0);
+      this.dirBytes[1] += win.bytesIn(slot, 1);
       this.dirPackets[0] += win.packetsIn(slot, 0);
       this.dirPackets[1] += win.packetsIn(slot, 1);
-      candidates.push({ total: b0 + b1, live: true, i: slot });
     }
-    for (let i = 0; i < this.ended.size; i++) candidates.push({ total: this.ended.total(i), live: false, i });
-    candidates.sort((a, b) => b.total - a.total);
-    const top: TopFlow[] = candidates.slice(0, this.topFlows).map(({ live, i }) => {
+    const total = (c: number): number => {
+      if (c >= live) return this.ended.total(c - live);
+      const slot = set.slots[c]!;
+      return win.bytesIn(slot, 0) + win.bytesIn(slot, 1);
+    };
+    const chosen = topIndices(live + this.ended.size, this.topFlows, total);
+    const top: TopFlow[] = chosen.map((c) => {
+      const isLive = c < live;
+      const i = isLive ? set.slots[c]! : c - live;
       const e = this.ended;
-      const version = live ? flows.version[i]! : e.version[i]!;
-      const b0 = live ? win.bytesIn(i, 0) : e.bytes[i * 2]!;
-      const b1 = live ? win.bytesIn(i, 1) : e.bytes[i * 2 + 1]!;
-      const packets = live ? win.packetsIn(i, 0) + win.packetsIn(i, 1) : e.packets[i * 2]! + e.packets[i * 2 + 1]!;
+      const version = isLive ? flows.version[i]! : e.version[i]!;
+      const b0 = isLive ? win.bytesIn(i, 0) : e.bytes[i * 2]!;
+      const b1 = isLive ? win.bytesIn(i, 1) : e.bytes[i * 2 + 1]!;
+      const packets = isLive ? win.packetsIn(i, 0) + win.packetsIn(i, 1) : e.packets[i * 2]! + e.packets[i * 2 + 1]!;
       return {
-        proto: protoName(live ? flows.proto[i]! : e.proto[i]!),
-        client: formatAddress(version, live ? flows.clientAddr(i) : e.client.subarray(i * 4, i * 4 + 4)),
-        clientPort: live ? flows.clientPort(i) : e.clientPort[i]!,
-        server: formatAddress(version, live ? flows.serverAddr(i) : e.server.subarray(i * 4, i * 4 + 4)),
-        serverPort: live ? flows.serverPort(i) : e.serverPort[i]!,
+        proto: protoName(isLive ? flows.proto[i]! : e.proto[i]!),
+        client: formatAddress(version, isLive ? flows.clientAddr(i) : e.client.subarray(i * 4, i * 4 + 4)),
+        clientPort: isLive ? flows.clientPort(i) : e.clientPort[i]!,
+        server: formatAddress(version, isLive ? flows.serverAddr(i) : e.server.subarray(i * 4, i * 4 + 4)),
+        serverPort: isLive ? flows.serverPort(i) : e.serverPort[i]!,
         packets,
         bytes: b0 + b1,
         bytesClientToServer: b0,

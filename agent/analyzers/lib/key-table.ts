@@ -8,8 +8,13 @@
  * (load <= 1/2: short linear probes), backward-shift deletion (no tombstones,
  * so probes stay short after many removals), a doubly-linked LRU list over
  * the live ids (oldest at the head) and a free list of unused ids chained
- * through the same `next` array. The flow table (agent/flow/flow-table.ts)
- * does the same for 5-tuples.
+ * through the same links. The flow table (agent/flow/flow-table.ts) does the
+ * same for 5-tuples.
+ *
+ * Layout for large tables, where each random access is a cache miss: one
+ * row per id holds its hash, key words and both LRU links, so a hit that
+ * refreshes recency costs about four misses (index, row, the two LRU
+ * neighbours' rows) instead of seven with one array per field.
  *
  * The key is passed without allocation: fill `key` (the reusable input
  * buffer), then call `find` or `findOrInsert`.
@@ -29,11 +34,16 @@ export class KeyTable {
   /** Whether the last `findOrInsert` inserted (the owner initialises its columns for the id). */
   inserted = false;
 
-  private readonly keys: Uint32Array;
-  private readonly hashes: Int32Array;
-  /** LRU links; for a free id, `next` chains the free list. */
-  private readonly prev: Int32Array;
-  private readonly next: Int32Array;
+  /**
+   * Per id, `stride` words: the hash, the key words, then the LRU links
+   * (previous, next; -1 stored as 0xffffffff, read back with `| 0`). For a
+   * free id, next chains the free list.
+   */
+  private readonly rows: Uint32Array;
+  private readonly stride: number;
+  /** Offsets of the links in a row. */
+  private readonly prevAt: number;
+  private readonly nextAt: number;
   private readonly live: Uint8Array;
   /** Index position -> id + 1, 0 = empty. */
   private readonly index: Int32Array;
@@ -54,10 +64,10 @@ export class KeyTable {
     this.capacity = capacity;
     this.width = width;
     this.key = new Uint32Array(width);
-    this.keys = new Uint32Array(capacity * width);
-    this.hashes = new Int32Array(capacity);
-    this.prev = new Int32Array(capacity);
-    this.next = new Int32Array(capacity);
+    this.stride = width + 3;
+    this.prevAt = width + 1;
+    this.nextAt = width + 2;
+    this.rows = new Uint32Array(capacity * this.stride);
     this.live = new Uint8Array(capacity);
     let n = 2;
     while (n < capacity * 2) n *= 2;
@@ -76,7 +86,7 @@ export class KeyTable {
 
   /** Bytes allocated by this table. */
   get bytes(): number {
-    return this.keys.byteLength + this.hashes.byteLength + this.prev.byteLength + this.next.byteLength + this.live.byteLength + this.index.byteLength;
+    return this.rows.byteLength + this.live.byteLength + this.index.byteLength;
   }
 
   /** The hash the table uses for the key in `key` (also a good input for FirstSight). */
@@ -112,9 +122,12 @@ export class KeyTable {
       this.remove(victim);
     }
     const id = this.freeHead;
-    this.freeHead = this.next[id]!;
-    this.keys.set(this.key, id * this.width);
-    this.hashes[id] = h;
+    const o = id * this.stride;
+    this.freeHead = this.rows[o + this.nextAt]! | 0;
+    const rows = this.rows;
+    const key = this.key;
+    rows[o] = h;
+    for (let k = 0; k < key.length; k++) rows[o + 1 + k] = key[k]!;
     this.live[id] = 1;
     this.append(id);
     const mask = this.mask;
@@ -126,7 +139,7 @@ export class KeyTable {
     return id;
   }
 
-  /** Makes `id` the most recently used. */
+  /** Makes `id` (a live id) the most recently used. */
   touch(id: number): void {
     if (this.tail === id) return;
     this.unlink(id);
@@ -139,7 +152,7 @@ export class KeyTable {
     this.removeIndex(id);
     this.unlink(id);
     this.live[id] = 0;
-    this.next[id] = this.freeHead;
+    this.rows[id * this.stride + this.nextAt] = this.freeHead;
     this.freeHead = id;
     this.size--;
   }
@@ -156,7 +169,7 @@ export class KeyTable {
   isLive(id: number): boolean { return this.live[id] === 1; }
 
   /** Word `i` of the key of `id`. */
-  keyWord(id: number, i: number): number { return this.keys[id * this.width + i]!; }
+  keyWord(id: number, i: number): number { return this.rows[id * this.stride + 1 + i]!; }
 
   /** The least recently used live id, -1 when empty. */
   oldest(): number { return this.head; }
@@ -166,36 +179,38 @@ export class KeyTable {
    * removing `id` when removing while iterating; `touch` or `findOrInsert`
    * during an iteration move ids to the end, where it visits them again.
    */
-  newer(id: number): number { return this.next[id]!; }
+  newer(id: number): number { return this.rows[id * this.stride + this.nextAt]! | 0; }
 
   private lookup(h: number): number {
     const mask = this.mask;
     const width = this.width;
+    const stride = this.stride;
     const key = this.key;
-    const keys = this.keys;
+    const rows = this.rows;
+    const hash = h >>> 0;
     for (let i = h & mask; ; i = (i + 1) & mask) {
       const entry = this.index[i]!;
       if (entry === 0) return -1;
-      const id = entry - 1;
-      if (this.hashes[id] !== h) continue;
-      const o = id * width;
+      const o = (entry - 1) * stride;
+      if (rows[o] !== hash) continue;
       let k = 0;
-      while (k < width && keys[o + k] === key[k]) k++;
-      if (k === width) return id;
+      while (k < width && rows[o + 1 + k] === key[k]) k++;
+      if (k === width) return entry - 1;
     }
   }
 
   /** Linear-probing deletion with backward shift (no tombstones, so lookups stay short). */
   private removeIndex(id: number): void {
     const mask = this.mask;
-    let i = this.hashes[id]! & mask;
+    const stride = this.stride;
+    let i = this.rows[id * stride]! & mask;
     while (this.index[i] !== id + 1) i = (i + 1) & mask;
     let j = i;
     for (;;) {
       j = (j + 1) & mask;
       const entry = this.index[j]!;
       if (entry === 0) break;
-      const home = this.hashes[entry - 1]! & mask;
+      const home = this.rows[(entry - 1) * stride]! & mask;
       // Move entry j into the hole at i unless its home position is in (i, j].
       if (i <= j ? home <= i || home > j : home <= i && home > j) {
         this.index[i] = entry;
@@ -206,25 +221,29 @@ export class KeyTable {
   }
 
   private append(id: number): void {
+    const rows = this.rows;
+    const stride = this.stride;
     const tail = this.tail;
-    this.prev[id] = tail;
-    this.next[id] = NIL;
-    if (tail === NIL) this.head = id; else this.next[tail] = id;
+    rows[id * stride + this.prevAt] = tail;
+    rows[id * stride + this.nextAt] = NIL;
+    if (tail === NIL) this.head = id; else rows[tail * stride + this.nextAt] = id;
     this.tail = id;
   }
 
   private unlink(id: number): void {
-    const p = this.prev[id]!;
-    const n = this.next[id]!;
-    if (p === NIL) this.head = n; else this.next[p] = n;
-    if (n === NIL) this.tail = p; else this.prev[n] = p;
+    const rows = this.rows;
+    const stride = this.stride;
+    const p = rows[id * stride + this.prevAt]! | 0;
+    const n = rows[id * stride + this.nextAt]! | 0;
+    if (p === NIL) this.head = n; else rows[p * stride + this.nextAt] = n;
+    if (n === NIL) this.tail = p; else rows[n * stride + this.prevAt] = p;
   }
 
   /** All ids free, handed out in increasing order. */
   private resetFree(): void {
     const n = this.capacity;
-    for (let i = 0; i < n - 1; i++) this.next[i] = i + 1;
-    this.next[n - 1] = NIL;
+    for (let i = 0; i < n - 1; i++) this.rows[i * this.stride + this.nextAt] = i + 1;
+    this.rows[(n - 1) * this.stride + this.nextAt] = NIL;
     this.freeHead = 0;
   }
 }

@@ -4,6 +4,13 @@
  * `analyze` and by the agent. Each event goes only to the analyzers that have
  * its hook (dispatch lists made once, here). One guard here counts anything
  * unexpected, so no packet can stop the loop.
+ *
+ * The window stage keeps the window flow accounting (window/flow-accounting.ts):
+ * which flows had packets in the window and their packets and bytes per
+ * direction, read from the flow table's counters. Volume analyzers (talkers,
+ * throughput, protocols, asymmetry) use it at window close and flow end, and
+ * hook only a flow's first packet in the window (`onWindowFlow`) and packets
+ * without a flow (`onFlowlessPacket`), not every packet.
  */
 import type { Config } from '../common/config.js';
 import { MemoryBudget } from '../common/memory-budget.js';

@@ -160,7 +160,7 @@ class TalkersAnalyzer implements Analyzer {
     return this.hosts.lookup(key);
   }
 
-  /** The pair of two tracked hosts (-1: untracked), and whether `src` is its side A (the lower id). */
+  /** The id of the pair of two tracked hosts (side A is the lower id), -1 when the pair table is full. */
   private pair(src: number, dst: number): number {
     const forward = src <= dst;
     this.pairKey[0] = forward ? src : dst;

@@ -4,6 +4,13 @@
  * `analyze` and by the agent. Each event goes only to the analyzers that have
  * its hook (dispatch lists made once, here). One guard here counts anything
  * unexpected, so no packet can stop the loop.
+ *
+ * The flow stage keeps the window flow accounting (flow/flow-accounting.ts):
+ * which flows had packets in the window and their packets and bytes per
+ * direction, read from the flow table's counters. Volume analyzers (talkers,
+ * throughput, protocols, asymmetry) use it at window close and flow end, and
+ * hook only a flow's first packet in the window (`onWindowFlow`) and packets
+ * without a flow (`onFlowlessPacket`), not every packet.
  */
 import type { Config } from '../common/config.js';
 import { MemoryBudget } from '../common/memory-budget.js';
@@ -12,6 +19,7 @@ import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzer
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
+import { WindowFlowAccounting } from './flow/flow-accounting.js';
 import { PacketClock } from './core/packet-clock.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
 
@@ -36,6 +44,17 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
 /** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
 const WINDOW_END_EPSILON = 1e-3;
+
+/** Counter index by presence-bit position. */
+function counterIndexByBit(): Int8Array {
+  const out = new Int8Array(32).fill(-1);
+  FRAME_COUNTERS.forEach(([, bit], i) => {
+    const pos = 31 - Math.clz32(bit);
+    if (bit !== 1 << pos || out[pos] !== -1) throw new Error('frame counters must be distinct single bits');
+    out[pos] = i;
+  });
+  return out;
+}
 
 type PacketHook = (v: PacketView, slot: number, dir: number) => void;
 
@@ -68,12 +87,16 @@ export class Pipeline {
   readonly context: AnalyzerContext;
   // One dispatch list per event.
   private readonly onPacket: PacketHook[];
+  private readonly onFlowless: Array<NonNullable<Analyzer['onFlowlessPacket']>>;
+  private readonly onWindowFlow: PacketHook[];
   private readonly onTcp: Array<NonNullable<Analyzer['onTcpSegment']>>;
   private readonly onUdp: PacketHook[];
   private readonly onIcmp: PacketHook[];
   private readonly onDns: PacketHook[];
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
-  private readonly counterBits = Int32Array.from(FRAME_COUNTERS, ([, bit]) => bit);
+  /** Presence bits that have a counter, and the counter of each bit position (every counted bit is a single bit). */
+  private readonly countedBits = FRAME_COUNTERS.reduce((m, [, bit]) => m | bit, 0);
+  private readonly counterOfBit = counterIndexByBit();
   packets = 0;
   bytes = 0;
   /** Earliest and latest packet time (seconds, nanoseconds). */
@@ -89,6 +112,7 @@ export class Pipeline {
     this.decoder = new Decoder(config.flows);
     this.flows = new FlowTable(config.flows, this.clock);
     this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
+    const windowFlows = new WindowFlowAccounting(this.flows);
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
@@ -96,14 +120,17 @@ export class Pipeline {
       decoder: this.decoder,
       networks: new Networks(config.networks.internal),
       tcpSequence: this.tcpSequence,
+      windowFlows,
       memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
-    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, options.onWindow, config.report.maxFindingsPerType);
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, options.onWindow, config.report.maxFindingsPerType);
     const analyzers = this.analyzers;
     this.onPacket = subscribers(analyzers, 'onPacket');
+    this.onFlowless = subscribers(analyzers, 'onFlowlessPacket');
+    this.onWindowFlow = subscribers(analyzers, 'onWindowFlow');
     this.onTcp = subscribers(analyzers, 'onTcpSegment');
     this.onUdp = subscribers(analyzers, 'onUdpDatagram');
     this.onIcmp = subscribers(analyzers, 'onIcmpMessage');
@@ -131,6 +158,7 @@ export class Pipeline {
         attempts.flowEnded(slot, clock.now);
         for (let i = 0; i < onEnd.length; i++) onEnd[i]!(slot, reason);
         tcpSequence.flowEnded(slot);
+        windows.flowEnded(slot);
         extra?.onFlowEnd?.(slot, reason);
       },
     });
@@ -152,7 +180,13 @@ export class Pipeline {
       const slot = flows.update(view);
       const dir = flows.dir;
       if (view.innerTcpFlags >= 0) flows.updateQuoted(view);
-      this.windows.onPacket(view.ts, rec.wireLen, slot);
+      if (this.windows.onPacket(view.ts, rec.wireLen, slot)) {
+        const first = this.onWindowFlow;
+        for (let i = 0; i < first.length; i++) first[i]!(view, slot, dir);
+      } else if (slot < 0) {
+        const flowless = this.onFlowless;
+        for (let i = 0; i < flowless.length; i++) flowless[i]!(view);
+      }
       const transport = view.transport;
       const tcpSegment = slot >= 0 && transport === Transport.TCP;
       const seq = this.tcpSequence;
@@ -179,8 +213,9 @@ export class Pipeline {
         const dns = this.onDns;
         for (let i = 0; i < dns.length; i++) dns[i]!(view, slot, dir);
       }
-      const bits = this.counterBits;
-      for (let i = 0; i < bits.length; i++) if (present & bits[i]!) this.frameCounts[i]++;
+      // Only the few bits set: usually three or four, not every counter.
+      const counterOf = this.counterOfBit;
+      for (let bits = present & this.countedBits; bits !== 0; bits &= bits - 1) this.frameCounts[counterOf[31 - Math.clz32(bits & -bits)]!]++;
     } catch (err) {
       this.unexpected++;
       this.lastError = err;

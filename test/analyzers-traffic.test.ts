@@ -16,6 +16,7 @@ import {
 } from './helpers/capture-writer.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { topIndices } from '../agent/analyzers/window-flows.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
@@ -358,6 +359,70 @@ test('talkers: hosts past maxHosts in a window are not tracked and are counted',
   assert.equal(top.length, 3);
   assert.deepEqual(top[0], { host: '10.0.5.100', packets: 12, bytes: 12 * 74, packetsSent: 0, bytesSent: 0, packetsReceived: 12, bytesReceived: 12 * 74 });
   assert.deepEqual(top.slice(1).map((h) => h['host']), ['10.0.5.1', '10.0.5.2']); // ties by address
+});
+
+test('talkers, throughput, protocols: a flow spanning two windows counts in each only its packets there; packets without a flow count one by one', async () => {
+  const req = udpFrame('10.0.7.1', 5000, '10.0.7.2', 53);
+  const ans = udpFrame('10.0.7.2', 53, '10.0.7.1', 5000);
+  // A non-first fragment has no transport header, so no flow; ARP is not IP.
+  const frag = ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({ src: '10.0.7.3', dst: '10.0.7.1', proto: Proto.UDP, fragOffset: 8, payload: Buffer.alloc(16) }));
+  const arp = ethernet('ff:ff:ff:ff:ff:ff', MAC_A, EtherTypes.ARP, Buffer.alloc(28));
+  const r = await analyze([
+    at(0, req), at(1000, ans), at(2000, frag), at(3000, arp), at(4000, req),
+    at(10_000_000, req), at(10_001_000, ans), at(10_002_000, ans),
+  ]);
+  assert.equal(r.windows.length, 2);
+  const [u, f, a] = [req.length, frag.length, arp.length];
+  // Window 0.
+  let t = metrics(r, 'talkers', 0);
+  assert.equal(num(t, 'ipPackets'), 4);
+  assert.equal(num(t, 'ipBytes'), 3 * u + f);
+  assert.deepEqual(rows(t, 'topHosts'), [
+    { host: '10.0.7.1', packets: 4, bytes: 3 * u + f, packetsSent: 2, bytesSent: 2 * u, packetsReceived: 2, bytesReceived: u + f },
+    { host: '10.0.7.2', packets: 3, bytes: 3 * u, packetsSent: 1, bytesSent: u, packetsReceived: 2, bytesReceived: 2 * u },
+    { host: '10.0.7.3', packets: 1, bytes: f, packetsSent: 1, bytesSent: f, packetsReceived: 0, bytesReceived: 0 },
+  ]);
+  assert.deepEqual(rows(t, 'topPairs'), [
+    { a: '10.0.7.1', b: '10.0.7.2', packets: 3, bytes: 3 * u, packetsAToB: 2, bytesAToB: 2 * u, packetsBToA: 1, bytesBToA: u },
+    { a: '10.0.7.1', b: '10.0.7.3', packets: 1, bytes: f, packetsAToB: 0, bytesAToB: 0, packetsBToA: 1, bytesBToA: f },
+  ]);
+  let th = metrics(r, 'throughput', 0);
+  assert.equal(num(th, 'packets'), 5);
+  assert.equal(num(th, 'bytes'), 3 * u + f + a);
+  assert.equal(num(th, 'nonFlowBytes'), f + a);
+  assert.deepEqual(rows(th, 'topFlows').map((x) => [x['packets'], x['bytesClientToServer'], x['bytesServerToClient']]), [[3, 2 * u, u]]);
+  let p = metrics(r, 'protocols', 0);
+  const transports = (udpPackets: number, other: number, nonIp: number): Row => ({
+    tcp: { packets: 0, bytes: 0 }, udp: { packets: udpPackets, bytes: udpPackets * u }, icmp: { packets: 0, bytes: 0 }, icmpv6: { packets: 0, bytes: 0 },
+    other: { packets: other, bytes: other * f }, 'non-ip': { packets: nonIp, bytes: nonIp * a },
+  });
+  assert.deepEqual(p['transports'], transports(3, 1, 1));
+  assert.deepEqual(p['services'], { dns: { packets: 3, bytes: 3 * u } });
+  // Window 1: the same flow, only its packets of this window; equal bytes, so hosts in order of first sight.
+  t = metrics(r, 'talkers', 1);
+  assert.equal(num(t, 'ipPackets'), 3);
+  assert.deepEqual(rows(t, 'topHosts').map((h) => [h['host'], h['packetsSent'], h['packetsReceived']]), [['10.0.7.1', 1, 2], ['10.0.7.2', 2, 1]]);
+  assert.deepEqual(rows(t, 'topPairs').map((x) => [x['a'], x['packetsAToB'], x['packetsBToA']]), [['10.0.7.1', 1, 2]]);
+  th = metrics(r, 'throughput', 1);
+  assert.deepEqual(rows(th, 'topFlows').map((x) => [x['packets'], x['bytesClientToServer'], x['bytesServerToClient']]), [[3, u, 2 * u]]);
+  assert.deepEqual(th['clientToServer'], { packets: 1, bytes: u, bitsPerSecond: (u * 8) / 10 });
+  p = metrics(r, 'protocols', 1);
+  assert.deepEqual(p['transports'], transports(3, 0, 0));
+  assert.deepEqual(r.windows[1]!.flows, { active: 1, new: 0, closed: 0 });
+});
+
+test('topIndices (top hosts, pairs, flows) equals a stable sort by value, largest first, then the first `top`', () => {
+  let seed = 12345;
+  const rnd = (k: number): number => { seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff; return seed % k; };
+  for (let round = 0; round < 300; round++) {
+    const n = rnd(200);
+    const values = Array.from({ length: n }, () => rnd(round % 3 === 0 ? 4 : 1000)); // many ties in every third round
+    if (round % 7 === 0) values.sort((a, b) => a - b); // ascending: the worst order for insertion
+    for (const top of [0, 1, 3, 10, 64, 65, 500]) {
+      const expected = values.map((_, i) => i).sort((a, b) => values[b]! - values[a]!).slice(0, top);
+      assert.deepEqual(topIndices(n, top, (i) => values[i]!), expected, `n ${n} top ${top}`);
+    }
+  }
 });
 
 // ---------------------------------------------------------------------------

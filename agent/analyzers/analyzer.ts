@@ -15,6 +15,7 @@ import type { FindingDraft, WindowParticipant } from '../core/window-types.js';
 import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
+import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
 import type { QuantileSummary } from './lib/quantiles.js';
 import type { Networks } from './lib/networks.js';
@@ -35,6 +36,12 @@ export interface AnalyzerContext {
   readonly networks: Networks;
   /** Wireshark's TCP sequence analysis (flow stage): its per-segment result comes with `onTcpSegment`. */
   readonly tcpSequence: TcpSequenceAnalysis;
+  /**
+   * The current window's flows and their packets and bytes per direction (from
+   * the flow table's counters): read at `closeWindow`, and in `onFlowEnd` for a
+   * flow still in `windowFlows.active`.
+   */
+  readonly windowFlows: WindowFlowAccounting;
   report(finding: FindingDraft): void;
   /** Findings reported so far in the current window. */
   windowFindings(): readonly Finding[];
@@ -47,6 +54,10 @@ export interface Analyzer extends WindowParticipant {
   // packet's flow (-1 when none) and `dir` its direction in the flow (flow/Dir).
   /** Every decoded packet, IP or not. */
   onPacket?(v: PacketView, slot: number, dir: number): void;
+  /** A decoded packet without a flow: not IP, or IP without a transport header (a non-first fragment, a truncated header). */
+  onFlowlessPacket?(v: PacketView): void;
+  /** A flow's first packet in the current window (it joins `ctx.windowFlows.active`). */
+  onWindowFlow?(v: PacketView, slot: number, dir: number): void;
   /** A TCP segment of a flow, with Wireshark's sequence analysis of it. */
   onTcpSegment?(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void;
   /** A UDP datagram of a flow. */

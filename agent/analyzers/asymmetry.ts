@@ -1,9 +1,11 @@
 /**
  * One-way and strongly asymmetric flows, judged on each flow's whole-life
  * counters (the flow table's packets and bytes per direction) for every flow
- * that had packets in the window: at the window's close, or at the flow's
- * end when it ends during the window (its slot may be reused afterwards).
- * Flows still open at the end of input are judged when the last window closes.
+ * that had packets in the window (the window flow accounting's set,
+ * `ctx.windowFlows`; no per-packet work here): at the window's close, or at
+ * the flow's end when it ends during the window (its slot may be reused
+ * afterwards). Flows still open at the end of input are judged when the last
+ * window closes.
  *
  * - one-way: at least `minPackets` packets in one direction and none in the
  *   other (no answer at all: asymmetric routing, a capture that sees one
@@ -17,9 +19,8 @@
  * TCP, where an answer is always expected, info otherwise.
  */
 import { Transport } from '../decode/constants.js';
-import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { DIR_NAMES, WindowFlowSet, flowKey, round3 } from './window-flows.js';
+import { DIR_NAMES, flowKey, round3 } from './window-flows.js';
 
 /** Bytes one way over bytes the other way above which a flow is strongly asymmetric. */
 export const ASYMMETRY_RATIO = 20;
@@ -37,16 +38,9 @@ const ASYMMETRIC = 2;
 class AsymmetryAnalyzer implements Analyzer {
   readonly id = 'asymmetry';
   private get minPackets(): number { return this.ctx.config.analyzers.asymmetry.minPackets; }
-  private readonly active: WindowFlowSet;
   private w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
 
-  constructor(private readonly ctx: AnalyzerContext) {
-    this.active = new WindowFlowSet(ctx.flows.capacity);
-  }
-
-  onPacket(_v: PacketView, slot: number): void {
-    if (slot >= 0) this.active.add(slot);
-  }
+  constructor(private readonly ctx: AnalyzerContext) {}
 
   /** Counts the flow in the window's metrics and returns its class. */
   private judge(slot: number): number {
@@ -91,12 +85,12 @@ class AsymmetryAnalyzer implements Analyzer {
   }
 
   onFlowEnd(slot: number): void {
-    if (!this.active.remove(slot)) return;
+    if (!this.ctx.windowFlows.active.has(slot)) return;
     if (this.judge(slot) === ONE_WAY) this.reportOneWay(slot);
   }
 
   closeWindow(): Metrics {
-    const set = this.active;
+    const set = this.ctx.windowFlows.active;
     const oneWay: number[] = [];
     for (let i = 0; i < set.size; i++) {
       const slot = set.slots[i]!;
@@ -116,7 +110,6 @@ class AsymmetryAnalyzer implements Analyzer {
       asymmetric: w.asymmetric,
       findingsSuppressed: w.suppressed,
     };
-    set.clear();
     this.w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
     return metrics;
   }

@@ -2,6 +2,9 @@
  * IP fragmentation: fragments seen, datagrams reassembled, datagrams never
  * completed (timed out, evicted, or still pending at the end) and overlapping
  * fragments. Reassembly itself happens in the decoder (bounded, like Wireshark's).
+ * Every packet is offered (a first fragment has a flow, later ones do not),
+ * but only fragments are looked at: the reassembler, and so its anomaly
+ * counts, only ever moves on a fragment.
  */
 import { Anomaly } from '../decode/anomaly.js';
 import { Proto } from '../decode/constants.js';
@@ -28,8 +31,10 @@ class IpFragmentsAnalyzer implements Analyzer {
   constructor(private readonly ctx: AnalyzerContext) {}
 
   onPacket(v: PacketView): void {
+    // Only fragments reach the reassembler: other packets change nothing here.
+    if ((v.present & FRAGMENT) === 0) return;
     // Outer fragments only: a fragment header quoted in an ICMP error is not traffic of ours.
-    if (v.present & FRAGMENT && (v.fragOffset > 0 || v.moreFragments)) this.fragments++;
+    if (v.fragOffset > 0 || v.moreFragments) this.fragments++;
     if (v.reassembled) this.reassembled++;
     this.takeAnomalies();
   }

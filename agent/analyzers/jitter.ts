@@ -17,7 +17,8 @@
  * packets far ahead of the clock that no later packet confirmed, are skipped.
  *
  * Per window, a stream is measured when it had at least `minPackets` packets
- * in the window and at least one D sample in its session; its jitter is the
+ * in the window (the window flow accounting's count, `ctx.windowFlows`) and
+ * at least one D sample in its session; its jitter is the
  * estimate at the window's close (or at the flow's end, for a flow that ended
  * during the window), like the jitter an RTCP receiver report carries.
  * `high_jitter` findings are reported for streams above `warning` (critical
@@ -51,8 +52,6 @@ class JitterAnalyzer implements Analyzer {
   private readonly jitter: Float64Array;
   /** 1 once the session has a D sample (the estimate means something). */
   private readonly sampled: Uint8Array;
-  /** Packets in the current window. */
-  private readonly winPackets: Uint32Array;
   /** UDP flows with packets in the current window. */
   private readonly active: WindowFlowSet;
   /** Jitter of streams measured at the end of their flow during the window (at most the flow capacity: more are left out of the quantiles). */
@@ -66,7 +65,6 @@ class JitterAnalyzer implements Analyzer {
     this.lastSpacing = new Float64Array(n).fill(NaN);
     this.jitter = new Float64Array(n);
     this.sampled = new Uint8Array(n);
-    this.winPackets = new Uint32Array(n);
     this.active = new WindowFlowSet(ctx.flows.capacity);
     this.ended = new Float64Array(ctx.flows.capacity);
   }
@@ -77,14 +75,12 @@ class JitterAnalyzer implements Analyzer {
       this.lastSpacing[d] = NaN;
       this.jitter[d] = 0;
       this.sampled[d] = 0;
-      this.winPackets[d] = 0;
     }
   }
 
   onUdpDatagram(v: PacketView, slot: number, dir: number): void {
-    if (this.active.add(slot)) { this.winPackets[slot * 2] = 0; this.winPackets[slot * 2 + 1] = 0; }
+    this.active.add(slot);
     const d = slot * 2 + dir;
-    this.winPackets[d]++;
     if (this.ctx.clock.ahead) return; // a stamp far ahead that no packet confirmed yet
     const ts = v.ts;
     const last = this.lastTs[d]!;
@@ -108,8 +104,13 @@ class JitterAnalyzer implements Analyzer {
     this.sampled[d] = 1;
   }
 
+  /** Packets of the stream in the window: the window flow accounting's count (every packet of a UDP flow is a datagram here). */
+  private packetsInWindow(d: number): number {
+    return this.ctx.windowFlows.packetsIn(d >> 1, d & 1);
+  }
+
   private measured(d: number): boolean {
-    return this.winPackets[d]! >= this.minPackets && this.sampled[d] === 1;
+    return this.packetsInWindow(d) >= this.minPackets && this.sampled[d] === 1;
   }
 
   /** A UDP flow ends during the window: its streams are judged now, while its slot still describes it. */
@@ -142,7 +143,7 @@ class JitterAnalyzer implements Analyzer {
       severity: critical ? 'critical' : 'warning',
       key: `${flowKey(this.ctx.flows, slot)} ${DIR_NAMES[dir]}`,
       summary: `UDP interarrival jitter of ${(j * 1000).toFixed(1)} ms (${DIR_NAMES[dir]!.replace(/_/g, ' ')}), above the ${critical ? 'critical' : 'warning'} level of ${((critical ? this.critical : this.warning) * 1000).toFixed(1)} ms.`,
-      evidence: { jitterSeconds: round9(j), direction: DIR_NAMES[dir]!, packetsInWindow: this.winPackets[slot * 2 + dir]!, threshold: critical ? this.critical : this.warning },
+      evidence: { jitterSeconds: round9(j), direction: DIR_NAMES[dir]!, packetsInWindow: this.packetsInWindow(slot * 2 + dir), threshold: critical ? this.critical : this.warning },
       flowSlot: slot,
     });
   }

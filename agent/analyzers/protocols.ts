@@ -7,11 +7,17 @@
  * UDP where the port means the same service), else `tcp/<port>` or
  * `udp/<port>` for ports below 1024, else `tcp/other` or `udp/other`.
  *
- * Every service has a fixed index computed at construction, so the
- * per-packet path is two array look-ups and two additions.
+ * Every service has a fixed index computed at construction. Packets of flows
+ * are not counted here one by one: each flow's packets and bytes in the
+ * window come from the window flow accounting (`ctx.windowFlows`, the flow
+ * table's counters), added by the flow's transport and service at window
+ * close, or at the flow's end when it ends during the window. Only packets
+ * without a flow (non-IP, IP without a transport header) are counted per
+ * packet.
  */
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
+import { Dir } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 
 /** Well-known server ports: [port, tcp name, udp name] (null: the port has no such service on that transport). */
@@ -107,22 +113,38 @@ class ProtocolsAnalyzer implements Analyzer {
     this.serviceBytes = new Float64Array(this.serviceNames.length);
   }
 
-  onPacket(v: PacketView, slot: number): void {
-    const len = v.wireLen;
-    const t = v.transport;
-    const ti = v.ipVersion === 0 ? T_NON_IP
-      : t === Transport.TCP ? T_TCP : t === Transport.UDP ? T_UDP
-        : t === Transport.ICMP ? T_ICMP : t === Transport.ICMPV6 ? T_ICMPV6 : T_OTHER;
+  /** Non-IP frames, and IP packets without a transport header (no flow: counted as other IP). */
+  onFlowlessPacket(v: PacketView): void {
+    const ti = v.ipVersion === 0 ? T_NON_IP : T_OTHER;
     this.transportPackets[ti]++;
-    this.transportBytes[ti] += len;
-    if ((ti !== T_TCP && ti !== T_UDP) || slot < 0) return;
-    const port = this.ctx.flows.serverPort(slot);
+    this.transportBytes[ti] += v.wireLen;
+  }
+
+  onFlowEnd(slot: number): void {
+    if (this.ctx.windowFlows.active.has(slot)) this.addFlow(slot);
+  }
+
+  /** A flow's packets and bytes in the window, by its transport and (TCP, UDP) its server port's service. */
+  private addFlow(slot: number): void {
+    const win = this.ctx.windowFlows;
+    const packets = win.packetsIn(slot, Dir.CLIENT_TO_SERVER) + win.packetsIn(slot, Dir.SERVER_TO_CLIENT);
+    const bytes = win.bytesIn(slot, Dir.CLIENT_TO_SERVER) + win.bytesIn(slot, Dir.SERVER_TO_CLIENT);
+    const flows = this.ctx.flows;
+    const p = flows.proto[slot];
+    const ti = p === Transport.TCP ? T_TCP : p === Transport.UDP ? T_UDP
+      : p === Transport.ICMP ? T_ICMP : p === Transport.ICMPV6 ? T_ICMPV6 : T_OTHER;
+    this.transportPackets[ti] += packets;
+    this.transportBytes[ti] += bytes;
+    if (ti !== T_TCP && ti !== T_UDP) return;
+    const port = flows.serverPort(slot);
     const s = ti === T_TCP ? this.tcpService[port]! : this.udpService[port]!;
-    this.servicePackets[s]++;
-    this.serviceBytes[s] += len;
+    this.servicePackets[s] += packets;
+    this.serviceBytes[s] += bytes;
   }
 
   closeWindow(): Metrics {
+    const set = this.ctx.windowFlows.active;
+    for (let k = 0; k < set.size; k++) this.addFlow(set.slots[k]!);
     const transports: Record<string, { packets: number; bytes: number }> = {};
     TRANSPORTS.forEach((name, i) => { transports[name] = { packets: this.transportPackets[i]!, bytes: this.transportBytes[i]! }; });
     const used: number[] = [];

@@ -9,7 +9,7 @@
  * Per flow, the window's sample count, sum, max and the number of samples over
  * the warning and critical thresholds are kept in typed arrays. That is enough
  * to tell exactly whether the flow's p90 (the quantile definition of
- * window/quantiles.ts: the ceil(0.9 n)-th smallest sample) is over a threshold
+ * lib/quantiles.ts: the ceil(0.9 n)-th smallest sample) is over a threshold
  * without keeping the samples: it is when more than n - ceil(0.9 n) samples
  * are over it. A flow gets a 'high_rtt' finding when
  *   p90 > critical                    -> critical

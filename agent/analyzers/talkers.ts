@@ -4,17 +4,29 @@
  * endpoint and conversation tables (`tshark -z endpoints,ip`, `-z conv,ip`):
  * every IP frame adds its frame length to its source (transmitted) and its
  * destination (received), and to the pair of the two. For a tunnelled packet
- * the decoder's (innermost) addresses count.
+ * the decoder's (innermost) addresses count, as in the flow table's key.
  *
- * Hosts and pairs live in open-addressing tables of typed arrays, emptied at
- * every window close. A table grows (by doubling, allocating) only when a new
- * host or pair appears and it is full, up to `maxHosts` entries; past that,
- * new hosts (and pairs) of the window are not tracked: the packets and bytes
- * they would have added are counted in the metrics as `untracked`.
+ * Hosts and pairs live in open-addressing tables of typed arrays (ids in
+ * order of first sight in the window, no string keys), emptied at every
+ * window close. A table grows (by doubling, allocating) only when a new host
+ * or pair appears and it is full, up to `maxHosts` entries; past that, new
+ * hosts (and pairs) of the window are not tracked: the packets and bytes they
+ * would have added are counted in the metrics as `untracked`.
+ *
+ * No per-packet work for packets of a flow: a flow's two hosts and their pair
+ * are looked up once per window, at its first packet in it (source first, so
+ * ids keep the order of first sight), and its packets and bytes per direction
+ * come from the window flow accounting (`ctx.windowFlows`, the flow table's
+ * counters) at window close, or at the flow's end when it ends during the
+ * window. Since a flow's hosts never change, all its packets in the window
+ * would have found the same ids. Only IP packets without a flow (non-first
+ * fragments, truncated transport headers) are counted one by one.
  */
 import { formatAddress } from '../../common/address.js';
 import type { PacketView } from '../decode/packet-view.js';
+import { Dir } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { topIndices } from './window-flows.js';
 
 const INITIAL = 1024;
 
@@ -121,12 +133,21 @@ class TalkersAnalyzer implements Analyzer {
   private untrackedPairPackets = 0;
   private ipPackets = 0;
   private ipBytes = 0;
+  // per flow slot, set at the flow's first packet in the window: host ids of
+  // its client and server (-1: untracked) and of their pair (-1: untracked)
+  private readonly clientHost: Int32Array;
+  private readonly serverHost: Int32Array;
+  private readonly pairOf: Int32Array;
 
-  constructor(ctx: AnalyzerContext) {
+  constructor(private readonly ctx: AnalyzerContext) {
     const c = ctx.config.analyzers.talkers;
     this.top = c.top;
     this.hosts = new BoundedTable(5, c.maxHosts);
     this.pairs = new BoundedTable(2, c.maxHosts);
+    const n = ctx.flows.capacity;
+    this.clientHost = new Int32Array(n);
+    this.serverHost = new Int32Array(n);
+    this.pairOf = new Int32Array(n);
   }
 
   private host(version: number, addr: Uint32Array): number {
@@ -139,7 +160,16 @@ class TalkersAnalyzer implements Analyzer {
     return this.hosts.lookup(key);
   }
 
-  onPacket(v: PacketView): void {
+  /** The id of the pair of two tracked hosts (side A is the lower id), -1 when the pair table is full. */
+  private pair(src: number, dst: number): number {
+    const forward = src <= dst;
+    this.pairKey[0] = forward ? src : dst;
+    this.pairKey[1] = forward ? dst : src;
+    return this.pairs.lookup(this.pairKey);
+  }
+
+  /** An IP packet without a flow: counted on its own. */
+  onFlowlessPacket(v: PacketView): void {
     if (v.ipVersion === 0) return;
     const len = v.wireLen;
     this.ipPackets++;
@@ -154,14 +184,63 @@ class TalkersAnalyzer implements Analyzer {
       this.untrackedBytes += len;
       return;
     }
-    const forward = src <= dst;
-    this.pairKey[0] = forward ? src : dst;
-    this.pairKey[1] = forward ? dst : src;
-    const pair = this.pairs.lookup(this.pairKey);
+    const pair = this.pair(src, dst);
     if (pair < 0) { this.untrackedPairPackets++; return; }
+    const forward = src <= dst;
     const pv = this.pairs.values;
     pv[pair * 4 + (forward ? 0 : 1)] += len;
     pv[pair * 4 + (forward ? 2 : 3)]++;
+  }
+
+  /** A flow's first packet in the window: its hosts (source first, as a packet would meet them) and pair get their ids. */
+  onWindowFlow(v: PacketView, slot: number, dir: number): void {
+    const src = this.host(v.ipVersion, v.src);
+    const dst = this.host(v.ipVersion, v.dst);
+    const toServer = dir === Dir.CLIENT_TO_SERVER;
+    this.clientHost[slot] = toServer ? src : dst;
+    this.serverHost[slot] = toServer ? dst : src;
+    this.pairOf[slot] = src >= 0 && dst >= 0 ? this.pair(src, dst) : -1;
+  }
+
+  onFlowEnd(slot: number): void {
+    if (this.ctx.windowFlows.active.has(slot)) this.addFlow(slot);
+  }
+
+  /** A flow's packets and bytes in the window, to its hosts and pair (what its packets would have added one by one). */
+  private addFlow(slot: number): void {
+    const win = this.ctx.windowFlows;
+    const p0 = win.packetsIn(slot, Dir.CLIENT_TO_SERVER);
+    const p1 = win.packetsIn(slot, Dir.SERVER_TO_CLIENT);
+    const b0 = win.bytesIn(slot, Dir.CLIENT_TO_SERVER);
+    const b1 = win.bytesIn(slot, Dir.SERVER_TO_CLIENT);
+    this.ipPackets += p0 + p1;
+    this.ipBytes += b0 + b1;
+    const client = this.clientHost[slot]!;
+    const server = this.serverHost[slot]!;
+    const hv = this.hosts.values;
+    if (client >= 0) {
+      hv[client * 4 + TX_BYTES] += b0; hv[client * 4 + TX_PACKETS] += p0;
+      hv[client * 4 + RX_BYTES] += b1; hv[client * 4 + RX_PACKETS] += p1;
+    }
+    if (server >= 0) {
+      hv[server * 4 + TX_BYTES] += b1; hv[server * 4 + TX_PACKETS] += p1;
+      hv[server * 4 + RX_BYTES] += b0; hv[server * 4 + RX_PACKETS] += p0;
+    }
+    if (client < 0 || server < 0) {
+      this.untrackedPackets += p0 + p1;
+      this.untrackedBytes += b0 + b1;
+      return;
+    }
+    const pair = this.pairOf[slot]!;
+    if (pair < 0) { this.untrackedPairPackets += p0 + p1; return; }
+    // A packet goes A -> B when its source has the lower (or the same) id.
+    const pv = this.pairs.values;
+    const c2s = client <= server ? 0 : 1;
+    const s2c = server <= client ? 0 : 1;
+    pv[pair * 4 + c2s] += b0;
+    pv[pair * 4 + 2 + c2s] += p0;
+    pv[pair * 4 + s2c] += b1;
+    pv[pair * 4 + 2 + s2c] += p1;
   }
 
   private hostName(id: number): string {
@@ -170,9 +249,10 @@ class TalkersAnalyzer implements Analyzer {
   }
 
   closeWindow(): Metrics {
+    const set = this.ctx.windowFlows.active;
+    for (let k = 0; k < set.size; k++) this.addFlow(set.slots[k]!);
     const hosts = this.hosts;
     const hv = hosts.values;
-    const hostIds = Array.from({ length: hosts.size }, (_, i) => i);
     const hostBytes = (id: number): number => hv[id * 4 + TX_BYTES]! + hv[id * 4 + RX_BYTES]!;
     const names = new Map<number, string>();
     const name = (id: number): string => {
@@ -181,8 +261,7 @@ class TalkersAnalyzer implements Analyzer {
       return s;
     };
     // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
-    hostIds.sort((a, b) => hostBytes(b) - hostBytes(a) || a - b);
-    const topHosts = hostIds.slice(0, this.top).map((id) => ({
+    const topHosts = topIndices(hosts.size, this.top, hostBytes).map((id) => ({
       host: name(id),
       packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
       bytes: hostBytes(id),
@@ -195,9 +274,7 @@ class TalkersAnalyzer implements Analyzer {
     const pv = pairs.values;
     const pk = pairs.keys;
     const pairBytes = (id: number): number => pv[id * 4]! + pv[id * 4 + 1]!;
-    const pairIds = Array.from({ length: pairs.size }, (_, i) => i);
-    pairIds.sort((a, b) => pairBytes(b) - pairBytes(a) || a - b);
-    const topPairs = pairIds.slice(0, this.top).map((id) => ({
+    const topPairs = topIndices(pairs.size, this.top, pairBytes).map((id) => ({
       a: name(pk[id * 2]!),
       b: name(pk[id * 2 + 1]!),
       packets: pv[id * 4 + 2]! + pv[id * 4 + 3]!,
@@ -224,3 +301,4 @@ class TalkersAnalyzer implements Analyzer {
     return metrics;
   }
 }
+

@@ -8,18 +8,19 @@
  * Rates are over the window's length (`windows.seconds`), also for the first
  * and last windows of a capture, which the capture may cover only in part.
  *
- * Per-flow window counters live in typed arrays by slot and direction, reset
- * at a flow's first packet in each window. A flow that ends during the window
- * is copied into a small fixed pool of `topFlows` entries (at most MAX_ENDED;
- * kept only if it is among the largest ended so far), since its slot may be
- * reused before the window closes.
+ * No per-packet work: the window's totals and each flow's packets and bytes
+ * per direction come from the window flow accounting (`ctx.windowFlows`, the
+ * flow table's counters), read at window close and when a flow ends during
+ * the window. An ended flow is copied into a small fixed pool of `topFlows`
+ * entries (at most MAX_ENDED; kept only if it is among the largest ended so
+ * far), since its slot may be reused before the window closes.
  */
 import type { FlowRef } from '../../common/report.js';
 import { formatAddress } from '../../common/address.js';
-import type { PacketView } from '../decode/packet-view.js';
 import { protoName, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { WindowFlowSet, round3 } from './window-flows.js';
+import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
+import { round3, topIndices } from './window-flows.js';
 
 /** Ended flows kept per window at most (a larger `topFlows` lists live flows beyond it, ended ones up to it). */
 const MAX_ENDED = 1024;
@@ -66,10 +67,10 @@ class EndedFlows {
 
   total(i: number): number { return this.bytes[i * 2]! + this.bytes[i * 2 + 1]!; }
 
-  /** Keeps the flow if there is room or it is larger than the smallest kept. */
-  offer(flows: FlowTable, slot: number, bytes: Float64Array, packets: Float64Array): void {
+  /** Keeps the flow (its window counters) if there is room or it is larger than the smallest kept. */
+  offer(flows: FlowTable, slot: number, win: WindowFlowAccounting): void {
     if (this.capacity === 0) return;
-    const total = bytes[slot * 2]! + bytes[slot * 2 + 1]!;
+    const total = win.bytesIn(slot, 0) + win.bytesIn(slot, 1);
     let i = this.size;
     if (i === this.capacity) {
       i = 0;
@@ -90,8 +91,8 @@ class EndedFlows {
     this.clientPort[i] = flows.clientPort(slot);
     this.serverPort[i] = flows.serverPort(slot);
     for (let d = 0; d < 2; d++) {
-      this.bytes[i * 2 + d] = bytes[slot * 2 + d]!;
-      this.packets[i * 2 + d] = packets[slot * 2 + d]!;
+      this.bytes[i * 2 + d] = win.bytesIn(slot, d);
+      this.packets[i * 2 + d] = win.packetsIn(slot, d);
     }
   }
 }
@@ -99,46 +100,27 @@ class EndedFlows {
 class ThroughputAnalyzer implements Analyzer {
   readonly id = 'throughput';
   private readonly topFlows: number;
-  // per direction (slot * 2 + dir): this window's counters
-  private readonly winBytes: Float64Array;
-  private readonly winPackets: Float64Array;
-  private readonly active: WindowFlowSet;
   private readonly ended: EndedFlows;
-  private bytes = 0;
-  private packets = 0;
+  /** Flows of the window that ended before its close. */
   private endedFlows = 0;
+  /** Per direction: packets and bytes of the window's flows (ended ones added at their end, the others at close). */
   private readonly dirBytes = new Float64Array(2);
   private readonly dirPackets = new Float64Array(2);
 
   constructor(private readonly ctx: AnalyzerContext) {
     this.topFlows = ctx.config.analyzers.throughput.topFlows;
-    const n = ctx.flows.capacity * 2;
-    this.winBytes = new Float64Array(n);
-    this.winPackets = new Float64Array(n);
-    this.active = new WindowFlowSet(ctx.flows.capacity);
     this.ended = new EndedFlows(Math.min(this.topFlows, MAX_ENDED));
   }
 
-  onPacket(v: PacketView, slot: number, dir: number): void {
-    const len = v.wireLen;
-    this.bytes += len;
-    this.packets++;
-    if (slot < 0) return;
-    if (this.active.add(slot)) {
-      this.winBytes[slot * 2] = this.winBytes[slot * 2 + 1] = 0;
-      this.winPackets[slot * 2] = this.winPackets[slot * 2 + 1] = 0;
-    }
-    const d = slot * 2 + dir;
-    this.winBytes[d] += len;
-    this.winPackets[d]++;
-    this.dirBytes[dir] += len;
-    this.dirPackets[dir]++;
-  }
-
   onFlowEnd(slot: number): void {
-    if (!this.active.remove(slot)) return;
+    const win = this.ctx.windowFlows;
+    if (!win.active.has(slot)) return;
     this.endedFlows++;
-    this.ended.offer(this.ctx.flows, slot, this.winBytes, this.winPackets);
+    for (let d = 0; d < 2; d++) {
+      this.dirBytes[d] += win.bytesIn(slot, d);
+      this.dirPackets[d] += win.packetsIn(slot, d);
+    }
+    this.ended.offer(this.ctx.flows, slot, win);
   }
 
   closeWindow(span: WindowSpan): Metrics {
@@ -146,47 +128,58 @@ class ThroughputAnalyzer implements Analyzer {
     const bps = (bytes: number): number => round3((bytes * 8) / seconds);
     // Top flows: the live ones of this window and the ended ones kept, by bytes (ties: live first, in order of appearance).
     const flows = this.ctx.flows;
-    const candidates: Array<{ total: number; live: boolean; i: number }> = [];
-    const set = this.active;
-    for (let k = 0; k < set.size; k++) {
+    const win = this.ctx.windowFlows;
+    const set = win.active;
+    // Candidates: the live flows in the set's order (indices 0..live-1), then the ended ones kept.
+    const live = set.size;
+    for (let k = 0; k < live; k++) {
       const slot = set.slots[k]!;
-      candidates.push({ total: this.winBytes[slot * 2]! + this.winBytes[slot * 2 + 1]!, live: true, i: slot });
+      this.dirBytes[0] += win.bytesIn(slot, 0);
+      this.dirBytes[1] += win.bytesIn(slot, 1);
+      this.dirPackets[0] += win.packetsIn(slot, 0);
+      this.dirPackets[1] += win.packetsIn(slot, 1);
     }
-    for (let i = 0; i < this.ended.size; i++) candidates.push({ total: this.ended.total(i), live: false, i });
-    candidates.sort((a, b) => b.total - a.total);
-    const top: TopFlow[] = candidates.slice(0, this.topFlows).map(({ live, i }) => {
+    const total = (c: number): number => {
+      if (c >= live) return this.ended.total(c - live);
+      const slot = set.slots[c]!;
+      return win.bytesIn(slot, 0) + win.bytesIn(slot, 1);
+    };
+    const chosen = topIndices(live + this.ended.size, this.topFlows, total);
+    const top: TopFlow[] = chosen.map((c) => {
+      const isLive = c < live;
+      const i = isLive ? set.slots[c]! : c - live;
       const e = this.ended;
-      const version = live ? flows.version[i]! : e.version[i]!;
-      const b = live ? this.winBytes : e.bytes;
-      const p = live ? this.winPackets : e.packets;
+      const version = isLive ? flows.version[i]! : e.version[i]!;
+      const b0 = isLive ? win.bytesIn(i, 0) : e.bytes[i * 2]!;
+      const b1 = isLive ? win.bytesIn(i, 1) : e.bytes[i * 2 + 1]!;
+      const packets = isLive ? win.packetsIn(i, 0) + win.packetsIn(i, 1) : e.packets[i * 2]! + e.packets[i * 2 + 1]!;
       return {
-        proto: protoName(live ? flows.proto[i]! : e.proto[i]!),
-        client: formatAddress(version, live ? flows.clientAddr(i) : e.client.subarray(i * 4, i * 4 + 4)),
-        clientPort: live ? flows.clientPort(i) : e.clientPort[i]!,
-        server: formatAddress(version, live ? flows.serverAddr(i) : e.server.subarray(i * 4, i * 4 + 4)),
-        serverPort: live ? flows.serverPort(i) : e.serverPort[i]!,
-        packets: p[i * 2]! + p[i * 2 + 1]!,
-        bytes: b[i * 2]! + b[i * 2 + 1]!,
-        bytesClientToServer: b[i * 2]!,
-        bytesServerToClient: b[i * 2 + 1]!,
-        bitsPerSecondClientToServer: bps(b[i * 2]!),
-        bitsPerSecondServerToClient: bps(b[i * 2 + 1]!),
+        proto: protoName(isLive ? flows.proto[i]! : e.proto[i]!),
+        client: formatAddress(version, isLive ? flows.clientAddr(i) : e.client.subarray(i * 4, i * 4 + 4)),
+        clientPort: isLive ? flows.clientPort(i) : e.clientPort[i]!,
+        server: formatAddress(version, isLive ? flows.serverAddr(i) : e.server.subarray(i * 4, i * 4 + 4)),
+        serverPort: isLive ? flows.serverPort(i) : e.serverPort[i]!,
+        packets,
+        bytes: b0 + b1,
+        bytesClientToServer: b0,
+        bytesServerToClient: b1,
+        bitsPerSecondClientToServer: bps(b0),
+        bitsPerSecondServerToClient: bps(b1),
       };
     });
     const metrics: Metrics = {
       seconds,
-      packets: this.packets,
-      bytes: this.bytes,
-      bitsPerSecond: bps(this.bytes),
+      packets: win.packets,
+      bytes: win.bytes,
+      bitsPerSecond: bps(win.bytes),
       clientToServer: { packets: this.dirPackets[0]!, bytes: this.dirBytes[0]!, bitsPerSecond: bps(this.dirBytes[0]!) },
       serverToClient: { packets: this.dirPackets[1]!, bytes: this.dirBytes[1]!, bitsPerSecond: bps(this.dirBytes[1]!) },
-      nonFlowBytes: this.bytes - this.dirBytes[0]! - this.dirBytes[1]!,
+      nonFlowBytes: win.bytes - this.dirBytes[0]! - this.dirBytes[1]!,
       flows: set.size + this.endedFlows,
       topFlows: top,
     };
-    set.clear();
     this.ended.size = 0;
-    this.bytes = this.packets = this.endedFlows = 0;
+    this.endedFlows = 0;
     this.dirBytes.fill(0);
     this.dirPackets.fill(0);
     return metrics;

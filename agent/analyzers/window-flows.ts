@@ -1,54 +1,13 @@
 /**
- * Helpers shared by the traffic analyzers (jitter, throughput, asymmetry):
- * the set of flows that had packets in the current window, and the text key
- * of a flow for finding ids.
+ * Helpers shared by the traffic analyzers: a set of flows that had packets
+ * in the current window (jitter keeps its UDP one), and the text key of a
+ * flow for finding ids.
  */
 import type { FlowTable } from '../flow/index.js';
 import { describeFlow } from '../flow/index.js';
 
-/**
- * Flow-table slots seen in the current window: O(1) add and remove, no
- * allocation. Analyzers that judge flows at window close walk only these (not
- * the whole table), and take a flow out when it ends mid-window, because its
- * slot may then be reused by another flow.
- */
-export class WindowFlowSet {
-  /** Members in insertion order (the first `size` entries). */
-  readonly slots: Int32Array;
-  private readonly pos: Int32Array;
-  size = 0;
-
-  constructor(capacity: number) {
-    this.slots = new Int32Array(capacity);
-    this.pos = new Int32Array(capacity).fill(-1);
-  }
-
-  has(slot: number): boolean { return this.pos[slot] !== -1; }
-
-  /** Adds a slot; true when it was not a member yet (the flow's first packet in the window). */
-  add(slot: number): boolean {
-    if (this.pos[slot] !== -1) return false;
-    this.pos[slot] = this.size;
-    this.slots[this.size++] = slot;
-    return true;
-  }
-
-  /** Removes a slot; true when it was a member. */
-  remove(slot: number): boolean {
-    const p = this.pos[slot]!;
-    if (p === -1) return false;
-    const last = this.slots[--this.size]!;
-    this.slots[p] = last;
-    this.pos[last] = p;
-    this.pos[slot] = -1;
-    return true;
-  }
-
-  clear(): void {
-    for (let i = 0; i < this.size; i++) this.pos[this.slots[i]!] = -1;
-    this.size = 0;
-  }
-}
+/** The set of flows seen in a window (the window flow accounting's, for analyzers that keep their own subset). */
+export { WindowFlowSet } from '../flow/flow-accounting.js';
 
 /** `udp 192.0.2.1:5000 -> 192.0.2.2:53`: a live flow as text, for finding keys (allocates: off the per-packet path only). */
 export function flowKey(flows: FlowTable, slot: number): string {
@@ -63,3 +22,31 @@ export const DIR_NAMES = ['client_to_server', 'server_to_client'] as const;
 /** Nanosecond rounding keeps JSON stable and free of float noise. */
 export const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
 export const round3 = (x: number): number => Math.round(x * 1e3) / 1e3;
+
+/**
+ * The `top` indices of 0..n-1 with the largest values, largest first, ties by
+ * lower index: what a stable sort by value, then taking the first `top`,
+ * gives. Kept in a small sorted list, so a window close costs O(n) for the
+ * usual few candidates instead of sorting them all.
+ */
+const SELECT_MAX = 64;
+
+export function topIndices(n: number, top: number, value: (i: number) => number): number[] {
+  const out: number[] = [];
+  if (top <= 0) return out;
+  if (top > SELECT_MAX) {
+    // A long list: insertion would cost O(n * top) when values come in ascending order.
+    for (let i = 0; i < n; i++) out.push(i);
+    return out.sort((a, b) => value(b) - value(a) || a - b).slice(0, top);
+  }
+  for (let i = 0; i < n; i++) {
+    const v = value(i);
+    // Indices come in ascending order, so an equal value never goes before one already listed.
+    if (out.length === top && v <= value(out[top - 1]!)) continue;
+    let at = out.length === top ? top - 1 : out.length;
+    while (at > 0 && value(out[at - 1]!) < v) at--;
+    out.splice(at, 0, i);
+    if (out.length > top) out.pop();
+  }
+  return out;
+}

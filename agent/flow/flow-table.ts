@@ -290,8 +290,11 @@ export class FlowTable {
       // Data from the server without a captured SYN/ACK: the handshake happened out of sight.
       this.state[slot] = FlowState.ESTABLISHED;
     }
-    const list = this.listFor(slot);
-    if (list !== this.list[slot]) { this.unlink(slot); this.list[slot] = list; this.append(slot); }
+    // The timeout class follows the state alone: looked up only when the state moved.
+    if (this.state[slot] !== s) {
+      const list = this.listFor(slot);
+      if (list !== this.list[slot]) { this.unlink(slot); this.list[slot] = list; this.append(slot); }
+    }
   }
 
   private listFor(slot: number): number {

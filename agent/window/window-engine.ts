@@ -11,6 +11,7 @@ import { isoFromSeconds } from '../../common/address.js';
 import type { Finding, WindowSummary } from '../../common/report.js';
 import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
 import { describeFlow, type FlowTable } from '../flow/index.js';
+import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
 
 export interface WindowOutput {
@@ -20,9 +21,6 @@ export interface WindowOutput {
 
 export class WindowEngine {
   private span: WindowSpan = { index: NaN, start: NaN, end: NaN, relStart: NaN, relEnd: NaN };
-  private packets = 0;
-  private bytes = 0;
-  private active = 0;
   private newFlows = 0;
   private closedFlows = 0;
   private outOfOrder = 0;
@@ -30,20 +28,18 @@ export class WindowEngine {
   /** Findings per type in the current window, and those over the cap (counted, not kept). */
   private readonly perType = new Map<string, number>();
   private suppressed: Record<string, number> = {};
-  /** Window index in which each flow slot last had a packet (for active-flow counts). */
-  private readonly flowWindow: Float64Array;
 
   constructor(
     private readonly seconds: number,
     private readonly analyzers: readonly WindowParticipant[],
     private readonly flows: FlowTable,
     private readonly clock: PacketClock,
+    /** The window's packets, bytes and flows (shared with the analyzers). */
+    private readonly accounting: WindowFlowAccounting,
     private readonly emit: (out: WindowOutput) => void,
     /** At most this many findings of one type per window; the rest are counted in `findingsSuppressed`. */
     private readonly maxFindingsPerType = Infinity,
-  ) {
-    this.flowWindow = new Float64Array(flows.capacity).fill(-1);
-  }
+  ) {}
 
   /** Findings reported so far in the current window. */
   get pendingFindings(): readonly Finding[] { return this.findings; }
@@ -65,22 +61,21 @@ export class WindowEngine {
     this.span = { index, start, end: start + this.seconds, relStart: start - base, relEnd: start + this.seconds - base };
   }
 
-  onPacket(ts: number, wireLen: number, slot: number): void {
-    this.packets++;
-    this.bytes += wireLen;
+  /** A frame of the current window (after the flow table counted it): true when it is its flow's first in the window. */
+  onPacket(ts: number, wireLen: number, slot: number): boolean {
     if (ts < this.span.relStart) this.outOfOrder++;
-    if (slot >= 0 && this.flowWindow[slot] !== this.span.index) {
-      this.flowWindow[slot] = this.span.index;
-      this.active++;
-    }
+    return this.accounting.packet(wireLen, slot);
   }
 
   onFlowStart(slot: number): void {
     this.newFlows++;
-    this.flowWindow[slot] = -1;
+    this.accounting.flowStarted(slot);
   }
 
   onFlowEnd(): void { this.closedFlows++; }
+
+  /** After the analyzers' onFlowEnd hooks: the slot leaves the window's flow accounting. */
+  flowEnded(slot: number): void { this.accounting.flowEnded(slot); }
 
   /** Turns an analyzer's draft into a finding of the current window, with a stable id. */
   report(draft: FindingDraft): void {
@@ -120,9 +115,9 @@ export class WindowEngine {
     const summary: WindowSummary = {
       start: isoFromSeconds(span.start),
       end: isoFromSeconds(span.end),
-      packets: this.packets,
-      bytes: this.bytes,
-      flows: { active: this.active, new: this.newFlows, closed: this.closedFlows },
+      packets: this.accounting.packets,
+      bytes: this.accounting.bytes,
+      flows: { active: this.accounting.flowCount, new: this.newFlows, closed: this.closedFlows },
       outOfOrderTimestamps: this.outOfOrder,
       metrics,
       healthScore: typeof health === 'number' ? health : null,
@@ -132,7 +127,8 @@ export class WindowEngine {
     this.perType.clear();
     const findings = this.findings;
     this.findings = [];
-    this.packets = this.bytes = this.active = this.newFlows = this.closedFlows = this.outOfOrder = 0;
+    this.accounting.windowClosed();
+    this.newFlows = this.closedFlows = this.outOfOrder = 0;
     this.emit({ summary, findings });
   }
 }

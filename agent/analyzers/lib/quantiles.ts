@@ -3,6 +3,12 @@
  * sets give the exact median, the mean of the two middle values for an even
  * count, as tshark-based references compute it), then folded into a
  * log-bucketed histogram with 0.5 % relative accuracy (DDSketch's idea).
+ *
+ * Buckets are counted in dense arrays indexed by the bucket exponent over the
+ * range where durations and rates live (magnitudes from 1e-9 to about 4e17),
+ * one for positive and one for negative values; anything beyond (rare: huge
+ * values, Infinity) goes to a Map. The exact samples are sorted once per
+ * summary, not once per quantile.
  */
 export interface QuantileSummary {
   count: number;
@@ -20,11 +26,22 @@ const LOG_GAMMA = Math.log(GAMMA);
 const MIN_VALUE = 1e-9;
 /** Keeps bucket keys of positive values above 0 and of negative values below 0, so keys sort like values. */
 const KEY_OFFSET = 1e6;
+/** Bucket exponents counted in the dense arrays: [E_MIN, E_MIN + E_SPAN). Below MIN_VALUE is the zero bucket, so E_MIN covers every magnitude above it. */
+const E_MIN = -2100;
+const E_SPAN = 6200;
 
 export class Quantiles {
   private exact = new Float64Array(256);
   private n = 0;
-  private buckets: Map<number, number> | null = null;
+  /** The first `n` exact samples are in ascending order. */
+  private sorted = true;
+  /** Bucket mode (past EXACT_CAP samples): counts by exponent, positive and negative values, and the zero bucket. */
+  private buckets = false;
+  private positive: Float64Array | null = null;
+  private negative: Float64Array | null = null;
+  private zeros = 0;
+  /** Buckets outside the dense range, by key. */
+  private overflow: Map<number, number> | null = null;
   private maxValue = -Infinity;
 
   /** `allowNegative`: keep negative samples (a Wireshark time delta across timestamps going backwards) instead of dropping them. */
@@ -35,7 +52,7 @@ export class Quantiles {
   add(value: number): void {
     if (Number.isNaN(value) || (value < 0 && !this.allowNegative)) return;
     if (value > this.maxValue) this.maxValue = value;
-    if (this.buckets === null) {
+    if (!this.buckets) {
       if (this.n < EXACT_CAP) {
         if (this.n === this.exact.length) {
           const bigger = new Float64Array(this.exact.length * 2);
@@ -43,9 +60,10 @@ export class Quantiles {
           this.exact = bigger;
         }
         this.exact[this.n++] = value;
+        this.sorted = false;
         return;
       }
-      this.buckets = new Map();
+      this.buckets = true;
       for (let i = 0; i < this.n; i++) this.bucketAdd(this.exact[i]!);
       this.exact = new Float64Array(0);
     }
@@ -55,41 +73,72 @@ export class Quantiles {
 
   private bucketAdd(value: number): void {
     const magnitude = Math.abs(value);
-    const k = magnitude <= MIN_VALUE ? 0 : Math.sign(value) * (Math.ceil(Math.log(magnitude) / LOG_GAMMA) + KEY_OFFSET);
-    this.buckets!.set(k, (this.buckets!.get(k) ?? 0) + 1);
+    if (magnitude <= MIN_VALUE) { this.zeros++; return; }
+    const e = Math.ceil(Math.log(magnitude) / LOG_GAMMA);
+    const i = e - E_MIN;
+    if (i >= 0 && i < E_SPAN) {
+      if (value > 0) (this.positive ??= new Float64Array(E_SPAN))[i]++;
+      else (this.negative ??= new Float64Array(E_SPAN))[i]++;
+      return;
+    }
+    const k = Math.sign(value) * (e + KEY_OFFSET);
+    const overflow = (this.overflow ??= new Map());
+    overflow.set(k, (overflow.get(k) ?? 0) + 1);
+  }
+
+  /** Bucket keys (sign * (exponent + KEY_OFFSET), 0 for the zero bucket) in ascending order, with their counts. */
+  private bucketList(): Array<[number, number]> {
+    const out: Array<[number, number]> = [];
+    if (this.overflow) for (const entry of this.overflow) out.push(entry);
+    const neg = this.negative;
+    if (neg) for (let i = 0; i < E_SPAN; i++) if (neg[i]! > 0) out.push([-(i + E_MIN + KEY_OFFSET), neg[i]!]);
+    if (this.zeros > 0) out.push([0, this.zeros]);
+    const pos = this.positive;
+    if (pos) for (let i = 0; i < E_SPAN; i++) if (pos[i]! > 0) out.push([i + E_MIN + KEY_OFFSET, pos[i]!]);
+    return out.sort((a, b) => a[0] - b[0]);
   }
 
   /** The q-quantile (0..1); for q = 0.5 and an even exact count, the mean of the two middle values. */
   quantile(q: number): number | null {
+    return this.quantileOf(q, this.buckets ? this.bucketList() : null);
+  }
+
+  private quantileOf(q: number, buckets: Array<[number, number]> | null): number | null {
     if (this.n === 0) return null;
-    if (this.buckets === null) {
-      const sorted = this.exact.slice(0, this.n).sort();
+    if (buckets === null) {
+      const sorted = this.exact;
+      if (!this.sorted) { sorted.subarray(0, this.n).sort(); this.sorted = true; }
       if (q === 0.5 && this.n % 2 === 0) return (sorted[this.n / 2 - 1]! + sorted[this.n / 2]!) / 2;
       return sorted[Math.min(this.n - 1, Math.max(0, Math.ceil(q * this.n) - 1))]!;
     }
     const rank = Math.max(1, Math.ceil(q * this.n));
-    const keys = [...this.buckets.keys()].sort((a, b) => a - b);
     let seen = 0;
-    for (const k of keys) {
-      seen += this.buckets.get(k)!;
+    for (const [k, count] of buckets) {
+      seen += count;
       if (seen >= rank) return k === 0 ? 0 : (Math.sign(k) * 2 * GAMMA ** (Math.abs(k) - KEY_OFFSET)) / (1 + GAMMA);
     }
     return this.maxValue;
   }
 
   summary(): QuantileSummary {
+    const buckets = this.buckets && this.n > 0 ? this.bucketList() : null;
     return {
       count: this.n,
-      p50: round(this.quantile(0.5)),
-      p90: round(this.quantile(0.9)),
-      p99: round(this.quantile(0.99)),
+      p50: round(this.quantileOf(0.5, buckets)),
+      p90: round(this.quantileOf(0.9, buckets)),
+      p99: round(this.quantileOf(0.99, buckets)),
       max: this.n ? round(this.maxValue) : null,
     };
   }
 
   clear(): void {
     this.n = 0;
-    this.buckets = null;
+    this.sorted = true;
+    this.buckets = false;
+    this.positive?.fill(0);
+    this.negative?.fill(0);
+    this.zeros = 0;
+    this.overflow = null;
     if (this.exact.length > 4096) this.exact = new Float64Array(256);
     this.maxValue = -Infinity;
   }

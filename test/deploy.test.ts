@@ -553,7 +553,7 @@ describe('Dockerfile', () => {
     assert.match(all, /npm ci\b/);
     assert.match(all, /npx tsc -p tsconfig\.build\.json/);
     assert.match(all, /npm prune --omit=dev/);
-    assert.deepEqual(JSON.parse(readRepo('tsconfig.build.json').replace(/^\s*\/\/.*$/gm, '')), { extends: './tsconfig.json', include: ['agent', 'collector', 'common'] });
+    assert.deepEqual(JSON.parse(readRepo('tsconfig.build.json').replace(/^\s*\/\/.*$/gm, '')), { extends: './tsconfig.json', include: ['cli', 'agent', 'collector', 'common'] });
   });
 
   test('runtime: only libpcap0.8 and tini stay, no curl or wget, setcap with libcap2-bin purged in the same layer', () => {

@@ -28,12 +28,14 @@ const MAX_SAVED_FAILURES = 20;
 
 /**
  * Builds a config, shrinking the TCP analyzer's preallocated segment pool (a
- * million segments by default: tens of MB per pipeline) when that key exists,
- * so one case stays around a millisecond and pool exhaustion is exercised.
+ * million segments by default: tens of MB per pipeline) and the detectors'
+ * key tables (the smallest memory budget: 16 keys each) when those keys exist,
+ * so one case stays around a millisecond and pool exhaustion and table
+ * eviction are exercised.
  */
 function fuzzConfig(doc: Record<string, unknown>, tcpPool: number): Readonly<Config> {
   try {
-    return buildConfig({ ...doc, analyzers: { tcp: { maxUnackedSegments: tcpPool } } });
+    return buildConfig({ ...doc, memory: { budgetMB: 100 }, analyzers: { tcp: { maxUnackedSegments: tcpPool } } });
   } catch (err) {
     if (err instanceof ConfigError) return buildConfig(doc); // schema changed: fuzz with the default pool
     throw err;

@@ -5,16 +5,26 @@
  * distribution, queries unanswered after `timeout`, latency per server and
  * repeated queries.
  *
- * Queries live in one Map keyed by flow slot and id, bounded by `maxPending`
- * (oldest dropped and counted), with two FIFO rings in time order for expiry
- * (unanswered ones for the timeout; answered or timed-out ones, kept a while
- * for late and duplicate responses). Entries are pooled; a generation number
- * lets the rings skip entries released meanwhile. mDNS and LLMNR messages take part too, as they carry Wireshark's
- * dns.* fields.
+ * State is preallocated once at start from `maxPending` (read then: a SIGHUP
+ * can lower the bound, not raise it above the start value) and never grows:
+ * a KeyTable (width 2: flow slot and transaction id, so any flows.maxFlows
+ * works) maps each remembered query to a dense id, and typed columns indexed
+ * by that id hold the time of its first transmission, of its answer or
+ * timeout, whether it was answered or timed out, its server and a
+ * generation number. Two FIFO rings of ids (Int32Array, each entry with the
+ * generation it was pushed at, so entries of ids freed meanwhile are skipped
+ * and compacted away when a ring fills) keep them in time order for expiry:
+ * unanswered ones for the timeout; answered or timed-out ones, kept a while
+ * for late and duplicate responses. At `maxPending` the oldest settled query
+ * is forgotten first, else the oldest waiting one (counted as dropped). No
+ * allocation per packet (the per-window server and name Maps are bounded).
+ * mDNS and LLMNR messages take part too, as they carry Wireshark's dns.*
+ * fields.
  */
 import { formatAddress } from '../../common/address.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
+import { KeyTable } from './lib/key-table.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { round9 } from './lib/format.js';
@@ -33,21 +43,6 @@ const EXPIRE_INTERVAL = 0.1;
 const MAX_SERVERS = 1000;
 const MAX_NAMES = 10000;
 
-class PendingQuery {
-  /** Bumped on release, so stale ring entries are recognised. */
-  gen = 0;
-  key = 0;
-  slot = 0;
-  id = 0;
-  /** Time of the first transmission (dns.time measures from it). */
-  firstTs = 0;
-  /** When it was answered or timed out (settled entries expire from it). */
-  lastTs = 0;
-  answered = false;
-  timedOut = false;
-  serverKey = 0;
-}
-
 interface ServerStats { address: string; queries: number; responses: number; totalTime: number; maxTime: number; timeouts: number }
 
 export function createDnsAnalyzer(ctx: AnalyzerContext): Analyzer {
@@ -56,20 +51,49 @@ export function createDnsAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class DnsAnalyzer implements Analyzer {
   readonly id = 'dns';
-  private readonly byKey = new Map<number, PendingQuery>();
+  /** Ids handed out, at most maxPending at start. */
+  private readonly capacity: number;
+  /** (flow slot, transaction id) -> query id. */
+  private readonly table: KeyTable;
+  /** Per query id: time of the first transmission (dns.time measures from it). */
+  private readonly firstTs: Float64Array;
+  /** Per query id: when it was answered or timed out (settled queries expire from it). */
+  private readonly lastTs: Float64Array;
+  private readonly answered: Uint8Array;
+  private readonly timedOut: Uint8Array;
+  /** Per query id: the key of its server (the query's destination) in the window's `servers`. */
+  private readonly serverKey: Float64Array;
+  /** Per query id: bumped when the id is freed, so ring entries pushed before are recognised as stale. */
+  private readonly gen: Uint32Array;
   /** Unanswered queries in order of their first transmission. */
-  private readonly waiting = new QueryRing();
+  private readonly waiting: IdRing;
   /** Answered or timed-out queries in order of settling, kept for late and duplicate responses. */
-  private readonly settled = new QueryRing();
-  private readonly pool: PendingQuery[] = [];
+  private readonly settled: IdRing;
   private readonly time = new Quantiles(true);
-  /** Read on use, so SIGHUP's new thresholds apply at once. */
+  /** Read on use, so SIGHUP's new thresholds apply at once (the table size is fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['dns'] { return this.ctx.config.analyzers.dns; }
   private dropped = 0;
   private lastExpire = -Infinity;
   private w = this.emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
+    const n = this.capacity = ctx.config.analyzers.dns.maxPending;
+    // `add` evicts before inserting (oldest settled, then oldest waiting), so the
+    // table never evicts by itself; if it did, the id would be forgotten the same way.
+    this.table = new KeyTable(n, 2, (id) => {
+      if (this.answered[id] === 0 && this.timedOut[id] === 0) this.dropped++;
+      this.gen[id]++;
+    });
+    this.firstTs = new Float64Array(n);
+    this.lastTs = new Float64Array(n);
+    this.answered = new Uint8Array(n);
+    this.timedOut = new Uint8Array(n);
+    this.serverKey = new Float64Array(n);
+    this.gen = new Uint32Array(n);
+    // An id is live in `waiting` at most once and in `settled` at most twice
+    // (timed out, then answered late): the slack bounds compaction to a few moves per push.
+    this.waiting = new IdRing(2 * n, this.gen);
+    this.settled = new IdRing(3 * n, this.gen);
   }
 
   private emptyWindow(): {
@@ -95,31 +119,33 @@ class DnsAnalyzer implements Analyzer {
     if (v.dnsOff < 0 || slot < 0) return;
     // A retransmitted or out-of-order TCP segment is not a DNS message in Wireshark.
     if (v.transport === Transport.TCP && this.ctx.tcpSequence.result.payloadRepeated) return;
-    const key = slot * 65536 + v.dnsId;
+    const table = this.table;
+    table.key[0] = slot;
+    table.key[1] = v.dnsId;
+    const q = table.find();
     const w = this.w;
-    const q = this.byKey.get(key);
     if (!v.dnsIsResponse) {
       w.queries++;
       this.countName(v);
-      if (q !== undefined && !q.answered && v.ts - q.firstTs < RETRANSMISSION_TIMER) {
+      if (q >= 0 && this.answered[q] === 0 && v.ts - this.firstTs[q]! < RETRANSMISSION_TIMER) {
         w.retransmissions++;
         return;
       }
-      if (q !== undefined) this.release(q);
-      this.add(key, slot, v);
+      if (q >= 0) this.release(q);
+      this.add(v);
       return;
     }
     w.responses++;
     w.rcodes.set(v.dnsRcode, (w.rcodes.get(v.dnsRcode) ?? 0) + 1);
-    if (q === undefined) { w.unsolicited++; return; }
-    if (q.answered) { w.duplicateResponses++; return; }
-    q.answered = true;
-    q.lastTs = v.ts;
-    const rtt = v.ts - q.firstTs;
+    if (q < 0) { w.unsolicited++; return; }
+    if (this.answered[q] === 1) { w.duplicateResponses++; return; }
+    this.answered[q] = 1;
+    this.lastTs[q] = v.ts;
+    const rtt = v.ts - this.firstTs[q]!;
     this.time.add(rtt);
     w.time.add(rtt);
-    if (q.timedOut) w.lateResponses++;
-    const server = w.servers.get(q.serverKey);
+    if (this.timedOut[q] === 1) w.lateResponses++;
+    const server = w.servers.get(this.serverKey[q]!);
     if (server) {
       server.responses++;
       server.totalTime += rtt;
@@ -129,31 +155,31 @@ class DnsAnalyzer implements Analyzer {
     this.settled.push(q);
   }
 
-  private add(key: number, slot: number, v: PacketView): void {
-    if (this.byKey.size >= this.cfg.maxPending) {
-      const oldest = this.settled.shift() ?? this.waiting.shift();
-      if (oldest) {
-        if (!oldest.answered && !oldest.timedOut) this.dropped++;
+  /** Remembers the query in `v`, whose key is in `table.key` and not in the table. */
+  private add(v: PacketView): void {
+    const table = this.table;
+    if (table.size >= Math.min(this.cfg.maxPending, this.capacity)) {
+      let oldest = this.settled.shift();
+      if (oldest < 0) oldest = this.waiting.shift();
+      if (oldest >= 0) {
+        if (this.answered[oldest] === 0 && this.timedOut[oldest] === 0) this.dropped++;
         this.release(oldest);
       }
     }
-    const q = this.pool.pop() ?? new PendingQuery();
-    q.key = key;
-    q.slot = slot;
-    q.id = v.dnsId;
-    q.firstTs = q.lastTs = v.ts;
-    q.answered = false;
-    q.timedOut = false;
+    const q = table.findOrInsert(); // removals leave `key` as it was
+    this.firstTs[q] = this.lastTs[q] = v.ts;
+    this.answered[q] = 0;
+    this.timedOut[q] = 0;
     // The server is the destination of the query.
     const words = v.dst;
-    q.serverKey = (Math.imul(words[0]!, 31) ^ Math.imul(words[1]!, 17) ^ Math.imul(words[2]!, 13) ^ words[3]!) * 8 + v.ipVersion;
-    let server = this.w.servers.get(q.serverKey);
+    const serverKey = (Math.imul(words[0]!, 31) ^ Math.imul(words[1]!, 17) ^ Math.imul(words[2]!, 13) ^ words[3]!) * 8 + v.ipVersion;
+    this.serverKey[q] = serverKey;
+    let server = this.w.servers.get(serverKey);
     if (server === undefined && this.w.servers.size < MAX_SERVERS) {
       server = { address: formatAddress(v.ipVersion, v.dst), queries: 0, responses: 0, totalTime: 0, maxTime: 0, timeouts: 0 };
-      this.w.servers.set(q.serverKey, server);
+      this.w.servers.set(serverKey, server);
     }
     if (server) server.queries++;
-    this.byKey.set(key, q);
     this.waiting.push(q);
   }
 
@@ -177,40 +203,41 @@ class DnsAnalyzer implements Analyzer {
    * still matches as in Wireshark, which never forgets a transaction.
    */
   private expire(now: number): void {
-    for (let q = this.waiting.peek(); q !== undefined; q = this.waiting.peek()) {
-      if (!q.answered && now - q.firstTs < this.cfg.timeout) break;
+    const timeout = this.cfg.timeout;
+    for (let q = this.waiting.peek(); q >= 0; q = this.waiting.peek()) {
+      if (this.answered[q] === 0 && now - this.firstTs[q]! < timeout) break;
       this.waiting.shift();
-      if (q.answered) continue; // already in `settled`
-      q.timedOut = true;
+      if (this.answered[q] === 1) continue; // already in `settled`
+      this.timedOut[q] = 1;
       this.timeout(q);
       this.settled.push(q);
     }
-    for (let q = this.settled.peek(); q !== undefined; q = this.settled.peek()) {
-      if (now - q.lastTs < SETTLED_SECONDS) break;
+    for (let q = this.settled.peek(); q >= 0; q = this.settled.peek()) {
+      if (now - this.lastTs[q]! < SETTLED_SECONDS) break;
       this.settled.shift();
       this.release(q);
     }
   }
 
-  private timeout(q: PendingQuery): void {
+  private timeout(q: number): void {
     this.w.timeouts++;
-    const server = this.w.servers.get(q.serverKey);
+    const server = this.w.servers.get(this.serverKey[q]!);
     if (server) server.timeouts++;
   }
 
-  private release(q: PendingQuery): void {
-    if (this.byKey.get(q.key) === q) this.byKey.delete(q.key);
-    q.gen++; // ring entries still pointing at it are now stale
-    if (this.pool.length < 1024) this.pool.push(q);
+  /** Forgets a live query id: ring entries still holding it are now stale. */
+  private release(q: number): void {
+    this.table.remove(q);
+    this.gen[q]++;
   }
 
   finish(): void {
     // Queries still unanswered at the end: a timeout if they waited long enough, else simply unknown.
     const end = this.ctx.clock.now;
     let unanswered = 0;
-    for (let q = this.waiting.shift(); q !== undefined; q = this.waiting.shift()) {
-      if (q.answered) continue;
-      if (end - q.firstTs >= this.cfg.timeout) this.timeout(q); else unanswered++;
+    for (let q = this.waiting.shift(); q >= 0; q = this.waiting.shift()) {
+      if (this.answered[q] === 1) continue;
+      if (end - this.firstTs[q]! >= this.cfg.timeout) this.timeout(q); else unanswered++;
       this.release(q);
     }
     this.w.unansweredAtEnd = unanswered;
@@ -279,54 +306,74 @@ class DnsAnalyzer implements Analyzer {
 
 
 /**
- * FIFO of queries that skips entries released since they were pushed (their
- * generation changed). Grows by doubling; never shrinks below its peak.
+ * FIFO of query ids, preallocated, that skips entries whose id was freed
+ * since they were pushed (the owner's generation column moved on). When full
+ * it compacts in place, keeping the live entries in order.
  */
-class QueryRing {
-  private items: PendingQuery[] = new Array<PendingQuery>(64);
-  private gens = new Float64Array(64);
+class IdRing {
+  private readonly ids: Int32Array;
+  /** The generation of each entry's id when pushed. */
+  private readonly gens: Uint32Array;
   private head = 0;
   private size = 0;
 
-  push(q: PendingQuery): void {
-    if (this.size === this.items.length) this.grow();
-    const i = (this.head + this.size) % this.items.length;
-    this.items[i] = q;
-    this.gens[i] = q.gen;
+  constructor(capacity: number, private readonly gen: Uint32Array) {
+    this.ids = new Int32Array(Math.max(1, capacity));
+    this.gens = new Uint32Array(this.ids.length);
+  }
+
+  push(id: number): void {
+    const n = this.ids.length;
+    if (this.size === n) {
+      this.compact();
+      if (this.size === n) throw new RangeError('dns: query ring full of live entries');
+    }
+    let i = this.head + this.size;
+    if (i >= n) i -= n;
+    this.ids[i] = id;
+    this.gens[i] = this.gen[id]!;
     this.size++;
   }
 
-  /** The oldest live entry, without removing it. */
-  peek(): PendingQuery | undefined {
+  /** The oldest live id, without removing it; -1 when none. */
+  peek(): number {
+    const n = this.ids.length;
     while (this.size > 0) {
-      const q = this.items[this.head]!;
-      if (q.gen === this.gens[this.head]) return q;
-      this.drop();
+      const id = this.ids[this.head]!;
+      if (this.gens[this.head] === this.gen[id]) return id;
+      if (++this.head === n) this.head = 0;
+      this.size--;
     }
-    return undefined;
+    return -1;
   }
 
-  shift(): PendingQuery | undefined {
-    const q = this.peek();
-    if (q !== undefined) this.drop();
-    return q;
-  }
-
-  private drop(): void {
-    this.head = (this.head + 1) % this.items.length;
-    this.size--;
-  }
-
-  private grow(): void {
-    const n = this.items.length;
-    const items = new Array<PendingQuery>(n * 2);
-    const gens = new Float64Array(n * 2);
-    for (let k = 0; k < this.size; k++) {
-      items[k] = this.items[(this.head + k) % n]!;
-      gens[k] = this.gens[(this.head + k) % n]!;
+  /** Removes and returns the oldest live id; -1 when none. */
+  shift(): number {
+    const id = this.peek();
+    if (id >= 0) {
+      if (++this.head === this.ids.length) this.head = 0;
+      this.size--;
     }
-    this.items = items;
-    this.gens = gens;
-    this.head = 0;
+    return id;
+  }
+
+  /** Drops the stale entries, keeping the order of the others (from `head` on, wrapping). */
+  private compact(): void {
+    const n = this.ids.length;
+    const ids = this.ids;
+    const gens = this.gens;
+    let to = this.head;
+    let kept = 0;
+    for (let k = 0, from = this.head; k < this.size; k++) {
+      const id = ids[from]!;
+      if (gens[from] === this.gen[id]) {
+        ids[to] = id;
+        gens[to] = gens[from]!;
+        if (++to === n) to = 0;
+        kept++;
+      }
+      if (++from === n) from = 0;
+    }
+    this.size = kept;
   }
 }

@@ -48,7 +48,7 @@ export function agentSource(config: Readonly<Config>): SourceInfo {
 }
 
 /** Analyzer keys read only at start (which analyzers run, table sizes, look-back bucket layout): a SIGHUP change of them needs a restart. */
-const FIXED_AT_START = ['enabled', 'maxKeys', 'maxHosts', 'maxUnackedSegments', 'lookback'];
+const FIXED_AT_START = ['enabled', 'maxKeys', 'maxHosts', 'maxUnackedSegments', 'maxPending', 'lookback'];
 
 const encoder = new TextEncoder();
 const encode = (msg: unknown): Uint8Array => encoder.encode(JSON.stringify(msg));

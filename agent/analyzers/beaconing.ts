@@ -325,15 +325,9 @@ class BeaconingAnalyzer implements Analyzer {
   private bind(slot: number): number {
     const flows = this.flows;
     const version = flows.version[slot]!;
-    const clientIsA = flows.clientIsA[slot] === 1;
     const wc = this.scratchA;
     const ws = this.scratchB;
-    for (let i = 0; i < 4; i++) {
-      const a = flows.addrA[slot * 4 + i]!;
-      const b = flows.addrB[slot * 4 + i]!;
-      wc[i] = clientIsA ? a : b;
-      ws[i] = clientIsA ? b : a;
-    }
+    flows.copyEndpoints(slot, wc, ws);
     // Judged on the addresses before interning: only hosts of keys take host ids (see the header).
     if (isSpecialAddress(version, ws)) return -1;
     if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wc) || isLoopback(version, ws))) return -1;

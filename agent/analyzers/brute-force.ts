@@ -186,25 +186,11 @@ class BruteForceAnalyzer implements Analyzer {
     const flows = this.ctx.flows;
     this.state[slot] = NONE;
     if (!this.watched[flows.serverPort(slot)]) return;
-    this.addresses(slot);
+    this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const version = flows.version[slot]!;
     if (!this.includeLoopback && (isLoopback(version, this.client) || isLoopback(version, this.server))) return;
     this.state[slot] = STARTED;
     this.w.attempts++;
-  }
-
-  /** Copies the flow's client and server addresses into `client` and `server` (IPv4 in word 0, the rest 0). */
-  private addresses(slot: number): void {
-    const flows = this.ctx.flows;
-    const clientIsA = flows.clientIsA[slot] === 1;
-    const c = clientIsA ? flows.addrA : flows.addrB;
-    const s = clientIsA ? flows.addrB : flows.addrA;
-    const o = slot * 4;
-    const words = flows.version[slot] === 6 ? 4 : 1;
-    for (let i = 0; i < 4; i++) {
-      this.client[i] = i < words ? c[o + i]! : 0;
-      this.server[i] = i < words ? s[o + i]! : 0;
-    }
   }
 
   private settle(slot: number, outcome: number, t: number): void {
@@ -217,7 +203,7 @@ class BruteForceAnalyzer implements Analyzer {
     else if (outcome === INCOMPLETE) w.incomplete++;
     else w.noAnswer++;
     const flows = this.ctx.flows;
-    this.addresses(slot);
+    this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const version = flows.version[slot]!;
     const hosts = this.hosts;
     const src = hosts.intern(version, this.client);

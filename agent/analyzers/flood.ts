@@ -59,6 +59,7 @@ import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
+import { IdList } from './lib/id-list.js';
 import { BucketReducer } from './lib/time-buckets.js';
 import { round1, round3 } from './lib/format.js';
 
@@ -127,15 +128,9 @@ class FloodAnalyzer implements Analyzer {
   private readonly srcHead: Int32Array;
   private readonly srcCount: Int32Array;
   // Live destinations, least recently active first (expiry walks from the head).
-  private readonly lruPrev: Int32Array;
-  private readonly lruNext: Int32Array;
-  private lruHead = NIL;
-  private lruTail = NIL;
+  private readonly lru: IdList;
   // Destinations counted in the current window, in first-count order (judged at its end).
-  private readonly touchPrev: Int32Array;
-  private readonly touchNext: Int32Array;
-  private touchHead = NIL;
-  private touchTail = NIL;
+  private readonly touched: IdList;
   private liveCount = 0;
   private evicted = 0;
 
@@ -186,10 +181,8 @@ class FloodAnalyzer implements Analyzer {
     this.window = new Int32Array(d);
     this.srcHead = new Int32Array(d);
     this.srcCount = new Int32Array(d);
-    this.lruPrev = new Int32Array(d);
-    this.lruNext = new Int32Array(d);
-    this.touchPrev = new Int32Array(d);
-    this.touchNext = new Int32Array(d);
+    this.lru = new IdList(d);
+    this.touched = new IdList(d);
     this.suppression = new SuppressionTable(cfg.suppressFor, d, SUPPRESSION_WIDTH);
 
     const s = ctx.memory.keys('flood.sources', KeyTable.bytesPerEntry(SOURCE_WIDTH) + SOURCE_COLUMN_BYTES, MAX_SOURCE_ENTRIES, 0.5);
@@ -314,7 +307,7 @@ class FloodAnalyzer implements Analyzer {
       this.drop(d);
     }
     if (this.live[d] === 1) {
-      this.lruMoveToTail(d);
+      this.lru.moveToTail(d);
       return d;
     }
     this.live[d] = 1;
@@ -325,7 +318,7 @@ class FloodAnalyzer implements Analyzer {
     this.window[d] = -1;
     this.srcHead[d] = NIL;
     this.srcCount[d] = 0;
-    this.lruAppend(d);
+    this.lru.append(d);
     return d;
   }
 
@@ -384,8 +377,8 @@ class FloodAnalyzer implements Analyzer {
     }
     this.srcHead[d] = NIL;
     this.srcCount[d] = 0;
-    if (this.window[d] === this.windowSerial) this.touchUnlink(d);
-    this.lruUnlink(d);
+    if (this.window[d] === this.windowSerial) this.touched.unlink(d);
+    this.lru.unlink(d);
     this.series.clear(d);
     this.live[d] = 0;
     this.liveCount--;
@@ -400,9 +393,9 @@ class FloodAnalyzer implements Analyzer {
       this.lastBucket[d] = k;
       // Recency follows activity.
       this.hosts.touch(d);
-      this.lruMoveToTail(d);
+      this.lru.moveToTail(d);
     }
-    if (this.window[d] !== this.windowSerial) { this.window[d] = this.windowSerial; this.touchAppend(d); }
+    if (this.window[d] !== this.windowSerial) { this.window[d] = this.windowSerial; this.touched.append(d); }
     this.series.add(d, now, series, 1);
   }
 
@@ -496,11 +489,11 @@ class FloodAnalyzer implements Analyzer {
 
   closeWindow(span: WindowSpan): Metrics {
     // Judge the destinations counted in this window over the look-back ending at its end.
-    if (this.touchHead !== NIL) {
+    if (this.touched.head !== NIL) {
       const b = this.series.boundaryAt(span.relEnd);
-      for (let d = this.touchHead; d !== NIL; d = this.touchNext[d]!) this.evaluate(d, b);
+      for (let d = this.touched.head; d !== NIL; d = this.touched.next(d)) this.evaluate(d, b);
     }
-    this.touchHead = this.touchTail = NIL;
+    this.touched.clear();
     this.windowSerial++;
     this.sweep(span.relEnd);
     const evicted = this.evicted;
@@ -524,48 +517,12 @@ class FloodAnalyzer implements Analyzer {
   /** Drops destinations with nothing left in their look-back (least recently active first, up to the first that has). */
   private sweep(now: number): void {
     const b = this.series.boundaryAt(now);
-    for (let d = this.lruHead; d !== NIL;) {
+    for (let d = this.lru.head; d !== NIL;) {
       if (b - Math.max(this.lastBucket[d]!, this.series.newestBucket(d)) <= this.buckets) break;
-      const next = this.lruNext[d]!;
+      const next = this.lru.next(d);
       this.drop(d);
       this.expired++;
       d = next;
     }
-  }
-
-  // Intrusive lists over destination ids.
-
-  private lruAppend(d: number): void {
-    this.lruPrev[d] = this.lruTail;
-    this.lruNext[d] = NIL;
-    if (this.lruTail === NIL) this.lruHead = d; else this.lruNext[this.lruTail] = d;
-    this.lruTail = d;
-  }
-
-  private lruUnlink(d: number): void {
-    const p = this.lruPrev[d]!;
-    const n = this.lruNext[d]!;
-    if (p === NIL) this.lruHead = n; else this.lruNext[p] = n;
-    if (n === NIL) this.lruTail = p; else this.lruPrev[n] = p;
-  }
-
-  private lruMoveToTail(d: number): void {
-    if (this.lruTail === d) return;
-    this.lruUnlink(d);
-    this.lruAppend(d);
-  }
-
-  private touchAppend(d: number): void {
-    this.touchPrev[d] = this.touchTail;
-    this.touchNext[d] = NIL;
-    if (this.touchTail === NIL) this.touchHead = d; else this.touchNext[this.touchTail] = d;
-    this.touchTail = d;
-  }
-
-  private touchUnlink(d: number): void {
-    const p = this.touchPrev[d]!;
-    const n = this.touchNext[d]!;
-    if (p === NIL) this.touchHead = n; else this.touchNext[p] = n;
-    if (n === NIL) this.touchTail = p; else this.touchPrev[n] = p;
   }
 }

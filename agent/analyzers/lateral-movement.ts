@@ -157,20 +157,6 @@ class LateralMovementAnalyzer implements Analyzer {
     else if (event === AttemptEvent.COMPLETED && this.followed[slot] === 1) this.reached(slot);
   }
 
-  /** Copies the flow's client and server addresses into `client` and `server` (IPv4 in word 0, the rest 0). */
-  private addresses(slot: number): void {
-    const flows = this.ctx.flows;
-    const clientIsA = flows.clientIsA[slot] === 1;
-    const c = clientIsA ? flows.addrA : flows.addrB;
-    const s = clientIsA ? flows.addrB : flows.addrA;
-    const o = slot * 4;
-    const words = flows.version[slot] === 6 ? 4 : 1;
-    for (let i = 0; i < 4; i++) {
-      this.client[i] = i < words ? c[o + i]! : 0;
-      this.server[i] = i < words ? s[o + i]! : 0;
-    }
-  }
-
   private internal(version: number, words: Uint32Array): boolean {
     if (isLoopback(version, words)) return this.includeLoopback;
     return this.ctx.networks.isInternal(version, words);
@@ -183,7 +169,7 @@ class LateralMovementAnalyzer implements Analyzer {
     const port = flows.serverPort(slot);
     const column = this.watched[port]! - 1;
     if (column < 0) return;
-    this.addresses(slot);
+    this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const version = flows.version[slot]!;
     const c = this.client;
     const d = this.server;
@@ -234,7 +220,7 @@ class LateralMovementAnalyzer implements Analyzer {
   /** The handshake of a followed attempt completed: its destination was reached. */
   private reached(slot: number): void {
     this.w.succeeded++;
-    this.addresses(slot);
+    this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const s = this.sources.find(this.ctx.flows.version[slot]!, this.client);
     if (s < 0 || this.active[s] === 0) return;
     const key = this.pairs.key;

@@ -256,13 +256,9 @@ class PortScanAnalyzer implements Analyzer {
     if (event === AttemptEvent.ANSWERED || event === AttemptEvent.RESET || event === AttemptEvent.CLOSED) return;
     const flows = this.ctx.flows;
     const version = flows.version[slot]!;
-    const clientIsA = flows.clientIsA[slot] === 1;
-    const ca = clientIsA ? flows.addrA : flows.addrB;
-    const sa = clientIsA ? flows.addrB : flows.addrA;
     const c = this.clientWords;
     const s = this.serverWords;
-    const o = slot * 4;
-    for (let i = 0; i < 4; i++) { c[i] = ca[o + i]!; s[i] = sa[o + i]!; }
+    flows.copyEndpoints(slot, c, s);
     if (!this.includeLoopback && (isLoopback(version, c) || isLoopback(version, s))) return;
     const w = this.w;
     switch (event) {

@@ -469,6 +469,22 @@ export class FlowTable {
   serverAddr(slot: number): Uint32Array {
     return this.clientIsA[slot] ? this.addrB.subarray(slot * 4, slot * 4 + 4) : this.addrA.subarray(slot * 4, slot * 4 + 4);
   }
+  /**
+   * Copies a flow's client and server address words into `client` and
+   * `server` (IPv4 in word 0, the rest 0): what detectors key hosts on,
+   * without the allocation of clientAddr/serverAddr.
+   */
+  copyEndpoints(slot: number, client: Uint32Array, server: Uint32Array): void {
+    const clientIsA = this.clientIsA[slot] === 1;
+    const c = clientIsA ? this.addrA : this.addrB;
+    const s = clientIsA ? this.addrB : this.addrA;
+    const o = slot * 4;
+    const words = this.version[slot] === 6 ? 4 : 1;
+    for (let i = 0; i < 4; i++) {
+      client[i] = i < words ? c[o + i]! : 0;
+      server[i] = i < words ? s[o + i]! : 0;
+    }
+  }
   clientPort(slot: number): number { return this.clientIsA[slot] ? this.portA[slot]! : this.portB[slot]!; }
   serverPort(slot: number): number { return this.clientIsA[slot] ? this.portB[slot]! : this.portA[slot]!; }
 }

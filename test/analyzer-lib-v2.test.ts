@@ -15,7 +15,6 @@ import { SeriesRing } from './helpers/reference-series-ring.js';
 import { FirstSight } from '../agent/analyzers/lib/first-sight.js';
 import { SuppressionTable } from '../agent/analyzers/lib/suppression.js';
 import { Suppressor } from './helpers/reference-suppressor.js';
-import { sizeTables } from '../agent/analyzers/lib/budget.js';
 import { mulberry32 } from './helpers/fuzz-lib.js';
 
 const v4 = (s: string): Uint32Array => parseIPv4(s)!;
@@ -383,18 +382,3 @@ test('SuppressionTable: the same decisions and evictions as Suppressor on a rand
   assert.ok(allow(2, 701), '2 was evicted, so it may report again');
 });
 
-test('sizeTables: capacities from a budget in MB and shares', () => {
-  assert.deepEqual(sizeTables(64, [
-    { name: 'hosts', bytesPerEntry: 64, share: 0.5 },
-    { name: 'pairs', bytesPerEntry: 300, share: 0.25 },
-    { name: 'tiny', bytesPerEntry: 1e12, share: 0.25 },
-  ]), [
-    { name: 'hosts', capacity: 524288 },
-    { name: 'pairs', capacity: Math.floor((64 * 1048576 * 0.25) / 300) },
-    { name: 'tiny', capacity: 1 },
-  ]);
-  assert.doesNotThrow(() => sizeTables(1, Array.from({ length: 10 }, (_, i) => ({ name: `t${i}`, bytesPerEntry: 8, share: 0.1 }))));
-  assert.throws(() => sizeTables(1, [{ name: 'a', bytesPerEntry: 8, share: 0.6 }, { name: 'b', bytesPerEntry: 8, share: 0.5 }]), /more than 1/);
-  assert.throws(() => sizeTables(0, []), RangeError);
-  assert.throws(() => sizeTables(1, [{ name: 'a', bytesPerEntry: 0, share: 0.5 }]), /bytesPerEntry/);
-});

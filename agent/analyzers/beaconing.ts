@@ -518,9 +518,8 @@ class BeaconingAnalyzer implements Analyzer {
     if (hosts.generation[c] !== this.srcGen[k] || hosts.generation[s] !== this.dstGen[k]) return;
     // Suppressed per addresses, port and protocol, as long as the table remembers it (a key evicted and seen again is the same key).
     const sk = this.suppression.key;
-    sk[0] = hosts.version(c);
-    sk[5] = hosts.version(s);
-    for (let i = 0; i < 4; i++) { sk[1 + i] = hosts.addressWord(c, i); sk[6 + i] = hosts.addressWord(s, i); }
+    hosts.writeHost(c, sk, 0);
+    hosts.writeHost(s, sk, 5);
     sk[10] = keys.keyWord(k, 2);
     if (!this.suppression.allow(now)) { this.suppressed++; return; }
     this.findings++;

@@ -797,8 +797,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
       // Cannot happen (the host table has a host more than keys, see the constructor); a reused host id would name another client.
       if (this.keys.keyWord(id, 1) !== this.hosts.generation[host]) continue;
       const sk = this.suppression.key;
-      sk[0] = this.hosts.version(host);
-      for (let w = 0; w < 4; w++) sk[1 + w] = this.hosts.addressWord(host, w);
+      this.hosts.writeHost(host, sk, 0);
       sk[5] = this.keys.keyWord(id, 2);
       sk[6] = this.keys.keyWord(id, 3);
       if (!this.suppression.allow(now)) { this.suppressedFindings++; continue; }

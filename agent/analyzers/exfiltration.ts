@@ -311,9 +311,8 @@ class ExfiltrationAnalyzer implements Analyzer {
     const end = b * this.bytes.bucketSeconds;
     // Suppressed per pair of addresses, as long as the table remembers it (a pair evicted and seen again is the same pair).
     const sk = this.suppression.key;
-    sk[0] = hosts.version(int);
-    sk[5] = hosts.version(ext);
-    for (let i = 0; i < 4; i++) { sk[1 + i] = hosts.addressWord(int, i); sk[6 + i] = hosts.addressWord(ext, i); }
+    hosts.writeHost(int, sk, 0);
+    hosts.writeHost(ext, sk, 5);
     if (!this.suppression.allow(end)) { this.suppressed++; return; }
     this.findings++;
     // The port that took the most bytes (ties: the first seen).

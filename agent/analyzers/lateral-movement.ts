@@ -356,8 +356,7 @@ class LateralMovementAnalyzer implements Analyzer {
   /** Suppression by the source's address, so it outlives the source's id. */
   private allow(s: number, now: number): boolean {
     const key = this.suppression.key;
-    key[0] = this.sources.version(s);
-    for (let i = 0; i < 4; i++) key[1 + i] = this.sources.addressWord(s, i);
+    this.sources.writeHost(s, key, 0);
     return this.suppression.allow(now);
   }
 

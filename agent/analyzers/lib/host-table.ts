@@ -87,6 +87,12 @@ export class HostTable {
   /** Address word `i` (0..3) of `id`, big-endian; IPv4 in word 0. */
   addressWord(id: number, i: number): number { return this.table.keyWord(id, 1 + i); }
 
+  /** Writes the host's version then its four address words into `into` at `at` (5 words): a key that outlives the id. */
+  writeHost(id: number, into: Uint32Array, at: number): void {
+    into[at] = this.version(id);
+    for (let i = 0; i < 4; i++) into[at + 1 + i] = this.table.keyWord(id, 1 + i);
+  }
+
   /** The address as text (dotted IPv4, RFC 5952 IPv6): made on each call, for reports. */
   name(id: number): string {
     const w = this.words;

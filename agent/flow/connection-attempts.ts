@@ -40,7 +40,6 @@ export const AttemptEvent = {
   CLOSED: 7,
 } as const;
 export type AttemptEventCode = (typeof AttemptEvent)[keyof typeof AttemptEvent];
-export const ATTEMPT_EVENT_NAMES = ['started', 'answered', 'completed', 'refused', 'unanswered', 'abandoned', 'reset', 'closed'] as const;
 
 /** Seconds after its SYN an attempt without SYN/ACK is unanswered (or, SYN/ACKed but not ACKed, abandoned). */
 export const ATTEMPT_TIMEOUT = 5;
@@ -67,8 +66,6 @@ export class ConnectionAttempts {
   private readonly qDue: Float64Array;
   private qHead = 0;
   private qCount = 0;
-  /** Attempts settled before their deadline because the queue was full. */
-  settledEarly = 0;
 
   constructor(private readonly flows: FlowTable, private readonly emit: AttemptListener) {
     this.state = new Uint8Array(flows.capacity);
@@ -157,11 +154,9 @@ export class ConnectionAttempts {
   private settleHead(at: number): void {
     const i = this.qHead;
     const slot = this.qSlot[i]!;
-    const due = this.qDue[i]!;
     this.qHead = (i + 1) % this.qSlot.length;
     this.qCount--;
     if (this.flows.streamIndex[slot] !== this.qStream[i]) return; // the flow ended; the slot holds another one
-    if (at < due) this.settledEarly++;
     const s = this.state[slot];
     if (s === WAIT_SYNACK) this.settle(slot, AttemptEvent.UNANSWERED, at);
     else if (s === WAIT_ACK) this.settle(slot, AttemptEvent.ABANDONED, at);

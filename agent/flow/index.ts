@@ -3,4 +3,4 @@ export type { FlowTableOptions, FlowListener, EndReasonCode } from './flow-table
 export { describeFlow, protoName } from './describe.js';
 export { TcpSequenceAnalysis } from './tcp-sequence.js';
 export { TcpPacketResult, TcpAnalysisFlag, ANY_RETRANSMISSION } from './tcp-result.js';
-export { ConnectionAttempts, AttemptEvent, ATTEMPT_EVENT_NAMES, ATTEMPT_TIMEOUT, type AttemptEventCode } from './connection-attempts.js';
+export { ConnectionAttempts, AttemptEvent, ATTEMPT_TIMEOUT, type AttemptEventCode } from './connection-attempts.js';

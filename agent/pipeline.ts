@@ -73,6 +73,12 @@ export interface PipelineOptions {
   onWindow: (out: WindowOutput) => void;
   /** Extra flow listener (e.g. the report's top flows), called after the analyzers. */
   flowListener?: FlowListener;
+  /**
+   * Make every preallocated table resident at start (the sensor: its memory is
+   * paid up front and stays flat for days). `analyze` leaves it off: a short
+   * capture only pays for the pages it touches.
+   */
+  commitMemory?: boolean;
 }
 
 export class Pipeline {
@@ -162,6 +168,7 @@ export class Pipeline {
         extra?.onFlowEnd?.(slot, reason);
       },
     });
+    if (options.commitMemory) commitPreallocated(this);
   }
 
   process(rec: FrameRecord): void {
@@ -302,18 +309,40 @@ export interface MemoryPlanLine {
 }
 
 /**
- * Bytes of the typed arrays an object holds, directly or in the objects it
- * owns (two levels down), each counted once: shared objects are in `seen`.
+ * Calls `visit` on each typed array an object holds, directly or in the
+ * objects it owns (two levels down), each once: shared objects are in `seen`.
  */
-function typedArrayBytes(owner: object, seen: Set<object>, depth = 0): number {
+function forEachTypedArray(owner: object, seen: Set<object>, visit: (array: ArrayBufferView) => void, depth = 0): void {
   seen.add(owner);
-  let bytes = 0;
   for (const value of Object.values(owner) as unknown[]) {
     if (typeof value !== 'object' || value === null || seen.has(value)) continue;
-    if (ArrayBuffer.isView(value)) { seen.add(value); bytes += value.byteLength; }
-    else if (depth < 2 && !Array.isArray(value)) bytes += typedArrayBytes(value, seen, depth + 1);
+    if (ArrayBuffer.isView(value)) { seen.add(value); visit(value); }
+    else if (depth < 2 && !Array.isArray(value)) forEachTypedArray(value, seen, visit, depth + 1);
   }
+}
+
+function typedArrayBytes(owner: object, seen: Set<object>): number {
+  let bytes = 0;
+  forEachTypedArray(owner, seen, (array) => { bytes += array.byteLength; });
   return bytes;
+}
+
+const PAGE_BYTES = 4096;
+
+/**
+ * Makes the pipeline's preallocated state resident now: typed arrays are
+ * zero pages until first written, so without this a sensor's RSS creeps up
+ * over hours as tables fill (it looks like a leak, and an out-of-memory kill
+ * would come late, unattended). One write per page: the memory plan's total is
+ * paid at start.
+ */
+function commitPreallocated(p: Pipeline): void {
+  const seen = new Set<object>();
+  const touch = (array: ArrayBufferView): void => {
+    const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+    for (let i = 0; i < bytes.length; i += PAGE_BYTES) bytes[i] = bytes[i]!;
+  };
+  for (const owner of [p.flows, p.tcpSequence, p.attempts, p.windows, p.context.windowFlows, ...p.analyzers]) forEachTypedArray(owner, seen, touch);
 }
 
 /**

@@ -30,16 +30,65 @@ export interface DecompressionLimits {
 /** Ratio checks start past this many inflated bytes: small prefixes of ordinary files compress very well. */
 const RATIO_CHECK_FLOOR = 64 * 1024 * 1024;
 
+/** Bytes read ahead of the parser: one read is in flight while the previous one is parsed. */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
+/**
+ * A plain file, read ahead: after each read the next one starts in the thread
+ * pool while the caller parses, so the main thread does not sit idle waiting
+ * for the disk (about a tenth of `analyze`'s wall time before). The bytes are
+ * copied from the read-ahead buffer into the caller's: a memcpy is far cheaper
+ * than the wait.
+ */
 class FileSource implements ByteSource {
   consumed = 0;
   readonly cutShort = false;
+  private readonly ahead = new Uint8Array(READ_AHEAD_BYTES);
+  private aheadPos = 0;
+  private aheadLen = 0;
+  private inflight: Promise<number> | null = null;
+  private started = false;
+  private eof = false;
   constructor(private readonly fh: FileHandle, readonly size: number) {}
+
   async read(into: Uint8Array, offset: number, length: number): Promise<number> {
-    const { bytesRead } = await this.fh.read(into, offset, length, null);
-    this.consumed += bytesRead;
-    return bytesRead;
+    if (!this.started) {
+      // First read: straight into the caller's buffer, then start reading ahead.
+      this.started = true;
+      const { bytesRead } = await this.fh.read(into, offset, length, null);
+      this.consumed += bytesRead;
+      if (bytesRead === 0) this.eof = true; else this.readAhead();
+      return bytesRead;
+    }
+    if (this.aheadPos === this.aheadLen) {
+      if (this.inflight === null) return 0;
+      const pending = this.inflight;
+      this.inflight = null;
+      this.aheadLen = await pending;
+      this.aheadPos = 0;
+      if (this.aheadLen === 0) { this.eof = true; return 0; }
+    }
+    const n = Math.min(length, this.aheadLen - this.aheadPos);
+    into.set(this.ahead.subarray(this.aheadPos, this.aheadPos + n), offset);
+    this.aheadPos += n;
+    this.consumed += n;
+    if (this.aheadPos === this.aheadLen) this.readAhead();
+    return n;
   }
-  async close(): Promise<void> { await this.fh.close(); }
+
+  private readAhead(): void {
+    if (this.eof) return;
+    const pending = this.fh.read(this.ahead, 0, this.ahead.length, null).then((r) => r.bytesRead);
+    // The error is rethrown where the read is awaited; until then it must not count as unhandled.
+    pending.catch(() => {});
+    this.inflight = pending;
+  }
+
+  async close(): Promise<void> {
+    // A read still in flight would write into a closed descriptor's buffer: let it finish first.
+    if (this.inflight) await this.inflight.catch(() => 0);
+    await this.fh.close();
+  }
 }
 
 /** Adapts an async iterable of chunks (stdin, a gunzip stream) to positional reads. */

@@ -37,7 +37,7 @@ let agentDropsAtWindow = 0;
 let packetsRead = 0;
 let receivedAtWindow = 0;
 
-const pipeline = new Pipeline(config, { onWindow });
+const pipeline = new Pipeline(config, { onWindow, commitMemory: true });
 
 function liveStats(): LiveCaptureStats {
   return live ? live.stats() : { received: packetsRead, dropped: 0, ifDropped: 0 };

@@ -31,7 +31,7 @@
  * used and heap total after it, array buffers, active flows, findings so far.
  * Then the totals, findings per type, and the ratio of RSS at the last hour
  * to RSS at hour 2, as it is and after the collection: the verdict, PASS
- * when within 20 % (else FAIL and exit code 1), is on RSS after the
+ * when within 5 % (else FAIL and exit code 1), is on RSS after the
  * collection, which is what the process keeps; RSS as it is also counts
  * garbage not yet collected, so it varies with the collector's timing.
  * `--no-gc` skips the collections and judges RSS as it is. `--disable`
@@ -39,14 +39,17 @@
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { buildConfig } from '../../common/config.js';
 import { FrameRecord } from '../capture/frame-record.js';
 import { Pipeline } from '../pipeline.js';
+import { CAPTURE_THREAD_LIMITS } from '../sensor/protocol.js';
 
 const USAGE = 'usage: node dist/agent/tools/soak.js [--hours 24] [--packets 10000000] [--sources 100000] [--seed 1] [--disable id,id...] [--no-gc]';
 /** Start of packet time: a multiple of 10^6 s (the decoder's time base) and of the window length. */
 const T0 = 1_700_000_000;
-const LIMIT_RATIO = 0.2;
+/** Hour-24 / hour-2 RSS may differ by this much (issue 12: a sensor's memory stays flat). */
+const LIMIT_RATIO = 0.05;
 
 interface Options { hours: number; packets: number; sources: number; seed: number; disable: string[]; gc: boolean }
 
@@ -604,10 +607,12 @@ function main(): number {
   const config = buildConfig(opts.disable.length ? { analyzers } : undefined);
   const findings = new Map<string, number>();
   let findingCount = 0;
+  // As the agent's capture thread runs it: tables resident from the start, young generation capped.
   const pipeline = new Pipeline(config, {
     onWindow: (out) => {
       for (const f of out.findings) { findings.set(f.type, (findings.get(f.type) ?? 0) + 1); findingCount++; }
     },
+    commitMemory: true,
   });
   const writer = new FrameWriter(pipeline);
   const traffic = new Traffic(writer, opts);
@@ -690,4 +695,11 @@ function fullGc(): (() => void) | undefined {
   return undefined;
 }
 
-process.exitCode = main();
+// The pipeline runs in a worker thread with the agent capture thread's limits, as in the agent.
+if (isMainThread) {
+  const worker = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2), resourceLimits: CAPTURE_THREAD_LIMITS });
+  worker.on('message', (code: number) => { process.exitCode = code; });
+  worker.on('error', (err) => { console.error(err); process.exitCode = 1; });
+} else {
+  parentPort!.postMessage(main());
+}

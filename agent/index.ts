@@ -4,7 +4,7 @@
  * The sensor agent (NATS, HTTP) is `agent/sensor/agent.ts`, loaded only by
  * the `agent` command.
  */
-export { analyzeCapture } from './analyze/index.js';
+export { analyzeCapture, analyzeCaptureInThread } from './analyze/index.js';
 export type { AnalyzeOptions, AnalyzeResult } from './analyze/index.js';
 export { SpillList } from './analyze/spill-list.js';
 export type { WindowOutput } from './window/window-engine.js';

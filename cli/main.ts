@@ -12,7 +12,7 @@ import { UsageError, isUserError } from '../common/errors.js';
 import { renderText, reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
 import { renderCsv } from '../common/report-csv.js';
 import { renderHtml } from '../common/report-html.js';
-import { SpillList, analyzeCapture, memoryPlan, type WindowOutput } from '../agent/index.js';
+import { SpillList, analyzeCaptureInThread, memoryPlan, type WindowOutput } from '../agent/index.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -153,7 +153,7 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   try {
     const streaming = format === 'json';
     const onWindow = (out: WindowOutput): void => { windows.push(out.summary); for (const f of out.findings) findings.push(f); };
-    const { report, warnings } = await analyzeCapture(file, config, {
+    const { report, warnings } = await analyzeCaptureInThread(file, config, {
       ...(draw ? { onProgress: draw } : {}),
       ...(streaming ? { onWindow } : {}),
     });

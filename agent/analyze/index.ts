@@ -1,2 +1,3 @@
 export { analyzeCapture } from './analyze.js';
 export type { AnalyzeOptions, AnalyzeResult } from './analyze.js';
+export { analyzeCaptureInThread } from './analyze-thread.js';

@@ -21,7 +21,8 @@ import {
 import { Publisher, type PublisherStats } from '../publish/index.js';
 import { startHttp, type Readiness } from './http.js';
 import { AgentMetrics } from './metrics.js';
-import { CAPTURE_THREAD_LIMITS, type CaptureCounters, type CaptureWorkerData, type FromCapture, type ToCapture } from './protocol.js';
+import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
+import type { CaptureCounters, CaptureWorkerData, FromCapture, ToCapture } from './protocol.js';
 import { replayPacing } from './replay.js';
 
 export interface AgentOptions {
@@ -129,7 +130,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   };
 
   const workerData: CaptureWorkerData = { config: config as Config, source };
-  const worker = new Worker(new URL('./capture-worker.js', import.meta.url), { workerData, resourceLimits: CAPTURE_THREAD_LIMITS });
+  const worker = new Worker(new URL('./capture-worker.js', import.meta.url), { workerData, resourceLimits: PIPELINE_THREAD_LIMITS });
   const post = (msg: ToCapture): void => worker.postMessage(msg);
 
   let fatal: string | undefined;

@@ -4,18 +4,9 @@
  * The capture thread never waits on the network: it posts closed windows and
  * counters; the main thread decides what to do with them.
  */
-import type { ResourceLimits } from 'node:worker_threads';
 import type { Config } from '../../common/config.js';
 import type { CaptureDrops, Finding, WindowSummary } from '../../common/report.js';
 import type { SourceInfo } from '../../common/wire.js';
-
-/**
- * V8 limits of the capture thread. Its young generation is capped (semi-spaces
- * of 2 MB): the per-packet path allocates almost nothing that lives, and
- * without the cap V8 doubles the semi-spaces hours into a run (RSS +17 MB at
- * hour 9 of the soak), which looks like a leak on a sensor that runs for days.
- */
-export const CAPTURE_THREAD_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 6 };
 
 export interface CaptureWorkerData {
   config: Config;

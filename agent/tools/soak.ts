@@ -43,7 +43,7 @@ import { Worker, isMainThread, parentPort } from 'node:worker_threads';
 import { buildConfig } from '../../common/config.js';
 import { FrameRecord } from '../capture/frame-record.js';
 import { Pipeline } from '../pipeline.js';
-import { CAPTURE_THREAD_LIMITS } from '../sensor/protocol.js';
+import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 
 const USAGE = 'usage: node dist/agent/tools/soak.js [--hours 24] [--packets 10000000] [--sources 100000] [--seed 1] [--disable id,id...] [--no-gc]';
 /** Start of packet time: a multiple of 10^6 s (the decoder's time base) and of the window length. */
@@ -697,7 +697,7 @@ function fullGc(): (() => void) | undefined {
 
 // The pipeline runs in a worker thread with the agent capture thread's limits, as in the agent.
 if (isMainThread) {
-  const worker = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2), resourceLimits: CAPTURE_THREAD_LIMITS });
+  const worker = new Worker(new URL(import.meta.url), { argv: process.argv.slice(2), resourceLimits: PIPELINE_THREAD_LIMITS });
   worker.on('message', (code: number) => { process.exitCode = code; });
   worker.on('error', (err) => { console.error(err); process.exitCode = 1; });
 } else {

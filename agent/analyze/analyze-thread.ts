@@ -1,0 +1,71 @@
+/**
+ * `analyze` in a worker thread with the pipeline thread's V8 limits (the same
+ * as the agent's capture thread: see core/thread-limits.ts), so a capture with
+ * millions of flows stays within the memory budget. The caller gets the same
+ * result, callbacks and errors as from `analyzeCapture` in its own thread.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Config } from '../../common/config.js';
+import { InputError } from '../../common/errors.js';
+import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
+import type { WindowOutput } from '../window/window-engine.js';
+import type { AnalyzeOptions, AnalyzeResult } from './analyze.js';
+
+export interface AnalyzeThreadData {
+  path: string;
+  config: Config;
+  /** Post each window as it closes (the caller gave `onWindow`). */
+  streaming: boolean;
+  /** Post progress (the caller gave `onProgress`). */
+  progress: boolean;
+  maxReadBytes?: number;
+}
+
+/** What failed in the thread, enough to raise the same error here. */
+export interface ThreadError { name: string; code?: string; message: string }
+
+export type FromAnalyzeThread =
+  | { type: 'progress'; fraction: number }
+  | { type: 'window'; out: WindowOutput }
+  | { type: 'done'; result: AnalyzeResult }
+  | { type: 'failed'; error: ThreadError };
+
+function rebuild(e: ThreadError): Error {
+  // The message already carries the byte offset (InputError adds it).
+  if (e.name === 'InputError') return new InputError(e.code ?? 'input', e.message);
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
+export function analyzeCaptureInThread(path: string, config: Readonly<Config>, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
+  const data: AnalyzeThreadData = {
+    path,
+    config: config as Config,
+    streaming: options.onWindow !== undefined,
+    progress: options.onProgress !== undefined,
+    ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}),
+  };
+  const worker = new Worker(new URL('./analyze-worker.js', import.meta.url), {
+    workerData: data,
+    resourceLimits: PIPELINE_THREAD_LIMITS,
+    stdin: path === '-',
+  });
+  if (path === '-') process.stdin.pipe(worker.stdin!);
+  return new Promise<AnalyzeResult>((resolve, reject) => {
+    let settled = false;
+    const settle = (fn: () => void): void => { if (!settled) { settled = true; fn(); } };
+    worker.on('message', (msg: FromAnalyzeThread) => {
+      switch (msg.type) {
+        case 'progress': options.onProgress?.(msg.fraction); break;
+        case 'window':
+          try { options.onWindow?.(msg.out); } catch (err) { settle(() => reject(err)); void worker.terminate(); }
+          break;
+        case 'done': settle(() => resolve(msg.result)); break;
+        case 'failed': settle(() => reject(rebuild(msg.error))); break;
+      }
+    });
+    worker.on('error', (err) => settle(() => reject(err)));
+    worker.on('exit', (code) => settle(() => reject(new Error(`the analysis thread stopped (exit code ${code}) before its report`))));
+  }).finally(() => { if (path === '-') process.stdin.unpipe(worker.stdin!); });
+}

@@ -1,0 +1,26 @@
+/** The analysis thread of `analyzeCaptureInThread`: runs `analyzeCapture` and posts what it gives. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { analyzeCapture } from './analyze.js';
+import type { AnalyzeThreadData, FromAnalyzeThread } from './analyze-thread.js';
+
+const data = workerData as AnalyzeThreadData;
+const post = (msg: FromAnalyzeThread): void => parentPort!.postMessage(msg);
+
+try {
+  const result = await analyzeCapture(data.path, data.config, {
+    ...(data.progress ? { onProgress: (fraction: number) => post({ type: 'progress', fraction }) } : {}),
+    ...(data.streaming ? { onWindow: (out) => post({ type: 'window', out }) } : {}),
+    ...(data.maxReadBytes ? { maxReadBytes: data.maxReadBytes } : {}),
+  });
+  post({ type: 'done', result });
+} catch (err) {
+  const e = err as Error & { code?: unknown };
+  post({
+    type: 'failed',
+    error: {
+      name: e instanceof Error ? e.name : 'Error',
+      message: e instanceof Error ? e.message : String(err),
+      ...(typeof e.code === 'string' ? { code: e.code } : {}),
+    },
+  });
+}

@@ -3,8 +3,13 @@
  * from the agents' JetStream stream, serves the API, pages and /metrics, and
  * sweeps expired uploads and old windows in small batches. SIGTERM/SIGINT
  * finish the batch in hand, stop the HTTP server and close the store.
+ *
+ * Secure by default: listening beyond loopback without an API token is
+ * refused at start (exit 2) unless `collector.allowAnonymous` says it is meant,
+ * and then every start logs a warning.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { resolveConfig, type Config, type ConfigSources } from '../common/config.js';
 import { ConfigError, UsageError } from '../common/errors.js';
@@ -45,11 +50,25 @@ export function resolveToken(config: Readonly<Config>): string {
   }
 }
 
-async function sweep(store: Store, dataDir: string, retentionHours: number, log: Logger, metrics: CollectorMetrics): Promise<void> {
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return /^::ffff:127\./.test(h);
+}
+
+/** The one-line reason a collector must not start this way, or null. */
+export function anonymousRefusal(host: string, token: string, allowAnonymous: boolean): string | null {
+  if (token || allowAnonymous || isLoopback(host)) return null;
+  return `collector.listen ${host} is not a loopback address and no API token is set: set API_TOKEN (or API_TOKEN_FILE), or set collector.allowAnonymous: true to serve without authentication`;
+}
+
+async function sweep(store: Store, dataDir: string, retentionHours: number, log: Logger, metrics: CollectorMetrics, queue: AnalysisQueue): Promise<void> {
   try {
     const now = new Date();
     let expired = 0;
-    for (let n = SWEEP_BATCH; n === SWEEP_BATCH;) { n = await sweepExpired(store, dataDir, now.toISOString(), SWEEP_BATCH); expired += n; }
+    for (let n = SWEEP_BATCH; n === SWEEP_BATCH;) { n = await sweepExpired(store, dataDir, now.toISOString(), SWEEP_BATCH, queue, log); expired += n; }
     let deleted = 0;
     if (retentionHours > 0) {
       const before = new Date(now.getTime() - retentionHours * 3600_000).toISOString();
@@ -71,9 +90,12 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   const c = config.collector;
   const { host, port } = parseListen(c.listen);
   const token = resolveToken(config);
+  const refusal = anonymousRefusal(host, token, c.allowAnonymous);
+  if (refusal) throw new UsageError(refusal);
   const log = options.logger ?? createLogger(config.logging, { bindings: { service: 'collector' } });
+  if (!token && !isLoopback(host)) log.warn({ listen: c.listen }, 'collector.allowAnonymous: serving the API, pages and uploads WITHOUT authentication on a non-loopback address');
   const dataDir = resolvePath(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ databaseUrl: c.databaseUrl, sqlitePath: join(dataDir, 'pcap_analyzer.db') });
   log.info({ database: store.kind, auth: token ? 'token' : 'off' }, 'store ready');
   const metrics = new CollectorMetrics(options.version);
@@ -87,7 +109,11 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
     },
     onRejected(reason) { metrics.rejected.inc({ reason }); },
   });
-  const queue = new AnalysisQueue({ store, config: c, dataDir, logger: log.child({ component: 'uploads' }), onOutcome: (outcome) => metrics.analyses.inc({ outcome }) });
+  const queue = new AnalysisQueue({
+    store, config: c, dataDir, logger: log.child({ component: 'uploads' }), onOutcome: (outcome) => metrics.analyses.inc({ outcome }),
+    // The analyses read the same configuration file (analyzer thresholds) as this collector.
+    ...(options.sources.path ? { configPath: resolvePath(options.sources.path) } : {}),
+  });
   await queue.recover();
 
   const app = await buildApp({
@@ -95,8 +121,8 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
     ingest: () => ingest.stats(),
     queue: () => queue.stats(),
     plugins: [
-      { plugin: async (instance) => uploadRoutes(instance, { store, queue, config: c, dataDir, logger: log.child({ component: 'uploads' }) }), api: true },
-      { plugin: async (instance) => webRoutes(instance, { store, config: c, version: options.version, token }), api: false },
+      () => async (instance) => uploadRoutes(instance, { store, queue, config: c, dataDir, logger: log.child({ component: 'uploads' }) }),
+      (auth) => async (instance) => webRoutes(instance, { store, config: c, version: options.version, auth }),
     ],
   });
   try {
@@ -108,8 +134,8 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   log.info({ listen: c.listen }, 'collector listening');
   ingest.start();
 
-  let sweeping: Promise<void> = sweep(store, dataDir, c.retentionHours, log, metrics);
-  const sweeper = setInterval(() => { sweeping = sweeping.then(() => sweep(store, dataDir, c.retentionHours, log, metrics)); }, SWEEP_EVERY_MS);
+  let sweeping: Promise<void> = sweep(store, dataDir, c.retentionHours, log, metrics, queue);
+  const sweeper = setInterval(() => { sweeping = sweeping.then(() => sweep(store, dataDir, c.retentionHours, log, metrics, queue)); }, SWEEP_EVERY_MS);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => { log.info({ signal }, 'stopping'); resolve(); };

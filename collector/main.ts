@@ -11,11 +11,11 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
-import { resolveConfig, type Config, type ConfigSources } from '../common/config.js';
+import { resolveConfig, type CollectorConfig, type Config, type ConfigSources } from '../common/config.js';
 import { ConfigError, UsageError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { parseListen } from '../common/address.js';
-import { buildApp } from './http/app.js';
+import { buildApp, type AppDeps } from './http/app.js';
 import { Ingestor } from './ingest/ingest.js';
 import { CollectorMetrics } from './metrics.js';
 import { openStore } from './store/index.js';
@@ -85,6 +85,14 @@ async function sweep(store: Store, dataDir: string, retentionHours: number, log:
   }
 }
 
+/** The routes besides the API proper: uploads and pages (what the collector serves; tests list them). */
+export function collectorPlugins(o: { store: Store; queue: AnalysisQueue; config: CollectorConfig; dataDir: string; logger: Logger; version: string }): NonNullable<AppDeps['plugins']> {
+  return [
+    () => async (instance) => uploadRoutes(instance, { store: o.store, queue: o.queue, config: o.config, dataDir: o.dataDir, logger: o.logger.child({ component: 'uploads' }) }),
+    (auth) => async (instance) => webRoutes(instance, { store: o.store, config: o.config, version: o.version, auth }),
+  ];
+}
+
 export async function runCollector(options: CollectorOptions): Promise<number> {
   const config = resolveConfig(options.sources);
   const c = config.collector;
@@ -120,10 +128,7 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
     config: c, token, store, version: options.version, startedAt: Date.now(), dataDir, logger: log, metrics,
     ingest: () => ingest.stats(),
     queue: () => queue.stats(),
-    plugins: [
-      () => async (instance) => uploadRoutes(instance, { store, queue, config: c, dataDir, logger: log.child({ component: 'uploads' }) }),
-      (auth) => async (instance) => webRoutes(instance, { store, config: c, version: options.version, auth }),
-    ],
+    plugins: collectorPlugins({ store, queue, config: c, dataDir, logger: log, version: options.version }),
   });
   try {
     await app.listen({ host, port });

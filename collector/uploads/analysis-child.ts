@@ -15,16 +15,16 @@
  *
  * Talks to the parent over IPC: `{type:'progress', percent}` a few times a
  * second, then `{type:'done', warnings}` or `{type:'failed', message}`.
- * Exit codes follow the CLI: 0 done, 2 bad input (the message is for the
- * client), 1 internal error (the message is only "internal error"; the stack
- * goes to stderr, which the collector logs).
+ * Exit codes follow the CLI: 0 done, 2 bad capture (the message is for the
+ * client), 1 anything else, its configuration included (the message is only
+ * "internal error"; the details go to stderr, which the collector logs).
  */
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { resolveConfig } from '../../common/config.js';
-import { InputError, isUserError, UsageError } from '../../common/errors.js';
+import { InputError, UsageError } from '../../common/errors.js';
 import { reportJsonChunks, type Finding, type WindowSummary } from '../../common/report.js';
 import { renderHtml } from '../../common/report-html.js';
 import { SpillList, analyzeCapture, type WindowOutput } from '../../agent/index.js';
@@ -122,7 +122,7 @@ async function main(): Promise<number> {
       result = await analyzeCapture(capturePath, config, { onProgress, onWindow });
     } catch (err) {
       // The server's path of the upload means nothing to the client (and must not leak): name the upload.
-      if (err instanceof Error && isUserError(err)) err.message = err.message.split(capturePath).join(name || 'the upload');
+      if (err instanceof InputError) err.message = err.message.split(capturePath).join(name || 'the upload');
       throw err;
     }
     const { report, warnings } = result;
@@ -153,7 +153,9 @@ async function main(): Promise<number> {
 main().then(
   (code) => { process.exit(code); },
   async (err: unknown) => {
-    if (isUserError(err)) {
+    // Only what is wrong with the capture is the client's to read; a configuration or usage
+    // problem is the collector's own (and its message may name a server path).
+    if (err instanceof InputError) {
       await send({ type: 'failed', message: err.message });
       process.exit(2);
     }

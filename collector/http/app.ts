@@ -99,7 +99,7 @@ export function sensorView(s: SensorRecord, downSeconds: number): Record<string,
       received: num(capture['received']),
       drops: { kernel: num(drops['kernel']), interface: num(drops['interface']), agent: num(drops['agent']) },
     } : null,
-    flows: num(status?.['flows']),
+    flows: status ? { active: num(obj(status['flows'])['active']), evicted: num(obj(status['flows'])['evicted']) } : null,
     spool: status ? {
       messages: num(publish['spoolMessages']),
       bytes: num(publish['spoolBytes']),

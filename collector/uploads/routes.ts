@@ -149,7 +149,7 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
       await store.createJob(job);
     } catch (err) {
       queue.release();
-      await rm(path, { force: true });
+      await removeQuietly(path);
       throw err;
     }
     queue.enqueue({ id, filename });
@@ -276,12 +276,12 @@ function receive(input: Readable, path: string, limit: number, timing: { idleMs:
       if (result.kind === 'ok') {
         out.end();
         finished(out).then(() => resolve(result), (error: NodeJS.ErrnoException) => {
-          void rm(path, { force: true }).finally(() => resolve({ kind: 'write-error', error }));
+          void removeQuietly(path).then(() => resolve({ kind: 'write-error', error }));
         });
         return;
       }
       out.destroy();
-      void rm(path, { force: true }).finally(() => resolve(result));
+      void removeQuietly(path).then(() => resolve(result));
     };
 
     const onData = (chunk: Buffer): void => {
@@ -317,6 +317,11 @@ function receive(input: Readable, path: string, limit: number, timing: { idleMs:
     input.on('data', onData).on('end', onEnd).on('close', onClose);
     armIdle();
   });
+}
+
+/** Removes a partial upload; a failure (the directory itself gone wrong) is the write error already reported. */
+function removeQuietly(path: string): Promise<void> {
+  return rm(path, { force: true }).catch(() => undefined);
 }
 
 // ---------------------------------------------------------------- filename

@@ -368,7 +368,7 @@ test('collector web with API_TOKEN: login form, session cookie, bearer API, open
     assert.equal(wrong.status, 401);
     assert.match(wrong.text, /Wrong token/);
     assert.equal(wrong.headers.get('set-cookie'), null);
-    await waitFor('the audit line', () => collector.output().split('\n').some((l) => l.includes('"audit":true') && l.includes('"action":"login"') && l.includes('"outcome":"failure"') && !l.includes('nope')) || undefined, 5000);
+    await waitFor('the audit line', () => collector.output().split('\n').some((l) => l.includes('"audit":true') && l.includes('"action":"login"') && l.includes('"outcome":"denied"') && !l.includes('nope')) || undefined, 5000);
 
     const good = await post({ token: 'secret', next: '/findings?type=port_scan' });
     assert.equal(good.status, 303);

@@ -12,7 +12,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,7 +25,7 @@ import { fingerprint } from '../collector/http/auth.js';
 import { collectorPlugins } from '../collector/main.js';
 import { CollectorMetrics } from '../collector/metrics.js';
 import { openStore } from '../collector/store/index.js';
-import { AnalysisQueue, jobTempDir, uploadsDir } from '../collector/uploads/queue.js';
+import { AnalysisQueue, jobTempDir, reportPath, reportsDir, uploadsDir } from '../collector/uploads/queue.js';
 import { freePort, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 import { BAD_PCAPS, SHARED_PCAPS } from './helpers/paths.js';
@@ -302,6 +302,12 @@ test('a file name starting with "-" is analyzed (and named so in its report)', a
   const html = await request(`/api/captures/${dashId}/report?format=html`, { headers: AUTH });
   assert.equal(html.status, 200);
   assert.match(html.headers.get('content-type') ?? '', /text\/html/);
+  // The uploader's data is the collector user's alone.
+  const mode = (path: string): number => statSync(path).mode & 0o777;
+  assert.equal(mode(reportPath(dataDir, dashId, 'json')), 0o600);
+  assert.equal(mode(reportPath(dataDir, dashId, 'html')), 0o600);
+  assert.equal(mode(reportsDir(dataDir)), 0o700);
+  assert.equal(mode(uploadsDir(dataDir)), 0o700);
   assert.equal((await request(`/api/captures/${dashId}`, { method: 'DELETE', headers: AUTH })).status, 204);
 });
 

@@ -29,7 +29,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CollectorConfig } from '../../common/config.js';
@@ -182,8 +182,10 @@ export class AnalysisQueue {
 
   /** At start: fail or re-queue jobs a previous process left unfinished (policy in the file comment). */
   async recover(): Promise<{ requeued: number; failed: number }> {
-    await mkdir(uploadsDir(this.dataDir), { recursive: true, mode: PRIVATE_DIR });
-    await mkdir(reportsDir(this.dataDir), { recursive: true, mode: PRIVATE_DIR });
+    for (const dir of [uploadsDir(this.dataDir), reportsDir(this.dataDir)]) {
+      await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      await chmod(dir, PRIVATE_DIR); // also a directory an older version made with the default mode
+    }
     const jobs = (await this.store.unfinishedJobs()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     let requeued = 0;
     let failed = 0;

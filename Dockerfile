@@ -2,7 +2,8 @@
 #
 #   docker build -t pcap-analyzer .
 #   docker run --rm pcap-analyzer --help
-#   docker run -d -p 8000:8000 -v pcap-data:/data pcap-analyzer collector
+#   docker run -d -p 8000:8000 -v pcap-data:/data -v "$PWD/deploy/secrets/api_token:/run/secrets/api_token:ro" \
+#     -e API_TOKEN_FILE=/run/secrets/api_token pcap-analyzer collector
 #   docker run -d --network host --cap-drop ALL --cap-add NET_RAW pcap-analyzer agent --interface eth0
 #
 # Size target: under 250 MB uncompressed (about 85 MB compressed), of which about 200 MB is
@@ -22,7 +23,9 @@
 # why the file capabilities sit on libexec/capture-caps (a copy of setpriv, cap_net_raw and
 # cap_net_admin, permitted only) and not on node: with `cap_drop: [ALL]` + `cap_add: [NET_RAW]`
 # the container's bounding set limits what it can raise to NET_RAW, which is what the agent
-# needs; the collector needs and gets none.
+# needs; the collector needs and gets none: the entrypoint runs every other command under
+# no_new_privs, so the collector (and its upload analyses) cannot raise the helper's
+# capabilities even where the bounding set would allow them.
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
@@ -79,8 +82,9 @@ COPY --from=builder /app/dist ./dist
 COPY package.json config.yaml ./
 COPY bin ./bin
 COPY deploy/docker-entrypoint.sh deploy/healthcheck.mjs deploy/make-secrets.mjs ./deploy/
-# Inside a container both servers listen on every interface; DATA_DIR is the SQLite database,
-# uploads and the agent's spool.
+# Inside a container both servers listen on every interface (the collector then refuses to
+# start without an API token, unless collector.allowAnonymous is set); DATA_DIR is the SQLite
+# database, uploads and the agent's spool.
 ENV DATA_DIR=/data \
     PCAP_ANALYZER_HTTP_LISTEN=0.0.0.0:9465 \
     PCAP_ANALYZER_COLLECTOR_LISTEN=0.0.0.0:8000

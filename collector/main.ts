@@ -3,14 +3,19 @@
  * from the agents' JetStream stream, serves the API, pages and /metrics, and
  * sweeps expired uploads and old windows in small batches. SIGTERM/SIGINT
  * finish the batch in hand, stop the HTTP server and close the store.
+ *
+ * Secure by default: listening beyond loopback without an API token is
+ * refused at start (exit 2) unless `collector.allowAnonymous` says it is meant,
+ * and then every start logs a warning.
  */
 import { mkdirSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
-import { resolveConfig, type Config, type ConfigSources } from '../common/config.js';
+import { resolveConfig, type CollectorConfig, type Config, type ConfigSources } from '../common/config.js';
 import { ConfigError, UsageError } from '../common/errors.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { parseListen } from '../common/address.js';
-import { buildApp } from './http/app.js';
+import { buildApp, type AppDeps } from './http/app.js';
 import { Ingestor } from './ingest/ingest.js';
 import { CollectorMetrics } from './metrics.js';
 import { openStore } from './store/index.js';
@@ -45,11 +50,25 @@ export function resolveToken(config: Readonly<Config>): string {
   }
 }
 
-async function sweep(store: Store, dataDir: string, retentionHours: number, log: Logger, metrics: CollectorMetrics): Promise<void> {
+/** True for addresses only this host can reach: 127.0.0.0/8, ::1, localhost. */
+export function isLoopback(host: string): boolean {
+  const h = host.toLowerCase();
+  if (h === 'localhost' || h === '::1') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  return /^::ffff:127\./.test(h);
+}
+
+/** The one-line reason a collector must not start this way, or null. */
+export function anonymousRefusal(host: string, token: string, allowAnonymous: boolean): string | null {
+  if (token || allowAnonymous || isLoopback(host)) return null;
+  return `collector.listen ${host} is not a loopback address and no API token is set: set API_TOKEN (or API_TOKEN_FILE), or set collector.allowAnonymous: true to serve without authentication`;
+}
+
+async function sweep(store: Store, dataDir: string, retentionHours: number, log: Logger, metrics: CollectorMetrics, queue: AnalysisQueue): Promise<void> {
   try {
     const now = new Date();
     let expired = 0;
-    for (let n = SWEEP_BATCH; n === SWEEP_BATCH;) { n = await sweepExpired(store, dataDir, now.toISOString(), SWEEP_BATCH); expired += n; }
+    for (let n = SWEEP_BATCH; n === SWEEP_BATCH;) { n = await sweepExpired(store, dataDir, now.toISOString(), SWEEP_BATCH, queue, log); expired += n; }
     let deleted = 0;
     if (retentionHours > 0) {
       const before = new Date(now.getTime() - retentionHours * 3600_000).toISOString();
@@ -66,14 +85,25 @@ async function sweep(store: Store, dataDir: string, retentionHours: number, log:
   }
 }
 
+/** The routes besides the API proper: uploads and pages (what the collector serves; tests list them). */
+export function collectorPlugins(o: { store: Store; queue: AnalysisQueue; config: CollectorConfig; dataDir: string; logger: Logger; version: string }): NonNullable<AppDeps['plugins']> {
+  return [
+    () => async (instance) => uploadRoutes(instance, { store: o.store, queue: o.queue, config: o.config, dataDir: o.dataDir, logger: o.logger.child({ component: 'uploads' }) }),
+    (auth) => async (instance) => webRoutes(instance, { store: o.store, config: o.config, version: o.version, auth }),
+  ];
+}
+
 export async function runCollector(options: CollectorOptions): Promise<number> {
   const config = resolveConfig(options.sources);
   const c = config.collector;
   const { host, port } = parseListen(c.listen);
   const token = resolveToken(config);
+  const refusal = anonymousRefusal(host, token, c.allowAnonymous);
+  if (refusal) throw new UsageError(refusal);
   const log = options.logger ?? createLogger(config.logging, { bindings: { service: 'collector' } });
+  if (!token && !isLoopback(host)) log.warn({ listen: c.listen }, 'collector.allowAnonymous: serving the API, pages and uploads WITHOUT authentication on a non-loopback address');
   const dataDir = resolvePath(config.dataDir);
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ databaseUrl: c.databaseUrl, sqlitePath: join(dataDir, 'pcap_analyzer.db') });
   log.info({ database: store.kind, auth: token ? 'token' : 'off' }, 'store ready');
   const metrics = new CollectorMetrics(options.version);
@@ -87,17 +117,18 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
     },
     onRejected(reason) { metrics.rejected.inc({ reason }); },
   });
-  const queue = new AnalysisQueue({ store, config: c, dataDir, logger: log.child({ component: 'uploads' }), onOutcome: (outcome) => metrics.analyses.inc({ outcome }) });
+  const queue = new AnalysisQueue({
+    store, config: c, dataDir, logger: log.child({ component: 'uploads' }), onOutcome: (outcome) => metrics.analyses.inc({ outcome }),
+    // The analyses read the same configuration file (analyzer thresholds) as this collector.
+    ...(options.sources.path ? { configPath: resolvePath(options.sources.path) } : {}),
+  });
   await queue.recover();
 
   const app = await buildApp({
     config: c, token, store, version: options.version, startedAt: Date.now(), dataDir, logger: log, metrics,
     ingest: () => ingest.stats(),
     queue: () => queue.stats(),
-    plugins: [
-      { plugin: async (instance) => uploadRoutes(instance, { store, queue, config: c, dataDir, logger: log.child({ component: 'uploads' }) }), api: true },
-      { plugin: async (instance) => webRoutes(instance, { store, config: c, version: options.version, token }), api: false },
-    ],
+    plugins: collectorPlugins({ store, queue, config: c, dataDir, logger: log, version: options.version }),
   });
   try {
     await app.listen({ host, port });
@@ -108,8 +139,8 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   log.info({ listen: c.listen }, 'collector listening');
   ingest.start();
 
-  let sweeping: Promise<void> = sweep(store, dataDir, c.retentionHours, log, metrics);
-  const sweeper = setInterval(() => { sweeping = sweeping.then(() => sweep(store, dataDir, c.retentionHours, log, metrics)); }, SWEEP_EVERY_MS);
+  let sweeping: Promise<void> = sweep(store, dataDir, c.retentionHours, log, metrics, queue);
+  const sweeper = setInterval(() => { sweeping = sweeping.then(() => sweep(store, dataDir, c.retentionHours, log, metrics, queue)); }, SWEEP_EVERY_MS);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals): void => { log.info({ signal }, 'stopping'); resolve(); };

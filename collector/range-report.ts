@@ -8,25 +8,36 @@
  * window's `capture`.
  */
 import { isoFromSeconds } from '../common/address.js';
-import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '../common/report.js';
+import { REPORT_SCHEMA, type Report, type WindowSummary } from '../common/report.js';
 
-export function rangeReport(sensor: string, windows: readonly WindowSummary[], findings: readonly Finding[]): Report {
-  const counters: Record<string, number> = {};
-  let packets = 0;
-  let bytes = 0;
-  for (const w of windows) {
-    packets += w.packets;
-    bytes += w.bytes;
-    for (const [k, v] of Object.entries(w.counters ?? {})) counters[k] = (counters[k] ?? 0) + v;
+/** What a range report sums over its windows, one window at a time (the windows themselves are streamed). */
+export class RangeTotals {
+  windows = 0;
+  packets = 0;
+  bytes = 0;
+  first: string | null = null;
+  last: string | null = null;
+  readonly counters: Record<string, number> = {};
+
+  add(w: WindowSummary): void {
+    this.windows++;
+    this.packets += Number.isFinite(w.packets) ? w.packets : 0;
+    this.bytes += Number.isFinite(w.bytes) ? w.bytes : 0;
+    for (const [k, v] of Object.entries(w.counters ?? {})) if (Number.isFinite(v)) this.counters[k] = (this.counters[k] ?? 0) + v;
+    this.first ??= w.start;
+    this.last = w.end;
   }
-  const first = windows.length ? windows[0]!.start : null;
-  const last = windows.length ? windows[windows.length - 1]!.end : null;
+}
+
+/** The report of a range with empty `windows` and `findings`: the caller streams those in. */
+export function rangeReport(sensor: string, totals: RangeTotals): Report {
+  const { first, last } = totals;
   return {
     schema: REPORT_SCHEMA,
     source: { path: `sensor:${sensor}`, format: 'sensor', compressed: false, linkTypes: [] },
     capture: {
-      packets,
-      bytes,
+      packets: totals.packets,
+      bytes: totals.bytes,
       first,
       last,
       durationSeconds: first && last ? Math.round((Date.parse(last) - Date.parse(first))) / 1000 : 0,
@@ -35,11 +46,42 @@ export function rangeReport(sensor: string, windows: readonly WindowSummary[], f
       undecoded: {},
       flowsEvicted: 0,
     },
-    counters,
+    counters: { ...totals.counters },
     flows: [],
-    windows: [...windows],
-    findings: [...findings],
+    windows: [],
+    findings: [],
   };
+}
+
+/**
+ * Every row of a store query ordered by (window start, id), read `chunk` rows
+ * at a time: the next page starts at the last start read, skipping the rows
+ * already given (several windows may share a start).
+ */
+export async function* inPages<T>(
+  fetch: (from: string, limit: number) => Promise<T[]>,
+  key: (row: T) => { start: string; id: string },
+  from: string,
+  chunk: number,
+): AsyncGenerator<T> {
+  let cursor = from;
+  let last: { start: string; id: string } | undefined;
+  let size = chunk;
+  for (;;) {
+    const rows = await fetch(cursor, size);
+    let fresh = 0;
+    for (const row of rows) {
+      const k = key(row);
+      if (last && k.start === last.start && k.id <= last.id) continue;
+      last = k;
+      fresh++;
+      yield row;
+    }
+    if (rows.length < size || !last) return;
+    // A whole page of rows at one start, all seen: read a bigger page at that start.
+    size = fresh === 0 ? size * 2 : chunk;
+    cursor = last.start;
+  }
 }
 
 /** A `from`/`to` query value: ISO-8601 or epoch seconds, as epoch milliseconds, or what is wrong with it. */

@@ -263,6 +263,12 @@ export interface CollectorConfig {
   /** Bearer token for /api/* and the pages (env API_TOKEN, or a file named by API_TOKEN_FILE); empty disables auth. */
   apiToken: string;
   apiTokenFile: string;
+  /** Serve without a token on a non-loopback address (refused at start unless set; warned at every start). */
+  allowAnonymous: boolean;
+  /** A login session (browser cookie) ends this long after the login; logout ends it at once. */
+  sessionTtlHours: number;
+  /** Failed logins and bearer tokens per client per minute; more get 429 with Retry-After. */
+  authFailuresPerMinute: number;
   /** Largest upload in MiB (env MAX_UPLOAD_SIZE_MB). */
   maxUploadSizeMB: number;
   /** Analyses queued or running at once; more get 503 (env MAX_QUEUE_SIZE). */
@@ -271,6 +277,10 @@ export interface CollectorConfig {
   reportTtlHours: number;
   /** Uploads per client per minute; more get 429. */
   uploadsPerMinute: number;
+  /** An upload still streaming after this long is cut off (408) and frees its queue slot. */
+  uploadTimeoutSeconds: number;
+  /** An upload sending nothing for this long is cut off (408). */
+  uploadIdleSeconds: number;
   /** An analysis running longer than this is stopped and failed. */
   analysisTimeoutSeconds: number;
   /** Heap limit of the analysis process, in MiB. */
@@ -279,6 +289,12 @@ export interface CollectorConfig {
   retentionHours: number;
   /** A sensor without a status message for this long is down. */
   sensorDownSeconds: number;
+  /** Windows in one range report or window listing at most (413 / 400 beyond); an upload's report keeps this many. */
+  maxReportWindows: number;
+  /** Findings in one range report at most (413 beyond); an upload's report keeps this many. */
+  maxReportFindings: number;
+  /** Size of an upload's report file (JSON, and HTML) at most, in MiB; a larger JSON report fails the analysis. */
+  maxReportMB: number;
 }
 
 export interface CaptureConfig {
@@ -436,14 +452,22 @@ export const DEFAULT_CONFIG: Config = {
     databaseUrl: '',
     apiToken: '',
     apiTokenFile: '',
+    allowAnonymous: false,
+    sessionTtlHours: 12,
+    authFailuresPerMinute: 10,
     maxUploadSizeMB: 500,
     maxQueueSize: 5,
     reportTtlHours: 24,
     uploadsPerMinute: 5,
+    uploadTimeoutSeconds: 1800,
+    uploadIdleSeconds: 60,
     analysisTimeoutSeconds: 600,
     analysisMemoryMB: 1024,
     retentionHours: 720,
     sensorDownSeconds: 60,
+    maxReportWindows: 100_000,
+    maxReportFindings: 100_000,
+    maxReportMB: 256,
   },
 };
 
@@ -479,6 +503,13 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'collector.analysisTimeoutSeconds': [1, 86400],
   'collector.analysisMemoryMB': [64, 65536],
   'collector.sensorDownSeconds': [1, 86400],
+  'collector.sessionTtlHours': [0.001, 8760],
+  'collector.authFailuresPerMinute': [1, 100_000],
+  'collector.uploadTimeoutSeconds': [1, 86400],
+  'collector.uploadIdleSeconds': [1, 3600],
+  'collector.maxReportWindows': [1, 10_000_000],
+  'collector.maxReportFindings': [1, 10_000_000],
+  'collector.maxReportMB': [1, 65536],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],
   'analyzers.talkers.maxHosts': [10, 100_000_000],

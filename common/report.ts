@@ -178,29 +178,45 @@ export function renderText(r: Report): string {
 }
 
 
+type ReportLists = 'windows' | 'findings';
+
+/** The report's JSON text in pieces, with a marker where each long list's items go. */
+function* reportJsonLayout(r: Report): Generator<string | { list: ReportLists; comma: string }> {
+  const keys = Object.keys(r) as Array<keyof Report>;
+  yield '{\n';
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k]!;
+    const comma = k < keys.length - 1 ? ',' : '';
+    if (key === 'windows' || key === 'findings') yield { list: key, comma };
+    else yield `  ${JSON.stringify(key)}: ${JSON.stringify(r[key], null, 2).replace(/\n/g, '\n  ')}${comma}\n`;
+  }
+  yield '}\n';
+}
+
+/** One element of a long list: the list's opening before the first. */
+const listItem = (list: ReportLists, first: boolean, item: unknown): string => `${first ? `  ${JSON.stringify(list)}: [\n` : ',\n'}    ${JSON.stringify(item)}`;
+const listEnd = (list: ReportLists, empty: boolean, comma: string): string => (empty ? `  ${JSON.stringify(list)}: []${comma}\n` : `\n  ]${comma}\n`);
+
 /**
  * The report as JSON text, in pieces: small parts pretty-printed, `windows`
  * and `findings` one compact element per line, so a long capture's report is
  * written without ever holding the whole text in memory.
  */
 export function* reportJsonChunks(r: Report, lists: { windows?: Iterable<WindowSummary>; findings?: Iterable<Finding> } = {}): Generator<string> {
-  const keys = Object.keys(r) as Array<keyof Report>;
-  yield '{\n';
-  for (let k = 0; k < keys.length; k++) {
-    const key = keys[k]!;
-    const value = r[key];
-    const comma = k < keys.length - 1 ? ',' : '';
-    if (key === 'windows' || key === 'findings') {
-      const list: Iterable<unknown> = (key === 'windows' ? lists.windows : lists.findings) ?? (value as unknown[]);
-      let first = true;
-      for (const item of list) {
-        yield `${first ? `  ${JSON.stringify(key)}: [\n` : ',\n'}    ${JSON.stringify(item)}`;
-        first = false;
-      }
-      yield first ? `  ${JSON.stringify(key)}: []${comma}\n` : `\n  ]${comma}\n`;
-    } else {
-      yield `  ${JSON.stringify(key)}: ${JSON.stringify(value, null, 2).replace(/\n/g, '\n  ')}${comma}\n`;
-    }
+  for (const part of reportJsonLayout(r)) {
+    if (typeof part === 'string') { yield part; continue; }
+    let first = true;
+    for (const item of (lists[part.list] ?? r[part.list]) as Iterable<unknown>) { yield listItem(part.list, first, item); first = false; }
+    yield listEnd(part.list, first, part.comma);
   }
-  yield '}\n';
+}
+
+/** reportJsonChunks with lists read as they are written (from a database, in pages). */
+export async function* reportJsonChunksAsync(r: Report, lists: { windows: AsyncIterable<WindowSummary>; findings: AsyncIterable<Finding> }): AsyncGenerator<string> {
+  for (const part of reportJsonLayout(r)) {
+    if (typeof part === 'string') { yield part; continue; }
+    let first = true;
+    for await (const item of lists[part.list]) { yield listItem(part.list, first, item); first = false; }
+    yield listEnd(part.list, first, part.comma);
+  }
 }

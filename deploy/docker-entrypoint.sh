@@ -12,8 +12,12 @@
 # with cap_net_raw,cap_net_admin+p (permitted, not effective: it starts under any bounding
 # set, and the kernel gives it only the capabilities the container was granted). For the
 # `agent` command this script asks it for the granted ones among NET_RAW and NET_ADMIN, as
-# inheritable and ambient capabilities, and it execs node with them. Other commands, and
-# containers granted neither, run node plainly, with no capability at all.
+# inheritable and ambient capabilities, and it execs node with them. Other commands (the
+# collector above all), and containers granted neither, run node with no capability at all
+# and under no_new_privs (`setpriv --no-new-privs`): neither node nor any child of it (an
+# upload's analysis parses hostile captures) can gain the helper's capabilities by running
+# it, even when the image is shared and the container's bounding set still has NET_RAW
+# (Docker's default).
 set -eu
 
 app=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,5 +46,8 @@ fi
 
 if [ -n "$caps" ]; then
   exec "$helper" --inh-caps="$caps" --ambient-caps="$caps" -- node "$cli" "$@"
+fi
+if command -v setpriv >/dev/null 2>&1; then
+  exec setpriv --no-new-privs -- node "$cli" "$@"
 fi
 exec node "$cli" "$@"

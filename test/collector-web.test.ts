@@ -368,13 +368,13 @@ test('collector web with API_TOKEN: login form, session cookie, bearer API, open
     assert.equal(wrong.status, 401);
     assert.match(wrong.text, /Wrong token/);
     assert.equal(wrong.headers.get('set-cookie'), null);
-    await waitFor('the audit line', () => collector.output().split('\n').some((l) => l.includes('"component":"audit"') && l.includes('login failed') && !l.includes('nope')) || undefined, 5000);
+    await waitFor('the audit line', () => collector.output().split('\n').some((l) => l.includes('"audit":true') && l.includes('"action":"login"') && l.includes('"outcome":"denied"') && !l.includes('nope')) || undefined, 5000);
 
     const good = await post({ token: 'secret', next: '/findings?type=port_scan' });
     assert.equal(good.status, 303);
     assert.equal(good.headers.get('location'), '/findings?type=port_scan');
     const cookie = good.headers.get('set-cookie') ?? '';
-    assert.match(cookie, /^pa_session=[0-9a-f]{64}; HttpOnly; SameSite=Strict; Path=\/$/);
+    assert.match(cookie, /^pa_session=[\w-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=43200$/);
     assert.ok(!cookie.includes('secret'), 'the cookie is not the token');
     const session = cookie.split(';')[0]!;
     assert.equal((await http(`${base}/`, { headers: { cookie: session } })).status, 200);
@@ -384,6 +384,11 @@ test('collector web with API_TOKEN: login form, session cookie, bearer API, open
       const r = await post({ token: 'secret', next });
       assert.equal(r.headers.get('location'), '/', `next ${JSON.stringify(next)}`);
     }
+    // Logout revokes the session on the server: the cookie, replayed, no longer works.
+    const out = await http(`${base}/logout`, { method: 'POST', redirect: 'manual', headers: { cookie: session } });
+    assert.equal(out.status, 303);
+    assert.match(out.headers.get('set-cookie') ?? '', /^pa_session=; .*Max-Age=0/);
+    assert.equal((await http(`${base}/api/sensors`, { headers: { cookie: session } })).status, 401, 'a revoked session is refused');
   });
 
   await t.test('in headless Chromium', { skip: noChromium }, async () => {

@@ -204,7 +204,7 @@ test('malformed messages are counted, logged with subject and sequence, terminat
     assert.equal((await fetch(`${collector.base}/api/sensors`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
     assert.equal((await fetch(`${collector.base}/api/health`)).status, 200);
     assert.equal((await fetch(`${collector.base}/api/sensors`, { headers: auth })).status, 200);
-    assert.match(collector.proc.stderr(), /"component":"audit".*authentication failed/);
+    assert.match(collector.proc.stderr(), /"audit":true,"principal":"token:[0-9a-f]{8}","ip":"127\.0\.0\.1","action":"authenticate","target":"\/api\/sensors","outcome":"denied"/);
     assert.doesNotMatch(collector.proc.stderr(), /s3cret|wrong/);
 
     const bad: Array<[string, RegExp]> = [

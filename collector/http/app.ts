@@ -1,19 +1,29 @@
 /**
  * The collector's HTTP app: JSON API, pages, /metrics. `buildApp` builds and
  * never listens (tests may `inject`); the collector main listens. Errors are
- * JSON `{ error, detail }` with the status that says what happened.
+ * JSON `{ error, detail }` with the status that says what happened; a 500
+ * says only "internal error" and the request id (also in every response's
+ * `x-request-id`), the details go to the log under that id.
+ *
+ * Lists that can be long (a sensor's windows, range reports) are bounded by
+ * `collector.maxReportWindows` / `maxReportFindings` and streamed from the
+ * store in pages, never held whole in memory.
  */
+import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { statfs } from 'node:fs/promises';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync } from 'fastify';
+import { Readable } from 'node:stream';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { CollectorConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logging.js';
-import type { FindingSeverity } from '../../common/report.js';
+import { reportJsonChunksAsync, type Finding, type FindingSeverity, type WindowSummary } from '../../common/report.js';
 import { renderHtml } from '../../common/report-html.js';
 import type { IngestStatus } from '../ingest/ingest.js';
 import type { CollectorMetrics } from '../metrics.js';
-import { isoFromMs, parseRange, parseTime, rangeReport } from '../range-report.js';
+import { RangeTotals, inPages, isoFromMs, parseRange, parseTime, rangeReport } from '../range-report.js';
 import type { SensorRecord, Store } from '../store/types.js';
+import { registerAudit } from './audit.js';
+import { internalError } from './errors.js';
 import { createAuthenticator, type Authenticator } from './auth.js';
 
 export interface QueueStats { active: number; waiting: number; max: number }
@@ -30,28 +40,50 @@ export interface AppDeps {
   metrics: CollectorMetrics;
   ingest: () => IngestStatus;
   queue: () => QueueStats;
-  /** Routes registered behind authentication (uploads, pages). */
-  plugins?: ReadonlyArray<{ plugin: FastifyPluginAsync; api: boolean }>;
+  /** Routes registered behind authentication (uploads, pages); they get the authenticator (sessions, login limits). */
+  plugins?: ReadonlyArray<(auth: Authenticator) => FastifyPluginAsync>;
+  /** Told every route as it is registered (the hostile-client test lists them, so no new route escapes its checks). */
+  onRoute?: (route: { method: string | string[]; url: string }) => void;
 }
 
 const SEVERITIES: readonly FindingSeverity[] = ['info', 'warning', 'critical'];
-/** A range report holds at most this many windows (a week of 10 s windows is 60,480). */
-const MAX_REPORT_WINDOWS = 100_000;
-const MAX_REPORT_FINDINGS = 100_000;
-/** Pages and API paths reachable without the token. */
-const OPEN_PATHS = new Set(['/api/health', '/metrics', '/login', '/healthz']);
+/** Pages and API paths reachable without the token (/logout: ending a session needs none). */
+export const OPEN_PATHS: ReadonlySet<string> = new Set(['/api/health', '/metrics', '/login', '/logout', '/healthz']);
+/** Rows read per store call while streaming a list. */
+const PAGE_ROWS = 1000;
+/**
+ * An HTML range report is built in memory (its charts need every window), so it
+ * holds fewer windows than the streamed JSON: about 40 MB of page at most.
+ */
+const MAX_HTML_WINDOWS = 20_000;
+/** Windows listed when the query names no limit. */
+const DEFAULT_WINDOW_LIMIT = 10_000;
 
 class HttpError extends Error {
   constructor(readonly statusCode: number, readonly error: string, readonly detail: string) { super(detail); }
 }
 const badRequest = (detail: string): HttpError => new HttpError(400, 'bad request', detail);
+const tooLarge = (detail: string): HttpError => new HttpError(413, 'range too large', detail);
+
+/** A stored number, or null when the stored value is not one (a status is as its sensor sent it). */
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {});
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
 export function sensorIsUp(s: SensorRecord, downSeconds: number, now = Date.now()): boolean {
   return now - Date.parse(s.lastSeen) <= downSeconds * 1000;
 }
 
-function sensorView(s: SensorRecord, downSeconds: number): Record<string, unknown> {
-  const st = s.lastStatus;
+/**
+ * A sensor as the API shows it. Every field of the stored status is read
+ * defensively: whatever a sensor sent, a wrong type shows as null, never as a 500.
+ */
+export function sensorView(s: SensorRecord, downSeconds: number): Record<string, unknown> {
+  const st: unknown = s.lastStatus;
+  const status = st === null || st === undefined ? null : obj(st);
+  const capture = obj(status?.['capture']);
+  const drops = obj(capture['drops']);
+  const publish = obj(status?.['publish']);
   return {
     id: s.id,
     version: s.version,
@@ -59,19 +91,39 @@ function sensorView(s: SensorRecord, downSeconds: number): Record<string, unknow
     firstSeen: s.firstSeen,
     lastSeen: s.lastSeen,
     up: sensorIsUp(s, downSeconds),
-    state: st?.state ?? null,
-    uptimeSeconds: st?.uptimeSeconds ?? null,
-    capture: st ? { packets: st.capture.packets, bytes: st.capture.bytes, received: st.capture.received, drops: st.capture.drops } : null,
-    flows: st?.flows ?? null,
-    spool: st ? { messages: st.publish.spoolMessages, bytes: st.publish.spoolBytes, overflow: st.publish.overflowMessages, connected: st.publish.connected } : null,
-    healthScore: s.lastHealthScore,
+    state: str(status?.['state']),
+    uptimeSeconds: num(status?.['uptimeSeconds']),
+    capture: status ? {
+      packets: num(capture['packets']),
+      bytes: num(capture['bytes']),
+      received: num(capture['received']),
+      drops: { kernel: num(drops['kernel']), interface: num(drops['interface']), agent: num(drops['agent']) },
+    } : null,
+    flows: status ? { active: num(obj(status['flows'])['active']), evicted: num(obj(status['flows'])['evicted']) } : null,
+    spool: status ? {
+      messages: num(publish['spoolMessages']),
+      bytes: num(publish['spoolBytes']),
+      overflow: num(publish['overflowMessages']),
+      connected: typeof publish['connected'] === 'boolean' ? publish['connected'] : null,
+    } : null,
+    healthScore: num(s.lastHealthScore),
   };
+}
+
+/** Sends text pieces as they come; a store error midway ends the response (already 200) and is logged. */
+function sendStream(reply: FastifyReply, type: string, pieces: AsyncIterable<string>): FastifyReply {
+  const stream = Readable.from(pieces, { objectMode: false });
+  stream.on('error', (err) => reply.log.error({ err }, 'streamed response failed'));
+  return reply.type(type).send(stream);
 }
 
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     disableRequestLogging: true,
+    // Correlation ids are ours, never the client's (an X-Request-Id header is not trusted).
+    genReqId: () => randomUUID(),
+    requestIdHeader: false,
     trustProxy: false,
     // Idle keep-alive connections (browsers) must not hold a shutdown open.
     forceCloseConnections: true,
@@ -80,25 +132,42 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     // A request body is JSON or form data except uploads, whose route streams the body itself.
     bodyLimit: 64 * 1024,
   });
-  const audit = deps.logger.child({ component: 'audit' });
-  const auth: Authenticator = createAuthenticator(deps.token, audit);
-  const downSeconds = deps.config.sensorDownSeconds;
+  const c = deps.config;
+  const auth: Authenticator = createAuthenticator({ token: deps.token, sessionTtlHours: c.sessionTtlHours, authFailuresPerMinute: c.authFailuresPerMinute });
+  const downSeconds = c.sensorDownSeconds;
+  registerAudit(app, deps.logger);
+  if (deps.onRoute) { const tell = deps.onRoute; app.addHook('onRoute', (route) => tell({ method: route.method, url: route.url })); }
 
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.error, detail: err.detail });
     if (err.validation) return reply.code(400).send({ error: 'bad request', detail: err.message });
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
-    if (status === 500) request.log.error({ err: err.message, path: request.url.split('?')[0] }, 'request failed');
-    return reply.code(status).send({ error: status === 500 ? 'internal error' : err.code ?? 'error', detail: status === 500 ? 'see the collector log' : err.message });
+    // Fastify's own 4xx (a body over the limit, bad JSON) say what was wrong with the request.
+    if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.code ?? 'error', detail: err.message });
+    return internalError(request, reply, err);
   });
-  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not found', detail: `no route ${request.method} ${request.url.split('?')[0]}` }));
+  app.setNotFoundHandler((request, reply) => reply.code(404).send({ error: 'not found', detail: `no route ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}` }));
 
-  // Authentication: everything but the open paths, when a token is set.
+  // Correlation id on every response; authentication on everything but the open paths, when a token is set.
   app.addHook('onRequest', async (request, reply) => {
-    if (!auth.enabled) return;
+    reply.header('x-request-id', request.id);
     const path = request.url.split('?')[0]!;
-    if (OPEN_PATHS.has(path) || path.startsWith('/static/')) return;
-    if (!auth.check(request)) return auth.refuse(request, reply, path.startsWith('/api/'));
+    const open = OPEN_PATHS.has(path) || path.startsWith('/static/');
+    // A client over its failure limit gets no answer to any token, right or wrong: otherwise
+    // guessing would go on at full speed, the right guess told apart by its 200.
+    const wait = auth.enabled && !open && request.headers.authorization !== undefined ? auth.blockedFor(request) : 0;
+    const identity = auth.identify(request);
+    request.principal = identity.principal;
+    if (wait > 0) {
+      request.auditAction = 'authenticate';
+      reply.header('retry-after', String(wait));
+      return reply.code(429).send({ error: 'too many failed attempts', detail: `too many failed logins or wrong tokens from this client; retry in ${wait} s` });
+    }
+    if (identity.ok || open) return;
+    request.auditAction = 'authenticate';
+    const api = path.startsWith('/api/');
+    if (identity.presented === 'bearer') auth.failed(request);
+    if (api) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', detail: 'this collector needs its API token: Authorization: Bearer <token>' });
+    return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`);
   });
 
   app.get('/api/health', async (_request, reply) => {
@@ -139,15 +208,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     return { sensors: sensors.map((s) => sensorView(s, downSeconds)) };
   });
 
+  /** A sensor's windows in [from, to), oldest first, read a page at a time. */
+  const windowsOf = (sensor: string, range: { from: string; to: string }): AsyncGenerator<WindowSummary> => mapRows(
+    inPages((from, limit) => deps.store.windows(sensor, from, range.to, limit), (r) => ({ start: r.window.start, id: r.id }), range.from, PAGE_ROWS),
+    (r) => r.window);
+  const findingsOf = (sensor: string, range: { from: string; to: string }): AsyncGenerator<Finding> => mapRows(
+    inPages((from, limit) => deps.store.findingsInRange(sensor, from, range.to, limit), (r) => ({ start: r.finding.window.start, id: r.id }), range.from, PAGE_ROWS),
+    (r) => r.finding);
+
   app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string; limit?: number } }>('/api/sensors/:id/windows', {
-    schema: { querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'integer', minimum: 1, maximum: MAX_REPORT_WINDOWS } } } },
-  }, async (request) => {
+    schema: { querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' }, limit: { type: 'integer', minimum: 1 } } } },
+  }, async (request, reply) => {
+    const limit = request.query.limit ?? Math.min(DEFAULT_WINDOW_LIMIT, c.maxReportWindows);
+    if (limit > c.maxReportWindows) throw badRequest(`limit: ${limit} is over the limit of ${c.maxReportWindows} windows per request (collector.maxReportWindows)`);
     const range = parseRange(request.query.from, request.query.to);
     if (typeof range === 'string') throw badRequest(range);
     const sensor = await deps.store.sensor(request.params.id);
-    if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.id}"`);
-    const rows = await deps.store.windows(sensor.id, range.from, range.to, request.query.limit ?? 10_000);
-    return { sensor: sensor.id, from: range.from, to: range.to, windows: rows.map((r) => r.window) };
+    if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.id.slice(0, 200)}"`);
+    const windows = windowsOf(sensor.id, range);
+    return sendStream(reply, 'application/json; charset=utf-8', (async function* () {
+      yield `{"sensor":${JSON.stringify(sensor.id)},"from":${JSON.stringify(range.from)},"to":${JSON.stringify(range.to)},"windows":[`;
+      let n = 0;
+      for await (const w of windows) {
+        yield `${n ? ',' : ''}\n${JSON.stringify(w)}`;
+        if (++n >= limit) break;
+      }
+      yield '\n]}\n';
+    })());
   });
 
   app.get<{ Querystring: { sensor?: string; type?: string; severity?: FindingSeverity; ip?: string; from?: string; to?: string; limit?: number; cursor?: string } }>('/api/findings', {
@@ -201,14 +288,36 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const range = parseRange(request.query.from, request.query.to);
     if (typeof range === 'string') throw badRequest(range);
     const sensor = await deps.store.sensor(request.params.sensor);
-    if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.sensor}"`);
-    const windows = (await deps.store.windows(sensor.id, range.from, range.to, MAX_REPORT_WINDOWS)).map((r) => r.window);
-    const findings = (await deps.store.findingsInRange(sensor.id, range.from, range.to, MAX_REPORT_FINDINGS)).map((r) => r.finding);
-    const report = rangeReport(sensor.id, windows, findings);
-    if (request.query.format === 'html') return reply.type('text/html; charset=utf-8').send(renderHtml(report));
-    return report;
+    if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.sensor.slice(0, 200)}"`);
+    const html = request.query.format === 'html';
+    // First pass: the totals (they come before the lists in the report) and the sizes, so an
+    // over-limit range is refused before a byte is sent. The second pass streams the lists.
+    const maxWindows = html ? Math.min(MAX_HTML_WINDOWS, c.maxReportWindows) : c.maxReportWindows;
+    const totals = new RangeTotals();
+    for await (const w of windowsOf(sensor.id, range)) {
+      totals.add(w);
+      if (totals.windows > maxWindows) {
+        throw tooLarge(`the range holds more than ${maxWindows} windows, the limit of one ${html ? 'HTML report' : 'report'} (${html && maxWindows === MAX_HTML_WINDOWS ? 'use format=json, or ' : 'collector.maxReportWindows; '}ask for a shorter range)`);
+      }
+    }
+    let findings = 0;
+    for await (const _ of findingsOf(sensor.id, range)) {
+      if (++findings > c.maxReportFindings) throw tooLarge(`the range holds more than ${c.maxReportFindings} findings, the limit of one report (collector.maxReportFindings; ask for a shorter range)`);
+    }
+    const report = rangeReport(sensor.id, totals);
+    if (html) {
+      const all = async <T>(items: AsyncIterable<T>): Promise<T[]> => { const out: T[] = []; for await (const i of items) out.push(i); return out; };
+      report.windows = await all(windowsOf(sensor.id, range));
+      report.findings = await all(findingsOf(sensor.id, range));
+      return reply.type('text/html; charset=utf-8').send(renderHtml(report));
+    }
+    return sendStream(reply, 'application/json; charset=utf-8', reportJsonChunksAsync(report, { windows: windowsOf(sensor.id, range), findings: findingsOf(sensor.id, range) }));
   });
 
-  for (const { plugin } of deps.plugins ?? []) await app.register(plugin);
+  for (const plugin of deps.plugins ?? []) await app.register(plugin(auth));
   return app;
+}
+
+async function* mapRows<R, T>(rows: AsyncIterable<R>, pick: (row: R) => T): AsyncGenerator<T> {
+  for await (const row of rows) yield pick(row);
 }

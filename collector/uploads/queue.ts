@@ -11,7 +11,13 @@
  *   collector could be OOM-killed by several large uploads arriving together.
  *   Raise `concurrency` only on hosts with spare cores *and* memory.
  * - Isolation: each analysis runs in a child process (analysis-child.js) with a
- *   heap limit and a kill timer; a crash, OOM or hang fails that job only.
+ *   heap limit and a kill timer; a crash, OOM or hang fails that job only. Its
+ *   temporary files go to a directory of its own (TMPDIR), removed when it
+ *   exits, and swept at start when a crash left one behind.
+ * - Reports: the child writes the report as JSON and as HTML, capped
+ *   (`maxReportWindows`, `maxReportFindings`, `maxReportMB`), into
+ *   <dataDir>/reports/; the collector serves those files as they are and never
+ *   parses a report.
  * - Restart policy (`recover()`): a job left `running` by a previous process is
  *   failed ("collector restarted during analysis"): we cannot tell whether that
  *   analysis is what brought the process down, and re-running it could loop.
@@ -23,7 +29,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CollectorConfig } from '../../common/config.js';
@@ -40,8 +46,15 @@ export interface LogSink {
 export const uploadsDir = (dataDir: string): string => join(dataDir, 'uploads');
 /** Where an upload's bytes live while it waits and runs. */
 export const uploadPath = (dataDir: string, id: string): string => join(uploadsDir(dataDir), `${id}.cap`);
-/** Where the child writes the report before it goes to the store. */
-export const reportTempPath = (dataDir: string, id: string): string => join(uploadsDir(dataDir), `${id}.report.json`);
+/** The analysis child's TMPDIR (spill files), removed when it exits. */
+export const jobTempDir = (dataDir: string, id: string): string => join(uploadsDir(dataDir), `${id}.tmp`);
+export const reportsDir = (dataDir: string): string => join(dataDir, 'reports');
+/** A finished analysis's report, as the child wrote it. */
+export const reportPath = (dataDir: string, id: string, format: 'json' | 'html'): string => join(reportsDir(dataDir), `${id}.${format}`);
+
+/** Upload and report files are the uploader's data: readable by the collector's user only. */
+export const PRIVATE_FILE = 0o600;
+export const PRIVATE_DIR = 0o700;
 
 export type QueueOutcome = 'done' | 'failed' | 'timeout' | 'rejected' | 'cancelled';
 
@@ -53,7 +66,7 @@ export interface QueueJob {
 
 export interface AnalysisQueueOptions {
   store: Store;
-  config: Pick<CollectorConfig, 'maxQueueSize' | 'analysisTimeoutSeconds' | 'analysisMemoryMB'>;
+  config: Pick<CollectorConfig, 'maxQueueSize' | 'analysisTimeoutSeconds' | 'analysisMemoryMB' | 'maxReportWindows' | 'maxReportFindings' | 'maxReportMB'>;
   dataDir: string;
   logger: LogSink;
   /** Analyses running at once (default 1; see the file comment). */
@@ -169,7 +182,10 @@ export class AnalysisQueue {
 
   /** At start: fail or re-queue jobs a previous process left unfinished (policy in the file comment). */
   async recover(): Promise<{ requeued: number; failed: number }> {
-    await mkdir(uploadsDir(this.dataDir), { recursive: true });
+    for (const dir of [uploadsDir(this.dataDir), reportsDir(this.dataDir)]) {
+      await mkdir(dir, { recursive: true, mode: PRIVATE_DIR });
+      await chmod(dir, PRIVATE_DIR); // also a directory an older version made with the default mode
+    }
     const jobs = (await this.store.unfinishedJobs()).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     let requeued = 0;
     let failed = 0;
@@ -252,17 +268,21 @@ export class AnalysisQueue {
 
   private async run(entry: Entry): Promise<void> {
     const { id } = entry.job;
-    const capturePath = uploadPath(this.dataDir, id);
-    const reportPath = reportTempPath(this.dataDir, id);
     const started = Date.now();
     void this.write(entry, { status: 'running', startedAt: new Date(started).toISOString(), progress: 0 });
 
-    const args = [capturePath, reportPath, '--name', entry.job.filename || `${id}.cap`];
-    if (this.configPath) args.push('--config', this.configPath);
+    const tempDir = jobTempDir(this.dataDir, id);
+    await mkdir(tempDir, { recursive: true, mode: PRIVATE_DIR });
+    const c = this.config;
+    // `--name=` keeps a client's file name starting with "-" a value, never an option.
+    const args = [uploadPath(this.dataDir, id), `--json=${reportPath(this.dataDir, id, 'json')}`, `--html=${reportPath(this.dataDir, id, 'html')}`,
+      `--name=${entry.job.filename || `${id}.cap`}`, `--max-windows=${c.maxReportWindows}`, `--max-findings=${c.maxReportFindings}`,
+      `--max-bytes=${Math.floor(c.maxReportMB * 1024 * 1024)}`];
+    if (this.configPath) args.push(`--config=${this.configPath}`);
     const child = fork(CHILD_SCRIPT, args, {
       // Only the heap limit: never inherit our own execArgv (--inspect, test runner flags).
       execArgv: [`--max-old-space-size=${this.config.analysisMemoryMB}`],
-      env: this.env,
+      env: { ...this.env, TMPDIR: tempDir },
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
       serialization: 'json',
     });
@@ -302,27 +322,29 @@ export class AnalysisQueue {
       this.logger.warn({ job: id, code, signal, error, stderr: stderr.slice(-1000) || undefined }, 'capture analysis failed');
       final = { status: 'failed', error, finishedAt: new Date().toISOString() };
     };
+    let keepReport = false;
     try {
       if (entry.cancelled) this.count('cancelled');
       else if (entry.shutdown) fail('collector restarted during analysis', 'failed');
       else if (entry.timedOut) fail(`analysis took longer than ${limitSeconds} s`, 'timeout');
       else if (code === 0 && result?.type === 'done') {
-        try {
-          const report = await readFile(reportPath, 'utf8');
-          await entry.writes;
-          if (entry.cancelled) { this.count('cancelled'); return; }
-          await this.store.saveReport(id, report);
+        await entry.writes;
+        if (entry.cancelled) { this.count('cancelled'); return; }
+        if (!existsSync(reportPath(this.dataDir, id, 'json'))) {
+          // Details (the child's stderr) are in the log line fail() writes; the client gets the gist.
+          fail('the analysis finished without a report (see the collector log)', 'failed');
+        } else {
+          keepReport = true;
           this.count('done');
           for (const warning of result.warnings) this.logger.info({ job: id, warning }, 'capture analysis warning');
           this.logger.info({ job: id, seconds: (Date.now() - started) / 1000 }, 'capture analyzed');
           final = { status: 'done', progress: 100, error: null, warnings: result.warnings, finishedAt: new Date().toISOString() };
-        } catch (err) {
-          fail(`could not store the report: ${err instanceof Error ? err.message : String(err)}`, 'failed');
         }
-      } else if ((code === 1 || code === 2) && result?.type === 'failed') fail(result.message, 'failed');
+      } else if (code === 2 && result?.type === 'failed') fail(result.message, 'failed');
+      else if (code === 1 && result?.type === 'failed') fail(`internal error while analyzing (see the collector log, job ${id})`, 'failed');
       else fail(this.crashReason(code, signal, stderr), 'failed');
     } finally {
-      await this.removeFiles(id);
+      await this.removeFiles(id, keepReport);
       if (final) void this.write(entry, final);
       await entry.writes;
     }
@@ -339,28 +361,48 @@ export class AnalysisQueue {
     return `analysis exited unexpectedly (exit code ${code ?? 'unknown'})`;
   }
 
-  private async removeFiles(id: string): Promise<void> {
-    await rm(uploadPath(this.dataDir, id), { force: true });
-    await rm(reportTempPath(this.dataDir, id), { force: true });
-  }
-
-  /** Upload and report temp files with no job (a crash mid-upload or mid-analysis). */
-  private async removeOrphans(): Promise<void> {
-    const dir = uploadsDir(this.dataDir);
-    for (const name of await readdir(dir)) {
-      const id = /^([0-9a-f-]{36})\.(cap|report\.json)$/.exec(name)?.[1];
-      if (!id || this.has(id)) continue;
-      const path = join(dir, name);
-      try {
-        const age = Date.now() - (await stat(path)).mtimeMs;
-        const job = await this.store.job(id);
-        const orphan = name.endsWith('.report.json') || (job === null && age > ORPHAN_AGE_MS) || (job !== null && job.status !== 'queued');
-        if (orphan) await rm(path, { force: true });
-      } catch (err) {
-        this.logger.warn({ err, file: name }, 'could not check a leftover upload file');
-      }
+  /** An analysis's files: the upload, its temp directory, and (unless kept) its reports. */
+  private async removeFiles(id: string, keepReport = false): Promise<void> {
+    try {
+      await removeJobFiles(this.dataDir, id, keepReport);
+    } catch (err) {
+      this.logger.error({ err, job: id }, 'could not remove the files of an analysis; the next sweep retries');
     }
   }
+
+  /**
+   * Files no job explains, left by a crash mid-upload or mid-analysis (a
+   * SIGKILLed child's temp directory, say): an upload of no job untouched for
+   * ORPHAN_AGE_MS, or of a job no longer queued; any temp directory of a job
+   * not running; a report of no finished job.
+   */
+  private async removeOrphans(): Promise<void> {
+    const check = async (dir: string, pattern: RegExp, orphan: (job: CaptureJob | null, ageMs: number, name: string) => boolean): Promise<void> => {
+      for (const name of await readdir(dir)) {
+        const id = pattern.exec(name)?.[1];
+        if (!id || this.has(id)) continue;
+        const path = join(dir, name);
+        try {
+          const age = Date.now() - (await stat(path)).mtimeMs;
+          if (orphan(await this.store.job(id), age, name)) await rm(path, { force: true, recursive: true });
+        } catch (err) {
+          this.logger.warn({ err, file: name }, 'could not check a leftover upload file');
+        }
+      }
+    };
+    await check(uploadsDir(this.dataDir), /^([0-9a-f-]{36})\.(cap|tmp|report\.json)$/, (job, age, name) =>
+      !name.endsWith('.cap') || (job === null && age > ORPHAN_AGE_MS) || (job !== null && job.status !== 'queued'));
+    await check(reportsDir(this.dataDir), /^([0-9a-f-]{36})\.(json|html)$/, (job) => job === null || job.status !== 'done');
+  }
+}
+
+/** Removes a job's upload, temp directory and (unless kept) reports; a failing removal is thrown after trying them all. */
+export async function removeJobFiles(dataDir: string, id: string, keepReport = false): Promise<void> {
+  const paths = [uploadPath(dataDir, id), jobTempDir(dataDir, id)];
+  if (!keepReport) paths.push(reportPath(dataDir, id, 'json'), reportPath(dataDir, id, 'html'));
+  const results = await Promise.allSettled(paths.map((path) => rm(path, { force: true, recursive: true })));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**

@@ -6,21 +6,27 @@
  *   GET    /api/captures/:id/report    ?format=json (default) | html
  *   DELETE /api/captures/:id           stops the analysis, removes file, job and report
  *
- * The body is never buffered: it streams to <dataDir>/uploads/<id>.cap while
- * its size and first bytes are checked, so an oversized or non-capture upload
- * is refused after as few bytes as possible. Every error is `{ error, detail }`.
+ * The body is never buffered: it streams to <dataDir>/uploads/<id>.cap (mode
+ * 0600) while its size and first bytes are checked, so an oversized or
+ * non-capture upload is refused after as few bytes as possible. A slow client
+ * cannot hold a queue slot: an upload sending nothing for
+ * `collector.uploadIdleSeconds`, or still streaming after
+ * `collector.uploadTimeoutSeconds`, is cut off with 408; and a client (IPv4
+ * address, IPv6 /64) has one upload streaming at a time (429 for a second).
+ * Every error is `{ error, detail }`. Uploads and deletes are audited
+ * (route config `audit`).
  */
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream, mkdirSync } from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { finished } from 'node:stream/promises';
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CollectorConfig } from '../../common/config.js';
-import type { Report } from '../../common/report.js';
-import { renderHtml } from '../../common/report-html.js';
+import { internalError } from '../http/errors.js';
+import { RateLimiter, clientKey } from '../http/rate-limit.js';
 import type { CaptureJob, Store } from '../store/types.js';
-import { uploadPath, uploadsDir, type AnalysisQueue } from './queue.js';
+import { PRIVATE_DIR, PRIVATE_FILE, removeJobFiles, reportPath, uploadPath, uploadsDir, type AnalysisQueue } from './queue.js';
 
 export interface UploadRoutesOptions {
   store: Store;
@@ -28,8 +34,6 @@ export interface UploadRoutesOptions {
   config: CollectorConfig;
   dataDir: string;
   logger: FastifyBaseLogger;
-  /** An upload sending nothing for this long is dropped with 408 (default 60 s): a stalled client must not hold a queue slot. */
-  uploadIdleSeconds?: number;
 }
 
 /** Content types named as captures; anything else is accepted too (curl's default form type) except multipart. */
@@ -45,9 +49,11 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
   const { store, queue, config, dataDir } = options;
   const log = options.logger;
   const limitBytes = Math.floor(config.maxUploadSizeMB * MiB);
-  const idleMs = (options.uploadIdleSeconds ?? 60) * 1000;
+  const timing = { idleMs: config.uploadIdleSeconds * 1000, deadlineMs: config.uploadTimeoutSeconds * 1000 };
   const limiter = new RateLimiter(config.uploadsPerMinute, 60_000, RATE_CLIENTS_MAX);
-  mkdirSync(uploadsDir(dataDir), { recursive: true });
+  /** Clients with an upload streaming in now. */
+  const uploading = new Set<string>();
+  mkdirSync(uploadsDir(dataDir), { recursive: true, mode: PRIVATE_DIR });
 
   // Hand the raw request stream to the handler: no buffering, no Fastify body limit.
   // The defaults (JSON, text) are removed in this plugin's scope so they cannot buffer an upload either.
@@ -57,15 +63,20 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
   app.addContentTypeParser('*', passThrough); // also a missing Content-Type
 
   app.setErrorHandler((err: Error & { statusCode?: number }, request, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
-    if (status >= 500) request.log.error({ err }, 'upload API error');
-    return sendError(reply, status, status >= 500 ? 'internal error' : 'bad request', status >= 500 ? 'see the collector log' : err.message);
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) return internalError(request, reply, err);
+    return sendError(reply, status, 'bad request', err.message);
   });
 
-  app.post('/api/captures', async (request, reply) => {
+  app.post('/api/captures', { config: { audit: 'upload' } }, async (request, reply) => {
     // Every refusal below happens before a byte of the body is read; the connection is then
     // closed so Node does not read (and discard) a large body to keep it alive.
-    const retryAfter = limiter.hit(clientKey(request.ip), Date.now());
+    const client = clientKey(request.ip);
+    if (uploading.has(client)) {
+      reply.header('retry-after', '5').header('connection', 'close');
+      return sendError(reply, 429, 'upload in progress', 'this client is already sending an upload: one at a time per client');
+    }
+    const retryAfter = limiter.hit(client, Date.now());
     if (retryAfter > 0) {
       reply.header('retry-after', String(retryAfter)).header('connection', 'close');
       return sendError(reply, 429, 'too many uploads', `at most ${config.uploadsPerMinute} uploads per minute per client; retry in ${retryAfter} s`);
@@ -88,14 +99,18 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
     }
 
     const id = randomUUID();
+    request.auditTarget = `capture:${id}`;
     const filename = sanitizeFilename(pickFilename(request));
     const path = uploadPath(dataDir, id);
     let result: Received;
+    uploading.add(client);
     try {
-      result = request.body instanceof Readable ? await receive(request.body, path, limitBytes, idleMs) : { kind: 'empty' };
+      result = request.body instanceof Readable ? await receive(request.body, path, limitBytes, timing) : { kind: 'empty' };
     } catch (err) {
       queue.release();
       throw err;
+    } finally {
+      uploading.delete(client);
     }
     if (result.kind !== 'ok') {
       queue.release();
@@ -104,12 +119,15 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
         case 'empty': return sendError(reply, 400, 'empty upload', 'the request body is empty: send the capture file as the body');
         case 'too-large': return sendError(reply, 413, 'upload too large', `the upload exceeds the ${config.maxUploadSizeMB} MiB limit; stopped reading after ${result.size} bytes`);
         case 'bad-magic': return sendError(reply, 415, 'not a capture file', describeMagic(result.head));
-        case 'idle': return sendError(reply, 408, 'upload stalled', `no data for ${idleMs / 1000} s`);
+        case 'idle': return sendError(reply, 408, 'upload stalled', `no data for ${config.uploadIdleSeconds} s (collector.uploadIdleSeconds)`);
+        case 'deadline': return sendError(reply, 408, 'upload too slow', `the upload did not finish within ${config.uploadTimeoutSeconds} s (collector.uploadTimeoutSeconds)`);
         case 'aborted': return reply.code(400).send(); // the client is gone; nobody reads this
         case 'write-error':
-          log.error({ err: result.error, id }, 'could not store an upload');
-          return sendError(reply, result.error.code === 'ENOSPC' ? 507 : 500, 'could not store the upload',
-            result.error.code === 'ENOSPC' ? 'the collector is out of disk space' : 'see the collector log');
+          if (result.error.code === 'ENOSPC') {
+            log.error({ err: result.error, id }, 'could not store an upload');
+            return sendError(reply, 507, 'could not store the upload', 'the collector is out of disk space');
+          }
+          return internalError(request, reply, result.error);
       }
     }
 
@@ -131,7 +149,7 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
       await store.createJob(job);
     } catch (err) {
       queue.release();
-      await rm(path, { force: true });
+      await removeQuietly(path);
       throw err;
     }
     queue.enqueue({ id, filename });
@@ -170,17 +188,23 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
     if (job.status !== 'done') {
       return sendError(reply, 409, 'analysis not finished', `the analysis is ${job.status} (${job.progress}%); poll /api/captures/${job.id}`);
     }
-    const text = await store.report(job.id);
-    if (text === null) return notFound(reply, request.params.id);
-    if (format === 'json') return reply.type('application/json; charset=utf-8').send(text);
-    return reply.type('text/html; charset=utf-8').send(renderHtml(JSON.parse(text) as Report));
+    // The file as the analysis wrote it: streamed, never parsed here.
+    const file = reportPath(dataDir, job.id, format);
+    const size = await stat(file).then((st) => st.size, () => null);
+    if (size === null) {
+      if (format === 'html') return sendError(reply, 404, 'not found', 'no HTML report for this capture (see its warnings); the JSON report is at ?format=json');
+      return sendError(reply, 404, 'not found', 'the report is not on this collector (with several collectors, reports stay with the one that analyzed the upload)');
+    }
+    return reply.type(format === 'json' ? 'application/json; charset=utf-8' : 'text/html; charset=utf-8')
+      .header('content-length', String(size)).send(createReadStream(file));
   });
 
-  app.delete<{ Params: { id: string } }>('/api/captures/:id', async (request, reply) => {
+  app.delete<{ Params: { id: string } }>('/api/captures/:id', { config: { audit: 'delete' } }, async (request, reply) => {
+    request.auditTarget = `capture:${request.params.id.slice(0, 64)}`;
     const job = await findJob(store, request.params.id);
     if (!job) return notFound(reply, request.params.id);
     await queue.cancel(job.id); // waits for its analysis to stop, so nothing writes the job afterwards
-    await rm(uploadPath(dataDir, job.id), { force: true });
+    await removeJobFiles(dataDir, job.id);
     await store.deleteJob(job.id);
     log.info({ id: job.id }, 'capture deleted');
     return reply.code(204).send();
@@ -208,6 +232,7 @@ type Received =
   | { kind: 'too-large'; size: number }
   | { kind: 'bad-magic'; head: Buffer }
   | { kind: 'idle' }
+  | { kind: 'deadline' }
   | { kind: 'aborted' }
   | { kind: 'write-error'; error: NodeJS.ErrnoException };
 
@@ -230,30 +255,33 @@ function describeMagic(head: Buffer): string {
  * sent with Connection: close, then ends the socket) and removes the partial file.
  * It never destroys the request: that would destroy the socket before the answer.
  */
-function receive(input: Readable, path: string, limit: number, idleMs: number): Promise<Received> {
+function receive(input: Readable, path: string, limit: number, timing: { idleMs: number; deadlineMs: number }): Promise<Received> {
   return new Promise((resolve) => {
-    const out = createWriteStream(path, { flags: 'wx' });
+    const out = createWriteStream(path, { flags: 'wx', mode: PRIVATE_FILE });
     let size = 0;
     let head: Buffer | undefined = Buffer.alloc(0); // undefined once the magic was checked
     let settled = false;
     let idle: NodeJS.Timeout | undefined;
-    const armIdle = (): void => { clearTimeout(idle); idle = setTimeout(() => settle({ kind: 'idle' }), idleMs); };
+    const armIdle = (): void => { clearTimeout(idle); idle = setTimeout(() => settle({ kind: 'idle' }), timing.idleMs); };
+    // Reset by nothing: a client trickling a byte now and then still ends here.
+    const deadline = setTimeout(() => settle({ kind: 'deadline' }), timing.deadlineMs);
 
     const settle = (result: Received): void => {
       if (settled) return;
       settled = true;
       clearTimeout(idle);
+      clearTimeout(deadline);
       input.off('data', onData).off('end', onEnd).off('close', onClose);
       input.pause();
       if (result.kind === 'ok') {
         out.end();
         finished(out).then(() => resolve(result), (error: NodeJS.ErrnoException) => {
-          void rm(path, { force: true }).finally(() => resolve({ kind: 'write-error', error }));
+          void removeQuietly(path).then(() => resolve({ kind: 'write-error', error }));
         });
         return;
       }
       out.destroy();
-      void rm(path, { force: true }).finally(() => resolve(result));
+      void removeQuietly(path).then(() => resolve(result));
     };
 
     const onData = (chunk: Buffer): void => {
@@ -291,6 +319,11 @@ function receive(input: Readable, path: string, limit: number, idleMs: number): 
   });
 }
 
+/** Removes a partial upload; a failure (the directory itself gone wrong) is the write error already reported. */
+function removeQuietly(path: string): Promise<void> {
+  return rm(path, { force: true }).catch(() => undefined);
+}
+
 // ---------------------------------------------------------------- filename
 
 function pickFilename(request: FastifyRequest): string {
@@ -317,43 +350,4 @@ export function sanitizeFilename(raw: string): string {
   const printable = base.replace(/\p{C}/gu, '').trim();
   if (printable === '.' || printable === '..') return '';
   return [...printable].slice(0, 200).join('').trim();
-}
-
-// ---------------------------------------------------------------- rate limit
-
-/** IPv4 per address; IPv6 per /64 (one client easily owns a whole /64). */
-export function clientKey(ip: string): string {
-  if (!ip.includes(':')) return ip;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
-  if (mapped) return mapped[1]!;
-  const [left = '', right = ''] = ip.split('%')[0]!.split('::');
-  const l = left ? left.split(':') : [];
-  const r = ip.includes('::') ? (right ? right.split(':') : []) : [];
-  const groups = ip.includes('::') ? [...l, ...Array<string>(Math.max(0, 8 - l.length - r.length)).fill('0'), ...r] : l;
-  return `${groups.slice(0, 4).map((g) => (parseInt(g, 16) || 0).toString(16)).join(':')}::/64`;
-}
-
-/**
- * Sliding-window log per client: at most `limit` hits in `windowMs`. The map is
- * bounded (least recently seen clients dropped first), so a flood of addresses
- * costs memory only up to `maxClients` × `limit` timestamps.
- */
-export class RateLimiter {
-  private readonly hits = new Map<string, number[]>();
-  constructor(private readonly limit: number, private readonly windowMs: number, private readonly maxClients: number) {}
-
-  /** Records a hit; 0 when allowed, else the seconds until the next one would be. */
-  hit(key: string, now: number): number {
-    if (!(this.limit > 0)) return 0; // 0 or unset: no limit
-    const stamps = (this.hits.get(key) ?? []).filter((t) => t > now - this.windowMs);
-    this.hits.delete(key); // re-inserted last: Map order is recency order
-    if (stamps.length >= this.limit) {
-      this.hits.set(key, stamps);
-      return Math.max(1, Math.ceil((stamps[0]! + this.windowMs - now) / 1000));
-    }
-    stamps.push(now);
-    this.hits.set(key, stamps);
-    while (this.hits.size > this.maxClients) this.hits.delete(this.hits.keys().next().value!);
-    return 0;
-  }
 }

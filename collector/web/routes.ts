@@ -15,7 +15,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CollectorConfig } from '../../common/config.js';
 import type { FindingSeverity, WindowSummary } from '../../common/report.js';
 import { escapeHtml as e, windowQuantiles } from '../../common/report-html.js';
-import { readCookie, safeEqual, sessionValue, SESSION_COOKIE } from '../http/auth.js';
+import { fingerprint, readCookie, SESSION_COOKIE, type Authenticator } from '../http/auth.js';
 import { parseRange } from '../range-report.js';
 import type { Store } from '../store/types.js';
 import { APP_CSS, APP_JS, FAVICON_SVG } from './assets.js';
@@ -24,8 +24,8 @@ export interface WebRoutesOptions {
   store: Store;
   config: CollectorConfig;
   version: string;
-  /** The API token ('' when auth is off). */
-  token: string;
+  /** The API's authenticator: sessions, login attempts. */
+  auth: Authenticator;
 }
 
 const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
@@ -216,10 +216,8 @@ function queryString(query: unknown, name: string): string | undefined {
 }
 
 export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions): Promise<void> {
-  const { store, config, version, token } = options;
-  const authOn = token !== '';
-  const session = authOn ? sessionValue(token) : '';
-  const audit = app.log.child({ component: 'audit' });
+  const { store, config, version, auth } = options;
+  const authOn = auth.enabled;
 
   // The login and logout forms post urlencoded fields; only this plugin's routes parse them.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 8192 }, (_request, text, done) => {
@@ -428,18 +426,10 @@ ${o.body}
 
   // ------------------------------------------------------------ login
 
-  /** True when the request already carries the token (bearer) or a valid session cookie. */
-  const signedIn = (request: FastifyRequest): boolean => {
-    const header = request.headers.authorization;
-    if (header?.startsWith('Bearer ')) return safeEqual(header.slice(7).trim(), token);
-    const cookie = readCookie(request.headers.cookie, SESSION_COOKIE);
-    return cookie !== undefined && safeEqual(cookie, session);
-  };
-
-  const loginPage = (next: string, wrong: boolean): string => layout({
+  const loginPage = (next: string, problem: string): string => layout({
     title: 'Log in', page: 'login', body: `<h1>Log in</h1>
 <section>
-${wrong ? '<div class="error" role="alert">Wrong token.</div>' : '<p>This collector needs its API token.</p>'}
+${problem ? `<div class="error" role="alert">${e(problem)}</div>` : '<p>This collector needs its API token.</p>'}
 <form class="login" method="post" action="/login">
 <input type="hidden" name="next" value="${e(next)}">
 <label for="token">API token</label>
@@ -451,28 +441,41 @@ ${wrong ? '<div class="error" role="alert">Wrong token.</div>' : '<p>This collec
 
   app.get('/login', async (request, reply) => {
     const next = safeNext(queryString(request.query, 'next'));
-    if (!authOn || signedIn(request)) return reply.redirect(next, 303);
-    return sendPage(reply, loginPage(next, false));
+    if (!authOn || auth.identify(request).ok) return reply.redirect(next, 303);
+    return sendPage(reply, loginPage(next, ''));
   });
 
-  app.post('/login', async (request, reply) => {
+  const cookie = (request: FastifyRequest, value: string, maxAgeSeconds: number): string =>
+    `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${maxAgeSeconds}${request.protocol === 'https' ? '; Secure' : ''}`;
+
+  app.post('/login', { config: { audit: 'login' } }, async (request, reply) => {
     const form = isObject(request.body) ? request.body : {};
     const next = safeNext(form['next']);
     if (!authOn) return reply.redirect('/', 303);
-    const given = typeof form['token'] === 'string' ? form['token'] : '';
-    if (!safeEqual(given, token)) {
-      audit.warn({ ip: request.ip, method: 'POST', path: '/login' }, 'login failed: wrong token');
-      return sendPage(reply, loginPage(next, true), 401);
+    request.auditTarget = 'session';
+    const wait = auth.blockedFor(request);
+    if (wait > 0) {
+      reply.header('retry-after', String(wait));
+      return sendPage(reply, loginPage(next, `Too many failed attempts from this address: try again in ${wait} s.`), 429);
     }
-    audit.info({ ip: request.ip }, 'login');
-    const secure = request.protocol === 'https' ? '; Secure' : '';
-    reply.header('set-cookie', `${SESSION_COOKIE}=${session}; HttpOnly; SameSite=Strict; Path=/${secure}`);
+    const given = typeof form['token'] === 'string' ? form['token'] : '';
+    if (!auth.tokenMatches(given)) {
+      auth.failed(request);
+      request.principal = `token:${fingerprint(given)}`;
+      return sendPage(reply, loginPage(next, 'Wrong token.'), 401);
+    }
+    const session = auth.sessions.create();
+    request.principal = `session:${fingerprint(session.id)}`;
+    reply.header('set-cookie', cookie(request, session.id, session.maxAgeSeconds));
     return reply.redirect(next, 303);
   });
 
-  app.post('/logout', async (request, reply) => {
-    const secure = request.protocol === 'https' ? '; Secure' : '';
-    reply.header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secure}`);
+  // Ends the session the cookie names (revoked on the server, not only forgotten by the browser).
+  app.post('/logout', { config: { audit: 'logout' } }, async (request, reply) => {
+    request.auditTarget = 'session';
+    const id = readCookie(request.headers.cookie, SESSION_COOKIE);
+    if (id !== undefined) auth.sessions.revoke(id);
+    reply.header('set-cookie', cookie(request, '', 0));
     return reply.redirect(authOn ? '/login' : '/', 303);
   });
 }

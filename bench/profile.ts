@@ -7,7 +7,7 @@
  *   node dist/bench/profile.js --summarize X.cpuprofile [--top N]
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -73,7 +73,9 @@ export function profileAnalyze(file: string, top = 25): ProfileSummary {
     const r = spawnSync(process.execPath, ['--cpu-prof', '--cpu-prof-dir', dir, CLI, 'analyze', file, '--format', 'json', '--out', join(dir, 'report.json'), '--no-progress'],
       { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`analyze under --cpu-prof failed (${r.status}): ${r.stderr}`);
-    const name = readdirSync(dir).find((n) => n.endsWith('.cpuprofile'));
+    // One profile per thread: the analysis thread's is the largest (the main thread mostly waits for it).
+    const name = readdirSync(dir).filter((n) => n.endsWith('.cpuprofile'))
+      .sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
     if (!name) throw new Error('no .cpuprofile written');
     return summarizeProfile(JSON.parse(readFileSync(join(dir, name), 'utf8')) as CpuProfile, top);
   } finally {

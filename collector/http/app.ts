@@ -17,7 +17,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type { CollectorConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logging.js';
 import { reportJsonChunksAsync, type Finding, type FindingSeverity, type WindowSummary } from '../../common/report.js';
-import { renderHtml } from '../../common/report-html.js';
+import { escapeHtml, renderHtml } from '../../common/report-html.js';
 import type { IngestStatus } from '../ingest/ingest.js';
 import type { CollectorMetrics } from '../metrics.js';
 import { RangeTotals, inPages, isoFromMs, parseRange, parseTime, rangeReport } from '../range-report.js';
@@ -167,7 +167,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     const api = path.startsWith('/api/');
     if (identity.presented === 'bearer') auth.failed(request);
     if (api) return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'unauthorized', detail: 'this collector needs its API token: Authorization: Bearer <token>' });
-    return reply.redirect(`/login?next=${encodeURIComponent(request.url)}`);
+    // Pages: 401 like the API (a client is told it is not authorized), with the way to the login form for a browser.
+    const login = escapeHtml(`/login?next=${encodeURIComponent(request.url)}`);
+    return reply.code(401).header('content-type', 'text/html; charset=utf-8')
+      .send(`<!doctype html><meta http-equiv="refresh" content="0; url=${login}"><title>Log in</title><p>This collector needs its API token: <a href="${login}">log in</a>.</p>`);
   });
 
   app.get('/api/health', async (_request, reply) => {

@@ -229,6 +229,8 @@ function memoryPlanText(config: Config): string {
     out.push(`#   ${l.component.padEnd(44)} ${capacity.padStart(16)} ${mb(l.bytes)}`);
   }
   out.push(`#   ${'total'.padEnd(44)} ${''.padStart(16)} ${mb(total)}`);
+  out.push('# Plus Node itself (heaps and code of both agent threads): about 85 MB. The agent makes the',
+    '# tables resident at start, so its memory is flat from the first minute; analyze as it uses them.');
   return `${out.join('\n')}\n`;
 }
 

@@ -659,7 +659,7 @@ function markdown(plan: Plan, res: Results): string {
     }
     const ref = res.scalingReference;
     out.push('', `"× mixed capture": packets/s ÷ ${ref ? `${rate(ref.packetsPerSecond)}, ${ref.what}` : 'the mixed capture\'s (not measured in this run)'}. `
-      + 'Length rows are the realistic mix at 1×/4×/16× the packets; flow rows give every flow its own 5-tuple (mice of k packets). The flow table holds `flows.maxFlows` (65,536 by default) and evicts the least recently active (counted); each security detector keeps up to its `maxKeys` (100,000 by default) keys. A cost column near 1.0× means the cost per packet does not grow with the size.', '');
+      + 'Length rows are the realistic mix at 1×/4×/16× the packets; flow rows give every flow its own 5-tuple (mice of k packets). The flow table holds `flows.maxFlows` (65,536 by default) and evicts the least recently active (counted); the security detectors\' key tables are sized from `memory.budgetMB` (`pcap-analyzer config` prints them) and evict the least recently active key when full (counted). A cost column near 1.0× means the cost per packet does not grow with the size.', '');
   }
   if (res.live) {
     const l = res.live;

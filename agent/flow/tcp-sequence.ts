@@ -29,6 +29,23 @@ const MAX_SEGMENTS_PER_DIRECTION = 10000;
 const FAST_RETRANSMISSION_WINDOW = 0.020;
 const OUT_OF_ORDER_DEFAULT = 0.003;
 const NIL = -1;
+/** Bytes of one direction's record (see the fields), and each field's index in the view of its width. */
+const RECORD_BYTES = 64;
+const F_WINDOW = 0; // f64, stride 8
+const F_LASTACKTIME = 1;
+const F_DUPACKNUM = 2;
+const F_NEXTSEQTIME = 3;
+/** Per flow, in the last f64 of the flow's two records: the latest SYN's time (NaN: none yet), the first RTT. */
+const F_FLOW_SYN = 7; // of slot * 16
+const F_FLOW_FIRST_RTT = 15;
+const W_LASTACK = 8; // u32 / i32, stride 16
+const W_NEXTSEQ = 9;
+const W_MAXSEQTOBEACKED = 10;
+const W_SEGHEAD = 11;
+const W_SEGCOUNT = 12;
+const H_LASTSEGFLAGS = 26; // u16, stride 32
+const B_WINSCALE = 54; // i8 / u8, stride 64
+const B_ISFIRSTACK = 55;
 
 /** Modulo 2^32 of an integer (exact below 2^53): ToUint32, one instruction, where `%` on doubles costs a division. */
 const u32 = (x: number): number => x >>> 0;
@@ -44,22 +61,23 @@ export class TcpSequenceAnalysis {
   readonly result = new TcpPacketResult();
   /** Segments not tracked because the pool was exhausted. */
   poolExhausted = 0;
-  // per direction (slot * 2 + dir)
-  private readonly window: Float64Array; // raw window, or 0xFFFFFFFF before the first packet
-  private readonly winScale: Int8Array;
-  private readonly isFirstAck: Uint8Array;
-  private readonly lastSegFlags: Uint16Array;
-  private readonly lastack: Uint32Array;
-  private readonly lastacktime: Float64Array;
-  private readonly dupacknum: Float64Array;
-  private readonly nextseq: Uint32Array;
-  private readonly nextseqtime: Float64Array;
-  private readonly maxseqtobeacked: Uint32Array;
-  private readonly segHead: Int32Array;
-  private readonly segCount: Int32Array;
-  // per flow
-  private readonly tsMruSyn: Float64Array;
-  private readonly tsFirstRtt: Float64Array;
+  /**
+   * Per direction (d = slot * 2 + dir), one 64-byte record, so a segment's
+   * analysis touches two adjacent cache lines (its direction and the reverse)
+   * instead of one line in each of a dozen arrays. Byte offsets in a record:
+   *   0 window (raw, or 0xFFFFFFFF before the first packet), 8 lastacktime,
+   *   16 dupacknum, 24 nextseqtime (f64); 32 lastack, 36 nextseq,
+   *   40 maxseqtobeacked (u32); 44 segHead, 48 segCount (i32);
+   *   52 lastSegFlags (u16); 54 winScale (i8); 55 isFirstAck (u8);
+   *   56 per flow (f64): the time of the latest SYN in the flow's dir-0
+   *   record (NaN: none yet), the first RTT in its dir-1 record.
+   */
+  private readonly f64: Float64Array;
+  private readonly u32: Uint32Array;
+  private readonly i32: Int32Array;
+  private readonly u16: Uint16Array;
+  private readonly i8: Int8Array;
+  private readonly u8: Uint8Array;
   // unacked segment pool
   private readonly segSeq: Uint32Array;
   private readonly segEnd: Uint32Array;
@@ -70,21 +88,14 @@ export class TcpSequenceAnalysis {
 
   /** `flowCapacity`: the flow table's; `maxUnackedSegments`: the shared pool of segments awaiting an ACK. */
   constructor(flowCapacity: number, maxUnackedSegments: number) {
-    const n = flowCapacity * 2;
-    this.window = new Float64Array(n);
-    this.winScale = new Int8Array(n);
-    this.isFirstAck = new Uint8Array(n);
-    this.lastSegFlags = new Uint16Array(n);
-    this.lastack = new Uint32Array(n);
-    this.lastacktime = new Float64Array(n);
-    this.dupacknum = new Float64Array(n);
-    this.nextseq = new Uint32Array(n);
-    this.nextseqtime = new Float64Array(n);
-    this.maxseqtobeacked = new Uint32Array(n);
-    this.segHead = new Int32Array(n).fill(NIL);
-    this.segCount = new Int32Array(n);
-    this.tsMruSyn = new Float64Array(flowCapacity);
-    this.tsFirstRtt = new Float64Array(flowCapacity);
+    const records = new ArrayBuffer(flowCapacity * 2 * RECORD_BYTES);
+    this.f64 = new Float64Array(records);
+    this.u32 = new Uint32Array(records);
+    this.i32 = new Int32Array(records);
+    this.u16 = new Uint16Array(records);
+    this.i8 = new Int8Array(records);
+    this.u8 = new Uint8Array(records);
+    for (let d = 0; d < flowCapacity * 2; d++) this.i32[d * 16 + W_SEGHEAD] = NIL;
     const pool = maxUnackedSegments;
     this.segSeq = new Uint32Array(pool);
     this.segEnd = new Uint32Array(pool);
@@ -96,20 +107,17 @@ export class TcpSequenceAnalysis {
   }
 
   flowStarted(slot: number): void {
+    // Both records zeroed but for the segment list head (kept: flowEnded emptied the list).
+    const head0 = this.i32[slot * 32 + W_SEGHEAD]!;
+    const head1 = this.i32[slot * 32 + 16 + W_SEGHEAD]!;
+    this.u8.fill(0, slot * 2 * RECORD_BYTES, (slot + 1) * 2 * RECORD_BYTES);
+    this.i32[slot * 32 + W_SEGHEAD] = head0;
+    this.i32[slot * 32 + 16 + W_SEGHEAD] = head1;
     for (let d = slot * 2; d < slot * 2 + 2; d++) {
-      this.window[d] = 0xffffffff;
-      this.winScale[d] = -1;
-      this.isFirstAck[d] = 0;
-      this.lastSegFlags[d] = 0;
-      this.lastack[d] = 0;
-      this.lastacktime[d] = 0;
-      this.dupacknum[d] = 0;
-      this.nextseq[d] = 0;
-      this.nextseqtime[d] = 0;
-      this.maxseqtobeacked[d] = 0;
+      this.f64[d * 8 + F_WINDOW] = 0xffffffff;
+      this.i8[d * 64 + B_WINSCALE] = -1;
     }
-    this.tsMruSyn[slot] = NaN; // packet times count from a base and can be 0: NaN means no SYN yet
-    this.tsFirstRtt[slot] = 0;
+    this.f64[slot * 16 + F_FLOW_SYN] = NaN; // packet times count from a base and can be 0: NaN means no SYN yet
   }
 
   flowEnded(slot: number): void {
@@ -118,15 +126,15 @@ export class TcpSequenceAnalysis {
   }
 
   private freeSegments(d: number): void {
-    let u = this.segHead[d]!;
+    let u = this.i32[d * 16 + W_SEGHEAD]!;
     while (u !== NIL) {
       const next = this.segNext[u]!;
       this.segNext[u] = this.freeSeg;
       this.freeSeg = u;
       u = next;
     }
-    this.segHead[d] = NIL;
-    this.segCount[d] = 0;
+    this.i32[d * 16 + W_SEGHEAD] = NIL;
+    this.i32[d * 16 + W_SEGCOUNT] = 0;
   }
 
   /** One TCP segment of flow `slot` in direction `dir` (the flow table has just counted it); fills `result`. */
@@ -146,46 +154,46 @@ export class TcpSequenceAnalysis {
 
     let flags = 0;
     if (synEvent === TcpSynEvent.PORT_REUSE || synEvent === TcpSynEvent.SYN_ACK_NEW_ISN) flags |= F.REUSED_PORTS;
-    else if (synEvent === TcpSynEvent.SAME_ISN_SYN) this.nextseq[f] = this.maxseqtobeacked[f]!;
+    else if (synEvent === TcpSynEvent.SAME_ISN_SYN) this.u32[f * 16 + W_NEXTSEQ] = this.u32[f * 16 + W_MAXSEQTOBEACKED]!;
 
     // Displayed window (tcp.window_size) uses the scale known before this packet's options.
-    res.windowBytes = tf & SYN || this.winScale[f]! < 0 ? win : win * 2 ** this.winScale[f]!;
+    res.windowBytes = tf & SYN || this.i8[f * 64 + B_WINSCALE]! < 0 ? win : win * 2 ** this.i8[f * 64 + B_WINSCALE]!;
 
-    const nextseqF = this.nextseq[f]!;
+    const nextseqF = this.u32[f * 16 + W_NEXTSEQ]!;
     // Zero-window probe: one byte at the next expected sequence number while the peer's window is 0.
-    if (seglen === 1 && seq === nextseqF && this.window[r] === 0) {
+    if (seglen === 1 && seq === nextseqF && this.f64[r * 8 + F_WINDOW] === 0) {
       flags |= F.ZERO_WINDOW_PROBE;
     } else {
       if (win === 0 && !(tf & SYN_FIN_RST)) flags |= F.ZERO_WINDOW;
       if (nextseqF !== 0 && GT(seq, nextseqF) && !(tf & RST)) flags |= F.LOST_PACKET;
       if ((seglen === 0 || seglen === 1) && seq === u32(nextseqF - 1) && !(tf & SYN_FIN_RST)) flags |= F.KEEP_ALIVE;
-      const plainAck = seglen === 0 && seq === nextseqF && ack === this.lastack[f] && !(tf & SYN_FIN_RST);
-      if (plainAck && win !== 0 && win !== this.window[f]) flags |= F.WINDOW_UPDATE;
-      if (seglen > 0 && this.winScale[r] !== -1 && !(tf & SYN_FIN_RST)) {
-        const scale = this.winScale[r]!;
-        const shift = this.isFirstAck[r] || scale === -2 ? 0 : scale;
-        if (u32(seq + seglen) === u32(this.lastack[r]! + this.window[r]! * 2 ** shift)) flags |= F.WINDOW_FULL;
+      const plainAck = seglen === 0 && seq === nextseqF && ack === this.u32[f * 16 + W_LASTACK] && !(tf & SYN_FIN_RST);
+      if (plainAck && win !== 0 && win !== this.f64[f * 8 + F_WINDOW]) flags |= F.WINDOW_UPDATE;
+      if (seglen > 0 && this.i8[r * 64 + B_WINSCALE] !== -1 && !(tf & SYN_FIN_RST)) {
+        const scale = this.i8[r * 64 + B_WINSCALE]!;
+        const shift = this.u8[r * 64 + B_ISFIRSTACK] || scale === -2 ? 0 : scale;
+        if (u32(seq + seglen) === u32(this.u32[r * 16 + W_LASTACK]! + this.f64[r * 8 + F_WINDOW]! * 2 ** shift)) flags |= F.WINDOW_FULL;
       }
-      if (plainAck && win !== 0 && win === this.window[f] && this.lastSegFlags[r]! & F.KEEP_ALIVE) {
+      if (plainAck && win !== 0 && win === this.f64[f * 8 + F_WINDOW] && this.u16[r * 32 + H_LASTSEGFLAGS]! & F.KEEP_ALIVE) {
         flags |= F.KEEP_ALIVE_ACK;
-      } else if (plainAck && win === 0 && this.window[f] === 0 && this.lastSegFlags[r]! & F.ZERO_WINDOW_PROBE) {
+      } else if (plainAck && win === 0 && this.f64[f * 8 + F_WINDOW] === 0 && this.u16[r * 32 + H_LASTSEGFLAGS]! & F.ZERO_WINDOW_PROBE) {
         flags |= F.ZERO_WINDOW_PROBE_ACK;
-      } else if (plainAck && win !== 0 && win === this.window[f]) {
-        this.dupacknum[f] = this.dupacknum[f] === DUPACK_MARK ? 1 : this.dupacknum[f]! + 1;
+      } else if (plainAck && win !== 0 && win === this.f64[f * 8 + F_WINDOW]) {
+        this.f64[f * 8 + F_DUPACKNUM] = this.f64[f * 8 + F_DUPACKNUM] === DUPACK_MARK ? 1 : this.f64[f * 8 + F_DUPACKNUM]! + 1;
         flags |= F.DUPLICATE_ACK;
       }
     }
-    if (ack !== this.lastack[f]) this.dupacknum[f] = 0;
+    if (ack !== this.u32[f * 16 + W_LASTACK]) this.f64[f * 8 + F_DUPACKNUM] = 0;
 
     // ACKed segment that was not captured.
-    const maxR = this.maxseqtobeacked[r]!;
+    const maxR = this.u32[r * 16 + W_MAXSEQTOBEACKED]!;
     if (maxR !== 0 && GT(ack, maxR) && tf & ACK) {
-      if (LT(maxR, this.nextseq[r]!)) {
-        this.maxseqtobeacked[r] = this.nextseq[r]!;
+      if (LT(maxR, this.u32[r * 16 + W_NEXTSEQ]!)) {
+        this.u32[r * 16 + W_MAXSEQTOBEACKED] = this.u32[r * 16 + W_NEXTSEQ]!;
         flags |= F.ACK_LOST_PACKET;
       } else {
-        if (this.dupacknum[r] === 0) flags |= F.ACK_LOST_PACKET;
-        this.dupacknum[r] = DUPACK_MARK;
+        if (this.f64[r * 8 + F_DUPACKNUM] === 0) flags |= F.ACK_LOST_PACKET;
+        this.f64[r * 8 + F_DUPACKNUM] = DUPACK_MARK;
       }
     }
 
@@ -194,13 +202,13 @@ export class TcpSequenceAnalysis {
     if ((seglen > 0 || synOrFin) && !(flags & F.KEEP_ALIVE)) {
       let notAdvanced = nextseqF !== 0 && LT(seq, nextseqF);
       if (seglen > 1 && u32(nextseqF - 1) === seq) notAdvanced = false;
-      const lastackR = this.lastack[r]!;
-      const firstRtt = this.tsFirstRtt[slot]!;
+      const lastackR = this.u32[r * 16 + W_LASTACK]!;
+      const firstRtt = this.f64[slot * 16 + F_FLOW_FIRST_RTT]!;
       if (seglen > 0 && lastackR !== 0 && LE(u32(seq + seglen), lastackR)) {
         flags |= F.SPURIOUS_RETRANSMISSION;
-      } else if (notAdvanced && this.dupacknum[r]! >= 2 && lastackR === seq && within(now - this.lastacktime[r]!, FAST_RETRANSMISSION_WINDOW)) {
+      } else if (notAdvanced && this.f64[r * 8 + F_DUPACKNUM]! >= 2 && lastackR === seq && within(now - this.f64[r * 8 + F_LASTACKTIME]!, FAST_RETRANSMISSION_WINDOW)) {
         flags |= F.FAST_RETRANSMISSION;
-      } else if (notAdvanced && within(now - this.nextseqtime[f]!, firstRtt === 0 ? OUT_OF_ORDER_DEFAULT : firstRtt)
+      } else if (notAdvanced && within(now - this.f64[f * 8 + F_NEXTSEQTIME]!, firstRtt === 0 ? OUT_OF_ORDER_DEFAULT : firstRtt)
         && nextseqF !== u32(seq + seglen + synOrFin)) {
         flags |= F.OUT_OF_ORDER;
       } else if (notAdvanced) {
@@ -210,7 +218,7 @@ export class TcpSequenceAnalysis {
 
     // Remember the segment until it is acknowledged.
     let segEnd = u32(seq + seglen);
-    if ((seglen > 0 || synOrFin) && this.segCount[f]! < MAX_SEGMENTS_PER_DIRECTION) {
+    if ((seglen > 0 || synOrFin) && this.i32[f * 16 + W_SEGCOUNT]! < MAX_SEGMENTS_PER_DIRECTION) {
       if (this.freeSeg === NIL) {
         this.poolExhausted++;
       } else {
@@ -221,39 +229,39 @@ export class TcpSequenceAnalysis {
         this.segEnd[u] = segEnd;
         this.segTs[u] = now;
         this.segRetransmitted[u] = flags & (ANY_RETRANSMISSION | F.OUT_OF_ORDER) ? 1 : 0;
-        this.segNext[u] = this.segHead[f]!;
-        this.segHead[f] = u;
-        this.segCount[f]!++;
+        this.segNext[u] = this.i32[f * 16 + W_SEGHEAD]!;
+        this.i32[f * 16 + W_SEGHEAD] = u;
+        this.i32[f * 16 + W_SEGCOUNT]!++;
       }
     }
 
     if ((GT(segEnd, nextseqF) || nextseqF === 0) && !(flags & F.ZERO_WINDOW_PROBE)) {
-      this.nextseq[f] = segEnd;
-      this.nextseqtime[f] = now;
+      this.u32[f * 16 + W_NEXTSEQ] = segEnd;
+      this.f64[f * 8 + F_NEXTSEQTIME] = now;
     }
-    if ((seq === this.maxseqtobeacked[f] || this.maxseqtobeacked[f] === 0) && !(flags & F.ZERO_WINDOW_PROBE)) {
-      this.maxseqtobeacked[f] = this.nextseq[f]!;
+    if ((seq === this.u32[f * 16 + W_MAXSEQTOBEACKED] || this.u32[f * 16 + W_MAXSEQTOBEACKED] === 0) && !(flags & F.ZERO_WINDOW_PROBE)) {
+      this.u32[f * 16 + W_MAXSEQTOBEACKED] = this.u32[f * 16 + W_NEXTSEQ]!;
     }
-    this.window[f] = win;
-    this.lastack[f] = ack;
-    this.lastacktime[f] = now;
-    this.lastSegFlags[f] = flags;
+    this.f64[f * 8 + F_WINDOW] = win;
+    this.u32[f * 16 + W_LASTACK] = ack;
+    this.f64[f * 8 + F_LASTACKTIME] = now;
+    this.u16[f * 32 + H_LASTSEGFLAGS] = flags;
 
     this.matchAck(r, ack, now);
 
     // Handshake bookkeeping, after the analysis as in Wireshark.
     if (tf & SYN) {
-      if (!(tf & ACK)) this.tsMruSyn[slot] = now;
-      this.isFirstAck[f] = 1;
+      if (!(tf & ACK)) this.f64[slot * 16 + F_FLOW_SYN] = now;
+      this.u8[f * 64 + B_ISFIRSTACK] = 1;
     }
     if ((tf & (SYN | ACK)) === ACK) {
-      if (!Number.isNaN(this.tsMruSyn[slot]!) && this.tsFirstRtt[slot] === 0) this.tsFirstRtt[slot] = now - this.tsMruSyn[slot]!;
-      this.isFirstAck[f] = 0;
+      if (!Number.isNaN(this.f64[slot * 16 + F_FLOW_SYN]!) && this.f64[slot * 16 + F_FLOW_FIRST_RTT] === 0) this.f64[slot * 16 + F_FLOW_FIRST_RTT] = now - this.f64[slot * 16 + F_FLOW_SYN]!;
+      this.u8[f * 64 + B_ISFIRSTACK] = 0;
     }
-    if (v.wscale >= 0) this.winScale[f] = Math.min(v.wscale, 14);
+    if (v.wscale >= 0) this.i8[f * 64 + B_WINSCALE] = Math.min(v.wscale, 14);
     if (tf & SYN) {
-      if (this.winScale[f] === -1) { this.winScale[f] = -2; this.winScale[r] = -2; }
-      else if (tf & ACK && this.winScale[r] === -2) this.winScale[f] = -2;
+      if (this.i8[f * 64 + B_WINSCALE] === -1) { this.i8[f * 64 + B_WINSCALE] = -2; this.i8[r * 64 + B_WINSCALE] = -2; }
+      else if (tf & ACK && this.i8[r * 64 + B_WINSCALE] === -2) this.i8[f * 64 + B_WINSCALE] = -2;
     }
 
     res.flags = flags;
@@ -267,7 +275,7 @@ export class TcpSequenceAnalysis {
   private matchAck(r: number, ack: number, now: number): void {
     const res = this.result;
     let prev = NIL;
-    let u = this.segHead[r]!;
+    let u = this.i32[r * 16 + W_SEGHEAD]!;
     let matches = 0;
     let retransmitted = 0;
     let rtt = 0;
@@ -282,10 +290,10 @@ export class TcpSequenceAnalysis {
         matches++;
         retransmitted |= this.segRetransmitted[u]!;
       }
-      if (prev === NIL) this.segHead[r] = next; else this.segNext[prev] = next;
+      if (prev === NIL) this.i32[r * 16 + W_SEGHEAD] = next; else this.segNext[prev] = next;
       this.segNext[u] = this.freeSeg;
       this.freeSeg = u;
-      this.segCount[r]!--;
+      this.i32[r * 16 + W_SEGCOUNT]!--;
       u = next;
     }
     // Wireshark hides an RTT of exactly 0; negative ones (timestamps going backwards) it shows.

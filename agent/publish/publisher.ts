@@ -62,6 +62,8 @@ export interface PublisherOptions {
   logger: Logger;
   /** Client name shown by the server's monitoring. */
   name?: string;
+  /** Reply-inbox prefix when `nats.inboxPrefix` is empty (default: nats.js's `_INBOX`). */
+  inboxPrefix?: string;
 }
 
 export interface EnqueueOptions {
@@ -134,7 +136,7 @@ export class Publisher {
    */
   static async start(options: PublisherOptions): Promise<Publisher> {
     const log = options.logger.child({ component: 'publish' });
-    const { connectOptions, secrets } = buildConnectOptions(options.nats, options.name ?? DEFAULT_NAME);
+    const { connectOptions, secrets } = buildConnectOptions(options.nats, options.name ?? DEFAULT_NAME, options.inboxPrefix ?? '_INBOX');
     const spool = new Spool({ dataDir: options.dataDir, ...options.spool, logger: log });
     const publisher = new Publisher(options.nats, options.spool, spool, log, connectOptions, secrets);
     if (!(await publisher.tryConnect())) {

@@ -1,6 +1,6 @@
 /**
  * Ingest: a durable JetStream pull consumer feeds the store. Messages stream in
- * (`consume`, at most `collector.batchBytes` requested at a time) and are
+ * (`consume`, at most `collector.batchSize` requested at a time) and are
  * committed in batches: a batch closes at `collector.batchSize` messages or
  * `collector.batchBytes` bytes, or as soon as no more messages are waiting, so
  * a trickle is committed at once and a burst in large transactions (group
@@ -45,12 +45,10 @@ export type IngestSettings = Pick<CollectorConfig, 'consumer' | 'batchSize' | 'b
 
 const BACKOFF_MAX_MS = 5000;
 const PENDING_REFRESH_MS = 1000;
-/** Room for a message's subject and headers on top of its payload in a pull's byte budget. */
-const MESSAGE_OVERHEAD_BYTES = 4096;
 
 /** Unacknowledged deliveries the server allows the consumer: bounds what the collector holds in memory. */
 export function maxAckPending(batchSize: number): number {
-  return Math.max(1000, batchSize * 4);
+  return Math.max(1000, batchSize * 2);
 }
 
 export class Ingestor {
@@ -159,11 +157,11 @@ export class Ingestor {
 
   /** Until stopped: messages into batches; returns (throws) when the subscription ends otherwise. */
   private async consume(consumer: Consumer): Promise<void> {
-    // A pull asks for at most this many bytes; it must fit the largest message the server
-    // accepts, or that message would never be delivered (the server refuses the pull instead).
-    const maxPayload = this.nc?.info?.max_payload ?? 0;
-    const pullBytes = Math.max(this.settings.batchBytes, 4 * (maxPayload + MESSAGE_OVERHEAD_BYTES));
-    const messages = await consumer.consume({ max_bytes: pullBytes });
+    // Pulls by count: nats.js 3.3 stalls a byte-limited pull (until two heartbeats are missed,
+    // 30 s) whenever the server ends one with 409 "Message Size Exceeds MaxBytes" while the
+    // iterator is empty, which a fast consumer makes the rule. Memory stays bounded by the
+    // consumer's max_ack_pending (unacknowledged deliveries) times the largest message.
+    const messages = await consumer.consume({ max_messages: this.settings.batchSize });
     this.messages = messages;
     const refresh = setInterval(() => { void this.refreshPending(consumer); }, PENDING_REFRESH_MS);
     try {

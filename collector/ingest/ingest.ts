@@ -205,7 +205,14 @@ export class Ingestor {
     this.committing = this.committing.then(async () => {
       while (this.pending.length) {
         const taken = this.take();
-        await this.commit(taken);
+        try {
+          await this.commit(taken);
+        } catch (err) {
+          // An ack or term on a connection that just closed: unacknowledged, these come back
+          // after ackWaitSeconds. The chain must go on, or no later batch would ever commit.
+          this.status.lastError = errorText(err);
+          this.log.warn({ err: this.status.lastError, messages: taken.length }, 'ingest: batch not settled; it will be redelivered');
+        }
       }
     });
     return this.committing;

@@ -9,6 +9,7 @@
  * works without new credentials for the others.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,6 @@ import { subjectFor } from '../common/wire.js';
 import { freePort, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { REPO_ROOT } from './helpers/paths.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
-import { spawnSync } from 'node:child_process';
 
 const SAMPLE = join(REPO_ROOT, 'test', 'fixtures', 'sample-loopback.pcap');
 let work = '';

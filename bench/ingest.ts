@@ -6,10 +6,17 @@
  *    them: committed messages per second is the pipeline's capacity;
  *  - paced: replay at a fixed multiple of real time (about 20 windows/s), where
  *    nothing queues: latency is the steady-state latency.
+ *  - flood: the burst's own windows and findings (with new ids, as sensor
+ *    `bench-<store>-flood`) published by this process at a fixed rate
+ *    (`floodRate`, default 12,000 messages/s) for `floodSeconds`, many
+ *    publishes in flight: whether the collector keeps up with a sustained
+ *    burst faster than one agent makes messages (issue 14: >= 10 k/s with p99
+ *    publish-to-commit < 250 ms).
  * Latency of one message: from its publish, seen by a plain NATS subscriber
- * here (the agent publishes a window when it closes), to the row's arrival
- * time in the database (`received_ms` in SQLite, `received_at` in PostgreSQL:
- * set inside the committing transaction).
+ * here (the agent publishes a window when it closes; flood: when this
+ * process publishes it), to the row's arrival time in the database
+ * (`received_ms` in SQLite, `received_at` in PostgreSQL: set inside the
+ * committing transaction).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +24,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import { subjectFor } from '../common/wire.js';
 import { CLI } from '../test/helpers/paths.js';
 import { freePort, metricValue, parseMetrics, waitFor } from '../test/helpers/agent-process.js';
 import { startNatsServer } from '../test/helpers/nats-server.js';
@@ -24,7 +33,7 @@ import { percentile, sleep } from './measure.js';
 
 export interface IngestRow {
   store: 'sqlite' | 'postgres';
-  mode: 'burst' | 'paced';
+  mode: 'burst' | 'paced' | 'flood';
   windows: number;
   findings: number;
   /** Messages published per second by the agent (first to last publish). */
@@ -36,6 +45,10 @@ export interface IngestRow {
   latencyMaxMs: number;
   /** Mean time of one ingest transaction (collector_db_write_seconds). */
   dbWriteMeanMs: number;
+  /** Mean messages per ingest transaction. */
+  batchMean: number;
+  /** The collector's CPU time (user + system) per committed message, in microseconds: its capacity on one free core is 1e6 / this. */
+  collectorCpuUsPerMessage: number;
   error?: string;
 }
 
@@ -86,9 +99,55 @@ function postgresRows(url: string): ReadRows {
   };
 }
 
-async function dbWriteMean(base: string): Promise<{ sum: number; count: number }> {
+interface WriteFigures { sum: number; count: number; messages: number; cpuSeconds: number }
+
+async function dbWrites(base: string): Promise<WriteFigures> {
   const m = parseMetrics(await (await fetch(`${base}/metrics`)).text());
-  return { sum: metricValue(m, 'pcap_analyzer_collector_db_write_seconds_sum'), count: metricValue(m, 'pcap_analyzer_collector_db_write_seconds_count') };
+  return {
+    sum: metricValue(m, 'pcap_analyzer_collector_db_write_seconds_sum'),
+    count: metricValue(m, 'pcap_analyzer_collector_db_write_seconds_count'),
+    messages: metricValue(m, 'pcap_analyzer_collector_messages_ingested_total'),
+    cpuSeconds: metricValue(m, 'pcap_analyzer_collector_process_cpu_seconds_total'),
+  };
+}
+
+type Body = Record<string, unknown> & { id: string; sensor: string };
+
+/**
+ * Publishes copies of `templates` (new ids, sensor `sensor`) at `rate` messages/s for
+ * `seconds`, at most `maxInFlight` awaiting their ack; returns each id's publish time.
+ */
+async function flood(nc: NatsConnection, templates: Body[], sensor: string, rate: number, seconds: number): Promise<Map<string, Published>> {
+  const js = jetstream(nc, { timeout: 30_000 });
+  const sent = new Map<string, Published>();
+  const total = Math.round(rate * seconds);
+  const maxInFlight = 4096;
+  let inFlight = 0;
+  let failed = 0;
+  let lastError = '';
+  let resume: (() => void) | undefined;
+  const started = Date.now();
+  for (let i = 0; i < total;) {
+    const due = Math.min(total, Math.floor(((Date.now() - started) / 1000) * rate) + 1);
+    for (; i < due && inFlight < maxInFlight; i++) {
+      const template = templates[i % templates.length]!;
+      const kind = typeof template['window'] === 'object' ? 'window' : 'finding';
+      const id = `${sensor}.flood.${kind[0]}.${i}`;
+      const data = JSON.stringify({ ...template, id, sensor });
+      sent.set(id, { at: Date.now(), kind });
+      inFlight++;
+      js.publish(subjectFor(sensor, kind), data, { msgID: id }).then(
+        () => undefined,
+        (err: unknown) => { failed++; lastError = String(err); },
+      ).finally(() => { inFlight--; resume?.(); });
+    }
+    // Until the next message is due, or an ack frees room.
+    await new Promise<void>((r) => { resume = r; setTimeout(r, inFlight >= maxInFlight ? 50 : 2); });
+    resume = undefined;
+  }
+  while (inFlight > 0) await sleep(10);
+  if (failed) throw new Error(`flood: ${failed} of ${total} publishes failed (${lastError})`);
+  return sent;
 }
 
 export interface IngestOptions {
@@ -100,6 +159,9 @@ export interface IngestOptions {
   /** Replay speed of the paced run, and how long it runs (wall seconds). */
   pacedSpeed: number;
   pacedSeconds: number;
+  /** Messages per second and seconds of the flood run. */
+  floodRate: number;
+  floodSeconds: number;
 }
 
 export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
@@ -119,14 +181,16 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
     const readRows = o.store === 'postgres' ? postgresRows(o.databaseUrl!) : sqliteRows(join(dir, 'collector', 'pcap_analyzer.db'));
 
     const published = new Map<string, Map<string, Published>>();
+    const templates: Body[] = [];
     nc = await connect({ servers: nats.url });
-    nc.subscribe('pcap.v1.>', {
+    const seen = nc.subscribe('pcap.v1.>', {
       callback: (err, msg) => {
         if (err) return;
         const at = Date.now();
         const kind = msg.subject.endsWith('.window') ? 'window' : msg.subject.endsWith('.finding') ? 'finding' : undefined;
         if (!kind) return;
-        const body = msg.json<{ id: string; sensor: string }>();
+        const body = msg.json<Body>();
+        if (templates.length < 5000 && body.sensor.endsWith('-burst')) templates.push(body);
         let bySensor = published.get(body.sensor);
         if (!bySensor) published.set(body.sensor, bySensor = new Map());
         if (!bySensor.has(body.id)) bySensor.set(body.id, { at, kind });
@@ -137,18 +201,24 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
     const config = join(dir, 'agent.yaml');
     writeFileSync(config, 'windows:\n  seconds: 1\nlogging:\n  level: warn\n');
     const rows: IngestRow[] = [];
-    for (const mode of ['burst', 'paced'] as const) {
+    for (const mode of ['burst', 'paced', 'flood'] as const) {
       const sensor = `bench-${o.store}-${mode}`;
-      const w0 = await dbWriteMean(base);
-      const a = spawnLogged([process.execPath, CLI, 'agent', '--replay', o.file, '--sensor', sensor, '--nats', nats.url, '--listen', '',
-        '--data-dir', join(dir, `agent-${mode}`), '--config', config, ...(mode === 'paced' ? ['--speed', String(o.pacedSpeed)] : [])], join(dir, `agent-${mode}.log`));
-      if (mode === 'paced') {
-        await Promise.race([exited(a.child), sleep(o.pacedSeconds * 1000)]);
-        a.child.kill('SIGTERM');
+      const w0 = await dbWrites(base);
+      if (mode === 'flood') {
+        seen.unsubscribe(); // the flood's publish times are taken where it publishes
+        if (!templates.length) throw new Error('flood: the burst published nothing to copy');
+        published.set(sensor, await flood(nc, templates, sensor, o.floodRate, o.floodSeconds));
+      } else {
+        const a = spawnLogged([process.execPath, CLI, 'agent', '--replay', o.file, '--sensor', sensor, '--nats', nats.url, '--listen', '',
+          '--data-dir', join(dir, `agent-${mode}`), '--config', config, ...(mode === 'paced' ? ['--speed', String(o.pacedSpeed)] : [])], join(dir, `agent-${mode}.log`));
+        if (mode === 'paced') {
+          await Promise.race([exited(a.child), sleep(o.pacedSeconds * 1000)]);
+          a.child.kill('SIGTERM');
+        }
+        const code = await exited(a.child);
+        if (code !== 0) throw new Error(`agent (${mode}) exited with ${code}: ${a.tail()}`);
+        await nc.flush();
       }
-      const code = await exited(a.child);
-      if (code !== 0) throw new Error(`agent (${mode}) exited with ${code}: ${a.tail()}`);
-      await nc.flush();
       const sent = published.get(sensor) ?? new Map<string, Published>();
       // Every published window and finding committed, or nothing new for 5 s.
       let stored = new Map<string, number>();
@@ -160,7 +230,7 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
         if (stored.size !== lastCount) { lastCount = stored.size; lastChange = Date.now(); } else if (Date.now() - lastChange > 5000) break;
         await sleep(100);
       }
-      const w1 = await dbWriteMean(base);
+      const w1 = await dbWrites(base);
       const latencies: number[] = [];
       let firstPublish = Infinity;
       let lastPublish = -Infinity;
@@ -186,6 +256,8 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
         latencyP99Ms: percentile(latencies, 99),
         latencyMaxMs: percentile(latencies, 100),
         dbWriteMeanMs: w1.count > w0.count ? ((w1.sum - w0.sum) / (w1.count - w0.count)) * 1000 : NaN,
+        batchMean: w1.count > w0.count ? (w1.messages - w0.messages) / (w1.count - w0.count) : NaN,
+        collectorCpuUsPerMessage: w1.messages > w0.messages ? ((w1.cpuSeconds - w0.cpuSeconds) / (w1.messages - w0.messages)) * 1e6 : NaN,
         ...(missing > 0 ? { error: `${missing} of ${n} published messages not stored` } : {}),
       });
     }

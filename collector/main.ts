@@ -77,6 +77,9 @@ async function sweep(store: Store, dataDir: string, retentionHours: number, log:
         deleted += n;
         await new Promise((r) => setImmediate(r)); // let ingest and requests in between batches
       }
+      const sensors = await store.deleteSensorsSeenBefore(before, SWEEP_BATCH);
+      metrics.forgetSensors(sensors);
+      deleted += sensors.length;
       metrics.retentionDeleted.inc(deleted);
     }
     if (expired || deleted) log.info({ expiredUploads: expired, oldRows: deleted }, 'swept');
@@ -106,9 +109,9 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const store = await openStore({ databaseUrl: c.databaseUrl, sqlitePath: join(dataDir, 'pcap_analyzer.db') });
   log.info({ database: store.kind, auth: token ? 'token' : 'off' }, 'store ready');
-  const metrics = new CollectorMetrics(options.version);
+  const metrics = new CollectorMetrics(options.version, c.maxSensorSeries);
 
-  const ingest = new Ingestor(config.nats, c.consumer, c.batchSize, c.ackWaitSeconds, store, log.child({ component: 'ingest' }), {
+  const ingest = new Ingestor(config.nats, c, store, log.child({ component: 'ingest' }), {
     onCommitted(counts, duplicates, seconds, batch) {
       for (const [kind, n] of Object.entries(counts)) if (n) metrics.ingested.inc({ kind }, n);
       if (duplicates) metrics.duplicates.inc(duplicates);
@@ -116,6 +119,7 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
       metrics.onFindings(batch.findings);
     },
     onRejected(reason) { metrics.rejected.inc({ reason }); },
+    onClamped(kind) { metrics.clamped.inc({ kind }); },
   });
   const queue = new AnalysisQueue({
     store, config: c, dataDir, logger: log.child({ component: 'uploads' }), onOutcome: (outcome) => metrics.analyses.inc({ outcome }),

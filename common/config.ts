@@ -254,8 +254,16 @@ export interface CollectorConfig {
   listen: string;
   /** Durable JetStream consumer shared by the collectors of one database. */
   consumer: string;
-  /** Messages fetched and committed per batch. */
+  /** At most this many messages are committed in one transaction. */
   batchSize: number;
+  /** At most this many message bytes are committed in one transaction (and fetched ahead). */
+  batchBytes: number;
+  /** A message larger than this is rejected (terminated and counted) unread. */
+  maxMessageBytes: number;
+  /** Sensors' times (heartbeats, windows) later than now plus this are clamped to it. */
+  clockSkewSeconds: number;
+  /** Sensors with their own series in /metrics; more share `sensor="_other"`. */
+  maxSensorSeries: number;
   /** A fetched message not acknowledged within this is redelivered (a collector died mid-batch). */
   ackWaitSeconds: number;
   /** PostgreSQL URL (env DATABASE_URL); empty means SQLite at <dataDir>/pcap_analyzer.db. */
@@ -333,6 +341,13 @@ export interface NatsConfig {
   password: string;
   /** NATS credentials file (JWT + NKey seed). */
   credsFile: string;
+  /**
+   * Subject prefix of this client's reply inboxes (JetStream acks and deliveries). Empty
+   * means `_INBOX.sensor.<sensor id>` for an agent and `_INBOX.collector` for a collector:
+   * with per-sensor NATS users, each user may subscribe only below its own prefix, so no
+   * client reads another's deliveries.
+   */
+  inboxPrefix: string;
   tls: { enabled: boolean; caFile: string; certFile: string; keyFile: string };
 }
 
@@ -434,6 +449,7 @@ export const DEFAULT_CONFIG: Config = {
     user: '',
     password: '',
     credsFile: '',
+    inboxPrefix: '',
     tls: { enabled: false, caFile: '', certFile: '', keyFile: '' },
   },
   spool: {
@@ -447,7 +463,11 @@ export const DEFAULT_CONFIG: Config = {
   collector: {
     listen: '127.0.0.1:8000',
     consumer: 'collector',
-    batchSize: 200,
+    batchSize: 1000,
+    batchBytes: 8 * 1024 * 1024,
+    maxMessageBytes: 1024 * 1024,
+    clockSkewSeconds: 300,
+    maxSensorSeries: 1000,
     ackWaitSeconds: 30,
     databaseUrl: '',
     apiToken: '',
@@ -495,6 +515,10 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'status.seconds': [1, 86400],
   'shutdown.seconds': [0, 3600],
   'collector.batchSize': [1, 10_000],
+  'collector.batchBytes': [65536, 1024 * 1024 * 1024],
+  'collector.maxMessageBytes': [1024, 64 * 1024 * 1024],
+  'collector.clockSkewSeconds': [0, 86400],
+  'collector.maxSensorSeries': [1, 1_000_000],
   'collector.ackWaitSeconds': [1, 3600],
   'collector.maxUploadSizeMB': [1, 1_000_000],
   'collector.maxQueueSize': [1, 1000],
@@ -524,6 +548,7 @@ const STRING_CHOICES: Record<string, readonly string[]> = {
 /** Strings that must match a pattern: [pattern, what it means]. */
 const STRING_PATTERNS: Record<string, [RegExp, string]> = {
   'capture.speed': [/^(top|realtime|\d+(\.\d+)?)$/, 'top, realtime or a number (a multiple of the original pacing)'],
+  'nats.inboxPrefix': [/^$|^[^\s.*>]+(\.[^\s.*>]+)*$/, 'subject tokens without wildcards or spaces (e.g. _INBOX.sensor.web1), or empty'],
   'http.listen': [/^$|^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT, or empty to disable'],
   'collector.listen': [/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'],
   'collector.databaseUrl': [/^$|^postgres(ql)?:\/\//, 'a postgres:// URL, or empty for SQLite'],

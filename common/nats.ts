@@ -11,7 +11,7 @@ import type { StreamConfig } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { NatsConfig } from './config.js';
 import { ConfigError } from './errors.js';
-import { SUBJECT_FILTER } from './wire.js';
+import { SUBJECT_FILTER, sensorToken } from './wire.js';
 
 /** Subjects of the stream when `nats.manageStream` is on. */
 export const STREAM_SUBJECTS: readonly string[] = [SUBJECT_FILTER];
@@ -23,8 +23,19 @@ const CONNECT_TIMEOUT_MS = 5000;
 const PING_INTERVAL_MS = 15_000;
 const MAX_PING_OUT = 3;
 
-/** nats.js options from the config, and the secret strings to keep out of log lines. */
-export function buildConnectOptions(nats: NatsConfig, name: string): { connectOptions: NodeConnectionOptions; secrets: string[] } {
+/** Reply inboxes of the collector when `nats.inboxPrefix` is empty (deploy/make-secrets.mjs allows it `_INBOX.collector.>`). */
+export const COLLECTOR_INBOX_PREFIX = '_INBOX.collector';
+
+/** Reply inboxes of a sensor's agent when `nats.inboxPrefix` is empty (its NATS user may subscribe only below it). */
+export function sensorInboxPrefix(sensor: string): string {
+  return `_INBOX.sensor.${sensorToken(sensor)}`;
+}
+
+/**
+ * nats.js options from the config, and the secret strings to keep out of log lines.
+ * `inboxPrefix` applies when `nats.inboxPrefix` is empty.
+ */
+export function buildConnectOptions(nats: NatsConfig, name: string, inboxPrefix: string): { connectOptions: NodeConnectionOptions; secrets: string[] } {
   // nats.js v3 ignores credentials in server URLs (nats://user:pass@host, nats://token@host):
   // strip them, and use the first URL's when the config sets no user, token or creds file.
   const fromUrl = nats.servers.map(urlCredentials).find((c) => c !== undefined);
@@ -37,6 +48,7 @@ export function buildConnectOptions(nats: NatsConfig, name: string): { connectOp
     timeout: CONNECT_TIMEOUT_MS,
     pingInterval: PING_INTERVAL_MS,
     maxPingOut: MAX_PING_OUT,
+    inboxPrefix: nats.inboxPrefix || inboxPrefix,
   };
   const secrets = [nats.token, nats.password];
   for (const c of nats.servers.map(urlCredentials)) if (c) secrets.push(c.token ?? '', c.password ?? '');

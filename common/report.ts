@@ -52,7 +52,22 @@ export interface ReportFlow {
   stream: number;
 }
 
-export type FindingSeverity = 'info' | 'warning' | 'critical';
+export const FINDING_SEVERITIES = ['info', 'warning', 'critical'] as const;
+export type FindingSeverity = typeof FINDING_SEVERITIES[number];
+
+/**
+ * Every finding type an analyzer reports (the agent's drafts are typed by it, so a new
+ * type is added here). The collector labels its metrics only with these: a message may
+ * name any type, and label values driven by message content would be unbounded.
+ */
+export const FINDING_TYPES = [
+  'beaconing', 'brute_force', 'capture_gap', 'connection_refused', 'connection_reset', 'dns_errors', 'dns_latency',
+  'dns_timeout', 'dns_tunneling', 'exfiltration', 'failed_handshake', 'flood', 'high_jitter', 'high_rtt',
+  'icmp_time_exceeded', 'icmp_unreachable', 'ip_fragmentation', 'lateral_movement', 'one_way_flow', 'path_mtu',
+  'port_scan', 'slow_handshake', 'syn_retransmission', 'tcp_retransmissions', 'timestamps_backwards', 'traffic_burst',
+  'zero_window', 'zombie_flows',
+] as const;
+export type FindingType = typeof FINDING_TYPES[number];
 
 export interface FlowRef {
   proto: string;

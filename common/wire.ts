@@ -100,3 +100,8 @@ export function windowMessageId(sensor: string, source: SourceInfo, window: Wind
 export function findingMessageId(sensor: string, source: SourceInfo, finding: Finding): string {
   return `${sensorToken(sensor)}.${sourceTag(source)}.f.${finding.id}`;
 }
+
+/** A heartbeat's id: unique per agent start and message, and (like every id) led by the sensor's subject token. */
+export function statusMessageId(sensor: string, startedAt: Date, seq: number): string {
+  return `${sensorToken(sensor)}.s.${startedAt.getTime()}.${seq}`;
+}

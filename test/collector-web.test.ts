@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { Browser, Page } from 'playwright-core';
-import { FINDING_SCHEMA, STATUS_SCHEMA, subjectFor, type FindingMessage, type StatusMessage } from '../common/wire.js';
+import { FINDING_SCHEMA, STATUS_SCHEMA, statusMessageId, subjectFor, type FindingMessage, type StatusMessage } from '../common/wire.js';
 import { freePort, spawnAgent, spawnCli, waitFor } from './helpers/agent-process.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
@@ -110,7 +110,7 @@ async function publishHostile(natsUrl: string): Promise<void> {
     };
     const now = new Date().toISOString();
     const status: StatusMessage = {
-      schema: STATUS_SCHEMA, id: 'evil.status.1', sensor: HOSTILE_SENSOR, version: '<i>1</i>', source,
+      schema: STATUS_SCHEMA, id: statusMessageId(HOSTILE_SENSOR, new Date(now), 1), sensor: HOSTILE_SENSOR, version: '<i>1</i>', source,
       startedAt: now, time: now, uptimeSeconds: 1, state: 'running',
       capture: { packets: 1, bytes: 60, received: 1, drops: { kernel: 0, interface: 0, agent: 0 }, decodeErrors: {} },
       flows: { active: 0, evicted: 0 }, windows: 0,

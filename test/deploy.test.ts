@@ -615,7 +615,7 @@ describe('Dockerfile', () => {
         }
       }
     }
-    for (const path of ['deploy/secrets/api_token', 'deploy/secrets/nats_agent.creds', 'deploy/nats/auth.conf', '.git/config', 'node_modules/x', 'dist/agent/cli.js', 'data/pcap_analyzer.db', 'captures/a.pcap', 'test/deploy.test.ts']) {
+    for (const path of ['deploy/secrets/api_token', 'deploy/secrets/nats_sensor_host.creds', 'deploy/nats/auth.conf', '.git/config', 'node_modules/x', 'dist/agent/cli.js', 'data/pcap_analyzer.db', 'captures/a.pcap', 'test/deploy.test.ts']) {
       assert.ok(!inBuildContext(path), `${path} would be sent to the Docker daemon`);
     }
   });

@@ -137,6 +137,29 @@ test('messages are stored exactly once and in order, even when a msgId is enqueu
   assert.deepEqual(stored[0]!.body, { id: all[0], extra: '' });
 });
 
+test('a message over the server\'s max_payload is dropped, counted and logged once, never retried; the ones after it are stored', async (t) => {
+  const conf = join(work, 'small-payload.conf');
+  writeFileSync(conf, 'max_payload: 4096\n');
+  const ns = await startNatsServer({ args: ['-c', conf] });
+  t.after(() => ns.close());
+  const log = captureLog();
+  const p = await Publisher.start({ nats: natsConfig([ns.url], { maxInFlight: 4 }), spool: bigSpool, dataDir: newDataDir(), logger: log.logger });
+  assert.ok(p.enqueue(message('big-before')));
+  assert.ok(p.enqueue(message('huge', 'x'.repeat(8000))));
+  assert.ok(p.enqueue(message('big-after')));
+  assert.equal(await p.drain(10_000), true, 'the spool empties: the huge one does not block it');
+  const stats = p.stats();
+  assert.equal(stats.tooLarge, 1);
+  assert.equal(stats.publishFailures, 0, 'dropped before sending, not failed and retried');
+  assert.equal(stats.spoolMessages, 0);
+  await p.close();
+  assert.deepEqual((await readBack(ns.url)).map((m) => m.msgId), ['big-before', 'big-after']);
+  const warned = log.records().filter((r) => /max_payload/.test(String(r['msg'])));
+  assert.equal(warned.length, 1);
+  assert.equal(warned[0]!['subject'], 'pcap.v1.test.window');
+  assert.equal(warned[0]!['maxPayload'], 4096);
+});
+
 test('NATS stopped mid-run and restarted on the same store: everything enqueued before, during and after is stored once, in order', async (t) => {
   const ns = await startNatsServer();
   t.after(() => ns.close());

@@ -4,7 +4,7 @@
  * drafts it, window metrics, and what the window engine calls on each
  * analyzer.
  */
-import type { FindingSeverity } from '../../common/report.js';
+import type { FindingSeverity, FindingType } from '../../common/report.js';
 
 /** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
 export interface WindowSpan {
@@ -17,7 +17,7 @@ export interface WindowSpan {
 
 /** What an analyzer reports; the window engine adds the window and the stable id. */
 export interface FindingDraft {
-  type: string;
+  type: FindingType;
   severity: FindingSeverity;
   /** What makes this finding itself (with its type and window it gives the id), e.g. a flow or host. */
   key: string;

@@ -52,6 +52,8 @@ export interface PublisherStats {
   overflowMessages: number;
   /** Droppable messages skipped while a backlog existed. */
   statusSkipped: number;
+  /** Dropped because they exceed the server's max_payload (never publishable: not retried). */
+  tooLarge: number;
 }
 
 export interface PublisherOptions {
@@ -62,6 +64,8 @@ export interface PublisherOptions {
   logger: Logger;
   /** Client name shown by the server's monitoring. */
   name?: string;
+  /** Reply-inbox prefix when `nats.inboxPrefix` is empty (default: nats.js's `_INBOX`). */
+  inboxPrefix?: string;
 }
 
 export interface EnqueueOptions {
@@ -100,11 +104,14 @@ export class Publisher {
   private duplicates = 0;
   private publishFailures = 0;
   private statusSkipped = 0;
+  private tooLarge = 0;
   private lastOverflowAt = 0;
   private overflowAtLastStats = 0;
   private readonly drainWaiters = new Set<{ target: number; resolve: (done: boolean) => void; timer: NodeJS.Timeout }>();
   private readonly overflowWarning: RateLimited;
   private readonly failureWarning: RateLimited;
+  private readonly tooLargeWarning: RateLimited;
+  private lastTooLarge = { subject: '', bytes: 0, maxPayload: 0 };
   private lastFailure = '';
 
   private readonly ackTimeoutMs: number;
@@ -125,6 +132,9 @@ export class Publisher {
     this.failureWarning = new RateLimited(WARN_INTERVAL_MS, (count) => {
       this.log.warn({ failures: count, err: this.lastFailure, spooled: this.spool.messages }, 'publish failed; retrying with backoff');
     });
+    this.tooLargeWarning = new RateLimited(WARN_INTERVAL_MS, (count) => {
+      this.log.warn({ dropped: count, tooLargeTotal: this.tooLarge, ...this.lastTooLarge }, 'message larger than the server\'s max_payload: dropped');
+    });
   }
 
   /**
@@ -134,7 +144,7 @@ export class Publisher {
    */
   static async start(options: PublisherOptions): Promise<Publisher> {
     const log = options.logger.child({ component: 'publish' });
-    const { connectOptions, secrets } = buildConnectOptions(options.nats, options.name ?? DEFAULT_NAME);
+    const { connectOptions, secrets } = buildConnectOptions(options.nats, options.name ?? DEFAULT_NAME, options.inboxPrefix ?? '_INBOX');
     const spool = new Spool({ dataDir: options.dataDir, ...options.spool, logger: log });
     const publisher = new Publisher(options.nats, options.spool, spool, log, connectOptions, secrets);
     if (!(await publisher.tryConnect())) {
@@ -179,6 +189,7 @@ export class Publisher {
       spoolDiskBytes: this.spool.diskBytes,
       overflowMessages: overflow,
       statusSkipped: this.statusSkipped,
+      tooLarge: this.tooLarge,
     };
   }
 
@@ -210,6 +221,7 @@ export class Publisher {
     if (this.sleepTimer) { clearTimeout(this.sleepTimer.timer); this.sleepTimer.wake(); }
     this.overflowWarning.stop();
     this.failureWarning.stop();
+    this.tooLargeWarning.stop();
     for (const waiter of this.drainWaiters) { clearTimeout(waiter.timer); waiter.resolve(false); }
     this.drainWaiters.clear();
     const inFlight = this.inFlight;
@@ -354,11 +366,25 @@ export class Publisher {
     const js = this.js;
     if (this.closing || !this.connected || this.failing || !this.streamReady || !js) return;
     const limit = this.probing ? 1 : this.nats.maxInFlight;
+    const maxPayload = this.nc?.info?.max_payload ?? Infinity;
     while (this.inFlight < limit) {
       const entry = this.spool.take(this.nats.maxInFlight);
       if (!entry) break;
-      this.send(js, entry);
+      if (publishedSize(entry.message) > maxPayload) this.dropTooLarge(entry, maxPayload);
+      else this.send(js, entry);
     }
+  }
+
+  /**
+   * The server refuses a message over its max_payload every time: retrying would block the
+   * spool behind it for ever. It leaves the spool as if acknowledged, counted and logged.
+   */
+  private dropTooLarge(entry: SpoolEntry, maxPayload: number): void {
+    this.tooLarge++;
+    this.lastTooLarge = { subject: entry.message.subject, bytes: publishedSize(entry.message), maxPayload };
+    this.tooLargeWarning.note();
+    this.spool.ack(entry);
+    this.settleDrains();
   }
 
   private send(js: JetStreamClient, entry: SpoolEntry): void {
@@ -430,6 +456,11 @@ export class Publisher {
     for (const secret of this.secrets) out = out.split(secret).join('********');
     return out;
   }
+}
+
+/** Bytes the server counts against max_payload: the payload and the Nats-Msg-Id header block. */
+function publishedSize(m: OutboundMessage): number {
+  return m.data.length + Buffer.byteLength(`NATS/1.0\r\nNats-Msg-Id: ${m.msgId}\r\n\r\n`);
 }
 
 /** Logs the first event at once, then at most one line per interval with the count since. */

@@ -15,9 +15,10 @@ import { UsageError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logging.js';
 import type { Finding, WindowSummary } from '../../common/report.js';
 import {
-  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, subjectFor, windowMessageId,
+  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, statusMessageId, subjectFor, windowMessageId,
   type FindingMessage, type SourceInfo, type StatusMessage, type WindowMessage,
 } from '../../common/wire.js';
+import { sensorInboxPrefix } from '../../common/nats.js';
 import { Publisher, type PublisherStats } from '../publish/index.js';
 import { startHttp, type Readiness } from './http.js';
 import { AgentMetrics } from './metrics.js';
@@ -66,7 +67,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   let statusSeq = 0;
 
   const metrics = new AgentMetrics({ sensor, version: options.version, source: source.kind });
-  const publisher = await Publisher.start({ nats: config.nats, spool: config.spool, dataDir: resolvePath(config.dataDir), logger: log, name: `pcap-analyzer-agent ${sensor}` });
+  const publisher = await Publisher.start({ nats: config.nats, spool: config.spool, dataDir: resolvePath(config.dataDir), logger: log, name: `pcap-analyzer-agent ${sensor}`, inboxPrefix: sensorInboxPrefix(sensor) });
 
   const readiness = (): Readiness => {
     const reasons: string[] = [];
@@ -97,7 +98,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     const current = readiness().state as State;
     return {
       schema: STATUS_SCHEMA,
-      id: `${sensor}.s.${startedAt.getTime()}.${++statusSeq}`,
+      id: statusMessageId(sensor, startedAt, ++statusSeq),
       sensor,
       version: options.version,
       source,

@@ -65,7 +65,7 @@ export class AgentMetrics {
     this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']));
     this.flowsEvicted = new TotalCounter(counter('flows_evicted_total', 'Flows evicted because the flow table was full.'));
     this.tableEvictions = new TotalCounter(counter('table_evictions_total', 'Keys evicted from an analyzer\'s bounded tables because they were full, by analyzer.', ['table']));
-    this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server) or failed (retried).', ['result']));
+    this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server), failed (retried) or too_large (over the server\'s max_payload: dropped, never retried).', ['result']));
     this.spoolOverflow = new TotalCounter(counter('spool_overflow_total', 'Messages dropped because the spool was full.'));
     this.flowsActive = gauge('flows_active', 'Flows in the flow table.');
     this.windowLag = gauge('window_lag_seconds', 'Seconds from the end of the last closed window to its closing.');
@@ -132,6 +132,7 @@ export class AgentMetrics {
     this.published.set(s.published - s.duplicates, { result: 'ok' });
     this.published.set(s.duplicates, { result: 'duplicate' });
     this.published.set(s.publishFailures, { result: 'failed' });
+    this.published.set(s.tooLarge, { result: 'too_large' });
     this.spoolOverflow.set(s.overflowMessages);
     this.spoolMessages.set(s.spoolMessages);
     this.spoolBytes.set(s.spoolBytes);

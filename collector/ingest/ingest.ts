@@ -1,25 +1,35 @@
 /**
- * Ingest: a durable JetStream pull consumer feeds the store. Each fetched
- * batch is validated, written in one transaction, and only then
- * acknowledged, so a crash at any moment loses nothing: unacknowledged
- * messages are redelivered and the store skips ids it already holds. A
- * malformed message (bad JSON, unknown schema) is counted, logged with its
- * subject and stream sequence, and terminated: never redelivered forever.
+ * Ingest: a durable JetStream pull consumer feeds the store. Messages stream in
+ * (`consume`, at most `collector.batchSize` requested at a time) and are
+ * committed in batches: a batch closes at `collector.batchSize` messages or
+ * `collector.batchBytes` bytes, or as soon as no more messages are waiting, so
+ * a trickle is committed at once and a burst in large transactions (group
+ * commit: what arrives during one commit makes the next batch). Only committed
+ * messages are acknowledged, so a crash at any moment loses nothing:
+ * unacknowledged messages are redelivered and the store skips ids it already
+ * holds. A message that fails the checks of validate.ts (too large, bad JSON,
+ * unknown schema, invalid, not matching its subject) is counted by reason,
+ * logged with its subject and stream sequence, and terminated: never
+ * redelivered forever.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { AckPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError, type Consumer, type JsMsg } from '@nats-io/jetstream';
-import type { NatsConfig } from '../../common/config.js';
+import {
+  AckPolicy, jetstream, jetstreamManager, JetStreamApiCodes, JetStreamApiError,
+  type Consumer, type ConsumerMessages, type JsMsg,
+} from '@nats-io/jetstream';
+import type { CollectorConfig, NatsConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logging.js';
-import { RECONNECT_WAIT_MS, buildConnectOptions, ensureStream, errorText, redactUrl } from '../../common/nats.js';
-import { FINDING_SCHEMA, STATUS_SCHEMA, SUBJECT_FILTER, WINDOW_SCHEMA, type FindingMessage, type StatusMessage, type WindowMessage } from '../../common/wire.js';
+import { COLLECTOR_INBOX_PREFIX, RECONNECT_WAIT_MS, buildConnectOptions, ensureStream, errorText, redactUrl } from '../../common/nats.js';
+import { SUBJECT_FILTER, type MessageKind } from '../../common/wire.js';
 import type { IngestBatch, Store } from '../store/types.js';
-
-export type MessageKind = 'window' | 'finding' | 'status';
+import { parseMessage, type RejectReason } from './validate.js';
 
 export interface IngestEvents {
   /** A batch was committed: new rows by kind, duplicates, and how long the write took. */
   onCommitted(counts: Record<MessageKind, number>, duplicates: number, seconds: number, batch: IngestBatch): void;
-  onRejected(reason: string): void;
+  onRejected(reason: RejectReason): void;
+  /** A sensor's time (status time, window start) was later than now + collector.clockSkewSeconds. */
+  onClamped(kind: 'status' | 'window'): void;
 }
 
 export interface IngestStatus {
@@ -31,42 +41,14 @@ export interface IngestStatus {
   lastError: string;
 }
 
-const FETCH_EXPIRES_MS = 1000;
+export type IngestSettings = Pick<CollectorConfig, 'consumer' | 'batchSize' | 'batchBytes' | 'maxMessageBytes' | 'ackWaitSeconds' | 'clockSkewSeconds'>;
+
 const BACKOFF_MAX_MS = 5000;
+const PENDING_REFRESH_MS = 1000;
 
-type Parsed = { kind: 'window'; msg: WindowMessage } | { kind: 'finding'; msg: FindingMessage } | { kind: 'status'; msg: StatusMessage };
-
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-/** Checks what the store relies on; the rest of a message is kept as sent. */
-export function parseMessage(data: Uint8Array): Parsed | string {
-  let body: unknown;
-  try {
-    body = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
-  } catch {
-    return 'bad JSON';
-  }
-  if (!isObject(body)) return 'not a JSON object';
-  const { schema, id, sensor } = body;
-  if (typeof id !== 'string' || id === '' || typeof sensor !== 'string' || sensor === '') return 'missing id or sensor';
-  if (!isObject(body['source'])) return 'missing source';
-  switch (schema) {
-    case WINDOW_SCHEMA: {
-      const w = body['window'];
-      if (!isObject(w) || typeof w['start'] !== 'string' || typeof w['end'] !== 'string' || Number.isNaN(Date.parse(w['start']))) return 'window without start/end';
-      return { kind: 'window', msg: body as unknown as WindowMessage };
-    }
-    case FINDING_SCHEMA: {
-      const f = body['finding'];
-      if (!isObject(f) || typeof f['type'] !== 'string' || typeof f['severity'] !== 'string' || !isObject(f['window'])) return 'finding without type/severity/window';
-      return { kind: 'finding', msg: body as unknown as FindingMessage };
-    }
-    case STATUS_SCHEMA:
-      if (typeof body['time'] !== 'string') return 'status without time';
-      return { kind: 'status', msg: body as unknown as StatusMessage };
-    default:
-      return `unknown schema ${typeof schema === 'string' ? JSON.stringify(schema.slice(0, 60)) : String(typeof schema)}`;
-  }
+/** Unacknowledged deliveries the server allows the consumer: bounds what the collector holds in memory. */
+export function maxAckPending(batchSize: number): number {
+  return Math.max(1000, batchSize * 2);
 }
 
 export class Ingestor {
@@ -74,17 +56,23 @@ export class Ingestor {
   private stopped = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  private messages: ConsumerMessages | undefined;
+  /** Fetched, not yet committed: the batch being built. */
+  private pending: JsMsg[] = [];
+  private pendingBytes = 0;
+  /** The commit in progress (commits run one at a time, in delivery order). */
+  private committing: Promise<void> = Promise.resolve();
+  private flushScheduled = false;
   private readonly status: IngestStatus = { connected: false, pending: 0, committed: 0, rejected: 0, lastError: '' };
 
   constructor(
     private readonly nats: NatsConfig,
-    private readonly consumerName: string,
-    private readonly batchSize: number,
-    /** How long a fetched message may stay unacknowledged before the server redelivers it. */
-    private readonly ackWaitSeconds: number,
+    private readonly settings: IngestSettings,
     private readonly store: Store,
     private readonly log: Logger,
     private readonly events: IngestEvents,
+    /** Wall clock in ms (tests move it). */
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Starts consuming in the background; NATS unreachable is not an error (retried, shown in stats). */
@@ -100,6 +88,7 @@ export class Ingestor {
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake?.();
+    this.messages?.stop();
     await this.loop;
     await this.nc?.drain().catch(() => undefined);
   }
@@ -132,7 +121,7 @@ export class Ingestor {
 
   private async connectConsumer(): Promise<Consumer> {
     if (!this.nc || this.nc.isClosed()) {
-      const { connectOptions } = buildConnectOptions(this.nats, 'pcap-analyzer-collector');
+      const { connectOptions } = buildConnectOptions(this.nats, 'pcap-analyzer-collector', COLLECTOR_INBOX_PREFIX);
       this.nc = await connect(connectOptions);
       void this.watch(this.nc);
       this.status.connected = true;
@@ -141,20 +130,21 @@ export class Ingestor {
     const nc = this.nc;
     if (this.nats.manageStream) await ensureStream(nc, this.nats, this.log, 5000);
     const jsm = await jetstreamManager(nc);
+    const { stream } = this.nats;
+    const name = this.settings.consumer;
+    const wanted = { ack_wait: this.settings.ackWaitSeconds * 1e9, max_ack_pending: maxAckPending(this.settings.batchSize) };
     try {
-      await jsm.consumers.info(this.nats.stream, this.consumerName);
+      const info = await jsm.consumers.info(stream, name);
+      if (info.config.ack_wait !== wanted.ack_wait || info.config.max_ack_pending !== wanted.max_ack_pending) {
+        await jsm.consumers.update(stream, name, wanted);
+        this.log.info({ stream, consumer: name, ...wanted }, 'ingest: durable consumer updated');
+      }
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.ConsumerNotFound)) throw err;
-      await jsm.consumers.add(this.nats.stream, {
-        durable_name: this.consumerName,
-        ack_policy: AckPolicy.Explicit,
-        ack_wait: this.ackWaitSeconds * 1e9,
-        max_ack_pending: Math.max(1000, this.batchSize * 4),
-        filter_subject: SUBJECT_FILTER,
-      });
-      this.log.info({ stream: this.nats.stream, consumer: this.consumerName }, 'ingest: durable consumer created');
+      await jsm.consumers.add(stream, { durable_name: name, ack_policy: AckPolicy.Explicit, filter_subject: SUBJECT_FILTER, ...wanted });
+      this.log.info({ stream, consumer: name }, 'ingest: durable consumer created');
     }
-    return jetstream(nc).consumers.get(this.nats.stream, this.consumerName);
+    return jetstream(nc).consumers.get(stream, name);
   }
 
   private async watch(nc: NatsConnection): Promise<void> {
@@ -165,39 +155,116 @@ export class Ingestor {
     this.status.connected = false;
   }
 
+  /** Until stopped: messages into batches; returns (throws) when the subscription ends otherwise. */
   private async consume(consumer: Consumer): Promise<void> {
-    let lastInfo = 0;
-    while (!this.stopped) {
-      const messages: JsMsg[] = [];
-      const iter = await consumer.fetch({ max_messages: this.batchSize, expires: FETCH_EXPIRES_MS });
-      for await (const m of iter) messages.push(m);
-      if (messages.length) await this.commit(messages);
-      if (Date.now() - lastInfo > 1000) {
-        lastInfo = Date.now();
-        const info = await consumer.info();
-        this.status.pending = info.num_pending + info.num_ack_pending;
+    // Pulls by count: nats.js 3.3 stalls a byte-limited pull (until two heartbeats are missed,
+    // 30 s) whenever the server ends one with 409 "Message Size Exceeds MaxBytes" while the
+    // iterator is empty, which a fast consumer makes the rule. Memory stays bounded by the
+    // consumer's max_ack_pending (unacknowledged deliveries) times the largest message.
+    const messages = await consumer.consume({ max_messages: this.settings.batchSize });
+    this.messages = messages;
+    const refresh = setInterval(() => { void this.refreshPending(consumer); }, PENDING_REFRESH_MS);
+    try {
+      for await (const m of messages) {
+        this.pending.push(m);
+        this.pendingBytes += m.data.length;
+        if (this.pending.length >= this.settings.batchSize || this.pendingBytes >= this.settings.batchBytes) await this.flush();
+        else this.scheduleFlush();
+        if (this.stopped) break;
       }
+    } finally {
+      clearInterval(refresh);
+      this.messages = undefined;
+      messages.stop();
+      await this.flush();
+    }
+    if (!this.stopped) throw new Error('consumer subscription ended');
+  }
+
+  private async refreshPending(consumer: Consumer): Promise<void> {
+    try {
+      const info = await consumer.info();
+      this.status.pending = info.num_pending + info.num_ack_pending;
+    } catch {
+      // NATS away: the status says so (connected false); the figure is kept.
     }
   }
 
+  /** A commit once the messages delivered so far were taken (the iterator's queue is empty). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      void this.flush();
+    });
+  }
+
+  /** Commits what is pending, after the commit in progress. */
+  private flush(): Promise<void> {
+    this.committing = this.committing.then(async () => {
+      while (this.pending.length) {
+        const taken = this.take();
+        try {
+          await this.commit(taken);
+        } catch (err) {
+          // An ack or term on a connection that just closed: unacknowledged, these come back
+          // after ackWaitSeconds. The chain must go on, or no later batch would ever commit.
+          this.status.lastError = errorText(err);
+          this.log.warn({ err: this.status.lastError, messages: taken.length }, 'ingest: batch not settled; it will be redelivered');
+        }
+      }
+    });
+    return this.committing;
+  }
+
+  /** Up to one batch from the pending messages, by count and bytes. */
+  private take(): JsMsg[] {
+    let bytes = 0;
+    let n = 0;
+    while (n < this.pending.length && n < this.settings.batchSize && (n === 0 || bytes + this.pending[n]!.data.length <= this.settings.batchBytes)) {
+      bytes += this.pending[n]!.data.length;
+      n++;
+    }
+    const taken = this.pending.splice(0, n);
+    this.pendingBytes -= bytes;
+    return taken;
+  }
+
+  private reject(m: JsMsg, reason: RejectReason, detail: string): void {
+    this.status.rejected++;
+    this.events.onRejected(reason);
+    this.log.warn({ subject: m.subject, seq: m.seq, reason: detail }, 'ingest: malformed message terminated');
+    m.term(); // no reason: servers before 2.10 ignore "+TERM <reason>"
+  }
+
   private async commit(messages: JsMsg[]): Promise<void> {
-    const batch: IngestBatch = { windows: [], findings: [], statuses: [] };
+    const now = this.now();
+    const latest = new Date(now + this.settings.clockSkewSeconds * 1000);
+    const batch: IngestBatch = { windows: [], findings: [], statuses: [], latest: latest.toISOString() };
     const accepted: JsMsg[] = [];
     const counts: Record<MessageKind, number> = { window: 0, finding: 0, status: 0 };
     for (const m of messages) {
-      const parsed = parseMessage(m.data);
-      if (typeof parsed === 'string') {
-        this.status.rejected++;
-        this.events.onRejected(parsed.startsWith('unknown schema') ? 'unknown_schema' : parsed === 'bad JSON' ? 'bad_json' : 'invalid');
-        this.log.warn({ subject: m.subject, seq: m.seq, reason: parsed }, 'ingest: malformed message terminated');
-        m.term(); // no reason: servers before 2.10 ignore "+TERM <reason>"
+      if (m.data.length > this.settings.maxMessageBytes) {
+        this.reject(m, 'too_large', `${m.data.length} bytes, over collector.maxMessageBytes (${this.settings.maxMessageBytes})`);
+        continue;
+      }
+      const parsed = parseMessage(m.subject, m.data);
+      if ('reason' in parsed) {
+        this.reject(m, parsed.reason, parsed.detail);
         continue;
       }
       accepted.push(m);
       counts[parsed.kind]++;
-      if (parsed.kind === 'window') batch.windows.push(parsed.msg);
-      else if (parsed.kind === 'finding') batch.findings.push(parsed.msg);
-      else batch.statuses.push(parsed.msg);
+      if (parsed.kind === 'window') {
+        batch.windows.push(parsed.msg);
+        if (Date.parse(parsed.msg.window.start) > latest.getTime()) this.events.onClamped('window');
+      } else if (parsed.kind === 'finding') {
+        batch.findings.push(parsed.msg);
+      } else {
+        batch.statuses.push(parsed.msg);
+        if (Date.parse(parsed.msg.time) > latest.getTime()) this.events.onClamped('status');
+      }
     }
     if (!accepted.length) return;
     const started = process.hrtime.bigint();

@@ -226,6 +226,13 @@ export class PostgresStore implements Store {
     return (windows.rowCount ?? 0) + (findings.rowCount ?? 0);
   }
 
+  async deleteSensorsSeenBefore(before: string, limit: number): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      'DELETE FROM sensors WHERE id IN (SELECT id FROM sensors WHERE last_seen < $1 ORDER BY last_seen LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id',
+      [normalizeTime(before), checkLimit(limit)]);
+    return rows.map((r) => r.id);
+  }
+
   async ping(): Promise<boolean> {
     try {
       await this.pool.query('SELECT 1');

@@ -225,9 +225,11 @@ export function sensorUpdates(batch: IngestBatch): SensorUpdate[] {
     if (!u) bySensor.set(id, (u = { id, version: '', source, status: null, window: null }));
     return u;
   };
+  const latest = batch.latest === undefined ? MAX_TIME : ingestTime(batch.latest);
+  const bounded = (time: string): string => (time > latest ? latest : time);
   for (const m of batch.statuses) {
     const u = entry(m.sensor, m.source);
-    const time = ingestTime(m.time);
+    const time = bounded(ingestTime(m.time));
     if (!u.status || time >= u.status.time) {
       u.status = { message: m, time };
       u.version = m.version;
@@ -236,7 +238,7 @@ export function sensorUpdates(batch: IngestBatch): SensorUpdate[] {
   }
   for (const m of batch.windows) {
     const u = entry(m.sensor, m.source);
-    const start = ingestTime(m.window.start);
+    const start = bounded(ingestTime(m.window.start));
     if (!u.window || start >= u.window.start) u.window = { start, healthScore: m.window.healthScore ?? null };
   }
   // A finding also shows the sensor exists (its window may be in another batch).

@@ -186,6 +186,12 @@ export class SqliteStore implements Store {
     return windows + findings;
   }
 
+  async deleteSensorsSeenBefore(before: string, limit: number): Promise<string[]> {
+    const rows = this.stmt('DELETE FROM sensors WHERE id IN (SELECT id FROM sensors WHERE last_seen < ? ORDER BY last_seen LIMIT ?) RETURNING id')
+      .all(normalizeTime(before), checkLimit(limit)) as Array<{ id: string }>;
+    return rows.map((r) => r.id);
+  }
+
   async ping(): Promise<boolean> {
     try {
       return this.stmt('SELECT 1').pluck().get() === 1;

@@ -12,6 +12,12 @@ export interface IngestBatch {
   windows: WindowMessage[];
   findings: FindingMessage[];
   statuses: StatusMessage[];
+  /**
+   * Sensors' times later than this (ISO, the collector's now + allowed clock skew) count as
+   * this when choosing a sensor's latest status and window, so a message dated far ahead
+   * cannot stay "latest" for ever. Absent: no bound.
+   */
+  latest?: string;
 }
 
 export interface IngestResult {
@@ -122,6 +128,8 @@ export interface Store {
 
   /** Deletes at most `limit` windows and `limit` findings received (stored) before `before`; returns rows deleted. */
   deleteOlderThan(before: string, limit: number): Promise<number>;
+  /** Deletes at most `limit` sensors last seen before `before` (retention); returns their ids. */
+  deleteSensorsSeenBefore(before: string, limit: number): Promise<string[]>;
   /** A cheap round trip to the database. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

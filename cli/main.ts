@@ -9,7 +9,8 @@ import { parseArgs } from 'node:util';
 import { dump as dumpYaml } from 'js-yaml';
 import { maskSecrets, resolveConfig, type Config, type ConfigSources } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
-import { renderText, reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
+import { reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
+import { renderText } from '../common/report-text.js';
 import { renderCsv } from '../common/report-csv.js';
 import { renderHtml } from '../common/report-html.js';
 import { SpillList, analyzeCaptureInThread, memoryPlan, type WindowOutput } from '../agent/index.js';
@@ -112,6 +113,11 @@ function progressBar(path: string): ((fraction: number) => void) | undefined {
   };
 }
 
+/** Colours in the text report: only on a terminal, and never when NO_COLOR is set (no-color.org: any non-empty value). */
+function textColor(out: string | undefined): boolean {
+  return out === undefined && process.stdout.isTTY === true && !process.env['NO_COLOR'];
+}
+
 /** Writes text pieces to stdout or a file, waiting for the stream to drain so memory stays bounded. */
 async function writeOutput(pieces: Iterable<string>, out: string | undefined): Promise<void> {
   let stream: NodeJS.WritableStream = process.stdout;
@@ -160,7 +166,8 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
     if (draw) process.stderr.write('\r\x1b[K');
     for (const w of warnings) process.stderr.write(`pcap-analyzer: warning: ${w}\n`);
     const pieces = streaming ? reportJsonChunks(report, { windows, findings })
-      : [format === 'csv' ? renderCsv(report) : format === 'html' ? renderHtml(report) : renderText(report)];
+      : [format === 'csv' ? renderCsv(report) : format === 'html' ? renderHtml(report)
+        : renderText(report, { color: textColor(args.values.out as string | undefined) })];
     await writeOutput(pieces, args.values.out as string | undefined);
   } finally {
     windows.dispose();

@@ -1,9 +1,7 @@
 /**
  * The JSON report (`pcap-analyzer/report@1`) written by `analyze` and served by
- * the collector, and its text rendering. Later versions add keys, never rename.
+ * the collector. Later versions add keys, never rename. Text: report-text.ts.
  */
-import { endpoint } from './address.js';
-
 export const REPORT_SCHEMA = 'pcap-analyzer/report@1';
 
 export interface ReportSource {
@@ -148,50 +146,6 @@ export interface Report {
   stats?: Record<string, QuantileStat>;
   healthScore?: HealthScore;
 }
-
-const num = (n: number): string => n.toLocaleString('en-US');
-
-function bytesText(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = -1;
-  do { v /= 1024; u++; } while (v >= 1024 && u < units.length - 1);
-  return `${v.toFixed(1)} ${units[u]}`;
-}
-
-/** A human summary of a report, for the terminal. */
-export function renderText(r: Report): string {
-  const c = r.capture;
-  const lines: string[] = [];
-  lines.push(`PCAP Analyzer report for ${r.source.path}`);
-  lines.push(`  format     ${r.source.format}${r.source.compressed ? ' (gzip)' : ''}, link types ${r.source.linkTypes.join(', ') || 'none'}`);
-  lines.push(`  packets    ${num(c.packets)} (${bytesText(c.bytes)})`);
-  if (c.first) lines.push(`  time       ${c.first} .. ${c.last} (${c.durationSeconds.toFixed(3)} s)`);
-  if (c.truncatedRecords) lines.push(`  WARNING    the input is cut short: the last record is incomplete`);
-  const errors = Object.entries(c.decodeErrors);
-  if (errors.length) lines.push(`  malformed  ${errors.map(([k, v]) => `${k}=${v}`).join(', ')}`);
-  const undecoded = Object.entries(c.undecoded);
-  if (undecoded.length) lines.push(`  undecoded  ${undecoded.map(([k, v]) => `${k}=${v}`).join(', ')}`);
-  if (c.flowsEvicted) lines.push(`  WARNING    ${num(c.flowsEvicted)} flows evicted early (flow table full)`);
-  lines.push('');
-  lines.push('Protocols (frames)');
-  const keys = Object.keys(r.counters);
-  const width = Math.max(...keys.map((k) => k.length));
-  for (const k of keys) lines.push(`  ${k.padEnd(width)}  ${num(r.counters[k]!)}`);
-  if (r.flows.length) {
-    lines.push('');
-    lines.push(`Top ${r.flows.length} flows by bytes`);
-    for (const f of r.flows) {
-      const ends = f.proto === 'tcp' || f.proto === 'udp'
-        ? `${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)}`
-        : `${f.client} -> ${f.server}`;
-      lines.push(`  ${f.proto.padEnd(6)} ${ends}  ${num(f.packets)} pkts  ${bytesText(f.bytes)}  ${f.state}`);
-    }
-  }
-  return `${lines.join('\n')}\n`;
-}
-
 
 type ReportLists = 'windows' | 'findings';
 

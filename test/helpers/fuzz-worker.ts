@@ -16,7 +16,7 @@ import { Decoder, Transport, readDnsName, type PacketView } from '../../agent/de
 import { Pipeline } from '../../agent/pipeline.js';
 import { buildConfig, type Config } from '../../common/config.js';
 import { ConfigError, InputError } from '../../common/errors.js';
-import { renderText } from '../../common/report.js';
+import { renderText } from '../../common/report-text.js';
 import {
   FUZZ_LINK_TYPES, Rng, buildCase, fragmentTrain, loadCorpus, mixSeed, randomFrame,
   type CaseFailure, type WorkerInput, type WorkerMessage, type WorkerResult,

@@ -9,6 +9,7 @@
  */
 import { isoFromSeconds } from '../common/address.js';
 import { REPORT_SCHEMA, type Report, type WindowSummary } from '../common/report.js';
+import type { SensorRecord, Store } from './store/types.js';
 
 /** What a range report sums over its windows, one window at a time (the windows themselves are streamed). */
 export class RangeTotals {
@@ -91,6 +92,27 @@ export function parseTime(value: string, name: string): number | string {
 }
 
 export const isoFromMs = (ms: number): string => isoFromSeconds(0, ms / 1000);
+
+/**
+ * Where a sensor's data ends: the end of its newest window (epoch ms), or
+ * undefined before its first window. A replay's windows carry the capture's
+ * own times, so "the last hour" of a sensor means the hour before this, not
+ * the hour before the wall clock.
+ */
+export async function sensorDataEnd(store: Store, sensor: SensorRecord): Promise<number | undefined> {
+  if (sensor.lastWindowStart === null) return undefined;
+  const startMs = Date.parse(sensor.lastWindowStart);
+  // lastWindowStart is cut to milliseconds: the window starting within that millisecond.
+  const [newest] = await store.windows(sensor.id, sensor.lastWindowStart, isoFromMs(startMs + 1), 1);
+  const endMs = newest ? Date.parse(newest.window.end) : NaN;
+  return Number.isFinite(endMs) ? endMs : startMs + 1;
+}
+
+/** A sensor's `from`/`to` pair: as parseRange, `to` defaulting to the end of the sensor's data (else now). */
+export async function parseSensorRange(store: Store, sensor: SensorRecord, from: string | undefined, to: string | undefined): Promise<{ from: string; to: string } | string> {
+  const open = to === undefined || to === '';
+  return parseRange(from, to, open ? (await sensorDataEnd(store, sensor)) ?? Date.now() : Date.now());
+}
 
 /** A `from`/`to` pair; defaults: the hour before `to`, `to` now. */
 export function parseRange(from: string | undefined, to: string | undefined, now = Date.now()): { from: string; to: string } | string {

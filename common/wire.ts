@@ -79,7 +79,8 @@ export interface StatusMessage {
   startedAt: string;
   time: string;
   uptimeSeconds: number;
-  state: 'starting' | 'running' | 'degraded' | 'stopping';
+  /** `finished`: a replay (without --loop) read its whole input and the agent is exiting: its last status. */
+  state: 'starting' | 'running' | 'degraded' | 'stopping' | 'finished';
   capture: CaptureStatus;
   flows: { active: number; evicted: number };
   windows: number;

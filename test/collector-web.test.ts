@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import type { Browser, Page } from 'playwright-core';
+import type { Report } from '../common/report.js';
 import { FINDING_SCHEMA, STATUS_SCHEMA, statusMessageId, subjectFor, type FindingMessage, type StatusMessage } from '../common/wire.js';
 import { freePort, spawnAgent, spawnCli, waitFor } from './helpers/agent-process.js';
 import { startNatsServer } from './helpers/nats-server.js';
@@ -91,7 +92,10 @@ async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   return JSON.parse(res.text) as T;
 }
 
-interface SensorView { id: string; up: boolean; capture: { packets: number } | null }
+interface SensorView { id: string; up: boolean; state: string | null; capture: { packets: number } | null }
+/** The scan's last packet is at 20:24:39.36: its newest 1 s window ends at 20:24:40, the default range the hour before. */
+const DATA_END = '2010-07-04T20:24:40.000000Z';
+const DATA_HOUR = '2010-07-04T19:24:40.000000Z';
 interface FindingView { sensor: string; type: string; severity: string; summary: string; host?: string }
 
 /** Publishes a finding and a status message with hostile strings, as an agent would (the stream exists once the agent ran). */
@@ -216,6 +220,29 @@ test('collector web pages over a replayed sensor: headers, dashboard, sensor cha
     assert.ok(evil.includes('evil&quot;&gt;&lt;img src=x onerror=alert(7)&gt;'));
   });
 
+  await t.test('after the replay, the defaults show its data: the last hour of the sensor\'s own windows, finished', async () => {
+    const { sensors } = await getJson<{ sensors: SensorView[] }>(`${base}/api/sensors`);
+    const web1 = sensors.find((s) => s.id === 'web1')!;
+    assert.equal(web1.state, 'finished', 'the agent\'s last status says the replay finished');
+    assert.equal(web1.up, false, 'a finished replay is not up');
+    const series = await getJson<{ from: string; to: string; windows: number }>(`${base}/api/sensors/web1/series`);
+    assert.deepEqual([series.from, series.to, series.windows], [DATA_HOUR, DATA_END, windowCount]);
+    const windows = await getJson<{ from: string; to: string; windows: unknown[] }>(`${base}/api/sensors/web1/windows`);
+    assert.deepEqual([windows.from, windows.to, windows.windows.length], [DATA_HOUR, DATA_END, windowCount]);
+    const report = await getJson<Report>(`${base}/api/reports/web1`);
+    assert.equal(report.capture.packets, web1.capture!.packets, 'the default report holds every replayed packet');
+    assert.equal(report.capture.packets, 2011);
+    assert.equal(report.windows.length, windowCount);
+    assert.ok(report.findings.some((f) => f.type === 'port_scan' && f.host === '172.16.0.8'), 'the scan is in the default report');
+    const html = await http(`${base}/api/reports/web1?format=html`);
+    assert.equal(html.status, 200);
+    assert.match(html.text, /<td data-v="port_scan">port_scan<\/td>/);
+    // An explicit range still means what it says: the wall clock's last hour holds nothing of 2010.
+    const now = Date.now();
+    const recent = await getJson<Report>(`${base}/api/reports/web1?from=${now / 1000 - 3600}&to=${now / 1000}`);
+    assert.equal(recent.capture.packets, 0);
+  });
+
   await t.test('in headless Chromium', { skip: noChromium }, async () => {
     mkdirSync(ARTIFACTS, { recursive: true });
     const browser = await launch();
@@ -227,15 +254,21 @@ test('collector web pages over a replayed sensor: headers, dashboard, sensor cha
       await page.goto(`${base}/`);
       await page.waitForSelector('body[data-loaded="true"]');
       assert.equal(await page.title(), 'Dashboard · PCAP Analyzer');
-      assert.equal(await page.textContent('#sensors tr[data-sensor="web1"] .badge'), 'up');
+      assert.equal(await page.textContent('#sensors tr[data-sensor="web1"] .badge'), 'finished', 'a replay that read all its input');
       assert.match(await page.textContent('#sensors tr[data-sensor="web1"]') ?? '', /replay: .*ppa_synscan\.pcapng/);
       const evilRow = await page.$$eval('#sensors tbody tr th a', (as) => as.map((a) => a.textContent));
       assert.ok(evilRow.includes(HOSTILE_SENSOR), `hostile sensor id shown as text: ${JSON.stringify(evilRow)}`);
       const allStored = await page.$$eval('#finding-counts tbody tr', (rows) => rows.map((r) => Number(r.querySelector('td:last-child')?.textContent)));
       assert.equal(allStored.length, 3);
       assert.ok(allStored.reduce((a, b) => a + b, 0) >= 2, `counts shown: ${allStored.join(', ')}`);
-      const latest = await page.$$eval('#latest-findings tbody tr', (rows) => rows.length);
-      assert.ok(latest > 0 && latest <= 20, `latest findings: ${latest}`);
+      const latest = await page.$$eval('#latest-findings tbody tr td:first-child', (cells) => cells.map((c) => c.getAttribute('title') ?? ''));
+      assert.ok(latest.length > 0 && latest.length <= 20, `latest findings: ${latest.length}`);
+      // Newest by window time: the first row's window is the newest any finding has.
+      const newest = (await getJson<{ findings: Array<{ window: { start: string } }> }>(`${base}/api/findings?limit=1000`)).findings
+        .map((f) => f.window.start).sort().at(-1)!;
+      assert.equal(latest[0]!.split(' – ')[0], newest);
+      const starts = latest.map((x) => x.split(' – ')[0]!);
+      assert.deepEqual(starts, [...starts].sort().reverse(), 'latest findings newest window first');
       assert.ok((await page.textContent('#latest-findings') ?? '').includes(HOSTILE_SUMMARY), 'summary shown as text');
       assert.equal(await page.$$eval('main img, main iframe, main script', (els) => els.length), 0, 'no markup from data');
       await shot(page, 'web-dashboard.png');
@@ -245,6 +278,38 @@ test('collector web pages over a replayed sensor: headers, dashboard, sensor cha
       assert.equal(await page.textContent('h1 code'), HOSTILE_SENSOR);
       assert.equal(await page.$$eval('main img, main iframe, main script', (els) => els.length), 0, 'no markup from the sensor id');
       assert.deepEqual(problems, []);
+
+      // Sensor page with no range: the last hour of the replay's own data, its findings, the report links.
+      await page.goto(`${base}/sensors/web1`);
+      await page.waitForSelector('body[data-loaded="true"]');
+      assert.equal(await page.textContent('#sensor-info .badge'), 'finished');
+      assert.equal(await page.getAttribute('[data-range="1h"]', 'aria-current'), 'true');
+      assert.equal(await page.textContent('#range-text'), '2010-07-04 19:24:40 – 2010-07-04 20:24:40 UTC');
+      // An hour at about 1 s windows is charted in buckets of several windows: every window counted, some points drawn.
+      assert.match(await page.textContent('#charts-note') ?? '', new RegExp(`^${windowCount} windows of 1 s from 2010-07-04 19:24:40 to 2010-07-04 20:24:40 UTC\\.`));
+      assert.ok(Number(await page.getAttribute('svg[data-chart="packets"]', 'data-points')) > 0, 'the packets chart has points');
+      const defaultFindings = await page.$$eval('#sensor-findings tbody tr', (rows) => rows.map((r) => r.getAttribute('data-type')));
+      assert.ok(defaultFindings.includes('port_scan'), `sensor findings: ${defaultFindings.join(', ')}`);
+      const defaultRange = new URLSearchParams({ from: DATA_HOUR, to: DATA_END }).toString();
+      assert.equal(await page.getAttribute('#report-html', 'href'), `/api/reports/web1?${defaultRange}&format=html`);
+      assert.equal(await page.getAttribute('#report-json', 'href'), `/api/reports/web1?${defaultRange}&format=json`);
+      await shot(page, 'web-sensor-default.png');
+      assert.deepEqual(problems, []);
+      await page.click('#report-html');
+      await page.waitForLoadState('load');
+      assert.match(await page.textContent('#summary') ?? '', /Packets\s*2,011/);
+      const reportTypes = await page.$$eval('#findings tbody tr td:nth-child(2)', (cells) => cells.map((c) => c.textContent));
+      assert.ok(reportTypes.includes('port_scan'), `report findings: ${reportTypes.join(', ')}`);
+      await shot(page, 'web-report-default.png');
+      assert.deepEqual(problems, []);
+      const jsonReport = await page.request.get(`${base}/api/reports/web1?${defaultRange}&format=json`);
+      assert.equal(jsonReport.status(), 200);
+      assert.equal(((await jsonReport.json()) as Report).capture.packets, 2011);
+      // A quick range ends where the sensor's data ends too.
+      await page.goto(`${base}/sensors/web1?range=15m`);
+      await page.waitForSelector('body[data-loaded="true"]');
+      assert.equal(await page.textContent('#range-text'), '2010-07-04 20:09:40 – 2010-07-04 20:24:40 UTC');
+      assert.match(await page.textContent('#charts-note') ?? '', new RegExp(`^${windowCount} windows of 1 s `));
 
       // Sensor page over the capture's time: every chart drawn, the ones with data as paths.
       await page.goto(`${base}/sensors/web1?${q}`);

@@ -239,7 +239,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   try {
     await done;
     if (workerError !== undefined) throw workerError;
-    state = 'stopping';
+    // A replay that read all of its input says so: the collector shows it finished, not stopping.
+    state = source.kind === 'replay' && stopSignal === undefined && fatal === undefined ? 'finished' : 'stopping';
     clearInterval(statusTimer);
     sendStatus();
     const waitMs = config.shutdown.seconds * 1000;

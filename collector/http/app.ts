@@ -20,7 +20,7 @@ import { reportJsonChunksAsync, type Finding, type FindingSeverity, type WindowS
 import { escapeHtml, renderHtml } from '../../common/report-html.js';
 import type { IngestStatus } from '../ingest/ingest.js';
 import type { CollectorMetrics } from '../metrics.js';
-import { RangeTotals, inPages, isoFromMs, parseRange, parseTime, rangeReport } from '../range-report.js';
+import { RangeTotals, inPages, isoFromMs, parseSensorRange, parseTime, rangeReport } from '../range-report.js';
 import type { SensorRecord, Store } from '../store/types.js';
 import { registerAudit } from './audit.js';
 import { internalError } from './errors.js';
@@ -90,7 +90,8 @@ export function sensorView(s: SensorRecord, downSeconds: number): Record<string,
     source: s.source,
     firstSeen: s.firstSeen,
     lastSeen: s.lastSeen,
-    up: sensorIsUp(s, downSeconds),
+    // A finished replay is not up, however recent its last message.
+    up: status?.['state'] !== 'finished' && sensorIsUp(s, downSeconds),
     state: str(status?.['state']),
     uptimeSeconds: num(status?.['uptimeSeconds']),
     capture: status ? {
@@ -224,10 +225,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }, async (request, reply) => {
     const limit = request.query.limit ?? Math.min(DEFAULT_WINDOW_LIMIT, c.maxReportWindows);
     if (limit > c.maxReportWindows) throw badRequest(`limit: ${limit} is over the limit of ${c.maxReportWindows} windows per request (collector.maxReportWindows)`);
-    const range = parseRange(request.query.from, request.query.to);
-    if (typeof range === 'string') throw badRequest(range);
     const sensor = await deps.store.sensor(request.params.id);
     if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.id.slice(0, 200)}"`);
+    const range = await parseSensorRange(deps.store, sensor, request.query.from, request.query.to);
+    if (typeof range === 'string') throw badRequest(range);
     const windows = windowsOf(sensor.id, range);
     return sendStream(reply, 'application/json; charset=utf-8', (async function* () {
       yield `{"sensor":${JSON.stringify(sensor.id)},"from":${JSON.stringify(range.from)},"to":${JSON.stringify(range.to)},"windows":[`;
@@ -288,10 +289,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get<{ Params: { sensor: string }; Querystring: { from?: string; to?: string; format?: 'json' | 'html' } }>('/api/reports/:sensor', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' }, format: { type: 'string', enum: ['json', 'html'] } } } },
   }, async (request, reply) => {
-    const range = parseRange(request.query.from, request.query.to);
-    if (typeof range === 'string') throw badRequest(range);
     const sensor = await deps.store.sensor(request.params.sensor);
     if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.sensor.slice(0, 200)}"`);
+    const range = await parseSensorRange(deps.store, sensor, request.query.from, request.query.to);
+    if (typeof range === 'string') throw badRequest(range);
     const html = request.query.format === 'html';
     // First pass: the totals (they come before the lists in the report) and the sizes, so an
     // over-limit range is refused before a byte is sent. The second pass streams the lists.

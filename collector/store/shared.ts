@@ -253,6 +253,7 @@ export interface FindingDbRow { id: string; sensor: string; source: string; find
 export interface SensorDbRow {
   id: string; version: string; source_kind: string; source_name: string;
   first_seen: string | Date; last_seen: string | Date; last_status: string | null; last_health_score: number | null;
+  last_window_start: string | Date | null;
 }
 export interface JobDbRow {
   id: string; status: string; filename: string; size_bytes: number | string; progress: number; error: string | null; warnings: string;
@@ -261,7 +262,7 @@ export interface JobDbRow {
 
 export const WINDOW_COLUMNS = 'id, sensor, source, summary';
 export const FINDING_COLUMNS = 'id, sensor, source, finding';
-export const SENSOR_COLUMNS = 'id, version, source_kind, source_name, first_seen, last_seen, last_status, last_health_score';
+export const SENSOR_COLUMNS = 'id, version, source_kind, source_name, first_seen, last_seen, last_status, last_health_score, last_window_start';
 export const JOB_COLUMNS = 'id, status, filename, size_bytes, progress, error, warnings, created_at, started_at, finished_at, expires_at';
 
 export function storedWindow(r: WindowDbRow): StoredWindow {
@@ -281,6 +282,7 @@ export function sensorRecord(r: SensorDbRow): SensorRecord {
     lastSeen: wallTime(r.last_seen),
     lastStatus: r.last_status === null ? null : (JSON.parse(r.last_status) as StatusMessage),
     lastHealthScore: r.last_health_score,
+    lastWindowStart: wallTimeOrNull(r.last_window_start),
   };
 }
 

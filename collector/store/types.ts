@@ -38,6 +38,8 @@ export interface SensorRecord {
   lastStatus: StatusMessage | null;
   /** Health score of the sensor's latest window (null when unknown). */
   lastHealthScore: number | null;
+  /** Start of the sensor's newest window (packet time, millisecond precision; null before its first window). */
+  lastWindowStart: string | null;
 }
 
 export interface StoredWindow {

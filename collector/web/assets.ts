@@ -223,6 +223,12 @@ export const APP_JS = String.raw`'use strict';
 
   // ------------------------------------------------------------ dashboard
 
+  /** up, down, or finished (a replay that read all of its input). */
+  function statusBadge(x) {
+    const text = x.state === 'finished' ? 'finished' : x.up ? 'up' : 'down';
+    return h('span', { class: 'badge ' + text }, text);
+  }
+
   function sensorRow(x) {
     const cap = x.capture;
     const drops = cap && cap.drops ? [cap.drops.kernel, cap.drops.interface, cap.drops.agent].map(num).join(' / ') : '—';
@@ -232,7 +238,7 @@ export const APP_JS = String.raw`'use strict';
     const state = x.state ? String(x.state) : '';
     return h('tr', { 'data-sensor': String(x.id) },
       h('th', { scope: 'row' }, h('a', { href: '/sensors/' + enc(x.id) }, String(x.id))),
-      h('td', null, h('span', { class: 'badge ' + (x.up ? 'up' : 'down') }, x.up ? 'up' : 'down'), state && state !== 'running' ? ' ' + state : ''),
+      h('td', null, statusBadge(x), state && state !== 'running' && state !== 'finished' ? ' ' + state : ''),
       h('td', { class: 'source' }, x.source ? String(x.source.kind) + ': ' + String(x.source.name) : '—'),
       h('td', { class: 'nowrap', title: x.lastSeen ? String(x.lastSeen) : null }, utc(x.lastSeen), h('br'), h('span', { class: 'muted' }, ago(x.lastSeen))),
       h('td', { class: 'num' }, cap ? num(cap.packets) : '—', cap ? h('span', { class: 'muted' }, ' (' + bytes(cap.bytes) + ')') : ''),
@@ -382,14 +388,15 @@ export const APP_JS = String.raw`'use strict';
 
   const RANGES = { '15m': 900, '1h': 3600, '6h': 21600, '24h': 86400, '7d': 604800 };
 
-  /** The page's range: from/to as given (ISO or epoch seconds), else a quick range ending now (default 1 h). */
+  /** The page's range: from/to as given (ISO or epoch seconds), else a quick range (default 1 h) ending where the sensor's data ends (now before its first window). */
   function pageRange(params) {
     const from = (params.get('from') || '').trim();
     const to = (params.get('to') || '').trim();
     if (from || to) return { from: from, to: to, quick: null };
     const quick = Object.prototype.hasOwnProperty.call(RANGES, params.get('range')) ? params.get('range') : '1h';
-    const now = Date.now();
-    return { from: new Date(now - RANGES[quick] * 1000).toISOString(), to: new Date(now).toISOString(), quick: quick };
+    const dataEnd = Date.parse(body.getAttribute('data-end') || '');
+    const end = Number.isFinite(dataEnd) ? dataEnd : Date.now();
+    return { from: new Date(end - RANGES[quick] * 1000).toISOString(), to: new Date(end).toISOString(), quick: quick };
   }
 
   async function sensorPage() {
@@ -410,7 +417,7 @@ export const APP_JS = String.raw`'use strict';
       const info = byId('sensor-info');
       if (!x) { info.textContent = 'This sensor has not reported a status yet.'; return; }
       info.replaceChildren(h('dl', { class: 'kv' },
-        h('dt', null, 'Status'), h('dd', null, h('span', { class: 'badge ' + (x.up ? 'up' : 'down') }, x.up ? 'up' : 'down'), x.state ? ' ' + x.state : ''),
+        h('dt', null, 'Status'), h('dd', null, statusBadge(x), x.state && x.state !== 'finished' ? ' ' + x.state : ''),
         h('dt', null, 'Source'), h('dd', null, x.source ? x.source.kind + ': ' + x.source.name : '—'),
         h('dt', null, 'Version'), h('dd', null, String(x.version || '—')),
         h('dt', null, 'Last seen'), h('dd', null, utc(x.lastSeen) + ' UTC (' + ago(x.lastSeen) + ')'),
@@ -430,7 +437,7 @@ export const APP_JS = String.raw`'use strict';
       notes.push(num(data.windows) + ' windows of ' + num(data.windowSeconds) + ' s from ' + utc(data.from) + ' to ' + utc(data.to) + ' UTC.');
       if (data.pointSeconds > data.windowSeconds) notes.push('Each point covers ' + num(data.pointSeconds) + ' s: rates and p50s averaged, p99s and health the worst window, drops summed.');
       if (data.truncated) notes.push('Only the first ' + num(data.windows) + ' windows of the range are shown: choose a shorter range.');
-      if (!data.windows) notes.push('No windows in this range. A replayed capture keeps its packet times: choose a custom range around them.');
+      if (!data.windows) notes.push('No windows in this range.');
       byId('charts-note').textContent = notes.join(' ');
     } catch (err) {
       charts.replaceChildren();
@@ -689,6 +696,7 @@ table.findings td.type { font-family: ui-monospace, SFMono-Regular, Menlo, Conso
 .warn { color: var(--fair); font-weight: 600; }
 .badge { display: inline-block; padding: 0.05rem 0.5rem; border-radius: 999px; font-size: 0.8rem; font-weight: 600; background: #e4e7eb; color: var(--fg); }
 .badge.up, .badge.status-done { background: #dcfce7; color: var(--good); }
+.badge.finished { background: #e0e7ff; color: #3730a3; }
 .badge.down, .badge.status-failed { background: #fee2e2; color: var(--poor); }
 .badge.status-running, .badge.status-queued { background: #dbeafe; color: var(--accent); }
 .sev { display: inline-block; padding: 0.05rem 0.45rem; border-radius: 4px; font-size: 0.8rem; font-weight: 600; }

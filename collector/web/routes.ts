@@ -16,7 +16,7 @@ import type { CollectorConfig } from '../../common/config.js';
 import type { FindingSeverity, WindowSummary } from '../../common/report.js';
 import { escapeHtml as e, windowQuantiles } from '../../common/report-html.js';
 import { fingerprint, readCookie, SESSION_COOKIE, type Authenticator } from '../http/auth.js';
-import { parseRange } from '../range-report.js';
+import { isoFromMs, parseRange, parseSensorRange, sensorDataEnd } from '../range-report.js';
 import type { Store } from '../store/types.js';
 import { APP_CSS, APP_JS, FAVICON_SVG } from './assets.js';
 
@@ -296,10 +296,10 @@ ${o.body}
   app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/api/sensors/:id/series', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' } } } },
   }, async (request, reply) => {
-    const range = parseRange(request.query.from, request.query.to);
-    if (typeof range === 'string') return reply.code(400).send({ error: 'bad request', detail: range });
     const sensor = await store.sensor(request.params.id);
     if (!sensor) return reply.code(404).send({ error: 'not found', detail: `no sensor "${request.params.id.slice(0, 200)}"` });
+    const range = await parseSensorRange(store, sensor, request.query.from, request.query.to);
+    if (typeof range === 'string') return reply.code(400).send({ error: 'bad request', detail: range });
     return sensorSeries(store, sensor.id, range.from, range.to);
   });
 
@@ -336,8 +336,10 @@ ${o.body}
     const sensor = await store.sensor(request.params.id);
     if (!sensor) return notFoundPage(reply, `No sensor "${request.params.id.slice(0, 200)}" has reported to this collector.`);
     const id = e(sensor.id);
+    // Quick ranges end where the sensor's data ends (a replay's windows are in the capture's time).
+    const end = await sensorDataEnd(store, sensor);
     return sendPage(reply, layout({
-      title: `Sensor ${sensor.id}`, page: 'sensor', data: { sensor: sensor.id }, body: `<h1>Sensor <code>${id}</code></h1>
+      title: `Sensor ${sensor.id}`, page: 'sensor', data: { sensor: sensor.id, end: end === undefined ? '' : isoFromMs(end) }, body: `<h1>Sensor <code>${id}</code></h1>
 <div class="error" id="sensor-error" role="alert" hidden></div>
 <div id="sensor-info" aria-live="polite"></div>
 <section aria-labelledby="h-range">
@@ -347,7 +349,7 @@ ${o.body}
 </nav>
 <form class="range" id="range-form" method="get" action="">
 <label for="from">From (UTC, ISO-8601 or epoch s)<input type="text" id="from" name="from" placeholder="2024-01-01T00:00:00Z" autocomplete="off"></label>
-<label for="to">To (UTC; empty: now)<input type="text" id="to" name="to" placeholder="2024-01-01T01:00:00Z" autocomplete="off"></label>
+<label for="to">To (UTC; empty: the end of its data)<input type="text" id="to" name="to" placeholder="2024-01-01T01:00:00Z" autocomplete="off"></label>
 <button type="submit">Show range</button>
 </form>
 <p><strong id="range-text"></strong></p>

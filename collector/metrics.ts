@@ -6,9 +6,11 @@
  * `sensor="_other"`). A sensor removed by retention loses its series. No
  * addresses or ports in labels.
  */
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectStandardMetrics } from '../common/default-metrics.js';
 import { FINDING_SEVERITIES, FINDING_TYPES } from '../common/report.js';
-import type { FindingMessage } from '../common/wire.js';
+import type { FindingMessage, MessageKind } from '../common/wire.js';
+import type { QueueOutcome } from './uploads/queue.js';
 import type { SensorRecord } from './store/types.js';
 import { REJECT_REASONS } from './ingest/validate.js';
 
@@ -43,9 +45,10 @@ export class CollectorMetrics {
 
   constructor(version: string, private readonly maxSensorSeries = 1000) {
     const r = this.registry;
-    collectDefaultMetrics({ register: r, prefix: `${PREFIX}collector_` });
+    collectStandardMetrics(r); // process_*, nodejs_*: the standard names
     new Gauge({ name: `${PREFIX}collector_info`, help: 'Collector version (always 1).', labelNames: ['version'], registers: [r] }).set({ version }, 1);
     this.ingested = new Counter({ name: `${PREFIX}collector_messages_ingested_total`, help: 'Messages committed to the database, by kind (duplicates included).', labelNames: ['kind'], registers: [r] });
+    for (const kind of ['window', 'finding', 'status'] satisfies MessageKind[]) this.ingested.inc({ kind }, 0);
     this.rejected = new Counter({ name: `${PREFIX}collector_messages_rejected_total`, help: 'Messages terminated unstored, by reason (too_large, bad_json, unknown_schema, invalid, bad_subject, sensor_mismatch, id_mismatch).', labelNames: ['reason'], registers: [r] });
     for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
     this.clamped = new Counter({ name: `${PREFIX}collector_times_clamped_total`, help: 'Status times and window starts later than now + collector.clockSkewSeconds, counted as that bound.', labelNames: ['kind'], registers: [r] });
@@ -63,6 +66,7 @@ export class CollectorMetrics {
     this.findings = new Counter({ name: `${PREFIX}collector_findings_total`, help: 'Findings ingested, by sensor, type and severity (unknown types and severities: other).', labelNames: ['sensor', 'type', 'severity'], registers: [r] });
     this.queueDepth = new Gauge({ name: `${PREFIX}collector_upload_queue`, help: 'Capture analyses by state.', labelNames: ['state'], registers: [r] });
     this.analyses = new Counter({ name: `${PREFIX}collector_analyses_total`, help: 'Capture analyses by outcome.', labelNames: ['outcome'], registers: [r] });
+    for (const outcome of ['done', 'failed', 'timeout', 'rejected', 'cancelled'] satisfies QueueOutcome[]) this.analyses.inc({ outcome }, 0);
     this.retentionDeleted = new Counter({ name: `${PREFIX}collector_retention_deleted_total`, help: 'Windows, findings and sensors removed by retention.', registers: [r] });
   }
 

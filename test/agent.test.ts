@@ -142,8 +142,8 @@ test('NATS down for the whole run with a small spool: bounded memory, overflow c
     const first = await scrape();
     await new Promise((r) => setTimeout(r, 6000));
     const second = await scrape();
-    const rss1 = metricValue(first, 'pcap_analyzer_process_resident_memory_bytes');
-    const rss2 = metricValue(second, 'pcap_analyzer_process_resident_memory_bytes');
+    const rss1 = metricValue(first, 'process_resident_memory_bytes');
+    const rss2 = metricValue(second, 'process_resident_memory_bytes');
     assert.ok(metricValue(second, 'pcap_analyzer_windows_total') > metricValue(first, 'pcap_analyzer_windows_total'), 'still analyzing');
     assert.ok(metricValue(second, 'pcap_analyzer_spool_overflow_total') > metricValue(first, 'pcap_analyzer_spool_overflow_total'), 'overflow keeps being counted');
     // Measured over 3 minutes of this looping replay: RSS wanders between 167 and 202 MB with the

@@ -5,16 +5,24 @@
  * severities, results): never addresses or ports.
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Finding, WindowSummary } from '../../common/report.js';
+import type { CaptureDrops, Finding, WindowSummary } from '../../common/report.js';
+import { ANOMALY_NAMES } from '../decode/anomaly.js';
 import type { PublisherStats } from '../publish/index.js';
 import type { CaptureCounters } from './protocol.js';
 
 const PREFIX = 'pcap_analyzer_';
 
+/** Where packets are missed: the `where` label's values. */
+const DROP_PLACES: ReadonlyArray<keyof CaptureDrops> = ['kernel', 'interface', 'agent'];
+const PUBLISH_RESULTS = ['ok', 'duplicate', 'failed', 'too_large'] as const;
+
 /** A counter fed from a running total: adds what the total grew by. */
 class TotalCounter {
   private last = new Map<string, number>();
-  constructor(private readonly counter: Counter<string>) {}
+  /** `known`: the label sets that exist from the start, exported as 0 so `rate()` sees them before the first event. */
+  constructor(private readonly counter: Counter<string>, known: ReadonlyArray<Record<string, string>> = []) {
+    for (const labels of known) counter.inc(labels, 0);
+  }
   set(total: number, labels: Record<string, string> = {}): void {
     const key = JSON.stringify(labels);
     const before = this.last.get(key) ?? 0;
@@ -52,7 +60,8 @@ export class AgentMetrics {
   constructor(labels: { sensor: string; version: string; source: string }) {
     const r = this.registry;
     r.setDefaultLabels({ sensor: labels.sensor });
-    collectDefaultMetrics({ register: r, prefix: PREFIX });
+    // Unprefixed (process_*, nodejs_*): the names standard Node.js dashboards and alerts use.
+    collectDefaultMetrics({ register: r });
     const counter = (name: string, help: string, labelNames: string[] = []): Counter<string> =>
       new Counter({ name: PREFIX + name, help, labelNames, registers: [r] });
     const gauge = (name: string, help: string, labelNames: string[] = []): Gauge<string> =>
@@ -61,11 +70,14 @@ export class AgentMetrics {
     this.packets = new TotalCounter(counter('packets_total', 'Packets analyzed.'));
     this.bytes = new TotalCounter(counter('bytes_total', 'Bytes on the wire of the packets analyzed.'));
     this.received = new TotalCounter(counter('capture_received_total', 'Packets libpcap received (pcap_stats ps_recv), or read in a replay.'));
-    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full), interface (driver), agent (received but not analyzed).', ['where']));
-    this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']));
+    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full), interface (driver), agent (received but not analyzed).', ['where']),
+      DROP_PLACES.map((where) => ({ where })));
+    this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']),
+      ANOMALY_NAMES.filter((reason) => reason !== 'none').map((reason) => ({ reason })));
     this.flowsEvicted = new TotalCounter(counter('flows_evicted_total', 'Flows evicted because the flow table was full.'));
     this.tableEvictions = new TotalCounter(counter('table_evictions_total', 'Keys evicted from an analyzer\'s bounded tables because they were full, by analyzer.', ['table']));
-    this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server), failed (retried) or too_large (over the server\'s max_payload: dropped, never retried).', ['result']));
+    this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server), failed (retried) or too_large (over the server\'s max_payload: dropped, never retried).', ['result']),
+      PUBLISH_RESULTS.map((result) => ({ result })));
     this.spoolOverflow = new TotalCounter(counter('spool_overflow_total', 'Messages dropped because the spool was full.'));
     this.flowsActive = gauge('flows_active', 'Flows in the flow table.');
     this.windowLag = gauge('window_lag_seconds', 'Seconds from the end of the last closed window to its closing.');

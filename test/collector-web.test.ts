@@ -9,7 +9,7 @@
  * a screenshot in test-artifacts/web-*.png. Hostile strings published as a
  * finding and a sensor id must show as text, never run.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,8 @@ import { jetstream } from '@nats-io/jetstream';
 import type { Browser, Page } from 'playwright-core';
 import type { Report } from '../common/report.js';
 import { FINDING_SCHEMA, STATUS_SCHEMA, statusMessageId, subjectFor, type FindingMessage, type StatusMessage } from '../common/wire.js';
-import { freePort, spawnAgent, spawnCli, waitFor } from './helpers/agent-process.js';
+import { spawnAgent, waitFor } from './helpers/agent-process.js';
+import { deferrer, http, startCollector, type Answer } from './helpers/collector-process.js';
 import { startNatsServer } from './helpers/nats-server.js';
 import { REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
 
@@ -36,55 +37,6 @@ const HOSTILE_HOST = '<img src=x onerror=alert(1)>.evil.example';
 const HOSTILE_SUMMARY = '<script>alert(2)</script> "quoted" & more';
 
 const noChromium = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`;
-
-interface Collector { base: string; output: () => string; stop: () => Promise<void> }
-
-/** Cleanups run last-registered first (the collector stops before its NATS server and data go away). */
-function deferrer(t: TestContext): (fn: () => unknown) => void {
-  const stack: Array<() => unknown> = [];
-  t.after(async () => { for (const fn of stack.reverse()) await fn(); });
-  return (fn) => { stack.push(fn); };
-}
-
-/** Starts `pcap-analyzer collector` on a free port and waits for /api/health. */
-async function startCollector(defer: (fn: () => unknown) => void, natsUrl: string, dataDir: string, env: Record<string, string> = {}): Promise<Collector> {
-  const port = await freePort();
-  const config = join(dataDir, 'collector.yaml');
-  mkdirSync(dataDir, { recursive: true });
-  // A replay ends at once; its sensor must still count as up while the pages are checked.
-  writeFileSync(config, 'collector:\n  sensorDownSeconds: 3600\n  retentionHours: 0\n');
-  // Empty values count as unset: the machine's own settings must not leak into the test.
-  const cleared = { API_TOKEN: '', API_TOKEN_FILE: '', DATABASE_URL: '', DATA_DIR: '' };
-  const proc = spawnCli(['collector', '--nats', natsUrl, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config], { env: { ...cleared, ...env } });
-  let exitCode: number | null | undefined;
-  void proc.exited.then(({ code }) => { exitCode = code; });
-  const out = (): string => proc.stdout() + proc.stderr();
-  const stop = async (): Promise<void> => {
-    if (exitCode !== undefined) return;
-    proc.child.kill('SIGTERM');
-    const timer = setTimeout(() => proc.child.kill('SIGKILL'), 10_000);
-    await proc.exited;
-    clearTimeout(timer);
-  };
-  defer(stop);
-  const base = `http://127.0.0.1:${port}`;
-  await waitFor('the collector to answer /api/health', async () => {
-    if (exitCode !== undefined) throw new Error(`collector exited ${exitCode}:\n${out()}`);
-    return (await http(`${base}/api/health`)).status === 200 || undefined;
-  }, 20_000, 100);
-  return { base, output: out, stop };
-}
-
-interface Answer { status: number; headers: Headers; text: string }
-
-/**
- * A request whose body is always read: a response left unread kept a
- * keep-alive connection busy, and the collector's shutdown waited on it.
- */
-async function http(url: string, init?: RequestInit): Promise<Answer> {
-  const res = await fetch(url, init);
-  return { status: res.status, headers: res.headers, text: await res.text() };
-}
 
 async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
   const res = await http(url, init);

@@ -4,7 +4,8 @@
  * figures. Labels carry only bounded values (reasons, finding types,
  * severities, results): never addresses or ports.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { collectStandardMetrics } from '../../common/default-metrics.js';
 import type { CaptureDrops, Finding, WindowSummary } from '../../common/report.js';
 import { ANOMALY_NAMES } from '../decode/anomaly.js';
 import type { PublisherStats } from '../publish/index.js';
@@ -60,8 +61,7 @@ export class AgentMetrics {
   constructor(labels: { sensor: string; version: string; source: string }) {
     const r = this.registry;
     r.setDefaultLabels({ sensor: labels.sensor });
-    // Unprefixed (process_*, nodejs_*): the names standard Node.js dashboards and alerts use.
-    collectDefaultMetrics({ register: r });
+    collectStandardMetrics(r); // process_*, nodejs_*: the names Node.js dashboards and alerts use
     const counter = (name: string, help: string, labelNames: string[] = []): Counter<string> =>
       new Counter({ name: PREFIX + name, help, labelNames, registers: [r] });
     const gauge = (name: string, help: string, labelNames: string[] = []): Gauge<string> =>

@@ -90,7 +90,8 @@ describe('against a running agent and collector', { skip: missing.length ? `${mi
     // Labelled counters exist at 0 before their first event.
     const agentText = (await http(`${agentBase}/metrics`)).text;
     for (const series of ['pcap_analyzer_capture_drops_total{where="kernel",sensor="graf1"} 0', 'pcap_analyzer_capture_drops_total{where="interface",sensor="graf1"} 0',
-      'pcap_analyzer_publish_total{result="failed",sensor="graf1"} 0', 'pcap_analyzer_decode_errors_total{reason="tcp.bad_data_offset",sensor="graf1"} 0']) {
+      'pcap_analyzer_publish_total{result="failed",sensor="graf1"} 0', 'pcap_analyzer_findings_total{type="flood",severity="critical",sensor="graf1"} 0',
+      'pcap_analyzer_decode_errors_total{reason="tcp.bad_data_offset",sensor="graf1"} 0']) {
       assert.ok(agentText.split('\n').includes(series), series);
     }
     const collectorText = (await http(`${collector.base}/metrics`)).text;

@@ -6,7 +6,7 @@
  */
 import { Counter, Gauge, Registry } from 'prom-client';
 import { collectStandardMetrics } from '../../common/default-metrics.js';
-import type { CaptureDrops, Finding, WindowSummary } from '../../common/report.js';
+import { FINDING_SEVERITIES, FINDING_TYPES, type CaptureDrops, type Finding, type WindowSummary } from '../../common/report.js';
 import { ANOMALY_NAMES } from '../decode/anomaly.js';
 import type { PublisherStats } from '../publish/index.js';
 import type { CaptureCounters } from './protocol.js';
@@ -83,6 +83,7 @@ export class AgentMetrics {
     this.windowLag = gauge('window_lag_seconds', 'Seconds from the end of the last closed window to its closing.');
     this.windows = counter('windows_total', 'Windows closed.');
     this.findings = counter('findings_total', 'Findings reported, by type and severity.', ['type', 'severity']);
+    for (const type of FINDING_TYPES) for (const severity of FINDING_SEVERITIES) this.findings.inc({ type, severity }, 0);
     this.spoolMessages = gauge('spool_messages', 'Messages waiting to be published (memory and disk).');
     this.spoolBytes = gauge('spool_bytes', 'Bytes waiting to be published (memory and disk).');
     this.natsConnected = gauge('nats_connected', '1 when connected to NATS.');

@@ -108,10 +108,18 @@ export async function sensorDataEnd(store: Store, sensor: SensorRecord): Promise
   return Number.isFinite(endMs) ? endMs : startMs + 1;
 }
 
-/** A sensor's `from`/`to` pair: as parseRange, `to` defaulting to the end of the sensor's data (else now). */
-export async function parseSensorRange(store: Store, sensor: SensorRecord, from: string | undefined, to: string | undefined): Promise<{ from: string; to: string } | string> {
-  const open = to === undefined || to === '';
-  return parseRange(from, to, open ? (await sensorDataEnd(store, sensor)) ?? Date.now() : Date.now());
+/**
+ * A sensor's `from`/`to` pair: as parseRange, `to` defaulting to the end of
+ * the sensor's data (else now). The query is checked before the sensor is
+ * looked up (`sensor` is a lookup: a bad range is 400 whether or not it exists).
+ */
+export async function parseSensorRange(store: Store, lookup: () => Promise<SensorRecord | null>, from: string | undefined, to: string | undefined): Promise<{ from: string; to: string } | string | null> {
+  const checked = parseRange(from, to);
+  if (typeof checked === 'string') return checked;
+  const sensor = await lookup();
+  if (!sensor) return null;
+  if (to !== undefined && to !== '') return checked;
+  return parseRange(from, to, (await sensorDataEnd(store, sensor)) ?? Date.now());
 }
 
 /** A `from`/`to` pair; defaults: the hour before `to`, `to` now. */

@@ -225,13 +225,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   }, async (request, reply) => {
     const limit = request.query.limit ?? Math.min(DEFAULT_WINDOW_LIMIT, c.maxReportWindows);
     if (limit > c.maxReportWindows) throw badRequest(`limit: ${limit} is over the limit of ${c.maxReportWindows} windows per request (collector.maxReportWindows)`);
-    const sensor = await deps.store.sensor(request.params.id);
-    if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.id.slice(0, 200)}"`);
-    const range = await parseSensorRange(deps.store, sensor, request.query.from, request.query.to);
+    const id = request.params.id;
+    const range = await parseSensorRange(deps.store, () => deps.store.sensor(id), request.query.from, request.query.to);
     if (typeof range === 'string') throw badRequest(range);
-    const windows = windowsOf(sensor.id, range);
+    if (!range) throw new HttpError(404, 'not found', `no sensor "${id.slice(0, 200)}"`);
+    const windows = windowsOf(id, range);
     return sendStream(reply, 'application/json; charset=utf-8', (async function* () {
-      yield `{"sensor":${JSON.stringify(sensor.id)},"from":${JSON.stringify(range.from)},"to":${JSON.stringify(range.to)},"windows":[`;
+      yield `{"sensor":${JSON.stringify(id)},"from":${JSON.stringify(range.from)},"to":${JSON.stringify(range.to)},"windows":[`;
       let n = 0;
       for await (const w of windows) {
         yield `${n ? ',' : ''}\n${JSON.stringify(w)}`;
@@ -289,33 +289,33 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   app.get<{ Params: { sensor: string }; Querystring: { from?: string; to?: string; format?: 'json' | 'html' } }>('/api/reports/:sensor', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' }, format: { type: 'string', enum: ['json', 'html'] } } } },
   }, async (request, reply) => {
-    const sensor = await deps.store.sensor(request.params.sensor);
-    if (!sensor) throw new HttpError(404, 'not found', `no sensor "${request.params.sensor.slice(0, 200)}"`);
-    const range = await parseSensorRange(deps.store, sensor, request.query.from, request.query.to);
+    const id = request.params.sensor;
+    const range = await parseSensorRange(deps.store, () => deps.store.sensor(id), request.query.from, request.query.to);
     if (typeof range === 'string') throw badRequest(range);
+    if (!range) throw new HttpError(404, 'not found', `no sensor "${id.slice(0, 200)}"`);
     const html = request.query.format === 'html';
     // First pass: the totals (they come before the lists in the report) and the sizes, so an
     // over-limit range is refused before a byte is sent. The second pass streams the lists.
     const maxWindows = html ? Math.min(MAX_HTML_WINDOWS, c.maxReportWindows) : c.maxReportWindows;
     const totals = new RangeTotals();
-    for await (const w of windowsOf(sensor.id, range)) {
+    for await (const w of windowsOf(id, range)) {
       totals.add(w);
       if (totals.windows > maxWindows) {
         throw tooLarge(`the range holds more than ${maxWindows} windows, the limit of one ${html ? 'HTML report' : 'report'} (${html && maxWindows === MAX_HTML_WINDOWS ? 'use format=json, or ' : 'collector.maxReportWindows; '}ask for a shorter range)`);
       }
     }
     let findings = 0;
-    for await (const _ of findingsOf(sensor.id, range)) {
+    for await (const _ of findingsOf(id, range)) {
       if (++findings > c.maxReportFindings) throw tooLarge(`the range holds more than ${c.maxReportFindings} findings, the limit of one report (collector.maxReportFindings; ask for a shorter range)`);
     }
-    const report = rangeReport(sensor.id, totals);
+    const report = rangeReport(id, totals);
     if (html) {
       const all = async <T>(items: AsyncIterable<T>): Promise<T[]> => { const out: T[] = []; for await (const i of items) out.push(i); return out; };
-      report.windows = await all(windowsOf(sensor.id, range));
-      report.findings = await all(findingsOf(sensor.id, range));
+      report.windows = await all(windowsOf(id, range));
+      report.findings = await all(findingsOf(id, range));
       return reply.type('text/html; charset=utf-8').send(renderHtml(report));
     }
-    return sendStream(reply, 'application/json; charset=utf-8', reportJsonChunksAsync(report, { windows: windowsOf(sensor.id, range), findings: findingsOf(sensor.id, range) }));
+    return sendStream(reply, 'application/json; charset=utf-8', reportJsonChunksAsync(report, { windows: windowsOf(id, range), findings: findingsOf(id, range) }));
   });
 
   for (const plugin of deps.plugins ?? []) await app.register(plugin(auth));

@@ -30,7 +30,7 @@ const MAX_TEXT = 16_384;
 /** Finding types are snake_case words (the known ones are FINDING_TYPES; others are stored, labelled `other`). */
 const FINDING_TYPE = /^[a-z][a-z0-9_]{0,63}$/;
 const SOURCE_KINDS = ['live', 'replay'];
-const STATES = ['starting', 'running', 'degraded', 'stopping'];
+const STATES = ['starting', 'running', 'degraded', 'stopping', 'finished'];
 const KIND_OF_SCHEMA: Record<string, MessageKind> = { [WINDOW_SCHEMA]: 'window', [FINDING_SCHEMA]: 'finding', [STATUS_SCHEMA]: 'status' };
 const SUBJECT_PREFIX = `${SUBJECT_ROOT}.`;
 const decoder = new TextDecoder('utf-8', { fatal: true });

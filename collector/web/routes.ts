@@ -296,11 +296,11 @@ ${o.body}
   app.get<{ Params: { id: string }; Querystring: { from?: string; to?: string } }>('/api/sensors/:id/series', {
     schema: { querystring: { type: 'object', additionalProperties: false, properties: { from: { type: 'string' }, to: { type: 'string' } } } },
   }, async (request, reply) => {
-    const sensor = await store.sensor(request.params.id);
-    if (!sensor) return reply.code(404).send({ error: 'not found', detail: `no sensor "${request.params.id.slice(0, 200)}"` });
-    const range = await parseSensorRange(store, sensor, request.query.from, request.query.to);
+    const id = request.params.id;
+    const range = await parseSensorRange(store, () => store.sensor(id), request.query.from, request.query.to);
     if (typeof range === 'string') return reply.code(400).send({ error: 'bad request', detail: range });
-    return sensorSeries(store, sensor.id, range.from, range.to);
+    if (!range) return reply.code(404).send({ error: 'not found', detail: `no sensor "${id.slice(0, 200)}"` });
+    return sensorSeries(store, id, range.from, range.to);
   });
 
   // ------------------------------------------------------------ pages

@@ -1,0 +1,133 @@
+/**
+ * The collector's token authentication in its real app (buildApp with the web
+ * pages, a real SQLite store), driven by Fastify's inject: the bearer token,
+ * the session cookie the login form sets, wrong and missing credentials, the
+ * audit line of a refusal (never the token), and the cookie parser's edges.
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { DEFAULT_CONFIG } from '../common/config.js';
+import { createLogger } from '../common/logging.js';
+import { buildApp } from '../collector/http/app.js';
+import { readCookie, safeEqual, sessionValue, SESSION_COOKIE } from '../collector/http/auth.js';
+import { CollectorMetrics } from '../collector/metrics.js';
+import { openStore } from '../collector/store/index.js';
+import type { Store } from '../collector/store/types.js';
+import { webRoutes } from '../collector/web/routes.js';
+
+const TOKEN = 'correct-horse-battery';
+
+interface Harness { app: FastifyInstance; store: Store; dir: string; logLines: () => Array<Record<string, unknown>> }
+const harnesses: Harness[] = [];
+after(async () => {
+  for (const h of harnesses) {
+    await h.app.close();
+    await h.store.close();
+    rmSync(h.dir, { recursive: true, force: true });
+  }
+});
+
+async function collectorApp(token: string): Promise<Harness> {
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-auth-'));
+  const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'auth.db') });
+  let text = '';
+  const destination = new Writable({ write(chunk: Buffer, _enc, done) { text += chunk.toString(); done(); } });
+  const logger = createLogger({ ...DEFAULT_CONFIG.logging, level: 'info' }, { destination });
+  const config = DEFAULT_CONFIG.collector;
+  const app = await buildApp({
+    config, token, store, version: 'test', startedAt: Date.now(), dataDir: dir, logger, metrics: new CollectorMetrics('test'),
+    ingest: () => ({ connected: false, pending: 0, committed: 0, rejected: 0, lastError: '' }),
+    queue: () => ({ active: 0, waiting: 0, max: 1 }),
+    plugins: [{ plugin: async (instance) => webRoutes(instance, { store, config, version: 'test', token }), api: false }],
+  });
+  const h = { app, store, dir, logLines: () => text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+  harnesses.push(h);
+  return h;
+}
+
+test('auth: the bearer token and the login cookie open the API; a wrong or missing one is refused', async () => {
+  const { app, logLines } = await collectorApp(TOKEN);
+  const sensors = (headers: Record<string, string>) => app.inject({ method: 'GET', url: '/api/sensors?x=1', headers });
+
+  assert.equal((await sensors({ authorization: `Bearer ${TOKEN}` })).statusCode, 200);
+  assert.equal((await sensors({ authorization: `Bearer   ${TOKEN}  ` })).statusCode, 200, 'blanks around the token are trimmed');
+  assert.equal((await sensors({ authorization: 'Bearer wrong' })).statusCode, 401);
+  assert.equal((await sensors({ authorization: `Bearer ${TOKEN}x` })).statusCode, 401);
+  assert.equal((await sensors({ authorization: `Basic ${TOKEN}` })).statusCode, 401, 'only the Bearer scheme carries the token');
+
+  // The login form sets the session cookie; it opens the API, a different value does not.
+  const login = await app.inject({ method: 'POST', url: '/login', payload: { token: TOKEN, next: '/' } });
+  assert.equal(login.statusCode, 303);
+  const setCookie = String(login.headers['set-cookie']);
+  const value = new RegExp(`^${SESSION_COOKIE}=([0-9a-f]{64});`).exec(setCookie)?.[1];
+  assert.ok(value, `a 64-hex session cookie: ${setCookie}`);
+  assert.ok(!setCookie.includes(TOKEN), 'the cookie is not the token');
+  assert.equal((await sensors({ cookie: `${SESSION_COOKIE}=${value}` })).statusCode, 200);
+  assert.equal((await sensors({ cookie: `theme=dark; ${SESSION_COOKIE}=${value}; other=1` })).statusCode, 200);
+  const other = `${value.slice(0, -1)}${value.endsWith('0') ? '1' : '0'}`;
+  assert.equal((await sensors({ cookie: `${SESSION_COOKIE}=${other}` })).statusCode, 401, 'a session cookie one digit off');
+  assert.equal((await sensors({ cookie: `${SESSION_COOKIE}=${TOKEN}` })).statusCode, 401, 'the token itself is not a session');
+  assert.equal((await sensors({ cookie: `${SESSION_COOKIE}=` })).statusCode, 401);
+  assert.equal((await sensors({ cookie: `x${SESSION_COOKIE}=${value}` })).statusCode, 401, 'another cookie whose name ends the same');
+  assert.equal((await sensors({})).statusCode, 401);
+
+  // A refusal: 401 with a Bearer challenge and a JSON reason for the API; an audit line without the token.
+  const refused = await sensors({ authorization: `Bearer not-${TOKEN}-at-all` });
+  assert.equal(refused.headers['www-authenticate'], 'Bearer');
+  assert.deepEqual(refused.json(), { error: 'unauthorized', detail: 'this collector needs its API token: Authorization: Bearer <token>' });
+  const audits = logLines().filter((l) => l['msg'] === 'authentication failed');
+  assert.ok(audits.length >= 8, `one audit line per refusal: ${audits.length}`);
+  const last = audits.at(-1)!;
+  assert.equal(last['component'], 'audit');
+  assert.equal(last['method'], 'GET');
+  assert.equal(last['path'], '/api/sensors', 'the path without its query');
+  assert.equal(last['presented'], 'bearer');
+  assert.deepEqual(audits.map((l) => l['presented']).slice(0, 3), ['bearer', 'bearer', 'bearer']);
+  assert.ok(audits.some((l) => l['presented'] === 'cookie'));
+  assert.ok(audits.some((l) => l['presented'] === 'none'));
+  for (const l of logLines()) assert.ok(!JSON.stringify(l).includes(TOKEN), 'no log line holds the token');
+  assert.equal(audits.filter((l) => l['presented'] === 'none').length, 3, 'no header, an empty cookie and a look-alike cookie name present nothing');
+});
+
+test('auth: a page without the token redirects to the login form with the page to return to', async () => {
+  const { app } = await collectorApp(TOKEN);
+  const r = await app.inject({ method: 'GET', url: '/sensors/alpha?from=1&to=2' });
+  assert.equal(r.statusCode, 302);
+  assert.equal(r.headers['location'], `/login?next=${encodeURIComponent('/sensors/alpha?from=1&to=2')}`);
+  assert.equal((await app.inject({ method: 'GET', url: '/api/health' })).statusCode, 200, 'health is open');
+});
+
+test('auth: with no token configured every request passes', async () => {
+  const { app } = await collectorApp('');
+  assert.equal((await app.inject({ method: 'GET', url: '/api/sensors' })).statusCode, 200);
+  assert.equal((await app.inject({ method: 'GET', url: '/api/sensors', headers: { authorization: 'Bearer anything', cookie: `${SESSION_COOKIE}=junk` } })).statusCode, 200);
+});
+
+test('auth: the session value, constant-time comparison and the cookie parser', () => {
+  const a = sessionValue('token-a');
+  assert.match(a, /^[0-9a-f]{64}$/);
+  assert.notEqual(a, sessionValue('token-b'), 'each token has its own session value');
+  assert.equal(a, sessionValue('token-a'));
+  assert.notEqual(a, createHash('sha256').update('token-a').digest('hex'), 'not the bare hash of the token');
+
+  assert.equal(safeEqual('abc', 'abc'), true);
+  assert.equal(safeEqual('abc', 'abd'), false);
+  assert.equal(safeEqual('abc', 'abcd'), false, 'different lengths compare without throwing');
+  assert.equal(safeEqual('', ''), true);
+
+  assert.equal(readCookie(undefined, 'a'), undefined);
+  assert.equal(readCookie('', 'a'), undefined);
+  assert.equal(readCookie('a=1', 'a'), '1');
+  assert.equal(readCookie('b=2; a=1', 'a'), '1');
+  assert.equal(readCookie('  a = x%20y ;b=2', 'a'), 'x y', 'names and values are trimmed, values decoded');
+  assert.equal(readCookie('=1; a=2', 'a'), '2', 'a part with no name is skipped');
+  assert.equal(readCookie('a', 'a'), undefined, 'a part with no "=" is no cookie');
+  assert.equal(readCookie('ab=1', 'a'), undefined);
+  assert.equal(readCookie('a=1=2', 'a'), '1=2');
+});

@@ -1,38 +1,44 @@
-// Mutation testing (npm run mutate; not part of npm test). Stryker copies the project to a sandbox
-// under .stryker-tmp/, puts every mutant of the `mutate` files into the TypeScript sources at once,
-// compiles them with tsc (buildCommand) and runs the compiled test files with its tap runner, one
-// `node <file>` per test file (node:test prints TAP when its output is not a terminal). A mutant is
-// switched on by the __STRYKER_ACTIVE_MUTANT__ environment variable, which the collector, agent and
-// analysis children the tests start inherit; scripts/stryker-coverage-hook.cjs adds their coverage to
-// the test process's, so each mutant runs only the test files that reach it, fastest first.
-// `MUTATE=all npm run mutate` widens the run to the whole of collector/, agent/sensor/, agent/publish/,
-// agent/flow/ and common/config.ts (hours on a 2-core machine; incremental, so it can be resumed).
+// Mutation testing (npm run mutate, scripts/mutate.mjs; not part of npm test). Stryker copies the
+// project to a sandbox under .stryker-tmp/, puts every mutant of the `mutate` files into the
+// TypeScript sources at once, compiles them with tsc (buildCommand) and runs the compiled test files
+// with its tap runner, one `node <file>` per test file (node:test prints TAP when its output is not
+// a terminal). A mutant is switched on by the __STRYKER_ACTIVE_MUTANT__ environment variable, which
+// the collector, agent and analysis children the tests start inherit; scripts/stryker-coverage-hook.cjs
+// adds their coverage to the test process's, so each mutant runs only the test files that reach it.
+//
+// The modules are mutated in groups (MUTATE_GROUP), each with the test files that exercise it, so a
+// surviving mutant costs its own group's tests only. MUTATE=all widens each group to the whole of
+// collector/, agent/sensor/, agent/publish/, agent/flow/ and common/config.ts (hours on 2 cores;
+// incremental, so an interrupted run resumes where it stopped).
 
-/** The modules the issue names, and the named lines of two analysis modules. */
-const FOCUS = [
-  'collector/http/auth.ts',
-  'collector/uploads/routes.ts',
-  'agent/publish/spool.ts',
-  'agent/flow/flow-table.ts',
-  'agent/sensor/capture-worker.ts',
-  'agent/window/window-engine.ts:71',
-  'agent/analyzers/tcp.ts:352-354',
-];
-const WIDE = [
-  'collector/**/*.ts',
-  'agent/sensor/**/*.ts',
-  'agent/publish/**/*.ts',
-  'agent/flow/**/*.ts',
-  'common/config.ts',
-  'agent/window/window-engine.ts:71',
-  'agent/analyzers/tcp.ts:352-354',
-];
+const wide = process.env['MUTATE'] === 'all';
 
-/** Fastest first: a mutant stops at its first failing file. */
-const TEST_FILES = [
-  'auth', 'config', 'flow-table', 'agent-metrics', 'reload', 'spool', 'publish', 'analyzers-tcp', 'uploads',
-  'store', 'collector-web', 'collector', 'agent', 'cli',
-].map((name) => `dist/test/${name}.test.js`);
+/** Per group: the files to mutate (the issue's modules; `wide` adds the rest) and the test files, fastest first. */
+const GROUPS = {
+  collector: {
+    mutate: wide ? ['collector/**/*.ts'] : ['collector/http/auth.ts', 'collector/uploads/routes.ts'],
+    tests: ['auth', 'upload-routes', 'uploads', 'collector-sweep', ...(wide ? ['store'] : []), 'collector-web', 'collector'],
+  },
+  publish: {
+    mutate: wide ? ['agent/publish/**/*.ts'] : ['agent/publish/spool.ts'],
+    tests: ['spool', 'publish', ...(wide ? ['agent'] : [])],
+  },
+  flow: {
+    mutate: wide ? ['agent/flow/**/*.ts', 'agent/window/window-engine.ts', 'agent/analyzers/tcp.ts'] : ['agent/flow/flow-table.ts', 'agent/window/window-engine.ts', 'agent/analyzers/tcp.ts'],
+    tests: ['flow-table', 'tcp-vectors', 'analyzers-tcp', 'reader', 'analyzers-traffic'],
+  },
+  sensor: {
+    mutate: wide ? ['agent/sensor/**/*.ts'] : ['agent/sensor/capture-worker.ts'],
+    tests: ['agent-metrics', 'reload', 'agent-replay', 'agent', ...(wide ? ['cli'] : [])],
+  },
+  ...(wide ? { config: { mutate: ['common/config.ts'], tests: ['config', 'cli'] } } : {}),
+};
+
+const group = process.env['MUTATE_GROUP'] ?? 'collector';
+const chosen = GROUPS[group];
+if (!chosen) throw new Error(`MUTATE_GROUP ${group}: not one of ${Object.keys(GROUPS).join(', ')}`);
+
+export const groups = Object.keys(GROUPS);
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -40,7 +46,7 @@ export default {
   plugins: ['@stryker-mutator/tap-runner'],
   testRunner: 'tap',
   tap: {
-    testFiles: TEST_FILES,
+    testFiles: chosen.tests.map((name) => `dist/test/${name}.test.js`),
     nodeArgs: ['--require', './scripts/stryker-coverage-hook.cjs', '--require', '{{hookFile}}', '{{testFile}}'],
     forceBail: true,
   },
@@ -48,14 +54,15 @@ export default {
   buildCommand: 'npx tsc -p tsconfig.json',
   // Mutated files cannot type-check (every mutant is in them at once); tsc still emits them.
   disableTypeChecks: '{agent,collector,common,cli}/**/*.ts',
-  mutate: process.env['MUTATE'] === 'all' ? WIDE : FOCUS,
+  mutate: chosen.mutate,
   ignorePatterns: ['dist', 'reports', 'test-artifacts', 'data', 'bench-results.json', '*.log'],
   tempDirName: '.stryker-tmp',
   incremental: true,
-  incrementalFile: 'reports/stryker-incremental.json',
+  incrementalFile: `reports/mutation/${group}${wide ? '-all' : ''}.incremental.json`,
   reporters: ['json', 'clear-text', 'progress'],
-  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  jsonReporter: { fileName: `reports/mutation/${group}${wide ? '-all' : ''}.json` },
   concurrency: 2,
   timeoutMS: 20000,
+  dryRunTimeoutMinutes: 20,
   thresholds: { high: 90, low: 80, break: null },
 };

@@ -677,3 +677,50 @@ test('resets: ppa_http_espn_fail.pcapng (one server RST after a FIN; 9 half-open
   assert.deepEqual(at(last, 'atEnd'), { halfOpen: 9, established: 5, zombies: 0, maxIdleSeconds: null });
   assert.equal(findings(r, 'zombie_flows').length, 0);
 });
+
+// ---------------------------------------------------------------------------
+// tcp_retransmissions: severities at the edges of their counts and rates
+
+test('tcp_retransmissions: each severity at the edge of its count and of its rate', async () => {
+  // Counts 20/40/60 and rates 10/30/50 % (info by rate also needs 100 data segments).
+  const cases: Array<{ name: string; fresh: number; again: number; severity: Finding['severity'] | null }> = [
+    { name: 'info by rate: 10 of 100 (10 %)', fresh: 90, again: 10, severity: 'info' },
+    { name: 'below the info rate: 9 of 100', fresh: 91, again: 9, severity: null },
+    { name: 'info rate but 99 segments', fresh: 89, again: 10, severity: null },
+    { name: 'info by count: 20 (2 %)', fresh: 980, again: 20, severity: 'info' },
+    { name: 'below the info count: 19 (1.9 %)', fresh: 981, again: 19, severity: null },
+    { name: 'warning by count: 40 (4 %)', fresh: 960, again: 40, severity: 'warning' },
+    { name: 'below the warning count: 39', fresh: 961, again: 39, severity: 'info' },
+    { name: 'warning by rate: 20 of 66 (30.3 %)', fresh: 46, again: 20, severity: 'warning' },
+    { name: 'warning rate but 19 retransmissions (under the info count)', fresh: 41, again: 19, severity: null },
+    { name: 'critical by count: 60 (6 %)', fresh: 940, again: 60, severity: 'critical' },
+    { name: 'below the critical count: 59', fresh: 941, again: 59, severity: 'warning' },
+    { name: 'critical by rate: 20 of 40 (50 %)', fresh: 20, again: 20, severity: 'critical' },
+    { name: 'just below the critical rate: 20 of 41', fresh: 21, again: 20, severity: 'warning' },
+  ];
+  const cap = new Capture();
+  cases.forEach((c, k) => {
+    const conn = cap.conn('10.0.0.1', 40000 + k, '10.0.0.2', 80).handshake(10 * k, 0.001, 0.001);
+    let t = 10 * k + 0.01;
+    for (let i = 0; i < c.fresh; i++) { conn.send(C, t, ACK | PSH, { len: 100 }); t += 0.0001; }
+    const last = conn.next[C] - 100;
+    for (let i = 0; i < c.again; i++) { conn.send(C, t, ACK | PSH, { len: 100, seq: last }); t += 0.0001; }
+  });
+  const r = await analyze(cap.write('retransmission-edges.pcap'), { analyzers: { tcp: { retransmissionCount: [20, 40, 60], retransmissionRate: [10, 30, 50] } } });
+  cases.forEach((c, k) => {
+    const m = win(r, k, 'tcp');
+    assert.equal(m['retransmissions'], c.again, `${c.name}: retransmissions`);
+    assert.equal(m['dataSegments'], c.fresh + c.again, `${c.name}: data segments`);
+    const found = findings(r, 'tcp_retransmissions').filter((f) => inWindow(f, k));
+    assert.deepEqual(found.map((f) => f.severity), c.severity ? [c.severity] : [], c.name);
+  });
+});
+
+test('tcp_retransmissions: an info rate of 0 % never reports a window without retransmissions', async () => {
+  const cap = new Capture();
+  const conn = cap.conn('10.0.0.1', 41000, '10.0.0.2', 80).handshake(0, 0.001, 0.001);
+  for (let i = 0; i < 150; i++) conn.send(C, 0.01 + i * 0.0001, ACK | PSH, { len: 100 });
+  const r = await analyze(cap.write('retransmission-none.pcap'), { analyzers: { tcp: { retransmissionCount: [20, 40, 60], retransmissionRate: [0, 30, 50] } } });
+  assert.equal(win(r, 0, 'tcp')['retransmissions'], 0);
+  assert.deepEqual(findings(r, 'tcp_retransmissions'), []);
+});

@@ -111,10 +111,20 @@ test('NATS stopped for 10 s mid-replay: every window and finding arrives exactly
   const config = configFile('outage');
   const report = analyzeJson(SYNSCAN, config);
   // Realtime replay of 23 s; NATS goes away at 3 s and comes back at 13 s.
-  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', 'realtime', '--sensor', 'outage', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'outage'), '--config', config]);
-  await new Promise((r) => setTimeout(r, 3000));
+  const httpPort = await freePort();
+  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', 'realtime', '--sensor', 'outage', '--nats', nats.url, '--listen', `127.0.0.1:${httpPort}`, '--data-dir', join(work, 'outage'), '--config', config]);
+  t.after(() => { agent.child.kill('SIGKILL'); });
+  const scrape = async (): Promise<Map<string, number>> => parseMetrics(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text());
+  // NATS goes away once windows are being published, and comes back once more windows were
+  // closed (and spooled) while it was away: events, not wall-clock times.
+  await waitFor('a window published', async () => metricValue(await scrape(), 'pcap_analyzer_publish_total', 'result="ok"') > 0 || undefined, 60_000, 100);
   await nats.stop();
-  await new Promise((r) => setTimeout(r, 10_000));
+  await waitFor('the agent to notice', () => /disconnected from NATS; spooling/.test(agent.stderr()) || undefined, 60_000, 100);
+  const windowsAtOutage = metricValue(await scrape(), 'pcap_analyzer_windows_total');
+  await waitFor('three windows closed during the outage', async () => {
+    const m = await scrape();
+    return (metricValue(m, 'pcap_analyzer_windows_total') >= windowsAtOutage + 3 && metricValue(m, 'pcap_analyzer_spool_messages') > 0) || undefined;
+  }, 60_000, 100);
   await nats.start();
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());
@@ -137,19 +147,23 @@ test('NATS down for the whole run with a small spool: bounded memory, overflow c
   try {
     const metricsUrl = `http://127.0.0.1:${httpPort}/metrics`;
     const scrape = async (): Promise<Map<string, number>> => parseMetrics(await (await fetch(metricsUrl)).text());
-    await waitFor('spool overflow', async () => metricValue(await scrape(), 'pcap_analyzer_spool_overflow_total') > 0 || undefined, 30_000, 250);
-    await new Promise((r) => setTimeout(r, 3000)); // warm-up: tables and heaps reach their working size
-    const first = await scrape();
-    await new Promise((r) => setTimeout(r, 6000));
-    const second = await scrape();
+    await waitFor('spool overflow', async () => metricValue(await scrape(), 'pcap_analyzer_spool_overflow_total') > 0 || undefined, 60_000, 250);
+    // RSS is compared over an amount of work, not of time: a slow machine does the same work, later.
+    // Warm-up: 20,000 more messages overflowed (tables and heaps reach their working size).
+    const overflowAfter = async (n: number): Promise<Map<string, number>> => {
+      const from = metricValue(await scrape(), 'pcap_analyzer_spool_overflow_total');
+      return waitFor(`${n} more messages overflowed`, async () => { const m = await scrape(); return metricValue(m, 'pcap_analyzer_spool_overflow_total') >= from + n ? m : undefined; }, 120_000, 250);
+    };
+    const first = await overflowAfter(20_000);
+    const second = await overflowAfter(40_000);
     const rss1 = metricValue(first, 'pcap_analyzer_process_resident_memory_bytes');
     const rss2 = metricValue(second, 'pcap_analyzer_process_resident_memory_bytes');
     assert.ok(metricValue(second, 'pcap_analyzer_windows_total') > metricValue(first, 'pcap_analyzer_windows_total'), 'still analyzing');
     assert.ok(metricValue(second, 'pcap_analyzer_spool_overflow_total') > metricValue(first, 'pcap_analyzer_spool_overflow_total'), 'overflow keeps being counted');
     // Measured over 3 minutes of this looping replay: RSS wanders between 167 and 202 MB with the
-    // garbage collector, without a trend. An unbounded spool would grow by the overflow rate instead
-    // (here about 10,000 messages, 10-50 MB, per second).
-    assert.ok(rss2 - rss1 < 40 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB in 6 s with NATS down`);
+    // garbage collector, without a trend. An unbounded spool would have grown by the 40,000 messages
+    // dropped in between (1-5 KB each: 40-200 MB).
+    assert.ok(rss2 - rss1 < 40 * 1024 * 1024, `RSS grew by ${((rss2 - rss1) / 1048576).toFixed(1)} MB over 40,000 overflowed messages with NATS down`);
     assert.equal(metricValue(second, 'pcap_analyzer_nats_connected'), 0);
     assert.ok(metricValue(second, 'pcap_analyzer_spool_bytes') <= 200_000 + 300_000 + 65536);
     const ready = await fetch(`http://127.0.0.1:${httpPort}/readyz`);

@@ -7,7 +7,7 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,8 +16,10 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_CONFIG, type CollectorConfig } from '../common/config.js';
 import { openStore } from '../collector/store/index.js';
 import type { Store } from '../collector/store/types.js';
-import { AnalysisQueue } from '../collector/uploads/queue.js';
+import { sweepExpired } from '../collector/uploads/expiry.js';
+import { AnalysisQueue, reportTempPath, uploadPath } from '../collector/uploads/queue.js';
 import { clientKey, RateLimiter, sanitizeFilename, uploadRoutes } from '../collector/uploads/routes.js';
+import { BAD_PCAPS } from './helpers/paths.js';
 
 interface Server { url: string; port: number; dir: string; store: Store; queue: AnalysisQueue; app: FastifyInstance; config: CollectorConfig }
 const servers: Server[] = [];
@@ -249,4 +251,22 @@ test('a full queue answers 503 with Retry-After 30; too many uploads 429 with th
   assert.ok(wait >= 59 && wait <= 60, `Retry-After ${wait}`);
   assert.equal(second.headers['connection'], 'close');
   assert.deepEqual(json(second), { error: 'too many uploads', detail: `at most 1 uploads per minute per client; retry in ${wait} s` });
+});
+
+test('sweepExpired with the queue stops an expired analysis still running, then removes its job and files', async () => {
+  const s = await startServer();
+  const slow = readFileSync(join(BAD_PCAPS, 'gzip_bomb.pcap.gz')); // an analysis of about 3 s
+  const r = await post(s, '/api/captures', [slow], { 'x-filename': 'slow.pcap.gz' });
+  assert.equal(r.status, 202, r.body);
+  const { id } = JSON.parse(r.body) as { id: string };
+  for (const deadline = Date.now() + 30_000; s.queue.stats().active === 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(s.queue.stats().active, 1, 'the analysis is running');
+  assert.equal((await s.store.job(id))?.status, 'running');
+  const later = new Date(Date.now() + 48 * 3600_000);
+  assert.equal(await sweepExpired(s.store, s.dir, later, 100, s.queue), 1);
+  assert.equal(s.queue.stats().active, 0, 'the analysis was stopped');
+  assert.equal(await s.store.job(id), null);
+  assert.equal(existsSync(uploadPath(s.dir, id)), false);
+  assert.equal(existsSync(reportTempPath(s.dir, id)), false);
+  assert.equal((await fetch(`${s.url}/api/captures/${id}`)).status, 404);
 });

@@ -17,7 +17,7 @@ const wide = process.env['MUTATE'] === 'all';
 const GROUPS = {
   collector: {
     mutate: wide ? ['collector/**/*.ts'] : ['collector/http/auth.ts', 'collector/uploads/routes.ts'],
-    tests: ['auth', 'upload-routes', 'uploads', 'collector-sweep', ...(wide ? ['store'] : []), 'collector-web', 'collector'],
+    tests: ['auth', 'upload-routes', 'uploads', ...(wide ? ['collector-sweep', 'store', 'collector-web', 'collector'] : [])],
   },
   publish: {
     mutate: wide ? ['agent/publish/**/*.ts'] : ['agent/publish/spool.ts'],
@@ -25,7 +25,7 @@ const GROUPS = {
   },
   flow: {
     mutate: wide ? ['agent/flow/**/*.ts', 'agent/window/window-engine.ts', 'agent/analyzers/tcp.ts'] : ['agent/flow/flow-table.ts', 'agent/window/window-engine.ts', 'agent/analyzers/tcp.ts'],
-    tests: ['flow-table', 'tcp-vectors', 'analyzers-tcp', 'reader', 'analyzers-traffic'],
+    tests: ['flow-table', 'window-counters', 'tcp-vectors', 'analyzers-tcp', ...(wide ? ['reader', 'analyzers-traffic'] : [])],
   },
   sensor: {
     mutate: wide ? ['agent/sensor/**/*.ts'] : ['agent/sensor/capture-worker.ts'],

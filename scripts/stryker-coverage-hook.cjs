@@ -3,7 +3,11 @@
 // the test starts. During Stryker's dry run this hook, preloaded in the test process (stryker.config.mjs
 // tap.nodeArgs), passes itself on through NODE_OPTIONS; every descendant writes the mutants it ran
 // into a folder at exit, and the test process adds them to its own coverage before Stryker's hook
-// reports it. Outside a dry run it does nothing (mutants reach descendants through the environment).
+// reports it. Mutants reach descendants through the environment.
+//
+// Stryker ends a test process at its first failing test (tap.forceBail) with SIGTERM: its `after`
+// hooks never run, so the collectors, agents and nats-servers the test started would be left
+// running, one set per killed mutant. At exit the test process SIGKILLs every process it started.
 'use strict';
 const fs = require('node:fs');
 const os = require('node:os');
@@ -24,9 +28,41 @@ function ownCoverage() {
   return hits;
 }
 
+/** Pids of this process's descendants, read from /proc (children before grandchildren). */
+function descendants(root) {
+  const children = new Map();
+  for (const name of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${name}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold blanks and parentheses, so split after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!children.has(ppid)) children.set(ppid, []);
+      children.get(ppid).push(Number(name));
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  const out = [];
+  for (let i = 0, queue = [root]; i < queue.length; i++) {
+    for (const child of children.get(queue[i]) || []) { out.push(child); queue.push(child); }
+  }
+  return out;
+}
+
+const isTestProcess = process.env.STRYKER_HOOK_TEST_PROCESS === undefined;
+if (isTestProcess) {
+  process.env.STRYKER_HOOK_TEST_PROCESS = String(process.pid);
+  process.on('exit', () => {
+    for (const pid of descendants(process.pid)) {
+      try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  });
+}
+
 if (process.env.STRYKER_DRY_RUN === 'true') {
   const inherited = process.env[DIR_VARIABLE];
-  if (inherited === undefined) {
+  if (isTestProcess) {
     // The test process: collect what the descendants write.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stryker-descendants-'));
     process.env[DIR_VARIABLE] = dir;

@@ -381,7 +381,7 @@ test('dns: ppa_nowebaccess1.pcapng: 7 queries, no responses, 3 retransmissions, 
   assert.deepEqual(t[0]!.evidence, { timeouts: 2, queries: 7, server: '4.2.2.1' });
   // 2 timeouts per 7 queries ≥ 5 %: the whole DNS weight.
   assert.equal(r.healthScore?.score, 85);
-  assert.equal(r.healthScore?.components.find((c) => c.name === 'dns')?.penalty, 15);
+  assert.equal(r.healthScore.components.find((c) => c.name === 'dns')?.penalty, 15);
 });
 
 test('dns: ppa_dns_query_nonexistent.pcapng: one NXDOMAIN answer in 29.678 ms', async () => {

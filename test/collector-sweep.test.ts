@@ -66,7 +66,7 @@ async function publishOldWindows(sensor: string, count: number): Promise<void> {
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
-    await waitFor('the stream', async () => (await jsm.streams.info('PCAP_ANALYZER')) ? true : undefined, 10_000, 100);
+    await waitFor('the stream', async () => { await jsm.streams.info('PCAP_ANALYZER'); return true; }, 10_000, 100);
     const js = jetstream(nc);
     const base = Math.floor(Date.now() / 1000) - 30 * 86400;
     for (let j = 0; j < count; j++) {

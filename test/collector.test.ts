@@ -126,7 +126,7 @@ async function streamReady(nats: NatsServerHandle): Promise<void> {
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
-    await waitFor('the stream', async () => (await jsm.streams.info('PCAP_ANALYZER')) ? true : undefined, 10_000, 100);
+    await waitFor('the stream', async () => { await jsm.streams.info('PCAP_ANALYZER'); return true; }, 10_000, 100);
   } finally {
     await nc.drain();
   }

@@ -642,7 +642,7 @@ test('beaconing: past 8 events a key takes a 64-event ring from a pool (one per 
   const r = await analyze(recs, { analyzers: { beaconing: { maxKeys: 256 } }, report: { maxFindingsPerType: 100 } });
   const f = findings(r, 'beaconing');
   assert.equal(f.length, 32);
-  assert.deepEqual(f.map((x) => ev(x, 'destination')).sort(), Array.from({ length: 32 }, (_, d) => `198.51.100.${d + 9}`).sort());
+  assert.deepEqual(f.map((x) => String(ev(x, 'destination'))).sort(), Array.from({ length: 32 }, (_, d) => `198.51.100.${d + 9}`).sort());
   assert.equal(sum(r, 'beaconing', 'evictedInWindow'), 8);
   assert.equal(metric(r, 'beaconing', r.windows.length - 1)['tracked'], 40);
 });

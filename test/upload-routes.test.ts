@@ -17,8 +17,9 @@ import { DEFAULT_CONFIG, type CollectorConfig } from '../common/config.js';
 import { openStore } from '../collector/store/index.js';
 import type { Store } from '../collector/store/types.js';
 import { sweepExpired } from '../collector/uploads/expiry.js';
-import { AnalysisQueue, reportTempPath, uploadPath } from '../collector/uploads/queue.js';
-import { clientKey, RateLimiter, sanitizeFilename, uploadRoutes } from '../collector/uploads/routes.js';
+import { AnalysisQueue, reportPath, uploadPath } from '../collector/uploads/queue.js';
+import { clientKey, RateLimiter } from '../collector/http/rate-limit.js';
+import { sanitizeFilename, uploadRoutes } from '../collector/uploads/routes.js';
 import { BAD_PCAPS } from './helpers/paths.js';
 
 interface Server { url: string; port: number; dir: string; store: Store; queue: AnalysisQueue; app: FastifyInstance; config: CollectorConfig }
@@ -267,6 +268,7 @@ test('sweepExpired with the queue stops an expired analysis still running, then 
   assert.equal(s.queue.stats().active, 0, 'the analysis was stopped');
   assert.equal(await s.store.job(id), null);
   assert.equal(existsSync(uploadPath(s.dir, id)), false);
-  assert.equal(existsSync(reportTempPath(s.dir, id)), false);
+  assert.equal(existsSync(reportPath(s.dir, id, 'json')), false);
+  assert.equal(existsSync(reportPath(s.dir, id, 'html')), false);
   assert.equal((await fetch(`${s.url}/api/captures/${id}`)).status, 404);
 });

@@ -261,12 +261,14 @@ function rawUpload(s: Server, total: number, options: { chunk?: number; delayMs?
     first.writeUInt32BE(0xa1b2c3d4, 0);
     const rest = Buffer.alloc(size);
     void (async () => {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
       while (sent < total && !answered) {
         const piece = sent === 0 ? first : rest;
         await new Promise<void>((done) => req.write(piece, () => done()));
         sent += piece.length;
         await sleep(options.delayMs ?? 10);
       }
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
       if (!answered) req.end();
     })().catch(() => { /* the socket closed under the writer: the answer decides */ });
   });

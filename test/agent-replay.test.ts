@@ -101,12 +101,14 @@ test('--loop shifts every pass past the last: window ids and starts never repeat
 test('a second stop signal during the shutdown drain exits at once and spools what is unacknowledged', async (t) => {
   const dataDir = join(work, 'second');
   // NATS unreachable: the drain after the first signal would wait shutdown.seconds (an hour).
-  const agent = spawnAgent(['--replay', join(work, 'second.pcap'), '--loop', '--speed', '10', '--sensor', 'second', '--nats', `nats://127.0.0.1:${await freePort()}`, '--listen', '', '--data-dir', dataDir, '--config', config('second', 'shutdown:\n  seconds: 3600\n')]);
+  const httpPort = await freePort();
+  const agent = spawnAgent(['--replay', join(work, 'second.pcap'), '--loop', '--speed', '10', '--sensor', 'second', '--nats', `nats://127.0.0.1:${await freePort()}`, '--listen', `127.0.0.1:${httpPort}`, '--data-dir', dataDir, '--config', config('second', 'shutdown:\n  seconds: 3600\n')]);
   t.after(() => { agent.child.kill('SIGKILL'); });
   writeFileSync(join(work, 'second.pcap'), capture([0.2, 1.4], 6)); // before the agent opens it
   let exited = false;
   void agent.exited.then(() => { exited = true; });
-  await waitFor('capturing', () => /"msg":"capturing"/.test(agent.stderr()) || undefined, 30_000);
+  // Stop once windows wait to be published (NATS is unreachable, so they stay unacknowledged).
+  await waitFor('windows to publish', async () => metricValue(parseMetrics(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text()), 'pcap_analyzer_windows_total') >= 2 || undefined, 60_000, 100);
   agent.child.kill('SIGTERM');
   await waitFor('the first stop', () => /"msg":"stopping: closing the current window"/.test(agent.stderr()) || undefined, 30_000);
   assert.equal(exited, false, 'the first signal waits for the drain');

@@ -11,11 +11,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DEFAULT_CONFIG } from '../common/config.js';
 import { createLogger } from '../common/logging.js';
 import { buildApp } from '../collector/http/app.js';
-import { fingerprint, readCookie, safeEqual, Sessions, SESSION_COOKIE } from '../collector/http/auth.js';
+import { createAuthenticator, fingerprint, readCookie, safeEqual, Sessions, SESSION_COOKIE } from '../collector/http/auth.js';
 import { CollectorMetrics } from '../collector/metrics.js';
 import { openStore } from '../collector/store/index.js';
 import type { Store } from '../collector/store/types.js';
@@ -141,4 +141,39 @@ test('auth: sessions expire and are revoked; constant-time comparison; the cooki
   assert.equal(readCookie('ab=1', 'a'), undefined);
   assert.equal(readCookie('a=1=2', 'a'), '1=2');
   assert.equal(readCookie('a=%E0%A4%A', 'a'), undefined, 'bad percent-encoding is no cookie');
+});
+
+test('auth: what identify() says for each kind of request; the login token check; the failure limit per client', () => {
+  const request = (headers: Record<string, string>, ip = '192.0.2.1'): FastifyRequest => ({ headers, ip }) as unknown as FastifyRequest;
+  const off = createAuthenticator({ token: '', sessionTtlHours: 1, authFailuresPerMinute: 2 });
+  assert.equal(off.enabled, false);
+  assert.deepEqual(off.identify(request({ authorization: 'Bearer x' })), { ok: true, principal: 'anonymous' });
+  assert.equal(off.tokenMatches(''), false, 'no token: no login');
+  assert.equal(off.tokenMatches('x'), false);
+
+  const auth = createAuthenticator({ token: TOKEN, sessionTtlHours: 1, authFailuresPerMinute: 2 });
+  assert.equal(auth.enabled, true);
+  assert.deepEqual(auth.identify(request({ authorization: `Bearer ${TOKEN}` })), { ok: true, principal: `token:${fingerprint(TOKEN)}` });
+  assert.deepEqual(auth.identify(request({ authorization: `bearer ${TOKEN}` })), { ok: true, principal: `token:${fingerprint(TOKEN)}` }, 'the scheme in any case');
+  assert.deepEqual(auth.identify(request({ authorization: 'Bearer wrong' })), { ok: false, principal: `token:${fingerprint('wrong')}`, presented: 'bearer' });
+  assert.deepEqual(auth.identify(request({ authorization: `xBearer ${TOKEN}` })), { ok: false, principal: 'none', presented: 'none' }, 'the scheme starts the header');
+  assert.deepEqual(auth.identify(request({})), { ok: false, principal: 'none', presented: 'none' });
+  assert.deepEqual(auth.identify(request({ cookie: `${SESSION_COOKIE}=%E0%A4%A` })), { ok: false, principal: 'none', presented: 'cookie' }, 'an unreadable session cookie');
+  assert.deepEqual(auth.identify(request({ cookie: 'other=1' })), { ok: false, principal: 'none', presented: 'none' });
+  const session = auth.sessions.create();
+  assert.deepEqual(auth.identify(request({ cookie: `${SESSION_COOKIE}=${session.id}` })), { ok: true, principal: `session:${fingerprint(session.id)}` });
+  assert.deepEqual(auth.identify(request({ cookie: `${SESSION_COOKIE}=nope` })), { ok: false, principal: `session:${fingerprint('nope')}`, presented: 'cookie' });
+  assert.equal(auth.tokenMatches(TOKEN), true);
+  assert.equal(auth.tokenMatches(`${TOKEN} `), false);
+
+  const a = request({}, '192.0.2.7');
+  const b = request({}, '192.0.2.8');
+  assert.equal(auth.blockedFor(a), 0);
+  auth.failed(a);
+  assert.equal(auth.blockedFor(a), 0, 'one failure of two allowed');
+  auth.failed(a);
+  const wait = auth.blockedFor(a);
+  assert.ok(wait >= 59 && wait <= 60, `blocked for ${wait} s`);
+  assert.equal(auth.blockedFor(b), 0, 'another client is not blocked');
+  assert.equal(readCookie('=1', ''), undefined, 'a part with no name never matches, not even an empty name');
 });

@@ -387,3 +387,48 @@ test('records: UTF-8 payloads as text, others as base64, both back byte for byte
   assert.equal(decodeRecord('[]'), 'not a JSON object');
   assert.equal(decodeRecord(''), 'not JSON');
 });
+
+test('a long memory tier: thousands of messages leave in order through the queue\'s compaction', () => {
+  const s = open(newDataDir(), { memoryMessages: 5000 });
+  try {
+    for (let i = 0; i < 3000; i++) s.push(msg(`m-${i}`, 1));
+    assert.equal(s.memoryMessages, 3000);
+    const got: string[] = [];
+    for (let i = 0; i < 2000; i++) { const e = s.take(1)!; got.push(e.message.msgId); s.ack(e); }
+    for (let i = 3000; i < 3500; i++) s.push(msg(`m-${i}`, 1));
+    got.push(...drain(s));
+    assert.equal(got.length, 3500);
+    assert.deepEqual(got, Array.from({ length: 3500 }, (_, i) => `m-${i}`));
+    assert.equal(s.memoryBytes, 0);
+  } finally { s.close(); }
+});
+
+test('counts and bytes stay exact through persist and reload: messages, payload bytes, segment file bytes', () => {
+  const dataDir = newDataDir();
+  let s = open(dataDir, { memoryMessages: 2 });
+  for (const [id, n] of [['a', 3], ['b', 5], ['c', 7], ['d', 11]] as const) s.push(msg(id, n)); // a, b memory; c, d disk
+  s.take(10); // a
+  s.take(10); // b
+  s.take(10); // c, from disk
+  s.persist();
+  assert.equal(s.messages, 4);
+  assert.equal(s.bytes, 26);
+  assert.equal(s.diskMessages, 4);
+  const fileBytes = (): number => segments(dataDir).reduce((n, f) => n + readFileSync(join(spoolDir(dataDir), f)).length, 0);
+  assert.equal(s.diskBytes, fileBytes(), 'diskBytes is the size of the segment files');
+  s.close();
+  s = open(dataDir);
+  try {
+    assert.equal(s.messages, 4);
+    assert.equal(s.bytes, 26);
+    assert.equal(s.diskBytes, fileBytes());
+    const e = s.take(10)!;
+    assert.equal(s.bytes, 26, 'handed out but unacknowledged still counts');
+    s.ack(e);
+    assert.equal(s.bytes, 23);
+    assert.equal(s.messages, 3);
+    assert.deepEqual(drain(s), ['b', 'c', 'd']);
+    assert.equal(s.bytes, 0);
+    assert.equal(s.diskBytes, 0);
+  } finally { s.close(); }
+});

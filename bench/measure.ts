@@ -131,6 +131,7 @@ export function percentile(values: readonly number[], p: number): number {
 /** Everything a command prints (stdout then stderr), or '' when it cannot run. */
 export function commandOutput(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync gives null output when the process could not start
   return r.error ? '' : `${r.stdout ?? ''}\n${r.stderr ?? ''}`;
 }
 
@@ -138,6 +139,7 @@ export function commandOutput(argv: string[]): string {
 export function firstLine(argv: string[]): string {
   const r = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', timeout: 10_000 });
   if (r.error) return '';
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync gives null output when the process could not start
   return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find((l) => l.length > 0) ?? '';
 }
 

@@ -35,6 +35,7 @@ export interface PrereqReport {
 
 function apt(args: string[], log: string[]): boolean {
   const r = spawnSync('apt-get', args, { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, timeout: 900_000 });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync gives null output when the process could not start
   if (r.status !== 0) log.push(`apt-get ${args.join(' ')} failed: ${(r.stderr ?? '').trim().split('\n').slice(-2).join(' ')}`);
   return r.status === 0;
 }

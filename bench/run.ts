@@ -242,6 +242,7 @@ interface Target {
 const log = (msg: string): void => { process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); };
 
 function machineInfo(): Record<string, string | number> {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const cpuModel = /model name\s*:\s*(.*)/.exec(existsSync('/proc/cpuinfo') ? readFileSync('/proc/cpuinfo', 'utf8') : '')?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
   let sqlite = '';
   try {
@@ -577,6 +578,7 @@ function targets(plan: Plan, res: Results): void {
     if (r) rssTarget(`analyze peak RSS at ${rate(n)} distinct flows`, r);
   }
   const overGB = res.scaling.filter((r) => r.kind === 'length' && r.fileBytes >= 1e9 && !r.error).sort((a, b) => b.fileBytes - a.fileBytes)[0];
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (overGB) rssTarget(`analyze peak RSS on a capture over 1 GB (${overGB.label}: ${num(overGB.fileBytes / 1e9, 1)} GB)`, overGB);
 
   if (res.live) {

@@ -130,9 +130,12 @@ const USAGE = 'usage: node dist/bench/stages.js read|decode-flow FILE | analyze 
 
 async function main(argv: string[]): Promise<void> {
   const [stage, path, flag, list] = argv;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (path === undefined || (stage !== 'read' && stage !== 'decode-flow' && stage !== 'analyze')) throw new Error(USAGE);
   let without: string[] = [];
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (flag !== undefined) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (stage !== 'analyze' || flag !== '--without' || list === undefined || argv.length > 4) throw new Error(USAGE);
     without = list.split(',').filter(Boolean);
     const known = new Set<string>(ANALYZERS.map(([id]) => id));

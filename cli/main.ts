@@ -146,7 +146,9 @@ async function writeOutput(pieces: Iterable<string>, out: string | undefined): P
 
 async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
   const [, file, extra] = args.positionals;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (file === undefined) throw new UsageError('analyze needs a capture file (or - for stdin)');
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   const format = (args.values.format ?? 'text') as string;
   if (!FORMATS.includes(format as Format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${format}"`);
@@ -245,8 +247,10 @@ export async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
   if (args.values.version) { process.stdout.write(`${version()}\n`); return 0; }
   const command = args.positionals[0];
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (args.values.help || command === undefined || command === 'help') {
     process.stdout.write(USAGE);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     return command === undefined && !args.values.help ? 2 : 0;
   }
   switch (command) {

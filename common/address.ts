@@ -71,5 +71,6 @@ export function parseListen(listen: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`http.listen: "${listen}" is not HOST:PORT`);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   return { host: m[1] ?? m[2]!, port };
 }

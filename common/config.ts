@@ -591,8 +591,10 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
   if (typeof dflt === 'string') {
     if (typeof given !== 'string') throw new ConfigError(key, `expected a string, got ${describe(given)}`);
     const choices = STRING_CHOICES[key];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (choices && !choices.includes(given)) throw new ConfigError(key, `"${given}" is not one of ${choices.join(', ')}`);
     const pattern = STRING_PATTERNS[key];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (pattern && !pattern[0].test(given)) throw new ConfigError(key, `"${given}" is not ${pattern[1]}`);
     return given;
   }

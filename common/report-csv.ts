@@ -89,6 +89,7 @@ function metricValue(w: WindowSummary, column: string): unknown {
 function windowsTable(windows: readonly WindowSummary[]): string[] {
   const metricColumns = windowMetricColumns(windows);
   const rows = windows.map((w) => csvRow([
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     w.start, w.end, w.packets, w.bytes, w.flows?.active, w.flows?.new, w.flows?.closed, w.healthScore, w.outOfOrderTimestamps,
     ...metricColumns.map((c) => metricValue(w, c)),
   ]));
@@ -97,6 +98,7 @@ function windowsTable(windows: readonly WindowSummary[]): string[] {
 
 function findingsTable(findings: readonly Finding[]): string[] {
   const rows = findings.map((f) => csvRow([
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     f.id, f.type, f.severity, f.window?.start, f.window?.end, findingSubject(f), f.summary, JSON.stringify(f.evidence ?? {}),
   ]));
   return [csvRow(FINDING_COLUMNS), ...rows];
@@ -105,8 +107,11 @@ function findingsTable(findings: readonly Finding[]): string[] {
 /** The report's flows, windows and findings as three CSV tables in one text. */
 export function renderCsv(report: Report): string {
   const parts = [
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     ['# flows', ...flowsTable(report.flows ?? [])],
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     ['# windows', ...windowsTable(report.windows ?? [])],
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     ['# findings', ...findingsTable(report.findings ?? [])],
   ];
   return `${parts.map((lines) => lines.join('\n')).join('\n\n')}\n`;

@@ -89,6 +89,7 @@ function humanize(key: string): string {
 const isoMs = (iso: unknown): number => (typeof iso === 'string' ? Date.parse(iso) : NaN);
 
 const SEVERITY_RANK: Record<FindingSeverity, number> = { critical: 3, warning: 2, info: 1 };
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 const severityRank = (s: unknown): number => SEVERITY_RANK[s as FindingSeverity] ?? 0;
 const severityClass = (s: unknown): string => (severityRank(s) ? `sev-${s as string}` : 'sev-unknown');
 
@@ -193,6 +194,7 @@ function buildCharts(windows: readonly WindowSummary[]): ChartData {
     });
     charts.push({
       id: 'throughput', title: 'Throughput', unit: 'bps', kind: 'bar', series: [{ name: 'bits per second', values: bps }],
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- assigned inside a callback; the narrowed type does not see it
       note: fromAnalyzer ? 'throughput analyzer' : 'window bytes × 8 / window length',
     });
   }
@@ -256,6 +258,7 @@ export function aggregateTalkers(windows: readonly WindowSummary[], limit = 20):
         row.windows++;
         for (const [field, x] of Object.entries(nums)) {
           const prev = row.nums[field];
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
           row.nums[field] = prev === undefined ? x : g.sums.get(field) === 'max' ? Math.max(prev, x) : prev + x;
         }
       }
@@ -287,19 +290,25 @@ function th(label: string, sort?: 'num' | 'text', left = false): string {
 }
 
 function summarySection(r: Report): string {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const c = r.capture ?? ({} as Report['capture']);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const s = r.source ?? ({} as Report['source']);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const windows = r.windows ?? [];
   const windowSeconds = windows.length ? (isoMs(windows[0]!.end) - isoMs(windows[0]!.start)) / 1000 : NaN;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const bySeverity = (sev: FindingSeverity): number => (r.findings ?? []).filter((f) => f.severity === sev).length;
   const rows: Array<[string, string]> = [
     ['Source', `<code>${e(s.path)}</code>`],
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     ['Format', `${e(s.format)}${s.compressed ? ' (gzip)' : ''}; link types ${e((s.linkTypes ?? []).join(', ') || 'none')}`],
     ['Packets', e(num(c.packets))],
     ['Bytes', `${e(bytesText(c.bytes))} <span class="muted">(${e(num(c.bytes))} B on the wire)</span>`],
     ['Time range (UTC)', c.first ? `${e(timeText(c.first))} – ${e(timeText(c.last))}` : '<span class="muted">no packets</span>'],
     ['Duration', e(durationText(c.durationSeconds))],
     ['Windows', windows.length ? `${windows.length}${finite(windowSeconds) ? ` of ${e(num(windowSeconds))} s` : ''}` : '0'],
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     ['Flows', `${e(num(r.counters?.['tcp.streams']))} TCP, ${e(num(r.counters?.['udp.streams']))} UDP streams`],
     ['Findings', `<span class="sev sev-critical">${bySeverity('critical')} critical</span> <span class="sev sev-warning">${bySeverity('warning')} warning</span> <span class="sev sev-info">${bySeverity('info')} info</span>`],
   ];
@@ -355,6 +364,7 @@ function chartFigure(c: ChartSpec, index: number): string {
 function findingsSection(findings: readonly Finding[]): string {
   const LIMIT = 5000;
   const sorted = [...findings].sort((a, b) => severityRank(b.severity) - severityRank(a.severity)
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     || String(a.window?.start).localeCompare(String(b.window?.start)) || String(a.type).localeCompare(String(b.type)));
   const shown = sorted.slice(0, LIMIT);
   const groups = (['critical', 'warning', 'info'] as const).map((s) => [s, findings.filter((f) => f.severity === s).length] as const);
@@ -373,7 +383,7 @@ function findingsSection(findings: readonly Finding[]): string {
   const body = shown.map((f) => `<tr class="row-${severityClass(f.severity)}">
 <td data-v="${severityRank(f.severity)}"><span class="sev ${severityClass(f.severity)}">${e(f.severity)}</span></td>
 <td data-v="${e(f.type)}">${e(f.type)}</td>
-<td data-v="${e(f.window?.start)}" class="nowrap">${e(rangeText(f.window?.start, f.window?.end))}</td>
+<td data-v="${/* eslint-disable-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it */ e(f.window?.start)}" class="nowrap">${e(rangeText(f.window?.start, f.window?.end))}</td>
 <td data-v="${e(findingSubject(f))}" class="addr subject">${subject(f)}</td>
 <td data-v="${e(f.summary)}">${e(f.summary)}${evidence(f.evidence)}</td></tr>`).join('\n');
   return `<section id="findings"><h2>Findings <span class="muted">(${findings.length})</span></h2>
@@ -424,7 +434,7 @@ function statsSection(stats: Report['stats']): string {
   if (!entries.length) return '';
   return `<section id="stats"><h2>Distributions over the whole capture</h2>
 <table><thead><tr><th>Wireshark field</th><th class="num">Samples</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th></tr></thead><tbody>
-${entries.map(([k, q]) => `<tr><td><code>${e(k)}</code></td><td class="num">${e(num(q?.count))}</td><td class="num">${e(msText(q?.p50))}</td><td class="num">${e(msText(q?.p90))}</td><td class="num">${e(msText(q?.p99))}</td><td class="num">${e(msText(q?.max))}</td></tr>`).join('\n')}
+${/* eslint-disable-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off) */ entries.map(([k, q]) => `<tr><td><code>${e(k)}</code></td><td class="num">${e(num(q?.count))}</td><td class="num">${e(msText(q?.p50))}</td><td class="num">${e(msText(q?.p90))}</td><td class="num">${e(msText(q?.p99))}</td><td class="num">${e(msText(q?.max))}</td></tr>`).join('\n')}
 </tbody></table></section>`;
 }
 
@@ -716,11 +726,13 @@ const CSP = `default-src 'none'; script-src 'sha256-${sha256(SCRIPT)}'; style-sr
 
 /** The whole report as one self-contained HTML page. */
 export function renderHtml(report: Report): string {
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const windows = report.windows ?? [];
   const data = buildCharts(windows);
   const figures = data.charts.map((c, i) => [c, chartFigure(c, i)] as const);
   const healthChart = figures.filter(([c]) => c.id === 'health-score').map(([, html]) => html).join('');
   const otherCharts = figures.filter(([c]) => c.id !== 'health-score').map(([, html]) => html).join('\n');
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const path = String(report.source?.path ?? '');
   const name = path.split(/[\\/]/).pop() || path;
   const health = healthSection(report.healthScore, healthChart);
@@ -728,7 +740,9 @@ export function renderHtml(report: Report): string {
     summarySection(report),
     health,
     otherCharts ? `<section id="charts"><h2>Per-window charts</h2><p class="muted">One slot per window, in time order (UTC); a dashed line marks time skipped because no packet fell in it. Hover for values.</p><div class="charts">\n${otherCharts}\n</div></section>` : '',
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     findingsSection(report.findings ?? []),
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     flowsSection(report.flows ?? []),
     talkersSection(windows),
     statsSection(report.stats),

@@ -67,11 +67,13 @@ function metrics(r: Report, id: string, i = 0): Row {
   return m;
 }
 /** Sums one numeric metric of an analyzer over all windows. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 const total = (r: Report, id: string, key: string): number => r.windows.reduce((s, w) => s + ((w.metrics[id]?.[key] as number | undefined) ?? 0), 0);
 /** Sums a map-valued metric (e.g. icmp.unreachable) over all windows. */
 function totalMap(r: Report, id: string, key: string): Record<string, number> {
   const out: Record<string, number> = {};
   for (const w of r.windows) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const m = w.metrics[id]?.[key] as Record<string, number> | undefined;
     for (const [k, n] of Object.entries(m ?? {})) out[k] = (out[k] ?? 0) + n;
   }
@@ -381,7 +383,7 @@ test('dns: ppa_nowebaccess1.pcapng: 7 queries, no responses, 3 retransmissions, 
   assert.deepEqual(t[0]!.evidence, { timeouts: 2, queries: 7, server: '4.2.2.1' });
   // 2 timeouts per 7 queries ≥ 5 %: the whole DNS weight.
   assert.equal(r.healthScore?.score, 85);
-  assert.equal(r.healthScore?.components.find((c) => c.name === 'dns')?.penalty, 15);
+  assert.equal(r.healthScore.components.find((c) => c.name === 'dns')?.penalty, 15);
 });
 
 test('dns: ppa_dns_query_nonexistent.pcapng: one NXDOMAIN answer in 29.678 ms', async () => {
@@ -750,7 +752,9 @@ test('health: troubled captures score lower than a clean one, with the documente
   });
   assert.equal(clean.healthScore!.score, 87);
   assert.equal(clean.healthScore!.class, 'good');
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the scores are computed at run time; their declared types are the fixtures' literals
   assert.ok(clean.healthScore!.score > ssh.healthScore!.score);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the scores are computed at run time; their declared types are the fixtures' literals
   assert.ok(ssh.healthScore!.score > email.healthScore!.score);
   // The troubled captures lose the retransmission weight; the clean one does not.
   for (const r of [email, ssh]) assert.equal(r.healthScore!.components.find((c) => c.name === 'retransmissions')!.penalty, 25);

@@ -331,7 +331,7 @@ test('handshake: ppa_http_espn_fail.pcapng (7 handshakes, 9 never answered, 84 S
   assert.equal(failed.length, 9);
   assert.ok(failed.every((f) => f.evidence['stillOpen'] === true && f.flow?.server === '203.0.113.94'));
   const retries = findings(r, 'syn_retransmission');
-  assert.deepEqual(retries.map((f) => f.evidence['retransmissions']).sort(), [10, 10, 10, 10, 10, 10, 8, 8, 8]);
+  assert.deepEqual(retries.map((f) => Number(f.evidence['retransmissions'])).sort((a, b) => a - b), [8, 8, 8, 10, 10, 10, 10, 10, 10]);
   assert.ok(retries.every((f) => f.severity === 'warning'));
 });
 
@@ -424,7 +424,7 @@ test('rtt: Karn\'s rule, sides, per-flow p90 and max against the thresholds, top
   assert.deepEqual(at(w3, 'highRttFlows'), { info: 0, warning: 0, critical: 12 });
   assert.equal(at(w3, 'reportedFlows'), 10);
   const h3 = high.filter((f) => inWindow(f, 3));
-  assert.deepEqual(h3.map((f) => f.flow!.clientPort).sort(), [43102, 43103, 43104, 43105, 43106, 43107, 43108, 43109, 43110, 43111]);
+  assert.deepEqual(h3.map((f) => f.flow!.clientPort).sort((a, b) => a - b), [43102, 43103, 43104, 43105, 43106, 43107, 43108, 43109, 43110, 43111]);
   assert.equal(h3[0]!.flow!.clientPort, 43111);
 
   // Reported worst first, so the window engine's cap keeps the worst.
@@ -508,7 +508,7 @@ test('tcp_window: a zero window across windows, boundaries of zeroWindowPeriod, 
   assert.equal(at(m3, 'zeroWindowMaxSeconds'), 2);
   assert.deepEqual(at(m3, 'lowWindowBySide'), { client: 0, server: 3 });
   const z3 = zw.filter((f) => inWindow(f, 3));
-  assert.deepEqual(z3.map((f) => f.flow!.clientPort).sort(), [42001, 42003, 42004]);
+  assert.deepEqual(z3.map((f) => f.flow!.clientPort).sort((a, b) => a - b), [42001, 42003, 42004]);
   assert.equal(byClientPort(z3, 42001)[0]!.severity, 'warning');
   assert.equal(byClientPort(z3, 42001)[0]!.evidence['durationSeconds'], 0.125);
   const open = byClientPort(z3, 42004)[0]!;
@@ -601,7 +601,7 @@ test('resets: refused, abort and other RSTs by side; half-open, established and 
   assert.equal(at(win(r, 0, 'handshake'), 'failed.refused'), 2);
 
   const resets = findings(r, 'connection_reset');
-  assert.deepEqual(resets.map((f) => f.flow!.clientPort).sort(), [41002, 41008]);
+  assert.deepEqual(resets.map((f) => f.flow!.clientPort).sort((a, b) => a - b), [41002, 41008]);
   const abort = byClientPort(resets, 41002)[0]!;
   assert.equal(abort.severity, 'warning');
   assert.equal(abort.evidence['side'], 'client');
@@ -676,4 +676,51 @@ test('resets: ppa_http_espn_fail.pcapng (one server RST after a FIN; 9 half-open
   // 16 streams: 9 unanswered, stream 7 reset, stream 8 closed by FINs, 5 established.
   assert.deepEqual(at(last, 'atEnd'), { halfOpen: 9, established: 5, zombies: 0, maxIdleSeconds: null });
   assert.equal(findings(r, 'zombie_flows').length, 0);
+});
+
+// ---------------------------------------------------------------------------
+// tcp_retransmissions: severities at the edges of their counts and rates
+
+test('tcp_retransmissions: each severity at the edge of its count and of its rate', async () => {
+  // Counts 20/40/60 and rates 10/30/50 % (info by rate also needs 100 data segments).
+  const cases: Array<{ name: string; fresh: number; again: number; severity: Finding['severity'] | null }> = [
+    { name: 'info by rate: 10 of 100 (10 %)', fresh: 90, again: 10, severity: 'info' },
+    { name: 'below the info rate: 9 of 100', fresh: 91, again: 9, severity: null },
+    { name: 'info rate but 99 segments', fresh: 89, again: 10, severity: null },
+    { name: 'info by count: 20 (2 %)', fresh: 980, again: 20, severity: 'info' },
+    { name: 'below the info count: 19 (1.9 %)', fresh: 981, again: 19, severity: null },
+    { name: 'warning by count: 40 (4 %)', fresh: 960, again: 40, severity: 'warning' },
+    { name: 'below the warning count: 39', fresh: 961, again: 39, severity: 'info' },
+    { name: 'warning by rate: 20 of 66 (30.3 %)', fresh: 46, again: 20, severity: 'warning' },
+    { name: 'warning rate but 19 retransmissions (under the info count)', fresh: 41, again: 19, severity: null },
+    { name: 'critical by count: 60 (6 %)', fresh: 940, again: 60, severity: 'critical' },
+    { name: 'below the critical count: 59', fresh: 941, again: 59, severity: 'warning' },
+    { name: 'critical by rate: 20 of 40 (50 %)', fresh: 20, again: 20, severity: 'critical' },
+    { name: 'just below the critical rate: 20 of 41', fresh: 21, again: 20, severity: 'warning' },
+  ];
+  const cap = new Capture();
+  cases.forEach((c, k) => {
+    const conn = cap.conn('10.0.0.1', 40000 + k, '10.0.0.2', 80).handshake(10 * k, 0.001, 0.001);
+    let t = 10 * k + 0.01;
+    for (let i = 0; i < c.fresh; i++) { conn.send(C, t, ACK | PSH, { len: 100 }); t += 0.0001; }
+    const last = conn.next[C] - 100;
+    for (let i = 0; i < c.again; i++) { conn.send(C, t, ACK | PSH, { len: 100, seq: last }); t += 0.0001; }
+  });
+  const r = await analyze(cap.write('retransmission-edges.pcap'), { analyzers: { tcp: { retransmissionCount: [20, 40, 60], retransmissionRate: [10, 30, 50] } } });
+  cases.forEach((c, k) => {
+    const m = win(r, k, 'tcp');
+    assert.equal(m['retransmissions'], c.again, `${c.name}: retransmissions`);
+    assert.equal(m['dataSegments'], c.fresh + c.again, `${c.name}: data segments`);
+    const found = findings(r, 'tcp_retransmissions').filter((f) => inWindow(f, k));
+    assert.deepEqual(found.map((f) => f.severity), c.severity ? [c.severity] : [], c.name);
+  });
+});
+
+test('tcp_retransmissions: an info rate of 0 % never reports a window without retransmissions', async () => {
+  const cap = new Capture();
+  const conn = cap.conn('10.0.0.1', 41000, '10.0.0.2', 80).handshake(0, 0.001, 0.001);
+  for (let i = 0; i < 150; i++) conn.send(C, 0.01 + i * 0.0001, ACK | PSH, { len: 100 });
+  const r = await analyze(cap.write('retransmission-none.pcap'), { analyzers: { tcp: { retransmissionCount: [20, 40, 60], retransmissionRate: [0, 30, 50] } } });
+  assert.equal(win(r, 0, 'tcp')['retransmissions'], 0);
+  assert.deepEqual(findings(r, 'tcp_retransmissions'), []);
 });

@@ -58,6 +58,7 @@ const rows = (row: Row, key: string): Row[] => {
 };
 const findings = (r: Report, type: string): Finding[] => r.findings.filter((f) => f.type === type);
 /** Sums one numeric metric of an analyzer over all windows. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 const total = (r: Report, id: string, key: string): number => r.windows.reduce((s, w) => s + ((w.metrics[id]?.[key] as number | undefined) ?? 0), 0);
 
 /** RFC 3550's estimator, computed by hand on integer microsecond arrival times (sender spacing = previous arrival spacing). */
@@ -539,6 +540,7 @@ test('sack: SACK figures of shared captures equal tshark\'s', async () => {
 test('protocols: services of ppa_http_espn_fail.pcapng equal tshark\'s port filters', async () => {
   // tshark -Y "tcp.port==80" | wc -l: 555; tshark -Y "udp.port==53" | wc -l: 14.
   const r = await shared('ppa_http_espn_fail.pcapng');
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const sum = (name: string): number => r.windows.reduce((s, w) => s + ((w.metrics['protocols']!['services'] as Record<string, { packets: number }>)[name]?.packets ?? 0), 0);
   assert.equal(sum('http'), 555);
   assert.equal(sum('dns'), 14);

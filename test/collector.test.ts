@@ -23,22 +23,34 @@ const DNS = join(SHARED_PCAPS, 'wssample_dns.cap');
 
 let work: string;
 before(() => { work = mkdtempSync(join(tmpdir(), 'pa-collector-')); });
-after(() => { rmSync(work, { recursive: true, force: true }); });
 
 interface Collector { proc: AgentProcess; base: string }
+
+/** Collectors not yet stopped: a failed assertion must not leave one running. */
+const running = new Set<Collector>();
+after(async () => {
+  for (const c of running) {
+    c.proc.child.kill('SIGKILL');
+    await c.proc.exited;
+  }
+  rmSync(work, { recursive: true, force: true });
+});
 
 /** Starts `pcap-analyzer collector` and waits for /api/health. */
 async function startCollector(nats: NatsServerHandle, name: string, extra: string[] = [], env: Record<string, string> = {}): Promise<Collector> {
   const port = await freePort();
   const proc = spawnCli(['collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', join(work, name), ...extra], { env });
   const base = `http://127.0.0.1:${port}`;
+  const collector = { proc, base };
+  running.add(collector);
   await waitFor(`collector ${name} to answer`, async () => (await fetch(`${base}/api/health`)).ok || undefined, 20_000, 100);
-  return { proc, base };
+  return collector;
 }
 
 async function stopCollector(c: Collector): Promise<void> {
   c.proc.child.kill('SIGTERM');
   const { code } = await c.proc.exited;
+  running.delete(c);
   assert.equal(code, 0, c.proc.stderr());
 }
 
@@ -114,7 +126,7 @@ async function streamReady(nats: NatsServerHandle): Promise<void> {
   const nc = await connect({ servers: nats.url });
   try {
     const jsm = await jetstreamManager(nc);
-    await waitFor('the stream', async () => (await jsm.streams.info('PCAP_ANALYZER')) ? true : undefined, 10_000, 100);
+    await waitFor('the stream', async () => { await jsm.streams.info('PCAP_ANALYZER'); return true; }, 10_000, 100);
   } finally {
     await nc.drain();
   }
@@ -155,6 +167,7 @@ test('SIGKILL in the middle of ingesting: after a restart every window is stored
     }, 30_000, 20);
     first.proc.child.kill('SIGKILL');
     await first.proc.exited;
+    running.delete(first);
     await publishing;
     const second = await startCollector(nats, 'crash', [], { PCAP_ANALYZER_COLLECTOR_BATCH_SIZE: '200' });
     const windows = await waitFor('every window stored', async () => {
@@ -164,9 +177,7 @@ test('SIGKILL in the middle of ingesting: after a restart every window is stored
     assert.equal(windows.length, total);
     assert.equal(new Set(windows.map((w) => w.start)).size, total, 'no window twice');
     assert.deepEqual(windows.map((w) => w.packets), Array.from({ length: total }, (_, i) => i), 'every window, in order');
-    await new Promise((r) => setTimeout(r, 1500));
-    const m = parseMetrics(await (await fetch(`${second.base}/metrics`)).text());
-    assert.equal(metricValue(m, 'pcap_analyzer_collector_consumer_pending'), 0);
+    await waitFor('the consumer to have nothing pending', async () => metricValue(parseMetrics(await (await fetch(`${second.base}/metrics`)).text()), 'pcap_analyzer_collector_consumer_pending') === 0 || undefined, 30_000, 200);
     await stopCollector(second);
   } finally {
     await nats.close();
@@ -191,9 +202,8 @@ test('malformed messages are counted, logged with subject and sequence, terminat
     }, 15_000, 100);
     assert.match(collector.proc.stderr(), /"subject":"pcap\.v1\.evil\.window","seq":1,"reason":"bad JSON".*malformed message terminated/);
     assert.match(collector.proc.stderr(), /unknown schema \\"pcap-analyzer\/window@99\\"/);
-    await new Promise((r) => setTimeout(r, 1500));
-    const m = parseMetrics(await (await fetch(`${collector.base}/metrics`)).text());
-    assert.equal(metricValue(m, 'pcap_analyzer_collector_consumer_pending'), 0, 'terminated, not waiting for redelivery');
+    // Terminated, not waiting for redelivery (ackWaitSeconds is 30 s by default).
+    await waitFor('the consumer to have nothing pending', async () => metricValue(parseMetrics(await (await fetch(`${collector.base}/metrics`)).text()), 'pcap_analyzer_collector_consumer_pending') === 0 || undefined, 20_000, 200);
 
     // Every protected route: 401 without the token, and never the token in the audit log.
     for (const path of ['/api/sensors', '/api/findings', '/api/sensors/x/windows', '/api/reports/x', '/api/captures/x']) {

@@ -56,6 +56,7 @@ function which(command: string): string | undefined {
 
 function run(command: string, args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): { status: number | null; out: string } {
   const r = spawnSync(command, args, { cwd: options.cwd ?? REPO_ROOT, env: options.env ?? { ...process.env }, encoding: 'utf8', timeout: 120_000 });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync gives null output when the process could not start
   return { status: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` };
 }
 
@@ -100,6 +101,7 @@ function cliCommands(): Set<string> {
 /** A capture filter that leaves out ports leaves out the agent's own: NATS's and its metrics port. */
 function assertOwnTrafficFilter(where: string, env: Record<string, string>, httpPort: number): void {
   const bpf = env[envName('capture.bpf')];
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (bpf === undefined || bpf === '') return;
   const natsPort = Number(new URL(env[envName('nats.servers')]!).port);
   const ports = [...bpf.matchAll(/\bnot port (\d+)/g)].map((m) => Number(m[1])).sort((x, y) => x - y);
@@ -173,11 +175,13 @@ function dockerfile(): { args: Map<string, string>; stages: Stage[] } {
     const rest = m[2]!.replace(/\s+/g, ' ').trim();
     if (op === 'ARG' && stages.length === 0) {
       const [k, v] = rest.split('=');
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       args.set(k!, v ?? '');
     } else if (op === 'FROM') {
       const f = /^(\S+)(?: AS (\S+))?$/i.exec(rest);
       assert.ok(f, `Dockerfile: FROM ${rest}`);
       const base = f[1]!.replace(/^\$\{(\w+)\}$/, (_w, name: string) => args.get(name) ?? '');
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       stages.push({ name: f[2] ?? String(stages.length), base, body: [] });
     } else {
       assert.ok(stages.length > 0, `Dockerfile: ${op} before FROM`);
@@ -500,6 +504,7 @@ describe('docker-compose.yml agrees with the code', () => {
     const commands = cliCommands();
     for (const s of [...ours, ...dev.values()]) {
       const command = asStrings(s.raw['command'])[0];
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       assert.ok(command !== undefined && commands.has(command), `${s.name}: command "${command}" is not a pcap-analyzer command (${[...commands].join(', ')})`);
     }
     for (const s of ours) {

@@ -91,6 +91,7 @@ const analyze = analyzeCrafted;
 const tunnelConfig = (cfg: Record<string, unknown>): Record<string, unknown> => ({ analyzers: { dns_tunneling: cfg } });
 const tunnels = (r: Report): Finding[] => r.findings.filter((f) => f.type === 'dns_tunneling');
 /** Sums one numeric dns_tunneling metric over all windows. */
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 const total = (r: Report, key: string): number => r.windows.reduce((s, w) => s + ((w.metrics['dns_tunneling']?.[key] as number | undefined) ?? 0), 0);
 const lastMetric = (r: Report, key: string): unknown => r.windows.at(-1)?.metrics['dns_tunneling']?.[key];
 

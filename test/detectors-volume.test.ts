@@ -128,9 +128,12 @@ const metric = (r: Report, id: string, i: number): Row => {
   assert.ok(m, `metrics.${id} in window ${i}`);
   return m;
 };
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 const sum = (r: Report, id: string, key: string): number => r.windows.reduce((s, w) => s + ((w.metrics[id]?.[key] as number | undefined) ?? 0), 0);
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 const max = (r: Report, id: string, key: string): number => r.windows.reduce((s, w) => Math.max(s, (w.metrics[id]?.[key] as number | undefined) ?? 0), 0);
 const rejected = (r: Report, reason: string): number =>
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   r.windows.reduce((s, w) => s + (((w.metrics['beaconing']?.['rejected'] as Row | undefined)?.[reason] as number | undefined) ?? 0), 0);
 const ev = (f: Finding, key: string): number | string | boolean | null => {
   assert.ok(key in f.evidence, `evidence.${key}`);
@@ -232,6 +235,7 @@ test('flood: a SYN flood of 20,000 SYNs in 10 s from 500 sources, none completed
   assert.equal(ev(x, 'sources'), 500);
   assert.equal(ev(x, 'sourcesCapped'), false);
   assert.equal(ev(x, 'distributed'), true);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- checks the test's own constants, in case they are edited
   assert.ok(500 >= DISTRIBUTED);
   const top = String(ev(x, 'topSources')).split(', ');
   assert.equal(top.length, 5);
@@ -642,7 +646,7 @@ test('beaconing: past 8 events a key takes a 64-event ring from a pool (one per 
   const r = await analyze(recs, { analyzers: { beaconing: { maxKeys: 256 } }, report: { maxFindingsPerType: 100 } });
   const f = findings(r, 'beaconing');
   assert.equal(f.length, 32);
-  assert.deepEqual(f.map((x) => ev(x, 'destination')).sort(), Array.from({ length: 32 }, (_, d) => `198.51.100.${d + 9}`).sort());
+  assert.deepEqual(f.map((x) => String(ev(x, 'destination'))).sort(), Array.from({ length: 32 }, (_, d) => `198.51.100.${d + 9}`).sort());
   assert.equal(sum(r, 'beaconing', 'evictedInWindow'), 8);
   assert.equal(metric(r, 'beaconing', r.windows.length - 1)['tracked'], 40);
 });
@@ -660,6 +664,7 @@ test('shared captures: no flood, exfiltration or beaconing findings in ordinary 
   for (const name of BENIGN) {
     const r = await analyzeFile(join(SHARED_PCAPS, name));
     for (const type of ['flood', 'exfiltration', 'beaconing']) assert.equal(findings(r, type).length, 0, `${type} in ${name}`);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     for (const id of ['flood', 'exfiltration', 'beaconing']) assert.ok(r.windows.every((w) => w.metrics[id] !== undefined), `${id} metrics in ${name}`);
   }
 });

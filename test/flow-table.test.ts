@@ -184,3 +184,52 @@ test('port reuse uses Wireshark\'s base_seq: learnt from the other side\'s ACK, 
   m.update(packet(v, 2, 1, 40000, 2, 80, { flags: SYN, seq: 700 }));
   assert.equal(m.tcpStreams, 1);
 });
+
+test('hard cap across protocol classes: the least recently active flow of any class is evicted', () => {
+  const t = table({ maxFlows: 16 });
+  const v = new PacketView();
+  const ended: string[] = [];
+  const name = (slot: number): string => `${t.clientPort(slot)}`;
+  t.setListener({ onFlowEnd: (slot, reason) => { if (reason === EndReason.EVICTED) ended.push(name(slot)); } });
+  // Sixteen flows in the six classes (handshake, established, closed TCP; UDP; ICMP; other IP),
+  // the oldest in the last class; each class's own head is not the oldest overall.
+  let ts = 1;
+  const classes: Array<{ proto: number; flags?: number }> = [
+    { proto: Transport.OTHER_IP }, { proto: Transport.UDP }, { proto: Transport.TCP, flags: SYN }, { proto: Transport.UDP },
+  ];
+  for (let i = 0; i < 16; i++) {
+    const c = classes[i % classes.length]!;
+    const p = packet(v, ts, 1, 3000 + i, 2, 80, { proto: c.proto, flags: c.flags ?? ACK, seq: 100 });
+    if (c.proto === Transport.OTHER_IP) { v.ipProto = 47; v.srcPort = 0; v.dstPort = 0; v.src[0] = (10 << 24) + 100 + i; }
+    t.update(p);
+    ts += 0.001;
+  }
+  assert.equal(t.active, 16);
+  // Three more UDP flows: the oldest flows go, whatever their class: other-IP (3000), UDP (3001), TCP (3002).
+  const before = ended.length;
+  for (let i = 0; i < 3; i++) { t.update(packet(v, ts, 1, 5000 + i, 2, 80, { proto: Transport.UDP })); ts += 0.001; }
+  assert.equal(t.evicted, 3);
+  assert.deepEqual(ended.slice(before), ['0', '3001', '3002'], 'other IP (no ports) first, then UDP 3001, then TCP 3002');
+});
+
+test('idle expiry and eviction counts add up: flows ended for either reason are counted once', () => {
+  const t = table({ maxFlows: 16, timeouts: { udp: 5 } });
+  const v = new PacketView();
+  for (let i = 0; i < 20; i++) t.update(packet(v, 1 + i * 0.01, 1, 4000 + i, 2, 53, { proto: Transport.UDP }));
+  assert.equal(t.evicted, 4);
+  assert.equal(t.expired, 0);
+  t.update(packet(v, 100, 1, 4999, 2, 53, { proto: Transport.UDP }));
+  assert.equal(t.expired, 16, 'the sixteen left idle for more than 5 s');
+  assert.equal(t.active, 1);
+});
+
+test('hard cap: of two flows last active at the same packet time, the one of the lower class goes first (reports stay deterministic)', () => {
+  const t = table({ maxFlows: 16 });
+  const v = new PacketView();
+  const ended: number[] = [];
+  t.setListener({ onFlowEnd: (slot, reason) => { if (reason === EndReason.EVICTED) ended.push(t.clientPort(slot)); } });
+  t.update(packet(v, 1, 1, 6001, 2, 53, { proto: Transport.UDP }));
+  t.update(packet(v, 1, 1, 6002, 2, 80, { flags: SYN }));
+  for (let i = 0; i < 15; i++) t.update(packet(v, 2 + i * 0.01, 1, 7000 + i, 2, 53, { proto: Transport.UDP }));
+  assert.deepEqual(ended, [6002], 'the TCP handshake flow (class 0) before the UDP flow (class 3)');
+});

@@ -8,9 +8,11 @@
  *
  * Asserts: the only exception is InputError (corrupt file); no internal error
  * is caught by the pipeline's guard; no case hangs (the cases run in a worker
- * the test stops when one takes too long) and the slowest case stays short;
- * RSS after the run is within 150 MB of the start.
+ * the test stops when one makes no progress for 20 s); RSS after the run is
+ * within 150 MB of the start. The slowest case is reported, not asserted: its
+ * time depends on the machine (performance is measured in `npm run bench`).
  *
+ * Seed: fixed by default (the same run everywhere); FUZZ_SEED=random draws one.
  * Replay: FUZZ_SEED=<seed> (logged every run) repeats a run; adding
  * FUZZ_CASE=<index> runs that one case. FUZZ_CASES / FUZZ_DECODER_BATCHES
  * change the counts. Failing inputs are saved under test-artifacts/fuzz/.
@@ -33,7 +35,12 @@ const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PCAP_DIR = resolve(REPO_ROOT, '../shared/pcaps');
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'fuzz');
 
-const SEED = parseSeed(process.env['FUZZ_SEED']) ?? randomInt(0, 2 ** 32 - 1);
+/**
+ * `npm test` runs one fixed seed, so a run is the same on every machine; FUZZ_SEED=random (or
+ * `npm run fuzz`) explores new ones. The seed is printed either way.
+ */
+const DEFAULT_SEED = 20_261_206;
+const SEED = process.env['FUZZ_SEED'] === 'random' ? randomInt(0, 2 ** 32 - 1) : parseSeed(process.env['FUZZ_SEED']) ?? DEFAULT_SEED;
 const ONLY_CASE = process.env['FUZZ_CASE'] !== undefined ? Number(process.env['FUZZ_CASE']) : -1;
 const FILE_CASES = Number(process.env['FUZZ_CASES'] ?? 5000);
 const DECODER_BATCHES = Number(process.env['FUZZ_DECODER_BATCHES'] ?? 600);
@@ -41,9 +48,9 @@ const MIN_FILE_CASES = 3000;
 
 /** A case that makes no progress for this long is a hang: the worker is stopped. */
 const STALL_MS = 20_000;
-/** The slowest single case must stay under this (seed files are at most 64 KiB). */
-const SLOWEST_CASE_MS = 3_000;
 const MAX_RSS_GROWTH = 150 * 1024 * 1024;
+/** Hangs are caught by STALL_MS; this only bounds a run on a very busy machine (10 minutes). */
+const FUZZ_TIMEOUT_MS = 600_000;
 
 const MB = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
 
@@ -99,7 +106,7 @@ function failureText(r: WorkerResult): string {
   return r.failures.map((f) => `case ${f.index}: ${f.label}\n    ${f.error.split('\n').slice(0, 4).join('\n    ')}\n    saved: ${f.artifact}`).join('\n');
 }
 
-test(`fuzz: mutated real captures through analyzeCapture (FUZZ_SEED=${SEED})`, { timeout: Math.max(120_000, FILE_CASES * 25) }, async (t) => {
+test(`fuzz: mutated real captures through analyzeCapture (FUZZ_SEED=${SEED})`, { timeout: FUZZ_TIMEOUT_MS }, async (t) => {
   assert.ok(existsSync(join(PCAP_DIR, 'MANIFEST.tsv')), `shared captures not found at ${PCAP_DIR}`);
   log(t, `FUZZ_SEED=${SEED} (replay: FUZZ_SEED=${SEED} node --test dist/test/fuzz.test.js)`);
   const tmp = mkdtempSync(join(tmpdir(), 'pcap-fuzz-'));
@@ -112,18 +119,16 @@ test(`fuzz: mutated real captures through analyzeCapture (FUZZ_SEED=${SEED})`, {
       assert.ok(r.cases >= Math.min(MIN_FILE_CASES, FILE_CASES), `only ${r.cases} cases ran`);
       assert.ok(new Set(r.seeds.map((s) => /\((pcapn?g?),/.exec(s)?.[1])).size === 2, 'the corpus must hold both pcap and pcapng');
     }
-    assert.ok(r.slowestMs < SLOWEST_CASE_MS, `slowest case took ${r.slowestMs.toFixed(0)} ms (case ${r.slowestCase}: ${r.slowestLabel})`);
     assert.ok(r.rssEnd - r.rssStart < MAX_RSS_GROWTH, `RSS grew by ${MB(r.rssEnd - r.rssStart)} over the run`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
 });
 
-test(`fuzz: random frames of every link type through Decoder.decode and the Pipeline (FUZZ_SEED=${SEED})`, { timeout: Math.max(60_000, DECODER_BATCHES * 50) }, async (t) => {
+test(`fuzz: random frames of every link type through Decoder.decode and the Pipeline (FUZZ_SEED=${SEED})`, { timeout: FUZZ_TIMEOUT_MS }, async (t) => {
   const r = await runWorker({ mode: 'decoder', seed: SEED, cases: DECODER_BATCHES, onlyCase: ONLY_CASE, pcapDir: PCAP_DIR, tmpDir: '', artifactsDir: ARTIFACTS });
   report(t, 'decoder', r);
   assert.equal(r.failureCount, 0, `${r.failureCount} frames made the decoder throw, broke an invariant or hit the pipeline guard (FUZZ_SEED=${SEED}):\n${failureText(r)}`);
-  assert.ok(r.slowestMs < SLOWEST_CASE_MS, `slowest batch took ${r.slowestMs.toFixed(0)} ms`);
   assert.ok(r.rssEnd - r.rssStart < MAX_RSS_GROWTH, `RSS grew by ${MB(r.rssEnd - r.rssStart)}`);
 });
 

@@ -96,6 +96,7 @@ function differences(a: Json, b: Json, path = '', out: string[] = [], limit = 20
   if (out.length >= limit) return out;
   if (a === b) return out;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON.stringify returns undefined for undefined, whatever its type says
     out.push(`${path || '.'}: golden ${JSON.stringify(a)?.slice(0, 200)} now ${JSON.stringify(b)?.slice(0, 200)}`);
     return out;
   }
@@ -107,7 +108,9 @@ function differences(a: Json, b: Json, path = '', out: string[] = [], limit = 20
   const ao = a as Record<string, Json>;
   const bo = b as Record<string, Json>;
   for (const k of new Set([...Object.keys(ao), ...Object.keys(bo)])) {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON.stringify returns undefined for undefined, whatever its type says
     if (!(k in ao)) out.push(`${path}.${k}: new, ${JSON.stringify(bo[k])?.slice(0, 200)}`);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- JSON.stringify returns undefined for undefined, whatever its type says
     else if (!(k in bo)) out.push(`${path}.${k}: missing, golden ${JSON.stringify(ao[k])?.slice(0, 200)}`);
     else differences(ao[k]!, bo[k]!, `${path}.${k}`, out, limit);
     if (out.length >= limit) break;

@@ -115,6 +115,7 @@ describe('live capture on a veth pair between network namespaces', { skip }, () 
   let net: TestNetwork;
   before(() => { net = createTestNetwork(); });
   after(() => {
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- undefined when before() failed
     net?.cleanup();
     const left = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
     assert.ok(!left.includes(`pa${process.pid}`), `namespaces left behind:\n${left}`);

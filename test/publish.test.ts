@@ -204,31 +204,37 @@ test('NATS down throughout with tiny spool limits: start() resolves, memory stay
   const spool: SpoolConfig = { memoryMessages: 5, memoryBytes: 2000, fileBytes: 8192 };
   const dataDir = newDataDir();
   const p = await Publisher.start({ nats: natsConfig([`nats://127.0.0.1:${port}`]), spool, dataDir, logger: log.logger });
-  let accepted = 0;
-  for (const id of ids('down', 300)) if (p.enqueue(message(id, 'x'.repeat(60)))) accepted++;
-  assert.equal(p.enqueue(message('hb'), { droppable: true }), false);
-  const stats = p.stats();
-  assert.equal(stats.connected, false);
-  assert.equal(stats.degraded, true);
-  assert.ok(stats.overflowMessages > 0);
-  assert.equal(accepted + stats.overflowMessages, 300);
-  assert.equal(stats.spoolMessages, accepted);
-  assert.ok(stats.spoolDiskBytes <= spool.fileBytes, `disk ${stats.spoolDiskBytes}`);
-  assert.equal(stats.statusSkipped, 1);
-  assert.equal(stats.published, 0);
-  const warnings = log.records().filter((r) => r['level'] === 40);
-  assert.equal(warnings.filter((r) => /unreachable/.test(String(r['msg']))).length, 1, 'one warning for the unreachable server');
-  assert.equal(warnings.filter((r) => /spool full/.test(String(r['msg']))).length, 1, 'overflow logged once per interval, not per message');
-  await p.close();
+  try {
+    let accepted = 0;
+    for (const id of ids('down', 300)) if (p.enqueue(message(id, 'x'.repeat(60)))) accepted++;
+    assert.equal(p.enqueue(message('hb'), { droppable: true }), false);
+    const stats = p.stats();
+    assert.equal(stats.connected, false);
+    assert.equal(stats.degraded, true);
+    assert.ok(stats.overflowMessages > 0);
+    assert.equal(accepted + stats.overflowMessages, 300);
+    assert.equal(stats.spoolMessages, accepted);
+    assert.ok(stats.spoolDiskBytes <= spool.fileBytes, `disk ${stats.spoolDiskBytes}`);
+    assert.equal(stats.statusSkipped, 1);
+    assert.equal(stats.published, 0);
+    const warnings = log.records().filter((r) => r['level'] === 40);
+    assert.equal(warnings.filter((r) => /unreachable/.test(String(r['msg']))).length, 1, 'one warning for the unreachable server');
+    assert.equal(warnings.filter((r) => /spool full/.test(String(r['msg']))).length, 1, 'overflow logged once per interval, not per message');
+  } finally {
+    await p.close();
+  }
   // The memory tier itself: never more than its limits, whatever is pushed.
   const s = new Spool({ dataDir: newDataDir(), ...spool, logger: log.logger });
-  for (const id of ids('mem', 300)) {
-    s.push(message(id, 'x'.repeat(60)));
-    assert.ok(s.memoryMessages <= spool.memoryMessages && s.memoryBytes <= spool.memoryBytes);
-    assert.ok(s.diskBytes <= spool.fileBytes);
+  try {
+    for (const id of ids('mem', 300)) {
+      s.push(message(id, 'x'.repeat(60)));
+      assert.ok(s.memoryMessages <= spool.memoryMessages && s.memoryBytes <= spool.memoryBytes);
+      assert.ok(s.diskBytes <= spool.fileBytes);
+    }
+    assert.equal(s.messages + s.overflowMessages, 300);
+  } finally {
+    s.close();
   }
-  assert.equal(s.messages + s.overflowMessages, 300);
-  s.close();
 });
 
 test('close() persists the unacknowledged to disk in order; a new Publisher on the same dataDir sends them once NATS is up', async (t) => {

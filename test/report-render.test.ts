@@ -199,6 +199,7 @@ test('renderCsv: a real capture, every table cell equal to the JSON report', asy
     assert.equal(rec['healthScore'], w.healthScore === null ? '' : String(w.healthScore));
     for (const c of metricColumns) {
       const [analyzer, metric] = [c.slice(0, c.indexOf('.')), c.slice(c.indexOf('.') + 1)];
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       const v = w.metrics[analyzer]?.[metric];
       assert.equal(rec[c], typeof v === 'number' ? String(v) : '', `window ${i} ${c}`);
     }
@@ -320,6 +321,7 @@ test('the HTML report in headless Chromium: no errors, every chart drawn, screen
     const ids = charts.map((c) => c.id);
     for (const id of ['health-score', 'retransmission-rate', 'rtt', 'throughput']) {
       if (id === 'health-score' && !report.windows.some((w) => w.healthScore !== null)) continue;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       if (id === 'rtt' && !report.windows.some((w) => w.metrics['rtt'])) continue;
       assert.ok(ids.includes(id), `chart ${id} present (have ${ids.join(', ')})`);
     }
@@ -348,6 +350,7 @@ test('the HTML report in headless Chromium: no errors, every chart drawn, screen
     assert.deepEqual(problems, []);
     assert.equal(await page.$$eval('script', (s) => s.length), 2);
     assert.equal(await page.$$eval('img, iframe, svg', (s) => s.length), 0);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- textContent is null for some nodes
     const summary = await page.$eval('table.findings tbody', (b) => b.textContent ?? '');
     assert.ok(summary.includes('Slow answers for <script>alert("x")</script>'), 'shown as text');
     const drawn = await page.$$eval('[data-chart]', (els) => els.every((el) => el.getAttribute('data-drawn') === 'true'));

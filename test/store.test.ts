@@ -246,16 +246,16 @@ for (const backend of [sqliteBackend, postgresBackend]) {
         await s.ingest(batch({ statuses: [newer] }));
         rec = await s.sensor('edge-1');
         assert.equal(rec?.version, '1.1.0');
-        assert.deepEqual(rec?.lastStatus, newer);
-        assert.equal(rec?.lastSeen, '2025-01-01T00:00:10.000Z');
+        assert.deepEqual(rec.lastStatus, newer);
+        assert.equal(rec.lastSeen, '2025-01-01T00:00:10.000Z');
 
         // A redelivered older status: seen, but it does not replace the newer one.
         wall.set('2025-01-01T00:00:20.000Z');
         await s.ingest(batch({ statuses: [statusMsg('edge-1', '2025-01-01T00:00:04.000Z', '1.0.0', 'starting')] }));
         rec = await s.sensor('edge-1');
         assert.equal(rec?.version, '1.1.0');
-        assert.deepEqual(rec?.lastStatus, newer);
-        assert.equal(rec?.lastSeen, '2025-01-01T00:00:20.000Z');
+        assert.deepEqual(rec.lastStatus, newer);
+        assert.equal(rec.lastSeen, '2025-01-01T00:00:20.000Z');
 
         // The collector's clock steps back: last_seen stays, the newer status lands.
         wall.set('2025-01-01T00:00:05.000Z');
@@ -263,9 +263,9 @@ for (const backend of [sqliteBackend, postgresBackend]) {
         await s.ingest(batch({ statuses: [newest] }));
         rec = await s.sensor('edge-1');
         assert.deepEqual(rec?.lastStatus, newest);
-        assert.equal(rec?.version, '1.2.0');
-        assert.equal(rec?.lastSeen, '2025-01-01T00:00:20.000Z');
-        assert.equal(rec?.firstSeen, '2025-01-01T00:00:00.000Z');
+        assert.equal(rec.version, '1.2.0');
+        assert.equal(rec.lastSeen, '2025-01-01T00:00:20.000Z');
+        assert.equal(rec.firstSeen, '2025-01-01T00:00:00.000Z');
 
         // Health follows the latest window, not the latest arrival.
         await s.ingest(batch({ windows: [windowMsg('edge-1', 2, 10)] }));

@@ -50,8 +50,10 @@ async function ours(file: string): Promise<Map<number, Verdict>> {
     pipeline.process(reader.record);
     const slot = pipeline.flows.lastSlot;
     out.set(reader.record.number, {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- assigned inside a callback; the narrowed type does not see it
       stream: result.analyzed && slot >= 0 ? String(pipeline.flows.streamIndex[slot]) : '',
       flags: Object.entries(NAMES).filter(([, bit]) => result.flags & bit).map(([name]) => name).join(','),
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- assigned inside a callback; the narrowed type does not see it
       ackRtt: result.analyzed && result.ackRtt !== -1 ? result.ackRtt.toFixed(9) : '',
     });
   }
@@ -76,7 +78,9 @@ for (const file of files) {
     for (const row of expected.filter((r) => r['file'] === file)) {
       const frame = Number(row['frame']);
       const mine = got.get(frame)!;
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       const known = EXCEPTIONS[file]?.[frame];
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       if (known) assert.deepEqual([mine.flags, row['flags']], [known[0], known[1]], `${file} frame ${frame}: listed difference changed (${known[2]})`);
       else assert.equal(mine.flags, row['flags'], `${file} frame ${frame}: flags`);
       assert.equal(mine.ackRtt, row['ack_rtt'], `${file} frame ${frame}: ack_rtt`);

@@ -323,6 +323,7 @@ export class CaptureReader {
 
   private iface(id: number, at: number): PcapngInterface {
     const iface = this.interfaces[id];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (iface === undefined) throw this.corrupt(`packet refers to interface ${id}, but the section has ${this.interfaces.length}`, at);
     return iface;
   }

@@ -222,6 +222,7 @@ export class LiveCapture {
       }, b);
     }
     const linkType = LINK_TYPES[linkName];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (linkType === undefined) {
       handle.retire();
       // 'Unknown linktype N' (N is the DLT_ value) or a name the decoder cannot use.
@@ -278,6 +279,7 @@ export class LiveCapture {
     if (this.closed) return;
     const r = this.handle.dispatch();
     // onPacket may have called close(): then -2 only means the binding freed the handle.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
     if (this.closed && !this.failed) return;
     if (this.failed) {
       const err = this.failure instanceof Error ? this.failure : new Error(String(this.failure));

@@ -261,6 +261,7 @@ export class Publisher {
   private async connectLoop(): Promise<void> {
     while (!this.closing) {
       await this.sleep(RECONNECT_WAIT_MS);
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
       if (this.closing) return;
       if (await this.tryConnect()) return;
       this.log.debug({ err: this.lastConnectError }, 'NATS connection attempt failed');

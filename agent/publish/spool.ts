@@ -307,6 +307,7 @@ export class Spool {
       this.log.info({ messages: pending.length, bytes: size, file: path }, 'spool: persisted in-memory messages to disk');
     }
     const tail = this.segments[this.segments.length - 1];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (tail?.fd !== undefined) fsyncSync(tail.fd);
   }
 
@@ -429,10 +430,12 @@ export class Spool {
   /** Appends one record to the newest segment (rotating it when full); false on an I/O error. */
   private append(record: Buffer, bytes: number): boolean {
     let tail = this.segments[this.segments.length - 1];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (tail && tail.fd !== undefined && tail.size > 0 && tail.size + record.length > this.segmentBytes) {
       closeSync(tail.fd);
       tail.fd = undefined;
     }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (!tail || tail.fd === undefined) {
       const id = this.nextId++;
       const path = join(this.dir, segmentName(id));
@@ -474,6 +477,7 @@ export class Spool {
     for (;;) {
       if (!this.reader) {
         const first = this.segments[0];
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
         if (!first) return undefined;
         this.openReader(first, first.consumed);
       }
@@ -481,6 +485,7 @@ export class Spool {
       const seg = reader.segment;
       if (reader.pos >= seg.size) {
         const next = this.segments[this.segments.indexOf(seg) + 1];
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
         if (!next) return undefined;
         this.forgetUntaken(seg, 'records missing at the end of the segment');
         this.openReader(next, next.consumed);

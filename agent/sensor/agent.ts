@@ -207,6 +207,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       // Analyzer keys laid out at start: which run, table sizes, look-back buckets.
       const before = config.analyzers as unknown as Record<string, Record<string, unknown>>;
       for (const [id, keys] of Object.entries(next.analyzers as unknown as Record<string, Record<string, unknown>>)) {
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
         for (const k of FIXED_AT_START) if (k in keys && JSON.stringify(keys[k]) !== JSON.stringify(before[id]?.[k])) restartNeeded.push(`analyzers.${id}.${k}`);
       }
       post({ type: 'reload', config: next as Config });

@@ -211,6 +211,7 @@ async function runReplay(): Promise<void> {
     pacing.restart();
     passFirst = Infinity;
     passLast = -Infinity;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
   } while (!stopping);
   finish(warnings);
 }
@@ -221,6 +222,7 @@ port.on('message', (msg: ToCapture) => {
   if (msg.type === 'stop') {
     stopping = true;
     for (const resolve of stopResolvers.splice(0)) resolve();
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spelled out, so that a new message type is never taken for a reload
   } else if (msg.type === 'reload') {
     pipeline.reconfigure(buildConfig(msg.config));
   }

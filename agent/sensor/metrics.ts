@@ -120,13 +120,16 @@ export class AgentMetrics {
         if (v !== undefined) g.set({ quantile: `0.${q.slice(1)}` }, v);
       }
     };
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const rate = num(m['tcp']?.['retransmissionRate']);
     if (rate !== undefined) this.retransmissionRate.set(rate);
     setQuantiles(this.rtt, m['rtt']);
     setQuantiles(this.dnsLatency, m['dns']);
     const dns = m['dns'];
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const queries = num(dns?.['queries']);
     if (queries) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       const failed = (num(dns?.['serverFailures']) ?? 0) + (num(dns?.['timeouts']) ?? 0);
       this.dnsFailureRatio.set(failed / queries);
     } else {
@@ -134,6 +137,7 @@ export class AgentMetrics {
     }
     // Detectors report their tables' evictions since the start as `evicted`.
     for (const [id, metrics] of Object.entries(m)) {
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       const evicted = num(metrics?.['evicted']);
       if (evicted !== undefined) this.tableEvictions.set(evicted, { table: id });
     }

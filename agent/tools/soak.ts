@@ -57,6 +57,7 @@ function parseArgs(argv: readonly string[]): Options {
   const out: Options = { hours: 24, packets: 10_000_000, sources: 100_000, seed: 1, disable: [], gc: true };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (argv[i] === undefined || !Number.isFinite(v) || v <= 0) throw new Error(`${name} needs a positive number`);
     return v;
   };
@@ -262,6 +263,7 @@ class Heap {
     const items = this.items;
     const top = items[0];
     const last = items.pop();
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     if (top === undefined || last === undefined || items.length === 0) return top;
     let i = 0;
     const n = items.length;

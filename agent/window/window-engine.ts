@@ -111,6 +111,7 @@ export class WindowEngine {
     const span = this.span;
     const metrics: Record<string, Metrics> = {};
     for (const a of this.analyzers) metrics[a.id] = a.closeWindow(span, metrics);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const health = metrics['health']?.['score'];
     const summary: WindowSummary = {
       start: isoFromSeconds(span.start),

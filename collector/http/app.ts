@@ -143,6 +143,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     if (err instanceof HttpError) return reply.code(err.statusCode).send({ error: err.error, detail: err.detail });
     if (err.validation) return reply.code(400).send({ error: 'bad request', detail: err.message });
     // Fastify's own 4xx (a body over the limit, bad JSON) say what was wrong with the request.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- not every error reaching the handler is a FastifyError with a code
     if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) return reply.code(err.statusCode).send({ error: err.code ?? 'error', detail: err.message });
     return internalError(request, reply, err);
   });

@@ -112,6 +112,7 @@ export class Ingestor {
         const text = errorText(err);
         if (text !== this.status.lastError) this.log.warn({ err: text, servers: this.nats.servers.map(redactUrl) }, 'ingest: NATS or consumer unavailable; retrying');
         this.status.lastError = text;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
         if (this.stopped) break;
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);

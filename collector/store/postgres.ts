@@ -152,6 +152,7 @@ export class PostgresStore implements Store {
 
   async sensor(id: string): Promise<SensorRecord | null> {
     const [row] = await this.rows<SensorDbRow>(`SELECT ${SENSOR_COLUMNS} FROM sensors WHERE id = $1`, [id]);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     return row ? sensorRecord(row) : null;
   }
 
@@ -191,6 +192,7 @@ export class PostgresStore implements Store {
 
   async job(id: string): Promise<CaptureJob | null> {
     const [row] = await this.rows<JobDbRow>(`SELECT ${JOB_COLUMNS} FROM capture_jobs WHERE id = $1`, [id]);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     return row ? captureJob(row) : null;
   }
 
@@ -200,6 +202,7 @@ export class PostgresStore implements Store {
 
   async report(jobId: string): Promise<string | null> {
     const [row] = await this.rows<{ report: string }>('SELECT report FROM capture_reports WHERE job_id = $1', [jobId]);
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     return row ? row.report : null;
   }
 

@@ -39,9 +39,13 @@ export function normalizeTime(text: string): string {
   const year = Number(m[1]);
   const month = Number(m[2]);
   const day = Number(m[3]);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const hour = Number(m[4] ?? 0);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const minute = Number(m[5] ?? 0);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const second = Number(m[6] ?? 0);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const micros = Number((m[7] ?? '').slice(0, 6).padEnd(6, '0'));
   if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) {
     throw new RangeError(`invalid time ${JSON.stringify(text)}: field out of range`);
@@ -54,6 +58,7 @@ export function normalizeTime(text: string): string {
   if (date.getUTCDate() !== day) throw new RangeError(`invalid time ${JSON.stringify(text)}: no such day`);
   date.setUTCHours(hour, minute, second, 0);
   let ms = date.getTime();
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (m[9]) ms -= (m[9] === '-' ? -1 : 1) * (Number(m[10]) * 60 + Number(m[11] ?? 0)) * 60_000;
   if (ms < MIN_MS) return MIN_TIME;
   if (ms > MAX_MS) return MAX_TIME;
@@ -133,6 +138,7 @@ export function findingIps(f: Finding): string {
   add(f.flow?.client);
   add(f.flow?.server);
   add(f.host);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   for (const value of Object.values(f.evidence ?? {})) if (typeof value === 'string') add(value);
   return [...found].join(' ');
 }
@@ -195,7 +201,9 @@ export function findingRows(messages: readonly FindingMessage[]): FindingRow[] {
     source: JSON.stringify(m.source),
     type: m.finding.type,
     severity: m.finding.severity,
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     windowStart: ingestTime(m.finding.window?.start),
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     windowEnd: ingestTime(m.finding.window?.end),
     finding: JSON.stringify(m.finding),
     ips: findingIps(m.finding),
@@ -372,6 +380,7 @@ export function findingsPage(rows: FindingDbRow[], limit: number): { items: Stor
   const items = rows.slice(0, limit).map(storedFinding);
   const last = items[items.length - 1];
   // The cursor's window start is the stored one: the same normalisation of the finding's own text.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const nextCursor = rows.length > limit && last ? encodeCursor({ windowStart: ingestTime(last.finding.window?.start), id: last.id }) : null;
   return { items, nextCursor };
 }

@@ -89,6 +89,7 @@ async function main(): Promise<number> {
     },
   });
   const [capturePath] = positionals;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (capturePath === undefined || values.json === undefined || values.html === undefined) {
     throw new UsageError('usage: analysis-child CAPTURE --json=PATH --html=PATH [--name=NAME] [--config=PATH] [--max-windows=N] [--max-findings=N] [--max-bytes=N]');
   }

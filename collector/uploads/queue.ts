@@ -329,6 +329,7 @@ export class AnalysisQueue {
       else if (entry.timedOut) fail(`analysis took longer than ${limitSeconds} s`, 'timeout');
       else if (code === 0 && result?.type === 'done') {
         await entry.writes;
+        // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
         if (entry.cancelled) { this.count('cancelled'); return; }
         if (!existsSync(reportPath(this.dataDir, id, 'json'))) {
           // Details (the child's stderr) are in the log line fail() writes; the client gets the gist.

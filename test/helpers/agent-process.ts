@@ -66,6 +66,25 @@ export function metricValue(metrics: Map<string, number>, name: string, ...parts
   return sum;
 }
 
+/** Label names that would carry a peer (unbounded series, and addresses leaving the host). */
+const ADDRESS_LABELS = /^(ip|ips|addr|address|host|client|server|src|dst|source_ip|port|sport|dport|peer|endpoint)$/i;
+const IPV4_OR_PORT = /\b\d{1,3}(?:\.\d{1,3}){3}\b|\[?[0-9a-f]{0,4}:[0-9a-f]{0,4}:[0-9a-f:]*\]?|:\d{1,5}$/i;
+
+/** Every label of a Prometheus text: no address or port in a label name or value. Returns the labels seen. */
+export function assertNoAddressLabels(text: string): Array<[string, string]> {
+  const seen: Array<[string, string]> = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const labels = /\{(.*)\}/.exec(line)?.[1] ?? '';
+    for (const [, name, value] of labels.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      seen.push([name!, value!]);
+      if (ADDRESS_LABELS.test(name!)) throw new Error(`metric label ${name} names a peer: ${line}`);
+      if (IPV4_OR_PORT.test(value!)) throw new Error(`metric label ${name}="${value}" holds an address or port: ${line}`);
+    }
+  }
+  return seen;
+}
+
 /** `pcap-analyzer analyze FILE --format json --config CONFIG`, parsed: what agent and collector results are compared with. */
 export function analyzeJson(file: string, config: string): Report {
   return JSON.parse(execFileSync(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--config', config], { maxBuffer: 64 << 20 }).toString()) as Report;

@@ -41,6 +41,7 @@ function readCapture(file: string): Report['capture'] {
 }
 
 const path = process.argv[2];
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
 if (path !== undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-rss-'));
   const out = join(dir, 'report.json');

@@ -103,6 +103,7 @@ async function fuzzFiles(port: MessagePort, input: WorkerInput): Promise<WorkerR
     try {
       const { report, warnings } = await analyzeCapture(path, config);
       const internal = report.capture.decodeErrors['internal.error'];
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
       if (internal !== undefined) {
         tracker.fail(index, label, `pipeline.unexpected = ${internal}: ${warnings.join(' | ')}`, bytes);
       } else {

@@ -67,8 +67,8 @@ class NatsServer implements NatsServerHandle {
     if (this.child) return;
     this.stderr = '';
     const child = spawn(this.binary, ['-js', '-a', this.host, '-p', String(this.port), '-sd', this.storeDir, ...this.extraArgs], { stdio: ['ignore', 'ignore', 'pipe'] });
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => { this.stderr = (this.stderr + chunk).slice(-4000); });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => { this.stderr = (this.stderr + chunk).slice(-4000); });
     this.child = child;
     live.add(child);
     child.once('exit', () => { live.delete(child); if (this.child === child) this.child = undefined; });

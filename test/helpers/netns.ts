@@ -41,6 +41,7 @@ const MTU = 9000;
 
 function sh(argv: string[], timeoutMs = 10_000): RunResult {
   const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8', timeout: timeoutMs });
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spawnSync gives null output when the process could not start
   return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error ? String(r.error) : '') };
 }
 

@@ -38,9 +38,11 @@ function matches(b: Block, words: ArrayLike<number>): boolean {
 
 function parseCidr(text: string, key: string): Block {
   const [address, prefixText, extra] = text.split('/');
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (address === undefined || extra !== undefined) throw new ConfigError(key, `"${text}" is not an address/prefix`);
   const v6 = address.includes(':');
   const max = v6 ? 128 : 32;
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   const prefix = prefixText === undefined ? max : Number(prefixText);
   if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) throw new ConfigError(key, `"${text}": the prefix must be 0..${max}`);
   const words = v6 ? parseIPv6(address) : parseIPv4(address);

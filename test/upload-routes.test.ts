@@ -1,0 +1,274 @@
+/**
+ * The upload API's edges, in process over real HTTP (the plugin in a small
+ * Fastify app, a real SQLite store and queue): the size limit at exactly the
+ * limit and one byte over (declared and streamed), short and empty bodies, the
+ * file name from each place a client may put it, status and report answers,
+ * and the pure helpers (file name sanitizing, rate-limit keys and windows).
+ */
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { DEFAULT_CONFIG, type CollectorConfig } from '../common/config.js';
+import { openStore } from '../collector/store/index.js';
+import type { Store } from '../collector/store/types.js';
+import { sweepExpired } from '../collector/uploads/expiry.js';
+import { AnalysisQueue, reportPath, uploadPath } from '../collector/uploads/queue.js';
+import { clientKey, RateLimiter } from '../collector/http/rate-limit.js';
+import { sanitizeFilename, uploadRoutes } from '../collector/uploads/routes.js';
+import { BAD_PCAPS } from './helpers/paths.js';
+
+interface Server { url: string; port: number; dir: string; store: Store; queue: AnalysisQueue; app: FastifyInstance; config: CollectorConfig }
+const servers: Server[] = [];
+after(async () => {
+  for (const s of servers) {
+    await s.app.close();
+    await s.queue.close();
+    await s.store.close();
+    rmSync(s.dir, { recursive: true, force: true });
+  }
+});
+
+async function startServer(overrides: Partial<CollectorConfig> = {}): Promise<Server> {
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-upload-routes-'));
+  const config: CollectorConfig = { ...DEFAULT_CONFIG.collector, uploadsPerMinute: 1000, maxQueueSize: 50, ...overrides };
+  const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'test.db') });
+  const app = Fastify({ logger: false });
+  const queue = new AnalysisQueue({ store, config, dataDir: dir, logger: app.log });
+  await app.register(uploadRoutes, { store, queue, config, dataDir: dir, logger: app.log });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const port = (app.server.address() as AddressInfo).port;
+  const s = { url: `http://127.0.0.1:${port}`, port, dir, store, queue, app, config };
+  servers.push(s);
+  return s;
+}
+
+interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string }
+
+/** A POST with the body sent in chunks and no Content-Length (Transfer-Encoding: chunked), or with one. */
+function post(s: Server, path: string, chunks: Buffer[], headers: Record<string, string> = {}, declare = false): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const total = chunks.reduce((n, c) => n + c.length, 0);
+    const req = http.request({ host: '127.0.0.1', port: s.port, path, method: 'POST', headers: { 'content-type': 'application/octet-stream', ...(declare ? { 'content-length': String(total) } : {}), ...headers } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    // A refusal closes the connection while we may still be writing: the answer is what counts.
+    req.on('error', (err) => { if (!(err as NodeJS.ErrnoException).code?.startsWith('EPIPE') && (err as NodeJS.ErrnoException).code !== 'ECONNRESET') reject(err); });
+    for (const c of chunks) req.write(c);
+    req.end();
+  });
+}
+
+/** A body of `size` bytes that starts with the pcap magic. */
+function pcapBody(size: number): Buffer {
+  const b = Buffer.alloc(size, 0x41);
+  Buffer.from([0xa1, 0xb2, 0xc3, 0xd4]).copy(b);
+  return b;
+}
+
+const json = (a: Answer): { error: string; detail: string } => JSON.parse(a.body) as { error: string; detail: string };
+const LIMIT = Math.floor(0.01 * 1024 * 1024); // maxUploadSizeMB 0.01: 10,485 bytes
+
+test('upload size: exactly the limit is accepted, one byte over is refused, declared or streamed', async () => {
+  const s = await startServer({ maxUploadSizeMB: 0.01 });
+  const at = await post(s, '/api/captures', [pcapBody(LIMIT)], {}, true);
+  assert.equal(at.status, 202, at.body);
+  const over = await post(s, '/api/captures', [pcapBody(LIMIT + 1)], {}, true);
+  assert.equal(over.status, 413);
+  assert.deepEqual(json(over), { error: 'upload too large', detail: `Content-Length ${LIMIT + 1} exceeds the 0.01 MiB limit` });
+  assert.equal(over.headers['connection'], 'close');
+
+  const body = pcapBody(LIMIT);
+  const streamedAt = await post(s, '/api/captures', [body.subarray(0, 5000), body.subarray(5000)]);
+  assert.equal(streamedAt.status, 202, streamedAt.body);
+  const { id } = JSON.parse(streamedAt.body) as { id: string };
+  const status = JSON.parse((await (await fetch(`${s.url}/api/captures/${id}`)).text()) as string) as { sizeBytes: number };
+  assert.equal(status.sizeBytes, LIMIT);
+
+  const streamedOver = await post(s, '/api/captures', [body.subarray(0, 5000), body.subarray(5000), Buffer.from('x')]);
+  assert.equal(streamedOver.status, 413);
+  assert.deepEqual(json(streamedOver), { error: 'upload too large', detail: `the upload exceeds the 0.01 MiB limit; stopped reading after ${LIMIT + 1} bytes` });
+});
+
+test('upload bodies: empty, too short for a magic, gzip start, and the magic described', async () => {
+  const s = await startServer();
+  const empty = await post(s, '/api/captures', []);
+  assert.equal(empty.status, 400);
+  assert.deepEqual(json(empty), { error: 'empty upload', detail: 'the request body is empty: send the capture file as the body' });
+  assert.match(String(empty.headers['content-type']), /^application\/json; charset=utf-8/);
+
+  const one = await post(s, '/api/captures', [Buffer.from('A')]);
+  assert.equal(one.status, 415);
+  assert.deepEqual(json(one), { error: 'not a capture file', detail: 'the body starts with 41 "A" (only 1 byte), which is neither a pcap (a1b2c3d4, a1b23c4d, a1b2cd34 or byte-swapped), pcapng (0a0d0d0a) nor gzip (1f8b) magic' });
+  const three = await post(s, '/api/captures', [Buffer.from([0x00, 0x7f, 0x20])]);
+  assert.match(json(three).detail, /^the body starts with 00 7f 20 "\.\. " \(only 3 bytes\), which/);
+  const text = await post(s, '/api/captures', [Buffer.from('GET / HTTP/1.1\r\n')]);
+  assert.match(json(text).detail, /^the body starts with 47 45 54 20 2f 20 48 54 "GET \/ HT", which/, 'eight bytes shown, no count');
+  // Split across chunks: the magic is read from the first four bytes however they arrive.
+  const split = await post(s, '/api/captures', [Buffer.from([0x0a]), Buffer.from([0x0d, 0x0d]), Buffer.from([0x0a, 0, 0, 0, 0])]);
+  assert.equal(split.status, 202, split.body);
+  const gzipStart = await post(s, '/api/captures', [Buffer.from([0x1f, 0x8b])]);
+  assert.equal(gzipStart.status, 202, 'two bytes of a gzip start are accepted (the analysis reports it cut short)');
+  const notGzip = await post(s, '/api/captures', [Buffer.from([0x1f, 0x8c])]);
+  assert.equal(notGzip.status, 415);
+  for (const magic of [[0xa1, 0xb2, 0xc3, 0xd4], [0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d], [0x4d, 0x3c, 0xb2, 0xa1], [0xa1, 0xb2, 0xcd, 0x34], [0x34, 0xcd, 0xb2, 0xa1], [0x0a, 0x0d, 0x0d, 0x0a]]) {
+    const r = await post(s, '/api/captures', [Buffer.from([...magic, 0, 0])]);
+    assert.equal(r.status, 202, `magic ${magic.map((b) => b.toString(16)).join(' ')}: ${r.body}`);
+  }
+  const multipart = await post(s, '/api/captures', [pcapBody(10)], { 'content-type': 'Multipart/Form-Data; boundary=x' });
+  assert.equal(multipart.status, 415);
+  assert.deepEqual(json(multipart), { error: 'unsupported content type', detail: 'multipart/form-data is not accepted: send the capture file itself as the request body (Content-Type: application/octet-stream)' });
+});
+
+test('upload file names: X-Filename (percent-encoded), ?filename=, Content-Disposition, sanitized', async () => {
+  const s = await startServer();
+  const nameOf = async (path: string, headers: Record<string, string>): Promise<string> => {
+    const r = await post(s, path, [pcapBody(24)], headers);
+    assert.equal(r.status, 202, r.body);
+    const { id, statusUrl } = JSON.parse(r.body) as { id: string; statusUrl: string };
+    assert.equal(r.headers['location'], statusUrl);
+    assert.equal(statusUrl, `/api/captures/${id}`);
+    return ((await (await fetch(`${s.url}${statusUrl}`)).json()) as { filename: string }).filename;
+  };
+  assert.equal(await nameOf('/api/captures', { 'x-filename': 'caf%C3%A9.pcap' }), 'café.pcap');
+  assert.equal(await nameOf('/api/captures', { 'x-filename': '100%.pcap' }), '100%.pcap', 'a bad escape is kept as sent');
+  assert.equal(await nameOf('/api/captures?filename=q.pcap', {}), 'q.pcap');
+  assert.equal(await nameOf('/api/captures?filename=q.pcap', { 'x-filename': 'h.pcap' }), 'h.pcap', 'the header comes first');
+  assert.equal(await nameOf('/api/captures', { 'content-disposition': 'attachment; filename="plain name.pcap"' }), 'plain name.pcap');
+  assert.equal(await nameOf('/api/captures', { 'content-disposition': 'attachment; filename=bare.pcap; size=3' }), 'bare.pcap');
+  assert.equal(await nameOf('/api/captures', { 'content-disposition': "attachment; filename*=UTF-8''%E2%82%AC.pcap; filename=\"x.pcap\"" }), '€.pcap');
+  assert.equal(await nameOf('/api/captures', { 'content-disposition': "attachment; filename*=UTF-8''%E2%82.pcap; filename=\"fallback.pcap\"" }), 'fallback.pcap');
+  assert.equal(await nameOf('/api/captures', { 'content-disposition': 'inline' }), '');
+  assert.equal(await nameOf('/api/captures', {}), '');
+  assert.equal(await nameOf('/api/captures', { 'x-filename': '..%2F..%2Fetc%2Fpasswd' }), 'passwd');
+});
+
+test('sanitizeFilename keeps the last path component, printable, at most 200 characters', () => {
+  assert.equal(sanitizeFilename('a/b/c.pcap'), 'c.pcap');
+  assert.equal(sanitizeFilename('C:\\dir\\d.pcap'), 'd.pcap');
+  assert.equal(sanitizeFilename('  spaced.pcap  '), 'spaced.pcap');
+  assert.equal(sanitizeFilename('bell\u0007\u202eevil.pcap'), 'bellevil.pcap');
+  assert.equal(sanitizeFilename('..'), '');
+  assert.equal(sanitizeFilename('x/.'), '');
+  assert.equal(sanitizeFilename('...'), '...');
+  assert.equal(sanitizeFilename(''), '');
+  assert.equal(sanitizeFilename('é'.repeat(250)), 'é'.repeat(200));
+  assert.equal(sanitizeFilename(`${'a'.repeat(199)} b`), `${'a'.repeat(199)}`, 'trimmed again after the cut');
+  assert.equal(sanitizeFilename('😀'.repeat(201)).length, 400, 'code points, not UTF-16 units');
+});
+
+test('clientKey: IPv4 per address, IPv4-mapped as IPv4, IPv6 per /64', () => {
+  assert.equal(clientKey('192.0.2.7'), '192.0.2.7');
+  assert.equal(clientKey('::ffff:192.0.2.7'), '192.0.2.7');
+  assert.equal(clientKey('::FFFF:192.0.2.8'), '192.0.2.8');
+  assert.equal(clientKey('2001:db8:1:2:3:4:5:6'), '2001:db8:1:2::/64');
+  assert.equal(clientKey('2001:0db8:0001:0002:aaaa::1'), '2001:db8:1:2::/64');
+  assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(clientKey('::1'), '0:0:0:0::/64');
+  assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(clientKey('1:2:3::'), '1:2:3:0::/64');
+  assert.equal(clientKey('1:2:3:4:5::'), '1:2:3:4::/64');
+  assert.equal(clientKey('::2:3:4:5:6:7:8'), '0:2:3:4::/64');
+});
+
+test('RateLimiter: a sliding window per client, the wait in whole seconds, the oldest clients forgotten', () => {
+  const off = new RateLimiter(0, 60_000, 10);
+  for (let i = 0; i < 5; i++) assert.equal(off.hit('a', 1000), 0, 'limit 0: no limit');
+
+  const r = new RateLimiter(2, 60_000, 2);
+  assert.equal(r.hit('a', 0), 0);
+  assert.equal(r.hit('a', 10_000), 0);
+  assert.equal(r.hit('a', 20_000), 40, 'the first hit leaves the window at 60 s');
+  assert.equal(r.hit('a', 59_500), 1, 'never less than 1 s');
+  assert.equal(r.hit('a', 60_000), 0, 'the hit at 0 s is out of the window at 60 s');
+  assert.equal(r.hit('a', 60_001), 10, 'refused hits are not counted');
+  assert.equal(r.hit('b', 0), 0);
+  assert.equal(r.hit('b', 0), 0);
+  // A third client forgets the least recently seen: 'a' was seen after 'b'... then 'b' again.
+  assert.equal(r.hit('b', 61_000), 0, 'b\'s hits at 0 s have left the window');
+  assert.equal(r.hit('c', 61_000), 0);
+  assert.equal(r.hit('a', 61_000), 0, 'a was forgotten (least recently seen), so it starts afresh');
+  assert.equal(r.hit('a', 61_000), 0);
+  assert.equal(r.hit('a', 61_000), 60);
+  assert.equal(r.hit('b', 61_000), 0, 'b was forgotten when a came back');
+});
+
+test('status and report answers: fields, formats, unfinished, failed and unknown jobs', async () => {
+  const s = await startServer({ reportTtlHours: 2 });
+  const r = await post(s, '/api/captures', [Buffer.from([0x1f, 0x8b])], { 'x-filename': 'cut.pcap.gz' });
+  const { id } = JSON.parse(r.body) as { id: string };
+  const status = await (await fetch(`${s.url}/api/captures/${id}`)).json() as Record<string, unknown>;
+  assert.deepEqual(Object.keys(status), ['id', 'status', 'progress', 'filename', 'sizeBytes', 'error', 'warnings', 'createdAt', 'startedAt', 'finishedAt', 'expiresAt', 'reportUrl']);
+  assert.equal(status['filename'], 'cut.pcap.gz');
+  assert.equal(status['sizeBytes'], 2);
+  assert.equal(Date.parse(status['expiresAt'] as string) - Date.parse(status['createdAt'] as string), 2 * 3600_000);
+
+  const badFormat = await fetch(`${s.url}/api/captures/${id}/report?format=pdf`);
+  assert.equal(badFormat.status, 400);
+  assert.deepEqual(await badFormat.json(), { error: 'bad format', detail: 'format must be json or html, not "pdf"' });
+
+  // Wait for the analysis of two bytes of gzip to fail.
+  let final: Record<string, unknown> = status;
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline && final['status'] !== 'failed' && final['status'] !== 'done';) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    final = await (await fetch(`${s.url}/api/captures/${id}`)).json() as Record<string, unknown>;
+  }
+  assert.equal(final['status'], 'failed');
+  assert.equal(final['reportUrl'], null);
+  const failed = await fetch(`${s.url}/api/captures/${id}/report`);
+  assert.equal(failed.status, 422);
+  const failedBody = await failed.json() as { error: string; detail: string };
+  assert.equal(failedBody.error, 'analysis failed');
+  assert.equal(failedBody.detail, final['error']);
+
+  const unknown = await fetch(`${s.url}/api/captures/${'x'.repeat(100)}`);
+  assert.equal(unknown.status, 404);
+  assert.deepEqual(await unknown.json(), { error: 'not found', detail: `no capture "${'x'.repeat(64)}" (unknown, deleted, or expired)` });
+  const unknownUuid = '00000000-0000-4000-8000-000000000000';
+  assert.equal((await fetch(`${s.url}/api/captures/${unknownUuid}/report`)).status, 404);
+  assert.equal((await fetch(`${s.url}/api/captures/${unknownUuid}`, { method: 'DELETE' })).status, 404);
+  assert.equal((await fetch(`${s.url}/api/captures/${id}`, { method: 'DELETE' })).status, 204);
+  assert.equal((await fetch(`${s.url}/api/captures/${id}`)).status, 404);
+});
+
+test('a full queue answers 503 with Retry-After 30; too many uploads 429 with the wait', async () => {
+  const full = await startServer({ maxQueueSize: 0 });
+  const r = await post(full, '/api/captures', [pcapBody(24)]);
+  assert.equal(r.status, 503);
+  assert.equal(r.headers['retry-after'], '30');
+  assert.deepEqual(json(r), { error: 'analysis queue full', detail: '0 of 0 analyses queued or running; retry later' });
+
+  const limited = await startServer({ uploadsPerMinute: 1 });
+  assert.equal((await post(limited, '/api/captures', [pcapBody(24)])).status, 202);
+  const second = await post(limited, '/api/captures', [pcapBody(24)]);
+  assert.equal(second.status, 429);
+  const wait = Number(second.headers['retry-after']);
+  assert.ok(wait >= 59 && wait <= 60, `Retry-After ${wait}`);
+  assert.equal(second.headers['connection'], 'close');
+  assert.deepEqual(json(second), { error: 'too many uploads', detail: `at most 1 uploads per minute per client; retry in ${wait} s` });
+});
+
+test('sweepExpired with the queue stops an expired analysis still running, then removes its job and files', async () => {
+  const s = await startServer();
+  const slow = readFileSync(join(BAD_PCAPS, 'gzip_bomb.pcap.gz')); // an analysis of about 3 s
+  const r = await post(s, '/api/captures', [slow], { 'x-filename': 'slow.pcap.gz' });
+  assert.equal(r.status, 202, r.body);
+  const { id } = JSON.parse(r.body) as { id: string };
+  for (const deadline = Date.now() + 30_000; s.queue.stats().active === 0 && Date.now() < deadline;) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.equal(s.queue.stats().active, 1, 'the analysis is running');
+  assert.equal((await s.store.job(id))?.status, 'running');
+  const later = new Date(Date.now() + 48 * 3600_000);
+  assert.equal(await sweepExpired(s.store, s.dir, later, 100, s.queue), 1);
+  assert.equal(s.queue.stats().active, 0, 'the analysis was stopped');
+  assert.equal(await s.store.job(id), null);
+  assert.equal(existsSync(uploadPath(s.dir, id)), false);
+  assert.equal(existsSync(reportPath(s.dir, id, 'json')), false);
+  assert.equal(existsSync(reportPath(s.dir, id, 'html')), false);
+  assert.equal((await fetch(`${s.url}/api/captures/${id}`)).status, 404);
+});

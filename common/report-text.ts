@@ -25,6 +25,7 @@ export interface TextOptions {
 }
 
 const SEVERITY_RANK: Record<FindingSeverity, number> = { critical: 3, warning: 2, info: 1 };
+// eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- `s` comes from stored JSON: an unknown severity has no rank
 const severityRank = (s: string): number => SEVERITY_RANK[s as FindingSeverity] ?? 0;
 
 const SGR = { bold: '1', red: '31', yellow: '33', green: '32', cyan: '36', dim: '2' } as const;
@@ -40,7 +41,6 @@ const SEVERITY_TONE: Record<string, Tone> = { critical: 'red', warning: 'yellow'
 const HEALTH_TONE: Record<string, Tone> = { excellent: 'green', good: 'green', fair: 'yellow', poor: 'red', critical: 'red' };
 
 /** C0 and C1 control characters (ESC included): never written to a terminal from a capture. */
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
 const clean = (s: unknown): string => String(s).replace(CONTROL, '?');
 

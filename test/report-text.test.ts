@@ -15,7 +15,6 @@ const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
 const RETRANSMISSIONS = join(SHARED_PCAPS, 'ppa_tcp_retransmissions.pcapng');
 const IPV6 = join(SHARED_PCAPS, 'arkime_v6.pcap');
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 
 function analyze(file: string, format = 'text', env: NodeJS.ProcessEnv = process.env): string {

@@ -26,30 +26,41 @@ const ALL_TIME = 'from=0&to=4000000000';
 
 let work: string;
 let nats: NatsServerHandle;
-let collector: { proc: AgentProcess; base: string; dataDir: string } | undefined;
+type Collector = { proc: AgentProcess; base: string; dataDir: string };
+let collector: Collector | undefined;
+/** A second collector for the up/down test: with the first one's 3.6 s retention, a silent sensor could be removed before it is down. */
+let steady: Collector | undefined;
+
+async function startCollector(name: string, configText: string): Promise<Collector> {
+  const port = await freePort();
+  const dataDir = join(work, name);
+  const config = join(work, `${name}.yaml`);
+  writeFileSync(config, configText);
+  const proc = spawnCli(['collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config],
+    { env: { API_TOKEN: '', API_TOKEN_FILE: '', DATABASE_URL: '', DATA_DIR: '' } });
+  const started = { proc, base: `http://127.0.0.1:${port}`, dataDir };
+  await waitFor(`${name} to answer`, async () => (await fetch(`${started.base}/api/health`)).ok || undefined, 30_000, 100);
+  return started;
+}
+
+async function stopCollector(c: Collector | undefined): Promise<void> {
+  if (!c) return;
+  c.proc.child.kill('SIGTERM');
+  const killer = setTimeout(() => c.proc.child.kill('SIGKILL'), 15_000);
+  await c.proc.exited;
+  clearTimeout(killer);
+}
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'pa-collector-sweep-'));
   nats = await startNatsServer();
-  const port = await freePort();
-  const dataDir = join(work, 'collector');
-  const config = join(work, 'collector.yaml');
-  // Windows and uploads go 3.6 s after they arrived (retention counts from arrival, not packet
-  // time); a sensor is down after 8 s of silence.
-  writeFileSync(config, 'collector:\n  retentionHours: 0.001\n  reportTtlHours: 0.001\n  sensorDownSeconds: 8\n');
-  const proc = spawnCli(['collector', '--nats', nats.url, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, '--config', config],
-    { env: { API_TOKEN: '', API_TOKEN_FILE: '', DATABASE_URL: '', DATA_DIR: '' } });
-  collector = { proc, base: `http://127.0.0.1:${port}`, dataDir };
-  await waitFor('the collector to answer', async () => (await fetch(`${collector!.base}/api/health`)).ok || undefined, 30_000, 100);
+  // Windows and uploads go 3.6 s after they arrived (retention counts from arrival, not packet time).
+  collector = await startCollector('collector', 'collector:\n  retentionHours: 0.001\n  reportTtlHours: 0.001\n');
 });
 
 after(async () => {
-  if (collector) {
-    collector.proc.child.kill('SIGTERM');
-    const killer = setTimeout(() => collector!.proc.child.kill('SIGKILL'), 15_000);
-    await collector.proc.exited;
-    clearTimeout(killer);
-  }
+  await stopCollector(collector);
+  await stopCollector(steady);
   await nats.close();
   rmSync(work, { recursive: true, force: true });
 });
@@ -84,7 +95,13 @@ test('the sweep timer removes windows past retentionHours and uploads past repor
   // Both arrive after the sweep at start, so only the timer's next sweep (30 s) can remove them.
   await publishOldWindows('old', 50);
   let windowsLeft = -1;
-  const windowsOf = async (): Promise<number> => (windowsLeft = (await getJson<{ windows: WindowSummary[] }>(`/api/sensors/old/windows?${ALL_TIME}&limit=1000`)).windows.length);
+  // Retention removes a sensor with its last window: its listing is then 404, which counts as none left.
+  const windowsOf = async (): Promise<number> => {
+    const res = await fetch(`${collector!.base}/api/sensors/old/windows?${ALL_TIME}&limit=1000`);
+    if (res.status === 404) return (windowsLeft = 0);
+    assert.equal(res.status, 200);
+    return (windowsLeft = ((await res.json()) as { windows: WindowSummary[] }).windows.length);
+  };
   await waitFor('the old windows stored', async () => (await windowsOf()) === 50 || undefined, 20_000, 100);
 
   const upload = await fetch(`${collector!.base}/api/captures`, { method: 'POST', body: new Uint8Array(readFileSync(HANDSHAKE)), headers: { 'content-type': 'application/octet-stream', 'x-filename': 'h.pcapng' } });
@@ -96,28 +113,33 @@ test('the sweep timer removes windows past retentionHours and uploads past repor
   await waitFor('the timer\'s sweep', async () => ((await windowsOf()) === 0 && (await fetch(`${collector!.base}/api/captures/${id}`)).status === 404) || undefined, 60_000, 500)
     .catch((err: unknown) => { throw new Error(`${String(err)}; windows ${windowsLeft}; collector log:\n${collector!.proc.stderr().slice(-3000)}`); });
   assert.equal((await fetch(`${collector!.base}/api/captures/${id}/report`)).status, 404, 'the report went with its job');
-  assert.equal(metricValue(await metrics(), 'pcap_analyzer_collector_retention_deleted_total'), 50);
+  // The 50 windows and their sensor, which retention removes with its last data.
+  assert.equal(metricValue(await metrics(), 'pcap_analyzer_collector_retention_deleted_total'), 51);
   const swept = collector!.proc.stderr().split('\n').filter((l) => l.includes('"msg":"swept"')).map((l) => JSON.parse(l) as { expiredUploads: number; oldRows: number });
   assert.deepEqual(swept.at(-1), { ...swept.at(-1), expiredUploads: 1 });
-  assert.equal(swept.reduce((n, s) => n + s.oldRows, 0), 50);
+  assert.equal(swept.reduce((n, s) => n + s.oldRows, 0), 51);
 });
 
 test('a sensor is up while it reports and down after sensorDownSeconds of silence, in the API and /metrics; no label holds an address', async () => {
   const config = join(work, 'agent.yaml');
   writeFileSync(config, 'windows:\n  seconds: 1\n');
-  const agent = spawnAgent(['--replay', SYNSCAN, '--sensor', 'up-down', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'agent'), '--config', config]);
+  // Its own collector (own durable consumer on the same stream): a sensor is down after 8 s of silence.
+  steady = await startCollector('steady', 'collector:\n  sensorDownSeconds: 8\n  consumer: steady\n');
+  const base = steady.base;
+  // A looping replay keeps reporting; killed, it sends no last status (a finished replay would say so), so silence makes it down.
+  const agent = spawnAgent(['--replay', SYNSCAN, '--loop', '--sensor', 'up-down', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'agent'), '--config', config]);
+  type Sensors = { sensors: Array<{ id: string; up: boolean }> };
+  const upNow = async (): Promise<boolean | undefined> => (await (await fetch(`${base}/api/sensors`)).json() as Sensors).sensors.find((s) => s.id === 'up-down')?.up;
+  const upMetric = async (): Promise<number> => metricValue(parseMetrics(await (await fetch(`${base}/metrics`)).text()), 'pcap_analyzer_sensor_up', 'sensor="up-down"');
   try {
-    assert.equal((await agent.exited).code, 0, agent.stderr());
+    await waitFor('the sensor up', async () => ((await upNow()) === true && (await upMetric()) === 1) || undefined, 60_000, 100);
+    await waitFor('a port_scan finding counted', async () => metricValue(parseMetrics(await (await fetch(`${base}/metrics`)).text()), 'pcap_analyzer_collector_findings_total', 'type="port_scan"') > 0 || undefined, 60_000, 200);
   } finally {
     agent.child.kill('SIGKILL');
   }
-  type Sensors = { sensors: Array<{ id: string; up: boolean }> };
-  const upNow = async (): Promise<boolean | undefined> => (await getJson<Sensors>('/api/sensors')).sensors.find((s) => s.id === 'up-down')?.up;
-  // The agent's last heartbeat came as it stopped: up for 8 s, then down.
-  const upMetric = async (): Promise<number> => metricValue(await metrics(), 'pcap_analyzer_sensor_up', 'sensor="up-down"');
-  await waitFor('the sensor up', async () => ((await upNow()) === true && (await upMetric()) === 1) || undefined, 8000, 50);
-  await waitFor('the sensor down', async () => ((await upNow()) === false && (await upMetric()) === 0) || undefined, 30_000, 200);
-  const text = await (await fetch(`${collector!.base}/metrics`)).text();
+  await agent.exited;
+  await waitFor('the sensor down', async () => ((await upNow()) === false && (await upMetric()) === 0) || undefined, 60_000, 200);
+  const text = await (await fetch(`${base}/metrics`)).text();
   const labels = assertNoAddressLabels(text);
   assert.ok(labels.some(([name, value]) => name === 'sensor' && value === 'up-down'));
   assert.ok(labels.some(([name, value]) => name === 'type' && value === 'port_scan'), 'findings are labelled by type, not by host');

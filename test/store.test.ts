@@ -238,7 +238,7 @@ for (const backend of [sqliteBackend, postgresBackend]) {
         let rec = await s.sensor('edge-1');
         assert.deepEqual(rec, {
           id: 'edge-1', version: '', source: SOURCE, firstSeen: '2025-01-01T00:00:00.000Z', lastSeen: '2025-01-01T00:00:00.000Z',
-          lastStatus: null, lastHealthScore: 80,
+          lastStatus: null, lastHealthScore: 80, lastWindowStart: new Date(Date.parse(startOf(5))).toISOString(),
         });
 
         wall.set('2025-01-01T00:00:10.000Z');

@@ -321,9 +321,14 @@ function forEachTypedArray(owner: object, seen: Set<object>, visit: (array: Arra
   }
 }
 
+/** Bytes of the typed arrays an object holds; several views of one buffer count it once. */
 function typedArrayBytes(owner: object, seen: Set<object>): number {
   let bytes = 0;
-  forEachTypedArray(owner, seen, (array) => { bytes += array.byteLength; });
+  forEachTypedArray(owner, seen, (array) => {
+    if (seen.has(array.buffer)) return;
+    seen.add(array.buffer);
+    bytes += array.buffer.byteLength;
+  });
   return bytes;
 }
 
@@ -339,7 +344,9 @@ const PAGE_BYTES = 4096;
 function commitPreallocated(p: Pipeline): void {
   const seen = new Set<object>();
   const touch = (array: ArrayBufferView): void => {
-    const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+    if (seen.has(array.buffer)) return; // another view of a buffer already touched
+    seen.add(array.buffer);
+    const bytes = new Uint8Array(array.buffer);
     for (let i = 0; i < bytes.length; i += PAGE_BYTES) bytes[i] = bytes[i]!;
   };
   for (const owner of [p.flows, p.tcpSequence, p.attempts, p.windows, p.context.windowFlows, ...p.analyzers]) forEachTypedArray(owner, seen, touch);

@@ -184,15 +184,16 @@ test('SIGTERM during a replay publishes the final, partial window: the windows h
   const nats = await startNatsServer();
   t.after(() => nats.close());
   const config = configFile('term');
-  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', 'realtime', '--sensor', 'term', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'term'), '--config', config]);
+  // Looped, so the stop always comes during the replay, however slow the machine.
+  const agent = spawnAgent(['--replay', SYNSCAN, '--loop', '--speed', 'realtime', '--sensor', 'term', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'term'), '--config', config]);
   t.after(() => { agent.child.kill('SIGKILL'); });
-  // Stop once a few windows are out (the replay itself lasts 23 s).
+  // Stop once a window is out; the stop then publishes the open one.
   let seen = 0;
-  await waitFor('two windows published', async () => {
+  await waitFor('a window published', async () => {
     if (!/"msg":"capturing"/.test(agent.stderr())) return undefined;
     seen += byKind(await readStream(nats.url, 'PCAP_ANALYZER', 'term-probe', 1000)).windows.length;
-    return seen >= 2 || undefined;
-  }, 60_000, 300);
+    return seen >= 1 || undefined;
+  }, 60_000, 200);
   agent.child.kill('SIGTERM');
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());
@@ -203,7 +204,7 @@ test('SIGTERM during a replay publishes the final, partial window: the windows h
   assert.ok(windows.length >= 2, `${windows.length} windows`);
   assert.equal(windows.length, stopped.windows, 'every window the capture thread closed was published');
   const total = windows.reduce((n, w) => n + w.packets, 0);
-  assert.ok(total > 0 && total < 2011, `${total} packets analyzed before the stop`);
+  assert.ok(total > 0, `${total} packets analyzed before the stop`);
   // The window open at the stop is closed and published: no packet read is missing from the windows.
   assert.equal(total, stopped.packets, 'the windows add up to every packet the capture thread read');
 });

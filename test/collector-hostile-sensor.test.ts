@@ -229,7 +229,9 @@ test('a hostile sensor is rejected or bounded, counted by reason; the API, pages
   const m = await waitFor('every rejection counted and every accepted message stored', async () => {
     const { values } = await metrics();
     const stored = (await sensors()).length;
-    const caughtUp = values.get('pcap_analyzer_collector_findings_total{sensor="evil",type="other",severity="critical"}') === distinct && stored === 2 + MAX_SENSOR_SERIES + 3;
+    // The sensor gauges (sensor_up, sensors_unlisted) are refreshed on their own tick: wait for it too.
+    const caughtUp = values.get('pcap_analyzer_collector_findings_total{sensor="evil",type="other",severity="critical"}') === distinct && stored === 2 + MAX_SENSOR_SERIES + 3
+      && values.get('pcap_analyzer_collector_sensors_unlisted') === 2 + 3;
     return REJECT_REASONS.every((r) => rejected(values, r) === expected[r]) && caughtUp ? values : undefined;
   }, 60_000, 200).catch(async (err: unknown) => {
     const { values } = await metrics();

@@ -7,45 +7,20 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
-import { DEFAULT_CONFIG, type CollectorConfig } from '../common/config.js';
-import { openStore } from '../collector/store/index.js';
-import type { Store } from '../collector/store/types.js';
+import type { CollectorConfig } from '../common/config.js';
 import { sweepExpired } from '../collector/uploads/expiry.js';
-import { AnalysisQueue, reportPath, uploadPath } from '../collector/uploads/queue.js';
+import { reportPath, uploadPath } from '../collector/uploads/queue.js';
 import { clientKey, RateLimiter } from '../collector/http/rate-limit.js';
-import { sanitizeFilename, uploadRoutes } from '../collector/uploads/routes.js';
+import { sanitizeFilename } from '../collector/uploads/routes.js';
+import { closeUploadServers, startUploadServer, type UploadServer } from './helpers/upload-server.js';
 import { BAD_PCAPS } from './helpers/paths.js';
 
-interface Server { url: string; port: number; dir: string; store: Store; queue: AnalysisQueue; app: FastifyInstance; config: CollectorConfig }
-const servers: Server[] = [];
-after(async () => {
-  for (const s of servers) {
-    await s.app.close();
-    await s.queue.close();
-    await s.store.close();
-    rmSync(s.dir, { recursive: true, force: true });
-  }
-});
-
-async function startServer(overrides: Partial<CollectorConfig> = {}): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'pcap-upload-routes-'));
-  const config: CollectorConfig = { ...DEFAULT_CONFIG.collector, uploadsPerMinute: 1000, maxQueueSize: 50, ...overrides };
-  const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'test.db') });
-  const app = Fastify({ logger: false });
-  const queue = new AnalysisQueue({ store, config, dataDir: dir, logger: app.log });
-  await app.register(uploadRoutes, { store, queue, config, dataDir: dir, logger: app.log });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as AddressInfo).port;
-  const s = { url: `http://127.0.0.1:${port}`, port, dir, store, queue, app, config };
-  servers.push(s);
-  return s;
-}
+type Server = UploadServer;
+after(closeUploadServers);
+const startServer = (overrides: Partial<CollectorConfig> = {}): Promise<Server> => startUploadServer({ prefix: 'pcap-upload-routes-' }, overrides);
 
 interface Answer { status: number; headers: http.IncomingHttpHeaders; body: string }
 

@@ -8,17 +8,16 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import Fastify, { type FastifyInstance } from 'fastify';
 import { DEFAULT_CONFIG, type CollectorConfig } from '../common/config.js';
+import Fastify from 'fastify';
 import type { Report } from '../common/report.js';
 import { openStore } from '../collector/store/index.js';
-import type { CaptureJob, Store } from '../collector/store/types.js';
+import type { CaptureJob } from '../collector/store/types.js';
 import { AnalysisQueue, reportPath, uploadPath, uploadsDir } from '../collector/uploads/queue.js';
-import { uploadRoutes } from '../collector/uploads/routes.js';
 import { sweepExpired } from '../collector/uploads/expiry.js';
+import { closeUploadServers, startUploadServer, type UploadServer } from './helpers/upload-server.js';
 import { BAD_PCAPS, CLI, SHARED_PCAPS } from './helpers/paths.js';
 
 const MiB = 1024 * 1024;
@@ -27,40 +26,11 @@ const SMALL = join(SHARED_PCAPS, 'ppa_tcp_handshake.pcapng');
 /** Takes the analysis ~3 s (decompresses to 670 MB): the "slow analysis" of the queue tests. */
 const SLOW = join(BAD_PCAPS, 'gzip_bomb.pcap.gz');
 
-interface Server {
-  url: string;
-  port: number;
-  dir: string;
-  store: Store;
-  queue: AnalysisQueue;
-  app: FastifyInstance;
-}
-
-const servers: Server[] = [];
-after(async () => {
-  for (const s of servers) {
-    await s.app.close();
-    await s.queue.close();
-    await s.store.close();
-    rmSync(s.dir, { recursive: true, force: true });
-  }
-});
-
-async function startServer(overrides: Partial<CollectorConfig> = {}): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'pcap-uploads-'));
-  const config: CollectorConfig = { ...DEFAULT_CONFIG.collector, uploadsPerMinute: 1000, maxQueueSize: 50, ...overrides };
-  const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'test.db') });
-  // UPLOADS_TEST_LOG=1 shows the queue's warnings (why a job failed) when debugging.
-  const app = Fastify({ logger: process.env['UPLOADS_TEST_LOG'] ? { level: 'warn' } : false });
-  const queue = new AnalysisQueue({ store, config, dataDir: dir, logger: app.log });
-  await queue.recover();
-  await app.register(uploadRoutes, { store, queue, config, dataDir: dir, logger: app.log });
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  const port = (app.server.address() as AddressInfo).port;
-  const server = { url: `http://127.0.0.1:${port}`, port, dir, store, queue, app };
-  servers.push(server);
-  return server;
-}
+type Server = UploadServer;
+after(closeUploadServers);
+// UPLOADS_TEST_LOG=1 shows the queue's warnings (why a job failed) when debugging.
+const startServer = (overrides: Partial<CollectorConfig> = {}): Promise<Server> =>
+  startUploadServer({ prefix: 'pcap-uploads-', recover: true, logWarnings: Boolean(process.env['UPLOADS_TEST_LOG']) }, overrides);
 
 interface ApiError { error: string; detail: string }
 interface Status { id: string; status: CaptureJob['status']; progress: number; filename: string; sizeBytes: number; error: string | null; reportUrl: string | null }

@@ -13,6 +13,8 @@ import { SHARED_PCAPS } from './helpers/paths.js';
 import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 import { readStream, type StoredMessage } from './helpers/stream-reader.js';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 
 const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng'); // 2,011 packets over 23 s, a port scan
 const IODINE = join(SHARED_PCAPS, 'ndpi_dns-tunnel-iodine.pcap'); // 438 packets over 24 s, DNS tunneling
@@ -188,12 +190,17 @@ test('SIGTERM during a replay publishes the final, partial window: the windows h
   const agent = spawnAgent(['--replay', SYNSCAN, '--loop', '--speed', 'realtime', '--sensor', 'term', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'term'), '--config', config]);
   t.after(() => { agent.child.kill('SIGKILL'); });
   // Stop once a window is out; the stop then publishes the open one.
-  let seen = 0;
-  await waitFor('a window published', async () => {
-    if (!/"msg":"capturing"/.test(agent.stderr())) return undefined;
-    seen += byKind(await readStream(nats.url, 'PCAP_ANALYZER', 'term-probe', 1000)).windows.length;
-    return seen >= 1 || undefined;
-  }, 60_000, 200);
+  // Counted from the stream's own state (no consumer to keep alive while the machine is busy).
+  const nc = await connect({ servers: nats.url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await waitFor('a window published', async () => {
+      const info = await jsm.streams.info('PCAP_ANALYZER', { subjects_filter: 'pcap.v1.term.window' }).catch(() => undefined);
+      return (info?.state.subjects?.['pcap.v1.term.window'] ?? 0) >= 1 || undefined;
+    }, 60_000, 200);
+  } finally {
+    await nc.close();
+  }
   agent.child.kill('SIGTERM');
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());

@@ -159,6 +159,18 @@ test('every malformed capture is refused or fails exactly as the CLI does', asyn
   assert.deepEqual(leftovers(main), []);
 });
 
+test('a refused upload leaves no file, even when refused before its file was opened', async () => {
+  // An empty body or a bad magic is refused within the first chunk, often before the
+  // asynchronous open of the upload file has completed; the removal must wait for it.
+  // Sequential (one upload at a time per client), many times, to hit the open still in flight.
+  for (let i = 0; i < 60; i += 1) {
+    const res = await upload(main, i % 2 === 0 ? Buffer.alloc(0) : Buffer.from('GET / HTTP/1.1'), 'refused.pcap');
+    assert.equal(res.status, i % 2 === 0 ? 400 : 415);
+    await res.arrayBuffer();
+  }
+  assert.deepEqual(leftovers(main), []);
+});
+
 test('a non-capture body is refused from its first bytes; multipart is refused unread', async () => {
   const res = await upload(main, Buffer.from('<html><body>hello</body></html>'), 'page.html');
   assert.equal(res.status, 415);

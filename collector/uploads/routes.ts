@@ -280,8 +280,12 @@ function receive(input: Readable, path: string, limit: number, timing: { idleMs:
         });
         return;
       }
+      // The file is opened asynchronously: remove it only once the stream has closed, or an
+      // open still in flight would create it again after the removal.
+      const remove = (): void => { void removeQuietly(path).then(() => resolve(result)); };
       out.destroy();
-      void removeQuietly(path).then(() => resolve(result));
+      if (out.closed) remove();
+      else out.once('close', remove);
     };
 
     const onData = (chunk: Buffer): void => {

@@ -552,6 +552,21 @@ describe('store: postgres connection', { skip: postgresBackend.skip }, () => {
     }
   });
 
+  test('windows, findings and reports are stored with lz4 compression where the server has it', () => withStore(postgresBackend, async (h) => {
+    // Whether this server was built with lz4 (PostgreSQL >= 14 and --with-lz4): setting it fails otherwise.
+    const lz4 = await h.sql("SET default_toast_compression = 'lz4'").then(() => true, () => false);
+    // A window over TOAST's 2 KB threshold (the real ones are ~25 KB), so it is compressed at all.
+    const big = windowMsg('lz4', 0);
+    big.window.metrics['padding'] = { text: 'window '.repeat(4096) };
+    await h.store.ingest(batch({ windows: [big], findings: [findingMsg('lz4', { window: 0 })] }));
+    const [row] = await h.sql('SELECT pg_column_compression(summary) AS method FROM windows');
+    assert.equal(row!['method'], lz4 ? 'lz4' : 'pglz');
+    const columns = await h.sql(`SELECT attrelid::regclass::text AS tab, attname, attcompression FROM pg_attribute
+      WHERE (attrelid, attname) IN (('windows'::regclass, 'summary'), ('findings'::regclass, 'finding'), ('capture_reports'::regclass, 'report')) ORDER BY 1`);
+    assert.deepEqual(columns.map((c) => `${String(c['tab'])}.${String(c['attname'])}=${String(c['attcompression'])}`),
+      ['capture_reports.report', 'findings.finding', 'windows.summary'].map((c) => `${c}=${lz4 ? 'l' : ''}`));
+  }));
+
   test('openStore on a reachable database migrates it', async () => {
     const db = await createTestDatabase();
     try {

@@ -167,6 +167,24 @@ const POSTGRES: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: 'lz4 compression of the JSON columns where the server has it',
+    // A window's JSON is ~25 KB, so each is compressed on its way to TOAST: with the default
+    // pglz that was about a third of a batch's write time (a batch of 60 windows and 540
+    // findings: 57 -> 39 ms). lz4 needs PostgreSQL 14 built with it; elsewhere nothing changes.
+    // New rows only: existing ones keep their compression until rewritten.
+    statements: [
+      `DO $$ BEGIN
+        IF current_setting('server_version_num')::int >= 140000 THEN
+          EXECUTE 'ALTER TABLE windows ALTER COLUMN summary SET COMPRESSION lz4';
+          EXECUTE 'ALTER TABLE findings ALTER COLUMN finding SET COMPRESSION lz4';
+          EXECUTE 'ALTER TABLE capture_reports ALTER COLUMN report SET COMPRESSION lz4';
+        END IF;
+      EXCEPTION WHEN feature_not_supported THEN NULL;
+      END $$`,
+    ],
+  },
 ];
 
 export const MIGRATIONS: Record<Backend, readonly Migration[]> = { sqlite: SQLITE, postgres: POSTGRES };

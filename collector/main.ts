@@ -119,7 +119,7 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
       metrics.onFindings(batch.findings);
     },
     onRejected(reason) { metrics.rejected.inc({ reason }); },
-    onClamped(kind) { metrics.clamped.inc({ kind }); },
+    onClamped(kind) { metrics.clamped.inc({ kind }); metrics.rejected.inc({ reason: 'time_clamped' }); },
   });
   const queue = new AnalysisQueue({
     store, config: c, dataDir, logger: log.child({ component: 'uploads' }), onOutcome: (outcome) => metrics.analyses.inc({ outcome }),

@@ -12,7 +12,7 @@ import { FINDING_SEVERITIES, FINDING_TYPES } from '../common/report.js';
 import type { FindingMessage, MessageKind } from '../common/wire.js';
 import type { QueueOutcome } from './uploads/queue.js';
 import type { SensorRecord } from './store/types.js';
-import { REJECT_REASONS } from './ingest/validate.js';
+import { BOUND_REASONS, REJECT_REASONS } from './ingest/validate.js';
 
 const PREFIX = 'pcap_analyzer_';
 /** The label of everything outside a known set. */
@@ -49,8 +49,8 @@ export class CollectorMetrics {
     new Gauge({ name: `${PREFIX}collector_info`, help: 'Collector version (always 1).', labelNames: ['version'], registers: [r] }).set({ version }, 1);
     this.ingested = new Counter({ name: `${PREFIX}collector_messages_ingested_total`, help: 'Messages committed to the database, by kind (duplicates included).', labelNames: ['kind'], registers: [r] });
     for (const kind of ['window', 'finding', 'status'] satisfies MessageKind[]) this.ingested.inc({ kind }, 0);
-    this.rejected = new Counter({ name: `${PREFIX}collector_messages_rejected_total`, help: 'Messages terminated unstored, by reason (too_large, bad_json, unknown_schema, invalid, bad_subject, sensor_mismatch, id_mismatch).', labelNames: ['reason'], registers: [r] });
-    for (const reason of REJECT_REASONS) this.rejected.inc({ reason }, 0);
+    this.rejected = new Counter({ name: `${PREFIX}collector_messages_rejected_total`, help: 'Messages refused, by reason: terminated unstored (too_large, bad_json, unknown_schema, invalid, bad_subject, sensor_mismatch, id_mismatch), or stored with a value bounded (time_clamped: a time past now + clockSkewSeconds; unknown_type: a finding type or severity outside the known set).', labelNames: ['reason'], registers: [r] });
+    for (const reason of [...REJECT_REASONS, ...BOUND_REASONS]) this.rejected.inc({ reason }, 0);
     this.clamped = new Counter({ name: `${PREFIX}collector_times_clamped_total`, help: 'Status times and window starts later than now + collector.clockSkewSeconds, counted as that bound.', labelNames: ['kind'], registers: [r] });
     this.duplicates = new Counter({ name: `${PREFIX}collector_messages_duplicate_total`, help: 'Messages whose id was already stored (redeliveries).', registers: [r] });
     this.consumerPending = new Gauge({ name: `${PREFIX}collector_consumer_pending`, help: 'Messages in the stream not yet delivered to or acknowledged by the durable consumer (consumer lag).', registers: [r] });
@@ -82,6 +82,7 @@ export class CollectorMetrics {
     for (const f of findings) {
       const type = KNOWN_TYPES.has(f.finding.type) ? f.finding.type : OTHER;
       const severity = KNOWN_SEVERITIES.has(f.finding.severity) ? f.finding.severity : OTHER;
+      if (type === OTHER || severity === OTHER) this.rejected.inc({ reason: 'unknown_type' });
       this.findings.inc({ sensor: this.sensorLabel(f.sensor), type, severity });
     }
   }

@@ -238,6 +238,9 @@ test('a hostile sensor is rejected or bounded, counted by reason; the API, pages
     throw new Error(`${String(err)}; rejected now: ${JSON.stringify(REJECT_REASONS.map((r) => [r, rejected(values, r)]))}, expected ${JSON.stringify(expected)}`);
   });
   assert.equal(m.get('pcap_analyzer_collector_times_clamped_total{kind="status"}'), 1);
+  // Stored with a value bounded: counted under the same counter.
+  assert.equal(rejected(m, 'time_clamped'), 1);
+  assert.equal(rejected(m, 'unknown_type'), distinct);
   assert.equal(m.get('pcap_analyzer_collector_findings_total{sensor="evil",type="other",severity="critical"}'), distinct);
   assert.equal(m.get('pcap_analyzer_collector_findings_total{sensor="good",type="port_scan",severity="warning"}'), 1);
 

@@ -15,6 +15,14 @@ import {
 /** Why a message was rejected: the fixed label set of the rejected counter. */
 export const REJECT_REASONS = ['too_large', 'bad_json', 'unknown_schema', 'invalid', 'bad_subject', 'sensor_mismatch', 'id_mismatch'] as const;
 export type RejectReason = typeof REJECT_REASONS[number];
+/**
+ * Why a stored message had a value refused and bounded (counted under the same counter, so one
+ * series shows every sensor that sends what the collector will not take as is): a time later than
+ * now + collector.clockSkewSeconds (counted as that bound), or a finding type or severity outside
+ * the known set (stored, labelled `other` in /metrics).
+ */
+export const BOUND_REASONS = ['time_clamped', 'unknown_type'] as const;
+export type BoundReason = typeof BOUND_REASONS[number];
 
 export interface Rejection { reason: RejectReason; detail: string }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
 import type { WindowSummary } from '../common/report.js';
 import { analyzeCapture } from '../agent/index.js';
+import { Pipeline } from '../agent/pipeline.js';
 import { AgentMetrics } from '../agent/sensor/metrics.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 
@@ -23,7 +24,9 @@ test('/metrics counts each analyzer table\'s evictions as the windows report the
   const text = await metrics.registry.metrics();
   let overflowed = 0;
   for (const id of detectors) {
-    const evicted = Number(windows.at(-1)!.metrics[id]!['evicted']);
+    const last = windows.at(-1)!.metrics[id]!;
+    const evicted = Number(last['evicted'] ?? last['evictedKeys']); // dns_tunneling: evictedKeys
+    assert.ok(Number.isFinite(evicted), `${id} reports its evictions`);
     const line = text.split('\n').find((l) => l.startsWith(`pcap_analyzer_table_evictions_total{table="${id}"`));
     if (evicted > 0) {
       overflowed++;
@@ -35,4 +38,16 @@ test('/metrics counts each analyzer table\'s evictions as the windows report the
   for (const l of text.split('\n').filter((x) => x.startsWith('pcap_analyzer_table_evictions_total{'))) {
     assert.match(l, /^pcap_analyzer_table_evictions_total\{table="[a-z_]+",sensor="s1"\} \d+$/);
   }
+});
+
+test('every detector that keeps key tables has an evictions series at 0 from the start, before any window', async () => {
+  const pipeline = new Pipeline(buildConfig({}), { onWindow: () => undefined });
+  const owners = [...new Set(pipeline.context.memory.grantsMade.map((g) => g.table.split('.')[0]!))];
+  assert.deepEqual(owners.sort(), ['beaconing', 'brute_force', 'dns_tunneling', 'exfiltration', 'flood', 'lateral_movement', 'port_scan']);
+  const metrics = new AgentMetrics({ sensor: 's1', version: 'test', source: 'replay' });
+  const before = await metrics.registry.metrics();
+  assert.doesNotMatch(before, /^pcap_analyzer_table_evictions_total\{/m);
+  metrics.onTables(owners);
+  const lines = (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('pcap_analyzer_table_evictions_total{'));
+  assert.deepEqual(lines.sort(), owners.map((t) => `pcap_analyzer_table_evictions_total{table="${t}",sensor="s1"} 0`));
 });

@@ -87,12 +87,19 @@ describe('against a running agent and collector', { skip: missing.length ? `${mi
       assert.equal(check.status, 0, `${what}: ${check.stdout}${check.stderr}`);
       assert.equal(`${check.stdout}${check.stderr}`.trim(), '', `${what}: promtool has nothing to say`);
     }
-    // Labelled counters exist at 0 before their first event.
-    const agentText = (await http(`${agentBase}/metrics`)).text;
+    // Labelled counters exist at 0 before their first event (the evictions series once the capture thread is ready).
+    const agentText = await waitFor('the capture thread ready', async () => {
+      const text = (await http(`${agentBase}/metrics`)).text;
+      return text.includes('pcap_analyzer_table_evictions_total{') ? text : undefined;
+    }, 20_000, 100);
     for (const series of ['pcap_analyzer_capture_drops_total{where="kernel",sensor="graf1"} 0', 'pcap_analyzer_capture_drops_total{where="interface",sensor="graf1"} 0',
       'pcap_analyzer_publish_total{result="failed",sensor="graf1"} 0', 'pcap_analyzer_findings_total{type="flood",severity="critical",sensor="graf1"} 0',
       'pcap_analyzer_decode_errors_total{reason="tcp.bad_data_offset",sensor="graf1"} 0']) {
       assert.ok(agentText.split('\n').includes(series), series);
+    }
+    // One evictions series per detector that keeps key tables, from the start (0 until its first eviction).
+    for (const table of ['flood', 'exfiltration', 'beaconing', 'port_scan', 'brute_force', 'lateral_movement', 'dns_tunneling']) {
+      assert.match(agentText, new RegExp(`^pcap_analyzer_table_evictions_total\\{table="${table}",sensor="graf1"\\} \\d+$`, 'm'), table);
     }
     const collectorText = (await http(`${collector.base}/metrics`)).text;
     for (const series of ['pcap_analyzer_collector_messages_rejected_total{reason="bad_json"} 0', 'pcap_analyzer_collector_analyses_total{outcome="failed"} 0']) {

@@ -146,6 +146,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     switch (msg.type) {
       case 'ready':
         if (state === 'starting') state = 'running';
+        metrics.onTables(msg.tables);
         log.info({ source: source.kind, name: source.name, linkType: msg.linkType }, 'capturing');
         readyResolve(true);
         break;

@@ -96,6 +96,11 @@ function countersSinceLastWindow(): Record<string, number> {
   return delta;
 }
 
+/** Analyzer ids of the key tables granted from the memory budget ("flood.destinations" -> "flood"). */
+function tableOwners(): string[] {
+  return [...new Set(pipeline.context.memory.grantsMade.map((g) => g.table.split('.')[0]!))];
+}
+
 function maybePostCounters(): void {
   const now = Date.now();
   if (now - lastCountersAt < COUNTERS_EVERY_MS) return;
@@ -120,7 +125,7 @@ async function runLive(): Promise<void> {
     port.close();
     return;
   }
-  post({ type: 'ready', linkType: live.linkType });
+  post({ type: 'ready', linkType: live.linkType, tables: tableOwners() });
   let checkEvery = 0;
   live.start((rec: FrameRecord) => {
     pipeline.process(rec);
@@ -156,7 +161,7 @@ async function runReplay(): Promise<void> {
     port.close();
     return;
   }
-  post({ type: 'ready', linkType: -1 });
+  post({ type: 'ready', linkType: -1, tables: tableOwners() });
   const warnings: string[] = [];
   const pacing = replayPacing(c.speed);
   // Each loop pass is shifted past the previous one, on a window boundary, so windows (and their ids) never repeat.

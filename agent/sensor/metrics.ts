@@ -24,6 +24,10 @@ class TotalCounter {
   constructor(private readonly counter: Counter<string>, known: ReadonlyArray<Record<string, string>> = []) {
     for (const labels of known) counter.inc(labels, 0);
   }
+  /** A label set learnt after start, exported as 0 from now on. */
+  declare(labels: Record<string, string>): void {
+    this.counter.inc(labels, 0);
+  }
   set(total: number, labels: Record<string, string> = {}): void {
     const key = JSON.stringify(labels);
     const before = this.last.get(key) ?? 0;
@@ -96,6 +100,11 @@ export class AgentMetrics {
     this.windowDrops = gauge('window_drops', 'Packets missed during the last window.', ['where']);
   }
 
+  /** The analyzers whose tables can evict (known once the capture thread built them): their series start at 0. */
+  onTables(analyzerIds: readonly string[]): void {
+    for (const table of analyzerIds) this.tableEvictions.declare({ table });
+  }
+
   onCounters(c: CaptureCounters): void {
     this.packets.set(c.packets);
     this.bytes.set(c.bytes);
@@ -135,10 +144,11 @@ export class AgentMetrics {
     } else {
       this.dnsFailureRatio.set(0);
     }
-    // Detectors report their tables' evictions since the start as `evicted`.
+    // Detectors report their tables' evictions since the start as `evicted` (dns_tunneling as
+    // `evictedKeys`, beside its hot-key cache's own figure).
     for (const [id, metrics] of Object.entries(m)) {
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
-      const evicted = num(metrics?.['evicted']);
+      const evicted = num(metrics?.['evicted']) ?? num(metrics?.['evictedKeys']);
       if (evicted !== undefined) this.tableEvictions.set(evicted, { table: id });
     }
     if (summary.healthScore !== null) this.healthScore.set(summary.healthScore);

@@ -29,7 +29,8 @@ export interface CaptureCounters {
 }
 
 export type FromCapture =
-  | { type: 'ready'; linkType: number }
+  /** `tables`: the analyzers that keep key tables (granted from memory.budgetMB), whose evictions /metrics counts. */
+  | { type: 'ready'; linkType: number; tables: string[] }
   | { type: 'window'; summary: WindowSummary; findings: Finding[]; counters: CaptureCounters }
   | { type: 'counters'; counters: CaptureCounters }
   /** Cannot start (bad interface, BPF, privileges, unreadable replay): a user error, exit 2. */

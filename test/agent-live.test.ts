@@ -24,6 +24,8 @@ const FILE = join(SHARED_PCAPS, 'zeek_tcp_ssh-dups.pcap');
 const FILE_PACKETS = 377;
 const TCP_COUNTERS = ['dataSegments', 'payloadBytes', 'retransmissions', 'fastRetransmissions', 'spuriousRetransmissions', 'outOfOrder',
   'duplicateAcks', 'lostSegments', 'ackedUnseen', 'zeroWindows', 'windowFull', 'keepAlives'] as const;
+/** The counters Wireshark classifies by the time between packets (see the assertion). */
+const TIMED_COUNTERS: readonly string[] = ['fastRetransmissions', 'outOfOrder'];
 
 function skipReason(): string | false {
   if (!netnsAvailable()) return netnsUnavailableReason();
@@ -82,6 +84,17 @@ test('live capture in a network namespace: packets published + drops = packets s
   assert.equal(windows.reduce((n, w) => n + (w.capture?.received ?? 0), 0), sent);
 
   const report = analyzeJson(FILE, config);
-  assert.deepEqual(tcpSums(windows), tcpSums(report.windows));
-  assert.ok(tcpSums(windows)['retransmissions']! > 0, 'the capture has retransmissions');
+  const live = tcpSums(windows);
+  const file = tcpSums(report.windows);
+  // Every figure equal but the two Wireshark decides by time between packets (a fast retransmission
+  // follows duplicate ACKs within 20 ms; out-of-order within the RTT): live, the packets carry the
+  // times tcpreplay sent them at, which drift by milliseconds on a busy machine (seen: 89 fast
+  // retransmissions instead of 92 at load average 7). The retransmissions they are a kind of stay equal.
+  const untimed = (sums: Record<string, number>): Record<string, number> =>
+    Object.fromEntries(Object.entries(sums).filter(([key]) => !TIMED_COUNTERS.includes(key)));
+  assert.deepEqual(untimed(live), untimed(file));
+  for (const key of TIMED_COUNTERS) {
+    assert.ok(Math.abs(live[key]! - file[key]!) <= Math.max(3, 0.1 * file[key]!), `${key}: live ${live[key]} vs file ${file[key]}`);
+  }
+  assert.ok(file['fastRetransmissions']! > 0 && live['retransmissions']! > 0, 'the capture has retransmissions, fast ones among them');
 });

@@ -68,7 +68,7 @@ let netnsMade = false;
 const composeProjects: { dir: string; files: string[]; name: string }[] = [];
 
 function log(line: string): void {
-  process.stdout.write(`# docker: ${line} (+${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
+  process.stdout.write(`docker-test: ${line} (+${((Date.now() - started) / 1000).toFixed(0)} s)\n`);
 }
 
 /** The files of a clean clone of the working tree: tracked and not ignored (no .git, node_modules, dist, secrets). */
@@ -250,7 +250,7 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
     log(`fresh-machine run ${((Date.now() - t0) / 1000).toFixed(0)} s, exit ${String(r.code)}`);
     assert.equal(r.code, 0, `${first} failed:\n${r.stdout.slice(-3000)}\n${r.stderr.slice(-3000)}`);
     const [install, live = ''] = r.stdout.split('=== live\n');
-    process.stdout.write(`${install!.split('\n').filter((l) => l.trim() !== '').slice(-25).map((l) => `#   | ${l}`).join('\n')}\n`);
+    process.stdout.write(`${install!.split('\n').filter((l) => l.trim() !== '').slice(-25).map((l) => `  | ${l}`).join('\n')}\n`);
     assert.match(install!, /packets/i, 'the analysis printed no report');
     const lines = live.trim().split('\n');
     assert.match(lines[lines.length - 1]!, /^exit [1-9]/, `live capture did not fail: ${live}`);
@@ -421,8 +421,7 @@ s.on('data', (b) => { console.log('reached', String(b).trim()); process.exit(0);
     const e = requireEngine();
     const devDir = join(tmp, 'dev');
     await cleanCopy(devDir);
-    for (const f of readdirSync(join(repo, 'deploy', 'secrets'))) copyFileSync(join(repo, 'deploy', 'secrets', f), join(devDir, 'deploy', 'secrets', f));
-    copyFileSync(join(repo, 'deploy', 'nats', 'auth.conf'), join(devDir, 'deploy', 'nats', 'auth.conf'));
+    await ok(process.execPath, [join(devDir, 'deploy', 'make-secrets.mjs')], { cwd: devDir });
     writeFileSync(join(devDir, 'docker-compose.test.yml'), `services:\n  nats: {image: ${NATS_IMAGE}, healthcheck: {interval: 3s}, ports: []}\n  collector: {ports: []}\n`);
     const project = { dir: devDir, files: ['docker-compose.yml', 'docker-compose.dev.yml', 'docker-compose.test.yml'], name: DEV_PROJECT };
     composeProjects.push(project);

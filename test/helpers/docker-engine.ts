@@ -85,11 +85,16 @@ export class DockerEngine {
     // Outside a namespace of its own there is no bridge at all: nothing is added to the host's network.
     if (!this.netns) args.push('--bridge=none');
     const fd = openSync(opts.log, 'a');
-    // `ip netns exec` runs it in its own mount namespace too; `unshare --mount` does that in the
-    // host's network namespace. Either way the overlay mounts die with the process.
+    // Its own mount namespace (`unshare --mount`): the overlay mounts die with the process. In a
+    // network namespace, sysfs is mounted anew (so /sys/class/net shows that namespace's
+    // interfaces, as `ip netns exec` does) with the cgroup hierarchy bound back under it (which
+    // `ip netns exec` would hide: dockerd then refuses to start, "Devices cgroup isn't mounted").
+    const mountNs = ['unshare', '--mount', '--propagation', 'slave'];
     const [cmd, cmdArgs] = this.netns
-      ? ['ip', ['netns', 'exec', this.netns, DOCKERD, ...args]]
-      : ['unshare', ['--mount', '--propagation', 'slave', DOCKERD, ...args]];
+      ? ['nsenter', [`--net=/run/netns/${this.netns}`, ...mountNs, 'sh', '-c',
+        'set -e; d=$(mktemp -d); mount --rbind /sys/fs/cgroup "$d"; mount -t sysfs sysfs /sys; mount --rbind "$d" /sys/fs/cgroup; umount -l "$d"; rmdir "$d"; exec "$@"',
+        'dockerd', DOCKERD, ...args]]
+      : [mountNs[0]!, [...mountNs.slice(1), DOCKERD, ...args]];
     const child = spawn(cmd, cmdArgs, { stdio: ['ignore', fd, fd], detached: false });
     closeSync(fd);
     this.child = child;

@@ -429,17 +429,30 @@ s.on('data', (b) => { console.log('reached', String(b).trim()); process.exit(0);
     const c = await containerOf(DEV_PROJECT, 'collector');
     assert.equal((await e.docker(['inspect', '--format', '{{.Config.Image}}', c])).trim(), DEV_IMAGE);
     const logs = async (): Promise<string> => { const r = await e.dockerRun(['logs', c]); return r.stdout + r.stderr; };
-    const listening = (text: string): number => (text.match(/listening|Server listening/gi) ?? []).length;
-    await waitFor('the dev collector to listen', 240_000, async () => (listening(await logs()) > 0 ? true : undefined))
-      .catch(async (err: unknown) => { throw new Error(`${String(err)}\n${(await logs()).slice(-3000)}`); });
-    const before = listening(await logs());
+    const count = (text: string, re: RegExp): number => (text.match(re) ?? []).length;
+    const LISTENING = /listening/gi;
+    const RESTARTING = /Restarting '/g;
+    const COMPILED = /Watching for file changes/g;
+    // Settled: tsc --watch finished its first pass (which rewrites dist, so node restarts once),
+    // and the collector listens after it; nothing new in the log for 5 s.
+    let previous = '';
+    const settled = await waitFor('the dev collector to compile, listen and settle', 300_000, async () => {
+      const t = await logs();
+      const ready = count(t, COMPILED) > 0 && count(t, LISTENING) > 0 && t === previous;
+      previous = t;
+      if (ready) return t;
+      await sleep(3000);
+      return undefined;
+    }).catch(async (err: unknown) => { throw new Error(`${String(err)}\n${(await logs()).slice(-3000)}`); });
+    const before = { restarts: count(settled, RESTARTING), listening: count(settled, LISTENING), compiled: count(settled, COMPILED) };
     const t0 = Date.now();
     appendFileSync(join(devDir, 'common', 'errors.ts'), `\nexport const DEV_RELOAD_MARK = '${ID}';\n`);
-    const text = await waitFor('a restart after the source change', 240_000, async () => {
+    const text = await waitFor('a recompile and a restart after the source change', 240_000, async () => {
       const t = await logs();
-      return /Restarting/.test(t) && listening(t) > before ? t : undefined;
+      return count(t, COMPILED) > before.compiled && count(t, RESTARTING) > before.restarts && count(t, LISTENING) > before.listening ? t : undefined;
     }).catch(async (err: unknown) => { throw new Error(`${String(err)}\n${(await logs()).slice(-3000)}`); });
-    log(`dev collector restarted ${((Date.now() - t0) / 1000).toFixed(0)} s after the edit: ${text.split('\n').find((l) => /Restarting/.test(l))?.trim() ?? ''}`);
+    const restartLine = text.split('\n').filter((l) => l.includes("Restarting '")).pop()?.trim() ?? '';
+    log(`dev collector recompiled and restarted ${((Date.now() - t0) / 1000).toFixed(0)} s after the edit (restarts ${before.restarts} -> ${count(text, RESTARTING)}): ${restartLine}`);
     const mark = await e.docker(['exec', c, 'grep', '-c', ID, '/app/dist/common/errors.js']);
     assert.equal(mark.trim(), '1', 'the recompiled file does not hold the edit');
   });

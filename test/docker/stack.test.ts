@@ -354,7 +354,8 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
       const st = await nodeProcessStatus(c);
       assert.match(st.get('Uid') ?? '', /^10001\s+10001\s+10001\s+10001$/, `${svc} uid`);
       assert.equal((await e.docker(['inspect', '--format', '{{.HostConfig.ReadonlyRootfs}}', c])).trim(), 'true', `${svc} read-only root`);
-      const write = await e.dockerRun(['exec', c, 'sh', '-c', 'echo x > /app/probe-write']);
+      // As root in the container (owner of /app), so only the read-only mount can refuse it.
+      const write = await e.dockerRun(['exec', '--user', '0', c, 'sh', '-c', 'echo x > /app/probe-write']);
       assert.notEqual(write.code, 0, `${svc} could write its root filesystem`);
       assert.match(write.stderr, /Read-only file system/);
       const capEff = BigInt(`0x${st.get('CapEff') ?? 'x'}`);
@@ -369,7 +370,7 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
     assert.ok(listenerIp, 'no listener (step 4 failed)');
     const packets = async (): Promise<number> => {
       const r = await nsFetch('http://127.0.0.1:9465/metrics');
-      const m = /^pcap_analyzer_capture_received_total (\d+(?:\.\d+)?)/m.exec(r.body);
+      const m = /^pcap_analyzer_capture_received_total(?:\{[^}]*\})? (\d+(?:\.\d+)?)/m.exec(r.body);
       assert.ok(m, `no pcap_analyzer_capture_received_total in the agent's metrics:\n${r.body.slice(0, 500)}`);
       return Number(m[1]);
     };
@@ -419,10 +420,13 @@ s.on('data', (b) => { console.log('reached', String(b).trim()); process.exit(0);
 
   test('9. docker-compose.dev.yml: the dev stage starts and reloads on a source change', { timeout: 600_000 }, async () => {
     const e = requireEngine();
+    // The dev override publishes the same host ports (4222, 8000): the replay project goes first.
+    const main = composeProjects.find((p) => p.name === PROJECT);
+    if (main) await compose(main, ['down', '-v', '--remove-orphans', '-t', '10']);
     const devDir = join(tmp, 'dev');
     await cleanCopy(devDir);
     await ok(process.execPath, [join(devDir, 'deploy', 'make-secrets.mjs')], { cwd: devDir });
-    writeFileSync(join(devDir, 'docker-compose.test.yml'), `services:\n  nats: {image: ${NATS_IMAGE}, healthcheck: {interval: 3s}, ports: []}\n  collector: {ports: []}\n`);
+    writeFileSync(join(devDir, 'docker-compose.test.yml'), `services:\n  nats: {image: ${NATS_IMAGE}, healthcheck: {interval: 3s}}\n`);
     const project = { dir: devDir, files: ['docker-compose.yml', 'docker-compose.dev.yml', 'docker-compose.test.yml'], name: DEV_PROJECT };
     composeProjects.push(project);
     await compose(project, ['up', '-d', '--no-build', 'collector']);

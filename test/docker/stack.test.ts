@@ -278,7 +278,7 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
     const netId = (await e.docker(['network', 'inspect', '--format', '{{.Id}}', probeNet])).trim();
     probeSubnet = (await e.docker(['network', 'inspect', '--format', '{{(index .IPAM.Config 0).Subnet}}', probeNet])).trim();
     const bridge = `br-${netId.slice(0, 12)}`;
-    await e.docker(['run', '-d', '--name', `${PROJECT}_listener`, '--network', probeNet, '--entrypoint', 'node', IMAGE, '-e',
+    await e.docker(['run', '-d', '--no-healthcheck', '--name', `${PROJECT}_listener`, '--network', probeNet, '--entrypoint', 'node', IMAGE, '-e',
       "require('net').createServer((s) => { s.on('error', () => {}); s.end('pong\\n'); }).listen(7000)"]);
     listenerIp = (await e.docker(['inspect', '--format', `{{(index .NetworkSettings.Networks "${probeNet}").IPAddress}}`, `${PROJECT}_listener`])).trim();
     log(`probe network ${probeNet} ${probeSubnet} on ${bridge}; listener ${listenerIp}:7000`);
@@ -410,7 +410,7 @@ s.on('data', (b) => { console.log('reached', String(b).trim()); process.exit(0);
       `ip route add ${probeSubnet} via ${gateway} && ip route get ${listenerIp} && node -e "${connect.replace(/"/g, '\\"')}" ${listenerIp}`]);
     assert.notEqual(routed.code, 0, `a backend container with a route via ${gateway} reached ${listenerIp}: ${routed.stdout}`);
     assert.match(routed.stdout, new RegExp(`${listenerIp.replace(/\./g, '\\.')} via ${gateway.replace(/\./g, '\\.')}`), `the route was not used: ${routed.stdout}${routed.stderr}`);
-    log(`backend ${info.IPAM.Config[0]?.Subnet}: no route -> ${plain.stdout.trim() || plain.stderr.trim()}; routed via ${gateway} -> ${routed.stdout.trim().split('\n').pop()}`);
+    log(`backend ${info.IPAM.Config[0]?.Subnet}: as started -> ${plain.stdout.trim() || plain.stderr.trim()}; routed via ${gateway} -> ${routed.stdout.trim().split('\n').pop()}`);
     const rules = await ok('ip', ['netns', 'exec', NETNS, 'iptables-save']);
     assert.match(rules, /DOCKER-ISOLATION/, 'no isolation rules in the engine namespace');
     const hostNow = (await run('iptables-save', [])).stdout;

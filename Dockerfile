@@ -35,12 +35,18 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ libpcap-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY package.json package-lock.json ./
+# build-ca.crt, if the build context has one (the glob matches nothing otherwise): a CA bundle
+# npm must trust behind a TLS-inspecting proxy (`npm run test:docker` puts the machine's there).
+# It stays in this stage and the two built on it; the runtime stage copies only node_modules
+# and dist from the builder, so it never reaches the image.
+COPY package.json package-lock.json build-ca.cr[t] ./
 # --ignore-scripts: `prepare` (tsc) needs sources that are not copied yet; the two native
 # modules are then built explicitly (node-gyp with python3, make, g++ and libpcap-dev).
-RUN npm ci --ignore-scripts --no-audit --no-fund \
+RUN if [ -f build-ca.crt ]; then export NODE_EXTRA_CA_CERTS=/app/build-ca.crt; fi \
+ && npm ci --ignore-scripts --no-audit --no-fund \
  && npm rebuild better-sqlite3 pcap \
- && npm cache clean --force
+ && npm cache clean --force \
+ && rm -f build-ca.crt
 
 # --- dev: what docker-compose.dev.yml runs, sources mounted over these copies ---
 FROM deps AS dev

@@ -20,7 +20,8 @@ import {
   FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, windowMessageId,
   type FindingMessage, type SourceInfo, type StatusMessage, type WindowMessage,
 } from '../common/wire.js';
-import { openStore, PostgresStore, SqliteStore } from '../collector/store/index.js';
+import { openStore, PostgresStore } from '../collector/store/index.js';
+import { SqliteStore } from '../collector/store/sqlite.js';
 import { MIGRATIONS } from '../collector/store/migrations.js';
 import { normalizeTime } from '../collector/store/shared.js';
 import type { CaptureJob, IngestBatch, StoredFinding, Store } from '../collector/store/types.js';

@@ -61,9 +61,20 @@ interface NativeBinding {
 
 let binding: NativeBinding | undefined;
 
+/** What to do when the optional `pcap` module is not installed (npm skips it where libpcap-dev or a compiler is missing). */
+export const PCAP_MISSING_MESSAGE = 'live capture needs the pcap module, which is not installed: apt-get install libpcap-dev python3 make g++ && npm install pcap (reading capture files needs neither)';
+
 function loadBinding(): NativeBinding {
-  // Lazy so importing agent/capture never loads the native module (one thread per process may).
-  binding ??= createRequire(import.meta.url)('pcap/build/Release/pcap_binding.node') as NativeBinding;
+  // Lazy so importing agent/capture never loads the native module (one thread per process may),
+  // and so analyze and replay work without it: `pcap` is an optional dependency.
+  if (binding) return binding;
+  try {
+    binding = createRequire(import.meta.url)('pcap/build/Release/pcap_binding.node') as NativeBinding;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'MODULE_NOT_FOUND') throw new InputError('PCAP_MISSING', PCAP_MISSING_MESSAGE, undefined, { cause: err });
+    throw err;
+  }
   return binding;
 }
 

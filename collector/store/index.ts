@@ -5,12 +5,11 @@
  */
 import { PostgresStore } from './postgres.js';
 import { errorText } from './shared.js';
-import { SqliteStore } from './sqlite.js';
 import type { Store } from './types.js';
 
 export type * from './types.js';
 export { PostgresStore, type PostgresStoreOptions } from './postgres.js';
-export { SqliteStore, type SqliteStoreOptions } from './sqlite.js';
+export type { SqliteStoreOptions } from './sqlite.js';
 export { normalizeTime } from './shared.js';
 
 export interface OpenStoreOptions {
@@ -32,6 +31,21 @@ export function redactDatabaseUrl(url: string): string {
   }
 }
 
+/** What to do when the optional better-sqlite3 module is not installed (npm skips it where it can neither download nor compile it). */
+export const SQLITE_MISSING_MESSAGE = 'the SQLite store needs the better-sqlite3 module, which is not installed: apt-get install python3 make g++ && npm install better-sqlite3, or use PostgreSQL (collector.databaseUrl)';
+
+/** SqliteStore, imported on first use: better-sqlite3 is an optional dependency (analyze and PostgreSQL need none). */
+async function loadSqlite(): Promise<typeof import('./sqlite.js').SqliteStore> {
+  try {
+    return (await import('./sqlite.js')).SqliteStore;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes('better-sqlite3')) {
+      throw new Error(SQLITE_MISSING_MESSAGE, { cause: err });
+    }
+    throw err;
+  }
+}
+
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   if (options.databaseUrl) {
     const store = new PostgresStore(options.databaseUrl);
@@ -43,7 +57,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     }
     return store;
   }
-  const store = new SqliteStore(options.sqlitePath);
+  const store = new (await loadSqlite())(options.sqlitePath);
   try {
     await store.migrate();
   } catch (err) {

@@ -22,7 +22,6 @@ export type RejectReason = typeof REJECT_REASONS[number];
  * the known set (stored, labelled `other` in /metrics).
  */
 export const BOUND_REASONS = ['time_clamped', 'unknown_type'] as const;
-export type BoundReason = typeof BOUND_REASONS[number];
 
 export interface Rejection { reason: RejectReason; detail: string }
 

@@ -388,3 +388,15 @@ test('reports: a finished analysis\'s JSON and HTML streamed as written, 409 whi
   assert.equal(noJson.status, 404);
   assert.deepEqual(await noJson.json(), { error: 'not found', detail: 'the report is not on this collector (with several collectors, reports stay with the one that analyzed the upload)' });
 });
+
+test('a large upload streams to disk through back-pressure: every byte stored, nothing held back', async () => {
+  const s = await startServer({ maxUploadSizeMB: 8, uploadIdleSeconds: 5 });
+  const body = pcapBody(6 * 1024 * 1024);
+  for (let i = 4; i < body.length; i += 4096) body.writeUInt32BE(i, i); // not all one byte
+  const chunks = Array.from({ length: 96 }, (_, i) => body.subarray(i * 65536, (i + 1) * 65536));
+  const r = await post(s, '/api/captures', chunks, {}, true);
+  assert.equal(r.status, 202, r.body);
+  const { id } = JSON.parse(r.body) as { id: string };
+  const status = await (await fetch(`${s.url}/api/captures/${id}`)).json() as { sizeBytes: number };
+  assert.equal(status.sizeBytes, body.length);
+});

@@ -39,6 +39,8 @@ const chosen = GROUPS[group];
 if (!chosen) throw new Error(`MUTATE_GROUP ${group}: not one of ${Object.keys(GROUPS).join(', ')}`);
 // MUTATE_TESTS=a,b: only these test files (a quicker, lower bound on the score while iterating).
 if (process.env['MUTATE_TESTS']) chosen.tests = process.env['MUTATE_TESTS'].split(',');
+// MUTATE_FILES=a.ts,b.ts: only these of the group's files (one module's score without the others' mutants).
+if (process.env['MUTATE_FILES']) chosen.mutate = process.env['MUTATE_FILES'].split(',');
 
 export const groups = Object.keys(GROUPS);
 
@@ -63,8 +65,11 @@ export default {
   incrementalFile: `reports/mutation/${group}${wide ? '-all' : ''}.incremental.json`,
   reporters: ['json', 'clear-text', 'progress'],
   jsonReporter: { fileName: `reports/mutation/${group}${wide ? '-all' : ''}.json` },
-  concurrency: 2,
-  timeoutMS: 20000,
+  // MUTATE_CONCURRENCY=1 on a machine shared with other work.
+  concurrency: Number(process.env['MUTATE_CONCURRENCY'] ?? 2),
+  // MUTATE_TIMEOUT_MS: the slack over a test file's own time before a mutant counts as timed out (an
+  // endless loop); 20 s suits the process-starting suites, a few seconds the in-process ones.
+  timeoutMS: Number(process.env['MUTATE_TIMEOUT_MS'] ?? 20000),
   dryRunTimeoutMinutes: 20,
   thresholds: { high: 90, low: 80, break: null },
 };

@@ -56,6 +56,34 @@ test('JSON report has the documented shape', () => {
   assert.ok(Array.isArray(report.findings));
 });
 
+/** The lines of a JSON report's list `name`: its opening line, one line per element, and its closing line. */
+function listLines(text: string, name: 'windows' | 'findings'): string[] {
+  const lines = text.split('\n');
+  const open = lines.indexOf(`  "${name}": [`);
+  assert.ok(open >= 0, `no "${name}": [ line`);
+  const close = lines.findIndex((l, i) => i > open && /^  \],?$/.test(l));
+  assert.ok(close > open, `no end of "${name}"`);
+  return lines.slice(open + 1, close);
+}
+
+test('JSON report: each window and each finding is one line of valid JSON, equal to the parsed report\'s element', () => {
+  const r = cli(['analyze', join(SHARED_PCAPS, 'ppa_synscan.pcapng'), '--format', 'json']);
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(r.stdout) as Report;
+  assert.ok(report.windows.length >= 2 && report.findings.length >= 2, `${report.windows.length} windows, ${report.findings.length} findings`);
+  for (const name of ['windows', 'findings'] as const) {
+    const items: unknown[] = report[name];
+    const lines = listLines(r.stdout, name);
+    assert.equal(lines.length, items.length, `${name}: one line per element`);
+    lines.forEach((line, i) => {
+      assert.match(line, /^ {4}\{/, `${name}[${i}] starts its own line`);
+      const last = i === lines.length - 1;
+      assert.equal(line.endsWith(','), !last, `${name}[${i}]: a comma after every element but the last`);
+      assert.deepEqual(JSON.parse(last ? line : line.slice(0, -1)), items[i], `${name}[${i}] is the element, whole`);
+    });
+  }
+});
+
 test('the same file twice gives byte-identical JSON', () => {
   assert.equal(cli(['analyze', SAMPLE, '--format', 'json']).stdout, cli(['analyze', SAMPLE, '--format', 'json']).stdout);
 });

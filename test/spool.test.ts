@@ -6,9 +6,10 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino, type Logger } from 'pino';
 import { Spool, type SpoolEntry } from '../agent/publish/spool.js';
 import { decodeRecord, encodeRecord } from '../agent/publish/spool.js';
@@ -431,4 +432,351 @@ test('counts and bytes stay exact through persist and reload: messages, payload 
     assert.equal(s.bytes, 0);
     assert.equal(s.diskBytes, 0);
   } finally { s.close(); }
+});
+
+/** Every message left, all taken before any is acked (the reader runs ahead of the acks): their ids. */
+function takeAllThenAck(s: Spool): string[] {
+  const taken: SpoolEntry[] = [];
+  for (let e = s.take(10_000); e; e = s.take(10_000)) taken.push(e);
+  for (const e of taken) s.ack(e);
+  return taken.map((e) => e.message.msgId);
+}
+const segmentId = (name: string): string => String(Number(/seg-(\d+)/.exec(name)![1]));
+const openFds = (): number => readdirSync('/proc/self/fd').length;
+
+test('the cursor is written at most once a second: an ack soon after the last write waits for a timer, a later one is written at once', async () => {
+  const dataDir = newDataDir();
+  const s = open(dataDir, { memoryMessages: 0 });
+  const len = recordLength(msg('a'));
+  let id = '';
+  try {
+    for (const m of ['a', 'b', 'c', 'd']) s.push(msg(m));
+    id = segmentId(segments(dataDir)[0]!);
+    s.ack(s.take(10)!); // the cursor was written when the spool opened, just now
+    assert.equal(cursor(dataDir), undefined, 'not written yet');
+    await sleep(1400);
+    assert.deepEqual(cursor(dataDir), { [id]: len }, 'written by the timer');
+    await sleep(1100);
+    s.ack(s.take(10)!);
+    assert.deepEqual(cursor(dataDir), { [id]: 2 * len }, 'over a second after the last write: written at once');
+    s.ack(s.take(10)!);
+    assert.deepEqual(cursor(dataDir), { [id]: 2 * len }, 'the next one waits again');
+  } finally { s.close(); }
+  assert.deepEqual(cursor(dataDir), { [id]: 3 * len }, 'close writes what was waiting');
+});
+
+test('no file is left open: after close (segment appended to, reader open), and once the disk tier drains', () => {
+  const before = openFds();
+  const dataDir = newDataDir();
+  let s = open(dataDir, { memoryMessages: 0, fileBytes: 8192 }); // segments of 1 KiB
+  for (let i = 0; i < 10; i++) s.push(msg(`f-${i}`, 300));
+  assert.ok(segments(dataDir).length >= 3);
+  s.take(100);
+  s.close();
+  assert.equal(openFds(), before, 'close closes the segment appended to and the reader');
+  s = open(dataDir, { memoryMessages: 0, fileBytes: 8192 });
+  try {
+    assert.equal(takeAllThenAck(s).length, 10);
+    assert.equal(openFds(), before, 'drained: the reader is closed');
+  } finally { s.close(); }
+  const other = open(newDataDir(), { memoryMessages: 0, fileBytes: 8192 });
+  try {
+    for (let i = 0; i < 6; i++) other.push(msg(`g-${i}`, 300));
+    assert.equal(drain(other).length, 6);
+    assert.equal(openFds(), before, 'drained while appending: the segments and the reader are closed');
+  } finally { other.close(); }
+  assert.equal(openFds(), before);
+});
+
+test('persist after close writes nothing; late acks of forgotten hand-outs change no count', () => {
+  const dataDir = newDataDir();
+  const s = open(dataDir);
+  s.push(msg('a')); s.push(msg('b'));
+  const a = s.take(10)!;
+  s.persist();
+  s.ack(a);
+  assert.equal(s.messages, 2, 'the late ack is ignored');
+  assert.equal(s.bytes, 20);
+  assert.equal(s.acknowledged, 0);
+  s.close();
+  const closed = newDataDir();
+  const t = open(closed);
+  t.push(msg('x'));
+  t.close();
+  t.persist();
+  assert.deepEqual(segments(closed), [], 'closed: persist does nothing');
+});
+
+test('persist with disk records handed out: everything is sent again, in order, by the same process', () => {
+  const dataDir = newDataDir();
+  const log = captureLog();
+  const s = open(dataDir, { memoryMessages: 2, fileBytes: 8192 }, log); // 1 KiB segments: one 600-byte record each
+  try {
+    for (const id of ['a', 'b', 'c', 'd', 'e']) s.push(msg(id, 600));
+    assert.equal(segments(dataDir).length, 3);
+    s.take(10); s.take(10); s.take(10); // a, b from memory; c from disk
+    s.persist();
+    assert.equal(s.messages, 5);
+    assert.equal(s.bytes, 3000);
+    assert.equal(s.diskMessages, 5);
+    assert.deepEqual(takeAllThenAck(s), ['a', 'b', 'c', 'd', 'e']);
+    assert.equal(s.messages, 0);
+    assert.equal(s.bytes, 0);
+    assert.equal(s.diskMessages, 0);
+    assert.equal(s.diskBytes, 0);
+    assert.deepEqual(segments(dataDir), []);
+    assert.deepEqual(warnings(log), [], 'no record lost, no other warning');
+  } finally { s.close(); }
+});
+
+test('records lost under a running spool (a segment overwritten, one cut short) are logged, and the counts stay exact', () => {
+  const dataDir = newDataDir();
+  const log = captureLog();
+  const s = open(dataDir, { memoryMessages: 0, fileBytes: 8192 }, log); // 1 KiB segments: two 400-byte records each
+  const len = recordLength(msg('a', 400));
+  try {
+    for (const id of ['a', 'b', 'c', 'd', 'e']) s.push(msg(id, 400));
+    const [A, B] = segments(dataDir).map((f) => join(spoolDir(dataDir), f));
+    assert.equal(segments(dataDir).length, 3);
+    const fd = openSync(A!, 'r+');
+    writeSync(fd, Buffer.from(`${'x'.repeat(len - 1)}\n`), 0, len, len); // b: no longer a record
+    closeSync(fd);
+    truncateSync(B!, len); // d: gone
+    assert.equal(s.messages, 5);
+    const taken: SpoolEntry[] = [];
+    for (let e = s.take(100); e; e = s.take(100)) taken.push(e);
+    assert.deepEqual(taken.map((e) => e.message.msgId), ['a', 'c', 'e']);
+    const lost = warnings(log).filter((r) => r['msg'] === 'spool: records lost');
+    assert.deepEqual(lost.map((r) => [r['file'], r['records'], r['reason']]), [[A, 1, 'records missing at the end of the segment'], [B, 1, 'unreadable end of segment']]);
+    assert.equal(s.messages, 3);
+    assert.equal(s.bytes, 1200);
+    assert.equal(s.diskMessages, 3);
+    for (const e of taken) s.ack(e);
+    assert.equal(s.messages, 0);
+    assert.equal(s.bytes, 0);
+    assert.equal(s.diskMessages, 0);
+    assert.equal(s.diskBytes, 0);
+    assert.deepEqual(segments(dataDir), []);
+  } finally { s.close(); }
+
+  // A record overwritten in the segment still being appended to is warned about as it is read.
+  const d2 = newDataDir();
+  const log2 = captureLog();
+  const t = open(d2, { memoryMessages: 0 }, log2);
+  try {
+    t.push(msg('a')); t.push(msg('b'));
+    const seg = join(spoolDir(d2), segments(d2)[0]!);
+    const fd = openSync(seg, 'r+');
+    writeSync(fd, Buffer.from('!'), 0, 1, 0);
+    closeSync(fd);
+    assert.equal(t.take(10)?.message.msgId, 'b');
+    const w = warnings(log2).find((r) => r['msg'] === 'spool: skipping a corrupt record');
+    assert.deepEqual([w?.['file'], w?.['offset'], w?.['reason']], [seg, 0, 'not JSON']);
+  } finally { t.close(); }
+});
+
+test('segment ids: after a reload and after a persist new segments sort after the old ones; a segment fills to exactly its size', () => {
+  const dataDir = newDataDir();
+  const base = recordLength(msg('e-0', 0));
+  const half = (id: string): OutboundMessage => msg(id, 512 - base); // a 512-byte record
+  let s = open(dataDir, { memoryMessages: 0, fileBytes: 8192 }); // 1 KiB segments
+  s.push(half('e-0')); s.push(half('e-1'));
+  assert.equal(segments(dataDir).length, 1, 'two 512-byte records fill a 1 KiB segment exactly');
+  s.push(half('e-2'));
+  assert.equal(segments(dataDir).length, 2);
+  s.close();
+  s = open(dataDir, { memoryMessages: 0, fileBytes: 8192 });
+  s.push(msg('e-3', 900)); // the loaded last segment is not appended to
+  s.push(msg('e-4', 10));
+  assert.equal(segments(dataDir).length, 3);
+  s.close();
+  s = open(dataDir, { memoryMessages: 0, fileBytes: 8192 });
+  try { assert.deepEqual(drain(s), ['e-0', 'e-1', 'e-2', 'e-3', 'e-4']); } finally { s.close(); }
+
+  const p = newDataDir();
+  s = open(p);
+  s.push(msg('p-0')); s.push(msg('p-1'));
+  s.persist();
+  s.push(msg('p-2'));
+  assert.equal(s.diskMessages, 3, 'with the disk tier in use, p-2 goes to disk');
+  s.close();
+  s = open(p);
+  try { assert.deepEqual(drain(s), ['p-0', 'p-1', 'p-2']); } finally { s.close(); }
+
+  // Rotated segments, reloaded: still in order.
+  const r = newDataDir();
+  s = open(r, { memoryMessages: 0, fileBytes: 8192 });
+  for (let i = 0; i < 12; i++) s.push(msg(`r-${String(i).padStart(2, '0')}`, 300));
+  s.close();
+  s = open(r, { memoryMessages: 0, fileBytes: 8192 });
+  try { assert.deepEqual(drain(s), Array.from({ length: 12 }, (_, i) => `r-${String(i).padStart(2, '0')}`)); } finally { s.close(); }
+});
+
+test('at start: only seg-<digits>.jsonl files are segments, read in numeric id order; each cursor entry is checked on its own', () => {
+  const dataDir = newDataDir();
+  const dir = spoolDir(dataDir);
+  mkdirSync(dir, { recursive: true });
+  const line = (id: string): string => encodeRecord(msg(id)).toString('utf8');
+  writeFileSync(join(dir, 'seg-9.jsonl'), line('first'));
+  writeFileSync(join(dir, 'seg-000000000010.jsonl'), line('second') + line('third'));
+  writeFileSync(join(dir, 'seg-000000000012.jsonl'), line('released'));
+  writeFileSync(join(dir, 'old-seg-000000000001.jsonl'), line('stray'));
+  writeFileSync(join(dir, 'seg-000000000002.jsonl.bak'), line('stray'));
+  writeFileSync(join(dir, 'cursor.json'), JSON.stringify({ version: 1, consumed: { '9': 0, '10': line('second').length, '12': line('released').length, '12x': 5, '11': -1 } }));
+  const log = captureLog();
+  const s = open(dataDir, {}, log);
+  try {
+    const loaded = log.records().find((r) => r['msg'] === 'spool: loaded unacknowledged messages from disk');
+    assert.deepEqual([loaded?.['messages'], loaded?.['bytes'], loaded?.['segments']], [2, line('first').length + line('second').length + line('third').length, 2]);
+    assert.deepEqual(drain(s), ['first', 'third'], 'seg-9 before seg-10; a cursor at the very end of its segment releases all of it');
+    const w = warnings(log);
+    assert.deepEqual(w.filter((r) => r['msg'] === 'spool: ignoring unexpected file').map((r) => basename(String(r['file']))).sort((x, y) => x.localeCompare(y)), ['old-seg-000000000001.jsonl', 'seg-000000000002.jsonl.bak']);
+    assert.deepEqual(w.filter((r) => r['msg'] === 'spool: ignoring a bad cursor entry').map((r) => String(r['key'])).sort((x, y) => x.localeCompare(y)), ['11', '12x']);
+    assert.equal(w.length, 4, `nothing else (not cursor.json, not an offset of 0, not the end of a clean segment): ${JSON.stringify(w)}`);
+  } finally { s.close(); }
+
+  for (const bad of ['null', '{"consumed":null}']) {
+    const d = newDataDir();
+    const t = open(d, { memoryMessages: 0 });
+    t.push(msg('a'));
+    t.close();
+    writeFileSync(join(spoolDir(d), 'cursor.json'), bad);
+    const l = captureLog();
+    open(d, {}, l).close();
+    const corrupt = warnings(l).find((r) => r['msg'] === 'spool: cursor file is corrupt; re-sending from the start of each segment');
+    assert.equal(corrupt?.['err'], 'no "consumed" object', bad);
+  }
+});
+
+test('I/O failures: a segment on a full device, one that cannot be created, a persist that cannot write, a segment that cannot be read', () => {
+  // The first segment is /dev/full: the write fails, the message is dropped and counted, the segment removed.
+  const d1 = newDataDir();
+  const log1 = captureLog();
+  const s = open(d1, { memoryMessages: 0 }, log1);
+  const first = join(spoolDir(d1), 'seg-001000000000.jsonl');
+  symlinkSync('/dev/full', first);
+  try {
+    assert.equal(s.push(msg('a')), false);
+    assert.equal(s.overflowMessages, 1);
+    assert.equal(s.overflowBytes, 10);
+    assert.equal(s.accepted, 0);
+    assert.ok(warnings(log1).some((r) => r['msg'] === 'spool: write failed; sealing the segment' && r['file'] === first && typeof r['err'] === 'string' && r['err'] !== ''));
+    assert.ok(!readdirSync(spoolDir(d1)).includes(basename(first)), 'the failed segment is removed');
+    assert.equal(s.diskBytes, 0);
+    assert.equal(s.push(msg('b')), true, 'the next message gets a new segment');
+    assert.deepEqual(drain(s), ['b']);
+  } finally { s.close(); }
+
+  // The first segment cannot be created (a link into a missing directory).
+  const d2 = newDataDir();
+  const log2 = captureLog();
+  const t = open(d2, { memoryMessages: 0 }, log2);
+  const link = join(spoolDir(d2), 'seg-001000000000.jsonl');
+  symlinkSync(join(d2, 'missing', 'x'), link);
+  try {
+    assert.equal(t.push(msg('a')), false);
+    assert.equal(t.overflowMessages, 1);
+    assert.equal(t.accepted, 0);
+    assert.ok(warnings(log2).some((r) => r['msg'] === 'spool: cannot create a segment' && r['file'] === link && typeof r['err'] === 'string'));
+    assert.equal(t.push(msg('b')), true);
+    assert.equal(t.accepted, 1);
+  } finally { t.close(); }
+
+  // persist cannot write its file (a directory is in the way): logged as lost, the temporary name left alone.
+  const d3 = newDataDir();
+  const log3 = captureLog();
+  const p = open(d3, {}, log3);
+  try {
+    p.push(msg('a')); p.push(msg('b'));
+    mkdirSync(join(spoolDir(d3), 'seg-001000000000.jsonl.tmp'));
+    p.persist();
+    const lost = log3.records().find((r) => r['msg'] === 'spool: cannot persist in-memory messages; they are lost');
+    assert.deepEqual([lost?.['level'], lost?.['messages'], lost?.['file']], [50, 2, join(spoolDir(d3), 'seg-001000000000.jsonl')]);
+    assert.equal(typeof lost?.['err'], 'string');
+    assert.ok(warnings(log3).some((r) => r['msg'] === 'spool: cannot delete file' && String(r['file']).endsWith('.jsonl.tmp')));
+  } finally { p.close(); }
+
+  // A segment that cannot be read (a directory with a segment's name): skipped with a warning.
+  const d4 = newDataDir();
+  mkdirSync(join(spoolDir(d4), 'seg-000000000005.jsonl'), { recursive: true });
+  const log4 = captureLog();
+  const q = open(d4, {}, log4);
+  try {
+    assert.ok(warnings(log4).some((r) => r['msg'] === 'spool: error reading segment; keeping what was read' && String(r['file']).endsWith('seg-000000000005.jsonl')));
+    assert.equal(q.messages, 0);
+    q.push(msg('a'));
+    assert.deepEqual(drain(q), ['a']);
+  } finally { q.close(); }
+});
+
+test('thousands of records of every length across read chunks and segments: handed out exactly, then reloaded and handed out exactly', () => {
+  const dataDir = newDataDir();
+  const log = captureLog();
+  let seed = 7;
+  const rand = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed >>> 8; };
+  const msgs: OutboundMessage[] = Array.from({ length: 1500 }, (_, i) => ({
+    subject: 'pcap.v1.s.window', msgId: `r-${i}`, data: Buffer.alloc(i === 700 ? 300_000 : rand() % 2000, 97 + (i % 26)),
+  }));
+  const check = (e: SpoolEntry | undefined, i: number): void => {
+    assert.equal(e?.message.msgId, `r-${i}`);
+    assert.ok(Buffer.from(e.message.data).equals(msgs[i]!.data as Buffer), `r-${i}: payload byte for byte`);
+  };
+  const options = { memoryMessages: 0, fileBytes: 8 << 20 }; // 1 MiB segments
+  let s = open(dataDir, options, log);
+  for (const m of msgs) assert.equal(s.push(m), true);
+  assert.ok(segments(dataDir).length >= 2);
+  const taken: SpoolEntry[] = [];
+  for (let i = 0; i < 750; i++) { const e = s.take(10_000); check(e, i); taken.push(e!); }
+  for (const e of taken) s.ack(e);
+  s.close();
+  s = open(dataDir, options, log);
+  try {
+    assert.equal(s.messages, 750);
+    for (let i = 750; i < 1500; i++) { const e = s.take(10); check(e, i); s.ack(e!); }
+    assert.equal(s.take(10), undefined);
+    assert.equal(s.messages, 0);
+    assert.deepEqual(warnings(log), []);
+  } finally { s.close(); }
+});
+
+test('after a rewind, acknowledged hand-outs are skipped; a segment released behind the reader does not move the reader back', () => {
+  const s = open(newDataDir(), { memoryMessages: 0, fileBytes: 8192 }); // two 400-byte records per segment
+  try {
+    for (const id of ['a', 'b', 'c', 'd', 'e']) s.push(msg(id, 400));
+    const a = s.take(10)!;
+    const b = s.take(10)!;
+    const c = s.take(10)!;
+    s.ack(b);
+    s.rewind();
+    assert.equal(s.take(10), a, 'a again');
+    assert.equal(s.take(10), c, 'b was acknowledged: skipped');
+    const d = s.take(10)!;
+    assert.equal(d.message.msgId, 'd');
+    s.ack(a); // a and b released: their segment is deleted while the reader is in the next one
+    assert.equal(s.take(10)?.message.msgId, 'e', 'the reader carries on where it was');
+    assert.equal(s.take(10), undefined);
+  } finally { s.close(); }
+});
+
+test('records: a payload starting with a byte order mark keeps it; exactly ten corrupt records are ten warnings and no summary', () => {
+  const bom: OutboundMessage = { subject: 'a', msgId: 'bom', data: Uint8Array.from([0xef, 0xbb, 0xbf, 0x7b, 0x7d]) };
+  const back = decodeRecord(encodeRecord(bom).toString('utf8').trimEnd());
+  assert.ok(typeof back !== 'string');
+  assert.deepEqual([...back.data], [0xef, 0xbb, 0xbf, 0x7b, 0x7d]);
+  assert.equal(decodeRecord('7'), 'not a JSON object');
+  assert.equal(decodeRecord('"x"'), 'not a JSON object');
+
+  const dataDir = newDataDir();
+  const s = open(dataDir, { memoryMessages: 0 });
+  s.push(msg('a'));
+  s.close();
+  const seg = join(spoolDir(dataDir), segments(dataDir)[0]!);
+  appendFileSync(seg, 'junk\n'.repeat(10));
+  const log = captureLog();
+  const t = open(dataDir, {}, log);
+  try {
+    assert.equal(warnings(log).filter((r) => r['msg'] === 'spool: skipping a corrupt record').length, 10);
+    assert.ok(!warnings(log).some((r) => r['msg'] === 'spool: more corrupt records skipped in this file'));
+    assert.deepEqual(drain(t), ['a']);
+  } finally { t.close(); }
 });

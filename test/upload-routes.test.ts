@@ -7,16 +7,17 @@
  */
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import type { CollectorConfig } from '../common/config.js';
 import { sweepExpired } from '../collector/uploads/expiry.js';
-import { reportPath, uploadPath } from '../collector/uploads/queue.js';
+import Database from 'better-sqlite3';
+import { reportPath, uploadPath, uploadsDir } from '../collector/uploads/queue.js';
 import { clientKey, RateLimiter } from '../collector/http/rate-limit.js';
 import { sanitizeFilename } from '../collector/uploads/routes.js';
 import { closeUploadServers, startUploadServer, type UploadServer } from './helpers/upload-server.js';
-import { BAD_PCAPS } from './helpers/paths.js';
+import { BAD_PCAPS, REPO_ROOT } from './helpers/paths.js';
 
 type Server = UploadServer;
 after(closeUploadServers);
@@ -246,4 +247,156 @@ test('sweepExpired with the queue stops an expired analysis still running, then 
   assert.equal(existsSync(reportPath(s.dir, id, 'json')), false);
   assert.equal(existsSync(reportPath(s.dir, id, 'html')), false);
   assert.equal((await fetch(`${s.url}/api/captures/${id}`)).status, 404);
+});
+
+/** An upload whose body is sent but not ended: the test decides when (or whether) more comes. */
+function openUpload(s: Server, first: Buffer): { req: http.ClientRequest; answer: Promise<Answer> } {
+  let req!: http.ClientRequest;
+  const answer = new Promise<Answer>((resolve, reject) => {
+    req = http.request({ host: '127.0.0.1', port: s.port, path: '/api/captures', method: 'POST', headers: { 'content-type': 'application/octet-stream' } }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => { body += d.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', (err) => { if ((err as NodeJS.ErrnoException).code !== 'ECONNRESET' && (err as NodeJS.ErrnoException).code !== 'EPIPE') reject(err); });
+  });
+  req.write(first);
+  return { req, answer };
+}
+
+async function until(what: string, condition: () => boolean | Promise<boolean>, ms = 20_000): Promise<void> {
+  for (const deadline = Date.now() + ms; !(await condition());) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** Files in the uploads directory (partial uploads, accepted captures). */
+const uploadFiles = (s: Server): string[] => readdirSync(uploadsDir(s.dir)).filter((f) => f.endsWith('.cap'));
+
+test('a stalled upload is cut off after uploadIdleSeconds (408); meanwhile its client gets 429; its file and queue slot are freed', async () => {
+  const s = await startServer({ uploadIdleSeconds: 1.5, uploadTimeoutSeconds: 60, maxQueueSize: 1 });
+  const stalled = openUpload(s, pcapBody(100));
+  try {
+    await until('the upload to stream', () => s.queue.stats().uploading === 1 && uploadFiles(s).length === 1);
+    const second = await post(s, '/api/captures', [pcapBody(24)]);
+    assert.equal(second.status, 429);
+    assert.equal(second.headers['retry-after'], '5');
+    assert.equal(second.headers['connection'], 'close');
+    assert.deepEqual(json(second), { error: 'upload in progress', detail: 'this client is already sending an upload: one at a time per client' });
+    const a = await stalled.answer;
+    assert.equal(a.status, 408);
+    assert.equal(a.headers['connection'], 'close');
+    assert.deepEqual(json(a), { error: 'upload stalled', detail: 'no data for 1.5 s (collector.uploadIdleSeconds)' });
+  } finally { stalled.req.destroy(); }
+  assert.deepEqual(uploadFiles(s), [], 'the partial file is removed before the answer');
+  assert.equal(s.queue.stats().uploading, 0);
+  const third = await post(s, '/api/captures', [pcapBody(24)]);
+  assert.equal(third.status, 202, `the client may upload again and the one queue slot is free: ${third.body}`);
+});
+
+test('an upload still trickling at uploadTimeoutSeconds is cut off (408), however often it sends', async () => {
+  const s = await startServer({ uploadIdleSeconds: 30, uploadTimeoutSeconds: 1 });
+  const started = Date.now();
+  const slow = openUpload(s, pcapBody(8));
+  const trickle = setInterval(() => slow.req.write(Buffer.from('x')), 100);
+  try {
+    const a = await slow.answer;
+    assert.equal(a.status, 408);
+    assert.deepEqual(json(a), { error: 'upload too slow', detail: 'the upload did not finish within 1 s (collector.uploadTimeoutSeconds)' });
+    assert.ok(Date.now() - started >= 900, `cut off after ${Date.now() - started} ms`);
+  } finally { clearInterval(trickle); slow.req.destroy(); }
+  assert.deepEqual(uploadFiles(s), []);
+  assert.equal(s.queue.stats().uploading, 0);
+});
+
+test('a client that goes away mid-upload: its partial file is removed and its slot freed', async () => {
+  const s = await startServer({ maxQueueSize: 1 });
+  const gone = openUpload(s, pcapBody(1000));
+  await until('the upload to stream', () => s.queue.stats().uploading === 1 && uploadFiles(s).length === 1);
+  gone.req.destroy();
+  await until('the slot to be freed', () => s.queue.stats().uploading === 0);
+  await until('the file to be removed', () => uploadFiles(s).length === 0);
+  assert.equal((await post(s, '/api/captures', [pcapBody(24)])).status, 202);
+});
+
+test('an upload that cannot be stored is a 500 with a request id; one the store refuses leaves no file; both free the slot', async () => {
+  const lines: string[] = [];
+  const s = await startUploadServer({ prefix: 'pcap-upload-routes-', logStream: { write: (l: string) => { lines.push(l); } } }, { maxQueueSize: 1 });
+  rmSync(uploadsDir(s.dir), { recursive: true });
+  const r = await post(s, '/api/captures', [pcapBody(24)]);
+  assert.equal(r.status, 500);
+  const body = JSON.parse(r.body) as { error: string; detail: string; requestId: string };
+  assert.equal(body.error, 'internal error');
+  assert.equal(body.detail, `see the collector log for request ${body.requestId}`);
+  const logged = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l['msg'] === 'request failed');
+  assert.equal(logged?.['reqId'], body.requestId);
+  assert.equal(s.queue.stats().uploading, 0);
+
+  // The store refuses the job (its table is gone): the stored file is removed.
+  mkdirSync(uploadsDir(s.dir));
+  const db = new Database(join(s.dir, 'test.db'));
+  try { db.exec('DROP TABLE capture_jobs'); } finally { db.close(); }
+  const refused = await post(s, '/api/captures', [pcapBody(24)]);
+  assert.equal(refused.status, 500);
+  assert.deepEqual(uploadFiles(s), [], 'no file left without a job');
+  assert.equal(s.queue.stats().uploading, 0, 'the slot is freed');
+});
+
+test('reports: a finished analysis\'s JSON and HTML streamed as written, 409 while it runs, 404 when a report file is missing; uploads and deletes logged', async () => {
+  const lines: string[] = [];
+  const s = await startUploadServer({ prefix: 'pcap-upload-routes-', recover: true, logStream: { write: (l: string) => { lines.push(l); } } });
+  const logs = (): Array<Record<string, unknown>> => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  const sample = readFileSync(join(REPO_ROOT, 'test', 'fixtures', 'sample-loopback.pcap'));
+  const r = await post(s, '/api/captures', [sample], { 'x-filename': 'sample.pcap' });
+  assert.equal(r.status, 202, r.body);
+  const { id } = JSON.parse(r.body) as { id: string };
+  assert.ok(logs().some((l) => l['msg'] === 'capture uploaded' && l['id'] === id && l['filename'] === 'sample.pcap' && l['sizeBytes'] === sample.length));
+
+  // Unfinished: a slow analysis queued behind or running.
+  const slow = await post(s, '/api/captures', [readFileSync(join(BAD_PCAPS, 'gzip_bomb.pcap.gz'))]);
+  const slowId = (JSON.parse(slow.body) as { id: string }).id;
+  const early = await fetch(`${s.url}/api/captures/${slowId}/report`);
+  assert.equal(early.status, 409);
+  const earlyBody = await early.json() as { error: string; detail: string };
+  assert.equal(earlyBody.error, 'analysis not finished');
+  assert.match(earlyBody.detail, new RegExp(`^the analysis is (queued|running) \\(\\d+%\\); poll /api/captures/${slowId}$`));
+  assert.equal((await fetch(`${s.url}/api/captures/${slowId}`, { method: 'DELETE' })).status, 204);
+  assert.ok(logs().some((l) => l['msg'] === 'capture deleted' && l['id'] === slowId));
+
+  let status: Record<string, unknown> = {};
+  await until('the analysis', async () => {
+    status = await (await fetch(`${s.url}/api/captures/${id}`)).json() as Record<string, unknown>;
+    return status['status'] === 'done' || status['status'] === 'failed';
+  }, 60_000);
+  assert.equal(status['status'], 'done', JSON.stringify(status));
+  assert.equal(status['reportUrl'], `/api/captures/${id}/report`);
+  for (const [format, type] of [['json', 'application/json; charset=utf-8'], ['html', 'text/html; charset=utf-8']] as const) {
+    const file = reportPath(s.dir, id, format);
+    const res = await fetch(`${s.url}/api/captures/${id}/report${format === 'json' ? '' : '?format=html'}`);
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), type);
+    assert.equal(res.headers.get('content-length'), String(statSync(file).size));
+    assert.ok(Buffer.from(await res.arrayBuffer()).equals(readFileSync(file)), `${format}: the file as written`);
+  }
+  rmSync(reportPath(s.dir, id, 'html'));
+  const noHtml = await fetch(`${s.url}/api/captures/${id}/report?format=html`);
+  assert.equal(noHtml.status, 404);
+  assert.deepEqual(await noHtml.json(), { error: 'not found', detail: 'no HTML report for this capture (see its warnings); the JSON report is at ?format=json' });
+  rmSync(reportPath(s.dir, id, 'json'));
+  const noJson = await fetch(`${s.url}/api/captures/${id}/report?format=json`);
+  assert.equal(noJson.status, 404);
+  assert.deepEqual(await noJson.json(), { error: 'not found', detail: 'the report is not on this collector (with several collectors, reports stay with the one that analyzed the upload)' });
+});
+
+test('a large upload streams to disk through back-pressure: every byte stored, nothing held back', async () => {
+  const s = await startServer({ maxUploadSizeMB: 8, uploadIdleSeconds: 5 });
+  const body = pcapBody(6 * 1024 * 1024);
+  for (let i = 4; i < body.length; i += 4096) body.writeUInt32BE(i, i); // not all one byte
+  const chunks = Array.from({ length: 96 }, (_, i) => body.subarray(i * 65536, (i + 1) * 65536));
+  const r = await post(s, '/api/captures', chunks, {}, true);
+  assert.equal(r.status, 202, r.body);
+  const { id } = JSON.parse(r.body) as { id: string };
+  const status = await (await fetch(`${s.url}/api/captures/${id}`)).json() as { sizeBytes: number };
+  assert.equal(status.sizeBytes, body.length);
 });

@@ -25,13 +25,15 @@ export interface UploadServerOptions {
   recover?: boolean;
   /** Log the queue's warnings (debugging). */
   logWarnings?: boolean;
+  /** Where the app's log goes, at level info (a test reads it back). */
+  logStream?: { write(line: string): void };
 }
 
 export async function startUploadServer(options: UploadServerOptions, overrides: Partial<CollectorConfig> = {}): Promise<UploadServer> {
   const dir = mkdtempSync(join(tmpdir(), options.prefix));
   const config: CollectorConfig = { ...DEFAULT_CONFIG.collector, uploadsPerMinute: 1000, maxQueueSize: 50, ...overrides };
   const store = await openStore({ databaseUrl: '', sqlitePath: join(dir, 'test.db') });
-  const app = Fastify({ logger: options.logWarnings ? { level: 'warn' } : false });
+  const app = Fastify({ logger: options.logStream ? { level: 'info', stream: options.logStream } : options.logWarnings ? { level: 'warn' } : false });
   const queue = new AnalysisQueue({ store, config, dataDir: dir, logger: app.log });
   if (options.recover) await queue.recover();
   await app.register(uploadRoutes, { store, queue, config, dataDir: dir, logger: app.log });

@@ -23,8 +23,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream } from '@nats-io/jetstream';
+import { connect, createInbox, headers, type NatsConnection } from '@nats-io/transport-node';
 import { subjectFor } from '../common/wire.js';
 import { CLI } from '../test/helpers/paths.js';
 import { freePort, metricValue, parseMetrics, waitFor } from '../test/helpers/agent-process.js';
@@ -49,6 +48,12 @@ export interface IngestRow {
   batchMean: number;
   /** The collector's CPU time (user + system) per committed message, in microseconds: its capacity on one free core is 1e6 / this. */
   collectorCpuUsPerMessage: number;
+  /** nats-server's CPU time per committed message (µs). */
+  natsCpuUsPerMessage: number;
+  /** The flood publisher's (this process's) CPU time per message (µs); flood runs only. */
+  publisherCpuUsPerMessage: number;
+  /** CPU time used by the whole machine over the run, divided by its wall time: how many of the cores were busy. */
+  machineBusyCores: number;
   error?: string;
 }
 
@@ -113,42 +118,95 @@ async function dbWrites(base: string): Promise<WriteFigures> {
   };
 }
 
+/** CPU seconds the machine spent busy since boot (all cores; /proc/stat, Linux). */
+function machineBusySeconds(): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) / 100; // USER_HZ is 100 on Linux
+  } catch {
+    return NaN;
+  }
+}
+
+/** User + system CPU seconds of a process (/proc/<pid>/stat), NaN when unknown. */
+function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime (fields 14, 15)
+  } catch {
+    return NaN;
+  }
+}
+
+interface CpuMark { at: number; machine: number; nats: number; self: number }
+
+function cpuMark(natsPid: number | undefined): CpuMark {
+  const self = process.cpuUsage();
+  return { at: Date.now(), machine: machineBusySeconds(), nats: processCpuSeconds(natsPid), self: (self.user + self.system) / 1e6 };
+}
+
 type Body = Record<string, unknown> & { id: string; sensor: string };
 
 /**
  * Publishes copies of `templates` (new ids, sensor `sensor`) at `rate` messages/s for
- * `seconds`, at most `maxInFlight` awaiting their ack; returns each id's publish time.
+ * `seconds`, at most `maxInFlight` awaiting their JetStream ack; returns each id's publish time.
+ *
+ * The flood stands for agents on other machines, so its own CPU is kept small: bodies are
+ * serialized once per template (the id is spliced in), and acks come to one inbox
+ * subscription instead of one request (promise, timer and two Error objects) per message,
+ * which took more CPU than the collector under test on this 2-core machine.
  */
 async function flood(nc: NatsConnection, templates: Body[], sensor: string, rate: number, seconds: number): Promise<Map<string, Published>> {
-  const js = jetstream(nc, { timeout: 30_000 });
+  const ID = '\u0000flood-id\u0000';
+  const bodies = templates.map((t) => {
+    const kind: Published['kind'] = typeof t['window'] === 'object' ? 'window' : 'finding';
+    const [head, tail] = JSON.stringify({ ...t, id: ID, sensor }).split(JSON.stringify(ID)) as [string, string];
+    return { kind, subject: subjectFor(sensor, kind), head, tail };
+  });
   const sent = new Map<string, Published>();
   const total = Math.round(rate * seconds);
   const maxInFlight = 4096;
   let inFlight = 0;
+  let acked = 0;
   let failed = 0;
   let lastError = '';
   let resume: (() => void) | undefined;
+  const inbox = createInbox();
+  const acks = nc.subscribe(`${inbox}.*`, {
+    callback: (err, msg) => {
+      inFlight--;
+      if (err) { failed++; lastError = String(err); } else {
+        const ack = msg.json<{ error?: { description?: string } }>();
+        if (ack.error) { failed++; lastError = ack.error.description ?? JSON.stringify(ack.error); } else acked++;
+      }
+      resume?.();
+    },
+  });
   const started = Date.now();
-  for (let i = 0; i < total;) {
-    const due = Math.min(total, Math.floor(((Date.now() - started) / 1000) * rate) + 1);
-    for (; i < due && inFlight < maxInFlight; i++) {
-      const template = templates[i % templates.length]!;
-      const kind = typeof template['window'] === 'object' ? 'window' : 'finding';
-      const id = `${sensor}.flood.${kind[0]}.${i}`;
-      const data = JSON.stringify({ ...template, id, sensor });
-      sent.set(id, { at: Date.now(), kind });
-      inFlight++;
-      js.publish(subjectFor(sensor, kind), data, { msgID: id }).then(
-        () => undefined,
-        (err: unknown) => { failed++; lastError = String(err); },
-      ).finally(() => { inFlight--; resume?.(); });
+  try {
+    for (let i = 0; i < total;) {
+      const due = Math.min(total, Math.floor(((Date.now() - started) / 1000) * rate) + 1);
+      for (; i < due && inFlight < maxInFlight; i++) {
+        const body = bodies[i % bodies.length]!;
+        const id = `${sensor}.flood.${body.kind[0]}.${i}`;
+        const h = headers();
+        h.set('Nats-Msg-Id', id);
+        sent.set(id, { at: Date.now(), kind: body.kind });
+        inFlight++;
+        nc.publish(body.subject, body.head + JSON.stringify(id) + body.tail, { reply: `${inbox}.${i}`, headers: h });
+      }
+      // Until the next message is due, or an ack frees room.
+      await new Promise<void>((r) => { resume = r; setTimeout(r, inFlight >= maxInFlight ? 50 : 2); });
+      resume = undefined;
     }
-    // Until the next message is due, or an ack frees room.
-    await new Promise<void>((r) => { resume = r; setTimeout(r, inFlight >= maxInFlight ? 50 : 2); });
-    resume = undefined;
+    for (const deadline = Date.now() + 60_000; inFlight > 0 && Date.now() < deadline;) await sleep(10);
+  } finally {
+    acks.unsubscribe();
   }
-  while (inFlight > 0) await sleep(10);
-  if (failed) throw new Error(`flood: ${failed} of ${total} publishes failed (${lastError})`);
+  if (failed || acked < total) throw new Error(`flood: ${total - acked} of ${total} publishes not acknowledged by JetStream${lastError ? ` (${lastError})` : ''}`);
   return sent;
 }
 
@@ -206,6 +264,7 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
     for (const mode of ['burst', 'paced', 'flood'] as const) {
       const sensor = `bench-${o.store}-${mode}`;
       const w0 = await dbWrites(base);
+      const c0 = cpuMark(nats.pid);
       if (mode === 'flood') {
         seen.unsubscribe(); // the flood's publish times are taken where it publishes
         if (!templates.length) throw new Error('flood: the burst published nothing to copy');
@@ -234,6 +293,7 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
         await sleep(100);
       }
       const w1 = await dbWrites(base);
+      const c1 = cpuMark(nats.pid);
       const stored = await readRows(sensor);
       const latencies: number[] = [];
       let firstPublish = Infinity;
@@ -262,6 +322,9 @@ export async function benchIngest(o: IngestOptions): Promise<IngestRow[]> {
         dbWriteMeanMs: w1.count > w0.count ? ((w1.sum - w0.sum) / (w1.count - w0.count)) * 1000 : NaN,
         batchMean: w1.count > w0.count ? (w1.messages - w0.messages) / (w1.count - w0.count) : NaN,
         collectorCpuUsPerMessage: w1.messages > w0.messages ? ((w1.cpuSeconds - w0.cpuSeconds) / (w1.messages - w0.messages)) * 1e6 : NaN,
+        natsCpuUsPerMessage: w1.messages > w0.messages ? ((c1.nats - c0.nats) / (w1.messages - w0.messages)) * 1e6 : NaN,
+        publisherCpuUsPerMessage: mode === 'flood' && n ? ((c1.self - c0.self) / n) * 1e6 : NaN,
+        machineBusyCores: (c1.machine - c0.machine) / Math.max(0.001, (c1.at - c0.at) / 1000),
         ...(missing > 0 ? { error: `${missing} of ${n} published messages not stored` } : {}),
       });
     }

@@ -30,6 +30,8 @@ export interface NatsServerHandle {
   readonly port: number;
   readonly storeDir: string;
   readonly running: boolean;
+  /** The server's process id while it runs (the bench reads its CPU time). */
+  readonly pid: number | undefined;
   /** Starts the server again on the same port and store (after `stop()`). */
   start(): Promise<void>;
   /** SIGTERM, then waits for the process to exit. */
@@ -62,6 +64,7 @@ class NatsServer implements NatsServerHandle {
 
   get url(): string { return `nats://${this.host.includes(':') ? `[${this.host}]` : this.host}:${this.port}`; }
   get running(): boolean { return this.child !== undefined; }
+  get pid(): number | undefined { return this.child?.pid; }
 
   async start(): Promise<void> {
     if (this.child) return;

@@ -107,7 +107,11 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   if (!token && !isLoopback(host)) log.warn({ listen: c.listen }, 'collector.allowAnonymous: serving the API, pages and uploads WITHOUT authentication on a non-loopback address');
   const dataDir = resolvePath(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const store = await openStore({ databaseUrl: c.databaseUrl, sqlitePath: join(dataDir, 'pcap_analyzer.db') });
+  const store = await openStore({
+    databaseUrl: c.databaseUrl,
+    sqlitePath: join(dataDir, 'pcap_analyzer.db'),
+    onCheckpointError: (err) => log.warn({ err }, 'store: background SQLite checkpoint failed; commits checkpoint inline'),
+  });
   log.info({ database: store.kind, auth: token ? 'token' : 'off' }, 'store ready');
   const metrics = new CollectorMetrics(options.version, c.maxSensorSeries);
 

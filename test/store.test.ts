@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -500,6 +500,34 @@ describe('store: sqlite file', () => {
     } finally {
       await again.close();
     }
+  });
+
+  test('a background thread checkpoints the write-ahead log: it stays small under sustained writes, and close removes it', async () => {
+    const path = join(work, 'checkpoint', 'collector.db');
+    // The writer's own fallback checkpoint starts at 64 MB of log; without the thread the log would grow to all that is written here.
+    const store = new SqliteStore(path, { checkpointIntervalMs: 20 });
+    await store.migrate();
+    const wal = `${path}-wal`;
+    const writer = (store as unknown as { db: Database.Database }).db;
+    assert.equal(writer.pragma('wal_autocheckpoint', { simple: true }), 16_384, 'the writer only checkpoints itself as a fallback');
+    const pad = 'x'.repeat(50_000);
+    let written = 0;
+    let largestWal = 0;
+    try {
+      for (let b = 0; b < 40; b++) {
+        const findings = Array.from({ length: 20 }, (_, i) => findingMsg('ckpt-1', { window: b, n: i, evidence: { pad } }));
+        await store.ingest(batch({ findings }));
+        written += findings.length * pad.length;
+        largestWal = Math.max(largestWal, statSync(wal).size);
+        await new Promise((r) => setTimeout(r, 60));
+      }
+      assert.ok(written > 35e6, `${written} bytes written`);
+      assert.ok(largestWal < 16e6, `the log stayed under 16 MB (largest ${largestWal} bytes) while ${written} bytes were written`);
+      assert.equal((await store.findings({ sensor: 'ckpt-1', limit: 1000 })).items.length, 800);
+    } finally {
+      await store.close();
+    }
+    assert.equal(existsSync(wal), false, 'the checkpoint thread closed its connection: the last one out removed the log');
   });
 
   test('times outside four-digit years are clamped, not fatal', async () => {

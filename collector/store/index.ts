@@ -16,6 +16,8 @@ export interface OpenStoreOptions {
   /** postgres://user:password@host:port/db; empty for SQLite. */
   databaseUrl: string;
   sqlitePath: string;
+  /** SQLite: its background checkpoint failed (the writer then checkpoints inline). */
+  onCheckpointError?: (message: string) => void;
 }
 
 /** The URL without its password (userinfo or `password=` parameter), for logs and errors. */
@@ -57,7 +59,7 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
     }
     return store;
   }
-  const store = new (await loadSqlite())(options.sqlitePath);
+  const store = new (await loadSqlite())(options.sqlitePath, options.onCheckpointError ? { onCheckpointError: options.onCheckpointError } : {});
   try {
     await store.migrate();
   } catch (err) {

@@ -5,6 +5,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import type { FindingSeverity } from '../../common/report.js';
 import { SCHEMA_MIGRATIONS_TABLE, pendingMigrations } from './migrations.js';
@@ -14,13 +15,23 @@ import {
   type Dialect, type FindingDbRow, type JobDbRow, type SensorDbRow, type SensorUpdate, type WindowDbRow,
 } from './shared.js';
 import type { CaptureJob, FindingQuery, IngestBatch, IngestResult, Page, SensorRecord, Store, StoredFinding, StoredWindow } from './types.js';
+import type { CheckpointError, CheckpointWorkerData } from './sqlite-checkpoint.js';
 
 export interface SqliteStoreOptions {
   /** Wall clock for last_seen (tests move it). */
   now?: () => Date;
   /** How long a statement waits for another connection's lock (ms). */
   busyTimeoutMs?: number;
+  /** How often the background thread checkpoints the write-ahead log (ms); 0: SQLite checkpoints inline, after commits. */
+  checkpointIntervalMs?: number;
+  /** A background checkpoint failed, or its thread ended: the writer then checkpoints inline. */
+  onCheckpointError?: (message: string) => void;
 }
+
+/** The writer's own checkpoint threshold (pages) while the background thread runs: only if it falls behind (~64 MB of log). */
+const FALLBACK_AUTOCHECKPOINT_PAGES = 16_384;
+/** SQLite's default threshold, restored when the background thread is gone. */
+const INLINE_AUTOCHECKPOINT_PAGES = 1000;
 
 const DIALECT: Dialect = {
   param: () => '?',
@@ -33,15 +44,36 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly statements = new Map<string, Database.Statement>();
+  private checkpointer: Worker | undefined;
 
   constructor(readonly path: string, options: SqliteStoreOptions = {}) {
     mkdirSync(dirname(path), { recursive: true });
     this.db = new Database(path);
     this.db.pragma('journal_mode = WAL');
-    this.db.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
+    const busyTimeoutMs = Math.trunc(options.busyTimeoutMs ?? 5000);
+    this.db.pragma(`busy_timeout = ${busyTimeoutMs}`);
     // Off by default in SQLite; capture_reports relies on ON DELETE CASCADE.
     this.db.pragma('foreign_keys = ON');
     this.now = options.now ?? (() => new Date());
+    const intervalMs = options.checkpointIntervalMs ?? 250;
+    if (intervalMs > 0 && !this.db.memory) this.startCheckpointer({ path: this.db.name, intervalMs, busyTimeoutMs }, options.onCheckpointError ?? (() => {}));
+  }
+
+  private startCheckpointer(data: CheckpointWorkerData, onError: (message: string) => void): void {
+    const worker = new Worker(new URL('./sqlite-checkpoint.js', import.meta.url), { workerData: data });
+    worker.on('message', (m: CheckpointError) => onError(m.error));
+    // Gone (it failed to start or crashed): the writer checkpoints inline again, as SQLite does by default.
+    const gone = (err?: Error): void => {
+      if (this.checkpointer !== worker) return;
+      this.checkpointer = undefined;
+      if (this.db.open) this.db.pragma(`wal_autocheckpoint = ${INLINE_AUTOCHECKPOINT_PAGES}`);
+      onError(err ? err.message : 'checkpoint thread exited');
+    };
+    worker.once('error', gone);
+    worker.once('exit', () => gone());
+    worker.unref(); // after the listeners: it must not keep the process alive
+    this.checkpointer = worker;
+    this.db.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
   }
 
   async migrate(): Promise<void> {
@@ -201,6 +233,16 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    const worker = this.checkpointer;
+    if (worker) {
+      this.checkpointer = undefined;
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage('stop');
+      const timer = setTimeout(() => void worker.terminate(), 5000);
+      await exited;
+      clearTimeout(timer);
+    }
+    // Last connection out: SQLite checkpoints and removes the log.
     if (this.db.open) this.db.close();
   }
 }

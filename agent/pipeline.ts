@@ -129,6 +129,7 @@ export class Pipeline {
       windowFlows,
       memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
+      reportLazily: (type, draft) => this.windows.reportLazily(type, draft),
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);

@@ -128,12 +128,12 @@ class HandshakeAnalyzer implements Analyzer {
 
   onTcpSegment(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
     const tf = v.tcpFlags;
-    const now = v.ts;
+    // v.ts is read where it is used: a time held in a local up front is boxed on every segment (see flow/connection-attempts.ts).
     const s = this.state[slot]!;
     if (tf & RST) {
       if (s === WAIT_SYNACK) {
         // The server refusing; the client resetting its own SYN is giving up on an unanswered one.
-        this.failed(slot, dir === Dir.SERVER_TO_CLIENT ? 'refused' : 'no_answer', now, false);
+        this.failed(slot, dir === Dir.SERVER_TO_CLIENT ? 'refused' : 'no_answer', v.ts, false);
       } else if (s === WAIT_ACK) {
         this.w.aborted++;
         this.reportRetries(slot, 'aborted');
@@ -145,7 +145,7 @@ class HandshakeAnalyzer implements Analyzer {
       if (tf & ACK) {
         // The first SYN/ACK after the latest SYN; retransmitted SYN/ACKs do not move it.
         if (dir === Dir.SERVER_TO_CLIENT && s === WAIT_SYNACK) {
-          this.synAck[slot] = now;
+          this.synAck[slot] = v.ts;
           this.state[slot] = WAIT_ACK;
         }
         return;
@@ -155,8 +155,8 @@ class HandshakeAnalyzer implements Analyzer {
       if (s === NONE && this.syns[slot] === 0 && this.ctx.flows.packets[slot * 2 + Dir.SERVER_TO_CLIENT] === 0) {
         this.state[slot] = WAIT_SYNACK;
         this.syns[slot] = 1;
-        this.firstSyn[slot] = now;
-        this.lastSyn[slot] = now;
+        this.firstSyn[slot] = v.ts;
+        this.lastSyn[slot] = v.ts;
         this.w.started++;
         return;
       }
@@ -164,13 +164,13 @@ class HandshakeAnalyzer implements Analyzer {
       if (!(tcp.flags & ANY_RETRANSMISSION) && this.ctx.flows.synEvent !== TcpSynEvent.SAME_ISN_SYN) return;
       this.w.synRetransmissions++;
       if (s === WAIT_SYNACK || s === WAIT_ACK) {
-        this.retry(slot, now);
+        this.retry(slot, v.ts);
         // The client did not get the SYN/ACK: the handshake starts over from this SYN.
         this.state[slot] = WAIT_SYNACK;
       }
       return;
     }
-    if (s === WAIT_ACK && dir === Dir.CLIENT_TO_SERVER && tf & ACK) this.complete(slot, now);
+    if (s === WAIT_ACK && dir === Dir.CLIENT_TO_SERVER && tf & ACK) this.complete(slot, v.ts);
   }
 
   /** A retransmitted SYN. */

@@ -13,6 +13,7 @@ import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../co
 import { describeFlow, type FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
+import type { PacketView } from '../decode/packet-view.js';
 
 export interface WindowOutput {
   summary: WindowSummary;
@@ -61,10 +62,14 @@ export class WindowEngine {
     this.span = { index, start, end: start + this.seconds, relStart: start - base, relEnd: start + this.seconds - base };
   }
 
-  /** A frame of the current window (after the flow table counted it): true when it is its flow's first in the window. */
-  onPacket(ts: number, wireLen: number, slot: number): boolean {
-    if (ts < this.span.relStart) this.outOfOrder++;
-    return this.accounting.packet(wireLen, slot);
+  /**
+   * A frame of the current window (after the flow table counted it): true when
+   * it is its flow's first in the window. Takes the view, not its time: a
+   * double passed to a call that is not inlined is boxed, an allocation per packet.
+   */
+  onPacket(v: PacketView, slot: number): boolean {
+    if (v.ts < this.span.relStart) this.outOfOrder++;
+    return this.accounting.packet(v.wireLen, slot);
   }
 
   onFlowStart(slot: number): void {

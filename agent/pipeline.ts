@@ -129,6 +129,7 @@ export class Pipeline {
       windowFlows,
       memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
+      reportLazily: (type, draft) => this.windows.reportLazily(type, draft),
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
@@ -144,7 +145,7 @@ export class Pipeline {
     const onStart = subscribers(analyzers, 'onFlowStart');
     const onEnd = subscribers(analyzers, 'onFlowEnd');
     const onAttempt = subscribers(analyzers, 'onConnectionAttempt');
-    const attempts = this.attempts = new ConnectionAttempts(this.flows, (slot: number, event: AttemptEventCode, at: number): void => {
+    const attempts = this.attempts = new ConnectionAttempts(this.flows, this.clock, (slot: number, event: AttemptEventCode, at: number): void => {
       for (let i = 0; i < onAttempt.length; i++) onAttempt[i]!(slot, event, at);
     });
     const windows = this.windows;
@@ -187,7 +188,7 @@ export class Pipeline {
       const slot = flows.update(view);
       const dir = flows.dir;
       if (view.innerTcpFlags >= 0) flows.updateQuoted(view);
-      if (this.windows.onPacket(view.ts, rec.wireLen, slot)) {
+      if (this.windows.onPacket(view, slot)) {
         const first = this.onWindowFlow;
         for (let i = 0; i < first.length; i++) first[i]!(view, slot, dir);
       } else if (slot < 0) {
@@ -199,7 +200,7 @@ export class Pipeline {
       const seq = this.tcpSequence;
       if (tcpSegment) {
         seq.analyze(view, slot, dir, flows.synEvent);
-        this.attempts.segment(view, slot, dir, this.clock.now);
+        this.attempts.segment(view, slot, dir);
       }
       const hooks = this.onPacket;
       for (let i = 0; i < hooks.length; i++) hooks[i]!(view, slot, dir);

@@ -10,7 +10,7 @@
  */
 import type { Config } from '../../common/config.js';
 import type { MemoryBudget } from '../../common/memory-budget.js';
-import type { Finding } from '../../common/report.js';
+import type { Finding, FindingType } from '../../common/report.js';
 import type { FindingDraft, WindowParticipant } from '../core/window-types.js';
 import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -43,6 +43,13 @@ export interface AnalyzerContext {
    */
   readonly windowFlows: WindowFlowAccounting;
   report(finding: FindingDraft): void;
+  /**
+   * `report` with the draft built only if the window keeps it (not over
+   * report.maxFindingsPerType for `type`; over it, it is only counted in
+   * findingsSuppressed, as `report` does). For findings that can come by the
+   * thousand per window, whose strings would be built to be thrown away.
+   */
+  reportLazily(type: FindingType, draft: () => FindingDraft): void;
   /** Findings reported so far in the current window. */
   windowFindings(): readonly Finding[];
 }

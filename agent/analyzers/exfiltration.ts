@@ -237,11 +237,11 @@ class ExfiltrationAnalyzer implements Analyzer {
     }
     const len = v.wireLen;
     if (dir === this.sendDir[slot]) {
-      bytes.add(p, now, SENT, len);
+      bytes.addToBucket(p, k, SENT, len);
       const i = this.portIdx[slot]!;
       if (i >= 0) this.portBytes[p * MAX_PORTS + i] += len; else this.otherPortBytes[p] += len;
     } else {
-      bytes.add(p, now, RECEIVED, len);
+      bytes.addToBucket(p, k, RECEIVED, len);
     }
   }
 

@@ -396,7 +396,7 @@ class FloodAnalyzer implements Analyzer {
       this.lru.moveToTail(d);
     }
     if (this.window[d] !== this.windowSerial) { this.window[d] = this.windowSerial; this.touched.append(d); }
-    this.series.add(d, now, series, 1);
+    this.series.addToBucket(d, k, series, 1);
   }
 
   /** Counts a packet for its source (a source past the cap only marks the destination's count as a lower bound). */

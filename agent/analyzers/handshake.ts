@@ -128,12 +128,12 @@ class HandshakeAnalyzer implements Analyzer {
 
   onTcpSegment(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
     const tf = v.tcpFlags;
-    const now = v.ts;
+    // v.ts is read where it is used: a time held in a local up front is boxed on every segment (see flow/connection-attempts.ts).
     const s = this.state[slot]!;
     if (tf & RST) {
       if (s === WAIT_SYNACK) {
         // The server refusing; the client resetting its own SYN is giving up on an unanswered one.
-        this.failed(slot, dir === Dir.SERVER_TO_CLIENT ? 'refused' : 'no_answer', now, false);
+        this.failed(slot, dir === Dir.SERVER_TO_CLIENT ? 'refused' : 'no_answer', v.ts, false);
       } else if (s === WAIT_ACK) {
         this.w.aborted++;
         this.reportRetries(slot, 'aborted');
@@ -145,7 +145,7 @@ class HandshakeAnalyzer implements Analyzer {
       if (tf & ACK) {
         // The first SYN/ACK after the latest SYN; retransmitted SYN/ACKs do not move it.
         if (dir === Dir.SERVER_TO_CLIENT && s === WAIT_SYNACK) {
-          this.synAck[slot] = now;
+          this.synAck[slot] = v.ts;
           this.state[slot] = WAIT_ACK;
         }
         return;
@@ -155,8 +155,8 @@ class HandshakeAnalyzer implements Analyzer {
       if (s === NONE && this.syns[slot] === 0 && this.ctx.flows.packets[slot * 2 + Dir.SERVER_TO_CLIENT] === 0) {
         this.state[slot] = WAIT_SYNACK;
         this.syns[slot] = 1;
-        this.firstSyn[slot] = now;
-        this.lastSyn[slot] = now;
+        this.firstSyn[slot] = v.ts;
+        this.lastSyn[slot] = v.ts;
         this.w.started++;
         return;
       }
@@ -164,13 +164,13 @@ class HandshakeAnalyzer implements Analyzer {
       if (!(tcp.flags & ANY_RETRANSMISSION) && this.ctx.flows.synEvent !== TcpSynEvent.SAME_ISN_SYN) return;
       this.w.synRetransmissions++;
       if (s === WAIT_SYNACK || s === WAIT_ACK) {
-        this.retry(slot, now);
+        this.retry(slot, v.ts);
         // The client did not get the SYN/ACK: the handshake starts over from this SYN.
         this.state[slot] = WAIT_SYNACK;
       }
       return;
     }
-    if (s === WAIT_ACK && dir === Dir.CLIENT_TO_SERVER && tf & ACK) this.complete(slot, now);
+    if (s === WAIT_ACK && dir === Dir.CLIENT_TO_SERVER && tf & ACK) this.complete(slot, v.ts);
   }
 
   /** A retransmitted SYN. */
@@ -206,25 +206,28 @@ class HandshakeAnalyzer implements Analyzer {
       // Which part dominates: the server's answer, or the client's ACK (client or network near it).
       const side = synAckToAck > synToSynAck ? 'client_or_network' : 'server';
       if (side === 'server') w.slowServer++; else w.slowClient++;
-      const f = describeFlow(this.ctx.flows, slot);
-      this.ctx.report({
-        type: 'slow_handshake',
-        severity: 'warning',
-        key: flowKey(this.ctx.flows, slot),
-        summary: `TCP handshake with ${endpoint(f.server, f.serverPort)} took ${dur(total)} (SYN to SYN/ACK ${dur(synToSynAck)}, SYN/ACK to ACK ${dur(synAckToAck)}): `
-          + (side === 'server' ? 'the server is slow to answer.' : 'the client (or the network on its side) is slow to acknowledge.'),
-        evidence: {
-          synToSynAckSeconds: round9(synToSynAck),
-          synAckToAckSeconds: round9(synAckToAck),
-          totalSeconds: round9(total),
-          slowSide: side,
-          serverSlow,
-          synAckDelayThreshold: cfg.synAckDelay,
-          totalDelayThreshold: cfg.totalDelay,
-          syns: this.syns[slot]!,
-        },
-        flowSlot: slot,
-        host: f.server,
+      const syns = this.syns[slot]!;
+      this.ctx.reportLazily('slow_handshake', () => {
+        const f = describeFlow(this.ctx.flows, slot);
+        return {
+          type: 'slow_handshake',
+          severity: 'warning',
+          key: flowKey(this.ctx.flows, slot),
+          summary: `TCP handshake with ${endpoint(f.server, f.serverPort)} took ${dur(total)} (SYN to SYN/ACK ${dur(synToSynAck)}, SYN/ACK to ACK ${dur(synAckToAck)}): `
+            + (side === 'server' ? 'the server is slow to answer.' : 'the client (or the network on its side) is slow to acknowledge.'),
+          evidence: {
+            synToSynAckSeconds: round9(synToSynAck),
+            synAckToAckSeconds: round9(synAckToAck),
+            totalSeconds: round9(total),
+            slowSide: side,
+            serverSlow,
+            synAckDelayThreshold: cfg.synAckDelay,
+            totalDelayThreshold: cfg.totalDelay,
+            syns,
+          },
+          flowSlot: slot,
+          host: f.server,
+        };
       });
     }
     this.reportRetries(slot, 'completed');
@@ -234,25 +237,28 @@ class HandshakeAnalyzer implements Analyzer {
     this.state[slot] = OVER;
     const w = this.w;
     if (reason === 'refused') w.refused++; else w.noAnswer++;
-    const f = describeFlow(this.ctx.flows, slot);
     const waited = delay(now, this.firstSyn[slot]!);
     const syns = this.syns[slot]!;
-    this.ctx.report({
-      type: 'failed_handshake',
-      severity: 'warning',
-      key: flowKey(this.ctx.flows, slot),
-      summary: reason === 'refused'
-        ? `${endpoint(f.server, f.serverPort)} refused the TCP connection (SYN answered by RST after ${dur(waited)}).`
-        : `No answer from ${endpoint(f.server, f.serverPort)} to ${syns} SYN${syns > 1 ? 's' : ''} over ${dur(waited)}${stillOpen ? ' (still waiting at the end of the input)' : ''}.`,
-      evidence: {
-        reason,
-        syns,
-        waitedSeconds: round9(waited),
-        firstSyn: isoFromSeconds(this.ctx.clock.base, this.firstSyn[slot]!),
-        stillOpen,
-      },
-      flowSlot: slot,
-      host: f.server,
+    const firstSyn = this.firstSyn[slot]!;
+    this.ctx.reportLazily('failed_handshake', () => {
+      const f = describeFlow(this.ctx.flows, slot);
+      return {
+        type: 'failed_handshake',
+        severity: 'warning',
+        key: flowKey(this.ctx.flows, slot),
+        summary: reason === 'refused'
+          ? `${endpoint(f.server, f.serverPort)} refused the TCP connection (SYN answered by RST after ${dur(waited)}).`
+          : `No answer from ${endpoint(f.server, f.serverPort)} to ${syns} SYN${syns > 1 ? 's' : ''} over ${dur(waited)}${stillOpen ? ' (still waiting at the end of the input)' : ''}.`,
+        evidence: {
+          reason,
+          syns,
+          waitedSeconds: round9(waited),
+          firstSyn: isoFromSeconds(this.ctx.clock.base, firstSyn),
+          stillOpen,
+        },
+        flowSlot: slot,
+        host: f.server,
+      };
     });
     this.reportRetries(slot, reason);
   }
@@ -261,13 +267,14 @@ class HandshakeAnalyzer implements Analyzer {
   private reportRetries(slot: number, outcome: string): void {
     const syns = this.syns[slot]!;
     if (syns < 2) return;
-    const row = this.retryRows.size > 0 ? this.retryRow(slot) : -1;
-    const list = row < 0 ? [] : Array.from(this.intervals.subarray(row * MAX_INTERVALS, row * MAX_INTERVALS + this.intervalCount[row]!));
     const retries = syns - 1;
     const waited = delay(this.lastSyn[slot]!, this.firstSyn[slot]!);
-    const severity: FindingSeverity = waited >= this.ctx.config.analyzers.handshake.synRetransmission ? 'warning' : 'info';
-    const f = describeFlow(this.ctx.flows, slot);
-    this.ctx.report({
+    this.ctx.reportLazily('syn_retransmission', () => {
+      const row = this.retryRows.size > 0 ? this.retryRow(slot) : -1;
+      const list = row < 0 ? [] : Array.from(this.intervals.subarray(row * MAX_INTERVALS, row * MAX_INTERVALS + this.intervalCount[row]!));
+      const severity: FindingSeverity = waited >= this.ctx.config.analyzers.handshake.synRetransmission ? 'warning' : 'info';
+      const f = describeFlow(this.ctx.flows, slot);
+      return {
       type: 'syn_retransmission',
       severity,
       key: flowKey(this.ctx.flows, slot),
@@ -282,6 +289,7 @@ class HandshakeAnalyzer implements Analyzer {
       },
       flowSlot: slot,
       host: f.server,
+      };
     });
   }
 

@@ -147,24 +147,26 @@ class ResetsAnalyzer implements Analyzer {
 
   private reportAbort(slot: number, dir: number, now: number, afterFin: boolean): void {
     const flows: FlowTable = this.ctx.flows;
-    const f = describeFlow(flows, slot);
     const side = dir === Dir.CLIENT_TO_SERVER ? 'client' : 'server';
     const packets = flows.packets[slot * 2]! + flows.packets[slot * 2 + 1]!;
-    this.ctx.report({
-      type: 'connection_reset',
-      severity: afterFin ? 'info' : 'warning',
-      key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`,
-      summary: `The ${side} reset the TCP connection ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)} after data`
-        + (afterFin ? ' (while closing it).' : ' (aborted).'),
-      evidence: {
-        side,
-        phase: 'abort',
-        afterFin,
-        packets,
-        durationSeconds: round9(Math.max(0, now - flows.firstTs[slot]!)),
-      },
-      flowSlot: slot,
-      host: side === 'client' ? f.client : f.server,
+    this.ctx.reportLazily('connection_reset', () => {
+      const f = describeFlow(flows, slot);
+      return {
+        type: 'connection_reset',
+        severity: afterFin ? 'info' : 'warning',
+        key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`,
+        summary: `The ${side} reset the TCP connection ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)} after data`
+          + (afterFin ? ' (while closing it).' : ' (aborted).'),
+        evidence: {
+          side,
+          phase: 'abort',
+          afterFin,
+          packets,
+          durationSeconds: round9(Math.max(0, now - flows.firstTs[slot]!)),
+        },
+        flowSlot: slot,
+        host: side === 'client' ? f.client : f.server,
+      };
     });
   }
 
@@ -218,14 +220,14 @@ class ResetsAnalyzer implements Analyzer {
       return { key: endpoint(host, port), host, port, count: this.refusedCount[id]!, firstClient: endpoint(this.hosts.name(this.firstClient[id]!), this.firstClientPort[id]!) };
     });
     for (const r of refused) {
-      this.ctx.report({
+      this.ctx.reportLazily('connection_refused', () => ({
         type: 'connection_refused',
         severity: 'warning',
         key: r.key,
         summary: `${r.key} refused ${r.count} TCP connection${r.count > 1 ? 's' : ''} (SYN answered by RST).`,
         evidence: { refused: r.count, serverPort: r.port, firstClient: r.firstClient },
         host: r.host,
-      });
+      }));
     }
     const w = this.w;
     const metrics: Metrics = {

@@ -107,28 +107,30 @@ class TcpWindowAnalyzer implements Analyzer {
     const slot = d >> 1;
     const side = SIDES[d & 1]!;
     const flows: FlowTable = this.ctx.flows;
-    const f = describeFlow(flows, slot);
-    const advertiser = side === 'client' ? endpoint(f.client, f.clientPort) : endpoint(f.server, f.serverPort);
     const severity: FindingSeverity = duration >= 10 * period ? 'critical' : duration >= period ? 'warning' : 'info';
     const stillOpen = endedBy === 'end_of_input';
-    this.ctx.report({
-      type: 'zero_window',
-      severity,
-      key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}/${side}/${round6(this.start[d]!)}`,
-      summary: `${advertiser} (the ${side}) advertised a zero receive window for ${dur(duration)}`
-        + (stillOpen ? ', still closed at the end of the input.' : endedBy === 'flow_end' ? ' until the flow ended.' : ' before reopening it.'),
-      evidence: {
-        side,
-        advertisedBy: advertiser,
-        durationSeconds: round9(duration),
-        stillOpen,
-        endedBy,
-        zeroWindowPackets: this.zeroPackets[d]!,
-        started: isoFromSeconds(this.ctx.clock.base, this.start[d]!),
-        thresholdSeconds: period,
-      },
-      flowSlot: slot,
-      host: formatAddress(flows.version[slot]!, side === 'client' ? flows.clientAddr(slot) : flows.serverAddr(slot)),
+    this.ctx.reportLazily('zero_window', () => {
+      const f = describeFlow(flows, slot);
+      const advertiser = side === 'client' ? endpoint(f.client, f.clientPort) : endpoint(f.server, f.serverPort);
+      return {
+        type: 'zero_window',
+        severity,
+        key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}/${side}/${round6(this.start[d]!)}`,
+        summary: `${advertiser} (the ${side}) advertised a zero receive window for ${dur(duration)}`
+          + (stillOpen ? ', still closed at the end of the input.' : endedBy === 'flow_end' ? ' until the flow ended.' : ' before reopening it.'),
+        evidence: {
+          side,
+          advertisedBy: advertiser,
+          durationSeconds: round9(duration),
+          stillOpen,
+          endedBy,
+          zeroWindowPackets: this.zeroPackets[d]!,
+          started: isoFromSeconds(this.ctx.clock.base, this.start[d]!),
+          thresholdSeconds: period,
+        },
+        flowSlot: slot,
+        host: formatAddress(flows.version[slot]!, side === 'client' ? flows.clientAddr(slot) : flows.serverAddr(slot)),
+      };
     });
   }
 

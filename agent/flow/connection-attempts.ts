@@ -27,6 +27,7 @@
  */
 import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
+import type { PacketClock } from '../core/packet-clock.js';
 import { Dir, type FlowTable } from './flow-table.js';
 
 export const AttemptEvent = {
@@ -67,7 +68,7 @@ export class ConnectionAttempts {
   private qHead = 0;
   private qCount = 0;
 
-  constructor(private readonly flows: FlowTable, private readonly emit: AttemptListener) {
+  constructor(private readonly flows: FlowTable, private readonly clock: PacketClock, private readonly emit: AttemptListener) {
     this.state = new Uint8Array(flows.capacity);
     const q = Math.max(1, Math.min(flows.capacity, MAX_PENDING));
     this.qSlot = new Int32Array(q);
@@ -86,8 +87,13 @@ export class ConnectionAttempts {
     else if (s === OPEN) this.emit(slot, AttemptEvent.CLOSED, now);
   }
 
-  /** A TCP segment of flow `slot`, after the flow table counted it. */
-  segment(v: PacketView, slot: number, dir: number, now: number): void {
+  /**
+   * A TCP segment of flow `slot`, after the flow table counted it, at the
+   * clock's time. The time is read where an event needs it, not up front: a
+   * double handed to a call that is not inlined is boxed (a heap number), and
+   * TurboFan may box it before the branches, once per segment.
+   */
+  segment(v: PacketView, slot: number, dir: number): void {
     const s = this.state[slot]!;
     if (s === OVER) return;
     const tf = v.tcpFlags;
@@ -99,23 +105,23 @@ export class ConnectionAttempts {
         return;
       }
       this.state[slot] = WAIT_SYNACK;
-      if (this.qCount === this.qSlot.length) this.settleHead(now);
-      this.push(slot, flows.streamIndex[slot]!, now + ATTEMPT_TIMEOUT);
-      this.emit(slot, AttemptEvent.STARTED, now);
+      if (this.qCount === this.qSlot.length) this.settleHead(this.clock.now);
+      this.push(slot, flows.streamIndex[slot]!, this.clock.now + ATTEMPT_TIMEOUT);
+      this.emit(slot, AttemptEvent.STARTED, this.clock.now);
       return;
     }
     const fromServer = dir === Dir.SERVER_TO_CLIENT;
     if (s === WAIT_SYNACK) {
-      if (tf & RST) this.settle(slot, fromServer ? AttemptEvent.REFUSED : AttemptEvent.UNANSWERED, now);
-      else if (fromServer && (tf & (SYN | ACK)) === (SYN | ACK)) { this.state[slot] = WAIT_ACK; this.emit(slot, AttemptEvent.ANSWERED, now); }
-      else if (fromServer) this.complete(slot, now, tf);
+      if (tf & RST) this.settle(slot, fromServer ? AttemptEvent.REFUSED : AttemptEvent.UNANSWERED, this.clock.now);
+      else if (fromServer && (tf & (SYN | ACK)) === (SYN | ACK)) { this.state[slot] = WAIT_ACK; this.emit(slot, AttemptEvent.ANSWERED, this.clock.now); }
+      else if (fromServer) this.complete(slot, this.clock.now, tf);
     } else if (s === WAIT_ACK) {
-      if (tf & RST) this.settle(slot, fromServer ? AttemptEvent.REFUSED : AttemptEvent.ABANDONED, now);
-      else if (!fromServer && tf & ACK && !(tf & SYN)) this.complete(slot, now, tf);
+      if (tf & RST) this.settle(slot, fromServer ? AttemptEvent.REFUSED : AttemptEvent.ABANDONED, this.clock.now);
+      else if (!fromServer && tf & ACK && !(tf & SYN)) this.complete(slot, this.clock.now, tf);
     } else if (tf & RST) {
-      this.settle(slot, AttemptEvent.RESET, now);
+      this.settle(slot, AttemptEvent.RESET, this.clock.now);
     } else if (tf & FIN) {
-      this.settle(slot, AttemptEvent.CLOSED, now);
+      this.settle(slot, AttemptEvent.CLOSED, this.clock.now);
     }
   }
 

@@ -47,12 +47,17 @@ const H_LASTSEGFLAGS = 26; // u16, stride 32
 const B_WINSCALE = 54; // i8 / u8, stride 64
 const B_ISFIRSTACK = 55;
 
-/** Modulo 2^32 of an integer (exact below 2^53): ToUint32, one instruction, where `%` on doubles costs a division. */
-const u32 = (x: number): number => x >>> 0;
-/** Sequence comparisons modulo 2^32 (Wireshark's GT_SEQ, LT_SEQ, LE_SEQ). */
-const GT = (a: number, b: number): boolean => ((b - a) | 0) < 0;
-const LT = (a: number, b: number): boolean => ((a - b) | 0) < 0;
-const LE = (a: number, b: number): boolean => ((a - b) | 0) <= 0;
+/*
+ * Arithmetic modulo 2^32, written out in `analyze` and `matchAck` rather than
+ * as helpers: `analyze` is larger than TurboFan's inlining budget, so the
+ * helpers stayed calls there, each boxing its sequence-number arguments and
+ * results (heap numbers above 2^30): about 12 MB of garbage per million
+ * packets. The forms (Wireshark's macros, noted beside each use):
+ *   x mod 2^32     x >>> 0  (ToUint32: exact below 2^53, where `%` on doubles divides)
+ *   GT_SEQ(a, b)   ((b - a) | 0) < 0
+ *   LT_SEQ(a, b)   ((a - b) | 0) < 0
+ *   LE_SEQ(a, b)   ((a - b) | 0) <= 0
+ */
 /** Wireshark compares time deltas as unsigned: a negative delta (time going backwards) is never "within". */
 const within = (delta: number, limit: number): boolean => delta >= 0 && delta < limit;
 
@@ -165,14 +170,14 @@ export class TcpSequenceAnalysis {
       flags |= F.ZERO_WINDOW_PROBE;
     } else {
       if (win === 0 && !(tf & SYN_FIN_RST)) flags |= F.ZERO_WINDOW;
-      if (nextseqF !== 0 && GT(seq, nextseqF) && !(tf & RST)) flags |= F.LOST_PACKET;
-      if ((seglen === 0 || seglen === 1) && seq === u32(nextseqF - 1) && !(tf & SYN_FIN_RST)) flags |= F.KEEP_ALIVE;
+      if (nextseqF !== 0 && ((nextseqF - seq) | 0) < 0 && !(tf & RST)) flags |= F.LOST_PACKET; // GT(seq, nextseqF)
+      if ((seglen === 0 || seglen === 1) && seq === (nextseqF - 1) >>> 0 && !(tf & SYN_FIN_RST)) flags |= F.KEEP_ALIVE;
       const plainAck = seglen === 0 && seq === nextseqF && ack === this.u32[f * 16 + W_LASTACK] && !(tf & SYN_FIN_RST);
       if (plainAck && win !== 0 && win !== this.f64[f * 8 + F_WINDOW]) flags |= F.WINDOW_UPDATE;
       if (seglen > 0 && this.i8[r * 64 + B_WINSCALE] !== -1 && !(tf & SYN_FIN_RST)) {
         const scale = this.i8[r * 64 + B_WINSCALE]!;
         const shift = this.u8[r * 64 + B_ISFIRSTACK] || scale === -2 ? 0 : scale;
-        if (u32(seq + seglen) === u32(this.u32[r * 16 + W_LASTACK]! + this.f64[r * 8 + F_WINDOW]! * 2 ** shift)) flags |= F.WINDOW_FULL;
+        if ((seq + seglen) >>> 0 === (this.u32[r * 16 + W_LASTACK]! + this.f64[r * 8 + F_WINDOW]! * 2 ** shift) >>> 0) flags |= F.WINDOW_FULL;
       }
       if (plainAck && win !== 0 && win === this.f64[f * 8 + F_WINDOW] && this.u16[r * 32 + H_LASTSEGFLAGS]! & F.KEEP_ALIVE) {
         flags |= F.KEEP_ALIVE_ACK;
@@ -187,8 +192,8 @@ export class TcpSequenceAnalysis {
 
     // ACKed segment that was not captured.
     const maxR = this.u32[r * 16 + W_MAXSEQTOBEACKED]!;
-    if (maxR !== 0 && GT(ack, maxR) && tf & ACK) {
-      if (LT(maxR, this.u32[r * 16 + W_NEXTSEQ]!)) {
+    if (maxR !== 0 && ((maxR - ack) | 0) < 0 && tf & ACK) { // GT(ack, maxR)
+      if (((maxR - this.u32[r * 16 + W_NEXTSEQ]!) | 0) < 0) { // LT(maxR, nextseq of r)
         this.u32[r * 16 + W_MAXSEQTOBEACKED] = this.u32[r * 16 + W_NEXTSEQ]!;
         flags |= F.ACK_LOST_PACKET;
       } else {
@@ -200,16 +205,16 @@ export class TcpSequenceAnalysis {
     // Retransmission family: at most one of spurious, fast, out-of-order, plain.
     const synOrFin = tf & (SYN | FIN) ? 1 : 0;
     if ((seglen > 0 || synOrFin) && !(flags & F.KEEP_ALIVE)) {
-      let notAdvanced = nextseqF !== 0 && LT(seq, nextseqF);
-      if (seglen > 1 && u32(nextseqF - 1) === seq) notAdvanced = false;
+      let notAdvanced = nextseqF !== 0 && ((seq - nextseqF) | 0) < 0; // LT(seq, nextseqF)
+      if (seglen > 1 && (nextseqF - 1) >>> 0 === seq) notAdvanced = false;
       const lastackR = this.u32[r * 16 + W_LASTACK]!;
       const firstRtt = this.f64[slot * 16 + F_FLOW_FIRST_RTT]!;
-      if (seglen > 0 && lastackR !== 0 && LE(u32(seq + seglen), lastackR)) {
+      if (seglen > 0 && lastackR !== 0 && ((((seq + seglen) >>> 0) - lastackR) | 0) <= 0) { // LE(seq + seglen, lastackR)
         flags |= F.SPURIOUS_RETRANSMISSION;
       } else if (notAdvanced && this.f64[r * 8 + F_DUPACKNUM]! >= 2 && lastackR === seq && within(now - this.f64[r * 8 + F_LASTACKTIME]!, FAST_RETRANSMISSION_WINDOW)) {
         flags |= F.FAST_RETRANSMISSION;
       } else if (notAdvanced && within(now - this.f64[f * 8 + F_NEXTSEQTIME]!, firstRtt === 0 ? OUT_OF_ORDER_DEFAULT : firstRtt)
-        && nextseqF !== u32(seq + seglen + synOrFin)) {
+        && nextseqF !== (seq + seglen + synOrFin) >>> 0) {
         flags |= F.OUT_OF_ORDER;
       } else if (notAdvanced) {
         flags |= F.RETRANSMISSION;
@@ -217,12 +222,12 @@ export class TcpSequenceAnalysis {
     }
 
     // Remember the segment until it is acknowledged.
-    let segEnd = u32(seq + seglen);
+    let segEnd = (seq + seglen) >>> 0;
     if ((seglen > 0 || synOrFin) && this.i32[f * 16 + W_SEGCOUNT]! < MAX_SEGMENTS_PER_DIRECTION) {
       if (this.freeSeg === NIL) {
         this.poolExhausted++;
       } else {
-        if (synOrFin) segEnd = u32(segEnd + 1);
+        if (synOrFin) segEnd = (segEnd + 1) >>> 0;
         const u = this.freeSeg;
         this.freeSeg = this.segNext[u]!;
         this.segSeq[u] = seq;
@@ -235,7 +240,7 @@ export class TcpSequenceAnalysis {
       }
     }
 
-    if ((GT(segEnd, nextseqF) || nextseqF === 0) && !(flags & F.ZERO_WINDOW_PROBE)) {
+    if ((((nextseqF - segEnd) | 0) < 0 || nextseqF === 0) && !(flags & F.ZERO_WINDOW_PROBE)) { // GT(segEnd, nextseqF)
       this.u32[f * 16 + W_NEXTSEQ] = segEnd;
       this.f64[f * 8 + F_NEXTSEQTIME] = now;
     }
@@ -247,7 +252,7 @@ export class TcpSequenceAnalysis {
     this.f64[f * 8 + F_LASTACKTIME] = now;
     this.u16[f * 32 + H_LASTSEGFLAGS] = flags;
 
-    this.matchAck(r, ack, now);
+    this.matchAck(r, ack, v);
 
     // Handshake bookkeeping, after the analysis as in Wireshark.
     if (tf & SYN) {
@@ -271,8 +276,10 @@ export class TcpSequenceAnalysis {
    * Walks the peer's unacked segments, newest first: an exact match of the ack
    * gives the RTT (the oldest match wins, so a retransmitted segment's ACK
    * measures from the original), a partial ACK trims, fully acked ones go.
+   * Takes the view, not its time: a double passed to a call that is not
+   * inlined is boxed, an allocation per segment.
    */
-  private matchAck(r: number, ack: number, now: number): void {
+  private matchAck(r: number, ack: number, v: PacketView): void {
     const res = this.result;
     let prev = NIL;
     let u = this.i32[r * 16 + W_SEGHEAD]!;
@@ -283,10 +290,10 @@ export class TcpSequenceAnalysis {
       const next = this.segNext[u]!;
       const end = this.segEnd[u]!;
       if (ack !== end) {
-        if (GT(ack, this.segSeq[u]!) && LE(ack, end)) this.segSeq[u] = ack;
-        if (GT(end, ack)) { prev = u; u = next; continue; }
+        if (((this.segSeq[u]! - ack) | 0) < 0 && ((ack - end) | 0) <= 0) this.segSeq[u] = ack; // GT(ack, seq) && LE(ack, end)
+        if (((ack - end) | 0) < 0) { prev = u; u = next; continue; } // GT(end, ack)
       } else {
-        rtt = now - this.segTs[u]!;
+        rtt = v.ts - this.segTs[u]!;
         matches++;
         retransmitted |= this.segRetransmitted[u]!;
       }

@@ -8,11 +8,12 @@
  */
 import { createHash } from 'node:crypto';
 import { isoFromSeconds } from '../../common/address.js';
-import type { Finding, WindowSummary } from '../../common/report.js';
+import type { Finding, FindingType, WindowSummary } from '../../common/report.js';
 import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
 import { describeFlow, type FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
+import type { PacketView } from '../decode/packet-view.js';
 
 export interface WindowOutput {
   summary: WindowSummary;
@@ -61,10 +62,14 @@ export class WindowEngine {
     this.span = { index, start, end: start + this.seconds, relStart: start - base, relEnd: start + this.seconds - base };
   }
 
-  /** A frame of the current window (after the flow table counted it): true when it is its flow's first in the window. */
-  onPacket(ts: number, wireLen: number, slot: number): boolean {
-    if (ts < this.span.relStart) this.outOfOrder++;
-    return this.accounting.packet(wireLen, slot);
+  /**
+   * A frame of the current window (after the flow table counted it): true when
+   * it is its flow's first in the window. Takes the view, not its time: a
+   * double passed to a call that is not inlined is boxed, an allocation per packet.
+   */
+  onPacket(v: PacketView, slot: number): boolean {
+    if (v.ts < this.span.relStart) this.outOfOrder++;
+    return this.accounting.packet(v.wireLen, slot);
   }
 
   onFlowStart(slot: number): void {
@@ -79,12 +84,31 @@ export class WindowEngine {
 
   /** Turns an analyzer's draft into a finding of the current window, with a stable id. */
   report(draft: FindingDraft): void {
-    const seen = this.perType.get(draft.type) ?? 0;
-    this.perType.set(draft.type, seen + 1);
+    if (this.admit(draft.type)) this.keep(draft);
+  }
+
+  /**
+   * `report` for a draft that is dear to build (addresses and times formatted
+   * as text): `draft` is called only when the finding is kept, so the findings
+   * over the per-type cap (thousands a window on a scanned network) cost a
+   * count, not their strings. `draft()` must be of type `type`.
+   */
+  reportLazily(type: FindingType, draft: () => FindingDraft): void {
+    if (this.admit(type)) this.keep(draft());
+  }
+
+  /** Counts a finding of `type` in the window: whether it is kept (under the per-type cap) or only counted as suppressed. */
+  private admit(type: FindingType): boolean {
+    const seen = this.perType.get(type) ?? 0;
+    this.perType.set(type, seen + 1);
     if (seen >= this.maxFindingsPerType) {
-      this.suppressed[draft.type] = (this.suppressed[draft.type] ?? 0) + 1;
-      return;
+      this.suppressed[type] = (this.suppressed[type] ?? 0) + 1;
+      return false;
     }
+    return true;
+  }
+
+  private keep(draft: FindingDraft): void {
     const span = this.span;
     const id = createHash('sha256').update(`${draft.type}\u0000${span.start}\u0000${draft.key}`).digest('hex').slice(0, 16);
     const finding: Finding = {

@@ -7,8 +7,9 @@
  * Open addressing on a power-of-two index of at least twice the capacity
  * (load <= 1/2: short linear probes), backward-shift deletion (no tombstones,
  * so probes stay short after many removals), a doubly-linked LRU list over
- * the live ids (oldest at the head) and a free list of unused ids chained
- * through the same links. The flow table (agent/flow/flow-table.ts) does the
+ * the live ids (oldest at the head) and a free list of freed ids chained
+ * through the same links (ids never used are handed out in increasing order
+ * after them). The flow table (agent/flow/flow-table.ts) does the
  * same for 5-tuples.
  *
  * Layout for large tables, where each random access is a cache miss: one
@@ -37,7 +38,7 @@ export class KeyTable {
   /**
    * Per id, `stride` words: the hash, the key words, then the LRU links
    * (previous, next; -1 stored as 0xffffffff, read back with `| 0`). For a
-   * free id, next chains the free list.
+   * freed id, next chains the free list.
    */
   private readonly rows: Uint32Array;
   private readonly stride: number;
@@ -50,7 +51,15 @@ export class KeyTable {
   private readonly mask: number;
   private head = NIL;
   private tail = NIL;
+  /** Ids freed by `remove` or eviction, most recent first, chained through the next link. */
   private freeHead = NIL;
+  /**
+   * Ids from here up have never been handed out since the last reset: taken
+   * in increasing order once the freed ids are used up. The same order as a
+   * free list chaining 0, 1, 2, ... at start, without writing it: that loop
+   * over the whole capacity was a fixed cost of every run, per table.
+   */
+  private unused = 0;
 
   /**
    * `onEvict(id)` runs when `findOrInsert` takes back the least recently used
@@ -121,9 +130,10 @@ export class KeyTable {
       if (this.onEvict !== undefined) this.onEvict(victim);
       this.remove(victim);
     }
-    const id = this.freeHead;
+    let id = this.freeHead;
+    if (id !== NIL) this.freeHead = this.rows[id * this.stride + this.nextAt]! | 0;
+    else id = this.unused++;
     const o = id * this.stride;
-    this.freeHead = this.rows[o + this.nextAt]! | 0;
     const rows = this.rows;
     const key = this.key;
     rows[o] = h;
@@ -241,10 +251,8 @@ export class KeyTable {
 
   /** All ids free, handed out in increasing order. */
   private resetFree(): void {
-    const n = this.capacity;
-    for (let i = 0; i < n - 1; i++) this.rows[i * this.stride + this.nextAt] = i + 1;
-    this.rows[(n - 1) * this.stride + this.nextAt] = NIL;
-    this.freeHead = 0;
+    this.freeHead = NIL;
+    this.unused = 0;
   }
 }
 

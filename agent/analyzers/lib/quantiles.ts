@@ -49,7 +49,38 @@ export class Quantiles {
 
   get count(): number { return this.n; }
 
+  /**
+   * The two common cases (a positive sample kept exactly, or counted in a
+   * dense positive bucket) are written small enough for TurboFan to inline
+   * into the per-packet callers (tcp, rtt, dns): a double passed to a call
+   * that is not inlined is boxed, a heap number per sample. Everything else,
+   * with the same result, in `addSlow`.
+   */
   add(value: number): void {
+    if (value > MIN_VALUE) {
+      if (!this.buckets) {
+        // exact.length never exceeds EXACT_CAP (it doubles from 256 up to it).
+        if (this.n < this.exact.length) {
+          if (value > this.maxValue) this.maxValue = value;
+          this.exact[this.n++] = value;
+          this.sorted = false;
+          return;
+        }
+      } else if (this.positive !== null) {
+        // bucketAdd's dense case: above MIN_VALUE the index is at least 0.
+        const i = Math.ceil(Math.log(value) / LOG_GAMMA) - E_MIN;
+        if (i < E_SPAN) {
+          if (value > this.maxValue) this.maxValue = value;
+          this.positive[i]++;
+          this.n++;
+          return;
+        }
+      }
+    }
+    this.addSlow(value);
+  }
+
+  private addSlow(value: number): void {
     if (Number.isNaN(value) || (value < 0 && !this.allowNegative)) return;
     if (value > this.maxValue) this.maxValue = value;
     if (!this.buckets) {

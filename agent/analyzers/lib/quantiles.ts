@@ -86,7 +86,7 @@ export class Quantiles {
     if (!this.buckets) {
       if (this.n < EXACT_CAP) {
         if (this.n === this.exact.length) {
-          const bigger = new Float64Array(this.exact.length * 2);
+          const bigger = new Float64Array(Math.max(256, this.exact.length * 2));
           bigger.set(this.exact);
           this.exact = bigger;
         }
@@ -170,7 +170,8 @@ export class Quantiles {
     this.negative?.fill(0);
     this.zeros = 0;
     this.overflow = null;
-    if (this.exact.length > 4096) this.exact = new Float64Array(256);
+    // Bucket mode left no exact buffer (length 0); a large one is not kept for a quiet window.
+    if (this.exact.length === 0 || this.exact.length > 4096) this.exact = new Float64Array(256);
     this.maxValue = -Infinity;
   }
 }

@@ -100,11 +100,11 @@ test('--loop shifts every pass past the last: window ids and starts never repeat
 
 test('a second stop signal during the shutdown drain exits at once and spools what is unacknowledged', async (t) => {
   const dataDir = join(work, 'second');
+  writeFileSync(join(work, 'second.pcap'), capture([0.2, 1.4], 6)); // before the agent starts, which opens it
   // NATS unreachable: the drain after the first signal would wait shutdown.seconds (an hour).
   const httpPort = await freePort();
   const agent = spawnAgent(['--replay', join(work, 'second.pcap'), '--loop', '--speed', '10', '--sensor', 'second', '--nats', `nats://127.0.0.1:${await freePort()}`, '--listen', `127.0.0.1:${httpPort}`, '--data-dir', dataDir, '--config', config('second', 'shutdown:\n  seconds: 3600\n')]);
   t.after(() => { agent.child.kill('SIGKILL'); });
-  writeFileSync(join(work, 'second.pcap'), capture([0.2, 1.4], 6)); // before the agent opens it
   let exited = false;
   void agent.exited.then(() => { exited = true; });
   // Stop once windows wait to be published (NATS is unreachable, so they stay unacknowledged).

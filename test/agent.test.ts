@@ -246,7 +246,7 @@ test('SIGHUP reloads analyzer thresholds from the config file; a bad file is rej
   const nats = await startNatsServer();
   t.after(() => nats.close());
   const config = configFile('hup');
-  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', '2', '--sensor', 'hup', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'hup'), '--config', config]);
+  const agent = spawnAgent(['--replay', SYNSCAN, '--speed', '1', '--sensor', 'hup', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'hup'), '--config', config]);
   await waitFor('capturing', () => /"msg":"capturing"/.test(agent.stderr()) || undefined);
   writeFileSync(config, 'windows:\n  seconds: 1\nanalyzers:\n  port_scan:\n    minPorts: 5000\n');
   agent.child.kill('SIGHUP');
@@ -256,8 +256,8 @@ test('SIGHUP reloads analyzer thresholds from the config file; a bad file is rej
   agent.child.kill('SIGHUP');
   await waitFor('the rejection', () => /SIGHUP: configuration rejected, keeping the current one/.test(agent.stderr()) || undefined, 20_000);
   assert.match(agent.stderr(), /analyzers\.port_scan\.minPorts: expected a number/);
-  // The replay runs to its end: the scan's 867 ports fall in the window at 20:24:25, 9 s (4.5 s at
-  // speed 2) into the capture, well after the reload; with the default threshold it is a finding.
+  // The replay runs to its end: the scan's 867 ports fall in the window at 20:24:25, 9 s into the
+  // capture (realtime), well after the reload; with the default threshold it is a finding.
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());
   const { findings, windows } = byKind((await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject.startsWith('pcap.v1.hup.')));

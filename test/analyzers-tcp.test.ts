@@ -697,6 +697,14 @@ test('tcp_retransmissions: each severity at the edge of its count and of its rat
     { name: 'below the critical count: 59', fresh: 941, again: 59, severity: 'warning' },
     { name: 'critical by rate: 20 of 40 (50 %)', fresh: 20, again: 20, severity: 'critical' },
     { name: 'just below the critical rate: 20 of 41', fresh: 21, again: 20, severity: 'warning' },
+    // Each rate exactly at its edge (the count alone says less), and the count each rate needs.
+    { name: 'warning exactly at its rate: 30 of 100 (30 %)', fresh: 70, again: 30, severity: 'warning' },
+    { name: 'critical exactly at its rate: 30 of 60 (50 %)', fresh: 30, again: 30, severity: 'critical' },
+    { name: 'critical rate but 19 retransmissions (under the info count)', fresh: 19, again: 19, severity: null },
+    // Just below each rate, by less than a hundredth of it: a threshold read 1 % low would report them.
+    { name: 'just below the info rate: 19 of 191 (9.95 %)', fresh: 172, again: 19, severity: null },
+    { name: 'just below the warning rate: 29 of 97 (29.9 %)', fresh: 68, again: 29, severity: 'info' },
+    { name: 'just below the critical rate: 59 of 119 (49.6 %)', fresh: 60, again: 59, severity: 'warning' },
   ];
   const cap = new Capture();
   cases.forEach((c, k) => {

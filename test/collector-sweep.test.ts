@@ -3,13 +3,12 @@
  * sweep (every 30 s after the one at start) removes windows past
  * retentionHours and uploads past reportTtlHours; a sensor is up while its
  * heartbeats come and down once sensorDownSeconds pass without one, in the
- * API and in /metrics; no metric label holds an address or port. A sweep
- * that stops an expired analysis still running is tested in process
- * (upload-routes.test.ts): the collector's own sweep does not hand it the queue.
+ * API and in /metrics; no metric label holds an address or port; an expired
+ * analysis still running is stopped by the timer's sweep before its job goes.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -18,10 +17,11 @@ import type { WindowSummary } from '../common/report.js';
 import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
 import { assertNoAddressLabels, freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
-import { SHARED_PCAPS } from './helpers/paths.js';
+import { BAD_PCAPS, SHARED_PCAPS } from './helpers/paths.js';
 
 const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
 const HANDSHAKE = join(SHARED_PCAPS, 'ppa_tcp_handshake.pcapng');
+const SLOW = join(BAD_PCAPS, 'gzip_bomb.pcap.gz'); // an analysis of a few seconds
 const ALL_TIME = 'from=0&to=4000000000';
 
 let work: string;
@@ -118,6 +118,45 @@ test('the sweep timer removes windows past retentionHours and uploads past repor
   const swept = collector!.proc.stderr().split('\n').filter((l) => l.includes('"msg":"swept"')).map((l) => JSON.parse(l) as { expiredUploads: number; oldRows: number });
   assert.deepEqual(swept.at(-1), { ...swept.at(-1), expiredUploads: 1 });
   assert.equal(swept.reduce((n, s) => n + s.oldRows, 0), 51);
+});
+
+/** Processes whose parent is `ppid` and whose command line holds `needle`, from /proc. */
+function childrenOf(ppid: number, needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The parent's pid is the second field after the command name, which is in parentheses and may hold blanks.
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (parent === ppid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(needle)) pids.push(Number(entry));
+    } catch { /* gone meanwhile */ }
+  }
+  return pids;
+}
+
+test('the sweep timer stops an expired analysis still running, then removes its job and files', async () => {
+  const c = collector!;
+  const cancelled = async (): Promise<number> => metricValue(await metrics(), 'pcap_analyzer_collector_analyses_total', 'outcome="cancelled"');
+  const cancelledBefore = await cancelled();
+  const upload = await fetch(`${c.base}/api/captures`, { method: 'POST', body: new Uint8Array(readFileSync(SLOW)), headers: { 'content-type': 'application/octet-stream', 'x-filename': 'slow.pcap.gz' } });
+  assert.equal(upload.status, 202);
+  const { id } = await upload.json() as { id: string };
+  // The analysis (a child process of the collector) is paused, so that it is still running when
+  // the timer's next sweep comes (every 30 s), however fast or slow this machine is.
+  const analysis = await waitFor('the analysis process', () => childrenOf(c.proc.child.pid!, 'analysis-child').at(0), 30_000, 5);
+  try {
+    process.kill(analysis, 'SIGSTOP');
+    await waitFor('the job running', async () => (await getJson<{ status: string }>(`/api/captures/${id}`)).status === 'running' || undefined, 30_000, 100);
+    // Past its TTL (3.6 s) the timer's sweep removes the job, having stopped its analysis first.
+    await waitFor('the timer\'s sweep', async () => (await fetch(`${c.base}/api/captures/${id}`)).status === 404 || undefined, 60_000, 500);
+    assert.equal(existsSync(`/proc/${analysis}`), false, 'the paused analysis was killed, not left behind');
+    assert.equal(await cancelled(), cancelledBefore + 1, 'counted as cancelled');
+    assert.equal((await fetch(`${c.base}/api/captures/${id}/report`)).status, 404);
+    assert.deepEqual(readdirSync(join(c.dataDir, 'uploads')).filter((f) => f.includes(id)), [], 'the upload went with its job');
+  } finally {
+    try { process.kill(analysis, 'SIGKILL'); } catch { /* already gone */ }
+  }
 });
 
 test('a sensor is up while it reports and down after sensorDownSeconds of silence, in the API and /metrics; no label holds an address', async () => {

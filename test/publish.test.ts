@@ -75,6 +75,7 @@ test('the stream is created and updated with the configured subjects, max age an
   t.after(() => ns.close());
   const log = captureLog();
   const p1 = await Publisher.start({ nats: natsConfig([ns.url], { maxAgeHours: 2, duplicateWindowSeconds: 60 }), spool: bigSpool, dataDir: newDataDir(), logger: log.logger });
+  t.after(() => p1.close()); // idempotent; after a failing assertion it stops the reconnecting, which would keep the run alive
   assert.ok(p1.enqueue(message('s-1')));
   assert.equal(await p1.drain(5000), true);
   await p1.close();
@@ -90,6 +91,7 @@ test('the stream is created and updated with the configured subjects, max age an
 
   // Changed settings update the existing stream (max age 0 means unlimited); messages stay.
   const p2 = await Publisher.start({ nats: natsConfig([ns.url], { maxAgeHours: 0, duplicateWindowSeconds: 30 }), spool: bigSpool, dataDir: newDataDir(), logger: log.logger });
+  t.after(() => p2.close());
   assert.ok(p2.enqueue(message('s-2')));
   assert.equal(await p2.drain(5000), true);
   await p2.close();
@@ -104,6 +106,7 @@ test('the stream is created and updated with the configured subjects, max age an
   await jsm.streams.delete('PA_TEST');
   await jsm.streams.add({ name: 'MANUAL', subjects: ['pcap.v1.>'], max_age: 0, duplicate_window: nanos(120_000) });
   const p3 = await Publisher.start({ nats: natsConfig([ns.url], { stream: 'MANUAL', manageStream: false, maxAgeHours: 5 }), spool: bigSpool, dataDir: newDataDir(), logger: log.logger });
+  t.after(() => p3.close());
   assert.ok(p3.enqueue(message('s-3')));
   assert.equal(await p3.drain(5000), true);
   await p3.close();
@@ -118,6 +121,7 @@ test('messages are stored exactly once and in order, even when a msgId is enqueu
   const ns = await startNatsServer();
   t.after(() => ns.close());
   const p = await Publisher.start({ nats: natsConfig([ns.url], { maxInFlight: 16 }), spool: bigSpool, dataDir: newDataDir(), logger: captureLog().logger });
+  t.after(() => p.close());
   const all = ids('o', 300);
   for (const id of all) assert.ok(p.enqueue(message(id)));
   for (const id of all.slice(0, 10)) assert.ok(p.enqueue(message(id))); // again: JetStream drops them
@@ -144,6 +148,7 @@ test('a message over the server\'s max_payload is dropped, counted and logged on
   t.after(() => ns.close());
   const log = captureLog();
   const p = await Publisher.start({ nats: natsConfig([ns.url], { maxInFlight: 4 }), spool: bigSpool, dataDir: newDataDir(), logger: log.logger });
+  t.after(() => p.close());
   assert.ok(p.enqueue(message('big-before')));
   assert.ok(p.enqueue(message('huge', 'x'.repeat(8000))));
   assert.ok(p.enqueue(message('big-after')));
@@ -165,6 +170,7 @@ test('NATS stopped mid-run and restarted on the same store: everything enqueued 
   t.after(() => ns.close());
   const log = captureLog();
   const p = await Publisher.start({ nats: natsConfig([ns.url], { ackTimeoutSeconds: 1, maxInFlight: 32 }), spool: { ...bigSpool, memoryMessages: 40 }, dataDir: newDataDir(), logger: log.logger });
+  t.after(() => p.close());
   const before = ids('before', 150);
   for (const id of before.slice(0, 100)) p.enqueue(message(id));
   assert.equal(await p.drain(5000), true);
@@ -244,6 +250,7 @@ test('close() persists the unacknowledged to disk in order; a new Publisher on t
   const dataDir = newDataDir();
   const spool: SpoolConfig = { memoryMessages: 10, memoryBytes: 1 << 20, fileBytes: 1 << 20 };
   const p1 = await Publisher.start({ nats: natsConfig([ns.url]), spool, dataDir, logger: captureLog().logger });
+  t.after(() => p1.close());
   const all = ids('persist', 25); // 10 in memory, 15 on disk
   for (const id of all) assert.ok(p1.enqueue(message(id)));
   assert.equal(await p1.drain(100), false, 'drain times out while NATS is down');
@@ -254,6 +261,7 @@ test('close() persists the unacknowledged to disk in order; a new Publisher on t
   await ns.start();
   const log = captureLog();
   const p2 = await Publisher.start({ nats: natsConfig([ns.url]), spool, dataDir, logger: log.logger });
+  t.after(() => p2.close());
   assert.equal(p2.stats().spoolMessages, 25);
   assert.equal(await p2.drain(10_000), true);
   await p2.close();
@@ -274,6 +282,7 @@ test('a corrupt spool file at start is logged with file and offset and skipped; 
   writeFileSync(join(dataDir, 'spool', 'cursor.json'), 'not json');
   const log = captureLog();
   const p = await Publisher.start({ nats: natsConfig([ns.url]), spool: bigSpool, dataDir, logger: log.logger });
+  t.after(() => p.close());
   assert.equal(await p.drain(5000), true);
   await p.close();
   assert.deepEqual((await readBack(ns.url)).map((m) => m.msgId), ['c-1', 'c-2']);

@@ -270,7 +270,8 @@ test('an upload over maxUploadSizeMB is cut off with 413 while streaming, and at
   assert.equal(declared.sentWhenAnswered, 0);
   assert.match((JSON.parse(declared.body) as ApiError).detail, /Content-Length 5242880 exceeds the 1 MiB limit/);
 
-  await sleep(100);
+  // The partial file and the slot go once the refused request's stream has closed: waited for, not slept on.
+  for (const deadline = Date.now() + 20_000; (leftovers(s).length > 0 || s.queue.stats().uploading > 0) && Date.now() < deadline;) await sleep(20);
   assert.deepEqual(leftovers(s), [], 'the partial file is removed');
   assert.deepEqual(s.queue.stats(), { active: 0, waiting: 0, uploading: 0, max: 50 }, 'the queue slot is given back');
 });

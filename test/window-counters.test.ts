@@ -23,9 +23,10 @@ test('a timestamp before the current window\'s start is counted as out of order 
     udpFrame(base, 700_000, 1000), // back into the first window's time: counted in the second
     udpFrame(base + 1, 800_000, 1000),
     udpFrame(base + 1, 600_000, 1000), // earlier than the one before, but inside the window: in order
+    udpFrame(base + 1, 0, 1000), // exactly at the window's start: not before it, in order
   ], { windows: { seconds: 1 } }, 'out-of-order');
   assert.deepEqual(report.windows.map((w) => w.outOfOrderTimestamps), [0, 1]);
-  assert.deepEqual(report.windows.map((w) => w.packets), [1, 4]);
+  assert.deepEqual(report.windows.map((w) => w.packets), [1, 5]);
 });
 
 test('flows evicted by the flow table\'s cap are counted in capture.flowsEvicted', async () => {

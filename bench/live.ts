@@ -18,7 +18,7 @@ import { CLI } from '../test/helpers/paths.js';
 import { freePort, metricValue, parseMetrics, waitFor } from '../test/helpers/agent-process.js';
 import { startNatsServer } from '../test/helpers/nats-server.js';
 import { createTestNetwork, type TestNetwork } from '../test/helpers/netns.js';
-import { sleep } from './measure.js';
+import { processCpuSeconds, sleep } from './measure.js';
 
 export type Rate = number | 'top';
 
@@ -53,23 +53,10 @@ export interface LiveResult {
   kernelDropFreeRuns: { agent: number; tcpdump: number };
 }
 
-const CLK_TCK = 100;
 /** The agent's warm-up before the measured rates: one second at this rate. */
 export const WARMUP_PPS = 50_000;
 /** tcpdump -B: the same kernel buffer as the agent's default capture.bufferMB. */
 export const TCPDUMP_BUFFER_KIB = DEFAULT_CONFIG.capture.bufferMB * 1024;
-
-/** CPU seconds (user + system, all threads) of a live process, from /proc. */
-function cpuSeconds(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15: utime, stime
-  } catch {
-    return NaN;
-  }
-}
 
 interface Replay { sent: number; achievedPps: number; failed: number; output: string }
 
@@ -133,7 +120,7 @@ async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: 
     }, 30_000, 200).catch(() => undefined);
     for (const rate of rates) {
       const before = await agentCounters(base);
-      const cpu0 = cpuSeconds(child.pid);
+      const cpu0 = processCpuSeconds(child.pid);
       const r = replay(net, file, rate);
       // Wait until everything sent is accounted for (analyzed or dropped), or nothing moves for 2 s.
       let last = before;
@@ -150,7 +137,7 @@ async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: 
       rows.push({
         run, capturer: 'agent', rate, achievedPps: r.achievedPps, sent: r.sent, seen,
         kernelDrops: after.kernel - before.kernel, interfaceDrops: after.iface - before.iface, agentDrops: after.agent - before.agent,
-        lost: r.sent - seen, cpuUsPerPacket: ((cpuSeconds(child.pid) - cpu0) / r.sent) * 1e6,
+        lost: r.sent - seen, cpuUsPerPacket: ((processCpuSeconds(child.pid) - cpu0) / r.sent) * 1e6,
       });
     }
   } finally {
@@ -170,12 +157,12 @@ async function tcpdumpRow(net: TestNetwork, file: string, rate: Rate, run: numbe
   child.stderr?.on('data', (d: string) => { stderr += d; });
   try {
     await waitFor('tcpdump to listen', () => (stderr.includes('listening on') ? true : undefined), 10_000, 20);
-    const cpu0 = cpuSeconds(child.pid);
+    const cpu0 = processCpuSeconds(child.pid);
     const r = replay(net, file, rate);
     // tcpdump's buffered ring hands over a block when it fills or after its 1 s timeout:
     // stop only after that, or the packets of the last block are counted as never captured.
     await sleep(1500);
-    const cpu = cpuSeconds(child.pid) - cpu0;
+    const cpu = processCpuSeconds(child.pid) - cpu0;
     child.kill('SIGINT');
     await exited(child);
     const num = (re: RegExp): number => Number(re.exec(stderr)?.[1] ?? NaN);

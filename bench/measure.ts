@@ -114,6 +114,32 @@ export function runTimed(argv: string[], options: RunOptions = {}): Promise<Time
 
 export interface Spread { min: number; median: number; max: number }
 
+/** USER_HZ: the unit of /proc's CPU times (100 on Linux). */
+const CLK_TCK = 100;
+
+/** CPU seconds (user + system, all threads) of a live process, from /proc; NaN when unknown. */
+export function processCpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15: utime, stime
+  } catch {
+    return NaN;
+  }
+}
+
+/** CPU seconds the whole machine spent busy since boot (all cores; /proc/stat), NaN when unknown. */
+export function machineBusySeconds(): number {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const [user = 0, nice = 0, system = 0, , , irq = 0, softirq = 0, steal = 0] = fields;
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+
 export function spread(values: readonly number[]): Spread {
   const v = values.filter(Number.isFinite).sort((a, b) => a - b);
   if (!v.length) return { min: NaN, median: NaN, max: NaN };

@@ -16,7 +16,7 @@ export interface CheckpointWorkerData {
   busyTimeoutMs: number;
 }
 
-/** Worker -> store: a checkpoint failed (the store logs nothing itself; the text is kept for stats). */
+/** Worker -> store: a checkpoint failed (the store passes the text to its onCheckpointError, which the collector logs). */
 export interface CheckpointError { error: string }
 
 const { path, intervalMs, busyTimeoutMs } = workerData as CheckpointWorkerData;

@@ -39,6 +39,8 @@ import type { Stage, StageResult } from './stages.js';
 
 const STAGES = join(REPO_ROOT, 'dist', 'bench', 'stages.js');
 const SECTIONS = ['throughput', 'analyzers', 'scaling', 'live', 'ingest'] as const;
+const STORES = ['sqlite', 'postgres'] as const;
+type Store = (typeof STORES)[number];
 type Section = (typeof SECTIONS)[number];
 
 interface Plan {
@@ -68,12 +70,14 @@ interface Plan {
   floodRate: number;
   floodSeconds: number;
   sections: Set<Section>;
+  /** Stores of the ingest section. */
+  stores: Store[];
   profile: boolean;
   keep: boolean;
   out: string;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--packets N] [--seed S] [--runs R] [--live-runs R] [--only ${SECTIONS.join(',')}] [--profile] [--keep] [--out PATH]
+const USAGE = `usage: npm run bench -- [--quick] [--packets N] [--seed S] [--runs R] [--live-runs R] [--only ${SECTIONS.join(',')}] [--stores ${STORES.join(',')}] [--profile] [--keep] [--out PATH]
   --quick     reduced sizes, about four minutes: 300 k packets, tshark on a 50 k slice once, each analyzer's cost on a 100 k slice,
               scaling at 1x/4x and 100 k/1 M flows, live at two rates once, a short ingest
   --packets   packets in the main capture (default 2M; quick 300k)
@@ -82,6 +86,7 @@ const USAGE = `usage: npm run bench -- [--quick] [--packets N] [--seed S] [--run
   --live-runs runs of the live section (default 3; quick 1)
   --flood-rate messages/s of the ingest flood run (default 10500: issue 14's 10 k/s plus 5 %)
   --only      run only these sections (comma-separated)
+  --stores    the ingest section's stores (default sqlite,postgres)
   --profile   also profile analyze on the main capture (node --cpu-prof) and print where the time goes
   --keep      keep the generated captures (printed path)
   --out       JSON results file (default bench-results.json in the repository)`;
@@ -93,13 +98,13 @@ function parseArgs(argv: string[]): Plan {
     lengthBase: 300_000, lengthFactors: [1, 4], flowCounts: [100_000, 1_000_000], scalingLimitSeconds: 20,
     liveSlice: 200_000, liveRates: [200_000, 'top'], liveRuns: 1,
     ingestPackets: 40_000, ingestSpanSeconds: 400, pacedSpeed: 20, pacedSeconds: 3, floodRate: 10_500, floodSeconds: 3,
-    sections: new Set(SECTIONS), profile: false, keep: false, out: join(REPO_ROOT, 'bench-results.json'),
+    sections: new Set(SECTIONS), stores: [...STORES], profile: false, keep: false, out: join(REPO_ROOT, 'bench-results.json'),
   } : {
     quick, packets: 2_000_000, seed: 1, runs: 3, tsharkSlice: 200_000, tsharkRuns: 3, analyzerPackets: Infinity, analyzerRuns: 2,
     lengthBase: 500_000, lengthFactors: [1, 4, 16], flowCounts: [100_000, 1_000_000, 10_000_000], scalingLimitSeconds: 300,
     liveSlice: 500_000, liveRates: [50_000, 100_000, 200_000, 400_000, 'top'], liveRuns: 3,
     ingestPackets: 200_000, ingestSpanSeconds: 1200, pacedSpeed: 20, pacedSeconds: 10, floodRate: 10_500, floodSeconds: 10,
-    sections: new Set(SECTIONS), profile: false, keep: false, out: join(REPO_ROOT, 'bench-results.json'),
+    sections: new Set(SECTIONS), stores: [...STORES], profile: false, keep: false, out: join(REPO_ROOT, 'bench-results.json'),
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -107,7 +112,11 @@ function parseArgs(argv: string[]): Plan {
     else if (a === '--packets') plan.packets = parseCount(argv[++i], '--packets');
     else if (a === '--seed') plan.seed = parseCount(argv[++i], '--seed');
     else if (a === '--runs') plan.runs = Math.max(1, parseCount(argv[++i], '--runs'));
-    else if (a === '--flood-rate') plan.floodRate = Math.max(1, parseCount(argv[++i], '--flood-rate'));
+    else if (a === '--stores') {
+      const names = (argv[++i] ?? '').split(',').filter(Boolean);
+      for (const n of names) if (!STORES.includes(n as Store)) throw new Error(`--stores: unknown store ${n} (${STORES.join(', ')})`);
+      plan.stores = names as Store[];
+    } else if (a === '--flood-rate') plan.floodRate = Math.max(1, parseCount(argv[++i], '--flood-rate'));
     else if (a === '--live-runs') plan.liveRuns = Math.max(1, parseCount(argv[++i], '--live-runs'));
     else if (a === '--only') {
       const names = (argv[++i] ?? '').split(',').filter(Boolean);
@@ -764,7 +773,7 @@ async function main(): Promise<void> {
       const nativeSpan = (native.spanSeconds * plan.ingestPackets) / native.packets;
       rmSync(native.path, { force: true });
       const ingest = generate(join(work, 'ingest.pcap'), { packets: plan.ingestPackets, seed: plan.seed + 1, timeScale: plan.ingestSpanSeconds / Math.max(0.001, nativeSpan) });
-      for (const store of ['sqlite', 'postgres'] as const) {
+      for (const store of plan.stores) {
         log(`ingest: ${store}`);
         let databaseUrl: string | undefined;
         let drop: (() => Promise<void>) | undefined;

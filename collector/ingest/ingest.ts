@@ -4,7 +4,9 @@
  * committed in batches: a batch closes at `collector.batchSize` messages or
  * `collector.batchBytes` bytes, or as soon as no more messages are waiting, so
  * a trickle is committed at once and a burst in large transactions (group
- * commit: what arrives during one commit makes the next batch). Only committed
+ * commit: what arrives during one commit makes the next batch). Up to the
+ * store's `writers` batches commit at once (PostgreSQL: the next batch's rows
+ * go in while the previous one's COMMIT waits for its WAL flush). Only committed
  * messages are acknowledged, so a crash at any moment loses nothing:
  * unacknowledged messages are redelivered and the store skips ids it already
  * holds. A message that fails the checks of validate.ts (too large, bad JSON,
@@ -46,9 +48,12 @@ export type IngestSettings = Pick<CollectorConfig, 'consumer' | 'batchSize' | 'b
 const BACKOFF_MAX_MS = 5000;
 const PENDING_REFRESH_MS = 1000;
 
-/** Unacknowledged deliveries the server allows the consumer: bounds what the collector holds in memory. */
-export function maxAckPending(batchSize: number): number {
-  return Math.max(1000, batchSize * 2);
+/**
+ * Unacknowledged deliveries the server allows the consumer: bounds what the
+ * collector holds in memory. Room for every writer's batch and one being built.
+ */
+export function maxAckPending(batchSize: number, writers: number): number {
+  return Math.max(1000, batchSize * (writers + 1));
 }
 
 export class Ingestor {
@@ -60,8 +65,8 @@ export class Ingestor {
   /** Fetched, not yet committed: the batch being built. */
   private pending: JsMsg[] = [];
   private pendingBytes = 0;
-  /** The commit in progress (commits run one at a time, in delivery order). */
-  private committing: Promise<void> = Promise.resolve();
+  /** Commits in progress: at most the store's `writers`. */
+  private readonly committing = new Set<Promise<void>>();
   private flushScheduled = false;
   private readonly status: IngestStatus = { connected: false, pending: 0, committed: 0, rejected: 0, lastError: '' };
 
@@ -133,7 +138,7 @@ export class Ingestor {
     const jsm = await jetstreamManager(nc);
     const { stream } = this.nats;
     const name = this.settings.consumer;
-    const wanted = { ack_wait: this.settings.ackWaitSeconds * 1e9, max_ack_pending: maxAckPending(this.settings.batchSize) };
+    const wanted = { ack_wait: this.settings.ackWaitSeconds * 1e9, max_ack_pending: maxAckPending(this.settings.batchSize, this.store.writers) };
     try {
       const info = await jsm.consumers.info(stream, name);
       if (info.config.ack_wait !== wanted.ack_wait || info.config.max_ack_pending !== wanted.max_ack_pending) {
@@ -178,6 +183,7 @@ export class Ingestor {
       this.messages = undefined;
       messages.stop();
       await this.flush();
+      await Promise.all(this.committing);
     }
     if (!this.stopped) throw new Error('consumer subscription ended');
   }
@@ -201,22 +207,26 @@ export class Ingestor {
     });
   }
 
-  /** Commits what is pending, after the commit in progress. */
-  private flush(): Promise<void> {
-    this.committing = this.committing.then(async () => {
-      while (this.pending.length) {
-        const taken = this.take();
-        try {
-          await this.commit(taken);
-        } catch (err) {
-          // An ack or term on a connection that just closed: unacknowledged, these come back
-          // after ackWaitSeconds. The chain must go on, or no later batch would ever commit.
-          this.status.lastError = errorText(err);
-          this.log.warn({ err: this.status.lastError, messages: taken.length }, 'ingest: batch not settled; it will be redelivered');
-        }
+  /**
+   * Starts committing what is pending, one batch per free writer; resolves once
+   * every pending message is in a commit (the consume loop waits here, so a
+   * burst waits for the store instead of piling up).
+   */
+  private async flush(): Promise<void> {
+    while (this.pending.length) {
+      if (this.committing.size >= this.store.writers) {
+        await Promise.race(this.committing);
+        continue;
       }
-    });
-    return this.committing;
+      const taken = this.take();
+      const commit: Promise<void> = this.commit(taken).catch((err: unknown) => {
+        // An ack or term on a connection that just closed: unacknowledged, these come back
+        // after ackWaitSeconds. Later batches must still commit.
+        this.status.lastError = errorText(err);
+        this.log.warn({ err: this.status.lastError, messages: taken.length }, 'ingest: batch not settled; it will be redelivered');
+      }).finally(() => this.committing.delete(commit));
+      this.committing.add(commit);
+    }
   }
 
   /** Up to one batch from the pending messages, by count and bytes. */

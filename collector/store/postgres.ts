@@ -53,6 +53,12 @@ async function insertRows(c: Queryable, table: string, columns: readonly string[
 
 export class PostgresStore implements Store {
   readonly kind = 'postgres' as const;
+  /**
+   * Two: one batch's rows go in while the other's COMMIT waits for its WAL flush.
+   * Safe because rows and sensor rows are locked in id order (no deadlock) and
+   * every sensor update keeps the newer value whatever the commit order.
+   */
+  readonly writers = 2;
   private readonly pool: pg.Pool;
   private readonly now: () => Date;
 

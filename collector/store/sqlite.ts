@@ -41,6 +41,8 @@ const DIALECT: Dialect = {
 
 export class SqliteStore implements Store {
   readonly kind = 'sqlite' as const;
+  /** One: SQLite has a single writer, and a write here blocks the event loop anyway. */
+  readonly writers = 1;
   private readonly db: Database.Database;
   private readonly now: () => Date;
   private readonly statements = new Map<string, Database.Statement>();

@@ -101,6 +101,8 @@ export interface CaptureJob {
 export interface Store {
   /** Which backend, for /api/health and logs. */
   readonly kind: 'sqlite' | 'postgres';
+  /** Ingest batches that may be written at once (their rows and sensor updates must commute). */
+  readonly writers: number;
   /** Applies pending schema migrations (versioned, each once); safe to run from several collectors at once. */
   migrate(): Promise<void>;
   /** Writes a batch in one transaction; ids already stored are skipped. */

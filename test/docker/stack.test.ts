@@ -327,19 +327,28 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
     assert.ok(apiToken, 'no API token (step 4 failed)');
     const unauth = await nsFetch('http://127.0.0.1:8000/api/sensors');
     assert.equal(unauth.status, 401, 'the API answers without its token');
+    // A probe that finds nothing yet throws what it saw, so a timeout says it; the services' logs follow.
+    const withLogs = async (err: unknown): Promise<never> => {
+      const main = composeProjects.find((p) => p.name === PROJECT);
+      const logs = main ? await compose(main, ['logs', '--tail', '40', 'replay', 'collector', 'nats']).catch((x: unknown) => String(x)) : '';
+      const sensors = await nsFetch('http://127.0.0.1:8000/api/sensors', apiToken).catch((x: unknown) => ({ status: 0, body: String(x) }));
+      throw new Error(`${String(err)}\n/api/sensors: ${sensors.status} ${sensors.body.slice(0, 1000)}\n${logs}`);
+    };
     const windows = await waitFor('windows of sensor replay', 180_000, async () => {
       const r = await nsFetch('http://127.0.0.1:8000/api/sensors/replay/windows', apiToken);
-      if (r.status !== 200) return undefined;
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.slice(0, 300)}`);
       const body = JSON.parse(r.body) as { windows?: unknown[] } | unknown[];
       const list = Array.isArray(body) ? body : body.windows ?? [];
-      return list.length > 0 ? list : undefined;
-    });
+      if (!list.length) throw new Error(`no windows yet: ${r.body.slice(0, 300)}`);
+      return list;
+    }).catch(withLogs);
     const findings = await waitFor('findings of sensor replay', 180_000, async () => {
       const r = await nsFetch('http://127.0.0.1:8000/api/findings?sensor=replay&limit=1000', apiToken);
-      if (r.status !== 200) return undefined;
+      if (r.status !== 200) throw new Error(`HTTP ${r.status}: ${r.body.slice(0, 300)}`);
       const body = JSON.parse(r.body) as { findings?: { type: string }[] };
-      return body.findings && body.findings.length > 0 ? body.findings : undefined;
-    });
+      if (!body.findings?.length) throw new Error(`no findings yet: ${r.body.slice(0, 300)}`);
+      return body.findings;
+    }).catch(withLogs);
     const types = [...new Set(findings.map((f) => f.type))];
     log(`collector API: ${windows.length} window(s), ${findings.length} finding(s) of sensor replay: ${types.join(', ')}`);
     const sensors = await nsFetch('http://127.0.0.1:8000/api/sensors', apiToken);

@@ -22,7 +22,7 @@ import {
   type FindingMessage, type SourceInfo, type StatusMessage, type WindowMessage,
 } from '../common/wire.js';
 import { CollectorMetrics, OTHER_SENSOR } from '../collector/metrics.js';
-import { REJECT_REASONS } from '../collector/ingest/validate.js';
+import { MAX_DEPTH, REJECT_REASONS, nestedDeeper } from '../collector/ingest/validate.js';
 import { SqliteStore } from '../collector/store/sqlite.js';
 import type { SensorRecord } from '../collector/store/types.js';
 import { freePort, parseMetrics, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
@@ -200,6 +200,16 @@ test('a hostile sensor is rejected or bounded, counted by reason; the API, pages
   await publish(evil('finding'), { ...findingMessage('evil', 5), finding: { ...findingMessage('evil', 5).finding, evidence: { nested: { a: 1 } } } });
   expected['invalid'] += malformed.length + 5;
 
+  // Nested deeper than the store could write back out (JSON.stringify runs out of stack near
+  // 5,000 levels): a window's metrics, a finding's extra field, a status's. One such message
+  // failed its whole batch, redelivered forever: ingest stopped for every sensor.
+  const nested = (body: object): string => JSON.stringify(body).replace('"@deep@"', `${'['.repeat(6000)}${']'.repeat(6000)}`);
+  const deepWindow = windowMessage('evil', Date.UTC(2026, 0, 4));
+  await publish(evil('window'), nested({ ...deepWindow, window: { ...deepWindow.window, metrics: { tcp: { deep: '@deep@' } } } }));
+  await publish(evil('finding'), nested({ ...findingMessage('evil', 6), finding: { ...findingMessage('evil', 6).finding, extra: '@deep@' } }));
+  await publish(evil('status'), nested({ ...statusMessage('evil', now), extra: '@deep@' }));
+  expected['invalid'] += 3;
+
   // Far future: accepted, but its time counts as the moment of ingest, so it cannot stay the latest.
   const future = statusMessage('evil', '9999-12-31T23:59:59.999Z', 'from-the-future', 2);
   await publish(evil('status'), future, future.id);
@@ -275,6 +285,16 @@ test('a hostile sensor is rejected or bounded, counted by reason; the API, pages
   assert.match(log, /"subject":"pcap\.v1\.evil\.window","seq":\d+,"reason":"body sensor does not match the subject".*malformed message terminated/);
   assert.match(log, /"reason":"16\d{3} bytes, over collector.maxMessageBytes \(16384\)"/);
   assert.doesNotMatch(log, /"level":50/, 'no error logged');
+});
+
+test('nesting depth: brackets inside strings (escaped quotes too) do not count; 64 levels pass, 65 do not', () => {
+  const text = (t: string): Uint8Array => new TextEncoder().encode(t);
+  const brackets = `{"a":"[[[[{{\\"[[[","b":"\\\\"}`;
+  assert.deepEqual(JSON.parse(brackets), { a: '[[[[{{"[[[', b: '\\' });
+  assert.equal(nestedDeeper(text(brackets), 1), false);
+  assert.equal(nestedDeeper(text(`{"a":[{"b":"]]]]"}]}`), 2), true);
+  assert.equal(nestedDeeper(text(`${'['.repeat(MAX_DEPTH)}${']'.repeat(MAX_DEPTH)}`), MAX_DEPTH), false);
+  assert.equal(nestedDeeper(text(`${'['.repeat(MAX_DEPTH + 1)}${']'.repeat(MAX_DEPTH + 1)}`), MAX_DEPTH), true);
 });
 
 test('/metrics from stored content it does not trust: a non-number in drops is skipped, never thrown', () => {

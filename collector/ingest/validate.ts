@@ -34,6 +34,13 @@ export type ParsedMessage =
 const MAX_ID = 512;
 const MAX_NAME = 4096;
 const MAX_TEXT = 16_384;
+/**
+ * Deepest nesting of objects and arrays accepted (agents send 5 levels). The
+ * store writes parts of a message back out with JSON.stringify, which runs out
+ * of stack near 5,000 levels: that message would fail its batch on every
+ * redelivery and stop ingest for every sensor.
+ */
+export const MAX_DEPTH = 64;
 /** Finding types are snake_case words (the known ones are FINDING_TYPES; others are stored, labelled `other`). */
 const FINDING_TYPE = /^[a-z][a-z0-9_]{0,63}$/;
 const SOURCE_KINDS = ['live', 'replay'];
@@ -50,6 +57,26 @@ const isNumberOrNull = (v: unknown): boolean => v === null || (typeof v === 'num
 const isText = (v: unknown, max: number, allowEmpty = false): v is string =>
   typeof v === 'string' && v.length <= max && (allowEmpty || v !== '') && !/[\u0000-\u001f\u007f]/.test(v);
 const isTime = (v: unknown): v is string => typeof v === 'string' && v.length <= 64 && !Number.isNaN(Date.parse(v));
+
+/** Whether JSON text nests objects and arrays deeper than `max` (a scan of the bytes, strings skipped). */
+export function nestedDeeper(data: Uint8Array, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < data.length; i++) {
+    const c = data[i]!;
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: the next byte is escaped
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
 
 /** A record whose values are all finite numbers >= 0 (counters by name). */
 function isCounts(v: unknown, max = 10_000): boolean {
@@ -132,6 +159,7 @@ function statusProblem(s: Json): string {
  * sensor can neither speak for another nor take another's ids.
  */
 export function parseMessage(subject: string, data: Uint8Array): ParsedMessage | Rejection {
+  if (nestedDeeper(data, MAX_DEPTH)) return { reason: 'invalid', detail: `nested deeper than ${MAX_DEPTH} levels` };
   let body: unknown;
   try {
     body = JSON.parse(decoder.decode(data));

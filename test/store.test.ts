@@ -539,6 +539,27 @@ describe('store: sqlite file', () => {
     assert.throws(() => normalizeTime('2010-02-30T00:00:00Z'), RangeError);
     assert.throws(() => normalizeTime('now'), RangeError);
   });
+
+  test('times already in the stored form (the fast path) come out as through the full parse', () => {
+    // The same instant written with "+00:00" takes the full parse: both must agree, or both refuse.
+    const full = (t: string): string => { try { return normalizeTime(t.replace('Z', '+00:00')); } catch { return 'refused'; } };
+    const fast = (t: string): string => { try { return normalizeTime(t); } catch { return 'refused'; } };
+    const pad = (n: number, w: number): string => String(n).padStart(w, '0');
+    const samples = ['0000-01-01T00:00:00.000000Z', '0001-01-01T00:00:00.000000Z', '9999-12-31T23:59:59.999999Z', '2024-02-29T12:00:00.000001Z',
+      '2023-02-29T12:00:00.000000Z', '1900-02-29T00:00:00.000000Z', '2000-02-29T00:00:00.000000Z', '2026-04-31T00:00:00.000000Z',
+      '2026-12-31T23:59:60.000000Z', '2026-13-01T00:00:00.000000Z', '2026-00-10T00:00:00.000000Z', '2026-01-00T00:00:00.000000Z', '2026-01-01T24:00:00.000000Z'];
+    let seed = 7;
+    const next = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+    for (let i = 0; i < 5000; i++) {
+      samples.push(`${pad(next(10000), 4)}-${pad(next(14), 2)}-${pad(next(33), 2)}T${pad(next(26), 2)}:${pad(next(61), 2)}:${pad(next(62), 2)}.${pad(next(1_000_000), 6)}Z`);
+    }
+    let accepted = 0;
+    for (const t of samples) {
+      assert.equal(fast(t), full(t), t);
+      if (fast(t) === t) accepted++;
+    }
+    assert.ok(accepted > 1000 && accepted < samples.length, `both kinds were drawn (${accepted} of ${samples.length} already stored form)`);
+  });
 });
 
 describe('store: postgres connection', { skip: postgresBackend.skip }, () => {

@@ -34,6 +34,7 @@ const ISO = /^([+-]\d{6}|\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2}
  * Throws RangeError for text that is not an ISO time.
  */
 export function normalizeTime(text: string): string {
+  if (isCanonicalTime(text)) return text;
   const m = ISO.exec(text.trim());
   if (!m) throw new RangeError(`invalid time ${JSON.stringify(text)}: expected ISO-8601`);
   const year = Number(m[1]);
@@ -63,6 +64,29 @@ export function normalizeTime(text: string): string {
   if (ms < MIN_MS) return MIN_TIME;
   if (ms > MAX_MS) return MAX_TIME;
   return `${new Date(ms).toISOString().slice(0, 19)}.${String(micros).padStart(6, '0')}Z`;
+}
+
+const CANONICAL = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/**
+ * Already the stored form, a valid instant (what agents send): normalizeTime's
+ * fast path, checked field by field instead of through a Date (a third of its
+ * cost per message at ingest).
+ */
+function isCanonicalTime(text: string): boolean {
+  if (text.length !== 27 || !CANONICAL.test(text)) return false;
+  const field = (at: number, digits: number): number => {
+    let v = 0;
+    for (let i = at; i < at + digits; i++) v = v * 10 + text.charCodeAt(i) - 48;
+    return v;
+  };
+  const year = field(0, 4);
+  const month = field(5, 2);
+  const day = field(8, 2);
+  if (year < 1 || month < 1 || month > 12 || day < 1) return false;
+  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= DAYS_IN_MONTH[month - 1]! + (leap ? 1 : 0) && field(11, 2) <= 23 && field(14, 2) <= 59 && field(17, 2) <= 59;
 }
 
 /**

@@ -58,20 +58,32 @@ const isText = (v: unknown, max: number, allowEmpty = false): v is string =>
   typeof v === 'string' && v.length <= max && (allowEmpty || v !== '') && !/[\u0000-\u001f\u007f]/.test(v);
 const isTime = (v: unknown): v is string => typeof v === 'string' && v.length <= 64 && !Number.isNaN(Date.parse(v));
 
+/** Byte classes for nestedDeeper: most bytes are none of these, one table load each. */
+const QUOTE = 1;
+const OPEN = 2;
+const CLOSE = 3;
+const JSON_BYTE_CLASS = new Uint8Array(256);
+JSON_BYTE_CLASS[0x22] = QUOTE;
+JSON_BYTE_CLASS[0x7b] = OPEN;
+JSON_BYTE_CLASS[0x5b] = OPEN;
+JSON_BYTE_CLASS[0x7d] = CLOSE;
+JSON_BYTE_CLASS[0x5d] = CLOSE;
+
 /** Whether JSON text nests objects and arrays deeper than `max` (a scan of the bytes, strings skipped). */
 export function nestedDeeper(data: Uint8Array, max: number): boolean {
   let depth = 0;
-  let inString = false;
   for (let i = 0; i < data.length; i++) {
-    const c = data[i]!;
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: the next byte is escaped
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) {
-      inString = true;
-    } else if (c === 0x7b || c === 0x5b) {
+    const kind = JSON_BYTE_CLASS[data[i]!]!;
+    if (kind === 0) continue;
+    if (kind === QUOTE) {
+      for (i++; i < data.length; i++) {
+        const c = data[i]!;
+        if (c === 0x5c) i++; // backslash: the next byte is escaped
+        else if (c === 0x22) break;
+      }
+    } else if (kind === OPEN) {
       if (++depth > max) return true;
-    } else if (c === 0x7d || c === 0x5d) {
+    } else {
       depth--;
     }
   }

@@ -162,7 +162,9 @@ export class TcpSequenceAnalysis {
     else if (synEvent === TcpSynEvent.SAME_ISN_SYN) this.u32[f * 16 + W_NEXTSEQ] = this.u32[f * 16 + W_MAXSEQTOBEACKED]!;
 
     // Displayed window (tcp.window_size) uses the scale known before this packet's options.
-    res.windowBytes = tf & SYN || this.i8[f * 64 + B_WINSCALE]! < 0 ? win : win * 2 ** this.i8[f * 64 + B_WINSCALE]!;
+    // A known scale is 0..14 (capped where it is stored): `1 << scale` is 2 ** scale exactly, without a call to pow.
+    const scaleF = this.i8[f * 64 + B_WINSCALE]!;
+    res.windowBytes = tf & SYN || scaleF < 0 ? win : win * (1 << scaleF);
 
     const nextseqF = this.u32[f * 16 + W_NEXTSEQ]!;
     // Zero-window probe: one byte at the next expected sequence number while the peer's window is 0.
@@ -177,7 +179,7 @@ export class TcpSequenceAnalysis {
       if (seglen > 0 && this.i8[r * 64 + B_WINSCALE] !== -1 && !(tf & SYN_FIN_RST)) {
         const scale = this.i8[r * 64 + B_WINSCALE]!;
         const shift = this.u8[r * 64 + B_ISFIRSTACK] || scale === -2 ? 0 : scale;
-        if ((seq + seglen) >>> 0 === (this.u32[r * 16 + W_LASTACK]! + this.f64[r * 8 + F_WINDOW]! * 2 ** shift) >>> 0) flags |= F.WINDOW_FULL;
+        if ((seq + seglen) >>> 0 === (this.u32[r * 16 + W_LASTACK]! + this.f64[r * 8 + F_WINDOW]! * (1 << shift)) >>> 0) flags |= F.WINDOW_FULL; // shift 0..14
       }
       if (plainAck && win !== 0 && win === this.f64[f * 8 + F_WINDOW] && this.u16[r * 32 + H_LASTSEGFLAGS]! & F.KEEP_ALIVE) {
         flags |= F.KEEP_ALIVE_ACK;

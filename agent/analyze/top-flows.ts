@@ -1,9 +1,28 @@
-/** Keeps the K largest flows by bytes as they end, for the report. */
-import { isoFromSeconds } from '../../common/address.js';
+/**
+ * Keeps the K largest flows by bytes as they end, for the report. A flow that
+ * enters the list keeps its figures as numbers (its addresses as words); the
+ * text (addresses, times, state and protocol names) is made only for the
+ * flows still listed when the report asks: most flows that enter the list are
+ * pushed out of it again by larger ones.
+ */
+import { formatAddress, isoFromSeconds } from '../../common/address.js';
 import type { ReportFlow } from '../../common/report.js';
-import { FLOW_STATE_NAMES, describeFlow, type FlowListener, type FlowTable } from '../flow/index.js';
+import { FLOW_STATE_NAMES, protoName, type FlowListener, type FlowTable } from '../flow/index.js';
 
-interface Ranked { bytes: number; first: number; stream: number; flow: ReportFlow }
+interface Ranked {
+  bytes: number;
+  first: number;
+  stream: number;
+  packets: number;
+  last: number;
+  version: number;
+  proto: number;
+  state: number;
+  clientPort: number;
+  serverPort: number;
+  /** Client then server address words (4 each). */
+  addrs: Uint32Array;
+}
 
 export class TopFlows implements FlowListener {
   private readonly ranked: Ranked[] = [];
@@ -19,22 +38,42 @@ export class TopFlows implements FlowListener {
     const first = t.firstTs[slot]!;
     const stream = t.streamIndex[slot]!;
     if (this.ranked.length === this.limit && compare(bytes, first, stream, this.ranked[this.limit - 1]!) >= 0) return;
-    const flow: ReportFlow = {
-      ...describeFlow(t, slot),
-      packets,
-      bytes,
-      first: isoFromSeconds(this.timeBase(), first),
-      last: isoFromSeconds(this.timeBase(), t.lastTs[slot]!),
-      state: FLOW_STATE_NAMES[t.state[slot]!] ?? 'unknown',
-      stream,
+    // The entry pushed out (if the list is full) lends its address buffer.
+    const spare = this.ranked.length === this.limit ? this.ranked.pop()! : undefined;
+    const addrs = spare?.addrs ?? new Uint32Array(8);
+    addrs.set(t.clientAddr(slot), 0);
+    addrs.set(t.serverAddr(slot), 4);
+    const entry: Ranked = {
+      bytes, first, stream, packets,
+      last: t.lastTs[slot]!,
+      version: t.version[slot]!,
+      proto: t.proto[slot]!,
+      state: t.state[slot]!,
+      clientPort: t.clientPort(slot),
+      serverPort: t.serverPort(slot),
+      addrs,
     };
     let i = this.ranked.length;
     while (i > 0 && compare(bytes, first, stream, this.ranked[i - 1]!) < 0) i--;
-    this.ranked.splice(i, 0, { bytes, first, stream, flow });
-    if (this.ranked.length > this.limit) this.ranked.pop();
+    this.ranked.splice(i, 0, entry);
   }
 
-  flowsByBytes(): ReportFlow[] { return this.ranked.map((r) => r.flow); }
+  flowsByBytes(): ReportFlow[] {
+    const base = this.timeBase();
+    return this.ranked.map((r): ReportFlow => ({
+      proto: protoName(r.proto),
+      client: formatAddress(r.version, r.addrs.subarray(0, 4)),
+      clientPort: r.clientPort,
+      server: formatAddress(r.version, r.addrs.subarray(4, 8)),
+      serverPort: r.serverPort,
+      packets: r.packets,
+      bytes: r.bytes,
+      first: isoFromSeconds(base, r.first),
+      last: isoFromSeconds(base, r.last),
+      state: FLOW_STATE_NAMES[r.state] ?? 'unknown',
+      stream: r.stream,
+    }));
+  }
 }
 
 /** Larger bytes first; ties by earlier start, then stream index, so output is deterministic. */

@@ -45,11 +45,14 @@ function decodeTcp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   view.tcpHeaderLen = hl;
   view.payloadOff = off + hl;
   view.payloadLen = len - hl;
-  view.payloadCapLen = Math.max(0, Math.min(capEnd, off + len) - off - hl);
+  const payloadCapLen = Math.max(0, Math.min(capEnd, off + len) - off - hl);
+  view.payloadCapLen = payloadCapLen;
   if (hl > 20) decodeTcpOptions(ctx, d, off + 20, Math.min(off + hl, capEnd), off + hl > capEnd);
   const sp = view.srcPort;
   const dp = view.dstPort;
-  if ((sp === DNS_PORT || dp === DNS_PORT || sp === MDNS_PORT || dp === MDNS_PORT) && view.payloadCapLen >= 2) {
+  // Tested on every segment, not only on DNS ports (rare): see markTcpFlags.
+  const twoBytes = payloadCapLen >= 2;
+  if ((sp === DNS_PORT || dp === DNS_PORT || sp === MDNS_PORT || dp === MDNS_PORT) && twoBytes) {
     // DNS over TCP: a 2-byte length, then the message. Only messages whole in this segment are decoded.
     const p = view.payloadOff;
     const msgLen = u16(d, p);
@@ -203,7 +206,13 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, quoteEnd: 
   }
 }
 
+const TCP_SYN_BIT = Proto.TCP_SYN;
+const TCP_RST_BIT = Proto.TCP_RST;
+/**
+ * Without a branch per flag: a RST is rare, and an update of `present` first
+ * run after `decodeTcp` was optimized would have no type feedback and throw
+ * the optimized code away (agent/flow/tcp-sequence.ts, WARM_UP).
+ */
 function markTcpFlags(view: { present: number }, flags: number): void {
-  if (flags & 0x02) view.present |= Proto.TCP_SYN;
-  if (flags & 0x04) view.present |= Proto.TCP_RST;
+  view.present |= (flags & 0x02 ? TCP_SYN_BIT : 0) | (flags & 0x04 ? TCP_RST_BIT : 0);
 }

@@ -40,6 +40,8 @@ export const TcpSynEvent = {
   SYN_ACK_NEW_ISN: 3,
 } as const;
 
+const SAME_ISN_SYN = TcpSynEvent.SAME_ISN_SYN;
+
 export const EndReason = { IDLE: 0, EVICTED: 1, END_OF_INPUT: 2, PORT_REUSE: 3 } as const;
 export type EndReasonCode = (typeof EndReason)[keyof typeof EndReason];
 
@@ -254,10 +256,12 @@ export class FlowTable {
 
   /** Wireshark: a SYN (without ACK) whose seq differs from that side's base_seq starts a new conversation. */
   private isPortReuse(slot: number, v: PacketView, srcIsA: boolean): boolean {
-    if ((v.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return false;
+    // Every operand is read for every segment, the SYNs among them are rare: a load or comparison first run after
+    // `update` was optimized would have no type feedback and throw the optimized code away (see tcp-sequence.ts, WARM_UP).
     const dir = (this.clientIsA[slot] === 1) === srcIsA ? 0 : 1;
     const base = this.baseSeq[slot * 2 + dir]!;
-    return base >= 0 && base !== v.seq;
+    const otherIsn = base >= 0 && base !== v.seq;
+    return (v.tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && otherIsn;
   }
 
   private trackTcp(slot: number, v: PacketView, dir: number): void {
@@ -266,14 +270,18 @@ export class FlowTable {
     // Wireshark's base_seq: from this side's first segment (a SYN's seq, else seq - 1), or from
     // the other side's first ACK (ack - 1); a SYN/ACK with a new ISN replaces it.
     const synAck = (flags & (TcpFlag.SYN | TcpFlag.ACK)) === (TcpFlag.SYN | TcpFlag.ACK);
-    if (this.baseSeq[di]! < 0) {
+    const pureSyn = (flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN;
+    const base = this.baseSeq[di]!;
+    const sameIsn = base === v.seq;
+    if (base < 0) {
       this.baseSeq[di] = flags & TcpFlag.SYN ? v.seq : (v.seq - 1) >>> 0;
-    } else if (synAck && this.baseSeq[di] !== v.seq) {
+    } else if (synAck && !sameIsn) {
       this.baseSeq[di] = v.seq;
       this.synEvent = TcpSynEvent.SYN_ACK_NEW_ISN;
-    } else if ((flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN && this.baseSeq[di] === v.seq) {
-      this.synEvent = TcpSynEvent.SAME_ISN_SYN;
     }
+    // A SYN with the ISN known for this side: a retransmitted SYN. Stored on every segment, the value unchanged
+    // otherwise: a store first run after `update` was optimized would throw its code away (tcp-sequence.ts, WARM_UP).
+    this.synEvent = base >= 0 && pureSyn && sameIsn ? SAME_ISN_SYN : this.synEvent;
     const ri = slot * 2 + (dir ^ 1);
     if (this.baseSeq[ri]! < 0 && flags & TcpFlag.ACK) this.baseSeq[ri] = (v.ack - 1) >>> 0;
     const s = this.state[slot]!;
@@ -312,7 +320,10 @@ export class FlowTable {
 
   private find(h: number, version: number, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number): number {
     const mask = this.mask;
-    for (let i = h & mask; ; i = (i + 1) & mask) {
+    // The step to the next position runs before the first probe too (from the home position minus one), so it has
+    // type feedback when the first collision comes after `update` was optimized (see tcp-sequence.ts, WARM_UP).
+    for (let i = (h & mask) - 1; ;) {
+      i = (i + 1) & mask;
       const entry = this.index[i]!;
       if (entry === 0) return -1;
       const slot = entry - 1;

@@ -60,6 +60,23 @@ const B_ISFIRSTACK = 55;
  */
 /** Wireshark compares time deltas as unsigned: a negative delta (time going backwards) is never "within". */
 const within = (delta: number, limit: number): boolean => delta >= 0 && delta < limit;
+/*
+ * WARM_UP. The flag tests in `analyze` read and compare all their operands
+ * on every segment, then only combine the results (a flag is or-ed in as
+ * `test ? FLAG : 0`), and a rare rewrite is a store of the value already
+ * there unless the case applies. `analyze` is optimized after a few thousand
+ * segments; a property load, arithmetic or comparison it has not run by then
+ * has no type feedback, so the first segment that reaches it throws the
+ * optimized code away and the function (the largest on the per-packet path)
+ * is compiled again. Written with ordinary branches, the bench's capture
+ * compiled it five times (a retransmitted SYN, a window update, an
+ * out-of-order segment, a SYN without window scaling, zero windows); written
+ * so, once.
+ */
+const {
+  RETRANSMISSION, LOST_PACKET, ACK_LOST_PACKET, KEEP_ALIVE, DUPLICATE_ACK, ZERO_WINDOW, ZERO_WINDOW_PROBE, ZERO_WINDOW_PROBE_ACK,
+  KEEP_ALIVE_ACK, OUT_OF_ORDER, FAST_RETRANSMISSION, WINDOW_UPDATE, WINDOW_FULL, SPURIOUS_RETRANSMISSION,
+} = F;
 
 export class TcpSequenceAnalysis {
   /** The analysis of the last segment passed to `analyze`. */
@@ -159,66 +176,80 @@ export class TcpSequenceAnalysis {
 
     let flags = 0;
     if (synEvent === TcpSynEvent.PORT_REUSE || synEvent === TcpSynEvent.SYN_ACK_NEW_ISN) flags |= F.REUSED_PORTS;
-    else if (synEvent === TcpSynEvent.SAME_ISN_SYN) this.u32[f * 16 + W_NEXTSEQ] = this.u32[f * 16 + W_MAXSEQTOBEACKED]!;
+    // A retransmitted SYN (same ISN) rewinds nextseq to maxseqtobeacked. Written without a branch of its own (the
+    // store happens on every segment, of the value already there unless rewound): see WARM_UP.
+    this.u32[f * 16 + W_NEXTSEQ] = this.u32[f * 16 + (synEvent === TcpSynEvent.SAME_ISN_SYN ? W_MAXSEQTOBEACKED : W_NEXTSEQ)]!;
 
     // Displayed window (tcp.window_size) uses the scale known before this packet's options.
-    res.windowBytes = tf & SYN || this.i8[f * 64 + B_WINSCALE]! < 0 ? win : win * 2 ** this.i8[f * 64 + B_WINSCALE]!;
+    // A known scale is 0..14 (capped where it is stored): `1 << scale` is 2 ** scale exactly, without a call to pow.
+    const scaleF = this.i8[f * 64 + B_WINSCALE]!;
+    res.windowBytes = tf & SYN || scaleF < 0 ? win : win * (1 << scaleF);
 
     const nextseqF = this.u32[f * 16 + W_NEXTSEQ]!;
+    // Every operand of the flag tests below is read or computed here, on every segment (see WARM_UP); the
+    // tests then only combine these values, and a flag is or-ed in as `test ? FLAG : 0`.
+    const noSynFinRst = !(tf & SYN_FIN_RST);
+    const noRst = !(tf & RST);
+    const atNextSeq = seq === nextseqF;
+    const beforeNextSeq = seq === (nextseqF - 1) >>> 0;
+    const gapBefore = nextseqF !== 0 && ((nextseqF - seq) | 0) < 0; // GT(seq, nextseqF)
+    const windowF = this.f64[f * 8 + F_WINDOW]!;
+    const windowR = this.f64[r * 8 + F_WINDOW]!;
+    const windowFZero = windowF === 0;
+    const windowRZero = windowR === 0;
+    const lastackF = this.u32[f * 16 + W_LASTACK]!;
+    const lastackR = this.u32[r * 16 + W_LASTACK]!;
+    const scaleR = this.i8[r * 64 + B_WINSCALE]!;
+    const shiftR = this.u8[r * 64 + B_ISFIRSTACK] || scaleR < 0 ? 0 : scaleR; // 0..14
+    const fillsWindowR = (seq + seglen) >>> 0 === (lastackR + windowR * (1 << shiftR)) >>> 0;
+    const lastSegFlagsR = this.u16[r * 32 + H_LASTSEGFLAGS]!;
+    const keepAliveR = (lastSegFlagsR & KEEP_ALIVE) !== 0;
+    const probeR = (lastSegFlagsR & ZERO_WINDOW_PROBE) !== 0;
     // Zero-window probe: one byte at the next expected sequence number while the peer's window is 0.
-    if (seglen === 1 && seq === nextseqF && this.f64[r * 8 + F_WINDOW] === 0) {
-      flags |= F.ZERO_WINDOW_PROBE;
-    } else {
-      if (win === 0 && !(tf & SYN_FIN_RST)) flags |= F.ZERO_WINDOW;
-      if (nextseqF !== 0 && ((nextseqF - seq) | 0) < 0 && !(tf & RST)) flags |= F.LOST_PACKET; // GT(seq, nextseqF)
-      if ((seglen === 0 || seglen === 1) && seq === (nextseqF - 1) >>> 0 && !(tf & SYN_FIN_RST)) flags |= F.KEEP_ALIVE;
-      const plainAck = seglen === 0 && seq === nextseqF && ack === this.u32[f * 16 + W_LASTACK] && !(tf & SYN_FIN_RST);
-      if (plainAck && win !== 0 && win !== this.f64[f * 8 + F_WINDOW]) flags |= F.WINDOW_UPDATE;
-      if (seglen > 0 && this.i8[r * 64 + B_WINSCALE] !== -1 && !(tf & SYN_FIN_RST)) {
-        const scale = this.i8[r * 64 + B_WINSCALE]!;
-        const shift = this.u8[r * 64 + B_ISFIRSTACK] || scale === -2 ? 0 : scale;
-        if ((seq + seglen) >>> 0 === (this.u32[r * 16 + W_LASTACK]! + this.f64[r * 8 + F_WINDOW]! * 2 ** shift) >>> 0) flags |= F.WINDOW_FULL;
-      }
-      if (plainAck && win !== 0 && win === this.f64[f * 8 + F_WINDOW] && this.u16[r * 32 + H_LASTSEGFLAGS]! & F.KEEP_ALIVE) {
-        flags |= F.KEEP_ALIVE_ACK;
-      } else if (plainAck && win === 0 && this.f64[f * 8 + F_WINDOW] === 0 && this.u16[r * 32 + H_LASTSEGFLAGS]! & F.ZERO_WINDOW_PROBE) {
-        flags |= F.ZERO_WINDOW_PROBE_ACK;
-      } else if (plainAck && win !== 0 && win === this.f64[f * 8 + F_WINDOW]) {
+    const probe = seglen === 1 && atNextSeq && windowRZero;
+    flags |= probe ? ZERO_WINDOW_PROBE : 0;
+    if (!probe) {
+      flags |= win === 0 && noSynFinRst ? ZERO_WINDOW : 0;
+      flags |= gapBefore && noRst ? LOST_PACKET : 0;
+      flags |= (seglen === 0 || seglen === 1) && beforeNextSeq && noSynFinRst ? KEEP_ALIVE : 0;
+      const plainAck = seglen === 0 && atNextSeq && ack === lastackF && noSynFinRst;
+      flags |= plainAck && win !== 0 && win !== windowF ? WINDOW_UPDATE : 0;
+      flags |= seglen > 0 && scaleR !== -1 && noSynFinRst && fillsWindowR ? WINDOW_FULL : 0;
+      // At most one of keep-alive ACK, zero-window-probe ACK, duplicate ACK.
+      const sameWindow = win !== 0 && win === windowF;
+      flags |= plainAck && sameWindow && keepAliveR ? KEEP_ALIVE_ACK : plainAck && win === 0 && windowFZero && probeR ? ZERO_WINDOW_PROBE_ACK : 0;
+      if (plainAck && sameWindow && !keepAliveR) {
         this.f64[f * 8 + F_DUPACKNUM] = this.f64[f * 8 + F_DUPACKNUM] === DUPACK_MARK ? 1 : this.f64[f * 8 + F_DUPACKNUM]! + 1;
-        flags |= F.DUPLICATE_ACK;
+        flags |= DUPLICATE_ACK;
       }
     }
-    if (ack !== this.u32[f * 16 + W_LASTACK]) this.f64[f * 8 + F_DUPACKNUM] = 0;
+    if (ack !== lastackF) this.f64[f * 8 + F_DUPACKNUM] = 0;
 
     // ACKed segment that was not captured.
     const maxR = this.u32[r * 16 + W_MAXSEQTOBEACKED]!;
     if (maxR !== 0 && ((maxR - ack) | 0) < 0 && tf & ACK) { // GT(ack, maxR)
       if (((maxR - this.u32[r * 16 + W_NEXTSEQ]!) | 0) < 0) { // LT(maxR, nextseq of r)
         this.u32[r * 16 + W_MAXSEQTOBEACKED] = this.u32[r * 16 + W_NEXTSEQ]!;
-        flags |= F.ACK_LOST_PACKET;
+        flags |= ACK_LOST_PACKET;
       } else {
-        if (this.f64[r * 8 + F_DUPACKNUM] === 0) flags |= F.ACK_LOST_PACKET;
+        if (this.f64[r * 8 + F_DUPACKNUM] === 0) flags |= ACK_LOST_PACKET;
         this.f64[r * 8 + F_DUPACKNUM] = DUPACK_MARK;
       }
     }
 
     // Retransmission family: at most one of spurious, fast, out-of-order, plain.
     const synOrFin = tf & (SYN | FIN) ? 1 : 0;
-    if ((seglen > 0 || synOrFin) && !(flags & F.KEEP_ALIVE)) {
-      let notAdvanced = nextseqF !== 0 && ((seq - nextseqF) | 0) < 0; // LT(seq, nextseqF)
-      if (seglen > 1 && (nextseqF - 1) >>> 0 === seq) notAdvanced = false;
-      const lastackR = this.u32[r * 16 + W_LASTACK]!;
+    if ((seglen > 0 || synOrFin) && !(flags & KEEP_ALIVE)) {
+      const notAdvanced = nextseqF !== 0 && ((seq - nextseqF) | 0) < 0 && !(seglen > 1 && beforeNextSeq); // LT(seq, nextseqF)
       const firstRtt = this.f64[slot * 16 + F_FLOW_FIRST_RTT]!;
-      if (seglen > 0 && lastackR !== 0 && ((((seq + seglen) >>> 0) - lastackR) | 0) <= 0) { // LE(seq + seglen, lastackR)
-        flags |= F.SPURIOUS_RETRANSMISSION;
-      } else if (notAdvanced && this.f64[r * 8 + F_DUPACKNUM]! >= 2 && lastackR === seq && within(now - this.f64[r * 8 + F_LASTACKTIME]!, FAST_RETRANSMISSION_WINDOW)) {
-        flags |= F.FAST_RETRANSMISSION;
-      } else if (notAdvanced && within(now - this.f64[f * 8 + F_NEXTSEQTIME]!, firstRtt === 0 ? OUT_OF_ORDER_DEFAULT : firstRtt)
-        && nextseqF !== (seq + seglen + synOrFin) >>> 0) {
-        flags |= F.OUT_OF_ORDER;
-      } else if (notAdvanced) {
-        flags |= F.RETRANSMISSION;
-      }
+      const spurious = seglen > 0 && lastackR !== 0 && ((((seq + seglen) >>> 0) - lastackR) | 0) <= 0; // LE(seq + seglen, lastackR)
+      const manyDupAcks = this.f64[r * 8 + F_DUPACKNUM]! >= 2;
+      const ackedAtSeq = lastackR === seq;
+      const soonAfterAck = within(now - this.f64[r * 8 + F_LASTACKTIME]!, FAST_RETRANSMISSION_WINDOW);
+      const fast = manyDupAcks && ackedAtSeq && soonAfterAck;
+      const recent = within(now - this.f64[f * 8 + F_NEXTSEQTIME]!, firstRtt === 0 ? OUT_OF_ORDER_DEFAULT : firstRtt);
+      const fillsGap = nextseqF !== (seq + seglen + synOrFin) >>> 0;
+      flags |= spurious ? SPURIOUS_RETRANSMISSION : !notAdvanced ? 0 : fast ? FAST_RETRANSMISSION : recent && fillsGap ? OUT_OF_ORDER : RETRANSMISSION;
     }
 
     // Remember the segment until it is acknowledged.
@@ -265,8 +296,12 @@ export class TcpSequenceAnalysis {
     }
     if (v.wscale >= 0) this.i8[f * 64 + B_WINSCALE] = Math.min(v.wscale, 14);
     if (tf & SYN) {
-      if (this.i8[f * 64 + B_WINSCALE] === -1) { this.i8[f * 64 + B_WINSCALE] = -2; this.i8[r * 64 + B_WINSCALE] = -2; }
-      else if (tf & ACK && this.i8[r * 64 + B_WINSCALE] === -2) this.i8[f * 64 + B_WINSCALE] = -2;
+      // A SYN without the option: neither side scales. A SYN/ACK after such a SYN: this side does not either.
+      // (Otherwise stores of the values already there: see WARM_UP.)
+      const scale = this.i8[f * 64 + B_WINSCALE]!;
+      const peer = this.i8[r * 64 + B_WINSCALE]!;
+      this.i8[f * 64 + B_WINSCALE] = scale === -1 || (tf & ACK && peer === -2) ? -2 : scale;
+      this.i8[r * 64 + B_WINSCALE] = scale === -1 ? -2 : peer;
     }
 
     res.flags = flags;

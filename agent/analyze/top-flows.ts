@@ -5,9 +5,9 @@
  * flows still listed when the report asks: most flows that enter the list are
  * pushed out of it again by larger ones.
  */
-import { formatAddress, isoFromSeconds } from '../../common/address.js';
+import { isoFromSeconds } from '../../common/address.js';
 import type { ReportFlow } from '../../common/report.js';
-import { FLOW_STATE_NAMES, protoName, type FlowListener, type FlowTable } from '../flow/index.js';
+import { FLOW_STATE_NAMES, flowRef, type FlowListener, type FlowTable } from '../flow/index.js';
 
 interface Ranked {
   bytes: number;
@@ -61,11 +61,7 @@ export class TopFlows implements FlowListener {
   flowsByBytes(): ReportFlow[] {
     const base = this.timeBase();
     return this.ranked.map((r): ReportFlow => ({
-      proto: protoName(r.proto),
-      client: formatAddress(r.version, r.addrs.subarray(0, 4)),
-      clientPort: r.clientPort,
-      server: formatAddress(r.version, r.addrs.subarray(4, 8)),
-      serverPort: r.serverPort,
+      ...flowRef(r.proto, r.version, r.addrs.subarray(0, 4), r.clientPort, r.addrs.subarray(4, 8), r.serverPort),
       packets: r.packets,
       bytes: r.bytes,
       first: isoFromSeconds(base, r.first),

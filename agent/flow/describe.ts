@@ -1,4 +1,4 @@
-/** Turns a live flow-table slot into the addresses and ports reports show. */
+/** Turns a flow (a live flow-table slot, or its kept figures) into the addresses and ports reports show. */
 import { formatAddress } from '../../common/address.js';
 import type { FlowRef } from '../../common/report.js';
 import type { FlowTable } from './flow-table.js';
@@ -10,12 +10,16 @@ export function protoName(proto: number): string {
 }
 
 export function describeFlow(t: FlowTable, slot: number): FlowRef {
-  const version = t.version[slot]!;
+  return flowRef(t.proto[slot]!, t.version[slot]!, t.clientAddr(slot), t.clientPort(slot), t.serverAddr(slot), t.serverPort(slot));
+}
+
+/** The same, from figures kept after the flow left the table (address words as the table holds them). */
+export function flowRef(proto: number, version: number, client: Uint32Array, clientPort: number, server: Uint32Array, serverPort: number): FlowRef {
   return {
-    proto: protoName(t.proto[slot]!),
-    client: formatAddress(version, t.clientAddr(slot)),
-    clientPort: t.clientPort(slot),
-    server: formatAddress(version, t.serverAddr(slot)),
-    serverPort: t.serverPort(slot),
+    proto: protoName(proto),
+    client: formatAddress(version, client),
+    clientPort,
+    server: formatAddress(version, server),
+    serverPort,
   };
 }

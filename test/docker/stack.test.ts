@@ -103,6 +103,12 @@ async function compose(project: { dir: string; files: string[]; name: string }, 
   return ok('docker-compose', ['--ansi', 'never', '-p', project.name, ...fileArgs, ...args], { cwd: project.dir, env: { ...e.env, ...env }, timeoutMs: 600_000 });
 }
 
+/** The last `lines` log lines of a compose project's services (all when none are named), or why they could not be read. */
+async function composeLogs(project: { dir: string; files: string[]; name: string } | undefined, lines: number, services: string[] = []): Promise<string> {
+  if (!project) return '';
+  return compose(project, ['logs', '--tail', String(lines), ...services]).catch((x: unknown) => String(x));
+}
+
 /** Container id of a compose service. */
 async function containerOf(project: string, service: string): Promise<string> {
   const e = requireEngine();
@@ -308,7 +314,7 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
       for (const svc of services) s.set(svc, (await e.docker(['inspect', '--format', '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}', await containerOf(PROJECT, svc)])).trim());
       return [...s.values()].every((v) => v === 'healthy') ? s : undefined;
     }).catch(async (err: unknown) => {
-      throw new Error(`${String(err)}\n${(await compose(project, ['logs', '--tail', '30']).catch((x: unknown) => String(x)))}`);
+      throw new Error(`${String(err)}\n${await composeLogs(project, 30)}`);
     });
     log(`healthy after ${((Date.now() - t0) / 1000).toFixed(0)} s: ${[...status].map(([k, v]) => `${k}=${v}`).join(' ')}`);
     for (const svc of ['collector', 'agent', 'replay']) {
@@ -329,8 +335,7 @@ describe('Docker: image, compose stack, fresh machine (private dockerd)', { skip
     assert.equal(unauth.status, 401, 'the API answers without its token');
     // A probe that finds nothing yet throws what it saw, so a timeout says it; the services' logs follow.
     const withLogs = async (err: unknown): Promise<never> => {
-      const main = composeProjects.find((p) => p.name === PROJECT);
-      const logs = main ? await compose(main, ['logs', '--tail', '40', 'replay', 'collector', 'nats']).catch((x: unknown) => String(x)) : '';
+      const logs = await composeLogs(composeProjects.find((p) => p.name === PROJECT), 40, ['replay', 'collector', 'nats']);
       const sensors = await nsFetch('http://127.0.0.1:8000/api/sensors', apiToken).catch((x: unknown) => ({ status: 0, body: String(x) }));
       throw new Error(`${String(err)}\n/api/sensors: ${sensors.status} ${sensors.body.slice(0, 1000)}\n${logs}`);
     };

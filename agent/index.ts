@@ -3,9 +3,30 @@
  * upload analyses): one entry point, so they never reach into its stages.
  * The sensor agent (NATS, HTTP) is `agent/sensor/agent.ts`, loaded only by
  * the `agent` command.
+ *
+ * Light to import: the stages (decoder, flow table, every analyzer) load on
+ * first use of `analyzeCapture` or `memoryPlan`. `analyze` runs them in a
+ * thread of their own, which loads them itself; loaded here as well, they
+ * would delay that thread's start by their load time (about 0.1 s).
  */
-export { analyzeCapture, analyzeCaptureInThread } from './analyze/index.js';
-export type { AnalyzeOptions, AnalyzeResult } from './analyze/index.js';
+import type { Config } from '../common/config.js';
+import type { AnalyzeOptions, AnalyzeResult } from './analyze/analyze.js';
+import type { MemoryPlanLine } from './pipeline.js';
+
+export { analyzeCaptureInThread } from './analyze/analyze-thread.js';
+export type { AnalyzeOptions, AnalyzeResult } from './analyze/analyze.js';
 export { SpillList } from './analyze/spill-list.js';
 export type { WindowOutput } from './window/window-engine.js';
-export { memoryPlan, type MemoryPlanLine } from './pipeline.js';
+export type { MemoryPlanLine } from './pipeline.js';
+
+/** Reads a whole capture through the pipeline in this thread and builds the report (see analyze/analyze.ts). */
+export async function analyzeCapture(path: string, config: Readonly<Config>, options?: AnalyzeOptions): Promise<AnalyzeResult> {
+  const { analyzeCapture: analyze } = await import('./analyze/analyze.js');
+  return analyze(path, config, options);
+}
+
+/** What a pipeline with `config` preallocates at start (see pipeline.ts). */
+export async function memoryPlan(config: Readonly<Config>): Promise<MemoryPlanLine[]> {
+  const { memoryPlan: plan } = await import('./pipeline.js');
+  return plan(config);
+}

@@ -9,10 +9,7 @@ import { parseArgs } from 'node:util';
 import { dump as dumpYaml } from 'js-yaml';
 import { maskSecrets, resolveConfig, type Config, type ConfigSources } from '../common/config.js';
 import { UsageError, isUserError } from '../common/errors.js';
-import { reportJsonChunks, type Finding, type WindowSummary } from '../common/report.js';
-import { renderText } from '../common/report-text.js';
-import { renderCsv } from '../common/report-csv.js';
-import { renderHtml } from '../common/report-html.js';
+import { reportJsonChunks, type Finding, type Report, type WindowSummary } from '../common/report.js';
 import { SpillList, analyzeCaptureInThread, memoryPlan, type WindowOutput } from '../agent/index.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
@@ -150,8 +147,9 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   if (file === undefined) throw new UsageError('analyze needs a capture file (or - for stdin)');
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const format = (args.values.format ?? 'text') as string;
-  if (!FORMATS.includes(format as Format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${format}"`);
+  const requested = (args.values.format ?? 'text') as string;
+  if (!FORMATS.includes(requested as Format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${requested}"`);
+  const format = requested as Format;
   const config = resolveConfig({ path: args.values.config as string | undefined, env: process.env });
   const draw = args.values['no-progress'] ? undefined : progressBar(file);
   // JSON is written piece by piece: windows and findings past a few thousand go to a temporary
@@ -159,23 +157,30 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
   const windows = new SpillList<WindowSummary>(SPILL_AFTER);
   const findings = new SpillList<Finding>(SPILL_AFTER * 4);
   try {
-    const streaming = format === 'json';
     const onWindow = (out: WindowOutput): void => { windows.push(out.summary); for (const f of out.findings) findings.push(f); };
     const { report, warnings } = await analyzeCaptureInThread(file, config, {
       ...(draw ? { onProgress: draw } : {}),
-      ...(streaming ? { onWindow } : {}),
+      ...(format === 'json' ? { onWindow } : {}),
     });
     if (draw) process.stderr.write('\r\x1b[K');
     for (const w of warnings) process.stderr.write(`pcap-analyzer: warning: ${w}\n`);
-    const pieces = streaming ? reportJsonChunks(report, { windows, findings })
-      : [format === 'csv' ? renderCsv(report) : format === 'html' ? renderHtml(report)
-        : renderText(report, { color: textColor(args.values.out as string | undefined) })];
+    const pieces = format === 'json' ? reportJsonChunks(report, { windows, findings })
+      : [await render(format, report, textColor(args.values.out as string | undefined))];
     await writeOutput(pieces, args.values.out as string | undefined);
   } finally {
     windows.dispose();
     findings.dispose();
   }
   return 0;
+}
+
+/** The report as one text, csv or html document (each renderer loaded only when asked for). */
+async function render(format: Exclude<Format, 'json'>, report: Report, color: boolean): Promise<string> {
+  switch (format) {
+    case 'csv': return (await import('../common/report-csv.js')).renderCsv(report);
+    case 'html': return (await import('../common/report-html.js')).renderHtml(report);
+    case 'text': return (await import('../common/report-text.js')).renderText(report, { color });
+  }
 }
 
 /** Command-line flags as config key overrides (flags win over the file and the environment). */
@@ -219,17 +224,17 @@ async function collectorCommand(args: ReturnType<typeof parseArgs>): Promise<num
   return runCollector({ sources: configSources(args), version: version() });
 }
 
-function configCommand(args: ReturnType<typeof parseArgs>): number {
+async function configCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
   const config = resolveConfig(configSources(args));
   process.stdout.write(dumpYaml(maskSecrets(config), { lineWidth: 120 }));
-  process.stdout.write(memoryPlanText(config));
+  process.stdout.write(await memoryPlanText(config));
   return 0;
 }
 
 /** The tables the analysis preallocates with this configuration, as YAML comments. */
-function memoryPlanText(config: Config): string {
-  const lines = memoryPlan(config);
+async function memoryPlanText(config: Config): Promise<string> {
+  const lines = await memoryPlan(config);
   const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(1)} MB`.padStart(10);
   const total = lines.filter((l) => !l.component.startsWith(' ')).reduce((sum, l) => sum + l.bytes, 0);
   const out = [`# Preallocated at start with this configuration (memory.budgetMB ${config.memory.budgetMB}):`];

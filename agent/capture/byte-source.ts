@@ -35,8 +35,13 @@ const RATIO_CHECK_FLOOR = 64 * 1024 * 1024;
 
 const EMPTY = new Uint8Array(0);
 
-/** Size of each of the two read-ahead buffers. */
-const READ_AHEAD_BYTES = 1024 * 1024;
+/**
+ * Size of each of the two read-ahead buffers. 4 MiB rather than 1: each
+ * buffer costs an event-loop turn to learn its read completed, and the read
+ * starts further ahead of its use (idle main thread in `analyze` mixed.pcap,
+ * median of 5 profiles: 47 ms -> 7 ms).
+ */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * A plain file, double-buffered: while the caller parses the bytes of one

@@ -77,6 +77,8 @@ export class CaptureReader {
   sections = 0;
 
   format: CaptureFormat = 'pcap';
+  /** `format === 'pcapng'`, tested per record without a string comparison. */
+  private pcapng = false;
   /** What is parsed: the lent chunk itself, or `carry` while a record straddles two chunks. */
   private buf: Uint8Array = NO_BYTES;
   private view = new DataView(this.buf.buffer);
@@ -184,7 +186,7 @@ export class CaptureReader {
   /** Fills `record` with the next packet. Never throws on packet bytes; throws InputError on a corrupt file. */
   next(): NextStatus {
     for (;;) {
-      const status = this.format === 'pcap' ? this.parsePcapRecord() : this.parsePcapngBlock();
+      const status = this.pcapng ? this.parsePcapngBlock() : this.parsePcapRecord();
       if (status === RECORD) return RECORD;
       if (status === SKIPPED) continue;
       // NEED_DATA
@@ -212,6 +214,7 @@ export class CaptureReader {
     const magicBE = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     if (magicBE === PCAPNG_SHB) {
       this.format = 'pcapng';
+      this.pcapng = true;
       this.need = 12;
       await this.fill();
       if (this.end < 12) throw new InputError('short_header', 'input ends inside the pcapng Section Header Block', 0);
@@ -261,16 +264,14 @@ export class CaptureReader {
     if (avail < hdr + capLen) { this.need = hdr + capLen; return NEED_DATA; }
     const r = this.record;
     const sub = v.getUint32(p + 4, little);
-    r.tsSec = v.getUint32(p, little);
-    if (this.nsResolution) {
-      r.tsNsec = sub;
-    } else {
-      r.tsNsec = sub * 1000;
+    let sec = v.getUint32(p, little);
+    let nsec = this.nsResolution ? sub : sub * 1000;
+    if (nsec >= 1e9) { // tolerate a sub-second field out of range, as Wireshark does
+      sec += Math.floor(nsec / 1e9);
+      nsec %= 1e9;
     }
-    if (r.tsNsec >= 1e9) { // tolerate a sub-second field out of range, as Wireshark does
-      r.tsSec += Math.floor(r.tsNsec / 1e9);
-      r.tsNsec %= 1e9;
-    }
+    r.tsSec = sec;
+    r.tsNsec = nsec;
     r.capLen = capLen;
     r.wireLen = v.getUint32(p + 12, little);
     if (capLen > r.wireLen) this.capLenOverWireLen++;

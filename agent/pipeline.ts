@@ -54,6 +54,15 @@ const COUNTED_BITS = FRAME_COUNTERS.reduce((m, [, bit]) => {
   return m | bit;
 }, 0);
 
+/** Adds the frames of a table (indexed by their counted bits, shifted right by `shift`) to the counter of each bit. */
+function addFrameCounts(counts: Float64Array, table: Float64Array, shift: number): void {
+  for (let i = 0; i < table.length; i++) {
+    const frames = table[i]!;
+    if (frames === 0) continue;
+    FRAME_COUNTERS.forEach(([, bit], c) => { if (((i << shift) & bit) !== 0) counts[c] += frames; });
+  }
+}
+
 type PacketHook = (v: PacketView, slot: number, dir: number) => void;
 
 /** The analyzers that have hook `name`, bound, in registry order. */
@@ -281,13 +290,10 @@ export class Pipeline {
 
   counters(): Record<string, number> {
     const out: Record<string, number> = { frames: this.packets };
-    for (const [name, bit] of FRAME_COUNTERS) {
-      const table = bit < 1 << LOW_BITS ? this.framesByLowBits : this.framesByHighBits;
-      const tableBit = bit < 1 << LOW_BITS ? bit : bit >>> LOW_BITS;
-      let n = 0;
-      for (let i = 0; i < table.length; i++) if (i & tableBit) n += table[i]!;
-      out[name] = n;
-    }
+    const counts = new Float64Array(FRAME_COUNTERS.length);
+    addFrameCounts(counts, this.framesByLowBits, 0);
+    addFrameCounts(counts, this.framesByHighBits, LOW_BITS);
+    FRAME_COUNTERS.forEach(([name], i) => { out[name] = counts[i]!; });
     out['tcp.streams'] = this.flows.tcpStreams;
     out['udp.streams'] = this.flows.udpStreams;
     for (const a of this.analyzers) Object.assign(out, a.counters?.());

@@ -1,8 +1,9 @@
 /**
  * Byte sources for the capture reader: a plain file read with positional reads
  * into two reused read-ahead buffers, or a stream (stdin, gzip). Either lends
- * its bytes chunk by chunk: the reader parses them in place. Gzip is detected by magic and always inflated
- * as a stream, never in memory, with limits on size and ratio.
+ * its bytes chunk by chunk, and the reader parses them in place. Gzip is
+ * detected by magic and always inflated as a stream, never in memory, with
+ * limits on size and ratio.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';

@@ -158,7 +158,8 @@ export class CaptureReader {
       } else {
         this.carry.set(this.buf.subarray(this.start, this.end));
       }
-      if (inCarry) this.chunkAt -= this.start; // (from the chunk itself, every byte was taken: a new chunk is borrowed below)
+      // Coming from the chunk itself, all of it was taken: a new chunk is borrowed below, which sets `chunkAt`.
+      if (inCarry) this.chunkAt -= this.start;
       this.base += this.start;
       this.start = 0;
       this.end = tail;

@@ -4,7 +4,7 @@
 import type { Config } from '../../common/config.js';
 import { isoTime } from '../../common/address.js';
 import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '../../common/report.js';
-import { CaptureReader, END, NEED_DATA, linkTypeName } from '../capture/index.js';
+import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
 import { TopFlows } from './top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
@@ -35,15 +35,10 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
   });
   top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base);
   try {
-    const rec = reader.record;
-    for (let status = reader.next(); status !== END; status = reader.next()) {
-      if (status === NEED_DATA) {
-        await reader.fill();
-        const fraction = reader.progress;
-        if (options.onProgress && fraction !== undefined) options.onProgress(fraction);
-        continue;
-      }
-      pipeline.process(rec);
+    while (drain(reader, pipeline) === NEED_DATA) {
+      await reader.fill();
+      const fraction = reader.progress;
+      if (options.onProgress && fraction !== undefined) options.onProgress(fraction);
     }
   } finally {
     await reader.close();
@@ -91,6 +86,20 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
   const health = pipeline.summary()['healthScore'];
   if (health) report.healthScore = health as Report['healthScore'];
   return { report, warnings };
+}
+
+/**
+ * Processes records until the reader needs more input or ends, and returns
+ * which. The per-packet loop is a plain function, optimized on its own, not a
+ * loop inside the async function that resumes once per chunk.
+ */
+function drain(reader: CaptureReader, pipeline: Pipeline): NextStatus {
+  const rec = reader.record;
+  for (;;) {
+    const status = reader.next();
+    if (status !== RECORD) return status;
+    pipeline.process(rec);
+  }
 }
 
 const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;

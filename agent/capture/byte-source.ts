@@ -1,8 +1,9 @@
 /**
  * Byte sources for the capture reader: a plain file read with positional reads
- * into the reader's own buffer (no per-chunk allocation), or a stream (stdin,
- * gzip) copied chunk by chunk. Gzip is detected by magic and always inflated
- * as a stream, never in memory, with limits on size and ratio.
+ * into two reused read-ahead buffers, or a stream (stdin, gzip). Either lends
+ * its bytes chunk by chunk, and the reader parses them in place. Gzip is
+ * detected by magic and always inflated as a stream, never in memory, with
+ * limits on size and ratio.
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
@@ -11,8 +12,11 @@ import { Readable } from 'node:stream';
 import { InputError } from '../../common/errors.js';
 
 export interface ByteSource {
-  /** Reads up to `length` bytes into `into` at `offset`; resolves 0 at end of input. */
-  read(into: Uint8Array, offset: number, length: number): Promise<number>;
+  /**
+   * Lends the next bytes of input, at most `maxBytes` (an empty array at end of
+   * input). They stay valid until the next call: copy what is still needed first.
+   */
+  borrow(maxBytes: number): Promise<Uint8Array>;
   close(): Promise<void>;
   /** Bytes consumed from the file on disk so far (compressed bytes for gzip), for progress. */
   readonly consumed: number;
@@ -30,16 +34,24 @@ export interface DecompressionLimits {
 /** Ratio checks start past this many inflated bytes: small prefixes of ordinary files compress very well. */
 const RATIO_CHECK_FLOOR = 64 * 1024 * 1024;
 
-/** Size of each of the two read-ahead buffers. */
-const READ_AHEAD_BYTES = 1024 * 1024;
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Size of each of the two read-ahead buffers. 4 MiB rather than 1: each
+ * buffer costs an event-loop turn to learn its read completed, and the read
+ * starts further ahead of its use (idle main thread in `analyze` mixed.pcap,
+ * median of 5 profiles: 47 ms -> 7 ms).
+ */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
 
 /**
  * A plain file, double-buffered: while the caller parses the bytes of one
  * buffer, the next part of the file is read into the other in the thread
  * pool, so the main thread does not sit idle waiting for the disk (about a
  * tenth of `analyze`'s wall time before). Reads name their file position, so
- * two can be in flight. The bytes are copied into the caller's buffer: a
- * memcpy is far cheaper than the wait.
+ * two can be in flight. The caller parses the lent buffer in place (copying
+ * every byte cost about 3 % of `analyze`); a buffer is read into again only
+ * when the caller borrows the next one.
  */
 class FileSource implements ByteSource {
   consumed = 0;
@@ -55,23 +67,23 @@ class FileSource implements ByteSource {
   private eof = false;
   constructor(private readonly fh: FileHandle, readonly size: number) {}
 
-  async read(into: Uint8Array, offset: number, length: number): Promise<number> {
+  async borrow(maxBytes: number): Promise<Uint8Array> {
     if (this.current < 0) {
       this.readAhead(0);
       this.readAhead(1);
       this.current = 0;
       await this.take(0);
     } else if (this.pos === this.len) {
-      if (this.len === 0) return 0;
+      if (this.len === 0) return EMPTY;
       this.readAhead(this.current); // refill the drained buffer while the other one is parsed
       this.current ^= 1;
       await this.take(this.current);
     }
-    const n = Math.min(length, this.len - this.pos);
-    into.set(this.buffers[this.current]!.subarray(this.pos, this.pos + n), offset);
+    const n = Math.min(maxBytes, this.len - this.pos);
+    const out = this.buffers[this.current]!.subarray(this.pos, this.pos + n);
     this.pos += n;
     this.consumed += n;
-    return n;
+    return out;
   }
 
   private readAhead(i: number): void {
@@ -114,28 +126,30 @@ class StreamSource implements ByteSource {
   }
   get consumed(): number { return this.counter.consumed; }
   get size(): number | undefined { return this.counter.size; }
-  async read(into: Uint8Array, offset: number, length: number): Promise<number> {
+  async borrow(maxBytes: number): Promise<Uint8Array> {
     while (this.pending === null || this.pendingOff >= this.pending.length) {
       let next: IteratorResult<Buffer>;
       try {
         next = await this.chunks.next();
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code === 'Z_BUF_ERROR') { this.cutShort = true; return 0; }
+        if (code === 'Z_BUF_ERROR') { this.cutShort = true; return EMPTY; }
         // Other zlib errors (bad header, CRC or length check, invalid block) mean a corrupt file, not a bug.
         if (typeof code === 'string' && code.startsWith('Z_')) {
           throw new InputError('gzip_corrupt', `corrupt gzip data: ${(err as Error).message}`, undefined, { cause: err });
         }
         throw err;
       }
-      if (next.done) return 0;
+      if (next.done) return EMPTY;
       this.pending = next.value;
       this.pendingOff = 0;
     }
-    const n = Math.min(length, this.pending.length - this.pendingOff);
-    into.set(this.pending.subarray(this.pendingOff, this.pendingOff + n), offset);
+    const chunk = this.pending;
+    const n = Math.min(maxBytes, chunk.length - this.pendingOff);
+    // A plain Uint8Array over the chunk's bytes, not a Buffer: the parser and decoder see one array type.
+    const out = new Uint8Array(chunk.buffer, chunk.byteOffset + this.pendingOff, n);
     this.pendingOff += n;
-    return n;
+    return out;
   }
   async close(): Promise<void> { this.onClose(); }
 }

@@ -1,8 +1,10 @@
 /**
  * Streaming reader for classic pcap and pcapng, plain or gzip, from a path or
- * stdin. Memory is one buffer (1 MiB, grown only for a single larger legal
- * record) whatever the file size. `next()` is synchronous and allocation-free;
- * when it needs bytes it returns NEED_DATA and the caller awaits `fill()`.
+ * stdin. Records are parsed in place in the chunks the byte source lends;
+ * only a record that straddles two chunks is copied, into a carry buffer
+ * (64 KiB, grown only for a single larger legal record), so memory stays flat
+ * whatever the file size. `next()` is synchronous and allocation-free; when it
+ * needs bytes it returns NEED_DATA and the caller awaits `fill()`.
  *
  * Error policy (matches Wireshark's wiretap where it has one):
  *  - unknown magic, impossible lengths, corrupt blocks: InputError with the byte offset;
@@ -21,7 +23,8 @@ export type CaptureFormat = 'pcap' | 'pcapng';
 
 /** Largest captured length of a classic pcap record (Wireshark's WTAP_MAX_PACKET_SIZE_STANDARD). */
 export const MAX_PCAP_RECORD = 262144;
-const INITIAL_BUFFER = 1024 * 1024;
+const INITIAL_CARRY = 64 * 1024;
+const NO_BYTES = new Uint8Array(0);
 
 const PCAPNG_SHB = 0x0a0d0d0a;
 const PCAPNG_IDB = 0x00000001;
@@ -74,11 +77,21 @@ export class CaptureReader {
   sections = 0;
 
   format: CaptureFormat = 'pcap';
-  private buf: Uint8Array = new Uint8Array(INITIAL_BUFFER);
+  /** `format === 'pcapng'`, tested per record without a string comparison. */
+  private pcapng = false;
+  /** What is parsed: the lent chunk itself, or `carry` while a record straddles two chunks. */
+  private buf: Uint8Array = NO_BYTES;
   private view = new DataView(this.buf.buffer);
   private start = 0; // parse position in buf
   private end = 0; // valid bytes in buf
   private base = 0; // file offset of buf[0]
+  /** The chunk last lent by the source, and how many of its bytes are in `buf` already. */
+  private chunk: Uint8Array = NO_BYTES;
+  private chunkTaken = 0;
+  /** Holds the bytes of a record that straddles two chunks. */
+  private carry = new Uint8Array(INITIAL_CARRY);
+  /** While parsing `carry`: the index in it where the chunk's byte 0 is (or would be). */
+  private chunkAt = 0;
   private need = 0; // bytes wanted from `start` before parsing can continue
   private eof = false;
   private headerDone = false;
@@ -123,29 +136,58 @@ export class CaptureReader {
 
   /** Reads more input so that `need` bytes from the parse position are present (or end of input). */
   async fill(): Promise<void> {
-    if (this.start > 0) {
-      this.buf.copyWithin(0, this.start, this.end);
+    for (;;) {
+      // Parsing reached the chunk's bytes copied into the carry: parse the chunk itself from there on.
+      if (this.buf === this.carry && this.start >= this.chunkAt) {
+        this.base += this.chunkAt;
+        this.start -= this.chunkAt;
+        this.chunkTaken = this.chunk.length;
+        this.end = this.chunkTaken;
+        this.setBuffer(this.chunk);
+      }
+      if (this.end - this.start >= this.need || this.eof) return;
+      // Too few bytes left: the record straddles chunks. Gather its bytes at the front of the carry.
+      const tail = this.end - this.start;
+      const inCarry = this.buf === this.carry;
+      if (this.need > this.carry.length) {
+        const bigger = new Uint8Array(Math.max(this.need, this.carry.length * 2));
+        bigger.set(this.buf.subarray(this.start, this.end));
+        this.carry = bigger;
+      } else if (inCarry) {
+        this.carry.copyWithin(0, this.start, this.end);
+      } else {
+        this.carry.set(this.buf.subarray(this.start, this.end));
+      }
+      // Coming from the chunk itself, all of it was taken: a new chunk is borrowed below, which sets `chunkAt`.
+      if (inCarry) this.chunkAt -= this.start;
       this.base += this.start;
-      this.end -= this.start;
       this.start = 0;
-    }
-    if (this.need > this.buf.length) {
-      const bigger = new Uint8Array(Math.max(this.need, this.buf.length * 2));
-      bigger.set(this.buf.subarray(0, this.end));
-      this.buf = bigger;
-      this.view = new DataView(bigger.buffer);
-    }
-    while (this.end < this.need && !this.eof) {
-      const n = await this.source.read(this.buf, this.end, Math.min(this.buf.length - this.end, this.options.maxReadBytes ?? Infinity));
-      if (n === 0) this.eof = true;
+      this.end = tail;
+      this.setBuffer(this.carry);
+      if (this.chunkTaken === this.chunk.length) {
+        // The old chunk's bytes still needed are in the carry now: it may be lent out again.
+        this.chunk = await this.source.borrow(this.options.maxReadBytes ?? Infinity);
+        this.chunkTaken = 0;
+        this.chunkAt = this.end;
+        if (this.chunk.length === 0) { this.eof = true; return; }
+      }
+      const n = Math.min(this.chunk.length - this.chunkTaken, this.need - this.end);
+      this.carry.set(this.chunk.subarray(this.chunkTaken, this.chunkTaken + n), this.end);
+      this.chunkTaken += n;
       this.end += n;
     }
+  }
+
+  private setBuffer(b: Uint8Array): void {
+    if (this.buf === b) return;
+    this.buf = b;
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
   }
 
   /** Fills `record` with the next packet. Never throws on packet bytes; throws InputError on a corrupt file. */
   next(): NextStatus {
     for (;;) {
-      const status = this.format === 'pcap' ? this.parsePcapRecord() : this.parsePcapngBlock();
+      const status = this.pcapng ? this.parsePcapngBlock() : this.parsePcapRecord();
       if (status === RECORD) return RECORD;
       if (status === SKIPPED) continue;
       // NEED_DATA
@@ -173,6 +215,7 @@ export class CaptureReader {
     const magicBE = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     if (magicBE === PCAPNG_SHB) {
       this.format = 'pcapng';
+      this.pcapng = true;
       this.need = 12;
       await this.fill();
       if (this.end < 12) throw new InputError('short_header', 'input ends inside the pcapng Section Header Block', 0);
@@ -222,16 +265,14 @@ export class CaptureReader {
     if (avail < hdr + capLen) { this.need = hdr + capLen; return NEED_DATA; }
     const r = this.record;
     const sub = v.getUint32(p + 4, little);
-    r.tsSec = v.getUint32(p, little);
-    if (this.nsResolution) {
-      r.tsNsec = sub;
-    } else {
-      r.tsNsec = sub * 1000;
+    let sec = v.getUint32(p, little);
+    let nsec = this.nsResolution ? sub : sub * 1000;
+    if (nsec >= 1e9) { // tolerate a sub-second field out of range, as Wireshark does
+      sec += Math.floor(nsec / 1e9);
+      nsec %= 1e9;
     }
-    if (r.tsNsec >= 1e9) { // tolerate a sub-second field out of range, as Wireshark does
-      r.tsSec += Math.floor(r.tsNsec / 1e9);
-      r.tsNsec %= 1e9;
-    }
+    r.tsSec = sec;
+    r.tsNsec = nsec;
     r.capLen = capLen;
     r.wireLen = v.getUint32(p + 12, little);
     if (capLen > r.wireLen) this.capLenOverWireLen++;

@@ -389,8 +389,6 @@ export class FlowTable {
     this.inUse[slot] = 1;
     this.version[slot] = version;
     this.proto[slot] = proto;
-    this.addrA.set(a, slot * 4);
-    this.addrB.set(b, slot * 4);
     this.portA[slot] = pa;
     this.portB[slot] = pb;
     const o = slot * ROW;
@@ -398,7 +396,15 @@ export class FlowTable {
     this.rowI32[o + R_HASH] = h;
     this.rowI32[o + R_VP] = version << 8 | proto;
     this.rowI32[o + R_PORTS] = pa << 16 | pb;
-    for (let k = 0; k < 4; k++) { row[o + R_A + k] = a[k]!; row[o + R_B + k] = b[k]!; }
+    // Word by word: TypedArray.prototype.set is a builtin call each, for four words.
+    for (let k = 0; k < 4; k++) {
+      const wa = a[k]!;
+      const wb = b[k]!;
+      row[o + R_A + k] = wa;
+      row[o + R_B + k] = wb;
+      this.addrA[slot * 4 + k] = wa;
+      this.addrB[slot * 4 + k] = wb;
+    }
     this.clientIsA[slot] = clientIsSource === srcIsA ? 1 : 0;
     this.firstTs[slot] = ts;
     this.lastTs[slot] = ts;

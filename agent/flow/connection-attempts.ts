@@ -162,9 +162,11 @@ export class ConnectionAttempts {
     const slot = this.qSlot[i]!;
     this.qHead = (i + 1) % this.qSlot.length;
     this.qCount--;
-    if (this.flows.streamIndex[slot] !== this.qStream[i]) return; // the flow ended; the slot holds another one
+    // The slot's own state first: usually the attempt is over, and then the flow's stream (a cache miss) is not read.
     const s = this.state[slot];
+    if (s !== WAIT_SYNACK && s !== WAIT_ACK) return;
+    if (this.flows.streamIndex[slot] !== this.qStream[i]) return; // the flow ended; the slot holds another one
     if (s === WAIT_SYNACK) this.settle(slot, AttemptEvent.UNANSWERED, at);
-    else if (s === WAIT_ACK) this.settle(slot, AttemptEvent.ABANDONED, at);
+    else this.settle(slot, AttemptEvent.ABANDONED, at);
   }
 }

@@ -45,3 +45,36 @@ test('Quantiles: the summary of unsorted exact samples equals the sorted referen
     }
   }
 });
+
+test('Quantiles.addAll: the same summary as adding every sample of both sets, in exact and bucket mode', () => {
+  const random = mulberry32(5);
+  const draw = (n: number): number[] => Array.from({ length: n }, (_, i) => {
+    // Mostly durations; now and then a value for the zero bucket, a negative one, or one beyond the dense buckets.
+    if (i % 997 === 3) return 1e-12;
+    if (i % 991 === 5) return -random();
+    if (i % 1009 === 7) return Infinity;
+    return 0.00001 + random() * 0.3;
+  });
+  const sizes: Array<[number, number]> = [[0, 0], [0, 5], [5, 0], [3, 4], [40_000, 25_536], [40_000, 25_537], [53_456, 158_437], [100_000, 10], [10, 100_000], [70_000, 70_000]];
+  for (const allowNegative of [false, true]) {
+    for (const [na, nb] of sizes) {
+      const a = draw(na);
+      const b = draw(nb);
+      const direct = new Quantiles(allowNegative);
+      for (const v of [...a, ...b]) direct.add(v);
+      const qa = new Quantiles(allowNegative);
+      const qb = new Quantiles(allowNegative);
+      for (const v of a) qa.add(v);
+      for (const v of b) qb.add(v);
+      const both = new Quantiles(allowNegative);
+      both.addAll(qa);
+      both.addAll(qb);
+      assert.deepEqual(both.summary(), direct.summary(), `${na} + ${nb}, allowNegative ${allowNegative}`);
+      // And into a set that already holds samples.
+      const into = new Quantiles(allowNegative);
+      for (const v of a) into.add(v);
+      into.addAll(qb);
+      assert.deepEqual(into.summary(), direct.summary(), `${na} then ${nb} added, allowNegative ${allowNegative}`);
+    }
+  }
+});

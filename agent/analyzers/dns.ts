@@ -69,6 +69,7 @@ class DnsAnalyzer implements Analyzer {
   private readonly waiting: IdRing;
   /** Answered or timed-out queries in order of settling, kept for late and duplicate responses. */
   private readonly settled: IdRing;
+  /** dns.time of the whole capture: the windows' sets, and the negative times they leave out. */
   private readonly time = new Quantiles(true);
   /** Read on use, so SIGHUP's new thresholds apply at once (the table size is fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['dns'] { return this.ctx.config.analyzers.dns; }
@@ -142,7 +143,8 @@ class DnsAnalyzer implements Analyzer {
     this.answered[q] = 1;
     this.lastTs[q] = v.ts;
     const rtt = v.ts - this.firstTs[q]!;
-    this.time.add(rtt);
+    // The window's set drops negative times (timestamps going backwards); the capture's keeps them, and takes the rest from each window's set at its close.
+    if (rtt < 0) this.time.add(rtt);
     w.time.add(rtt);
     if (this.timedOut[q] === 1) w.lateResponses++;
     const server = w.servers.get(this.serverKey[q]!);
@@ -194,7 +196,9 @@ class DnsAnalyzer implements Analyzer {
       h = Math.imul(h ^ (c >= 0x41 && c <= 0x5a ? c + 32 : c), 16777619);
     }
     const names = this.w.names;
-    if (names.has(h) || names.size < MAX_NAMES) names.set(h, (names.get(h) ?? 0) + 1);
+    const seen = names.get(h);
+    if (seen !== undefined) names.set(h, seen + 1);
+    else if (names.size < MAX_NAMES) names.set(h, 1);
   }
 
   /**
@@ -291,6 +295,7 @@ class DnsAnalyzer implements Analyzer {
       servers,
     };
     if (w.unansweredAtEnd !== undefined) metrics['unansweredAtEnd'] = w.unansweredAtEnd;
+    this.time.addAll(w.time);
     this.w = this.emptyWindow();
     return metrics;
   }
@@ -300,7 +305,11 @@ class DnsAnalyzer implements Analyzer {
   }
 
   stats(): Record<string, ReturnType<Quantiles['summary']>> {
-    return { 'dns.time': this.time.summary() };
+    // The open window's times are not in `time` yet.
+    const all = new Quantiles(true);
+    all.addAll(this.time);
+    all.addAll(this.w.time);
+    return { 'dns.time': all.summary() };
   }
 }
 

@@ -113,8 +113,10 @@ class HandshakeAnalyzer implements Analyzer {
 
   private clear(slot: number): void {
     this.state[slot] = NONE;
+    // Only a flow that retransmitted its SYN (two SYNs or more) has a row: most flows need no look-up.
+    const retried = this.syns[slot]! > 1;
     this.syns[slot] = 0;
-    if (this.retryRows.size > 0) {
+    if (retried && this.retryRows.size > 0) {
       const row = this.retryRow(slot);
       if (row >= 0) this.retryRows.remove(row);
     }

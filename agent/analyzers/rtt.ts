@@ -51,6 +51,7 @@ class RttAnalyzer implements Analyzer {
   private nTouched = 0;
 
   // per window
+  /** Both sides' samples, gathered at window close. */
   private readonly all = new Quantiles();
   private readonly serverSide = new Quantiles();
   private readonly clientSide = new Quantiles();
@@ -96,7 +97,6 @@ class RttAnalyzer implements Analyzer {
   onTcpSegment(_v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
     const rtt = tcp.karnRtt;
     if (!(rtt > 0)) return;
-    this.all.add(rtt);
     this.sampleSum += rtt;
     // This packet is the ACK: from the server, it acknowledged the client's data.
     (dir === Dir.SERVER_TO_CLIENT ? this.serverSide : this.clientSide).add(rtt);
@@ -177,6 +177,9 @@ class RttAnalyzer implements Analyzer {
       this.report(c.slot, c.severity);
     }
     for (let i = 0; i < this.nTouched; i++) this.resetFlow(this.touched[i]!);
+    // Every sample is on one side: the overall figures are those of both sets together.
+    this.all.addAll(this.serverSide);
+    this.all.addAll(this.clientSide);
     const all = this.all.summary();
     const metrics: Metrics = {
       ...all,

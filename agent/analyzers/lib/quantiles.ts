@@ -80,6 +80,59 @@ export class Quantiles {
     this.addSlow(value);
   }
 
+  /**
+   * Adds every sample `other` holds, as if each had been added here (same
+   * `allowNegative` expected): its exact samples one by one, or its bucket
+   * counts. Lets a summary of several sets be made at window close rather
+   * than adding each sample twice on the packet path.
+   */
+  addAll(other: Quantiles): void {
+    if (other.n === 0) return;
+    if (other.maxValue > this.maxValue) this.maxValue = other.maxValue;
+    if (!other.buckets && !this.buckets && this.n + other.n <= EXACT_CAP) {
+      // Both exact, and together still within the cap: a copy.
+      const need = this.n + other.n;
+      if (need > this.exact.length) {
+        let size = this.exact.length;
+        while (size < need) size *= 2;
+        const bigger = new Float64Array(Math.min(size, EXACT_CAP));
+        bigger.set(this.exact.subarray(0, this.n));
+        this.exact = bigger;
+      }
+      this.exact.set(other.exact.subarray(0, other.n), this.n);
+      this.n = need;
+      this.sorted = false;
+      return;
+    }
+    this.toBuckets();
+    this.n += other.n;
+    if (!other.buckets) {
+      for (let i = 0; i < other.n; i++) this.bucketAdd(other.exact[i]!);
+      return;
+    }
+    if (other.positive !== null) {
+      const to = (this.positive ??= new Float64Array(E_SPAN));
+      for (let i = 0; i < E_SPAN; i++) to[i]! += other.positive[i]!;
+    }
+    if (other.negative !== null) {
+      const to = (this.negative ??= new Float64Array(E_SPAN));
+      for (let i = 0; i < E_SPAN; i++) to[i]! += other.negative[i]!;
+    }
+    this.zeros += other.zeros;
+    if (other.overflow !== null) {
+      const overflow = (this.overflow ??= new Map());
+      for (const [k, count] of other.overflow) overflow.set(k, (overflow.get(k) ?? 0) + count);
+    }
+  }
+
+  /** Past EXACT_CAP samples: the exact ones go into buckets, and so will every later one. */
+  private toBuckets(): void {
+    if (this.buckets) return;
+    this.buckets = true;
+    for (let i = 0; i < this.n; i++) this.bucketAdd(this.exact[i]!);
+    this.exact = new Float64Array(0);
+  }
+
   private addSlow(value: number): void {
     if (Number.isNaN(value) || (value < 0 && !this.allowNegative)) return;
     if (value > this.maxValue) this.maxValue = value;
@@ -94,9 +147,7 @@ export class Quantiles {
         this.sorted = false;
         return;
       }
-      this.buckets = true;
-      for (let i = 0; i < this.n; i++) this.bucketAdd(this.exact[i]!);
-      this.exact = new Float64Array(0);
+      this.toBuckets();
     }
     this.bucketAdd(value);
     this.n++;
@@ -152,6 +203,7 @@ export class Quantiles {
   }
 
   summary(): QuantileSummary {
+    if (!this.buckets && !this.sorted && this.n > 0) return this.selectedSummary();
     const buckets = this.buckets && this.n > 0 ? this.bucketList() : null;
     return {
       count: this.n,
@@ -160,6 +212,35 @@ export class Quantiles {
       p99: round(this.quantileOf(0.99, buckets)),
       max: this.n ? round(this.maxValue) : null,
     };
+  }
+
+  /**
+   * summary() of unsorted exact samples: the three ranks are selected in
+   * place (largest first, each within the part below the one before) instead
+   * of sorting, which for tens of thousands of samples costs several
+   * milliseconds per window. Same values as quantileOf on the sorted samples.
+   */
+  private selectedSummary(): QuantileSummary {
+    const a = this.exact;
+    const n = this.n;
+    const i99 = rankIndex(0.99, n);
+    const i90 = rankIndex(0.9, n);
+    select(a, 0, n - 1, i99);
+    select(a, 0, i99, i90);
+    let p50: number;
+    if (n % 2 === 0) {
+      // The mean of the two middle values: the upper one selected, the lower one the largest below it.
+      const hi = n / 2;
+      select(a, 0, i90, hi);
+      let lo = a[0]!;
+      for (let i = 1; i < hi; i++) if (a[i]! > lo) lo = a[i]!;
+      p50 = (lo + a[hi]!) / 2;
+    } else {
+      const i50 = rankIndex(0.5, n);
+      select(a, 0, i90, i50);
+      p50 = a[i50]!;
+    }
+    return { count: n, p50: round(p50), p90: round(a[i90]!), p99: round(a[i99]!), max: round(this.maxValue) };
   }
 
   clear(): void {
@@ -173,6 +254,46 @@ export class Quantiles {
     // Bucket mode left no exact buffer (length 0); a large one is not kept for a quiet window.
     if (this.exact.length === 0 || this.exact.length > 4096) this.exact = new Float64Array(256);
     this.maxValue = -Infinity;
+  }
+}
+
+/** Index of the q-quantile in the sorted exact samples (quantileOf's nearest rank). */
+function rankIndex(q: number, n: number): number {
+  return Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1));
+}
+
+/** Partition rounds of `select` before it sorts the rest instead (bad pivots: a quadratic worst case is not an option). */
+const SELECT_ROUNDS = 64;
+
+/**
+ * Moves the k-th smallest of a[lo..hi] to a[k], with nothing larger before it
+ * and nothing smaller after it within lo..hi (Hoare's selection, median-of-three pivots).
+ */
+function select(a: Float64Array, lo: number, hi: number, k: number): void {
+  for (let pass = 0; hi > lo; pass++) {
+    if (pass === SELECT_ROUNDS) { a.subarray(lo, hi + 1).sort(); return; }
+    const mid = (lo + hi) >>> 1;
+    const x = a[lo]!;
+    const y = a[mid]!;
+    const z = a[hi]!;
+    const pivot = x < y ? (y < z ? y : x < z ? z : x) : (x < z ? x : y < z ? z : y);
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (a[i]! < pivot) i++;
+      while (a[j]! > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // a[lo..j] <= pivot, a[i..hi] >= pivot, and any between equal to it.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;
   }
 }
 

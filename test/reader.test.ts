@@ -453,10 +453,11 @@ describe('gzip and stdin', () => {
 // ---------------------------------------------------------------------------
 
 describe('buffering', () => {
-  /** 20,000 records of varying size: several MiB, so the 1 MiB buffer refills many times mid-record. */
+  /** 60,000 records of varying size: over 9 MiB, so the 4 MiB read-ahead buffers are refilled, each time mid-record. */
+  const MANY = 60000;
   function manyFrames(): Buffer[] {
     const frames: Buffer[] = [];
-    for (let i = 0; i < 20000; i++) {
+    for (let i = 0; i < MANY; i++) {
       const f = frame(i, (i * 37) % 300);
       f[f.length - 1] = i & 0xff;
       frames.push(f);
@@ -478,11 +479,11 @@ describe('buffering', () => {
   test('a pcap larger than the buffer gives every record, in order', async () => {
     const frames = manyFrames();
     const file = pcapFile({ endian: 'be', nanos: true }, frames.map((data, i) => ({ tsSec: i, tsSub: i, data })));
-    assert.ok(file.length > 3 * 1024 * 1024);
+    assert.ok(file.length > 9 * 1024 * 1024);
     const { records, reader } = await readAll(writeTemp(file));
     checkAll(records, frames);
-    assert.equal(records[19999]!.tsSec, 19999);
-    assert.equal(records[19999]!.tsNsec, 19999);
+    assert.equal(records[MANY - 1]!.tsSec, MANY - 1);
+    assert.equal(records[MANY - 1]!.tsNsec, MANY - 1);
     let offset = 24;
     for (let i = 0; i < frames.length; i++) {
       if (records[i]!.fileOffset !== offset) assert.fail(`record ${i + 1} at ${records[i]!.fileOffset}, want ${offset}`);
@@ -501,8 +502,8 @@ describe('buffering', () => {
     checkAll((await readAll(writeTemp(gzipSync(file), '.pcapng.gz'))).records, frames);
   });
 
-  test('one 2 MiB Enhanced Packet Block (over the 1 MiB initial buffer) is read whole', async () => {
-    const big = Buffer.alloc(2 * 1024 * 1024 + 3);
+  test('one 5 MiB Enhanced Packet Block (across two 4 MiB reads, over the 64 KiB carry buffer) is read whole', async () => {
+    const big = Buffer.alloc(5 * 1024 * 1024 + 3);
     for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 11)) & 0xff;
     const b = new PcapngBuilder().section().interface({ linkType: 1 })
       .epb(0, { ts: 1n, data: frame(1) });

@@ -45,22 +45,15 @@ const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
 /** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
 const WINDOW_END_EPSILON = 1e-3;
 
-/** Counted presence bits: the frames are counted by bits 0-11 and by bits 12-19 of them. */
-const LOW_BITS = 12;
-const HIGH_BITS = 8;
-const COUNTED_BITS = FRAME_COUNTERS.reduce((m, [, bit]) => {
-  if (bit !== 1 << (31 - Math.clz32(bit)) || (m & bit) !== 0) throw new Error('frame counters must be distinct single bits');
-  if (bit >>> (LOW_BITS + HIGH_BITS) !== 0) throw new Error(`frame counters must be among the ${LOW_BITS + HIGH_BITS} low presence bits`);
-  return m | bit;
-}, 0);
-
-/** Adds the frames of a table (indexed by their counted bits, shifted right by `shift`) to the counter of each bit. */
-function addFrameCounts(counts: Float64Array, table: Float64Array, shift: number): void {
-  for (let i = 0; i < table.length; i++) {
-    const frames = table[i]!;
-    if (frames === 0) continue;
-    FRAME_COUNTERS.forEach(([, bit], c) => { if (((i << shift) & bit) !== 0) counts[c] += frames; });
-  }
+/** Counter index by presence-bit position. */
+function counterIndexByBit(): Int8Array {
+  const out = new Int8Array(32).fill(-1);
+  FRAME_COUNTERS.forEach(([, bit], i) => {
+    const pos = 31 - Math.clz32(bit);
+    if (bit !== 1 << pos || out[pos] !== -1) throw new Error('frame counters must be distinct single bits');
+    out[pos] = i;
+  });
+  return out;
 }
 
 type PacketHook = (v: PacketView, slot: number, dir: number) => void;
@@ -106,13 +99,10 @@ export class Pipeline {
   private readonly onUdp: PacketHook[];
   private readonly onIcmp: PacketHook[];
   private readonly onDns: PacketHook[];
-  /**
-   * Frames by the counted presence bits they have, split in two tables: two
-   * increments a frame whatever its protocols (a loop over its bits was a
-   * branch per bit); counters() adds them up per bit.
-   */
-  private readonly framesByLowBits = new Float64Array(1 << LOW_BITS);
-  private readonly framesByHighBits = new Float64Array(1 << HIGH_BITS);
+  readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
+  /** Presence bits that have a counter, and the counter of each bit position (every counted bit is a single bit). */
+  private readonly countedBits = FRAME_COUNTERS.reduce((m, [, bit]) => m | bit, 0);
+  private readonly counterOfBit = counterIndexByBit();
   packets = 0;
   bytes = 0;
   /** Earliest and latest packet time (seconds, nanoseconds). */
@@ -231,9 +221,9 @@ export class Pipeline {
         const dns = this.onDns;
         for (let i = 0; i < dns.length; i++) dns[i]!(view, slot, dir);
       }
-      const counted = present & COUNTED_BITS;
-      this.framesByLowBits[counted & ((1 << LOW_BITS) - 1)]++;
-      this.framesByHighBits[counted >>> LOW_BITS]++;
+      // Only the few bits set: usually three or four, not every counter.
+      const counterOf = this.counterOfBit;
+      for (let bits = present & this.countedBits; bits !== 0; bits &= bits - 1) this.frameCounts[counterOf[31 - Math.clz32(bits & -bits)]!]++;
     } catch (err) {
       this.unexpected++;
       this.lastError = err;
@@ -290,10 +280,7 @@ export class Pipeline {
 
   counters(): Record<string, number> {
     const out: Record<string, number> = { frames: this.packets };
-    const counts = new Float64Array(FRAME_COUNTERS.length);
-    addFrameCounts(counts, this.framesByLowBits, 0);
-    addFrameCounts(counts, this.framesByHighBits, LOW_BITS);
-    FRAME_COUNTERS.forEach(([name], i) => { out[name] = counts[i]!; });
+    FRAME_COUNTERS.forEach(([name], i) => { out[name] = this.frameCounts[i]!; });
     out['tcp.streams'] = this.flows.tcpStreams;
     out['udp.streams'] = this.flows.udpStreams;
     for (const a of this.analyzers) Object.assign(out, a.counters?.());

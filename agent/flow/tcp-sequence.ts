@@ -129,23 +129,17 @@ export class TcpSequenceAnalysis {
   }
 
   flowStarted(slot: number): void {
-    // Each field of both records set (a fill of the 128 bytes costs a builtin call); the segment list head is kept
-    // (flowEnded emptied the list) and so is the padding, which nothing reads.
+    // Both records zeroed but for the segment list head (kept: flowEnded emptied the list).
+    const head0 = this.i32[slot * 32 + W_SEGHEAD]!;
+    const head1 = this.i32[slot * 32 + 16 + W_SEGHEAD]!;
+    this.u8.fill(0, slot * 2 * RECORD_BYTES, (slot + 1) * 2 * RECORD_BYTES);
+    this.i32[slot * 32 + W_SEGHEAD] = head0;
+    this.i32[slot * 32 + 16 + W_SEGHEAD] = head1;
     for (let d = slot * 2; d < slot * 2 + 2; d++) {
       this.f64[d * 8 + F_WINDOW] = 0xffffffff;
-      this.f64[d * 8 + F_LASTACKTIME] = 0;
-      this.f64[d * 8 + F_DUPACKNUM] = 0;
-      this.f64[d * 8 + F_NEXTSEQTIME] = 0;
-      this.u32[d * 16 + W_LASTACK] = 0;
-      this.u32[d * 16 + W_NEXTSEQ] = 0;
-      this.u32[d * 16 + W_MAXSEQTOBEACKED] = 0;
-      this.i32[d * 16 + W_SEGCOUNT] = 0;
-      this.u16[d * 32 + H_LASTSEGFLAGS] = 0;
       this.i8[d * 64 + B_WINSCALE] = -1;
-      this.u8[d * 64 + B_ISFIRSTACK] = 0;
     }
     this.f64[slot * 16 + F_FLOW_SYN] = NaN; // packet times count from a base and can be 0: NaN means no SYN yet
-    this.f64[slot * 16 + F_FLOW_FIRST_RTT] = 0;
   }
 
   flowEnded(slot: number): void {

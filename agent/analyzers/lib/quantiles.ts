@@ -7,8 +7,8 @@
  * Buckets are counted in dense arrays indexed by the bucket exponent over the
  * range where durations and rates live (magnitudes from 1e-9 to about 4e17),
  * one for positive and one for negative values; anything beyond (rare: huge
- * values, Infinity) goes to a Map. The exact samples are sorted once per
- * summary, not once per quantile.
+ * values, Infinity) goes to a Map. A summary selects its ranks among the
+ * exact samples in place; `quantile` sorts them once.
  */
 export interface QuantileSummary {
   count: number;
@@ -91,16 +91,9 @@ export class Quantiles {
     if (other.maxValue > this.maxValue) this.maxValue = other.maxValue;
     if (!other.buckets && !this.buckets && this.n + other.n <= EXACT_CAP) {
       // Both exact, and together still within the cap: a copy.
-      const need = this.n + other.n;
-      if (need > this.exact.length) {
-        let size = this.exact.length;
-        while (size < need) size *= 2;
-        const bigger = new Float64Array(Math.min(size, EXACT_CAP));
-        bigger.set(this.exact.subarray(0, this.n));
-        this.exact = bigger;
-      }
+      this.reserve(this.n + other.n);
       this.exact.set(other.exact.subarray(0, other.n), this.n);
-      this.n = need;
+      this.n += other.n;
       this.sorted = false;
       return;
     }
@@ -125,6 +118,16 @@ export class Quantiles {
     }
   }
 
+  /** Room for `need` (at most EXACT_CAP) exact samples: the array doubles from 256 up to the cap. */
+  private reserve(need: number): void {
+    if (need <= this.exact.length) return;
+    let size = Math.max(256, this.exact.length);
+    while (size < need) size *= 2;
+    const bigger = new Float64Array(Math.min(size, EXACT_CAP));
+    bigger.set(this.exact.subarray(0, this.n));
+    this.exact = bigger;
+  }
+
   /** Past EXACT_CAP samples: the exact ones go into buckets, and so will every later one. */
   private toBuckets(): void {
     if (this.buckets) return;
@@ -138,11 +141,7 @@ export class Quantiles {
     if (value > this.maxValue) this.maxValue = value;
     if (!this.buckets) {
       if (this.n < EXACT_CAP) {
-        if (this.n === this.exact.length) {
-          const bigger = new Float64Array(Math.max(256, this.exact.length * 2));
-          bigger.set(this.exact);
-          this.exact = bigger;
-        }
+        this.reserve(this.n + 1);
         this.exact[this.n++] = value;
         this.sorted = false;
         return;
@@ -191,7 +190,7 @@ export class Quantiles {
       const sorted = this.exact;
       if (!this.sorted) { sorted.subarray(0, this.n).sort(); this.sorted = true; }
       if (q === 0.5 && this.n % 2 === 0) return (sorted[this.n / 2 - 1]! + sorted[this.n / 2]!) / 2;
-      return sorted[Math.min(this.n - 1, Math.max(0, Math.ceil(q * this.n) - 1))]!;
+      return sorted[rankIndex(q, this.n)]!;
     }
     const rank = Math.max(1, Math.ceil(q * this.n));
     let seen = 0;

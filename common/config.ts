@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { load as loadYaml } from 'js-yaml';
 import { ConfigError } from './errors.js';
+import { Networks } from './networks.js';
 
 export interface FlowTimeouts {
   /** TCP flow that has not completed its handshake (SYN seen, no answer). */
@@ -21,6 +22,18 @@ export interface FlowTimeouts {
 }
 
 /** Every analyzer has `enabled`. Durations are in seconds of packet time, sizes in bytes, rates in percent. */
+/**
+ * What an operator vouches for (jump hosts, monitoring scanners, backup
+ * services): a security detector does not track traffic that involves a
+ * listed host or port (see agent/analyzers/lib/allow-list.ts).
+ */
+export interface DetectorAllowList {
+  /** CIDR blocks or single addresses, IPv4 or IPv6. */
+  allowHosts: string[];
+  /** Ports (the service port of the behaviour). */
+  allowPorts: number[];
+}
+
 export interface AnalyzersConfig {
   /** TCP sequence analysis (Wireshark's tcp.analysis.*). */
   tcp: {
@@ -101,7 +114,7 @@ export interface AnalyzersConfig {
   // Security detectors: each keeps its look-back (seconds of packet time) in bounded
   // structures (at most maxKeys tracked keys, evictions counted) and re-reports the
   // same ongoing behaviour at most once per suppressFor seconds.
-  port_scan: {
+  port_scan: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** Distinct ports probed on one host (vertical scan). */
     minPorts: number;
@@ -110,7 +123,7 @@ export interface AnalyzersConfig {
     /** Share of probes that failed (no answer, RST, ICMP unreachable). */
     minFailureRatio: number;
   };
-  brute_force: {
+  brute_force: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** Authentication services watched. */
     ports: number[];
@@ -121,7 +134,7 @@ export interface AnalyzersConfig {
     /** A connection shorter than this (seconds) is short-lived. */
     shortLived: number;
   };
-  flood: {
+  flood: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** SYNs per second to one destination, with at least halfOpenRatio never completed. */
     synRate: number;
@@ -130,7 +143,7 @@ export interface AnalyzersConfig {
     udpRate: number;
     icmpRate: number;
   };
-  beaconing: {
+  beaconing: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** Connections (or packet bursts) needed to judge regularity. */
     minEvents: number;
@@ -142,7 +155,7 @@ export interface AnalyzersConfig {
     /** Periods (seconds) of ordinary monitoring (health checks, NTP, scrapes), ignored within 5 %. */
     ignorePeriods: number[];
   };
-  dns_tunneling: {
+  dns_tunneling: Pick<DetectorAllowList, 'allowHosts'> & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** Queries from one client under one registered domain within the look-back. */
     minQueries: number;
@@ -155,7 +168,7 @@ export interface AnalyzersConfig {
     /** Suffixes whose NXDOMAINs are normal (Kubernetes search paths). */
     nxdomainNormalSuffixes: string[];
   };
-  exfiltration: {
+  exfiltration: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** Bytes sent by one internal host to one external host within the look-back. */
     minBytes: number;
@@ -164,7 +177,7 @@ export interface AnalyzersConfig {
     /** Destination ports considered ordinary; others make the finding more severe. */
     commonPorts: number[];
   };
-  lateral_movement: {
+  lateral_movement: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
     /** Administrative ports watched. */
     ports: number[];
@@ -405,17 +418,18 @@ export const DEFAULT_CONFIG: Config = {
     capture: { enabled: true, gapSeconds: 1 },
     sack: { enabled: true },
     health: { enabled: true },
-    port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, minPorts: 100, minHosts: 50, minFailureRatio: 0.8 },
-    brute_force: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, ports: [21, 22, 23, 445, 1433, 3306, 3389, 5432, 5900, 6379, 27017], minAttempts: 20, minFailureRatio: 0.5, shortLived: 5 },
-    flood: { enabled: true, lookback: 10, suppressFor: 600, maxKeys: 100_000, synRate: 500, halfOpenRatio: 0.8, udpRate: 10_000, icmpRate: 1000 },
-    beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [5, 10, 15, 20, 30, 60, 300] },
+    port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8 },
+    brute_force: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], ports: [21, 22, 23, 445, 1433, 3306, 3389, 5432, 5900, 6379, 27017], minAttempts: 20, minFailureRatio: 0.5, shortLived: 5 },
+    flood: { enabled: true, lookback: 10, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], synRate: 500, halfOpenRatio: 0.8, udpRate: 10_000, icmpRate: 1000 },
+    beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [5, 10, 15, 20, 30, 60, 300] },
     dns_tunneling: {
       enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, minQueries: 50, minUniqueSubdomains: 30, minLabelLength: 20, minEntropy: 4.5,
+      allowHosts: [],
       allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa', 'googlevideo.com', 'akamaized.net', 'sophosxl.net', 'spamhaus.org', 'surbl.org', 'uribl.com', 'spamcop.net', 'barracudacentral.org'],
       nxdomainNormalSuffixes: ['cluster.local'],
     },
-    exfiltration: { enabled: true, lookback: 600, suppressFor: 600, maxKeys: 100_000, minBytes: 100_000_000, minRatio: 10, commonPorts: [22, 80, 443, 993, 995] },
-    lateral_movement: { enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, ports: [135, 139, 445, 3389, 5985, 5986, 22], minHosts: 10 },
+    exfiltration: { enabled: true, lookback: 600, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minBytes: 100_000_000, minRatio: 10, commonPorts: [22, 80, 443, 993, 995] },
+    lateral_movement: { enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], ports: [135, 139, 445, 3389, 5985, 5986, 22], minHosts: 10 },
   },
   networks: {
     internal: ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7'],
@@ -600,15 +614,26 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
   }
   if (Array.isArray(dflt)) {
     if (!Array.isArray(given)) throw new ConfigError(key, `expected a list, got ${describe(given)}`);
-    const itemType = typeof dflt[0];
+    const itemType = listItemType(key, dflt);
     given.forEach((item, i) => {
+      if (itemType === 'port' && (typeof item !== 'number' || !Number.isInteger(item) || item < 0 || item > 65535)) throw new ConfigError(`${key}[${i}]`, `expected a port number 0-65535, got ${describe(item)}`);
+      if (itemType === 'cidr' && typeof item !== 'string') throw new ConfigError(`${key}[${i}]`, `expected an address or CIDR block as a string, got ${describe(item)}`);
       if (itemType === 'number' && (typeof item !== 'number' || !Number.isFinite(item) || item < 0)) throw new ConfigError(`${key}[${i}]`, `expected a number >= 0, got ${describe(item)}`);
       if (itemType === 'string' && typeof item !== 'string') throw new ConfigError(`${key}[${i}]`, `expected a string, got ${describe(item)}`);
     });
+    // Parsed as the detectors will parse them: a bad block is reported here, naming its entry.
+    if (itemType === 'cidr') new Networks(given as string[], key);
     if (FIXED_LENGTH.has(key) && given.length !== dflt.length) throw new ConfigError(key, `expected ${dflt.length} numbers, got ${given.length}`);
     return given;
   }
   throw new ConfigError(key, 'unsupported value');
+}
+
+/** What a list holds: its default's item type, or for the allow-lists (empty by default) from the key. */
+function listItemType(key: string, dflt: readonly unknown[]): string {
+  if (key.endsWith('.allowHosts')) return 'cidr';
+  if (key.endsWith('.allowPorts')) return 'port';
+  return typeof dflt[0];
 }
 
 function describe(v: unknown): string {
@@ -706,7 +731,8 @@ function parseEnvValue(keyPath: string, name: string, dflt: unknown, raw: string
       try { return JSON.parse(raw) as unknown; } catch { return fail('a JSON list'); }
     }
     const items = raw.split(',').map((item) => item.trim()).filter((item) => item !== '');
-    return typeof dflt[0] === 'number' ? items.map(Number) : items;
+    const itemType = listItemType(keyPath, dflt);
+    return itemType === 'number' || itemType === 'port' ? items.map(Number) : items;
   }
   return raw;
 }

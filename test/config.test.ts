@@ -99,3 +99,19 @@ test('secrets are masked when the configuration is printed', () => {
   assert.equal(masked.nats.user, '');
   assert.doesNotMatch(JSON.stringify(masked), /s3cret|hunter2/);
 });
+
+test('detector allow-lists: addresses or CIDR blocks and ports, checked at load, from a file or the environment', () => {
+  const c = buildConfig({ analyzers: { lateral_movement: { allowHosts: ['10.1.2.3', '192.168.0.0/16', 'fd00::/8'], allowPorts: [22, 3389] } } });
+  assert.deepEqual(c.analyzers.lateral_movement.allowHosts, ['10.1.2.3', '192.168.0.0/16', 'fd00::/8']);
+  assert.deepEqual(c.analyzers.lateral_movement.allowPorts, [22, 3389]);
+  assert.deepEqual(c.analyzers.port_scan.allowHosts, [], 'empty by default: nothing is vouched for');
+  rejects({ analyzers: { port_scan: { allowHosts: ['10.0.0.0/33'] } } }, 'analyzers.port_scan.allowHosts[0]', /the prefix must be 0\.\.32/);
+  rejects({ analyzers: { flood: { allowHosts: ['10.0.0.1', 'jump-host'] } } }, 'analyzers.flood.allowHosts[1]', /"jump-host" is not an IPv4 address/);
+  rejects({ analyzers: { flood: { allowHosts: [5] } } }, 'analyzers.flood.allowHosts[0]', /expected an address or CIDR block as a string, got 5/);
+  rejects({ analyzers: { brute_force: { allowPorts: [70000] } } }, 'analyzers.brute_force.allowPorts[0]', /expected a port number 0-65535, got 70000/);
+  rejects({ analyzers: { brute_force: { allowPorts: ['ssh'] } } }, 'analyzers.brute_force.allowPorts[0]', /expected a port number/);
+  rejects({ analyzers: { dns_tunneling: { allowPorts: [53] } } }, 'analyzers.dns_tunneling.allowPorts', /unknown key/);
+  const fromEnv = resolveConfig({ env: { PCAP_ANALYZER_ANALYZERS_PORT_SCAN_ALLOW_PORTS: '22, 443', PCAP_ANALYZER_ANALYZERS_PORT_SCAN_ALLOW_HOSTS: '10.9.0.0/16' } });
+  assert.deepEqual(fromEnv.analyzers.port_scan.allowPorts, [22, 443]);
+  assert.deepEqual(fromEnv.analyzers.port_scan.allowHosts, ['10.9.0.0/16']);
+});

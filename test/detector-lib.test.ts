@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { ConfigError } from '../common/errors.js';
 import { buildConfig } from '../common/config.js';
 import { Networks, isLoopback, parseIPv4, parseIPv6 } from '../agent/analyzers/lib/networks.js';
+import { AllowList, thresholdsCrossed } from '../agent/analyzers/lib/allow-list.js';
 
 test('networks.internal: RFC 1918 and ULA by default, IPv4 and IPv6 prefixes', () => {
   const n = new Networks(buildConfig(undefined).networks.internal);
@@ -25,3 +26,25 @@ test('networks.internal: a bad block is a config error naming the entry', () => 
   assert.throws(() => buildConfig({ networks: { internal: [10] } }), /networks.internal\[0\]: expected a string/);
 });
 
+
+test('allow-lists: listed hosts (blocks or addresses, IPv4 and IPv6) and ports match, nothing else; an empty list is inactive', () => {
+  const v4 = (s: string): Uint32Array => parseIPv4(s)!;
+  const v6 = (s: string): Uint32Array => parseIPv6(s)!;
+  const allow = new AllowList({ allowHosts: ['10.20.0.0/16', '192.0.2.7', '2001:db8:1::/48'], allowPorts: [22, 65535] }, 'analyzers.lateral_movement');
+  assert.ok(allow.active);
+  assert.ok(allow.host(4, v4('10.20.3.4')) && allow.host(4, v4('192.0.2.7')) && allow.host(6, v6('2001:db8:1:ff::1')));
+  assert.ok(!allow.host(4, v4('10.21.0.1')) && !allow.host(4, v4('192.0.2.8')) && !allow.host(6, v6('2001:db8:2::1')));
+  assert.ok(allow.port(22) && allow.port(65535) && !allow.port(23) && !allow.port(0));
+  const none = new AllowList({ allowHosts: [], allowPorts: [] }, 'analyzers.flood');
+  assert.ok(!none.active && !none.host(4, v4('0.0.0.0')) && !none.port(0));
+  assert.throws(() => new AllowList({ allowHosts: ['10.0.0.0/8', 'x'] }, 'analyzers.flood'), (e: unknown) => e instanceof ConfigError && e.key === 'analyzers.flood.allowHosts[1]');
+});
+
+test('thresholds crossed: each measured figure beside the setting it reached, rounded to 3 decimals', () => {
+  assert.equal(thresholdsCrossed([
+    { measured: 'distinctPorts', value: 120, setting: 'minPorts', limit: 100 },
+    { measured: 'failureRatio', value: 0.95238, setting: 'minFailureRatio', limit: 0.8 },
+    { measured: 'intervalCv', value: 0.0412, setting: 'maxIntervalCv', limit: 0.1, op: '<=' },
+  ]), 'distinctPorts 120 >= minPorts 100; failureRatio 0.952 >= minFailureRatio 0.8; intervalCv 0.041 <= maxIntervalCv 0.1');
+  assert.equal(thresholdsCrossed([]), '');
+});

@@ -19,12 +19,25 @@
  *   and health checks run inside the network. Towards external destinations
  *   every period is judged, since common C2 sleep times (10 s, 60 s) are the
  *   same round numbers.
+ * - not tracked (allow-list, analyzers.beaconing.allowHosts / allowPorts): a
+ *   flow with either endpoint listed (a sanctioned agent or its collector) or
+ *   whose destination (server) port is listed. ignorePorts stays the default
+ *   list of ordinary periodic services; allowPorts is the operator's own.
+ *   Checked once per flow, before its hosts are interned; counted per window
+ *   in the metric `allowed` (flows).
  *
  * A score 0-100 (50 at the thresholds, more for tighter intervals and sizes,
  * more events and a longer observation) comes with the period, interval CV,
- * size CV, events, jitter (standard deviation of the intervals) and the
- * largest deviation from the period; warning from BEACON_WARNING_SCORE, else
- * info. Judged when a key gets a new event (intervals up to it; sizes of the
+ * size CV, events, jitter (standard deviation of the intervals), the
+ * largest deviation from the period and the thresholds crossed
+ * (evidence.thresholds: events against minEvents, the interval and size CVs
+ * against maxIntervalCv and maxSizeCv). Severity: warning from
+ * BEACON_WARNING_SCORE, else info; and info whatever the score for an
+ * internal destination observed for less than SHORT_INTERNAL_SPAN (300 s):
+ * periodic reconnects to an internal host over a few seconds (a device
+ * re-registering with its controller, a client retrying) are weak evidence of
+ * command and control, whose beacons mostly go to external hosts and are seen
+ * over minutes. Still reported, so the regularity is visible. Judged when a key gets a new event (intervals up to it; sizes of the
  * events before it, which are complete) and at the end of the input (all
  * events); the same key is re-reported at most once per suppressFor.
  *
@@ -58,6 +71,7 @@ import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import { AllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
 import { isSpecialAddress } from './lib/networks.js';
@@ -81,6 +95,8 @@ export const PERIOD_TOLERANCE = 0.05;
 /** Silence that separates two UDP bursts. */
 export const BURST_GAP = 1;
 export const BEACON_WARNING_SCORE = 80;
+/** An internal destination's beacon observed for less than this (seconds) is info whatever its score. */
+export const SHORT_INTERNAL_SPAN = 300;
 
 export type BeaconConfig = Pick<AnalyzerContext['config']['analyzers']['beaconing'], 'lookback' | 'minEvents' | 'maxIntervalCv' | 'maxSizeCv' | 'ignorePeriods'>;
 
@@ -231,6 +247,7 @@ class BeaconingAnalyzer implements Analyzer {
   private readonly keys: KeyTable;
   private readonly suppression: SuppressionTable;
   private readonly ignorePorts = new Uint8Array(65536);
+  private readonly allow: AllowList;
   // per key id
   /** Bumped when the id is (re)assigned or freed: flows holding an older value let go. */
   private readonly gen: Uint32Array;
@@ -266,6 +283,8 @@ class BeaconingAnalyzer implements Analyzer {
   private retired = 0;
   // per window
   private ignoredPortFlows = 0;
+  /** Flows not tracked: an allowed host or destination port. */
+  private allowed = 0;
   private candidates = 0;
   private rejected = noRejections();
   private findings = 0;
@@ -281,6 +300,7 @@ class BeaconingAnalyzer implements Analyzer {
     this.eventIdx = new Float64Array(n).fill(-1);
     const cfg = this.cfg;
     for (const p of cfg.ignorePorts) if (p >= 0 && p < 65536) this.ignorePorts[p] = 1;
+    this.allow = new AllowList(cfg, 'analyzers.beaconing');
     const capacity = ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys);
     this.hosts = new HostTable(capacity * HOSTS_PER_KEY, ctx.networks, ctx.config.networks.includeLoopback);
     this.keys = new KeyTable(capacity, 3, (k) => { this.release(k); });
@@ -331,6 +351,9 @@ class BeaconingAnalyzer implements Analyzer {
     // Judged on the addresses before interning: only hosts of keys take host ids (see the header).
     if (isSpecialAddress(version, ws)) return -1;
     if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wc) || isLoopback(version, ws))) return -1;
+    // Allowed: either endpoint or the destination port (a flow is bound once; a rebind is of a flow that was not allowed).
+    const allow = this.allow;
+    if (allow.active && (allow.port(flows.serverPort(slot)) || allow.host(version, wc) || allow.host(version, ws))) { this.allowed++; return -1; }
     const hosts = this.hosts;
     const c = hosts.intern(version, wc);
     const s = hosts.intern(version, ws);
@@ -530,7 +553,8 @@ class BeaconingAnalyzer implements Analyzer {
     const cfg = this.cfg;
     const hosts = this.hosts;
     const proto = (this.flags[k]! & F_UDP) !== 0 ? 'udp' : 'tcp';
-    const severity = score >= BEACON_WARNING_SCORE ? 'warning' : 'info';
+    const internalDst = (this.flags[k]! & F_INTERNAL_DST) !== 0;
+    const severity = score >= BEACON_WARNING_SCORE && !(internalDst && st.observedSeconds < SHORT_INTERNAL_SPAN) ? 'warning' : 'info';
     const src = hosts.name(c);
     const dst = hosts.name(s);
     this.ctx.report({
@@ -553,7 +577,12 @@ class BeaconingAnalyzer implements Analyzer {
         jitterSeconds: round3(st.jitterSeconds),
         maxDeviationSeconds: round3(st.maxDeviationSeconds),
         observedSeconds: round3(st.observedSeconds),
-        internalDestination: (this.flags[k]! & F_INTERNAL_DST) !== 0,
+        internalDestination: internalDst,
+        thresholds: thresholdsCrossed([
+          { measured: 'events', value: st.events, setting: 'minEvents', limit: cfg.minEvents },
+          { measured: 'intervalCv', value: st.intervalCv, setting: 'maxIntervalCv', limit: cfg.maxIntervalCv, op: '<=' },
+          { measured: 'sizeCv', value: st.sizeCv, setting: 'maxSizeCv', limit: cfg.maxSizeCv, op: '<=' },
+        ]),
         lookbackSeconds: cfg.lookback,
       },
       host: src,
@@ -577,6 +606,7 @@ class BeaconingAnalyzer implements Analyzer {
       evictedInWindow: evicted - this.evictedBefore,
       expired: this.expired,
       ignoredPortFlows: this.ignoredPortFlows,
+      allowed: this.allowed,
       candidates: this.candidates,
       rejected: this.rejected,
       findings: this.findings,
@@ -584,7 +614,7 @@ class BeaconingAnalyzer implements Analyzer {
       suppressorEvicted: this.suppression.evicted,
     };
     this.evictedBefore = evicted;
-    this.ignoredPortFlows = this.candidates = this.findings = this.suppressed = this.expired = 0;
+    this.ignoredPortFlows = this.allowed = this.candidates = this.findings = this.suppressed = this.expired = 0;
     this.rejected = noRejections();
     return metrics;
   }

@@ -14,12 +14,20 @@
  * external one not: then the internal host is a server answering the outside
  * (a public web server is not exfiltrating). Internal to internal traffic,
  * loopback (unless networks.includeLoopback), multicast, broadcast and
- * link-local addresses never count.
+ * link-local addresses never count. Nor does a flow the allow-list
+ * (analyzers.exfiltration.allowHosts / allowPorts) covers: its internal host
+ * listed (a backup server), its external host listed (sanctioned cloud
+ * storage, an offsite backup target) or its external port listed (TCP and
+ * UDP: a sanctioned upload service). Checked once per flow, after the rules above
+ * and before its hosts are interned; counted per window in the metric
+ * `allowed` (flows).
  *
  * Severity: the destination port that received the most bytes of the pair is
  * the finding's port. In commonPorts: info (a large backup or upload to a
  * cloud service looks the same); elsewhere: warning, and critical from ten
- * times minBytes.
+ * times minBytes. The evidence names the thresholds crossed
+ * (evidence.thresholds: sentBytes against minBytes, the sent / received
+ * ratio against minRatio, Infinity when nothing came back).
  *
  * Evaluation: a pair is judged over the look-back ending at each bucket
  * boundary it has traffic after (sliding, 10 buckets per look-back) and at
@@ -51,6 +59,7 @@ import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import { AllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
 import { isSpecialAddress } from './lib/networks.js';
@@ -98,6 +107,7 @@ class ExfiltrationAnalyzer implements Analyzer {
   private readonly bytes: BucketReducer;
   private readonly suppression: SuppressionTable;
   private readonly commonPorts: Uint8Array = new Uint8Array(65536);
+  private readonly allow: AllowList;
   // per pair id
   /** Bumped when the id is (re)assigned or freed: flows holding an older value let go. */
   private readonly gen: Uint32Array;
@@ -132,6 +142,8 @@ class ExfiltrationAnalyzer implements Analyzer {
   private findings = 0;
   private suppressed = 0;
   private expired = 0;
+  /** Flows not tracked: an allowed host or external port. */
+  private allowed = 0;
   private evictedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
@@ -143,6 +155,7 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.portIdx = new Int8Array(n);
     const cfg = this.cfg;
     for (const p of cfg.commonPorts) if (p >= 0 && p < 65536) this.commonPorts[p] = 1;
+    this.allow = new AllowList(cfg, 'analyzers.exfiltration');
     const capacity = ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys);
     this.hosts = new HostTable(capacity * HOSTS_PER_PAIR, ctx.networks, ctx.config.networks.includeLoopback);
     this.pairs = new KeyTable(capacity, 2, (id) => { this.gen[id]++; });
@@ -187,6 +200,8 @@ class ExfiltrationAnalyzer implements Analyzer {
     } else if (!internalIsClient) {
       return;
     }
+    const allow = this.allow;
+    if (allow.active && (((proto === Transport.TCP || proto === Transport.UDP) && allow.port(externalPort)) || allow.host(version, wa) || allow.host(version, wb))) { this.allowed++; return; }
     const hosts = this.hosts;
     const int = hosts.intern(version, aIn ? wa : wb);
     const ext = hosts.intern(version, aIn ? wb : wa);
@@ -351,6 +366,10 @@ class ExfiltrationAnalyzer implements Analyzer {
         flows: this.flowCount[p]!,
         minBytes: cfg.minBytes,
         minRatio: cfg.minRatio,
+        thresholds: thresholdsCrossed([
+          { measured: 'sentBytes', value: sent, setting: 'minBytes', limit: cfg.minBytes },
+          { measured: 'ratio', value: received > 0 ? sent / received : Infinity, setting: 'minRatio', limit: cfg.minRatio },
+        ]),
       },
       host: internal,
     });
@@ -372,12 +391,13 @@ class ExfiltrationAnalyzer implements Analyzer {
       evicted,
       evictedInWindow: evicted - this.evictedBefore,
       expired: this.expired,
+      allowed: this.allowed,
       findings: this.findings,
       suppressed: this.suppressed,
       suppressorEvicted: this.suppression.evicted,
     };
     this.evictedBefore = evicted;
-    this.findings = this.suppressed = this.expired = 0;
+    this.findings = this.suppressed = this.expired = this.allowed = 0;
     return metrics;
   }
 

@@ -18,8 +18,18 @@
  *   same way (echo requests and unsolicited messages, not echo replies to the
  *   destination's own pings).
  *
+ * Not tracked (allow-list, analyzers.flood.allowHosts / allowPorts): a flow
+ * with either endpoint listed (a load-tested service as the destination, a
+ * load generator as the source), or whose counted packets go to a listed
+ * destination port (TCP and UDP: the port of the service under load; for
+ * unsolicited replies, the receiving host's port). Checked once per flow,
+ * when its first counted packet looks its destination up; counted per window
+ * in the metric `allowed` (flows).
+ *
  * Each finding (type `flood`, evidence.kind syn | udp | icmp) gives the rate,
- * the packets in the look-back, the half-open ratio (SYN), the number of
+ * the thresholds crossed (evidence.thresholds: the rate against synRate,
+ * udpRate or icmpRate, and for SYN the half-open ratio against
+ * halfOpenRatio), the packets in the look-back, the half-open ratio (SYN), the number of
  * distinct sources that sent that kind and were seen in the look-back (exact
  * up to MAX_SOURCES per destination, "at least" past it) and the top sources
  * by packets of that kind; DISTRIBUTED sources or more make it a DDoS
@@ -46,15 +56,16 @@
  * - per flow: the destination id and source id it counts for, with their
  *   generations, so only a flow's first counted packet (or one after its
  *   entry went away) hashes an address.
- * The look-back's buckets are fixed at start (a SIGHUP changes thresholds,
- * not the look-back).
+ * The look-back's buckets and the allow-list are fixed at start (a SIGHUP
+ * changes thresholds, not the look-back or what is allowed).
  */
 import { formatAddress } from '../../common/address.js';
-import { TcpFlag } from '../decode/constants.js';
+import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
 import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -110,6 +121,7 @@ class FloodAnalyzer implements Analyzer {
   private readonly lookback: number;
   private readonly buckets: number;
   private readonly scratch = new Uint32Array(4);
+  private readonly allow: AllowList;
 
   // Destinations, by host id.
   private readonly hosts: HostTable;
@@ -160,12 +172,15 @@ class FloodAnalyzer implements Analyzer {
   private suppressed = 0;
   private expired = 0;
   private untrackedSources = 0;
+  /** Flows not tracked: an allowed host or destination port. */
+  private allowed = 0;
   private evictedBefore = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = this.cfg;
     this.flows = ctx.flows;
     this.lookback = cfg.lookback;
+    this.allow = new AllowList(cfg, 'analyzers.flood');
     // 1 s buckets for the default 10 s; at most 60 buckets.
     this.buckets = Math.max(1, Math.min(60, Math.ceil(cfg.lookback)));
     const destBytes = HostTable.bytesPerEntry + BucketReducer.bytesPerKey(this.buckets, SERIES) + DEST_COLUMN_BYTES
@@ -217,6 +232,7 @@ class FloodAnalyzer implements Analyzer {
     if (this.skip[slot] === 1 || (v.tcpFlags & (SYN | ACK)) !== SYN) return;
     const now = v.ts;
     const d = this.destOf(slot, dir, now);
+    if (d === NIL) return;
     this.count(d, SYNS, now);
     this.seen(d, this.flowSrc[slot]!, K_SYN, now);
   }
@@ -224,8 +240,10 @@ class FloodAnalyzer implements Analyzer {
   onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
     if (this.skip[slot] === 1) return;
     // Both count for the flow's server (the SYN's destination), without judging it: its SYNs do.
-    if (event === AttemptEvent.STARTED) this.series.add(this.destOf(slot, Dir.CLIENT_TO_SERVER, at), at, ATTEMPTS, 1);
-    else if (event === AttemptEvent.COMPLETED) this.series.add(this.destOf(slot, Dir.CLIENT_TO_SERVER, at), at, COMPLETED, 1);
+    const series = event === AttemptEvent.STARTED ? ATTEMPTS : event === AttemptEvent.COMPLETED ? COMPLETED : -1;
+    if (series < 0) return;
+    const d = this.destOf(slot, Dir.CLIENT_TO_SERVER, at);
+    if (d !== NIL) this.series.add(d, at, series, 1);
   }
 
   onUdpDatagram(v: PacketView, slot: number, dir: number): void {
@@ -242,6 +260,7 @@ class FloodAnalyzer implements Analyzer {
     if (dir !== Dir.CLIENT_TO_SERVER && this.flows.packets[slot * 2 + Dir.CLIENT_TO_SERVER]! > 0) return;
     const now = v.ts;
     const d = this.destOf(slot, dir, now);
+    if (d === NIL) return;
     this.count(d, series, now);
     this.seen(d, this.flowSrc[slot]!, kind, now);
   }
@@ -255,7 +274,8 @@ class FloodAnalyzer implements Analyzer {
   /**
    * The destination of a flow direction's packets (their source in
    * flowSrc[slot]): kept per slot, looked up (or created) when the flow or its
-   * counted direction changes, or either entry went away.
+   * counted direction changes, or either entry went away. NIL when the flow
+   * is allowed (then never counted again).
    */
   private destOf(slot: number, dir: number, now: number): number {
     const d = this.flowDest[slot]!;
@@ -271,6 +291,11 @@ class FloodAnalyzer implements Analyzer {
     const version = flows.version[slot]!;
     // The destination of direction dir is the server for client-to-server packets, else the client.
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
+    if (this.allow.active && this.isAllowed(slot, version, dstIsA)) {
+      this.skip[slot] = 1;
+      this.allowed++;
+      return NIL;
+    }
     const d = this.destination(version, this.words(dstIsA ? flows.addrA : flows.addrB, slot));
     const src = dstIsA ? flows.addrB : flows.addrA;
     const sources = this.sources;
@@ -294,6 +319,15 @@ class FloodAnalyzer implements Analyzer {
     this.flowSrc[slot] = s;
     if (s !== NIL) this.flowSrcGen[slot] = this.srcGen[s]!;
     return d;
+  }
+
+  /** Either endpoint is listed, or (TCP, UDP: ICMP has no ports) the destination port of the counted direction. */
+  private isAllowed(slot: number, version: number, dstIsA: boolean): boolean {
+    const flows = this.flows;
+    const allow = this.allow;
+    if (allow.host(version, this.words(flows.addrA, slot)) || allow.host(version, this.words(flows.addrB, slot))) return true;
+    const proto = flows.proto[slot];
+    return (proto === Transport.TCP || proto === Transport.UDP) && allow.port(dstIsA ? flows.portA[slot]! : flows.portB[slot]!);
   }
 
   /** The destination's id, its state created if it has none (the least recently active one evicted when the table is full). */
@@ -441,6 +475,8 @@ class FloodAnalyzer implements Analyzer {
     const host = this.hosts.name(d);
     const rate = packets / this.lookback;
     const threshold = kind === K_SYN ? cfg.synRate : kind === K_UDP ? cfg.udpRate : cfg.icmpRate;
+    const crossed: Crossing[] = [{ measured: 'ratePerSecond', value: rate, setting: kind === K_SYN ? 'synRate' : kind === K_UDP ? 'udpRate' : 'icmpRate', limit: threshold }];
+    if (syn) crossed.push({ measured: 'halfOpenRatio', value: halfOpen, setting: 'halfOpenRatio', limit: cfg.halfOpenRatio });
     // Sources of this kind seen within the look-back, by packets of it (ties: address), top few.
     const from = end - this.lookback;
     const version = this.hosts.version(d);
@@ -474,6 +510,7 @@ class FloodAnalyzer implements Analyzer {
         ratePerSecond: round1(rate),
         packets,
         threshold,
+        thresholds: thresholdsCrossed(crossed),
         lookbackSeconds: this.lookback,
         halfOpenRatio: syn ? round3(halfOpen) : null,
         attempts: syn ? attempts : null,
@@ -505,12 +542,13 @@ class FloodAnalyzer implements Analyzer {
       expired: this.expired,
       sourcesTracked: this.sources.size,
       untrackedSources: this.untrackedSources,
+      allowed: this.allowed,
       findings: this.findings,
       suppressed: this.suppressed,
       suppressorEvicted: this.suppression.evicted,
     };
     this.evictedBefore = evicted;
-    this.findings = this.suppressed = this.expired = this.untrackedSources = 0;
+    this.findings = this.suppressed = this.expired = this.untrackedSources = this.allowed = 0;
     return metrics;
   }
 

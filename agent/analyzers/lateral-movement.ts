@@ -14,11 +14,21 @@
  * not: probing hosts that refuse is as telling as reaching them; the evidence
  * says how many hosts were reached.
  *
+ * Not tracked (allow-list, analyzers.lateral_movement.allowHosts /
+ * allowPorts): an attempt whose source is listed (a jump host, an
+ * administration or configuration server), whose target is listed (a host
+ * every workstation may reach on an administrative port, such as a file
+ * server), or whose port is listed (an administrative port that is ordinary
+ * in this network, such as SSH where every host is administered over it).
+ * Checked once per attempt, after the rules above and before the source is
+ * interned; counted per window in the metric `allowed` (attempts).
+ *
  * At each window close a source with new attempts in the window fires when it
  * tried >= minHosts distinct internal hosts over the look-back. Severity:
  * critical from 3x minHosts; info when only SSH (22) was used and every host
  * was reached (an administrator or configuration tool at work, most likely);
- * warning otherwise.
+ * warning otherwise. The evidence names the threshold crossed
+ * (evidence.thresholds: hosts against minHosts).
  *
  * State, all preallocated at start: one byte per flow slot (a followed
  * attempt); a HostTable of sources, as many as memory.budgetMB grants, at most
@@ -38,6 +48,7 @@ import { formatAddress } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
+import { AllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -74,6 +85,7 @@ class LateralMovementAnalyzer implements Analyzer {
   private get cfg(): AnalyzerContext['config']['analyzers']['lateral_movement'] { return this.ctx.config.analyzers.lateral_movement; }
   private readonly includeLoopback: boolean;
   private readonly lookback: number;
+  private readonly allowList: AllowList;
   /** Port -> column of `portTime` + 1 (0: not watched). */
   private readonly watched = new Int32Array(65536);
   /** Watched ports, ascending (the order of the report). */
@@ -119,6 +131,7 @@ class LateralMovementAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     this.lookback = cfg.lookback;
+    this.allowList = new AllowList(cfg, 'analyzers.lateral_movement');
     const ports = [...new Set(cfg.ports.filter((p) => Number.isInteger(p) && p >= 0 && p < 65536))].sort((a, b) => a - b);
     ports.forEach((p, i) => { this.watched[p] = i + 1; });
     this.ports = ports;
@@ -174,6 +187,8 @@ class LateralMovementAnalyzer implements Analyzer {
     const c = this.client;
     const d = this.server;
     if (!this.internal(version, c) || !this.internal(version, d) || (c[0] === d[0] && c[1] === d[1] && c[2] === d[2] && c[3] === d[3])) return;
+    const allow = this.allowList;
+    if (allow.active && (allow.port(port) || allow.host(version, c) || allow.host(version, d))) { this.w.allowed++; return; }
     this.followed[slot] = 1;
     this.w.attempts++;
 
@@ -319,6 +334,7 @@ class LateralMovementAnalyzer implements Analyzer {
     const metrics: Metrics = {
       attempts: w.attempts,
       succeeded: w.succeeded,
+      allowed: w.allowed,
       sources: candidates.length,
       reported,
       suppressed: w.suppressed,
@@ -399,6 +415,7 @@ class LateralMovementAnalyzer implements Analyzer {
         sampleHosts: all.slice(0, SAMPLE).join(','),
         sampleSucceeded: ok.slice(0, SAMPLE).join(','),
         capped,
+        thresholds: thresholdsCrossed([{ measured: 'hosts', value: hosts, setting: 'minHosts', limit: this.cfg.minHosts }]),
         lookbackSeconds: lookback,
       },
       host: addr,
@@ -406,6 +423,6 @@ class LateralMovementAnalyzer implements Analyzer {
   }
 }
 
-function emptyWindow(): { attempts: number; succeeded: number; suppressed: number } {
-  return { attempts: 0, succeeded: 0, suppressed: 0 };
+function emptyWindow(): { attempts: number; succeeded: number; allowed: number; suppressed: number } {
+  return { attempts: 0, succeeded: 0, allowed: 0, suppressed: 0 };
 }

@@ -475,7 +475,7 @@ class FloodAnalyzer implements Analyzer {
     const host = this.hosts.name(d);
     const rate = packets / this.lookback;
     const threshold = kind === K_SYN ? cfg.synRate : kind === K_UDP ? cfg.udpRate : cfg.icmpRate;
-    const crossed: Crossing[] = [{ measured: 'ratePerSecond', value: rate, setting: kind === K_SYN ? 'synRate' : kind === K_UDP ? 'udpRate' : 'icmpRate', limit: threshold }];
+    const crossed: Crossing[] = [{ measured: 'ratePerSecond', value: round1(rate), setting: kind === K_SYN ? 'synRate' : kind === K_UDP ? 'udpRate' : 'icmpRate', limit: threshold }];
     if (syn) crossed.push({ measured: 'halfOpenRatio', value: halfOpen, setting: 'halfOpenRatio', limit: cfg.halfOpenRatio });
     // Sources of this kind seen within the look-back, by packets of it (ties: address), top few.
     const from = end - this.lookback;

@@ -24,7 +24,8 @@
  *   whose destination (server) port is listed. ignorePorts stays the default
  *   list of ordinary periodic services; allowPorts is the operator's own.
  *   Checked once per flow, before its hosts are interned; counted per window
- *   in the metric `allowed` (flows).
+ *   in the metric `allowed` (flows). The allow-list is read at start (a
+ *   SIGHUP changes thresholds, not what is allowed).
  *
  * A score 0-100 (50 at the thresholds, more for tighter intervals and sizes,
  * more events and a longer observation) comes with the period, interval CV,
@@ -37,7 +38,8 @@
  * periodic reconnects to an internal host over a few seconds (a device
  * re-registering with its controller, a client retrying) are weak evidence of
  * command and control, whose beacons mostly go to external hosts and are seen
- * over minutes. Still reported, so the regularity is visible. Judged when a key gets a new event (intervals up to it; sizes of the
+ * over minutes. Still reported, so the regularity is visible. Judged when a
+ * key gets a new event (intervals up to it; sizes of the
  * events before it, which are complete) and at the end of the input (all
  * events); the same key is re-reported at most once per suppressFor.
  *

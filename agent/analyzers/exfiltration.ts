@@ -18,9 +18,10 @@
  * (analyzers.exfiltration.allowHosts / allowPorts) covers: its internal host
  * listed (a backup server), its external host listed (sanctioned cloud
  * storage, an offsite backup target) or its external port listed (TCP and
- * UDP: a sanctioned upload service). Checked once per flow, after the rules above
- * and before its hosts are interned; counted per window in the metric
- * `allowed` (flows).
+ * UDP: a sanctioned upload service). Checked once per flow, after the rules
+ * above and before its hosts are interned; counted per window in the metric
+ * `allowed` (flows). The allow-list is read at start (a SIGHUP changes
+ * thresholds, not what is allowed).
  *
  * Severity: the destination port that received the most bytes of the pair is
  * the finding's port. In commonPorts: info (a large backup or upload to a

@@ -29,11 +29,11 @@
  * Each finding (type `flood`, evidence.kind syn | udp | icmp) gives the rate,
  * the thresholds crossed (evidence.thresholds: the rate against synRate,
  * udpRate or icmpRate, and for SYN the half-open ratio against
- * halfOpenRatio), the packets in the look-back, the half-open ratio (SYN), the number of
- * distinct sources that sent that kind and were seen in the look-back (exact
- * up to MAX_SOURCES per destination, "at least" past it) and the top sources
- * by packets of that kind; DISTRIBUTED sources or more make it a DDoS
- * (critical), fewer a warning.
+ * halfOpenRatio), the packets in the look-back, the half-open ratio (SYN),
+ * the number of distinct sources that sent that kind and were seen in the
+ * look-back (exact up to MAX_SOURCES per destination, "at least" past it) and
+ * the top sources by packets of that kind; DISTRIBUTED sources or more make
+ * it a DDoS (critical), fewer a warning.
  *
  * Evaluation: a destination is judged over the look-back ending at each
  * bucket boundary it has traffic after (a sliding look-back in buckets of

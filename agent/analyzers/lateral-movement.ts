@@ -21,7 +21,9 @@
  * server), or whose port is listed (an administrative port that is ordinary
  * in this network, such as SSH where every host is administered over it).
  * Checked once per attempt, after the rules above and before the source is
- * interned; counted per window in the metric `allowed` (attempts).
+ * interned; counted per window in the metric `allowed` (attempts). The
+ * allow-list is read at start (a SIGHUP changes thresholds, not what is
+ * allowed).
  *
  * At each window close a source with new attempts in the window fires when it
  * tried >= minHosts distinct internal hosts over the look-back. Severity:

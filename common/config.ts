@@ -163,6 +163,13 @@ export interface AnalyzersConfig {
     /** Mean label length and Shannon entropy (bits per character) of the subdomains. */
     minLabelLength: number;
     minEntropy: number;
+    /** Share of the queries with an unusual record type (TXT, NULL, CNAME, MX, ANY, private use) that is a shape signal. */
+    minUnusualTypeShare: number;
+    /** Per client, whatever the parent domain: a label this long at least can be an encoded one (hex, base32, base64). */
+    minEncodedLabelLength: number;
+    /** Per client: queries with encoded labels within the look-back, and the share of them that are distinct names. */
+    minClientQueries: number;
+    minDistinctRatio: number;
     /** Domains never flagged (suffix match). */
     allowSuffixes: string[];
     /** Suffixes whose NXDOMAINs are normal (Kubernetes search paths). */
@@ -424,6 +431,7 @@ export const DEFAULT_CONFIG: Config = {
     beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [5, 10, 15, 20, 30, 60, 300] },
     dns_tunneling: {
       enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, minQueries: 50, minUniqueSubdomains: 30, minLabelLength: 20, minEntropy: 4.5,
+      minUnusualTypeShare: 0.5, minEncodedLabelLength: 16, minClientQueries: 100, minDistinctRatio: 0.8,
       allowHosts: [],
       allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa', 'googlevideo.com', 'akamaized.net', 'sophosxl.net', 'spamhaus.org', 'surbl.org', 'uribl.com', 'spamcop.net', 'barracudacentral.org'],
       nxdomainNormalSuffixes: ['cluster.local'],
@@ -552,6 +560,10 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.dns.maxPending': [1, 100_000_000],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
   'analyzers.bursts.bucketMs': [1, 60_000],
+  'analyzers.dns_tunneling.minUnusualTypeShare': [0, 1],
+  'analyzers.dns_tunneling.minEncodedLabelLength': [1, 63],
+  'analyzers.dns_tunneling.minClientQueries': [1, 100_000_000],
+  'analyzers.dns_tunneling.minDistinctRatio': [0, 1],
 };
 /** Lists that must keep their length (one value per severity). */
 const FIXED_LENGTH = new Set(['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate']);

@@ -366,3 +366,160 @@ test('dns_tunneling: hot keys share a bounded pool; a busy tunnel keeps its slot
   assert.equal(lastMetric(roomy, 'hotKeys'), 31);
   assert.deepEqual(tunnels(roomy).map((f) => f.evidence), found.map((f) => f.evidence));
 });
+
+// ---------------------------------------------------------------------------
+// Per client, without a fixed parent domain (dnscat2's direct mode)
+
+const CNAME = 5;
+const MX = 15;
+const ATTACKER = '203.0.113.7';
+
+/** dnscat2 direct mode: `dnscat.<60 hex>` (tool tag first, so every name looks like a new registered domain), TXT/CNAME/MX in turn, to the attacker's IP as resolver. */
+function dnscatDirect(client: string, count: number, gapMs: number, seed = 21, startMs = 0): Q[] {
+  const rand = prng(seed);
+  const types = [TXT, CNAME, MX];
+  return series(client, count, gapMs, () => `dnscat.${randomLabel(rand, HEX, 60)}`, { server: ATTACKER }, startMs)
+    .map((q, i) => ({ ...q, qtype: types[i % 3]! }));
+}
+
+test('dns_tunneling: fires per client on a dnscat2 direct-mode stream (no fixed parent domain: dnscat.<hex>, TXT/CNAME/MX, to the attacker as resolver)', async () => {
+  // 200 queries over 60 s from one client.
+  const r = await analyze(records(dnscatDirect('10.0.0.20', 200, 300)), {}, 'dnscat-direct');
+  const found = tunnels(r);
+  assert.equal(found.length, 1);
+  const f = found[0]!;
+  assert.equal(f.host, '10.0.0.20');
+  assert.equal(f.severity, 'critical', 'long labels, random hex, unusual types and a client asking little else agree');
+  const e = f.evidence;
+  assert.equal(e['scope'], 'client');
+  assert.equal(e['domain'], '*');
+  // Judged at the close of the window holding the 100th query (t = 29.7 s): [20, 30).
+  assert.equal(Date.parse(f.window.start) / 1000 - T0, 20);
+  assert.equal(e['encodedQueries'], 100);
+  assert.equal(e['queries'], 100);
+  assert.equal(e['encodedShare'], 1);
+  assert.equal(e['distinctRatio'], 1);
+  assert.equal(e['meanLabelLength'], 60);
+  assert.equal(e['hexShare'], 1);
+  assert.equal(e['base32Share'], 0);
+  assert.equal(e['unusualTypeShare'], 1);
+  assert.ok((e['entropy'] as number) > 3.9 && (e['entropy'] as number) <= 4, String(e['entropy']));
+  assert.ok(Math.abs((e['queriesPerSecond'] as number) - 3.37) < 0.1, String(e['queriesPerSecond']));
+  assert.match(String(e['sampleNames']), /^dnscat\.[0-9a-f]{60}$/);
+  assert.match(String(e['thresholds']), new RegExp('^encodedQueries 100 >= minClientQueries 100; distinctRatio 1 >= minDistinctRatio 0\\.8; meanLabelLength 60 >= minLabelLength 20; '
+    + 'entropy 3\\.9\\d* >= hexEntropy 3\\.5; unusualTypeShare 1 >= minUnusualTypeShare 0\\.5; encodedShare 1 >= encodedShare 0\\.5$'));
+  assert.equal(total(r, 'clientFindings'), 1);
+  assert.ok(total(r, 'suppressed') >= 3, 'later windows are suppressed');
+  // The per-domain keys see nothing to count: each name is a registered domain without a subdomain.
+  assert.equal(total(r, 'queries'), 0);
+});
+
+test('dns_tunneling: a direct-mode tunnel with several data labels and plain A queries, among a client\'s ordinary browsing, fires; thresholds are configurable', async () => {
+  // dnscat.<63 hex>.<40 hex>: the last labels change each query, so no registered domain repeats. 150 queries in 5 minutes,
+  // interleaved with the client's 300 ordinary lookups (encoded share under one half).
+  const rand = prng(23);
+  const tunnel = series('10.0.0.21', 150, 2000, () => `dnscat.${randomLabel(rand, HEX, 63)}.${randomLabel(rand, HEX, 40)}`, { server: ATTACKER });
+  const browsing = series('10.0.0.21', 300, 1000, (i) => `www.site${i}-example.com`, {}, 500);
+  const r = await analyze(records([...tunnel, ...browsing]), {}, 'dnscat-direct-multi');
+  const found = tunnels(r);
+  assert.equal(found.length, 1);
+  const e = found[0]!.evidence;
+  assert.equal(e['scope'], 'client');
+  assert.equal(e['encodedQueries'], 100);
+  assert.ok((e['encodedShare'] as number) < 0.5, String(e['encodedShare']));
+  assert.equal(e['meanLabelLength'], 51.5);
+  assert.equal(e['unusualTypeShare'], 0);
+  assert.equal(found[0]!.severity, 'warning', 'two signals (long labels, random hex) at the minimum volume');
+  // minClientQueries and minDistinctRatio come from the config.
+  assert.equal(tunnels(await analyze(records([...tunnel, ...browsing]), tunnelConfig({ minClientQueries: 151 }), 'dnscat-direct-151')).length, 0);
+  // A client repeating the same few encoded names (retries, one cached lookup) has a low distinct ratio.
+  const repeats = series('10.0.0.22', 200, 300, (i) => `dnscat.${'0123456789abcdef'.repeat(4).slice(0, 60 - 2)}${String(i % 10).padStart(2, '0')}`, { server: ATTACKER, qtype: TXT });
+  const rr = await analyze(records(repeats), {}, 'dnscat-repeats');
+  assert.equal(tunnels(rr).length, 0);
+  assert.ok(total(rr, 'clientsJudged') > 0, 'judged, and the distinct ratio keeps it silent');
+  assert.equal(tunnels(await analyze(records(repeats), tunnelConfig({ minDistinctRatio: 0.05 }), 'dnscat-repeats-low')).length, 1);
+});
+
+test('dns_tunneling: base32 and base64-ish direct-mode labels are encoded too; 99 encoded queries are not enough', async () => {
+  const rand = prng(29);
+  const b64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  const b32q = series('10.0.0.23', 120, 100, () => `${randomLabel(rand, B32, 50)}.t`, { server: ATTACKER });
+  const r32 = await analyze(records(b32q), {}, 'direct-b32');
+  const f32 = tunnels(r32);
+  assert.equal(f32.length, 1, JSON.stringify(r32.windows.map((w) => w.metrics['dns_tunneling'])));
+  assert.equal(f32[0]!.evidence['base32Share'], 1);
+  const b64q = series('10.0.0.23', 120, 100, () => `x${randomLabel(rand, b64, 40)}.t`, { server: ATTACKER, qtype: NULL });
+  const r64 = await analyze(records(b64q), {}, 'direct-b64');
+  const f64 = tunnels(r64);
+  assert.equal(f64.length, 1, JSON.stringify(r64.windows.map((w) => w.metrics['dns_tunneling'])));
+  assert.equal(f64[0]!.evidence['base64Share'], 1);
+  assert.equal(tunnels(await analyze(records(dnscatDirect('10.0.0.24', 99, 300)), {}, 'dnscat-99')).length, 0);
+});
+
+test('dns_tunneling: silent on a browser-like client resolving 300 distinct ordinary domains and CDN names', async () => {
+  const qs: Q[] = [];
+  const cdn = ['static', 'img-cache', 'assets-v2', 'media', 'edge-delivery-network'];
+  for (let i = 0; i < 300; i++) {
+    const ms = i * 900;
+    qs.push({ ms, client: '192.168.1.30', qname: `www.example-${i}.com` }, { ms: ms + 3, client: '192.168.1.30', qname: `www.example-${i}.com`, qtype: 28 });
+    qs.push({ ms: ms + 40, client: '192.168.1.30', qname: `${cdn[i % cdn.length]!}.cdn${i}.example-cdn.net` });
+    // Long ordinary labels: words, dashes, a version number, a short hash.
+    qs.push({ ms: ms + 80, client: '192.168.1.30', qname: `international-newspaper-frontpage.news-portal-${i}.org` });
+    qs.push({ ms: ms + 120, client: '192.168.1.30', qname: `subscriptionmanagement${i % 7}.accounts.example-${i}.com` });
+    qs.push({ ms: ms + 160, client: '192.168.1.30', qname: `v${i}-a1b2c3.telemetry.example.com` });
+  }
+  const r = await analyze(records(qs), {}, 'browser-300');
+  assert.deepEqual(tunnels(r), []);
+  assert.equal(total(r, 'queries'), 1800);
+  assert.equal(lastMetric(r, 'clients'), 0, 'no name was encoded: the client never had client state');
+  assert.equal(total(r, 'clientsJudged'), 0);
+});
+
+test('dns_tunneling: silent on a resolver forwarding many clients\' ordinary queries (0x20 mixed case, DNSSEC and reverse lookups)', async () => {
+  // The resolver 10.0.0.53 asks upstream (8.8.8.8) for 3000 names in 5 minutes: sites, CDN hashes under allow-listed suffixes,
+  // DS / DNSKEY for DNSSEC, PTR lookups, mail lookups (MX, TXT), with DNS 0x20 case randomization.
+  const rand = prng(31);
+  const mixCase = (s: string): string => [...s].map((ch) => (rand() < 0.5 ? ch.toUpperCase() : ch)).join('');
+  const qs: Q[] = [];
+  for (let i = 0; i < 3000; i++) {
+    const ms = i * 100;
+    const kind = i % 6;
+    const qname = kind === 0 ? `www.example-${i % 700}.com`
+      : kind === 1 ? `d${randomLabel(rand, HEX, 14)}.cloudfront.net`
+        : kind === 2 ? `example-${i % 500}.org`
+          : kind === 3 ? `${i % 256}.${(i >> 8) % 256}.168.192.in-addr.arpa`
+            : kind === 4 ? `mail.company${i % 400}.com`
+              : `selector${i % 3}._domainkey.company${i % 400}.com`;
+    const qtype = kind === 2 ? (i % 12 === 2 ? 43 : 48) : kind === 3 ? 12 : kind === 4 ? MX : kind === 5 ? TXT : 1;
+    qs.push({ ms, client: RESOLVER, qname: mixCase(qname), qtype, server: '8.8.8.8' });
+  }
+  const r = await analyze(records(qs), {}, 'resolver-forwarding');
+  assert.deepEqual(tunnels(r), []);
+  assert.equal(total(r, 'clientsJudged'), 0);
+  assert.equal(lastMetric(r, 'clients'), 0);
+});
+
+test('dns_tunneling: an allow-listed client (allowHosts) is not tracked, its queries counted as allowed', async () => {
+  const qs = [...dnscatDirect('10.0.0.20', 200, 300), ...base32Tunnel('10.0.0.20', 'tunnel.example.net', 100)];
+  assert.equal(tunnels(await analyze(records(qs), {}, 'allowed-not-listed')).length, 1, 'fires when not listed (one finding: the per-domain one; the client-level one is suppressed)');
+  for (const allowHosts of [['10.0.0.20'], ['10.0.0.0/24']]) {
+    const r = await analyze(records(qs), tunnelConfig({ allowHosts }), 'allowed');
+    assert.deepEqual(tunnels(r), []);
+    assert.equal(total(r, 'allowed'), 300);
+    assert.equal(total(r, 'queries'), 0);
+    assert.equal(lastMetric(r, 'clients'), 0);
+  }
+  // Only the querying client is matched: listing the attacker's server does not hide the tunnel.
+  assert.equal(tunnels(await analyze(records(dnscatDirect('10.0.0.20', 200, 300)), tunnelConfig({ allowHosts: [ATTACKER] }), 'allowed-server')).length, 1);
+});
+
+test('dns_tunneling: client state is capped (evictions counted) and idle clients expire', async () => {
+  // 12 clients in turn, each sending 10 encoded names; maxKeys 5 leaves room for 5 clients.
+  const qs: Q[] = [];
+  for (let c = 0; c < 12; c++) qs.push(...dnscatDirect(`10.0.5.${c}`, 10, 50, 40 + c, c * 1000));
+  qs.push(...dnscatDirect('10.0.5.99', 2, 50, 99, 400_000));
+  const r = await analyze(records(qs), tunnelConfig({ maxKeys: 5 }), 'clients-bounded');
+  for (const w of r.windows) assert.ok((w.metrics['dns_tunneling']!['clients'] as number) <= 5);
+  assert.equal(lastMetric(r, 'clientsEvicted'), 7);
+  assert.equal(lastMetric(r, 'clients'), 1, 'the idle clients expired');
+});

@@ -67,6 +67,23 @@ export const INTENDED: IntendedDifference[] = [
     why: 'the first-sight table is now the lib FirstSight: another slot mapping (so other collisions), 32-bit hashes, and an overwrite counts when the earlier first sight is within lookback seconds (it was: within the look-back\'s buckets)',
     apply: (r) => dropWindowMetrics(r, 'dns_tunneling', ['firstSightDropped']),
   },
+  {
+    what: 'windows[*].metrics.dns_tunneling: new allowed, clients, clientsEvicted, clientsJudged, clientFindings',
+    why: 'analyzers.dns_tunneling.allowHosts (querying clients never tracked, counted as allowed) and the per-client aggregate (clients with encoded names,'
+      + ' for tunnels without a fixed parent domain such as dnscat2\'s direct mode) are new; their table, evictions, judgements and findings are counted',
+    apply: (r) => dropWindowMetrics(r, 'dns_tunneling', ['allowed', 'clients', 'clientsEvicted', 'clientsJudged', 'clientFindings']),
+  },
+  {
+    what: 'findings[type dns_tunneling].evidence: new scope, thresholds, unusualTypeShare, distinctRatio',
+    why: 'every security finding names the thresholds it crossed (thresholdsCrossed); per-domain findings say their scope (a client-level finding is the other),'
+      + ' the share of unusual record types (TXT, NULL, CNAME, MX, ANY, private use: the record signal, was TXT/NULL only) and unique subdomains / queries',
+    apply(report) {
+      for (const f of report.findings) {
+        if (f.type !== 'dns_tunneling') continue;
+        for (const k of ['scope', 'thresholds', 'unusualTypeShare', 'distinctRatio']) delete f.evidence[k];
+      }
+    },
+  },
   // exfiltration
   {
     what: 'generated-mice-40k: windows[*].metrics.exfiltration.tracked, evicted, evictedInWindow',

@@ -1,41 +1,73 @@
 /**
  * DNS tunneling (finding type `dns_tunneling`): a client that sends many
  * queries carrying many distinct, long or random-looking subdomains of one
- * registered domain, or asks mostly for TXT / NULL records, within the
- * look-back. Tunnels (iodine, dnscat2, dns2tcp, DNS exfiltration) encode data
- * in the query names, so their names are unique, long (labels of up to 63
- * bytes) and high in entropy (base32/64, hex or raw bytes), and their answers
- * come in TXT or NULL records.
+ * registered domain, or asks mostly for unusual record types, within the
+ * look-back; or, whatever the parent domain, a client whose queries carry
+ * many distinct encoded (hex, base32, base64-ish) labels. Tunnels (iodine,
+ * dnscat2, dns2tcp, DNS exfiltration) encode data in the query names, so their
+ * names are unique, long (labels of up to 63 bytes) and high in entropy
+ * (base32/64, hex or raw bytes), and their answers come in TXT, NULL, CNAME or
+ * MX records. dnscat2's direct mode sends `dnscat.<hex>...` straight to the
+ * attacker's server as resolver: the tool tag comes first, so every name looks
+ * like a new registered domain and only the per-client aggregate sees it.
  *
- * The key is (client, registered domain). The registered domain is
- * approximated as the last two labels, or three when the last two are a
- * common public-suffix second level (co.uk, com.au, ...); the labels before it
- * are the subdomain. Per key, over `lookback` seconds of packet time kept in
- * BUCKETS time buckets:
- *   - queries, and the TXT (16) / NULL (10) among them;
+ * Per parent domain. The key is (client, registered domain). The registered
+ * domain is approximated as the last two labels, or three when the last two
+ * are a common public-suffix second level (co.uk, com.au, ...); the labels
+ * before it are the subdomain. Per key, over `lookback` seconds of packet
+ * time kept in BUCKETS time buckets:
+ *   - queries, the TXT (16) / NULL (10) among them, and the unusual types
+ *     (isUnusualType: TXT, NULL, CNAME, MX, ANY, private use 65280-65534; the
+ *     decoder gives the first question's 16-bit qtype);
  *   - unique subdomains: a set of subdomain hashes, each with the bucket it
  *     was last seen in, so names older than the look-back drop out;
  *   - the shape of the subdomains new to the set: characters and labels (mean
  *     label length), and a character histogram (Shannon entropy in bits per
  *     character, lower-cased; bytes other than letters, digits, `-` and `_`
  *     fall in 26 shared classes), kept once the key is hot (below).
- *
  * A key is judged at the close of each window in which it was queried with
  * at least minQueries queries in its look-back: it fires when the volume
  * (>= minQueries queries and >= minUniqueSubdomains unique subdomains) and
  * the shape (mean label length >= minLabelLength, or entropy >= minEntropy,
- * or a TXT/NULL share >= TXT_NULL_SHARE) agree. Severity: critical when at
- * least two shape signals agree and the volume is at least twice both
- * thresholds, else warning; the evidence's score (0-100) gives 25 per shape
- * signal and up to 25 for the volume (25 at four times the thresholds).
+ * or an unusual-type share >= minUnusualTypeShare) agree. Score (0-100): 25
+ * per shape signal and up to 25 for the volume (25 at four times the
+ * thresholds).
  *
- * Never counted: names under `allowSuffixes` (suffix match on label
- * boundaries; CDN and cloud names are many and random-looking), names without
- * a subdomain, mDNS / LLMNR, loopback traffic (unless
- * `networks.includeLoopback`), retransmitted TCP segments. Names under
+ * Per client. Each query's labels of at least minEncodedLabelLength
+ * characters are classified (classifyName): hex, base32 or base64-ish, and
+ * random-looking (few vowels, many distinct characters), so words, dashed
+ * names, GUIDs and numbers are not encoded. A client gets state with its
+ * first encoded name; from then on, per bucket: its queries, encoded names,
+ * distinct encoded names (not among its last RING), their unusual types,
+ * labels and characters, hex / base32 / base64 counts and the character
+ * histogram of the encoded labels. A client that sent an encoded name in the
+ * window is judged at its close: it fires when its encoded names within the
+ * look-back reach minClientQueries and their distinct ratio minDistinctRatio.
+ * Many distinct domains are never enough: a browser or a resolver resolving
+ * thousands of ordinary names has no encoded ones. Shape signals: mean
+ * encoded-label length >= minLabelLength; entropy >= minEntropy (HEX_ENTROPY
+ * when most names are hex, whose 16 symbols carry 4 bits at most); unusual
+ * types >= minUnusualTypeShare of the encoded names; encoded names >=
+ * ENCODED_SHARE of the client's queries. Score: 20 per signal and up to 20
+ * for the volume. The client-level finding shares the suppression entry
+ * (client, no domain) that a per-domain finding of the client also sets: a
+ * tunnel under a parent domain is reported once, per domain.
+ *
+ * Severity (both): critical when at least three shape signals agree, or two
+ * with the volume at least twice its thresholds, else warning. The evidence's
+ * `thresholds` names each threshold crossed with the measured value.
+ *
+ * Never counted: queries from `allowHosts` (the querying client: an internal
+ * resolver, a mail server's DNSBL lookups; its responses neither; counted as
+ * `allowed`; the server is not matched, so listing a resolver's address does
+ * not hide what its clients send to it), names under `allowSuffixes` (suffix
+ * match on label boundaries; CDN and cloud names are many and random-looking),
+ * per domain names without a subdomain, mDNS / LLMNR, loopback traffic
+ * (unless `networks.includeLoopback`), retransmitted TCP segments. Names under
  * `nxdomainNormalSuffixes` (Kubernetes search-path lookups of
  * `name.ns.svc.cluster.local`) count only when a response other than NXDOMAIN
- * is seen for them: their NXDOMAIN answers are normal.
+ * is seen for them (per domain; never per client): their NXDOMAIN answers are
+ * normal.
  *
  * State, all typed arrays sized once at construction (memory.budgetMB, capped
  * by `maxKeys`); nothing is allocated per packet:
@@ -61,13 +93,19 @@
  *     (`hotKeysEvicted`) and starts over with an empty small set: a tunnel,
  *     queried often, keeps its slot. Only a hot key can fire (a key that is
  *     not hot has fewer than hotUnique <= minUniqueSubdomains names);
- *   - re-reports: a SuppressionTable on (client address, domain hash): a
- *     finding for the same key is re-emitted at most once per `suppressFor`
- *     with updated evidence.
+ *   - clients: a KeyTable of (IP version, address), one per KEYS_PER_CLIENT
+ *     keys (MIN_CLIENTS at least), least recently queried evicted
+ *     (`clientsEvicted`), idle for the look-back dropped; columns per client:
+ *     bucket counts and histogram, a ring of RING name hashes, one sample name;
+ *   - re-reports: a SuppressionTable on (client address, domain hash; 0 for
+ *     the client-level finding): a finding for the same key is re-emitted at
+ *     most once per `suppressFor` with updated evidence.
  */
+import { formatAddress } from '../../common/address.js';
 import { readDnsName } from '../decode/dns.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { FirstSight } from './lib/first-sight.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
@@ -85,8 +123,15 @@ const BIG_SLOTS = 2 * MAX_UNIQUE;
 const HOT_UNIQUE = 8;
 /** Subdomains a key holds before it is hot. */
 const SMALL = HOT_UNIQUE - 1;
-/** Share of TXT and NULL queries that makes the shape suspicious on its own. */
-export const TXT_NULL_SHARE = 0.5;
+/** Share of a client's queries that are encoded names above which its DNS is mostly tunnel (a client-level shape signal). */
+export const ENCODED_SHARE = 0.5;
+/** Entropy (bits per character) of hex-encoded labels at least: random hex has nearly 4, words in hex letters much less. */
+const HEX_ENTROPY = 3.5;
+/** Recent encoded names per client remembered to tell repeats from distinct names. */
+const RING = 64;
+/** Keys per client slot, and client slots at least. */
+const KEYS_PER_CLIENT = 16;
+const MIN_CLIENTS = 64;
 /** Sample names per finding, and their length at most. */
 const MAX_SAMPLES = 3;
 const MAX_SAMPLE_CHARS = 100;
@@ -98,8 +143,14 @@ const NAME_BYTES = 256;
 const MAX_NAME_TEXT = 255;
 /** Character classes of the entropy histogram. */
 const CLASSES = 64;
+const QTYPE_CNAME = 5;
 const QTYPE_NULL = 10;
+const QTYPE_MX = 15;
 const QTYPE_TXT = 16;
+const QTYPE_ANY = 255;
+/** RFC 6895's private-use query types (iodine can use one). */
+const QTYPE_PRIVATE_FIRST = 65280;
+const QTYPE_PRIVATE_LAST = 65534;
 const RCODE_NXDOMAIN = 3;
 /** Slots of the first-sight table. */
 const FIRST_SIGHT = 32768;
@@ -126,14 +177,37 @@ const F_QUERIES = 0;
 const F_TXT_NULL = 1;
 const F_CHARS = 2;
 const F_LABELS = 3;
-const FIELDS = 4;
+const F_UNUSUAL = 4;
+const FIELDS = 5;
 const COUNTS = BUCKETS * FIELDS;
 const HIST = BUCKETS * CLASSES;
+
+// Field offsets of a client's per-bucket counts (encoded: names with an encoded label, see encodedKind).
+const C_QUERIES = 0;
+const C_ENCODED = 1;
+const C_DISTINCT = 2;
+const C_UNUSUAL = 3;
+const C_CHARS = 4;
+const C_LABELS = 5;
+const C_HEX = 6;
+const C_BASE32 = 7;
+const C_BASE64 = 8;
+const C_FIELDS = 9;
+const C_COUNTS = BUCKETS * C_FIELDS;
+
+// Encodings of a label (encodedKind).
+const ENC_NONE = 0;
+const ENC_HEX = 1;
+const ENC_BASE32 = 2;
+/** Base64-ish: mixed case with digits, '+', '/', '=', or 8-bit bytes (iodine's base128, raw labels). */
+const ENC_BASE64 = 3;
 
 /** Bytes per key: its KeyTable entry, its share of the HostTable, its columns, and its shares of the hot pool and suppression table. */
 const KEY_BYTES = KeyTable.bytesPerEntry(4) + HostTable.bytesPerEntry + COUNTS * 4 + 3 * 8 + 4 * 4 + SMALL * 8 + 1;
 const HOT_BYTES = KeyTable.bytesPerEntry(1) + BIG_SLOTS * 8 + 4 + 8 + HIST * 4 + NAME_BYTES * (1 + MAX_SAMPLES) + 1;
-const BYTES_PER_KEY = KEY_BYTES + Math.ceil(HOT_BYTES / KEYS_PER_HOT) + Math.ceil(SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH) / KEYS_PER_SUPPRESSION);
+const CLIENT_BYTES = KeyTable.bytesPerEntry(5) + C_COUNTS * 4 + HIST * 4 + 4 * 8 + 4 + RING * 4 + 2 + NAME_BYTES + 1;
+const BYTES_PER_KEY = KEY_BYTES + Math.ceil(HOT_BYTES / KEYS_PER_HOT) + Math.ceil(SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH) / KEYS_PER_SUPPRESSION)
+  + Math.ceil(CLIENT_BYTES / KEYS_PER_CLIENT);
 
 /** Character class of a byte for the entropy histogram (lower-cased). */
 const CLASS_OF = new Uint8Array(256);
@@ -145,6 +219,12 @@ for (let b = 0; b < 256; b++) {
 }
 
 const isTxtNull = (qtype: number): boolean => qtype === QTYPE_TXT || qtype === QTYPE_NULL;
+/** Query types ordinary clients seldom ask for and tunnels use for their larger answers. */
+const isUnusualType = (qtype: number): boolean => qtype === QTYPE_TXT || qtype === QTYPE_NULL || qtype === QTYPE_CNAME || qtype === QTYPE_MX
+  || qtype === QTYPE_ANY || (qtype >= QTYPE_PRIVATE_FIRST && qtype <= QTYPE_PRIVATE_LAST);
+/** Vowels (lower case): about 40 % of the letters of words, 19 % of random base32 or base64 letters. */
+const IS_VOWEL = new Uint8Array(256);
+for (const c of 'aeiou') IS_VOWEL[c.charCodeAt(0)] = 1;
 const lower = (c: number): number => (c >= 0x41 && c <= 0x5a ? c + 32 : c);
 /** Two independent 32-bit hashes folded into one 53-bit number (exact as a double). */
 const combine = (h1: number, h2: number): number => (h1 >>> 0) * 2097152 + (h2 >>> 11);
@@ -254,6 +334,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private readonly classTotals = new Float64Array(CLASSES);
   /** Live names of a full set while it is rebuilt. */
   private readonly scratch = new Int32Array(2 * BIG_SLOTS);
+  /** Address words of a client being named. */
+  private readonly scratchWords = new Uint32Array(4);
 
   // First sight of a key not yet tracked: FirstSight (key hash, time) and the query's details by slot.
   private readonly first: FirstSight;
@@ -263,9 +345,39 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private readonly fsName: Int32Array;
   private readonly fsChars: Int32Array;
   private readonly fsLabels: Uint8Array;
-  private readonly fsTxtNull: Uint8Array;
+  /** Bit 0: TXT or NULL; bit 1: an unusual type (isUnusualType). */
+  private readonly fsTypes: Uint8Array;
 
   private readonly suppression: SuppressionTable;
+  private readonly allowList: AllowList;
+
+  // Clients: (IP version, address) -> id, created by a query with an encoded name; columns by id.
+  private readonly clients: KeyTable;
+  /** [id][bucket][C_* field] */
+  private readonly cCounts: Int32Array;
+  /** [id][bucket][class]: character classes of the encoded labels. */
+  private readonly cHist: Int32Array;
+  private readonly cCur: Float64Array;
+  private readonly cFirstTs: Float64Array;
+  private readonly cLastTs: Float64Array;
+  /** Window (sequence number) in which the client last sent an encoded name: judged at its close. */
+  private readonly cWindow: Int32Array;
+  /** [id][RING]: hashes of the client's last RING encoded names, and the next position / names held. */
+  private readonly cRing: Int32Array;
+  private readonly cRingPos: Uint8Array;
+  private readonly cRingUsed: Uint8Array;
+  /** [id]: one sample encoded name in wire format, and whether it is set. */
+  private readonly cSample: Uint8Array;
+  private readonly cSampleSet: Uint8Array;
+  /** Address words of the current query's client (the clients key). */
+  private readonly clientKey: Uint32Array;
+
+  // Scratch of the label classifier: distinct characters by stamp.
+  private readonly charStamp = new Uint32Array(256);
+  private stamp = 0;
+  /** The current name's encoded labels: count and characters. */
+  private encLabels = 0;
+  private encChars = 0;
 
   // Scratch of the name being parsed: offset of each label's length byte, its length, and the hashes of the suffix starting at it.
   private readonly labelOff = new Int32Array(MAX_LABELS);
@@ -285,6 +397,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private normalNxdomain = 0;
   private suppressedFindings = 0;
   private notRemembered = 0;
+  private allowedQueries = 0;
+  private clientFindings = 0;
   /** FirstSight.overwritten at the last window close. */
   private overwrittenBefore = 0;
 
@@ -328,19 +442,39 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.fsName = new Int32Array(FIRST_SIGHT);
     this.fsChars = new Int32Array(FIRST_SIGHT);
     this.fsLabels = new Uint8Array(FIRST_SIGHT);
-    this.fsTxtNull = new Uint8Array(FIRST_SIGHT);
+    this.fsTypes = new Uint8Array(FIRST_SIGHT);
 
     this.suppression = new SuppressionTable(c.suppressFor, Math.max(MIN_HOT, Math.ceil(n / KEYS_PER_SUPPRESSION)), SUPPRESSION_WIDTH);
+    this.allowList = new AllowList(c, 'analyzers.dns_tunneling');
+
+    const nc = Math.min(n, Math.max(MIN_CLIENTS, Math.ceil(n / KEYS_PER_CLIENT)));
+    this.clients = new KeyTable(nc, 5);
+    this.clientKey = this.clients.key;
+    this.cCounts = new Int32Array(nc * C_COUNTS);
+    this.cHist = new Int32Array(nc * HIST);
+    this.cCur = new Float64Array(nc);
+    this.cFirstTs = new Float64Array(nc);
+    this.cLastTs = new Float64Array(nc);
+    this.cWindow = new Int32Array(nc);
+    this.cRing = new Int32Array(nc * RING);
+    this.cRingPos = new Uint8Array(nc);
+    this.cRingUsed = new Uint8Array(nc);
+    this.cSample = new Uint8Array(nc * NAME_BYTES);
+    this.cSampleSet = new Uint8Array(nc);
   }
 
   onDnsMessage(v: PacketView): void {
     if (v.dnsQnameOff < 0) return;
     if (!this.includeLoopback && (isLoopback(v.ipVersion, v.src) || isLoopback(v.ipVersion, v.dst))) return;
     const response = v.dnsIsResponse;
+    const ver = v.ipVersion;
+    const addr = response ? v.dst : v.src;
+    // allowHosts names querying clients (an internal resolver, a mail server doing DNSBL lookups): checked per DNS message, not per packet.
+    if (this.allowList.active && this.allowList.host(ver, addr)) { if (!response) this.allowedQueries++; return; }
     const d = v.l4Data;
     const end = Math.min(v.dnsOff + v.dnsLen, v.payloadOff + v.payloadCapLen, d.length);
     const n = this.parseName(d, v.dnsOff, v.dnsQnameOff, end);
-    if (n < 2) return;
+    if (n < 1) return;
     // Suffixes, longest last: allow-listed and NXDOMAIN-normal ones.
     let normalNx = false;
     for (let i = n - 1; i >= 0; i--) {
@@ -355,19 +489,19 @@ class DnsTunnelingAnalyzer implements Analyzer {
     } else if (normalNx) {
       return;
     }
+    const now = v.ts;
+    const index = Math.floor(now / this.bucketSeconds);
+    this.pkt = d;
+    this.labels = n;
+    // Per client, whatever the parent domain: names without a fixed one (dnscat2's direct mode) accumulate here.
+    if (!response) this.countClient(v, n, index);
     // The registered domain starts at label r; the subdomain is labels 0 .. r-1.
     let r = n - 2;
     if (n >= 3 && this.secondLevels.has(combine(this.suf1[n - 2]!, this.suf2[n - 2]!))) r = n - 3;
     if (r <= 0) return;
-    const ver = v.ipVersion;
-    const addr = response ? v.dst : v.src;
     const dom1 = this.suf1[r]!;
     const dom2 = this.suf2[r]!;
-    const now = v.ts;
-    const index = Math.floor(now / this.bucketSeconds);
     this.counted++;
-    this.pkt = d;
-    this.labels = n;
     this.domainLabel = r;
     this.subdomain(d, r);
     let id = -1;
@@ -401,7 +535,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
           this.fsName[fs] = this.subHash;
           this.fsChars[fs] = this.subChars;
           this.fsLabels[fs] = r;
-          this.fsTxtNull[fs] = isTxtNull(v.dnsQtype) ? 1 : 0;
+          this.fsTypes[fs] = (isTxtNull(v.dnsQtype) ? 1 : 0) | (isUnusualType(v.dnsQtype) ? 2 : 0);
           return;
         }
       }
@@ -416,7 +550,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
         const base = id * COUNTS + mod(b) * FIELDS;
         const c = this.counts;
         c[base + F_QUERIES] = 1;
-        c[base + F_TXT_NULL] = this.fsTxtNull[fs]!;
+        c[base + F_TXT_NULL] = this.fsTypes[fs]! & 1;
+        c[base + F_UNUSUAL] = this.fsTypes[fs]! >> 1;
         c[base + F_CHARS] = this.fsChars[fs]!;
         c[base + F_LABELS] = this.fsLabels[fs]!;
         this.see(id, this.fsName[fs]!, b);
@@ -425,6 +560,189 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.count(id, v, index, r);
     // Judged at the window's close once it has the volume (so the list holds only busy keys).
     if (this.windowOf[id] !== this.windowSeq && this.sum(id, F_QUERIES) >= this.cfg.minQueries) this.markDirty(id);
+  }
+
+  /**
+   * Counts a query in its client's aggregate (labels 0 .. n-1 of this.pkt
+   * parsed). A client gets state with its first encoded name; until then its
+   * queries cost one lookup and no state, so browsers and resolvers with
+   * ordinary names take no client slot.
+   */
+  private countClient(v: PacketView, n: number, index: number): void {
+    const enc = this.classifyName(n);
+    const k = this.clientKey;
+    const addr = v.src;
+    k[0] = v.ipVersion;
+    k[1] = addr[0]!;
+    if (v.ipVersion === 6) { k[2] = addr[1]!; k[3] = addr[2]!; k[4] = addr[3]!; } else { k[2] = 0; k[3] = 0; k[4] = 0; }
+    const clients = this.clients;
+    const now = v.ts;
+    let id: number;
+    if (enc === ENC_NONE) {
+      id = clients.find();
+      if (id < 0) return;
+      clients.touch(id);
+    } else {
+      if (clients.size === clients.capacity) this.expireIdleClients(now);
+      id = clients.findOrInsert();
+      if (clients.inserted) {
+        this.cCounts.fill(0, id * C_COUNTS, id * C_COUNTS + C_COUNTS);
+        this.cHist.fill(0, id * HIST, id * HIST + HIST);
+        this.cCur[id] = -Infinity;
+        this.cFirstTs[id] = this.cLastTs[id] = now;
+        this.cWindow[id] = -1;
+        this.cRingPos[id] = 0;
+        this.cRingUsed[id] = 0;
+        this.cSampleSet[id] = 0;
+      }
+    }
+    if (now > this.cLastTs[id]!) this.cLastTs[id] = now;
+    this.advanceClient(id, index);
+    const bucket = Math.max(index, this.cCur[id]!);
+    const b = mod(bucket);
+    const c = this.cCounts;
+    const base = id * C_COUNTS + b * C_FIELDS;
+    c[base + C_QUERIES]!++;
+    if (enc === ENC_NONE) return;
+    this.cWindow[id] = this.windowSeq;
+    c[base + C_ENCODED]!++;
+    c[base + C_CHARS]! += this.encChars;
+    c[base + C_LABELS]! += this.encLabels;
+    c[base + (enc === ENC_HEX ? C_HEX : enc === ENC_BASE32 ? C_BASE32 : C_BASE64)]!++;
+    if (isUnusualType(v.dnsQtype)) c[base + C_UNUSUAL]!++;
+    // Distinct: not among the client's last RING encoded names (a tunnel's names carry sequence numbers; retries repeat).
+    const hash = this.suf1[0]! === 0 ? 1 : this.suf1[0]!;
+    const ring = this.cRing;
+    const ro = id * RING;
+    const used = this.cRingUsed[id]!;
+    let repeat = false;
+    for (let i = 0; i < used; i++) if (ring[ro + i] === hash) { repeat = true; break; }
+    if (!repeat) {
+      c[base + C_DISTINCT]!++;
+      const pos = this.cRingPos[id]!;
+      ring[ro + pos] = hash;
+      this.cRingPos[id] = (pos + 1) % RING;
+      if (used < RING) this.cRingUsed[id] = used + 1;
+    }
+    const hist = this.cHist;
+    const hb = id * HIST + b * CLASSES;
+    const d = this.pkt;
+    const minLen = this.cfg.minEncodedLabelLength;
+    for (let i = 0; i < n; i++) {
+      const len = this.labelLen[i]!;
+      if (len < minLen) continue;
+      const off = this.labelOff[i]! + 1;
+      for (let p = off; p < off + len; p++) hist[hb + CLASS_OF[d[p]!]!]!++;
+    }
+    if (this.cSampleSet[id] === 0 && this.copyName(0, this.cSample, id * NAME_BYTES)) this.cSampleSet[id] = 1;
+  }
+
+  /**
+   * Whether the name (labels 0 .. n-1 of this.pkt) carries encoded data: a
+   * label of at least minEncodedLabelLength characters that is hex (one case,
+   * 0-9a-f, at least 2 digits, 2 letters and 8 distinct characters), base32
+   * (one case, a-z2-7, at least 2 digits) or base64-ish (mixed case with
+   * digits, or '+', '/', '=', or a quarter of 8-bit / other bytes); base32 and
+   * base64 also need few vowels (under 30 %, words have about 40 %) and
+   * distinct characters at least min(length / 2, 16). Fills encLabels and
+   * encChars; returns the longest encoded label's encoding (ENC_NONE: none).
+   */
+  private classifyName(n: number): number {
+    const d = this.pkt;
+    const minLen = this.cfg.minEncodedLabelLength;
+    const seen = this.charStamp;
+    let labels = 0;
+    let chars = 0;
+    let kind = ENC_NONE;
+    let longest = 0;
+    for (let i = 0; i < n; i++) {
+      const len = this.labelLen[i]!;
+      if (len < minLen) continue;
+      const off = this.labelOff[i]! + 1;
+      let digits = 0;
+      let lowers = 0;
+      let uppers = 0;
+      let beyondHex = 0;
+      let notBase32 = 0;
+      let dashes = 0;
+      let other = 0;
+      let vowels = 0;
+      let distinct = 0;
+      const stamp = ++this.stamp;
+      for (let p = off; p < off + len; p++) {
+        const c = d[p]!;
+        const l = lower(c);
+        if (seen[l] !== stamp) { seen[l] = stamp; distinct++; }
+        if (c >= 0x30 && c <= 0x39) {
+          digits++;
+          if (c < 0x32 || c > 0x37) notBase32++;
+        } else if (l >= 0x61 && l <= 0x7a) {
+          if (c === l) lowers++; else uppers++;
+          if (l > 0x66) beyondHex++;
+          vowels += IS_VOWEL[l]!;
+        } else if (c === 0x2d || c === 0x5f) {
+          dashes++;
+        } else {
+          other++;
+        }
+      }
+      const letters = lowers + uppers;
+      const oneCase = lowers === 0 || uppers === 0;
+      const wordy = vowels * 10 >= letters * 3 || distinct * 2 < Math.min(len, 32);
+      let k = ENC_NONE;
+      if (other * 4 >= len) k = ENC_BASE64;
+      else if (dashes === 0 && other === 0 && oneCase && beyondHex === 0 && digits >= 2 && letters >= 2 && distinct >= 8) k = ENC_HEX;
+      else if (wordy) k = ENC_NONE;
+      else if (dashes === 0 && other === 0 && oneCase && notBase32 === 0 && digits >= 2) k = ENC_BASE32;
+      else if ((!oneCase && digits > 0) || other > 0) k = ENC_BASE64;
+      if (k === ENC_NONE) continue;
+      labels++;
+      chars += len;
+      if (len > longest) { longest = len; kind = k; }
+    }
+    this.encLabels = labels;
+    this.encChars = chars;
+    return kind;
+  }
+
+  /** Moves client `id` to bucket `index`, clearing the buckets passed over. */
+  private advanceClient(id: number, index: number): void {
+    const cur = this.cCur[id]!;
+    if (index <= cur) return;
+    const c = this.cCounts;
+    const o = id * C_COUNTS;
+    const h = this.cHist;
+    const ho = id * HIST;
+    if (index - cur >= BUCKETS) {
+      c.fill(0, o, o + C_COUNTS);
+      h.fill(0, ho, ho + HIST);
+    } else {
+      for (let i = cur + 1; i <= index; i++) {
+        const b = mod(i);
+        c.fill(0, o + b * C_FIELDS, o + b * C_FIELDS + C_FIELDS);
+        h.fill(0, ho + b * CLASSES, ho + b * CLASSES + CLASSES);
+      }
+    }
+    this.cCur[id] = index;
+  }
+
+  private clientSum(id: number, field: number): number {
+    const c = this.cCounts;
+    let s = 0;
+    for (let b = 0, o = id * C_COUNTS + field; b < BUCKETS; b++, o += C_FIELDS) s += c[o]!;
+    return s;
+  }
+
+  /** Drops the clients idle for the look-back (least recently queried first). */
+  private expireIdleClients(now: number): void {
+    const clients = this.clients;
+    const lookback = this.cfg.lookback;
+    for (let id = clients.oldest(); id >= 0;) {
+      if (now - this.cLastTs[id]! < lookback) break;
+      const next = clients.newer(id);
+      clients.remove(id);
+      id = next;
+    }
   }
 
   private fillKey(host: number, dom1: number, dom2: number): void {
@@ -505,6 +823,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
     const c = this.counts;
     c[base + F_QUERIES]!++;
     if (isTxtNull(v.dnsQtype)) c[base + F_TXT_NULL]!++;
+    if (isUnusualType(v.dnsQtype)) c[base + F_UNUSUAL]!++;
     // The subdomain's shape, when new.
     const seen = this.see(id, this.subHash, bucket);
     if (seen === 0) return;
@@ -763,6 +1082,94 @@ class DnsTunnelingAnalyzer implements Analyzer {
     }
   }
 
+  /**
+   * Judges client `id` (it sent encoded names in the window closing): it fires
+   * when its encoded names within the look-back reach minClientQueries and
+   * their distinct ratio minDistinctRatio. Reports and returns true unless
+   * suppressed (per client, shared with its per-domain findings).
+   */
+  private judgeClient(id: number, index: number, now: number): boolean {
+    const c = this.cfg;
+    this.advanceClient(id, index);
+    const encoded = this.clientSum(id, C_ENCODED);
+    if (encoded < Math.max(1, c.minClientQueries)) return false;
+    const distinctRatio = this.clientSum(id, C_DISTINCT) / encoded;
+    if (distinctRatio < c.minDistinctRatio) return false;
+    const queries = this.clientSum(id, C_QUERIES);
+    const labels = this.clientSum(id, C_LABELS);
+    const meanLength = labels > 0 ? this.clientSum(id, C_CHARS) / labels : 0;
+    const total = this.classTotals.fill(0);
+    for (let b = 0; b < BUCKETS; b++) for (let k = 0; k < CLASSES; k++) total[k]! += this.cHist[id * HIST + b * CLASSES + k]!;
+    const bits = entropy(total, CLASSES);
+    const hexShare = this.clientSum(id, C_HEX) / encoded;
+    const unusualShare = this.clientSum(id, C_UNUSUAL) / encoded;
+    const encodedShare = encoded / queries;
+    const longLabels = meanLength >= c.minLabelLength;
+    // Hex carries 4 bits a character at most, under minEntropy: mostly-hex names are random from HEX_ENTROPY on.
+    const entropyLimit = hexShare >= 0.5 ? Math.min(HEX_ENTROPY, c.minEntropy) : c.minEntropy;
+    const random = bits >= entropyLimit;
+    const records = unusualShare >= c.minUnusualTypeShare;
+    const mostly = encodedShare >= ENCODED_SHARE;
+    const sk = this.suppression.key;
+    for (let i = 0; i < 5; i++) sk[i] = this.clients.keyWord(id, i);
+    sk[5] = 0;
+    sk[6] = 0;
+    if (!this.suppression.allow(now)) { this.suppressedFindings++; return false; }
+    const w = this.scratchWords;
+    for (let i = 0; i < 4; i++) w[i] = this.clients.keyWord(id, 1 + i);
+    const client = formatAddress(this.clients.keyWord(id, 0), w);
+    const o = id * NAME_BYTES;
+    const name = this.cSampleSet[id] === 1 ? readDnsName(this.cSample, o, o, o + NAME_BYTES) : null;
+    const sample = name === null ? '' : name.length > MAX_SAMPLE_CHARS ? `${name.slice(0, MAX_SAMPLE_CHARS)}...` : name;
+    const signals = (longLabels ? 1 : 0) + (random ? 1 : 0) + (records ? 1 : 0) + (mostly ? 1 : 0);
+    const volume = encoded / Math.max(1, c.minClientQueries);
+    const score = Math.round(100 * Math.min(1, 0.2 * signals + 0.2 * Math.min(1, Math.log2(Math.max(1, volume)) / 2)));
+    const severity = signals >= 3 || (signals >= 2 && volume >= 2) ? 'critical' : 'warning';
+    const seconds = Math.min(c.lookback, Math.max(now - this.cFirstTs[id]!, this.bucketSeconds / 10, 1e-3));
+    const hex = Math.round(hexShare * 100);
+    const base32Share = this.clientSum(id, C_BASE32) / encoded;
+    const base64Share = this.clientSum(id, C_BASE64) / encoded;
+    const crossed: Crossing[] = [
+      { measured: 'encodedQueries', value: encoded, setting: 'minClientQueries', limit: c.minClientQueries },
+      { measured: 'distinctRatio', value: distinctRatio, setting: 'minDistinctRatio', limit: c.minDistinctRatio },
+    ];
+    if (longLabels) crossed.push({ measured: 'meanLabelLength', value: meanLength, setting: 'minLabelLength', limit: c.minLabelLength });
+    if (random) crossed.push({ measured: 'entropy', value: bits, setting: entropyLimit === c.minEntropy ? 'minEntropy' : 'hexEntropy', limit: entropyLimit });
+    if (records) crossed.push({ measured: 'unusualTypeShare', value: unusualShare, setting: 'minUnusualTypeShare', limit: c.minUnusualTypeShare });
+    if (mostly) crossed.push({ measured: 'encodedShare', value: encodedShare, setting: 'encodedShare', limit: ENCODED_SHARE });
+    this.ctx.report({
+      type: 'dns_tunneling',
+      severity,
+      key: `${client}|*`,
+      host: client,
+      summary: `Possible DNS tunnel without a fixed parent domain: ${client} sent ${encoded} queries with encoded labels (hex ${hex} %, base32 ${Math.round(base32Share * 100)} %, base64 ${Math.round(base64Share * 100)} %;`
+        + ` mean length ${meanLength.toFixed(1)}, ${Math.round(distinctRatio * 100)} % distinct, ${Math.round(unusualShare * 100)} % unusual record types).`,
+      evidence: {
+        scope: 'client',
+        client,
+        domain: '*',
+        queries,
+        encodedQueries: encoded,
+        encodedShare: round2(encodedShare),
+        distinctRatio: round2(distinctRatio),
+        meanLabelLength: round2(meanLength),
+        entropy: round2(bits),
+        hexShare: round2(hexShare),
+        base32Share: round2(base32Share),
+        base64Share: round2(base64Share),
+        unusualTypeShare: round2(unusualShare),
+        queriesPerSecond: round2(encoded / seconds),
+        lookback: c.lookback,
+        score,
+        thresholds: thresholdsCrossed(crossed),
+        sampleNames: sample,
+      },
+    });
+    this.cSampleSet[id] = 0;
+    this.clientFindings++;
+    return true;
+  }
+
   closeWindow(span: WindowSpan): Metrics {
     const c = this.cfg;
     // The look-back ends with the window (the packet that closes it may be much later), its buckets at the
@@ -788,10 +1195,12 @@ class DnsTunnelingAnalyzer implements Analyzer {
       for (let b = 0; b < BUCKETS; b++) for (let k = 0; k < CLASSES; k++) total[k]! += this.hist[slot * HIST + b * CLASSES + k]!;
       const bits = entropy(total, CLASSES);
       const txtNull = this.sum(id, F_TXT_NULL);
+      const unusual = this.sum(id, F_UNUSUAL);
       const share = txtNull / queries;
+      const unusualShare = unusual / queries;
       const longLabels = meanLength >= c.minLabelLength;
       const random = bits >= c.minEntropy;
-      const records = share >= TXT_NULL_SHARE;
+      const records = unusualShare >= c.minUnusualTypeShare;
       if (!longLabels && !random && !records) continue;
       const host = this.keys.keyWord(id, 0);
       // Cannot happen (the host table has a host more than keys, see the constructor); a reused host id would name another client.
@@ -801,6 +1210,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
       sk[5] = this.keys.keyWord(id, 2);
       sk[6] = this.keys.keyWord(id, 3);
       if (!this.suppression.allow(now)) { this.suppressedFindings++; continue; }
+      // The client's own (client-level) finding would name the same tunnel: it waits suppressFor.
+      sk[5] = 0;
+      sk[6] = 0;
+      this.suppression.allow(now);
       const client = this.hosts.name(host);
       const domain = readDnsName(this.domainName, slot * NAME_BYTES, slot * NAME_BYTES, (slot + 1) * NAME_BYTES) ?? '?';
       const samples: string[] = [];
@@ -812,11 +1225,19 @@ class DnsTunnelingAnalyzer implements Analyzer {
       const signals = (longLabels ? 1 : 0) + (random ? 1 : 0) + (records ? 1 : 0);
       const volume = Math.min(queries / Math.max(1, c.minQueries), unique / Math.max(1, c.minUniqueSubdomains));
       const score = Math.round(100 * Math.min(1, 0.25 * signals + 0.25 * Math.min(1, Math.log2(Math.max(1, volume)) / 2)));
-      const severity = signals >= 2 && volume >= 2 ? 'critical' : 'warning';
+      const severity = signals >= 3 || (signals >= 2 && volume >= 2) ? 'critical' : 'warning';
       const seconds = Math.min(c.lookback, Math.max(now - this.firstTs[id]!, this.bucketSeconds / 10, 1e-3));
       const rate = queries / seconds;
-      const shape = [longLabels ? `mean label length ${meanLength.toFixed(1)}` : '', random ? `entropy ${bits.toFixed(2)} bits/char` : '', records ? `${Math.round(share * 100)} % TXT/NULL` : '']
+      const recordsText = unusual === txtNull ? `${Math.round(share * 100)} % TXT/NULL` : `${Math.round(unusualShare * 100)} % unusual record types`;
+      const shape = [longLabels ? `mean label length ${meanLength.toFixed(1)}` : '', random ? `entropy ${bits.toFixed(2)} bits/char` : '', records ? recordsText : '']
         .filter((x) => x).join(', ');
+      const crossed: Crossing[] = [
+        { measured: 'queries', value: queries, setting: 'minQueries', limit: c.minQueries },
+        { measured: 'uniqueSubdomains', value: unique, setting: 'minUniqueSubdomains', limit: c.minUniqueSubdomains },
+      ];
+      if (longLabels) crossed.push({ measured: 'meanLabelLength', value: meanLength, setting: 'minLabelLength', limit: c.minLabelLength });
+      if (random) crossed.push({ measured: 'entropy', value: bits, setting: 'minEntropy', limit: c.minEntropy });
+      if (records) crossed.push({ measured: 'unusualTypeShare', value: unusualShare, setting: 'minUnusualTypeShare', limit: c.minUnusualTypeShare });
       this.ctx.report({
         type: 'dns_tunneling',
         severity,
@@ -824,6 +1245,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
         host: client,
         summary: `Possible DNS tunnel: ${client} sent ${queries} queries with ${unique} unique subdomains of ${domain} (${shape}).`,
         evidence: {
+          scope: 'domain',
           client,
           domain,
           queries,
@@ -831,9 +1253,12 @@ class DnsTunnelingAnalyzer implements Analyzer {
           meanLabelLength: round2(meanLength),
           entropy: round2(bits),
           txtNullShare: round2(share),
+          unusualTypeShare: round2(unusualShare),
+          distinctRatio: round2(unique / queries),
           queriesPerSecond: round2(rate),
           lookback: c.lookback,
           score,
+          thresholds: thresholdsCrossed(crossed),
           sampleNames: samples.join(' '),
         },
       });
@@ -842,8 +1267,15 @@ class DnsTunnelingAnalyzer implements Analyzer {
       reported++;
     }
     this.dirtyLen = 0;
+    let clientsJudged = 0;
+    for (let id = this.clients.oldest(); id >= 0; id = this.clients.newer(id)) {
+      if (this.cWindow[id] !== this.windowSeq) continue;
+      clientsJudged++;
+      if (this.judgeClient(id, index, now)) reported++;
+    }
     this.windowSeq++;
     this.expireIdle(now);
+    this.expireIdleClients(now);
     const metrics: Metrics = {
       queries: this.counted,
       allowListed: this.allowListed,
@@ -858,9 +1290,14 @@ class DnsTunnelingAnalyzer implements Analyzer {
       namesNotRemembered: this.notRemembered,
       firstSightDropped: this.first.overwritten - this.overwrittenBefore,
       suppressorEvicted: this.suppression.evicted,
+      allowed: this.allowedQueries,
+      clients: this.clients.size,
+      clientsEvicted: this.clients.evicted,
+      clientsJudged,
+      clientFindings: this.clientFindings,
     };
     this.overwrittenBefore = this.first.overwritten;
-    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = 0;
+    this.counted = this.allowListed = this.normalNxdomain = this.suppressedFindings = this.notRemembered = this.allowedQueries = this.clientFindings = 0;
     return metrics;
   }
 }

@@ -433,7 +433,7 @@ export const DEFAULT_CONFIG: Config = {
       enabled: true, lookback: 300, suppressFor: 600, maxKeys: 100_000, minQueries: 50, minUniqueSubdomains: 30, minLabelLength: 20, minEntropy: 4.5,
       minUnusualTypeShare: 0.5, minEncodedLabelLength: 16, minClientQueries: 100, minDistinctRatio: 0.8,
       allowHosts: [],
-      allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa', 'googlevideo.com', 'akamaized.net', 'sophosxl.net', 'spamhaus.org', 'surbl.org', 'uribl.com', 'spamcop.net', 'barracudacentral.org'],
+      allowSuffixes: ['amazonaws.com', 'cloudfront.net', 'akamaiedge.net', 'akamai.net', 'googleapis.com', 'gvt1.com', 'windows.net', 'azure.com', 'cloudflare.com', 'fastly.net', 'in-addr.arpa', 'ip6.arpa', 'googlevideo.com', 'akamaized.net', 'sophosxl.net', 'spamhaus.org', 'spamhaus.net', 'surbl.org', 'uribl.com', 'spamcop.net', 'barracudacentral.org', 'avqs.mcafee.com', 'avts.mcafee.com'],
       nxdomainNormalSuffixes: ['cluster.local'],
     },
     exfiltration: { enabled: true, lookback: 600, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minBytes: 100_000_000, minRatio: 10, commonPorts: [22, 80, 443, 993, 995] },

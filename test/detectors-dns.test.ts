@@ -1,9 +1,11 @@
 /**
  * The dns_tunneling detector: it fires on a real tunnel (iodine, shared
  * capture) and on crafted ones (base32 subdomains, high entropy only, TXT
- * only), stays silent on benign shared captures and on crafted ordinary
- * traffic (CDN names, Kubernetes search-path NXDOMAINs, browsing), and its
- * thresholds, suppression, determinism and key bound behave as documented.
+ * only; per client, dnscat2's direct mode without a fixed parent domain),
+ * stays silent on benign shared captures and on crafted ordinary traffic (CDN
+ * names, Kubernetes search-path NXDOMAINs, browsing, a forwarding resolver,
+ * DKIM lookups, allow-listed clients), and its thresholds, suppression,
+ * determinism and key and client bounds behave as documented.
  *
  * Set PCAP_ANALYZER_KEEP_CRAFTED=<dir> to keep the crafted captures there.
  */
@@ -28,6 +30,8 @@ const MAC_B = '02:00:00:00:00:02';
 const RESOLVER = '10.0.0.53';
 const TXT = 16;
 const NULL = 10;
+const CNAME = 5;
+const MX = 15;
 
 /** A record `ms` milliseconds after T0. */
 const at = (ms: number, data: Buffer): PcapRecordSpec => ({ tsSec: T0 + Math.floor(ms / 1000), tsSub: Math.round((ms % 1000) * 1000), data });
@@ -122,6 +126,11 @@ test('dns_tunneling: fires once on the iodine capture, with the evidence of a NU
   for (const s of samples) assert.ok(s.length <= 103 && s.endsWith('...') || s.endsWith('.pirate.sea'), s);
   assert.ok(!/[\u0000-\u001f\u007f-\uffff]/.test(String(e['sampleNames'])), 'no raw control or high bytes');
   assert.equal(total(report, 'queries'), 222);
+  // Per domain (the client-level aggregate shares its suppression: one finding for one tunnel), with the thresholds it crossed.
+  assert.equal(e['scope'], 'domain');
+  assert.equal(e['unusualTypeShare'], 1);
+  assert.match(String(e['thresholds']), /^queries \d+ >= minQueries 50; uniqueSubdomains \d+ >= minUniqueSubdomains 30; meanLabelLength [\d.]+ >= minLabelLength 20; entropy [\d.]+ >= minEntropy 4\.5; unusualTypeShare 1 >= minUnusualTypeShare 0\.5$/);
+  assert.equal(total(report, 'clientFindings'), 0);
 });
 
 for (const file of ['wssample_dns.cap', 'ndpi_1kxun.pcap', 'ppa_http_espn_fail.pcapng', 'ppa1e_evilprogram.pcap', 'ppa_dns_query_nonexistent.pcapng', 'arkime_v6.pcap']) {
@@ -176,6 +185,22 @@ test('dns_tunneling: fires on a TXT/NULL share of at least one half with short, 
   assert.ok((half[0]!.evidence['entropy'] as number) < 4.5);
   assert.ok((half[0]!.evidence['meanLabelLength'] as number) < 20);
   assert.equal(tunnels(await analyze(records(qs(29)), {}, 'txt-below')).length, 0);
+});
+
+test('dns_tunneling: CNAME and MX count as unusual record types (minUnusualTypeShare); three shape signals are critical at once', async () => {
+  const qs = series('10.0.0.6', 60, 100, (i) => `${plainLabel(i % 40, 8)}.example.org`).map((q, i) => (i < 30 ? { ...q, qtype: i % 2 ? CNAME : MX } : q));
+  const found = tunnels(await analyze(records(qs), {}, 'cname-mx'));
+  assert.equal(found.length, 1);
+  assert.equal(found[0]!.evidence['unusualTypeShare'], 0.5);
+  assert.equal(found[0]!.evidence['txtNullShare'], 0);
+  assert.match(found[0]!.summary, /50 % unusual record types/);
+  assert.equal(tunnels(await analyze(records(qs), tunnelConfig({ minUnusualTypeShare: 0.6 }), 'cname-mx-0.6')).length, 0);
+  // Long, random (base32) and TXT: critical at the minimum volume.
+  const txt = base32Tunnel('10.0.0.5', 't.example.com', 100).map((q) => ({ ...q, qtype: TXT }));
+  const f = tunnels(await analyze(records(txt), {}, 'base32-txt'));
+  assert.equal(f.length, 1);
+  assert.equal(f[0]!.evidence['queries'], 50);
+  assert.equal(f[0]!.severity, 'critical');
 });
 
 // ---------------------------------------------------------------------------
@@ -370,8 +395,6 @@ test('dns_tunneling: hot keys share a bounded pool; a busy tunnel keeps its slot
 // ---------------------------------------------------------------------------
 // Per client, without a fixed parent domain (dnscat2's direct mode)
 
-const CNAME = 5;
-const MX = 15;
 const ATTACKER = '203.0.113.7';
 
 /** dnscat2 direct mode: `dnscat.<60 hex>` (tool tag first, so every name looks like a new registered domain), TXT/CNAME/MX in turn, to the attacker's IP as resolver. */
@@ -497,6 +520,18 @@ test('dns_tunneling: silent on a resolver forwarding many clients\' ordinary que
   assert.deepEqual(tunnels(r), []);
   assert.equal(total(r, 'clientsJudged'), 0);
   assert.equal(lastMetric(r, 'clients'), 0);
+});
+
+test('dns_tunneling: silent on a mail server verifying DKIM signatures of 300 senders (random 32-character tokens under _domainkey, TXT)', async () => {
+  const rand = prng(37);
+  const alnum = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  const qs = series('10.0.0.25', 300, 500, (i) => `${randomLabel(rand, alnum, 32)}._domainkey.sender${i}.com`, { qtype: TXT });
+  const r = await analyze(records(qs), {}, 'dkim');
+  assert.deepEqual(tunnels(r), []);
+  assert.equal(lastMetric(r, 'clients'), 0, 'a name with a protocol label is never encoded');
+  // The same tokens without the protocol label would be a tunnel's data.
+  const bare = qs.map((q) => ({ ...q, qname: q.qname.replace('._domainkey', '') }));
+  assert.equal(tunnels(await analyze(records(bare), {}, 'dkim-bare')).length, 1);
 });
 
 test('dns_tunneling: an allow-listed client (allowHosts) is not tracked, its queries counted as allowed', async () => {

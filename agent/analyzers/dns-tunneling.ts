@@ -36,7 +36,9 @@
  * Per client. Each query's labels of at least minEncodedLabelLength
  * characters are classified (classifyName): hex, base32 or base64-ish, and
  * random-looking (few vowels, many distinct characters), so words, dashed
- * names, GUIDs and numbers are not encoded. A client gets state with its
+ * names, GUIDs and numbers are not encoded, nor names with a protocol label
+ * (`_domainkey`, `_tcp`, `_email`: a mail server's DKIM lookups of random
+ * tokens, hash blocklists). A client gets state with its
  * first encoded name; from then on, per bucket: its queries, encoded names,
  * distinct encoded names (not among its last RING), their unusual types,
  * labels and characters, hex / base32 / base64 counts and the character
@@ -198,6 +200,7 @@ const C_COUNTS = BUCKETS * C_FIELDS;
 // Encodings of a label (encodedKind).
 const ENC_NONE = 0;
 const ENC_HEX = 1;
+/** Base32 and other one-case letters-and-digits alphabets (base36 tokens). */
 const ENC_BASE32 = 2;
 /** Base64-ish: mixed case with digits, '+', '/', '=', or 8-bit bytes (iodine's base128, raw labels). */
 const ENC_BASE64 = 3;
@@ -641,10 +644,11 @@ class DnsTunnelingAnalyzer implements Analyzer {
    * Whether the name (labels 0 .. n-1 of this.pkt) carries encoded data: a
    * label of at least minEncodedLabelLength characters that is hex (one case,
    * 0-9a-f, at least 2 digits, 2 letters and 8 distinct characters), base32
-   * (one case, a-z2-7, at least 2 digits) or base64-ish (mixed case with
+   * (one case, letters and at least 2 digits: base32, base36 tokens) or base64-ish (mixed case with
    * digits, or '+', '/', '=', or a quarter of 8-bit / other bytes); base32 and
    * base64 also need few vowels (under 30 %, words have about 40 %) and
-   * distinct characters at least min(length / 2, 16). Fills encLabels and
+   * distinct characters at least min(length / 2, 16). A name with a label
+   * starting with '_' is never encoded. Fills encLabels and
    * encChars; returns the longest encoded label's encoding (ENC_NONE: none).
    */
   private classifyName(n: number): number {
@@ -655,6 +659,9 @@ class DnsTunnelingAnalyzer implements Analyzer {
     let chars = 0;
     let kind = ENC_NONE;
     let longest = 0;
+    // A protocol label (_domainkey, _dmarc, _tcp, _email...) names a lookup of signing keys, services or hashes (DKIM
+    // tokens, hash blocklists), not a tunnel's data: such names are not encoded, however random their other labels.
+    for (let i = 0; i < n; i++) if (d[this.labelOff[i]! + 1] === 0x5f) { this.encLabels = 0; this.encChars = 0; return ENC_NONE; }
     for (let i = 0; i < n; i++) {
       const len = this.labelLen[i]!;
       if (len < minLen) continue;
@@ -663,7 +670,6 @@ class DnsTunnelingAnalyzer implements Analyzer {
       let lowers = 0;
       let uppers = 0;
       let beyondHex = 0;
-      let notBase32 = 0;
       let dashes = 0;
       let other = 0;
       let vowels = 0;
@@ -675,7 +681,6 @@ class DnsTunnelingAnalyzer implements Analyzer {
         if (seen[l] !== stamp) { seen[l] = stamp; distinct++; }
         if (c >= 0x30 && c <= 0x39) {
           digits++;
-          if (c < 0x32 || c > 0x37) notBase32++;
         } else if (l >= 0x61 && l <= 0x7a) {
           if (c === l) lowers++; else uppers++;
           if (l > 0x66) beyondHex++;
@@ -693,7 +698,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
       if (other * 4 >= len) k = ENC_BASE64;
       else if (dashes === 0 && other === 0 && oneCase && beyondHex === 0 && digits >= 2 && letters >= 2 && distinct >= 8) k = ENC_HEX;
       else if (wordy) k = ENC_NONE;
-      else if (dashes === 0 && other === 0 && oneCase && notBase32 === 0 && digits >= 2) k = ENC_BASE32;
+      else if (dashes === 0 && other === 0 && oneCase && digits >= 2) k = ENC_BASE32;
       else if ((!oneCase && digits > 0) || other > 0) k = ENC_BASE64;
       if (k === ENC_NONE) continue;
       labels++;

@@ -69,7 +69,8 @@
  * `nxdomainNormalSuffixes` (Kubernetes search-path lookups of
  * `name.ns.svc.cluster.local`) count only when a response other than NXDOMAIN
  * is seen for them (per domain; never per client): their NXDOMAIN answers are
- * normal.
+ * normal. The allow-lists and suffix lists are read at start (a SIGHUP
+ * changes thresholds, not what is allowed).
  *
  * State, all typed arrays sized once at construction (memory.budgetMB, capped
  * by `maxKeys`); nothing is allocated per packet:

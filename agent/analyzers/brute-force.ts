@@ -63,7 +63,8 @@
  * failures may be a guessed password); `rules` names the rules that fired and
  * `thresholds` each threshold crossed with the measured value.
  *
- * Allow-list (analyzers.brute_force.allowHosts / allowPorts, fixed at start):
+ * Allow-list (analyzers.brute_force.allowHosts / allowPorts, read at start: a
+ * SIGHUP changes thresholds, not what is allowed):
  * an attempt whose client or server address is listed (a jump host, a
  * monitoring or CI runner; a server scripted logins are expected on), or whose
  * service port is listed, is not tracked. Checked once per attempt, at its
@@ -154,7 +155,7 @@ export function createBruteForceAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class BruteForceAnalyzer implements Analyzer {
   readonly id = 'brute_force';
-  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back and table sizes are fixed at start). */
+  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back, table sizes and allow-list are fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['brute_force'] { return this.ctx.config.analyzers.brute_force; }
   private readonly includeLoopback: boolean;
   private readonly lookback: number;

@@ -133,6 +133,18 @@ export interface AnalyzersConfig {
     minFailureRatio: number;
     /** A connection shorter than this (seconds) is short-lived. */
     shortLived: number;
+    /** Complete login-sized sessions from one client to one service within the look-back (the sessions rule). */
+    minSessions: number;
+    /** Those sessions per minute at least (their density: a check every minute is 1). */
+    minSessionRate: number;
+    /** A complete session longer than this (seconds, SYN to end) is not login-sized (an interactive session). */
+    maxSessionSeconds: number;
+    /** A complete session with more frame bytes (both directions) is not login-sized (a transfer). */
+    maxSessionBytes: number;
+    /** Coefficient of variation of the sessions' bytes at most (guesses repeat one exchange). */
+    maxSizeCv: number;
+    /** Coefficient of variation of the sessions' durations at most. */
+    maxDurationCv: number;
   };
   flood: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
@@ -426,7 +438,10 @@ export const DEFAULT_CONFIG: Config = {
     sack: { enabled: true },
     health: { enabled: true },
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8 },
-    brute_force: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], ports: [21, 22, 23, 445, 1433, 3306, 3389, 5432, 5900, 6379, 27017], minAttempts: 20, minFailureRatio: 0.5, shortLived: 5 },
+    brute_force: {
+      enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], ports: [21, 22, 23, 110, 143, 445, 465, 587, 993, 995, 1433, 1521, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 27017],
+      minAttempts: 20, minFailureRatio: 0.5, shortLived: 5, minSessions: 10, minSessionRate: 6, maxSessionSeconds: 30, maxSessionBytes: 65536, maxSizeCv: 0.5, maxDurationCv: 0.75,
+    },
     flood: { enabled: true, lookback: 10, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], synRate: 500, halfOpenRatio: 0.8, udpRate: 10_000, icmpRate: 1000 },
     beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [5, 10, 15, 20, 30, 60, 300] },
     dns_tunneling: {
@@ -564,6 +579,12 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.dns_tunneling.minEncodedLabelLength': [1, 63],
   'analyzers.dns_tunneling.minClientQueries': [1, 100_000_000],
   'analyzers.dns_tunneling.minDistinctRatio': [0, 1],
+  'analyzers.brute_force.minSessions': [2, 1_000_000],
+  'analyzers.brute_force.minSessionRate': [0, 1_000_000],
+  'analyzers.brute_force.maxSessionSeconds': [0.001, 86400],
+  'analyzers.brute_force.maxSessionBytes': [0, 1e12],
+  'analyzers.brute_force.maxSizeCv': [0, 100],
+  'analyzers.brute_force.maxDurationCv': [0, 100],
 };
 /** Lists that must keep their length (one value per severity). */
 const FIXED_LENGTH = new Set(['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate']);

@@ -111,6 +111,10 @@ test('detector allow-lists: addresses or CIDR blocks and ports, checked at load,
   rejects({ analyzers: { brute_force: { allowPorts: [70000] } } }, 'analyzers.brute_force.allowPorts[0]', /expected a port number 0-65535, got 70000/);
   rejects({ analyzers: { brute_force: { allowPorts: ['ssh'] } } }, 'analyzers.brute_force.allowPorts[0]', /expected a port number/);
   rejects({ analyzers: { dns_tunneling: { allowPorts: [53] } } }, 'analyzers.dns_tunneling.allowPorts', /unknown key/);
+  // brute_force's sessions rule: a coefficient of variation needs two sessions; limits are not negative.
+  rejects({ analyzers: { brute_force: { minSessions: 1 } } }, 'analyzers.brute_force.minSessions', /1 is out of range \[2, 1000000\]/);
+  rejects({ analyzers: { brute_force: { maxSizeCv: -0.1 } } }, 'analyzers.brute_force.maxSizeCv', /out of range/);
+  rejects({ analyzers: { brute_force: { maxSessionSeconds: 0 } } }, 'analyzers.brute_force.maxSessionSeconds', /out of range/);
   const fromEnv = resolveConfig({ env: { PCAP_ANALYZER_ANALYZERS_PORT_SCAN_ALLOW_PORTS: '22, 443', PCAP_ANALYZER_ANALYZERS_PORT_SCAN_ALLOW_HOSTS: '10.9.0.0/16' } });
   assert.deepEqual(fromEnv.analyzers.port_scan.allowPorts, [22, 443]);
   assert.deepEqual(fromEnv.analyzers.port_scan.allowHosts, ['10.9.0.0/16']);

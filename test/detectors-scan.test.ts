@@ -495,6 +495,122 @@ test('brute_force: a server RST after its SYN/ACK is an incomplete attempt, befo
   assert.equal(f.evidence['service'], 'postgresql');
 });
 
+// ---------------------------------------------------------------------------
+// brute_force: the sessions rule (password guessing where every connection completes)
+
+/**
+ * SSH logins that complete and fail alike: `n` sessions from `client`, one every `every` s from `t0`,
+ * each 6-7 s (two or three tries, past shortLived) with a few bytes of difference.
+ */
+function sshGuesses(cap: Capture, n: number, every: number, client = '203.0.113.40', server = '10.0.0.22', t0 = 0): Capture {
+  for (let i = 0; i < n; i++) {
+    cap.session(t0 + i * every, client, 42000 + (i % 20000), server, 22, { duration: 6 + (i % 3) * 0.5, clientBytes: 1200 + (i % 4) * 8, serverBytes: 2200 + (i % 3) * 16 });
+  }
+  return cap;
+}
+
+test('brute_force: 12 complete SSH sessions alike in size and duration within 60 s fire (sessions rule), below minAttempts and none short-lived', async () => {
+  const r = await analyze(sshGuesses(new Capture(), 12, 5).write('ssh-guesses-12.pcap'));
+  const f = one(r, 'brute_force');
+  // Sessions end 6-7 s after their SYN: the window ending at 60 s has 11 of them in its look-back, ended over 50.5 s (10 intervals: 11.9/min).
+  assert.ok(inWindow(f, 5));
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.host, '203.0.113.40');
+  assert.equal(f.evidence['target'], '10.0.0.22');
+  assert.equal(f.evidence['service'], 'ssh');
+  assert.equal(f.evidence['rules'], 'sessions');
+  assert.equal(f.evidence['sessions'], 11);
+  assert.equal(f.evidence['attempts'], 11);
+  assert.equal(f.evidence['longer'], 11, 'each lasts past shortLived: the failures rule sees no failure');
+  assert.equal(f.evidence['ratio'], 0);
+  assert.ok(num(f.evidence, 'sessionSizeCv') < 0.02, String(f.evidence['sessionSizeCv']));
+  assert.ok(num(f.evidence, 'meanSessionSeconds') > 6 && num(f.evidence, 'meanSessionSeconds') < 7);
+  assert.match(String(f.evidence['thresholds']), /^sessions 11 >= minSessions 10; sessionsPerMinute 11\.881 >= minSessionRate 6; sessionSizeCv 0\.0\d+ <= maxSizeCv 0\.5; sessionDurationCv 0\.0\d+ <= maxDurationCv 0\.75$/);
+  assert.match(f.summary, /^203\.0\.113\.40 opened 11 complete ssh sessions to 10\.0\.0\.22:22 in the last 60 s \(11\.9\/min\), alike in size .*: password guessing that completes every connection; 11 lasted longer/);
+  assert.equal(total(r, 'brute_force', 'sessions'), 12);
+  assert.equal(findings(r, 'lateral_movement').length, 0);
+
+  // minSessions - 1 in the look-back: nothing.
+  assert.equal(findings(await analyze(sshGuesses(new Capture(), 9, 5).write('ssh-guesses-9.pcap')), 'brute_force').length, 0);
+});
+
+test('brute_force: 60 alike SSH sessions in a minute: warning at 14, critical at >= 5x minSessions', async () => {
+  const r = await analyze(sshGuesses(new Capture(), 60, 1).write('ssh-guesses-60.pcap'), { analyzers: { brute_force: { suppressFor: 0 } } });
+  const list = findings(r, 'brute_force');
+  assert.equal(list[0]!.severity, 'warning');
+  assert.equal(list[0]!.evidence['sessions'], 14); // ended by 20 s
+  const last = list[list.length - 1]!;
+  assert.ok(num(last.evidence, 'sessions') >= 50);
+  assert.equal(last.severity, 'critical');
+  assert.match(String(last.evidence['rules']), /sessions/);
+});
+
+test('brute_force: alike SSH sessions that are not dense do not fire: one every 5 min for an hour; one every minute for an hour even with a 10-minute look-back', async () => {
+  silent(await analyze(sshGuesses(new Capture(), 12, 300).write('ssh-every-5-min.pcap')), 'one session every 5 minutes');
+  const everyMinute = sshGuesses(new Capture(), 60, 60).write('ssh-every-minute.pcap');
+  silent(await analyze(everyMinute), 'one session every minute');
+  // 10 alike sessions in a 600 s look-back, but about 1 per minute < minSessionRate 6.
+  const long = await analyze(everyMinute, { analyzers: { brute_force: { lookback: 600 } } });
+  silent(long, 'one session every minute, 600 s look-back');
+  assert.equal(total(long, 'brute_force', 'sessions'), 60);
+  // The same look-back with the sessions in a burst: fires.
+  const burst = one(await analyze(sshGuesses(new Capture(), 12, 5).write('ssh-burst-600.pcap'), { analyzers: { brute_force: { lookback: 600 } } }), 'brute_force');
+  assert.equal(burst.evidence['rules'], 'sessions');
+});
+
+test('brute_force: a long interactive SSH session, and 12 alike sessions longer than maxSessionSeconds, do not fire', async () => {
+  const cap = new Capture();
+  cap.session(0, '10.0.0.80', 43000, '10.0.0.22', 22, { duration: 900, clientBytes: 40000, serverBytes: 2_000_000 });
+  // 12 parallel copies of alike files, 45 s each: not login-sized.
+  for (let i = 0; i < 12; i++) cap.session(10 + i * 2, '10.0.0.81', 44000 + i, '10.0.0.22', 22, { duration: 45, clientBytes: 1500, serverBytes: 20000 });
+  const path = cap.write('ssh-long-sessions.pcap');
+  const r = await analyze(path);
+  silent(r, 'long sessions');
+  assert.equal(total(r, 'brute_force', 'sessions'), 0);
+  // Were 45 s login-sized, the 12 would be a burst.
+  const f = one(await analyze(path, { analyzers: { brute_force: { maxSessionSeconds: 60 } } }), 'brute_force');
+  assert.equal(f.host, '10.0.0.81');
+  assert.equal(f.evidence['sessions'], 12);
+});
+
+test('brute_force: 12 SSH sessions of wildly different sizes and durations within 60 s (mixed human use) do not fire', async () => {
+  const serverBytes = [800, 45000, 3000, 20000, 1500, 50000, 9000, 500, 30000, 2500, 12000, 40000];
+  const durations = [2, 25, 4, 12, 1, 28, 8, 3, 18, 6, 10, 20];
+  const cap = new Capture();
+  for (let i = 0; i < 12; i++) cap.session(i * 5, '10.0.0.90', 45000 + i, '10.0.0.22', 22, { duration: durations[i]!, clientBytes: 600 + i * 150, serverBytes: serverBytes[i]! });
+  const path = cap.write('ssh-mixed-use.pcap');
+  const r = await analyze(path);
+  silent(r, 'mixed human use');
+  assert.equal(total(r, 'brute_force', 'sessions'), 12, 'all login-sized: only their variation keeps them apart');
+  // The sizes alone keep them apart (CV 0.78-1.0 over the windows' look-backs); the durations (CV 0.67-0.87) not in every window.
+  silent(await analyze(path, { analyzers: { brute_force: { maxDurationCv: 100 } } }), 'mixed use, sizes alone');
+  const f = one(await analyze(path, { analyzers: { brute_force: { maxSizeCv: 100, maxDurationCv: 100 } } }), 'brute_force');
+  assert.ok(num(f.evidence, 'sessionSizeCv') > 0.5, String(f.evidence['sessionSizeCv']));
+});
+
+test('brute_force: allow-list: a listed client, server or service port is not tracked (counted as allowed)', async () => {
+  const path = sshGuesses(new Capture(), 12, 5).write('ssh-guesses-allow.pcap');
+  for (const allow of [{ allowHosts: ['203.0.113.40'] }, { allowHosts: ['10.0.0.0/24'] }, { allowPorts: [22] }, { allowHosts: ['2001:db8::/32', '203.0.113.0/24'] }]) {
+    const r = await analyze(path, { analyzers: { brute_force: allow } });
+    silent(r, JSON.stringify(allow));
+    assert.equal(total(r, 'brute_force', 'allowed'), 12);
+    assert.equal(total(r, 'brute_force', 'attempts'), 0);
+    assert.equal(total(r, 'brute_force', 'sessions'), 0);
+  }
+  // Other hosts and ports listed: still fires.
+  const r = await analyze(path, { analyzers: { brute_force: { allowHosts: ['192.0.2.0/24', '203.0.113.41'], allowPorts: [3389] } } });
+  assert.equal(one(r, 'brute_force').host, '203.0.113.40');
+  assert.equal(total(r, 'brute_force', 'allowed'), 0);
+  // The failures rule too: 20 refused RDP attempts from a listed client.
+  const rdp = new Capture();
+  for (let i = 0; i < 20; i++) rdp.refused(i * 0.4, '203.0.113.10', 35000 + i, '10.0.0.33', 3389);
+  const rdpPath = rdp.write('rdp-allow.pcap');
+  assert.equal(one(await analyze(rdpPath), 'brute_force').evidence['thresholds'], 'attempts 20 >= minAttempts 20; ratio 1 >= minFailureRatio 0.5');
+  const allowed = await analyze(rdpPath, { analyzers: { brute_force: { allowHosts: ['203.0.113.10'] } } });
+  silent(allowed, 'allowed RDP client');
+  assert.equal(total(allowed, 'brute_force', 'allowed'), 20);
+});
+
 test('lateral_movement: a source trying 4,100 internal hosts remembers 4,096 of them (capped)', async () => {
   const cap = new Capture();
   for (let i = 0; i < 4100; i++) cap.unanswered(i * 0.01, '10.0.9.9', 20000 + i, `10.3.${i >> 8}.${i & 255}`, 445);
@@ -648,12 +764,25 @@ test('shared: zeek_ftp_bruteforce.pcap is an FTP brute force (30 short connectio
   assert.equal(f.evidence['target'], '192.168.56.101');
   assert.equal(f.evidence['servicePort'], 21);
   assert.equal(f.evidence['service'], 'ftp');
-  assert.ok(num(f.evidence, 'attempts') >= 20);
+  assert.equal(f.severity, 'warning');
+  // Every login completes and fails alike (one size, about 2 s each): the sessions rule fires at 12, before the failures rule's 20 attempts.
+  assert.equal(f.evidence['rules'], 'sessions');
+  assert.equal(f.evidence['sessions'], 12);
+  assert.equal(f.evidence['sessionSizeCv'], 0);
+  assert.match(String(f.evidence['thresholds']), /^sessions 12 >= minSessions 10; sessionsPerMinute [\d.]+ >= minSessionRate 6; sessionSizeCv 0 <= maxSizeCv 0\.5; sessionDurationCv 0\.\d+ <= maxDurationCv 0\.75$/);
   assert.equal(f.evidence['ratio'], 1);
   assert.equal(total(r, 'brute_force', 'attempts'), 30);
   assert.equal(total(r, 'brute_force', 'outcomes.shortLived'), 30);
+  assert.equal(total(r, 'brute_force', 'sessions'), 30);
   assert.equal(findings(r, 'port_scan').length, 0);
   assert.equal(findings(r, 'lateral_movement').length, 0);
+
+  // Without the sessions rule, the failures rule still fires (30 short-lived connections, >= minAttempts 20).
+  const failures = one(await analyze(pcap('zeek_ftp_bruteforce.pcap'), { analyzers: { brute_force: { minSessions: 1000 } } }), 'brute_force');
+  assert.equal(failures.evidence['rules'], 'failures');
+  assert.ok(num(failures.evidence, 'attempts') >= 20);
+  assert.equal(failures.evidence['shortLived'], failures.evidence['attempts']);
+  assert.match(String(failures.evidence['thresholds']), /^attempts \d+ >= minAttempts 20; ratio 1 >= minFailureRatio 0\.5$/);
 });
 
 const BENIGN = [

@@ -50,6 +50,44 @@ export const INTENDED: IntendedDifference[] = [
       }
     },
   },
+  {
+    what: 'windows[*].metrics.brute_force: new allowed and sessions',
+    why: 'brute_force has an allow-list (attempts it does not track are counted as allowed) and a second rule, repeated alike complete sessions'
+      + ' (login-sized complete sessions settled in the window are counted)',
+    apply: (r) => dropWindowMetrics(r, 'brute_force', ['allowed', 'sessions']),
+  },
+  {
+    what: 'ppa_synscan and generated-mixed-120k: windows[*].metrics.brute_force.attempts and outcomes',
+    why: 'the default analyzers.brute_force.ports now also watch POP3, IMAP, SMTP submission 465/587, IMAPS, POP3S, Oracle and WinRM (110, 143, 465, 587, 993, 995, 1521, 5985, 5986):'
+      + ' ppa_synscan\'s SYNs to those ports and one refused connection of generated-mixed-120k are counted as attempts (no finding: one attempt per service)',
+    apply(r) {
+      if (r.source.path !== 'ppa_synscan.pcapng' && r.source.path !== 'generated-mixed-120k.pcap') return;
+      dropWindowMetrics(r, 'brute_force', ['attempts', 'outcomes']);
+    },
+  },
+  {
+    what: 'zeek_ftp_bruteforce: the brute_force finding comes two windows earlier (its window, id, summary and evidence), the windows\' brute_force attackers, reported and suppressed, and the health of the two windows',
+    why: 'the new sessions rule fires once 12 alike complete FTP sessions (each a failed login that completes) are in the look-back, at 17:37:40-50, where the failures rule waited for 20 attempts (17:38:00-10);'
+      + ' the finding is then suppressed, and the health score\'s anomalies component follows the finding to its window. Still one warning from 192.168.56.1 to 192.168.56.101:21',
+    apply(r) {
+      if (r.source.path !== 'zeek_ftp_bruteforce.pcap') return;
+      const kept = r.findings.filter((f) => f.type !== 'brute_force');
+      const brute = r.findings.filter((f) => f.type === 'brute_force').map((f) => ({
+        type: f.type, severity: f.severity, host: f.host, evidence: { source: f.evidence['source'], target: f.evidence['target'], servicePort: f.evidence['servicePort'] },
+      }));
+      r.findings = [...kept, ...brute] as Report['findings'];
+      dropWindowMetrics(r, 'brute_force', ['attackers', 'reported', 'suppressed']);
+      // The score and class follow the anomalies component (security findings in the window); the other components are compared.
+      for (const w of r.windows) {
+        delete (w as { healthScore?: unknown }).healthScore;
+        const health = w.metrics['health'] as { score?: unknown; class?: unknown; components?: Array<{ name: string }> } | undefined;
+        if (health === undefined) continue;
+        delete health.score;
+        delete health.class;
+        health.components = health.components?.filter((c) => c.name !== 'anomalies');
+      }
+    },
+  },
   // handshake
   {
     what: 'windows[*].metrics.handshake: new retryIntervalsDropped',

@@ -1,7 +1,12 @@
 /**
  * Brute force against authentication services (finding type `brute_force`):
- * repeated short or failing connections from one source to one service
- * (host and port, the port one of analyzers.brute_force.ports).
+ * repeated failing, short or look-alike connections from one client to one
+ * service (server host and port, the port one of analyzers.brute_force.ports:
+ * FTP, SSH, Telnet, POP3/IMAP and their TLS ports, SMTP submission 465/587,
+ * SMB, the databases, RDP, VNC, WinRM (HTTP authentication)). Plain HTTP(S)
+ * 80/443 and SMTP relay 25 are not watched by default: browsers, API clients
+ * and mail relays open many similar short connections to one server; list a
+ * login portal's port to watch it.
  *
  * A connection attempt is one of the shared tracker's (flow/connection-
  * attempts.ts: a flow whose first packet is the client's SYN) to a watched
@@ -22,30 +27,65 @@
  *                ends; one still open at the end of the input counts as longer
  *                then if it has been open for shortLived seconds, else it is
  *                undecided and not counted.
- * An attempt counts in the look-back at the time it is settled.
+ * An attempt counts in the look-back at the time it is settled. Besides, a
+ * completed connection (handshake done, then CLOSED or RESET) is a session;
+ * one of at most maxSessionSeconds (SYN to end) and maxSessionBytes (frames,
+ * both directions) is a login-sized session, whose bytes and duration (and
+ * their squares) are summed in the look-back. A longer or bigger one (an
+ * interactive shell, a transfer) is not: it breaks no burst but never counts
+ * in one.
  *
- * At each window close a (source, service) with new settled attempts in the
- * window is judged over the look-back (lookback, 60 s, fixed at start): it
- * fires when it has >= minAttempts settled attempts AND (failed + short-lived)
- * / attempts >= minFailureRatio. Severity: critical at 5x minAttempts, else
- * warning; the evidence says how many attempts were longer (one after many
- * failures may be a guessed password).
+ * At each window close a (client, service) with new settled attempts in the
+ * window is judged over the look-back (lookback, 60 s, fixed at start). It
+ * fires on either rule:
+ *   failures  >= minAttempts settled attempts AND (failed + short-lived) /
+ *             attempts >= minFailureRatio (scanners and guessers whose logins
+ *             fail fast or are refused);
+ *   sessions  >= minSessions login-sized sessions, dense (sessionsPerMinute:
+ *             (sessions - 1) per minute over the span from the first to the
+ *             latest session of the current run, at most the look-back, a run
+ *             ending when a look-back passes without a session) >=
+ *             minSessionRate, and alike: coefficient of variation (population
+ *             standard deviation / mean) of their bytes <= maxSizeCv and of
+ *             their durations <= maxDurationCv. This is password guessing where
+ *             every connection completes (a tool making one or a few tries per
+ *             session, each session the same exchange), as Zeek's SSH guesser
+ *             counts failed logins by session size: without decoding the
+ *             protocol, a burst of look-alike short sessions from one client is
+ *             the signature. Human use (shells, copies of different files)
+ *             varies in size and duration; a monitoring check every minute is
+ *             not dense enough with the defaults (one per minute); automation
+ *             that is dense and regular (CI or configuration management over
+ *             SSH) belongs in the allow-list.
+ * Severity: critical when the rule that fired counts 5x its minimum (attempts
+ * >= 5 x minAttempts, or sessions >= 5 x minSessions), else warning. The
+ * summary and evidence say how many attempts were longer (one after many
+ * failures may be a guessed password); `rules` names the rules that fired and
+ * `thresholds` each threshold crossed with the measured value.
+ *
+ * Allow-list (analyzers.brute_force.allowHosts / allowPorts, read at start: a
+ * SIGHUP changes thresholds, not what is allowed):
+ * an attempt whose client or server address is listed (a jump host, a
+ * monitoring or CI runner; a server scripted logins are expected on), or whose
+ * service port is listed, is not tracked. Checked once per attempt, at its
+ * SYN, and counted in the window metric `allowed`.
  *
  * State, all preallocated at start: one byte per flow slot (where the attempt
- * stands); a KeyTable of services (source host id, target host id, port) with
- * typed-array columns and a BucketReducer of three look-back counts (attempts,
- * failed, short-lived), as many as memory.budgetMB grants, at most maxKeys
- * (least recently settled evicted first, counted in the metrics); a HostTable
- * of twice as many hosts (so the hosts of every live service stay interned);
- * services idle for a look-back are dropped at window close. Re-reported, with
- * updated evidence, at most once per suppressFor seconds (a SuppressionTable
- * keyed by the addresses and port, as many keys as services), and only in
- * windows with new attempts. Loopback traffic is ignored unless
- * networks.includeLoopback.
+ * stands); a KeyTable of services (client host id, server host id, port) with
+ * typed-array columns and a BucketReducer of eight look-back series (attempts,
+ * failed, short-lived, sessions, their bytes, bytes squared, seconds, seconds
+ * squared), as many as memory.budgetMB grants, at most maxKeys (least recently
+ * settled evicted first, counted in the metrics); a HostTable of twice as many
+ * hosts (so the hosts of every live service stay interned); services idle for
+ * a look-back are dropped at window close. Re-reported, with updated evidence,
+ * at most once per suppressFor seconds (a SuppressionTable keyed by the
+ * addresses and port, as many keys as services), and only in windows with new
+ * attempts. Loopback traffic is ignored unless networks.includeLoopback.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
+import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -61,7 +101,7 @@ const SUM_EPSILON = 1e-3;
 const BUCKETS = 6;
 
 const SERVICES: Record<number, string> = {
-  21: 'ftp', 22: 'ssh', 23: 'telnet', 25: 'smtp', 110: 'pop3', 143: 'imap', 389: 'ldap', 445: 'smb', 587: 'submission', 993: 'imaps',
+  21: 'ftp', 22: 'ssh', 23: 'telnet', 25: 'smtp', 110: 'pop3', 143: 'imap', 389: 'ldap', 445: 'smb', 465: 'submissions', 587: 'submission', 993: 'imaps',
   995: 'pop3s', 1433: 'mssql', 1521: 'oracle', 3306: 'mysql', 3389: 'rdp', 5432: 'postgresql', 5900: 'vnc', 5985: 'winrm', 5986: 'winrm',
   6379: 'redis', 11211: 'memcached', 27017: 'mongodb',
 };
@@ -84,15 +124,30 @@ const INCOMPLETE = 5;
 const S_ATTEMPTS = 0;
 const S_FAILED = 1;
 const S_SHORT = 2;
+/** Login-sized complete sessions, and sums of their frame bytes and seconds (and squares, for the coefficients of variation). */
+const S_SESSIONS = 3;
+const S_BYTES = 4;
+const S_BYTES_SQ = 5;
+const S_SECONDS = 6;
+const S_SECONDS_SQ = 7;
+const SERIES = 8;
 
 /** Suppression key: IP version, source address (4 words), target address (4 words), port. */
 const SUPPRESSION_WIDTH = 10;
 
-/** Bytes per service: its key and columns, look-back counts, two hosts, a suppression key. */
-const SERVICE_BYTES = KeyTable.bytesPerEntry(3) + (4 + 4 + 8 + 8 + 1) + BucketReducer.bytesPerKey(BUCKETS, 3)
+/** Bytes per service: its key and columns, look-back series, two hosts, a suppression key. */
+const SERVICE_BYTES = KeyTable.bytesPerEntry(3) + (4 + 4 + 8 + 8 + 8 + 8 + 1) + BucketReducer.bytesPerKey(BUCKETS, SERIES)
   + 2 * HostTable.bytesPerEntry + SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH);
 
-interface Candidate { id: number; rank: number; attempts: number; key: string }
+/** What the sessions rule measured over the look-back. */
+interface SessionStats { sessions: number; perMinute: number; meanBytes: number; sizeCv: number; meanSeconds: number; durationCv: number }
+
+interface Candidate {
+  id: number; rank: number; attempts: number; key: string;
+  /** Which rules fired. */
+  failures: boolean; sessions: boolean;
+  ratio: number; stats: SessionStats;
+}
 
 export function createBruteForceAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new BruteForceAnalyzer(ctx);
@@ -100,10 +155,11 @@ export function createBruteForceAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class BruteForceAnalyzer implements Analyzer {
   readonly id = 'brute_force';
-  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back and table sizes are fixed at start). */
+  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back, table sizes and allow-list are fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['brute_force'] { return this.ctx.config.analyzers.brute_force; }
   private readonly includeLoopback: boolean;
   private readonly lookback: number;
+  private readonly allowList: AllowList;
   private readonly watched = new Uint8Array(65536);
   /** Per flow slot: NONE, STARTED, ANSWERED, OPEN. */
   private readonly state: Uint8Array;
@@ -117,6 +173,9 @@ class BruteForceAnalyzer implements Analyzer {
   /** First settled attempt of the current run (for the rate), latest settled attempt. */
   private readonly first: Float64Array;
   private readonly last: Float64Array;
+  /** First and latest login-sized session of the current run of sessions (for their rate). */
+  private readonly sessionFirst: Float64Array;
+  private readonly sessionLast: Float64Array;
   /** New settled attempts since the last window close. */
   private readonly dirty: Uint8Array;
   private readonly counts: BucketReducer;
@@ -132,6 +191,7 @@ class BruteForceAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     this.lookback = cfg.lookback;
+    this.allowList = new AllowList(cfg, 'analyzers.brute_force');
     for (const p of cfg.ports) if (Number.isInteger(p) && p >= 0 && p < 65536) this.watched[p] = 1;
     this.state = new Uint8Array(ctx.flows.capacity);
     const n = ctx.memory.keys('brute_force.services', SERVICE_BYTES, Math.max(1, cfg.maxKeys));
@@ -141,8 +201,10 @@ class BruteForceAnalyzer implements Analyzer {
     this.dstGen = new Uint32Array(n);
     this.first = new Float64Array(n);
     this.last = new Float64Array(n);
+    this.sessionFirst = new Float64Array(n);
+    this.sessionLast = new Float64Array(n);
     this.dirty = new Uint8Array(n);
-    this.counts = new BucketReducer(n, this.lookback, BUCKETS, 3);
+    this.counts = new BucketReducer(n, this.lookback, BUCKETS, SERIES);
     this.suppression = new SuppressionTable(cfg.suppressFor, n, SUPPRESSION_WIDTH);
   }
 
@@ -167,14 +229,18 @@ class BruteForceAnalyzer implements Analyzer {
       case AttemptEvent.ABANDONED:
         this.settle(slot, INCOMPLETE, at);
         return;
-      case AttemptEvent.RESET:
-        this.settle(slot, at - flows.firstTs[slot]! <= this.cfg.shortLived ? RESET : LONGER, at);
+      case AttemptEvent.RESET: {
+        // RESET comes only once completed: a session, ended by either side's RST.
+        const seconds = at - flows.firstTs[slot]!;
+        this.settle(slot, seconds <= this.cfg.shortLived ? RESET : LONGER, at, seconds, flows.bytes[slot * 2]! + flows.bytes[slot * 2 + 1]!);
         return;
+      }
       case AttemptEvent.CLOSED: {
         // The FIN, or the flow's last packet when the flow ended (idle, evicted, port reuse).
         const t = Math.min(at, flows.lastTs[slot]!);
+        const seconds = t - flows.firstTs[slot]!;
         const bytes = flows.bytes[slot * 2]! + flows.bytes[slot * 2 + 1]!;
-        this.settle(slot, t - flows.firstTs[slot]! <= this.cfg.shortLived && bytes <= LITTLE_DATA_BYTES ? SHORT : LONGER, t);
+        this.settle(slot, seconds <= this.cfg.shortLived && bytes <= LITTLE_DATA_BYTES ? SHORT : LONGER, t, seconds, bytes);
         return;
       }
       default:
@@ -189,11 +255,17 @@ class BruteForceAnalyzer implements Analyzer {
     this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const version = flows.version[slot]!;
     if (!this.includeLoopback && (isLoopback(version, this.client) || isLoopback(version, this.server))) return;
+    const allowList = this.allowList;
+    if (allowList.active && (allowList.port(flows.serverPort(slot)) || allowList.host(version, this.client) || allowList.host(version, this.server))) {
+      this.w.allowed++;
+      return;
+    }
     this.state[slot] = STARTED;
     this.w.attempts++;
   }
 
-  private settle(slot: number, outcome: number, t: number): void {
+  /** `seconds` and `bytes` of a completed session (seconds < 0: the handshake never completed). */
+  private settle(slot: number, outcome: number, t: number, seconds = -1, bytes = 0): void {
     this.state[slot] = NONE;
     const w = this.w;
     if (outcome === LONGER) w.longer++;
@@ -220,6 +292,8 @@ class BruteForceAnalyzer implements Analyzer {
       this.counts.clear(id);
       this.first[id] = t;
       this.last[id] = t;
+      this.sessionFirst[id] = -Infinity;
+      this.sessionLast[id] = -Infinity;
       this.dirty[id] = 0;
     } else if (this.last[id]! < t - this.lookback) {
       this.first[id] = t;
@@ -227,9 +301,21 @@ class BruteForceAnalyzer implements Analyzer {
     if (t > this.last[id]!) this.last[id] = t;
     this.dirty[id] = 1;
     const counts = this.counts;
-    counts.add(id, t, S_ATTEMPTS, 1);
-    if (outcome === SHORT) counts.add(id, t, S_SHORT, 1);
-    else if (outcome !== LONGER) counts.add(id, t, S_FAILED, 1);
+    const k = counts.bucketOf(t);
+    counts.addToBucket(id, k, S_ATTEMPTS, 1);
+    if (outcome === SHORT) counts.addToBucket(id, k, S_SHORT, 1);
+    else if (outcome !== LONGER) counts.addToBucket(id, k, S_FAILED, 1);
+    const cfg = this.cfg;
+    if (seconds < 0 || seconds > cfg.maxSessionSeconds || bytes > cfg.maxSessionBytes) return;
+    w.sessions++;
+    // A run of sessions starts after a look-back without one (or with the service's first).
+    if (this.sessionLast[id]! < t - this.lookback) this.sessionFirst[id] = t;
+    if (t > this.sessionLast[id]!) this.sessionLast[id] = t;
+    counts.addToBucket(id, k, S_SESSIONS, 1);
+    counts.addToBucket(id, k, S_BYTES, bytes);
+    counts.addToBucket(id, k, S_BYTES_SQ, bytes * bytes);
+    counts.addToBucket(id, k, S_SECONDS, seconds);
+    counts.addToBucket(id, k, S_SECONDS_SQ, seconds * seconds);
   }
 
   /** End of input (the tracker settled the attempts still waiting): connections open for shortLived seconds are longer. */
@@ -273,6 +359,8 @@ class BruteForceAnalyzer implements Analyzer {
     const evicted = services.evicted;
     const metrics: Metrics = {
       attempts: w.attempts,
+      allowed: w.allowed,
+      sessions: w.sessions,
       outcomes: { longer: w.longer, shortLived: w.shortLived, refused: w.refused, reset: w.reset, noAnswer: w.noAnswer, incomplete: w.incomplete },
       attackers: candidates.length,
       reported,
@@ -287,19 +375,41 @@ class BruteForceAnalyzer implements Analyzer {
     return metrics;
   }
 
-  /** Whether service `id` fires over the look-back before bucket boundary `b`. */
+  /** Whether service `id` fires (either rule) over the look-back before bucket boundary `b`. */
   private judge(id: number, b: number): Candidate | null {
     const cfg = this.cfg;
     const counts = this.counts;
     const attempts = counts.sumBefore(id, S_ATTEMPTS, b);
-    if (attempts < cfg.minAttempts || attempts === 0) return null;
+    if (attempts === 0) return null;
     const ratio = Math.min(1, (counts.sumBefore(id, S_FAILED, b) + counts.sumBefore(id, S_SHORT, b)) / attempts);
-    if (ratio < cfg.minFailureRatio) return null;
-    const critical = attempts >= 5 * Math.max(1, cfg.minAttempts);
+    const failures = attempts >= cfg.minAttempts && ratio >= cfg.minFailureRatio;
+    const stats = this.sessionStats(id, b);
+    const sessions = stats.sessions >= cfg.minSessions && stats.perMinute >= cfg.minSessionRate
+      && stats.sizeCv <= cfg.maxSizeCv && stats.durationCv <= cfg.maxDurationCv;
+    if (!failures && !sessions) return null;
+    const critical = (failures && attempts >= 5 * Math.max(1, cfg.minAttempts)) || (sessions && stats.sessions >= 5 * Math.max(1, cfg.minSessions));
     const services = this.services;
     const port = services.keyWord(id, 2);
     const key = `${this.hosts.name(services.keyWord(id, 0))} ${endpoint(this.hosts.name(services.keyWord(id, 1)), port)}`;
-    return { id, rank: critical ? 1 : 0, attempts, key };
+    return { id, rank: critical ? 1 : 0, attempts, key, failures, sessions, ratio, stats };
+  }
+
+  /** Login-sized sessions in the look-back before boundary `b`: count, rate, and the mean and coefficient of variation of their bytes and seconds. */
+  private sessionStats(id: number, b: number): SessionStats {
+    const counts = this.counts;
+    const sessions = counts.sumBefore(id, S_SESSIONS, b);
+    if (sessions === 0) return { sessions: 0, perMinute: 0, meanBytes: 0, sizeCv: 0, meanSeconds: 0, durationCv: 0 };
+    const meanBytes = counts.sumBefore(id, S_BYTES, b) / sessions;
+    const meanSeconds = counts.sumBefore(id, S_SECONDS, b) / sessions;
+    const span = Math.max(1, Math.min(this.lookback, this.sessionLast[id]! - this.sessionFirst[id]!));
+    return {
+      sessions,
+      perMinute: ((sessions - 1) / span) * 60,
+      meanBytes,
+      sizeCv: cv(meanBytes, counts.sumBefore(id, S_BYTES_SQ, b) / sessions),
+      meanSeconds,
+      durationCv: cv(meanSeconds, counts.sumBefore(id, S_SECONDS_SQ, b) / sessions),
+    };
   }
 
   /** Suppression by addresses and port, so it outlives the service's ids. */
@@ -329,18 +439,36 @@ class BruteForceAnalyzer implements Analyzer {
     const attempts = c.attempts;
     const failed = this.counts.sumBefore(id, S_FAILED, b);
     const short = this.counts.sumBefore(id, S_SHORT, b);
-    const ratio = Math.min(1, (failed + short) / attempts);
+    const ratio = c.ratio;
     const longer = Math.max(0, attempts - failed - short);
     const severity: FindingSeverity = c.rank === 1 ? 'critical' : 'warning';
     const seconds = Math.max(1, Math.min(lookback, now - this.first[id]!));
     const service = SERVICES[port] ?? `port ${port}`;
+    const st = c.stats;
+    const crossings: Crossing[] = [];
+    if (c.failures) {
+      crossings.push({ measured: 'attempts', value: attempts, setting: 'minAttempts', limit: cfg.minAttempts });
+      crossings.push({ measured: 'ratio', value: ratio, setting: 'minFailureRatio', limit: cfg.minFailureRatio });
+    }
+    if (c.sessions) {
+      crossings.push({ measured: 'sessions', value: st.sessions, setting: 'minSessions', limit: cfg.minSessions });
+      crossings.push({ measured: 'sessionsPerMinute', value: st.perMinute, setting: 'minSessionRate', limit: cfg.minSessionRate });
+      crossings.push({ measured: 'sessionSizeCv', value: st.sizeCv, setting: 'maxSizeCv', limit: cfg.maxSizeCv, op: '<=' });
+      crossings.push({ measured: 'sessionDurationCv', value: st.durationCv, setting: 'maxDurationCv', limit: cfg.maxDurationCv, op: '<=' });
+    }
+    const sessionsText = `${st.sessions} complete ${service} sessions to ${endpoint(dst, port)} in the last ${lookback} s`
+      + ` (${round1(st.perMinute)}/min), alike in size (mean ${Math.round(st.meanBytes)} B, CV ${round3(st.sizeCv)})`
+      + ` and duration (mean ${round1(st.meanSeconds)} s, CV ${round3(st.durationCv)})`;
+    const longerText = longer > 0 ? `; ${longer} lasted longer (a login may have succeeded).` : '.';
+    const summary = c.failures
+      ? `${src} made ${attempts} ${service} connection attempts to ${endpoint(dst, port)} in the last ${lookback} s:`
+        + ` ${failed} failed, ${short} short-lived (${(ratio * 100).toFixed(1)} %)` + (c.sessions ? `; ${st.sessions} complete sessions alike in size and duration` : '') + longerText
+      : `${src} opened ${sessionsText}: password guessing that completes every connection` + longerText;
     return {
       type: 'brute_force',
       severity,
       key: c.key,
-      summary: `${src} made ${attempts} ${service} connection attempts to ${endpoint(dst, port)} in the last ${lookback} s:`
-        + ` ${failed} failed, ${short} short-lived (${(ratio * 100).toFixed(1)} %)`
-        + (longer > 0 ? `; ${longer} lasted longer (a login may have succeeded).` : '.'),
+      summary,
       evidence: {
         source: src,
         target: dst,
@@ -350,16 +478,38 @@ class BruteForceAnalyzer implements Analyzer {
         failed,
         shortLived: short,
         longer,
-        ratio: Math.round(ratio * 1000) / 1000,
-        attemptsPerMinute: Math.round((attempts / seconds) * 60 * 10) / 10,
+        ratio: round3(ratio),
+        attemptsPerMinute: round1((attempts / seconds) * 60),
         shortLivedSeconds: cfg.shortLived,
         lookbackSeconds: lookback,
+        rules: c.failures && c.sessions ? 'failures,sessions' : c.failures ? 'failures' : 'sessions',
+        sessions: st.sessions,
+        sessionsPerMinute: round1(st.perMinute),
+        meanSessionBytes: Math.round(st.meanBytes),
+        sessionSizeCv: round3(st.sizeCv),
+        meanSessionSeconds: round3(st.meanSeconds),
+        sessionDurationCv: round3(st.durationCv),
+        thresholds: thresholdsCrossed(crossings),
       },
       host: src,
     };
   }
 }
 
-function emptyWindow(): { attempts: number; longer: number; shortLived: number; refused: number; reset: number; noAnswer: number; incomplete: number; suppressed: number } {
-  return { attempts: 0, longer: 0, shortLived: 0, refused: 0, reset: 0, noAnswer: 0, incomplete: 0, suppressed: 0 };
+/** Coefficient of variation (population) from the mean and the mean of squares; 0 for a zero mean. */
+function cv(mean: number, meanOfSquares: number): number {
+  if (!(mean > 0)) return 0;
+  return Math.sqrt(Math.max(0, meanOfSquares - mean * mean)) / mean;
+}
+
+const round1 = (x: number): number => Math.round(x * 10) / 10;
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+interface WindowCounts {
+  attempts: number; allowed: number; sessions: number;
+  longer: number; shortLived: number; refused: number; reset: number; noAnswer: number; incomplete: number; suppressed: number;
+}
+
+function emptyWindow(): WindowCounts {
+  return { attempts: 0, allowed: 0, sessions: 0, longer: 0, shortLived: 0, refused: 0, reset: 0, noAnswer: 0, incomplete: 0, suppressed: 0 };
 }

@@ -24,8 +24,8 @@
  *   whose destination (server) port is listed. ignorePorts stays the default
  *   list of ordinary periodic services; allowPorts is the operator's own.
  *   Checked once per flow, before its hosts are interned; counted per window
- *   in the metric `allowed` (flows). The allow-list is read at start (a
- *   SIGHUP changes thresholds, not what is allowed).
+ *   in the metric `allowed` (flows). A SIGHUP's new allow-list applies to
+ *   flows that start after it.
  *
  * A score 0-100 (50 at the thresholds, more for tighter intervals and sizes,
  * more events and a longer observation) comes with the period, interval CV,
@@ -73,7 +73,7 @@ import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
 import { isSpecialAddress } from './lib/networks.js';
@@ -249,7 +249,7 @@ class BeaconingAnalyzer implements Analyzer {
   private readonly keys: KeyTable;
   private readonly suppression: SuppressionTable;
   private readonly ignorePorts = new Uint8Array(65536);
-  private readonly allow: AllowList;
+  private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.beaconing');
   // per key id
   /** Bumped when the id is (re)assigned or freed: flows holding an older value let go. */
   private readonly gen: Uint32Array;
@@ -302,7 +302,6 @@ class BeaconingAnalyzer implements Analyzer {
     this.eventIdx = new Float64Array(n).fill(-1);
     const cfg = this.cfg;
     for (const p of cfg.ignorePorts) if (p >= 0 && p < 65536) this.ignorePorts[p] = 1;
-    this.allow = new AllowList(cfg, 'analyzers.beaconing');
     const capacity = ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys);
     this.hosts = new HostTable(capacity * HOSTS_PER_KEY, ctx.networks, ctx.config.networks.includeLoopback);
     this.keys = new KeyTable(capacity, 3, (k) => { this.release(k); });
@@ -354,7 +353,7 @@ class BeaconingAnalyzer implements Analyzer {
     if (isSpecialAddress(version, ws)) return -1;
     if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wc) || isLoopback(version, ws))) return -1;
     // Allowed: either endpoint or the destination port (a flow is bound once; a rebind is of a flow that was not allowed).
-    const allow = this.allow;
+    const allow = this.allow.get();
     if (allow.active && (allow.port(flows.serverPort(slot)) || allow.host(version, wc) || allow.host(version, ws))) { this.allowed++; return -1; }
     const hosts = this.hosts;
     const c = hosts.intern(version, wc);

@@ -63,8 +63,8 @@
  * failures may be a guessed password); `rules` names the rules that fired and
  * `thresholds` each threshold crossed with the measured value.
  *
- * Allow-list (analyzers.brute_force.allowHosts / allowPorts, read at start: a
- * SIGHUP changes thresholds, not what is allowed):
+ * Allow-list (analyzers.brute_force.allowHosts / allowPorts; a SIGHUP's new
+ * list applies to attempts that start after it):
  * an attempt whose client or server address is listed (a jump host, a
  * monitoring or CI runner; a server scripted logins are expected on), or whose
  * service port is listed, is not tracked. Checked once per attempt, at its
@@ -85,7 +85,7 @@
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -155,11 +155,11 @@ export function createBruteForceAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 class BruteForceAnalyzer implements Analyzer {
   readonly id = 'brute_force';
-  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back, table sizes and allow-list are fixed at start). */
+  /** Read on use, so SIGHUP's new thresholds apply at once (the look-back and table sizes are fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['brute_force'] { return this.ctx.config.analyzers.brute_force; }
   private readonly includeLoopback: boolean;
   private readonly lookback: number;
-  private readonly allowList: AllowList;
+  private readonly allowList = new ConfiguredAllowList(() => this.cfg, 'analyzers.brute_force');
   private readonly watched = new Uint8Array(65536);
   /** Per flow slot: NONE, STARTED, ANSWERED, OPEN. */
   private readonly state: Uint8Array;
@@ -191,7 +191,6 @@ class BruteForceAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     this.lookback = cfg.lookback;
-    this.allowList = new AllowList(cfg, 'analyzers.brute_force');
     for (const p of cfg.ports) if (Number.isInteger(p) && p >= 0 && p < 65536) this.watched[p] = 1;
     this.state = new Uint8Array(ctx.flows.capacity);
     const n = ctx.memory.keys('brute_force.services', SERVICE_BYTES, Math.max(1, cfg.maxKeys));
@@ -255,7 +254,7 @@ class BruteForceAnalyzer implements Analyzer {
     this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const version = flows.version[slot]!;
     if (!this.includeLoopback && (isLoopback(version, this.client) || isLoopback(version, this.server))) return;
-    const allowList = this.allowList;
+    const allowList = this.allowList.get();
     if (allowList.active && (allowList.port(flows.serverPort(slot)) || allowList.host(version, this.client) || allowList.host(version, this.server))) {
       this.w.allowed++;
       return;

@@ -69,8 +69,8 @@
  * `nxdomainNormalSuffixes` (Kubernetes search-path lookups of
  * `name.ns.svc.cluster.local`) count only when a response other than NXDOMAIN
  * is seen for them (per domain; never per client): their NXDOMAIN answers are
- * normal. The allow-lists and suffix lists are read at start (a SIGHUP
- * changes thresholds, not what is allowed).
+ * normal. The suffix lists are read at start (a SIGHUP changes thresholds
+ * and allowHosts, not the suffixes).
  *
  * State, all typed arrays sized once at construction (memory.budgetMB, capped
  * by `maxKeys`); nothing is allocated per packet:
@@ -108,7 +108,7 @@ import { formatAddress } from '../../common/address.js';
 import { readDnsName } from '../decode/dns.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { FirstSight } from './lib/first-sight.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
@@ -353,7 +353,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private readonly fsTypes: Uint8Array;
 
   private readonly suppression: SuppressionTable;
-  private readonly allowList: AllowList;
+  private readonly allowList = new ConfiguredAllowList(() => this.ctx.config.analyzers.dns_tunneling, 'analyzers.dns_tunneling');
 
   // Clients: (IP version, address) -> id, created by a query with an encoded name; columns by id.
   private readonly clients: KeyTable;
@@ -449,7 +449,6 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.fsTypes = new Uint8Array(FIRST_SIGHT);
 
     this.suppression = new SuppressionTable(c.suppressFor, Math.max(MIN_HOT, Math.ceil(n / KEYS_PER_SUPPRESSION)), SUPPRESSION_WIDTH);
-    this.allowList = new AllowList(c, 'analyzers.dns_tunneling');
 
     const nc = Math.min(n, Math.max(MIN_CLIENTS, Math.ceil(n / KEYS_PER_CLIENT)));
     this.clients = new KeyTable(nc, 5);
@@ -474,7 +473,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
     const ver = v.ipVersion;
     const addr = response ? v.dst : v.src;
     // allowHosts names querying clients (an internal resolver, a mail server doing DNSBL lookups): checked per DNS message, not per packet.
-    if (this.allowList.active && this.allowList.host(ver, addr)) { if (!response) this.allowedQueries++; return; }
+    const allowList = this.allowList.get();
+    if (allowList.active && allowList.host(ver, addr)) { if (!response) this.allowedQueries++; return; }
     const d = v.l4Data;
     const end = Math.min(v.dnsOff + v.dnsLen, v.payloadOff + v.payloadCapLen, d.length);
     const n = this.parseName(d, v.dnsOff, v.dnsQnameOff, end);

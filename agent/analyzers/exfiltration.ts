@@ -20,8 +20,8 @@
  * storage, an offsite backup target) or its external port listed (TCP and
  * UDP: a sanctioned upload service). Checked once per flow, after the rules
  * above and before its hosts are interned; counted per window in the metric
- * `allowed` (flows). The allow-list is read at start (a SIGHUP changes
- * thresholds, not what is allowed).
+ * `allowed` (flows). A SIGHUP's new allow-list applies to flows that start
+ * after it.
  *
  * Severity: the destination port that received the most bytes of the pair is
  * the finding's port. In commonPorts: info (a large backup or upload to a
@@ -60,7 +60,7 @@ import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
 import { isSpecialAddress } from './lib/networks.js';
@@ -108,7 +108,7 @@ class ExfiltrationAnalyzer implements Analyzer {
   private readonly bytes: BucketReducer;
   private readonly suppression: SuppressionTable;
   private readonly commonPorts: Uint8Array = new Uint8Array(65536);
-  private readonly allow: AllowList;
+  private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.exfiltration');
   // per pair id
   /** Bumped when the id is (re)assigned or freed: flows holding an older value let go. */
   private readonly gen: Uint32Array;
@@ -156,7 +156,6 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.portIdx = new Int8Array(n);
     const cfg = this.cfg;
     for (const p of cfg.commonPorts) if (p >= 0 && p < 65536) this.commonPorts[p] = 1;
-    this.allow = new AllowList(cfg, 'analyzers.exfiltration');
     const capacity = ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys);
     this.hosts = new HostTable(capacity * HOSTS_PER_PAIR, ctx.networks, ctx.config.networks.includeLoopback);
     this.pairs = new KeyTable(capacity, 2, (id) => { this.gen[id]++; });
@@ -201,7 +200,7 @@ class ExfiltrationAnalyzer implements Analyzer {
     } else if (!internalIsClient) {
       return;
     }
-    const allow = this.allow;
+    const allow = this.allow.get();
     if (allow.active && (((proto === Transport.TCP || proto === Transport.UDP) && allow.port(externalPort)) || allow.host(version, wa) || allow.host(version, wb))) { this.allowed++; return; }
     const hosts = this.hosts;
     const int = hosts.intern(version, aIn ? wa : wb);

@@ -56,8 +56,8 @@
  * - per flow: the destination id and source id it counts for, with their
  *   generations, so only a flow's first counted packet (or one after its
  *   entry went away) hashes an address.
- * The look-back's buckets and the allow-list are fixed at start (a SIGHUP
- * changes thresholds, not the look-back or what is allowed).
+ * The look-back's buckets are fixed at start (a SIGHUP changes thresholds
+ * and the allow-list, not the look-back).
  */
 import { formatAddress } from '../../common/address.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
@@ -65,7 +65,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
 import { Dir, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -121,7 +121,7 @@ class FloodAnalyzer implements Analyzer {
   private readonly lookback: number;
   private readonly buckets: number;
   private readonly scratch = new Uint32Array(4);
-  private readonly allow: AllowList;
+  private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.flood');
 
   // Destinations, by host id.
   private readonly hosts: HostTable;
@@ -180,7 +180,6 @@ class FloodAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.flows = ctx.flows;
     this.lookback = cfg.lookback;
-    this.allow = new AllowList(cfg, 'analyzers.flood');
     // 1 s buckets for the default 10 s; at most 60 buckets.
     this.buckets = Math.max(1, Math.min(60, Math.ceil(cfg.lookback)));
     const destBytes = HostTable.bytesPerEntry + BucketReducer.bytesPerKey(this.buckets, SERIES) + DEST_COLUMN_BYTES
@@ -291,7 +290,7 @@ class FloodAnalyzer implements Analyzer {
     const version = flows.version[slot]!;
     // The destination of direction dir is the server for client-to-server packets, else the client.
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
-    if (this.allow.active && this.isAllowed(slot, version, dstIsA)) {
+    if (this.allow.get().active && this.isAllowed(slot, version, dstIsA)) {
       this.skip[slot] = 1;
       this.allowed++;
       return NIL;
@@ -324,7 +323,7 @@ class FloodAnalyzer implements Analyzer {
   /** Either endpoint is listed, or (TCP, UDP: ICMP has no ports) the destination port of the counted direction. */
   private isAllowed(slot: number, version: number, dstIsA: boolean): boolean {
     const flows = this.flows;
-    const allow = this.allow;
+    const allow = this.allow.get();
     if (allow.host(version, this.words(flows.addrA, slot)) || allow.host(version, this.words(flows.addrB, slot))) return true;
     const proto = flows.proto[slot];
     return (proto === Transport.TCP || proto === Transport.UDP) && allow.port(dstIsA ? flows.portA[slot]! : flows.portB[slot]!);

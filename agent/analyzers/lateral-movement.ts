@@ -21,9 +21,8 @@
  * server), or whose port is listed (an administrative port that is ordinary
  * in this network, such as SSH where every host is administered over it).
  * Checked once per attempt, after the rules above and before the source is
- * interned; counted per window in the metric `allowed` (attempts). The
- * allow-list is read at start (a SIGHUP changes thresholds, not what is
- * allowed).
+ * interned; counted per window in the metric `allowed` (attempts). A
+ * SIGHUP's new allow-list applies to attempts that start after it.
  *
  * At each window close a source with new attempts in the window fires when it
  * tried >= minHosts distinct internal hosts over the look-back. Severity:
@@ -50,7 +49,7 @@ import { formatAddress } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -87,7 +86,7 @@ class LateralMovementAnalyzer implements Analyzer {
   private get cfg(): AnalyzerContext['config']['analyzers']['lateral_movement'] { return this.ctx.config.analyzers.lateral_movement; }
   private readonly includeLoopback: boolean;
   private readonly lookback: number;
-  private readonly allowList: AllowList;
+  private readonly allowList = new ConfiguredAllowList(() => this.cfg, 'analyzers.lateral_movement');
   /** Port -> column of `portTime` + 1 (0: not watched). */
   private readonly watched = new Int32Array(65536);
   /** Watched ports, ascending (the order of the report). */
@@ -133,7 +132,6 @@ class LateralMovementAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     this.lookback = cfg.lookback;
-    this.allowList = new AllowList(cfg, 'analyzers.lateral_movement');
     const ports = [...new Set(cfg.ports.filter((p) => Number.isInteger(p) && p >= 0 && p < 65536))].sort((a, b) => a - b);
     ports.forEach((p, i) => { this.watched[p] = i + 1; });
     this.ports = ports;
@@ -189,7 +187,7 @@ class LateralMovementAnalyzer implements Analyzer {
     const c = this.client;
     const d = this.server;
     if (!this.internal(version, c) || !this.internal(version, d) || (c[0] === d[0] && c[1] === d[1] && c[2] === d[2] && c[3] === d[3])) return;
-    const allow = this.allowList;
+    const allow = this.allowList.get();
     if (allow.active && (allow.port(port) || allow.host(version, c) || allow.host(version, d))) { this.w.allowed++; return; }
     this.followed[slot] = 1;
     this.w.attempts++;

@@ -67,3 +67,25 @@ export function thresholdsCrossed(crossings: readonly Crossing[]): string {
 }
 
 const round = (x: number): number => Math.round(x * 1000) / 1000;
+
+/**
+ * A detector's allow-list as its current config section gives it, rebuilt
+ * when a reload (SIGHUP) replaced the section, so a jump host added to the
+ * list takes effect without a restart (the agent rejects a bad list before it
+ * reaches here). One identity compare per use.
+ */
+export class ConfiguredAllowList {
+  private section: AllowConfig | undefined;
+  private list: AllowList | undefined;
+
+  constructor(private readonly current: () => AllowConfig, private readonly key: string) {}
+
+  get(): AllowList {
+    const section = this.current();
+    if (section !== this.section || this.list === undefined) {
+      this.list = new AllowList(section, this.key);
+      this.section = section;
+    }
+    return this.list;
+  }
+}

@@ -569,6 +569,7 @@ test('lookups through many inserts and deletions: a live flow is always found ag
   const t = table({ maxFlows: 64, timeouts: { udp: 1 } });
   const v = new PacketView();
   const live = new Map<number, number>(); // port -> slot
+  const streamOf = new Map<number, number>(); // port -> its udp.stream, kept when its flow ends and resumes
   t.setListener({ onFlowEnd: (slot) => { live.delete(t.clientPort(slot)); } });
   let seed = 99;
   const rand = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed >>> 8; };
@@ -581,7 +582,10 @@ test('lookups through many inserts and deletions: a live flow is always found ag
       assert.equal(slot, known, `port ${port} at step ${step}: its live flow`);
       assert.equal(t.udpStreams, streams);
     } else {
-      assert.equal(t.udpStreams, streams + 1, `port ${port} at step ${step}: a new flow`);
+      const stream = streamOf.get(port);
+      assert.equal(t.udpStreams, stream === undefined ? streams + 1 : streams, `port ${port} at step ${step}: a new flow`);
+      assert.equal(t.streamIndex[slot], stream ?? streams, `port ${port} at step ${step}: a resumed conversation keeps its stream`);
+      streamOf.set(port, t.streamIndex[slot]!);
       live.set(port, slot);
     }
     assert.equal(t.active, live.size);

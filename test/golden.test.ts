@@ -88,6 +88,18 @@ export const INTENDED: IntendedDifference[] = [
       + ' beaconing\'s table holds 17,766 keys, fewer than the mice capture\'s ~20,000 one-flow source/destination/port keys, so the least recently active are evicted (no finding involved)',
     apply: (r) => { if (r.source.path === 'generated-mice-40k.pcap') dropWindowMetrics(r, 'beaconing', ['tracked', 'evicted', 'evictedInWindow']); },
   },
+  // flow table
+  {
+    what: 'capture.conversationsForgotten: new',
+    why: 'ended TCP/UDP conversations are remembered (flows.endedConversations) so a resumption keeps its stream number; the ones overwritten before resuming are counted',
+    apply: (r) => { delete r.capture.conversationsForgotten; },
+  },
+  {
+    what: 'ppa1e_evilprogram: counters.tcp.streams 93 -> 92 (tshark: 92)',
+    why: 'frame 657 is a RST 8,820 s after the last packet of its connection, whose flow had expired (flows.timeouts.tcpEstablished, 3600 s):'
+      + ' the remembered conversation keeps its tcp.stream, as Wireshark (which never expires a conversation) does, instead of opening a new one',
+    apply: (r) => { if (r.source.path === 'ppa1e_evilprogram.pcap') r.counters['tcp.streams'] = 92; },
+  },
   // INTENDED-MORE
 ];
 

@@ -198,6 +198,8 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, quoteEnd: 
     }
     if (avail < 8) return;
     view.present |= Proto.UDP;
+    // Wireshark's UDP dissector stops before the conversation (no udp.stream) on a length below the header's 8.
+    view.innerUdpHeader = u16(d, l4 + 4) >= 8;
     if ((view.innerSrcPort === DNS_PORT || view.innerDstPort === DNS_PORT) && avail > 8) decodeDns(ctx, d, l4 + 8, end, avail - 8, false);
   } else if (proto === IpProto.ICMP && avail >= 4) {
     view.present |= Proto.ICMP;

@@ -49,6 +49,8 @@ export class EndedConversations {
   /** Per entry: when it was remembered (a running count), for choosing the victim of a full set. */
   private readonly stamp: Float64Array;
   private clock = 0;
+  /** Bytes held, all allocated by the constructor. */
+  readonly bytes: number;
 
   /** Entries in use. */
   size = 0;
@@ -65,6 +67,7 @@ export class EndedConversations {
     this.rowU32 = new Uint32Array(rows);
     this.stream = new Float64Array(this.capacity);
     this.stamp = new Float64Array(this.capacity);
+    this.bytes = rows.byteLength + this.stream.byteLength + this.stamp.byteLength;
   }
 
   /**

@@ -47,6 +47,15 @@ test('a UDP header quoted in an ICMP or ICMPv6 error opens a udp.stream when non
   assert.equal(report.counters['tcp.streams'] ?? 0, 0);
 });
 
+test('a UDP datagram whose length field is below 8 is in no udp.stream and its payload is not dissected, even when its conversation exists (tshark 4.0.17)', async () => {
+  const query = Buffer.from('123401000001000000000000076578616d706c6503636f6d0000010001', 'hex');
+  const dns4 = (length?: number): Buffer => eth4(ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: Proto.UDP,
+    payload: udp({ srcPort: 5000, dstPort: 53, length, payload: query }) }));
+  const report = await analyzeCrafted([at(1, dns4(4)), at(2, dns4()), at(3, dns4(7))], {}, 'udp-bad-length');
+  assert.deepEqual([report.counters['udp'], report.counters['dns'], report.counters['udp.streams']], [3, 1, 1]);
+  assert.equal(report.capture.decodeErrors['udp.bad_length'], 2);
+});
+
 test('a UDP and a TCP conversation resuming after the idle timeout keep their stream numbers; a SYN with a new ISN starts a new tcp.stream (tshark 4.0.17)', async () => {
   const records: PcapRecordSpec[] = [
     at(0, eth4(udp4('10.0.0.1', '10.0.0.2', 5000, P))), // udp.stream 0

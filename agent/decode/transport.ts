@@ -95,13 +95,20 @@ function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   const view = ctx.view;
   if (capEnd - off < 8) { flagAnomaly(ctx, Anomaly['udp.truncated']); return; }
   view.present |= Proto.UDP;
-  view.transport = Transport.UDP;
   view.srcPort = u16(d, off);
   view.dstPort = u16(d, off + 2);
   let udpLen = u16(d, off + 4);
+  const jumbo = udpLen === 0 && len > 0xffff;
+  if (udpLen < 8 && !jumbo) {
+    // Wireshark's UDP dissector stops here: the datagram is in no conversation (no udp.stream, even when one exists
+    // for its ports) and its payload is not dissected. Without a transport it opens or joins no flow here either.
+    flagAnomaly(ctx, Anomaly['udp.bad_length']);
+    return;
+  }
+  view.transport = Transport.UDP;
   if (udpLen < 8 || udpLen > len) {
-    // Wireshark flags the length and dissects what the IP header allows.
-    if (!(udpLen === 0 && len > 0xffff)) flagAnomaly(ctx, Anomaly['udp.bad_length']);
+    // Past the IP payload (or a jumbogram's 0): Wireshark flags the length and dissects what the IP header allows.
+    if (!jumbo) flagAnomaly(ctx, Anomaly['udp.bad_length']);
     udpLen = len;
   }
   view.payloadOff = off + 8;

@@ -187,7 +187,7 @@ export class Pipeline {
       const flows = this.flows;
       const slot = flows.update(view);
       const dir = flows.dir;
-      if (view.innerTcpFlags >= 0) flows.updateQuoted(view);
+      if (view.innerTcpFlags >= 0 || view.innerUdpHeader) flows.updateQuoted(view);
       if (this.windows.onPacket(view, slot)) {
         const first = this.onWindowFlow;
         for (let i = 0; i < first.length; i++) first[i]!(view, slot, dir);

@@ -233,6 +233,12 @@ export interface Config {
     maxFlows: number;
     /** Idle timeouts in seconds of packet time. */
     timeouts: FlowTimeouts;
+    /**
+     * TCP and UDP conversations remembered after their flow ended idle or evicted (80 bytes each), so the same
+     * addresses and ports resuming keep their tcp.stream / udp.stream number as in Wireshark; past it the oldest
+     * are forgotten and counted (report: capture.conversationsForgotten).
+     */
+    endedConversations: number;
     /** Pending IP datagrams being reassembled at once (IPv4 and IPv6 fragments). */
     maxFragmentDatagrams: number;
     /** Seconds of packet time after which an incomplete datagram is dropped. */
@@ -408,6 +414,7 @@ export const DEFAULT_CONFIG: Config = {
       icmp: 60,
       other: 120,
     },
+    endedConversations: 65536,
     maxFragmentDatagrams: 4096,
     fragmentTimeout: 30,
   },
@@ -537,6 +544,7 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'input.maxBlockBytes': [65536, 1024 * 1024 * 1024],
   'memory.budgetMB': [100, 1_000_000],
   'flows.maxFlows': [16, 50_000_000],
+  'flows.endedConversations': [4, 50_000_000],
   'flows.maxFragmentDatagrams': [1, 10_000_000],
   'report.topFlows': [0, 100_000],
   'report.maxFindingsPerType': [1, 1_000_000],

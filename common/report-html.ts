@@ -319,6 +319,9 @@ function summarySection(r: Report): string {
   const undecoded = Object.entries(isObject(c.undecoded) ? c.undecoded : {});
   if (undecoded.length) warnings.push(`Frames of link types not decoded: ${undecoded.map(([k, v]) => `<code>${e(k)}</code> ${e(num(v))}`).join(', ')}.`);
   if (c.flowsEvicted) warnings.push(`${e(num(c.flowsEvicted))} flows were ended early because the flow table was full.`);
+  if (finite(c.conversationsForgotten) && c.conversationsForgotten > 0) {
+    warnings.push(`${e(num(c.conversationsForgotten))} ended conversations were forgotten (flows.endedConversations): tcp.stream / udp.stream counts may exceed Wireshark's.`);
+  }
   const ooo = windows.reduce((a, w) => a + (finite(w.outOfOrderTimestamps) ? w.outOfOrderTimestamps : 0), 0);
   if (ooo) warnings.push(`${e(num(ooo))} packets were stamped earlier than the window they were counted in.`);
   return `<section id="summary"><h2>Summary</h2>

@@ -114,6 +114,7 @@ function summaryLines(r: Report): string[] {
   const undecoded = Object.entries(c.undecoded);
   if (undecoded.length) lines.push(...wrap(`undecoded  ${undecoded.map(([k, v]) => `${clean(k)}=${v}`).join(', ')}`, '  '));
   if (c.flowsEvicted) lines.push(`  WARNING    ${num(c.flowsEvicted)} flows evicted early (flow table full)`);
+  if (c.conversationsForgotten) lines.push(`  WARNING    ${num(c.conversationsForgotten)} ended conversations forgotten (flows.endedConversations): stream counts may exceed Wireshark's`);
   return lines;
 }
 

@@ -30,6 +30,12 @@ export interface ReportCapture {
   undecoded: Record<string, number>;
   /** Flows ended early because the flow table was full (flows.maxFlows). */
   flowsEvicted: number;
+  /**
+   * Ended TCP/UDP conversations forgotten because more ended than flows.endedConversations remembers: one that
+   * resumed afterwards got a new tcp.stream / udp.stream number where Wireshark keeps the old one. Absent in
+   * reports written before it was counted.
+   */
+  conversationsForgotten?: number;
 }
 
 /** Frame counts named after Wireshark display-filter fields: a frame counts once where the protocol is present. */

@@ -569,6 +569,7 @@ test('lookups through many inserts and deletions: a live flow is always found ag
   const t = table({ maxFlows: 64, timeouts: { udp: 1 } });
   const v = new PacketView();
   const live = new Map<number, number>(); // port -> slot
+  const streamOf = new Map<number, number>(); // port -> its udp.stream, kept when its flow ends and resumes
   t.setListener({ onFlowEnd: (slot) => { live.delete(t.clientPort(slot)); } });
   let seed = 99;
   const rand = (): number => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed >>> 8; };
@@ -581,10 +582,100 @@ test('lookups through many inserts and deletions: a live flow is always found ag
       assert.equal(slot, known, `port ${port} at step ${step}: its live flow`);
       assert.equal(t.udpStreams, streams);
     } else {
-      assert.equal(t.udpStreams, streams + 1, `port ${port} at step ${step}: a new flow`);
+      const stream = streamOf.get(port);
+      assert.equal(t.udpStreams, stream === undefined ? streams + 1 : streams, `port ${port} at step ${step}: a new flow`);
+      assert.equal(t.streamIndex[slot], stream ?? streams, `port ${port} at step ${step}: a resumed conversation keeps its stream`);
+      streamOf.set(port, t.streamIndex[slot]!);
       live.set(port, slot);
     }
     assert.equal(t.active, live.size);
   }
   assert.ok(t.expired > 100 && t.evicted > 100, `both kinds of deletion happen: expired ${t.expired}, evicted ${t.evicted}`);
+});
+
+test('a whole quoted UDP header (in an ICMP error) opens a UDP flow and a udp.stream when none exists, without counting it', () => {
+  const { t, at } = tableWithClock();
+  const v = new PacketView();
+  const quotedUdp = (ts: number, src: number, sport: number, dst: number, dport: number, whole: boolean): PacketView => {
+    packet(v, ts, 9, 0, src, 0, { proto: Transport.ICMP });
+    v.icmpType = 3;
+    v.innerIpVersion = 4;
+    v.innerProto = Transport.UDP;
+    v.innerSrc.fill(0); v.innerDst.fill(0);
+    v.innerSrc[0] = (10 << 24) + src;
+    v.innerDst[0] = (10 << 24) + dst;
+    v.innerSrcPort = sport;
+    v.innerDstPort = dport;
+    v.innerUdpHeader = whole;
+    at(ts);
+    return v;
+  };
+  t.updateQuoted(quotedUdp(1, 1, 5000, 2, 161, false));
+  assert.equal(t.udpStreams, 0, 'no whole header (or a length field below 8): nothing, as in Wireshark');
+  t.updateQuoted(quotedUdp(2, 1, 5000, 2, 161, true));
+  assert.equal(t.udpStreams, 1);
+  assert.equal(t.active, 1);
+  const s = t.update(packet(v, 3, 2, 161, 1, 5000, { proto: Transport.UDP }));
+  assert.equal(t.udpStreams, 1, 'the reply finds the flow the quote opened');
+  assert.equal(t.clientPort(s), 5000, 'the quoted datagram\'s sender is the client');
+  assert.deepEqual([t.packets[s * 2], t.packets[s * 2 + 1]], [0, 1], 'the quoted header was not counted');
+  t.updateQuoted(quotedUdp(4, 1, 5000, 2, 161, true));
+  assert.equal(t.udpStreams, 1, 'a quote of a live flow: nothing');
+});
+
+test('a TCP and a UDP conversation resuming after their flow expired keep their stream numbers; a SYN with a new ISN is port reuse', () => {
+  const t = table({ timeouts: { udp: 10, tcpEstablished: 10, tcpHandshake: 10 } });
+  const v = new PacketView();
+  const ended = endings(t);
+  t.update(packet(v, 1, 1, 5000, 2, 53, { proto: Transport.UDP }));
+  t.update(packet(v, 1, 1, 40000, 2, 80, { flags: SYN, seq: 100 }));
+  t.update(packet(v, 1.1, 2, 80, 1, 40000, { flags: SYN | ACK, seq: 900 }));
+  t.update(packet(v, 2, 3, 5001, 4, 53, { proto: Transport.UDP })); // stream 1
+  t.update(packet(v, 3, 1, 40001, 2, 80, { flags: SYN, seq: 7 })); // tcp.stream 1
+  for (let s = 5; s <= 30; s += 5) t.update(packet(v, s, 5, 6000, 6, 53, { proto: Transport.UDP })); // udp.stream 2, moves the clock
+  assert.equal(ended.filter(([, r]) => r === EndReason.IDLE).length, 4, 'all four expired');
+  assert.equal(t.ended.size, 4);
+  const u = t.update(packet(v, 31, 2, 53, 1, 5000, { proto: Transport.UDP }));
+  assert.equal(t.streamIndex[u], 0, 'the UDP conversation keeps udp.stream 0');
+  assert.equal(t.clientPort(u), 5000, 'and its client');
+  const c = t.update(packet(v, 31.1, 1, 40000, 2, 80, { flags: ACK, seq: 101 }));
+  assert.equal(t.streamIndex[c], 0, 'the TCP conversation keeps tcp.stream 0');
+  assert.equal(t.dir, Dir.CLIENT_TO_SERVER);
+  const r = t.update(packet(v, 31.2, 1, 40000, 2, 80, { flags: SYN, seq: 100 }));
+  assert.equal([r, t.synEvent].join(), [c, TcpSynEvent.SAME_ISN_SYN].join(), 'the remembered base_seq: a SYN with it is a retransmitted SYN');
+  const p = t.update(packet(v, 31.3, 1, 40001, 2, 80, { flags: SYN, seq: 8 }));
+  assert.equal(t.synEvent, TcpSynEvent.PORT_REUSE, 'a SYN with another ISN than the remembered one: a new stream');
+  assert.equal(t.streamIndex[p], 2);
+  assert.deepEqual([t.tcpStreams, t.udpStreams, t.resumed, t.forgotten], [3, 3, 2, 0]);
+  assert.equal(t.ended.size, 1, 'the UDP conversation of port 5001 is still remembered, the resumed ones were released');
+});
+
+test('ended conversations: more than the table holds are forgotten and counted, the memory stays what it was', async () => {
+  const { EndedConversations } = await import('../agent/flow/ended-conversations.js');
+  const m = new EndedConversations(64);
+  assert.equal(m.capacity, 64);
+  const buffers = m.bytes;
+  const a = new Uint32Array(4);
+  const b = new Uint32Array(4);
+  // Keys that differ in port only; the hash is spread like the flow table's.
+  const hash = (i: number): number => Math.imul(i, 0x9e3779b1) | 0;
+  for (let i = 0; i < 10_000; i++) m.remember(hash(i), 4 << 8 | 17, i, a, b, 0, i, -1, -1, true);
+  assert.equal(m.size, 64);
+  assert.equal(m.forgotten, 10_000 - 64);
+  assert.equal(m.bytes, buffers, 'no growth');
+  assert.equal(m.capacity, 64);
+  // The most recent key of every set is still there, with its stream number; the first ones are gone.
+  const last = m.find(hash(9999), 4 << 8 | 17, 9999, a, b);
+  assert.ok(last >= 0);
+  assert.equal(m.streamIndex(last), 9999);
+  assert.equal(m.find(hash(0), 4 << 8 | 17, 0, a, b), -1);
+  // Remembering a key again replaces its entry rather than taking a second one.
+  m.remember(hash(9999), 4 << 8 | 17, 9999, a, b, 0, 42, 5, -1, false);
+  assert.equal(m.size, 64);
+  assert.equal(m.forgotten, 10_000 - 64);
+  const again = m.find(hash(9999), 4 << 8 | 17, 9999, a, b);
+  assert.deepEqual([m.streamIndex(again), m.baseSeq(again, 0), m.baseSeq(again, 1), m.clientIsA(again)], [42, 5, -1, false]);
+  m.release(again);
+  assert.equal(m.size, 63);
+  assert.equal(m.find(hash(9999), 4 << 8 | 17, 9999, a, b), -1);
 });

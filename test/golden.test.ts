@@ -193,6 +193,18 @@ export const INTENDED: IntendedDifference[] = [
     why: 'lateral_movement has an allow-list (allowHosts: source or target, allowPorts: the administrative port); attempts it covers are not tracked and are counted in `allowed` (0 with the default empty lists)',
     apply: (r) => dropWindowMetrics(r, 'lateral_movement', ['allowed']),
   },
+  // flow table
+  {
+    what: 'capture.conversationsForgotten: new',
+    why: 'ended TCP/UDP conversations are remembered (flows.endedConversations) so a resumption keeps its stream number; the ones overwritten before resuming are counted',
+    apply: (r) => { delete r.capture.conversationsForgotten; },
+  },
+  {
+    what: 'ppa1e_evilprogram: counters.tcp.streams 93 -> 92 (tshark: 92)',
+    why: 'frame 657 is a RST 8,820 s after the last packet of its connection, whose flow had expired (flows.timeouts.tcpEstablished, 3600 s):'
+      + ' the remembered conversation keeps its tcp.stream, as Wireshark (which never expires a conversation) does, instead of opening a new one',
+    apply: (r) => { if (r.source.path === 'ppa1e_evilprogram.pcap') r.counters['tcp.streams'] = 92; },
+  },
   // INTENDED-MORE
 ];
 

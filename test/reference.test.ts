@@ -63,11 +63,6 @@ const EXCEPTIONS: Record<string, Record<string, [number, number, string]>> = {
       + 'packet, which that far out keep only ~4 ms resolution, so sub-4 ms ACK RTTs on interface 1 round to 0 (hidden, like Wireshark '
       + 'hides 0) and 37 of tshark\'s 78 samples are missing'],
   },
-  'ppa1e_evilprogram.pcap': {
-    'tcp.streams': [93, 92,
-      'frame 657 is a RST 8,820 s after the last packet of its connection; our flow expired after flows.timeouts.tcpEstablished '
-      + '(3600 s of packet time) so the RST starts a new flow, while Wireshark never times out a conversation'],
-  },
 };
 
 const references = readTsv(readFileSync(join(SHARED_PCAPS, 'reference.tsv'), 'utf8'));

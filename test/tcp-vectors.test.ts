@@ -3,7 +3,10 @@
  * with the same ISN, port reuse with a new ISN, ICMP-quoted headers, lost and
  * out-of-order segments, dup ACKs, fast vs RTO retransmission, spurious
  * retransmission, keep-alives, zero window and probes, window update and
- * full, ACKed unseen segments, the out-of-order threshold at the initial RTT)
+ * full, ACKed unseen segments, the out-of-order threshold at the initial RTT;
+ * t9, t10: long flows where both sides retransmit across several RTO cycles
+ * with duplicate ACKs between, t10 across the sequence-number wrap, with
+ * repacketized retransmissions and a window change among the duplicate ACKs)
  * and tshark 4.0's verdict on every frame (expected.tsv, made by make.sh):
  * our TCP analyzer must flag the same frames and give the same ACK RTTs.
  */

@@ -76,6 +76,7 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
       decodeErrors,
       undecoded,
       flowsEvicted: pipeline.flows.evicted,
+      conversationsForgotten: pipeline.flows.forgotten,
     },
     counters: pipeline.counters(),
     flows: top.flowsByBytes(),

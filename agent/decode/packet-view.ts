@@ -91,6 +91,8 @@ export class PacketView {
   /** Quoted TCP header's sequence number and flags when 16 or more bytes of it are quoted, else flags -1. */
   innerTcpSeq = 0;
   innerTcpFlags = -1;
+  /** A whole quoted UDP header (8 bytes) whose length field is at least 8: what Wireshark needs to open a udp.stream. */
+  innerUdpHeader = false;
 
   // DNS (dns.*): fields of the outermost DNS message (not one quoted in ICMP)
   dnsOff = -1;
@@ -142,6 +144,7 @@ export class PacketView {
     this.innerSrcPort = 0;
     this.innerDstPort = 0;
     this.innerTcpFlags = -1;
+    this.innerUdpHeader = false;
     this.dnsOff = -1;
     this.dnsQnameOff = -1;
     this.dnsQtype = -1;

@@ -95,13 +95,20 @@ function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   const view = ctx.view;
   if (capEnd - off < 8) { flagAnomaly(ctx, Anomaly['udp.truncated']); return; }
   view.present |= Proto.UDP;
-  view.transport = Transport.UDP;
   view.srcPort = u16(d, off);
   view.dstPort = u16(d, off + 2);
   let udpLen = u16(d, off + 4);
+  const jumbo = udpLen === 0 && len > 0xffff;
+  if (udpLen < 8 && !jumbo) {
+    // Wireshark's UDP dissector stops here: the datagram is in no conversation (no udp.stream, even when one exists
+    // for its ports) and its payload is not dissected. Without a transport it opens or joins no flow here either.
+    flagAnomaly(ctx, Anomaly['udp.bad_length']);
+    return;
+  }
+  view.transport = Transport.UDP;
   if (udpLen < 8 || udpLen > len) {
-    // Wireshark flags the length and dissects what the IP header allows.
-    if (!(udpLen === 0 && len > 0xffff)) flagAnomaly(ctx, Anomaly['udp.bad_length']);
+    // Past the IP payload (or a jumbogram's 0): Wireshark flags the length and dissects what the IP header allows.
+    if (!jumbo) flagAnomaly(ctx, Anomaly['udp.bad_length']);
     udpLen = len;
   }
   view.payloadOff = off + 8;
@@ -198,6 +205,8 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, quoteEnd: 
     }
     if (avail < 8) return;
     view.present |= Proto.UDP;
+    // Wireshark's UDP dissector stops before the conversation (no udp.stream) on a length below the header's 8.
+    view.innerUdpHeader = u16(d, l4 + 4) >= 8;
     if ((view.innerSrcPort === DNS_PORT || view.innerDstPort === DNS_PORT) && avail > 8) decodeDns(ctx, d, l4 + 8, end, avail - 8, false);
   } else if (proto === IpProto.ICMP && avail >= 4) {
     view.present |= Proto.ICMP;

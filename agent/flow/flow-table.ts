@@ -8,12 +8,15 @@
  * TCP streams follow Wireshark's tcp.stream rule for port reuse: a SYN whose
  * sequence number differs from the first one seen from that side starts a new
  * flow. The VLAN and interface are not part of the key, as in Wireshark's
- * conversations.
+ * conversations. A TCP or UDP flow that ends idle or evicted is remembered in
+ * EndedConversations (bounded), so the same key resuming keeps its tcp.stream /
+ * udp.stream number as in Wireshark, which never expires a conversation.
  */
 import type { FlowTimeouts } from '../../common/config.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { PacketClock } from '../core/packet-clock.js';
+import { EndedConversations } from './ended-conversations.js';
 
 export const FlowState = {
   /** Non-TCP flow. */
@@ -85,6 +88,8 @@ const RECENT = 4096;
 export interface FlowTableOptions {
   maxFlows: number;
   timeouts: FlowTimeouts;
+  /** Ended TCP and UDP conversations remembered for their stream numbers (see EndedConversations). */
+  endedConversations: number;
 }
 
 /** Hooks for whoever keeps per-flow state indexed by slot (analyzers, the report). */
@@ -144,6 +149,12 @@ export class FlowTable {
   /** Flows ended by idle timeout, and evicted because the table was full. */
   expired = 0;
   evicted = 0;
+  /** TCP and UDP conversations remembered after their flow ended, so a resumption keeps its stream number. */
+  readonly ended: EndedConversations;
+  /** Flows that resumed a remembered conversation (its stream number kept). */
+  resumed = 0;
+  /** Set by `create`: the flow's remembered conversation had another ISN for the SYN's side (Wireshark's port reuse). */
+  private resumedWithNewIsn = false;
   /** Direction of the last packet passed to `update`. */
   dir = 0;
   /** TcpSynEvent of the last packet passed to `update`. */
@@ -186,7 +197,11 @@ export class FlowTable {
     this.freeTop = n;
     const t = options.timeouts;
     this.timeoutOf = Float64Array.of(t.tcpHandshake, t.tcpEstablished, t.tcpClosed, t.udp, t.icmp, t.other);
+    this.ended = new EndedConversations(options.endedConversations);
   }
+
+  /** Ended conversations overwritten before they resumed (a resumption then gets a new stream number). */
+  get forgotten(): number { return this.ended.forgotten; }
 
   setListener(listener: FlowListener): void { this.listener = listener; }
 
@@ -221,7 +236,10 @@ export class FlowTable {
       this.synEvent = TcpSynEvent.PORT_REUSE;
       slot = -1;
     }
-    if (slot < 0) slot = this.create(h, v.ipVersion, proto, a, b, pa, pb, srcIsA, v.ts, this.clientIsSource(v, proto), v.tcpFlags);
+    if (slot < 0) {
+      slot = this.create(h, v.ipVersion, proto, a, b, pa, pb, srcIsA, v.ts, this.clientIsSource(v, proto), v.tcpFlags, v.seq);
+      if (this.resumedWithNewIsn) this.synEvent = TcpSynEvent.PORT_REUSE;
+    }
     const dir = (this.clientIsA[slot] === 1) === srcIsA ? Dir.CLIENT_TO_SERVER : Dir.SERVER_TO_CLIENT;
     this.dir = dir;
     const di = slot * 2 + dir;
@@ -237,13 +255,16 @@ export class FlowTable {
   }
 
   /**
-   * A TCP header quoted in an ICMP error (16 bytes or more of it): like
-   * Wireshark, it opens a flow (and a tcp.stream) when none exists for its
-   * addresses and ports, and a quoted SYN with a new ISN starts a new one; it
-   * is not traffic of the flow, so nothing is counted and no state changes.
+   * A TCP header (16 bytes or more of it) or a whole UDP header quoted in an
+   * ICMP error: like Wireshark, it opens a flow (and a tcp.stream or
+   * udp.stream) when none exists for its addresses and ports, and a quoted SYN
+   * with a new ISN starts a new one; it is not traffic of the flow, so nothing
+   * is counted and no state changes.
    */
   updateQuoted(v: PacketView): void {
-    if (v.innerIpVersion === 0 || v.innerProto !== Transport.TCP || v.innerTcpFlags < 0) return;
+    const tcp = v.innerProto === Transport.TCP && v.innerTcpFlags >= 0;
+    if (v.innerIpVersion === 0 || !(tcp || (v.innerProto === Transport.UDP && v.innerUdpHeader))) return;
+    const proto = tcp ? Transport.TCP : Transport.UDP;
     const sport = v.innerSrcPort;
     const dport = v.innerDstPort;
     const srcIsA = compareEndpoints(v.innerSrc, sport, v.innerDst, dport) <= 0;
@@ -251,18 +272,20 @@ export class FlowTable {
     const b = srcIsA ? v.innerDst : v.innerSrc;
     const pa = srcIsA ? sport : dport;
     const pb = srcIsA ? dport : sport;
-    const vp = v.innerIpVersion << 8 | Transport.TCP;
+    const vp = v.innerIpVersion << 8 | proto;
     const h = hashKey(vp, pa << 16 | pb, a, b);
-    const flags = v.innerTcpFlags;
+    const flags = tcp ? v.innerTcpFlags : 0;
     const slot = this.find(h, vp, pa << 16 | pb, a, b);
     if (slot >= 0) {
-      if ((flags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return;
+      if (!tcp || (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return;
       const base = this.baseSeq[slot * 2 + ((this.clientIsA[slot] === 1) === srcIsA ? 0 : 1)]!;
       if (base < 0 || base === v.innerTcpSeq) return;
       this.end(slot, EndReason.PORT_REUSE);
     }
-    const clientIsSource = (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== (TcpFlag.SYN | TcpFlag.ACK);
-    this.create(h, v.innerIpVersion, Transport.TCP, a, b, pa, pb, srcIsA, v.ts, clientIsSource, flags);
+    // As the first packet would: a quoted SYN/ACK's sender is the server, a quoted UDP header's sender the client
+    // unless it goes from a well-known port to an ephemeral one.
+    const clientIsSource = tcp ? (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== (TcpFlag.SYN | TcpFlag.ACK) : !(sport < 1024 && dport >= 1024);
+    this.create(h, v.innerIpVersion, proto, a, b, pa, pb, srcIsA, v.ts, clientIsSource, flags, v.innerTcpSeq);
   }
 
   /**
@@ -382,8 +405,26 @@ export class FlowTable {
       row[o + R_A + 2] === a[2] && row[o + R_B + 2] === b[2] && row[o + R_A + 3] === a[3] && row[o + R_B + 3] === b[3];
   }
 
+  /**
+   * A new flow. A TCP or UDP one whose conversation is remembered (it ended idle or evicted) takes back its stream
+   * number, client side and (TCP) base_seq, unless it starts with a SYN whose ISN is not the one remembered for its
+   * side: then, as Wireshark's port-reuse rule says, it is a new stream (`resumedWithNewIsn`).
+   */
   private create(h: number, version: number, proto: number, a: Uint32Array, b: Uint32Array, pa: number, pb: number,
-    srcIsA: boolean, ts: number, clientIsSource: boolean, tcpFlags = 0): number {
+    srcIsA: boolean, ts: number, clientIsSource: boolean, tcpFlags: number, seq: number): number {
+    this.resumedWithNewIsn = false;
+    let remembered = -1;
+    if (proto === Transport.TCP || proto === Transport.UDP) {
+      remembered = this.ended.find(h, version << 8 | proto, pa << 16 | pb, a, b);
+      if (remembered >= 0 && proto === Transport.TCP && (tcpFlags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN) {
+        const base = this.ended.baseSeq(remembered, srcIsA ? 0 : 1);
+        if (base >= 0 && base !== seq) {
+          this.ended.release(remembered);
+          remembered = -1;
+          this.resumedWithNewIsn = true;
+        }
+      }
+    }
     if (this.freeTop === 0) this.evictOldest();
     const slot = this.freeSlots[--this.freeTop]!;
     this.inUse[slot] = 1;
@@ -417,9 +458,21 @@ export class FlowTable {
       const syn = tcpFlags & TcpFlag.SYN;
       this.state[slot] = syn && !(tcpFlags & TcpFlag.ACK) ? FlowState.SYN_SENT
         : syn ? FlowState.SYN_RECEIVED : FlowState.ESTABLISHED;
-      this.streamIndex[slot] = this.tcpStreams++;
     } else {
       this.state[slot] = FlowState.OPEN;
+    }
+    if (remembered >= 0) {
+      this.streamIndex[slot] = this.ended.streamIndex(remembered);
+      this.clientIsA[slot] = this.ended.clientIsA(remembered) ? 1 : 0;
+      // In canonical sides: side A is direction 0 when the client is A.
+      const aDir = this.clientIsA[slot] === 1 ? 0 : 1;
+      this.baseSeq[slot * 2 + aDir] = this.ended.baseSeq(remembered, 0);
+      this.baseSeq[slot * 2 + (aDir ^ 1)] = this.ended.baseSeq(remembered, 1);
+      this.ended.release(remembered);
+      this.resumed++;
+    } else if (proto === Transport.TCP) {
+      this.streamIndex[slot] = this.tcpStreams++;
+    } else {
       this.streamIndex[slot] = proto === Transport.UDP ? this.udpStreams++ : this.otherFlows++;
     }
     this.rowI32[o + R_LIST] = this.listFor(slot);
@@ -525,6 +578,14 @@ export class FlowTable {
 
   private end(slot: number, reason: EndReasonCode): void {
     this.listener?.onFlowEnd?.(slot, reason);
+    const proto = this.proto[slot];
+    if ((reason === EndReason.IDLE || reason === EndReason.EVICTED) && (proto === Transport.TCP || proto === Transport.UDP)) {
+      const o = slot * ROW;
+      const aDir = this.clientIsA[slot] === 1 ? 0 : 1;
+      this.ended.remember(this.rowI32[o + R_HASH]!, this.rowI32[o + R_VP]!, this.rowI32[o + R_PORTS]!,
+        this.addrA, this.addrB, slot * 4, this.streamIndex[slot]!,
+        this.baseSeq[slot * 2 + aDir]!, this.baseSeq[slot * 2 + (aDir ^ 1)]!, this.clientIsA[slot] === 1);
+    }
     this.unlink(slot);
     this.removeIndex(slot);
     this.inUse[slot] = 0;

@@ -82,7 +82,8 @@ export interface StatusMessage {
   /** `finished`: a replay (without --loop) read its whole input and the agent is exiting: its last status. */
   state: 'starting' | 'running' | 'degraded' | 'stopping' | 'finished';
   capture: CaptureStatus;
-  flows: { active: number; evicted: number };
+  /** conversationsForgotten: flows.endedConversations overwritten before resuming (absent from agents before it existed). */
+  flows: { active: number; evicted: number; conversationsForgotten?: number };
   windows: number;
   publish: PublishStatus;
 }

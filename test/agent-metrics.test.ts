@@ -10,6 +10,7 @@ import { buildConfig } from '../common/config.js';
 import type { WindowSummary } from '../common/report.js';
 import { analyzeCapture } from '../agent/index.js';
 import { Pipeline } from '../agent/pipeline.js';
+import { CaptureReader, NEED_DATA, RECORD } from '../agent/capture/index.js';
 import { AgentMetrics } from '../agent/sensor/metrics.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 
@@ -50,4 +51,28 @@ test('every detector that keeps key tables has an evictions series at 0 from the
   metrics.onTables(owners);
   const lines = (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('pcap_analyzer_table_evictions_total{'));
   assert.deepEqual(lines.sort(), owners.map((t) => `pcap_analyzer_table_evictions_total{table="${t}",sensor="s1"} 0`));
+});
+
+test('/metrics counts ended conversations forgotten before they resumed (flows.endedConversations full)', async () => {
+  // The smallest table (4) and short idle timeouts: a capture of a few hundred conversations overwrites remembered ones.
+  const config = buildConfig({ flows: { endedConversations: 4, timeouts: { udp: 1, tcpEstablished: 1, tcpClosed: 1, tcpHandshake: 1 } } });
+  const pipeline = new Pipeline(config, { onWindow: () => undefined });
+  const reader = await CaptureReader.open(join(SHARED_PCAPS, 'ndpi_1kxun.pcap'), config.input);
+  try {
+    for (;;) {
+      const status = reader.next();
+      if (status === RECORD) pipeline.process(reader.record);
+      else if (status === NEED_DATA) await reader.fill();
+      else break;
+    }
+  } finally { await reader.close(); }
+  pipeline.finish();
+  const forgotten = pipeline.flows.forgotten;
+  assert.ok(forgotten > 0, 'the capture overflows a 4-entry table');
+  const metrics = new AgentMetrics({ sensor: 's1', version: 'test', source: 'replay' });
+  metrics.onCounters({
+    packets: pipeline.packets, bytes: pipeline.bytes, received: pipeline.packets, drops: { kernel: 0, interface: 0, agent: 0 }, decodeErrors: {},
+    flowsActive: pipeline.flows.active, flowsEvicted: pipeline.flows.evicted, conversationsForgotten: forgotten, windows: 0, windowLagSeconds: 0,
+  });
+  assert.match(await metrics.registry.metrics(), new RegExp(`^pcap_analyzer_conversations_forgotten_total\\{sensor="s1"\\} ${forgotten}$`, 'm'));
 });

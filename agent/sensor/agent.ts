@@ -37,7 +37,7 @@ type State = StatusMessage['state'];
 
 const EMPTY_COUNTERS: CaptureCounters = {
   packets: 0, bytes: 0, received: 0, drops: { kernel: 0, interface: 0, agent: 0 },
-  decodeErrors: {}, flowsActive: 0, flowsEvicted: 0, windows: 0, windowLagSeconds: 0,
+  decodeErrors: {}, flowsActive: 0, flowsEvicted: 0, conversationsForgotten: 0, windows: 0, windowLagSeconds: 0,
 };
 
 /** Which source the configuration names: exactly one of capture.interface and capture.replay. */
@@ -107,7 +107,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       uptimeSeconds: Math.round((now.getTime() - startedAt.getTime()) / 1000),
       state: current,
       capture: { packets: counters.packets, bytes: counters.bytes, received: counters.received, drops: counters.drops, decodeErrors: counters.decodeErrors },
-      flows: { active: counters.flowsActive, evicted: counters.flowsEvicted },
+      flows: { active: counters.flowsActive, evicted: counters.flowsEvicted, conversationsForgotten: counters.conversationsForgotten },
       windows: counters.windows,
       publish: {
         connected: p.connected, published: p.published, publishFailures: p.publishFailures, inFlight: p.inFlight,

@@ -58,6 +58,7 @@ function counters(stats: LiveCaptureStats = liveStats(), extraAgentDrops = 0): C
     decodeErrors,
     flowsActive: pipeline.flows.active,
     flowsEvicted: pipeline.flows.evicted,
+    conversationsForgotten: pipeline.flows.forgotten,
     windows: windowCount,
     windowLagSeconds: windowLag,
   };

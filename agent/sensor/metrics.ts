@@ -44,6 +44,7 @@ export class AgentMetrics {
   private readonly drops: TotalCounter;
   private readonly decodeErrors: TotalCounter;
   private readonly flowsEvicted: TotalCounter;
+  private readonly conversationsForgotten: TotalCounter;
   private readonly tableEvictions: TotalCounter;
   private readonly published: TotalCounter;
   private readonly spoolOverflow: TotalCounter;
@@ -79,6 +80,7 @@ export class AgentMetrics {
     this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']),
       ANOMALY_NAMES.filter((reason) => reason !== 'none').map((reason) => ({ reason })));
     this.flowsEvicted = new TotalCounter(counter('flows_evicted_total', 'Flows evicted because the flow table was full.'));
+    this.conversationsForgotten = new TotalCounter(counter('conversations_forgotten_total', 'Ended TCP/UDP conversations dropped from flows.endedConversations before they resumed (a resumption then gets a new stream number).'));
     this.tableEvictions = new TotalCounter(counter('table_evictions_total', 'Keys evicted from an analyzer\'s bounded tables because they were full, by analyzer.', ['table']));
     this.published = new TotalCounter(counter('publish_total', 'JetStream publish results: ok, duplicate (dropped by the server), failed (retried) or too_large (over the server\'s max_payload: dropped, never retried).', ['result']),
       PUBLISH_RESULTS.map((result) => ({ result })));
@@ -112,6 +114,7 @@ export class AgentMetrics {
     for (const [where, n] of Object.entries(c.drops)) this.drops.set(n, { where });
     for (const [reason, n] of Object.entries(c.decodeErrors)) this.decodeErrors.set(n, { reason });
     this.flowsEvicted.set(c.flowsEvicted);
+    this.conversationsForgotten.set(c.conversationsForgotten);
     this.flowsActive.set(c.flowsActive);
     this.windowLag.set(c.windowLagSeconds);
   }

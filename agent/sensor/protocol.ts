@@ -23,6 +23,8 @@ export interface CaptureCounters {
   decodeErrors: Record<string, number>;
   flowsActive: number;
   flowsEvicted: number;
+  /** Ended conversations overwritten in flows.endedConversations before they resumed (a resumption then gets a new stream number). */
+  conversationsForgotten: number;
   windows: number;
   /** Seconds between the end of the last closed window and its closing (wall clock live, packet clock in replay). */
   windowLagSeconds: number;

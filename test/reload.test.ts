@@ -31,7 +31,7 @@ async function run(config: Readonly<Config>, switchAt = Infinity, next?: Readonl
 
 test('reconfigure: new thresholds apply at once, flow state is kept', async () => {
   const normal = buildConfig({ windows: { seconds: 1 } });
-  const blind = buildConfig({ windows: { seconds: 1 }, analyzers: { port_scan: { minPorts: 1_000_000, minHosts: 1_000_000 } } });
+  const blind = buildConfig({ windows: { seconds: 1 }, analyzers: { port_scan: { minPorts: 1_000_000, minHosts: 1_000_000, minPortsSmall: 0 } } });
   const base = await run(normal);
   const scans = base.findings.filter((f) => f.type === 'port_scan');
   assert.ok(scans.length > 0, 'the capture holds a port scan');

@@ -430,6 +430,14 @@ test('port_scan: allowHosts (the scanner or its target) and allowPorts: not trac
   assert.equal(total(stealthy, 'port_scan', 'allowed'), 35);
 });
 
+test('silent: a traceroute whose last 24 UDP probes (ports 33434 up) reach their destination and are answered by port unreachable', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 24; i++) cap.udpUnreachable(i * 0.01, '10.0.0.7', 41077, '192.0.2.80', 33434 + 24 + i);
+  const r = await analyze(cap.write('traceroute.pcap'));
+  silent(r, 'traceroute');
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 0);
+});
+
 test('silent: connections captured mid-stream (bare ACKs and FIN+ACKs, some answered by RST, some unanswered) are no stealth probes', async () => {
   const cap = new Capture();
   const client = '10.0.0.7';

@@ -20,7 +20,9 @@
  * too, attributed through the quoted header (its source probed its destination
  * port); a quoted datagram from a port below 1024 to one at or above 1024, or
  * from below 32768 to an ephemeral port (>= 32768), is a late reply to a client
- * (a DNS answer after the resolver gave up), not a probe, and is ignored.
+ * (a DNS answer after the resolver gave up), not a probe, and is ignored; so
+ * is one quoting a datagram to traceroute's ports 33434-33534 (its destination
+ * answers the probes that reach it, each to a new port).
  *
  * Stealth probes (Nmap -sF, -sN, -sX, -sM, -sA; `stealthProbes` metrics), read
  * from a flow's first segment only (onTcpSegment; later segments cost one
@@ -128,6 +130,9 @@ export const MAX_PAIRS_PER_SOURCE = 4096;
 export const MAX_PORTS_PER_TARGET = 4096;
 /** Remembered probes (and target ports) at most, whatever the memory budget. */
 export const MAX_REMEMBERED = 1_000_000;
+/** UDP traceroute's destination ports (33434 + one per probe): its last hop answers port unreachable, never a scan. */
+export const TRACEROUTE_FIRST_PORT = 33434;
+export const TRACEROUTE_LAST_PORT = 33534;
 /** Sources a distributed scan needs. */
 export const MIN_DISTRIBUTED_SOURCES = 3;
 const SAMPLE = 10;
@@ -432,6 +437,8 @@ class PortScanAnalyzer implements Analyzer {
     const sp = v.innerSrcPort;
     const dp = v.innerDstPort;
     if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
+    // traceroute's probes end at its destination's port unreachable, a new port each.
+    if (dp >= TRACEROUTE_FIRST_PORT && dp <= TRACEROUTE_LAST_PORT) return;
     const version = v.innerIpVersion;
     if (!this.includeLoopback && (isLoopback(version, v.innerSrc) || isLoopback(version, v.innerDst))) return;
     if (this.allowed(version, v.innerSrc, v.innerDst, dp)) { this.w.allowed++; return; }

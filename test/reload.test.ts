@@ -47,3 +47,12 @@ test('reconfigure: new thresholds apply at once, flow state is kept', async () =
   const silenced = await run(normal, 200, blind);
   assert.equal(silenced.findings.filter((f) => f.type === 'port_scan').length, 0);
 });
+
+test('reconfigure: a reload that allows the scanner (analyzers.port_scan.allowHosts) takes effect at once', async () => {
+  const normal = buildConfig({ windows: { seconds: 1 } });
+  const allowing = buildConfig({ windows: { seconds: 1 }, analyzers: { port_scan: { allowHosts: ['172.16.0.8'] } } });
+  assert.ok((await run(normal)).findings.some((f) => f.type === 'port_scan'), 'the capture holds a port scan');
+  // The scan's probes settle after the first 200 packets: all of them are allowed.
+  const reloaded = await run(normal, 200, allowing);
+  assert.deepEqual(reloaded.findings.filter((f) => f.type === 'port_scan').map((f) => f.summary), []);
+});

@@ -84,7 +84,8 @@
  * settled attempt or probe) when its source (a sanctioned scanner, a
  * monitoring poller) or its destination (a host whose probing is expected,
  * such as a honeypot) is an allowed host, or when its destination port is an
- * allowed port (a service known to refuse by design). Every finding's
+ * allowed port (a service known to refuse by design); a reload (SIGHUP)
+ * replaces the lists. Every finding's
  * `thresholds` names the settings it crossed with the measured values.
  *
  * State, all typed arrays sized once from the memory budget (memory.budgetMB,
@@ -116,7 +117,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
 import { Dir } from '../flow/flow-table.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
-import { AllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
+import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -259,7 +260,8 @@ class PortScanAnalyzer implements Analyzer {
   private readonly tpNext: Int32Array;
 
   private readonly suppressor: SuppressionTable;
-  private readonly allow: AllowList;
+  /** Rebuilt when a reload replaced the config section. */
+  private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.port_scan');
   /** Per flow slot, S_*. */
   private readonly slotState: Uint8Array;
 
@@ -338,13 +340,12 @@ class PortScanAnalyzer implements Analyzer {
 
     // Two keys per source (scan, small scan) and one per target.
     this.suppressor = new SuppressionTable(cfg.suppressFor, 2 * nSources + nTargets, 3);
-    this.allow = new AllowList(cfg, 'analyzers.port_scan');
     this.slotState = new Uint8Array(ctx.flows.capacity);
   }
 
   /** Traffic an operator vouched for: from or to an allowed host, or to an allowed port. Once per settled attempt or probe. */
   private allowed(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number): boolean {
-    const allow = this.allow;
+    const allow = this.allow.get();
     return allow.active && (allow.port(port) || allow.host(version, src) || allow.host(version, dst));
   }
 

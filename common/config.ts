@@ -122,6 +122,8 @@ export interface AnalyzersConfig {
     minHosts: number;
     /** Share of probes that failed (no answer, RST, ICMP unreachable). */
     minFailureRatio: number;
+    /** Distinct ports probed on one host for a small scan (reported at low severity), with the same failure ratio; 0 turns it off. */
+    minPortsSmall: number;
   };
   brute_force: DetectorAllowList & {
     enabled: boolean; lookback: number; suppressFor: number; maxKeys: number;
@@ -444,7 +446,7 @@ export const DEFAULT_CONFIG: Config = {
     capture: { enabled: true, gapSeconds: 1 },
     sack: { enabled: true },
     health: { enabled: true },
-    port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8 },
+    port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
     brute_force: {
       enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], ports: [21, 22, 23, 110, 143, 445, 465, 587, 993, 995, 1433, 1521, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 27017],
       minAttempts: 20, minFailureRatio: 0.5, shortLived: 5, minSessions: 10, minSessionRate: 6, maxSessionSeconds: 30, maxSessionBytes: 65536, maxSizeCv: 0.5, maxDurationCv: 0.75,
@@ -579,6 +581,7 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'collector.maxReportWindows': [1, 10_000_000],
   'collector.maxReportFindings': [1, 10_000_000],
   'collector.maxReportMB': [1, 65536],
+  'analyzers.port_scan.minPortsSmall': [0, 65536],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],
   'analyzers.talkers.maxHosts': [10, 100_000_000],

@@ -248,7 +248,7 @@ test('SIGHUP reloads analyzer thresholds from the config file; a bad file is rej
   const config = configFile('hup');
   const agent = spawnAgent(['--replay', SYNSCAN, '--speed', '1', '--sensor', 'hup', '--nats', nats.url, '--listen', '', '--data-dir', join(work, 'hup'), '--config', config]);
   await waitFor('capturing', () => /"msg":"capturing"/.test(agent.stderr()) || undefined);
-  writeFileSync(config, 'windows:\n  seconds: 1\nanalyzers:\n  port_scan:\n    minPorts: 5000\n');
+  writeFileSync(config, 'windows:\n  seconds: 1\nanalyzers:\n  port_scan:\n    minPorts: 5000\n    minPortsSmall: 0\n');
   agent.child.kill('SIGHUP');
   t.after(() => { agent.child.kill('SIGKILL'); });
   await waitFor('the reload', () => /SIGHUP: analyzer thresholds reloaded/.test(agent.stderr()) || undefined, 20_000);
@@ -263,5 +263,5 @@ test('SIGHUP reloads analyzer thresholds from the config file; a bad file is rej
   const { findings, windows } = byKind((await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject.startsWith('pcap.v1.hup.')));
   assert.ok(windows.some((w) => w.start.startsWith('2010-07-04T20:24:25')), 'the scan\'s window was published');
   assert.ok(findings.length > 0, 'the other analyzers still report');
-  assert.equal(findings.filter((f) => f.type === 'port_scan').length, 0, 'the raised threshold (5,000 ports) was in force');
+  assert.equal(findings.filter((f) => f.type === 'port_scan').length, 0, 'the raised threshold (5,000 ports, no small scans) was in force');
 });

@@ -22,7 +22,7 @@ import type { Finding, Report } from '../common/report.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { TcpFlags, ethernet, icmpError, icmpv6Error, ipv4, ipv6, pcapFile, tcp, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 
-const { SYN, ACK, FIN, RST, PSH } = TcpFlags;
+const { SYN, ACK, FIN, RST, PSH, URG } = TcpFlags;
 const BASE = 1_700_000_000;
 const DETECTORS = ['port_scan', 'brute_force', 'lateral_movement'] as const;
 
@@ -192,9 +192,10 @@ test('port_scan: a vertical SYN scan of 1,000 ports on one host answered by RSTs
   assert.equal(f.host, '203.0.113.5');
   const { probesPerSecond, ...rest } = f.evidence;
   assert.deepEqual(rest, {
-    kind: 'vertical', source: '203.0.113.5', sourceInternal: false, target: '10.0.0.5', port: null, ports: 1000, hosts: 1,
+    kind: 'vertical', source: '203.0.113.5', sourceInternal: false, target: '10.0.0.5', targetInternal: true, port: null, ports: 1000, hosts: 1,
     portsOnTarget: 1000, hostsOnPort: 1, probes: 1000, attempts: 1000, failureRatio: 1,
-    samplePorts: '1,2,3,4,5,6,7,8,9,10', sampleHosts: '10.0.0.5', capped: false, lookbackSeconds: 60,
+    samplePorts: '1,2,3,4,5,6,7,8,9,10', sampleHosts: '10.0.0.5', probeKinds: 'syn 1000', capped: false, lookbackSeconds: 60,
+    thresholds: 'portsOnTarget 1000 >= minPorts 100; failureRatio 1 >= minFailureRatio 0.8',
   });
   assert.ok(Math.abs(Number(probesPerSecond) - 100) < 0.2, `about 100 probes/s: ${String(probesPerSecond)}`);
   assert.equal(total(r, 'port_scan', 'attempts'), 1000);
@@ -256,8 +257,15 @@ test('port_scan: distributed: 5 sources, 30 ports each, 150 ports on one host', 
     for (let i = 0; i < 30; i++) cap.refused(s * 0.01 + i * 0.2, `203.0.113.${11 + s}`, 41000 + i, '10.0.0.9', 1 + s * 30 + i);
   }
   const r = await analyze(cap.write('distributed.pcap'));
-  const f = one(r, 'port_scan');
-  assert.equal(f.evidence['kind'], 'distributed');
+  // Each source's 30 refused ports are a small scan of its own (info, from outside).
+  const list = findings(r, 'port_scan');
+  const small = list.filter((x) => x.evidence['kind'] === 'small');
+  const bySource = (x: Finding): string => String(x.evidence['source']);
+  assert.deepEqual(small.sort((a, b) => bySource(a).localeCompare(bySource(b))).map((x) => [x.severity, bySource(x), x.evidence['portsOnTarget']]),
+    [11, 12, 13, 14, 15].map((n) => ['info', `203.0.113.${n}`, 30]));
+  assert.equal(list.length, 6);
+  const f = list.find((x) => x.evidence['kind'] === 'distributed')!;
+  assert.equal(f.evidence['thresholds'], 'ports 150 >= minPorts 100; failureRatio 1 >= minFailureRatio 0.8');
   assert.equal(f.evidence['target'], '10.0.0.9');
   assert.equal(f.evidence['ports'], 150);
   assert.equal(f.evidence['sources'], 5);
@@ -274,6 +282,198 @@ test('port_scan: a source with more than 4,096 failed probes counts them as "at 
   assert.equal(f.evidence['capped'], true);
   assert.equal(f.evidence['probes'], 5000);
   assert.match(f.summary, /at least 4096 ports on 10\.0\.0\.6/);
+});
+
+// ---------------------------------------------------------------------------
+// port_scan: small, one-sided and stealth scans; allow-lists
+
+/** 30 ports Nmap's top list starts with. */
+const TOP_PORTS = [21, 22, 23, 25, 53, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1025, 1433, 1521, 1723, 2049, 3306, 3389, 5432, 5900, 5985, 6379, 8080, 8443, 9200, 27017];
+
+/**
+ * A bare segment with `flags` from c:cp to s:sp (a stealth probe), answered by
+ * the target's RST when `rst` (RST without ACK to a probe with ACK, RST/ACK
+ * otherwise, as a stack answers).
+ */
+function stealth(cap: Capture, t: number, c: string, cp: number, s: string, sp: number, flags: number, rst = true): Capture {
+  const seq = 0x10000 + sp;
+  const withAck = (flags & ACK) !== 0;
+  cap.segment(t, c, s, cp, sp, flags, seq, withAck ? 0x50000 : 0);
+  if (rst) cap.segment(t + 0.0005, s, c, sp, cp, withAck ? RST : RST | ACK, withAck ? 0x50000 : 0, seq + (flags & FIN ? 1 : 0));
+  return cap;
+}
+
+/** 10.1.0.5 sends SYNs to TOP_PORTS of 10.1.0.9 in 3 s; the capture holds no reply (one side only, or filtered). */
+function oneSidedScan(): Capture {
+  const cap = new Capture();
+  TOP_PORTS.forEach((port, i) => cap.unanswered(i * 0.1, '10.1.0.5', 40000 + i, '10.1.0.9', port));
+  return cap;
+}
+
+test('port_scan: a one-sided SYN scan of 30 ports between two internal hosts, no reply captured: a small scan, warning', async () => {
+  const r = await analyze(oneSidedScan().write('one-sided-30.pcap'));
+  const f = one(r, 'port_scan');
+  assert.ok(inWindow(f, 0));
+  assert.equal(f.severity, 'warning'); // small, but internal -> internal
+  assert.equal(f.host, '10.1.0.5');
+  const { probesPerSecond: _rate, ...rest } = f.evidence;
+  assert.deepEqual(rest, {
+    kind: 'small', source: '10.1.0.5', sourceInternal: true, target: '10.1.0.9', targetInternal: true, port: null, ports: 30, hosts: 1,
+    portsOnTarget: 30, hostsOnPort: 1, probes: 30, attempts: 30, failureRatio: 1,
+    samplePorts: '21,22,23,25,53,80,110,111,135,139', sampleHosts: '10.1.0.9', probeKinds: 'syn 30', capped: false, lookbackSeconds: 60,
+    thresholds: 'portsOnTarget 30 >= minPortsSmall 10; failureRatio 1 >= minFailureRatio 0.8',
+  });
+  assert.match(f.summary, /10\.1\.0\.5 probed 30 ports on 10\.1\.0\.9 .*\(small scan\)/);
+  // Settled at the end of the input (within 5 s of the last SYN).
+  assert.equal(total(r, 'port_scan', 'outcomes.unanswered'), 30);
+  assert.equal(total(r, 'port_scan', 'outcomes.handshakeUnseen'), 0);
+});
+
+test('silent: a one-sided capture of a client using 30 ports of one server (it ACKs and sends data: the handshakes happened out of sight)', async () => {
+  const cap = new Capture();
+  TOP_PORTS.forEach((port, i) => {
+    const t = i * 0.1;
+    cap.segment(t, '10.1.0.5', '10.1.0.9', 40000 + i, port, SYN, 100, 0);
+    cap.segment(t + 0.002, '10.1.0.5', '10.1.0.9', 40000 + i, port, ACK, 101, 7001);
+    cap.segment(t + 0.003, '10.1.0.5', '10.1.0.9', 40000 + i, port, PSH | ACK, 101, 7001, 120);
+  });
+  const r = await analyze(cap.write('one-sided-client.pcap'));
+  silent(r, 'one-sided client');
+  assert.equal(total(r, 'port_scan', 'outcomes.unanswered'), 30);
+  assert.equal(total(r, 'port_scan', 'outcomes.handshakeUnseen'), 30);
+});
+
+/** 203.0.113.40 on 10.0.0.40: 20 connect probes refused, then 5 FIN, 5 NULL and 5 Xmas probes, each answered by RST/ACK. */
+function mixedStealthScan(): Capture {
+  const cap = new Capture();
+  const src = '203.0.113.40';
+  const dst = '10.0.0.40';
+  for (let i = 0; i < 20; i++) cap.refused(i * 0.02, src, 45000 + i, dst, TOP_PORTS[i]!);
+  for (let i = 0; i < 5; i++) stealth(cap, 1 + i * 0.02, src, 45100, dst, TOP_PORTS[20 + i]!, FIN);
+  for (let i = 0; i < 5; i++) stealth(cap, 1.2 + i * 0.02, src, 45101, dst, TOP_PORTS[25 + i]!, 0);
+  for (let i = 0; i < 5; i++) stealth(cap, 1.4 + i * 0.02, src, 45102, dst, 9000 + i, FIN | PSH | URG);
+  return cap;
+}
+
+test('port_scan: a small scan mixing connect probes with FIN, NULL and Xmas probes answered by RST: info, its probe kinds named', async () => {
+  const r = await analyze(mixedStealthScan().write('mixed-stealth.pcap'));
+  const f = one(r, 'port_scan');
+  assert.equal(f.severity, 'info'); // small, from outside
+  assert.equal(f.evidence['kind'], 'small');
+  assert.equal(f.evidence['source'], '203.0.113.40');
+  assert.equal(f.evidence['target'], '10.0.0.40');
+  assert.equal(f.evidence['portsOnTarget'], 35);
+  assert.equal(f.evidence['probes'], 35);
+  assert.equal(f.evidence['attempts'], 35);
+  assert.equal(f.evidence['probeKinds'], 'syn 20, fin 5, null 5, xmas 5');
+  assert.equal(f.evidence['thresholds'], 'portsOnTarget 35 >= minPortsSmall 10; failureRatio 1 >= minFailureRatio 0.8');
+  assert.match(f.summary, /\(syn 20, fin 5, null 5, xmas 5\)\.$/);
+  assert.deepEqual(r.windows.map((w) => (w.metrics['port_scan'] as Json)['stealthProbes']), [{ fin: 5, null: 5, xmas: 5, maimon: 0, ack: 0 }]);
+  assert.equal(total(r, 'port_scan', 'outcomes.refused'), 20);
+});
+
+test('port_scan: FIN, NULL and Xmas probes count unanswered (an open port stays silent); ACK and FIN+ACK probes only when reset', async () => {
+  const cap = new Capture();
+  const src = '198.51.100.50';
+  const dst = '10.0.0.50';
+  // 60 ACK and 60 Maimon (FIN+ACK) probes answered by RST: a vertical scan of 120 ports.
+  for (let i = 0; i < 60; i++) stealth(cap, i * 0.01, src, 51000, dst, 1 + i, ACK);
+  for (let i = 0; i < 60; i++) stealth(cap, 1 + i * 0.01, src, 51001, dst, 61 + i, FIN | ACK);
+  // 20 ACK probes nobody answers (filtered, or a connection's segment): not counted.
+  for (let i = 0; i < 20; i++) stealth(cap, 2 + i * 0.01, src, 51002, dst, 200 + i, ACK, false);
+  // 12 Xmas probes to another host, unanswered: counted.
+  for (let i = 0; i < 12; i++) stealth(cap, 3 + i * 0.01, src, 51003, '10.0.0.51', 300 + i, FIN | PSH | URG, false);
+  const r = await analyze(cap.write('ack-maimon-xmas.pcap'));
+  const list = findings(r, 'port_scan');
+  assert.deepEqual(list.map((f) => [f.evidence['kind'], f.severity, f.evidence['target'], f.evidence['portsOnTarget'], f.evidence['probeKinds']]), [
+    ['vertical', 'warning', '10.0.0.50', 120, 'xmas 12, maimon 60, ack 60'],
+  ]);
+  assert.equal(list[0]!.evidence['hosts'], 2);
+  assert.equal(list[0]!.evidence['probes'], 132);
+  assert.equal(list[0]!.evidence['thresholds'], 'portsOnTarget 120 >= minPorts 100; failureRatio 1 >= minFailureRatio 0.8');
+  assert.equal(total(r, 'port_scan', 'stealthProbes.ack'), 60);
+  assert.equal(total(r, 'port_scan', 'stealthProbes.maimon'), 60);
+  assert.equal(total(r, 'port_scan', 'stealthProbes.xmas'), 12);
+});
+
+test('port_scan: minPortsSmall: 9 refused ports -> nothing, 10 -> a small scan; 12 refused ports within seconds from outside -> info', async () => {
+  const small = (n: number): Capture => verticalRefused(new Capture(), '203.0.113.60', '10.0.0.60', n, 5);
+  assert.equal(findings(await analyze(small(9).write('small-9.pcap')), 'port_scan').length, 0);
+  assert.equal(one(await analyze(small(10).write('small-10.pcap')), 'port_scan').evidence['portsOnTarget'], 10);
+  const f = one(await analyze(small(12).write('small-12.pcap')), 'port_scan');
+  assert.equal(f.severity, 'info');
+  assert.equal(f.evidence['kind'], 'small');
+  assert.equal(f.evidence['samplePorts'], '1,2,3,4,5,6,7,8,9,10');
+  assert.equal(f.evidence['thresholds'], 'portsOnTarget 12 >= minPortsSmall 10; failureRatio 1 >= minFailureRatio 0.8');
+  // minPortsSmall 0 turns small scans off.
+  assert.equal(findings(await analyze(small(12).write('small-12-off.pcap'), { analyzers: { port_scan: { minPortsSmall: 0 } } }), 'port_scan').length, 0);
+});
+
+test('port_scan: allowHosts (the scanner or its target) and allowPorts: not tracked, counted as allowed', async () => {
+  const scan = oneSidedScan().write('allowed-scan.pcap');
+  const withAllow = (allow: Record<string, unknown>): Promise<Report> => analyze(scan, { analyzers: { port_scan: allow } });
+  const scanner = await withAllow({ allowHosts: ['10.1.0.5'] });
+  silent(scanner, 'allowed scanner');
+  assert.equal(total(scanner, 'port_scan', 'allowed'), 30);
+  assert.equal(total(scanner, 'port_scan', 'attempts'), 0);
+  const target = await withAllow({ allowHosts: ['10.1.0.8/29'] });
+  silent(target, 'allowed target block');
+  assert.equal(total(target, 'port_scan', 'allowed'), 30);
+  const ports = await withAllow({ allowPorts: TOP_PORTS.slice(0, 21) }); // 9 ports left: under minPortsSmall
+  silent(ports, 'allowed ports');
+  assert.equal(total(ports, 'port_scan', 'allowed'), 21);
+  const other = await withAllow({ allowHosts: ['10.1.0.6', '10.1.0.10/31'] });
+  assert.equal(one(other, 'port_scan').evidence['source'], '10.1.0.5');
+  assert.equal(total(other, 'port_scan', 'allowed'), 0);
+  const stealthy = await analyze(mixedStealthScan().write('allowed-stealth.pcap'), { analyzers: { port_scan: { allowHosts: ['203.0.113.0/24'] } } });
+  silent(stealthy, 'allowed stealth scanner');
+  assert.equal(total(stealthy, 'port_scan', 'allowed'), 35);
+});
+
+test('silent: a traceroute whose last 24 UDP probes (ports 33434 up) reach their destination and are answered by port unreachable', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 24; i++) cap.udpUnreachable(i * 0.01, '10.0.0.7', 41077, '192.0.2.80', 33434 + 24 + i);
+  const r = await analyze(cap.write('traceroute.pcap'));
+  silent(r, 'traceroute');
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 0);
+});
+
+test('silent: connections captured mid-stream (bare ACKs and FIN+ACKs, some answered by RST, some unanswered) are no stealth probes', async () => {
+  const cap = new Capture();
+  const client = '10.0.0.7';
+  const server = '10.0.0.80';
+  for (let i = 0; i < 40; i++) {
+    const t = i * 0.05;
+    // An HTTPS connection open before the capture: the server's bare ACK, then data both ways.
+    const a = 50000 + i;
+    cap.segment(t, server, client, 443, a, ACK, 5000, 9000);
+    cap.segment(t + 0.001, client, server, a, 443, PSH | ACK, 9000, 5000, 200);
+    cap.segment(t + 0.002, server, client, 443, a, PSH | ACK, 5000, 9200, 800);
+    // One the server closes with FIN+ACK; the client, long gone, answers RST.
+    const b = 51000 + i;
+    cap.segment(t + 0.01, server, client, 443, b, FIN | ACK, 6000, 9500);
+    cap.segment(t + 0.0105, client, server, b, 443, RST, 9500, 0);
+    // The client's keep-alive ACK to one of 40 services (one side captured): no answer.
+    cap.segment(t + 0.02, client, server, 52000 + i, 2000 + i, ACK, 7000, 3000);
+    // The client's bare ACK and its FIN+ACK to 40 more services, answered by data and by FIN+ACK.
+    cap.segment(t + 0.03, client, server, 53000 + i, 3000 + i, ACK, 7000, 3000);
+    cap.segment(t + 0.031, server, client, 3000 + i, 53000 + i, PSH | ACK, 3000, 7000, 100);
+    cap.segment(t + 0.04, client, server, 54000 + i, 4000 + i, FIN | ACK, 7000, 3000);
+    cap.segment(t + 0.041, server, client, 4000 + i, 54000 + i, FIN | ACK, 3000, 7001);
+  }
+  const r = await analyze(cap.write('mid-stream.pcap'));
+  silent(r, 'mid-stream');
+  for (const kind of ['fin', 'null', 'xmas', 'maimon', 'ack']) assert.equal(total(r, 'port_scan', `stealthProbes.${kind}`), 0, kind);
+});
+
+test('silent: a busy client opening 300 connections to one server\'s ports 80 and 443, 100 of them refused while it restarts', async () => {
+  const cap = new Capture();
+  for (let i = 0; i < 200; i++) cap.session(i * 0.1, '10.0.0.7', 20000 + i, '10.0.0.80', i % 2 === 0 ? 80 : 443);
+  for (let i = 0; i < 100; i++) cap.refused(20 + i * 0.05, '10.0.0.7', 30000 + i, '10.0.0.80', i % 2 === 0 ? 80 : 443);
+  const r = await analyze(cap.write('busy-client.pcap'));
+  silent(r, 'busy client');
+  assert.equal(total(r, 'port_scan', 'outcomes.completed'), 200);
+  assert.equal(total(r, 'port_scan', 'outcomes.refused'), 100);
 });
 
 // ---------------------------------------------------------------------------
@@ -402,9 +602,11 @@ test('silent: a Kubernetes-like pod talking to 15 service IPs on 8080/443, a scr
 // ---------------------------------------------------------------------------
 // Threshold boundaries
 
-test('port_scan: minPorts - 1 ports -> nothing, minPorts -> vertical; minHosts likewise', async () => {
-  const below = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 99, 50).write('vertical-99.pcap'));
-  assert.equal(findings(below, 'port_scan').length, 0);
+test('port_scan: minPorts - 1 ports -> a small scan (info), minPorts -> vertical; minHosts likewise', async () => {
+  const below = one(await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 99, 50).write('vertical-99.pcap')), 'port_scan');
+  assert.equal(below.evidence['kind'], 'small');
+  assert.equal(below.severity, 'info');
+  assert.equal(below.evidence['thresholds'], 'portsOnTarget 99 >= minPortsSmall 10; failureRatio 1 >= minFailureRatio 0.8');
   const atMin = await analyze(verticalRefused(new Capture(), '203.0.113.5', '10.0.0.5', 100, 50).write('vertical-100.pcap'));
   const f = one(atMin, 'port_scan');
   assert.equal(f.evidence['portsOnTarget'], 100);

@@ -141,6 +141,58 @@ export const INTENDED: IntendedDifference[] = [
       + ' budget share gives (memory.budgetMB 200); the least recently active sources are evicted, counted (no finding involved); before, 100,000 sources (maxKeys) were allowed whatever their memory',
     apply: (r) => { if (r.source.path === 'generated-mice-40k.pcap') dropWindowMetrics(r, 'port_scan', ['trackedSources', 'rememberedProbes', 'evicted', 'evictedInWindow']); },
   },
+  {
+    what: 'windows[*].metrics.port_scan: new outcomes.handshakeUnseen, stealthProbes (fin, null, xmas, maimon, ack) and allowed',
+    why: 'port_scan now counts stealth probes (a flow opened by a bare FIN, NULL or Xmas segment, or by a bare ACK or FIN+ACK the peer resets), takes an unanswered'
+      + ' attempt whose client went on to ACK for a handshake out of sight (one-sided capture), and skips allow-listed traffic (allowHosts, allowPorts): each is counted.'
+      + ' No shared capture has a stealth probe, such an attempt or an allow-list, so the new counts are all 0 and the other metrics are unchanged',
+    apply: (r) => {
+      dropWindowMetrics(r, 'port_scan', ['stealthProbes', 'allowed']);
+      for (const w of r.windows) delete (w.metrics['port_scan'] as { outcomes?: Record<string, unknown> } | undefined)?.outcomes?.['handshakeUnseen'];
+    },
+  },
+  {
+    what: 'findings[type=port_scan].evidence: new targetInternal, probeKinds and thresholds',
+    why: 'a source\'s finding names whether its (top) target is internal (severity: a scan between internal hosts is at least warning), the probe kinds it sent'
+      + ' ("syn 1994"), and every finding the thresholds it crossed with the measured values (thresholdsCrossed). Kind, severity, summary and the other evidence are unchanged',
+    apply: (r) => {
+      for (const f of r.findings) {
+        if (f.type !== 'port_scan') continue;
+        for (const k of ['targetInternal', 'probeKinds', 'thresholds']) delete (f.evidence as Record<string, unknown>)[k];
+      }
+    },
+  },
+  {
+    what: 'arkime_v6.pcap: windows[*].metrics.port_scan.outcomes.udpUnreachable (3 -> 0), trackedTargets and rememberedProbes (1 and 6 -> 0)',
+    why: 'its 3 ICMPv6 port unreachables answer a traceroute6 (UDP to 33444-33446, frames 107-113): port_scan no longer counts a datagram to traceroute\'s ports'
+      + ' 33434-33534 as a probe, since a small scan (minPortsSmall 10 ports) would take a longer traceroute\'s answers from its destination (a new port per probe) for one',
+    apply(r) {
+      if (r.source.path !== 'arkime_v6.pcap') return;
+      dropWindowMetrics(r, 'port_scan', ['trackedTargets', 'rememberedProbes']);
+      for (const w of r.windows) delete (w.metrics['port_scan'] as { outcomes?: Record<string, unknown> } | undefined)?.outcomes?.['udpUnreachable'];
+    },
+  },
+  {
+    what: 'generated-mixed-120k: a new port_scan finding (small scan, info) in window 3, and windows[3].metrics.port_scan.scanners and reported one higher',
+    why: 'the generator\'s vertical scan from 203.0.113.66 starts in the last second of window 3: its 21 refused ports there are now a small scan (>= minPortsSmall 10 ports,'
+      + ' all failed), reported at info from outside; the full scan is still reported in window 4 as before (a small scan is suppressed under its own key). Taken out'
+      + ' generically: every small-scan finding is removed and its window\'s scanners and reported counts lowered by one',
+    apply(r) {
+      const smallIn = new Map<string, number>();
+      r.findings = r.findings.filter((f) => {
+        if (f.type !== 'port_scan' || f.evidence['kind'] !== 'small') return true;
+        smallIn.set(f.window.start, (smallIn.get(f.window.start) ?? 0) + 1);
+        return false;
+      });
+      for (const w of r.windows) {
+        const n = smallIn.get(w.start) ?? 0;
+        const m = w.metrics['port_scan'] as { scanners?: number; reported?: number } | undefined;
+        if (n === 0 || m === undefined) continue;
+        if (m.scanners !== undefined) m.scanners -= n;
+        if (m.reported !== undefined) m.reported -= n;
+      }
+    },
+  },
   // beaconing
   {
     what: 'generated-mice-40k: windows[*].metrics.beaconing.tracked, evicted, evictedInWindow',

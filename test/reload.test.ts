@@ -31,7 +31,7 @@ async function run(config: Readonly<Config>, switchAt = Infinity, next?: Readonl
 
 test('reconfigure: new thresholds apply at once, flow state is kept', async () => {
   const normal = buildConfig({ windows: { seconds: 1 } });
-  const blind = buildConfig({ windows: { seconds: 1 }, analyzers: { port_scan: { minPorts: 1_000_000, minHosts: 1_000_000 } } });
+  const blind = buildConfig({ windows: { seconds: 1 }, analyzers: { port_scan: { minPorts: 1_000_000, minHosts: 1_000_000, minPortsSmall: 0 } } });
   const base = await run(normal);
   const scans = base.findings.filter((f) => f.type === 'port_scan');
   assert.ok(scans.length > 0, 'the capture holds a port scan');
@@ -46,4 +46,13 @@ test('reconfigure: new thresholds apply at once, flow state is kept', async () =
   // Normal, then blind: no new scan finding after the switch.
   const silenced = await run(normal, 200, blind);
   assert.equal(silenced.findings.filter((f) => f.type === 'port_scan').length, 0);
+});
+
+test('reconfigure: a reload that allows the scanner (analyzers.port_scan.allowHosts) takes effect at once', async () => {
+  const normal = buildConfig({ windows: { seconds: 1 } });
+  const allowing = buildConfig({ windows: { seconds: 1 }, analyzers: { port_scan: { allowHosts: ['172.16.0.8'] } } });
+  assert.ok((await run(normal)).findings.some((f) => f.type === 'port_scan'), 'the capture holds a port scan');
+  // The scan's probes settle after the first 200 packets: all of them are allowed.
+  const reloaded = await run(normal, 200, allowing);
+  assert.deepEqual(reloaded.findings.filter((f) => f.type === 'port_scan').map((f) => f.summary), []);
 });

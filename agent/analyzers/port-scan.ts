@@ -9,13 +9,40 @@
  *   abandoned   a SYN/ACK the client resets or never ACKs (a half-open
  *               SYN scan of an open port);
  *   unanswered  no SYN/ACK within the tracker's 5 s, by the end of its flow,
- *               or by the end of the input (filtered port).
+ *               or by the end of the input (filtered port, or a capture of
+ *               the scanner's side only) - unless the client then ACKed
+ *               (`handshakeUnseen`): it only ACKs a SYN/ACK it got, so the
+ *               handshake happened out of the capture's sight (a one-sided
+ *               capture of a real connection, or a connect probe of an open
+ *               port), and that counts as completed.
  * Refused, abandoned and unanswered attempts are failed probes. A UDP datagram
  * answered by ICMP port unreachable (ICMPv6 type 1 code 4) is a failed probe
  * too, attributed through the quoted header (its source probed its destination
  * port); a quoted datagram from a port below 1024 to one at or above 1024, or
  * from below 32768 to an ephemeral port (>= 32768), is a late reply to a client
- * (a DNS answer after the resolver gave up), not a probe, and is ignored.
+ * (a DNS answer after the resolver gave up), not a probe, and is ignored; so
+ * is one quoting a datagram to traceroute's ports 33434-33534 (its destination
+ * answers the probes that reach it, each to a new port).
+ *
+ * Stealth probes (Nmap -sF, -sN, -sX, -sM, -sA; `stealthProbes` metrics), read
+ * from a flow's first segment only (onTcpSegment; later segments cost one
+ * compare): a bare segment (no payload, no SYN, no RST) that opens a flow.
+ *   fin, null, xmas  FIN alone, no flag, FIN+PSH+URG: no stack sends a segment
+ *               without ACK outside the handshake, so each is a failed probe as
+ *               it is sent (an open port answers nothing, a closed one RST).
+ *   maimon, ack FIN+ACK and ACK alone are also what a connection the capture
+ *               joined late sends: a failed probe only when the peer's next
+ *               segment is a bare RST and nothing else came first (no data, no
+ *               ACK, no FIN; a retransmitted probe may); unanswered ones are not
+ *               counted (they look like a one-sided long-lived flow), nor those
+ *               from a port below 1024 to one at or above 1024 or from below
+ *               32768 to one at or above (a server's segment to its client).
+ * Mid-stream flows therefore stay silent: their ACKs and FIN+ACKs are answered
+ * by data or a FIN, or come from a service port; and a scan still needs many
+ * distinct ports. Each failed probe is counted by kind per source over its
+ * current activity (reset after a look-back of silence) and named in the
+ * evidence (`probeKinds: "syn 20, fin 5, null 5, xmas 5"`; udp for ICMP-
+ * answered datagrams).
  *
  * Per source, failed probes are remembered as (host, port) pairs with their
  * latest time, up to MAX_PAIRS_PER_SOURCE (4096): past that, counts are lower
@@ -24,6 +51,11 @@
  *   vertical    >= minPorts distinct ports failed on one host;
  *   horizontal  one port failed on >= minHosts distinct hosts;
  *   block       both at once;
+ *   small       neither, but >= minPortsSmall (10) distinct ports failed on one
+ *               host: a handful of ports refused or unanswered within the
+ *               look-back is what a quick scan (nmap -F, a worm's short port
+ *               list, a one-sided capture of a scan) leaves, while a client
+ *               uses one or two service ports of a host (a fallback reaches 3-5);
  * and it must also have a failure ratio (failed probes / settled attempts,
  * UDP probes counting as failed attempts) >= minFailureRatio, so a busy client
  * whose connections mostly succeed is never a scanner.
@@ -40,7 +72,21 @@
  * and distributed, hosts for horizontal) or the probe rate is >= 100/s with
  * twice the threshold; info for a slow (< 1 probe/s), partly answered
  * (failure ratio < 0.9) source just over the threshold (score < 2); warning
- * otherwise.
+ * otherwise. Between internal hosts (networks.internal: the source and its
+ * most probed host) a scan is reconnaissance from inside, never skipped: at
+ * least warning. A small scan is info from outside (the Internet's constant
+ * background probing) and warning between internal hosts. A small scan is
+ * suppressed under its own key, so the full scan it grows into in a later
+ * window is still reported.
+ *
+ * Allow-lists (analyzers.port_scan.allowHosts / allowPorts): an attempt, probe
+ * or ICMP-answered datagram is not tracked (counted in `allowed`, once per
+ * settled attempt or probe) when its source (a sanctioned scanner, a
+ * monitoring poller) or its destination (a host whose probing is expected,
+ * such as a honeypot) is an allowed host, or when its destination port is an
+ * allowed port (a service known to refuse by design); a reload (SIGHUP)
+ * replaces the lists. Every finding's
+ * `thresholds` names the settings it crossed with the measured values.
  *
  * State, all typed arrays sized once from the memory budget (memory.budgetMB,
  * grants port_scan.sources and port_scan.targets, at most
@@ -62,13 +108,16 @@
  * with updated evidence, at most once per suppressFor seconds (SuppressionTable
  * on (kind, host id, generation)); it is only judged in windows in which it
  * made new attempts, so a scan that stopped is not repeated. Loopback traffic
- * is ignored unless networks.includeLoopback.
+ * is ignored unless networks.includeLoopback. One byte per flow slot holds
+ * what the flow's first segments showed (S_*).
  */
 import type { FindingSeverity } from '../../common/report.js';
-import { Transport } from '../decode/constants.js';
+import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
+import { Dir } from '../flow/flow-table.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
+import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -82,6 +131,9 @@ export const MAX_PAIRS_PER_SOURCE = 4096;
 export const MAX_PORTS_PER_TARGET = 4096;
 /** Remembered probes (and target ports) at most, whatever the memory budget. */
 export const MAX_REMEMBERED = 1_000_000;
+/** UDP traceroute's destination ports (33434 + one per probe): its last hop answers port unreachable, never a scan. */
+export const TRACEROUTE_FIRST_PORT = 33434;
+export const TRACEROUTE_LAST_PORT = 33534;
 /** Sources a distributed scan needs. */
 export const MIN_DISTRIBUTED_SOURCES = 3;
 const SAMPLE = 10;
@@ -96,10 +148,41 @@ const FAILED = 1;
 // Suppression key kinds.
 const SOURCE = 0;
 const TARGET = 1;
+/** A source's small scan: suppressed apart, so the full scan it grows into is still reported. */
+const SOURCE_SMALL = 2;
 const NIL = -1;
 
-/** Bytes per source id: HostTable, columns (flags, 4 times, pair count, host list ends), look-back counts, judge scratch, suppression key. */
-const SOURCE_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 3 * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + 4 + SuppressionTable.bytesPerEntry(3);
+// Probe kinds (per source counts, named in the evidence's probeKinds).
+const K_SYN = 0;
+const K_FIN = 1;
+const K_NULL = 2;
+const K_XMAS = 3;
+const K_MAIMON = 4;
+const K_ACK = 5;
+const K_UDP = 6;
+const KINDS = 7;
+const KIND_NAMES = ['syn', 'fin', 'null', 'xmas', 'maimon', 'ack', 'udp'] as const;
+
+const { FIN, SYN, RST, PSH, ACK, URG } = TcpFlag;
+/** The flag bits a stealth probe's shape is read from (ECE and CWR left out). */
+const SHAPE = FIN | SYN | RST | PSH | ACK | URG;
+
+// Per flow slot: what its first segments showed. Below S_NEW the flow is settled for this detector
+// (one compare per later segment).
+/** Not a probe, or already counted. */
+const S_DONE = 0;
+/** A SYN-started flow whose client then sent an ACK without an answer in sight: the handshake happened out of the capture's sight (one-sided capture). */
+const S_HANDSHAKE_UNSEEN = 1;
+/** Started; its first segment not seen yet. */
+const S_NEW = 2;
+/** The client's SYN started it: the attempt tracker settles it; watched for the client's ACK. */
+const S_SYN_SENT = 3;
+/** A bare ACK (4, 5) or FIN+ACK (6, 7) opened it, sent in direction `state & 1`: a probe only if the peer's next segment is a RST. */
+const S_WAIT_ACK = 4;
+const S_WAIT_MAIMON = 6;
+
+/** Bytes per source id: HostTable, columns (flags, 4 times, pair count, host list ends, probe kinds), look-back counts, judge scratch, suppression keys (scan, small scan). */
+const SOURCE_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 3 * 4 + KINDS * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + 4 + 2 * SuppressionTable.bytesPerEntry(3);
 /** Bytes per target id: HostTable, columns (flags, 4 times, port count, port list head), look-back counts, suppression key. */
 const TARGET_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 2 * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + SuppressionTable.bytesPerEntry(3);
 /** Bytes per remembered probe: one entry in each of the probed-host, probe and target-port tables, with their columns. */
@@ -136,6 +219,8 @@ class PortScanAnalyzer implements Analyzer {
   private readonly sHostTail: Int32Array;
   /** Attempts and failed probes per source over the look-back. */
   private readonly sCounts: BucketReducer;
+  /** Failed probes per kind (K_*) over the source's current activity: KINDS per source. */
+  private readonly sKinds: Int32Array;
 
   // Targets, by id in `targets`.
   private readonly targets: HostTable;
@@ -175,6 +260,10 @@ class PortScanAnalyzer implements Analyzer {
   private readonly tpNext: Int32Array;
 
   private readonly suppressor: SuppressionTable;
+  /** Rebuilt when a reload replaced the config section. */
+  private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.port_scan');
+  /** Per flow slot, S_*. */
+  private readonly slotState: Uint8Array;
 
   // Judge scratch (reset after each use): hosts per port of one source, ports per source of one target.
   private readonly hostsPerPort = new Int32Array(65536);
@@ -215,6 +304,7 @@ class PortScanAnalyzer implements Analyzer {
     // BucketReducer needs a positive look-back: a (degenerate) 0 becomes a microsecond.
     const lookback = Math.max(cfg.lookback, MIN_LOOKBACK);
     this.sCounts = new BucketReducer(nSources, lookback, BUCKETS, 2);
+    this.sKinds = new Int32Array(nSources * KINDS);
     this.portsPerSource = new Int32Array(nSources);
 
     this.targets = new HostTable(nTargets, ctx.networks, this.includeLoopback);
@@ -248,8 +338,72 @@ class PortScanAnalyzer implements Analyzer {
     this.tpPrev = new Int32Array(nProbes);
     this.tpNext = new Int32Array(nProbes);
 
-    // As many keys as sources and targets together (the Suppressor had maxKeys * 2).
-    this.suppressor = new SuppressionTable(cfg.suppressFor, nSources + nTargets, 3);
+    // Two keys per source (scan, small scan) and one per target.
+    this.suppressor = new SuppressionTable(cfg.suppressFor, 2 * nSources + nTargets, 3);
+    this.slotState = new Uint8Array(ctx.flows.capacity);
+  }
+
+  /** Traffic an operator vouched for: from or to an allowed host, or to an allowed port. Once per settled attempt or probe. */
+  private allowed(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number): boolean {
+    const allow = this.allow.get();
+    return allow.active && (allow.port(port) || allow.host(version, src) || allow.host(version, dst));
+  }
+
+  onFlowStart(slot: number): void { this.slotState[slot] = S_NEW; }
+
+  /**
+   * Reads a flow's first segments only: the first one tells a stealth probe
+   * (bare FIN, NULL, Xmas, FIN+ACK, ACK) or a SYN; after that a single compare.
+   */
+  onTcpSegment(v: PacketView, slot: number, dir: number): void {
+    const state = this.slotState[slot]!;
+    if (state < S_NEW) return;
+    const tf = v.tcpFlags;
+    if (state === S_NEW) { this.firstSegment(v, slot, dir, tf); return; }
+    if (state === S_SYN_SENT) {
+      if (dir !== Dir.CLIENT_TO_SERVER) this.slotState[slot] = S_DONE;
+      // The client only ACKs a SYN/ACK it got: the server answered where the capture did not see it.
+      else if ((tf & (SYN | ACK | RST)) === ACK) this.slotState[slot] = S_HANDSHAKE_UNSEEN;
+      return;
+    }
+    // Waiting for the answer to a bare ACK or FIN+ACK sent in direction state & 1.
+    if (dir === (state & 1)) {
+      // The same bare segment again is a retransmitted probe; anything else continues a conversation.
+      const shape = state >= S_WAIT_MAIMON ? (FIN | ACK) : ACK;
+      if ((tf & SHAPE) !== shape || v.payloadLen > 0) this.slotState[slot] = S_DONE;
+      return;
+    }
+    this.slotState[slot] = S_DONE;
+    // Only a bare RST answers a probe: data, an ACK or a FIN means a connection the capture joined late.
+    if ((tf & RST) === 0 || v.payloadLen > 0) return;
+    this.stealthProbe(v.ipVersion, v.dst, v.src, v.srcPort, state >= S_WAIT_MAIMON ? K_MAIMON : K_ACK);
+  }
+
+  private firstSegment(v: PacketView, slot: number, dir: number, tf: number): void {
+    if ((tf & (SYN | ACK | RST)) === SYN) { this.slotState[slot] = dir === Dir.CLIENT_TO_SERVER ? S_SYN_SENT : S_DONE; return; }
+    this.slotState[slot] = S_DONE;
+    if ((tf & (SYN | RST)) !== 0 || v.payloadLen > 0) return;
+    const shape = tf & SHAPE;
+    // No stack sends a segment without ACK outside the handshake: FIN, NULL and Xmas are probes as they stand.
+    if (shape === 0) { this.stealthProbe(v.ipVersion, v.src, v.dst, v.dstPort, K_NULL); return; }
+    if (shape === FIN) { this.stealthProbe(v.ipVersion, v.src, v.dst, v.dstPort, K_FIN); return; }
+    if (shape === (FIN | PSH | URG)) { this.stealthProbe(v.ipVersion, v.src, v.dst, v.dstPort, K_XMAS); return; }
+    if (shape !== ACK && shape !== (FIN | ACK)) return;
+    // A bare ACK or FIN+ACK is what a connection whose start the capture missed sends too: a service
+    // port's segment to a client port is such a connection's server, never a probe.
+    const sp = v.srcPort;
+    const dp = v.dstPort;
+    if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
+    this.slotState[slot] = (shape === ACK ? S_WAIT_ACK : S_WAIT_MAIMON) + dir;
+  }
+
+  /** A stealth probe from `src` to `dst`:`port`, a failed attempt of its kind. */
+  private stealthProbe(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, kind: number): void {
+    if (!this.includeLoopback && (isLoopback(version, src) || isLoopback(version, dst))) return;
+    const w = this.w;
+    if (this.allowed(version, src, dst, port)) { w.allowed++; return; }
+    w.stealth[kind - K_FIN]++;
+    this.note(version, src, dst, port, true, this.ctx.clock.now, kind);
   }
 
   onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
@@ -261,14 +415,21 @@ class PortScanAnalyzer implements Analyzer {
     flows.copyEndpoints(slot, c, s);
     if (!this.includeLoopback && (isLoopback(version, c) || isLoopback(version, s))) return;
     const w = this.w;
+    const port = flows.serverPort(slot);
+    if (this.allowed(version, c, s, port)) { if (event !== AttemptEvent.STARTED) w.allowed++; return; }
+    let failed = true;
     switch (event) {
       case AttemptEvent.STARTED: w.attempts++; return;
-      case AttemptEvent.COMPLETED: w.completed++; break;
+      case AttemptEvent.COMPLETED: w.completed++; failed = false; break;
       case AttemptEvent.REFUSED: w.refused++; break;
       case AttemptEvent.ABANDONED: w.abandoned++; break;
-      default: w.unanswered++; break;
+      default:
+        w.unanswered++;
+        // The client went on as after a handshake: a connection seen from one side, not a probe.
+        if (this.slotState[slot] === S_HANDSHAKE_UNSEEN) { w.handshakeUnseen++; failed = false; }
+        break;
     }
-    this.note(version, c, s, flows.serverPort(slot), event !== AttemptEvent.COMPLETED, at);
+    this.note(version, c, s, port, failed, at, K_SYN);
   }
 
   onIcmpMessage(v: PacketView): void {
@@ -277,17 +438,20 @@ class PortScanAnalyzer implements Analyzer {
     const sp = v.innerSrcPort;
     const dp = v.innerDstPort;
     if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
+    // traceroute's probes end at its destination's port unreachable, a new port each.
+    if (dp >= TRACEROUTE_FIRST_PORT && dp <= TRACEROUTE_LAST_PORT) return;
     const version = v.innerIpVersion;
     if (!this.includeLoopback && (isLoopback(version, v.innerSrc) || isLoopback(version, v.innerDst))) return;
+    if (this.allowed(version, v.innerSrc, v.innerDst, dp)) { this.w.allowed++; return; }
     this.w.udpUnreachable++;
-    this.note(version, v.innerSrc, v.innerDst, dp, true, this.ctx.clock.now);
+    this.note(version, v.innerSrc, v.innerDst, dp, true, this.ctx.clock.now, K_UDP);
   }
 
   /** One settled attempt (or UDP probe) from `src` to `dst`:`port`. */
-  private note(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, failed: boolean, now: number): void {
+  private note(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, failed: boolean, now: number, kind: number): void {
     const lookback = this.cfg.lookback;
     const s = this.source(version, src, now);
-    if (this.sLast[s]! < now - lookback) this.sFirst[s] = now;
+    if (this.sLast[s]! < now - lookback) { this.sFirst[s] = now; this.sKinds.fill(0, s * KINDS, s * KINDS + KINDS); }
     if (now > this.sLast[s]!) this.sLast[s] = now;
     this.sDirty[s] = 1;
     countAt(this.sCounts, s, now, ATTEMPTS);
@@ -305,6 +469,7 @@ class PortScanAnalyzer implements Analyzer {
       countAt(this.tCounts, t, now, ATTEMPTS);
     }
     if (!failed) return;
+    this.sKinds[s * KINDS + kind]++;
     countAt(this.sCounts, s, now, FAILED);
     this.addPair(s, t, port, now);
     this.tDirty[t] = 1;
@@ -331,6 +496,7 @@ class PortScanAnalyzer implements Analyzer {
     this.sHostHead[id] = NIL;
     this.sHostTail[id] = NIL;
     this.sCounts.clear(id);
+    this.sKinds.fill(0, id * KINDS, id * KINDS + KINDS);
     return id;
   }
 
@@ -556,7 +722,7 @@ class PortScanAnalyzer implements Analyzer {
     const cfg = this.cfg;
     const cutoff = now - cfg.lookback;
     const candidates: Candidate[] = [];
-    const minPairs = Math.max(1, Math.min(cfg.minPorts, cfg.minHosts));
+    const minPairs = Math.max(1, Math.min(cfg.minPorts, cfg.minHosts, cfg.minPortsSmall));
     const sb = this.sCounts.bucketOf(at) + 1;
     for (let s = 0; s < this.sActive.length; s++) {
       if (this.sActive[s] === 0) continue;
@@ -586,7 +752,7 @@ class PortScanAnalyzer implements Analyzer {
     for (const c of candidates) {
       key[0] = c.kind;
       key[1] = c.id;
-      key[2] = (c.kind === SOURCE ? this.sources : this.targets).generation[c.id]!;
+      key[2] = (c.kind === TARGET ? this.targets : this.sources).generation[c.id]!;
       if (!this.suppressor.allow(now)) { this.w.suppressed++; continue; }
       this.ctx.report(c.draft);
       reported++;
@@ -594,7 +760,12 @@ class PortScanAnalyzer implements Analyzer {
     const w = this.w;
     const metrics: Metrics = {
       attempts: w.attempts,
-      outcomes: { completed: w.completed, refused: w.refused, abandoned: w.abandoned, unanswered: w.unanswered, udpUnreachable: w.udpUnreachable },
+      outcomes: {
+        completed: w.completed, refused: w.refused, abandoned: w.abandoned, unanswered: w.unanswered, udpUnreachable: w.udpUnreachable,
+        handshakeUnseen: w.handshakeUnseen,
+      },
+      stealthProbes: { fin: w.stealth[0]!, null: w.stealth[1]!, xmas: w.stealth[2]!, maimon: w.stealth[3]!, ack: w.stealth[4]! },
+      allowed: w.allowed,
       scanners: candidates.length,
       reported,
       suppressed: w.suppressed,
@@ -642,16 +813,21 @@ class PortScanAnalyzer implements Analyzer {
     }
     const vertical = portsOnHost >= cfg.minPorts;
     const horizontal = hostsOnPort >= cfg.minHosts;
-    if (!vertical && !horizontal) return null;
-    const kind = vertical && horizontal ? 'block' : vertical ? 'vertical' : 'horizontal';
+    // A handful of ports, mostly failed within the look-back (the failure ratio below): nothing a client does.
+    const small = !vertical && !horizontal && cfg.minPortsSmall > 0 && portsOnHost >= cfg.minPortsSmall;
+    if (!vertical && !horizontal && !small) return null;
+    const kind = vertical && horizontal ? 'block' : vertical ? 'vertical' : horizontal ? 'horizontal' : 'small';
     const score = Math.max(portsOnHost / Math.max(1, cfg.minPorts), hostsOnPort / Math.max(1, cfg.minHosts));
     const rate = failed / Math.max(1, Math.min(cfg.lookback, now - this.sFirst[s]!));
-    const severity = scanSeverity(score, rate, ratio);
+    // No host at all only when minPorts is 0.
+    const topTarget = topHost === NIL ? NIL : this.probedHosts.keyWord(topHost, 1);
+    const sourceInternal = this.sources.isInternal(s);
+    const targetInternal = topTarget !== NIL && this.targets.isInternal(topTarget);
+    const severity = sourceSeverity(small, sourceInternal && targetInternal, score, rate, ratio);
     const capped = this.sCappedAt[s]! >= now - cfg.lookback;
     const atLeast = capped ? 'at least ' : '';
     const addr = this.sources.name(s);
-    // No host at all only when minPorts is 0.
-    const topName = topHost === NIL ? '' : this.targets.name(this.probedHosts.keyWord(topHost, 1));
+    const topName = topTarget === NIL ? '' : this.targets.name(topTarget);
     const topPorts: number[] = [];
     if (topHost !== NIL) for (let p = this.hPortHead[topHost]!; p !== NIL; p = this.pNext[p]!) topPorts.push(this.probes.keyWord(p, 1));
     const samplePorts = topPorts.sort((x, y) => x - y).slice(0, SAMPLE).join(',');
@@ -663,26 +839,41 @@ class PortScanAnalyzer implements Analyzer {
       if (probes.find() >= 0) onTopPort.push(this.targets.name(this.probedHosts.keyWord(h, 1)));
     }
     const sampleHosts = onTopPort.sort().slice(0, SAMPLE).join(',');
-    const what = kind === 'vertical' ? `${atLeast}${portsOnHost} ports on ${topName}`
+    const crossings: Crossing[] = [];
+    if (vertical) crossings.push({ measured: 'portsOnTarget', value: portsOnHost, setting: 'minPorts', limit: cfg.minPorts });
+    if (horizontal) crossings.push({ measured: 'hostsOnPort', value: hostsOnPort, setting: 'minHosts', limit: cfg.minHosts });
+    if (small) crossings.push({ measured: 'portsOnTarget', value: portsOnHost, setting: 'minPortsSmall', limit: cfg.minPortsSmall });
+    crossings.push({ measured: 'failureRatio', value: ratio, setting: 'minFailureRatio', limit: cfg.minFailureRatio });
+    const kinds: string[] = [];
+    let stealthy = false;
+    for (let k = 0; k < KINDS; k++) {
+      const n = this.sKinds[s * KINDS + k]!;
+      if (n === 0) continue;
+      kinds.push(`${KIND_NAMES[k]} ${n}`);
+      if (k !== K_SYN && k !== K_UDP) stealthy = true;
+    }
+    const probeKinds = kinds.join(', ');
+    const what = kind === 'vertical' || kind === 'small' ? `${atLeast}${portsOnHost} ports on ${topName}`
       : kind === 'horizontal' ? `port ${topPort} on ${atLeast}${hostsOnPort} hosts`
         : `${atLeast}${portCount} ports on ${hostCount} hosts (up to ${portsOnHost} ports on ${topName}, port ${topPort} on ${hostsOnPort} hosts)`;
     return {
       rank: SEVERITY_RANK[severity],
       score,
-      kind: SOURCE,
+      kind: small ? SOURCE_SMALL : SOURCE,
       id: s,
       draft: {
         type: 'port_scan',
         severity,
         key: `source ${addr}`,
         summary: `${addr} probed ${what} in the last ${cfg.lookback} s (${kind} scan): ${failed} of ${attempts} attempts failed`
-          + ` (${pct(ratio)}), ${rate.toFixed(1)} probes/s.`,
+          + ` (${pct(ratio)}), ${rate.toFixed(1)} probes/s${stealthy ? ` (${probeKinds})` : ''}.`,
         evidence: {
           kind,
           source: addr,
-          sourceInternal: this.sources.isInternal(s),
+          sourceInternal,
           target: kind === 'horizontal' ? null : topName,
-          port: kind === 'vertical' ? null : topPort,
+          targetInternal,
+          port: kind === 'vertical' || kind === 'small' ? null : topPort,
           ports: portCount,
           hosts: hostCount,
           portsOnTarget: portsOnHost,
@@ -693,8 +884,10 @@ class PortScanAnalyzer implements Analyzer {
           probesPerSecond: round2(rate),
           samplePorts,
           sampleHosts,
+          probeKinds,
           capped,
           lookbackSeconds: cfg.lookback,
+          thresholds: thresholdsCrossed(crossings),
         },
         host: addr,
       },
@@ -760,6 +953,10 @@ class PortScanAnalyzer implements Analyzer {
           sampleSources: sourceNames.sort().slice(0, SAMPLE).join(','),
           capped,
           lookbackSeconds: cfg.lookback,
+          thresholds: thresholdsCrossed([
+            { measured: 'ports', value: ports, setting: 'minPorts', limit: cfg.minPorts },
+            { measured: 'failureRatio', value: ratio, setting: 'minFailureRatio', limit: cfg.minFailureRatio },
+          ]),
         },
         host: addr,
       },
@@ -785,8 +982,32 @@ function scanSeverity(score: number, rate: number, ratio: number): FindingSeveri
   return 'warning';
 }
 
-function emptyWindow(): { attempts: number; completed: number; refused: number; abandoned: number; unanswered: number; udpUnreachable: number; suppressed: number } {
-  return { attempts: 0, completed: 0, refused: 0, abandoned: 0, unanswered: 0, udpUnreachable: 0, suppressed: 0 };
+/**
+ * A source's scan: a small one is info from outside (the Internet's constant
+ * background probing) and warning between internal hosts (reconnaissance from
+ * inside); a full-size one as scanSeverity, at least warning between internal hosts.
+ */
+function sourceSeverity(small: boolean, internalToInternal: boolean, score: number, rate: number, ratio: number): FindingSeverity {
+  if (small) return internalToInternal ? 'warning' : 'info';
+  const severity = scanSeverity(score, rate, ratio);
+  return severity === 'info' && internalToInternal ? 'warning' : severity;
+}
+
+interface WindowCounts {
+  attempts: number; completed: number; refused: number; abandoned: number; unanswered: number; udpUnreachable: number; suppressed: number;
+  /** Unanswered attempts whose client went on to ACK: counted as completed. */
+  handshakeUnseen: number;
+  /** Stealth probes counted, per kind from K_FIN. */
+  stealth: Int32Array;
+  /** Settled attempts and probes not tracked for the allow-lists. */
+  allowed: number;
+}
+
+function emptyWindow(): WindowCounts {
+  return {
+    attempts: 0, completed: 0, refused: 0, abandoned: 0, unanswered: 0, udpUnreachable: 0, suppressed: 0,
+    handshakeUnseen: 0, stealth: new Int32Array(KINDS - 1), allowed: 0,
+  };
 }
 
 const pct = (r: number): string => `${(r * 100).toFixed(1)} %`;

@@ -669,7 +669,10 @@ test('ended conversations: more than the table holds are forgotten and counted, 
   assert.ok(last >= 0);
   assert.equal(m.streamIndex(last), 9999);
   assert.equal(m.find(hash(0), 4 << 8 | 17, 0, a, b), -1);
-  // Remembering a key again replaces its entry rather than taking a second one.
+  // A conversation that resumed and ended again, as the flow table does it: its entry is released when its new flow
+  // starts, and remembered again when that flow ends, in the slot it left (nothing else is forgotten).
+  m.release(last);
+  assert.equal(m.size, 63);
   m.remember(hash(9999), 4 << 8 | 17, 9999, a, b, 0, 42, 5, -1, false);
   assert.equal(m.size, 64);
   assert.equal(m.forgotten, 10_000 - 64);

@@ -73,20 +73,19 @@ export class EndedConversations {
   /**
    * Remembers a conversation (the flow table's canonical key and hash; its
    * addresses are the 4 words at `addrOff` of `a` and `b`). A base_seq below 0
-   * is unknown. Replaces an entry of the same key if any.
+   * is unknown. The key must not be remembered already: the flow table looks
+   * every new flow up and releases its entry, so an ending flow's key never is
+   * (a second search per ended flow cost a cache miss for nothing).
    */
   remember(h: number, vp: number, ports: number, a: Uint32Array, b: Uint32Array, addrOff: number, streamIndex: number,
     baseA: number, baseB: number, clientIsA: boolean): void {
-    let e = this.findAt(h, vp, ports, a, b, addrOff);
-    if (e < 0) {
-      const first = (h & this.setMask) * WAYS;
-      e = first;
-      for (let i = first; i < first + WAYS; i++) {
-        if (!(this.rowI32[i * ROW + R_FLAGS]! & F_USED)) { e = i; break; }
-        if (this.stamp[i]! < this.stamp[e]!) e = i;
-      }
-      if (this.rowI32[e * ROW + R_FLAGS]! & F_USED) this.forgotten++; else this.size++;
+    const first = (h & this.setMask) * WAYS;
+    let e = first;
+    for (let i = first; i < first + WAYS; i++) {
+      if (!(this.rowI32[i * ROW + R_FLAGS]! & F_USED)) { e = i; break; }
+      if (this.stamp[i]! < this.stamp[e]!) e = i;
     }
+    if (this.rowI32[e * ROW + R_FLAGS]! & F_USED) this.forgotten++; else this.size++;
     const o = e * ROW;
     const row = this.rowU32;
     this.rowI32[o + R_HASH] = h;
@@ -102,10 +101,6 @@ export class EndedConversations {
 
   /** The entry remembered for this key, or -1. Read it with the accessors below, then `release` it. */
   find(h: number, vp: number, ports: number, a: Uint32Array, b: Uint32Array): number {
-    return this.findAt(h, vp, ports, a, b, 0);
-  }
-
-  private findAt(h: number, vp: number, ports: number, a: Uint32Array, b: Uint32Array, addrOff: number): number {
     const first = (h & this.setMask) * WAYS;
     const row = this.rowU32;
     for (let i = first; i < first + WAYS; i++) {
@@ -113,7 +108,7 @@ export class EndedConversations {
       if (this.rowI32[o + R_HASH] !== h || !(this.rowI32[o + R_FLAGS]! & F_USED)) continue;
       if (this.rowI32[o + R_VP] !== vp || this.rowI32[o + R_PORTS] !== ports) continue;
       let same = true;
-      for (let k = 0; k < 4; k++) if (row[o + R_A + k] !== a[addrOff + k] || row[o + R_B + k] !== b[addrOff + k]) same = false;
+      for (let k = 0; k < 4; k++) if (row[o + R_A + k] !== a[k] || row[o + R_B + k] !== b[k]) same = false;
       if (same) return i;
     }
     return -1;

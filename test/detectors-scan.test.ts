@@ -105,6 +105,11 @@ class Capture {
     return this.push(t + 0.0005, error);
   }
 
+  /** A UDP datagram nothing answers (no reply, no ICMP). */
+  udpSilent(t: number, c: string, cp: number, s: string, sp: number): this {
+    return this.push(t, ip(c, s, 17, udp({ srcPort: cp, dstPort: sp, payload: Buffer.from('probe') })));
+  }
+
   /** Only the ICMP port unreachable (the datagram it quotes was not captured). */
   unreachableOnly(t: number, quotedSrc: string, quotedSrcPort: number, quotedDst: string, quotedDstPort: number): this {
     const datagram = ipv4({ src: quotedSrc, dst: quotedDst, proto: 17, payload: udp({ srcPort: quotedSrcPort, dstPort: quotedDstPort, payload: Buffer.alloc(40) }) });
@@ -237,6 +242,41 @@ test('port_scan: UDP probes answered by ICMP port unreachable, attributed throug
   assert.equal(f.evidence['probes'], 150);
   assert.equal(f.evidence['failureRatio'], 1);
   assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 150);
+});
+
+test('port_scan: unanswered UDP datagrams to many ports are failed probes (Linux rate-limits its port unreachables)', async () => {
+  // nmap -sU against Linux: one ICMP port unreachable a second at most, the other probes get nothing back.
+  const cap = new Capture();
+  for (let i = 0; i < 40; i++) cap.udpSilent(i * 0.05, '10.0.0.5', 45000, '10.0.0.7', 100 + i);
+  for (let i = 0; i < 5; i++) cap.udpUnreachable(i * 1.0, '10.0.0.5', 45000, '10.0.0.7', 1000 + i);
+  cap.datagram(10, '10.0.0.99', '10.0.0.98');
+  const r = await analyze(cap.write('udp-unanswered.pcap'));
+  const f = one(r, 'port_scan');
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.evidence['kind'], 'small');
+  assert.equal(f.evidence['source'], '10.0.0.5');
+  assert.equal(f.evidence['ports'], 45);
+  // Each answered datagram's flow also went unanswered: counted once, by its ICMP.
+  assert.equal(f.evidence['probes'], 45);
+  assert.equal(f.evidence['probeKinds'], 'udp 45');
+  // And the clock tick's datagram, unanswered too (one port: no scan).
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnanswered'), 41);
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnreachable'), 5);
+});
+
+test('port_scan: one-way UDP streams, unanswered queries to one port and multicast are not probes', async () => {
+  const cap = new Capture();
+  // 12 one-way media streams to 12 ports of one host (a one-sided capture of calls): many datagrams each.
+  for (let s = 0; s < 12; s++) for (let i = 0; i < 20; i++) cap.udpSilent(s * 0.1 + i * 0.02, '10.0.0.5', 40000 + 2 * s, '10.0.0.7', 20000 + 2 * s);
+  // A resolver that does not answer: 30 queries from 30 ports, all to port 53.
+  for (let i = 0; i < 30; i++) cap.udpSilent(i * 0.1, '10.0.0.6', 50000 + i, '10.0.0.53', 53);
+  // SSDP / mDNS-style multicast to many ports nobody answers.
+  for (let i = 0; i < 20; i++) cap.udpSilent(i * 0.1, '10.0.0.8', 41000, '239.255.255.250', 1900 + i);
+  cap.datagram(10, '10.0.0.99', '10.0.0.98');
+  const r = await analyze(cap.write('udp-not-probes.pcap'));
+  assert.deepEqual(findings(r, 'port_scan'), []);
+  // The queries (and the clock tick): unanswered, but each source failed on one port only.
+  assert.equal(total(r, 'port_scan', 'outcomes.udpUnanswered'), 31);
 });
 
 test('port_scan: IPv6: a TCP vertical scan and a UDP scan answered by ICMPv6 port unreachable', async () => {

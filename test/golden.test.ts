@@ -193,6 +193,25 @@ export const INTENDED: IntendedDifference[] = [
       }
     },
   },
+  {
+    what: 'windows[*].metrics.port_scan: new outcomes.udpUnanswered',
+    why: 'port_scan now counts a UDP flow its client opened that got no datagram back and no ICMP port unreachable within 5 s (or by its end), of at most 8 datagrams,'
+      + ' as a failed probe (nmap -sU against Linux, which answers about one port unreachable a second, leaves mostly unanswered datagrams), and counts them',
+    apply: (r) => {
+      for (const w of r.windows) delete (w.metrics['port_scan'] as { outcomes?: Record<string, unknown> } | undefined)?.outcomes?.['udpUnanswered'];
+    },
+  },
+  {
+    what: 'ndpi_1kxun, pcpp_sll, ppa_nowebaccess1, tcpdump_LINKTYPE_RAW_ipv6, wssample_smtp_icmp_fragneeded, generated-mixed-120k, generated-mice-40k:'
+      + ' windows[*].metrics.port_scan.trackedSources, trackedTargets and rememberedProbes higher',
+    why: 'their unanswered UDP flows (queries whose answer the capture lacks, one-off datagrams) are now failed UDP probes, so their sources and targets are tracked'
+      + ' (1 to 34 more sources, 1 to 2 more targets per window); each source failed on a port or two of a host, far from any threshold: findings are unchanged',
+    apply: (r) => {
+      const changed = ['ndpi_1kxun.pcap', 'pcpp_sll.pcap', 'ppa_nowebaccess1.pcapng', 'tcpdump_LINKTYPE_RAW_ipv6.pcap', 'wssample_smtp_icmp_fragneeded.pcap', 'generated-mixed-120k.pcap',
+        'generated-mice-40k.pcap'];
+      if (changed.includes(r.source.path)) dropWindowMetrics(r, 'port_scan', ['trackedSources', 'trackedTargets', 'rememberedProbes']);
+    },
+  },
   // beaconing
   {
     what: 'generated-mice-40k: windows[*].metrics.beaconing.tracked, evicted, evictedInWindow',

@@ -24,6 +24,22 @@
  * is one quoting a datagram to traceroute's ports 33434-33534 (its destination
  * answers the probes that reach it, each to a new port).
  *
+ * Unanswered UDP (`udpUnanswered`): a UDP flow its client opened (onUdpDatagram,
+ * the flow's first datagram; the same exclusions as above, and multicast or
+ * broadcast destinations, which never answer) that got no datagram back within
+ * UDP_ANSWER_TIMEOUT (5 s, as the tracker's SYN), by the end of its flow or of
+ * the input, after at most UDP_PROBE_MAX_DATAGRAMS (8) datagrams, is a failed
+ * probe too, timed at its first datagram, unless an ICMP port unreachable
+ * already counted it. Linux answers about one port unreachable a second, so an
+ * nmap -sU of a Linux host (or a host that drops) leaves mostly such silence.
+ * More datagrams without an answer are a one-way stream (RTP, syslog, traps),
+ * not a probe; unanswered queries to one service (a resolver that is down)
+ * fail on one port, never a scan. A one-sided capture of UDP polling (SNMP to
+ * minHosts hosts) looks like a horizontal sweep: allow-list the poller. Waiting
+ * flows sit in a ring of (slot, start) (port_scan.udpPending of the memory
+ * budget, at most one per flow slot; when full its oldest is settled early),
+ * drained on each UDP datagram (one compare) and at window close.
+ *
  * Stealth probes (Nmap -sF, -sN, -sX, -sM, -sA; `stealthProbes` metrics), read
  * from a flow's first segment only (onTcpSegment; later segments cost one
  * compare): a bare segment (no payload, no SYN, no RST) that opens a flow.
@@ -42,7 +58,7 @@
  * distinct ports. Each failed probe is counted by kind per source over its
  * current activity (reset after a look-back of silence) and named in the
  * evidence (`probeKinds: "syn 20, fin 5, null 5, xmas 5"`; udp for ICMP-
- * answered datagrams).
+ * answered and unanswered datagrams).
  *
  * Per source, failed probes are remembered as (host, port) pairs with their
  * latest time, up to MAX_PAIRS_PER_SOURCE (4096): past that, counts are lower
@@ -120,7 +136,7 @@ import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } fro
 import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
-import { isLoopback } from './lib/networks.js';
+import { isLoopback, isSpecialAddress } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
 import { round2, round3 } from './lib/format.js';
@@ -134,6 +150,10 @@ export const MAX_REMEMBERED = 1_000_000;
 /** UDP traceroute's destination ports (33434 + one per probe): its last hop answers port unreachable, never a scan. */
 export const TRACEROUTE_FIRST_PORT = 33434;
 export const TRACEROUTE_LAST_PORT = 33534;
+/** A UDP flow's first datagram settles as unanswered this long after it (the TCP tracker's SYN timeout). */
+export const UDP_ANSWER_TIMEOUT = 5;
+/** More client datagrams than this without an answer is a one-way stream (RTP, syslog, a trap sender), not a probe. */
+export const UDP_PROBE_MAX_DATAGRAMS = 8;
 /** Sources a distributed scan needs. */
 export const MIN_DISTRIBUTED_SOURCES = 3;
 const SAMPLE = 10;
@@ -180,11 +200,15 @@ const S_SYN_SENT = 3;
 /** A bare ACK (4, 5) or FIN+ACK (6, 7) opened it, sent in direction `state & 1`: a probe only if the peer's next segment is a RST. */
 const S_WAIT_ACK = 4;
 const S_WAIT_MAIMON = 6;
+/** A UDP flow the client opened: settled as an unanswered probe or not UDP_ANSWER_TIMEOUT later or at its end. */
+const S_UDP_WAIT = 8;
 
 /** Bytes per source id: HostTable, columns (flags, 4 times, pair count, host list ends, probe kinds), look-back counts, judge scratch, suppression keys (scan, small scan). */
 const SOURCE_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 3 * 4 + KINDS * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + 4 + 2 * SuppressionTable.bytesPerEntry(3);
 /** Bytes per target id: HostTable, columns (flags, 4 times, port count, port list head), look-back counts, suppression key. */
 const TARGET_BYTES = HostTable.bytesPerEntry + 2 + 4 * 8 + 2 * 4 + BucketReducer.bytesPerKey(BUCKETS, 2) + SuppressionTable.bytesPerEntry(3);
+/** Bytes per pending UDP flow: slot, first datagram time. */
+const UDP_PENDING_BYTES = 4 + 8;
 /** Bytes per remembered probe: one entry in each of the probed-host, probe and target-port tables, with their columns. */
 const PROBE_BYTES = 3 * KeyTable.bytesPerEntry(2) + (4 + 4 + 4 + 8) + (8 + 8) + (8 + 4 + 4 + 8);
 
@@ -264,6 +288,11 @@ class PortScanAnalyzer implements Analyzer {
   private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.port_scan');
   /** Per flow slot, S_*. */
   private readonly slotState: Uint8Array;
+  /** UDP flows waiting for an answer, oldest first: a ring of (slot, first datagram time). */
+  private readonly udpSlot: Int32Array;
+  private readonly udpStart: Float64Array;
+  private udpHead = 0;
+  private udpCount = 0;
 
   // Judge scratch (reset after each use): hosts per port of one source, ports per source of one target.
   private readonly hostsPerPort = new Int32Array(65536);
@@ -341,6 +370,10 @@ class PortScanAnalyzer implements Analyzer {
     // Two keys per source (scan, small scan) and one per target.
     this.suppressor = new SuppressionTable(cfg.suppressFor, 2 * nSources + nTargets, 3);
     this.slotState = new Uint8Array(ctx.flows.capacity);
+    // A slot waits at most once at a time; a full ring settles its oldest early.
+    const nPending = ctx.memory.keys('port_scan.udpPending', UDP_PENDING_BYTES, ctx.flows.capacity, 0.05);
+    this.udpSlot = new Int32Array(Math.max(1, nPending));
+    this.udpStart = new Float64Array(Math.max(1, nPending));
   }
 
   /** Traffic an operator vouched for: from or to an allowed host, or to an allowed port. Once per settled attempt or probe. */
@@ -350,6 +383,86 @@ class PortScanAnalyzer implements Analyzer {
   }
 
   onFlowStart(slot: number): void { this.slotState[slot] = S_NEW; }
+
+  /** A UDP flow's first datagram, from its client, starts the wait for an answer; later ones cost a compare. */
+  onUdpDatagram(v: PacketView, slot: number, dir: number): void {
+    if (this.udpCount > 0) this.settleUdpBefore(this.ctx.clock.now - UDP_ANSWER_TIMEOUT);
+    if (this.slotState[slot] !== S_NEW) return;
+    this.slotState[slot] = S_DONE;
+    if (dir !== Dir.CLIENT_TO_SERVER || isSpecialAddress(v.ipVersion, v.dst)) return;
+    const sp = v.srcPort;
+    const dp = v.dstPort;
+    // As for ICMP-answered datagrams: a service port's datagram to a client port is a reply; traceroute's ports.
+    if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
+    if (dp >= TRACEROUTE_FIRST_PORT && dp <= TRACEROUTE_LAST_PORT) return;
+    if (this.udpCount === this.udpSlot.length) this.settleOldestUdp();
+    const i = (this.udpHead + this.udpCount) % this.udpSlot.length;
+    this.udpSlot[i] = slot;
+    this.udpStart[i] = this.ctx.flows.firstTs[slot]!;
+    this.udpCount++;
+    this.slotState[slot] = S_UDP_WAIT;
+  }
+
+  onFlowEnd(slot: number): void {
+    if (this.slotState[slot] === S_UDP_WAIT) this.settleUdp(slot);
+  }
+
+  /** End of input: a datagram still unanswered is settled as the TCP tracker settles a SYN then. */
+  finish(): void {
+    while (this.udpCount > 0) this.settleOldestUdp();
+  }
+
+  private settleUdpBefore(deadline: number): void {
+    while (this.udpCount > 0 && this.udpStart[this.udpHead]! <= deadline) this.settleOldestUdp();
+  }
+
+  private settleOldestUdp(): void {
+    const slot = this.udpSlot[this.udpHead]!;
+    const start = this.udpStart[this.udpHead]!;
+    this.udpHead = (this.udpHead + 1) % this.udpSlot.length;
+    this.udpCount--;
+    // The flow ended (settled then) and its slot may hold another flow since.
+    if (this.slotState[slot] === S_UDP_WAIT && this.ctx.flows.firstTs[slot] === start) this.settleUdp(slot);
+  }
+
+  /**
+   * A UDP flow's wait is over: unanswered (no datagram back, a few from the client) it is a failed probe,
+   * unless an ICMP port unreachable already counted it.
+   */
+  private settleUdp(slot: number): void {
+    this.slotState[slot] = S_DONE;
+    const flows = this.ctx.flows;
+    if (flows.packets[slot * 2 + Dir.SERVER_TO_CLIENT]! > 0 || flows.packets[slot * 2 + Dir.CLIENT_TO_SERVER]! > UDP_PROBE_MAX_DATAGRAMS) return;
+    const version = flows.version[slot]!;
+    const c = this.clientWords;
+    const s = this.serverWords;
+    flows.copyEndpoints(slot, c, s);
+    if (!this.includeLoopback && (isLoopback(version, c) || isLoopback(version, s))) return;
+    const port = flows.serverPort(slot);
+    const start = flows.firstTs[slot]!;
+    if (this.allowed(version, c, s, port)) { this.w.allowed++; return; }
+    if (this.failedSince(version, c, s, port, start)) return;
+    this.w.udpUnanswered++;
+    this.note(version, c, s, port, true, start, K_UDP);
+  }
+
+  /** True when `src` has a failed probe of `dst`:`port` noted at or after `since` (an ICMP-answered datagram). */
+  private failedSince(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, since: number): boolean {
+    const s = this.sources.find(version, src);
+    if (s < 0 || this.sActive[s] === 0) return false;
+    const t = this.targets.find(version, dst);
+    if (t < 0 || this.tActive[t] === 0) return false;
+    const hosts = this.probedHosts;
+    hosts.key[0] = s;
+    hosts.key[1] = t;
+    const h = hosts.find();
+    if (h < 0 || this.hGen[h] !== this.targets.generation[t]) return false;
+    const probes = this.probes;
+    probes.key[0] = h;
+    probes.key[1] = port;
+    const p = probes.find();
+    return p >= 0 && this.pTime[p]! >= since;
+  }
 
   /**
    * Reads a flow's first segments only: the first one tells a stealth probe
@@ -716,6 +829,7 @@ class PortScanAnalyzer implements Analyzer {
 
   closeWindow(span: WindowSpan): Metrics {
     const now = span.relEnd;
+    this.settleUdpBefore(now - UDP_ANSWER_TIMEOUT);
     // Attempts due before the window's end were settled by the pipeline. Bucket sums are read just
     // inside the window, so the look-back is the `lookback` seconds ending at its end.
     const at = Math.max(span.relStart, now - SUM_EPSILON);
@@ -762,6 +876,7 @@ class PortScanAnalyzer implements Analyzer {
       attempts: w.attempts,
       outcomes: {
         completed: w.completed, refused: w.refused, abandoned: w.abandoned, unanswered: w.unanswered, udpUnreachable: w.udpUnreachable,
+        udpUnanswered: w.udpUnanswered,
         handshakeUnseen: w.handshakeUnseen,
       },
       stealthProbes: { fin: w.stealth[0]!, null: w.stealth[1]!, xmas: w.stealth[2]!, maimon: w.stealth[3]!, ack: w.stealth[4]! },
@@ -995,6 +1110,8 @@ function sourceSeverity(small: boolean, internalToInternal: boolean, score: numb
 
 interface WindowCounts {
   attempts: number; completed: number; refused: number; abandoned: number; unanswered: number; udpUnreachable: number; suppressed: number;
+  /** UDP flows of a few datagrams that got neither an answer nor an ICMP port unreachable. */
+  udpUnanswered: number;
   /** Unanswered attempts whose client went on to ACK: counted as completed. */
   handshakeUnseen: number;
   /** Stealth probes counted, per kind from K_FIN. */
@@ -1005,7 +1122,7 @@ interface WindowCounts {
 
 function emptyWindow(): WindowCounts {
   return {
-    attempts: 0, completed: 0, refused: 0, abandoned: 0, unanswered: 0, udpUnreachable: 0, suppressed: 0,
+    attempts: 0, completed: 0, refused: 0, abandoned: 0, unanswered: 0, udpUnreachable: 0, udpUnanswered: 0, suppressed: 0,
     handshakeUnseen: 0, stealth: new Int32Array(KINDS - 1), allowed: 0,
   };
 }

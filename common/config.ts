@@ -449,7 +449,7 @@ export const DEFAULT_CONFIG: Config = {
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
     brute_force: {
       enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], ports: [21, 22, 23, 110, 143, 445, 465, 587, 993, 995, 1433, 1521, 3306, 3389, 5432, 5900, 5985, 5986, 6379, 27017],
-      minAttempts: 20, minFailureRatio: 0.5, shortLived: 5, minSessions: 10, minSessionRate: 6, maxSessionSeconds: 30, maxSessionBytes: 65536, maxSizeCv: 0.5, maxDurationCv: 0.75,
+      minAttempts: 20, minFailureRatio: 0.5, shortLived: 5, minSessions: 10, minSessionRate: 3, maxSessionSeconds: 30, maxSessionBytes: 65536, maxSizeCv: 0.5, maxDurationCv: 0.75,
     },
     flood: { enabled: true, lookback: 10, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], synRate: 500, halfOpenRatio: 0.8, udpRate: 10_000, icmpRate: 1000 },
     beaconing: { enabled: true, lookback: 1200, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minEvents: 10, maxIntervalCv: 0.1, maxSizeCv: 0.25, ignorePorts: [53, 123, 161, 162, 514, 5353], ignorePeriods: [5, 10, 15, 20, 30, 60, 300] },

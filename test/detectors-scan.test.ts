@@ -767,7 +767,7 @@ test('brute_force: 12 complete SSH sessions alike in size and duration within 60
   assert.equal(f.evidence['ratio'], 0);
   assert.ok(num(f.evidence, 'sessionSizeCv') < 0.02, String(f.evidence['sessionSizeCv']));
   assert.ok(num(f.evidence, 'meanSessionSeconds') > 6 && num(f.evidence, 'meanSessionSeconds') < 7);
-  assert.match(String(f.evidence['thresholds']), /^sessions 11 >= minSessions 10; sessionsPerMinute 11\.881 >= minSessionRate 6; sessionSizeCv 0\.0\d+ <= maxSizeCv 0\.5; sessionDurationCv 0\.0\d+ <= maxDurationCv 0\.75$/);
+  assert.match(String(f.evidence['thresholds']), /^sessions 11 >= minSessions 10; sessionsPerMinute 11\.881 >= minSessionRate 3; sessionSizeCv 0\.0\d+ <= maxSizeCv 0\.5; sessionDurationCv 0\.0\d+ <= maxDurationCv 0\.75$/);
   assert.match(f.summary, /^203\.0\.113\.40 opened 11 complete ssh sessions to 10\.0\.0\.22:22 in the last 60 s \(11\.9\/min\), alike in size .*: password guessing that completes every connection; 11 lasted longer/);
   assert.equal(total(r, 'brute_force', 'sessions'), 12);
   assert.equal(findings(r, 'lateral_movement').length, 0);
@@ -791,13 +791,38 @@ test('brute_force: alike SSH sessions that are not dense do not fire: one every 
   silent(await analyze(sshGuesses(new Capture(), 12, 300).write('ssh-every-5-min.pcap')), 'one session every 5 minutes');
   const everyMinute = sshGuesses(new Capture(), 60, 60).write('ssh-every-minute.pcap');
   silent(await analyze(everyMinute), 'one session every minute');
-  // 10 alike sessions in a 600 s look-back, but about 1 per minute < minSessionRate 6.
+  // 10 alike sessions in a 600 s look-back, but about 1 per minute < minSessionRate 3 (over the look-back and over the run).
   const long = await analyze(everyMinute, { analyzers: { brute_force: { lookback: 600 } } });
   silent(long, 'one session every minute, 600 s look-back');
   assert.equal(total(long, 'brute_force', 'sessions'), 60);
   // The same look-back with the sessions in a burst: fires.
   const burst = one(await analyze(sshGuesses(new Capture(), 12, 5).write('ssh-burst-600.pcap'), { analyzers: { brute_force: { lookback: 600 } } }), 'brute_force');
   assert.equal(burst.evidence['rules'], 'sessions');
+});
+
+test('brute_force: a guesser in rounds (hydra -t 4: 4 alike 17 s sessions every 47 s) fires over the run of sessions, never within one look-back', async () => {
+  // sshd takes several passwords a connection, with PAM's failure delay: 8 sessions at most in any 60 s.
+  const cap = new Capture();
+  for (let round = 0; round < 6; round++) {
+    for (let k = 0; k < 4; k++) cap.session(round * 47 + k * 0.01, '10.0.0.66', 42000 + round * 4 + k, '10.0.0.22', 22, { duration: 17 + k * 0.3, clientBytes: 1800, serverBytes: 2000 });
+  }
+  const r = await analyze(cap.write('ssh-rounds.pcap'));
+  const f = one(r, 'brute_force');
+  assert.equal(f.severity, 'warning');
+  assert.equal(f.host, '10.0.0.66');
+  assert.equal(f.evidence['rules'], 'sessions');
+  assert.equal(f.evidence['sessionsOver'], 'run');
+  assert.ok(num(f.evidence, 'sessions') >= 10 && num(f.evidence, 'sessionSpanSeconds') > 60, JSON.stringify(f.evidence));
+  assert.match(f.summary, /complete ssh sessions to 10\.0\.0\.22:22 over the last \d+ s/);
+  assert.match(String(f.evidence['thresholds']), /^sessions \d+ >= minSessions 10; sessionsPerMinute [\d.]+ >= minSessionRate 3;/);
+  // Rounds of 2 every 55 s (one run of 24 sessions, about 2.2 a minute): under minSessionRate over the run.
+  const slow = new Capture();
+  for (let round = 0; round < 12; round++) {
+    for (let k = 0; k < 2; k++) slow.session(round * 55 + k * 0.01, '10.0.0.66', 42000 + round * 2 + k, '10.0.0.22', 22, { duration: 17 + k * 0.3, clientBytes: 1800, serverBytes: 2000 });
+  }
+  const quiet = await analyze(slow.write('ssh-rounds-slow.pcap'));
+  silent(quiet, 'rounds of 2 every 55 s');
+  assert.equal(total(quiet, 'brute_force', 'sessions'), 24);
 });
 
 test('brute_force: a long interactive SSH session, and 12 alike sessions longer than maxSessionSeconds, do not fire', async () => {
@@ -1011,7 +1036,7 @@ test('shared: zeek_ftp_bruteforce.pcap is an FTP brute force (30 short connectio
   assert.equal(f.evidence['rules'], 'sessions');
   assert.equal(f.evidence['sessions'], 12);
   assert.equal(f.evidence['sessionSizeCv'], 0);
-  assert.match(String(f.evidence['thresholds']), /^sessions 12 >= minSessions 10; sessionsPerMinute [\d.]+ >= minSessionRate 6; sessionSizeCv 0 <= maxSizeCv 0\.5; sessionDurationCv 0\.\d+ <= maxDurationCv 0\.75$/);
+  assert.match(String(f.evidence['thresholds']), /^sessions 12 >= minSessions 10; sessionsPerMinute [\d.]+ >= minSessionRate 3; sessionSizeCv 0 <= maxSizeCv 0\.5; sessionDurationCv 0\.\d+ <= maxDurationCv 0\.75$/);
   assert.equal(f.evidence['ratio'], 1);
   assert.equal(total(r, 'brute_force', 'attempts'), 30);
   assert.equal(total(r, 'brute_force', 'outcomes.shortLived'), 30);

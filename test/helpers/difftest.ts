@@ -12,7 +12,7 @@
  * Exit 0 when every seed agrees (named differences aside), 1 otherwise.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -187,6 +187,7 @@ async function main(argv: string[]): Promise<number> {
   const keep = opt('--keep');
   const quiet = argv.includes('--quiet');
   const dir = keep ?? mkdtempSync(join(tmpdir(), 'difftest-'));
+  mkdirSync(dir, { recursive: true });
   let bad = 0;
   let frames = 0;
   const kinds = new Map<string, number>();

@@ -129,6 +129,8 @@ interface Nasty {
   icmpQuote: number;
   /** Chance per data segment of the ACK flag missing (the ack field still filled). */
   noAckFlag: number;
+  /** A direction the capture never sees (asymmetric routing), or -1. */
+  hidden: number;
 }
 
 class TcpSim {
@@ -141,10 +143,11 @@ class TcpSim {
 
   constructor(private readonly rng: Rng, private readonly cap: Capture, private readonly plan: TcpPlan,
     private readonly n: Nasty, private readonly maxFrames: number) {
+    const minRto = Math.max(200_000, 4 * n.rtt);
     const side = (ip: string, port: number, isn: number, near: boolean): Side => ({
       ip, port, isn, nxt: 0, una: 0, high: 0, toSend: 0, rcv: 0, ooo: [], wscale: n.wscale ? rng.int(0, 9) : -1,
       sack: n.sack, mss: rng.pick([536, 1000, 1448, 1460]), peerWin: 65535, buf: n.smallBuf ? rng.int(2, 8) * 1024 : rng.int(16, 256) * 1024,
-      stalledUntil: 0, dupAcks: 0, recoveryUntil: -1, sackRetransmitted: -1, rto: 200_000, rtoGen: 0, rtoArmed: false, probeArmed: false,
+      stalledUntil: 0, dupAcks: 0, recoveryUntil: -1, sackRetransmitted: -1, rto: minRto, rtoGen: 0, rtoArmed: false, probeArmed: false,
       delAckPending: false, finOff: -1, finAcked: false, peerFin: false, ipId: rng.int(1, 60000),
       tapDelay: near ? 50 : Math.round(n.rtt / 2) - 50,
     });
@@ -225,6 +228,7 @@ class TcpSim {
     let captured = true;
     let delivered = true;
     if (fate === 'drop') delivered = false;
+    if (from === n.hidden) captured = false;
     if (fate === 'random' && rng.chance(n.loss)) {
       delivered = false;
       captured = !rng.chance(n.lossBeforeTap);
@@ -232,7 +236,7 @@ class TcpSim {
     const jitter = rng.chance(n.reorder) ? rng.int(1000, 8000) : rng.int(0, 40);
     const tapAt = t + me.tapDelay + jitter;
     const seqAbs = (me.isn + 1 + seg.off) >>> 0;
-    const ackAbs = seg.flags & TcpFlags.ACK ? (peer.isn + 1 + seg.ack + (me.peerFin && seg.ack >= peer.finOff && peer.finOff >= 0 ? 1 : 0)) >>> 0 : 0;
+    const ackAbs = seg.flags & TcpFlags.ACK ? (peer.isn + 1 + seg.ack) >>> 0 : 0;
     const sackOpt: TcpOption[] = seg.sack?.length
       ? [{ kind: 'nop' }, { kind: 'nop' }, { kind: 'sack', blocks: seg.sack.slice(0, 3).map(([a, b]) => [(peer.isn + 1 + a) >>> 0, (peer.isn + 1 + b) >>> 0] as const) }]
       : [];
@@ -257,7 +261,17 @@ class TcpSim {
 
   private ackSeg(me: Side, extraFlags = 0): Segment {
     const sack = me.sack && me.ooo.length ? me.ooo.map(([a, b]) => [a, b] as [number, number]).reverse() : undefined;
-    return { flags: TcpFlags.ACK | extraFlags, off: me.nxt, len: 0, ack: me.rcv, win: this.rawWin(me), sack };
+    return { flags: TcpFlags.ACK | extraFlags, off: this.sndSeq(me), len: 0, ack: this.rcvAck(me), win: this.rawWin(me), sack };
+  }
+
+  /** What `me` acknowledges: the contiguous data received, and the peer's FIN once it arrived in order. */
+  private rcvAck(me: Side): number {
+    return me.rcv + (me.peerFin ? 1 : 0);
+  }
+
+  /** The sequence offset of a segment without data: past the FIN once it was sent. */
+  private sndSeq(me: Side): number {
+    return me.finOff >= 0 ? me.finOff + 1 : me.nxt;
   }
 
   private handle(e: Event): void {
@@ -287,10 +301,10 @@ class TcpSim {
         const limit = me.finOff >= 0 ? me.finOff + 1 : me.nxt;
         if (me.una >= limit) return;
         if (me.una === me.finOff) {
-          this.tx(e.side, e.at, { flags: TcpFlags.FIN | TcpFlags.ACK, off: me.finOff, len: 0, ack: this.s[e.side ^ 1] ? me.rcv : 0, win: this.rawWin(me) });
+          this.tx(e.side, e.at, { flags: TcpFlags.FIN | TcpFlags.ACK, off: me.finOff, len: 0, ack: this.rcvAck(me), win: this.rawWin(me) });
         } else {
           const len = this.retransmitLength(me, me.una);
-          this.tx(e.side, e.at, { flags: TcpFlags.ACK | TcpFlags.PSH, off: me.una, len, ack: me.rcv, win: this.rawWin(me) });
+          this.tx(e.side, e.at, { flags: TcpFlags.ACK | TcpFlags.PSH, off: me.una, len, ack: this.rcvAck(me), win: this.rawWin(me) });
           if (n.goBackN && me.finOff < 0) { me.toSend += me.nxt - (me.una + len); me.nxt = me.una + len; }
         }
         me.rto = Math.min(me.rto * 2, 30 * US);
@@ -303,10 +317,10 @@ class TcpSim {
         me.probeArmed = false;
         if (me.peerWin > 0 || me.finOff >= 0) { this.pump(e.side, e.at); return; }
         if (n.probeStyle === 'byte' && me.toSend > 0 && me.una === me.nxt) {
-          this.tx(e.side, e.at, { flags: TcpFlags.ACK, off: me.nxt, len: 1, ack: me.rcv, win: this.rawWin(me) });
+          this.tx(e.side, e.at, { flags: TcpFlags.ACK, off: me.nxt, len: 1, ack: this.rcvAck(me), win: this.rawWin(me) });
           me.nxt += 1; me.high = Math.max(me.high, me.nxt); me.toSend -= 1;
         } else {
-          this.tx(e.side, e.at, { flags: TcpFlags.ACK, off: me.una - 1, len: 0, ack: me.rcv, win: this.rawWin(me) });
+          this.tx(e.side, e.at, { flags: TcpFlags.ACK, off: me.una - 1, len: 0, ack: this.rcvAck(me), win: this.rawWin(me) });
         }
         me.rto = Math.min(me.rto * 2, 30 * US);
         me.probeArmed = true;
@@ -317,7 +331,7 @@ class TcpSim {
         const me = this.s[e.side]!;
         if (me.una !== me.nxt || me.toSend > 0 || me.finOff >= 0 || me.nxt === 0) return;
         const len = rng.chance(0.5) ? 1 : 0;
-        this.tx(e.side, e.at, { flags: TcpFlags.ACK, off: me.nxt - 1, len, ack: me.rcv, win: this.rawWin(me), keepAlive: true });
+        this.tx(e.side, e.at, { flags: TcpFlags.ACK, off: me.nxt - 1, len, ack: this.rcvAck(me), win: this.rawWin(me), keepAlive: true });
         return;
       }
       case 'close': {
@@ -330,7 +344,7 @@ class TcpSim {
       case 'rst': {
         const me = this.s[e.side]!;
         if (n.end === 'none') { this.done = true; return; }
-        this.tx(e.side, e.at, { flags: n.end === 'rst-ack' ? TcpFlags.RST | TcpFlags.ACK : TcpFlags.RST, off: me.nxt, len: 0, ack: me.rcv, win: 0 }, [], 'keep');
+        this.tx(e.side, e.at, { flags: n.end === 'rst-ack' ? TcpFlags.RST | TcpFlags.ACK : TcpFlags.RST, off: this.sndSeq(me), len: 0, ack: this.rcvAck(me), win: 0 }, [], 'keep');
         this.done = true;
         return;
       }
@@ -341,7 +355,7 @@ class TcpSim {
     const me = this.s[side]!;
     if (me.finOff >= 0) return;
     me.finOff = me.nxt;
-    this.tx(side, t, { flags: TcpFlags.FIN | TcpFlags.ACK, off: me.nxt, len: 0, ack: me.rcv, win: this.rawWin(me) });
+    this.tx(side, t, { flags: TcpFlags.FIN | TcpFlags.ACK, off: me.nxt, len: 0, ack: this.rcvAck(me), win: this.rawWin(me) });
     this.armRto(side, t);
   }
 
@@ -377,7 +391,7 @@ class TcpSim {
     if (len <= 0) return;
     if (me.high > me.nxt) len = Math.min(len, me.high - me.nxt); // resending after go-back-N: not past what was sent
     len = Math.max(1, len);
-    this.tx(side, t, { flags: TcpFlags.ACK | (len === me.toSend ? TcpFlags.PSH : 0), off: me.nxt, len, ack: me.rcv, win: this.rawWin(me) });
+    this.tx(side, t, { flags: TcpFlags.ACK | (len === me.toSend ? TcpFlags.PSH : 0), off: me.nxt, len, ack: this.rcvAck(me), win: this.rawWin(me) });
     me.nxt += len;
     me.high = Math.max(me.high, me.nxt);
     me.toSend -= len;
@@ -453,11 +467,11 @@ class TcpSim {
     const before = me.peerWin;
     me.peerWin = scale > 0 ? seg.win << scale : seg.win;
     const limit = me.finOff >= 0 ? me.finOff + 1 : me.nxt;
-    const ackOff = Math.min(seg.ack + (me.finOff >= 0 && seg.ack >= me.finOff ? 0 : 0), limit);
+    const ackOff = Math.min(seg.ack, limit);
     if (ackOff > me.una) {
       me.una = ackOff;
       me.dupAcks = 0;
-      me.rto = 200_000;
+      me.rto = Math.max(200_000, 4 * n.rtt);
       if (me.finOff >= 0 && ackOff >= me.finOff) me.finAcked = true;
       if (me.una < limit) this.armRto(side, t); else { me.rtoGen++; me.rtoArmed = false; }
       if (me.una >= me.recoveryUntil) me.recoveryUntil = -1;
@@ -472,7 +486,7 @@ class TcpSim {
         me.recoveryUntil = me.nxt;
         me.sackRetransmitted = me.una;
         const len = this.retransmitLength(me, me.una);
-        this.tx(side, t + 50, { flags: TcpFlags.ACK, off: me.una, len, ack: me.rcv, win: this.rawWin(me) });
+        this.tx(side, t + 50, { flags: TcpFlags.ACK, off: me.una, len, ack: this.rcvAck(me), win: this.rawWin(me) });
         this.armRto(side, t);
       } else if (me.dupAcks > 3 && me.sack && seg.sack?.length && me.recoveryUntil > 0) {
         // SACK recovery: resend the next hole below the highest SACKed byte.
@@ -483,7 +497,7 @@ class TcpSim {
         if (hole < top) {
           const len = Math.min(me.mss, top - hole);
           me.sackRetransmitted = hole + len - 1;
-          this.tx(side, t + 50, { flags: TcpFlags.ACK, off: hole, len, ack: me.rcv, win: this.rawWin(me) });
+          this.tx(side, t + 50, { flags: TcpFlags.ACK, off: hole, len, ack: this.rcvAck(me), win: this.rawWin(me) });
         }
       } else if (n.loss > 0 && me.dupAcks > 3 && me.dupAcks % 4 === 0) {
         this.push({ kind: 'pump', at: t + 20, side });
@@ -602,6 +616,7 @@ export function generateShapes(seed: number, options: ShapeOptions = {}): PcapRe
       goBackN: rng.chance(0.3), repacketize: rng.pick([0, 0.2, 0.5]), end: rng.pick(['fin', 'fin', 'rst', 'none', 'rst-ack'] as const),
       delAck: rng.pick([0, 0.3, 0.7]), rtt: rng.pick([300, 2000, 20_000, 80_000]),
       synAckLoss: rng.chance(0.1), icmpQuote: rng.pick([0, 0, 0.002, 0.01]), noAckFlag: rng.pick([0, 0, 0.003]),
+      hidden: rng.chance(0.08) ? rng.int(0, 1) : -1,
     };
     const end = new TcpSim(rng, cap, plan, nasty, maxFrames).run();
     reuseFrom = plan;

@@ -321,6 +321,21 @@ export class TcpSequenceAnalysis {
   }
 
   /**
+   * A TCP header quoted in an ICMP error (its flags known) of flow `slot`: no
+   * analysis, but Wireshark's dissector keeps the error's time as the most
+   * recent SYN's when the quote is a SYN, and takes the first RTT from a
+   * quoted pure ACK, as for a segment of the flow; so the out-of-order
+   * threshold can come from an ICMP frame.
+   */
+  quotedHeader(slot: number, tcpFlags: number, now: number): void {
+    const synAck = tcpFlags & (SYN | ACK);
+    if (synAck === SYN) this.f64[slot * 16 + F_FLOW_SYN] = now;
+    if (synAck === ACK && !Number.isNaN(this.f64[slot * 16 + F_FLOW_SYN]!) && this.f64[slot * 16 + F_FLOW_FIRST_RTT] === 0) {
+      this.f64[slot * 16 + F_FLOW_FIRST_RTT] = now - this.f64[slot * 16 + F_FLOW_SYN]!;
+    }
+  }
+
+  /**
    * Walks the peer's unacked segments, newest first: an exact match of the ack
    * gives the RTT (the oldest match wins, so a retransmitted segment's ACK
    * measures from the original), a partial ACK trims, fully acked ones go.

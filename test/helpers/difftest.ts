@@ -119,7 +119,8 @@ export interface SeedResult {
 /** Writes seed's capture (into `dir`), compares tshark and us. */
 export async function diffSeed(seed: number, dir: string, shapes: ShapeOptions = {}): Promise<SeedResult> {
   const file = join(dir, `shape-${seed}.pcap`);
-  writeFileSync(file, pcapFile({}, generateShapes(seed, shapes)));
+  const { spec, records } = generateShapes(seed, shapes);
+  writeFileSync(file, pcapFile(spec, records));
   const theirs = tsharkVerdicts(file);
   const byDefault = await ourVerdicts(file, DEFAULT_CONFIG);
   const unexpiring = await ourVerdicts(file, NO_TCP_TIMEOUTS);

@@ -14,7 +14,7 @@
  */
 import {
   EtherTypes, ethernet, icmpError, icmpv6Error, ipv4, ipv6, Proto, tcp, TcpFlags, udp,
-  type PcapRecordSpec, type TcpOption,
+  type PcapRecordSpec, type PcapSpec, type TcpOption,
 } from './capture-writer.js';
 
 /** mulberry32: small, fast, and the same sequence on every platform. */
@@ -44,15 +44,18 @@ class Capture {
   readonly frames: Frame[] = [];
   private order = 0;
   add(us: number, v6: boolean, ip: Buffer): void { this.frames.push({ us: Math.round(us), order: this.order++, v6, ip }); }
-  /** `disorder`: the chance that a frame is written after the next one, timestamps kept (time goes backwards). */
-  records(rng: Rng, disorder: number): PcapRecordSpec[] {
+  /**
+   * `disorder`: the chance that a frame is written after the next one, timestamps kept (time goes backwards).
+   * `nanos`: nanosecond timestamps, each frame a random fraction of a microsecond later.
+   */
+  records(rng: Rng, disorder: number, nanos: boolean): PcapRecordSpec[] {
     const sorted = [...this.frames].sort((a, b) => a.us - b.us || a.order - b.order);
     for (let i = 0; i + 1 < sorted.length; i++) {
       if (rng.chance(disorder)) { const x = sorted[i]!; sorted[i] = sorted[i + 1]!; sorted[i + 1] = x; i++; }
     }
     return sorted.map((f) => ({
       tsSec: BASE_SEC + Math.floor(f.us / US),
-      tsSub: f.us % US,
+      tsSub: nanos ? (f.us % US) * 1000 + rng.int(0, 999) : f.us % US,
       data: ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', f.v6 ? EtherTypes.IPV6 : EtherTypes.IPV4, f.ip),
     }));
   }
@@ -583,8 +586,8 @@ export interface ShapeOptions {
   maxFramesPerFlow?: number;
 }
 
-/** One capture's records for `seed`. */
-export function generateShapes(seed: number, options: ShapeOptions = {}): PcapRecordSpec[] {
+/** One capture for `seed`: the file's header options and its records. */
+export function generateShapes(seed: number, options: ShapeOptions = {}): { spec: PcapSpec; records: PcapRecordSpec[] } {
   const rng = new Rng(seed);
   const cap = new Capture();
   const maxFrames = options.maxFramesPerFlow ?? 1500;
@@ -623,5 +626,6 @@ export function generateShapes(seed: number, options: ShapeOptions = {}): PcapRe
     lastEnd = Math.max(lastEnd, end);
   }
   udpConversations(rng, cap, rng.int(0, 5), rng.int(0, 5 * US));
-  return cap.records(rng, rng.pick([0, 0, 0, 0.002, 0.01]));
+  const nanos = rng.chance(0.3);
+  return { spec: { nanos }, records: cap.records(rng, rng.pick([0, 0, 0, 0.002, 0.01]), nanos) };
 }

@@ -148,7 +148,7 @@ class TcpSim {
     private readonly n: Nasty, private readonly maxFrames: number) {
     const minRto = Math.max(200_000, 4 * n.rtt);
     const side = (ip: string, port: number, isn: number, near: boolean): Side => ({
-      ip, port, isn, nxt: 0, una: 0, high: 0, toSend: 0, rcv: 0, ooo: [], wscale: n.wscale ? rng.int(0, 9) : -1,
+      ip, port, isn, nxt: 0, una: 0, high: 0, toSend: 0, rcv: 0, ooo: [], wscale: n.wscale ? (rng.chance(0.05) ? rng.int(14, 15) : rng.int(0, 9)) : -1,
       sack: n.sack, mss: rng.pick([536, 1000, 1448, 1460]), peerWin: 65535, buf: n.smallBuf ? rng.int(2, 8) * 1024 : rng.int(16, 256) * 1024,
       stalledUntil: 0, dupAcks: 0, recoveryUntil: -1, sackRetransmitted: -1, rto: minRto, rtoGen: 0, rtoArmed: false, probeArmed: false,
       delAckPending: false, finOff: -1, finAcked: false, peerFin: false, ipId: rng.int(1, 60000),
@@ -172,7 +172,11 @@ class TcpSim {
       if (n.synLoss) { t += 1_000_000; this.tx(0, t, { flags: TcpFlags.SYN, off: -1, len: 0, ack: 0, win: 65535, syn: true }, synOpts(c, true), 'keep'); }
       t += n.rtt;
       if (n.synAckLoss) {
+        // Now and then the lost SYN/ACK had another ISN (a middlebox, or a server that forgot the first SYN).
+        const isn = s.isn;
+        if (rng.chance(0.3)) s.isn = (s.isn + 0x12345) >>> 0;
         this.tx(1, t - n.rtt / 2, { flags: TcpFlags.SYN | TcpFlags.ACK, off: -1, len: 0, ack: 0, win: 65535, syn: true }, synOpts(s, c.wscale >= 0), 'keep');
+        s.isn = isn;
         t += 1_000_000;
         this.tx(0, t - n.rtt, { flags: TcpFlags.SYN, off: -1, len: 0, ack: 0, win: 65535, syn: true }, synOpts(c, true), 'keep');
       }

@@ -187,7 +187,10 @@ export class Pipeline {
       const flows = this.flows;
       const slot = flows.update(view);
       const dir = flows.dir;
-      if (view.innerTcpFlags >= 0 || view.innerUdpHeader) flows.updateQuoted(view);
+      if (view.innerTcpFlags >= 0 || view.innerUdpHeader) {
+        const quoted = flows.updateQuoted(view);
+        if (quoted >= 0 && view.innerTcpFlags >= 0) this.tcpSequence.quotedHeader(quoted, view.innerTcpFlags, view.ts);
+      }
       if (this.windows.onPacket(view, slot)) {
         const first = this.onWindowFlow;
         for (let i = 0; i < first.length; i++) first[i]!(view, slot, dir);

@@ -6,7 +6,10 @@
  * full, ACKed unseen segments, the out-of-order threshold at the initial RTT;
  * t9, t10: long flows where both sides retransmit across several RTO cycles
  * with duplicate ACKs between, t10 across the sequence-number wrap, with
- * repacketized retransmissions and a window change among the duplicate ACKs)
+ * repacketized retransmissions and a window change among the duplicate ACKs;
+ * t11: time deltas at their limits, compared in whole nanoseconds as unsigned
+ * integers as Wireshark does, and a first RTT measured backwards; t12: SYN
+ * and pure-ACK headers quoted in ICMP errors set the handshake times)
  * and tshark 4.0's verdict on every frame (expected.tsv, made by make.sh):
  * our TCP analyzer must flag the same frames and give the same ACK RTTs.
  */

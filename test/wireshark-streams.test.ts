@@ -47,6 +47,23 @@ test('a UDP header quoted in an ICMP or ICMPv6 error opens a udp.stream when non
   assert.equal(report.counters['tcp.streams'] ?? 0, 0);
 });
 
+test('an ICMPv4 error quoting a known UDP or TCP conversation after an ICMPv6 error finds it: no new stream (tshark 4.0.17: 2 UDP, 1 TCP streams)', async () => {
+  // Found by the differential test (test/helpers/difftest.ts): the quoted IPv4 addresses kept the last words of the
+  // IPv6 addresses quoted before, so the lookup missed and opened a stream tshark does not have.
+  const quote6 = (sport: number): Buffer => eth6(ipv6({ src: '2001:db8::9', dst: '2001:db8::3', proto: Proto.ICMPV6,
+    payload: icmpv6Error(1, 4, ipv6({ src: '2001:db8::3', dst: '2001:db8::4', proto: Proto.UDP, payload: udp({ srcPort: sport, dstPort: P, payload: Buffer.alloc(4) }) })) }));
+  const report = await analyzeCrafted([
+    at(1, eth4(udp4('10.0.0.1', '10.0.0.2', 5000, P))), // udp.stream 0
+    at(1.5, eth4(tcp4('10.0.0.1', '10.0.0.2', 5001, 80, SYN, 1000))), // tcp.stream 0
+    at(2, eth6(ipv6({ src: '2001:db8::3', dst: '2001:db8::4', proto: Proto.UDP, payload: udp({ srcPort: 6005, dstPort: P, payload: Buffer.alloc(4) }) }))), // udp.stream 1
+    at(3, quote6(6005)),
+    at(4, icmp4('10.0.0.1', icmpError(3, 3, udp4('10.0.0.1', '10.0.0.2', 5000, P)))),
+    at(5, quote6(6005)),
+    at(6, icmp4('10.0.0.1', icmpError(3, 3, tcp4('10.0.0.1', '10.0.0.2', 5001, 80, SYN, 1000)))),
+  ], {}, 'quoted-after-ipv6-quote');
+  assert.deepEqual([report.counters['udp.streams'], report.counters['tcp.streams']], [2, 1]);
+});
+
 test('a UDP datagram whose length field is below 8 is in no udp.stream and its payload is not dissected, even when its conversation exists (tshark 4.0.17)', async () => {
   const query = Buffer.from('123401000001000000000000076578616d706c6503636f6d0000010001', 'hex');
   const dns4 = (length?: number): Buffer => eth4(ipv4({ src: '10.0.0.1', dst: '10.0.0.2', proto: Proto.UDP,
@@ -54,6 +71,24 @@ test('a UDP datagram whose length field is below 8 is in no udp.stream and its p
   const report = await analyzeCrafted([at(1, dns4(4)), at(2, dns4()), at(3, dns4(7))], {}, 'udp-bad-length');
   assert.deepEqual([report.counters['udp'], report.counters['dns'], report.counters['udp.streams']], [3, 1, 1]);
   assert.equal(report.capture.decodeErrors['udp.bad_length'], 2);
+});
+
+test('a UDP length of 0 over IPv6 is read as a jumbogram\'s, in a datagram or quoted in an ICMPv6 error: the datagram has a udp.stream; over IPv4 it has none (tshark 4.0.17: 4 streams)', async () => {
+  // Found by the differential test (test/helpers/difftest.ts). tshark flags "Length is zero but payload < 65536" and
+  // takes the IPv6 payload length as the datagram's.
+  const udp6 = (sport: number, length?: number, payload = 4): Buffer => ipv6({ src: '2001:db8::1', dst: '2001:db8::2', proto: Proto.UDP,
+    payload: udp({ srcPort: sport, dstPort: P, length, payload: Buffer.alloc(payload, 1) }) });
+  const error6 = (quoted: Buffer): Buffer => eth6(ipv6({ src: '2001:db8::2', dst: '2001:db8::1', proto: Proto.ICMPV6, payload: icmpv6Error(1, 4, quoted) }));
+  const report = await analyzeCrafted([
+    at(1, eth6(udp6(5000, 0))), // stream 0
+    at(2, eth4(udp4('10.0.0.1', '10.0.0.2', 5001, P, { length: 0 }))), // none
+    at(3, error6(udp6(5002, 0))), // stream 1
+    at(4, eth6(udp6(5004, 0, 0))), // stream 2: the header alone
+    at(5, eth6(udp6(5005, 4))), // none: 4 < 8
+    at(6, eth6(udp6(5006, 200))), // stream 3: past the payload
+  ], {}, 'udp6-length-zero');
+  assert.equal(report.counters['udp.streams'], 4);
+  assert.equal(report.capture.decodeErrors['udp.bad_length'], 5);
 });
 
 test('a UDP and a TCP conversation resuming after the idle timeout keep their stream numbers; a SYN with a new ISN starts a new tcp.stream (tshark 4.0.17)', async () => {

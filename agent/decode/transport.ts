@@ -98,7 +98,9 @@ function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   view.srcPort = u16(d, off);
   view.dstPort = u16(d, off + 2);
   let udpLen = u16(d, off + 4);
-  const jumbo = udpLen === 0 && len > 0xffff;
+  // Wireshark reads a length of 0 over IPv6 as a jumbogram's (RFC 2675), whatever the payload's size: the IP
+  // payload's length is the datagram's.
+  const jumbo = udpLen === 0 && view.ipVersion === 6 && len >= 8;
   if (udpLen < 8 && !jumbo) {
     // Wireshark's UDP dissector stops here: the datagram is in no conversation (no udp.stream, even when one exists
     // for its ports) and its payload is not dissected. Without a transport it opens or joins no flow here either.
@@ -108,7 +110,7 @@ function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
   view.transport = Transport.UDP;
   if (udpLen < 8 || udpLen > len) {
     // Past the IP payload (or a jumbogram's 0): Wireshark flags the length and dissects what the IP header allows.
-    if (!jumbo) flagAnomaly(ctx, Anomaly['udp.bad_length']);
+    if (!jumbo || len <= 0xffff) flagAnomaly(ctx, Anomaly['udp.bad_length']); // a 0 before less than 64 KiB is still one
     udpLen = len;
   }
   view.payloadOff = off + 8;
@@ -171,6 +173,8 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, quoteEnd: 
     if (frag & 0x2000 || fragOffset) view.present |= Proto.IP_FRAGMENT;
     view.innerSrc[0] = u32(d, off + 12);
     view.innerDst[0] = u32(d, off + 16);
+    // The other words may hold a quoted IPv6 header's address from an earlier packet: the flow key reads all four.
+    for (let i = 1; i < 4; i++) view.innerSrc[i] = view.innerDst[i] = 0;
     l4 = off + ihl;
   } else if (version === 6) {
     view.present |= Proto.IPV6;
@@ -206,7 +210,9 @@ function decodeQuoted(ctx: DecodeContext, d: Uint8Array, off: number, quoteEnd: 
     if (avail < 8) return;
     view.present |= Proto.UDP;
     // Wireshark's UDP dissector stops before the conversation (no udp.stream) on a length below the header's 8.
-    view.innerUdpHeader = u16(d, l4 + 4) >= 8;
+    // As outside an error, a length of 0 over IPv6 is a jumbogram's: the quoted IPv6 payload length is the datagram's.
+    const udpLen = u16(d, l4 + 4);
+    view.innerUdpHeader = udpLen >= 8 || (udpLen === 0 && version === 6 && u16(d, off + 4) >= 8);
     if ((view.innerSrcPort === DNS_PORT || view.innerDstPort === DNS_PORT) && avail > 8) decodeDns(ctx, d, l4 + 8, end, avail - 8, false);
   } else if (proto === IpProto.ICMP && avail >= 4) {
     view.present |= Proto.ICMP;

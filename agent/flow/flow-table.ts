@@ -259,11 +259,12 @@ export class FlowTable {
    * ICMP error: like Wireshark, it opens a flow (and a tcp.stream or
    * udp.stream) when none exists for its addresses and ports, and a quoted SYN
    * with a new ISN starts a new one; it is not traffic of the flow, so nothing
-   * is counted and no state changes.
+   * is counted and no state changes. Returns the quoted flow's slot (found or
+   * opened), or -1 when the quote names none.
    */
-  updateQuoted(v: PacketView): void {
+  updateQuoted(v: PacketView): number {
     const tcp = v.innerProto === Transport.TCP && v.innerTcpFlags >= 0;
-    if (v.innerIpVersion === 0 || !(tcp || (v.innerProto === Transport.UDP && v.innerUdpHeader))) return;
+    if (v.innerIpVersion === 0 || !(tcp || (v.innerProto === Transport.UDP && v.innerUdpHeader))) return -1;
     const proto = tcp ? Transport.TCP : Transport.UDP;
     const sport = v.innerSrcPort;
     const dport = v.innerDstPort;
@@ -277,15 +278,15 @@ export class FlowTable {
     const flags = tcp ? v.innerTcpFlags : 0;
     const slot = this.find(h, vp, pa << 16 | pb, a, b);
     if (slot >= 0) {
-      if (!tcp || (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return;
+      if (!tcp || (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== TcpFlag.SYN) return slot;
       const base = this.baseSeq[slot * 2 + ((this.clientIsA[slot] === 1) === srcIsA ? 0 : 1)]!;
-      if (base < 0 || base === v.innerTcpSeq) return;
+      if (base < 0 || base === v.innerTcpSeq) return slot;
       this.end(slot, EndReason.PORT_REUSE);
     }
     // As the first packet would: a quoted SYN/ACK's sender is the server, a quoted UDP header's sender the client
     // unless it goes from a well-known port to an ephemeral one.
     const clientIsSource = tcp ? (flags & (TcpFlag.SYN | TcpFlag.ACK)) !== (TcpFlag.SYN | TcpFlag.ACK) : !(sport < 1024 && dport >= 1024);
-    this.create(h, v.innerIpVersion, proto, a, b, pa, pb, srcIsA, v.ts, clientIsSource, flags, v.innerTcpSeq);
+    return this.create(h, v.innerIpVersion, proto, a, b, pa, pb, srcIsA, v.ts, clientIsSource, flags, v.innerTcpSeq);
   }
 
   /**

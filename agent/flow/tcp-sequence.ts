@@ -28,6 +28,7 @@ const DUPACK_MARK = 0xffffffff;
 const MAX_SEGMENTS_PER_DIRECTION = 10000;
 const FAST_RETRANSMISSION_WINDOW = 0.020;
 const OUT_OF_ORDER_DEFAULT = 0.003;
+const NS_PER_S = 1e9;
 const NIL = -1;
 /** Bytes of one direction's record (see the fields), and each field's index in the view of its width. */
 const RECORD_BYTES = 64;
@@ -58,8 +59,20 @@ const B_ISFIRSTACK = 55;
  *   LT_SEQ(a, b)   ((a - b) | 0) < 0
  *   LE_SEQ(a, b)   ((a - b) | 0) <= 0
  */
-/** Wireshark compares time deltas as unsigned: a negative delta (time going backwards) is never "within". */
-const within = (delta: number, limit: number): boolean => delta >= 0 && delta < limit;
+/**
+ * Wireshark compares time deltas in whole nanoseconds, as unsigned 64-bit
+ * integers: a delta equal to the limit is not within it (in seconds as doubles,
+ * 1.772265 - 1.771812 < 0.000453), a negative delta (time going backwards) is
+ * never within, and a negative limit (a first RTT measured backwards) reads as
+ * about 2^64, so every other delta is. Packet times are seconds from a base, so
+ * deltas in doubles are exact to far below a nanosecond: rounding recovers the
+ * integers.
+ */
+const within = (delta: number, limit: number): boolean => {
+  const deltaNs = Math.round(delta * NS_PER_S);
+  const limitNs = Math.round(limit * NS_PER_S);
+  return deltaNs >= 0 && (limitNs < 0 || deltaNs < limitNs);
+};
 /*
  * WARM_UP. The flag tests in `analyze` read and compare all their operands
  * on every segment, then only combine the results (a flag is or-ed in as
@@ -305,6 +318,21 @@ export class TcpSequenceAnalysis {
     }
 
     res.flags = flags;
+  }
+
+  /**
+   * A TCP header quoted in an ICMP error (its flags known) of flow `slot`: no
+   * analysis, but Wireshark's dissector keeps the error's time as the most
+   * recent SYN's when the quote is a SYN, and takes the first RTT from a
+   * quoted pure ACK, as for a segment of the flow; so the out-of-order
+   * threshold can come from an ICMP frame.
+   */
+  quotedHeader(slot: number, tcpFlags: number, now: number): void {
+    const synAck = tcpFlags & (SYN | ACK);
+    if (synAck === SYN) this.f64[slot * 16 + F_FLOW_SYN] = now;
+    if (synAck === ACK && !Number.isNaN(this.f64[slot * 16 + F_FLOW_SYN]!) && this.f64[slot * 16 + F_FLOW_FIRST_RTT] === 0) {
+      this.f64[slot * 16 + F_FLOW_FIRST_RTT] = now - this.f64[slot * 16 + F_FLOW_SYN]!;
+    }
   }
 
   /**

@@ -416,7 +416,7 @@ export const DEFAULT_CONFIG: Config = {
       icmp: 60,
       other: 120,
     },
-    endedConversations: 65536,
+    endedConversations: 16384,
     maxFragmentDatagrams: 4096,
     fragmentTimeout: 30,
   },

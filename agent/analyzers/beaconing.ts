@@ -354,7 +354,7 @@ class BeaconingAnalyzer implements Analyzer {
     if (!this.ctx.config.networks.includeLoopback && (isLoopback(version, wc) || isLoopback(version, ws))) return -1;
     // Allowed: either endpoint or the destination port (a flow is bound once; a rebind is of a flow that was not allowed).
     const allow = this.allow.get();
-    if (allow.active && (allow.port(flows.serverPort(slot)) || allow.host(version, wc) || allow.host(version, ws))) { this.allowed++; return -1; }
+    if (allow.covers(version, wc, ws, flows.serverPort(slot))) { this.allowed++; return -1; }
     const hosts = this.hosts;
     const c = hosts.intern(version, wc);
     const s = hosts.intern(version, ws);

@@ -268,8 +268,7 @@ class BruteForceAnalyzer implements Analyzer {
     this.ctx.flows.copyEndpoints(slot, this.client, this.server);
     const version = flows.version[slot]!;
     if (!this.includeLoopback && (isLoopback(version, this.client) || isLoopback(version, this.server))) return;
-    const allowList = this.allowList.get();
-    if (allowList.active && (allowList.port(flows.serverPort(slot)) || allowList.host(version, this.client) || allowList.host(version, this.server))) {
+    if (this.allowList.get().covers(version, this.client, this.server, flows.serverPort(slot))) {
       this.w.allowed++;
       return;
     }

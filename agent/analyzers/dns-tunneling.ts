@@ -304,6 +304,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private readonly cur: Float64Array;
   private readonly firstTs: Float64Array;
   private readonly lastTs: Float64Array;
+  /** `forget`, bound once (expiry can run per query when the table is full). */
+  private readonly forgetKey = (id: number): void => { this.forget(id); };
   /** Window (sequence number) in which the key was put on the list to judge, -1 none. */
   private readonly windowOf: Int32Array;
   /** Position of the key in `dirty` while windowOf is the current window. */
@@ -741,14 +743,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
 
   /** Drops the clients idle for the look-back (least recently queried first). */
   private expireIdleClients(now: number): void {
-    const clients = this.clients;
-    const lookback = this.cfg.lookback;
-    for (let id = clients.oldest(); id >= 0;) {
-      if (now - this.cLastTs[id]! < lookback) break;
-      const next = clients.newer(id);
-      clients.remove(id);
-      id = next;
-    }
+    this.expireIdleIn(this.clients, this.cLastTs, now);
   }
 
   private fillKey(host: number, dom1: number, dom2: number): void {
@@ -1077,13 +1072,17 @@ class DnsTunnelingAnalyzer implements Analyzer {
 
   /** Drops the keys idle for the look-back (least recently queried first): they hold nothing any more. */
   private expireIdle(now: number): void {
-    const keys = this.keys;
+    this.expireIdleIn(this.keys, this.lastTs, now, this.forgetKey);
+  }
+
+  /** Removes the ids of `table` last queried (`lastTs`) a look-back or more before `now`, oldest first, each after `forget`. */
+  private expireIdleIn(table: KeyTable, lastTs: Float64Array, now: number, forget?: (id: number) => void): void {
     const lookback = this.cfg.lookback;
-    for (let id = keys.oldest(); id >= 0;) {
-      if (now - this.lastTs[id]! < lookback) break;
-      const next = keys.newer(id);
-      this.forget(id);
-      keys.remove(id);
+    for (let id = table.oldest(); id >= 0;) {
+      if (now - lastTs[id]! < lookback) break;
+      const next = table.newer(id);
+      forget?.(id);
+      table.remove(id);
       id = next;
     }
   }

@@ -201,7 +201,7 @@ class ExfiltrationAnalyzer implements Analyzer {
       return;
     }
     const allow = this.allow.get();
-    if (allow.active && (((proto === Transport.TCP || proto === Transport.UDP) && allow.port(externalPort)) || allow.host(version, wa) || allow.host(version, wb))) { this.allowed++; return; }
+    if (allow.covers(version, wa, wb, proto === Transport.TCP || proto === Transport.UDP ? externalPort : -1)) { this.allowed++; return; }
     const hosts = this.hosts;
     const int = hosts.intern(version, aIn ? wa : wb);
     const ext = hosts.intern(version, aIn ? wb : wa);

@@ -121,6 +121,9 @@ class FloodAnalyzer implements Analyzer {
   private readonly lookback: number;
   private readonly buckets: number;
   private readonly scratch = new Uint32Array(4);
+  /** A flow's endpoints, for the allow-list. */
+  private readonly endA = new Uint32Array(4);
+  private readonly endB = new Uint32Array(4);
   private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.flood');
 
   // Destinations, by host id.
@@ -290,10 +293,17 @@ class FloodAnalyzer implements Analyzer {
     const version = flows.version[slot]!;
     // The destination of direction dir is the server for client-to-server packets, else the client.
     const dstIsA = (flows.clientIsA[slot] === 1) === (dir === Dir.SERVER_TO_CLIENT);
-    if (this.allow.get().active && this.isAllowed(slot, version, dstIsA)) {
-      this.skip[slot] = 1;
-      this.allowed++;
-      return NIL;
+    const allow = this.allow.get();
+    if (allow.active) {
+      // Either endpoint, or the destination port of the counted direction (ICMP has none).
+      const proto = flows.proto[slot];
+      const dstPort = proto === Transport.TCP || proto === Transport.UDP ? (dstIsA ? flows.portA[slot]! : flows.portB[slot]!) : -1;
+      flows.copyEndpoints(slot, this.endA, this.endB);
+      if (allow.covers(version, this.endA, this.endB, dstPort)) {
+        this.skip[slot] = 1;
+        this.allowed++;
+        return NIL;
+      }
     }
     const d = this.destination(version, this.words(dstIsA ? flows.addrA : flows.addrB, slot));
     const src = dstIsA ? flows.addrB : flows.addrA;
@@ -318,15 +328,6 @@ class FloodAnalyzer implements Analyzer {
     this.flowSrc[slot] = s;
     if (s !== NIL) this.flowSrcGen[slot] = this.srcGen[s]!;
     return d;
-  }
-
-  /** Either endpoint is listed, or (TCP, UDP: ICMP has no ports) the destination port of the counted direction. */
-  private isAllowed(slot: number, version: number, dstIsA: boolean): boolean {
-    const flows = this.flows;
-    const allow = this.allow.get();
-    if (allow.host(version, this.words(flows.addrA, slot)) || allow.host(version, this.words(flows.addrB, slot))) return true;
-    const proto = flows.proto[slot];
-    return (proto === Transport.TCP || proto === Transport.UDP) && allow.port(dstIsA ? flows.portA[slot]! : flows.portB[slot]!);
   }
 
   /** The destination's id, its state created if it has none (the least recently active one evicted when the table is full). */

@@ -188,7 +188,7 @@ class LateralMovementAnalyzer implements Analyzer {
     const d = this.server;
     if (!this.internal(version, c) || !this.internal(version, d) || (c[0] === d[0] && c[1] === d[1] && c[2] === d[2] && c[3] === d[3])) return;
     const allow = this.allowList.get();
-    if (allow.active && (allow.port(port) || allow.host(version, c) || allow.host(version, d))) { this.w.allowed++; return; }
+    if (allow.covers(version, c, d, port)) { this.w.allowed++; return; }
     this.followed[slot] = 1;
     this.w.attempts++;
 

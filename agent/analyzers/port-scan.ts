@@ -154,6 +154,18 @@ export const TRACEROUTE_LAST_PORT = 33534;
 export const UDP_ANSWER_TIMEOUT = 5;
 /** More client datagrams than this without an answer is a one-way stream (RTP, syslog, a trap sender), not a probe. */
 export const UDP_PROBE_MAX_DATAGRAMS = 8;
+/**
+ * A segment or datagram from a service port to a client port (below 1024 to
+ * 1024 and up, or below 32768 to an ephemeral port): a server answering its
+ * client, never a probe.
+ */
+const replyShaped = (sp: number, dp: number): boolean => (sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768);
+/**
+ * A UDP datagram (answered by port unreachable or by nothing) that is no
+ * probe: a reply to a client, or one of traceroute's, whose destination
+ * answers each probe that reaches it, a new port each.
+ */
+const udpNeverProbe = (sp: number, dp: number): boolean => replyShaped(sp, dp) || (dp >= TRACEROUTE_FIRST_PORT && dp <= TRACEROUTE_LAST_PORT);
 /** Sources a distributed scan needs. */
 export const MIN_DISTRIBUTED_SOURCES = 3;
 const SAMPLE = 10;
@@ -378,8 +390,7 @@ class PortScanAnalyzer implements Analyzer {
 
   /** Traffic an operator vouched for: from or to an allowed host, or to an allowed port. Once per settled attempt or probe. */
   private allowed(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number): boolean {
-    const allow = this.allow.get();
-    return allow.active && (allow.port(port) || allow.host(version, src) || allow.host(version, dst));
+    return this.allow.get().covers(version, src, dst, port);
   }
 
   onFlowStart(slot: number): void { this.slotState[slot] = S_NEW; }
@@ -392,9 +403,7 @@ class PortScanAnalyzer implements Analyzer {
     if (dir !== Dir.CLIENT_TO_SERVER || isSpecialAddress(v.ipVersion, v.dst)) return;
     const sp = v.srcPort;
     const dp = v.dstPort;
-    // As for ICMP-answered datagrams: a service port's datagram to a client port is a reply; traceroute's ports.
-    if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
-    if (dp >= TRACEROUTE_FIRST_PORT && dp <= TRACEROUTE_LAST_PORT) return;
+    if (udpNeverProbe(sp, dp)) return;
     if (this.udpCount === this.udpSlot.length) this.settleOldestUdp();
     const i = (this.udpHead + this.udpCount) % this.udpSlot.length;
     this.udpSlot[i] = slot;
@@ -506,7 +515,7 @@ class PortScanAnalyzer implements Analyzer {
     // port's segment to a client port is such a connection's server, never a probe.
     const sp = v.srcPort;
     const dp = v.dstPort;
-    if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
+    if (replyShaped(sp, dp)) return;
     this.slotState[slot] = (shape === ACK ? S_WAIT_ACK : S_WAIT_MAIMON) + dir;
   }
 
@@ -550,9 +559,7 @@ class PortScanAnalyzer implements Analyzer {
     if (!portUnreachable || v.innerIpVersion === 0 || v.innerProto !== 17) return;
     const sp = v.innerSrcPort;
     const dp = v.innerDstPort;
-    if ((sp < 1024 && dp >= 1024) || (sp < 32768 && dp >= 32768)) return;
-    // traceroute's probes end at its destination's port unreachable, a new port each.
-    if (dp >= TRACEROUTE_FIRST_PORT && dp <= TRACEROUTE_LAST_PORT) return;
+    if (udpNeverProbe(sp, dp)) return;
     const version = v.innerIpVersion;
     if (!this.includeLoopback && (isLoopback(version, v.innerSrc) || isLoopback(version, v.innerDst))) return;
     if (this.allowed(version, v.innerSrc, v.innerDst, dp)) { this.w.allowed++; return; }

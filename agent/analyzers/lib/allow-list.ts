@@ -43,6 +43,15 @@ export class AllowList {
   port(port: number): boolean {
     return this.ports[port] === 1;
   }
+
+  /**
+   * Traffic between `a` and `b` to `port` (-1: none, e.g. ICMP) involves a
+   * listed host or port: the one check every detector makes, once per flow or
+   * attempt.
+   */
+  covers(version: number, a: ArrayLike<number>, b: ArrayLike<number>, port: number): boolean {
+    return this.active && ((port >= 0 && this.port(port)) || this.host(version, a) || this.host(version, b));
+  }
 }
 
 /** One threshold a finding crossed: the measured figure and the setting it reached. */

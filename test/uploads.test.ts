@@ -6,9 +6,10 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { basename, join } from 'node:path';
 import { DEFAULT_CONFIG, type CollectorConfig } from '../common/config.js';
 import Fastify from 'fastify';
@@ -25,6 +26,30 @@ const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
 const SMALL = join(SHARED_PCAPS, 'ppa_tcp_handshake.pcapng');
 /** Takes the analysis ~3 s (decompresses to 670 MB): the "slow analysis" of the queue tests. */
 const SLOW = join(BAD_PCAPS, 'gzip_bomb.pcap.gz');
+
+/**
+ * A capture whose analysis takes several seconds on any machine (SLOW takes ~1 s on a fast one):
+ * gzip members of 64 records of 256 KiB (2 KiB of pseudo-random bytes each, so the inflation
+ * ratio, ~180, stays under input.maxCompressionRatio) repeated `members` times after a member
+ * holding the pcap header; gunzip reads the members as one stream. 150 members inflate to 2.5 GB.
+ */
+function slowerCapture(members = 150): string {
+  const REC = 262144;
+  const PER = 64;
+  const chunk = Buffer.alloc(PER * (16 + REC));
+  let seed = 1;
+  for (let i = 0; i < PER; i++) {
+    const o = i * (16 + REC);
+    chunk.writeUInt32LE(1_300_000_000 + i, o);
+    chunk.writeUInt32LE(REC, o + 8);
+    chunk.writeUInt32LE(REC, o + 12);
+    for (let j = 0; j < 2048; j++) chunk[o + 16 + j] = (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) & 0xff;
+  }
+  const records = gzipSync(chunk, { level: 1 });
+  const path = join(mkdtempSync(join(tmpdir(), 'pcap-slower-')), 'slower.pcap.gz');
+  writeFileSync(path, Buffer.concat([gzipSync(Buffer.from('d4c3b2a10200040000000000000000000000040001000000', 'hex')), ...new Array<Buffer>(members).fill(records)]));
+  return path;
+}
 
 type Server = UploadServer;
 after(closeUploadServers);
@@ -311,7 +336,7 @@ test('with maxQueueSize 5 and slow analyses, the sixth upload gets 503; DELETE s
 
 test('an analysis over analysisTimeoutSeconds is killed and the job fails', async () => {
   const s = await startServer({ analysisTimeoutSeconds: 1 });
-  const status = await waitFinished(s, await accepted(s, SLOW));
+  const status = await waitFinished(s, await accepted(s, slowerCapture()));
   assert.equal(status.status, 'failed');
   assert.equal(status.error, 'analysis took longer than 1 s');
   assert.equal(s.queue.outcomes.timeout, 1);

@@ -123,7 +123,9 @@ test('every relative link of README.md and docs/ resolves: the file, and its #an
   let checked = 0;
   for (const file of markdownFiles()) {
     for (const { line, target } of relativeLinks(file)) {
-      const [path = '', anchor] = target.split('#');
+      const hash = target.indexOf('#');
+      const path = hash < 0 ? target : target.slice(0, hash);
+      const anchor = hash < 0 ? undefined : target.slice(hash + 1);
       const resolved = path === '' ? join(REPO_ROOT, file) : normalize(join(REPO_ROOT, dirname(file), path));
       assert.ok(resolved.startsWith(REPO_ROOT), `${file}:${line}: ${target} leaves the repository`);
       assert.ok(existsSync(resolved), `${file}:${line}: ${target}: no such file`);

@@ -20,6 +20,8 @@ import { dirname, join } from 'node:path';
 import { CLI, REPO_ROOT, SHARED_PCAPS } from './paths.js';
 
 export type MarkerKind = 'example' | 'walkthrough';
+/** A marker's attributes; any of them may be absent. */
+export type MarkerAttrs = Readonly<Partial<Record<string, string>>>;
 
 export interface ShellBlock {
   /** Path relative to the repository, e.g. `docs/agent.md`. */
@@ -28,7 +30,7 @@ export interface ShellBlock {
   line: number;
   code: string;
   /** The comment before the block, or undefined when it has none. */
-  marker: { kind: MarkerKind; attrs: Readonly<Record<string, string>> } | undefined;
+  marker: { kind: MarkerKind; attrs: MarkerAttrs } | undefined;
 }
 
 const SHELL_LANGS = new Set(['sh', 'bash', 'shell', 'console']);
@@ -40,14 +42,20 @@ export function markdownFiles(): string[] {
 }
 
 /** `key="value"` pairs (a `\"` inside a value is a quote) of a marker comment. */
-export function parseAttrs(text: string): Record<string, string> {
+export function parseAttrs(text: string): MarkerAttrs {
   const attrs: Record<string, string> = {};
-  const re = /([a-z-]+)="((?:[^"\\]|\\.)*)"|([a-z-]+)=(\S+)/g;
+  const re = /([a-z-]+)=(?:"((?:[^"\\]|\\.)*)"|(\S+))/g;
   for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    if (m[1] !== undefined) attrs[m[1]] = m[2]!.replace(/\\(.)/g, '$1');
-    else attrs[m[3]!] = m[4]!;
+    const key = group(m, 1);
+    const quoted = group(m, 2);
+    if (key !== undefined) attrs[key] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : group(m, 3) ?? '';
   }
   return attrs;
+}
+
+/** A capture group, undefined when it did not take part in the match. */
+function group(m: RegExpExecArray, i: number): string | undefined {
+  return m[i];
 }
 
 /** Every fenced shell block of one Markdown file, with the marker comment right before it (blank lines allowed between). */

@@ -639,7 +639,7 @@ const penalty = (x: Partial<HealthInputs>, name: string): number => {
   return c.penalty;
 };
 
-/** README "Health score": the documented bands, [edge, penalty in points] per component. */
+/** docs/analyzers.md "Health score": the documented bands, [edge, penalty in points] per component. */
 const BANDS: Record<string, { input: keyof HealthInputs; weight: number; edges: ReadonlyArray<readonly [number, number]> }> = {
   retransmissions: { input: 'retransmissionRate', weight: 25, edges: [[1, 0.3], [3, 0.6], [5, 1]] },
   packet_loss: { input: 'lossRate', weight: 20, edges: [[0.5, 0.25], [1, 0.5], [2, 0.75], [5, 1]] },

@@ -1,6 +1,6 @@
 /**
  * The deployment files (Dockerfile, .dockerignore, docker-compose.yml and its dev override,
- * deploy/prometheus, deploy/k8s, deploy/*.sh|mjs) and the README sections describing them:
+ * deploy/prometheus, deploy/k8s, deploy/*.sh|mjs) and docs/deployment.md and docs/alerting.md, which describe them:
  *
  * - real tools from Debian: `docker-compose config -q` for every profile combination with and
  *   without the dev override; `promtool check config`, `check rules` and `test rules`;
@@ -303,7 +303,7 @@ function alertRules(): Rule[] {
   });
 }
 
-test('alerts: the ones an operator needs, each with severity, summary, description and a runbook line in the README', () => {
+test('alerts: the ones an operator needs, each with severity, summary, description and a runbook line in docs/alerting.md', () => {
   const rules = alertRules();
   const names = rules.map((r) => r.alert);
   for (const needed of ['PcapAgentDown', 'PcapSensorDown', 'PcapCaptureDropRatioHigh', 'PcapSpoolBacklogGrowing', 'PcapCollectorConsumerLag',
@@ -311,14 +311,13 @@ test('alerts: the ones an operator needs, each with severity, summary, descripti
     assert.ok(names.includes(needed), `alerts.yml has no ${needed}`);
   }
   assert.equal(new Set(names).size, names.length, 'duplicate alert names');
-  const readme = readRepo('README.md');
-  const alerting = readme.split('\n## Alerting\n')[1]?.split('\n## ')[0] ?? '';
-  assert.ok(alerting, 'README has no "## Alerting" section');
+  const alerting = readRepo('docs/alerting.md');
+  assert.match(alerting, /^# Alerting\n/, 'docs/alerting.md has no "# Alerting" title');
   for (const r of rules) {
     assert.match(String(r.labels['severity']), /^(warning|critical)$/, `${r.alert}: severity`);
     assert.ok(String(r.annotations['summary'] ?? '').length > 10, `${r.alert}: summary`);
     assert.ok(String(r.annotations['description'] ?? '').length > 30, `${r.alert}: description`);
-    assert.match(alerting, new RegExp(`\\b${r.alert}\\b[^\\n]*\\S`), `README Alerting has no runbook line for ${r.alert}`);
+    assert.match(alerting, new RegExp(`\\b${r.alert}\\b[^\\n]*\\S`), `docs/alerting.md has no runbook line for ${r.alert}`);
   }
 });
 
@@ -722,12 +721,13 @@ describe('Kubernetes examples agree with the code', () => {
   });
 });
 
-test('README: the deployment sections, before Configuration, mirroring the files', () => {
+test('docs/deployment.md: the deployment sections, mirroring the files; the README points to it', () => {
   const readme = readRepo('README.md');
-  const at = (heading: string): number => { const i = readme.indexOf(`\n## ${heading}\n`); assert.ok(i >= 0, `README has no "## ${heading}"`); return i; };
-  const config = at('Configuration');
-  for (const h of ['Run with Docker Compose', 'Deploy as a sidecar', 'Alerting']) assert.ok(at(h) < config, `"${h}" must come before "Configuration"`);
-  const section = (h: string): string => readme.slice(at(h)).split('\n## ')[1] ?? '';
+  assert.ok(readme.includes('](docs/deployment.md)'), 'README does not link docs/deployment.md');
+  assert.ok(readme.includes('](docs/alerting.md)'), 'README does not link docs/alerting.md');
+  const deployment = readRepo('docs/deployment.md');
+  const at = (heading: string): number => { const i = deployment.indexOf(`\n## ${heading}\n`); assert.ok(i >= 0, `docs/deployment.md has no "## ${heading}"`); return i; };
+  const section = (h: string): string => deployment.slice(at(h)).split('\n## ')[1] ?? '';
   const compose = section('Run with Docker Compose');
   for (const word of ['make-secrets.mjs', '--profile replay', '--profile monitoring', '--profile sidecar', 'docker-compose.dev.yml', 'pcap-data', 'NET_RAW', '/api/health', '/healthz']) {
     assert.ok(compose.includes(word), `"Run with Docker Compose" does not mention ${word}`);

@@ -306,7 +306,7 @@ function summarySection(r: Report): string {
     ['Duration', e(durationText(c.durationSeconds))],
     ['Windows', windows.length ? `${windows.length}${finite(windowSeconds) ? ` of ${e(num(windowSeconds))} s` : ''}` : '0'],
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
-    ['Flows', `${e(num(r.counters?.['tcp.streams']))} TCP, ${e(num(r.counters?.['udp.streams']))} UDP streams`],
+    ['Flows', `${e(num(r.counters?.['tcp.streams']))} TCP ${noun(Number(r.counters?.['tcp.streams']), 'stream')}, ${e(num(r.counters?.['udp.streams']))} UDP ${noun(Number(r.counters?.['udp.streams']), 'stream')}`],
     ['Findings', `<span class="sev sev-critical">${bySeverity('critical')} critical</span> <span class="sev sev-warning">${bySeverity('warning')} warning</span> <span class="sev sev-info">${bySeverity('info')} info</span>`],
   ];
   const warnings: string[] = [];

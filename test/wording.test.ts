@@ -37,7 +37,7 @@ test('duration: the unit that shows the value, never a nonzero value as zero', (
 });
 
 /** A count of one with a plural noun after it (up to two describing words between): "1 bursts", "1 ICMP destination-unreachable messages". */
-const ONE_PLURAL = /(?<![\d.,])1 (?:(?!(?:without|of|in|on|to|from|and|over|per|by|with|at|for|the|a)\b)[A-Za-z][\w/-]+ ){0,2}(?:bursts|packets|messages|queries|gaps|retransmissions|segments|responses|ACKs|SYNs|times|connections|hosts|ports|sources|attempts|sessions|subdomains|bytes|flows|conversations|findings)\b/;
+const ONE_PLURAL = /(?<![\d.,])1 (?:(?!(?:without|of|in|on|to|from|and|over|per|by|with|at|for|the|a)\b)[A-Za-z][\w/-]+ ){0,2}(?:bursts|packets|messages|queries|gaps|retransmissions|segments|responses|ACKs|SYNs|times|connections|hosts|ports|sources|attempts|sessions|subdomains|bytes|flows|conversations|findings|streams|windows|points)\b/;
 /** A duration shown as zero: "after 0.0 ms", "0 ms". */
 const ZERO_DURATION = /(?<![\d.,])0(?:\.0+)? ?(?:µs|ms)\b/;
 

@@ -12,7 +12,8 @@
  */
 import { createHash } from 'node:crypto';
 import { findingSubject, flowText } from './report-csv.js';
-import type { Finding, FindingSeverity, HealthScore, Report, ReportFlow, WindowSummary } from './report.js';
+import { HEALTH_SCOPE, securityFindingCounts, type Finding, type FindingSeverity, type HealthScore, type Report, type ReportFlow, type WindowSummary } from './report.js';
+import { duration, noun } from './wording.js';
 
 // ---------------------------------------------------------------- helpers
 
@@ -46,12 +47,8 @@ function bytesText(n: unknown): string {
   return `${v.toFixed(1)} ${units[u]}`;
 }
 
-/** Seconds as milliseconds, with enough digits for sub-millisecond values. */
-function msText(seconds: unknown): string {
-  if (!finite(seconds)) return '—';
-  const ms = seconds * 1000;
-  return `${ms < 1 ? ms.toFixed(3) : ms < 100 ? ms.toFixed(2) : ms.toFixed(0)} ms`;
-}
+/** Seconds in the unit that shows them best (µs, ms, s). */
+const durationCell = (seconds: unknown): string => (finite(seconds) ? duration(seconds) : '—');
 
 function durationText(seconds: unknown): string {
   if (!finite(seconds)) return '—';
@@ -309,7 +306,7 @@ function summarySection(r: Report): string {
     ['Duration', e(durationText(c.durationSeconds))],
     ['Windows', windows.length ? `${windows.length}${finite(windowSeconds) ? ` of ${e(num(windowSeconds))} s` : ''}` : '0'],
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
-    ['Flows', `${e(num(r.counters?.['tcp.streams']))} TCP, ${e(num(r.counters?.['udp.streams']))} UDP streams`],
+    ['Flows', `${e(num(r.counters?.['tcp.streams']))} TCP ${noun(Number(r.counters?.['tcp.streams']), 'stream')}, ${e(num(r.counters?.['udp.streams']))} UDP ${noun(Number(r.counters?.['udp.streams']), 'stream')}`],
     ['Findings', `<span class="sev sev-critical">${bySeverity('critical')} critical</span> <span class="sev sev-warning">${bySeverity('warning')} warning</span> <span class="sev sev-info">${bySeverity('info')} info</span>`],
   ];
   const warnings: string[] = [];
@@ -318,12 +315,15 @@ function summarySection(r: Report): string {
   if (errors.length) warnings.push(`Malformed packets or records: ${errors.map(([k, v]) => `<code>${e(k)}</code> ${e(num(v))}`).join(', ')}.`);
   const undecoded = Object.entries(isObject(c.undecoded) ? c.undecoded : {});
   if (undecoded.length) warnings.push(`Frames of link types not decoded: ${undecoded.map(([k, v]) => `<code>${e(k)}</code> ${e(num(v))}`).join(', ')}.`);
-  if (c.flowsEvicted) warnings.push(`${e(num(c.flowsEvicted))} flows were ended early because the flow table was full.`);
+  if (finite(c.flowsEvicted) && c.flowsEvicted > 0) {
+    warnings.push(`${e(num(c.flowsEvicted))} ${noun(c.flowsEvicted, 'flow was', 'flows were')} ended early because the flow table was full.`);
+  }
   if (finite(c.conversationsForgotten) && c.conversationsForgotten > 0) {
-    warnings.push(`${e(num(c.conversationsForgotten))} ended conversations were forgotten (flows.endedConversations): tcp.stream / udp.stream counts may exceed Wireshark's.`);
+    warnings.push(`${e(num(c.conversationsForgotten))} ended ${noun(c.conversationsForgotten, 'conversation was', 'conversations were')} forgotten`
+      + ' (flows.endedConversations): tcp.stream / udp.stream counts may exceed Wireshark\'s.');
   }
   const ooo = windows.reduce((a, w) => a + (finite(w.outOfOrderTimestamps) ? w.outOfOrderTimestamps : 0), 0);
-  if (ooo) warnings.push(`${e(num(ooo))} packets were stamped earlier than the window they were counted in.`);
+  if (ooo) warnings.push(`${e(num(ooo))} ${noun(ooo, 'packet was', 'packets were')} stamped earlier than the window ${noun(ooo, 'it was', 'they were')} counted in.`);
   return `<section id="summary"><h2>Summary</h2>
 <dl class="summary">${rows.map(([k, v]) => `<dt>${e(k)}</dt><dd>${v}</dd>`).join('')}</dl>
 ${warnings.length ? `<div class="warnings" role="alert"><strong>Warnings</strong><ul>${warnings.map((w) => `<li>${w}</li>`).join('')}</ul></div>` : ''}
@@ -333,19 +333,29 @@ ${warnings.length ? `<div class="warnings" role="alert"><strong>Warnings</strong
 function healthComponentValue(name: string, value: unknown): string {
   if (!finite(value)) return '<span class="muted">no data</span>';
   if (name === 'retransmissions' || name === 'packet_loss') return `${e(value.toFixed(2))} %`;
-  if (name === 'rtt' || name === 'dns' || name === 'jitter') return `${e(msText(value))} <span class="muted">p90</span>`;
+  if (name === 'rtt' || name === 'dns' || name === 'jitter') return `${e(durationCell(value))} <span class="muted">p90</span>`;
   return e(num(value));
 }
 
 const healthClassName = (cls: unknown): string => (typeof cls === 'string' && /^[a-z]+$/.test(cls) ? `hc-${cls}` : 'hc-unknown');
 
-function healthSection(health: HealthScore | undefined, chart: string): string {
+/** The security findings above info beside the score, and what the score rates. */
+function healthScope(findings: readonly Finding[]): string {
+  const security = securityFindingCounts(findings);
+  return `<div class="scope" id="health-scope"><p class="security-counts"><strong>Security findings</strong>`
+    + ` <span class="sev sev-critical" data-security="critical">${e(num(security.critical))} critical</span>`
+    + ` <span class="sev sev-warning" data-security="warning">${e(num(security.warning))} warning</span>`
+    + ` <a href="#findings">see Findings</a></p><p class="muted">${e(HEALTH_SCOPE)}</p></div>`;
+}
+
+function healthSection(health: HealthScore | undefined, chart: string, findings: readonly Finding[]): string {
   if (!health && !chart) return '';
   let overall = '';
   if (health && isObject(health)) {
     const components = Array.isArray(health.components) ? health.components : [];
     overall = `<div class="health">
 <div class="score ${healthClassName(health.class)}"><span class="value">${e(num(health.score))}</span><span class="of">/ 100</span><span class="class">${e(health.class)}</span></div>
+${healthScope(findings)}
 <table class="components"><thead><tr><th>Component</th><th>Value</th><th class="num">Penalty</th><th class="num">Weight</th><th>Share of weight lost</th></tr></thead><tbody>
 ${components.map((c) => `<tr><td>${e(c.name)}</td><td>${healthComponentValue(String(c.name), c.value)}</td><td class="num">${e(num(c.penalty))}</td><td class="num">${e(num(c.weight))}</td><td><meter min="0" max="${e(finite(c.weight) ? c.weight : 0)}" value="${e(finite(c.penalty) ? c.penalty : 0)}"></meter></td></tr>`).join('\n')}
 </tbody></table></div>`;
@@ -394,7 +404,7 @@ ${findings.length ? `<p class="counts">${groups.map(([s, n]) => `<span class="se
 <table class="sortable findings"><thead><tr>${th('Severity', 'num', true)}${th('Type', 'text')}${th('Window (UTC)', 'text')}${th('Flow / host', 'text')}${th('Summary', 'text')}</tr></thead>
 <tbody>
 ${body}
-</tbody></table>${sorted.length > LIMIT ? `<p class="muted">${sorted.length - LIMIT} more findings are in the JSON and CSV reports.</p>` : ''}` : '<p class="muted">No findings.</p>'}
+</tbody></table>${sorted.length > LIMIT ? `<p class="muted">${sorted.length - LIMIT} more ${noun(sorted.length - LIMIT, 'finding is', 'findings are')} in the JSON and CSV reports.</p>` : ''}` : '<p class="muted">No findings.</p>'}
 </section>`;
 }
 
@@ -437,7 +447,7 @@ function statsSection(stats: Report['stats']): string {
   if (!entries.length) return '';
   return `<section id="stats"><h2>Distributions over the whole capture</h2>
 <table><thead><tr><th>Wireshark field</th><th class="num">Samples</th><th class="num">p50</th><th class="num">p90</th><th class="num">p99</th><th class="num">max</th></tr></thead><tbody>
-${/* eslint-disable-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off) */ entries.map(([k, q]) => `<tr><td><code>${e(k)}</code></td><td class="num">${e(num(q?.count))}</td><td class="num">${e(msText(q?.p50))}</td><td class="num">${e(msText(q?.p90))}</td><td class="num">${e(msText(q?.p99))}</td><td class="num">${e(msText(q?.max))}</td></tr>`).join('\n')}
+${/* eslint-disable-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off) */ entries.map(([k, q]) => `<tr><td><code>${e(k)}</code></td><td class="num">${e(num(q?.count))}</td><td class="num">${e(durationCell(q?.p50))}</td><td class="num">${e(durationCell(q?.p90))}</td><td class="num">${e(durationCell(q?.p99))}</td><td class="num">${e(durationCell(q?.max))}</td></tr>`).join('\n')}
 </tbody></table></section>`;
 }
 
@@ -496,6 +506,7 @@ th[aria-sort=ascending]::after{content:" \\25B2"}th[aria-sort=descending]::after
 .hc-fair{border-left-color:var(--fair)}.hc-fair .class{color:var(--fair)}
 .hc-poor,.hc-critical{border-left-color:var(--critical)}.hc-poor .class,.hc-critical .class{color:var(--critical)}
 table.components{width:auto;flex:1}meter{width:120px}
+.health .scope{flex:1 1 260px;max-width:420px}.health .scope p{margin:0 0 6px}
 .charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}
 figure.chart{margin:12px 0 0;padding:10px 12px;border:1px solid var(--line);border-radius:6px;background:var(--panel);break-inside:avoid}
 figure.chart figcaption{font-weight:600;margin-bottom:6px}
@@ -738,7 +749,8 @@ export function renderHtml(report: Report): string {
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const path = String(report.source?.path ?? '');
   const name = path.split(/[\\/]/).pop() || path;
-  const health = healthSection(report.healthScore, healthChart);
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
+  const health = healthSection(report.healthScore, healthChart, report.findings ?? []);
   const sections = [
     summarySection(report),
     health,

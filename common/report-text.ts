@@ -8,7 +8,8 @@
  * control characters replaced, so a crafted DNS name cannot drive the terminal.
  */
 import { findingSubject, flowText } from './report-csv.js';
-import type { Finding, FindingSeverity, HealthScore, QuantileStat, Report, WindowSummary } from './report.js';
+import { HEALTH_SCOPE, securityFindingCounts, type Finding, type FindingSeverity, type HealthScore, type QuantileStat, type Report, type WindowSummary } from './report.js';
+import { duration, noun, plural } from './wording.js';
 
 /** The terminal width every line fits. */
 export const TEXT_WIDTH = 80;
@@ -91,7 +92,7 @@ export function wrap(text: string, indent: string, next = indent, width = TEXT_W
 function healthComponentValue(name: string, value: number | null): string {
   if (value === null || !Number.isFinite(value)) return 'no data';
   if (name === 'retransmissions' || name === 'packet_loss') return `${value.toFixed(2)} %`;
-  if (name === 'rtt' || name === 'dns' || name === 'jitter') return `${msText(value)} ms p90`;
+  if (name === 'rtt' || name === 'dns' || name === 'jitter') return `${duration(value)} p90`;
   return num(value);
 }
 
@@ -113,15 +114,23 @@ function summaryLines(r: Report): string[] {
   if (errors.length) lines.push(...wrap(`malformed  ${errors.map(([k, v]) => `${clean(k)}=${v}`).join(', ')}`, '  '));
   const undecoded = Object.entries(c.undecoded);
   if (undecoded.length) lines.push(...wrap(`undecoded  ${undecoded.map(([k, v]) => `${clean(k)}=${v}`).join(', ')}`, '  '));
-  if (c.flowsEvicted) lines.push(`  WARNING    ${num(c.flowsEvicted)} flows evicted early (flow table full)`);
-  if (c.conversationsForgotten) lines.push(`  WARNING    ${num(c.conversationsForgotten)} ended conversations forgotten (flows.endedConversations): stream counts may exceed Wireshark's`);
+  if (c.flowsEvicted) lines.push(`  WARNING    ${num(c.flowsEvicted)} ${noun(c.flowsEvicted, 'flow')} evicted early (flow table full)`);
+  if (c.conversationsForgotten) {
+    lines.push(...wrap(`WARNING    ${num(c.conversationsForgotten)} ended ${noun(c.conversationsForgotten, 'conversation')} forgotten (flows.endedConversations):`
+      + ' stream counts may exceed Wireshark\'s', '  ', '             '));
+  }
   return lines;
 }
 
-function healthLines(health: HealthScore | undefined, paint: Paint): string[] {
+/** The score, the security findings beside it and what the score rates, then its components. */
+function healthLines(health: HealthScore | undefined, findings: readonly Finding[], paint: Paint): string[] {
   if (!health) return [];
   const tone = HEALTH_TONE[health.class] ?? 'bold';
+  const security = securityFindingCounts(findings);
   const lines = [`${paint('bold', 'Health')}  ${paint(tone, `${health.score} / 100 ${clean(health.class)}`)}`];
+  lines.push(`  security findings  ${paint(security.critical ? 'red' : 'green', `${num(security.critical)} critical`)}, `
+    + `${paint(security.warning ? 'yellow' : 'green', `${num(security.warning)} warning`)}`);
+  lines.push(...wrap(HEALTH_SCOPE, '  ').map((l) => paint('dim', l)));
   lines.push(`  ${'component'.padEnd(16)} ${'value'.padEnd(16)} ${'penalty'.padStart(7)} ${'weight'.padStart(6)}`);
   for (const c of health.components) {
     const name = clean(c.name);
@@ -215,7 +224,7 @@ function counterLines(counters: Record<string, number>): string[] {
 function flowLines(flows: Report['flows']): string[] {
   if (!flows.length) return [];
   const shown = flows.slice(0, TOP_FLOWS);
-  const lines = [`Top ${shown.length} flows by bytes${flows.length > shown.length ? ` (of ${flows.length} in the JSON, CSV and HTML reports)` : ''}`];
+  const lines = [`Top ${plural(shown.length, 'flow')} by bytes${flows.length > shown.length ? ` (of ${num(flows.length)} in the JSON, CSV and HTML reports)` : ''}`];
   for (const f of shown) {
     const flow = clean(flowText(f));
     const detail = `${num(f.packets)} pkts  ${bytesText(f.bytes)}  ${clean(f.state)}`;
@@ -231,7 +240,7 @@ export function renderText(r: Report, options: TextOptions = {}): string {
   const paint = paintWith(options.color === true);
   const sections = [
     summaryLines(r),
-    healthLines(r.healthScore, paint),
+    healthLines(r.healthScore, r.findings, paint),
     findingLines(r.findings, paint),
     latencyLines(r.stats),
     worstWindowLines(r.windows, r.findings, paint),

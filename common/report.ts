@@ -73,6 +73,28 @@ export const FINDING_TYPES = [
 ] as const;
 export type FindingType = typeof FINDING_TYPES[number];
 
+/** Finding types of the security detectors (attacks, not network performance). */
+export const SECURITY_FINDING_TYPES: ReadonlySet<string> = new Set(['beaconing', 'brute_force', 'dns_tunneling', 'exfiltration', 'flood', 'lateral_movement', 'port_scan']);
+
+/** Security findings above info, by severity: what the reports show beside the health score. */
+export function securityFindingCounts(findings: ReadonlyArray<Pick<Finding, 'type' | 'severity'>>): { critical: number; warning: number } {
+  const counts = { critical: 0, warning: 0 };
+  for (const f of findings) {
+    if (!SECURITY_FINDING_TYPES.has(f.type)) continue;
+    if (f.severity === 'critical') counts.critical++;
+    else if (f.severity === 'warning') counts.warning++;
+  }
+  return counts;
+}
+
+/**
+ * What the health score rates, said wherever a score is shown (text and HTML
+ * reports, the collector's pages): a capture with a critical port scan can score
+ * "excellent", because the score is about how well the network carries traffic.
+ */
+export const HEALTH_SCOPE = 'The health score rates network performance only (retransmissions, packet loss, RTT, DNS, jitter;'
+  + ' findings cost it at most 10 points): it does not rate security; the security findings do.';
+
 export interface FlowRef {
   proto: string;
   client: string;

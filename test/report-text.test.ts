@@ -79,9 +79,12 @@ test('a retransmission capture: the health score and each of its components', ()
   const health = section(text, /^Health /);
   assert.equal(health[0], `Health  ${json.healthScore!.score} / 100 ${json.healthScore!.class}`);
   assert.equal(health[0], 'Health  75 / 100 good');
-  assert.equal(health.length, 2 + json.healthScore!.components.length);
+  // The security findings and what the score rates, then the component table.
+  assert.equal(health[1], '  security findings  0 critical, 0 warning');
+  const head = health.findIndex((l) => l.startsWith('  component '));
+  assert.equal(health.length, head + 1 + json.healthScore!.components.length);
   // 5 of the 6 segments were retransmissions: the component takes its whole weight.
-  assert.match(health[2]!, /^ {2}retransmissions {2}83\.33 % +25 +25$/);
+  assert.match(health[head + 1]!, /^ {2}retransmissions {2}83\.33 % +25 +25$/);
   for (const c of json.healthScore!.components) {
     assert.ok(health.some((l) => new RegExp(`^  ${c.name} +\\S.* +${c.penalty} +${c.weight}$`).test(l)), c.name);
   }

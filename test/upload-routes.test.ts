@@ -15,7 +15,7 @@ import { sweepExpired } from '../collector/uploads/expiry.js';
 import Database from 'better-sqlite3';
 import { reportPath, uploadPath, uploadsDir } from '../collector/uploads/queue.js';
 import { clientKey, RateLimiter } from '../collector/http/rate-limit.js';
-import { sanitizeFilename } from '../collector/uploads/routes.js';
+import { rejectedUploadsPerMinute, sanitizeFilename } from '../collector/uploads/routes.js';
 import { closeUploadServers, startUploadServer, type UploadServer } from './helpers/upload-server.js';
 import { BAD_PCAPS, REPO_ROOT } from './helpers/paths.js';
 
@@ -102,7 +102,7 @@ test('upload bodies: empty, too short for a magic, gzip start, and the magic des
   assert.deepEqual(json(multipart), { error: 'unsupported content type', detail: 'multipart/form-data is not accepted: send the capture file itself as the request body (Content-Type: application/octet-stream)' });
 });
 
-test('upload file names: X-Filename (percent-encoded), ?filename=, Content-Disposition, sanitized', async () => {
+test('upload file names: X-Filename (percent-encoded), ?name= or ?filename=, Content-Disposition, sanitized', async () => {
   const s = await startServer();
   const nameOf = async (path: string, headers: Record<string, string>): Promise<string> => {
     const r = await post(s, path, [pcapBody(24)], headers);
@@ -115,6 +115,13 @@ test('upload file names: X-Filename (percent-encoded), ?filename=, Content-Dispo
   assert.equal(await nameOf('/api/captures', { 'x-filename': 'caf%C3%A9.pcap' }), 'café.pcap');
   assert.equal(await nameOf('/api/captures', { 'x-filename': '100%.pcap' }), '100%.pcap', 'a bad escape is kept as sent');
   assert.equal(await nameOf('/api/captures?filename=q.pcap', {}), 'q.pcap');
+  // curl --data-binary @x.pcap 'http://collector/api/captures?name=x.pcap': the name the README gives curl.
+  assert.equal(await nameOf('/api/captures?name=curl.pcap', {}), 'curl.pcap');
+  assert.equal(await nameOf('/api/captures?name=n.pcap&filename=f.pcap', {}), 'n.pcap', '?name= before ?filename=');
+  assert.equal(await nameOf('/api/captures?name=&filename=f.pcap', {}), 'f.pcap', 'an empty ?name= is no name');
+  assert.equal(await nameOf(`/api/captures?name=${encodeURIComponent('../../etc/bell\u0007\u202ex.pcap')}`, {}), 'bellx.pcap', 'sanitized: no path, no controls');
+  assert.equal(await nameOf(`/api/captures?name=${'n'.repeat(300)}`, {}), 'n'.repeat(200), 'bounded');
+  assert.equal(await nameOf('/api/captures?name=q.pcap', { 'content-disposition': 'attachment; filename="cd.pcap"' }), 'q.pcap', '?name= before Content-Disposition');
   assert.equal(await nameOf('/api/captures?filename=q.pcap', { 'x-filename': 'h.pcap' }), 'h.pcap', 'the header comes first');
   assert.equal(await nameOf('/api/captures', { 'content-disposition': 'attachment; filename="plain name.pcap"' }), 'plain name.pcap');
   assert.equal(await nameOf('/api/captures', { 'content-disposition': 'attachment; filename=bare.pcap; size=3' }), 'bare.pcap');
@@ -227,7 +234,39 @@ test('a full queue answers 503 with Retry-After 30; too many uploads 429 with th
   const wait = Number(second.headers['retry-after']);
   assert.ok(wait >= 59 && wait <= 60, `Retry-After ${wait}`);
   assert.equal(second.headers['connection'], 'close');
-  assert.deepEqual(json(second), { error: 'too many uploads', detail: `at most 1 uploads per minute per client; retry in ${wait} s` });
+  assert.deepEqual(json(second), { error: 'too many uploads', detail: `at most 1 upload per minute per client; retry in ${wait} s` });
+});
+
+test('rejected uploads do not count against uploadsPerMinute; a separate, larger bound stops a flood of them', async () => {
+  assert.equal(rejectedUploadsPerMinute(5), 30, 'the default: 30 rejected attempts a minute');
+  assert.equal(rejectedUploadsPerMinute(1), 30);
+  assert.equal(rejectedUploadsPerMinute(20), 120, '6 times uploadsPerMinute when that is more');
+
+  const s = await startServer({ uploadsPerMinute: 2, maxUploadSizeMB: 0.01 });
+  // A user trying wrong files: each kind of refusal for what was sent, none of them counted against the 2 uploads.
+  assert.equal((await post(s, '/api/captures', [Buffer.from('GET / HTTP/1.1\r\n')])).status, 415, 'not a capture');
+  assert.equal((await post(s, '/api/captures', [])).status, 400, 'empty');
+  assert.equal((await post(s, '/api/captures', [pcapBody(LIMIT + 1)])).status, 413, 'too large, streamed');
+  assert.equal((await post(s, '/api/captures', [pcapBody(LIMIT + 1)], {}, true)).status, 413, 'too large, declared');
+  assert.equal((await post(s, '/api/captures', [pcapBody(10)], { 'content-type': 'multipart/form-data; boundary=x' })).status, 415, 'multipart');
+  assert.equal((await post(s, '/api/captures', [pcapBody(24)])).status, 202, 'then a good file is accepted');
+  assert.equal((await post(s, '/api/captures', [pcapBody(24)])).status, 202, 'and a second');
+  const third = await post(s, '/api/captures', [pcapBody(24)]);
+  assert.equal(third.status, 429, 'the third accepted upload of the minute is one too many');
+  assert.equal(json(third).error, 'too many uploads');
+
+  // A client flooding with bad bodies: refused with 415 up to the bound, then 429 before a byte is read.
+  const flood = await startServer({ uploadsPerMinute: 2 });
+  const bad = Buffer.from('not a capture at all');
+  for (let i = 0; i < 30; i++) assert.equal((await post(flood, '/api/captures', [bad])).status, 415, `rejected attempt ${i + 1}`);
+  const over = await post(flood, '/api/captures', [bad]);
+  assert.equal(over.status, 429);
+  const wait = Number(over.headers['retry-after']);
+  assert.ok(wait >= 59 && wait <= 60, `Retry-After ${wait}`);
+  assert.deepEqual(json(over), { error: 'too many rejected uploads', detail: `30 rejected uploads within a minute from this client; retry in ${wait} s` });
+  const good = await post(flood, '/api/captures', [pcapBody(24)]);
+  assert.equal(good.status, 429, 'the flooding client waits out the minute, good file or not');
+  assert.equal(flood.queue.stats().uploading, 0, 'no queue slot held by the refusals');
 });
 
 test('sweepExpired with the queue stops an expired analysis still running, then removes its job and files', async () => {

@@ -3,6 +3,7 @@
  */
 import type { Config } from '../../common/config.js';
 import { isoTime } from '../../common/address.js';
+import { noun, plural } from '../../common/wording.js';
 import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '../../common/report.js';
 import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
@@ -47,10 +48,10 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
 
   const warnings: string[] = [];
   if (reader.truncated) {
-    warnings.push(`input is cut short: the record at byte offset ${reader.truncatedAt} is incomplete; analyzed the ${reader.packets} complete packets before it`);
+    warnings.push(`input is cut short: the record at byte offset ${reader.truncatedAt} is incomplete; analyzed the ${plural(reader.packets, 'complete packet')} before it`);
   }
   if (pipeline.unexpected) {
-    warnings.push(`${pipeline.unexpected} packets hit an internal error and were skipped (first: ${String(pipeline.lastError)})`);
+    warnings.push(`${plural(pipeline.unexpected, 'packet')} hit an internal error and ${noun(pipeline.unexpected, 'was', 'were')} skipped (first: ${String(pipeline.lastError)})`);
   }
   const decodeErrors = pipeline.decoder.anomalies.toRecord();
   if (reader.capLenOverWireLen) decodeErrors['frame.caplen_gt_len'] = reader.capLenOverWireLen;

@@ -21,6 +21,7 @@
 import { Transport } from '../decode/constants.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { DIR_NAMES, flowKey, round3 } from './window-flows.js';
+import { plural } from './lib/format.js';
 
 /** Bytes one way over bytes the other way above which a flow is strongly asymmetric. */
 export const ASYMMETRY_RATIO = 20;
@@ -73,7 +74,7 @@ class AsymmetryAnalyzer implements Analyzer {
       type: 'one_way_flow',
       severity: tcp ? 'warning' : 'info',
       key: flowKey(f, slot),
-      summary: `${packets} packets ${dir === 0 ? 'from the client' : 'from the server'} and none in the other direction${tcp ? ' (no answer, asymmetric routing, or half of the traffic not captured)' : ''}.`,
+      summary: `${plural(packets, 'packet')} ${dir === 0 ? 'from the client' : 'from the server'} and none in the other direction${tcp ? ' (no answer, asymmetric routing, or half of the traffic not captured)' : ''}.`,
       evidence: {
         direction: DIR_NAMES[dir]!,
         packets,

@@ -79,7 +79,7 @@ import { isLoopback } from './lib/networks.js';
 import { isSpecialAddress } from './lib/networks.js';
 import { KeyTable } from './lib/key-table.js';
 import { SuppressionTable } from './lib/suppression.js';
-import { round2, round3, round4 } from './lib/format.js';
+import { duration, plural, round3, round4 } from './lib/format.js';
 
 /** Event times and sizes kept per key (the newest ones). */
 export const MAX_EVENTS = 64;
@@ -562,8 +562,8 @@ class BeaconingAnalyzer implements Analyzer {
       type: 'beaconing',
       severity,
       key: `${src}->${hosts.version(s) === 6 ? `[${dst}]` : dst}:${port}/${proto}`,
-      summary: `${src} reaches ${dst} port ${port}/${proto} every ${round2(st.periodSeconds)} s (interval CV ${round3(st.intervalCv)}, size CV ${round3(st.sizeCv)})`
-        + ` over ${st.events} ${proto === 'tcp' ? 'connections' : 'bursts'} in ${Math.round(st.observedSeconds)} s: beaconing score ${score}.`,
+      summary: `${src} reaches ${dst} port ${port}/${proto} every ${duration(st.periodSeconds)} (interval CV ${round3(st.intervalCv)}, size CV ${round3(st.sizeCv)})`
+        + ` over ${plural(st.events, proto === 'tcp' ? 'connection' : 'burst')} in ${duration(st.observedSeconds)}: beaconing score ${score}.`,
       evidence: {
         source: src,
         destination: dst,

@@ -99,7 +99,7 @@ import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
-import { endpoint } from './lib/format.js';
+import { endpoint, plural } from './lib/format.js';
 
 /** Frame bytes (both directions) at most for a short-lived connection. */
 export const LITTLE_DATA_BYTES = 32 * 1024;
@@ -509,13 +509,13 @@ class BruteForceAnalyzer implements Analyzer {
       crossings.push({ measured: 'sessionDurationCv', value: st.durationCv, setting: 'maxDurationCv', limit: cfg.maxDurationCv, op: '<=' });
     }
     const over = st.run ? `over the last ${Math.round(st.span)} s` : `in the last ${lookback} s`;
-    const sessionsText = `${st.sessions} complete ${service} sessions to ${endpoint(dst, port)} ${over}`
+    const sessionsText = `${plural(st.sessions, `complete ${service} session`)} to ${endpoint(dst, port)} ${over}`
       + ` (${round1(st.perMinute)}/min), alike in size (mean ${Math.round(st.meanBytes)} B, CV ${round3(st.sizeCv)})`
       + ` and duration (mean ${round1(st.meanSeconds)} s, CV ${round3(st.durationCv)})`;
     const longerText = longer > 0 ? `; ${longer} lasted longer (a login may have succeeded).` : '.';
     const summary = c.failures
-      ? `${src} made ${attempts} ${service} connection attempts to ${endpoint(dst, port)} in the last ${lookback} s:`
-        + ` ${failed} failed, ${short} short-lived (${(ratio * 100).toFixed(1)} %)` + (c.sessions ? `; ${st.sessions} complete sessions alike in size and duration` : '') + longerText
+      ? `${src} made ${plural(attempts, `${service} connection attempt`)} to ${endpoint(dst, port)} in the last ${lookback} s:`
+        + ` ${failed} failed, ${short} short-lived (${(ratio * 100).toFixed(1)} %)` + (c.sessions ? `; ${plural(st.sessions, 'complete session')} alike in size and duration` : '') + longerText
       : `${src} opened ${sessionsText}: password guessing that completes every connection` + longerText;
     return {
       type: 'brute_force',

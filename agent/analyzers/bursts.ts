@@ -23,6 +23,7 @@
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
 import { round3 } from './window-flows.js';
+import { plural } from './lib/format.js';
 
 /** Buckets per window at most; with more, buckets are widened (the effective `bucketMs` is in the metrics). */
 const MAX_BUCKETS = 1 << 20;
@@ -92,7 +93,7 @@ class BurstsAnalyzer implements Analyzer {
         type: 'traffic_burst',
         severity: 'info',
         key: 'window',
-        summary: `${bursts} bursts of traffic: up to ${max} packets in ${this.bucketMs} ms (${round3(peakPps)} packets/s) against an average of ${round3(average)} per ${this.bucketMs} ms.`,
+        summary: `${plural(bursts, 'burst')} of traffic: up to ${plural(max, 'packet')} in ${this.bucketMs} ms (${round3(peakPps)} packets/s) against an average of ${round3(average)} per ${this.bucketMs} ms.`,
         evidence: {
           bursts,
           maxBucketPackets: max,

@@ -19,6 +19,7 @@ import { isoFromSeconds } from '../../common/address.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { round9 } from './window-flows.js';
+import { duration, noun, plural } from './lib/format.js';
 
 export function createCaptureAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new CaptureAnalyzer(ctx);
@@ -70,7 +71,7 @@ class CaptureAnalyzer implements Analyzer {
         type: 'capture_gap',
         severity: 'info',
         key: 'window',
-        summary: `${this.gaps} capture gaps longer than ${this.gapSeconds} s without packets, the longest ${round9(this.longestGap)} s from ${from} (an idle link, or packets not captured).`,
+        summary: `${plural(this.gaps, 'capture gap')} longer than ${duration(this.gapSeconds)} without packets, the longest ${duration(this.longestGap)} from ${from} (an idle link, or packets not captured).`,
         evidence: { gaps: this.gaps, longestSeconds: round9(this.longestGap), totalSeconds: round9(this.totalGap), longestFrom: from, gapSeconds: this.gapSeconds },
       });
     }
@@ -79,7 +80,7 @@ class CaptureAnalyzer implements Analyzer {
         type: 'timestamps_backwards',
         severity: 'info',
         key: 'window',
-        summary: `${this.backwards} packets stamped earlier than the packet before them (by up to ${round9(this.largestStepBack)} s): merged interfaces or a clock stepped back; time-based figures around them are less reliable.`,
+        summary: `${plural(this.backwards, 'packet')} stamped earlier than the packet before ${noun(this.backwards, 'it', 'them')} (by up to ${duration(this.largestStepBack)}): merged interfaces or a clock stepped back; time-based figures around ${noun(this.backwards, 'it', 'them')} are less reliable.`,
         evidence: { packets: this.backwards, largestStepBackSeconds: round9(this.largestStepBack) },
       });
     }

@@ -114,7 +114,7 @@ import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
-import { round2 } from './lib/format.js';
+import { plural, round2 } from './lib/format.js';
 
 /** Time buckets per look-back. */
 const BUCKETS = 6;
@@ -1147,7 +1147,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
       severity,
       key: `${client}|*`,
       host: client,
-      summary: `Possible DNS tunnel without a fixed parent domain: ${client} sent ${encoded} queries with encoded labels (hex ${hex} %, base32 ${Math.round(base32Share * 100)} %, base64 ${Math.round(base64Share * 100)} %;`
+      summary: `Possible DNS tunnel without a fixed parent domain: ${client} sent ${plural(encoded, 'query', 'queries')} with encoded labels (hex ${hex} %, base32 ${Math.round(base32Share * 100)} %, base64 ${Math.round(base64Share * 100)} %;`
         + ` mean length ${meanLength.toFixed(1)}, ${Math.round(distinctRatio * 100)} % distinct, ${Math.round(unusualShare * 100)} % unusual record types).`,
       evidence: {
         scope: 'client',
@@ -1248,7 +1248,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
         severity,
         key: `${client}|${domain}`,
         host: client,
-        summary: `Possible DNS tunnel: ${client} sent ${queries} queries with ${unique} unique subdomains of ${domain} (${shape}).`,
+        summary: `Possible DNS tunnel: ${client} sent ${plural(queries, 'query', 'queries')} with ${plural(unique, 'unique subdomain')} of ${domain} (${shape}).`,
         evidence: {
           scope: 'domain',
           client,

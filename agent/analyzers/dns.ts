@@ -27,7 +27,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { KeyTable } from './lib/key-table.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { round9 } from './lib/format.js';
+import { duration, plural, round9 } from './lib/format.js';
 
 const RCODE_NAMES: Record<number, string> = {
   0: 'NOERROR', 1: 'FORMERR', 2: 'SERVFAIL', 3: 'NXDOMAIN', 4: 'NOTIMP', 5: 'REFUSED', 6: 'YXDOMAIN', 7: 'YXRRSET', 8: 'NXRRSET', 9: 'NOTAUTH', 10: 'NOTZONE',
@@ -259,14 +259,14 @@ class DnsAnalyzer implements Analyzer {
     if (s.p90 !== null && s.p90 >= c.warning) {
       this.ctx.report({
         type: 'dns_latency', severity: s.p90 >= c.critical ? 'critical' : 'warning', key: 'window',
-        summary: `DNS responses are slow: 90 % within ${(s.p90 * 1000).toFixed(0)} ms (${s.count} responses).`,
+        summary: `DNS responses are slow: 90 % within ${duration(s.p90)} (${plural(s.count, 'response')}).`,
         evidence: { responses: s.count, p50: s.p50, p90: s.p90, max: s.max },
       });
     }
     if (w.timeouts > 0) {
       this.ctx.report({
         type: 'dns_timeout', severity: w.timeouts >= 10 ? 'warning' : 'info', key: 'window',
-        summary: `${w.timeouts} DNS queries got no answer within ${c.timeout} s.`,
+        summary: `${plural(w.timeouts, 'DNS query', 'DNS queries')} got no answer within ${duration(c.timeout)}.`,
         evidence: { timeouts: w.timeouts, queries: w.queries, server: servers[0]?.server ?? null },
       });
     }

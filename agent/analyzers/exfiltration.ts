@@ -67,7 +67,7 @@ import { isSpecialAddress } from './lib/networks.js';
 import { KeyTable } from './lib/key-table.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
-import { round1 } from './lib/format.js';
+import { plural, round1 } from './lib/format.js';
 
 const SENT = 0;
 const RECEIVED = 1;
@@ -414,4 +414,4 @@ class ExfiltrationAnalyzer implements Analyzer {
   }
 }
 
-const mb = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : `${n.toLocaleString('en-US')} bytes`);
+const mb = (n: number): string => (n >= 1e6 ? `${(n / 1e6).toFixed(1)} MB` : plural(n, 'byte'));

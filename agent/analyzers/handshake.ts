@@ -42,7 +42,7 @@ import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type Flo
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
-import { round6, round9, endpoint, dur } from './lib/format.js';
+import { round6, round9, endpoint, duration, plural } from './lib/format.js';
 import { KeyTable } from './lib/key-table.js';
 
 const { SYN, ACK, RST } = TcpFlag;
@@ -215,7 +215,7 @@ class HandshakeAnalyzer implements Analyzer {
           type: 'slow_handshake',
           severity: 'warning',
           key: flowKey(this.ctx.flows, slot),
-          summary: `TCP handshake with ${endpoint(f.server, f.serverPort)} took ${dur(total)} (SYN to SYN/ACK ${dur(synToSynAck)}, SYN/ACK to ACK ${dur(synAckToAck)}): `
+          summary: `TCP handshake with ${endpoint(f.server, f.serverPort)} took ${duration(total)} (SYN to SYN/ACK ${duration(synToSynAck)}, SYN/ACK to ACK ${duration(synAckToAck)}): `
             + (side === 'server' ? 'the server is slow to answer.' : 'the client (or the network on its side) is slow to acknowledge.'),
           evidence: {
             synToSynAckSeconds: round9(synToSynAck),
@@ -249,8 +249,8 @@ class HandshakeAnalyzer implements Analyzer {
         severity: 'warning',
         key: flowKey(this.ctx.flows, slot),
         summary: reason === 'refused'
-          ? `${endpoint(f.server, f.serverPort)} refused the TCP connection (SYN answered by RST after ${dur(waited)}).`
-          : `No answer from ${endpoint(f.server, f.serverPort)} to ${syns} SYN${syns > 1 ? 's' : ''} over ${dur(waited)}${stillOpen ? ' (still waiting at the end of the input)' : ''}.`,
+          ? `${endpoint(f.server, f.serverPort)} refused the TCP connection (SYN answered by RST after ${duration(waited)}).`
+          : `No answer from ${endpoint(f.server, f.serverPort)} to ${plural(syns, 'SYN')} over ${duration(waited)}${stillOpen ? ' (still waiting at the end of the input)' : ''}.`,
         evidence: {
           reason,
           syns,
@@ -280,7 +280,7 @@ class HandshakeAnalyzer implements Analyzer {
       type: 'syn_retransmission',
       severity,
       key: flowKey(this.ctx.flows, slot),
-      summary: `The SYN to ${endpoint(f.server, f.serverPort)} was retransmitted ${retries} time${retries > 1 ? 's' : ''} over ${dur(waited)} (handshake ${outcome.replace('_', ' ')}).`,
+      summary: `The SYN to ${endpoint(f.server, f.serverPort)} was retransmitted ${plural(retries, 'time')} over ${duration(waited)} (handshake ${outcome.replace('_', ' ')}).`,
       evidence: {
         retransmissions: retries,
         intervals: list.map((x) => round6(x)).join(',') + (retries > list.length ? ',...' : ''),

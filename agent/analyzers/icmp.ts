@@ -7,6 +7,7 @@ import { formatAddress } from '../../common/address.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import { plural } from './lib/format.js';
 
 const UNREACHABLE_CODES: Record<number, string> = {
   0: 'network', 1: 'host', 2: 'protocol', 3: 'port', 4: 'fragmentation_needed', 5: 'source_route_failed',
@@ -74,7 +75,7 @@ class IcmpAnalyzer implements Analyzer {
         type: 'icmp_unreachable',
         severity: unreachableTotal >= 100 ? 'warning' : 'info',
         key: Object.keys(w.unreachable).sort().join(','),
-        summary: `${unreachableTotal} ICMP destination-unreachable messages (${Object.entries(w.unreachable).map(([k, n]) => `${k} ${n}`).join(', ')}).`,
+        summary: `${plural(unreachableTotal, 'ICMP destination-unreachable message')} (${Object.entries(w.unreachable).map(([k, n]) => `${k} ${n}`).join(', ')}).`,
         evidence: { ...prefixed('code.', w.unreachable), total: unreachableTotal, firstQuotedFlow: [...w.quoted.keys()][0] ?? null },
       });
     }
@@ -93,7 +94,7 @@ class IcmpAnalyzer implements Analyzer {
         type: 'icmp_time_exceeded',
         severity: 'info',
         key: 'window',
-        summary: `${w.timeExceeded} ICMP time-exceeded messages (a TTL ran out: a routing loop or a traceroute).`,
+        summary: `${plural(w.timeExceeded, 'ICMP time-exceeded message')} (a TTL ran out: a routing loop or a traceroute).`,
         evidence: { messages: w.timeExceeded },
       });
     }

@@ -28,6 +28,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { DIR_NAMES, WindowFlowSet, flowKey, round9 } from './window-flows.js';
+import { duration } from './lib/format.js';
 
 /** `high_jitter` findings per window, at most. */
 const MAX_FINDINGS = 10;
@@ -142,7 +143,7 @@ class JitterAnalyzer implements Analyzer {
       type: 'high_jitter',
       severity: critical ? 'critical' : 'warning',
       key: `${flowKey(this.ctx.flows, slot)} ${DIR_NAMES[dir]}`,
-      summary: `UDP interarrival jitter of ${(j * 1000).toFixed(1)} ms (${DIR_NAMES[dir]!.replace(/_/g, ' ')}), above the ${critical ? 'critical' : 'warning'} level of ${((critical ? this.critical : this.warning) * 1000).toFixed(1)} ms.`,
+      summary: `UDP interarrival jitter of ${duration(j)} (${DIR_NAMES[dir]!.replace(/_/g, ' ')}), above the ${critical ? 'critical' : 'warning'} level of ${duration(critical ? this.critical : this.warning)}.`,
       evidence: { jitterSeconds: round9(j), direction: DIR_NAMES[dir]!, packetsInWindow: this.packetsInWindow(slot * 2 + dir), threshold: critical ? this.critical : this.warning },
       flowSlot: slot,
     });

@@ -52,6 +52,7 @@ import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } fro
 import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
+import { plural } from './lib/format.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
@@ -403,7 +404,7 @@ class LateralMovementAnalyzer implements Analyzer {
       type: 'lateral_movement',
       severity,
       key: c.key,
-      summary: `Internal host ${addr} tried ${capped ? 'at least ' : ''}${hosts} internal hosts on administrative ports (${ports.join(', ')})`
+      summary: `Internal host ${addr} tried ${capped ? 'at least ' : ''}${plural(hosts, 'internal host')} on administrative ports (${ports.join(', ')})`
         + ` in the last ${lookback} s: ${reached} reached, ${hosts - reached} not (refused, unanswered or still pending).`,
       evidence: {
         source: addr,

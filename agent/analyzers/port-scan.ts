@@ -139,7 +139,7 @@ import { KeyTable } from './lib/key-table.js';
 import { isLoopback, isSpecialAddress } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
-import { round2, round3 } from './lib/format.js';
+import { plural, round2, round3 } from './lib/format.js';
 
 /** Failed (host, port) probes remembered per source. */
 export const MAX_PAIRS_PER_SOURCE = 4096;
@@ -975,9 +975,9 @@ class PortScanAnalyzer implements Analyzer {
       if (k !== K_SYN && k !== K_UDP) stealthy = true;
     }
     const probeKinds = kinds.join(', ');
-    const what = kind === 'vertical' || kind === 'small' ? `${atLeast}${portsOnHost} ports on ${topName}`
-      : kind === 'horizontal' ? `port ${topPort} on ${atLeast}${hostsOnPort} hosts`
-        : `${atLeast}${portCount} ports on ${hostCount} hosts (up to ${portsOnHost} ports on ${topName}, port ${topPort} on ${hostsOnPort} hosts)`;
+    const what = kind === 'vertical' || kind === 'small' ? `${atLeast}${plural(portsOnHost, 'port')} on ${topName}`
+      : kind === 'horizontal' ? `port ${topPort} on ${atLeast}${plural(hostsOnPort, 'host')}`
+        : `${atLeast}${plural(portCount, 'port')} on ${plural(hostCount, 'host')} (up to ${plural(portsOnHost, 'port')} on ${topName}, port ${topPort} on ${plural(hostsOnPort, 'host')})`;
     return {
       rank: SEVERITY_RANK[severity],
       score,
@@ -987,7 +987,7 @@ class PortScanAnalyzer implements Analyzer {
         type: 'port_scan',
         severity,
         key: `source ${addr}`,
-        summary: `${addr} probed ${what} in the last ${cfg.lookback} s (${kind} scan): ${failed} of ${attempts} attempts failed`
+        summary: `${addr} probed ${what} in the last ${cfg.lookback} s (${kind} scan): ${failed} of ${plural(attempts, 'attempt')} failed`
           + ` (${pct(ratio)}), ${rate.toFixed(1)} probes/s${stealthy ? ` (${probeKinds})` : ''}.`,
         evidence: {
           kind,
@@ -1058,8 +1058,8 @@ class PortScanAnalyzer implements Analyzer {
         type: 'port_scan',
         severity,
         key: `target ${addr}`,
-        summary: `${sourceCount} sources probed ${capped ? 'at least ' : ''}${ports} ports on ${addr} in the last ${cfg.lookback} s, none more than ${most}`
-          + ` (distributed scan): ${failed} of ${attempts} attempts failed (${pct(ratio)}).`,
+        summary: `${plural(sourceCount, 'source')} probed ${capped ? 'at least ' : ''}${plural(ports, 'port')} on ${addr} in the last ${cfg.lookback} s, none more than ${most}`
+          + ` (distributed scan): ${failed} of ${plural(attempts, 'attempt')} failed (${pct(ratio)}).`,
         evidence: {
           kind: 'distributed',
           target: addr,

@@ -33,7 +33,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import { Dir, FlowState, describeFlow, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { round9, endpoint } from './lib/format.js';
+import { round9, endpoint, duration, plural } from './lib/format.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
 
@@ -198,8 +198,8 @@ class ResetsAnalyzer implements Analyzer {
         type: 'zombie_flows',
         severity: 'warning',
         key: 'end',
-        summary: `${zombies} established TCP connection${zombies > 1 ? 's were' : ' was'} idle for more than ${zombieIdle} s at the end of the input`
-          + ` (the idlest, ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)}, for ${maxIdle.toFixed(1)} s).`,
+        summary: `${plural(zombies, 'established TCP connection')} ${zombies === 1 ? 'was' : 'were'} idle for more than ${duration(zombieIdle)} at the end of the input`
+          + ` (the idlest, ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)}, for ${duration(maxIdle)}).`,
         evidence: { zombies, maxIdleSeconds: round9(maxIdle), zombieIdle, establishedAtEnd: established, halfOpenAtEnd: halfOpen },
         flowSlot: idlest,
         host: f.server,
@@ -224,7 +224,7 @@ class ResetsAnalyzer implements Analyzer {
         type: 'connection_refused',
         severity: 'warning',
         key: r.key,
-        summary: `${r.key} refused ${r.count} TCP connection${r.count > 1 ? 's' : ''} (SYN answered by RST).`,
+        summary: `${r.key} refused ${plural(r.count, 'TCP connection')} (SYN answered by RST).`,
         evidence: { refused: r.count, serverPort: r.port, firstClient: r.firstClient },
         host: r.host,
       }));

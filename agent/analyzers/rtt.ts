@@ -27,7 +27,7 @@ import { Dir, EndReason, describeFlow, type EndReasonCode, type FlowTable } from
 import type { TcpPacketResult } from '../flow/tcp-result.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
-import { round9, endpoint, dur } from './lib/format.js';
+import { round9, endpoint, duration, plural } from './lib/format.js';
 
 /** high_rtt findings per window at most. */
 const MAX_FLOW_FINDINGS = 10;
@@ -144,8 +144,8 @@ class RttAnalyzer implements Analyzer {
       type: 'high_rtt',
       severity,
       key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`,
-      summary: `TCP round-trip times to ${endpoint(f.server, f.serverPort)} are high: max ${dur(max)}, mean ${dur(mean)} over ${n} ACK${n > 1 ? 's' : ''}`
-        + (p90OverCritical ? `, 90th percentile over ${dur(cfg.critical)}.` : p90OverWarning ? `, 90th percentile over ${dur(cfg.warning)}.` : '.'),
+      summary: `TCP round-trip times to ${endpoint(f.server, f.serverPort)} are high: max ${duration(max)}, mean ${duration(mean)} over ${plural(n, 'ACK')}`
+        + (p90OverCritical ? `, 90th percentile over ${duration(cfg.critical)}.` : p90OverWarning ? `, 90th percentile over ${duration(cfg.warning)}.` : '.'),
       evidence: {
         samples: n,
         meanSeconds: round9(mean),

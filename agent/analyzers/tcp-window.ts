@@ -25,7 +25,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
-import { round6, round9, endpoint, dur } from './lib/format.js';
+import { round6, round9, endpoint, duration } from './lib/format.js';
 
 const LOW_EXCLUDED = TcpFlag.SYN | TcpFlag.RST;
 const SIDES = ['client', 'server'] as const;
@@ -92,22 +92,22 @@ class TcpWindowAnalyzer implements Analyzer {
   private end(d: number, now: number, endedBy: EndedBy): void {
     this.open[d] = 0;
     // Rounded to the nanosecond, so a period sitting on zeroWindowPeriod is not moved off it by float noise.
-    const duration = Math.max(0, round9(now - this.start[d]!));
+    const closedFor = Math.max(0, round9(now - this.start[d]!));
     const w = this.w;
     if (endedBy === 'end_of_input') {
       w.openAtEnd++;
     } else {
       w.periods[d & 1]!++;
-      w.totalSeconds += duration;
+      w.totalSeconds += closedFor;
     }
-    if (duration > w.maxSeconds) w.maxSeconds = duration;
+    if (closedFor > w.maxSeconds) w.maxSeconds = closedFor;
     const period = this.ctx.config.analyzers.tcp_window.zeroWindowPeriod;
-    if (duration < period && endedBy !== 'end_of_input') return;
+    if (closedFor < period && endedBy !== 'end_of_input') return;
     w.reported++;
     const slot = d >> 1;
     const side = SIDES[d & 1]!;
     const flows: FlowTable = this.ctx.flows;
-    const severity: FindingSeverity = duration >= 10 * period ? 'critical' : duration >= period ? 'warning' : 'info';
+    const severity: FindingSeverity = closedFor >= 10 * period ? 'critical' : closedFor >= period ? 'warning' : 'info';
     const stillOpen = endedBy === 'end_of_input';
     this.ctx.reportLazily('zero_window', () => {
       const f = describeFlow(flows, slot);
@@ -116,12 +116,12 @@ class TcpWindowAnalyzer implements Analyzer {
         type: 'zero_window',
         severity,
         key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}/${side}/${round6(this.start[d]!)}`,
-        summary: `${advertiser} (the ${side}) advertised a zero receive window for ${dur(duration)}`
+        summary: `${advertiser} (the ${side}) advertised a zero receive window for ${duration(closedFor)}`
           + (stillOpen ? ', still closed at the end of the input.' : endedBy === 'flow_end' ? ' until the flow ended.' : ' before reopening it.'),
         evidence: {
           side,
           advertisedBy: advertiser,
-          durationSeconds: round9(duration),
+          durationSeconds: round9(closedFor),
           stillOpen,
           endedBy,
           zeroWindowPackets: this.zeroPackets[d]!,

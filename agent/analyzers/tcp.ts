@@ -8,7 +8,7 @@ import type { PacketView } from '../decode/packet-view.js';
 import { Quantiles } from './lib/quantiles.js';
 import { ANY_RETRANSMISSION, TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
-import { round2, round6 } from './lib/format.js';
+import { duration, plural, round2, round6 } from './lib/format.js';
 
 /** Report counter names (Wireshark fields) and the analysis bits each counts. */
 const FLAG_COUNTERS: ReadonlyArray<readonly [string, number]> = [
@@ -79,7 +79,7 @@ class TcpAnalyzer implements Analyzer {
         type: 'tcp_retransmissions',
         severity,
         key: 'window',
-        summary: `${w.retransmissions} TCP retransmissions in ${span.end - span.start} s (${(rate * 100).toFixed(1)} % of ${w.segments} data segments).`,
+        summary: `${plural(w.retransmissions, 'TCP retransmission')} in ${duration(span.end - span.start)} (${(rate * 100).toFixed(1)} % of ${plural(w.segments, 'data segment')}).`,
         evidence: { retransmissions: w.retransmissions, fastRetransmissions: w.fast, spuriousRetransmissions: w.spurious, dataSegments: w.segments, ratePercent: round2(rate * 100), lostSegments: w.lost, duplicateAcks: w.duplicateAcks },
       });
     }

@@ -13,6 +13,22 @@
  * `collector.uploadIdleSeconds`, or still streaming after
  * `collector.uploadTimeoutSeconds`, is cut off with 408; and a client (IPv4
  * address, IPv6 /64) has one upload streaming at a time (429 for a second).
+ *
+ * Rate limits per client, both checked before a byte is read (429 with
+ * Retry-After): accepted uploads (202) count against
+ * `collector.uploadsPerMinute`; rejected ones (not a capture, too large,
+ * empty, multipart, stalled, cut off) do not, so a user who tries a few wrong
+ * files is not locked out, but count against a separate, larger bound of
+ * rejected attempts (`rejectedUploadsPerMinute()`), so a client cannot make the
+ * collector read an endless stream of refused bodies either. Refusals that are
+ * the collector's state (queue full, one upload at a time, disk full) count in
+ * neither.
+ *
+ * The file name (shown on the pages and in the API): `X-Filename`
+ * (percent-encoded), `?name=` (or `?filename=`), or `Content-Disposition:
+ * attachment; filename=...` (`filename*=UTF-8''...` first), in that order;
+ * sanitized by `sanitizeFilename`.
+ *
  * Every error is `{ error, detail }`. Uploads and deletes are audited
  * (route config `audit`).
  */
@@ -23,6 +39,7 @@ import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { CollectorConfig } from '../../common/config.js';
+import { plural } from '../../common/wording.js';
 import { internalError } from '../http/errors.js';
 import { RateLimiter, clientKey } from '../http/rate-limit.js';
 import type { CaptureJob, Store } from '../store/types.js';
@@ -44,6 +61,17 @@ const QUEUE_RETRY_AFTER = 30;
 /** Clients (IP, or IPv6 /64) tracked by the rate limiter at most; the least recently seen are forgotten first. */
 const RATE_CLIENTS_MAX = 10_000;
 const MiB = 1024 * 1024;
+/** Rejected uploads per client per minute at least (see rejectedUploadsPerMinute). */
+const REJECTED_PER_MINUTE_MIN = 30;
+
+/**
+ * The bound of rejected upload attempts per client and minute: 6 times
+ * `uploadsPerMinute`, at least 30 (with the default 5 per minute: 30). Large
+ * enough for a user trying wrong files; a flood of refused bodies stops there.
+ */
+export function rejectedUploadsPerMinute(uploadsPerMinute: number): number {
+  return Math.max(REJECTED_PER_MINUTE_MIN, 6 * uploadsPerMinute);
+}
 
 export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app, options) => {
   const { store, queue, config, dataDir } = options;
@@ -51,6 +79,8 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
   const limitBytes = Math.floor(config.maxUploadSizeMB * MiB);
   const timing = { idleMs: config.uploadIdleSeconds * 1000, deadlineMs: config.uploadTimeoutSeconds * 1000 };
   const limiter = new RateLimiter(config.uploadsPerMinute, 60_000, RATE_CLIENTS_MAX);
+  const rejectedMax = rejectedUploadsPerMinute(config.uploadsPerMinute);
+  const rejectedLimiter = new RateLimiter(rejectedMax, 60_000, RATE_CLIENTS_MAX);
   /** Clients with an upload streaming in now. */
   const uploading = new Set<string>();
   mkdirSync(uploadsDir(dataDir), { recursive: true, mode: PRIVATE_DIR });
@@ -76,19 +106,29 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
       reply.header('retry-after', '5').header('connection', 'close');
       return sendError(reply, 429, 'upload in progress', 'this client is already sending an upload: one at a time per client');
     }
-    const retryAfter = limiter.hit(client, Date.now());
+    const retryAfter = limiter.retryAfter(client, Date.now());
     if (retryAfter > 0) {
       reply.header('retry-after', String(retryAfter)).header('connection', 'close');
-      return sendError(reply, 429, 'too many uploads', `at most ${config.uploadsPerMinute} uploads per minute per client; retry in ${retryAfter} s`);
+      return sendError(reply, 429, 'too many uploads', `at most ${plural(config.uploadsPerMinute, 'upload')} per minute per client; retry in ${retryAfter} s`);
     }
+    const rejectedRetryAfter = rejectedLimiter.retryAfter(client, Date.now());
+    if (rejectedRetryAfter > 0) {
+      reply.header('retry-after', String(rejectedRetryAfter)).header('connection', 'close');
+      return sendError(reply, 429, 'too many rejected uploads',
+        `${plural(rejectedMax, 'rejected upload')} within a minute from this client; retry in ${rejectedRetryAfter} s`);
+    }
+    /** A refusal for what the client sent: counted against the rejected-attempts bound, not the upload quota. */
+    const rejected = (): void => { rejectedLimiter.hit(client, Date.now()); };
     const contentType = String(request.headers['content-type'] ?? '').toLowerCase();
     if (contentType.startsWith('multipart/')) {
+      rejected();
       reply.header('connection', 'close');
       return sendError(reply, 415, 'unsupported content type',
         `${contentType.split(';')[0]} is not accepted: send the capture file itself as the request body (Content-Type: application/octet-stream)`);
     }
     const declared = request.headers['content-length'] === undefined ? undefined : Number(request.headers['content-length']);
     if (declared !== undefined && declared > limitBytes) {
+      rejected();
       reply.header('connection', 'close');
       return sendError(reply, 413, 'upload too large', `Content-Length ${declared} exceeds the ${config.maxUploadSizeMB} MiB limit`);
     }
@@ -114,6 +154,7 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
     }
     if (result.kind !== 'ok') {
       queue.release();
+      if (result.kind !== 'write-error') rejected();
       reply.header('connection', 'close');
       switch (result.kind) {
         case 'empty': return sendError(reply, 400, 'empty upload', 'the request body is empty: send the capture file as the body');
@@ -153,6 +194,8 @@ export const uploadRoutes: FastifyPluginAsync<UploadRoutesOptions> = async (app,
       throw err;
     }
     queue.enqueue({ id, filename });
+    // Only now does the upload count against uploadsPerMinute (one upload streams per client at a time, so the check above still holds).
+    limiter.hit(client, Date.now());
     log.info({ id, filename, sizeBytes: result.size }, 'capture uploaded');
     const statusUrl = `/api/captures/${id}`;
     return reply.code(202).header('location', statusUrl).send({ id, statusUrl });
@@ -337,7 +380,9 @@ function pickFilename(request: FastifyRequest): string {
     try { return decodeURIComponent(header); } catch { return header; }
   }
   const query = request.query as Record<string, unknown> | undefined;
-  if (query && typeof query['filename'] === 'string') return query['filename'];
+  for (const key of ['name', 'filename']) {
+    if (query && typeof query[key] === 'string' && query[key] !== '') return query[key];
+  }
   const disposition = request.headers['content-disposition'];
   if (typeof disposition === 'string') {
     const star = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(disposition)?.[1];

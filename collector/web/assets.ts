@@ -48,6 +48,8 @@ export const APP_JS = String.raw`'use strict';
   const finite = (v) => typeof v === 'number' && Number.isFinite(v);
   const NF = new Intl.NumberFormat('en-US', { maximumFractionDigits: 2 });
   const num = (v) => (finite(v) ? NF.format(v) : '—');
+  /** "1 window", "3 windows" (as common/wording.ts's plural, with thousands separated). */
+  const plural = (n, singular, pluralForm) => num(n) + ' ' + (n === 1 ? singular : (pluralForm || singular + 's'));
   function bytes(v) {
     if (!finite(v)) return '—';
     if (v < 1024) return v + ' B';
@@ -338,7 +340,7 @@ export const APP_JS = String.raw`'use strict';
     const sy = (v) => T + (1 - Math.min(v, yMax) / yMax) * (H - T - B);
     const svg = s('svg', {
       viewBox: '0 0 ' + W + ' ' + H, class: 'chart-svg', role: 'img', 'data-chart': spec.id, 'data-points': points,
-      'aria-label': spec.title + ': ' + (points ? points + ' points, highest ' + unitText(spec.unit, max) : 'no data in this range'),
+      'aria-label': spec.title + ': ' + (points ? plural(points, 'point') + ', highest ' + unitText(spec.unit, max) : 'no data in this range'),
     }, s('title', null, spec.title));
     for (const f of [0, 0.5, 1]) {
       const y = sy(yMax * f);
@@ -434,9 +436,9 @@ export const APP_JS = String.raw`'use strict';
       const x1 = Date.parse(data.to);
       charts.replaceChildren(...CHARTS.map((spec) => chart(spec, data, x0, x1)));
       const notes = [];
-      notes.push(num(data.windows) + ' windows of ' + num(data.windowSeconds) + ' s from ' + utc(data.from) + ' to ' + utc(data.to) + ' UTC.');
+      notes.push(plural(data.windows, 'window') + ' of ' + num(data.windowSeconds) + ' s from ' + utc(data.from) + ' to ' + utc(data.to) + ' UTC.');
       if (data.pointSeconds > data.windowSeconds) notes.push('Each point covers ' + num(data.pointSeconds) + ' s: rates and p50s averaged, p99s and health the worst window, drops summed.');
-      if (data.truncated) notes.push('Only the first ' + num(data.windows) + ' windows of the range are shown: choose a shorter range.');
+      if (data.truncated) notes.push('Only the first ' + plural(data.windows, 'window') + ' of the range are shown: choose a shorter range.');
       if (!data.windows) notes.push('No windows in this range.');
       byId('charts-note').textContent = notes.join(' ');
     } catch (err) {
@@ -486,7 +488,7 @@ export const APP_JS = String.raw`'use strict';
     408: 'The upload stalled',
     413: 'The file is too large for this collector',
     415: 'This is not a capture file the collector reads',
-    429: 'Too many uploads from this client: wait a little',
+    429: 'Refused for now',
     503: 'The analysis queue is full: try again later',
     507: 'The collector is out of disk space',
   };
@@ -499,13 +501,14 @@ export const APP_JS = String.raw`'use strict';
     const percent = h('span', { class: 'muted' });
     const facts = h('dl', { class: 'kv' });
     const links = h('p', { class: 'capture-links' });
+    const warnings = h('div', { class: 'notice', id: 'capture-warnings', hidden: true });
     const error = h('div', { class: 'error', role: 'alert', hidden: true });
     const del = h('button', { type: 'button', class: 'danger', id: 'delete-capture' }, 'Delete');
     const statusUrl = '/captures/' + enc(id);
     root.replaceChildren(
       h('h2', null, 'Analysis'),
       h('p', null, 'Status: ', badge, ' ', h('label', { for: 'analysis-progress', class: 'visually-hidden' }, 'Analysis progress'), bar, ' ', percent),
-      facts, links, error,
+      facts, warnings, links, error,
       h('p', null, del, ' ', h('a', { href: statusUrl }, 'Status page of this upload')),
     );
     let timer = null;
@@ -520,13 +523,18 @@ export const APP_JS = String.raw`'use strict';
       bar.value = job.status === 'done' ? 100 : p;
       percent.textContent = (job.status === 'done' ? 100 : Math.round(p)) + ' %';
       facts.replaceChildren(
-        h('dt', null, 'File'), h('dd', null, job.filename ? String(job.filename) : '(no name)'),
+        h('dt', null, 'File'), h('dd', null, job.filename ? String(job.filename)
+          : h('span', { class: 'muted' }, 'no name given (name an upload with ?name=FILE, X-Filename or Content-Disposition)')),
         h('dt', null, 'Size'), h('dd', null, bytes(job.sizeBytes)),
         h('dt', null, 'Uploaded'), h('dd', null, utc(job.createdAt) + ' UTC'),
         h('dt', null, 'Started'), h('dd', null, job.startedAt ? utc(job.startedAt) + ' UTC' : '—'),
         h('dt', null, 'Finished'), h('dd', null, job.finishedAt ? utc(job.finishedAt) + ' UTC' : '—'),
         h('dt', null, 'Kept until'), h('dd', null, utc(job.expiresAt) + ' UTC'),
       );
+      // What the analysis had to skip or leave out (input cut short, report capped): the report is partial.
+      const notes = Array.isArray(job.warnings) ? job.warnings.map(String) : [];
+      warnings.hidden = notes.length === 0;
+      warnings.replaceChildren(h('strong', null, notes.length === 1 ? 'Warning' : 'Warnings'), h('ul', null, notes.map((w) => h('li', null, w))));
       if (job.status === 'failed') showError(error, 'The analysis failed: ' + (job.error || 'no reason given'));
       if (job.status === 'done') {
         const base = '/api/captures/' + enc(id) + '/report';
@@ -624,13 +632,21 @@ export const APP_JS = String.raw`'use strict';
           capturePanel(panel, data.id);
           return;
         }
+        // Refused: the bar measured bytes sent, not accepted, so it goes away.
+        progressBox.hidden = true;
+        bar.value = 0;
+        percent.textContent = '';
         const what = UPLOAD_ERRORS[xhr.status] || 'The upload failed';
         const retry = xhr.getResponseHeader('Retry-After');
+        const detail = data && data.detail ? String(data.detail) : '';
+        // The detail names the wait when there is one ("retry in 12 s"); the header is said only when it does not.
+        const wait = retry && !/retry in \d+ s/i.test(detail) ? ' Retry in ' + retry + ' s.' : '';
         showError(error, what + ' (HTTP ' + xhr.status + (data && data.error ? ', ' + data.error : '') + ')' +
-          (data && data.detail ? ': ' + data.detail : '') + (retry ? ' Retry in ' + retry + ' s.' : ''));
+          (detail ? ': ' + detail + (/[.!?]$/.test(detail) ? '' : '.') : '.') + wait);
       });
       xhr.addEventListener('error', () => {
         button.disabled = false;
+        progressBox.hidden = true;
         showError(error, 'The upload was cut off: the network failed or the collector refused the file before reading all of it (too large, not a capture, or too many uploads).');
       });
       xhr.send(file);

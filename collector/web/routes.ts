@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { CollectorConfig } from '../../common/config.js';
-import type { FindingSeverity, WindowSummary } from '../../common/report.js';
+import { HEALTH_SCOPE, type FindingSeverity, type WindowSummary } from '../../common/report.js';
 import { escapeHtml as e, windowQuantiles } from '../../common/report-html.js';
 import { fingerprint, readCookie, SESSION_COOKIE, type Authenticator } from '../http/auth.js';
 import { isoFromMs, parseRange, parseSensorRange, sensorDataEnd } from '../range-report.js';
@@ -316,6 +316,7 @@ ${o.body}
 <tbody></tbody>
 </table></div>
 <p id="sensors-empty" class="muted" hidden>No sensor has reported yet.</p>
+<p class="muted health-scope">${e(HEALTH_SCOPE)}</p>
 </section>
 <section aria-labelledby="h-counts">
 <h2 id="h-counts">Findings by severity</h2>
@@ -359,6 +360,7 @@ ${o.body}
 <h2 id="h-charts">Charts</h2>
 <div class="charts" id="charts" aria-busy="true"><p class="muted">Loading…</p></div>
 <p class="muted" id="charts-note"></p>
+<p class="muted health-scope">${e(HEALTH_SCOPE)}</p>
 </section>
 <section aria-labelledby="h-findings">
 <h2 id="h-findings">Findings in this range</h2>

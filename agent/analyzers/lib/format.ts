@@ -2,6 +2,7 @@
 import { formatIPv4 } from '../../../common/address.js';
 
 export { endpoint } from '../../../common/address.js';
+export { duration, noun, plural } from '../../../common/wording.js';
 
 /** Rounds to a fixed number of decimals, so JSON stays stable and free of float noise. */
 const rounder = (digits: number): ((x: number) => number) => {
@@ -14,9 +15,6 @@ export const round3 = rounder(3);
 export const round4 = rounder(4);
 export const round6 = rounder(6);
 export const round9 = rounder(9);
-
-/** A duration for a sentence: milliseconds below a second, else seconds. */
-export const dur = (seconds: number): string => (seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(3)} s`);
 
 /** Detectors key IPv4 hosts by their 32-bit word and others by text. */
 export const addrName = (a: number | string): string => (typeof a === 'number' ? formatIPv4(a) : a);

@@ -59,9 +59,9 @@ export class CollectorMetrics {
       name: `${PREFIX}collector_db_write_seconds`, help: 'Time to commit one ingest batch.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [r],
     });
-    this.sensorUp = new Gauge({ name: `${PREFIX}sensor_up`, help: '1 when the sensor sent a heartbeat within collector.sensorDownSeconds.', labelNames: ['sensor'], registers: [r] });
+    this.sensorUp = new Gauge({ name: `${PREFIX}sensor_up`, help: '1 when the sensor\'s last heartbeat (its own time, no later than its arrival) is within collector.sensorDownSeconds (or 3 of its heartbeat intervals, if longer) and was not the last of an orderly stop.', labelNames: ['sensor'], registers: [r] });
     this.sensorHealth = new Gauge({ name: `${PREFIX}sensor_health_score`, help: 'Health score of the sensor\'s latest window.', labelNames: ['sensor'], registers: [r] });
-    this.sensorDrops = new Gauge({ name: `${PREFIX}sensor_capture_drops`, help: 'Packets the sensor reported missed since it started, by where (from its last heartbeat).', labelNames: ['sensor', 'where'], registers: [r] });
+    this.sensorDrops = new Gauge({ name: `${PREFIX}sensor_capture_drops`, help: 'Packets the sensor reported missed since it started, by where (from its last heartbeat; only while the sensor is up).', labelNames: ['sensor', 'where'], registers: [r] });
     this.sensorsOverCap = new Gauge({ name: `${PREFIX}collector_sensors_unlisted`, help: 'Known sensors without series of their own (over collector.maxSensorSeries).', registers: [r] });
     this.findings = new Counter({ name: `${PREFIX}collector_findings_total`, help: 'Findings ingested, by sensor, type and severity (unknown types and severities: other).', labelNames: ['sensor', 'type', 'severity'], registers: [r] });
     this.queueDepth = new Gauge({ name: `${PREFIX}collector_upload_queue`, help: 'Capture analyses by state.', labelNames: ['state'], registers: [r] });
@@ -95,9 +95,15 @@ export class CollectorMetrics {
     for (const s of sensors) {
       const sensor = this.sensorLabel(s.id);
       if (sensor === OTHER_SENSOR) { unlisted++; continue; }
-      this.sensorUp.set({ sensor }, isUp(s) ? 1 : 0);
+      const up = isUp(s);
+      this.sensorUp.set({ sensor }, up ? 1 : 0);
       const score = s.lastHealthScore;
       if (typeof score === 'number' && Number.isFinite(score)) this.sensorHealth.set({ sensor }, score);
+      // A sensor that is not up has no current drop figures: its last heartbeat's are not exported as if they were.
+      if (!up) {
+        for (const where of DROP_WHERE) this.sensorDrops.remove({ sensor, where });
+        continue;
+      }
       // Stored content is not trusted to have the shape of today's schema (rows from before validation).
       const drops: unknown = (s.lastStatus as { capture?: { drops?: unknown } } | null)?.capture?.drops;
       if (typeof drops !== 'object' || drops === null) continue;

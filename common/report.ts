@@ -152,12 +152,15 @@ export interface CaptureDrops {
   kernel: number;
   /** Dropped by the interface or its driver (pcap_stats ps_ifdrop). */
   interface: number;
-  /** Received from libpcap but not analyzed by the agent (internal errors, unread at stop). */
+  /** Delivered by libpcap but not analyzed: the agent's own losses, counted as they happen (an internal error on a packet). */
   agent: number;
 }
 
 export interface WindowCapture {
-  /** Packets libpcap reported received during the window (pcap_stats ps_recv; replay: packets read). */
+  /**
+   * Packets libpcap reported received during the window (pcap_stats ps_recv; replay: packets read).
+   * Not a count of packets delivered: on loopback libpcap counts each packet twice.
+   */
   received: number;
   drops: CaptureDrops;
 }

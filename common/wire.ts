@@ -75,12 +75,22 @@ export interface StatusMessage {
   sensor: string;
   version: string;
   source: SourceInfo;
-  /** ISO times of the agent's start and of this message (wall clock). */
+  /** ISO time of the agent's start (wall clock). */
   startedAt: string;
+  /**
+   * ISO time the agent made this heartbeat, by its wall clock: never packet time, which is a
+   * replayed capture's own time and lags a live link by a window. The collector judges
+   * liveness by it (clamped to when the message arrived), so a backlog read late shows
+   * sensors as they were then, not as up.
+   */
   time: string;
   uptimeSeconds: number;
   /** `finished`: a replay (without --loop) read its whole input and the agent is exiting: its last status. */
   state: 'starting' | 'running' | 'degraded' | 'stopping' | 'finished';
+  /** The agent's heartbeat interval (status.seconds): the collector allows a few of them before calling it down. Absent from agents before it existed. */
+  heartbeatSeconds?: number;
+  /** True on the last heartbeat of an orderly stop or of a finished replay: the sensor is stopped, not down. Absent otherwise. */
+  final?: boolean;
   capture: CaptureStatus;
   /** conversationsForgotten: flows.endedConversations overwritten before resuming (absent from agents before it existed). */
   flows: { active: number; evicted: number; conversationsForgotten?: number };

@@ -299,7 +299,7 @@ test('nesting depth: brackets inside strings (escaped quotes too) do not count; 
 
 test('/metrics from stored content it does not trust: a non-number in drops is skipped, never thrown', () => {
   const m = new CollectorMetrics('test', 10);
-  const base: SensorRecord = { id: 'old', version: '0', source, firstSeen: iso(0), lastSeen: iso(0), lastStatus: null, lastHealthScore: null, lastWindowStart: null };
+  const base: SensorRecord = { id: 'old', version: '0', source, firstSeen: iso(0), lastSeen: iso(0), lastHeartbeat: null, lastStatus: null, lastHealthScore: null, lastWindowStart: null };
   const status = { capture: { drops: { kernel: 'lots', interface: null, agent: 3, bogus: 7 } } } as unknown as StatusMessage;
   assert.doesNotThrow(() => m.onSensors([{ ...base, lastStatus: status }, { ...base, id: 'odd', lastStatus: { capture: null } as unknown as StatusMessage }], () => true));
   assert.doesNotThrow(() => m.onSensors([{ ...base, id: 'weird', lastStatus: 'text' as unknown as StatusMessage, lastHealthScore: Number.NaN }], () => false));

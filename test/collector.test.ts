@@ -3,10 +3,12 @@
  * nats-server spawned here, on SQLite and on PostgreSQL: reports equal to
  * `analyze`, SIGKILL mid-ingest loses and duplicates nothing, malformed
  * messages are terminated, the API refuses bad queries and missing tokens.
+ * A collector started after its sensors stopped judges them by their
+ * heartbeats' own times: not up, and no stale spool or drop figures as current.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect } from '@nats-io/transport-node';
@@ -268,5 +270,76 @@ test('two collectors sharing one PostgreSQL database share the durable consumer:
   } finally {
     await nats.close();
     await db.drop();
+  }
+});
+
+test('a collector started on a stream after its sensors stopped: the one killed is down, the one stopped in order is stopped, no spool or drops shown as current', async () => {
+  const nats = await startNatsServer();
+  const agents: AgentProcess[] = [];
+  try {
+    const agentConfig = join(work, 'liveness-agent.yaml');
+    writeFileSync(agentConfig, 'windows:\n  seconds: 1\nstatus:\n  seconds: 1\n');
+    const start = (sensor: string): AgentProcess => {
+      const agent = spawnAgent(['--replay', SYNSCAN, '--loop', '--sensor', sensor, '--nats', nats.url, '--listen', '', '--data-dir', join(work, `${sensor}-agent`), '--config', agentConfig]);
+      agents.push(agent);
+      return agent;
+    };
+    const killed = start('killed');
+    const halted = start('halted');
+    const nc = await connect({ servers: nats.url });
+    let stored: number;
+    try {
+      const jsm = await jetstreamManager(nc);
+      const heartbeats = async (sensor: string): Promise<number> => {
+        const info = await jsm.streams.info('PCAP_ANALYZER', { subjects_filter: `pcap.v1.${sensor}.status` });
+        return info.state.subjects?.[`pcap.v1.${sensor}.status`] ?? 0;
+      };
+      await waitFor('three heartbeats of each sensor in the stream', async () => ((await heartbeats('killed')) >= 3 && (await heartbeats('halted')) >= 3) || undefined, 30_000, 200);
+      // Killed: no word at all; SIGTERM: the agent's orderly stop, with its final heartbeat.
+      killed.child.kill('SIGKILL');
+      halted.child.kill('SIGTERM');
+      assert.equal((await halted.exited).code, 0, halted.stderr());
+      await killed.exited;
+      stored = (await jsm.streams.info('PCAP_ANALYZER')).state.messages;
+    } finally {
+      await nc.close();
+    }
+    const killedAt = Date.now();
+
+    // Down after 5 s of silence (3 heartbeat intervals are less). The collector starts once that has passed
+    // since the kill, so it reads heartbeats 5 s old or more: ingested just now, they are not news.
+    const dataDir = join(work, 'liveness');
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(join(dataDir, 'collector.yaml'), 'collector:\n  sensorDownSeconds: 5\n');
+    await new Promise((r) => setTimeout(r, Math.max(0, killedAt + 6000 - Date.now())));
+    const collector = await startCollector(nats, 'liveness', ['--config', join(dataDir, 'collector.yaml')]);
+    type View = { id: string; up: boolean; liveness: string; state: string | null; lastSeen: string; lastHeartbeat: string | null; spool: unknown; capture: { packets: number } | null };
+    const sensors = async (): Promise<View[]> => (await getJson<{ sensors: View[] }>(`${collector.base}/api/sensors`)).sensors;
+    await waitFor('every message ingested', async () =>
+      metricValue(parseMetrics(await (await fetch(`${collector.base}/metrics`)).text()), 'pcap_analyzer_collector_messages_ingested_total') >= stored || undefined, 30_000, 200);
+    const [haltedView, killedView] = await sensors();
+    assert.equal(killedView!.id, 'killed');
+    assert.equal(killedView.up, false, 'killed 6 s before: its last heartbeat is older than sensorDownSeconds, however recently it was read');
+    assert.equal(killedView.liveness, 'down');
+    assert.ok(Date.parse(killedView.lastHeartbeat!) <= killedAt, `last heartbeat ${killedView.lastHeartbeat} made before the kill (by ${new Date(killedAt).toISOString()})`);
+    assert.ok(Date.parse(killedView.lastSeen) > killedAt + 5000, 'read by the collector well after');
+    assert.equal(killedView.spool, null, 'no spool figure from a sensor that is not reporting');
+    assert.ok(killedView.capture && killedView.capture.packets > 0, 'its totals as of the last heartbeat stay');
+
+    assert.equal(haltedView!.id, 'halted');
+    assert.equal(haltedView.up, false);
+    assert.equal(haltedView.liveness, 'stopped', 'the final heartbeat of an orderly stop');
+    assert.equal(haltedView.state, 'stopping');
+    assert.equal(haltedView.spool, null);
+
+    const text = await (await fetch(`${collector.base}/metrics`)).text();
+    const m = parseMetrics(text);
+    assert.equal(m.get('pcap_analyzer_sensor_up{sensor="killed"}'), 0);
+    assert.equal(m.get('pcap_analyzer_sensor_up{sensor="halted"}'), 0);
+    assert.deepEqual(text.split('\n').filter((l) => l.startsWith('pcap_analyzer_sensor_capture_drops{')), [], 'no drop gauge of a sensor that is not up');
+    await stopCollector(collector);
+  } finally {
+    for (const a of agents) a.child.kill('SIGKILL');
+    await nats.close();
   }
 });

@@ -24,6 +24,7 @@ import { openStore, PostgresStore } from '../collector/store/index.js';
 import { SqliteStore } from '../collector/store/sqlite.js';
 import { MIGRATIONS } from '../collector/store/migrations.js';
 import { normalizeTime } from '../collector/store/shared.js';
+import { sensorLiveness, sensorView } from '../collector/http/app.js';
 import type { CaptureJob, IngestBatch, StoredFinding, Store } from '../collector/store/types.js';
 import { freePort } from './helpers/nats-server.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
@@ -239,7 +240,7 @@ for (const backend of [sqliteBackend, postgresBackend]) {
         let rec = await s.sensor('edge-1');
         assert.deepEqual(rec, {
           id: 'edge-1', version: '', source: SOURCE, firstSeen: '2025-01-01T00:00:00.000Z', lastSeen: '2025-01-01T00:00:00.000Z',
-          lastStatus: null, lastHealthScore: 80, lastWindowStart: new Date(Date.parse(startOf(5))).toISOString(),
+          lastHeartbeat: null, lastStatus: null, lastHealthScore: 80, lastWindowStart: new Date(Date.parse(startOf(5))).toISOString(),
         });
 
         wall.set('2025-01-01T00:00:10.000Z');
@@ -285,6 +286,53 @@ for (const backend of [sqliteBackend, postgresBackend]) {
         assert.deepEqual(all.map((r) => r.id), ['core-2', 'dmz-3', 'edge-1']);
         assert.equal(all[1]!.lastSeen, '2025-01-01T00:01:00.000Z');
         assert.equal(await s.sensor('nope'), null);
+      }, { now: wall.now });
+    });
+
+    test('liveness: the heartbeat is the status\'s own time, never later than its arrival; final and interval decide stopped and down', async () => {
+      const wall = clock('2025-01-01T00:10:00.000Z');
+      await withStore(backend, async (h) => {
+        const s = h.store;
+        const liveness = async (at: string): Promise<string> => sensorLiveness((await s.sensor('edge-1'))!, 60, Date.parse(at));
+        // A backlog read late: the heartbeat made at 00:05 is five minutes old, though read just now.
+        await s.ingest(batch({ statuses: [statusMsg('edge-1', '2025-01-01T00:05:00.000Z')] }));
+        let rec = await s.sensor('edge-1');
+        assert.equal(rec?.lastHeartbeat, '2025-01-01T00:05:00.000Z');
+        assert.equal(rec.lastSeen, '2025-01-01T00:10:00.000Z');
+        assert.equal(await liveness('2025-01-01T00:10:00.000Z'), 'down');
+        assert.equal(await liveness('2025-01-01T00:05:59.000Z'), 'up');
+
+        // A sensor clock an hour ahead: dated at its arrival, so its silence counts from then, not from an hour on.
+        wall.set('2025-01-01T00:10:05.000Z');
+        const ahead = statusMsg('edge-1', '2025-01-01T01:10:05.000Z');
+        await s.ingest(batch({ statuses: [ahead] }));
+        rec = await s.sensor('edge-1');
+        assert.deepEqual(rec?.lastStatus, ahead);
+        assert.equal(rec.lastHeartbeat, '2025-01-01T00:10:05.000Z');
+        assert.equal(await liveness('2025-01-01T00:11:05.000Z'), 'up');
+        assert.equal(await liveness('2025-01-01T00:11:06.000Z'), 'down');
+        // A redelivered older status changes nothing.
+        wall.set('2025-01-01T00:10:30.000Z');
+        await s.ingest(batch({ statuses: [statusMsg('edge-1', '2025-01-01T00:09:00.000Z')] }));
+        assert.equal((await s.sensor('edge-1'))?.lastHeartbeat, '2025-01-01T00:10:05.000Z');
+
+        // A sensor with a 60 s heartbeat is allowed three of them (180 s) before it is down.
+        wall.set('2025-01-01T02:00:00.000Z');
+        await s.ingest(batch({ statuses: [{ ...statusMsg('edge-1', '2025-01-01T02:00:00.000Z'), heartbeatSeconds: 60 }] }));
+        assert.equal(await liveness('2025-01-01T02:03:00.000Z'), 'up');
+        assert.equal(await liveness('2025-01-01T02:03:01.000Z'), 'down');
+        // The final heartbeat of an orderly stop: stopped at once; its spool is not shown.
+        wall.set('2025-01-01T02:00:10.000Z');
+        await s.ingest(batch({ statuses: [{ ...statusMsg('edge-1', '2025-01-01T02:00:10.000Z', '1.0.0', 'stopping'), final: true }] }));
+        rec = await s.sensor('edge-1');
+        assert.equal(sensorLiveness(rec!, 60, Date.parse('2025-01-01T02:00:10.000Z')), 'stopped');
+        const view = sensorView(rec!, 60, Date.parse('2025-01-01T02:00:10.000Z'));
+        assert.deepEqual([view['up'], view['liveness'], view['spool'], view['lastHeartbeat']], [false, 'stopped', null, '2025-01-01T02:00:10.000Z']);
+        // Started again: up.
+        wall.set('2025-01-01T03:00:00.000Z');
+        await s.ingest(batch({ statuses: [statusMsg('edge-1', '2025-01-01T03:00:00.000Z', '1.0.0', 'starting')] }));
+        assert.equal(await liveness('2025-01-01T03:00:01.000Z'), 'up');
+        assert.notEqual(sensorView((await s.sensor('edge-1'))!, 60, Date.parse('2025-01-01T03:00:01.000Z'))['spool'], null);
       }, { now: wall.now });
     });
 
@@ -481,6 +529,28 @@ for (const backend of [sqliteBackend, postgresBackend]) {
 // ------------------------------------------------------------ backend specifics
 
 describe('store: sqlite file', () => {
+  test('a database from before last_heartbeat: the migration dates each sensor\'s heartbeat by its status, no later than its last arrival', async () => {
+    const path = join(work, 'v1', 'collector.db');
+    const old = await openStore({ databaseUrl: '', sqlitePath: path });
+    await old.close();
+    // Back to schema version 1, with two sensors: one whose status time is ahead of its arrival, one without a status.
+    const db = new Database(path);
+    db.exec("DELETE FROM schema_migrations WHERE version > 1; CREATE TABLE s1 AS SELECT id, version, source_kind, source_name, first_seen, last_seen, last_status, last_status_time, last_health_score, last_window_start FROM sensors; DROP TABLE sensors; ALTER TABLE s1 RENAME TO sensors");
+    const insert = db.prepare('INSERT INTO sensors (id, version, source_kind, source_name, first_seen, last_seen, last_status, last_status_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    insert.run('ahead', '1', 'live', 'eth0', '2025-01-01T00:00:00.000000Z', '2025-01-01T00:01:00.000000Z', JSON.stringify(statusMsg('ahead', '2025-01-01T00:03:00.000Z')), '2025-01-01T00:03:00.000000Z');
+    insert.run('behind', '1', 'live', 'eth0', '2025-01-01T00:00:00.000000Z', '2025-01-01T00:01:00.000000Z', JSON.stringify(statusMsg('behind', '2025-01-01T00:00:30.000Z')), '2025-01-01T00:00:30.000000Z');
+    insert.run('quiet', '1', 'live', 'eth0', '2025-01-01T00:00:00.000000Z', '2025-01-01T00:01:00.000000Z', null, null);
+    db.close();
+    const store = await openStore({ databaseUrl: '', sqlitePath: path });
+    try {
+      assert.deepEqual((await store.sensors()).map((r) => [r.id, r.lastHeartbeat]), [
+        ['ahead', '2025-01-01T00:01:00.000Z'], ['behind', '2025-01-01T00:00:30.000Z'], ['quiet', null],
+      ]);
+    } finally {
+      await store.close();
+    }
+  });
+
   test('openStore creates the directory, uses WAL, and data survives close and reopen', async () => {
     const path = join(work, 'nested', 'deeper', 'collector.db');
     const store = await openStore({ databaseUrl: '', sqlitePath: path });

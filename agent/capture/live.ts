@@ -331,6 +331,17 @@ export class LiveCapture {
     }
   }
 
+  /**
+   * Resolves once every packet the kernel had received when it was called has
+   * been delivered: with TPACKET_V3 a partly filled ring block reaches libpcap
+   * only when it is BUFFER_TIMEOUT_MS old, so this waits that long (and two
+   * polls) while the poll timer keeps delivering. At once when closed.
+   */
+  async drain(): Promise<void> {
+    if (this.closed || this.onPacket === undefined) return;
+    await new Promise<void>((resolve) => { setTimeout(resolve, BUFFER_TIMEOUT_MS + 2 * POLL_MS); });
+  }
+
   stats(): LiveCaptureStats {
     if (!this.closed) {
       const s = this.handle.session.stats();

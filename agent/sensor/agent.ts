@@ -92,7 +92,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     }
   }
 
-  const statusMessage = (): StatusMessage => {
+  const statusMessage = (final: boolean): StatusMessage => {
     const p = refreshPublishMetrics();
     const now = new Date();
     const current = readiness().state as State;
@@ -106,6 +106,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       time: now.toISOString(),
       uptimeSeconds: Math.round((now.getTime() - startedAt.getTime()) / 1000),
       state: current,
+      heartbeatSeconds: config.status.seconds,
+      ...(final ? { final } : {}),
       capture: { packets: counters.packets, bytes: counters.bytes, received: counters.received, drops: counters.drops, decodeErrors: counters.decodeErrors },
       flows: { active: counters.flowsActive, evicted: counters.flowsEvicted, conversationsForgotten: counters.conversationsForgotten },
       windows: counters.windows,
@@ -115,9 +117,10 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       },
     };
   };
-  const sendStatus = (): void => {
-    const msg = statusMessage();
-    publisher.enqueue({ subject: subjectFor(sensor, 'status'), msgId: msg.id, data: encode(msg) }, { droppable: true });
+  /** `final`: the stop's last heartbeat, spooled like a window when NATS is away (the collector shows the sensor stopped, not down). */
+  const sendStatus = (final = false): void => {
+    const msg = statusMessage(final);
+    publisher.enqueue({ subject: subjectFor(sensor, 'status'), msgId: msg.id, data: encode(msg) }, { droppable: !final });
   };
 
   const publishWindow = (summary: WindowSummary, findings: Finding[]): void => {
@@ -235,7 +238,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     throw workerError instanceof Error ? workerError : new Error(`capture thread ended at start: ${String(workerError)}`);
   }
 
-  const statusTimer = setInterval(sendStatus, config.status.seconds * 1000);
+  const statusTimer = setInterval(() => sendStatus(), config.status.seconds * 1000);
   sendStatus();
 
   try {
@@ -244,7 +247,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     // A replay that read all of its input says so: the collector shows it finished, not stopping.
     state = source.kind === 'replay' && stopSignal === undefined && fatal === undefined ? 'finished' : 'stopping';
     clearInterval(statusTimer);
-    sendStatus();
+    sendStatus(true);
     const waitMs = config.shutdown.seconds * 1000;
     const acked = await publisher.drain(waitMs);
     const left = publisher.stats();

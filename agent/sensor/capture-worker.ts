@@ -43,18 +43,24 @@ function liveStats(): LiveCaptureStats {
   return live ? live.stats() : { received: packetsRead, dropped: 0, ifDropped: 0 };
 }
 
-/** Packets handed to us but not analyzed: internal errors (the pipeline's guard). */
+/**
+ * Packets the agent itself lost: counted where it happens, by the pipeline's guard
+ * (an internal error on a packet). Capture and analysis share this thread, with no
+ * queue between them that could overflow. Never `received - analyzed`: libpcap's
+ * ps_recv is not a count of packets delivered (on loopback it counts each packet
+ * twice, the outgoing copy it discards and the incoming one).
+ */
 function agentDrops(): number {
   return pipeline.unexpected;
 }
 
-function counters(stats: LiveCaptureStats = liveStats(), extraAgentDrops = 0): CaptureCounters {
+function counters(stats: LiveCaptureStats = liveStats()): CaptureCounters {
   const decodeErrors = pipeline.decoder.anomalies.toRecord();
   return {
     packets: pipeline.packets,
     bytes: pipeline.bytes,
     received: stats.received,
-    drops: { kernel: stats.dropped, interface: stats.ifDropped, agent: agentDrops() + extraAgentDrops },
+    drops: { kernel: stats.dropped, interface: stats.ifDropped, agent: agentDrops() },
     decodeErrors,
     flowsActive: pipeline.flows.active,
     flowsEvicted: pipeline.flows.evicted,
@@ -109,11 +115,11 @@ function maybePostCounters(): void {
   post({ type: 'counters', counters: counters() });
 }
 
-function finish(warnings: string[], extraAgentDrops = 0): void {
+function finish(warnings: string[]): void {
   const stats = liveStats();
   live?.close(); // stats() keeps answering with the figures as of close
   pipeline.finish();
-  post({ type: 'done', counters: counters(stats, extraAgentDrops), warnings });
+  post({ type: 'done', counters: counters(stats), warnings });
   port.close();
 }
 
@@ -146,10 +152,9 @@ async function runLive(): Promise<void> {
   }, IDLE_TICK_MS);
   if (!stopping) await new Promise<void>((resolve) => { stopResolvers.push(resolve); });
   clearInterval(idle);
-  // Packets libpcap received but we never read (still in the buffer at stop) were not analyzed.
-  const stats = live.stats();
-  const unread = Math.max(0, stats.received - stats.dropped - pipeline.packets);
-  finish([], unread);
+  // What the kernel received before the stop is analyzed, not left in the ring.
+  await live.drain();
+  finish([]);
 }
 
 async function runReplay(): Promise<void> {

@@ -74,8 +74,8 @@ export class AgentMetrics {
     gauge('info', 'Agent version and source kind (always 1).', ['version', 'source']).set({ version: labels.version, source: labels.source }, 1);
     this.packets = new TotalCounter(counter('packets_total', 'Packets analyzed.'));
     this.bytes = new TotalCounter(counter('bytes_total', 'Bytes on the wire of the packets analyzed.'));
-    this.received = new TotalCounter(counter('capture_received_total', 'Packets libpcap received (pcap_stats ps_recv), or read in a replay.'));
-    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full), interface (driver), agent (received but not analyzed).', ['where']),
+    this.received = new TotalCounter(counter('capture_received_total', 'Packets libpcap received (pcap_stats ps_recv; on loopback it counts each packet twice), or read in a replay.'));
+    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full, pcap_stats ps_drop), interface (driver, ps_ifdrop), agent (delivered but the analysis failed on it).', ['where']),
       DROP_PLACES.map((where) => ({ where })));
     this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']),
       ANOMALY_NAMES.filter((reason) => reason !== 'none').map((reason) => ({ reason })));

@@ -70,28 +70,54 @@ const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFi
 const obj = (v: unknown): Record<string, unknown> => (typeof v === 'object' && v !== null && !Array.isArray(v) ? v as Record<string, unknown> : {});
 const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
-export function sensorIsUp(s: SensorRecord, downSeconds: number, now = Date.now()): boolean {
-  return now - Date.parse(s.lastSeen) <= downSeconds * 1000;
+/**
+ * Whether a sensor is reporting now: `up` while its last heartbeat is recent; `stopped` after
+ * the final heartbeat of an orderly stop; `finished` after a replay read all of its input;
+ * `down` when its heartbeats stopped without a word (or it never sent one).
+ */
+export type SensorLiveness = 'up' | 'down' | 'stopped' | 'finished';
+/** Heartbeat intervals of silence after which a sensor is down, when that is longer than collector.sensorDownSeconds. */
+export const MISSED_HEARTBEATS = 3;
+
+/**
+ * Goes by the heartbeat's own time (the agent's wall clock when it made it, clamped to its
+ * arrival), not by when the collector read it: a collector reading a backlog, or started on a
+ * stream that still holds the heartbeats of sensors stopped long ago, shows them as they were.
+ * Silence is allowed for collector.sensorDownSeconds, or MISSED_HEARTBEATS of the sensor's own
+ * heartbeat intervals if that is longer (a sensor with status.seconds 60 must not blink down).
+ */
+export function sensorLiveness(s: SensorRecord, downSeconds: number, now = Date.now()): SensorLiveness {
+  const st: unknown = s.lastStatus;
+  const status = st === null || st === undefined ? null : obj(st);
+  if (status?.['state'] === 'finished') return 'finished';
+  if (status?.['final'] === true) return 'stopped';
+  const heartbeat = s.lastHeartbeat === null ? NaN : Date.parse(s.lastHeartbeat);
+  if (Number.isNaN(heartbeat)) return 'down';
+  const interval = num(status?.['heartbeatSeconds']);
+  const allowedMs = Math.max(downSeconds, interval !== null && interval > 0 ? MISSED_HEARTBEATS * interval : 0) * 1000;
+  return now - heartbeat <= allowedMs ? 'up' : 'down';
 }
 
 /**
  * A sensor as the API shows it. Every field of the stored status is read
  * defensively: whatever a sensor sent, a wrong type shows as null, never as a 500.
  */
-export function sensorView(s: SensorRecord, downSeconds: number): Record<string, unknown> {
+export function sensorView(s: SensorRecord, downSeconds: number, now = Date.now()): Record<string, unknown> {
   const st: unknown = s.lastStatus;
   const status = st === null || st === undefined ? null : obj(st);
   const capture = obj(status?.['capture']);
   const drops = obj(capture['drops']);
   const publish = obj(status?.['publish']);
+  const liveness = sensorLiveness(s, downSeconds, now);
   return {
     id: s.id,
     version: s.version,
     source: s.source,
     firstSeen: s.firstSeen,
     lastSeen: s.lastSeen,
-    // A finished replay is not up, however recent its last message.
-    up: status?.['state'] !== 'finished' && sensorIsUp(s, downSeconds),
+    lastHeartbeat: s.lastHeartbeat,
+    up: liveness === 'up',
+    liveness,
     state: str(status?.['state']),
     uptimeSeconds: num(status?.['uptimeSeconds']),
     capture: status ? {
@@ -101,7 +127,8 @@ export function sensorView(s: SensorRecord, downSeconds: number): Record<string,
       drops: { kernel: num(drops['kernel']), interface: num(drops['interface']), agent: num(drops['agent']) },
     } : null,
     flows: status ? { active: num(obj(status['flows'])['active']), evicted: num(obj(status['flows'])['evicted']) } : null,
-    spool: status ? {
+    // Totals above are as of the last heartbeat; a queue's length is only news while the sensor is up.
+    spool: status && liveness === 'up' ? {
       messages: num(publish['spoolMessages']),
       bytes: num(publish['spoolBytes']),
       overflow: num(publish['overflowMessages']),
@@ -197,7 +224,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
 
   app.get('/metrics', async (_request, reply) => {
     try {
-      deps.metrics.onSensors(await deps.store.sensors(), (s) => sensorIsUp(s, downSeconds));
+      deps.metrics.onSensors(await deps.store.sensors(), (s) => sensorLiveness(s, downSeconds) === 'up');
     } catch { /* database down: the other metrics still answer */ }
     const ingest = deps.ingest();
     deps.metrics.consumerPending.set(ingest.pending);

@@ -150,6 +150,10 @@ function statusProblem(s: Json): string {
   if (!isTime(s['time']) || !isTime(s['startedAt'])) return 'status time/startedAt are not times';
   if (!isCount(s['uptimeSeconds']) || !isCount(s['windows'])) return 'status uptimeSeconds/windows are not counts';
   if (!STATES.includes(s['state'] as string)) return 'status state is not a known state';
+  // Optional (agents before them send neither).
+  const interval = s['heartbeatSeconds'];
+  if (interval !== undefined && !(isCount(interval) && (interval as number) > 0)) return 'status heartbeatSeconds is not a positive number';
+  if (s['final'] !== undefined && typeof s['final'] !== 'boolean') return 'status final is not a boolean';
   const c = s['capture'];
   if (!isObject(c) || !isCount(c['packets']) || !isCount(c['bytes']) || !isCount(c['received']) || !dropsValid(c['drops']) || !isCounts(c['decodeErrors'])) {
     return 'status capture is not counts';

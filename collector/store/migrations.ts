@@ -96,6 +96,15 @@ const SQLITE: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 2,
+    description: 'sensors.last_heartbeat: the stored status\'s own time, no later than its arrival (liveness)',
+    statements: [
+      'ALTER TABLE sensors ADD COLUMN last_heartbeat TEXT',
+      // Rows from before: the status time, bounded by the last arrival of anything from the sensor.
+      'UPDATE sensors SET last_heartbeat = min(last_status_time, last_seen) WHERE last_status_time IS NOT NULL',
+    ],
+  },
 ];
 
 const POSTGRES: readonly Migration[] = [
@@ -183,6 +192,15 @@ const POSTGRES: readonly Migration[] = [
         END IF;
       EXCEPTION WHEN feature_not_supported THEN NULL;
       END $$`,
+    ],
+  },
+  {
+    version: 3,
+    description: 'sensors.last_heartbeat: the stored status\'s own time, no later than its arrival (liveness)',
+    statements: [
+      'ALTER TABLE sensors ADD COLUMN last_heartbeat timestamptz',
+      // Rows from before: the status time, bounded by the last arrival of anything from the sensor.
+      'UPDATE sensors SET last_heartbeat = LEAST(last_status_time, last_seen) WHERE last_status_time IS NOT NULL',
     ],
   },
 ];

@@ -121,8 +121,8 @@ export class PostgresStore implements Store {
   async ingest(batch: IngestBatch): Promise<IngestResult> {
     const windows = windowRows(batch.windows);
     const findings = findingRows(batch.findings);
-    const updates = sensorUpdates(batch);
     const now = normalizeTime(this.now().toISOString());
+    const updates = sensorUpdates(batch, now);
     const inserted = await this.transaction(async (c) => {
       let n = 0;
       n += await insertRows(c, 'windows', ['id', 'sensor', 'source', 'start_ts', 'end_ts', 'summary'],
@@ -141,9 +141,10 @@ export class PostgresStore implements Store {
       ON CONFLICT (id) DO UPDATE SET last_seen = GREATEST(sensors.last_seen, EXCLUDED.last_seen)`,
     [u.id, u.version, u.source.kind, u.source.name, now]);
     if (u.status) {
-      await c.query(`UPDATE sensors SET version = $1, source_kind = $2, source_name = $3, last_status = $4, last_status_time = $5::timestamptz
+      await c.query(`UPDATE sensors SET version = $1, source_kind = $2, source_name = $3, last_status = $4, last_status_time = $5::timestamptz,
+        last_heartbeat = $7::timestamptz
         WHERE id = $6 AND (last_status_time IS NULL OR last_status_time <= $5::timestamptz)`,
-      [u.version, u.source.kind, u.source.name, JSON.stringify(u.status.message), u.status.time, u.id]);
+      [u.version, u.source.kind, u.source.name, JSON.stringify(u.status.message), u.status.time, u.id, u.status.heartbeat]);
     }
     if (u.window) {
       await c.query(`UPDATE sensors SET last_health_score = $1, last_window_start = $2::timestamptz

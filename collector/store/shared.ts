@@ -242,8 +242,11 @@ export interface SensorUpdate {
   /** For a new row: the newest status's, else the first message's. */
   version: string;
   source: SourceInfo;
-  /** The batch's newest status (by its `time`), applied only if not older than the stored one. */
-  status: { message: StatusMessage; time: string } | null;
+  /**
+   * The batch's newest status (by its `time`), applied only if not older than the stored one;
+   * `heartbeat`: its time, no later than `now` (when it arrived).
+   */
+  status: { message: StatusMessage; time: string; heartbeat: string } | null;
   /** The batch's latest window (by start), applied only if not older than the stored one. */
   window: { start: string; healthScore: number | null } | null;
 }
@@ -252,7 +255,7 @@ export interface SensorUpdate {
  * One update per sensor, in id order (lock order, as for rows). Collapsing a
  * batch first keeps the statement count per sensor, not per message.
  */
-export function sensorUpdates(batch: IngestBatch): SensorUpdate[] {
+export function sensorUpdates(batch: IngestBatch, now: string): SensorUpdate[] {
   const bySensor = new Map<string, SensorUpdate>();
   const entry = (id: string, source: SourceInfo): SensorUpdate => {
     let u = bySensor.get(id);
@@ -265,7 +268,8 @@ export function sensorUpdates(batch: IngestBatch): SensorUpdate[] {
     const u = entry(m.sensor, m.source);
     const time = bounded(ingestTime(m.time));
     if (!u.status || time >= u.status.time) {
-      u.status = { message: m, time };
+      const sent = ingestTime(m.time);
+      u.status = { message: m, time, heartbeat: sent > now ? now : sent };
       u.version = m.version;
       u.source = m.source;
     }
@@ -287,7 +291,7 @@ export interface FindingDbRow { id: string; sensor: string; source: string; find
 export interface SensorDbRow {
   id: string; version: string; source_kind: string; source_name: string;
   first_seen: string | Date; last_seen: string | Date; last_status: string | null; last_health_score: number | null;
-  last_window_start: string | Date | null;
+  last_window_start: string | Date | null; last_heartbeat: string | Date | null;
 }
 export interface JobDbRow {
   id: string; status: string; filename: string; size_bytes: number | string; progress: number; error: string | null; warnings: string;
@@ -296,7 +300,7 @@ export interface JobDbRow {
 
 export const WINDOW_COLUMNS = 'id, sensor, source, summary';
 export const FINDING_COLUMNS = 'id, sensor, source, finding';
-export const SENSOR_COLUMNS = 'id, version, source_kind, source_name, first_seen, last_seen, last_status, last_health_score, last_window_start';
+export const SENSOR_COLUMNS = 'id, version, source_kind, source_name, first_seen, last_seen, last_status, last_health_score, last_window_start, last_heartbeat';
 export const JOB_COLUMNS = 'id, status, filename, size_bytes, progress, error, warnings, created_at, started_at, finished_at, expires_at';
 
 export function storedWindow(r: WindowDbRow): StoredWindow {
@@ -314,6 +318,7 @@ export function sensorRecord(r: SensorDbRow): SensorRecord {
     source: { kind: r.source_kind as SourceInfo['kind'], name: r.source_name },
     firstSeen: wallTime(r.first_seen),
     lastSeen: wallTime(r.last_seen),
+    lastHeartbeat: wallTimeOrNull(r.last_heartbeat),
     lastStatus: r.last_status === null ? null : (JSON.parse(r.last_status) as StatusMessage),
     lastHealthScore: r.last_health_score,
     lastWindowStart: wallTimeOrNull(r.last_window_start),

@@ -104,8 +104,8 @@ export class SqliteStore implements Store {
   async ingest(batch: IngestBatch): Promise<IngestResult> {
     const windows = windowRows(batch.windows);
     const findings = findingRows(batch.findings);
-    const updates = sensorUpdates(batch);
     const now = normalizeTime(this.now().toISOString());
+    const updates = sensorUpdates(batch, now);
     const insertWindow = this.stmt(
       'INSERT INTO windows (id, sensor, source, start_ts, end_ts, summary) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING',
     );
@@ -130,9 +130,9 @@ export class SqliteStore implements Store {
       ON CONFLICT (id) DO UPDATE SET last_seen = max(sensors.last_seen, excluded.last_seen)`)
       .run(u.id, u.version, u.source.kind, u.source.name, now, now);
     if (u.status) {
-      this.stmt(`UPDATE sensors SET version = ?, source_kind = ?, source_name = ?, last_status = ?, last_status_time = ?
+      this.stmt(`UPDATE sensors SET version = ?, source_kind = ?, source_name = ?, last_status = ?, last_status_time = ?, last_heartbeat = ?
         WHERE id = ? AND (last_status_time IS NULL OR last_status_time <= ?)`)
-        .run(u.version, u.source.kind, u.source.name, JSON.stringify(u.status.message), u.status.time, u.id, u.status.time);
+        .run(u.version, u.source.kind, u.source.name, JSON.stringify(u.status.message), u.status.time, u.status.heartbeat, u.id, u.status.time);
     }
     if (u.window) {
       this.stmt(`UPDATE sensors SET last_health_score = ?, last_window_start = ?

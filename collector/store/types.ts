@@ -32,8 +32,13 @@ export interface SensorRecord {
   version: string;
   source: SourceInfo;
   firstSeen: string;
-  /** Time of the last status or window received (wall clock of the collector). */
+  /** Time the collector last received anything from the sensor (its own wall clock; retention goes by it). */
   lastSeen: string;
+  /**
+   * The stored (latest) status's own time, clamped to when it arrived: a sensor's clock ahead of
+   * the collector's cannot date a heartbeat later than its arrival. Null before the first status.
+   */
+  lastHeartbeat: string | null;
   /** The last status message, as sent. */
   lastStatus: StatusMessage | null;
   /** Health score of the sensor's latest window (null when unknown). */

@@ -225,26 +225,39 @@ export const APP_JS = String.raw`'use strict';
 
   // ------------------------------------------------------------ dashboard
 
-  /** up, down, or finished (a replay that read all of its input). */
+  /** The API's liveness: up, down, stopped (an orderly stop) or finished (a replay that read all of its input). */
+  const LIVENESS = ['up', 'down', 'stopped', 'finished'];
+  function liveness(x) {
+    return LIVENESS.includes(x.liveness) ? x.liveness : x.up ? 'up' : 'down';
+  }
   function statusBadge(x) {
-    const text = x.state === 'finished' ? 'finished' : x.up ? 'up' : 'down';
+    const text = liveness(x);
     return h('span', { class: 'badge ' + text }, text);
+  }
+  /** The agent's own state beside the badge, while it is up and not simply running. */
+  function stateNote(x) {
+    return liveness(x) === 'up' && x.state && x.state !== 'running' ? ' ' + String(x.state) : '';
+  }
+  /** When the sensor last reported: its last heartbeat's own time (a collector reading a backlog shows it as it was). */
+  function heartbeatTime(x) {
+    return x.lastHeartbeat || null;
   }
 
   function sensorRow(x) {
     const cap = x.capture;
+    const current = liveness(x) === 'up';
     const drops = cap && cap.drops ? [cap.drops.kernel, cap.drops.interface, cap.drops.agent].map(num).join(' / ') : '—';
-    const dropped = cap && cap.drops && (cap.drops.kernel + cap.drops.interface + cap.drops.agent) > 0;
+    const dropped = current && cap && cap.drops && (cap.drops.kernel + cap.drops.interface + cap.drops.agent) > 0;
     const sp = x.spool;
     const spool = sp ? num(sp.messages) + ' msgs (' + bytes(sp.bytes) + ')' + (sp.overflow ? ', ' + num(sp.overflow) + ' overflowed' : '') : '—';
-    const state = x.state ? String(x.state) : '';
+    const seen = heartbeatTime(x);
     return h('tr', { 'data-sensor': String(x.id) },
       h('th', { scope: 'row' }, h('a', { href: '/sensors/' + enc(x.id) }, String(x.id))),
-      h('td', null, statusBadge(x), state && state !== 'running' && state !== 'finished' ? ' ' + state : ''),
+      h('td', null, statusBadge(x), stateNote(x)),
       h('td', { class: 'source' }, x.source ? String(x.source.kind) + ': ' + String(x.source.name) : '—'),
-      h('td', { class: 'nowrap', title: x.lastSeen ? String(x.lastSeen) : null }, utc(x.lastSeen), h('br'), h('span', { class: 'muted' }, ago(x.lastSeen))),
+      h('td', { class: 'nowrap', title: seen ? String(seen) : null }, utc(seen), seen ? h('br') : '', seen ? h('span', { class: 'muted' }, ago(seen)) : ''),
       h('td', { class: 'num' }, cap ? num(cap.packets) : '—', cap ? h('span', { class: 'muted' }, ' (' + bytes(cap.bytes) + ')') : ''),
-      h('td', { class: 'num' + (dropped ? ' warn' : '') }, drops),
+      h('td', { class: 'num' + (dropped ? ' warn' : '') + (current ? '' : ' muted'), title: cap && !current ? 'as of the last heartbeat' : null }, drops),
       h('td', { class: 'num' + (sp && !sp.connected ? ' warn' : '') }, spool, sp && !sp.connected ? h('br') : '', sp && !sp.connected ? 'NATS disconnected' : ''),
       h('td', { class: 'num' }, h('span', { class: 'score ' + healthClass(x.healthScore) }, finite(x.healthScore) ? num(x.healthScore) : '—')),
     );
@@ -419,10 +432,10 @@ export const APP_JS = String.raw`'use strict';
       const info = byId('sensor-info');
       if (!x) { info.textContent = 'This sensor has not reported a status yet.'; return; }
       info.replaceChildren(h('dl', { class: 'kv' },
-        h('dt', null, 'Status'), h('dd', null, statusBadge(x), x.state && x.state !== 'finished' ? ' ' + x.state : ''),
+        h('dt', null, 'Status'), h('dd', null, statusBadge(x), stateNote(x)),
         h('dt', null, 'Source'), h('dd', null, x.source ? x.source.kind + ': ' + x.source.name : '—'),
         h('dt', null, 'Version'), h('dd', null, String(x.version || '—')),
-        h('dt', null, 'Last seen'), h('dd', null, utc(x.lastSeen) + ' UTC (' + ago(x.lastSeen) + ')'),
+        h('dt', null, 'Last heartbeat'), h('dd', null, heartbeatTime(x) ? utc(heartbeatTime(x)) + ' UTC (' + ago(heartbeatTime(x)) + ')' : '—'),
         h('dt', null, 'Health'), h('dd', null, h('span', { class: 'score ' + healthClass(x.healthScore) }, finite(x.healthScore) ? num(x.healthScore) : '—'))));
     }, (err) => showError(error, err));
 
@@ -712,7 +725,7 @@ table.findings td.type { font-family: ui-monospace, SFMono-Regular, Menlo, Conso
 .warn { color: var(--fair); font-weight: 600; }
 .badge { display: inline-block; padding: 0.05rem 0.5rem; border-radius: 999px; font-size: 0.8rem; font-weight: 600; background: #e4e7eb; color: var(--fg); }
 .badge.up, .badge.status-done { background: #dcfce7; color: var(--good); }
-.badge.finished { background: #e0e7ff; color: #3730a3; }
+.badge.finished, .badge.stopped { background: #e0e7ff; color: #3730a3; }
 .badge.down, .badge.status-failed { background: #fee2e2; color: var(--poor); }
 .badge.status-running, .badge.status-queued { background: #dbeafe; color: var(--accent); }
 .sev { display: inline-block; padding: 0.05rem 0.45rem; border-radius: 4px; font-size: 0.8rem; font-weight: 600; }

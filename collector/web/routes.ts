@@ -312,7 +312,7 @@ ${o.body}
 <section aria-labelledby="h-sensors">
 <h2 id="h-sensors">Sensors</h2>
 <div class="scroll"><table class="data" id="sensors">
-<thead><tr><th scope="col">Sensor</th><th scope="col">Status</th><th scope="col">Source</th><th scope="col">Last seen (UTC)</th><th scope="col" class="num">Packets</th><th scope="col" class="num">Drops kernel / interface / agent</th><th scope="col" class="num">Spool</th><th scope="col" class="num">Health</th></tr></thead>
+<thead><tr><th scope="col">Sensor</th><th scope="col">Status</th><th scope="col">Source</th><th scope="col">Last heartbeat (UTC)</th><th scope="col" class="num">Packets</th><th scope="col" class="num">Drops kernel / interface / agent</th><th scope="col" class="num">Spool</th><th scope="col" class="num">Health</th></tr></thead>
 <tbody></tbody>
 </table></div>
 <p id="sensors-empty" class="muted" hidden>No sensor has reported yet.</p>

@@ -49,7 +49,7 @@ test('wrong types and out-of-range values name the key', () => {
 
 test('files: unreadable and invalid YAML are ConfigErrors with the position', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-'));
-  assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read .*missing.yaml: ENOENT/);
+  assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read .*missing.yaml: no such file or directory/);
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, 'flows:\n  maxFlows: [1,\n');
   assert.throws(() => loadConfig(broken), /broken.yaml is not valid YAML at line \d+, column \d+/);

@@ -866,12 +866,16 @@ export function resolveConfig(sources: ConfigSources = {}): Readonly<Config> {
 
 const MASK = '********';
 
-/** A URL with the password of its user part (or a lone token, `nats://token@host`) and any `password=` parameter masked. */
+/**
+ * A URL with the password of its user part and any `password=` parameter masked; a lone user part is
+ * masked too except in a PostgreSQL URL (`nats://token@host` carries a token, `postgres://user@host` a name).
+ */
 export function maskUrlCredentials(text: string): string {
   return text
-    .replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*)@/i, (_, scheme: string, userinfo: string) => {
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*)@/i, (whole, scheme: string, userinfo: string) => {
       const colon = userinfo.indexOf(':');
-      return `${scheme}${colon < 0 ? MASK : `${userinfo.slice(0, colon)}:${MASK}`}@`;
+      if (colon >= 0) return `${scheme}${userinfo.slice(0, colon)}:${MASK}@`;
+      return /^postgres(ql)?:/i.test(scheme) ? whole : `${scheme}${MASK}@`;
     })
     .replace(/([?&](?:password|pass|token)=)[^&#]*/gi, `$1${MASK}`);
 }

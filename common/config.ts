@@ -610,8 +610,9 @@ const STRING_PATTERNS: Record<string, [RegExp, string]> = {
   'http.listen': [/^$|^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT, or empty to disable'],
   'collector.listen': [/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'],
   'collector.databaseUrl': [/^$|^postgres(ql)?:\/\//, 'a postgres:// URL, or empty for SQLite'],
-  // One NATS subject token, kept as given: "." separates tokens, "*" and ">" are wildcards.
-  'sensor.id': [/^[^.*>\s]*$/, 'one NATS subject token: any characters but ".", "*", ">" and spaces (e.g. web1_eth0), or empty for the host name'],
+  // "*" and ">" are NATS wildcards and spaces end a subject: nothing could keep them. "." is allowed (host and
+  // Kubernetes node names have dots; the DaemonSet uses the node name): subjects and ids carry it as "_".
+  'sensor.id': [/^[^*>\s]*$/, 'a sensor id: any characters but "*", ">" and spaces (NATS wildcards and separators), or empty for the host name'],
 };
 
 /**

@@ -15,7 +15,7 @@ import { UsageError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logging.js';
 import type { Finding, WindowSummary } from '../../common/report.js';
 import {
-  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, statusMessageId, subjectFor, windowMessageId,
+  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, sensorToken, statusMessageId, subjectFor, windowMessageId,
   type FindingMessage, type SourceInfo, type StatusMessage, type WindowMessage,
 } from '../../common/wire.js';
 import { sensorInboxPrefix } from '../../common/nats.js';
@@ -79,6 +79,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   ensureDataDir(resolvePath(config.dataDir)); // the spool's parent: a file there is one line, not ENOTDIR
   const sensor = config.sensor.id || hostname();
   const log = options.logger ?? createLogger(config.logging, { bindings: { sensor } });
+  if (sensorToken(sensor) !== sensor) log.info({ subjectToken: sensorToken(sensor) }, 'the sensor id has dots: its NATS subjects and message ids carry them as "_" (the collector shows the id as given)');
   const startedAt = new Date();
   let state: State = 'starting';
   let counters = EMPTY_COUNTERS;

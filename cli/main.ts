@@ -5,10 +5,9 @@
  */
 import { once } from 'node:events';
 import { createWriteStream, openSync, readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { dump as dumpYaml } from 'js-yaml';
 import { maskSecrets, resolveConfig, type Config, type ConfigSources } from '../common/config.js';
-import { UsageError, isUserError } from '../common/errors.js';
+import { UsageError, closest, fsReason, isUserError } from '../common/errors.js';
 import { reportJsonChunks, type Finding, type Report, type WindowSummary } from '../common/report.js';
 import { SpillList, analyzeCaptureInThread, memoryPlan, type WindowOutput } from '../agent/index.js';
 
@@ -16,8 +15,9 @@ const USAGE = `Usage: pcap-analyzer <command> [options]
 
 Commands:
   analyze FILE        Analyze a capture (pcap, pcapng, optionally gzip; "-" reads stdin)
-      --format F      text (default), json, csv (flows, windows, findings tables)
-                      or html (one self-contained page with charts)
+      --format F      text, json, csv (flows, windows, findings tables)
+                      or html (one self-contained page with charts); default:
+                      from the --out extension (.json, .csv, .html, .htm), else text
       --out PATH      write the report to PATH instead of stdout
       --config PATH   configuration file (YAML; see config.yaml for every key)
       --no-progress   never draw the progress bar
@@ -26,7 +26,7 @@ Commands:
                       publish windows and findings to NATS JetStream
       --config PATH   configuration file (every key also from PCAP_ANALYZER_*)
       --interface NAME  capture live from NAME (or "any"); needs CAP_NET_RAW
-      --bpf EXPR      capture filter (tcpdump syntax)
+      --bpf EXPR      capture filter (tcpdump syntax); live capture only
       --replay PATH   replay a capture file or a directory of them
       --speed S       replay pacing: top (default), realtime or N x original
       --loop          replay again and again (each pass shifted in time)
@@ -43,11 +43,17 @@ Commands:
       --data-dir DIR  SQLite database and uploads (default ./data, env DATA_DIR)
       --database-url URL  PostgreSQL instead of SQLite (env DATABASE_URL)
 
-  config              Print the effective configuration (secrets masked)
-      --config PATH   configuration file; flags of "agent" also apply
+  config [agent|collector]
+                      Print the effective configuration (secrets masked) that
+                      command would run with, given the same flags
+      --config PATH   configuration file; the command's flags also apply
+                      (without a command, both's: --listen then needs one)
 
   --help, -h          show this help
-  --version           print the version
+  --version, -v       print the version
+
+Exit status: 0 success, 2 a problem with the command line, input, configuration
+or environment (one line on stderr says what to do), 1 an internal error (a bug).
 `;
 
 const FORMATS = ['text', 'json', 'csv', 'html'] as const;
@@ -64,33 +70,95 @@ function version(): string {
   return pkg.version;
 }
 
-function parse(argv: string[]): ReturnType<typeof parseArgs> {
-  try {
-    return parseArgs({
-      args: argv,
-      allowPositionals: true,
-      strict: true,
-      options: {
-        format: { type: 'string' },
-        out: { type: 'string' },
-        config: { type: 'string' },
-        'no-progress': { type: 'boolean' },
-        interface: { type: 'string' },
-        bpf: { type: 'string' },
-        replay: { type: 'string' },
-        speed: { type: 'string' },
-        loop: { type: 'boolean' },
-        sensor: { type: 'string' },
-        nats: { type: 'string' },
-        listen: { type: 'string' },
-        'data-dir': { type: 'string' },
-        'database-url': { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]!);
+/** Every option of every command; `type: 'string'` ones take a value (deploy/healthcheck.mjs keeps the same list). */
+const OPTIONS = {
+  format: { type: 'string' },
+  out: { type: 'string' },
+  config: { type: 'string' },
+  'no-progress': { type: 'boolean' },
+  interface: { type: 'string' },
+  bpf: { type: 'string' },
+  replay: { type: 'string' },
+  speed: { type: 'string' },
+  loop: { type: 'boolean' },
+  sensor: { type: 'string' },
+  nats: { type: 'string' },
+  listen: { type: 'string' },
+  'data-dir': { type: 'string' },
+  'database-url': { type: 'string' },
+  help: { type: 'boolean' },
+  version: { type: 'boolean' },
+} as const satisfies Record<string, { type: 'string' | 'boolean' }>;
+
+type OptionName = keyof typeof OPTIONS;
+type Command = 'analyze' | 'agent' | 'collector' | 'config';
+
+/** The options each command takes (--help and --version go with any). */
+const COMMAND_OPTIONS: Readonly<Record<Command, readonly OptionName[]>> = {
+  analyze: ['format', 'out', 'config', 'no-progress'],
+  agent: ['config', 'interface', 'bpf', 'replay', 'speed', 'loop', 'sensor', 'nats', 'listen', 'data-dir'],
+  collector: ['config', 'nats', 'listen', 'data-dir', 'database-url'],
+  // `config agent` / `config collector` take that command's; plain `config` takes both (--listen says which).
+  config: ['config', 'interface', 'bpf', 'replay', 'speed', 'loop', 'sensor', 'nats', 'listen', 'data-dir', 'database-url'],
+};
+
+const HELP_HINT = 'see pcap-analyzer --help';
+
+/** A command-line mistake: the message, then where the options are listed. */
+function usage(message: string): UsageError {
+  return new UsageError(`${message}; ${HELP_HINT}`);
+}
+
+export interface ParsedArgs {
+  positionals: string[];
+  values: Partial<Record<OptionName, string | boolean>>;
+}
+
+/**
+ * The command line as positionals and options. Our own parser rather than node's parseArgs, whose
+ * messages are not ours to word: a string option takes the next argument whatever it looks like
+ * (`--speed -2` is then judged as a speed), unless it is another `--option`.
+ */
+export function parse(argv: readonly string[]): ParsedArgs {
+  const parsed: ParsedArgs = { positionals: [], values: {} };
+  const isOption = (name: string): name is OptionName => Object.hasOwn(OPTIONS, name);
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') { parsed.positionals.push(...argv.slice(i + 1)); break; }
+    if (arg === '-h') { parsed.values.help = true; continue; }
+    if (arg === '-v') { parsed.values.version = true; continue; }
+    if (!arg.startsWith('-') || arg === '-') { parsed.positionals.push(arg); continue; }
+    if (!arg.startsWith('--')) throw usage(`${arg}: unknown option (options are spelled --name, e.g. --format)`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq < 0 ? undefined : eq);
+    if (!isOption(name)) {
+      const guess = closest(name, Object.keys(OPTIONS));
+      throw usage(`--${name}: unknown option${guess ? ` (did you mean --${guess}?)` : ''}`);
+    }
+    if (OPTIONS[name].type === 'boolean') {
+      if (eq >= 0) throw usage(`--${name}: takes no value (got "${arg.slice(eq + 1)}")`);
+      parsed.values[name] = true;
+      continue;
+    }
+    if (eq >= 0) { parsed.values[name] = arg.slice(eq + 1); continue; }
+    const value = argv.at(i + 1);
+    if (value === undefined || value.startsWith('--')) throw usage(`--${name}: needs a value`);
+    parsed.values[name] = value;
+    i++;
+  }
+  return parsed;
+}
+
+/** Refuses options the command does not take, naming the commands that do. */
+function checkOptions(args: ParsedArgs, command: Command): void {
+  for (const name of Object.keys(args.values) as OptionName[]) {
+    if (name === 'help' || name === 'version' || COMMAND_OPTIONS[command].includes(name)) continue;
+    if (name === 'bpf' && command === 'analyze') {
+      throw new UsageError('--bpf: a capture filter applies to live capture only (libpcap runs it on the interface); ' +
+        "to analyze part of a capture, filter it first: tcpdump -r FILE -w - 'EXPR' | pcap-analyzer analyze -");
+    }
+    const owners = (Object.keys(COMMAND_OPTIONS) as Command[]).filter((c) => c !== 'config' && COMMAND_OPTIONS[c].includes(name));
+    throw usage(`--${name}: not an option of ${command}${owners.length ? ` (it is one of ${owners.join(' and ')})` : ''}`);
   }
 }
 
@@ -118,16 +186,16 @@ function textColor(out: string | undefined): boolean {
 /** Writes text pieces to stdout or a file, waiting for the stream to drain so memory stays bounded. */
 async function writeOutput(pieces: Iterable<string>, out: string | undefined): Promise<void> {
   let stream: NodeJS.WritableStream = process.stdout;
+  const cannotWrite = (err: unknown): UsageError => new UsageError(`--out ${out}: cannot write it: ${fsReason(err)}; give --out a file in a writable directory`);
   if (out !== undefined) {
     try {
       stream = createWriteStream(out, { fd: openSync(out, 'w') });
     } catch (err) {
-      throw new UsageError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      throw cannotWrite(err);
     }
   }
   const failed = new Promise<never>((_, reject) => {
-    stream.once('error', (err: NodeJS.ErrnoException) => reject(out === undefined ? err
-      : new UsageError(`cannot write ${out}: ${err.code ?? err.message}`)));
+    stream.once('error', (err: NodeJS.ErrnoException) => reject(out === undefined ? err : cannotWrite(err)));
   });
   failed.catch(() => { /* raced below */ });
   const write = async (piece: string): Promise<void> => {
@@ -141,23 +209,41 @@ async function writeOutput(pieces: Iterable<string>, out: string | undefined): P
   }
 }
 
-async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
-  const [, file, extra] = args.positionals;
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
-  if (file === undefined) throw new UsageError('analyze needs a capture file (or - for stdin)');
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
-  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
-  const requested = (args.values.format ?? 'text') as string;
-  if (!FORMATS.includes(requested as Format)) throw new UsageError(`--format must be one of ${FORMATS.join(', ')}, not "${requested}"`);
-  const format = requested as Format;
-  const config = resolveConfig({ path: args.values.config as string | undefined, env: process.env });
+/** The report format: --format, else what --out's extension says (.json, .csv, .html/.htm), else text. */
+export function reportFormat(format: string | undefined, out: string | undefined): Format {
+  if (format !== undefined) {
+    if (!FORMATS.includes(format as Format)) throw usage(`--format: must be one of ${FORMATS.join(', ')}, not "${format}"`);
+    return format as Format;
+  }
+  const extension = /\.([a-z]+)$/i.exec(out ?? '')?.[1]?.toLowerCase();
+  switch (extension) {
+    case 'json': return 'json';
+    case 'csv': return 'csv';
+    case 'html': case 'htm': return 'html';
+    default: return 'text';
+  }
+}
+
+const stringValue = (args: ParsedArgs, name: OptionName): string | undefined => {
+  const value = args.values[name];
+  return typeof value === 'string' ? value : undefined;
+};
+
+async function analyzeCommand(args: ParsedArgs): Promise<number> {
+  const file = args.positionals.at(1);
+  const extra = args.positionals.at(2);
+  if (file === undefined) throw usage('analyze: needs a capture file (or - for standard input)');
+  if (extra !== undefined) throw usage(`analyze: unexpected argument "${extra}" (one capture file at a time)`);
+  const out = stringValue(args, 'out');
+  const format = reportFormat(stringValue(args, 'format'), out);
+  const config = resolveConfig({ path: stringValue(args, 'config'), env: process.env });
   const draw = args.values['no-progress'] ? undefined : progressBar(file);
   // JSON is written piece by piece: windows and findings past a few thousand go to a temporary
   // file, so a capture spanning days does not hold them all. CSV and HTML are built in memory.
   const windows = new SpillList<WindowSummary>(SPILL_AFTER);
   const findings = new SpillList<Finding>(SPILL_AFTER * 4);
   try {
-    const onWindow = (out: WindowOutput): void => { windows.push(out.summary); for (const f of out.findings) findings.push(f); };
+    const onWindow = (w: WindowOutput): void => { windows.push(w.summary); for (const f of w.findings) findings.push(f); };
     const { report, warnings } = await analyzeCaptureInThread(file, config, {
       ...(draw ? { onProgress: draw } : {}),
       ...(format === 'json' ? { onWindow } : {}),
@@ -165,8 +251,8 @@ async function analyzeCommand(args: ReturnType<typeof parseArgs>): Promise<numbe
     if (draw) process.stderr.write('\r\x1b[K');
     for (const w of warnings) process.stderr.write(`pcap-analyzer: warning: ${w}\n`);
     const pieces = format === 'json' ? reportJsonChunks(report, { windows, findings })
-      : [await render(format, report, textColor(args.values.out as string | undefined))];
-    await writeOutput(pieces, args.values.out as string | undefined);
+      : [await render(format, report, textColor(out))];
+    await writeOutput(pieces, out);
   } finally {
     windows.dispose();
     findings.dispose();
@@ -183,50 +269,59 @@ async function render(format: Exclude<Format, 'json'>, report: Report, color: bo
   }
 }
 
+/** Which configuration key each flag sets, per command. */
+const FLAG_KEYS: Readonly<Record<'agent' | 'collector', Partial<Record<OptionName, string>>>> = {
+  agent: {
+    interface: 'capture.interface', bpf: 'capture.bpf', replay: 'capture.replay', speed: 'capture.speed', loop: 'capture.loop',
+    sensor: 'sensor.id', nats: 'nats.servers', listen: 'http.listen', 'data-dir': 'dataDir',
+  },
+  collector: { nats: 'nats.servers', listen: 'collector.listen', 'database-url': 'collector.databaseUrl', 'data-dir': 'dataDir' },
+};
+
 /** Command-line flags as config key overrides (flags win over the file and the environment). */
-function flagOverrides(values: ReturnType<typeof parseArgs>['values'], command: string): Record<string, unknown> {
-  const str = (name: string): string | undefined => values[name] as string | undefined;
-  const nats = str('nats');
-  if (command === 'collector') {
-    return {
-      'nats.servers': nats === undefined ? undefined : nats.split(',').map((s) => s.trim()).filter(Boolean),
-      'collector.listen': str('listen'),
-      'collector.databaseUrl': str('database-url'),
-      dataDir: str('data-dir'),
-    };
+function flagOverrides(args: ParsedArgs, commands: ReadonlyArray<'agent' | 'collector'>): Record<string, unknown> {
+  const overrides: Record<string, unknown> = {};
+  for (const command of commands) {
+    for (const [flag, key] of Object.entries(FLAG_KEYS[command]) as Array<[OptionName, string]>) {
+      const value = args.values[flag];
+      if (value === undefined) continue;
+      overrides[key] = flag === 'nats' ? String(value).split(',').map((s) => s.trim()).filter(Boolean) : value;
+    }
   }
-  return {
-    'capture.interface': str('interface'),
-    'capture.bpf': str('bpf'),
-    'capture.replay': str('replay'),
-    'capture.speed': str('speed'),
-    'capture.loop': values['loop'] ? true : undefined,
-    'sensor.id': str('sensor'),
-    'nats.servers': nats === undefined ? undefined : nats.split(',').map((s) => s.trim()).filter(Boolean),
-    'http.listen': str('listen'),
-    dataDir: str('data-dir'),
-  };
+  return overrides;
 }
 
-function configSources(args: ReturnType<typeof parseArgs>): ConfigSources {
-  return { path: args.values.config as string | undefined, env: process.env, overrides: flagOverrides(args.values, args.positionals[0] ?? '') };
+function configSources(args: ParsedArgs, commands: ReadonlyArray<'agent' | 'collector'>): ConfigSources {
+  return { path: stringValue(args, 'config'), env: process.env, overrides: flagOverrides(args, commands) };
 }
 
-async function agentCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
-  if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+function noMoreArguments(args: ParsedArgs, command: string, from: number): void {
+  const extra = args.positionals.at(from);
+  if (extra !== undefined) throw usage(`${command}: unexpected argument "${extra}"`);
+}
+
+async function agentCommand(args: ParsedArgs): Promise<number> {
+  noMoreArguments(args, 'agent', 1);
   const { runAgent } = await import('../agent/sensor/agent.js'); // analyze never loads NATS or prom-client
-  return runAgent({ sources: configSources(args), version: version() });
+  return runAgent({ sources: configSources(args, ['agent']), version: version() });
 }
 
-async function collectorCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
-  if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
+async function collectorCommand(args: ParsedArgs): Promise<number> {
+  noMoreArguments(args, 'collector', 1);
   const { runCollector } = await import('../collector/main.js');
-  return runCollector({ sources: configSources(args), version: version() });
+  return runCollector({ sources: configSources(args, ['collector']), version: version() });
 }
 
-async function configCommand(args: ReturnType<typeof parseArgs>): Promise<number> {
-  if (args.positionals.length > 1) throw new UsageError(`unexpected argument "${args.positionals[1]}"`);
-  const config = resolveConfig(configSources(args));
+/** `config [agent|collector]`: the configuration that command would run with, given the same flags. */
+async function configCommand(args: ParsedArgs): Promise<number> {
+  const which = args.positionals.at(1);
+  noMoreArguments(args, 'config', 2);
+  if (which !== undefined && which !== 'agent' && which !== 'collector') throw usage(`config: "${which}" is not agent or collector`);
+  if (which !== undefined) checkOptions(args, which);
+  else if (args.values.listen !== undefined) {
+    throw usage('config: --listen sets http.listen for agent and collector.listen for collector; say which: pcap-analyzer config agent --listen H:P, or config collector --listen H:P');
+  }
+  const config = resolveConfig(configSources(args, which === undefined ? ['agent', 'collector'] : [which]));
   process.stdout.write(dumpYaml(maskSecrets(config), { lineWidth: 120 }));
   process.stdout.write(await memoryPlanText(config));
   return 0;
@@ -251,19 +346,21 @@ async function memoryPlanText(config: Config): Promise<string> {
 export async function main(argv: string[]): Promise<number> {
   const args = parse(argv);
   if (args.values.version) { process.stdout.write(`${version()}\n`); return 0; }
-  const command = args.positionals[0];
-  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
+  const command = args.positionals.at(0);
   if (args.values.help || command === undefined || command === 'help') {
     process.stdout.write(USAGE);
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     return command === undefined && !args.values.help ? 2 : 0;
   }
-  switch (command) {
+  if (!Object.hasOwn(COMMAND_OPTIONS, command)) {
+    const guess = closest(command, Object.keys(COMMAND_OPTIONS));
+    throw usage(`${command}: unknown command${guess ? ` (did you mean ${guess}?)` : ''}`);
+  }
+  checkOptions(args, command as Command);
+  switch (command as Command) {
     case 'analyze': return analyzeCommand(args);
     case 'agent': return agentCommand(args);
     case 'collector': return collectorCommand(args);
     case 'config': return configCommand(args);
-    default: throw new UsageError(`unknown command "${command}" (try --help)`);
   }
 }
 

@@ -8,11 +8,12 @@
  * refused at start (exit 2) unless `collector.allowAnonymous` says it is meant,
  * and then every start logs a warning.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join, resolve as resolvePath } from 'node:path';
 import { resolveConfig, type CollectorConfig, type Config, type ConfigSources } from '../common/config.js';
-import { ConfigError, UsageError } from '../common/errors.js';
+import { ConfigError, UsageError, fsReason, listenReason } from '../common/errors.js';
+import { ensureDataDir } from '../common/data-dir.js';
 import { createLogger, type Logger } from '../common/logging.js';
 import { parseListen } from '../common/address.js';
 import { buildApp, type AppDeps } from './http/app.js';
@@ -46,7 +47,7 @@ export function resolveToken(config: Readonly<Config>): string {
     return token;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError('collector.apiTokenFile', `cannot read ${c.apiTokenFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new ConfigError('collector.apiTokenFile', `cannot read ${c.apiTokenFile}: ${fsReason(err)}; check API_TOKEN_FILE (collector.apiTokenFile)`);
   }
 }
 
@@ -106,7 +107,7 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   const log = options.logger ?? createLogger(config.logging, { bindings: { service: 'collector' } });
   if (!token && !isLoopback(host)) log.warn({ listen: c.listen }, 'collector.allowAnonymous: serving the API, pages and uploads WITHOUT authentication on a non-loopback address');
   const dataDir = resolvePath(config.dataDir);
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  ensureDataDir(dataDir, { mode: 0o700 });
   const store = await openStore({
     databaseUrl: c.databaseUrl,
     sqlitePath: join(dataDir, 'pcap_analyzer.db'),
@@ -142,7 +143,7 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
     await app.listen({ host, port });
   } catch (err) {
     await store.close();
-    throw new UsageError(`collector.listen ${c.listen}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new UsageError(`collector.listen ${c.listen}: ${listenReason(err)}; choose another --listen (collector.listen)`);
   }
   log.info({ listen: c.listen }, 'collector listening');
   ingest.start();

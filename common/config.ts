@@ -6,7 +6,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { load as loadYaml } from 'js-yaml';
-import { ConfigError } from './errors.js';
+import { ConfigError, closest, fsReason } from './errors.js';
 import { Networks } from './networks.js';
 
 export interface FlowTimeouts {
@@ -610,7 +610,41 @@ const STRING_PATTERNS: Record<string, [RegExp, string]> = {
   'http.listen': [/^$|^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT, or empty to disable'],
   'collector.listen': [/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'],
   'collector.databaseUrl': [/^$|^postgres(ql)?:\/\//, 'a postgres:// URL, or empty for SQLite'],
+  // "*" and ">" are NATS wildcards and spaces end a subject: nothing could keep them. "." is allowed (host and
+  // Kubernetes node names have dots; the DaemonSet uses the node name): subjects and ids carry it as "_".
+  'sensor.id': [/^[^*>\s]*$/, 'a sensor id: any characters but "*", ">" and spaces (NATS wildcards and separators), or empty for the host name'],
 };
+
+/**
+ * Thresholds that rise with severity: lists (info, warning, critical) and [lower, higher] pairs
+ * of keys under one parent. Reversed, a lower severity would never be reported.
+ */
+const ASCENDING_LISTS: readonly string[] = ['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate'];
+const ASCENDING_PAIRS: ReadonlyArray<[string, string, string]> = [
+  ['analyzers.rtt', 'warning', 'critical'],
+  ['analyzers.dns', 'warning', 'critical'],
+  ['analyzers.jitter', 'warning', 'critical'],
+];
+
+function lookup(document: Plain, keyPath: string): unknown {
+  return keyPath.split('.').reduce<unknown>((node, part) => (isPlain(node) ? node[part] : undefined), document);
+}
+
+function checkOrder(config: Plain): void {
+  for (const key of ASCENDING_LISTS) {
+    const values = lookup(config, key) as number[];
+    for (let i = 1; i < values.length; i++) {
+      if (values[i]! < values[i - 1]!) {
+        throw new ConfigError(key, `[${values.join(', ')}] must not decrease (info, warning, critical thresholds); e.g. [${[...values].sort((a, b) => a - b).join(', ')}]`);
+      }
+    }
+  }
+  for (const [parent, lower, higher] of ASCENDING_PAIRS) {
+    const low = lookup(config, `${parent}.${lower}`) as number;
+    const high = lookup(config, `${parent}.${higher}`) as number;
+    if (high < low) throw new ConfigError(`${parent}.${higher}`, `${high} is below ${parent}.${lower} (${low}); the ${higher} threshold must be at least the ${lower} one`);
+  }
+}
 
 type Plain = { [key: string]: unknown };
 const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -697,7 +731,9 @@ function deepFreeze<T>(value: T): T {
 
 /** Validates a parsed YAML document (or nothing) against the schema. */
 export function buildConfig(document: unknown): Readonly<Config> {
-  return deepFreeze(merge(DEFAULT_CONFIG as unknown as Plain, document, '') as unknown as Config);
+  const merged = merge(DEFAULT_CONFIG as unknown as Plain, document, '');
+  checkOrder(merged);
+  return deepFreeze(merged as unknown as Config);
 }
 
 /** Reads and validates a YAML config file; no path means the built-in defaults. */
@@ -712,7 +748,7 @@ function readConfigDocument(path: string | undefined): unknown {
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError('(file)', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { cause: err });
+    throw new ConfigError('(file)', `cannot read ${path}: ${fsReason(err)}; check the --config path`, { cause: err });
   }
   // js-yaml 5 refuses an empty document; an empty or comment-only file means "all defaults".
   if (text.split('\n').every((line) => /^\s*(#.*)?$/.test(line))) return undefined;
@@ -791,6 +827,19 @@ function setPath(document: Plain, keyPath: string, value: unknown): void {
   node[parts[parts.length - 1]!] = value;
 }
 
+/** Environment variables of the test suite, never configuration keys (see test/helpers). */
+export const RESERVED_ENV_PREFIX = 'PCAP_ANALYZER_TEST_';
+
+/** A `PCAP_ANALYZER_*` variable that names no key is a mistake, as an unknown key in the file is. */
+function checkEnvNames(env: Readonly<Record<string, string | undefined>>, known: ReadonlySet<string>): void {
+  for (const name of Object.keys(env).sort()) {
+    if (!name.startsWith('PCAP_ANALYZER_') || known.has(name) || name.startsWith(RESERVED_ENV_PREFIX)) continue;
+    const guess = closest(name, known);
+    throw new ConfigError(name, `no configuration key has this variable${guess ? ` (did you mean ${guess}?)` : ''}; ` +
+      'every key of config.yaml is PCAP_ANALYZER_<PATH>, e.g. PCAP_ANALYZER_FLOWS_MAX_FLOWS for flows.maxFlows');
+  }
+}
+
 /** The effective configuration: defaults, then the file, then `PCAP_ANALYZER_*` (and DATA_DIR, LOG_LEVEL), then flags. */
 export function resolveConfig(sources: ConfigSources = {}): Readonly<Config> {
   const fromFile = readConfigDocument(sources.path);
@@ -802,25 +851,53 @@ export function resolveConfig(sources: ConfigSources = {}): Readonly<Config> {
     const raw = env[legacy];
     if (raw !== undefined && raw !== '') setPath(document, keyPath, parseEnvValue(keyPath, legacy, defaults.get(keyPath), raw));
   }
+  const known = new Set<string>();
   for (const [keyPath, dflt] of defaults) {
     const name = envName(keyPath);
+    known.add(name);
     const raw = env[name];
     if (raw !== undefined) setPath(document, keyPath, parseEnvValue(keyPath, name, dflt, raw));
   }
+  checkEnvNames(env, known);
   for (const [keyPath, value] of Object.entries(sources.overrides ?? {})) {
     if (value !== undefined) setPath(document, keyPath, value);
   }
   return buildConfig(document);
 }
 
-/** A copy for printing: secrets replaced by "********" (empty ones stay empty). */
+const MASK = '********';
+
+/**
+ * A URL with the password of its user part and any `password=` parameter masked; a lone user part is
+ * masked too except in a PostgreSQL URL (`nats://token@host` carries a token, `postgres://user@host` a name).
+ */
+export function maskUrlCredentials(text: string): string {
+  return text
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/)([^/?#@]*)@/i, (whole, scheme: string, userinfo: string) => {
+      const colon = userinfo.indexOf(':');
+      if (colon >= 0) return `${scheme}${userinfo.slice(0, colon)}:${MASK}@`;
+      return /^postgres(ql)?:/i.test(scheme) ? whole : `${scheme}${MASK}@`;
+    })
+    .replace(/([?&](?:password|pass|token)=)[^&#]*/gi, `$1${MASK}`);
+}
+
+function maskUrls(node: Plain): void {
+  for (const [key, value] of Object.entries(node)) {
+    if (typeof value === 'string') node[key] = maskUrlCredentials(value);
+    else if (Array.isArray(value)) node[key] = value.map((item: unknown) => (typeof item === 'string' ? maskUrlCredentials(item) : item));
+    else if (isPlain(value)) maskUrls(value);
+  }
+}
+
+/** A copy for printing: secret keys replaced by "********" (empty ones stay empty), and credentials inside URLs. */
 export function maskSecrets(config: Readonly<Config>): Config {
   const copy = structuredClone(config) as unknown as Plain;
+  maskUrls(copy);
   for (const keyPath of SECRET_KEYS) {
     const parts = keyPath.split('.');
     const parent = parts.slice(0, -1).reduce<Plain>((node, part) => node[part] as Plain, copy);
     const leaf = parts[parts.length - 1]!;
-    if (parent[leaf] !== '') parent[leaf] = '********';
+    if (parent[leaf] !== '') parent[leaf] = MASK;
   }
   return copy as unknown as Config;
 }

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { findingSubject, flowText } from './report-csv.js';
-import { HEALTH_SCOPE, securityFindingCounts, type Finding, type FindingSeverity, type HealthScore, type Report, type ReportFlow, type WindowSummary } from './report.js';
+import { HEALTH_SCOPE, securityFindingCounts, sourceLabel, type Finding, type FindingSeverity, type HealthScore, type Report, type ReportFlow, type WindowSummary } from './report.js';
 import { duration, noun } from './wording.js';
 
 // ---------------------------------------------------------------- helpers
@@ -297,7 +297,7 @@ function summarySection(r: Report): string {
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const bySeverity = (sev: FindingSeverity): number => (r.findings ?? []).filter((f) => f.severity === sev).length;
   const rows: Array<[string, string]> = [
-    ['Source', `<code>${e(s.path)}</code>`],
+    ['Source', `<code>${e(sourceLabel(s.path))}</code>`],
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     ['Format', `${e(s.format)}${s.compressed ? ' (gzip)' : ''}; link types ${e((s.linkTypes ?? []).join(', ') || 'none')}`],
     ['Packets', e(num(c.packets))],
@@ -747,7 +747,7 @@ export function renderHtml(report: Report): string {
   const healthChart = figures.filter(([c]) => c.id === 'health-score').map(([, html]) => html).join('');
   const otherCharts = figures.filter(([c]) => c.id !== 'health-score').map(([, html]) => html).join('\n');
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
-  const path = String(report.source?.path ?? '');
+  const path = sourceLabel(String(report.source?.path ?? ''));
   const name = path.split(/[\\/]/).pop() || path;
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
   const health = healthSection(report.healthScore, healthChart, report.findings ?? []);

@@ -8,7 +8,7 @@
  * control characters replaced, so a crafted DNS name cannot drive the terminal.
  */
 import { findingSubject, flowText } from './report-csv.js';
-import { HEALTH_SCOPE, securityFindingCounts, type Finding, type FindingSeverity, type HealthScore, type QuantileStat, type Report, type WindowSummary } from './report.js';
+import { HEALTH_SCOPE, securityFindingCounts, sourceLabel, type Finding, type FindingSeverity, type HealthScore, type QuantileStat, type Report, type WindowSummary } from './report.js';
 import { duration, noun, plural } from './wording.js';
 
 /** The terminal width every line fits. */
@@ -98,7 +98,7 @@ function healthComponentValue(name: string, value: number | null): string {
 
 function summaryLines(r: Report): string[] {
   const c = r.capture;
-  const lines = wrap(`PCAP Analyzer report for ${clean(r.source.path)}`, '');
+  const lines = wrap(`PCAP Analyzer report for ${clean(sourceLabel(r.source.path))}`, '');
   lines.push(...wrap(`format     ${r.source.format}${r.source.compressed ? ' (gzip)' : ''}, link types ${r.source.linkTypes.map(clean).join(', ') || 'none'}`, '  '));
   lines.push(`  packets    ${num(c.packets)} (${bytesText(c.bytes)})`);
   if (c.first && c.last) {

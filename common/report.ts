@@ -4,6 +4,11 @@
  */
 export const REPORT_SCHEMA = 'pcap-analyzer/report@1';
 
+/** How a report names its source: `analyze -` read standard input (source.path stays "-" in the JSON). */
+export function sourceLabel(path: string): string {
+  return path === '-' ? 'standard input' : path;
+}
+
 export interface ReportSource {
   /** The capture file, or `sensor:<id>` for a collector's report of a time range. */
   path: string;

@@ -234,7 +234,7 @@ test('start-up errors: one line and exit 2; unreachable NATS is not fatal', asyn
     [['--replay', SYNSCAN, '--speed', 'warp'], /^pcap-analyzer: config capture\.speed: "warp" is not top, realtime or a number/],
     [[], /^pcap-analyzer: agent needs a source: --interface NAME/],
     [['--replay', SYNSCAN, '--interface', 'lo'], /takes one source/],
-    [['--replay', join(work, 'missing.pcap'), '--listen', ''], /^pcap-analyzer: cannot replay .*missing\.pcap: ENOENT/],
+    [['--replay', join(work, 'missing.pcap'), '--listen', ''], /^pcap-analyzer: cannot replay .*missing\.pcap: no such file or directory/],
     [['--interface', 'nosuchif0', '--listen', ''], /^pcap-analyzer: .*nosuchif0.*(No such device|doesn't exist)/i],
     [['--interface', 'lo', '--bpf', 'tcp port', '--listen', ''], /^pcap-analyzer: .*(syntax error|BPF)/i],
   ];

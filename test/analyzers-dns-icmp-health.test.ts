@@ -5,7 +5,7 @@
  * figures against tshark 4.0.17's, hard-coded here with the command that gave
  * them (tests never need tshark at run time).
  *
- * Set PCAP_ANALYZER_KEEP_CRAFTED=<dir> to keep the crafted captures there, to
+ * Set PCAP_ANALYZER_TEST_KEEP_CRAFTED=<dir> to keep the crafted captures there, to
  * look at them with tshark.
  */
 import { test } from 'node:test';
@@ -106,7 +106,7 @@ function assertWindowScores(r: Report): void {
 // DNS: crafted
 
 test('dns: a response matches its query by id and 5-tuple; another server, client port or id is unsolicited; a second response is a duplicate', async () => {
-  // tshark on this file (PCAP_ANALYZER_KEEP_CRAFTED): `-T fields -e frame.number -e dns.time -e dns.unsolicited -e dns.retransmission`
+  // tshark on this file (PCAP_ANALYZER_TEST_KEEP_CRAFTED): `-T fields -e frame.number -e dns.time -e dns.unsolicited -e dns.retransmission`
   // gives frames 2, 3, 4 unsolicited, frame 5 dns.time 0.030000000, frame 6 retransmission (no dns.time).
   const r = await analyze([
     at(100_000, udp4(CLIENT, 40000, SERVER, 53, query(0x1111))),

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { load as loadYaml } from 'js-yaml';
 import { ConfigError } from '../common/errors.js';
-import { DEFAULT_CONFIG, buildConfig, envName, loadConfig, maskSecrets, resolveConfig } from '../common/config.js';
+import { DEFAULT_CONFIG, buildConfig, envName, loadConfig, maskSecrets, maskUrlCredentials, resolveConfig } from '../common/config.js';
 import { REPO_ROOT } from './helpers/paths.js';
 
 test('config.yaml documents exactly the built-in defaults', () => {
@@ -49,7 +49,7 @@ test('wrong types and out-of-range values name the key', () => {
 
 test('files: unreadable and invalid YAML are ConfigErrors with the position', () => {
   const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-'));
-  assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read .*missing.yaml: ENOENT/);
+  assert.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read .*missing.yaml: no such file or directory/);
   const broken = join(dir, 'broken.yaml');
   writeFileSync(broken, 'flows:\n  maxFlows: [1,\n');
   assert.throws(() => loadConfig(broken), /broken.yaml is not valid YAML at line \d+, column \d+/);
@@ -118,4 +118,19 @@ test('detector allow-lists: addresses or CIDR blocks and ports, checked at load,
   const fromEnv = resolveConfig({ env: { PCAP_ANALYZER_ANALYZERS_PORT_SCAN_ALLOW_PORTS: '22, 443', PCAP_ANALYZER_ANALYZERS_PORT_SCAN_ALLOW_HOSTS: '10.9.0.0/16' } });
   assert.deepEqual(fromEnv.analyzers.port_scan.allowPorts, [22, 443]);
   assert.deepEqual(fromEnv.analyzers.port_scan.allowHosts, ['10.9.0.0/16']);
+});
+
+test('credentials inside URLs are masked: user password, lone token, password parameters; the rest kept', () => {
+  assert.equal(maskUrlCredentials('nats://u:p%40ss@h:4222'), 'nats://u:********@h:4222');
+  assert.equal(maskUrlCredentials('tls://s3cret@h:4222'), 'tls://********@h:4222');
+  assert.equal(maskUrlCredentials('postgres://pa@db/pa?sslmode=require&password=x1'), 'postgres://pa@db/pa?sslmode=require&password=********');
+  assert.equal(maskUrlCredentials('nats://h:4222'), 'nats://h:4222');
+  assert.equal(maskUrlCredentials('not a url: a@b'), 'not a url: a@b');
+});
+
+test('thresholds rising with severity: a list or pair in the wrong order names its key; equal values are allowed', () => {
+  rejects({ analyzers: { tcp: { retransmissionCount: [10, 100, 50] } } }, 'analyzers.tcp.retransmissionCount', /must not decrease/);
+  rejects({ analyzers: { dns: { warning: 2, critical: 1 } } }, 'analyzers.dns.critical', /1 is below analyzers\.dns\.warning \(2\)/);
+  rejects({ analyzers: { jitter: { critical: 0.01 } } }, 'analyzers.jitter.critical', /below analyzers\.jitter\.warning/);
+  assert.deepEqual(buildConfig({ analyzers: { tcp: { retransmissionRate: [3, 3, 3] } } }).analyzers.tcp.retransmissionRate, [3, 3, 3]);
 });

@@ -7,7 +7,7 @@
  * DKIM lookups, allow-listed clients), and its thresholds, suppression,
  * determinism and key and client bounds behave as documented.
  *
- * Set PCAP_ANALYZER_KEEP_CRAFTED=<dir> to keep the crafted captures there.
+ * Set PCAP_ANALYZER_TEST_KEEP_CRAFTED=<dir> to keep the crafted captures there.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

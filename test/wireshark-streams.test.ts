@@ -1,6 +1,6 @@
 /**
  * tcp.stream / udp.stream counts on crafted captures, each expected figure the
- * one tshark 4.0.17 gives on the same capture (PCAP_ANALYZER_KEEP_CRAFTED=<dir>
+ * one tshark 4.0.17 gives on the same capture (PCAP_ANALYZER_TEST_KEEP_CRAFTED=<dir>
  * keeps them; `tshark -r F -T fields -e frame.number -e tcp.stream -e udp.stream`).
  */
 import { test } from 'node:test';

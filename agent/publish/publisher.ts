@@ -209,12 +209,13 @@ export class Publisher {
   }
 
   /** Stops sending, persists every unacknowledged message to the disk spool (in order), closes the connection. */
-  close(): Promise<void> {
-    this.closePromise ??= this.shutdown();
+  close(options: { quiet?: boolean } = {}): Promise<void> {
+    this.closePromise ??= this.shutdown(options.quiet === true);
     return this.closePromise;
   }
 
-  private async shutdown(): Promise<void> {
+  /** `quiet`: the agent never started (a start-up error follows), so the summary line is debug, not info. */
+  private async shutdown(quiet: boolean): Promise<void> {
     this.closing = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
@@ -238,7 +239,7 @@ export class Publisher {
         this.log.debug({ err: this.sanitize(errorText(err)) }, 'closing the NATS connection failed');
       }
     }
-    this.log.info({ spooled: this.spool.messages, diskBytes: this.spool.diskBytes, abandonedInFlight: inFlight, published: this.published },
+    this.log[quiet ? 'debug' : 'info']({ spooled: this.spool.messages, diskBytes: this.spool.diskBytes, abandonedInFlight: inFlight, published: this.published },
       'publisher closed');
   }
 

@@ -15,7 +15,7 @@ import { UsageError } from '../../common/errors.js';
 import { createLogger, type Logger } from '../../common/logging.js';
 import type { Finding, WindowSummary } from '../../common/report.js';
 import {
-  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, statusMessageId, subjectFor, windowMessageId,
+  FINDING_SCHEMA, STATUS_SCHEMA, WINDOW_SCHEMA, findingMessageId, sensorToken, statusMessageId, subjectFor, windowMessageId,
   type FindingMessage, type SourceInfo, type StatusMessage, type WindowMessage,
 } from '../../common/wire.js';
 import { sensorInboxPrefix } from '../../common/nats.js';
@@ -24,7 +24,9 @@ import { startHttp, type Readiness } from './http.js';
 import { AgentMetrics } from './metrics.js';
 import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import type { CaptureCounters, CaptureWorkerData, FromCapture, ToCapture } from './protocol.js';
-import { replayPacing } from './replay.js';
+import { listReplayFiles, replayPacing } from './replay.js';
+import { CaptureReader } from '../capture/index.js';
+import { ensureDataDir } from '../../common/data-dir.js';
 
 export interface AgentOptions {
   sources: ConfigSources;
@@ -55,12 +57,29 @@ const FIXED_AT_START = ['enabled', 'maxKeys', 'maxHosts', 'maxUnackedSegments', 
 const encoder = new TextEncoder();
 const encode = (msg: unknown): Uint8Array => encoder.encode(JSON.stringify(msg));
 
+/**
+ * What can be checked of a replay before anything starts (so a mistake is one line, before any log):
+ * the files exist and the first one is a capture. A later file's problem ends the replay with exit 2.
+ */
+async function checkReplay(config: Readonly<Config>): Promise<void> {
+  if (config.capture.bpf) {
+    throw new UsageError(`capture.bpf: "${config.capture.bpf}" cannot filter a replay: a capture filter applies to live capture only ` +
+      "(libpcap runs it on the interface); filter the file first (tcpdump -r IN -w OUT 'EXPR') and replay OUT, or unset --bpf (PCAP_ANALYZER_CAPTURE_BPF)");
+  }
+  replayPacing(config.capture.speed); // rejects a bad speed
+  const [first] = listReplayFiles(config.capture.replay);
+  const reader = await CaptureReader.open(first!, config.input);
+  await reader.close();
+}
+
 export async function runAgent(options: AgentOptions): Promise<number> {
   const config = resolveConfig(options.sources);
   const source = agentSource(config);
-  if (source.kind === 'replay') replayPacing(config.capture.speed); // rejects a bad speed before anything starts
+  if (source.kind === 'replay') await checkReplay(config);
+  ensureDataDir(resolvePath(config.dataDir)); // the spool's parent: a file there is one line, not ENOTDIR
   const sensor = config.sensor.id || hostname();
   const log = options.logger ?? createLogger(config.logging, { bindings: { sensor } });
+  if (sensorToken(sensor) !== sensor) log.info({ subjectToken: sensorToken(sensor) }, 'the sensor id has dots: its NATS subjects and message ids carry them as "_" (the collector shows the id as given)');
   const startedAt = new Date();
   let state: State = 'starting';
   let counters = EMPTY_COUNTERS;
@@ -87,7 +106,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     try {
       http = await startHttp(config.http.listen, metrics.registry, () => { refreshPublishMetrics(); return readiness(); });
     } catch (err) {
-      await publisher.close();
+      await publisher.close({ quiet: true });
       throw err;
     }
   }
@@ -138,6 +157,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   const post = (msg: ToCapture): void => worker.postMessage(msg);
 
   let fatal: string | undefined;
+  /** The fatal problem is the input's (a replayed file), not a failure of the capture: exit 2. */
+  let fatalInput = false;
   let gotDone = false;
   let workerError: unknown;
   let captureDone!: () => void;
@@ -164,8 +185,9 @@ export async function runAgent(options: AgentOptions): Promise<number> {
         break;
       case 'fatal':
         fatal = msg.message;
+        fatalInput = msg.input === true;
         if (state === 'starting') { readyResolve(false); break; }
-        log.error({ error: msg.message }, 'capture failed; stopping');
+        log.error({ error: msg.message }, fatalInput ? 'replay input unreadable; stopping' : 'capture failed; stopping');
         break;
       case 'done':
         gotDone = true;
@@ -183,8 +205,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     captureDone();
   });
 
-  const cleanup = async (): Promise<void> => {
-    await publisher.close();
+  const cleanup = async (quiet = false): Promise<void> => {
+    await publisher.close({ quiet });
     await new Promise<void>((resolve) => (http ? http.close(() => resolve()) : resolve()));
     http?.closeAllConnections();
   };
@@ -233,7 +255,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   if (!(await started)) {
     removeSignalHandlers();
     await worker.terminate();
-    await cleanup();
+    await cleanup(true); // nothing started: the error line alone says what happened
     if (fatal !== undefined) throw new UsageError(fatal);
     throw workerError instanceof Error ? workerError : new Error(`capture thread ended at start: ${String(workerError)}`);
   }
@@ -257,5 +279,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     removeSignalHandlers();
     await cleanup();
   }
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
+  if (fatal !== undefined && fatalInput) throw new UsageError(fatal);
   return fatal === undefined ? 0 : 1;
 }

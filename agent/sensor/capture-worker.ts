@@ -157,6 +157,12 @@ async function runLive(): Promise<void> {
   finish([]);
 }
 
+/** A replayed file that cannot be read ends the replay, as `analyze` ends on it: exit 2 with the reader's message. */
+function unreadable(file: string, message: string): void {
+  post({ type: 'fatal', message: `${file}: ${message}`, input: true });
+  stopping = true;
+}
+
 async function runReplay(): Promise<void> {
   const c = config.capture;
   let files: string[];
@@ -182,8 +188,8 @@ async function runReplay(): Promise<void> {
         reader = await CaptureReader.open(file, config.input);
       } catch (err) {
         if (!isUserError(err)) throw err;
-        warnings.push(`${file}: ${err.message}`);
-        continue;
+        unreadable(file, err.message);
+        break;
       }
       try {
         const rec = reader.record;
@@ -191,7 +197,7 @@ async function runReplay(): Promise<void> {
           if (status === NEED_DATA) {
             try { await reader.fill(); } catch (err) {
               if (!isUserError(err)) throw err;
-              warnings.push(`${file}: ${err.message}`);
+              unreadable(file, err.message);
               break;
             }
             continue;

@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseListen } from '../../common/address.js';
-import { UsageError } from '../../common/errors.js';
+import { UsageError, listenReason } from '../../common/errors.js';
 
 export interface Readiness {
   ready: boolean;
@@ -40,7 +40,7 @@ export async function startHttp(listen: string, registry: Registry, readiness: (
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(new UsageError(`http.listen ${listen}: ${err.code ?? err.message}`));
+      reject(new UsageError(`http.listen ${listen}: ${listenReason(err)}; choose another --listen (http.listen), or empty to serve none`));
     });
     server.listen(port, host, () => resolve());
   });

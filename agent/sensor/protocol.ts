@@ -35,8 +35,11 @@ export type FromCapture =
   | { type: 'ready'; linkType: number; tables: string[] }
   | { type: 'window'; summary: WindowSummary; findings: Finding[]; counters: CaptureCounters }
   | { type: 'counters'; counters: CaptureCounters }
-  /** Cannot start (bad interface, BPF, privileges, unreadable replay): a user error, exit 2. */
-  | { type: 'fatal'; message: string }
+  /**
+   * Cannot start (bad interface, BPF, privileges, unreadable replay): a user error, exit 2. While running:
+   * a replayed file that cannot be read (`input`, exit 2) or a capture that failed (exit 1).
+   */
+  | { type: 'fatal'; message: string; input?: boolean }
   /** Input ended (replay without --loop) or a stop was asked: the last window has been posted. */
   | { type: 'done'; counters: CaptureCounters; warnings: string[] };
 

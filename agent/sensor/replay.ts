@@ -5,7 +5,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { UsageError } from '../../common/errors.js';
+import { UsageError, fsReason } from '../../common/errors.js';
 
 /** A file, or every regular file of a directory in name order (hidden files skipped). */
 export function listReplayFiles(path: string): string[] {
@@ -13,7 +13,7 @@ export function listReplayFiles(path: string): string[] {
   try {
     stat = statSync(path);
   } catch (err) {
-    throw new UsageError(`cannot replay ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    throw new UsageError(`cannot replay ${path}: ${fsReason(err)}; check --replay (capture.replay)`);
   }
   if (!stat.isDirectory()) return [path];
   const files = readdirSync(path, { withFileTypes: true })

@@ -13,7 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { statfs } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
 import type { CollectorConfig } from '../../common/config.js';
 import type { Logger } from '../../common/logging.js';
 import { reportJsonChunksAsync, type Finding, type FindingSeverity, type WindowSummary } from '../../common/report.js';
@@ -148,7 +148,8 @@ function sendStream(reply: FastifyReply, type: string, pieces: AsyncIterable<str
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Through a LogController: the top-level disableRequestLogging prints a deprecation warning (FSTDEP023) at every start.
+    logController: new LogController({ disableRequestLogging: true }),
     // Correlation ids are ours, never the client's (an X-Request-Id header is not trusted).
     genReqId: () => randomUUID(),
     requestIdHeader: false,

@@ -1,7 +1,7 @@
 /**
  * Writes crafted records to a temporary pcap, analyzes it with a config
  * override, and returns the report (no warnings allowed). Set
- * PCAP_ANALYZER_KEEP_CRAFTED=<dir> to keep the capture there as <name>.pcap,
+ * PCAP_ANALYZER_TEST_KEEP_CRAFTED=<dir> to keep the capture there as <name>.pcap,
  * e.g. to check a figure with tshark.
  */
 import assert from 'node:assert/strict';
@@ -18,7 +18,7 @@ export async function analyzeCrafted(records: readonly PcapRecordSpec[], config:
   try {
     const path = join(dir, `${name}.pcap`);
     writeFileSync(path, pcapFile({}, records));
-    const keep = process.env['PCAP_ANALYZER_KEEP_CRAFTED'];
+    const keep = process.env['PCAP_ANALYZER_TEST_KEEP_CRAFTED'];
     if (keep) copyFileSync(path, join(keep, `${name}.pcap`));
     const { report, warnings } = await analyzeCapture(path, buildConfig(config));
     assert.deepEqual(warnings, []);

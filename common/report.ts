@@ -129,6 +129,56 @@ export interface QuantileStat {
   max: number | null;
 }
 
+/**
+ * One window's samples of a distribution, mergeable with other windows' (agent/analyzers/lib/quantiles.ts):
+ * up to 256 samples as they are, or log buckets 1 % wide (±0.5 % relative error), at most 1,024 of them.
+ */
+export interface QuantileSketch {
+  count: number;
+  /** The largest sample; null without samples. */
+  max: number | null;
+  /** The samples, ascending (at most 256): a set this small merges without error. */
+  exact?: number[];
+  /** Else buckets: [exponent e, samples] for values in (1.01^(e-1), 1.01^e], positive and negative values apart. */
+  positive?: Array<[number, number]>;
+  negative?: Array<[number, number]>;
+  /** Samples within ±1e-9 of 0. */
+  zero?: number;
+}
+
+/** The report's distributions, by name: `stats` in every report (tcp.analysis.ack_rtt, dns.time). */
+export const REPORT_DISTRIBUTIONS = ['tcp.analysis.ack_rtt', 'dns.time'] as const;
+export type ReportDistribution = typeof REPORT_DISTRIBUTIONS[number];
+
+/**
+ * One window's inputs of the whole-capture health score: counts are summed over
+ * windows; a percentile is averaged over windows weighted by its samples.
+ */
+export interface HealthTotals {
+  dataSegments: number;
+  retransmissions: number;
+  lostSegments: number;
+  dnsQueries: number;
+  /** DNS timeouts and server failures. */
+  dnsFailures: number;
+  /** Findings above info. */
+  anomalies: number;
+  /** The window's p90 and its weight (samples, at least 1); null without samples. */
+  rttP90: [number, number] | null;
+  dnsP90: [number, number] | null;
+  jitterP90: [number, number] | null;
+}
+
+/**
+ * What a report of a range of windows merges besides counters (agent windows): the
+ * window's distributions as sketches and its health inputs. Merged over windows, they
+ * give `stats` and `healthScore` as `analyze` gives them (it merges the same).
+ */
+export interface RangeInputs {
+  stats: Record<string, QuantileSketch>;
+  health: HealthTotals | null;
+}
+
 export interface HealthComponent { name: string; value: number | null; penalty: number; weight: number }
 export interface HealthScore { score: number; class: string; components: HealthComponent[] }
 
@@ -149,6 +199,8 @@ export interface WindowSummary {
   capture?: WindowCapture;
   /** The report's counters for this window alone (agent): summed over windows, they give a report's `counters`. */
   counters?: Record<string, number>;
+  /** What `stats` and `healthScore` of a range are merged from (agent; absent from windows of agents before it). */
+  rangeInputs?: RangeInputs;
 }
 
 /** Packets missed while capturing, by where they were lost. */
@@ -181,6 +233,11 @@ export interface Report {
   /** Distributions in seconds, named after Wireshark fields (tcp.analysis.ack_rtt, dns.time). */
   stats?: Record<string, QuantileStat>;
   healthScore?: HealthScore;
+  /**
+   * Parts of the report a collector could not compute for the range, with why (e.g. windows
+   * published by an agent that did not send the inputs of `stats`). Absent when nothing is missing.
+   */
+  missing?: Record<string, string>;
 }
 
 type ReportLists = 'windows' | 'findings';

@@ -46,6 +46,19 @@ export interface ReportCapture {
 /** Frame counts named after Wireshark display-filter fields: a frame counts once where the protocol is present. */
 export type ReportCounters = Record<string, number>;
 
+/**
+ * The counters every report lists, zeros included (the default analyzers); others
+ * (tcp.analysis.untracked_segments, dns.pending_dropped) are listed when not 0.
+ */
+export const REPORT_COUNTERS: readonly string[] = [
+  'frames', 'eth', 'vlan', 'ip', 'ipv6', 'tcp', 'udp', 'icmp', 'icmpv6', 'dns', 'ip.fragments', 'tcp.flags.syn', 'tcp.flags.reset',
+  'dns.flags.response', 'dns.flags.rcode.nxdomain', 'tcp.streams', 'udp.streams', 'tcp.analysis.retransmission',
+  'tcp.analysis.fast_retransmission', 'tcp.analysis.spurious_retransmission', 'tcp.analysis.out_of_order', 'tcp.analysis.duplicate_ack',
+  'tcp.analysis.lost_segment', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.keep_alive', 'tcp.analysis.keep_alive_ack',
+  'tcp.analysis.window_update', 'tcp.analysis.zero_window', 'tcp.analysis.zero_window_probe', 'tcp.analysis.window_full',
+  'icmp.type.3', 'icmp.type.11',
+];
+
 export interface ReportFlow {
   proto: string;
   client: string;
@@ -220,6 +233,18 @@ export interface WindowCapture {
    */
   received: number;
   drops: CaptureDrops;
+  // The rest: the report's `capture` for this window alone, merged over windows into a range report's (absent from agents before them).
+  /** Earliest and latest packet time of the window's packets, [epoch seconds, nanoseconds]; absent without packets. */
+  first?: [number, number];
+  last?: [number, number];
+  /** Malformed layers and records, undecoded link types, flows evicted, conversations forgotten, cut-short inputs: during the window. */
+  decodeErrors?: Record<string, number>;
+  undecoded?: Record<string, number>;
+  flowsEvicted?: number;
+  conversationsForgotten?: number;
+  truncatedRecords?: number;
+  /** libpcap names of the link types of the source so far (EN10MB, ...). */
+  linkTypes?: string[];
 }
 
 export interface Report {

@@ -144,7 +144,8 @@ export interface QuantileStat {
 
 /**
  * One window's samples of a distribution, mergeable with other windows' (agent/analyzers/lib/quantiles.ts):
- * up to 256 samples as they are, or log buckets 1 % wide (±0.5 % relative error), at most 1,024 of them.
+ * up to 256 samples as they are (at most 6.2 KB of JSON), or log buckets 1 % wide (±0.5 % relative error), at most
+ * 1,024 of them (at most 17.4 KB), the lowest folded into the lowest kept.
  */
 export interface QuantileSketch {
   count: number;

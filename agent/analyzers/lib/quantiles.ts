@@ -37,9 +37,9 @@ const KEY_OFFSET = 1e6;
 /** Bucket exponents counted in the dense arrays: [E_MIN, E_MIN + E_SPAN). Below MIN_VALUE is the zero bucket, so E_MIN covers every magnitude above it. */
 const E_MIN = -2100;
 const E_SPAN = 6200;
-/** A sketch carries its samples as they are up to this many (JSON: about 20 bytes each, so at most ~5 KB). */
+/** A sketch carries its samples as they are up to this many (JSON: at most 24 bytes each, 6.2 KB; 4.9 KB measured). */
 export const SKETCH_EXACT = 256;
-/** Buckets a sketch carries at most (JSON: about 14 bytes each, so at most ~14 KB): 1 % wide, they span 1.01^1024, a factor of 26,000. */
+/** Buckets a sketch carries at most (JSON: at most 17 bytes each, 17.4 KB; 9-10 KB measured): 1 % wide, they span 1.01^1024, a factor of 26,000. */
 export const SKETCH_BUCKETS = 1024;
 /** Largest |bucket exponent| a sketch may name: |values| up to Number.MAX_VALUE (1.01^71,400) and down to MIN_VALUE. */
 export const SKETCH_MAX_EXPONENT = 80_000;

@@ -297,7 +297,8 @@ export const INTENDED: IntendedDifference[] = [
   {
     what: 'generated-mixed-120k and generated-mice-40k: stats[*].p50, p90, p99 within 0.5 % of the golden figures (checked below), no longer exact',
     why: 'a report\'s distributions are the merge of its windows\' sketches (one code path with the collector\'s range reports): a window with more than 256 samples'
-      + ' of a distribution sends log buckets 1 % wide, so the merge is approximate (±0.5 %) once any window has more; every shared capture stays under that and is exact',
+      + ' of a distribution gives log buckets 1 % wide, so the merge is approximate (±0.5 % of the sample at each quantile\'s rank) once any window has more;'
+      + ' these two have windows of thousands of ACK RTTs and DNS times; every shared capture stays under 256 a window and is exact',
     apply(r) {
       if (!SKETCHED.includes(r.source.path)) return;
       for (const s of Object.values(r.stats ?? {})) for (const k of ['p50', 'p90', 'p99'] as const) delete (s as Partial<QuantileStat>)[k];

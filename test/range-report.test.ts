@@ -19,7 +19,7 @@ import type { Finding, Report, WindowSummary } from '../common/report.js';
 import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
 import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
-import { pcapFile } from './helpers/capture-writer.js';
+import { EtherTypes, PcapngBuilder, Proto, ethernet, ipv4, pcapFile, udp } from './helpers/capture-writer.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 
 const WINDOW_SECONDS = 10;
@@ -100,17 +100,46 @@ async function pool<T>(items: readonly T[], width: number, job: (item: T) => Pro
   }));
 }
 
+/**
+ * What no shared capture has together: a second interface of a link type the decoder does not know,
+ * a packet stamped before its window, a malformed IPv4 header, a record longer captured than on the
+ * wire, and a last record cut short; over three windows.
+ */
+function craftedEdges(): Buffer {
+  const frame = (port: number, bytes = 'p'): Buffer => ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', EtherTypes.IPV4,
+    ipv4({ src: '10.2.0.1', dst: '10.2.0.2', proto: Proto.UDP, payload: udp({ srcPort: port, dstPort: 53, payload: Buffer.from(bytes) }) }));
+  const us = (seconds: number): bigint => BigInt(Math.round((1_700_000_000 + seconds) * 1e6));
+  const b = new PcapngBuilder().section().interface({ linkType: 1 }).interface({ linkType: 147 });
+  b.epb(0, { ts: us(1), data: frame(1000) });
+  b.epb(1, { ts: us(2), data: Buffer.from('not decoded') });
+  b.epb(0, { ts: us(12), data: frame(1001) });
+  b.epb(0, { ts: us(8), data: frame(1002) }); // earlier than its window (10-20 s)
+  b.epb(0, { ts: us(13), data: ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', EtherTypes.IPV4, Buffer.from([0x45, 0, 0])) });
+  b.epb(0, { ts: us(14), data: frame(1003), wireLen: 20 });
+  b.epb(0, { ts: us(25), data: frame(1004, 'last whole') });
+  const whole = b.build();
+  const cut = new PcapngBuilder().section().interface({ linkType: 1 }).epb(0, { ts: us(26), data: frame(1005) }).build();
+  // The header-less tail of one more packet block: the input ends inside it.
+  return Buffer.concat([whole, cut.subarray(cut.length - 40, cut.length - 10)]);
+}
+
 test('every shared capture replayed: the range report equals analyze but for source and top flows', async () => {
   assert.ok(captures.length >= 30, `only ${captures.length} captures in MANIFEST.tsv`);
+  const crafted = join(work, 'crafted-edges.pcapng');
+  writeFileSync(crafted, craftedEdges());
+  const cases = [...captures.map((file) => ({ file, path: join(SHARED_PCAPS, file) })), { file: 'crafted-edges.pcapng', path: crafted }];
   const expected = new Map<string, Report>();
-  await pool(captures.map((file, i) => ({ file, sensor: `range-${i}` })), 2, async ({ file, sensor }) => {
-    const path = join(SHARED_PCAPS, file);
+  await pool(cases.map((c, i) => ({ ...c, sensor: `range-${i}` })), 2, async ({ file, path, sensor }) => {
     const agent = spawnAgent(['--replay', path, '--sensor', sensor, '--nats', nats.url, '--listen', '', '--data-dir', join(work, sensor), '--config', config]);
     expected.set(file, analyzeJson(path, config));
     assert.equal((await agent.exited).code, 0, `${file}: ${agent.stderr()}`);
   });
+  const edges = expected.get('crafted-edges.pcapng')!.capture;
+  assert.ok(edges.truncatedRecords === 1 && edges.undecoded['LINKTYPE_147'] === 1 && edges.decodeErrors['frame.caplen_gt_len'] === 1 && Object.keys(edges.decodeErrors).length >= 2,
+    `the crafted capture has what it is for: ${JSON.stringify(edges)}`);
+  assert.ok(expected.get('crafted-edges.pcapng')!.windows.some((w) => w.outOfOrderTimestamps > 0), 'a packet stamped before its window');
   const mismatched: string[] = [];
-  for (const [i, file] of captures.entries()) {
+  for (const [i, { file }] of cases.entries()) {
     const sensor = `range-${i}`;
     const want = expected.get(file)!;
     const url = `${base}/api/reports/${sensor}?${packetRange(want)}`;

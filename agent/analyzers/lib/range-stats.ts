@@ -13,7 +13,7 @@
 import type { Config } from '../../../common/config.js';
 import type { HealthScore, QuantileStat, RangeInputs } from '../../../common/report.js';
 import { scoreHealth } from './health-score.js';
-import { Quantiles } from './quantiles.js';
+import { Quantiles, SKETCH_BUCKETS, SKETCH_EXACT, SKETCH_MAX_EXPONENT } from './quantiles.js';
 
 const pct = (part: number, whole: number): number | null => (whole ? (part / whole) * 100 : null);
 
@@ -91,4 +91,63 @@ function addWeighted(acc: number[], value: [number, number] | null): void {
   if (value === null) return;
   acc[0]! += value[0] * value[1];
   acc[1]! += value[1];
+}
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+const isWholeCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+/** Distributions a window may send (the agent sends 2). */
+const MAX_DISTRIBUTIONS = 16;
+
+/** What is wrong with a sketch from a sensor (quantiles.ts's bounds), or ''. */
+function sketchProblem(s: unknown): string {
+  if (!isObject(s) || !isWholeCount(s['count'])) return 'count is not a whole count';
+  const count = s['count'];
+  const max = s['max'];
+  if (count === 0 ? max !== null : typeof max !== 'number' || !Number.isFinite(max)) return 'max is not a number (null without samples)';
+  const { exact, positive, negative, zero } = s;
+  if (exact !== undefined) {
+    if (positive !== undefined || negative !== undefined || zero !== undefined) return 'both samples and buckets';
+    if (!Array.isArray(exact) || exact.length !== count || exact.length > SKETCH_EXACT) return `samples are not an array of count (at most ${SKETCH_EXACT}) numbers`;
+    for (const v of exact as unknown[]) if (typeof v !== 'number' || !Number.isFinite(v)) return 'a sample is not a number';
+    return '';
+  }
+  if (zero !== undefined && !isWholeCount(zero)) return 'zero is not a whole count';
+  let total = zero ?? 0;
+  let buckets = 0;
+  for (const side of [positive, negative]) {
+    if (side === undefined) continue;
+    if (!Array.isArray(side)) return 'buckets are not an array';
+    buckets += side.length;
+    if (buckets > SKETCH_BUCKETS) return `more than ${SKETCH_BUCKETS} buckets`;
+    for (const b of side as unknown[]) {
+      if (!Array.isArray(b) || b.length !== 2 || !Number.isSafeInteger(b[0]) || Math.abs(b[0] as number) > SKETCH_MAX_EXPONENT || !isWholeCount(b[1])) {
+        return `a bucket is not [exponent within ±${SKETCH_MAX_EXPONENT}, whole count]`;
+      }
+      total += b[1] as number;
+    }
+  }
+  return total === count ? '' : 'bucket counts do not add up to count';
+}
+
+function weightedProblem(v: unknown): boolean {
+  return v !== null && (!Array.isArray(v) || v.length !== 2 || typeof v[0] !== 'number' || !Number.isFinite(v[0]) || !isCount(v[1]) || (v[1] as number) <= 0);
+}
+
+/** What is wrong with a window's rangeInputs from a sensor, or '' (a stored window is merged as it is: RangeStats trusts it). */
+export function rangeInputsProblem(r: unknown): string {
+  if (!isObject(r) || !isObject(r['stats'])) return 'rangeInputs.stats is not an object';
+  const stats = r['stats'];
+  if (Object.keys(stats).length > MAX_DISTRIBUTIONS) return `rangeInputs.stats has more than ${MAX_DISTRIBUTIONS} distributions`;
+  for (const [name, sketch] of Object.entries(stats)) {
+    const problem = sketchProblem(sketch);
+    if (problem) return `rangeInputs.stats["${name.slice(0, 64)}"]: ${problem}`;
+  }
+  const h = r['health'];
+  if (h === null) return '';
+  if (!isObject(h) || !['dataSegments', 'retransmissions', 'lostSegments', 'dnsQueries', 'dnsFailures', 'anomalies'].every((k) => isCount(h[k]))
+    || weightedProblem(h['rttP90']) || weightedProblem(h['dnsP90']) || weightedProblem(h['jitterP90'])) {
+    return 'rangeInputs.health is not counts and [p90, weight] pairs';
+  }
+  return '';
 }

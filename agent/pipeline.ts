@@ -290,17 +290,9 @@ export class Pipeline {
     return out;
   }
 
-  /** Whole-capture summaries of the analyzers (e.g. the overall health score). */
-  summary(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const a of this.analyzers) Object.assign(out, a.summary?.());
-    return out;
-  }
-
-  stats(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const a of this.analyzers) Object.assign(out, a.stats?.());
-    return out;
+  /** The report's distributions these analyzers give (from their empty sketches before the first window), in analyzer order. */
+  distributionNames(): string[] {
+    return this.analyzers.flatMap((a) => Object.keys(a.rangeInputs?.().stats ?? {}));
   }
 }
 

@@ -134,7 +134,7 @@ export async function runCollector(options: CollectorOptions): Promise<number> {
   await queue.recover();
 
   const app = await buildApp({
-    config: c, token, store, version: options.version, startedAt: Date.now(), dataDir, logger: log, metrics,
+    config: c, analysis: config, token, store, version: options.version, startedAt: Date.now(), dataDir, logger: log, metrics,
     ingest: () => ingest.stats(),
     queue: () => queue.stats(),
     plugins: collectorPlugins({ store, queue, config: c, dataDir, logger: log, version: options.version }),

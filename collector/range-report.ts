@@ -1,57 +1,119 @@
 /**
  * A `pcap-analyzer/report@1` for any time range of a sensor, built from the
  * windows and findings it published: the same shape (and HTML renderer) as
- * `analyze`. Counters are the sums of the windows' own counters, so a replayed
- * file gives the counters `analyze` gives. What windows cannot carry is left
- * out: top flows (kept only by `analyze`) and whole-capture distributions
- * (percentiles do not add up; each window has its own). Drops are in each
- * window's `capture`.
+ * `analyze`, and for a replayed file the same figures. Counters are the sums
+ * of the windows' own counters over every counter `analyze` lists (zeros
+ * included); `capture` merges the windows' packet times and counts; `stats`
+ * and `healthScore` merge the windows' sketches and health inputs as
+ * `analyze` merges them (RangeStats). What windows cannot carry is left out:
+ * top flows (kept only by `analyze`). Windows from agents that did not send
+ * these inputs are named in `missing`, with the figures they leave out.
  */
-import { isoFromSeconds } from '../common/address.js';
-import { REPORT_SCHEMA, type Report, type WindowSummary } from '../common/report.js';
+import { isoFromSeconds, isoTime } from '../common/address.js';
+import type { Config } from '../common/config.js';
+import { REPORT_COUNTERS, REPORT_DISTRIBUTIONS, REPORT_SCHEMA, type Report, type WindowSummary } from '../common/report.js';
+import { RangeStats } from '../agent/index.js';
 import type { SensorRecord, Store } from './store/types.js';
+
+type PacketTime = [number, number];
+const before = (a: PacketTime, b: PacketTime): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
+const finite = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+function addCounts(to: Record<string, number>, from: Record<string, number> | undefined): void {
+  for (const [k, v] of Object.entries(from ?? {})) if (Number.isFinite(v)) to[k] = (to[k] ?? 0) + v;
+}
 
 /** What a range report sums over its windows, one window at a time (the windows themselves are streamed). */
 export class RangeTotals {
   windows = 0;
   packets = 0;
   bytes = 0;
-  first: string | null = null;
-  last: string | null = null;
-  readonly counters: Record<string, number> = {};
+  /** First window start and last window end: the range's bounds when packet times are unknown. */
+  firstStart: string | null = null;
+  lastEnd: string | null = null;
+  firstPacket: PacketTime | null = null;
+  lastPacket: PacketTime | null = null;
+  readonly counters: Record<string, number> = Object.fromEntries(REPORT_COUNTERS.map((k) => [k, 0]));
+  readonly decodeErrors: Record<string, number> = {};
+  readonly undecoded: Record<string, number> = {};
+  flowsEvicted = 0;
+  conversationsForgotten = 0;
+  truncatedRecords = 0;
+  readonly linkTypes = new Set<string>();
+  /** Windows whose capture lacks packet times and counts (agents before range reports merged them). */
+  windowsWithoutCapture = 0;
+  readonly merged = new RangeStats(REPORT_DISTRIBUTIONS, true);
 
   add(w: WindowSummary): void {
     this.windows++;
-    this.packets += Number.isFinite(w.packets) ? w.packets : 0;
-    this.bytes += Number.isFinite(w.bytes) ? w.bytes : 0;
-    for (const [k, v] of Object.entries(w.counters ?? {})) if (Number.isFinite(v)) this.counters[k] = (this.counters[k] ?? 0) + v;
-    this.first ??= w.start;
-    this.last = w.end;
+    this.packets += finite(w.packets);
+    this.bytes += finite(w.bytes);
+    addCounts(this.counters, w.counters);
+    this.firstStart ??= w.start;
+    this.lastEnd = w.end;
+    this.merged.add(w.rangeInputs);
+    const c = w.capture;
+    if (c?.decodeErrors === undefined) { this.windowsWithoutCapture++; return; }
+    if (c.first && c.last) {
+      if (this.firstPacket === null || before(c.first, this.firstPacket)) this.firstPacket = c.first;
+      if (this.lastPacket === null || before(this.lastPacket, c.last)) this.lastPacket = c.last;
+    }
+    addCounts(this.decodeErrors, c.decodeErrors);
+    addCounts(this.undecoded, c.undecoded);
+    this.flowsEvicted += finite(c.flowsEvicted);
+    this.conversationsForgotten += finite(c.conversationsForgotten);
+    this.truncatedRecords += finite(c.truncatedRecords);
+    for (const t of c.linkTypes ?? []) this.linkTypes.add(t);
   }
 }
 
-/** The report of a range with empty `windows` and `findings`: the caller streams those in. */
-export function rangeReport(sensor: string, totals: RangeTotals): Report {
-  const { first, last } = totals;
-  return {
+const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
+
+/** The report of a range with empty `windows` and `findings`: the caller streams those in. `config`: the health score's bands. */
+export function rangeReport(sensor: string, totals: RangeTotals, config: Readonly<Pick<Config, 'analyzers'>>): Report {
+  const { firstPacket: fp, lastPacket: lp } = totals;
+  const exact = totals.windowsWithoutCapture === 0;
+  const first = fp && exact ? isoTime(fp[0], fp[1]) : totals.firstStart;
+  const last = lp && exact ? isoTime(lp[0], lp[1]) : totals.lastEnd;
+  const durationSeconds = fp && lp && exact ? round9(lp[0] - fp[0] + (lp[1] - fp[1]) / 1e9)
+    : first && last ? Math.round(Date.parse(last) - Date.parse(first)) / 1000 : 0;
+  const report: Report = {
     schema: REPORT_SCHEMA,
-    source: { path: `sensor:${sensor}`, format: 'sensor', compressed: false, linkTypes: [] },
+    source: { path: `sensor:${sensor}`, format: 'sensor', compressed: false, linkTypes: [...totals.linkTypes] },
     capture: {
       packets: totals.packets,
       bytes: totals.bytes,
-      first,
-      last,
-      durationSeconds: first && last ? Math.round((Date.parse(last) - Date.parse(first))) / 1000 : 0,
-      truncatedRecords: 0,
-      decodeErrors: {}, // per window only in the agent's heartbeats
-      undecoded: {},
-      flowsEvicted: 0,
+      first: totals.packets > 0 ? first : null,
+      last: totals.packets > 0 ? last : null,
+      durationSeconds: totals.packets > 0 ? durationSeconds : 0,
+      truncatedRecords: totals.truncatedRecords,
+      decodeErrors: { ...totals.decodeErrors },
+      undecoded: { ...totals.undecoded },
+      flowsEvicted: totals.flowsEvicted,
+      conversationsForgotten: totals.conversationsForgotten,
     },
     counters: { ...totals.counters },
     flows: [],
     windows: [],
     findings: [],
   };
+  const missing: Record<string, string> = {};
+  const m = totals.merged;
+  if (m.complete) {
+    report.stats = m.stats();
+    const health = m.healthScore(config);
+    if (health) report.healthScore = health;
+  } else {
+    const why = `${m.windowsWithout} of the ${m.windows} windows came from an agent that did not send their distributions and health inputs`;
+    missing['stats'] = why;
+    missing['healthScore'] = why;
+  }
+  if (!exact) {
+    missing['capture'] = `${totals.windowsWithoutCapture} of the ${totals.windows} windows came from an agent that did not send their packet times and decode counts:`
+      + ' first and last are window bounds, and decodeErrors, undecoded, flowsEvicted, conversationsForgotten and truncatedRecords leave those windows out';
+  }
+  if (Object.keys(missing).length) report.missing = missing;
+  return report;
 }
 
 /**

@@ -298,8 +298,12 @@ function summarySection(r: Report): string {
   const bySeverity = (sev: FindingSeverity): number => (r.findings ?? []).filter((f) => f.severity === sev).length;
   const rows: Array<[string, string]> = [
     ['Source', `<code>${e(sourceLabel(s.path))}</code>`],
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
-    ['Format', `${e(s.format)}${s.compressed ? ' (gzip)' : ''}; link types ${e((s.linkTypes ?? []).join(', ') || 'none')}`],
+    s.format === 'sensor'
+      // A range of a sensor's windows: no file; the link types are those its windows name (none from agents before they did).
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
+      ? ['Format', `windows a sensor published; link types ${e((s.linkTypes ?? []).join(', ') || 'not reported')}`]
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
+      : ['Format', `${e(s.format)}${s.compressed ? ' (gzip)' : ''}; link types ${e((s.linkTypes ?? []).join(', ') || 'none')}`],
     ['Packets', e(num(c.packets))],
     ['Bytes', `${e(bytesText(c.bytes))} <span class="muted">(${e(num(c.bytes))} B on the wire)</span>`],
     ['Time range (UTC)', c.first ? `${e(timeText(c.first))} – ${e(timeText(c.last))}` : '<span class="muted">no packets</span>'],
@@ -324,6 +328,7 @@ function summarySection(r: Report): string {
   }
   const ooo = windows.reduce((a, w) => a + (finite(w.outOfOrderTimestamps) ? w.outOfOrderTimestamps : 0), 0);
   if (ooo) warnings.push(`${e(num(ooo))} ${noun(ooo, 'packet was', 'packets were')} stamped earlier than the window ${noun(ooo, 'it was', 'they were')} counted in.`);
+  for (const [part, why] of Object.entries(isObject(r.missing) ? r.missing : {})) warnings.push(`Not computed: <code>${e(part)}</code>: ${e(String(why))}.`);
   return `<section id="summary"><h2>Summary</h2>
 <dl class="summary">${rows.map(([k, v]) => `<dt>${e(k)}</dt><dd>${v}</dd>`).join('')}</dl>
 ${warnings.length ? `<div class="warnings" role="alert"><strong>Warnings</strong><ul>${warnings.map((w) => `<li>${w}</li>`).join('')}</ul></div>` : ''}

@@ -46,6 +46,19 @@ export interface ReportCapture {
 /** Frame counts named after Wireshark display-filter fields: a frame counts once where the protocol is present. */
 export type ReportCounters = Record<string, number>;
 
+/**
+ * The counters every report lists, zeros included (the default analyzers); others
+ * (tcp.analysis.untracked_segments, dns.pending_dropped) are listed when not 0.
+ */
+export const REPORT_COUNTERS: readonly string[] = [
+  'frames', 'eth', 'vlan', 'ip', 'ipv6', 'tcp', 'udp', 'icmp', 'icmpv6', 'dns', 'ip.fragments', 'tcp.flags.syn', 'tcp.flags.reset',
+  'dns.flags.response', 'dns.flags.rcode.nxdomain', 'tcp.streams', 'udp.streams', 'tcp.analysis.retransmission',
+  'tcp.analysis.fast_retransmission', 'tcp.analysis.spurious_retransmission', 'tcp.analysis.out_of_order', 'tcp.analysis.duplicate_ack',
+  'tcp.analysis.lost_segment', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.keep_alive', 'tcp.analysis.keep_alive_ack',
+  'tcp.analysis.window_update', 'tcp.analysis.zero_window', 'tcp.analysis.zero_window_probe', 'tcp.analysis.window_full',
+  'icmp.type.3', 'icmp.type.11',
+];
+
 export interface ReportFlow {
   proto: string;
   client: string;
@@ -129,6 +142,57 @@ export interface QuantileStat {
   max: number | null;
 }
 
+/**
+ * One window's samples of a distribution, mergeable with other windows' (agent/analyzers/lib/quantiles.ts):
+ * up to 256 samples as they are (at most 6.2 KB of JSON), or log buckets 1 % wide (±0.5 % relative error), at most
+ * 1,024 of them (at most 17.4 KB), the lowest folded into the lowest kept.
+ */
+export interface QuantileSketch {
+  count: number;
+  /** The largest sample; null without samples. */
+  max: number | null;
+  /** The samples, ascending (at most 256): a set this small merges without error. */
+  exact?: number[];
+  /** Else buckets: [exponent e, samples] for values in (1.01^(e-1), 1.01^e], positive and negative values apart. */
+  positive?: Array<[number, number]>;
+  negative?: Array<[number, number]>;
+  /** Samples within ±1e-9 of 0. */
+  zero?: number;
+}
+
+/** The report's distributions, by name: `stats` in every report (tcp.analysis.ack_rtt, dns.time). */
+export const REPORT_DISTRIBUTIONS = ['tcp.analysis.ack_rtt', 'dns.time'] as const;
+export type ReportDistribution = typeof REPORT_DISTRIBUTIONS[number];
+
+/**
+ * One window's inputs of the whole-capture health score: counts are summed over
+ * windows; a percentile is averaged over windows weighted by its samples.
+ */
+export interface HealthTotals {
+  dataSegments: number;
+  retransmissions: number;
+  lostSegments: number;
+  dnsQueries: number;
+  /** DNS timeouts and server failures. */
+  dnsFailures: number;
+  /** Findings above info. */
+  anomalies: number;
+  /** The window's p90 and its weight (samples, at least 1); null without samples. */
+  rttP90: [number, number] | null;
+  dnsP90: [number, number] | null;
+  jitterP90: [number, number] | null;
+}
+
+/**
+ * What a report of a range of windows merges besides counters (agent windows): the
+ * window's distributions as sketches and its health inputs. Merged over windows, they
+ * give `stats` and `healthScore` as `analyze` gives them (it merges the same).
+ */
+export interface RangeInputs {
+  stats: Record<string, QuantileSketch>;
+  health: HealthTotals | null;
+}
+
 export interface HealthComponent { name: string; value: number | null; penalty: number; weight: number }
 export interface HealthScore { score: number; class: string; components: HealthComponent[] }
 
@@ -149,6 +213,8 @@ export interface WindowSummary {
   capture?: WindowCapture;
   /** The report's counters for this window alone (agent): summed over windows, they give a report's `counters`. */
   counters?: Record<string, number>;
+  /** What `stats` and `healthScore` of a range are merged from (agent; absent from windows of agents before it). */
+  rangeInputs?: RangeInputs;
 }
 
 /** Packets missed while capturing, by where they were lost. */
@@ -168,6 +234,18 @@ export interface WindowCapture {
    */
   received: number;
   drops: CaptureDrops;
+  // The rest: the report's `capture` for this window alone, merged over windows into a range report's (absent from agents before them).
+  /** Earliest and latest packet time of the window's packets, [epoch seconds, nanoseconds]; absent without packets. */
+  first?: [number, number];
+  last?: [number, number];
+  /** Malformed layers and records, undecoded link types, flows evicted, conversations forgotten, cut-short inputs: during the window. */
+  decodeErrors?: Record<string, number>;
+  undecoded?: Record<string, number>;
+  flowsEvicted?: number;
+  conversationsForgotten?: number;
+  truncatedRecords?: number;
+  /** libpcap names of the link types of the source so far (EN10MB, ...). */
+  linkTypes?: string[];
 }
 
 export interface Report {
@@ -181,6 +259,11 @@ export interface Report {
   /** Distributions in seconds, named after Wireshark fields (tcp.analysis.ack_rtt, dns.time). */
   stats?: Record<string, QuantileStat>;
   healthScore?: HealthScore;
+  /**
+   * Parts of the report a collector could not compute for the range, with why (e.g. windows
+   * published by an agent that did not send the inputs of `stats`). Absent when nothing is missing.
+   */
+  missing?: Record<string, string>;
 }
 
 type ReportLists = 'windows' | 'findings';

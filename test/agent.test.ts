@@ -38,8 +38,8 @@ function byKind(messages: StoredMessage[]): { windows: WindowSummary[]; findings
   };
 }
 
-/** Windows without the agent-only capture block, for comparison with `analyze`. */
-const plain = (w: WindowSummary): WindowSummary => { const { capture: _c, counters: _n, ...rest } = w; return rest; };
+/** Windows without the agent-only parts (capture, counters, rangeInputs), for comparison with `analyze`. */
+const plain = (w: WindowSummary): WindowSummary => { const { capture: _c, counters: _n, rangeInputs: _r, ...rest } = w; return rest; };
 
 /** Window counters summed: the report's counters. */
 function summedCounters(windows: readonly WindowSummary[]): Record<string, number> {

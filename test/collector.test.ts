@@ -78,8 +78,9 @@ async function endToEnd(databaseArgs: string[], label: string): Promise<void> {
         const r = await getJson<Report>(`${collector.base}/api/reports/${sensor}?${ALL_TIME}`).catch(() => undefined);
         return r && r.capture.packets === expected.capture.packets && r.findings.length === expected.findings.length ? r : undefined;
       }, 20_000, 200);
-      const nonZero = Object.fromEntries(Object.entries(expected.counters).filter(([, v]) => v !== 0));
-      assert.deepEqual(report.counters, nonZero, `${sensor}: counters equal analyze's`);
+      assert.deepEqual(report.counters, expected.counters, `${sensor}: counters equal analyze's, zeros included`);
+      assert.deepEqual(report.stats, expected.stats, `${sensor}: stats equal analyze's`);
+      assert.deepEqual(report.healthScore, expected.healthScore, `${sensor}: the health score equals analyze's`);
       assert.equal(report.schema, 'pcap-analyzer/report@1');
       assert.equal(report.capture.bytes, expected.capture.bytes);
       // Within a window the collector lists findings by id; analyze lists them as reported.

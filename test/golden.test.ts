@@ -6,7 +6,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Report } from '../common/report.js';
+import type { QuantileStat, Report } from '../common/report.js';
 import { goldenCases, goldenReport, readGolden } from './helpers/golden.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -293,8 +293,35 @@ export const INTENDED: IntendedDifference[] = [
       }
     },
   },
+  // stats
+  {
+    what: 'generated-mixed-120k and generated-mice-40k: stats[*].p50, p90, p99 within 0.5 % of the golden figures (checked below), no longer exact',
+    why: 'a report\'s distributions are the merge of its windows\' sketches (one code path with the collector\'s range reports): a window with more than 256 samples'
+      + ' of a distribution gives log buckets 1 % wide, so the merge is approximate (±0.5 % of the sample at each quantile\'s rank) once any window has more;'
+      + ' these two have windows of thousands of ACK RTTs and DNS times; every shared capture stays under 256 a window and is exact',
+    apply(r) {
+      if (!SKETCHED.includes(r.source.path)) return;
+      for (const s of Object.values(r.stats ?? {})) for (const k of ['p50', 'p90', 'p99'] as const) delete (s as Partial<QuantileStat>)[k];
+    },
+  },
   // INTENDED-MORE
 ];
+
+/** Captures whose stats come from bucketed window sketches (a window over 256 samples): within the sketch's accuracy of the exact golden figures. */
+const SKETCHED = ['generated-mixed-120k.pcap', 'generated-mice-40k.pcap'];
+
+/** Quantiles of `now` more than the sketch's relative error (0.5 %, and the nanosecond rounding) away from the golden ones. */
+function outsideSketchAccuracy(golden: Report, now: Report): string[] {
+  const out: string[] = [];
+  for (const [name, g] of Object.entries(golden.stats ?? {})) {
+    const n = now.stats?.[name];
+    for (const k of ['p50', 'p90', 'p99'] as const) {
+      const [a, b] = [g[k], n?.[k]];
+      if (a === null || b === undefined || b === null ? a !== b : Math.abs(a - b) > 0.005 * Math.abs(a) + 1e-9) out.push(`stats.${name}.${k}: golden ${a} now ${b}`);
+    }
+  }
+  return out;
+}
 
 /** Paths where two JSON values differ (at most `limit`). */
 function differences(a: Json, b: Json, path = '', out: string[] = [], limit = 20): string[] {
@@ -327,6 +354,7 @@ for (const c of goldenCases()) {
   test(`report unchanged: ${c.name}`, async () => {
     const golden = readGolden(c.name);
     const now = await goldenReport(c);
+    assert.deepEqual(outsideSketchAccuracy(golden, now), [], `${c.name}: stats beyond the sketches' accuracy`);
     for (const d of INTENDED) { d.apply(golden); d.apply(now); }
     const diff = differences(golden as unknown as Json, now as unknown as Json);
     assert.deepEqual(diff, [], `${c.name} differs from its golden report:\n${diff.join('\n')}`);

@@ -7,6 +7,7 @@ import { noun, plural } from '../../common/wording.js';
 import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '../../common/report.js';
 import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
+import { RangeStats } from '../analyzers/lib/range-stats.js';
 import { TopFlows } from './top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
 
@@ -30,11 +31,15 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
   const windows: WindowSummary[] = [];
   const findings: Finding[] = [];
   let top: TopFlows | undefined;
+  let merged: RangeStats | undefined;
+  const keep = options.onWindow ?? ((out: WindowOutput): void => { windows.push(out.summary); findings.push(...out.findings); });
   const pipeline = new Pipeline(config, {
-    onWindow: options.onWindow ?? ((out) => { windows.push(out.summary); findings.push(...out.findings); }),
+    // stats and healthScore are merged from the windows, as the collector merges a sensor's (one code path).
+    onWindow: (out) => { merged!.add(out.rangeInputs); keep(out); },
     flowListener: { onFlowEnd: (slot) => top!.onFlowEnd(slot) },
   });
   top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base);
+  merged = new RangeStats(pipeline.distributionNames(), pipeline.analyzers.some((a) => a.id === 'health'));
   try {
     while (drain(reader, pipeline) === NEED_DATA) {
       await reader.fill();
@@ -83,10 +88,10 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
     flows: top.flowsByBytes(),
     windows,
     findings,
-    stats: pipeline.stats() as Report['stats'],
+    stats: merged.stats(),
   };
-  const health = pipeline.summary()['healthScore'];
-  if (health) report.healthScore = health as Report['healthScore'];
+  const health = merged.healthScore(config);
+  if (health) report.healthScore = health;
   return { report, warnings };
 }
 

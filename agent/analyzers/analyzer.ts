@@ -17,7 +17,6 @@ import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
-import type { QuantileSummary } from './lib/quantiles.js';
 import type { Networks } from './lib/networks.js';
 import type { AttemptEventCode } from '../flow/connection-attempts.js';
 import type { TcpSequenceAnalysis } from '../flow/tcp-sequence.js';
@@ -80,10 +79,6 @@ export interface Analyzer extends WindowParticipant {
   // finish and closeWindow: see WindowParticipant.
   /** Whole-capture frame counters for the report, named after Wireshark fields. */
   counters?(): Record<string, number>;
-  /** Whole-capture distributions for the report's `stats`. */
-  stats?(): Record<string, QuantileSummary>;
-  /** Whole-capture summary (e.g. the overall health score). */
-  summary?(): Record<string, unknown>;
 }
 
 export type AnalyzerFactory = (ctx: AnalyzerContext) => Analyzer;

@@ -22,6 +22,7 @@
  * fields.
  */
 import { formatAddress } from '../../common/address.js';
+import type { QuantileSketch, ReportDistribution } from '../../common/report.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { KeyTable } from './lib/key-table.js';
@@ -42,6 +43,8 @@ const EXPIRE_INTERVAL = 0.1;
 /** Servers and repeated names listed per window, at most. */
 const MAX_SERVERS = 1000;
 const MAX_NAMES = 10000;
+
+const DNS_TIME: ReportDistribution = 'dns.time';
 
 interface ServerStats { address: string; queries: number; responses: number; totalTime: number; maxTime: number; timeouts: number }
 
@@ -69,8 +72,10 @@ class DnsAnalyzer implements Analyzer {
   private readonly waiting: IdRing;
   /** Answered or timed-out queries in order of settling, kept for late and duplicate responses. */
   private readonly settled: IdRing;
-  /** dns.time of the whole capture: the windows' sets, and the negative times they leave out. */
-  private readonly time = new Quantiles(true);
+  /** The window's negative dns.time values (timestamps going backwards): the window's set leaves them out, the report's keeps them. */
+  private readonly negativeTimes = new Quantiles(true);
+  /** The last closed window's dns.time, negative times included: the report's distribution is the merge of the windows' (RangeStats). */
+  private closedTime: QuantileSketch = this.negativeTimes.sketch();
   /** Read on use, so SIGHUP's new thresholds apply at once (the table size is fixed at start). */
   private get cfg(): AnalyzerContext['config']['analyzers']['dns'] { return this.ctx.config.analyzers.dns; }
   private dropped = 0;
@@ -143,8 +148,8 @@ class DnsAnalyzer implements Analyzer {
     this.answered[q] = 1;
     this.lastTs[q] = v.ts;
     const rtt = v.ts - this.firstTs[q]!;
-    // The window's set drops negative times (timestamps going backwards); the capture's keeps them, and takes the rest from each window's set at its close.
-    if (rtt < 0) this.time.add(rtt);
+    // The window's set drops negative times (timestamps going backwards); the report's keeps them.
+    if (rtt < 0) this.negativeTimes.add(rtt);
     w.time.add(rtt);
     if (this.timedOut[q] === 1) w.lateResponses++;
     const server = w.servers.get(this.serverKey[q]!);
@@ -295,7 +300,15 @@ class DnsAnalyzer implements Analyzer {
       servers,
     };
     if (w.unansweredAtEnd !== undefined) metrics['unansweredAtEnd'] = w.unansweredAtEnd;
-    this.time.addAll(w.time);
+    if (this.negativeTimes.count === 0) {
+      this.closedTime = w.time.sketch();
+    } else {
+      const all = new Quantiles(true);
+      all.addAll(w.time);
+      all.addAll(this.negativeTimes);
+      this.closedTime = all.sketch();
+      this.negativeTimes.clear();
+    }
     this.w = this.emptyWindow();
     return metrics;
   }
@@ -304,12 +317,8 @@ class DnsAnalyzer implements Analyzer {
     return this.dropped ? { 'dns.pending_dropped': this.dropped } : {};
   }
 
-  stats(): Record<string, ReturnType<Quantiles['summary']>> {
-    // The open window's times are not in `time` yet.
-    const all = new Quantiles(true);
-    all.addAll(this.time);
-    all.addAll(this.w.time);
-    return { 'dns.time': all.summary() };
+  rangeInputs(): { stats: Record<string, QuantileSketch> } {
+    return { stats: { [DNS_TIME]: this.closedTime } };
   }
 }
 

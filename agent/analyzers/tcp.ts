@@ -4,6 +4,7 @@
  * definitions) runs in the flow stage (flow/tcp-sequence.ts); this analyzer
  * counts what it found on each TCP segment, and tcp.analysis.ack_rtt.
  */
+import type { QuantileSketch, ReportDistribution } from '../../common/report.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Quantiles } from './lib/quantiles.js';
 import { ANY_RETRANSMISSION, TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
@@ -27,6 +28,8 @@ const FLAG_COUNTERS: ReadonlyArray<readonly [string, number]> = [
   ['tcp.analysis.window_full', F.WINDOW_FULL],
 ];
 
+const ACK_RTT: ReportDistribution = 'tcp.analysis.ack_rtt';
+
 export function createTcpAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new TcpAnalyzer(ctx);
 }
@@ -35,8 +38,10 @@ class TcpAnalyzer implements Analyzer {
   readonly id = 'tcp';
   private readonly frameCounts = new Float64Array(FLAG_COUNTERS.length);
   private readonly flagBits = Int32Array.from(FLAG_COUNTERS, ([, bit]) => bit);
-  /** tcp.analysis.ack_rtt as Wireshark shows it: negative when timestamps go backwards. */
+  /** tcp.analysis.ack_rtt of the window as Wireshark shows it: negative when timestamps go backwards. */
   private readonly ackRtt = new Quantiles(true);
+  /** The last closed window's ack_rtt: the report's distribution is the merge of the windows' (RangeStats). */
+  private closedAckRtt: QuantileSketch = this.ackRtt.sketch();
   // per window
   private w = { segments: 0, bytes: 0, retransmissions: 0, fast: 0, spurious: 0, outOfOrder: 0, duplicateAcks: 0, lost: 0, ackedUnseen: 0, zeroWindow: 0, windowFull: 0, keepAlive: 0 };
 
@@ -99,6 +104,8 @@ class TcpAnalyzer implements Analyzer {
       keepAlives: w.keepAlive,
     };
     this.w = { segments: 0, bytes: 0, retransmissions: 0, fast: 0, spurious: 0, outOfOrder: 0, duplicateAcks: 0, lost: 0, ackedUnseen: 0, zeroWindow: 0, windowFull: 0, keepAlive: 0 };
+    this.closedAckRtt = this.ackRtt.sketch();
+    this.ackRtt.clear();
     return metrics;
   }
 
@@ -110,8 +117,8 @@ class TcpAnalyzer implements Analyzer {
     return out;
   }
 
-  stats(): Record<string, ReturnType<Quantiles['summary']>> {
-    return { 'tcp.analysis.ack_rtt': this.ackRtt.summary() };
+  rangeInputs(): { stats: Record<string, QuantileSketch> } {
+    return { stats: { [ACK_RTT]: this.closedAckRtt } };
   }
 }
 

@@ -4,7 +4,7 @@
  * drafts it, window metrics, and what the window engine calls on each
  * analyzer.
  */
-import type { FindingSeverity, FindingType } from '../../common/report.js';
+import type { FindingSeverity, FindingType, RangeInputs } from '../../common/report.js';
 
 /** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
 export interface WindowSpan {
@@ -38,4 +38,9 @@ export interface WindowParticipant {
   finish?(span: WindowSpan): void;
   /** Closes a window: returns its metrics and resets per-window state. `earlier` holds metrics of analyzers that ran before. */
   closeWindow(span: WindowSpan, earlier: Readonly<Record<string, Metrics>>): Metrics;
+  /**
+   * After every participant closed the window: its part of the window's RangeInputs (distributions
+   * as sketches, health inputs). Before the first window it gives empty sketches, so their names are known.
+   */
+  rangeInputs?(): Partial<RangeInputs>;
 }

@@ -8,8 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { buildConfig, type Config } from '../../common/config.js';
 import { isUserError } from '../../common/errors.js';
-import type { CaptureDrops } from '../../common/report.js';
-import { CaptureReader, END, NEED_DATA, type FrameRecord } from '../capture/index.js';
+import type { CaptureDrops, WindowCapture } from '../../common/report.js';
+import { CaptureReader, END, NEED_DATA, linkTypeName, type FrameRecord } from '../capture/index.js';
 import { LiveCapture, type LiveCaptureStats } from '../capture/live.js';
 import { Pipeline } from '../pipeline.js';
 import type { WindowOutput } from '../window/window-engine.js';
@@ -36,6 +36,16 @@ let statsAtWindow: LiveCaptureStats = { received: 0, dropped: 0, ifDropped: 0 };
 let agentDropsAtWindow = 0;
 let packetsRead = 0;
 let receivedAtWindow = 0;
+/** Earliest and latest packet time of the current window (seconds, nanoseconds): the report's capture.first and last. */
+let firstSec = Infinity;
+let firstNsec = 0;
+let lastSec = -Infinity;
+let lastNsec = 0;
+/** The source's link types (names) and what the readers of finished replay files counted: inputs cut short, caplen over wire length. */
+const linkTypes = new Set<string>();
+let truncatedInputs = 0;
+let capLenOverWireLenDone = 0;
+let reading: CaptureReader | undefined;
 
 const pipeline = new Pipeline(config, { onWindow, commitMemory: true });
 
@@ -81,8 +91,9 @@ function onWindow(out: WindowOutput): void {
     interface: stats.ifDropped - statsAtWindow.ifDropped,
     agent: agent - agentDropsAtWindow,
   };
-  out.summary.capture = { received: (live ? stats.received : packetsRead) - receivedAtWindow, drops };
+  out.summary.capture = { received: (live ? stats.received : packetsRead) - receivedAtWindow, drops, ...captureSinceLastWindow() };
   out.summary.counters = countersSinceLastWindow();
+  out.summary.rangeInputs = out.rangeInputs;
   statsAtWindow = stats;
   agentDropsAtWindow = agent;
   receivedAtWindow = live ? stats.received : packetsRead;
@@ -101,6 +112,65 @@ function countersSinceLastWindow(): Record<string, number> {
   }
   countersAtWindow = now;
   return delta;
+}
+
+
+/**
+ * Called after the pipeline took a packet: a packet that closed a window was
+ * processed after that window's summary was made, so it counts in the next.
+ */
+function notePacketTime(rec: FrameRecord): void {
+  const sec = rec.tsSec;
+  const nsec = rec.tsNsec;
+  if (sec < firstSec || (sec === firstSec && nsec < firstNsec)) { firstSec = sec; firstNsec = nsec; }
+  if (sec > lastSec || (sec === lastSec && nsec > lastNsec)) { lastSec = sec; lastNsec = nsec; }
+}
+
+/** The report's `capture` figures so far, as `analyze` gives them (decodeErrors with the readers' and the pipeline's own). */
+function captureTotals(): { decodeErrors: Record<string, number>; undecoded: Record<string, number>; flowsEvicted: number; conversationsForgotten: number; truncatedRecords: number } {
+  const decodeErrors = pipeline.decoder.anomalies.toRecord();
+  const capLen = capLenOverWireLenDone + (reading?.capLenOverWireLen ?? 0);
+  if (capLen) decodeErrors['frame.caplen_gt_len'] = capLen;
+  if (pipeline.unexpected) decodeErrors['internal.error'] = pipeline.unexpected;
+  const undecoded: Record<string, number> = {};
+  for (const [linkType, n] of pipeline.decoder.undecodedLinkTypes) undecoded[linkTypeName(linkType)] = n;
+  return { decodeErrors, undecoded, flowsEvicted: pipeline.flows.evicted, conversationsForgotten: pipeline.flows.forgotten, truncatedRecords: truncatedInputs };
+}
+
+/** Differences of `now` from `then`, zeros left out. */
+function delta(now: Record<string, number>, then: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [name, value] of Object.entries(now)) {
+    const d = value - (then[name] ?? 0);
+    if (d !== 0) out[name] = d;
+  }
+  return out;
+}
+
+let captureAtWindow = captureTotals();
+/** The window's part of the report's `capture`: its packets' time span, and what was counted since the previous window. */
+function captureSinceLastWindow(): Omit<WindowCapture, 'received' | 'drops'> {
+  const now = captureTotals();
+  const then = captureAtWindow;
+  captureAtWindow = now;
+  if (live) linkTypes.add(linkTypeName(live.linkType));
+  if (reading) for (const t of reading.linkTypes) linkTypes.add(linkTypeName(t));
+  const out: Omit<WindowCapture, 'received' | 'drops'> = {
+    decodeErrors: delta(now.decodeErrors, then.decodeErrors),
+    undecoded: delta(now.undecoded, then.undecoded),
+    flowsEvicted: now.flowsEvicted - then.flowsEvicted,
+    conversationsForgotten: now.conversationsForgotten - then.conversationsForgotten,
+    truncatedRecords: now.truncatedRecords - then.truncatedRecords,
+    linkTypes: [...linkTypes],
+  };
+  if (firstSec !== Infinity) {
+    out.first = [firstSec, firstNsec];
+    out.last = [lastSec, lastNsec];
+  }
+  firstSec = Infinity;
+  lastSec = -Infinity;
+  firstNsec = lastNsec = 0;
+  return out;
 }
 
 /** Analyzer ids of the key tables granted from the memory budget ("flood.destinations" -> "flood"). */
@@ -136,6 +206,7 @@ async function runLive(): Promise<void> {
   let checkEvery = 0;
   live.start((rec: FrameRecord) => {
     pipeline.process(rec);
+    notePacketTime(rec);
     // Under load the binding reads packet after packet without returning to the event loop.
     if (++checkEvery === 1024) { checkEvery = 0; maybePostCounters(); }
   }, (err: Error) => {
@@ -191,6 +262,7 @@ async function runReplay(): Promise<void> {
         unreadable(file, err.message);
         break;
       }
+      reading = reader;
       try {
         const rec = reader.record;
         for (let status = reader.next(); status !== END && !stopping; status = reader.next()) {
@@ -210,15 +282,22 @@ async function runReplay(): Promise<void> {
           if (wait > 1) await sleep(wait);
           packetsRead++;
           pipeline.process(rec);
+          notePacketTime(rec);
           if (++yieldEvery === 4096) {
             yieldEvery = 0;
             maybePostCounters();
             await new Promise<void>((resolve) => setImmediate(resolve)); // lets a stop message in
           }
         }
-        if (reader.truncated) warnings.push(`${file}: cut short at byte offset ${reader.truncatedAt}; replayed the complete packets before it`);
+        if (reader.truncated) {
+          truncatedInputs++;
+          warnings.push(`${file}: cut short at byte offset ${reader.truncatedAt}; replayed the complete packets before it`);
+        }
       } finally {
         await reader.close();
+        for (const t of reader.linkTypes) linkTypes.add(linkTypeName(t));
+        capLenOverWireLenDone += reader.capLenOverWireLen;
+        reading = undefined;
       }
       if (stopping) break;
     }

@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { isoFromSeconds } from '../../common/address.js';
-import type { Finding, FindingType, WindowSummary } from '../../common/report.js';
+import type { Finding, FindingType, RangeInputs, WindowSummary } from '../../common/report.js';
 import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
 import { describeFlow, type FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
@@ -18,6 +18,8 @@ import type { PacketView } from '../decode/packet-view.js';
 export interface WindowOutput {
   summary: WindowSummary;
   findings: Finding[];
+  /** What a report merges from this window besides counters (the agent publishes it in the summary). */
+  rangeInputs: RangeInputs;
 }
 
 export class WindowEngine {
@@ -148,12 +150,18 @@ export class WindowEngine {
       healthScore: typeof health === 'number' ? health : null,
     };
     if (Object.keys(this.suppressed).length) summary.findingsSuppressed = this.suppressed;
+    const rangeInputs: RangeInputs = { stats: {}, health: null };
+    for (const a of this.analyzers) {
+      const part = a.rangeInputs?.();
+      if (part?.stats) Object.assign(rangeInputs.stats, part.stats);
+      if (part?.health) rangeInputs.health = part.health;
+    }
     this.suppressed = {};
     this.perType.clear();
     const findings = this.findings;
     this.findings = [];
     this.accounting.windowClosed();
     this.newFlows = this.closedFlows = this.outOfOrder = 0;
-    this.emit({ summary, findings });
+    this.emit({ summary, findings, rangeInputs });
   }
 }

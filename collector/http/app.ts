@@ -14,7 +14,7 @@ import { isIP } from 'node:net';
 import { statfs } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyReply } from 'fastify';
-import type { CollectorConfig } from '../../common/config.js';
+import { DEFAULT_CONFIG, type CollectorConfig, type Config } from '../../common/config.js';
 import type { Logger } from '../../common/logging.js';
 import { reportJsonChunksAsync, type Finding, type FindingSeverity, type WindowSummary } from '../../common/report.js';
 import { escapeHtml, renderHtml } from '../../common/report-html.js';
@@ -30,6 +30,8 @@ export interface QueueStats { active: number; waiting: number; max: number }
 
 export interface AppDeps {
   config: CollectorConfig;
+  /** The analyzers' thresholds: a range report's health score uses their bands (default: the built-in ones). */
+  analysis?: Readonly<Pick<Config, 'analyzers'>>;
   /** The resolved API token ('' when auth is off). */
   token: string;
   store: Store;
@@ -337,7 +339,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     for await (const _ of findingsOf(id, range)) {
       if (++findings > c.maxReportFindings) throw tooLarge(`the range holds more than ${c.maxReportFindings} findings, the limit of one report (collector.maxReportFindings; ask for a shorter range)`);
     }
-    const report = rangeReport(id, totals);
+    const report = rangeReport(id, totals, deps.analysis ?? DEFAULT_CONFIG);
     if (html) {
       const all = async <T>(items: AsyncIterable<T>): Promise<T[]> => { const out: T[] = []; for await (const i of items) out.push(i); return out; };
       report.windows = await all(windowsOf(id, range));

@@ -7,6 +7,7 @@
  * `pcap_analyzer_collector_messages_rejected_total`) and a detail for the log.
  */
 import { FINDING_SEVERITIES } from '../../common/report.js';
+import { rangeInputsProblem } from '../../agent/index.js';
 import {
   FINDING_SCHEMA, STATUS_SCHEMA, SUBJECT_ROOT, WINDOW_SCHEMA, sensorToken,
   type FindingMessage, type MessageKind, type StatusMessage, type WindowMessage,
@@ -114,7 +115,30 @@ function windowProblem(w: unknown): string {
   if (w['findingsSuppressed'] !== undefined && !isCounts(w['findingsSuppressed'])) return 'window findingsSuppressed are not counts';
   if (w['counters'] !== undefined && !isCounts(w['counters'])) return 'window counters are not counts';
   const capture = w['capture'];
-  if (capture !== undefined && (!isObject(capture) || !isCount(capture['received']) || !dropsValid(capture['drops']))) return 'window capture is not counts';
+  if (capture !== undefined) {
+    if (!isObject(capture) || !isCount(capture['received']) || !dropsValid(capture['drops'])) return 'window capture is not counts';
+    const problem = captureTotalsProblem(capture);
+    if (problem) return problem;
+  }
+  if (w['rangeInputs'] !== undefined) {
+    const problem = rangeInputsProblem(w['rangeInputs']);
+    if (problem) return `window ${problem}`;
+  }
+  return '';
+}
+
+/** [epoch seconds, nanoseconds], as a window's first and last packet times. */
+const isPacketTime = (v: unknown): boolean => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && Number.isInteger(v[1]) && (v[1] as number) >= 0 && (v[1] as number) < 1e9;
+
+/** The optional parts of a window's capture (agents since range reports merge them), or ''. */
+function captureTotalsProblem(c: Json): string {
+  if ((c['first'] === undefined) !== (c['last'] === undefined) || (c['first'] !== undefined && (!isPacketTime(c['first']) || !isPacketTime(c['last'])))) {
+    return 'window capture first/last are not [seconds, nanoseconds] pairs';
+  }
+  for (const key of ['decodeErrors', 'undecoded']) if (c[key] !== undefined && !isCounts(c[key], 1000)) return `window capture ${key} are not counts`;
+  for (const key of ['flowsEvicted', 'conversationsForgotten', 'truncatedRecords']) if (c[key] !== undefined && !isCount(c[key])) return `window capture ${key} is not a count`;
+  const linkTypes = c['linkTypes'];
+  if (linkTypes !== undefined && (!Array.isArray(linkTypes) || linkTypes.length > 64 || !linkTypes.every((t) => isText(t, 64)))) return 'window capture linkTypes are not names';
   return '';
 }
 

@@ -9,7 +9,15 @@
  * one for positive and one for negative values; anything beyond (rare: huge
  * values, Infinity) goes to a Map. A summary selects its ranks among the
  * exact samples in place; `quantile` sorts them once.
+ *
+ * A window's set travels as a QuantileSketch (common/report.ts): its samples
+ * as they are up to SKETCH_EXACT, else its buckets (at most SKETCH_BUCKETS,
+ * the lowest folded into the next). `addSketch` merges one as `addAll` merges a
+ * set, so a report's distributions are the merge of its windows' sketches,
+ * in `analyze` and in the collector alike.
  */
+import type { QuantileSketch } from '../../../common/report.js';
+
 export interface QuantileSummary {
   count: number;
   p50: number | null;
@@ -29,6 +37,12 @@ const KEY_OFFSET = 1e6;
 /** Bucket exponents counted in the dense arrays: [E_MIN, E_MIN + E_SPAN). Below MIN_VALUE is the zero bucket, so E_MIN covers every magnitude above it. */
 const E_MIN = -2100;
 const E_SPAN = 6200;
+/** A sketch carries its samples as they are up to this many (JSON: at most 24 bytes each, 6.2 KB; 4.9 KB measured). */
+export const SKETCH_EXACT = 256;
+/** Buckets a sketch carries at most (JSON: at most 17 bytes each, 17.4 KB; 9-10 KB measured): 1 % wide, they span 1.01^1024, a factor of 26,000. */
+export const SKETCH_BUCKETS = 1024;
+/** Largest |bucket exponent| a sketch may name: |values| up to Number.MAX_VALUE (1.01^71,400) and down to MIN_VALUE. */
+export const SKETCH_MAX_EXPONENT = 80_000;
 
 export class Quantiles {
   private exact = new Float64Array(256);
@@ -118,6 +132,77 @@ export class Quantiles {
     }
   }
 
+  /**
+   * Adds the samples a sketch describes, as `addAll` adds a set: its exact
+   * samples copied (or bucketed, past EXACT_CAP together), or its bucket
+   * counts. The sketch is trusted to be well formed (validated where it was read).
+   */
+  addSketch(s: QuantileSketch): void {
+    if (s.count === 0) return;
+    if (s.max !== null && s.max > this.maxValue) this.maxValue = s.max;
+    const exact = s.exact;
+    if (exact !== undefined && !this.buckets && this.n + exact.length <= EXACT_CAP) {
+      this.reserve(this.n + exact.length);
+      this.exact.set(exact, this.n);
+      this.n += exact.length;
+      this.sorted = false;
+      return;
+    }
+    this.toBuckets();
+    this.n += s.count;
+    if (exact !== undefined) {
+      for (const v of exact) this.bucketAdd(v);
+      return;
+    }
+    this.zeros += s.zero ?? 0;
+    for (const [e, count] of s.positive ?? []) this.bucketAddAt(1, e, count);
+    for (const [e, count] of s.negative ?? []) this.bucketAddAt(-1, e, count);
+  }
+
+  /**
+   * The set as a sketch: up to SKETCH_EXACT samples as they are (ascending),
+   * else its buckets, [exponent, count] for positive and negative values
+   * (|value| in (1.01^(e-1), 1.01^e]) and the count of the zero bucket. Over
+   * SKETCH_BUCKETS buckets, the lowest (in value order) are folded into the
+   * lowest one kept: low quantiles lose accuracy, p50 and above keep ±0.5 %
+   * unless the window's values span more than a factor of 26,000.
+   */
+  sketch(): QuantileSketch {
+    const max = this.n ? this.maxValue : null;
+    if (!this.buckets && this.n <= SKETCH_EXACT) {
+      const exact = Array.from(this.exact.subarray(0, this.n)).sort((a, b) => a - b);
+      return { count: this.n, max, exact };
+    }
+    let list = this.buckets ? this.bucketList() : this.exactAsBuckets();
+    if (list.length > SKETCH_BUCKETS) {
+      const cut = list.length - SKETCH_BUCKETS;
+      let folded = 0;
+      for (let i = 0; i <= cut; i++) folded += list[i]![1];
+      list = [[list[cut]![0], folded], ...list.slice(cut + 1)];
+    }
+    const out: QuantileSketch = { count: this.n, max };
+    const positive: Array<[number, number]> = [];
+    const negative: Array<[number, number]> = [];
+    for (const [k, count] of list) {
+      if (k === 0) out.zero = count;
+      else if (k > 0) positive.push([k - KEY_OFFSET, count]);
+      else negative.push([-k - KEY_OFFSET, count]);
+    }
+    if (positive.length) out.positive = positive;
+    if (negative.length) out.negative = negative;
+    return out;
+  }
+
+  /** The exact samples' buckets, as bucketList gives them in bucket mode. */
+  private exactAsBuckets(): Array<[number, number]> {
+    const counts = new Map<number, number>();
+    for (let i = 0; i < this.n; i++) {
+      const k = bucketKey(this.exact[i]!);
+      counts.set(k, (counts.get(k) ?? 0) + 1);
+    }
+    return [...counts].sort((a, b) => a[0] - b[0]);
+  }
+
   /** Room for `need` (at most EXACT_CAP) exact samples: the array doubles from 256 up to the cap. */
   private reserve(need: number): void {
     if (need <= this.exact.length) return;
@@ -165,6 +250,19 @@ export class Quantiles {
     const k = Math.sign(value) * (e + KEY_OFFSET);
     const overflow = (this.overflow ??= new Map());
     overflow.set(k, (overflow.get(k) ?? 0) + 1);
+  }
+
+  /** Adds `count` to the bucket of exponent `e` for values of `sign` (a sketch's bucket). */
+  private bucketAddAt(sign: number, e: number, count: number): void {
+    const i = e - E_MIN;
+    if (i >= 0 && i < E_SPAN) {
+      if (sign > 0) (this.positive ??= new Float64Array(E_SPAN))[i]! += count;
+      else (this.negative ??= new Float64Array(E_SPAN))[i]! += count;
+      return;
+    }
+    const k = sign * (e + KEY_OFFSET);
+    const overflow = (this.overflow ??= new Map());
+    overflow.set(k, (overflow.get(k) ?? 0) + count);
   }
 
   /** Bucket keys (sign * (exponent + KEY_OFFSET), 0 for the zero bucket) in ascending order, with their counts. */
@@ -254,6 +352,13 @@ export class Quantiles {
     if (this.exact.length === 0 || this.exact.length > 4096) this.exact = new Float64Array(256);
     this.maxValue = -Infinity;
   }
+}
+
+/** The bucket key of a value: 0 for the zero bucket, else sign * (exponent + KEY_OFFSET) (bucketAdd's buckets). */
+function bucketKey(value: number): number {
+  const magnitude = Math.abs(value);
+  if (magnitude <= MIN_VALUE) return 0;
+  return Math.sign(value) * (Math.ceil(Math.log(magnitude) / LOG_GAMMA) + KEY_OFFSET);
 }
 
 /** Index of the q-quantile in the sorted exact samples (quantileOf's nearest rank). */

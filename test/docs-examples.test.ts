@@ -4,13 +4,6 @@
  * example runs as written with the exit code and a key line of output it
  * claims, every relative link resolves (file and #anchor), and the README's
  * first screen says what the project does, how to run it and where to read on.
- *
- * Examples marked `after="<branch>"` describe behaviour another branch of the
- * same issue brings; they run once that branch is merged and named in MERGED.
- * Today that is:
- *   - cli-errors: `analyze --out report.html` follows the extension; `collector
- *     --database-url` with a missing role exits 2 naming it; an unknown
- *     `PCAP_ANALYZER_*` variable exits 2.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -18,9 +11,6 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { dirname, join, normalize } from 'node:path';
 import { REPO_ROOT, SHARED_PCAPS } from './helpers/paths.js';
 import { hasLine, makeSandbox, markdownFiles, onPath, runBash, shellBlocks, type Sandbox, type ShellBlock } from './helpers/markdown-examples.js';
-
-/** Branches whose examples run: add a branch here when it is merged into main. */
-const MERGED: ReadonlySet<string> = new Set<string>([]);
 
 const EXAMPLE_TIMEOUT_MS = 120_000;
 
@@ -49,13 +39,12 @@ test('every shell block of README.md and docs/ is marked: run, skipped with a re
 describe('the examples run as written', () => {
   let sandbox: Sandbox;
   const ran: string[] = [];
-  const pending: string[] = [];
   const skipped: string[] = [];
   const covered: string[] = [];
   before(() => { sandbox = makeSandbox(); });
   after(() => {
     const list = (title: string, items: string[]): string => `${title}: ${items.length}${items.length ? `\n  ${items.join('\n  ')}` : ''}`;
-    process.stdout.write(`# docs examples\n${[list('run', ran), list('waiting for a merge (after=...)', pending), list('skipped', skipped), list('covered by other tests', covered)].join('\n')}\n`);
+    process.stdout.write(`# docs examples\n${[list('run', ran), list('skipped', skipped), list('covered by other tests', covered)].join('\n')}\n`);
     rmSync(sandbox.base, { recursive: true, force: true });
   });
 
@@ -65,8 +54,6 @@ describe('the examples run as written', () => {
     const head = b.code.split('\n')[0]!;
     if (a['skip'] !== undefined) { skipped.push(`${where(b)} ${head}: ${a['skip']}`); continue; }
     if (a['covered-by'] !== undefined) { covered.push(`${where(b)} ${head}: ${a['covered-by']}`); continue; }
-    const waitsFor = a['after'];
-    if (waitsFor !== undefined && !MERGED.has(waitsFor)) { pending.push(`${where(b)} ${head}: after ${waitsFor}`); continue; }
     test(`${where(b)}: ${head}`, async (t) => {
       const missing = ['jq', 'gzip', 'curl'].filter((tool) => new RegExp(`\\b${tool}\\b`).test(b.code) && !onPath(tool, sandbox.env));
       if (missing.length) { skipped.push(`${where(b)} ${head}: ${missing.join(', ')} not installed`); t.skip(`${missing.join(', ')} not installed`); return; }

@@ -3,7 +3,6 @@
  * HTML comment before each that says how a test treats it, e.g.
  *
  *   <!-- example: expect-exit=2 expect-line="unknown file format" -->
- *   <!-- example: expect-exit=0 expect-line="..." after="cli-errors" -->   (runs once that change is merged)
  *   <!-- example: skip="needs a Kubernetes cluster" -->
  *   <!-- example: covered-by="npm run test:docker" -->
  *   <!-- walkthrough: expect-line="..." -->   (the README's walkthrough, run in order in one shell)

@@ -44,7 +44,8 @@ test('the README walkthrough runs as written: each step exits 0 and prints its l
   const outDir = join(sandbox.base, 'steps');
   // Each block runs in the same shell (variables and background jobs carry over); its output and
   // exit code go to files, and the first failing step ends the script.
-  const script = [`mkdir -p '${outDir}'`, ...steps.map((s, i) => [
+  // A failing step ends the script: the trap stops what earlier steps started in the background.
+  const script = [`trap 'kill $(jobs -p) 2>/dev/null' EXIT`, `mkdir -p '${outDir}'`, ...steps.map((s, i) => [
     '{',
     s.code,
     `} > '${outDir}/${i}.out' 2>&1`,

@@ -7,7 +7,7 @@
  * `analyze` on the same file. On the namespace's loopback, where libpcap's
  * received count is twice the packets, no drop may come of the difference.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,9 +16,9 @@ import { join } from 'node:path';
 import type { WindowSummary } from '../common/report.js';
 import type { StatusMessage } from '../common/wire.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
-import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
-import { startNatsServer } from './helpers/nats-server.js';
-import { createTestNetwork, netnsAvailable, netnsUnavailableReason } from './helpers/netns.js';
+import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, waitFor, type AgentProcess } from './helpers/agent-process.js';
+import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
+import { createTestNetwork, netnsAvailable, netnsUnavailableReason, type TestNetwork } from './helpers/netns.js';
 import { readStream } from './helpers/stream-reader.js';
 
 // 377 Ethernet frames over 4.9 s with retransmissions, fast retransmissions and duplicate ACKs.
@@ -35,14 +35,13 @@ function skipReason(): string | false {
   return false;
 }
 
-function tcpSums(windows: readonly WindowSummary[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const key of TCP_COUNTERS) out[key] = windows.reduce((n, w) => n + Number((w.metrics['tcp'] as Record<string, number>)[key] ?? 0), 0);
-  return out;
-}
-
-test('live capture in a network namespace: packets published + drops = packets sent, TCP analysis = analyze', { skip: skipReason() }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), 'pa-live-'));
+/**
+ * A test network (namespaces, veth pair), a nats-server in the root namespace and an agent
+ * capturing `iface` in the capture namespace with 2 s windows (its configuration file: `config`), ready;
+ * all stopped after `t`.
+ */
+async function startLiveAgent(t: TestContext, iface: (net: TestNetwork) => string, sensor: string): Promise<{ net: TestNetwork; nats: NatsServerHandle; base: string; agent: AgentProcess; config: string }> {
+  const work = mkdtempSync(join(tmpdir(), `pa-live-${sensor}-`));
   const net = createTestNetwork();
   t.after(() => { net.cleanup(); rmSync(work, { recursive: true, force: true }); });
   const nats = await startNatsServer({ host: net.rootAddress });
@@ -51,10 +50,21 @@ test('live capture in a network namespace: packets published + drops = packets s
   writeFileSync(config, 'windows:\n  seconds: 2\n  graceSeconds: 1\nstatus:\n  seconds: 1\nshutdown:\n  seconds: 5\n');
   const httpPort = await freePort();
   const base = `http://${net.nsAddress}:${httpPort}`;
-  const agent = spawnAgent(['--interface', net.captureIf, '--sensor', 'live', '--nats', nats.url, '--listen', `${net.nsAddress}:${httpPort}`,
+  const agent = spawnAgent(['--interface', iface(net), '--sensor', sensor, '--nats', nats.url, '--listen', `${net.nsAddress}:${httpPort}`,
     '--data-dir', join(work, 'data'), '--config', config], { prefix: ['ip', 'netns', 'exec', net.captureNs] });
   t.after(() => { agent.child.kill('SIGKILL'); });
   await waitFor('the agent to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 20_000, 200);
+  return { net, nats, base, agent, config };
+}
+
+function tcpSums(windows: readonly WindowSummary[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key of TCP_COUNTERS) out[key] = windows.reduce((n, w) => n + Number((w.metrics['tcp'] as Record<string, number>)[key] ?? 0), 0);
+  return out;
+}
+
+test('live capture in a network namespace: packets published + drops = packets sent, TCP analysis = analyze', { skip: skipReason() }, async (t) => {
+  const { net, nats, base, agent, config } = await startLiveAgent(t, (net) => net.captureIf, 'live');
 
   // At the capture's own pacing: Wireshark's TCP rules look at time (a fast retransmission
   // follows duplicate ACKs within 20 ms, out-of-order within the RTT), so a changed
@@ -122,20 +132,8 @@ setTimeout(() => { console.error('received ' + got + ' of ${count}'); process.ex
 }
 
 test('live capture on loopback: received is what libpcap counts (each packet twice), drops stay 0 through the stop', { skip: netnsAvailable() ? false : netnsUnavailableReason() }, async (t) => {
-  const work = mkdtempSync(join(tmpdir(), 'pa-live-lo-'));
-  const net = createTestNetwork();
-  t.after(() => { net.cleanup(); rmSync(work, { recursive: true, force: true }); });
-  const nats = await startNatsServer({ host: net.rootAddress });
-  t.after(() => nats.close());
-  const config = join(work, 'live.yaml');
-  writeFileSync(config, 'windows:\n  seconds: 2\n  graceSeconds: 1\nstatus:\n  seconds: 1\nshutdown:\n  seconds: 5\n');
-  const httpPort = await freePort();
-  const base = `http://${net.nsAddress}:${httpPort}`;
   // The capture namespace's own loopback: NATS and HTTP go over its other link, so lo carries only what the test sends.
-  const agent = spawnAgent(['--interface', 'lo', '--sensor', 'loop', '--nats', nats.url, '--listen', `${net.nsAddress}:${httpPort}`,
-    '--data-dir', join(work, 'data'), '--config', config], { prefix: ['ip', 'netns', 'exec', net.captureNs] });
-  t.after(() => { agent.child.kill('SIGKILL'); });
-  await waitFor('the agent to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 20_000, 200);
+  const { net, nats, base, agent } = await startLiveAgent(t, () => 'lo', 'loop');
 
   const sent = 200;
   const run = net.run(net.captureNs, [process.execPath, '-e', udpOverLoopback(sent)], 20_000);

@@ -11,12 +11,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { WindowSummary } from '../common/report.js';
-import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
 import { assertNoAddressLabels, freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
+import { isoMicros, publishWindows } from './helpers/stream-reader.js';
 import { BAD_PCAPS, SHARED_PCAPS } from './helpers/paths.js';
 
 const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
@@ -72,23 +70,14 @@ const getJson = async <T>(path: string): Promise<T> => {
 };
 const metrics = async (): Promise<Map<string, number>> => parseMetrics(await (await fetch(`${collector!.base}/metrics`)).text());
 
-/** Windows (of a month ago: packet time does not matter), published straight to JetStream once the collector has made the stream. */
+/** Windows of a month ago (packet time does not matter), published once the collector has made the stream. */
 async function publishOldWindows(sensor: string, count: number): Promise<void> {
-  const nc = await connect({ servers: nats.url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await waitFor('the stream', async () => { await jsm.streams.info('PCAP_ANALYZER'); return true; }, 10_000, 100);
-    const js = jetstream(nc);
-    const base = Math.floor(Date.now() / 1000) - 30 * 86400;
-    for (let j = 0; j < count; j++) {
-      const iso = (s: number): string => new Date(s * 1000).toISOString().replace('.000Z', '.000000Z');
-      const window: WindowSummary = { start: iso(base + j), end: iso(base + j + 1), packets: 1, bytes: 100, flows: { active: 1, new: 1, closed: 0 }, outOfOrderTimestamps: 0, metrics: {}, healthScore: 90, counters: { frames: 1 } };
-      const msg: WindowMessage = { schema: WINDOW_SCHEMA, id: `${sensor}.w.${j}`, sensor, source: { kind: 'replay', name: 'old' }, window };
-      await js.publish(subjectFor(sensor, 'window'), JSON.stringify(msg), { msgID: msg.id });
-    }
-  } finally {
-    await nc.drain();
-  }
+  const base = Math.floor(Date.now() / 1000) - 30 * 86400;
+  const windows = Array.from({ length: count }, (_, j): WindowSummary => ({
+    start: isoMicros(base + j), end: isoMicros(base + j + 1), packets: 1, bytes: 100,
+    flows: { active: 1, new: 1, closed: 0 }, outOfOrderTimestamps: 0, metrics: {}, healthScore: 90, counters: { frames: 1 },
+  }));
+  await publishWindows(nats.url, sensor, { kind: 'replay', name: 'old' }, windows);
 }
 
 test('the sweep timer removes windows past retentionHours and uploads past reportTtlHours', async () => {

@@ -13,14 +13,12 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { Finding, Report, WindowSummary } from '../common/report.js';
-import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../common/wire.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
 import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, spawnCli, waitFor, type AgentProcess } from './helpers/agent-process.js';
 import { EtherTypes, PcapngBuilder, Proto, ethernet, ipv4, pcapFile, udp } from './helpers/capture-writer.js';
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
+import { isoMicros, publishWindows } from './helpers/stream-reader.js';
 
 const WINDOW_SECONDS = 10;
 const captures = readTsv(readFileSync(join(SHARED_PCAPS, 'MANIFEST.tsv'), 'utf8')).map((row) => row['file']!);
@@ -191,24 +189,12 @@ test('an empty range lists every counter and distribution of an empty capture, z
 
 /** Publishes window messages straight to JetStream, as an agent from before range inputs would. */
 async function publishOldWindows(sensor: string, count: number): Promise<void> {
-  const nc = await connect({ servers: nats.url });
-  try {
-    const jsm = await jetstreamManager(nc);
-    await waitFor('the stream', async () => { await jsm.streams.info('PCAP_ANALYZER'); return true; }, 10_000, 100);
-    const js = jetstream(nc);
-    for (let j = 0; j < count; j++) {
-      const start = new Date((1_767_225_600 + j * 10) * 1000).toISOString().replace('.000Z', '.000000Z');
-      const end = new Date((1_767_225_600 + j * 10 + 10) * 1000).toISOString().replace('.000Z', '.000000Z');
-      const window: WindowSummary = {
-        start, end, packets: 5, bytes: 500, flows: { active: 1, new: 1, closed: 0 }, outOfOrderTimestamps: 0, metrics: {}, healthScore: 90,
-        counters: { frames: 5, udp: 5 }, capture: { received: 5, drops: { kernel: 0, interface: 0, agent: 0 } },
-      };
-      const msg: WindowMessage = { schema: WINDOW_SCHEMA, id: `${sensor}.w.${j}`, sensor, source: { kind: 'live', name: 'eth0' }, window };
-      await js.publish(subjectFor(sensor, 'window'), JSON.stringify(msg), { msgID: msg.id });
-    }
-  } finally {
-    await nc.drain();
-  }
+  const windows = Array.from({ length: count }, (_, j): WindowSummary => ({
+    start: isoMicros(1_767_225_600 + j * 10), end: isoMicros(1_767_225_600 + j * 10 + 10), packets: 5, bytes: 500,
+    flows: { active: 1, new: 1, closed: 0 }, outOfOrderTimestamps: 0, metrics: {}, healthScore: 90,
+    counters: { frames: 5, udp: 5 }, capture: { received: 5, drops: { kernel: 0, interface: 0, agent: 0 } },
+  }));
+  await publishWindows(nats.url, sensor, { kind: 'live', name: 'eth0' }, windows);
 }
 
 test('windows from an agent without range inputs: the report says what it cannot compute, and still sums the rest', async () => {
@@ -232,21 +218,12 @@ test('windows from an agent without range inputs: the report says what it cannot
 });
 
 test('a window whose sketch is malformed is refused at ingest, with the reason', async () => {
-  const nc = await connect({ servers: nats.url });
-  try {
-    const js = jetstream(nc);
-    const sensor = 'bad-sketch';
-    const window: WindowSummary = {
-      start: '2026-01-01T00:00:00.000000Z', end: '2026-01-01T00:00:10.000000Z', packets: 1, bytes: 60, flows: { active: 1, new: 1, closed: 0 },
-      outOfOrderTimestamps: 0, metrics: {}, healthScore: 100,
-      // Bucket counts that do not add up to the count: quantiles of it would be wrong.
-      rangeInputs: { stats: { 'dns.time': { count: 5, max: 0.1, positive: [[-230, 2]] } }, health: null },
-    };
-    const msg: WindowMessage = { schema: WINDOW_SCHEMA, id: `${sensor}.w.0`, sensor, source: { kind: 'live', name: 'eth0' }, window };
-    await js.publish(subjectFor(sensor, 'window'), JSON.stringify(msg), { msgID: msg.id });
-  } finally {
-    await nc.drain();
-  }
+  await publishWindows(nats.url, 'bad-sketch', { kind: 'live', name: 'eth0' }, [{
+    start: '2026-01-01T00:00:00.000000Z', end: '2026-01-01T00:00:10.000000Z', packets: 1, bytes: 60, flows: { active: 1, new: 1, closed: 0 },
+    outOfOrderTimestamps: 0, metrics: {}, healthScore: 100,
+    // Bucket counts that do not add up to the count: quantiles of it would be wrong.
+    rangeInputs: { stats: { 'dns.time': { count: 5, max: 0.1, positive: [[-230, 2]] } }, health: null },
+  }]);
   await waitFor('the rejection counted', async () => {
     const m = parseMetrics(await (await fetch(`${base}/metrics`)).text());
     return metricValue(m, 'pcap_analyzer_collector_messages_rejected_total', 'invalid') >= 1 || undefined;

@@ -1,6 +1,13 @@
-/** Reads what agents published: every message of a JetStream stream through a durable consumer, acknowledged. */
+/**
+ * Reads what agents published: every message of a JetStream stream through a durable consumer,
+ * acknowledged; and publishes window messages as an agent would, for tests that need windows
+ * no capture gives (a month old, from an older agent).
+ */
 import { connect } from '@nats-io/transport-node';
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { WindowSummary } from '../../common/report.js';
+import { WINDOW_SCHEMA, subjectFor, type WindowMessage } from '../../common/wire.js';
+import { waitFor } from './agent-process.js';
 
 export interface StoredMessage {
   subject: string;
@@ -30,6 +37,28 @@ export async function readStream(url: string, stream: string, durable = 'test-re
       msg.ack();
     }
     return out;
+  } finally {
+    await nc.drain();
+  }
+}
+
+/** An ISO-8601 time with microseconds, as windows carry it. */
+export const isoMicros = (epochSeconds: number): string => new Date(epochSeconds * 1000).toISOString().replace('.000Z', '.000000Z');
+
+/**
+ * Publishes `windows` of `sensor` to the PCAP_ANALYZER stream once it exists (the collector
+ * makes it), with ids `<sensor>.w.<index>`, as an agent with `source` would.
+ */
+export async function publishWindows(url: string, sensor: string, source: WindowMessage['source'], windows: readonly WindowSummary[]): Promise<void> {
+  const nc = await connect({ servers: url });
+  try {
+    const jsm = await jetstreamManager(nc);
+    await waitFor('the stream', async () => { await jsm.streams.info('PCAP_ANALYZER'); return true; }, 10_000, 100);
+    const js = jetstream(nc);
+    for (const [j, window] of windows.entries()) {
+      const msg: WindowMessage = { schema: WINDOW_SCHEMA, id: `${sensor}.w.${j}`, sensor, source, window };
+      await js.publish(subjectFor(sensor, 'window'), JSON.stringify(msg), { msgID: msg.id });
+    }
   } finally {
     await nc.drain();
   }

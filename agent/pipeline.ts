@@ -299,8 +299,10 @@ export class Pipeline {
 /** One line of the memory plan: a component and the typed arrays it preallocated at start. */
 export interface MemoryPlanLine {
   component: string;
-  /** Keys (or flows) it holds at most; 0 when not a keyed table. */
+  /** Entries it holds at most; 0 when not a keyed table. */
   capacity: number;
+  /** What an entry is (flows, conversations, keys). */
+  entries: string;
   bytes: number;
 }
 
@@ -359,12 +361,14 @@ export function memoryPlan(config: Readonly<Config>): MemoryPlanLine[] {
   const seen = new Set<object>([p, p.context, p.flows, p.tcpSequence, p.attempts, p.windows, p.clock, p.decoder, p.context.networks, p.context.memory]);
   const own = (o: object): number => { seen.delete(o); return typedArrayBytes(o, seen); };
   const lines: MemoryPlanLine[] = [
-    { component: 'flow table', capacity: p.flows.capacity, bytes: own(p.flows) },
-    { component: 'TCP sequence analysis', capacity: 0, bytes: own(p.tcpSequence) },
-    { component: 'connection attempts', capacity: 0, bytes: own(p.attempts) },
-    { component: 'windows', capacity: 0, bytes: own(p.windows) },
+    { component: 'flow table', capacity: p.flows.capacity, entries: 'flows', bytes: own(p.flows) },
+    // Part of the flow table's bytes (indented: not added again to the total).
+    { component: '  ended conversations', capacity: p.flows.ended.capacity, entries: 'conversations', bytes: p.flows.ended.bytes },
+    { component: 'TCP sequence analysis', capacity: 0, entries: '', bytes: own(p.tcpSequence) },
+    { component: 'connection attempts', capacity: 0, entries: '', bytes: own(p.attempts) },
+    { component: 'windows', capacity: 0, entries: '', bytes: own(p.windows) },
   ];
-  for (const a of p.analyzers) lines.push({ component: `analyzer ${a.id}`, capacity: 0, bytes: typedArrayBytes(a, seen) });
-  for (const g of p.context.memory.grantsMade) lines.push({ component: `  key table ${g.table}`, capacity: g.capacity, bytes: g.bytes });
+  for (const a of p.analyzers) lines.push({ component: `analyzer ${a.id}`, capacity: 0, entries: '', bytes: typedArrayBytes(a, seen) });
+  for (const g of p.context.memory.grantsMade) lines.push({ component: `  key table ${g.table}`, capacity: g.capacity, entries: 'keys', bytes: g.bytes });
   return lines;
 }

@@ -334,10 +334,10 @@ async function memoryPlanText(config: Config): Promise<string> {
   const total = lines.filter((l) => !l.component.startsWith(' ')).reduce((sum, l) => sum + l.bytes, 0);
   const out = [`# Preallocated at start with this configuration (memory.budgetMB ${config.memory.budgetMB}):`];
   for (const l of lines) {
-    const capacity = l.capacity ? `${l.capacity.toLocaleString('en-US')} ${l.component === 'flow table' ? 'flows' : 'keys'}` : '';
-    out.push(`#   ${l.component.padEnd(44)} ${capacity.padStart(16)} ${mb(l.bytes)}`);
+    const capacity = l.capacity ? `${l.capacity.toLocaleString('en-US')} ${l.entries}` : '';
+    out.push(`#   ${l.component.padEnd(44)} ${capacity.padStart(20)} ${mb(l.bytes)}`);
   }
-  out.push(`#   ${'total'.padEnd(44)} ${''.padStart(16)} ${mb(total)}`);
+  out.push(`#   ${'total'.padEnd(44)} ${''.padStart(20)} ${mb(total)}`);
   out.push('# Plus Node itself (heaps and code of both agent threads): about 85 MB. The agent makes the',
     '# tables resident at start, so its memory is flat from the first minute; analyze as it uses them.');
   return `${out.join('\n')}\n`;

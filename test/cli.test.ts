@@ -176,6 +176,7 @@ test('config prints the effective configuration: file < environment < flags, sec
     // The memory plan follows as YAML comments: the flow table at its configured size, then a total.
     assert.match(r.stdout, /^# Preallocated at start with this configuration \(memory\.budgetMB 200\):$/m);
     assert.match(r.stdout, /^#   flow table +65,536 flows +\d+\.\d MB$/m);
+    assert.match(r.stdout, /^#     ended conversations +16,384 conversations +1\.3 MB$/m);
     assert.match(r.stdout, /^#   total +\d+\.\d MB$/m);
     const bad = spawnSync(process.execPath, [CLI, 'config'], { encoding: 'utf8', env: { ...process.env, PCAP_ANALYZER_FLOWS_MAX_FLOWS: 'lots' } });
     assert.equal(bad.status, 2);

@@ -10,6 +10,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, SHARED_PCAPS, readTsv } from './helpers/paths.js';
@@ -44,8 +45,9 @@ test('the README walkthrough runs as written: each step exits 0 and prints its l
   const outDir = join(sandbox.base, 'steps');
   // Each block runs in the same shell (variables and background jobs carry over); its output and
   // exit code go to files, and the first failing step ends the script.
-  // A failing step ends the script: the trap stops what earlier steps started in the background.
-  const script = [`trap 'kill $(jobs -p) 2>/dev/null' EXIT`, `mkdir -p '${outDir}'`, ...steps.map((s, i) => [
+  // Job control on, as in a terminal (each background job its own process group, which step 6
+  // signals); a failing step ends the script, and the trap stops what earlier steps started.
+  const script = ['set -m', `trap 'for j in $(jobs -p); do kill -- -"$j"; done 2>/dev/null' EXIT`, `mkdir -p '${outDir}'`, ...steps.map((s, i) => [
     '{',
     s.code,
     `} > '${outDir}/${i}.out' 2>&1`,
@@ -79,4 +81,8 @@ test('the README walkthrough runs as written: each step exits 0 and prints its l
   const scratch = readdirSync(sandbox.tmp);
   assert.equal(scratch.length, 1, `one mktemp directory under TMPDIR: ${scratch.join(', ')}`);
   for (const made of ['nats', 'agent', 'collector']) assert.ok(existsSync(join(sandbox.tmp, scratch[0]!, made)), `$WORK/${made}`);
+
+  // Step 6 stopped everything it started: no process still names $WORK (the collector under npx included).
+  const left = spawnSync('pgrep', ['-fa', join(sandbox.tmp, scratch[0]!)], { encoding: 'utf8' });
+  assert.equal(left.stdout, '', `still running after step 6:\n${left.stdout}`);
 });

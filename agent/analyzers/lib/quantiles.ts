@@ -82,7 +82,7 @@ export class Quantiles {
         }
       } else if (this.positive !== null) {
         // bucketAdd's dense case: above MIN_VALUE the index is at least 0.
-        const i = Math.ceil(Math.log(value) / LOG_GAMMA) - E_MIN;
+        const i = exponentOf(value) - E_MIN;
         if (i < E_SPAN) {
           if (value > this.maxValue) this.maxValue = value;
           this.positive[i]++;
@@ -240,16 +240,7 @@ export class Quantiles {
   private bucketAdd(value: number): void {
     const magnitude = Math.abs(value);
     if (magnitude <= MIN_VALUE) { this.zeros++; return; }
-    const e = Math.ceil(Math.log(magnitude) / LOG_GAMMA);
-    const i = e - E_MIN;
-    if (i >= 0 && i < E_SPAN) {
-      if (value > 0) (this.positive ??= new Float64Array(E_SPAN))[i]++;
-      else (this.negative ??= new Float64Array(E_SPAN))[i]++;
-      return;
-    }
-    const k = Math.sign(value) * (e + KEY_OFFSET);
-    const overflow = (this.overflow ??= new Map());
-    overflow.set(k, (overflow.get(k) ?? 0) + 1);
+    this.bucketAddAt(value > 0 ? 1 : -1, exponentOf(magnitude), 1);
   }
 
   /** Adds `count` to the bucket of exponent `e` for values of `sign` (a sketch's bucket). */
@@ -358,7 +349,12 @@ export class Quantiles {
 function bucketKey(value: number): number {
   const magnitude = Math.abs(value);
   if (magnitude <= MIN_VALUE) return 0;
-  return Math.sign(value) * (Math.ceil(Math.log(magnitude) / LOG_GAMMA) + KEY_OFFSET);
+  return Math.sign(value) * (exponentOf(magnitude) + KEY_OFFSET);
+}
+
+/** The bucket exponent of a magnitude above MIN_VALUE: its bucket holds (1.01^(e-1), 1.01^e]. */
+function exponentOf(magnitude: number): number {
+  return Math.ceil(Math.log(magnitude) / LOG_GAMMA);
 }
 
 /** Index of the q-quantile in the sorted exact samples (quantileOf's nearest rank). */

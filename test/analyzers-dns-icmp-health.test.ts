@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
 import type { Finding, HealthComponent, Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
-import { healthClass, scoreHealth } from '../agent/analyzers/health.js';
+import { healthClass, scoreHealth } from '../agent/analyzers/lib/health-score.js';
 import {
   EtherTypes, Proto, TcpFlags, dns, dnsOverTcp, ethernet, icmpEcho, icmpError, icmpv6Error, ipv4, ipv6, tcp, udp,
   type PcapRecordSpec, type TcpSpec,

@@ -10,8 +10,6 @@ import type { HealthTotals } from '../../common/report.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { scoreHealth, type HealthInputs } from './lib/health-score.js';
 
-export { healthClass, scoreHealth } from './lib/health-score.js';
-
 const num = (m: Metrics | undefined, key: string): number | null => {
   const v = m?.[key];
   return typeof v === 'number' && Number.isFinite(v) ? v : null;

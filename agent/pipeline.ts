@@ -15,12 +15,14 @@
 import type { Config } from '../common/config.js';
 import { MemoryBudget } from '../common/memory-budget.js';
 import type { FrameRecord } from './capture/frame-record.js';
+import { linkTypeName } from './capture/link-types.js';
 import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
 import { WindowFlowAccounting } from './flow/flow-accounting.js';
 import { PacketClock } from './core/packet-clock.js';
+import { PacketSpan } from './core/packet-span.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
 
 /** Report counter names (Wireshark display-filter fields) and the presence bit each counts. */
@@ -105,11 +107,13 @@ export class Pipeline {
   private readonly counterOfBit = counterIndexByBit();
   packets = 0;
   bytes = 0;
-  /** Earliest and latest packet time (seconds, nanoseconds). */
-  minSec = Infinity;
-  minNsec = 0;
-  maxSec = -Infinity;
-  maxNsec = 0;
+  /**
+   * Packet times of the whole input so far (the report's capture.first and last), and of
+   * the packets since the last window closed: while `onWindow` runs, the closing window's
+   * (a packet that closes a window counts in the next one).
+   */
+  readonly span = new PacketSpan();
+  readonly windowSpan = new PacketSpan();
   /** Exceptions caught by the guard: bugs, never expected from any input. */
   unexpected = 0;
   lastError: unknown;
@@ -133,7 +137,12 @@ export class Pipeline {
       windowFindings: () => this.windows.pendingFindings,
     };
     this.analyzers = createAnalyzers(config, ctx);
-    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, options.onWindow, config.report.maxFindingsPerType);
+    const onWindow = (out: WindowOutput): void => {
+      options.onWindow(out);
+      this.span.add(this.windowSpan);
+      this.windowSpan.reset();
+    };
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, onWindow, config.report.maxFindingsPerType);
     const analyzers = this.analyzers;
     this.onPacket = subscribers(analyzers, 'onPacket');
     this.onFlowless = subscribers(analyzers, 'onFlowlessPacket');
@@ -177,8 +186,6 @@ export class Pipeline {
     this.bytes += rec.wireLen;
     const sec = rec.tsSec;
     const nsec = rec.tsNsec;
-    if (sec < this.minSec || (sec === this.minSec && nsec < this.minNsec)) { this.minSec = sec; this.minNsec = nsec; }
-    if (sec > this.maxSec || (sec === this.maxSec && nsec > this.maxNsec)) { this.maxSec = sec; this.maxNsec = nsec; }
     try {
       const view: PacketView = this.decoder.decode(rec);
       if (Number.isNaN(this.clock.base)) this.clock.base = this.decoder.timeBase;
@@ -231,6 +238,7 @@ export class Pipeline {
       this.unexpected++;
       this.lastError = err;
     }
+    this.windowSpan.note(sec, nsec);
   }
 
   /**
@@ -279,6 +287,22 @@ export class Pipeline {
     this.attempts.finish(this.clock.now);
     this.windows.finish();
     this.flows.endAll();
+    // Packets after the last window that closed (or with no window at all): still the input's.
+    this.span.add(this.windowSpan);
+    this.windowSpan.reset();
+  }
+
+  /**
+   * The report's capture.decodeErrors and capture.undecoded so far: the decoder's anomalies,
+   * the readers' records with caplen over wire length (`capLenOverWireLen`), and the guard's count.
+   */
+  captureErrors(capLenOverWireLen: number): { decodeErrors: Record<string, number>; undecoded: Record<string, number> } {
+    const decodeErrors = this.decoder.anomalies.toRecord();
+    if (capLenOverWireLen) decodeErrors['frame.caplen_gt_len'] = capLenOverWireLen;
+    if (this.unexpected) decodeErrors['internal.error'] = this.unexpected;
+    const undecoded: Record<string, number> = {};
+    for (const [linkType, n] of this.decoder.undecodedLinkTypes) undecoded[linkTypeName(linkType)] = n;
+    return { decodeErrors, undecoded };
   }
 
   counters(): Record<string, number> {

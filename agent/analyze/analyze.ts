@@ -58,12 +58,9 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
   if (pipeline.unexpected) {
     warnings.push(`${plural(pipeline.unexpected, 'packet')} hit an internal error and ${noun(pipeline.unexpected, 'was', 'were')} skipped (first: ${String(pipeline.lastError)})`);
   }
-  const decodeErrors = pipeline.decoder.anomalies.toRecord();
-  if (reader.capLenOverWireLen) decodeErrors['frame.caplen_gt_len'] = reader.capLenOverWireLen;
-  if (pipeline.unexpected) decodeErrors['internal.error'] = pipeline.unexpected;
-  const undecoded: Record<string, number> = {};
-  for (const [linkType, n] of pipeline.decoder.undecodedLinkTypes) undecoded[linkTypeName(linkType)] = n;
+  const { decodeErrors, undecoded } = pipeline.captureErrors(reader.capLenOverWireLen);
   const hasPackets = pipeline.packets > 0;
+  const span = pipeline.span;
   const report: Report = {
     schema: REPORT_SCHEMA,
     source: {
@@ -75,9 +72,9 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
     capture: {
       packets: pipeline.packets,
       bytes: pipeline.bytes,
-      first: hasPackets ? isoTime(pipeline.minSec, pipeline.minNsec) : null,
-      last: hasPackets ? isoTime(pipeline.maxSec, pipeline.maxNsec) : null,
-      durationSeconds: hasPackets ? round9(pipeline.maxSec - pipeline.minSec + (pipeline.maxNsec - pipeline.minNsec) / 1e9) : 0,
+      first: hasPackets ? isoTime(span.firstSec, span.firstNsec) : null,
+      last: hasPackets ? isoTime(span.lastSec, span.lastNsec) : null,
+      durationSeconds: hasPackets ? round9(span.lastSec - span.firstSec + (span.lastNsec - span.firstNsec) / 1e9) : 0,
       truncatedRecords: reader.truncated ? 1 : 0,
       decodeErrors,
       undecoded,

@@ -36,11 +36,6 @@ let statsAtWindow: LiveCaptureStats = { received: 0, dropped: 0, ifDropped: 0 };
 let agentDropsAtWindow = 0;
 let packetsRead = 0;
 let receivedAtWindow = 0;
-/** Earliest and latest packet time of the current window (seconds, nanoseconds): the report's capture.first and last. */
-let firstSec = Infinity;
-let firstNsec = 0;
-let lastSec = -Infinity;
-let lastNsec = 0;
 /** The source's link types (names) and what the readers of finished replay files counted: inputs cut short, caplen over wire length. */
 const linkTypes = new Set<string>();
 let truncatedInputs = 0;
@@ -105,35 +100,15 @@ function onWindow(out: WindowOutput): void {
 let countersAtWindow: Record<string, number> = {};
 function countersSinceLastWindow(): Record<string, number> {
   const now = pipeline.counters();
-  const delta: Record<string, number> = {};
-  for (const [name, value] of Object.entries(now)) {
-    const d = value - (countersAtWindow[name] ?? 0);
-    if (d !== 0) delta[name] = d;
-  }
+  const since = delta(now, countersAtWindow);
   countersAtWindow = now;
-  return delta;
+  return since;
 }
 
-
-/**
- * Called after the pipeline took a packet: a packet that closed a window was
- * processed after that window's summary was made, so it counts in the next.
- */
-function notePacketTime(rec: FrameRecord): void {
-  const sec = rec.tsSec;
-  const nsec = rec.tsNsec;
-  if (sec < firstSec || (sec === firstSec && nsec < firstNsec)) { firstSec = sec; firstNsec = nsec; }
-  if (sec > lastSec || (sec === lastSec && nsec > lastNsec)) { lastSec = sec; lastNsec = nsec; }
-}
 
 /** The report's `capture` figures so far, as `analyze` gives them (decodeErrors with the readers' and the pipeline's own). */
 function captureTotals(): { decodeErrors: Record<string, number>; undecoded: Record<string, number>; flowsEvicted: number; conversationsForgotten: number; truncatedRecords: number } {
-  const decodeErrors = pipeline.decoder.anomalies.toRecord();
-  const capLen = capLenOverWireLenDone + (reading?.capLenOverWireLen ?? 0);
-  if (capLen) decodeErrors['frame.caplen_gt_len'] = capLen;
-  if (pipeline.unexpected) decodeErrors['internal.error'] = pipeline.unexpected;
-  const undecoded: Record<string, number> = {};
-  for (const [linkType, n] of pipeline.decoder.undecodedLinkTypes) undecoded[linkTypeName(linkType)] = n;
+  const { decodeErrors, undecoded } = pipeline.captureErrors(capLenOverWireLenDone + (reading?.capLenOverWireLen ?? 0));
   return { decodeErrors, undecoded, flowsEvicted: pipeline.flows.evicted, conversationsForgotten: pipeline.flows.forgotten, truncatedRecords: truncatedInputs };
 }
 
@@ -163,13 +138,12 @@ function captureSinceLastWindow(): Omit<WindowCapture, 'received' | 'drops'> {
     truncatedRecords: now.truncatedRecords - then.truncatedRecords,
     linkTypes: [...linkTypes],
   };
-  if (firstSec !== Infinity) {
-    out.first = [firstSec, firstNsec];
-    out.last = [lastSec, lastNsec];
+  // While onWindow runs, the pipeline's windowSpan is the closing window's.
+  const span = pipeline.windowSpan;
+  if (!span.empty) {
+    out.first = [span.firstSec, span.firstNsec];
+    out.last = [span.lastSec, span.lastNsec];
   }
-  firstSec = Infinity;
-  lastSec = -Infinity;
-  firstNsec = lastNsec = 0;
   return out;
 }
 
@@ -206,7 +180,6 @@ async function runLive(): Promise<void> {
   let checkEvery = 0;
   live.start((rec: FrameRecord) => {
     pipeline.process(rec);
-    notePacketTime(rec);
     // Under load the binding reads packet after packet without returning to the event loop.
     if (++checkEvery === 1024) { checkEvery = 0; maybePostCounters(); }
   }, (err: Error) => {
@@ -282,7 +255,6 @@ async function runReplay(): Promise<void> {
           if (wait > 1) await sleep(wait);
           packetsRead++;
           pipeline.process(rec);
-          notePacketTime(rec);
           if (++yieldEvery === 4096) {
             yieldEvery = 0;
             maybePostCounters();

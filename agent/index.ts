@@ -17,6 +17,7 @@ export { analyzeCaptureInThread } from './analyze/analyze-thread.js';
 export type { AnalyzeOptions, AnalyzeResult } from './analyze/analyze.js';
 export { SpillList } from './analyze/spill-list.js';
 export { RangeStats, rangeInputsProblem } from './analyzers/lib/range-stats.js';
+export { PacketSpan } from './core/packet-span.js';
 export type { WindowOutput } from './window/window-engine.js';
 export type { MemoryPlanLine } from './pipeline.js';
 

@@ -12,11 +12,9 @@
 import { isoFromSeconds, isoTime } from '../common/address.js';
 import type { Config } from '../common/config.js';
 import { REPORT_COUNTERS, REPORT_DISTRIBUTIONS, REPORT_SCHEMA, type Report, type WindowSummary } from '../common/report.js';
-import { RangeStats } from '../agent/index.js';
+import { PacketSpan, RangeStats } from '../agent/index.js';
 import type { SensorRecord, Store } from './store/types.js';
 
-type PacketTime = [number, number];
-const before = (a: PacketTime, b: PacketTime): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 const finite = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 
 function addCounts(to: Record<string, number>, from: Record<string, number> | undefined): void {
@@ -31,8 +29,8 @@ export class RangeTotals {
   /** First window start and last window end: the range's bounds when packet times are unknown. */
   firstStart: string | null = null;
   lastEnd: string | null = null;
-  firstPacket: PacketTime | null = null;
-  lastPacket: PacketTime | null = null;
+  /** The windows' packet times. */
+  readonly packetSpan = new PacketSpan();
   readonly counters: Record<string, number> = Object.fromEntries(REPORT_COUNTERS.map((k) => [k, 0]));
   readonly decodeErrors: Record<string, number> = {};
   readonly undecoded: Record<string, number> = {};
@@ -55,8 +53,8 @@ export class RangeTotals {
     const c = w.capture;
     if (c?.decodeErrors === undefined) { this.windowsWithoutCapture++; return; }
     if (c.first && c.last) {
-      if (this.firstPacket === null || before(c.first, this.firstPacket)) this.firstPacket = c.first;
-      if (this.lastPacket === null || before(this.lastPacket, c.last)) this.lastPacket = c.last;
+      this.packetSpan.note(c.first[0], c.first[1]);
+      this.packetSpan.note(c.last[0], c.last[1]);
     }
     addCounts(this.decodeErrors, c.decodeErrors);
     addCounts(this.undecoded, c.undecoded);
@@ -71,11 +69,12 @@ const round9 = (x: number): number => Math.round(x * 1e9) / 1e9;
 
 /** The report of a range with empty `windows` and `findings`: the caller streams those in. `config`: the health score's bands. */
 export function rangeReport(sensor: string, totals: RangeTotals, config: Readonly<Pick<Config, 'analyzers'>>): Report {
-  const { firstPacket: fp, lastPacket: lp } = totals;
+  const span = totals.packetSpan;
   const exact = totals.windowsWithoutCapture === 0;
-  const first = fp && exact ? isoTime(fp[0], fp[1]) : totals.firstStart;
-  const last = lp && exact ? isoTime(lp[0], lp[1]) : totals.lastEnd;
-  const durationSeconds = fp && lp && exact ? round9(lp[0] - fp[0] + (lp[1] - fp[1]) / 1e9)
+  const fromPackets = exact && !span.empty;
+  const first = fromPackets ? isoTime(span.firstSec, span.firstNsec) : totals.firstStart;
+  const last = fromPackets ? isoTime(span.lastSec, span.lastNsec) : totals.lastEnd;
+  const durationSeconds = fromPackets ? round9(span.seconds)
     : first && last ? Math.round(Date.parse(last) - Date.parse(first)) / 1000 : 0;
   const report: Report = {
     schema: REPORT_SCHEMA,

@@ -74,7 +74,7 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
       bytes: pipeline.bytes,
       first: hasPackets ? isoTime(span.firstSec, span.firstNsec) : null,
       last: hasPackets ? isoTime(span.lastSec, span.lastNsec) : null,
-      durationSeconds: hasPackets ? round9(span.lastSec - span.firstSec + (span.lastNsec - span.firstNsec) / 1e9) : 0,
+      durationSeconds: hasPackets ? round9(span.seconds) : 0,
       truncatedRecords: reader.truncated ? 1 : 0,
       decodeErrors,
       undecoded,

@@ -7,6 +7,11 @@ export class PacketSpan {
 
   get empty(): boolean { return this.firstSec === Infinity; }
 
+  /** From the first to the last packet, in seconds (0 when empty). */
+  get seconds(): number {
+    return this.empty ? 0 : this.lastSec - this.firstSec + (this.lastNsec - this.firstNsec) / 1e9;
+  }
+
   note(sec: number, nsec: number): void {
     if (sec < this.firstSec || (sec === this.firstSec && nsec < this.firstNsec)) { this.firstSec = sec; this.firstNsec = nsec; }
     if (sec > this.lastSec || (sec === this.lastSec && nsec > this.lastNsec)) { this.lastSec = sec; this.lastNsec = nsec; }

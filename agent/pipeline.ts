@@ -21,6 +21,7 @@ import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
 import { WindowFlowAccounting } from './flow/flow-accounting.js';
+import { FlowNames } from './flow/flow-names.js';
 import { PacketClock } from './core/packet-clock.js';
 import { PacketSpan } from './core/packet-span.js';
 import { WindowEngine, type WindowOutput } from './window/window-engine.js';
@@ -46,6 +47,8 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
 /** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
 const WINDOW_END_EPSILON = 1e-3;
+/** Distinct server names kept for flows at most. */
+const MAX_FLOW_NAMES = 65_536;
 
 /** Counter index by presence-bit position. */
 function counterIndexByBit(): Int8Array {
@@ -89,6 +92,8 @@ export class Pipeline {
   readonly clock = new PacketClock();
   readonly tcpSequence: TcpSequenceAnalysis;
   readonly attempts: ConnectionAttempts;
+  /** Server names the analyzers proved for flows (TLS, HTTP, DNS). */
+  readonly names: FlowNames;
   readonly analyzers: Analyzer[];
   readonly windows: WindowEngine;
   /** What the analyzers share (config, flows, clock, the TCP sequence analysis). */
@@ -123,6 +128,7 @@ export class Pipeline {
     this.flows = new FlowTable(config.flows, this.clock);
     this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
     const windowFlows = new WindowFlowAccounting(this.flows);
+    const names = this.names = new FlowNames(config.flows.maxFlows, MAX_FLOW_NAMES);
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
@@ -131,6 +137,7 @@ export class Pipeline {
       networks: new Networks(config.networks.internal),
       tcpSequence: this.tcpSequence,
       windowFlows,
+      names,
       memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
       reportLazily: (type, draft) => this.windows.reportLazily(type, draft),
@@ -166,6 +173,7 @@ export class Pipeline {
         windows.onFlowStart(slot);
         tcpSequence.flowStarted(slot);
         attempts.flowStarted(slot);
+        names.flowStarted(slot);
         for (let i = 0; i < onStart.length; i++) onStart[i]!(slot);
         extra?.onFlowStart?.(slot);
       },

@@ -16,6 +16,7 @@ import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
+import type { FlowNames } from '../flow/flow-names.js';
 import type { PacketClock } from '../core/packet-clock.js';
 import type { Networks } from './lib/networks.js';
 import type { AttemptEventCode } from '../flow/connection-attempts.js';
@@ -41,6 +42,8 @@ export interface AnalyzerContext {
    * flow still in `windowFlows.active`.
    */
   readonly windowFlows: WindowFlowAccounting;
+  /** Server names proved by payload (TLS server name, HTTP Host, DNS answers), per flow slot. */
+  readonly names: FlowNames;
   report(finding: FindingDraft): void;
   /**
    * `report` with the draft built only if the window keeps it (not over

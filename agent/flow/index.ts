@@ -4,3 +4,4 @@ export { describeFlow, flowRef, protoName } from './describe.js';
 export { TcpSequenceAnalysis } from './tcp-sequence.js';
 export { TcpPacketResult, TcpAnalysisFlag, ANY_RETRANSMISSION } from './tcp-result.js';
 export { ConnectionAttempts, AttemptEvent, ATTEMPT_TIMEOUT, type AttemptEventCode } from './connection-attempts.js';
+export { FlowNames, NameSource, NAME_SOURCE_NAMES, type NameSourceCode } from './flow-names.js';

@@ -198,6 +198,7 @@ export class QuicInitials {
   clientDatagram(slot: number, data: Uint8Array, off: number, len: number): Uint8Array | null {
     const end = Math.min(off + len, data.length);
     if (off < 0 || end - off < 5) return null;
+    if ((data[off]! & 0x80) === 0) { this.counters.shortHeader++; return null; } // the usual packet: rejected first
     const entry = this.find(slot);
     if (entry >= 0 && this.state[entry] === DONE) return null;
     let pos = off;

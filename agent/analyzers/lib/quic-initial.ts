@@ -198,25 +198,20 @@ export class QuicInitials {
   clientDatagram(slot: number, data: Uint8Array, off: number, len: number): Uint8Array | null {
     const end = Math.min(off + len, data.length);
     if (off < 0 || end - off < 5) return null;
-    if ((data[off]! & 0x80) === 0) { this.counters.shortHeader++; return null; } // the usual packet: rejected first
+    // The usual packets (short headers, other versions) are rejected before anything else.
+    if ((data[off]! & 0x80) === 0) { this.counters.shortHeader++; return null; }
+    if (!versionSpec(((data[off + 1]! << 24) | (data[off + 2]! << 16) | (data[off + 3]! << 8) | data[off + 4]!) >>> 0)) { this.counters.otherVersion++; return null; }
     const entry = this.find(slot);
     if (entry >= 0 && this.state[entry] === DONE) return null;
     let pos = off;
     let hello: Uint8Array | null = null;
     while (pos < end && hello === null) {
       const b0 = data[pos]!;
-      if ((b0 & 0x80) === 0) {
-        // A short header, or the zero padding some stacks put after the last coalesced packet.
-        if (pos === off) this.counters.shortHeader++;
-        break;
-      }
+      if ((b0 & 0x80) === 0) break; // a short header, or the zero padding some stacks put after the last coalesced packet
       if (end - pos < 7) { this.counters.truncated++; break; }
       const version = ((data[pos + 1]! << 24) | (data[pos + 2]! << 16) | (data[pos + 3]! << 8) | data[pos + 4]!) >>> 0;
       const spec = versionSpec(version);
-      if (!spec) {
-        if (pos === off) this.counters.otherVersion++;
-        break;
-      }
+      if (!spec) break; // a coalesced packet of another version (the first packet's was checked above)
       const dcidLength = data[pos + 5]!;
       if (dcidLength > 20) { this.counters.malformed++; break; }
       let p = pos + 6 + dcidLength;

@@ -321,7 +321,9 @@ test('CRYPTO data that is not a ClientHello, or one over 8 KiB, is given up and 
   assert.equal(q.clientDatagram(1, huge, 0, huge.length), null);
   assert.equal(q.counters.tooLarge, 1);
   const far = protectInitial({ frames: cryptoFrame(20000, Buffer.alloc(100)), payloadLength: 300 });
-  assert.equal(q.clientDatagram(2, far, 0, far.length), null, 'data past 8 KiB is not stored (nothing to assemble)');
+  assert.equal(q.clientDatagram(2, far, 0, far.length), null);
+  assert.equal(q.counters.tooLarge, 2, 'CRYPTO data past 8 KiB: the ClientHello cannot fit');
+  assert.equal(q.assembling, 0, 'both given up, neither holds an entry as assembling');
 });
 
 test('the assembly pool is bounded: a full pool of unfinished flows drops the next, finished ones are reused', () => {

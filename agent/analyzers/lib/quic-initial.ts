@@ -239,7 +239,11 @@ export class QuicInitials {
     return hello;
   }
 
-  /** Forgets the flow in `slot` (its slot will be another flow's). */
+  /**
+   * Forgets the flow in `slot`. Call it whenever the slot is released or
+   * taken by a new flow (an analyzer's onFlowStart): a finished flow's entry
+   * otherwise keeps ignoring the slot's datagrams until the pool reuses it.
+   */
   flowEnded(slot: number): void {
     const entry = this.find(slot);
     if (entry >= 0) this.release(entry);
@@ -325,6 +329,7 @@ export class QuicInitials {
           if (entry < 0) return null;
         }
         if (this.state[entry] === ASSEMBLING) this.store(entry, offset, plain, p, length);
+        else break; // given up in this packet
         p += length;
         continue;
       }
@@ -342,11 +347,19 @@ export class QuicInitials {
     return this.state[entry] === ASSEMBLING ? this.complete(entry) : null;
   }
 
-  /** Copies CRYPTO bytes at `offset` into the entry's buffer (what lies past `maxHello` is left: `complete` reports the message too large). */
+  /**
+   * Copies CRYPTO bytes at `offset` into the entry's buffer. Bytes past
+   * `maxHello` mean a ClientHello too large to keep (the client sends nothing
+   * else in Initials before the server answers): the flow is given up.
+   */
   private store(entry: number, offset: number, src: Uint8Array, from: number, length: number): void {
     const max = QuicInitials.maxHello;
-    if (offset >= max) return;
-    const n = Math.min(length, max - offset);
+    if (offset + length > max) {
+      this.counters.tooLarge++;
+      this.state[entry] = DONE;
+      return;
+    }
+    const n = length;
     this.buffers.set(src.subarray(from, from + n), entry * max + offset);
     const bits = entry * (max >>> 3);
     for (let i = offset; i < offset + n; i++) this.received[bits + (i >>> 3)] = this.received[bits + (i >>> 3)]! | (1 << (i & 7));

@@ -110,6 +110,17 @@ export interface AnalyzersConfig {
     gapSeconds: number;
   };
   sack: { enabled: boolean };
+  tls: {
+    enabled: boolean;
+    /** Hellos split across records or segments reassembled at once (a fixed pool; past it, counted in dropped.reassemblyDropped). */
+    maxReassemblies: number;
+    /** Largest hello message reassembled, in bytes (larger: counted in dropped.helloTooLarge). */
+    maxHelloBytes: number;
+    /** Server names and servers with findings counted per window, at most (the rest counted in dropped). */
+    maxServerNames: number;
+    /** Distinct JA3 / JA3S / JA4 fingerprints whose text is kept (the rest counted in dropped.fingerprints). */
+    maxFingerprints: number;
+  };
   health: { enabled: boolean };
   // Security detectors: each keeps its look-back (seconds of packet time) in bounded
   // structures (at most maxKeys tracked keys, evictions counted) and re-reports the
@@ -445,6 +456,7 @@ export const DEFAULT_CONFIG: Config = {
     asymmetry: { enabled: true, minPackets: 10 },
     capture: { enabled: true, gapSeconds: 1 },
     sack: { enabled: true },
+    tls: { enabled: true, maxReassemblies: 256, maxHelloBytes: 16384, maxServerNames: 1000, maxFingerprints: 10_000 },
     health: { enabled: true },
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
     brute_force: {
@@ -584,6 +596,10 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.port_scan.minPortsSmall': [0, 65536],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],
+  'analyzers.tls.maxReassemblies': [0, 1_000_000],
+  'analyzers.tls.maxHelloBytes': [512, 1_048_576],
+  'analyzers.tls.maxServerNames': [1, 10_000_000],
+  'analyzers.tls.maxFingerprints': [1, 10_000_000],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
   'analyzers.bursts.bucketMs': [1, 60_000],
   'analyzers.dns_tunneling.minUnusualTypeShare': [0, 1],

@@ -86,7 +86,8 @@ export const FINDING_TYPES = [
   'beaconing', 'brute_force', 'capture_gap', 'connection_refused', 'connection_reset', 'dns_errors', 'dns_latency',
   'dns_timeout', 'dns_tunneling', 'exfiltration', 'failed_handshake', 'flood', 'high_jitter', 'high_rtt',
   'icmp_time_exceeded', 'icmp_unreachable', 'ip_fragmentation', 'lateral_movement', 'one_way_flow', 'path_mtu',
-  'port_scan', 'slow_handshake', 'syn_retransmission', 'tcp_retransmissions', 'timestamps_backwards', 'traffic_burst',
+  'port_scan', 'slow_handshake', 'syn_retransmission', 'tcp_retransmissions', 'timestamps_backwards', 'tls_deprecated_version',
+  'tls_handshake_failure', 'traffic_burst',
   'zero_window', 'zombie_flows',
 ] as const;
 export type FindingType = typeof FINDING_TYPES[number];

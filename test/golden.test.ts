@@ -304,6 +304,30 @@ export const INTENDED: IntendedDifference[] = [
       for (const s of Object.values(r.stats ?? {})) for (const k of ['p50', 'p90', 'p99'] as const) delete (s as Partial<QuantileStat>)[k];
     },
   },
+  {
+    what: 'windows[*].metrics.tls: the new tls analyzer (hellos, versions, server names, alerts, handshake time, JA3/JA3S/JA4, not-parsed and dropped counters)',
+    why: 'issue 16 (names, not just addresses): TLS over TCP is analyzed; its whole metrics object is new in every window',
+    apply(r) { for (const w of r.windows) delete w.metrics['tls']; },
+  },
+  {
+    what: 'pcpp_pcapng-example: a new tls_deprecated_version finding (warning) and the health of its window (anomalies component and score)',
+    why: 'the tls analyzer reads the MySQL STARTTLS handshake of stream 0, whose ServerHello chooses TLS 1.0 (tshark: tls.handshake.version 0x0301); a warning finding counts in the'
+      + ' health score\'s anomalies component (window: 2 -> 3, score 97 -> 94; whole capture: 4 -> 5, score unchanged)',
+    apply(r) {
+      r.findings = r.findings.filter((f) => !f.type.startsWith('tls_'));
+      if (r.source.path !== 'pcpp_pcapng-example.pcapng') return;
+      for (const w of r.windows) {
+        const h = w.metrics['health'] as { score?: unknown; components?: Array<{ name?: string; value?: unknown; penalty?: unknown }> } | undefined;
+        if (h === undefined || w.start !== '2015-01-29T10:39:50.000000Z') continue;
+        delete h.score;
+        for (const c of h.components ?? []) if (c.name === 'anomalies') { delete c.value; delete c.penalty; }
+        delete (w as { healthScore?: unknown }).healthScore;
+      }
+      // The whole capture's anomalies component counts the finding too (4 -> 5); its score stays 96.
+      const overall = (r as { healthScore?: { components?: Array<{ name?: string; value?: unknown }> } }).healthScore;
+      for (const c of overall?.components ?? []) if (c.name === 'anomalies') delete c.value;
+    },
+  },
   // INTENDED-MORE
 ];
 

@@ -24,6 +24,8 @@ import { join } from 'node:path';
 import { QUIC_V1, QUIC_V2, QuicInitials, clientInitialKeys, decodePacketNumber } from '../agent/analyzers/lib/quic-initial.js';
 import { EtherTypes, Proto, ByteWriter, ethernet, hex, ipv4, pcapFile, udp } from './helpers/capture-writer.js';
 import { REPO_ROOT } from './helpers/paths.js';
+import { analyzeCapture } from '../agent/analyze/index.js';
+import { DEFAULT_CONFIG } from '../common/config.js';
 
 const FIXTURES = join(REPO_ROOT, 'test', 'fixtures', 'quic-initial');
 const fixture = (name: string): Buffer => hex(readFileSync(join(FIXTURES, name), 'utf8').split('\n').filter((l) => !l.startsWith('#')).join(''));
@@ -397,7 +399,7 @@ test('fuzz: random and mutated datagrams never throw', () => {
 
 const hasTshark = spawnSync('tshark', ['-v'], { encoding: 'utf8' }).status === 0;
 
-test('tshark 4.0 reads the same server name from the encoded Initials (one datagram, split, reversed)', { skip: !hasTshark && 'tshark not installed' }, () => {
+test('tshark 4.0 reads the same server name from the encoded Initials (one datagram, split, reversed), and so does analyze', { skip: !hasTshark && 'tshark not installed' }, async () => {
   const cases: { sni: string; datagrams: Buffer[] }[] = [];
   const one = clientHello('one.quic.example');
   cases.push({ sni: 'one.quic.example', datagrams: helloDatagrams(one, 1, QUIC_V1, hex('0011223344556677')) });
@@ -424,6 +426,12 @@ test('tshark 4.0 reads the same server name from the encoded Initials (one datag
       const [port, sni] = line.split('\t');
       if (sni) theirs.set(Number(port) - 50000, sni);
     }
+    // The same capture through the whole pipeline: the tls analyzer names each flow from its Initials, fingerprints it as QUIC (JA4 "q").
+    const { report } = await analyzeCapture(file, DEFAULT_CONFIG);
+    const tls = report.windows.map((w) => w.metrics['tls'] as { quicClientHellos: number; serverNames: { name: string }[]; ja4: { value: string }[] });
+    assert.equal(tls.reduce((n, m) => n + m.quicClientHellos, 0), cases.length);
+    assert.deepEqual(tls.flatMap((m) => m.serverNames.map((x) => x.name)).sort(), [...theirs.values()].sort());
+    assert.ok(tls.flatMap((m) => m.ja4).every((f) => f.value.startsWith('q13')), JSON.stringify(tls.map((m) => m.ja4)));
     cases.forEach((c, i) => {
       const q = new QuicInitials(1);
       let ours = '';

@@ -1,6 +1,7 @@
 /**
- * TLS over TCP on any port: ClientHello and ServerHello metadata (versions
- * offered and chosen, server names, JA3 / JA3S / JA4 fingerprints), cleartext
+ * TLS over TCP on any port, and QUIC's ClientHello from its Initials
+ * (lib/quic-initial.ts; a UDP flow's first client datagrams): ClientHello and
+ * ServerHello metadata (versions offered and chosen, server names, JA3 / JA3S / JA4 fingerprints), cleartext
  * alerts, handshake time, and findings for failed handshakes and deprecated
  * versions.
  *
@@ -41,6 +42,7 @@ import { TcpAnalysisFlag, type TcpPacketResult } from '../flow/tcp-result.js';
 import { formatAddress } from '../../common/address.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { Quantiles } from './lib/quantiles.js';
+import { QuicInitials } from './lib/quic-initial.js';
 import { endpoint, plural } from './lib/format.js';
 import {
   ClientHello, ContentType, HandshakeType, ServerHello, alertName, clientHelloShape, isDeprecatedVersion, ja3, ja3s, ja4,
@@ -59,6 +61,8 @@ const F_SH = 2;
 const F_TIMED = 4;
 const F_CLIENT_APPDATA = 8;
 const F_GAVE_UP = 16;
+/** The ClientHello came in QUIC Initials: the rest of the handshake is encrypted, nothing more is read. */
+const F_QUIC = 32;
 
 /** Per-direction flags. */
 const D_SEQ = 1;
@@ -72,6 +76,10 @@ const MAX_RECORD = 16384 + 2048;
 const TLS13 = 0x0304;
 /** Client segments of another protocol before TLS may start (STARTTLS): past them, the flow is not TLS. */
 const STARTTLS_SEGMENTS = 16;
+/** A UDP flow's first client datagrams tried as QUIC Initials (a ClientHello can take several). */
+const QUIC_DATAGRAMS = 4;
+/** UDP flows assembling a ClientHello from QUIC Initials at once. */
+const QUIC_ASSEMBLIES = 64;
 /** Entries listed per top list in window metrics. */
 const TOP = 10;
 
@@ -95,6 +103,7 @@ interface TlsWindow {
   alerts: Map<number, number>; fatalAlerts: number; warningAlerts: number; encryptedAlerts: number;
   time: Quantiles; certificatesEncrypted: number;
   ja4: Map<number, number>; ja3: Map<number, number>; ja3s: Map<number, number>;
+  quicClientHellos: number; quicNotDecrypted: number; quicDropped: number;
   gaps: number; truncated: number; reassemblyDropped: number; helloTooLarge: number; notRecords: number; listsTruncated: number; fingerprintsDropped: number;
   issues: Map<string, ServerIssue>; issuesDropped: number;
 }
@@ -141,6 +150,10 @@ export class TlsAnalyzer implements Analyzer {
   private readonly ja3Text = new Map<number, string>();
   private readonly ja3sText = new Map<number, string>();
   private readonly textDecoder = new TextDecoder('latin1');
+  private readonly quic = new QuicInitials(QUIC_ASSEMBLIES);
+  /** The QUIC counters at the last window close (metrics are per window). */
+  private quicAuthFailed = 0;
+  private quicDropped = 0;
   private w: TlsWindow = this.emptyWindow();
 
   constructor(private readonly ctx: AnalyzerContext) {
@@ -177,6 +190,7 @@ export class TlsAnalyzer implements Analyzer {
       alerts: new Map(), fatalAlerts: 0, warningAlerts: 0, encryptedAlerts: 0,
       time: new Quantiles(), certificatesEncrypted: 0,
       ja4: new Map(), ja3: new Map(), ja3s: new Map(),
+      quicClientHellos: 0, quicNotDecrypted: 0, quicDropped: 0,
       gaps: 0, truncated: 0, reassemblyDropped: 0, helloTooLarge: 0, notRecords: 0, listsTruncated: 0, fingerprintsDropped: 0,
       issues: new Map(), issuesDropped: 0,
     };
@@ -184,6 +198,7 @@ export class TlsAnalyzer implements Analyzer {
 
   onFlowStart(slot: number): void {
     this.release(slot);
+    this.quic.flowEnded(slot);
     this.state[slot] = ST_UNKNOWN;
     this.flags[slot] = 0;
     this.chTs[slot] = 0;
@@ -198,12 +213,29 @@ export class TlsAnalyzer implements Analyzer {
   onFlowEnd(slot: number, reason: EndReasonCode): void {
     const f = this.flags[slot]!;
     // A ClientHello the server never answered: a failed handshake, unless the capture ended first or the analysis gave up.
-    if ((f & F_CH) !== 0 && (f & (F_SH | F_GAVE_UP)) === 0 && reason !== EndReason.END_OF_INPUT) {
+    if ((f & F_CH) !== 0 && (f & (F_SH | F_GAVE_UP | F_QUIC)) === 0 && reason !== EndReason.END_OF_INPUT) {
       const issue = this.issue(slot);
       if (issue) issue.noServerHello++;
     }
     this.release(slot);
+    this.quic.flowEnded(slot);
     this.state[slot] = ST_OFF;
+  }
+
+  /** QUIC: a UDP flow's first client datagrams, decrypted as Initials where they are (lib/quic-initial.ts). */
+  onUdpDatagram(v: PacketView, slot: number, dir: number): void {
+    if (slot < 0 || dir !== Dir.CLIENT_TO_SERVER || this.state[slot] !== ST_UNKNOWN) return;
+    const probe = this.probes[slot]!;
+    if (probe >= QUIC_DATAGRAMS) { this.state[slot] = ST_OFF; this.quic.flowEnded(slot); return; }
+    this.probes[slot] = probe + 1;
+    // An Initial is authenticated as a whole: a datagram cut short by the snap length cannot be read.
+    if (v.payloadCapLen < v.payloadLen) return;
+    const hello = this.quic.clientDatagram(slot, v.l4Data, v.payloadOff, v.payloadLen);
+    if (hello === null) return;
+    this.state[slot] = ST_OFF;
+    this.flags[slot] = this.flags[slot]! | F_QUIC;
+    this.w.quicClientHellos++;
+    this.handleClientHello(slot, hello, 4, hello.length - 4, 'q', v.ts);
   }
 
   onTcpSegment(v: PacketView, slot: number, dir: number, tcp: TcpPacketResult): void {
@@ -480,9 +512,16 @@ export class TlsAnalyzer implements Analyzer {
     const w = this.w;
     this.reportIssues(w);
     const s = w.time.summary();
+    const q = this.quic.counters;
+    w.quicNotDecrypted = q.authFailed - this.quicAuthFailed;
+    w.quicDropped = q.assembliesDropped + q.tooLarge - this.quicDropped;
+    this.quicAuthFailed = q.authFailed;
+    this.quicDropped = q.assembliesDropped + q.tooLarge;
     const metrics: Metrics = {
       clientHellos: w.clientHellos,
       serverHellos: w.serverHellos,
+      quicClientHellos: w.quicClientHellos,
+      quicAuthFailed: w.quicNotDecrypted,
       versionsOffered: versionCounts(w.versionsOffered),
       versionsChosen: versionCounts(w.versionsChosen),
       certificatesEncrypted: w.certificatesEncrypted,
@@ -497,7 +536,7 @@ export class TlsAnalyzer implements Analyzer {
       ja3s: topFingerprints(w.ja3s, this.ja3sText),
       notParsed: { malformed: w.malformed, unexpectedHandshake: w.unexpectedHandshake, notRecords: w.notRecords, listsTruncated: w.listsTruncated },
       dropped: {
-        gaps: w.gaps, truncated: w.truncated, reassemblyDropped: w.reassemblyDropped, helloTooLarge: w.helloTooLarge,
+        quic: w.quicDropped, gaps: w.gaps, truncated: w.truncated, reassemblyDropped: w.reassemblyDropped, helloTooLarge: w.helloTooLarge,
         serverNames: w.namesDropped, fingerprints: w.fingerprintsDropped, servers: w.issuesDropped,
       },
     };

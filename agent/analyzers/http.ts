@@ -32,6 +32,7 @@
  * seen (then the flow learns it, once per flow and host).
  */
 import type { QuantileSketch, ReportDistribution } from '../../common/report.js';
+import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, NameSource, type TcpPacketResult } from '../flow/index.js';
 import { KeyTable } from './lib/key-table.js';
@@ -106,7 +107,7 @@ export function createHttpAnalyzer(ctx: AnalyzerContext): Analyzer {
 
 interface HttpWindow {
   requests: number; responses: number; requestFrames: number; responseFrames: number;
-  methods: Float64Array; statusClasses: Float64Array; unmatchedResponses: number; negativeTimes: number;
+  methods: Float64Array; statusClasses: Float64Array; codes: Float64Array; unmatchedResponses: number; negativeTimes: number;
   flows: number; resynced: number; gaps: number; malformed: number; untilClose: number;
   headerOversized: number; headerBuffersExhausted: number; pipelineDropped: number; hostsEvicted: number;
 }
@@ -114,7 +115,7 @@ interface HttpWindow {
 function emptyWindow(): HttpWindow {
   return {
     requests: 0, responses: 0, requestFrames: 0, responseFrames: 0,
-    methods: new Float64Array(HTTP_METHODS.length), statusClasses: new Float64Array(6), unmatchedResponses: 0, negativeTimes: 0,
+    methods: new Float64Array(HTTP_METHODS.length), statusClasses: new Float64Array(6), codes: new Float64Array(1000), unmatchedResponses: 0, negativeTimes: 0,
     flows: 0, resynced: 0, gaps: 0, malformed: 0, untilClose: 0,
     headerOversized: 0, headerBuffersExhausted: 0, pipelineDropped: 0, hostsEvicted: 0,
   };
@@ -145,6 +146,8 @@ class HttpAnalyzer implements Analyzer {
   private readonly hasNext: Uint8Array;
   /** When the current message's first byte arrived (a response's first byte). */
   private readonly msgTs: Float64Array;
+  /** The status code of the response being received (counted in `statusCodes` when complete, as Wireshark shows it). */
+  private readonly code: Int16Array;
   /** Header buffer held (-1: none) and its fill. */
   private readonly buf: Int32Array;
   private readonly bufLen: Int32Array;
@@ -207,6 +210,7 @@ class HttpAnalyzer implements Analyzer {
     this.nextSeq = new Uint32Array(2 * n);
     this.hasNext = new Uint8Array(2 * n);
     this.msgTs = new Float64Array(2 * n);
+    this.code = new Int16Array(2 * n);
     this.buf = new Int32Array(2 * n).fill(-1);
     this.bufLen = new Int32Array(2 * n);
     this.bufSize = c.maxHeaderBytes;
@@ -265,27 +269,47 @@ class HttpAnalyzer implements Analyzer {
     }
     const k = slot * 2 + dir;
     if (this.hasNext[k] === 1 && v.seq !== this.nextSeq[k]) {
-      // A gap: the bytes in between were not captured.
+      // A gap: the bytes in between are not here (yet: Wireshark's reassembly fills it with out-of-order segments).
       this.w.gaps++;
-      this.lose(k);
+      const skipped = (v.seq - this.nextSeq[k]!) >>> 0;
+      // Inside a body of known length, count the hole as body: the message boundary stays known.
+      if (this.mode[k] === BODY && skipped < this.remaining[k]!) this.remaining[k]! -= skipped;
+      else this.lose(k);
     }
     this.hasNext[k] = 1;
     this.nextSeq[k] = (v.seq + v.payloadLen) >>> 0;
     const mode = this.mode[k]!;
     if (mode === TUNNEL) return;
+    this.frameRequest = false;
+    this.frameResponse = false;
+    if (mode === UNTIL_CLOSE && v.tcpFlags & TcpFlag.FIN) {
+      // The close ends the body: Wireshark completes the response on this frame.
+      this.mode[k] = LOST;
+      this.frameResponse = false;
+      this.responseDone(k);
+      this.countFrame();
+      return;
+    }
     if (mode === LOST || mode === UNTIL_CLOSE) {
       if (!this.startsMessage(data, start, end, dir)) return;
       this.w.resynced++;
       this.mode[k] = HEADERS;
     }
-    this.frameRequest = false;
-    this.frameResponse = false;
     this.parse(data, start, end, k, slot, dir, v.ts);
     if (end - start < v.payloadLen) {
       // Cut by the snapshot length: the rest of the segment is a gap.
       this.w.gaps++;
       this.lose(k);
     }
+    this.countFrame();
+  }
+
+  private responseDone(k: number): void {
+    this.frameResponse = true;
+    this.w.codes[this.code[k]!]++;
+  }
+
+  private countFrame(): void {
     if (this.frameRequest) { this.frameRequests++; this.w.requestFrames++; }
     if (this.frameResponse) { this.frameResponses++; this.w.responseFrames++; }
   }
@@ -392,7 +416,6 @@ class HttpAnalyzer implements Analyzer {
     if (dir === Dir.CLIENT_TO_SERVER) {
       w.requests++;
       w.methods[this.pMethod]++;
-      this.frameRequest = true;
       const host = this.pHost;
       if (host >= 0) {
         this.hRequests[host]++;
@@ -410,10 +433,10 @@ class HttpAnalyzer implements Analyzer {
     }
     const code = this.pCode;
     w.responses++;
-    this.frameResponse = true;
     const cls = Math.floor(code / 100);
     w.statusClasses[cls >= 1 && cls <= 5 ? cls : 0]++;
-    if (code >= 100 && code < 200 && code !== 101) return; // interim: the request still waits for its response
+    this.code[k] = code;
+    if (code >= 100 && code < 200 && code !== 101) { this.responseDone(k); return; } // interim: the request still waits for its response
     let method = -1;
     let host = -1;
     let t = -1;
@@ -441,6 +464,7 @@ class HttpAnalyzer implements Analyzer {
     }
     if (code === 101 || (method === M_CONNECT && code >= 200 && code < 300)) {
       // Another protocol follows in both directions.
+      this.responseDone(k);
       this.mode[k] = TUNNEL;
       this.mode[k ^ 1] = TUNNEL;
       this.release(k ^ 1);
@@ -461,6 +485,8 @@ class HttpAnalyzer implements Analyzer {
   /** A message ended at packet time `ts`. */
   private messageDone(k: number, slot: number, dir: number, ts: number): void {
     this.mode[k] = HEADERS;
+    // Wireshark shows http.request / http.response on the frame that completes the message, body included.
+    if (dir === Dir.CLIENT_TO_SERVER) this.frameRequest = true; else this.responseDone(k);
     if (dir !== Dir.CLIENT_TO_SERVER || this.reqOpen[slot] === 0) return;
     // The request is sent once its body is: its response time runs from there.
     this.reqOpen[slot] = 0;
@@ -659,6 +685,7 @@ class HttpAnalyzer implements Analyzer {
       responseFrames: w.responseFrames,
       methods: Object.fromEntries(HTTP_METHODS.map((m, i) => [m, w.methods[i]!]).filter(([, n]) => n !== 0)),
       statusClasses: { '1xx': w.statusClasses[1]!, '2xx': w.statusClasses[2]!, '3xx': w.statusClasses[3]!, '4xx': w.statusClasses[4]!, '5xx': w.statusClasses[5]!, other: w.statusClasses[0]! },
+      statusCodes: Object.fromEntries([...w.codes].map((n, code) => [String(code), n]).filter(([, n]) => n !== 0)),
       unmatchedResponses: w.unmatchedResponses,
       count: s.count, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max,
       negativeTimes: w.negativeTimes,

@@ -32,7 +32,7 @@ function httpWindows(r: Report): HttpWindowMetrics[] {
 function multiset(values: Iterable<string>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const v of values) out[v] = (out[v] ?? 0) + 1;
-  return Object.fromEntries(Object.entries(out).sort());
+  return Object.fromEntries(Object.entries(out).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
 }
 
 function tsharkLines(file: string, filter: string, field: string): string[] {

@@ -77,6 +77,26 @@ export interface AnalyzersConfig {
     /** Queries awaiting an answer, at most (oldest dropped and counted past it). */
     maxPending: number;
   };
+  http: {
+    enabled: boolean;
+    /** Bytes of one header block that spans segments, at most (one pool buffer). */
+    maxHeaderBytes: number;
+    /** Header buffers in the pool shared by all flows (directions waiting for the rest of a header block). */
+    headerBuffers: number;
+    /** Requests awaiting their response per flow (pipelining); further ones are counted, not timed. */
+    maxPipelined: number;
+    /** Hosts tracked at once (least recently used forgotten first, counted). */
+    maxHosts: number;
+    /** Hosts listed per window. */
+    topHosts: number;
+    /** 5xx responses from one host in a window for an http_errors finding. */
+    errorBurst: number;
+    /** An http_slow finding when this percentile of a host's response times (request to first response byte) is over slowThreshold seconds... */
+    slowPercentile: number;
+    slowThreshold: number;
+    /** ...with at least this many timed responses in the window. */
+    slowMinResponses: number;
+  };
   icmp: { enabled: boolean };
   ip_fragments: { enabled: boolean };
   jitter: {
@@ -446,6 +466,7 @@ export const DEFAULT_CONFIG: Config = {
     tcp_window: { enabled: true, lowWindow: 8192, zeroWindowPeriod: 0.1 },
     resets: { enabled: true, zombieIdle: 300 },
     dns: { enabled: true, warning: 0.1, critical: 1, timeout: 5, maxPending: 100_000 },
+    http: { enabled: true, maxHeaderBytes: 16384, headerBuffers: 256, maxPipelined: 8, maxHosts: 10_000, topHosts: 10, errorBurst: 10, slowPercentile: 90, slowThreshold: 1, slowMinResponses: 5 },
     icmp: { enabled: true },
     ip_fragments: { enabled: true },
     jitter: { enabled: true, sessionGap: 5, warning: 0.03, critical: 0.1, minPackets: 20 },
@@ -600,6 +621,14 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.tls.maxHelloBytes': [512, 1_048_576],
   'analyzers.tls.maxServerNames': [1, 10_000_000],
   'analyzers.tls.maxFingerprints': [1, 10_000_000],
+  'analyzers.http.maxHeaderBytes': [256, 1024 * 1024],
+  'analyzers.http.headerBuffers': [1, 1_000_000],
+  'analyzers.http.maxPipelined': [1, 64],
+  'analyzers.http.maxHosts': [1, 10_000_000],
+  'analyzers.http.topHosts': [0, 10_000],
+  'analyzers.http.errorBurst': [1, 1e9],
+  'analyzers.http.slowPercentile': [1, 100],
+  'analyzers.http.slowMinResponses': [1, 1e9],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
   'analyzers.bursts.bucketMs': [1, 60_000],
   'analyzers.dns_tunneling.minUnusualTypeShare': [0, 1],

@@ -328,6 +328,17 @@ export const INTENDED: IntendedDifference[] = [
       for (const c of overall?.components ?? []) if (c.name === 'anomalies') delete c.value;
     },
   },
+  // http
+  {
+    what: 'windows[*].metrics.http, counters http.request / http.response, stats http.first_byte_time: new',
+    why: 'the new http analyzer (cleartext HTTP/1.x): its window metrics, its frame counters named after Wireshark\'s fields (test/http.test.ts compares them with tshark) and its request-to-first-byte distribution',
+    apply(r) {
+      for (const w of r.windows) delete w.metrics['http'];
+      delete r.counters['http.request'];
+      delete r.counters['http.response'];
+      if (r.stats) delete (r.stats as Record<string, unknown>)['http.first_byte_time'];
+    },
+  },
   // INTENDED-MORE
 ];
 

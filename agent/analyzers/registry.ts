@@ -10,6 +10,7 @@ import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
 import { createDnsAnalyzer } from './dns.js';
 import { createHandshakeAnalyzer } from './handshake.js';
 import { createHealthAnalyzer } from './health.js';
+import { createHttpAnalyzer } from './http.js';
 import { createIcmpAnalyzer } from './icmp.js';
 import { createIpFragmentsAnalyzer } from './ip-fragments.js';
 import { createResetsAnalyzer } from './resets.js';
@@ -40,6 +41,7 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['tcp_window', createTcpWindowAnalyzer],
   ['resets', createResetsAnalyzer],
   ['dns', createDnsAnalyzer],
+  ['http', createHttpAnalyzer],
   ['icmp', createIcmpAnalyzer],
   ['ip_fragments', createIpFragmentsAnalyzer],
   ['jitter', createJitterAnalyzer],

@@ -24,6 +24,7 @@ import { createProtocolsAnalyzer } from './protocols.js';
 import { createAsymmetryAnalyzer } from './asymmetry.js';
 import { createCaptureAnalyzer } from './capture.js';
 import { createSackAnalyzer } from './sack.js';
+import { createDimensionsAnalyzer } from './dimensions.js';
 import { createFloodAnalyzer } from './flood.js';
 import { createExfiltrationAnalyzer } from './exfiltration.js';
 import { createBeaconingAnalyzer } from './beaconing.js';
@@ -49,6 +50,8 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['asymmetry', createAsymmetryAnalyzer],
   ['capture', createCaptureAnalyzer],
   ['sack', createSackAnalyzer],
+  // after dns: reads the dns.time it matched for the packet (ctx.dnsMatch)
+  ['dimensions', createDimensionsAnalyzer],
   ['flood', createFloodAnalyzer],
   ['exfiltration', createExfiltrationAnalyzer],
   ['beaconing', createBeaconingAnalyzer],

@@ -304,6 +304,16 @@ export const INTENDED: IntendedDifference[] = [
       for (const s of Object.values(r.stats ?? {})) for (const k of ['p50', 'p90', 'p99'] as const) delete (s as Partial<QuantileStat>)[k];
     },
   },
+  // dimensions
+  {
+    what: 'windows[*].metrics.dimensions (new analyzer), and counters vlan.id#1==<id> and frame.interface_id==<id> (new)',
+    why: 'the dimensions analyzer (issue 16) gives per-VLAN and per-interface sub-totals in every window, and the report counts frames per outer VLAN'
+      + ' id and, when a frame came from an interface other than the first, per pcapng interface, named after the display filters tshark counts them with',
+    apply(r) {
+      for (const w of r.windows) delete w.metrics['dimensions'];
+      for (const k of Object.keys(r.counters)) if (k.startsWith('vlan.id#1==') || k.startsWith('frame.interface_id==')) delete r.counters[k];
+    },
+  },
   // INTENDED-MORE
 ];
 

@@ -141,6 +141,12 @@ export interface AnalyzersConfig {
     /** Distinct JA3 / JA3S / JA4 fingerprints whose text is kept (the rest counted in dropped.fingerprints). */
     maxFingerprints: number;
   };
+  /** Per-VLAN and per-interface sub-totals in every window. */
+  dimensions: {
+    enabled: boolean;
+    /** Distinct values (VLAN ids, interfaces) kept per dimension per window; the rest go into "other", counted. */
+    maxValues: number;
+  };
   health: { enabled: boolean };
   // Security detectors: each keeps its look-back (seconds of packet time) in bounded
   // structures (at most maxKeys tracked keys, evictions counted) and re-reports the
@@ -478,6 +484,7 @@ export const DEFAULT_CONFIG: Config = {
     capture: { enabled: true, gapSeconds: 1 },
     sack: { enabled: true },
     tls: { enabled: true, maxReassemblies: 256, maxHelloBytes: 16384, maxServerNames: 1000, maxFingerprints: 10_000 },
+    dimensions: { enabled: true, maxValues: 32 },
     health: { enabled: true },
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
     brute_force: {
@@ -630,6 +637,7 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.http.slowPercentile': [1, 100],
   'analyzers.http.slowMinResponses': [1, 1e9],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
+  'analyzers.dimensions.maxValues': [1, 1024],
   'analyzers.bursts.bucketMs': [1, 60_000],
   'analyzers.dns_tunneling.minUnusualTypeShare': [0, 1],
   'analyzers.dns_tunneling.minEncodedLabelLength': [1, 63],
@@ -642,6 +650,8 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.brute_force.maxSizeCv': [0, 100],
   'analyzers.brute_force.maxDurationCv': [0, 100],
 };
+/** Numbers that must be whole (counts that size tables). */
+const INTEGERS = new Set(['analyzers.dimensions.maxValues']);
 /** Lists that must keep their length (one value per severity). */
 const FIXED_LENGTH = new Set(['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate']);
 const STRING_CHOICES: Record<string, readonly string[]> = {
@@ -719,6 +729,7 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
     if (typeof given !== 'number' || !Number.isFinite(given)) throw new ConfigError(key, `expected a number, got ${describe(given)}`);
     const [min, max] = NUMBER_BOUNDS[key] ?? [0, Number.MAX_SAFE_INTEGER];
     if (given < min || given > max) throw new ConfigError(key, `${given} is out of range [${min}, ${max}]`);
+    if (INTEGERS.has(key) && !Number.isInteger(given)) throw new ConfigError(key, `expected a whole number, got ${given}`);
     return given;
   }
   if (typeof dflt === 'boolean') {

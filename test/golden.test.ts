@@ -339,6 +339,16 @@ export const INTENDED: IntendedDifference[] = [
       if (r.stats) delete (r.stats as Record<string, unknown>)['http.first_byte_time'];
     },
   },
+  // dimensions
+  {
+    what: 'windows[*].metrics.dimensions (new analyzer), and counters vlan.id#1==<id> and frame.interface_id==<id> (new)',
+    why: 'the dimensions analyzer (issue 16) gives per-VLAN and per-interface sub-totals in every window, and the report counts frames per outer VLAN'
+      + ' id and, when a frame came from an interface other than the first, per pcapng interface, named after the display filters tshark counts them with',
+    apply(r) {
+      for (const w of r.windows) delete w.metrics['dimensions'];
+      for (const k of Object.keys(r.counters)) if (k.startsWith('vlan.id#1==') || k.startsWith('frame.interface_id==')) delete r.counters[k];
+    },
+  },
   // INTENDED-MORE
 ];
 

@@ -26,6 +26,7 @@ import { createAsymmetryAnalyzer } from './asymmetry.js';
 import { createCaptureAnalyzer } from './capture.js';
 import { createSackAnalyzer } from './sack.js';
 import { createTlsAnalyzer } from './tls.js';
+import { createDimensionsAnalyzer } from './dimensions.js';
 import { createFloodAnalyzer } from './flood.js';
 import { createExfiltrationAnalyzer } from './exfiltration.js';
 import { createBeaconingAnalyzer } from './beaconing.js';
@@ -53,6 +54,8 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['capture', createCaptureAnalyzer],
   ['sack', createSackAnalyzer],
   ['tls', createTlsAnalyzer],
+  // after dns: reads the dns.time it matched for the packet (ctx.dnsMatch)
+  ['dimensions', createDimensionsAnalyzer],
   ['flood', createFloodAnalyzer],
   ['exfiltration', createExfiltrationAnalyzer],
   ['beaconing', createBeaconingAnalyzer],

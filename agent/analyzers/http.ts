@@ -214,9 +214,11 @@ class HttpAnalyzer implements Analyzer {
     this.buf = new Int32Array(2 * n).fill(-1);
     this.bufLen = new Int32Array(2 * n);
     this.bufSize = c.maxHeaderBytes;
-    this.pool = new Uint8Array(c.headerBuffers * c.maxHeaderBytes);
-    this.freeBufs = Int32Array.from({ length: c.headerBuffers }, (_, i) => c.headerBuffers - 1 - i);
-    this.nFree = c.headerBuffers;
+    // No more header blocks can wait at once than there are flow directions.
+    const buffers = Math.min(c.headerBuffers, 2 * ctx.flows.capacity);
+    this.pool = new Uint8Array(buffers * c.maxHeaderBytes);
+    this.freeBufs = Int32Array.from({ length: buffers }, (_, i) => buffers - 1 - i);
+    this.nFree = buffers;
     const m = c.maxHosts;
     this.hostName = new Array<string>(m).fill('');
     this.hostGen = new Uint32Array(m);

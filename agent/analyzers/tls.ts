@@ -177,10 +177,12 @@ export class TlsAnalyzer implements Analyzer {
     this.hdrHave = new Uint8Array(2 * n);
     this.bufId = new Int32Array(2 * n).fill(-1);
     this.bufHave = new Int32Array(2 * n);
-    this.pool = new Uint8Array(cfg.maxReassemblies * cfg.maxHelloBytes);
-    this.free = new Int32Array(cfg.maxReassemblies);
-    for (let i = 0; i < cfg.maxReassemblies; i++) this.free[i] = cfg.maxReassemblies - 1 - i;
-    this.freeCount = cfg.maxReassemblies;
+    // No more hellos can be reassembled at once than there are flow directions.
+    const buffers = Math.min(cfg.maxReassemblies, 2 * n);
+    this.pool = new Uint8Array(buffers * cfg.maxHelloBytes);
+    this.free = new Int32Array(buffers);
+    for (let i = 0; i < buffers; i++) this.free[i] = buffers - 1 - i;
+    this.freeCount = buffers;
   }
 
   private emptyWindow(): TlsWindow {

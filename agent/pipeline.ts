@@ -47,8 +47,6 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
 /** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
 const WINDOW_END_EPSILON = 1e-3;
-/** Distinct server names kept for flows at most. */
-const MAX_FLOW_NAMES = 65_536;
 
 /** Counter index by presence-bit position. */
 function counterIndexByBit(): Int8Array {
@@ -128,7 +126,7 @@ export class Pipeline {
     this.flows = new FlowTable(config.flows, this.clock);
     this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
     const windowFlows = new WindowFlowAccounting(this.flows);
-    const names = this.names = new FlowNames(config.flows.maxFlows, MAX_FLOW_NAMES);
+    const names = this.names = new FlowNames(config.flows.maxFlows, config.analyzers.services.maxNames);
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
@@ -149,7 +147,7 @@ export class Pipeline {
       this.span.add(this.windowSpan);
       this.windowSpan.reset();
     };
-    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, onWindow, config.report.maxFindingsPerType);
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, onWindow, config.report.maxFindingsPerType, names);
     const analyzers = this.analyzers;
     this.onPacket = subscribers(analyzers, 'onPacket');
     this.onFlowless = subscribers(analyzers, 'onFlowlessPacket');
@@ -184,6 +182,8 @@ export class Pipeline {
         tcpSequence.flowEnded(slot);
         windows.flowEnded(slot);
         extra?.onFlowEnd?.(slot, reason);
+        // Last: every listener above could still read the flow's name.
+        names.flowEnded(slot);
       },
     });
     if (options.commitMemory) commitPreallocated(this);

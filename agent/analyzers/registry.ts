@@ -24,6 +24,7 @@ import { createProtocolsAnalyzer } from './protocols.js';
 import { createAsymmetryAnalyzer } from './asymmetry.js';
 import { createCaptureAnalyzer } from './capture.js';
 import { createSackAnalyzer } from './sack.js';
+import { createServicesAnalyzer } from './services.js';
 import { createFloodAnalyzer } from './flood.js';
 import { createExfiltrationAnalyzer } from './exfiltration.js';
 import { createBeaconingAnalyzer } from './beaconing.js';
@@ -49,6 +50,7 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['asymmetry', createAsymmetryAnalyzer],
   ['capture', createCaptureAnalyzer],
   ['sack', createSackAnalyzer],
+  ['services', createServicesAnalyzer],
   ['flood', createFloodAnalyzer],
   ['exfiltration', createExfiltrationAnalyzer],
   ['beaconing', createBeaconingAnalyzer],

@@ -169,7 +169,7 @@ test('a DNS answer names the client\'s next flows to the answered address; the p
   assert.equal(m['dnsAnswers'], 3);
   assert.equal(m['flowsNamedByDns'], 2);
   const csv = renderCsv(report).split('\n');
-  assert.match(csv[1]!, /^proto,client,clientPort,server,serverPort,service,packets,/);
+  assert.match(csv[1]!, /^proto,client,clientPort,server,serverPort,packets,bytes,first,last,state,stream,service,serverName,serverNameSource,behaviour$/);
   assert.ok(csv.some((l) => l.includes(',www.example.com,') && l.includes(',dns,')));
 });
 

@@ -251,3 +251,23 @@ test('shared captures: flows a client opens to an address it got in a DNS answer
   }
   assert.ok(named >= 5, `flows named by DNS in the shared captures: ${named}`);
 });
+
+/** tshark's count of frames matching `filter`. */
+function tsharkCount(file: string, filter: string): number {
+  return fields(file, filter, ['frame.number']).length;
+}
+
+test('shared captures: the window\'s services add up to tshark\'s retransmissions and ACK RTTs, per server port too', { skip: !haveTshark && 'tshark not installed' }, async () => {
+  for (const file of ['arkime_wireshark-retrans.pcap', 'ppa1e_email-troubles.pcap', 'ppa_http_espn_fail.pcapng', 'ppa_tcp_dupack.pcapng']) {
+    const { report } = await analyzeCapture(join(SHARED_PCAPS, file), buildConfig(undefined));
+    const sum = (key: string, service?: string): number => report.windows.reduce((s, w) => {
+      const m = w.metrics['services'] as { services: number; byService: Array<Record<string, number | string>> };
+      assert.ok(m.services <= 10, `${file}: every service listed`);
+      return s + m.byService.filter((r) => service === undefined || r['service'] === service).reduce((a, r) => a + Number(r[key]), 0);
+    }, 0);
+    assert.equal(sum('tcp.analysis.retransmission'), tsharkCount(file, 'tcp.analysis.retransmission'), `${file} retransmissions`);
+    assert.equal(sum('tcp.analysis.ack_rtt.count'), tsharkCount(file, 'tcp.analysis.ack_rtt'), `${file} ack_rtt`);
+    assert.equal(sum('tcp.analysis.retransmission', 'http'), tsharkCount(file, 'tcp.analysis.retransmission && tcp.port == 80'), `${file} http retransmissions`);
+    assert.equal(sum('packets'), report.capture.packets - tsharkCount(file, '!tcp && !udp && !icmp && !icmpv6 || ip.flags.mf == 1 || ip.frag_offset > 0'), `${file} packets of flows`);
+  }
+});

@@ -15,17 +15,27 @@
  * malformed or cut record ends the walk and is counted. The only allocation
  * is the question's name, read once per response that has usable answers.
  *
+ * By service: each flow's first packet in a window files the flow under its
+ * service (the proved name it has then, else its transport and server port,
+ * labelled with the IANA name at window close) in the window's table of at
+ * most MAX_SERVICES services (flows past it are counted under `other`); its
+ * packets, bytes, TCP retransmissions (tcp.analysis.retransmission, all three
+ * kinds) and ACK RTT samples (tcp.analysis.ack_rtt, as the tcp analyzer takes
+ * them) add up there. The window lists the top `TOP_SERVICES` by packets. A
+ * name learned later in the window (a TLS SNI on the fourth packet) applies
+ * from the next window on.
+ *
  * Behaviour: every packet of a flow marks the whole seconds of packet time
  * the flow was active in (two typed arrays by flow slot); at the flow's end
  * flow/behaviour.ts classifies it from the flow table's counters and that
  * count, and the class goes in `ctx.names` for the report's top flows.
  */
 import { Transport } from '../decode/constants.js';
+import { Quantiles } from './lib/quantiles.js';
 import { skipName, readDnsName } from '../decode/dns.js';
 import { u16, u32 } from '../decode/bytes.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { BEHAVIOUR_NAMES, classifyFlow } from '../flow/behaviour.js';
-import { NameSource } from '../flow/flow-names.js';
+import { ANY_RETRANSMISSION, BEHAVIOUR_NAMES, NameSource, classifyFlow, portServiceName, protoName, type TcpPacketResult } from '../flow/index.js';
 import { KeyTable } from './lib/key-table.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 
@@ -38,6 +48,10 @@ const TYPE_AAAA = 28;
 const CLASS_IN = 1;
 /** Key words: client address (4), answered address (4), IP version. */
 const KEY_WIDTH = 9;
+/** Services tracked per window (the last row is `other`), and listed. */
+const MAX_SERVICES = 256;
+const TOP_SERVICES = 10;
+const OTHER = MAX_SERVICES;
 
 export function createServicesAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new ServicesAnalyzer(ctx);
@@ -61,6 +75,19 @@ class ServicesAnalyzer implements Analyzer {
   private addressesEvicted = 0;
   private lastDropped = 0;
   private lastReclaimed = 0;
+  /** Per flow slot: its row in the window's service table (set at its first packet in the window). */
+  private readonly serviceOfSlot: Int32Array;
+  /** The window's service rows: by proved name, or by transport << 16 | server port; the row's key kept for its label. */
+  private readonly rowOfName = new Map<string, number>();
+  private readonly rowOfPort = new Map<number, number>();
+  private readonly rowName: Array<string | undefined> = new Array<string | undefined>(MAX_SERVICES + 1);
+  private readonly rowPort = new Int32Array(MAX_SERVICES + 1);
+  private rows = 0;
+  private readonly rowPackets = new Float64Array(MAX_SERVICES + 1);
+  private readonly rowBytes = new Float64Array(MAX_SERVICES + 1);
+  private readonly rowRetransmissions = new Float64Array(MAX_SERVICES + 1);
+  private readonly rowRtt: Quantiles[] = Array.from({ length: MAX_SERVICES + 1 }, () => new Quantiles(true));
+  private flowsOverflow = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const n = ctx.config.analyzers.services.maxAddresses;
@@ -69,10 +96,45 @@ class ServicesAnalyzer implements Analyzer {
     this.until = new Float64Array(n);
     this.lastSecond = new Float64Array(ctx.flows.capacity).fill(-1);
     this.activeSeconds = new Uint32Array(ctx.flows.capacity);
+    this.serviceOfSlot = new Int32Array(ctx.flows.capacity);
+  }
+
+  onWindowFlow(_v: PacketView, slot: number): void {
+    const name = this.ctx.names.nameOf(slot);
+    const flows = this.ctx.flows;
+    let row: number | undefined;
+    if (name !== undefined) {
+      row = this.rowOfName.get(name);
+      if (row === undefined && this.rows < MAX_SERVICES) {
+        row = this.rows++;
+        this.rowName[row] = name;
+        this.rowOfName.set(name, row);
+      }
+    } else {
+      const port = flows.proto[slot]! << 16 | flows.serverPort(slot);
+      row = this.rowOfPort.get(port);
+      if (row === undefined && this.rows < MAX_SERVICES) {
+        row = this.rows++;
+        this.rowName[row] = undefined;
+        this.rowPort[row] = port;
+        this.rowOfPort.set(port, row);
+      }
+    }
+    if (row === undefined) { row = OTHER; this.flowsOverflow++; }
+    this.serviceOfSlot[slot] = row;
+  }
+
+  onTcpSegment(_v: PacketView, slot: number, _dir: number, tcp: TcpPacketResult): void {
+    const row = this.serviceOfSlot[slot]!;
+    if ((tcp.flags & ANY_RETRANSMISSION) !== 0) this.rowRetransmissions[row]++;
+    if (tcp.hasAckRtt) this.rowRtt[row]!.add(tcp.ackRtt);
   }
 
   onPacket(v: PacketView, slot: number): void {
     if (slot < 0) return;
+    const row = this.serviceOfSlot[slot]!;
+    this.rowPackets[row]++;
+    this.rowBytes[row] += v.wireLen;
     const second = Math.floor(v.ts);
     if (second !== this.lastSecond[slot]) {
       this.lastSecond[slot] = second;
@@ -164,13 +226,60 @@ class ServicesAnalyzer implements Analyzer {
       namesDropped: names.namesDropped - this.lastDropped,
       namesReclaimed: names.namesReclaimed - this.lastReclaimed,
       behaviours: Object.fromEntries(BEHAVIOUR_NAMES.map((name, i) => [name, this.behaviours[i]!])),
+      services: this.rows,
+      flowsOverflow: this.flowsOverflow,
+      byService: this.topServices(),
     };
+    this.clearServices();
     this.behaviours.fill(0);
     this.lastDropped = names.namesDropped;
     this.lastReclaimed = names.namesReclaimed;
     this.addressesEvicted = 0;
     this.w = { answers: 0, flowsNamed: 0, malformedAnswers: 0 };
     return metrics;
+  }
+
+  /** The window's top services by packets (ties by label), then `other` when flows overflowed the table. */
+  private topServices(): Array<Record<string, string | number | null>> {
+    const label = (row: number): string => {
+      if (row === OTHER) return 'other';
+      const name = this.rowName[row];
+      if (name !== undefined) return name;
+      const key = this.rowPort[row]!;
+      const proto = key >>> 16;
+      const port = key & 0xffff;
+      return portServiceName(proto, port) ?? `${protoName(proto)}/${port}`;
+    };
+    const rows: number[] = [];
+    for (let r = 0; r < this.rows; r++) if (this.rowPackets[r]! > 0) rows.push(r);
+    const labels = rows.map(label);
+    const order = rows.map((_, i) => i).sort((a, b) => this.rowPackets[rows[b]!]! - this.rowPackets[rows[a]!]! || (labels[a]! < labels[b]! ? -1 : 1)).slice(0, TOP_SERVICES);
+    const pick = order.map((i) => rows[i]!);
+    if (this.rowPackets[OTHER]! > 0) pick.push(OTHER);
+    return pick.map((r) => {
+      const rtt = this.rowRtt[r]!.summary();
+      return {
+        service: label(r), packets: this.rowPackets[r]!, bytes: this.rowBytes[r]!,
+        'tcp.analysis.retransmission': this.rowRetransmissions[r]!, 'tcp.analysis.ack_rtt.count': rtt.count, 'tcp.analysis.ack_rtt.p50': rtt.p50,
+      };
+    });
+  }
+
+  private clearServices(): void {
+    for (let r = 0; r < this.rows; r++) this.resetRow(r);
+    this.resetRow(OTHER);
+    this.rows = 0;
+    this.rowOfName.clear();
+    this.rowOfPort.clear();
+    this.flowsOverflow = 0;
+  }
+
+  private resetRow(r: number): void {
+    this.rowName[r] = undefined;
+    this.rowPackets[r] = 0;
+    this.rowBytes[r] = 0;
+    this.rowRetransmissions[r] = 0;
+    if (this.rowRtt[r]!.count > 0) this.rowRtt[r]!.clear();
   }
 
   counters(): Record<string, number> {

@@ -111,7 +111,9 @@ class ServicesAnalyzer implements Analyzer {
         this.rowOfName.set(name, row);
       }
     } else {
-      const port = flows.proto[slot]! << 16 | flows.serverPort(slot);
+      const proto = flows.proto[slot]!;
+      // Ports only for TCP and UDP (an ICMP flow's "port" is an echo id).
+      const port = proto << 16 | (proto === Transport.TCP || proto === Transport.UDP ? flows.serverPort(slot) : 0);
       row = this.rowOfPort.get(port);
       if (row === undefined && this.rows < MAX_SERVICES) {
         row = this.rows++;
@@ -248,6 +250,7 @@ class ServicesAnalyzer implements Analyzer {
       const key = this.rowPort[row]!;
       const proto = key >>> 16;
       const port = key & 0xffff;
+      if (proto !== Transport.TCP && proto !== Transport.UDP) return protoName(proto);
       return portServiceName(proto, port) ?? `${protoName(proto)}/${port}`;
     };
     const rows: number[] = [];

@@ -379,7 +379,7 @@ function commitPreallocated(p: Pipeline): void {
     const bytes = new Uint8Array(array.buffer);
     for (let i = 0; i < bytes.length; i += PAGE_BYTES) bytes[i] = bytes[i]!;
   };
-  for (const owner of [p.flows, p.tcpSequence, p.attempts, p.windows, p.context.windowFlows, ...p.analyzers]) forEachTypedArray(owner, seen, touch);
+  for (const owner of [p.flows, p.tcpSequence, p.attempts, p.names, p.windows, p.context.windowFlows, ...p.analyzers]) forEachTypedArray(owner, seen, touch);
 }
 
 /**
@@ -390,7 +390,7 @@ function commitPreallocated(p: Pipeline): void {
 export function memoryPlan(config: Readonly<Config>): MemoryPlanLine[] {
   const p = new Pipeline(config, { onWindow: () => {} });
   // Objects every analyzer refers to: counted once, on their own line, never inside an analyzer.
-  const seen = new Set<object>([p, p.context, p.flows, p.tcpSequence, p.attempts, p.windows, p.clock, p.decoder, p.context.networks, p.context.memory]);
+  const seen = new Set<object>([p, p.context, p.flows, p.tcpSequence, p.attempts, p.names, p.windows, p.clock, p.decoder, p.context.networks, p.context.memory]);
   const own = (o: object): number => { seen.delete(o); return typedArrayBytes(o, seen); };
   const lines: MemoryPlanLine[] = [
     { component: 'flow table', capacity: p.flows.capacity, entries: 'flows', bytes: own(p.flows) },
@@ -398,6 +398,7 @@ export function memoryPlan(config: Readonly<Config>): MemoryPlanLine[] {
     { component: '  ended conversations', capacity: p.flows.ended.capacity, entries: 'conversations', bytes: p.flows.ended.bytes },
     { component: 'TCP sequence analysis', capacity: 0, entries: '', bytes: own(p.tcpSequence) },
     { component: 'connection attempts', capacity: 0, entries: '', bytes: own(p.attempts) },
+    { component: 'flow names', capacity: p.names.maxNames, entries: 'names', bytes: own(p.names) },
     { component: 'windows', capacity: 0, entries: '', bytes: own(p.windows) },
   ];
   for (const a of p.analyzers) lines.push({ component: `analyzer ${a.id}`, capacity: 0, entries: '', bytes: typedArrayBytes(a, seen) });

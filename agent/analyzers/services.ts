@@ -94,7 +94,8 @@ class ServicesAnalyzer implements Analyzer {
     this.table = new KeyTable(n, KEY_WIDTH, () => { this.addressesEvicted++; });
     this.nameOfId = new Array<string | undefined>(n);
     this.until = new Float64Array(n);
-    this.lastSecond = new Float64Array(ctx.flows.capacity).fill(-1);
+    // Not filled: onFlowStart sets a slot's entries before its first packet (analyze touches only the pages it uses).
+    this.lastSecond = new Float64Array(ctx.flows.capacity);
     this.activeSeconds = new Uint32Array(ctx.flows.capacity);
     this.serviceOfSlot = new Int32Array(ctx.flows.capacity);
   }
@@ -145,7 +146,7 @@ class ServicesAnalyzer implements Analyzer {
   }
 
   onFlowStart(slot: number): void {
-    this.lastSecond[slot] = -1;
+    this.lastSecond[slot] = NaN; // the first packet's second always differs
     this.activeSeconds[slot] = 0;
     const flows = this.ctx.flows;
     if (this.table.size === 0) return;

@@ -44,7 +44,7 @@ const LIVE_REF = 1;
 const ENDED_REF = 2;
 
 export class FlowNames {
-  /** Name id per flow slot (-1: none). */
+  /** Name id + 1 per flow slot (0: none, so the array needs no fill). */
   private readonly nameOfSlot: Int32Array;
   /** The id's generation when the slot took it: a reclaimed id has moved on. */
   private readonly genOfSlot: Uint32Array;
@@ -69,22 +69,23 @@ export class FlowNames {
 
   constructor(maxFlows: number, readonly maxNames: number) {
     if (!Number.isInteger(maxNames) || maxNames < 1) throw new RangeError(`FlowNames maxNames ${maxNames}: expected a positive integer`);
-    this.nameOfSlot = new Int32Array(maxFlows).fill(NIL);
+    // Not filled (analyze touches only the pages it uses): append sets both links.
+    this.nameOfSlot = new Int32Array(maxFlows);
     this.genOfSlot = new Uint32Array(maxFlows);
     this.sourceOfSlot = new Uint8Array(maxFlows);
     this.refOfSlot = new Uint8Array(maxFlows);
     this.behaviourOfSlot = new Uint8Array(maxFlows);
     this.gen = new Uint32Array(maxNames);
     this.liveRefs = new Int32Array(maxNames);
-    this.prev = new Int32Array(maxNames).fill(NIL);
-    this.next = new Int32Array(maxNames).fill(NIL);
+    this.prev = new Int32Array(maxNames);
+    this.next = new Int32Array(maxNames);
     this.listed = new Uint8Array(maxNames);
   }
 
   /** A new flow took `slot`: it has no name yet. */
   flowStarted(slot: number): void {
     this.release(slot);
-    this.nameOfSlot[slot] = NIL;
+    this.nameOfSlot[slot] = 0;
     this.sourceOfSlot[slot] = NameSource.NONE;
     this.refOfSlot[slot] = NO_REF;
     this.behaviourOfSlot[slot] = 0;
@@ -111,7 +112,7 @@ export class FlowNames {
     if (id < 0) return;
     const ended = this.refOfSlot[slot] === ENDED_REF;
     this.release(slot);
-    this.nameOfSlot[slot] = id;
+    this.nameOfSlot[slot] = id + 1;
     this.genOfSlot[slot] = this.gen[id]!;
     this.sourceOfSlot[slot] = source;
     if (ended) {
@@ -126,7 +127,7 @@ export class FlowNames {
 
   /** The flow's name, or undefined. */
   nameOf(slot: number): string | undefined {
-    const id = this.nameOfSlot[slot]!;
+    const id = this.nameOfSlot[slot]! - 1;
     return id < 0 || this.gen[id] !== this.genOfSlot[slot] ? undefined : this.names[id];
   }
 
@@ -145,7 +146,7 @@ export class FlowNames {
   /** Drops the slot's live reference to its id, if it has one. */
   private release(slot: number): void {
     if (this.refOfSlot[slot] !== LIVE_REF) return;
-    const id = this.nameOfSlot[slot]!;
+    const id = this.nameOfSlot[slot]! - 1;
     this.refOfSlot[slot] = NO_REF;
     if (id < 0 || this.gen[id] !== this.genOfSlot[slot]) return;
     const refs = this.liveRefs[id] = this.liveRefs[id]! - 1;

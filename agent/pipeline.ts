@@ -20,6 +20,7 @@ import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzer
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
+import { DnsMatch } from './analyzers/lib/dns-match.js';
 import { WindowFlowAccounting } from './flow/flow-accounting.js';
 import { FlowNames } from './flow/flow-names.js';
 import { PacketClock } from './core/packet-clock.js';
@@ -136,6 +137,7 @@ export class Pipeline {
       tcpSequence: this.tcpSequence,
       windowFlows,
       names,
+      dnsMatch: new DnsMatch(),
       memory: new MemoryBudget(config.memory.budgetMB),
       report: (draft) => this.windows.report(draft),
       reportLazily: (type, draft) => this.windows.reportLazily(type, draft),

@@ -77,6 +77,26 @@ export interface AnalyzersConfig {
     /** Queries awaiting an answer, at most (oldest dropped and counted past it). */
     maxPending: number;
   };
+  http: {
+    enabled: boolean;
+    /** Bytes of one header block that spans segments, at most (one pool buffer). */
+    maxHeaderBytes: number;
+    /** Header buffers in the pool shared by all flows (directions waiting for the rest of a header block). */
+    headerBuffers: number;
+    /** Requests awaiting their response per flow (pipelining); further ones are counted, not timed. */
+    maxPipelined: number;
+    /** Hosts tracked at once (least recently used forgotten first, counted). */
+    maxHosts: number;
+    /** Hosts listed per window. */
+    topHosts: number;
+    /** 5xx responses from one host in a window for an http_errors finding. */
+    errorBurst: number;
+    /** An http_slow finding when this percentile of a host's response times (request to first response byte) is over slowThreshold seconds... */
+    slowPercentile: number;
+    slowThreshold: number;
+    /** ...with at least this many timed responses in the window. */
+    slowMinResponses: number;
+  };
   icmp: { enabled: boolean };
   ip_fragments: { enabled: boolean };
   jitter: {
@@ -110,6 +130,23 @@ export interface AnalyzersConfig {
     gapSeconds: number;
   };
   sack: { enabled: boolean };
+  tls: {
+    enabled: boolean;
+    /** Hellos split across records or segments reassembled at once (a fixed pool; past it, counted in dropped.reassemblyDropped). */
+    maxReassemblies: number;
+    /** Largest hello message reassembled, in bytes (larger: counted in dropped.helloTooLarge). */
+    maxHelloBytes: number;
+    /** Server names and servers with findings counted per window, at most (the rest counted in dropped). */
+    maxServerNames: number;
+    /** Distinct JA3 / JA3S / JA4 fingerprints whose text is kept (the rest counted in dropped.fingerprints). */
+    maxFingerprints: number;
+  };
+  /** Per-VLAN and per-interface sub-totals in every window. */
+  dimensions: {
+    enabled: boolean;
+    /** Distinct values (VLAN ids, interfaces) kept per dimension per window; the rest go into "other", counted. */
+    maxValues: number;
+  };
   services: {
     enabled: boolean;
     /** Distinct server names kept for flows at once (names only ended flows hold are reclaimed, least recently released first). */
@@ -444,6 +481,7 @@ export const DEFAULT_CONFIG: Config = {
     tcp_window: { enabled: true, lowWindow: 8192, zeroWindowPeriod: 0.1 },
     resets: { enabled: true, zombieIdle: 300 },
     dns: { enabled: true, warning: 0.1, critical: 1, timeout: 5, maxPending: 100_000 },
+    http: { enabled: true, maxHeaderBytes: 16384, headerBuffers: 256, maxPipelined: 8, maxHosts: 10_000, topHosts: 10, errorBurst: 10, slowPercentile: 90, slowThreshold: 1, slowMinResponses: 5 },
     icmp: { enabled: true },
     ip_fragments: { enabled: true },
     jitter: { enabled: true, sessionGap: 5, warning: 0.03, critical: 0.1, minPackets: 20 },
@@ -454,6 +492,8 @@ export const DEFAULT_CONFIG: Config = {
     asymmetry: { enabled: true, minPackets: 10 },
     capture: { enabled: true, gapSeconds: 1 },
     sack: { enabled: true },
+    tls: { enabled: true, maxReassemblies: 256, maxHelloBytes: 16384, maxServerNames: 1000, maxFingerprints: 10_000 },
+    dimensions: { enabled: true, maxValues: 32 },
     services: { enabled: true, maxNames: 65_536, maxAddresses: 65_536, dnsMaxAge: 3600 },
     health: { enabled: true },
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
@@ -594,7 +634,20 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.port_scan.minPortsSmall': [0, 65536],
   'analyzers.tcp.maxUnackedSegments': [0, 100_000_000],
   'analyzers.dns.maxPending': [1, 100_000_000],
+  'analyzers.tls.maxReassemblies': [0, 1_000_000],
+  'analyzers.tls.maxHelloBytes': [512, 1_048_576],
+  'analyzers.tls.maxServerNames': [1, 10_000_000],
+  'analyzers.tls.maxFingerprints': [1, 10_000_000],
+  'analyzers.http.maxHeaderBytes': [256, 1024 * 1024],
+  'analyzers.http.headerBuffers': [1, 1_000_000],
+  'analyzers.http.maxPipelined': [1, 64],
+  'analyzers.http.maxHosts': [1, 10_000_000],
+  'analyzers.http.topHosts': [0, 10_000],
+  'analyzers.http.errorBurst': [1, 1e9],
+  'analyzers.http.slowPercentile': [1, 100],
+  'analyzers.http.slowMinResponses': [1, 1e9],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
+  'analyzers.dimensions.maxValues': [1, 1024],
   'analyzers.services.maxNames': [1, 10_000_000],
   'analyzers.services.maxAddresses': [1, 100_000_000],
   'analyzers.services.dnsMaxAge': [60, 604_800],
@@ -610,6 +663,8 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.brute_force.maxSizeCv': [0, 100],
   'analyzers.brute_force.maxDurationCv': [0, 100],
 };
+/** Numbers that must be whole (counts that size tables). */
+const INTEGERS = new Set(['analyzers.dimensions.maxValues']);
 /** Lists that must keep their length (one value per severity). */
 const FIXED_LENGTH = new Set(['analyzers.tcp.retransmissionCount', 'analyzers.tcp.retransmissionRate']);
 const STRING_CHOICES: Record<string, readonly string[]> = {
@@ -687,6 +742,7 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
     if (typeof given !== 'number' || !Number.isFinite(given)) throw new ConfigError(key, `expected a number, got ${describe(given)}`);
     const [min, max] = NUMBER_BOUNDS[key] ?? [0, Number.MAX_SAFE_INTEGER];
     if (given < min || given > max) throw new ConfigError(key, `${given} is out of range [${min}, ${max}]`);
+    if (INTEGERS.has(key) && !Number.isInteger(given)) throw new ConfigError(key, `expected a whole number, got ${given}`);
     return given;
   }
   if (typeof dflt === 'boolean') {

@@ -56,7 +56,7 @@ export const REPORT_COUNTERS: readonly string[] = [
   'tcp.analysis.fast_retransmission', 'tcp.analysis.spurious_retransmission', 'tcp.analysis.out_of_order', 'tcp.analysis.duplicate_ack',
   'tcp.analysis.lost_segment', 'tcp.analysis.ack_lost_segment', 'tcp.analysis.keep_alive', 'tcp.analysis.keep_alive_ack',
   'tcp.analysis.window_update', 'tcp.analysis.zero_window', 'tcp.analysis.zero_window_probe', 'tcp.analysis.window_full',
-  'icmp.type.3', 'icmp.type.11',
+  'icmp.type.3', 'icmp.type.11', 'http.request', 'http.response',
 ];
 
 export interface ReportFlow {
@@ -92,9 +92,10 @@ export type FindingSeverity = typeof FINDING_SEVERITIES[number];
  */
 export const FINDING_TYPES = [
   'beaconing', 'brute_force', 'capture_gap', 'connection_refused', 'connection_reset', 'dns_errors', 'dns_latency',
-  'dns_timeout', 'dns_tunneling', 'exfiltration', 'failed_handshake', 'flood', 'high_jitter', 'high_rtt',
+  'dns_timeout', 'dns_tunneling', 'exfiltration', 'failed_handshake', 'flood', 'high_jitter', 'high_rtt', 'http_errors', 'http_slow',
   'icmp_time_exceeded', 'icmp_unreachable', 'ip_fragmentation', 'lateral_movement', 'one_way_flow', 'path_mtu',
-  'port_scan', 'slow_handshake', 'syn_retransmission', 'tcp_retransmissions', 'timestamps_backwards', 'traffic_burst',
+  'port_scan', 'slow_handshake', 'syn_retransmission', 'tcp_retransmissions', 'timestamps_backwards', 'tls_deprecated_version',
+  'tls_handshake_failure', 'traffic_burst',
   'zero_window', 'zombie_flows',
 ] as const;
 export type FindingType = typeof FINDING_TYPES[number];
@@ -172,8 +173,8 @@ export interface QuantileSketch {
   zero?: number;
 }
 
-/** The report's distributions, by name: `stats` in every report (tcp.analysis.ack_rtt, dns.time). */
-export const REPORT_DISTRIBUTIONS = ['tcp.analysis.ack_rtt', 'dns.time'] as const;
+/** The report's distributions, by name: `stats` in every report (tcp.analysis.ack_rtt, dns.time, http.first_byte_time). */
+export const REPORT_DISTRIBUTIONS = ['tcp.analysis.ack_rtt', 'dns.time', 'http.first_byte_time'] as const;
 export type ReportDistribution = typeof REPORT_DISTRIBUTIONS[number];
 
 /**

@@ -76,3 +76,24 @@ test('/metrics counts ended conversations forgotten before they resumed (flows.e
   });
   assert.match(await metrics.registry.metrics(), new RegExp(`^pcap_analyzer_conversations_forgotten_total\\{sensor="s1"\\} ${forgotten}$`, 'm'));
 });
+
+test('/metrics has the last window\'s per-VLAN and per-interface figures, labelled by dimension and a bounded value', async () => {
+  const windows: WindowSummary[] = [];
+  const config = buildConfig({ analyzers: { dimensions: { maxValues: 1 } } });
+  await analyzeCapture(join(SHARED_PCAPS, 'zeek_vlan-pcp-dei.pcapng'), config, { onWindow: (out) => { windows.push(out.summary); } });
+  const metrics = new AgentMetrics({ sensor: 's1', version: 'test', source: 'replay' });
+  for (const w of windows) metrics.onWindow(w, []);
+  const lines = (await metrics.registry.metrics()).split('\n').filter((l) => l.startsWith('pcap_analyzer_window_dimension_'));
+  const last = windows.at(-1)!.metrics['dimensions'] as { vlan: Record<string, { packets: number; retransmissions: number }> };
+  // maxValues 1: the first VLAN seen, and "other" for the rest (the untagged frames and the second VLAN).
+  assert.deepEqual(Object.keys(last.vlan).length, 2);
+  for (const [value, row] of Object.entries(last.vlan)) {
+    assert.ok(lines.includes(`pcap_analyzer_window_dimension_packets{dimension="vlan",value="${value}",sensor="s1"} ${row.packets}`), value);
+    assert.ok(lines.includes(`pcap_analyzer_window_dimension_retransmissions{dimension="vlan",value="${value}",sensor="s1"} ${row.retransmissions}`), value);
+  }
+  assert.ok(lines.includes(`pcap_analyzer_window_dimension_packets{dimension="interface",value="0",sensor="s1"} ${windows.at(-1)!.packets}`));
+  for (const l of lines) assert.match(l, /^pcap_analyzer_window_dimension_[a-z_]+\{dimension="(vlan|interface)",value="(\d+|untagged|other)",(quantile="0\.\d+",)?sensor="s1"\} [\d.e-]+$/);
+  // A window without the analyzer's metrics leaves no series behind.
+  metrics.onWindow({ ...windows.at(-1)!, metrics: {} }, []);
+  assert.doesNotMatch(await metrics.registry.metrics(), /^pcap_analyzer_window_dimension_\w+\{/m);
+});

@@ -305,6 +305,51 @@ export const INTENDED: IntendedDifference[] = [
     },
   },
   {
+    what: 'windows[*].metrics.tls: the new tls analyzer (hellos, versions, server names, alerts, handshake time, JA3/JA3S/JA4, not-parsed and dropped counters)',
+    why: 'issue 16 (names, not just addresses): TLS over TCP is analyzed; its whole metrics object is new in every window',
+    apply(r) { for (const w of r.windows) delete w.metrics['tls']; },
+  },
+  {
+    what: 'pcpp_pcapng-example: a new tls_deprecated_version finding (warning) and the health of its window (anomalies component and score)',
+    why: 'the tls analyzer reads the MySQL STARTTLS handshake of stream 0, whose ServerHello chooses TLS 1.0 (tshark: tls.handshake.version 0x0301); a warning finding counts in the'
+      + ' health score\'s anomalies component (window: 2 -> 3, score 97 -> 94; whole capture: 4 -> 5, score unchanged)',
+    apply(r) {
+      r.findings = r.findings.filter((f) => !f.type.startsWith('tls_'));
+      if (r.source.path !== 'pcpp_pcapng-example.pcapng') return;
+      for (const w of r.windows) {
+        const h = w.metrics['health'] as { score?: unknown; components?: Array<{ name?: string; value?: unknown; penalty?: unknown }> } | undefined;
+        if (h === undefined || w.start !== '2015-01-29T10:39:50.000000Z') continue;
+        delete h.score;
+        for (const c of h.components ?? []) if (c.name === 'anomalies') { delete c.value; delete c.penalty; }
+        delete (w as { healthScore?: unknown }).healthScore;
+      }
+      // The whole capture's anomalies component counts the finding too (4 -> 5); its score stays 96.
+      const overall = (r as { healthScore?: { components?: Array<{ name?: string; value?: unknown }> } }).healthScore;
+      for (const c of overall?.components ?? []) if (c.name === 'anomalies') delete c.value;
+    },
+  },
+  // http
+  {
+    what: 'windows[*].metrics.http, counters http.request / http.response, stats http.first_byte_time: new',
+    why: 'the new http analyzer (cleartext HTTP/1.x): its window metrics, its frame counters named after Wireshark\'s fields (test/http.test.ts compares them with tshark) and its request-to-first-byte distribution',
+    apply(r) {
+      for (const w of r.windows) delete w.metrics['http'];
+      delete r.counters['http.request'];
+      delete r.counters['http.response'];
+      if (r.stats) delete (r.stats as Record<string, unknown>)['http.first_byte_time'];
+    },
+  },
+  // dimensions
+  {
+    what: 'windows[*].metrics.dimensions (new analyzer), and counters vlan.id#1==<id> and frame.interface_id==<id> (new)',
+    why: 'the dimensions analyzer (issue 16) gives per-VLAN and per-interface sub-totals in every window, and the report counts frames per outer VLAN'
+      + ' id and, when a frame came from an interface other than the first, per pcapng interface, named after the display filters tshark counts them with',
+    apply(r) {
+      for (const w of r.windows) delete w.metrics['dimensions'];
+      for (const k of Object.keys(r.counters)) if (k.startsWith('vlan.id#1==') || k.startsWith('frame.interface_id==')) delete r.counters[k];
+    },
+  },
+  {
     what: 'flows[*] and findings[*].flow: new service, serverName, serverNameSource; flows[*]: new behaviour; windows[*].metrics.services (new analyzer)',
     why: 'issue 16, names not just addresses: each flow carries its service (the server name proved by TLS SNI, HTTP Host or a DNS answer the client received, else the IANA name of'
       + ' the server port) and the top flows their behaviour class at the end (interactive, bulk, streaming, control, unknown); the services analyzer reports its DNS answers, names and classes per window',

@@ -19,6 +19,7 @@ import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { FlowNames } from '../flow/flow-names.js';
 import type { PacketClock } from '../core/packet-clock.js';
 import type { Networks } from './lib/networks.js';
+import type { DnsMatch } from './lib/dns-match.js';
 import type { AttemptEventCode } from '../flow/connection-attempts.js';
 import type { TcpSequenceAnalysis } from '../flow/tcp-sequence.js';
 import type { TcpPacketResult } from '../flow/tcp-result.js';
@@ -44,6 +45,8 @@ export interface AnalyzerContext {
   readonly windowFlows: WindowFlowAccounting;
   /** Server names proved by payload (TLS server name, HTTP Host, DNS answers), per flow slot. */
   readonly names: FlowNames;
+  /** The dns analyzer's dns.time for the current packet (set in its onPacket; analyzers after it in the registry read it). */
+  readonly dnsMatch: DnsMatch;
   report(finding: FindingDraft): void;
   /**
    * `report` with the draft built only if the window keeps it (not over

@@ -151,6 +151,10 @@ class DnsAnalyzer implements Analyzer {
     // The window's set drops negative times (timestamps going backwards); the report's keeps them.
     if (rtt < 0) this.negativeTimes.add(rtt);
     w.time.add(rtt);
+    // For the analyzers that break dns.time down (dimensions): they read it in their own onPacket, after this one.
+    const match = this.ctx.dnsMatch;
+    match.matched = true;
+    match.time = rtt;
     if (this.timedOut[q] === 1) w.lateResponses++;
     const server = w.servers.get(this.serverKey[q]!);
     if (server) {

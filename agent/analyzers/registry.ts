@@ -10,6 +10,7 @@ import type { Analyzer, AnalyzerContext, AnalyzerFactory } from './analyzer.js';
 import { createDnsAnalyzer } from './dns.js';
 import { createHandshakeAnalyzer } from './handshake.js';
 import { createHealthAnalyzer } from './health.js';
+import { createHttpAnalyzer } from './http.js';
 import { createIcmpAnalyzer } from './icmp.js';
 import { createIpFragmentsAnalyzer } from './ip-fragments.js';
 import { createResetsAnalyzer } from './resets.js';
@@ -24,6 +25,8 @@ import { createProtocolsAnalyzer } from './protocols.js';
 import { createAsymmetryAnalyzer } from './asymmetry.js';
 import { createCaptureAnalyzer } from './capture.js';
 import { createSackAnalyzer } from './sack.js';
+import { createTlsAnalyzer } from './tls.js';
+import { createDimensionsAnalyzer } from './dimensions.js';
 import { createServicesAnalyzer } from './services.js';
 import { createFloodAnalyzer } from './flood.js';
 import { createExfiltrationAnalyzer } from './exfiltration.js';
@@ -40,6 +43,7 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['tcp_window', createTcpWindowAnalyzer],
   ['resets', createResetsAnalyzer],
   ['dns', createDnsAnalyzer],
+  ['http', createHttpAnalyzer],
   ['icmp', createIcmpAnalyzer],
   ['ip_fragments', createIpFragmentsAnalyzer],
   ['jitter', createJitterAnalyzer],
@@ -50,6 +54,9 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['asymmetry', createAsymmetryAnalyzer],
   ['capture', createCaptureAnalyzer],
   ['sack', createSackAnalyzer],
+  ['tls', createTlsAnalyzer],
+  // after dns: reads the dns.time it matched for the packet (ctx.dnsMatch)
+  ['dimensions', createDimensionsAnalyzer],
   ['services', createServicesAnalyzer],
   ['flood', createFloodAnalyzer],
   ['exfiltration', createExfiltrationAnalyzer],

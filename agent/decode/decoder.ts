@@ -49,6 +49,7 @@ export class Decoder {
     if (Number.isNaN(this.timeBase)) this.timeBase = Math.floor(rec.tsSec / 1e6) * 1e6;
     view.ts = (rec.tsSec - this.timeBase) + rec.tsNsec / 1e9;
     view.linkType = rec.linkType;
+    view.interfaceId = rec.interfaceId;
     view.number = rec.number;
     view.reset();
     this.ctx.depth = 0;

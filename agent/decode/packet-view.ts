@@ -17,6 +17,8 @@ export class PacketView {
   /** Packet time in seconds since the decoder's `timeBase` (exact to the nanosecond for years). */
   ts = 0;
   linkType = 0;
+  /** pcapng interface of the frame (frame.interface_id; 0 for classic pcap and live capture). */
+  interfaceId = 0;
   number = 0;
 
   /** Bit set of Proto.* decoded anywhere in the frame. */

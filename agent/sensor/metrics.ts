@@ -17,6 +17,23 @@ const PREFIX = 'pcap_analyzer_';
 const DROP_PLACES: ReadonlyArray<keyof CaptureDrops> = ['kernel', 'interface', 'agent'];
 const PUBLISH_RESULTS = ['ok', 'duplicate', 'failed', 'too_large'] as const;
 
+/** A dimension value label: a VLAN or interface id, "untagged" or "other". */
+const DIMENSION_VALUE = /^(\d{1,5}|untagged|other)$/;
+/** Values per dimension exported at most (analyzers.dimensions.maxValues' bound, plus "other"). */
+const MAX_DIMENSION_VALUES = 1025;
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const finite = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+
+/** p50, p90 and p99 of a quantile summary ({count, p50, ...}) as `quantile` series, when it has samples. */
+function setQuantiles(g: Gauge<string>, source: unknown, labels: Record<string, string>): void {
+  if (!isRecord(source) || !finite(source['count'])) return;
+  for (const q of ['p50', 'p90', 'p99'] as const) {
+    const v = finite(source[q]);
+    if (v !== undefined) g.set({ ...labels, quantile: `0.${q.slice(1)}` }, v);
+  }
+}
+
 /** A counter fed from a running total: adds what the total grew by. */
 class TotalCounter {
   private last = new Map<string, number>();
@@ -62,6 +79,11 @@ export class AgentMetrics {
   private readonly dnsFailureRatio: Gauge<string>;
   private readonly healthScore: Gauge<string>;
   private readonly windowDrops: Gauge<string>;
+  private readonly dimensionPackets: Gauge<string>;
+  private readonly dimensionBytes: Gauge<string>;
+  private readonly dimensionRetransmissions: Gauge<string>;
+  private readonly dimensionRtt: Gauge<string>;
+  private readonly dimensionDnsLatency: Gauge<string>;
 
   constructor(labels: { sensor: string; version: string; source: string }) {
     const r = this.registry;
@@ -100,6 +122,13 @@ export class AgentMetrics {
     this.dnsFailureRatio = gauge('window_dns_failure_ratio', 'DNS queries answered with an error or not at all, over queries, in the last window.');
     this.healthScore = gauge('window_health_score', 'Health score (0-100) of the last window.');
     this.windowDrops = gauge('window_drops', 'Packets missed during the last window.', ['where']);
+    const dimension = ['dimension', 'value'];
+    const dimensionHelp = 'by VLAN (outer tag, "untagged") or capture interface (frame.interface_id), at most analyzers.dimensions.maxValues values and "other"';
+    this.dimensionPackets = gauge('window_dimension_packets', `Packets in the last window, ${dimensionHelp}.`, dimension);
+    this.dimensionBytes = gauge('window_dimension_bytes', `Bytes on the wire in the last window, ${dimensionHelp}.`, dimension);
+    this.dimensionRetransmissions = gauge('window_dimension_retransmissions', `TCP retransmissions (tcp.analysis.retransmission frames) in the last window, ${dimensionHelp}.`, dimension);
+    this.dimensionRtt = gauge('window_dimension_rtt_seconds', `TCP ACK round-trip time in the last window, ${dimensionHelp}.`, [...dimension, 'quantile']);
+    this.dimensionDnsLatency = gauge('window_dimension_dns_latency_seconds', `DNS response time in the last window, ${dimensionHelp}.`, [...dimension, 'quantile']);
   }
 
   /** The analyzers whose tables can evict (known once the capture thread built them): their series start at 0. */
@@ -124,19 +153,13 @@ export class AgentMetrics {
     for (const f of findings) this.findings.inc({ type: f.type, severity: f.severity });
     const m = summary.metrics;
     const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
-    const setQuantiles = (g: Gauge<string>, source: Record<string, unknown> | undefined): void => {
-      g.reset();
-      if (!source || !num(source['count'])) return;
-      for (const q of ['p50', 'p90', 'p99'] as const) {
-        const v = num(source[q]);
-        if (v !== undefined) g.set({ quantile: `0.${q.slice(1)}` }, v);
-      }
-    };
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const rate = num(m['tcp']?.['retransmissionRate']);
     if (rate !== undefined) this.retransmissionRate.set(rate);
-    setQuantiles(this.rtt, m['rtt']);
-    setQuantiles(this.dnsLatency, m['dns']);
+    this.rtt.reset();
+    setQuantiles(this.rtt, m['rtt'], {});
+    this.dnsLatency.reset();
+    setQuantiles(this.dnsLatency, m['dns'], {});
     const dns = m['dns'];
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const queries = num(dns?.['queries']);
@@ -154,8 +177,36 @@ export class AgentMetrics {
       const evicted = num(metrics?.['evicted']) ?? num(metrics?.['evictedKeys']);
       if (evicted !== undefined) this.tableEvictions.set(evicted, { table: id });
     }
+    this.onDimensions(m['dimensions']);
     if (summary.healthScore !== null) this.healthScore.set(summary.healthScore);
     if (summary.capture) for (const [where, n] of Object.entries(summary.capture.drops)) this.windowDrops.set({ where }, n);
+  }
+
+  /**
+   * The dimensions analyzer's rows of the last window. The series are replaced each window, so at
+   * any time there are at most maxValues + 1 values per dimension; a value label is a VLAN id or an
+   * interface id (digits), "untagged" or "other", never anything else.
+   */
+  private onDimensions(d: Record<string, unknown> | undefined): void {
+    for (const g of [this.dimensionPackets, this.dimensionBytes, this.dimensionRetransmissions, this.dimensionRtt, this.dimensionDnsLatency]) g.reset();
+    if (!isRecord(d)) return;
+    for (const dimension of ['vlan', 'interface'] as const) {
+      const rows = d[dimension];
+      if (!isRecord(rows)) continue;
+      let n = 0;
+      for (const [value, row] of Object.entries(rows)) {
+        if (++n > MAX_DIMENSION_VALUES || !DIMENSION_VALUE.test(value) || !isRecord(row)) continue;
+        const labels = { dimension, value };
+        const packets = finite(row['packets']);
+        if (packets !== undefined) this.dimensionPackets.set(labels, packets);
+        const bytes = finite(row['bytes']);
+        if (bytes !== undefined) this.dimensionBytes.set(labels, bytes);
+        const retransmissions = finite(row['retransmissions']);
+        if (retransmissions !== undefined) this.dimensionRetransmissions.set(labels, retransmissions);
+        setQuantiles(this.dimensionRtt, row['rtt'], labels);
+        setQuantiles(this.dimensionDnsLatency, row['dnsTime'], labels);
+      }
+    }
   }
 
   onPublisher(s: PublisherStats, ready: boolean): void {

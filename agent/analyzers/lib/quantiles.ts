@@ -58,8 +58,11 @@ export class Quantiles {
   private overflow: Map<number, number> | null = null;
   private maxValue = -Infinity;
 
-  /** `allowNegative`: keep negative samples (a Wireshark time delta across timestamps going backwards) instead of dropping them. */
-  constructor(private readonly allowNegative = false) {}
+  /**
+   * `allowNegative`: keep negative samples (a Wireshark time delta across timestamps going backwards) instead of dropping them.
+   * `exactCap`: samples kept exactly before folding into buckets (at most EXACT_CAP): lower it where many sets live at once (dimensions).
+   */
+  constructor(private readonly allowNegative = false, private readonly exactCap = EXACT_CAP) {}
 
   get count(): number { return this.n; }
 
@@ -225,7 +228,7 @@ export class Quantiles {
     if (Number.isNaN(value) || (value < 0 && !this.allowNegative)) return;
     if (value > this.maxValue) this.maxValue = value;
     if (!this.buckets) {
-      if (this.n < EXACT_CAP) {
+      if (this.n < Math.min(this.exactCap, EXACT_CAP)) {
         this.reserve(this.n + 1);
         this.exact[this.n++] = value;
         this.sorted = false;

@@ -147,6 +147,11 @@ test('a DNS answer names the client\'s next flows to the answered address; the p
     ...session(100_000, 50000, '192.0.2.2', 443),
     ...session(200_000, 50001, '198.51.100.7', 8443),
     ...session(300_000, 50002, '203.0.113.9', 80), // no answer for it
+    // The flow's own HTTP Host overrides the DNS name.
+    at(350_000, tcp4('10.0.0.1', 50005, '192.0.2.1', 80, { flags: TcpFlags.SYN, seq: 100 })),
+    at(351_000, tcp4('192.0.2.1', 80, '10.0.0.1', 50005, { flags: TcpFlags.SYN | TcpFlags.ACK, seq: 500, ack: 101 })),
+    at(352_000, tcp4('10.0.0.1', 50005, '192.0.2.1', 80, { flags: TcpFlags.ACK, seq: 101, ack: 501 })),
+    at(353_000, tcp4('10.0.0.1', 50005, '192.0.2.1', 80, { flags: TcpFlags.ACK | TcpFlags.PSH, seq: 101, ack: 501, payload: Buffer.from('GET / HTTP/1.1\r\nHost: Other.Example\r\n\r\n') })),
     // Another client never asked: no name.
     at(400_000, tcp4('10.0.0.2', 50003, '192.0.2.1', 443, { flags: TcpFlags.SYN, seq: 1 })),
     // 198.51.100.7's answer (TTL 30, held 60 s) is stale by then.
@@ -163,11 +168,12 @@ test('a DNS answer names the client\'s next flows to the answered address; the p
   assert.deepEqual(pick(byPort(50002)), { service: 'http' });
   assert.deepEqual(pick(byPort(50003)), { service: 'https' });
   assert.deepEqual(pick(byPort(50004)), {}, 'stale answer; 8443 has no IANA name in the table');
+  assert.deepEqual(pick(byPort(50005)), { service: 'other.example', serverName: 'other.example', serverNameSource: 'http.host' });
   assert.equal(byPort(40000).service, 'domain');
   assert.equal(byPort(40000).behaviour, 'control');
   const m = report.windows[0]!.metrics['services'] as Record<string, unknown>;
   assert.equal(m['dnsAnswers'], 3);
-  assert.equal(m['flowsNamedByDns'], 2);
+  assert.equal(m['flowsNamedByDns'], 3);
   const csv = renderCsv(report).split('\n');
   assert.match(csv[1]!, /^proto,client,clientPort,server,serverPort,packets,bytes,first,last,state,stream,service,serverName,serverNameSource,behaviour$/);
   assert.ok(csv.some((l) => l.includes(',www.example.com,') && l.includes(',dns,')));
@@ -245,7 +251,10 @@ test('shared captures: flows a client opens to an address it got in a DNS answer
       const fits = (x: Answer, client: string, server: string): boolean => x.client === client && x.address === server && x.ts <= start + 1e-3 && start <= x.ts + x.hold;
       const found = answered.filter((x) => fits(x, f.client, f.server)).at(-1) ?? answered.filter((x) => fits(x, f.server, f.client)).at(-1);
       const expected = found?.name;
-      assert.equal(f.serverNameSource === 'dns' ? f.serverName : undefined, expected, `${file} ${f.proto} stream ${f.stream} ${f.client} -> ${f.server}`);
+      const what = `${file} ${f.proto} stream ${f.stream} ${f.client} -> ${f.server}`;
+      if (f.serverNameSource === 'dns' || expected === undefined) assert.equal(f.serverNameSource === 'dns' ? f.serverName : undefined, expected, what);
+      // A TLS server name or HTTP Host proved by the flow itself overrides the DNS name.
+      else assert.ok(f.serverNameSource === 'tls.sni' || f.serverNameSource === 'http.host', `${what}: ${f.serverNameSource} ${f.serverName}, expected ${expected}`);
       if (expected !== undefined) named++;
     }
   }

@@ -127,7 +127,8 @@ export class Pipeline {
     this.flows = new FlowTable(config.flows, this.clock);
     this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
     const windowFlows = new WindowFlowAccounting(this.flows);
-    const names = this.names = new FlowNames(config.flows.maxFlows, config.analyzers.services.maxNames);
+    // Names held at once are at most one per flow slot: more ids would only cache names of flows gone.
+    const names = this.names = new FlowNames(config.flows.maxFlows, Math.min(config.analyzers.services.maxNames, config.flows.maxFlows));
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,

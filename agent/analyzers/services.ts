@@ -86,11 +86,13 @@ class ServicesAnalyzer implements Analyzer {
   private readonly rowPackets = new Float64Array(MAX_SERVICES + 1);
   private readonly rowBytes = new Float64Array(MAX_SERVICES + 1);
   private readonly rowRetransmissions = new Float64Array(MAX_SERVICES + 1);
-  private readonly rowRtt: Quantiles[] = Array.from({ length: MAX_SERVICES + 1 }, () => new Quantiles(true));
+  /** Made at a row's first ACK RTT sample of the run (2 KB each), then reused: at most MAX_SERVICES + 1 ever. */
+  private readonly rowRtt: Array<Quantiles | undefined> = new Array<Quantiles | undefined>(MAX_SERVICES + 1);
   private flowsOverflow = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
-    const n = ctx.config.analyzers.services.maxAddresses;
+    // At most 4 remembered answers per flow slot: more could not name more flows at once.
+    const n = Math.min(ctx.config.analyzers.services.maxAddresses, 4 * ctx.flows.capacity);
     this.table = new KeyTable(n, KEY_WIDTH, () => { this.addressesEvicted++; });
     this.nameOfId = new Array<string | undefined>(n);
     this.until = new Float64Array(n);
@@ -130,7 +132,7 @@ class ServicesAnalyzer implements Analyzer {
   onTcpSegment(_v: PacketView, slot: number, _dir: number, tcp: TcpPacketResult): void {
     const row = this.serviceOfSlot[slot]!;
     if ((tcp.flags & ANY_RETRANSMISSION) !== 0) this.rowRetransmissions[row]++;
-    if (tcp.hasAckRtt) this.rowRtt[row]!.add(tcp.ackRtt);
+    if (tcp.hasAckRtt) (this.rowRtt[row] ??= new Quantiles(true)).add(tcp.ackRtt);
   }
 
   onPacket(v: PacketView, slot: number): void {
@@ -261,7 +263,7 @@ class ServicesAnalyzer implements Analyzer {
     const pick = order.map((i) => rows[i]!);
     if (this.rowPackets[OTHER]! > 0) pick.push(OTHER);
     return pick.map((r) => {
-      const rtt = this.rowRtt[r]!.summary();
+      const rtt = this.rowRtt[r]?.summary() ?? { count: 0, p50: null };
       return {
         service: label(r), packets: this.rowPackets[r]!, bytes: this.rowBytes[r]!,
         'tcp.analysis.retransmission': this.rowRetransmissions[r]!, 'tcp.analysis.ack_rtt.count': rtt.count, 'tcp.analysis.ack_rtt.p50': rtt.p50,
@@ -283,7 +285,8 @@ class ServicesAnalyzer implements Analyzer {
     this.rowPackets[r] = 0;
     this.rowBytes[r] = 0;
     this.rowRetransmissions[r] = 0;
-    if (this.rowRtt[r]!.count > 0) this.rowRtt[r]!.clear();
+    const rtt = this.rowRtt[r];
+    if (rtt !== undefined && rtt.count > 0) rtt.clear();
   }
 
   counters(): Record<string, number> {

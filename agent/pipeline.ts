@@ -48,8 +48,6 @@ export const FRAME_COUNTERS: ReadonlyArray<readonly [string, number]> = [
 const DNS_BITS = Proto.DNS | Proto.DNS_RESPONSE | Proto.DNS_NXDOMAIN;
 /** Window ends are exclusive: attempts due before a window's end are settled in it, this much before. */
 const WINDOW_END_EPSILON = 1e-3;
-/** Distinct server names kept for flows at most. */
-const MAX_FLOW_NAMES = 65_536;
 
 /** Counter index by presence-bit position. */
 function counterIndexByBit(): Int8Array {
@@ -129,7 +127,8 @@ export class Pipeline {
     this.flows = new FlowTable(config.flows, this.clock);
     this.tcpSequence = new TcpSequenceAnalysis(config.flows.maxFlows, config.analyzers.tcp.maxUnackedSegments);
     const windowFlows = new WindowFlowAccounting(this.flows);
-    const names = this.names = new FlowNames(config.flows.maxFlows, MAX_FLOW_NAMES);
+    // Names held at once are at most one per flow slot: more ids would only cache names of flows gone.
+    const names = this.names = new FlowNames(config.flows.maxFlows, Math.min(config.analyzers.services.maxNames, config.flows.maxFlows));
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
@@ -151,7 +150,7 @@ export class Pipeline {
       this.span.add(this.windowSpan);
       this.windowSpan.reset();
     };
-    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, onWindow, config.report.maxFindingsPerType);
+    this.windows = new WindowEngine(config.windows.seconds, this.analyzers, this.flows, this.clock, windowFlows, onWindow, config.report.maxFindingsPerType, names);
     const analyzers = this.analyzers;
     this.onPacket = subscribers(analyzers, 'onPacket');
     this.onFlowless = subscribers(analyzers, 'onFlowlessPacket');
@@ -186,6 +185,8 @@ export class Pipeline {
         tcpSequence.flowEnded(slot);
         windows.flowEnded(slot);
         extra?.onFlowEnd?.(slot, reason);
+        // Last: every listener above could still read the flow's name.
+        names.flowEnded(slot);
       },
     });
     if (options.commitMemory) commitPreallocated(this);
@@ -381,7 +382,7 @@ function commitPreallocated(p: Pipeline): void {
     const bytes = new Uint8Array(array.buffer);
     for (let i = 0; i < bytes.length; i += PAGE_BYTES) bytes[i] = bytes[i]!;
   };
-  for (const owner of [p.flows, p.tcpSequence, p.attempts, p.windows, p.context.windowFlows, ...p.analyzers]) forEachTypedArray(owner, seen, touch);
+  for (const owner of [p.flows, p.tcpSequence, p.attempts, p.names, p.windows, p.context.windowFlows, ...p.analyzers]) forEachTypedArray(owner, seen, touch);
 }
 
 /**
@@ -392,7 +393,7 @@ function commitPreallocated(p: Pipeline): void {
 export function memoryPlan(config: Readonly<Config>): MemoryPlanLine[] {
   const p = new Pipeline(config, { onWindow: () => {} });
   // Objects every analyzer refers to: counted once, on their own line, never inside an analyzer.
-  const seen = new Set<object>([p, p.context, p.flows, p.tcpSequence, p.attempts, p.windows, p.clock, p.decoder, p.context.networks, p.context.memory]);
+  const seen = new Set<object>([p, p.context, p.flows, p.tcpSequence, p.attempts, p.names, p.windows, p.clock, p.decoder, p.context.networks, p.context.memory]);
   const own = (o: object): number => { seen.delete(o); return typedArrayBytes(o, seen); };
   const lines: MemoryPlanLine[] = [
     { component: 'flow table', capacity: p.flows.capacity, entries: 'flows', bytes: own(p.flows) },
@@ -400,6 +401,7 @@ export function memoryPlan(config: Readonly<Config>): MemoryPlanLine[] {
     { component: '  ended conversations', capacity: p.flows.ended.capacity, entries: 'conversations', bytes: p.flows.ended.bytes },
     { component: 'TCP sequence analysis', capacity: 0, entries: '', bytes: own(p.tcpSequence) },
     { component: 'connection attempts', capacity: 0, entries: '', bytes: own(p.attempts) },
+    { component: 'flow names', capacity: p.names.maxNames, entries: 'names', bytes: own(p.names) },
     { component: 'windows', capacity: 0, entries: '', bytes: own(p.windows) },
   ];
   for (const a of p.analyzers) lines.push({ component: `analyzer ${a.id}`, capacity: 0, entries: '', bytes: typedArrayBytes(a, seen) });

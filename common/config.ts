@@ -147,6 +147,15 @@ export interface AnalyzersConfig {
     /** Distinct values (VLAN ids, interfaces) kept per dimension per window; the rest go into "other", counted. */
     maxValues: number;
   };
+  services: {
+    enabled: boolean;
+    /** Distinct server names kept for flows at once (names only ended flows hold are reclaimed, least recently released first). */
+    maxNames: number;
+    /** (client, answered address) pairs from DNS answers remembered at once (least recently answered evicted, counted). */
+    maxAddresses: number;
+    /** Seconds a DNS answer names flows to its address at most (its TTL, at least 60 s, capped by this). */
+    dnsMaxAge: number;
+  };
   health: { enabled: boolean };
   // Security detectors: each keeps its look-back (seconds of packet time) in bounded
   // structures (at most maxKeys tracked keys, evictions counted) and re-reports the
@@ -485,6 +494,7 @@ export const DEFAULT_CONFIG: Config = {
     sack: { enabled: true },
     tls: { enabled: true, maxReassemblies: 256, maxHelloBytes: 16384, maxServerNames: 1000, maxFingerprints: 10_000 },
     dimensions: { enabled: true, maxValues: 32 },
+    services: { enabled: true, maxNames: 65_536, maxAddresses: 65_536, dnsMaxAge: 3600 },
     health: { enabled: true },
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
     brute_force: {
@@ -638,6 +648,9 @@ const NUMBER_BOUNDS: Record<string, [number, number]> = {
   'analyzers.http.slowMinResponses': [1, 1e9],
   'analyzers.talkers.maxHosts': [10, 100_000_000],
   'analyzers.dimensions.maxValues': [1, 1024],
+  'analyzers.services.maxNames': [1, 10_000_000],
+  'analyzers.services.maxAddresses': [1, 100_000_000],
+  'analyzers.services.dnsMaxAge': [60, 604_800],
   'analyzers.bursts.bucketMs': [1, 60_000],
   'analyzers.dns_tunneling.minUnusualTypeShare': [0, 1],
   'analyzers.dns_tunneling.minEncodedLabelLength': [1, 63],

@@ -11,6 +11,8 @@ import type { Finding, FlowRef, Report, ReportFlow, WindowSummary } from './repo
 /** Columns of `report.flows`, in the report's order; keys a later schema adds follow, in order of appearance. */
 const FLOW_COLUMNS: ReadonlyArray<keyof ReportFlow> = [
   'proto', 'client', 'clientPort', 'server', 'serverPort', 'packets', 'bytes', 'first', 'last', 'state', 'stream',
+  // Added by issue 16 (names): after the original columns, so their positions stay.
+  'service', 'serverName', 'serverNameSource', 'behaviour',
 ];
 
 const WINDOW_COLUMNS = [

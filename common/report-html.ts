@@ -424,10 +424,11 @@ function flowsSection(flows: readonly ReportFlow[]): string {
     return `<tr><td data-v="${e(f.proto)}">${e(f.proto)}</td><td class="addr" data-v="${e(client)}">${e(client)}</td><td class="addr" data-v="${e(server)}">${e(server)}</td>
 <td class="num" data-v="${e(f.packets)}">${e(num(f.packets))}</td><td class="num" data-v="${e(f.bytes)}">${e(bytesText(f.bytes))}</td>
 <td class="nowrap" data-v="${e(f.first)}">${e(timeText(f.first))}</td><td class="num" data-v="${finite(seconds) ? seconds : 0}">${e(finite(seconds) ? seconds.toFixed(3) : '—')}</td>
-<td data-v="${e(f.state)}">${e(f.state)}</td><td class="num" data-v="${e(f.stream)}">${e(num(f.stream))}</td></tr>`;
+<td data-v="${e(f.state)}">${e(f.state)}</td><td class="num" data-v="${e(f.stream)}">${e(num(f.stream))}</td>
+<td data-v="${e(f.service ?? '')}"${f.serverName !== undefined ? ` title="${e(`${f.serverName} (${f.serverNameSource ?? ''})`)}"` : ''}>${e(f.service ?? '—')}</td><td data-v="${e(f.behaviour ?? '')}">${e(f.behaviour ?? '—')}</td></tr>`;
   }).join('\n');
   return `<section id="flows"><h2>Top flows by bytes <span class="muted">(${flows.length})</span></h2>
-<table class="sortable"><thead><tr>${th('Proto', 'text')}${th('Client', 'text')}${th('Server', 'text')}${th('Packets', 'num')}${th('Bytes', 'num')}${th('First (UTC)', 'text')}${th('Duration s', 'num')}${th('State', 'text')}${th('Stream', 'num')}</tr></thead>
+<table class="sortable"><thead><tr>${th('Proto', 'text')}${th('Client', 'text')}${th('Server', 'text')}${th('Packets', 'num')}${th('Bytes', 'num')}${th('First (UTC)', 'text')}${th('Duration s', 'num')}${th('State', 'text')}${th('Stream', 'num')}${th('Service', 'text')}${th('Behaviour', 'text')}</tr></thead>
 <tbody>
 ${rows}
 </tbody></table></section>`;

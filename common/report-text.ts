@@ -227,7 +227,8 @@ function flowLines(flows: Report['flows']): string[] {
   const lines = [`Top ${plural(shown.length, 'flow')} by bytes${flows.length > shown.length ? ` (of ${num(flows.length)} in the JSON, CSV and HTML reports)` : ''}`];
   for (const f of shown) {
     const flow = clean(flowText(f));
-    const detail = `${num(f.packets)} pkts  ${bytesText(f.bytes)}  ${clean(f.state)}`;
+    const service = [f.service, f.behaviour].filter((x) => x !== undefined).map((x) => clean(x)).join(' ');
+    const detail = `${num(f.packets)} pkts  ${bytesText(f.bytes)}  ${clean(f.state)}${service ? `  ${service}` : ''}`;
     const oneLine = `  ${flow}  ${detail}`;
     if (oneLine.length <= TEXT_WIDTH) lines.push(oneLine);
     else lines.push(...wrap(flow, '  ', '      '), `      ${detail}`);

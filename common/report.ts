@@ -72,6 +72,14 @@ export interface ReportFlow {
   state: string;
   /** tcp.stream / udp.stream index, in order of first packet. */
   stream: number;
+  /** The server name the traffic proved (serverName), else the IANA service name of serverPort; absent when neither. */
+  service?: string;
+  /** The server's name proved by the flow's payload or a DNS answer the client received. */
+  serverName?: string;
+  /** Where serverName came from: tls.sni, http.host or dns. */
+  serverNameSource?: string;
+  /** Behaviour class at the flow's end: interactive, bulk, streaming, control or unknown (docs/analyzers.md). */
+  behaviour?: string;
 }
 
 export const FINDING_SEVERITIES = ['info', 'warning', 'critical'] as const;
@@ -120,6 +128,10 @@ export interface FlowRef {
   clientPort: number;
   server: string;
   serverPort: number;
+  /** As in ReportFlow: the proved server name else the port's IANA service name. */
+  service?: string;
+  serverName?: string;
+  serverNameSource?: string;
 }
 
 export interface Finding {

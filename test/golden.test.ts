@@ -349,6 +349,20 @@ export const INTENDED: IntendedDifference[] = [
       for (const k of Object.keys(r.counters)) if (k.startsWith('vlan.id#1==') || k.startsWith('frame.interface_id==')) delete r.counters[k];
     },
   },
+  {
+    what: 'flows[*] and findings[*].flow: new service, serverName, serverNameSource; flows[*]: new behaviour; windows[*].metrics.services (new analyzer)',
+    why: 'issue 16, names not just addresses: each flow carries its service (the server name proved by TLS SNI, HTTP Host or a DNS answer the client received, else the IANA name of'
+      + ' the server port) and the top flows their behaviour class at the end (interactive, bulk, streaming, control, unknown); the services analyzer reports its DNS answers, names and classes per window',
+    apply(r) {
+      const drop = (f: object | undefined): void => {
+        if (f === undefined) return;
+        for (const k of ['service', 'serverName', 'serverNameSource', 'behaviour']) delete (f as Record<string, unknown>)[k];
+      };
+      for (const f of r.flows) drop(f);
+      for (const f of r.findings) drop(f.flow);
+      for (const w of r.windows) delete w.metrics['services'];
+    },
+  },
   // INTENDED-MORE
 ];
 

@@ -38,7 +38,7 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
     onWindow: (out) => { merged!.add(out.rangeInputs); keep(out); },
     flowListener: { onFlowEnd: (slot) => top!.onFlowEnd(slot) },
   });
-  top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base);
+  top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base, pipeline.names, config.analyzers.services.enabled);
   merged = new RangeStats(pipeline.distributionNames(), pipeline.analyzers.some((a) => a.id === 'health'));
   try {
     while (drain(reader, pipeline) === NEED_DATA) {

@@ -7,7 +7,7 @@
  */
 import { isoFromSeconds } from '../../common/address.js';
 import type { ReportFlow } from '../../common/report.js';
-import { FLOW_STATE_NAMES, flowRef, type FlowListener, type FlowTable } from '../flow/index.js';
+import { BEHAVIOUR_NAMES, FLOW_STATE_NAMES, flowRef, withService, type FlowListener, type FlowNames, type FlowTable } from '../flow/index.js';
 
 interface Ranked {
   bytes: number;
@@ -22,12 +22,23 @@ interface Ranked {
   serverPort: number;
   /** Client then server address words (4 each). */
   addrs: Uint32Array;
+  /** The server name proved for the flow (an interned string, not a copy), its source, and the behaviour class. */
+  serverName: string | undefined;
+  nameSource: number;
+  behaviour: number;
 }
 
 export class TopFlows implements FlowListener {
   private readonly ranked: Ranked[] = [];
 
-  constructor(private readonly table: FlowTable, private readonly limit: number, private readonly timeBase: () => number) {}
+  /**
+   * `names`: the flows' proved names and behaviour classes, read at each flow's end; `servicesEnabled`:
+   * the services analyzer runs, so the behaviour classes are set.
+   */
+  constructor(
+    private readonly table: FlowTable, private readonly limit: number, private readonly timeBase: () => number,
+    private readonly names?: FlowNames, private readonly servicesEnabled = false,
+  ) {}
 
   onFlowEnd(slot: number): void {
     if (this.limit === 0) return;
@@ -52,6 +63,9 @@ export class TopFlows implements FlowListener {
       clientPort: t.clientPort(slot),
       serverPort: t.serverPort(slot),
       addrs,
+      serverName: this.names?.nameOf(slot),
+      nameSource: this.names?.sourceOf(slot) ?? 0,
+      behaviour: this.names ? this.names.behaviourOf(slot) : -1,
     };
     let i = this.ranked.length;
     while (i > 0 && compare(bytes, first, stream, this.ranked[i - 1]!) < 0) i--;
@@ -60,15 +74,21 @@ export class TopFlows implements FlowListener {
 
   flowsByBytes(): ReportFlow[] {
     const base = this.timeBase();
-    return this.ranked.map((r): ReportFlow => ({
-      ...flowRef(r.proto, r.version, r.addrs.subarray(0, 4), r.clientPort, r.addrs.subarray(4, 8), r.serverPort),
-      packets: r.packets,
-      bytes: r.bytes,
-      first: isoFromSeconds(base, r.first),
-      last: isoFromSeconds(base, r.last),
-      state: FLOW_STATE_NAMES[r.state] ?? 'unknown',
-      stream: r.stream,
-    }));
+    return this.ranked.map((r): ReportFlow => {
+      const flow: ReportFlow = {
+        ...flowRef(r.proto, r.version, r.addrs.subarray(0, 4), r.clientPort, r.addrs.subarray(4, 8), r.serverPort),
+        packets: r.packets,
+        bytes: r.bytes,
+        first: isoFromSeconds(base, r.first),
+        last: isoFromSeconds(base, r.last),
+        state: FLOW_STATE_NAMES[r.state] ?? 'unknown',
+        stream: r.stream,
+      };
+      withService(flow, r.proto, r.serverName, r.nameSource);
+      // Classified by the services analyzer when the flow ended (absent when it is disabled).
+      if (r.behaviour >= 0 && this.servicesEnabled) flow.behaviour = BEHAVIOUR_NAMES[r.behaviour] ?? 'unknown';
+      return flow;
+    });
   }
 }
 

@@ -27,6 +27,7 @@ import { createCaptureAnalyzer } from './capture.js';
 import { createSackAnalyzer } from './sack.js';
 import { createTlsAnalyzer } from './tls.js';
 import { createDimensionsAnalyzer } from './dimensions.js';
+import { createServicesAnalyzer } from './services.js';
 import { createFloodAnalyzer } from './flood.js';
 import { createExfiltrationAnalyzer } from './exfiltration.js';
 import { createBeaconingAnalyzer } from './beaconing.js';
@@ -56,6 +57,7 @@ export const ANALYZERS: ReadonlyArray<readonly [keyof AnalyzersConfig, AnalyzerF
   ['tls', createTlsAnalyzer],
   // after dns: reads the dns.time it matched for the packet (ctx.dnsMatch)
   ['dimensions', createDimensionsAnalyzer],
+  ['services', createServicesAnalyzer],
   ['flood', createFloodAnalyzer],
   ['exfiltration', createExfiltrationAnalyzer],
   ['beaconing', createBeaconingAnalyzer],

@@ -2,6 +2,8 @@
 import { formatAddress } from '../../common/address.js';
 import type { FlowRef } from '../../common/report.js';
 import type { FlowTable } from './flow-table.js';
+import { NAME_SOURCE_NAMES } from './flow-names.js';
+import { portServiceName } from './port-service.js';
 
 const PROTO_NAMES: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
 
@@ -22,4 +24,19 @@ export function flowRef(proto: number, version: number, client: Uint32Array, cli
     server: formatAddress(version, server),
     serverPort,
   };
+}
+
+/**
+ * Adds a flow's service to its description: `service` is the name the
+ * traffic proved (`serverName`, from `serverNameSource`: tls.sni, http.host or
+ * dns) else the IANA name of the server port; absent when neither is known.
+ */
+export function withService<T extends FlowRef>(f: T, proto: number, serverName: string | undefined, source: number): T {
+  const service = serverName ?? portServiceName(proto, f.serverPort);
+  if (service !== undefined) f.service = service;
+  if (serverName !== undefined) {
+    f.serverName = serverName;
+    f.serverNameSource = NAME_SOURCE_NAMES[source] ?? 'none';
+  }
+  return f;
 }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { isoFromSeconds } from '../../common/address.js';
 import type { Finding, FindingType, RangeInputs, WindowSummary } from '../../common/report.js';
 import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
-import { describeFlow, type FlowTable } from '../flow/index.js';
+import { describeFlow, withService, type FlowNames, type FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -42,6 +42,8 @@ export class WindowEngine {
     private readonly emit: (out: WindowOutput) => void,
     /** At most this many findings of one type per window; the rest are counted in `findingsSuppressed`. */
     private readonly maxFindingsPerType = Infinity,
+    /** Flows' proved server names, for findings about a flow (none: only port service names). */
+    private readonly names?: FlowNames,
   ) {}
 
   /** Findings reported so far in the current window. */
@@ -121,7 +123,7 @@ export class WindowEngine {
       summary: draft.summary,
       evidence: draft.evidence,
     };
-    if (draft.flowSlot !== undefined && draft.flowSlot >= 0) finding.flow = describeFlow(this.flows, draft.flowSlot);
+    if (draft.flowSlot !== undefined && draft.flowSlot >= 0) finding.flow = withService(describeFlow(this.flows, draft.flowSlot), this.flows.proto[draft.flowSlot]!, this.names?.nameOf(draft.flowSlot), this.names?.sourceOf(draft.flowSlot) ?? 0);
     if (draft.host !== undefined) finding.host = draft.host;
     this.findings.push(finding);
   }

@@ -158,6 +158,8 @@ function findingProblem(f: unknown): string {
   const flow = f['flow'];
   if (flow !== undefined && (!isObject(flow) || !isText(flow['proto'], 32) || !isText(flow['client'], 64) || !isText(flow['server'], 64)
     || !isCount(flow['clientPort']) || !isCount(flow['serverPort']))) return 'finding flow is not a flow';
+  // Issue 16's optional names: text of a DNS name's size when present.
+  if (isObject(flow) && ['service', 'serverName', 'serverNameSource'].some((k) => flow[k] !== undefined && !isText(flow[k], 255))) return 'finding flow service or server name is not text';
   const evidence = f['evidence'];
   if (!isObject(evidence)) return 'finding evidence is not an object';
   for (const key in evidence) {

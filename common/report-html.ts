@@ -203,7 +203,7 @@ function buildCharts(windows: readonly WindowSummary[]): ChartData {
 interface AggregateTable { title: string; columns: string[]; numeric: boolean[]; rows: Array<Array<string | number>> }
 
 const IDENTITY_NUMBER = /port|^id$|stream|index|proto|vlan/i;
-const NOT_SUMMABLE = /rate|percent|pct|share|ratio|persecond|bps|avg|mean|^p\d+$/i;
+const NOT_SUMMABLE = /rate|percent|pct|share|ratio|persecond|bps|avg|mean|(^|\.)p\d+$/i;
 const TAKE_MAX = /max|peak/i;
 
 /** Rows of one talkers metric: a list of objects, a map of numbers, or a map of objects. */
@@ -227,12 +227,21 @@ function tabularItems(v: unknown): Array<Record<string, unknown>> | undefined {
  * rates dropped), with the number of windows each appears in.
  */
 export function aggregateTalkers(windows: readonly WindowSummary[], limit = 20): AggregateTable[] {
+  return aggregateLists(windows, 'talkers', undefined, limit);
+}
+
+/**
+ * The lists and maps of one analyzer's window metrics (those under `paths`, e.g.
+ * `vlan` or `dimensions.vlan`... relative to the analyzer, or every one), added up as aggregateTalkers does.
+ */
+function aggregateLists(windows: readonly WindowSummary[], analyzer: string, paths: readonly string[] | undefined, limit = 20): AggregateTable[] {
   interface Group { ids: string[]; sums: Map<string, 'sum' | 'max'>; rows: Map<string, { ids: Record<string, string>; nums: Record<string, number>; windows: number }> }
   const groups = new Map<string, Group>();
   for (const w of windows) {
-    const talkers = metricsOf(w, 'talkers');
-    if (!talkers) continue;
-    for (const [key, value] of Object.entries(talkers)) {
+    const metrics = metricsOf(w, analyzer);
+    if (!metrics) continue;
+    const lists = paths ? paths.map((p) => [p, metrics[p]] as const) : Object.entries(metrics);
+    for (const [key, value] of lists) {
       const items = tabularItems(value);
       if (!items) continue;
       let g = groups.get(key);
@@ -446,6 +455,35 @@ ${t.rows.map((row) => `<tr>${row.map((v, i) => (t.numeric[i]
   return `<section id="talkers"><h2>Top talkers</h2>
 <p class="muted">Added up over the windows in which each appears in that window's top list.</p>
 ${html}</section>`;
+}
+
+/** Where the names tables come from: analyzer, metric, title (Wireshark field where there is one). */
+const NAME_TABLES: ReadonlyArray<readonly [string, string, string]> = [
+  ['tls', 'serverNames', 'TLS server names (tls.handshake.extensions_server_name)'],
+  ['tls', 'ja4', 'TLS client fingerprints (JA4)'],
+  ['http', 'hosts', 'HTTP hosts (http.host)'],
+  ['http', 'statusCodes', 'HTTP status codes (http.response.code)'],
+  ['services', 'byService', 'Services (server name proved by TLS, HTTP or DNS, else the port\'s IANA name)'],
+  ['dimensions', 'vlan', 'Per VLAN (outer vlan.id)'],
+  ['dimensions', 'interface', 'Per capture interface (frame.interface_id)'],
+];
+
+function namesSection(windows: readonly WindowSummary[]): string {
+  const html: string[] = [];
+  for (const [analyzer, metric, title] of NAME_TABLES) {
+    for (const t of aggregateLists(windows, analyzer, [metric])) {
+      html.push(`<h3>${e(title)}</h3>
+<table class="sortable talkers"><thead><tr>${t.columns.map((c, i) => th(c === 'key' ? 'value' : c === 'value' ? 'count' : humanize(c), t.numeric[i] ? 'num' : 'text')).join('')}</tr></thead><tbody>
+${t.rows.map((row) => `<tr>${row.map((v, i) => (t.numeric[i]
+    ? `<td class="num" data-v="${e(v)}">${e(/bytes/i.test(t.columns[i]!) ? bytesText(v) : num(v))}</td>`
+    : `<td class="addr" data-v="${e(v)}">${e(v)}</td>`)).join('')}</tr>`).join('\n')}
+</tbody></table>`);
+    }
+  }
+  if (!html.length) return '';
+  return `<section id="names"><h2>Names, services and VLANs</h2>
+<p class="muted">Added up over the windows; each window lists its top entries only.</p>
+${html.join('\n')}</section>`;
 }
 
 function statsSection(stats: Report['stats']): string {
@@ -766,11 +804,12 @@ export function renderHtml(report: Report): string {
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- a report or message read back from JSON (an upload, the store, an older version) can lack it
     flowsSection(report.flows ?? []),
     talkersSection(windows),
+    namesSection(windows),
     statsSection(report.stats),
     countersSection(report.counters),
   ];
   const nav: Array<[string, string]> = [['summary', 'Summary'], ['health', 'Health'], ['charts', 'Charts'], ['findings', 'Findings'],
-    ['flows', 'Flows'], ['talkers', 'Talkers'], ['stats', 'Distributions'], ['counters', 'Counters']];
+    ['flows', 'Flows'], ['talkers', 'Talkers'], ['names', 'Names'], ['stats', 'Distributions'], ['counters', 'Counters']];
   const present = nav.filter(([id]) => sections.some((s) => s.startsWith(`<section id="${id}"`)));
   return `<!DOCTYPE html>
 <html lang="en">

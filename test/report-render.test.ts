@@ -265,6 +265,25 @@ test('aggregateTalkers: lists and maps of the windows added up', () => {
   assert.deepEqual(mapped[0]!.rows, [['b', 7, 1], ['a', 5, 1]]);
 });
 
+test('html: the names section adds up TLS server names, HTTP hosts and codes, services and VLANs over the windows', async () => {
+  const { report } = await analyzeCapture(join(SHARED_PCAPS, 'ndpi_1kxun.pcap'), DEFAULT_CONFIG);
+  const html = renderHtml(report);
+  const section = /<section id="names">[\s\S]*?<\/section>/.exec(html)?.[0] ?? '';
+  assert.match(html, /<a href="#names">Names<\/a>/);
+  // Every HTTP host of every window is in the table, with its requests added up.
+  const requests = new Map<string, number>();
+  for (const w of report.windows) {
+    for (const h of (w.metrics['http'] as { hosts: Array<{ host: string; requests: number }> }).hosts) requests.set(h.host, (requests.get(h.host) ?? 0) + h.requests);
+  }
+  assert.ok(requests.size > 3);
+  for (const [host, n] of [...requests].sort((a, b) => b[1] - a[1]).slice(0, 5)) {
+    assert.match(section, new RegExp(`data-v="${host.replace(/\./g, '\\.')}">[^<]*</td><td class="num" data-v="${n}"`), host);
+  }
+  for (const title of ['tls.handshake.extensions_server_name', 'http.host', 'http.response.code', 'Services', 'frame.interface_id']) assert.ok(section.includes(title), title);
+  // A quantile is not added up across windows.
+  assert.doesNotMatch(section, /ack_rtt\.p50/i);
+});
+
 test('the CLI writes csv and html', () => {
   const dir = mkdtempSync(join(tmpdir(), 'report-render-'));
   try {

@@ -205,6 +205,8 @@ interface AggregateTable { title: string; columns: string[]; numeric: boolean[];
 const IDENTITY_NUMBER = /port|^id$|stream|index|proto|vlan/i;
 const NOT_SUMMABLE = /rate|percent|pct|share|ratio|persecond|bps|avg|mean|(^|\.)p\d+$/i;
 const TAKE_MAX = /max|peak/i;
+/** Text fields that describe a row without identifying it (a host's server name may be known in some windows only): the last one seen is shown. */
+const ANNOTATION = /^serverName$/;
 
 /** Rows of one talkers metric: a list of objects, a map of numbers, or a map of objects. */
 function tabularItems(v: unknown): Array<Record<string, unknown>> | undefined {
@@ -258,10 +260,11 @@ function aggregateLists(windows: readonly WindowSummary[], analyzer: string, pat
             if (!g.sums.has(field)) g.sums.set(field, TAKE_MAX.test(field) ? 'max' : 'sum');
           }
         }
-        const identity = JSON.stringify(Object.keys(ids).sort().map((k) => [k, ids[k]]));
+        const identity = JSON.stringify(Object.keys(ids).filter((k) => !ANNOTATION.test(k)).sort().map((k) => [k, ids[k]]));
         const row = g.rows.get(identity);
         if (!row) { g.rows.set(identity, { ids, nums: { ...nums }, windows: 1 }); continue; }
         row.windows++;
+        for (const k of Object.keys(ids)) if (ANNOTATION.test(k)) row.ids[k] = ids[k]!;
         for (const [field, x] of Object.entries(nums)) {
           const prev = row.nums[field];
           // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)

@@ -363,6 +363,16 @@ export const INTENDED: IntendedDifference[] = [
       for (const w of r.windows) delete w.metrics['services'];
     },
   },
+  {
+    what: 'windows[*].metrics.talkers.topHosts[*].serverName: new where a flow the host served in the window had a name',
+    why: 'talkers carry the name a host was reached by as a server (TLS server name, HTTP Host, or the DNS name its client resolved: ctx.names), issue 16',
+    apply(r) {
+      for (const w of r.windows) {
+        const t = w.metrics['talkers'] as { topHosts?: Array<Record<string, unknown>> } | undefined;
+        for (const h of t?.topHosts ?? []) delete h['serverName'];
+      }
+    },
+  },
   // INTENDED-MORE
 ];
 

@@ -171,6 +171,10 @@ test('a DNS answer names the client\'s next flows to the answered address; the p
   assert.deepEqual(pick(byPort(50005)), { service: 'other.example', serverName: 'other.example', serverNameSource: 'http.host' });
   assert.equal(byPort(40000).service, 'domain');
   assert.equal(byPort(40000).behaviour, 'control');
+  // Talkers name a host by what its flows were named in the window.
+  const talkers = report.windows.flatMap((w) => (w.metrics['talkers'] as { topHosts: Array<{ host: string; serverName?: string }> }).topHosts);
+  assert.equal(talkers.find((h) => h.host === byPort(50000).server)?.serverName, 'www.example.com');
+  assert.equal(talkers.find((h) => h.host === byPort(50000).client)?.serverName, undefined, 'a client is not named by the servers it reached');
   const m = report.windows[0]!.metrics['services'] as Record<string, unknown>;
   assert.equal(m['dnsAnswers'], 3);
   assert.equal(m['flowsNamedByDns'], 3);

@@ -150,6 +150,9 @@ class TalkersAnalyzer implements Analyzer {
     this.pairOf = new Int32Array(n);
   }
 
+  /** The name a host was reached by as a server in the window (ctx.names: TLS, HTTP or DNS), by host id; emptied at window close. */
+  private readonly serverNames: Array<string | undefined> = [];
+
   private host(version: number, addr: Uint32Array): number {
     const key = this.hostKey;
     key[0] = version;
@@ -225,6 +228,8 @@ class TalkersAnalyzer implements Analyzer {
     if (server >= 0) {
       hv[server * 4 + TX_BYTES] += b1; hv[server * 4 + TX_PACKETS] += p1;
       hv[server * 4 + RX_BYTES] += b0; hv[server * 4 + RX_PACKETS] += p0;
+      const serverName = this.ctx.names.nameOf(slot);
+      if (serverName !== undefined) this.serverNames[server] = serverName;
     }
     if (client < 0 || server < 0) {
       this.untrackedPackets += p0 + p1;
@@ -263,6 +268,7 @@ class TalkersAnalyzer implements Analyzer {
     // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
     const topHosts = topIndices(hosts.size, this.top, hostBytes).map((id) => ({
       host: name(id),
+      ...(this.serverNames[id] !== undefined ? { serverName: this.serverNames[id] } : {}),
       packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
       bytes: hostBytes(id),
       packetsSent: hv[id * 4 + TX_PACKETS]!,
@@ -297,6 +303,7 @@ class TalkersAnalyzer implements Analyzer {
     };
     hosts.clear();
     pairs.clear();
+    this.serverNames.length = 0;
     this.untrackedPackets = this.untrackedBytes = this.untrackedPairPackets = this.ipPackets = this.ipBytes = 0;
     return metrics;
   }

@@ -35,6 +35,8 @@ const CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-
 const HOSTILE_SENSOR = 'evil"><img src=x onerror=alert(7)>';
 const HOSTILE_HOST = '<img src=x onerror=alert(1)>.evil.example';
 const HOSTILE_SUMMARY = '<script>alert(2)</script> "quoted" & more';
+/** A service name as a hostile sensor could send it (a TLS server name is whatever the client wrote). */
+const HOSTILE_SERVICE = '<iframe src=x>.example';
 
 const noChromium = existsSync(CHROMIUM) ? false : `${CHROMIUM} is absent (apt-get install chromium; .ci/run installs it)`;
 
@@ -61,6 +63,7 @@ async function publishHostile(natsUrl: string): Promise<void> {
       finding: {
         id: 'hostile-1', type: 'dns_tunneling', severity: 'critical',
         window: { start: '2010-07-04T20:24:30.000000Z', end: '2010-07-04T20:24:31.000000Z' },
+        flow: { proto: 'tcp', client: '10.0.0.1', clientPort: 40000, server: '10.0.0.2', serverPort: 443, service: HOSTILE_SERVICE, serverName: HOSTILE_SERVICE },
         host: HOSTILE_HOST, summary: HOSTILE_SUMMARY, evidence: { query: '"><svg onload=alert(3)>', n: 1 },
       },
     };
@@ -222,6 +225,7 @@ test('collector web pages over a replayed sensor: headers, dashboard, sensor cha
       const starts = latest.map((x) => x.split(' – ')[0]!);
       assert.deepEqual(starts, [...starts].sort().reverse(), 'latest findings newest window first');
       assert.ok((await page.textContent('#latest-findings') ?? '').includes(HOSTILE_SUMMARY), 'summary shown as text');
+      assert.ok((await page.textContent('#latest-findings') ?? '').includes(`10.0.0.2:443 ${HOSTILE_SERVICE}`), 'the flow\'s service shown beside it, as text');
       assert.equal(await page.$$eval('main img, main iframe, main script', (els) => els.length), 0, 'no markup from data');
       await shot(page, 'web-dashboard.png');
       assert.deepEqual(problems, []);

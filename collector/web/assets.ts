@@ -83,6 +83,8 @@ export const APP_JS = String.raw`'use strict';
       flow = x.proto === 'tcp' || x.proto === 'udp'
         ? x.proto + ' ' + endpoint(x.client, x.clientPort) + ' → ' + endpoint(x.server, x.serverPort)
         : x.proto + ' ' + x.client + ' → ' + x.server;
+      // The service: the server name TLS, HTTP or DNS proved, else the port's name.
+      if (typeof x.service === 'string' && x.service) flow += ' ' + x.service;
     }
     if (flow && f.host) return flow + ' (' + f.host + ')';
     return flow || (f.host ? String(f.host) : '');

@@ -166,7 +166,7 @@ test('handshake: SYN->SYN/ACK threshold (0.1 s) just below, at and above', async
   assert.equal(f!.evidence['synToSynAckSeconds'], 0.100001);
   assert.equal(f!.evidence['synAckToAckSeconds'], 0.000199);
   assert.equal(f!.evidence['totalSeconds'], 0.1002);
-  assert.deepEqual(f!.flow, { proto: 'tcp', client: '10.0.0.1', clientPort: 40000, server: '10.0.0.2', serverPort: 80 });
+  assert.deepEqual(f!.flow, { proto: 'tcp', client: '10.0.0.1', clientPort: 40000, server: '10.0.0.2', serverPort: 80, service: 'http' });
 });
 
 test('handshake: total threshold (0.3 s) just below, at and above; a slow ACK blames the client side', async () => {

@@ -264,7 +264,7 @@ test('asymmetry: one-way flows from minPackets on, strongly asymmetric flows, an
   assert.equal(oneWay.length, 2);
   const byProto = Object.fromEntries(oneWay.map((f) => [f.flow!.proto, f]));
   assert.equal(byProto['tcp']!.severity, 'warning');
-  assert.deepEqual(byProto['tcp']!.flow, { proto: 'tcp', client: '10.0.2.1', clientPort: 40001, server: '10.0.2.2', serverPort: 443 });
+  assert.deepEqual(byProto['tcp']!.flow, { proto: 'tcp', client: '10.0.2.1', clientPort: 40001, server: '10.0.2.2', serverPort: 443, service: 'https' });
   assert.equal(byProto['udp']!.severity, 'info');
   assert.equal(byProto['udp']!.evidence['packets'], 10);
   assert.equal(byProto['udp']!.evidence['direction'], 'client_to_server');
@@ -306,7 +306,7 @@ test('throughput and asymmetry: a flow that ends mid-window (its slot reused) ke
   ]);
   const [f, ...more] = findings(r, 'one_way_flow');
   assert.equal(more.length, 0);
-  assert.deepEqual(f!.flow, { proto: 'udp', client: '10.0.4.1', clientPort: 5000, server: '10.0.4.2', serverPort: 7000 });
+  assert.deepEqual(f!.flow, { proto: 'udp', client: '10.0.4.1', clientPort: 5000, server: '10.0.4.2', serverPort: 7000, service: 'afs3-fileserver' });
   assert.equal(f!.evidence['packets'], 20);
 });
 

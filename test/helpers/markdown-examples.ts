@@ -115,6 +115,10 @@ export function makeSandbox(): Sandbox {
   for (const [k, v] of Object.entries(process.env)) if (!INHERITED_SETTINGS.test(k)) env[k] = v;
   env['PATH'] = `${bin}:${dirname(process.execPath)}:${process.env['PATH'] ?? '/usr/bin:/bin'}`;
   env['TMPDIR'] = tmp;
+  // `npx pcap-analyzer` in this copy made of symlinks (not the repository's own path) installs the
+  // directory as a package and runs its `prepare` (tsc) through the links: that rewrote the real
+  // repository's dist/ while other test files ran. In the repository itself npx runs the bin as is.
+  env['npm_config_ignore_scripts'] = 'true';
   return { root, tmp, env, base };
 }
 

@@ -15,30 +15,16 @@ import { buildConfig } from '../common/config.js';
 import type { Finding, HealthComponent, Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
 import { healthClass, scoreHealth } from '../agent/analyzers/lib/health-score.js';
-import {
-  EtherTypes, Proto, TcpFlags, dns, dnsOverTcp, ethernet, icmpEcho, icmpError, icmpv6Error, ipv4, ipv6, tcp, udp,
-  type PcapRecordSpec, type TcpSpec,
-} from './helpers/capture-writer.js';
+import { EtherTypes, Proto, TcpFlags, dns, dnsOverTcp, ethernet, icmpEcho, icmpError, icmpv6Error, ipv4, ipv6, tcp, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { MAC_A, MAC_B, at, tcp4, udp4, udp6 } from './helpers/crafted-frames.js';
 
 // ---------------------------------------------------------------------------
 // Crafting
 
-/** Window-aligned (a multiple of 10 s and of the decoder's 10^6 s time base), so offsets are exact packet times. */
-const T0 = 1_700_000_000;
-const MAC_A = '02:00:00:00:00:01';
-const MAC_B = '02:00:00:00:00:02';
 
-/** A record `us` microseconds after T0. */
-const at = (us: number, data: Buffer): PcapRecordSpec => ({ tsSec: T0 + Math.floor(us / 1e6), tsSub: us % 1e6, data });
 
-const udp4 = (src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Buffer =>
-  ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({ src, dst, proto: Proto.UDP, payload: udp({ srcPort: sport, dstPort: dport, payload }) }));
-const udp6 = (src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Buffer =>
-  ethernet(MAC_B, MAC_A, EtherTypes.IPV6, ipv6({ src, dst, proto: Proto.UDP, payload: udp({ srcPort: sport, dstPort: dport, payload }) }));
-const tcp4 = (src: string, sport: number, dst: string, dport: number, spec: Partial<TcpSpec>): Buffer =>
-  ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({ src, dst, proto: Proto.TCP, payload: tcp({ srcPort: sport, dstPort: dport, ...spec }) }));
 /** Not DNS: moves packet time on (expiry, end of input). */
 const filler = (): Buffer => udp4('10.0.0.99', 9999, '10.0.0.98', 9998, Buffer.alloc(16));
 

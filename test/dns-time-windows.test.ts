@@ -5,13 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { EtherTypes, Proto, dns, ethernet, ipv4, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
+import { dns, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { at, udp4 } from './helpers/crafted-frames.js';
 
-const T0 = 1_700_000_000;
-const at = (us: number, data: Buffer): PcapRecordSpec => ({ tsSec: T0 + Math.floor(us / 1e6), tsSub: us % 1e6, data });
-const udp4 = (src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Buffer =>
-  ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', EtherTypes.IPV4, ipv4({ src, dst, proto: Proto.UDP, payload: udp({ srcPort: sport, dstPort: dport, payload }) }));
 const query = (id: number): Buffer => dns({ id, qname: 'www.example.com', qtype: 1 });
 const answer = (id: number): Buffer => dns({ id, response: true, rcode: 0, qname: 'www.example.com', qtype: 1, answers: 1 });
 

@@ -15,11 +15,10 @@ import { portServiceName } from '../agent/flow/port-service.js';
 import { buildConfig } from '../common/config.js';
 import type { ReportFlow } from '../common/report.js';
 import { renderCsv } from '../common/report-csv.js';
-import {
-  ByteWriter, EtherTypes, Proto, TcpFlags, dns, dnsName, ethernet, ipv4, tcp, udp, type PcapRecordSpec, type TcpSpec,
-} from './helpers/capture-writer.js';
+import { ByteWriter, TcpFlags, dns, dnsName, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
+import { at, tcp4, udp4 } from './helpers/crafted-frames.js';
 
 test('port table: IANA names by transport and server port', () => {
   assert.equal(portServiceName(6, 443), 'https');
@@ -108,14 +107,6 @@ test('FlowNames: sources by strength, cleared per flow, ids reclaimed from ended
 // ---------------------------------------------------------------------------
 // Crafted capture: query, answer, then flows to the answered addresses.
 
-const T0 = 1_700_000_000;
-const MAC_A = '02:00:00:00:00:01';
-const MAC_B = '02:00:00:00:00:02';
-const at = (us: number, data: Buffer): PcapRecordSpec => ({ tsSec: T0 + Math.floor(us / 1e6), tsSub: us % 1e6, data });
-const udp4 = (src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Buffer =>
-  ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({ src, dst, proto: Proto.UDP, payload: udp({ srcPort: sport, dstPort: dport, payload }) }));
-const tcp4 = (src: string, sport: number, dst: string, dport: number, spec: Partial<TcpSpec>): Buffer =>
-  ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({ src, dst, proto: Proto.TCP, payload: tcp({ srcPort: sport, dstPort: dport, ...spec }) }));
 
 /** A response for `qname`: a CNAME to `cname` first, then A 198.51.100.7 (TTL `ttl`). */
 function cnameAnswer(id: number, qname: string, cname: string, ttl: number): Buffer {

@@ -494,7 +494,7 @@ export const DEFAULT_CONFIG: Config = {
     sack: { enabled: true },
     tls: { enabled: true, maxReassemblies: 256, maxHelloBytes: 16384, maxServerNames: 1000, maxFingerprints: 10_000 },
     dimensions: { enabled: true, maxValues: 32 },
-    services: { enabled: true, maxNames: 65_536, maxAddresses: 65_536, dnsMaxAge: 3600 },
+    services: { enabled: true, maxNames: 65_536, maxAddresses: 16_384, dnsMaxAge: 3600 },
     health: { enabled: true },
     port_scan: { enabled: true, lookback: 60, suppressFor: 600, maxKeys: 100_000, allowHosts: [], allowPorts: [], minPorts: 100, minHosts: 50, minFailureRatio: 0.8, minPortsSmall: 10 },
     brute_force: {

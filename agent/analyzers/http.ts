@@ -239,7 +239,13 @@ class HttpAnalyzer implements Analyzer {
   }
 
   onFlowStart(slot: number): void {
+    // The rest of the slot's state is reset when the flow turns out to be HTTP (startHttp): most flows never do.
     this.verdict[slot] = UNKNOWN;
+  }
+
+  /** The flow in `slot` is HTTP: its per-flow state starts empty. */
+  private startHttp(slot: number): void {
+    this.verdict[slot] = HTTP;
     this.learnedHost[slot] = -1;
     this.qHead[slot] = 0;
     this.qLen[slot] = 0;
@@ -266,7 +272,7 @@ class HttpAnalyzer implements Analyzer {
     const end = Math.min(start + v.payloadCapLen, data.length);
     if (verdict === UNKNOWN) {
       if (dir !== Dir.CLIENT_TO_SERVER || matchMethod(data, start, end) < 0) { this.verdict[slot] = NOT_HTTP; return; }
-      this.verdict[slot] = HTTP;
+      this.startHttp(slot);
       this.w.flows++;
     }
     const k = slot * 2 + dir;

@@ -53,6 +53,17 @@ const MAX_SERVICES = 256;
 const TOP_SERVICES = 10;
 const OTHER = MAX_SERVICES;
 
+const ANSWERED_BUCKETS = 1 << 16;
+
+/** The bucket of an address (4 words, unused ones 0) in `answered`. */
+function addressBucket(a: number, b: number, c: number, d: number): number {
+  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
+  h = Math.imul(h ^ b ^ (h >>> 15), 0xc2b2ae35);
+  h = Math.imul(h ^ c ^ (h >>> 13), 0x85ebca6b);
+  h = Math.imul(h ^ d ^ (h >>> 16), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) & (ANSWERED_BUCKETS - 1);
+}
+
 export function createServicesAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new ServicesAnalyzer(ctx);
 }
@@ -89,11 +100,20 @@ class ServicesAnalyzer implements Analyzer {
   /** Made at a row's first ACK RTT sample of the run (2 KB each), then reused: at most MAX_SERVICES + 1 ever. */
   private readonly rowRtt: Array<Quantiles | undefined> = new Array<Quantiles | undefined>(MAX_SERVICES + 1);
   private flowsOverflow = 0;
+  /**
+   * Remembered answers per bucket of answered address (a hash): a flow start whose two addresses
+   * fall in empty buckets needs no table lookup, which most flow starts are on a busy link.
+   */
+  private readonly answered = new Uint32Array(ANSWERED_BUCKETS);
 
   constructor(private readonly ctx: AnalyzerContext) {
     // At most 4 remembered answers per flow slot: more could not name more flows at once.
     const n = Math.min(ctx.config.analyzers.services.maxAddresses, 4 * ctx.flows.capacity);
-    this.table = new KeyTable(n, KEY_WIDTH, () => { this.addressesEvicted++; });
+    this.table = new KeyTable(n, KEY_WIDTH, (id) => {
+      this.addressesEvicted++;
+      const t = this.table;
+      this.answered[addressBucket(t.keyWord(id, 4), t.keyWord(id, 5), t.keyWord(id, 6), t.keyWord(id, 7))]--;
+    });
     this.nameOfId = new Array<string | undefined>(n);
     this.until = new Float64Array(n);
     // Not filled: onFlowStart sets a slot's entries before its first packet (analyze touches only the pages it uses).
@@ -152,11 +172,14 @@ class ServicesAnalyzer implements Analyzer {
     this.activeSeconds[slot] = 0;
     const flows = this.ctx.flows;
     if (this.table.size === 0) return;
-    flows.copyEndpoints(slot, this.client, this.server);
+    const c = this.client;
+    const sv = this.server;
+    flows.copyEndpoints(slot, c, sv);
     const version = flows.version[slot]!;
-    let id = this.lookup(this.client, this.server, version);
+    const answered = this.answered;
+    let id = answered[addressBucket(sv[0]!, sv[1]!, sv[2]!, sv[3]!)] === 0 ? -1 : this.lookup(c, sv, version);
     // The first packet seen may have been the server's (capture started mid-flow): try the other way too.
-    if (id < 0) id = this.lookup(this.server, this.client, version);
+    if (id < 0 && answered[addressBucket(c[0]!, c[1]!, c[2]!, c[3]!)] !== 0) id = this.lookup(sv, c, version);
     if (id < 0 || this.ctx.clock.now > this.until[id]!) return;
     this.ctx.names.learn(slot, NameSource.DNS, this.nameOfId[id]!);
     this.w.flowsNamed++;
@@ -205,6 +228,7 @@ class ServicesAnalyzer implements Analyzer {
       for (let k = 0; k < 4; k++) key[4 + k] = k < words ? u32(d, rdata + 4 * k) : 0;
       key[8] = v.ipVersion;
       const id = this.table.findOrInsert();
+      if (this.table.inserted) this.answered[addressBucket(key[4]!, key[5]!, key[6]!, key[7]!)]++;
       this.nameOfId[id] = name;
       this.until[id] = v.ts + Math.min(Math.max(ttl, MIN_HOLD_SECONDS), ttlCap);
       this.w.answers++;

@@ -63,6 +63,8 @@ const F_CLIENT_APPDATA = 8;
 const F_GAVE_UP = 16;
 /** The ClientHello came in QUIC Initials: the rest of the handshake is encrypted, nothing more is read. */
 const F_QUIC = 32;
+/** Datagrams of the flow went to the QUIC assembler: it may hold an entry for the slot. */
+const F_QUIC_FED = 64;
 
 /** Per-direction flags. */
 const D_SEQ = 1;
@@ -199,14 +201,18 @@ export class TlsAnalyzer implements Analyzer {
   }
 
   onFlowStart(slot: number): void {
-    this.release(slot);
-    this.quic.flowEnded(slot);
+    // The rest of the slot's state is reset when the flow turns out to be TLS (startTls): most flows never do.
     this.state[slot] = ST_UNKNOWN;
     this.flags[slot] = 0;
+    this.probes[slot] = 0;
+  }
+
+  /** The flow in `slot` is TLS: its per-flow state starts empty. */
+  private startTls(slot: number): void {
+    this.state[slot] = ST_TLS;
     this.chTs[slot] = 0;
     this.offered[slot] = 0;
     this.chosen[slot] = 0;
-    this.probes[slot] = 0;
     for (let i = 2 * slot; i < 2 * slot + 2; i++) {
       this.dflags[i] = 0; this.recLeft[i] = 0; this.recType[i] = 0; this.bodyHave[i] = 0; this.hdrHave[i] = 0; this.bufHave[i] = 0;
     }
@@ -220,7 +226,7 @@ export class TlsAnalyzer implements Analyzer {
       if (issue) issue.noServerHello++;
     }
     this.release(slot);
-    this.quic.flowEnded(slot);
+    if ((f & F_QUIC_FED) !== 0) this.quic.flowEnded(slot);
     this.state[slot] = ST_OFF;
   }
 
@@ -228,12 +234,18 @@ export class TlsAnalyzer implements Analyzer {
   onUdpDatagram(v: PacketView, slot: number, dir: number): void {
     if (slot < 0 || dir !== Dir.CLIENT_TO_SERVER || this.state[slot] !== ST_UNKNOWN) return;
     const probe = this.probes[slot]!;
-    if (probe >= QUIC_DATAGRAMS) { this.state[slot] = ST_OFF; this.quic.flowEnded(slot); return; }
+    if (probe >= QUIC_DATAGRAMS) {
+      this.state[slot] = ST_OFF;
+      if ((this.flags[slot]! & F_QUIC_FED) !== 0) this.quic.flowEnded(slot);
+      return;
+    }
     this.probes[slot] = probe + 1;
     // An Initial is authenticated as a whole: a datagram cut short by the snap length cannot be read.
     if (v.payloadCapLen < v.payloadLen) return;
+    this.flags[slot] = this.flags[slot]! | F_QUIC_FED;
     const hello = this.quic.clientDatagram(slot, v.l4Data, v.payloadOff, v.payloadLen);
     if (hello === null) return;
+    this.startTls(slot); // its per-flow figures start empty; nothing more of the flow is read
     this.state[slot] = ST_OFF;
     this.flags[slot] = this.flags[slot]! | F_QUIC;
     this.w.quicClientHellos++;
@@ -255,7 +267,7 @@ export class TlsAnalyzer implements Analyzer {
       const record = v.payloadCapLen >= 3 && b[off] === ContentType.HANDSHAKE && b[off + 1] === 3 && b[off + 2]! <= 4;
       // After the first client segment (STARTTLS in SMTP, IMAP, MySQL, ...) only a record that begins a ClientHello counts, so the middle of another protocol is not mistaken for TLS.
       if (record && (probe === 0 || (v.payloadCapLen >= 6 && b[off + 5] === HandshakeType.CLIENT_HELLO))) {
-        this.state[slot] = ST_TLS;
+        this.startTls(slot);
       } else {
         if (probe + 1 >= STARTTLS_SEGMENTS) this.state[slot] = ST_OFF;
         else this.probes[slot] = probe + 1;

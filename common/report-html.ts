@@ -446,15 +446,20 @@ ${rows}
 </tbody></table></section>`;
 }
 
-function talkersSection(windows: readonly WindowSummary[]): string {
-  const tables = aggregateTalkers(windows);
-  if (!tables.length) return '';
-  const html = tables.map((t) => `<h3>${e(humanize(t.title))}</h3>
-<table class="sortable talkers"><thead><tr>${t.columns.map((c, i) => th(humanize(c), t.numeric[i] ? 'num' : 'text')).join('')}</tr></thead><tbody>
+/** One added-up table: a heading, then its rows (numbers right-aligned, bytes in units), sortable. */
+function aggregateTableHtml(t: AggregateTable, heading: string, label: (column: string) => string): string {
+  return `<h3>${e(heading)}</h3>
+<table class="sortable talkers"><thead><tr>${t.columns.map((c, i) => th(label(c), t.numeric[i] ? 'num' : 'text')).join('')}</tr></thead><tbody>
 ${t.rows.map((row) => `<tr>${row.map((v, i) => (t.numeric[i]
     ? `<td class="num" data-v="${e(v)}">${e(/bytes/i.test(t.columns[i]!) ? bytesText(v) : num(v))}</td>`
     : `<td class="addr" data-v="${e(v)}">${e(v)}</td>`)).join('')}</tr>`).join('\n')}
-</tbody></table>`).join('\n');
+</tbody></table>`;
+}
+
+function talkersSection(windows: readonly WindowSummary[]): string {
+  const tables = aggregateTalkers(windows);
+  if (!tables.length) return '';
+  const html = tables.map((t) => aggregateTableHtml(t, humanize(t.title), humanize)).join('\n');
   return `<section id="talkers"><h2>Top talkers</h2>
 <p class="muted">Added up over the windows in which each appears in that window's top list.</p>
 ${html}</section>`;
@@ -472,17 +477,9 @@ const NAME_TABLES: ReadonlyArray<readonly [string, string, string]> = [
 ];
 
 function namesSection(windows: readonly WindowSummary[]): string {
-  const html: string[] = [];
-  for (const [analyzer, metric, title] of NAME_TABLES) {
-    for (const t of aggregateLists(windows, analyzer, [metric])) {
-      html.push(`<h3>${e(title)}</h3>
-<table class="sortable talkers"><thead><tr>${t.columns.map((c, i) => th(c === 'key' ? 'value' : c === 'value' ? 'count' : humanize(c), t.numeric[i] ? 'num' : 'text')).join('')}</tr></thead><tbody>
-${t.rows.map((row) => `<tr>${row.map((v, i) => (t.numeric[i]
-    ? `<td class="num" data-v="${e(v)}">${e(/bytes/i.test(t.columns[i]!) ? bytesText(v) : num(v))}</td>`
-    : `<td class="addr" data-v="${e(v)}">${e(v)}</td>`)).join('')}</tr>`).join('\n')}
-</tbody></table>`);
-    }
-  }
+  // A map of counts gives key/value columns: the key is the value named, the value its count.
+  const label = (c: string): string => (c === 'key' ? 'value' : c === 'value' ? 'count' : humanize(c));
+  const html = NAME_TABLES.flatMap(([analyzer, metric, title]) => aggregateLists(windows, analyzer, [metric]).map((t) => aggregateTableHtml(t, title, label)));
   if (!html.length) return '';
   return `<section id="names"><h2>Names, services and VLANs</h2>
 <p class="muted">Added up over the windows; each window lists its top entries only.</p>

@@ -192,7 +192,46 @@ export class Pipeline {
     if (options.commitMemory) commitPreallocated(this);
   }
 
+  /** One packet of the input, the next after the last one processed. */
   process(rec: FrameRecord): void {
+    this.windows.order = this.packets;
+    this.processPacket(rec, false);
+  }
+
+  /**
+   * A flow-sharded worker's packet: `seq` is its index in the whole input and
+   * the clock is the input's as the reader computed it (see PacketClock.follow).
+   * The input's time base must be set first (`setTimeBase`).
+   */
+  processShard(rec: FrameRecord, seq: number, now: number, ahead: boolean, confirmedJump: boolean): void {
+    this.windows.order = seq;
+    this.clock.follow(now, ahead, confirmedJump);
+    this.processPacket(rec, true);
+  }
+
+  /**
+   * A flow-sharded worker: the input's clock moved on at packet `seq`, a packet
+   * of another worker. Windows close and flows expire here as they would have
+   * in one pipeline at that packet.
+   */
+  advanceShard(seq: number, now: number, ahead: boolean, confirmedJump: boolean): void {
+    this.windows.order = seq;
+    this.clock.follow(now, ahead, confirmedJump);
+    try {
+      this.advanceClocks();
+    } catch (err) {
+      this.unexpected++;
+      this.lastError = err;
+    }
+  }
+
+  /** A flow-sharded worker: packet times count from the input's first packet's time base (Decoder.timeBase), not this worker's. */
+  setTimeBase(base: number): void {
+    this.decoder.timeBase = base;
+    this.clock.base = base;
+  }
+
+  private processPacket(rec: FrameRecord, followed: boolean): void {
     this.packets++;
     this.bytes += rec.wireLen;
     const sec = rec.tsSec;
@@ -200,7 +239,7 @@ export class Pipeline {
     try {
       const view: PacketView = this.decoder.decode(rec);
       if (Number.isNaN(this.clock.base)) this.clock.base = this.decoder.timeBase;
-      this.clock.observe(view.ts);
+      if (!followed) this.clock.observe(view.ts);
       this.advanceClocks();
       const flows = this.flows;
       const slot = flows.update(view);
@@ -276,6 +315,7 @@ export class Pipeline {
     const rel = epochSeconds - this.clock.base;
     if (rel <= this.clock.now) return;
     this.clock.now = rel;
+    this.windows.order = this.packets;
     try {
       this.advanceClocks();
     } catch (err) {
@@ -295,6 +335,12 @@ export class Pipeline {
 
   /** End of input: the analyzers report open states, the last window closes, then every flow ends. */
   finish(): void {
+    this.finishAt(this.packets);
+  }
+
+  /** `finish` of a flow-sharded worker: `seq` is the whole input's packet count. */
+  finishAt(seq: number): void {
+    this.windows.order = seq;
     this.attempts.finish(this.clock.now);
     this.windows.finish();
     this.flows.endAll();

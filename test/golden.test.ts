@@ -26,6 +26,9 @@ function dropWindowMetrics(report: Report, analyzer: string, fields: readonly st
   }
 }
 
+/** Finding types keyed by one TCP connection (flow/describe.ts connectionKey). */
+const CONNECTION_KEYED = ['slow_handshake', 'failed_handshake', 'syn_retransmission', 'high_rtt', 'connection_reset', 'zero_window'];
+
 /** Detectors whose key tables are sized from memory.budgetMB at start. */
 const BUDGETED = ['port_scan', 'brute_force', 'lateral_movement', 'flood', 'exfiltration', 'beaconing', 'dns_tunneling'];
 
@@ -371,6 +374,34 @@ export const INTENDED: IntendedDifference[] = [
         const t = w.metrics['talkers'] as { topHosts?: Array<Record<string, unknown>> } | undefined;
         for (const h of t?.topHosts ?? []) delete h['serverName'];
       }
+    },
+  },
+  {
+    what: 'findings[*].id of the findings about one TCP connection (slow_handshake, failed_handshake, syn_retransmission, high_rtt, connection_reset, zero_window)',
+    why: 'issue 13: their key names the connection by its endpoints and its first packet\'s time instead of its tcp.stream number, which counts every flow'
+      + ' before it (with flow-sharded workers no worker knows it when the finding is made, and a finding id must not depend on how many workers ran)',
+    apply(r) {
+      for (const f of r.findings) if (CONNECTION_KEYED.includes(f.type)) (f as { id?: string }).id = '<connection-keyed>';
+    },
+  },
+  {
+    what: 'which findings of a type are kept when more than report.maxFindingsPerType come at one point of the input (a window\'s close, the end of the input)',
+    why: 'issue 13: the per-type cap keeps the first findings in the canonical order (point of the input, then the analyzer\'s rank: high_rtt the worst, failed_handshake'
+      + ' the longest waiting, connection_refused the most refused, then id), which flow-sharded workers\' windows merge into; before, whichever the analyzer happened to'
+      + ' report first. The number kept and findingsSuppressed are still compared; the capped types\' findings of such windows are taken out of both sides',
+    apply(r) {
+      const capped = new Set<string>();
+      for (const w of r.windows) for (const type of Object.keys(w.findingsSuppressed ?? {})) capped.add(`${w.start}/${type}`);
+      r.findings = r.findings.map((f) => (capped.has(`${f.window?.start}/${f.type}`) ? { ...f, id: '<capped>', severity: 'info' as const, summary: '<capped>', evidence: {}, flow: undefined, host: undefined } : f));
+    },
+  },
+  {
+    what: 'the order of a window\'s findings',
+    why: 'issue 13: a window lists its findings by where in the input each was reported (the packet, or the window\'s close), then by id, instead of the order'
+      + ' the analyzers happened to report them in: the one order flow-sharded workers\' windows merge into; compared here as sets per window',
+    apply(r) {
+      const withoutId = (f: object): string => JSON.stringify({ ...f, id: undefined });
+      r.findings.sort((a, b) => ((a.window?.start ?? "") < (b.window?.start ?? "") ? -1 : (a.window?.start ?? "") > (b.window?.start ?? "") ? 1 : withoutId(a) < withoutId(b) ? -1 : withoutId(a) > withoutId(b) ? 1 : 0));
     },
   },
   // INTENDED-MORE

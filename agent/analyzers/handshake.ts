@@ -38,7 +38,7 @@ import { isoFromSeconds } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { Dir, EndReason, TcpSynEvent, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
+import { Dir, EndReason, TcpSynEvent, connectionKey, describeFlow, type EndReasonCode } from '../flow/index.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
@@ -214,7 +214,7 @@ class HandshakeAnalyzer implements Analyzer {
         return {
           type: 'slow_handshake',
           severity: 'warning',
-          key: flowKey(this.ctx.flows, slot),
+          key: connectionKey(this.ctx.flows, slot),
           summary: `TCP handshake with ${endpoint(f.server, f.serverPort)} took ${duration(total)} (SYN to SYN/ACK ${duration(synToSynAck)}, SYN/ACK to ACK ${duration(synAckToAck)}): `
             + (side === 'server' ? 'the server is slow to answer.' : 'the client (or the network on its side) is slow to acknowledge.'),
           evidence: {
@@ -247,7 +247,7 @@ class HandshakeAnalyzer implements Analyzer {
       return {
         type: 'failed_handshake',
         severity: 'warning',
-        key: flowKey(this.ctx.flows, slot),
+        key: connectionKey(this.ctx.flows, slot),
         summary: reason === 'refused'
           ? `${endpoint(f.server, f.serverPort)} refused the TCP connection (SYN answered by RST after ${duration(waited)}).`
           : `No answer from ${endpoint(f.server, f.serverPort)} to ${plural(syns, 'SYN')} over ${duration(waited)}${stillOpen ? ' (still waiting at the end of the input)' : ''}.`,
@@ -260,6 +260,8 @@ class HandshakeAnalyzer implements Analyzer {
         },
         flowSlot: slot,
         host: f.server,
+        // Several at one point (the end of the input): the longest waiting first.
+        rank: firstSyn,
       };
     });
     this.reportRetries(slot, reason);
@@ -279,7 +281,7 @@ class HandshakeAnalyzer implements Analyzer {
       return {
       type: 'syn_retransmission',
       severity,
-      key: flowKey(this.ctx.flows, slot),
+      key: connectionKey(this.ctx.flows, slot),
       summary: `The SYN to ${endpoint(f.server, f.serverPort)} was retransmitted ${plural(retries, 'time')} over ${duration(waited)} (handshake ${outcome.replace('_', ' ')}).`,
       evidence: {
         retransmissions: retries,
@@ -335,11 +337,6 @@ function emptyWindow(): { started: number; completed: number; slow: number; slow
   return { started: 0, completed: 0, slow: 0, slowServer: 0, slowClient: 0, synRetransmissions: 0, noAnswer: 0, refused: 0, incomplete: 0, aborted: 0 };
 }
 
-/** A flow's identity for finding keys: its addresses and its stream index (port reuse makes a new one). */
-function flowKey(flows: FlowTable, slot: number): string {
-  const f = describeFlow(flows, slot);
-  return `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`;
-}
 
 /** Time from `from` to `to`, rounded to the nanosecond; 0 when timestamps go backwards. */
 const delay = (to: number, from: number): number => Math.max(0, round9(to - from));

@@ -31,7 +31,7 @@
  */
 import type { PacketView } from '../decode/packet-view.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
-import { Dir, FlowState, describeFlow, type FlowTable } from '../flow/index.js';
+import { Dir, FlowState, connectionKey, describeFlow, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { round9, endpoint, duration, plural } from './lib/format.js';
 import { HostTable } from './lib/host-table.js';
@@ -154,7 +154,7 @@ class ResetsAnalyzer implements Analyzer {
       return {
         type: 'connection_reset',
         severity: afterFin ? 'info' : 'warning',
-        key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`,
+        key: connectionKey(flows, slot),
         summary: `The ${side} reset the TCP connection ${endpoint(f.client, f.clientPort)} -> ${endpoint(f.server, f.serverPort)} after data`
           + (afterFin ? ' (while closing it).' : ' (aborted).'),
         evidence: {
@@ -227,6 +227,7 @@ class ResetsAnalyzer implements Analyzer {
         summary: `${r.key} refused ${plural(r.count, 'TCP connection')} (SYN answered by RST).`,
         evidence: { refused: r.count, serverPort: r.port, firstClient: r.firstClient },
         host: r.host,
+        rank: -r.count,
       }));
     }
     const w = this.w;

@@ -23,7 +23,7 @@
  */
 import type { FindingSeverity } from '../../common/report.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { Dir, EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
+import { Dir, EndReason, connectionKey, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import type { TcpPacketResult } from '../flow/tcp-result.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
@@ -143,7 +143,7 @@ class RttAnalyzer implements Analyzer {
     this.ctx.report({
       type: 'high_rtt',
       severity,
-      key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}`,
+      key: connectionKey(flows, slot),
       summary: `TCP round-trip times to ${endpoint(f.server, f.serverPort)} are high: max ${duration(max)}, mean ${duration(mean)} over ${plural(n, 'ACK')}`
         + (p90OverCritical ? `, 90th percentile over ${duration(cfg.critical)}.` : p90OverWarning ? `, 90th percentile over ${duration(cfg.warning)}.` : '.'),
       evidence: {
@@ -159,6 +159,8 @@ class RttAnalyzer implements Analyzer {
       },
       flowSlot: slot,
       host: f.server,
+      // The worst first: by severity, then max RTT.
+      rank: -SEVERITY_RANK[severity] * 1e6 - max,
     });
   }
 

@@ -22,7 +22,7 @@ import { formatAddress, isoFromSeconds } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import { EndReason, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
+import { EndReason, connectionKey, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
 import { TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, duration } from './lib/format.js';
@@ -115,7 +115,7 @@ class TcpWindowAnalyzer implements Analyzer {
       return {
         type: 'zero_window',
         severity,
-        key: `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}#${flows.streamIndex[slot]}/${side}/${round6(this.start[d]!)}`,
+        key: `${connectionKey(flows, slot)}/${side}/${round6(this.start[d]!)}`,
         summary: `${advertiser} (the ${side}) advertised a zero receive window for ${duration(closedFor)}`
           + (stillOpen ? ', still closed at the end of the input.' : endedBy === 'flow_end' ? ' until the flow ended.' : ' before reopening it.'),
         evidence: {

@@ -35,4 +35,15 @@ export class PacketClock {
     this.ahead = true;
     this.unconfirmedJumps++;
   }
+
+  /**
+   * A flow-sharded worker's clock: it takes the input's clock as the reader
+   * computed it (over every packet, not only this worker's), so windows close
+   * and flows expire where one pipeline over the whole input would.
+   */
+  follow(now: number, ahead: boolean, confirmedJump: boolean): void {
+    this.now = now;
+    this.ahead = ahead;
+    this.confirmedJump = confirmedJump;
+  }
 }

@@ -26,6 +26,13 @@ export interface FindingDraft {
   /** The flow it is about, as a live flow-table slot (resolved to addresses when reported). */
   flowSlot?: number;
   host?: string;
+  /**
+   * Among findings reported at the same point of the input (one packet, or a
+   * window's close), lower ranks are listed and kept first under
+   * report.maxFindingsPerType (then the id decides): for an analyzer that
+   * reports its worst first. Default 0.
+   */
+  rank?: number;
 }
 
 export type Metrics = Record<string, unknown>;

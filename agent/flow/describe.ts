@@ -1,5 +1,5 @@
 /** Turns a flow (a live flow-table slot, or its kept figures) into the addresses and ports reports show. */
-import { formatAddress } from '../../common/address.js';
+import { endpoint, formatAddress } from '../../common/address.js';
 import type { FlowRef } from '../../common/report.js';
 import type { FlowTable } from './flow-table.js';
 import { NAME_SOURCE_NAMES } from './flow-names.js';
@@ -24,6 +24,18 @@ export function flowRef(proto: number, version: number, client: Uint32Array, cli
     server: formatAddress(version, server),
     serverPort,
   };
+}
+
+/**
+ * A connection's identity in finding keys: its endpoints and its first packet's
+ * time (port reuse makes a new flow, with a later first packet). Not its
+ * tcp.stream number, which counts every flow before it: with flow-sharded
+ * workers no worker knows it when the finding is made, and the key (so the
+ * finding id) must not depend on how many workers ran.
+ */
+export function connectionKey(t: FlowTable, slot: number): string {
+  const f = describeFlow(t, slot);
+  return `${endpoint(f.client, f.clientPort)}-${endpoint(f.server, f.serverPort)}@${t.firstTs[slot]!}`;
 }
 
 /**

@@ -18,8 +18,20 @@ import type { PacketView } from '../decode/packet-view.js';
 export interface WindowOutput {
   summary: WindowSummary;
   findings: Finding[];
+  /** Each finding's `order` (WindowEngine.order when reported): what a merge of flow-sharded workers' windows sorts by. */
+  findingOrders: number[];
+  /** Each finding's rank (FindingDraft.rank, 0 when none). */
+  findingRanks: number[];
   /** What a report merges from this window besides counters (the agent publishes it in the summary). */
   rangeInputs: RangeInputs;
+}
+
+/** A finding and where in the input it was reported (WindowEngine.order). */
+export interface OrderedFinding { finding: Finding; order: number; rank: number }
+
+/** (order, rank, id): a window's canonical finding order. Infinity - Infinity is NaN, which `||` passes over. */
+export function findingOrder(a: OrderedFinding, b: OrderedFinding): number {
+  return a.order - b.order || a.rank - b.rank || (a.finding.id < b.finding.id ? -1 : a.finding.id > b.finding.id ? 1 : 0);
 }
 
 export class WindowEngine {
@@ -28,9 +40,21 @@ export class WindowEngine {
   private closedFlows = 0;
   private outOfOrder = 0;
   private findings: Finding[] = [];
-  /** Findings per type in the current window, and those over the cap (counted, not kept). */
-  private readonly perType = new Map<string, number>();
+  /** `order` and rank of each kept finding (parallel to `findings`). */
+  private orders: number[] = [];
+  private ranks: number[] = [];
+  /** Indexes in `findings` of the kept findings of each type in the current window. */
+  private readonly keptOfType = new Map<string, number[]>();
+  /** Findings over the per-type cap (counted, not kept). */
   private suppressed: Record<string, number> = {};
+  /**
+   * Where in the input a finding is reported: the index of the packet being
+   * processed (the pipeline sets it), Infinity while a window closes. A
+   * window's findings are listed by (order, id), and the per-type cap keeps
+   * the first ones in that order: a canonical order that flow-sharded workers,
+   * each keeping its own first findings, merge into the same list.
+   */
+  order = 0;
 
   constructor(
     private readonly seconds: number,
@@ -88,31 +112,57 @@ export class WindowEngine {
 
   /** Turns an analyzer's draft into a finding of the current window, with a stable id. */
   report(draft: FindingDraft): void {
-    if (this.admit(draft.type)) this.keep(draft);
+    this.offer(draft.type, draft, undefined);
   }
 
   /**
    * `report` for a draft that is dear to build (addresses and times formatted
-   * as text): `draft` is called only when the finding is kept, so the findings
-   * over the per-type cap (thousands a window on a scanned network) cost a
-   * count, not their strings. `draft()` must be of type `type`.
+   * as text): `draft` is called only when the finding may be kept, so the
+   * findings over the per-type cap (thousands a window on a scanned network)
+   * cost a count, not their strings. `draft()` must be of type `type`.
    */
   reportLazily(type: FindingType, draft: () => FindingDraft): void {
-    if (this.admit(type)) this.keep(draft());
+    this.offer(type, undefined, draft);
   }
 
-  /** Counts a finding of `type` in the window: whether it is kept (under the per-type cap) or only counted as suppressed. */
-  private admit(type: FindingType): boolean {
-    const seen = this.perType.get(type) ?? 0;
-    this.perType.set(type, seen + 1);
-    if (seen >= this.maxFindingsPerType) {
-      this.suppressed[type] = (this.suppressed[type] ?? 0) + 1;
-      return false;
+  /**
+   * Keeps the first `maxFindingsPerType` findings of a type in (order, id)
+   * order and counts the rest as suppressed. Findings come in non-decreasing
+   * `order`, so one over the cap is built only when it ties in order with the
+   * last kept one (its id then decides).
+   */
+  private offer(type: FindingType, draft: FindingDraft | undefined, make: (() => FindingDraft) | undefined): void {
+    let kept = this.keptOfType.get(type);
+    if (kept === undefined) this.keptOfType.set(type, kept = []);
+    if (kept.length < this.maxFindingsPerType) {
+      const d = draft ?? make!();
+      kept.push(this.findings.length);
+      this.orders.push(this.order);
+      this.ranks.push(d.rank ?? 0);
+      this.findings.push(this.finding(d));
+      return;
     }
-    return true;
+    this.suppressed[type] = (this.suppressed[type] ?? 0) + 1;
+    let worst = -1;
+    for (const i of kept) {
+      if (this.orders[i] === this.order && (worst < 0 || this.after(i, worst))) worst = i;
+    }
+    if (worst < 0) return;
+    const d = draft ?? make!();
+    const f = this.finding(d);
+    const rank = d.rank ?? 0;
+    if (rank < this.ranks[worst]! || (rank === this.ranks[worst] && f.id < this.findings[worst]!.id)) {
+      this.findings[worst] = f;
+      this.ranks[worst] = rank;
+    }
   }
 
-  private keep(draft: FindingDraft): void {
+  /** Kept finding `i` comes after kept finding `j` of the same order. */
+  private after(i: number, j: number): boolean {
+    return this.ranks[i]! > this.ranks[j]! || (this.ranks[i] === this.ranks[j] && this.findings[i]!.id > this.findings[j]!.id);
+  }
+
+  private finding(draft: FindingDraft): Finding {
     const span = this.span;
     const id = createHash('sha256').update(`${draft.type}\u0000${span.start}\u0000${draft.key}`).digest('hex').slice(0, 16);
     const finding: Finding = {
@@ -125,7 +175,7 @@ export class WindowEngine {
     };
     if (draft.flowSlot !== undefined && draft.flowSlot >= 0) finding.flow = withService(describeFlow(this.flows, draft.flowSlot), this.flows.proto[draft.flowSlot]!, this.names?.nameOf(draft.flowSlot), this.names?.sourceOf(draft.flowSlot) ?? 0);
     if (draft.host !== undefined) finding.host = draft.host;
-    this.findings.push(finding);
+    return finding;
   }
 
   /** End of input: analyzers report what is still open, then the last (partial) window closes. */
@@ -137,6 +187,8 @@ export class WindowEngine {
 
   private close(): void {
     const span = this.span;
+    const order = this.order;
+    this.order = Infinity;
     const metrics: Record<string, Metrics> = {};
     for (const a of this.analyzers) metrics[a.id] = a.closeWindow(span, metrics);
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
@@ -158,12 +210,24 @@ export class WindowEngine {
       if (part?.stats) Object.assign(rangeInputs.stats, part.stats);
       if (part?.health) rangeInputs.health = part.health;
     }
+    const sorted = this.sortedFindings();
+    const findings = sorted.map((o) => o.finding);
+    const findingOrders = sorted.map((o) => o.order);
+    const findingRanks = sorted.map((o) => o.rank);
     this.suppressed = {};
-    this.perType.clear();
-    const findings = this.findings;
+    this.keptOfType.clear();
     this.findings = [];
+    this.orders = [];
+    this.ranks = [];
     this.accounting.windowClosed();
     this.newFlows = this.closedFlows = this.outOfOrder = 0;
-    this.emit({ summary, findings, rangeInputs });
+    this.order = order;
+    this.emit({ summary, findings, findingOrders, findingRanks, rangeInputs });
+  }
+
+  /** The window's findings in their canonical order (findingOrder). */
+  private sortedFindings(): OrderedFinding[] {
+    const out = this.findings.map((finding, i): OrderedFinding => ({ finding, order: this.orders[i]!, rank: this.ranks[i]! }));
+    return out.sort(findingOrder);
   }
 }

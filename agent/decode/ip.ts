@@ -10,7 +10,7 @@ import { flagAnomaly, type DecodeContext } from './context.js';
 import type { Reassembler } from './reassembly.js';
 import { decodeTransport } from './transport.js';
 
-const MAX_TUNNEL_DEPTH = 4;
+export const MAX_TUNNEL_DEPTH = 4;
 
 export function decodeIPv4(ctx: DecodeContext, frags: Reassembler, d: Uint8Array, off: number, end: number): void {
   const view = ctx.view;

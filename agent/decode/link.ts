@@ -11,7 +11,7 @@ import { flagAnomaly, type DecodeContext } from './context.js';
 export interface LinkResult { etherType: number }
 
 /** Stacked tags beyond this are treated as malformed (Zeek and Wireshark have no limit; hostile frames could loop). */
-const MAX_TAGS = 8;
+export const MAX_TAGS = 8;
 
 export function decodeEthernet(ctx: DecodeContext, d: Uint8Array, off: number, end: number, out: LinkResult): number {
   if (end - off < 14) { flagAnomaly(ctx, Anomaly['eth.truncated']); out.etherType = 0; return end; }

@@ -123,7 +123,7 @@ function decodeUdp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: numbe
 }
 
 /** ICMPv4 types that quote the offending datagram (RFC 792): unreachable, source quench, redirect, time exceeded, parameter problem. */
-const isIcmpError = (type: number): boolean => type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
+export const isIcmpError = (type: number): boolean => type === 3 || type === 4 || type === 5 || type === 11 || type === 12;
 
 function decodeIcmp(ctx: DecodeContext, d: Uint8Array, off: number, capEnd: number, len: number, v6: boolean): void {
   const view = ctx.view;

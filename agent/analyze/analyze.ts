@@ -4,7 +4,8 @@
 import type { Config } from '../../common/config.js';
 import { isoTime } from '../../common/address.js';
 import { noun, plural } from '../../common/wording.js';
-import { REPORT_SCHEMA, type Finding, type Report, type WindowSummary } from '../../common/report.js';
+import { REPORT_SCHEMA, type Finding, type Report, type ReportFlow, type WindowSummary } from '../../common/report.js';
+import type { PacketSpan } from '../core/packet-span.js';
 import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
@@ -51,16 +52,49 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
   }
   pipeline.finish();
 
+  const { decodeErrors, undecoded } = pipeline.captureErrors(reader.capLenOverWireLen);
+  return assembleReport(path, reader, {
+    packets: pipeline.packets,
+    bytes: pipeline.bytes,
+    span: pipeline.span,
+    decodeErrors,
+    undecoded,
+    flowsEvicted: pipeline.flows.evicted,
+    conversationsForgotten: pipeline.flows.forgotten,
+    counters: pipeline.counters(),
+    flows: top.flowsByBytes(),
+    unexpected: pipeline.unexpected,
+    lastError: pipeline.lastError,
+  }, windows, findings, merged, config);
+}
+
+/** What a report adds up over the whole input: one pipeline's, or flow-sharded workers' added up. */
+export interface InputTotals {
+  packets: number;
+  bytes: number;
+  span: PacketSpan;
+  decodeErrors: Record<string, number>;
+  undecoded: Record<string, number>;
+  flowsEvicted: number;
+  conversationsForgotten: number;
+  counters: Record<string, number>;
+  flows: ReportFlow[];
+  /** Packets the guard caught an internal error on, and the first error. */
+  unexpected: number;
+  lastError: unknown;
+}
+
+/** The report and its warnings from what the input's reader and analysis gave. */
+export function assembleReport(path: string, reader: CaptureReader, totals: InputTotals, windows: WindowSummary[], findings: Finding[], merged: RangeStats, config: Readonly<Config>): AnalyzeResult {
   const warnings: string[] = [];
   if (reader.truncated) {
     warnings.push(`input is cut short: the record at byte offset ${reader.truncatedAt} is incomplete; analyzed the ${plural(reader.packets, 'complete packet')} before it`);
   }
-  if (pipeline.unexpected) {
-    warnings.push(`${plural(pipeline.unexpected, 'packet')} hit an internal error and ${noun(pipeline.unexpected, 'was', 'were')} skipped (first: ${String(pipeline.lastError)})`);
+  if (totals.unexpected) {
+    warnings.push(`${plural(totals.unexpected, 'packet')} hit an internal error and ${noun(totals.unexpected, 'was', 'were')} skipped (first: ${String(totals.lastError)})`);
   }
-  const { decodeErrors, undecoded } = pipeline.captureErrors(reader.capLenOverWireLen);
-  const hasPackets = pipeline.packets > 0;
-  const span = pipeline.span;
+  const hasPackets = totals.packets > 0;
+  const span = totals.span;
   const report: Report = {
     schema: REPORT_SCHEMA,
     source: {
@@ -70,19 +104,19 @@ export async function analyzeCapture(path: string, config: Readonly<Config>, opt
       linkTypes: [...new Set(reader.linkTypes.map(linkTypeName))],
     },
     capture: {
-      packets: pipeline.packets,
-      bytes: pipeline.bytes,
+      packets: totals.packets,
+      bytes: totals.bytes,
       first: hasPackets ? isoTime(span.firstSec, span.firstNsec) : null,
       last: hasPackets ? isoTime(span.lastSec, span.lastNsec) : null,
       durationSeconds: hasPackets ? round9(span.seconds) : 0,
       truncatedRecords: reader.truncated ? 1 : 0,
-      decodeErrors,
-      undecoded,
-      flowsEvicted: pipeline.flows.evicted,
-      conversationsForgotten: pipeline.flows.forgotten,
+      decodeErrors: totals.decodeErrors,
+      undecoded: totals.undecoded,
+      flowsEvicted: totals.flowsEvicted,
+      conversationsForgotten: totals.conversationsForgotten,
     },
-    counters: pipeline.counters(),
-    flows: top.flowsByBytes(),
+    counters: totals.counters,
+    flows: totals.flows,
     windows,
     findings,
     stats: merged.stats(),

@@ -73,23 +73,38 @@ export class TopFlows implements FlowListener {
   }
 
   flowsByBytes(): ReportFlow[] {
-    const base = this.timeBase();
-    return this.ranked.map((r): ReportFlow => {
-      const flow: ReportFlow = {
-        ...flowRef(r.proto, r.version, r.addrs.subarray(0, 4), r.clientPort, r.addrs.subarray(4, 8), r.serverPort),
-        packets: r.packets,
-        bytes: r.bytes,
-        first: isoFromSeconds(base, r.first),
-        last: isoFromSeconds(base, r.last),
-        state: FLOW_STATE_NAMES[r.state] ?? 'unknown',
-        stream: r.stream,
-      };
-      withService(flow, r.proto, r.serverName, r.nameSource);
-      // Classified by the services analyzer when the flow ended (absent when it is disabled).
-      if (r.behaviour >= 0 && this.servicesEnabled) flow.behaviour = BEHAVIOUR_NAMES[r.behaviour] ?? 'unknown';
-      return flow;
-    });
+    return this.entries().map((e) => e.flow);
   }
+
+  /** The listed flows with what ranks them (flow-sharded workers' lists are merged by it). */
+  entries(): TopFlowEntry[] {
+    const base = this.timeBase();
+    return this.ranked.map((r): TopFlowEntry => ({ bytes: r.bytes, first: r.first, stream: r.stream, proto: r.proto, flow: this.report(r, base) }));
+  }
+
+  private report(r: Ranked, base: number): ReportFlow {
+    const flow: ReportFlow = {
+      ...flowRef(r.proto, r.version, r.addrs.subarray(0, 4), r.clientPort, r.addrs.subarray(4, 8), r.serverPort),
+      packets: r.packets,
+      bytes: r.bytes,
+      first: isoFromSeconds(base, r.first),
+      last: isoFromSeconds(base, r.last),
+      state: FLOW_STATE_NAMES[r.state] ?? 'unknown',
+      stream: r.stream,
+    };
+    withService(flow, r.proto, r.serverName, r.nameSource);
+    // Classified by the services analyzer when the flow ended (absent when it is disabled).
+    if (r.behaviour >= 0 && this.servicesEnabled) flow.behaviour = BEHAVIOUR_NAMES[r.behaviour] ?? 'unknown';
+    return flow;
+  }
+}
+
+/** A listed flow: its report entry and its rank figures (bytes, first packet time, stream index). */
+export interface TopFlowEntry { bytes: number; first: number; stream: number; proto: number; flow: ReportFlow }
+
+/** Merges lists of the same order into the first `limit` (larger bytes first, then earlier start, then stream). */
+export function mergeTopFlows(lists: readonly TopFlowEntry[][], limit: number): TopFlowEntry[] {
+  return lists.flat().sort((a, b) => b.bytes - a.bytes || a.first - b.first || a.stream - b.stream).slice(0, limit);
 }
 
 /** Larger bytes first; ties by earlier start, then stream index, so output is deterministic. */

@@ -11,7 +11,7 @@
 import type { Config } from '../../common/config.js';
 import type { MemoryBudget } from '../../common/memory-budget.js';
 import type { Finding, FindingType } from '../../common/report.js';
-import type { FindingDraft, WindowParticipant } from '../core/window-types.js';
+import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
 import type { Decoder } from '../decode/decoder.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
@@ -83,8 +83,31 @@ export interface Analyzer extends WindowParticipant {
   /** A TCP connection attempt's progress or outcome (flow/connection-attempts.ts), at packet time `at`. */
   onConnectionAttempt?(slot: number, event: AttemptEventCode, at: number): void;
   // finish and closeWindow: see WindowParticipant.
-  /** Whole-capture frame counters for the report, named after Wireshark fields. */
+  /** Whole-capture frame counters for the report, named after Wireshark fields (flow-sharded workers' counters are added up). */
   counters?(): Record<string, number>;
+  // Flow-sharded workers (issue 13): each worker runs every analyzer on its
+  // flows; a coordinator merges the workers' windows into the window one
+  // pipeline would have closed. An analyzer without `mergeWindow` cannot run
+  // sharded (`--workers` above 1 is refused while it is enabled).
+  /**
+   * Worker side, right after `closeWindow`: what a merge needs beyond the
+   * window's metrics (samples, per-key figures), structured-cloneable.
+   */
+  windowPart?(): unknown;
+  /** Coordinator side: the window's metrics from every worker's, as one pipeline over all flows would have given them. */
+  mergeWindow?(input: WindowMergeInput): Metrics;
+}
+
+/** What `mergeWindow` gets: one entry per worker, in worker order. */
+export interface WindowMergeInput {
+  span: WindowSpan;
+  metrics: readonly Metrics[];
+  /** Each worker's `windowPart()` (undefined without one). */
+  parts: readonly unknown[];
+  /** The merged metrics of the analyzers before this one in the registry. */
+  earlier: Readonly<Record<string, Metrics>>;
+  /** The window's merged findings. */
+  findings: readonly Finding[];
 }
 
 export type AnalyzerFactory = (ctx: AnalyzerContext) => Analyzer;

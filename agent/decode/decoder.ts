@@ -46,7 +46,7 @@ export class Decoder {
     view.wireLen = rec.wireLen;
     view.tsSec = rec.tsSec;
     view.tsNsec = rec.tsNsec;
-    if (Number.isNaN(this.timeBase)) this.timeBase = Math.floor(rec.tsSec / 1e6) * 1e6;
+    if (Number.isNaN(this.timeBase)) this.timeBase = timeBaseOf(rec.tsSec);
     view.ts = (rec.tsSec - this.timeBase) + rec.tsNsec / 1e9;
     view.linkType = rec.linkType;
     view.interfaceId = rec.interfaceId;
@@ -75,4 +75,13 @@ export class Decoder {
     else if (link.etherType === EtherType.IPV6) decodeIPv6(this.ctx, this.reassembler, d, l3, end);
     return view;
   }
+}
+
+/**
+ * The time base packet times count from, given the first packet's seconds: a
+ * round million seconds below it, so relative times stay exact to the
+ * nanosecond in a double for years.
+ */
+export function timeBaseOf(firstSec: number): number {
+  return Math.floor(firstSec / 1e6) * 1e6;
 }

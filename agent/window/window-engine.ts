@@ -203,7 +203,9 @@ export class WindowEngine {
       metrics,
       healthScore: typeof health === 'number' ? health : null,
     };
-    if (Object.keys(this.suppressed).length) summary.findingsSuppressed = this.suppressed;
+    const suppressedTypes = Object.keys(this.suppressed).sort();
+    // Keys in name order: the order merged workers' windows give them in.
+    if (suppressedTypes.length) summary.findingsSuppressed = Object.fromEntries(suppressedTypes.map((t) => [t, this.suppressed[t]!]));
     const rangeInputs: RangeInputs = { stats: {}, health: null };
     for (const a of this.analyzers) {
       const part = a.rangeInputs?.();

@@ -1,0 +1,139 @@
+/**
+ * `analyze --workers N`: the input's packets spread over N flow-sharded
+ * workers (each a whole pipeline over its flows), their windows merged by a
+ * coordinator into the report one pipeline would give (window-merger.ts).
+ * The workers run in worker threads fed through shared-memory rings
+ * (shard-thread.ts), or, `inProcess`, in this thread (tests: the same merge
+ * without threads).
+ */
+import type { Config } from '../../common/config.js';
+import type { Finding, ReportFlow, WindowSummary } from '../../common/report.js';
+import { CaptureReader, NEED_DATA, RECORD, type NextStatus } from '../capture/index.js';
+import { timeBaseOf } from '../decode/decoder.js';
+import { PacketSpan } from '../core/packet-span.js';
+import { RangeStats } from '../analyzers/lib/range-stats.js';
+import { Pipeline } from '../pipeline.js';
+import { assembleReport, type AnalyzeOptions, type AnalyzeResult, type InputTotals } from '../analyze/analyze.js';
+import { mergeTopFlows, type TopFlowEntry } from '../analyze/top-flows.js';
+import type { WindowOutput } from '../window/window-engine.js';
+import { ShardFeed, type ShardSink } from './shard-feed.js';
+import { ShardPipeline, type ShardFinal } from './shard-pipeline.js';
+import { WindowMerger } from './window-merger.js';
+
+export interface ShardedOptions extends AnalyzeOptions {
+  workers: number;
+  /** Run the workers' pipelines in this thread (no rings, no threads). */
+  inProcess?: boolean;
+}
+
+/** Analyzers enabled in `config` that cannot run flow-sharded (no `mergeWindow`). */
+export function unshardableAnalyzers(config: Readonly<Config>): string[] {
+  return new Pipeline(config, { onWindow: () => {} }).analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
+}
+
+export async function analyzeCaptureSharded(path: string, config: Readonly<Config>, options: ShardedOptions): Promise<AnalyzeResult> {
+  const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
+  const windows: WindowSummary[] = [];
+  const findings: Finding[] = [];
+  const keep = options.onWindow ?? ((out: WindowOutput): void => { windows.push(out.summary); findings.push(...out.findings); });
+  const merged = new RangeStats(new Pipeline(config, { onWindow: () => {} }).distributionNames(), config.analyzers.health.enabled);
+  const merger = new WindowMerger(config, options.workers, (out) => { merged.add(out.rangeInputs); keep(out); });
+  const span = new PacketSpan();
+  let finals: ShardFinal[];
+  try {
+    finals = await runInProcess(reader, config, options.workers, merger, span, options.onProgress);
+  } finally {
+    await reader.close();
+  }
+  if (merger.waiting) throw new Error(`${merger.waiting} windows were not given by every worker`);
+  const { decodeErrors, undecoded } = mergeCaptureErrors(finals, reader.capLenOverWireLen);
+  const totals: InputTotals = {
+    packets: sumOf(finals, (f) => f.packets),
+    bytes: sumOf(finals, (f) => f.bytes),
+    span,
+    decodeErrors,
+    undecoded,
+    flowsEvicted: sumOf(finals, (f) => f.flowsEvicted),
+    conversationsForgotten: sumOf(finals, (f) => f.conversationsForgotten),
+    counters: sumRecords(finals.map((f) => f.counters)),
+    flows: topFlows(finals, config.report.topFlows),
+    unexpected: sumOf(finals, (f) => f.unexpected),
+    lastError: finals.find((f) => f.lastError !== null)?.lastError,
+  };
+  return assembleReport(path, reader, totals, windows, findings, merged, config);
+}
+
+/** Reads the whole input into pipelines in this thread; returns each worker's totals. */
+async function runInProcess(reader: CaptureReader, config: Readonly<Config>, workers: number, merger: WindowMerger, span: PacketSpan,
+  onProgress: ((fraction: number) => void) | undefined): Promise<ShardFinal[]> {
+  const shards: ShardPipeline[] = [];
+  const sink: ShardSink = {
+    packet(w, rec, seq, now, flags) { shards[w]!.packet(rec, seq, now, flags); },
+    mark(w, seq, now, flags) { shards[w]!.mark(seq, now, flags); },
+  };
+  const feed = new ShardFeed(workers, sink);
+  const start = (): void => {
+    for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, feed.timeBase, (part) => merger.add(w, part)));
+  };
+  const drain = (): NextStatus => {
+    const rec = reader.record;
+    for (;;) {
+      const status = reader.next();
+      if (status !== RECORD) return status;
+      // The workers start with the input's time base, known from its first packet.
+      if (shards.length === 0) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
+      feed.push(rec);
+      span.note(rec.tsSec, rec.tsNsec);
+    }
+  };
+  while (drain() === NEED_DATA) {
+    await reader.fill();
+    const fraction = reader.progress;
+    if (onProgress && fraction !== undefined) onProgress(fraction);
+  }
+  if (shards.length === 0) start();
+  return shards.map((s) => s.finish(feed.seq));
+}
+
+/** Decode errors added up over the workers (names in the order one pipeline gives them: see Pipeline.captureErrors), and the reader's. */
+function mergeCaptureErrors(finals: readonly ShardFinal[], capLenOverWireLen: number): { decodeErrors: Record<string, number>; undecoded: Record<string, number> } {
+  const decodeErrors = sumRecords(finals.map((f) => f.decodeErrors));
+  if (capLenOverWireLen) decodeErrors['frame.caplen_gt_len'] = capLenOverWireLen;
+  return { decodeErrors, undecoded: sumRecords(finals.map((f) => f.undecoded)) };
+}
+
+const sumOf = <T>(items: readonly T[], f: (item: T) => number): number => items.reduce((n, item) => n + f(item), 0);
+
+/** Records of counts added up, keys in the order they first appear (worker by worker). */
+function sumRecords(records: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
+  return out;
+}
+
+/**
+ * The report's top flows from the workers' lists, with their stream numbers
+ * made the input's: a worker numbered its own streams, and the input's number
+ * of a stream is how many streams of its kind started (in any worker) before
+ * it did.
+ */
+function topFlows(finals: readonly ShardFinal[], limit: number): ReportFlow[] {
+  const lists = finals.map((f) => f.topFlows.map((e): TopFlowEntry => {
+    const log = e.flow.proto === 'tcp' ? 'tcp' : e.flow.proto === 'udp' ? 'udp' : 'other';
+    const startedAt = f.streamStarts[log][e.stream]!;
+    const stream = sumOf(finals, (g) => lowerBound(g.streamStarts[log], startedAt));
+    return { ...e, stream, flow: { ...e.flow, stream } };
+  }));
+  return mergeTopFlows(lists, limit).map((e) => e.flow);
+}
+
+/** Entries of ascending `xs` below `x`. */
+function lowerBound(xs: readonly number[], x: number): number {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid]! < x) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}

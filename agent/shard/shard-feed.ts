@@ -1,0 +1,65 @@
+/**
+ * The reader's side of flow sharding: the input's clock over every packet,
+ * and which worker gets each packet. A packet goes to the worker of its
+ * host pair (decode/shard-hash.ts: both directions, IP fragments and the ICMP
+ * errors about a flow land together). Every other worker gets a mark when
+ * the clock moved, carrying the packet's index and the clock: a worker's
+ * windows close and its flows and connection attempts expire at the same
+ * packet as in one pipeline over the whole input, and the findings that come
+ * of it carry the same place in the input.
+ */
+import type { FrameRecord } from '../capture/frame-record.js';
+import { PacketClock } from '../core/packet-clock.js';
+import { timeBaseOf } from '../decode/decoder.js';
+import { shardHash, shardOf } from '../decode/shard-hash.js';
+import { CLOCK_AHEAD, CLOCK_CONFIRMED_JUMP } from './shard-pipeline.js';
+
+/** Where the feed sends packets and marks (rings to worker threads, or pipelines in this thread). */
+export interface ShardSink {
+  packet(worker: number, rec: FrameRecord, seq: number, now: number, flags: number): void;
+  mark(worker: number, seq: number, now: number, flags: number): void;
+}
+
+export class ShardFeed {
+  readonly clock = new PacketClock();
+  /** The input's time base (Decoder.timeBase of one pipeline), from its first packet. */
+  timeBase = NaN;
+  /** Packets fed so far: the next packet's index in the input. */
+  seq = 0;
+  /** Packets given to each worker. */
+  readonly packetsTo: Float64Array;
+  /** The clock and its flags as each worker last heard them. */
+  private readonly heardNow: Float64Array;
+  private readonly heardFlags: Int32Array;
+
+  constructor(readonly workers: number, private readonly sink: ShardSink) {
+    this.packetsTo = new Float64Array(workers);
+    this.heardNow = new Float64Array(workers).fill(NaN);
+    this.heardFlags = new Int32Array(workers);
+  }
+
+  /** The worker that gets `rec`. */
+  workerOf(rec: FrameRecord): number {
+    return shardOf(shardHash(rec.data, rec.offset, rec.capLen, rec.linkType), this.workers);
+  }
+
+  push(rec: FrameRecord): void {
+    if (Number.isNaN(this.timeBase)) this.timeBase = timeBaseOf(rec.tsSec);
+    const clock = this.clock;
+    clock.observe((rec.tsSec - this.timeBase) + rec.tsNsec / 1e9);
+    const now = clock.now;
+    const flags = (clock.ahead ? CLOCK_AHEAD : 0) | (clock.confirmedJump ? CLOCK_CONFIRMED_JUMP : 0);
+    const seq = this.seq++;
+    const to = this.workerOf(rec);
+    for (let w = 0; w < this.workers; w++) {
+      if (w === to || (this.heardNow[w] === now && this.heardFlags[w] === flags)) continue;
+      this.sink.mark(w, seq, now, flags);
+      this.heardNow[w] = now;
+      this.heardFlags[w] = flags;
+    }
+    this.heardNow[to] = now;
+    this.heardFlags[to] = flags;
+    this.packetsTo[to]++;
+    this.sink.packet(to, rec, seq, now, flags);
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * One flow-sharded worker's analysis: a whole pipeline over the packets of
+ * its flows, whose clock follows the reader's clock over every packet (so
+ * windows close and flows expire where one pipeline over the whole input
+ * would). It hands each closed window to the coordinator as a part, and at
+ * the end what the report adds up (see window-merger.ts).
+ *
+ * Used in a worker thread (shard-thread.ts) and, for tests and small inputs,
+ * in the reader's own thread.
+ */
+import type { Config } from '../../common/config.js';
+import type { Finding, RangeInputs, WindowSummary } from '../../common/report.js';
+import type { FrameRecord } from '../capture/frame-record.js';
+import type { WindowSpan } from '../core/window-types.js';
+import { Transport } from '../decode/index.js';
+import { Pipeline } from '../pipeline.js';
+import { TopFlows, type TopFlowEntry } from '../analyze/top-flows.js';
+import type { WindowOutput } from '../window/window-engine.js';
+
+/** Clock flags a packet or mark carries (PacketClock.ahead, PacketClock.confirmedJump). */
+export const CLOCK_AHEAD = 1;
+export const CLOCK_CONFIRMED_JUMP = 2;
+
+/** A worker's part of one window. */
+export interface ShardWindow {
+  span: WindowSpan;
+  summary: WindowSummary;
+  findings: Finding[];
+  findingOrders: number[];
+  findingRanks: number[];
+  rangeInputs: RangeInputs;
+  /** Each analyzer's `windowPart()`, in registry order (undefined without one). */
+  parts: unknown[];
+}
+
+/** A worker's figures at the end of the input. */
+export interface ShardFinal {
+  packets: number;
+  bytes: number;
+  counters: Record<string, number>;
+  decodeErrors: Record<string, number>;
+  undecoded: Record<string, number>;
+  flowsEvicted: number;
+  conversationsForgotten: number;
+  unexpected: number;
+  lastError: string | null;
+  topFlows: TopFlowEntry[];
+  /** Input index (seq) of the first packet of each stream this worker numbered, per numbering (tcp, udp, other), in local stream order. */
+  streamStarts: { tcp: number[]; udp: number[]; other: number[] };
+}
+
+export class ShardPipeline {
+  readonly pipeline: Pipeline;
+  private readonly top: TopFlows;
+  private readonly streamStarts: ShardFinal['streamStarts'] = { tcp: [], udp: [], other: [] };
+  private seq = 0;
+
+  constructor(config: Readonly<Config>, timeBase: number, onWindow: (w: ShardWindow) => void, commitMemory = false) {
+    let top: TopFlows | undefined;
+    const starts = this.streamStarts;
+    const pipeline = this.pipeline = new Pipeline(config, {
+      onWindow: (out: WindowOutput) => onWindow(this.part(out)),
+      flowListener: {
+        onFlowStart: (slot: number) => {
+          const flows = pipeline.flows;
+          const proto = flows.proto[slot]!;
+          const log = proto === Transport.TCP ? starts.tcp : proto === Transport.UDP ? starts.udp : starts.other;
+          // A new stream number (a resumed conversation keeps its old one).
+          if (flows.streamIndex[slot] === log.length) log.push(this.seq);
+        },
+        onFlowEnd: (slot: number) => top!.onFlowEnd(slot),
+      },
+      commitMemory,
+    });
+    top = this.top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base, pipeline.names, config.analyzers.services.enabled);
+    if (!Number.isNaN(timeBase)) pipeline.setTimeBase(timeBase);
+  }
+
+  packet(rec: FrameRecord, seq: number, now: number, flags: number): void {
+    this.seq = seq;
+    this.pipeline.processShard(rec, seq, now, (flags & CLOCK_AHEAD) !== 0, (flags & CLOCK_CONFIRMED_JUMP) !== 0);
+  }
+
+  /** The input's clock moved on at packet `seq` of another worker. */
+  mark(seq: number, now: number, flags: number): void {
+    this.seq = seq;
+    this.pipeline.advanceShard(seq, now, (flags & CLOCK_AHEAD) !== 0, (flags & CLOCK_CONFIRMED_JUMP) !== 0);
+  }
+
+  /** End of input after `packets` packets in all: the last windows close (through onWindow), then this worker's totals. */
+  finish(packets: number): ShardFinal {
+    this.seq = packets;
+    const p = this.pipeline;
+    p.finishAt(packets);
+    const { decodeErrors, undecoded } = p.captureErrors(0);
+    return {
+      packets: p.packets,
+      bytes: p.bytes,
+      counters: p.counters(),
+      decodeErrors,
+      undecoded,
+      flowsEvicted: p.flows.evicted,
+      conversationsForgotten: p.flows.forgotten,
+      unexpected: p.unexpected,
+      lastError: p.unexpected ? String(p.lastError) : null,
+      topFlows: this.top.entries(),
+      streamStarts: this.streamStarts,
+    };
+  }
+
+  private part(out: WindowOutput): ShardWindow {
+    return {
+      span: { ...this.pipeline.windows.current },
+      summary: out.summary,
+      findings: out.findings,
+      findingOrders: out.findingOrders,
+      findingRanks: out.findingRanks,
+      rangeInputs: out.rangeInputs,
+      parts: this.pipeline.analyzers.map((a) => a.windowPart?.()),
+    };
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * The coordinator of flow-sharded workers: merges the workers' parts of each
+ * window into the window one pipeline over the whole input would have closed.
+ * Every worker closes every window (their clocks follow the reader's), so the
+ * parts come in the same window order from each; a window is merged when
+ * every worker has given its part.
+ *
+ * - Volumes add up: packets, bytes, flows (each flow is in one worker),
+ *   out-of-order timestamps, suppressed findings.
+ * - Findings: all workers' findings in the canonical order (where in the
+ *   input each was reported, then rank, then id: window-engine.ts), and the
+ *   per-type cap keeps the first. Each worker kept its own first ones, so the
+ *   first of their union are the first overall.
+ * - Analyzer metrics: each analyzer's `mergeWindow`, in registry order (so
+ *   `health` sees the merged metrics before it).
+ * - Distributions of the window's RangeInputs: the sketches merged.
+ */
+import type { Config } from '../../common/config.js';
+import type { Finding, QuantileSketch, RangeInputs, WindowSummary } from '../../common/report.js';
+import type { Metrics } from '../core/window-types.js';
+import { Quantiles } from '../analyzers/lib/quantiles.js';
+import { Pipeline } from '../pipeline.js';
+import { findingOrder, type OrderedFinding, type WindowOutput } from '../window/window-engine.js';
+import type { ShardWindow } from './shard-pipeline.js';
+
+export class WindowMerger {
+  /** Analyzer instances whose `mergeWindow` runs here (their own packet state stays empty). */
+  private readonly coordinator: Pipeline;
+  private readonly queues: ShardWindow[][];
+
+  constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput) => void) {
+    this.coordinator = new Pipeline(config, { onWindow: () => {} });
+    const unmergeable = this.coordinator.analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
+    if (unmergeable.length) throw new Error(`cannot merge the windows of analyzers ${unmergeable.join(', ')}`);
+    this.queues = Array.from({ length: workers }, () => []);
+  }
+
+  /** Worker `worker`'s next window; merges and emits every window all workers have given. */
+  add(worker: number, part: ShardWindow): void {
+    this.queues[worker]!.push(part);
+    while (this.queues.every((q) => q.length > 0)) {
+      const parts = this.queues.map((q) => q.shift()!);
+      const index = parts[0]!.span.index;
+      if (parts.some((p) => p.span.index !== index)) {
+        throw new Error(`workers closed different windows (${parts.map((p) => p.span.start).join(', ')}): their clocks diverged`);
+      }
+      this.emit(this.merge(parts));
+    }
+  }
+
+  /** Windows some worker has given and others not yet (0 at the end of the input, when every worker has finished). */
+  get waiting(): number {
+    return Math.max(...this.queues.map((q) => q.length));
+  }
+
+  private merge(parts: readonly ShardWindow[]): WindowOutput {
+    const span = parts[0]!.span;
+    const suppressed: Record<string, number> = {};
+    const { findings, findingOrders, findingRanks } = mergeFindings(parts, this.config.report.maxFindingsPerType, suppressed);
+    const metrics: Record<string, Metrics> = {};
+    const analyzers = this.coordinator.analyzers;
+    for (let i = 0; i < analyzers.length; i++) {
+      const a = analyzers[i]!;
+      metrics[a.id] = a.mergeWindow!({
+        span,
+        metrics: parts.map((p) => p.summary.metrics[a.id] as Metrics),
+        parts: parts.map((p) => p.parts[i]),
+        earlier: metrics,
+        findings,
+      });
+    }
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
+    const health = metrics['health']?.['score'];
+    const sum = (f: (s: WindowSummary) => number): number => parts.reduce((n, p) => n + f(p.summary), 0);
+    const summary: WindowSummary = {
+      start: parts[0]!.summary.start,
+      end: parts[0]!.summary.end,
+      packets: sum((s) => s.packets),
+      bytes: sum((s) => s.bytes),
+      flows: { active: sum((s) => s.flows.active), new: sum((s) => s.flows.new), closed: sum((s) => s.flows.closed) },
+      outOfOrderTimestamps: sum((s) => s.outOfOrderTimestamps),
+      metrics,
+      healthScore: typeof health === 'number' ? health : null,
+    };
+    if (Object.keys(suppressed).length) summary.findingsSuppressed = suppressed;
+    const rangeInputs: RangeInputs = { stats: mergeSketches(parts.map((p) => p.rangeInputs.stats)), health: null };
+    for (const a of analyzers) {
+      const part = a.rangeInputs?.();
+      if (part?.health) rangeInputs.health = part.health;
+    }
+    return { summary, findings, findingOrders, findingRanks, rangeInputs };
+  }
+}
+
+/**
+ * The workers' findings of one window in the canonical order, the first
+ * `maxPerType` of each type kept; `suppressed` gets the workers' suppressed
+ * counts plus those dropped here, keys in name order (as WindowEngine gives them).
+ */
+function mergeFindings(parts: readonly ShardWindow[], maxPerType: number, suppressed: Record<string, number>): Pick<WindowOutput, 'findings' | 'findingOrders' | 'findingRanks'> {
+  const all: OrderedFinding[] = [];
+  const counts = new Map<string, number>();
+  for (const p of parts) {
+    p.findings.forEach((finding, i) => all.push({ finding, order: p.findingOrders[i]!, rank: p.findingRanks[i]! }));
+    for (const [type, n] of Object.entries(p.summary.findingsSuppressed ?? {})) counts.set(type, (counts.get(type) ?? 0) + n);
+  }
+  all.sort(findingOrder);
+  const kept: OrderedFinding[] = [];
+  const perType = new Map<string, number>();
+  for (const o of all) {
+    const n = perType.get(o.finding.type) ?? 0;
+    perType.set(o.finding.type, n + 1);
+    if (n < maxPerType) kept.push(o);
+    else counts.set(o.finding.type, (counts.get(o.finding.type) ?? 0) + 1);
+  }
+  for (const type of [...counts.keys()].sort()) suppressed[type] = counts.get(type)!;
+  return {
+    findings: kept.map((o): Finding => o.finding),
+    findingOrders: kept.map((o) => o.order),
+    findingRanks: kept.map((o) => o.rank),
+  };
+}
+
+/** Each distribution's sketches merged, as one set fed every sample would give it. */
+function mergeSketches(stats: ReadonlyArray<Record<string, QuantileSketch>>): Record<string, QuantileSketch> {
+  const out: Record<string, QuantileSketch> = {};
+  for (const name of Object.keys(stats[0] ?? {})) {
+    const set = new Quantiles(true);
+    for (const s of stats) {
+      const sketch = s[name];
+      if (sketch) set.addSketch(sketch);
+    }
+    out[name] = set.sketch();
+  }
+  return out;
+}

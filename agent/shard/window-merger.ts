@@ -29,7 +29,8 @@ export class WindowMerger {
   private readonly queues: ShardWindow[][];
 
   constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput) => void) {
-    this.coordinator = new Pipeline(config, { onWindow: () => {} });
+    // Findings its analyzers report while merging are taken after each one (takeFindings), never capped there.
+    this.coordinator = new Pipeline({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } }, { onWindow: () => {} });
     const unmergeable = this.coordinator.analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
     if (unmergeable.length) throw new Error(`cannot merge the windows of analyzers ${unmergeable.join(', ')}`);
     this.queues = Array.from({ length: workers }, () => []);
@@ -55,8 +56,13 @@ export class WindowMerger {
 
   private merge(parts: readonly ShardWindow[]): WindowOutput {
     const span = parts[0]!.span;
-    const suppressed: Record<string, number> = {};
-    const { findings, findingOrders, findingRanks } = mergeFindings(parts, this.config.report.maxFindingsPerType, suppressed);
+    const engine = this.coordinator.windows;
+    engine.mergingWindow(span);
+    const max = this.config.report.maxFindingsPerType;
+    const fromWorkers = parts.flatMap((p) => p.findings.map((finding, i): OrderedFinding => ({ finding, order: p.findingOrders[i]!, rank: p.findingRanks[i]! })));
+    const counted = new Map<string, number>();
+    for (const p of parts) for (const [type, n] of Object.entries(p.summary.findingsSuppressed ?? {})) counted.set(type, (counted.get(type) ?? 0) + n);
+    let merged = capFindings(fromWorkers, max, new Map(counted));
     const metrics: Record<string, Metrics> = {};
     const analyzers = this.coordinator.analyzers;
     for (let i = 0; i < analyzers.length; i++) {
@@ -66,9 +72,19 @@ export class WindowMerger {
         metrics: parts.map((p) => p.summary.metrics[a.id] as Metrics),
         parts: parts.map((p) => p.parts[i]),
         earlier: metrics,
-        findings,
+        findings: merged.kept.map((o) => o.finding),
       });
+      const reported = engine.takeFindings();
+      if (reported.length) {
+        fromWorkers.push(...reported);
+        merged = capFindings(fromWorkers, max, new Map(counted));
+      }
     }
+    const suppressed: Record<string, number> = {};
+    for (const type of [...merged.suppressed.keys()].sort()) suppressed[type] = merged.suppressed.get(type)!;
+    const findings = merged.kept.map((o): Finding => o.finding);
+    const findingOrders = merged.kept.map((o) => o.order);
+    const findingRanks = merged.kept.map((o) => o.rank);
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
     const health = metrics['health']?.['score'];
     const sum = (f: (s: WindowSummary) => number): number => parts.reduce((n, p) => n + f(p.summary), 0);
@@ -93,17 +109,11 @@ export class WindowMerger {
 }
 
 /**
- * The workers' findings of one window in the canonical order, the first
- * `maxPerType` of each type kept; `suppressed` gets the workers' suppressed
- * counts plus those dropped here, keys in name order (as WindowEngine gives them).
+ * Findings in the canonical order, the first `maxPerType` of each type kept;
+ * `suppressed` (counts carried in, by type) gets those dropped here. Each
+ * worker kept its own first ones, so the first of their union are the first overall.
  */
-function mergeFindings(parts: readonly ShardWindow[], maxPerType: number, suppressed: Record<string, number>): Pick<WindowOutput, 'findings' | 'findingOrders' | 'findingRanks'> {
-  const all: OrderedFinding[] = [];
-  const counts = new Map<string, number>();
-  for (const p of parts) {
-    p.findings.forEach((finding, i) => all.push({ finding, order: p.findingOrders[i]!, rank: p.findingRanks[i]! }));
-    for (const [type, n] of Object.entries(p.summary.findingsSuppressed ?? {})) counts.set(type, (counts.get(type) ?? 0) + n);
-  }
+function capFindings(all: OrderedFinding[], maxPerType: number, suppressed: Map<string, number>): { kept: OrderedFinding[]; suppressed: Map<string, number> } {
   all.sort(findingOrder);
   const kept: OrderedFinding[] = [];
   const perType = new Map<string, number>();
@@ -111,14 +121,9 @@ function mergeFindings(parts: readonly ShardWindow[], maxPerType: number, suppre
     const n = perType.get(o.finding.type) ?? 0;
     perType.set(o.finding.type, n + 1);
     if (n < maxPerType) kept.push(o);
-    else counts.set(o.finding.type, (counts.get(o.finding.type) ?? 0) + 1);
+    else suppressed.set(o.finding.type, (suppressed.get(o.finding.type) ?? 0) + 1);
   }
-  for (const type of [...counts.keys()].sort()) suppressed[type] = counts.get(type)!;
-  return {
-    findings: kept.map((o): Finding => o.finding),
-    findingOrders: kept.map((o) => o.order),
-    findingRanks: kept.map((o) => o.rank),
-  };
+  return { kept, suppressed };
 }
 
 /** Each distribution's sketches merged, as one set fed every sample would give it. */

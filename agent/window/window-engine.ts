@@ -178,6 +178,27 @@ export class WindowEngine {
     return finding;
   }
 
+  /**
+   * The coordinator of flow-sharded workers (shard/window-merger.ts): analyzers
+   * judging merged state report findings of window `span` while it merges
+   * (order Infinity: at the window's close); `takeFindings` hands them over.
+   */
+  mergingWindow(span: WindowSpan): void {
+    this.span = span;
+    this.order = Infinity;
+  }
+
+  /** The findings reported since the last call (or window close), uncapped, each with its order and rank. */
+  takeFindings(): OrderedFinding[] {
+    const out = this.findings.map((finding, i): OrderedFinding => ({ finding, order: this.orders[i]!, rank: this.ranks[i]! }));
+    this.findings = [];
+    this.orders = [];
+    this.ranks = [];
+    this.keptOfType.clear();
+    this.suppressed = {};
+    return out;
+  }
+
   /** End of input: analyzers report what is still open, then the last (partial) window closes. */
   finish(): void {
     if (Number.isNaN(this.span.index)) return;

@@ -131,10 +131,7 @@ function mergeSketches(stats: ReadonlyArray<Record<string, QuantileSketch>>): Re
   const out: Record<string, QuantileSketch> = {};
   for (const name of Object.keys(stats[0] ?? {})) {
     const set = new Quantiles(true);
-    for (const s of stats) {
-      const sketch = s[name];
-      if (sketch) set.addSketch(sketch);
-    }
+    for (const s of stats) set.addSketch(s[name]!);
     out[name] = set.sketch();
   }
   return out;

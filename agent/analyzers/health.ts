@@ -6,8 +6,8 @@
  * (README, "Health score"); a component without data costs nothing.
  * Runs last: it reads the window metrics of the analyzers before it.
  */
-import type { HealthTotals } from '../../common/report.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Finding, HealthTotals } from '../../common/report.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
 import { scoreHealth, type HealthInputs } from './lib/health-score.js';
 
 const num = (m: Metrics | undefined, key: string): number | null => {
@@ -28,6 +28,15 @@ class HealthAnalyzer implements Analyzer {
   constructor(private readonly ctx: AnalyzerContext) {}
 
   closeWindow(_span: unknown, earlier: Readonly<Record<string, Metrics>>): Metrics {
+    return this.score(earlier, this.ctx.windowFindings());
+  }
+
+  /** Sharded: the same score from the merged metrics and findings. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    return this.score(input.earlier, input.findings);
+  }
+
+  private score(earlier: Readonly<Record<string, Metrics>>, findings: readonly Finding[]): Metrics {
     const tcp = earlier['tcp'];
     const rtt = earlier['rtt'];
     const dns = earlier['dns'];
@@ -35,7 +44,7 @@ class HealthAnalyzer implements Analyzer {
     const segments = num(tcp, 'dataSegments');
     const queries = num(dns, 'queries');
     const failures = (num(dns, 'timeouts') ?? 0) + (num(dns, 'serverFailures') ?? 0);
-    const anomalies = this.ctx.windowFindings().filter((f) => f.severity !== 'info').length;
+    const anomalies = findings.filter((f) => f.severity !== 'info').length;
     const inputs: HealthInputs = {
       retransmissionRate: pct(num(tcp, 'retransmissions'), segments),
       lossRate: pct(num(tcp, 'lostSegments'), segments),

@@ -298,6 +298,10 @@ export interface Config {
     /** Findings of one type listed per window; more are counted in the window's findingsSuppressed. */
     maxFindingsPerType: number;
   };
+  pipeline: {
+    /** Analysis threads: "auto" (cores - 1, at least 1) or a whole number 1..64 (shard/resolveWorkers). */
+    workers: string;
+  };
   windows: {
     /** Length of a tumbling window, in seconds of packet time. */
     seconds: number;
@@ -470,6 +474,7 @@ export const DEFAULT_CONFIG: Config = {
     topFlows: 50,
     maxFindingsPerType: 5,
   },
+  pipeline: { workers: 'auto' },
   windows: {
     seconds: 10,
     graceSeconds: 2,
@@ -674,6 +679,7 @@ const STRING_CHOICES: Record<string, readonly string[]> = {
 /** Strings that must match a pattern: [pattern, what it means]. */
 const STRING_PATTERNS: Record<string, [RegExp, string]> = {
   'capture.speed': [/^(top|realtime|\d+(\.\d+)?)$/, 'top, realtime or a number (a multiple of the original pacing)'],
+  'pipeline.workers': [/^(auto|[1-9]|[1-5]\d|6[0-4])$/, 'auto or a whole number from 1 to 64'],
   'nats.inboxPrefix': [/^$|^[^\s.*>]+(\.[^\s.*>]+)*$/, 'subject tokens without wildcards or spaces (e.g. _INBOX.sensor.web1), or empty'],
   'http.listen': [/^$|^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT, or empty to disable'],
   'collector.listen': [/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'HOST:PORT'],
@@ -750,6 +756,8 @@ function checkLeaf(key: string, dflt: unknown, given: unknown): unknown {
     return given;
   }
   if (typeof dflt === 'string') {
+    // A word-or-number key (capture.speed: 2, pipeline.workers: 4) written as a YAML number.
+    if (typeof given === 'number' && key in STRING_PATTERNS && Number.isFinite(given)) given = String(given);
     if (typeof given !== 'string') throw new ConfigError(key, `expected a string, got ${describe(given)}`);
     const choices = STRING_CHOICES[key];
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)

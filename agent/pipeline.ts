@@ -199,24 +199,21 @@ export class Pipeline {
   }
 
   /**
-   * A flow-sharded worker's packet: `seq` is its index in the whole input and
-   * the clock is the input's as the reader computed it (see PacketClock.follow).
-   * The input's time base must be set first (`setTimeBase`).
+   * A flow-sharded worker's packet: the caller has set `windows.order` to its
+   * index in the whole input and the clock to the input's as the reader
+   * computed it (PacketClock.follow). The input's time base is set first
+   * (`setTimeBase`).
    */
-  processShard(rec: FrameRecord, seq: number, now: number, ahead: boolean, confirmedJump: boolean): void {
-    this.windows.order = seq;
-    this.clock.follow(now, ahead, confirmedJump);
+  processShard(rec: FrameRecord): void {
     this.processPacket(rec, true);
   }
 
   /**
-   * A flow-sharded worker: the input's clock moved on at packet `seq`, a packet
-   * of another worker. Windows close and flows expire here as they would have
-   * in one pipeline at that packet.
+   * A flow-sharded worker: the input's clock moved on (set as for
+   * processShard) at a packet of another worker. Windows close and flows
+   * expire here as they would have in one pipeline at that packet.
    */
-  advanceShard(seq: number, now: number, ahead: boolean, confirmedJump: boolean): void {
-    this.windows.order = seq;
-    this.clock.follow(now, ahead, confirmedJump);
+  advanceShard(): void {
     try {
       this.advanceClocks();
     } catch (err) {

@@ -16,7 +16,9 @@ import {
 } from '../agent/core/packet-ring.js';
 import { DEFAULT_CONFIG } from '../common/config.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
-import { foldMark, foldPacket, recordHash, type RingWorkerInput, type RingWorkerResult } from './helpers/ring-worker.js';
+import {
+  foldMark, foldPacket, markNow, markSeq, packetFlags, packetNow, recordHash, type RingWorkerInput, type RingWorkerResult,
+} from './helpers/ring-worker.js';
 
 const MiB = 1024 * 1024;
 
@@ -104,28 +106,39 @@ class LoadedPackets {
 test('the per-record path allocates nothing: 1,000,000 write/read pairs', async (t) => {
   const packets = await LoadedPackets.load([CAPTURES[0]!]);
   const ring = PacketRing.create(RING_MIN_BYTES);
+  // Its own consumer: reading through the producer's object would find seq, now and flags already set.
+  const consumer = PacketRing.attach(ring.buffer);
   const rec = new FrameRecord();
   const into = new FrameRecord();
   const BATCH = 100;
   let seq = 0;
   let wrong = 0;
   // Writes BATCH packets (publishing at 64 records, then flush) and, if asked, a mark; reads them back, then EMPTY.
+  // now is a double that is not an integer: the value V8 would box if it went through a call.
   const pairs = (n: number, withMarks: boolean): void => {
     for (let done = 0; done < n; done += BATCH) {
       const first = seq;
       for (let k = 0; k < BATCH; k++, seq++) {
         packets.fill(rec, seq % packets.count);
-        if (!ring.tryWritePacket(rec, seq)) wrong++;
+        ring.seq = seq;
+        ring.now = seq + 0.25;
+        ring.flags = seq & 3;
+        if (!ring.tryWritePacket(rec)) wrong++;
       }
-      if (withMarks && !ring.tryWriteMark(seq + 0.5, seq)) wrong++;
+      if (withMarks) {
+        ring.seq = seq + 7;
+        ring.now = seq + 0.5;
+        ring.flags = 4;
+        if (!ring.tryWriteMark()) wrong++;
+      }
       ring.flush();
       for (let s = first; s < seq; s++) {
-        if (ring.read(into) !== RingRecord.PACKET || ring.seq !== s) wrong++;
+        if (consumer.read(into) !== RingRecord.PACKET || consumer.seq !== s || consumer.now !== s + 0.25 || consumer.flags !== (s & 3)) wrong++;
         packets.fill(rec, s % packets.count);
         if (into.capLen !== rec.capLen || into.data[into.offset + into.capLen - 1] !== rec.data[rec.offset + rec.capLen - 1]) wrong++;
       }
-      if (withMarks && (ring.read(into) !== RingRecord.MARK || ring.markCode !== seq || ring.markTime !== seq + 0.5)) wrong++;
-      if (ring.read(into) !== RingRecord.EMPTY) wrong++;
+      if (withMarks && (consumer.read(into) !== RingRecord.MARK || consumer.seq !== seq + 7 || consumer.now !== seq + 0.5 || consumer.flags !== 4)) wrong++;
+      if (consumer.read(into) !== RingRecord.EMPTY) wrong++;
     }
   };
   // Warm up: let V8 optimize the path (unoptimized code boxes numbers).
@@ -137,15 +150,13 @@ test('the per-record path allocates nothing: 1,000,000 write/read pairs', async 
   await sleep(20);
   collections = 0;
   const heapBefore = process.memoryUsage().heapUsed;
-  // Packets only: a mark's time is a double, which V8 boxes (16 bytes) when it does not inline the call;
-  // marks come once per tick, not per packet.
-  pairs(1_000_000, false);
+  pairs(1_000_000, true);
   const heapAfter = process.memoryUsage().heapUsed;
   await sleep(50); // gc entries arrive asynchronously
   observer.disconnect();
   t.diagnostic(`heap ${heapAfter - heapBefore} bytes, ${collections} collections over a million records`);
   assert.equal(wrong, 0);
-  assert.ok(ring.recordsWritten >= 1_400_000, `${ring.recordsWritten} records written`);
+  assert.ok(consumer.recordsWritten >= 1_400_000, `${consumer.recordsWritten} records written`);
   // Guards retained memory per record (a queue or table that grows with the records through the ring):
   // a million records would leave many MB.
   assert.ok(heapAfter - heapBefore < MiB, `heap grew by ${heapAfter - heapBefore} bytes over a million records`);
@@ -162,14 +173,19 @@ test('blocking writes carry every packet of several captures, and marks, through
   let hash = 0;
   let bytes = 0;
   const write = (rec: FrameRecord, recHash: number): void => {
-    hash = foldPacket(hash, seq, recHash);
+    ring.seq = seq;
+    ring.now = packetNow(rec);
+    ring.flags = packetFlags(seq);
+    hash = foldPacket(hash, ring.seq, ring.now, ring.flags, recHash);
     bytes += packetRecordBytes(rec.capLen);
-    assert.ok(ring.writePacketBlocking(rec, seq, 60_000), 'the consumer drains the ring');
+    assert.ok(ring.writePacketBlocking(rec, 60_000), 'the consumer drains the ring');
     if (seq % 97 === 0) {
-      // A mark after the packet: its time and seq (the worker checks them against the packet before).
-      const time = rec.tsSec + rec.tsNsec / 1e9;
-      hash = foldMark(hash, time, seq);
-      assert.ok(ring.writeMarkBlocking(time, seq, 60_000));
+      // A mark after the packet: its seq, now and flags (the worker checks them against the packet before).
+      ring.seq = markSeq(seq);
+      ring.now = markNow(ring.now);
+      ring.flags = packetFlags(ring.seq);
+      hash = foldMark(hash, ring.seq, ring.now, ring.flags);
+      assert.ok(ring.writeMarkBlocking(60_000));
       marks++;
       bytes += RING_MARK_BYTES;
     }
@@ -193,6 +209,7 @@ test('blocking writes carry every packet of several captures, and marks, through
   assert.equal(seen.packets, seq);
   assert.equal(seen.marks, marks);
   assert.equal(seen.seqErrors, 0);
+  assert.equal(seen.clockErrors, 0);
   assert.equal(seen.markErrors, 0);
   assert.equal(seen.hash, hash, 'every record arrives with its fields and bytes, in order');
   assert.equal(seen.recordsWritten, seq + marks);
@@ -217,9 +234,12 @@ test('tryWrite into a paused consumer: ring-full drops counted exactly, what was
   let sizeAtFirstDrop = 0;
   const path = CAPTURES[0]!; // 2.5 MB: more than the ring holds
   await eachPacket(path, (rec) => {
-    if (ring.tryWritePacket(rec, seq)) {
+    ring.seq = seq;
+    ring.now = packetNow(rec);
+    ring.flags = packetFlags(seq);
+    if (ring.tryWritePacket(rec)) {
       accepted++;
-      hash = foldPacket(hash, seq, recordHash(rec));
+      hash = foldPacket(hash, seq, ring.now, ring.flags, recordHash(rec));
     } else {
       ring.fullDrops++;
       if (drops++ === 0) {
@@ -241,9 +261,12 @@ test('tryWrite into a paused consumer: ring-full drops counted exactly, what was
   Atomics.store(new Int32Array(gate), 0, 1);
   Atomics.notify(new Int32Array(gate), 0);
   await eachPacket(path, (rec) => {
-    if (ring.tryWritePacket(rec, seq)) {
+    ring.seq = seq;
+    ring.now = packetNow(rec);
+    ring.flags = packetFlags(seq);
+    if (ring.tryWritePacket(rec)) {
       accepted++;
-      hash = foldPacket(hash, seq, recordHash(rec));
+      hash = foldPacket(hash, seq, ring.now, ring.flags, recordHash(rec));
     } else {
       ring.fullDrops++;
       drops++;
@@ -257,6 +280,7 @@ test('tryWrite into a paused consumer: ring-full drops counted exactly, what was
   assert.equal(seen.recordsWritten, accepted);
   assert.equal(seen.packets, accepted);
   assert.equal(seen.seqErrors, 0);
+  assert.equal(seen.clockErrors, 0);
   assert.equal(seen.hash, hash, 'every record written arrives intact and in order');
   assert.equal(seen.occupiedAtEnd, 0);
   assert.ok(dropsWhilePaused > 0);
@@ -293,10 +317,16 @@ test('close(): the consumer reads the last record, then END (again and again); o
   const into = new FrameRecord();
   const hashes: number[] = [];
   for (let i = 0; i < 3; i++) {
-    assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, 1000 + 8 * i, i), i));
+    ring.seq = i;
+    ring.now = 40 + i / 8;
+    ring.flags = i;
+    assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, 1000 + 8 * i, i)));
     hashes.push(recordHash(rec));
   }
-  assert.ok(ring.tryWriteMark(42.25, 7));
+  ring.seq = 7;
+  ring.now = 42.25;
+  ring.flags = 3;
+  assert.ok(ring.tryWriteMark());
   assert.equal(consumer.read(into), RingRecord.EMPTY, 'nothing published yet (4 records < one batch)');
   assert.equal(consumer.isClosed, false);
   ring.close();
@@ -304,17 +334,17 @@ test('close(): the consumer reads the last record, then END (again and again); o
   assert.ok(ring.occupiedBytes() > 0);
   for (let i = 0; i < 3; i++) {
     assert.equal(consumer.read(into), RingRecord.PACKET);
-    assert.equal(consumer.seq, i);
+    assert.deepEqual([consumer.seq, consumer.now, consumer.flags], [i, 40 + i / 8, i]);
     assert.equal(recordHash(into), hashes[i]);
   }
   assert.equal(consumer.read(into), RingRecord.MARK);
-  assert.deepEqual([consumer.markTime, consumer.markCode], [42.25, 7]);
+  assert.deepEqual([consumer.seq, consumer.now, consumer.flags], [7, 42.25, 3]);
   assert.equal(consumer.read(into), RingRecord.END);
   assert.equal(consumer.read(into), RingRecord.END);
   assert.equal(ring.occupiedBytes(), 0);
   assert.equal(consumer.recordsWritten, 4);
   assert.equal(consumer.waitForData(10_000), true, 'a closed ring never waits');
-  assert.throws(() => ring.tryWritePacket(rec, 3), /after close/);
+  assert.throws(() => ring.tryWritePacket(rec), /after close/);
 });
 
 test('close() wakes a consumer waiting in waitForData on another thread', async () => {
@@ -329,71 +359,79 @@ test('close() wakes a consumer waiting in waitForData on another thread', async 
   assert.ok(seen.waitedMs < 30_000, `woke after ${seen.waitedMs} ms of a 60 s wait`);
 });
 
-test('wrap edges: a record ending exactly at the end, a wrap marker in the last 8 bytes, a mark in the last 24 and 16', () => {
+test('wrap edges: a record ending exactly at the end, a wrap marker in the last 8 bytes, a mark in the last 32 and 24', () => {
   const pattern = patternBytes();
   const rec = new FrameRecord();
   const into = new FrameRecord();
   const BIG = 200_000;
 
+  /** A producer and its own consumer: reading through the producer's object would find seq, now and flags already set. */
+  interface Ends { producer: PacketRing; consumer: PacketRing }
   /** Writes a record of `size` bytes (a mark when size is RING_MARK_BYTES), checks where it went and that it reads back whole. */
-  const roundTrip = (ring: PacketRing, size: number, expectAt: number, occupiedAfterWrite: number, key: number): void => {
-    if (size === RING_MARK_BYTES) assert.ok(ring.tryWriteMark(key + 0.125, key));
-    else assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, size, key), key));
-    ring.flush();
-    assert.equal(ring.occupiedBytes(), occupiedAfterWrite, `occupied after writing ${size} bytes at ${expectAt}`);
+  const roundTrip = ({ producer, consumer }: Ends, size: number, expectAt: number, occupiedAfterWrite: number, key: number): void => {
+    producer.seq = key;
+    producer.now = key + 0.125;
+    producer.flags = key & 0xff;
+    if (size === RING_MARK_BYTES) assert.ok(producer.tryWriteMark());
+    else assert.ok(producer.tryWritePacket(sizedPacket(rec, pattern, size, key)));
+    producer.flush();
+    assert.equal(consumer.occupiedBytes(), occupiedAfterWrite, `occupied after writing ${size} bytes at ${expectAt}`);
     if (size === RING_MARK_BYTES) {
-      assert.equal(ring.read(into), RingRecord.MARK);
-      assert.deepEqual([ring.markTime, ring.markCode], [key + 0.125, key]);
+      assert.equal(consumer.read(into), RingRecord.MARK);
     } else {
-      assert.equal(ring.read(into), RingRecord.PACKET);
+      assert.equal(consumer.read(into), RingRecord.PACKET);
       assert.equal(into.offset, expectAt + RING_PACKET_HEADER_BYTES, `record of ${size} bytes placed at ${expectAt}`);
-      assert.equal(ring.seq, key);
       assert.equal(recordHash(into), recordHash(rec));
     }
-    assert.equal(ring.read(into), RingRecord.EMPTY);
-    assert.equal(ring.occupiedBytes(), 0);
+    assert.deepEqual([consumer.seq, consumer.now, consumer.flags], [key, key + 0.125, key & 0xff]);
+    assert.equal(consumer.read(into), RingRecord.EMPTY);
+    assert.equal(consumer.occupiedBytes(), 0);
   };
   /** A fresh ring whose (empty) write and read positions are at `capacity - left`. */
-  const ringWithRoomLeft = (left: number): PacketRing => {
-    const ring = PacketRing.create(RING_MIN_BYTES);
+  const ringWithRoomLeft = (left: number): Ends => {
+    const producer = PacketRing.create(RING_MIN_BYTES);
+    const ends = { producer, consumer: PacketRing.attach(producer.buffer) };
     let at = 0;
     for (let key = 1; at < RING_MIN_BYTES - left; key++) {
       const size = Math.min(BIG, RING_MIN_BYTES - left - at);
-      roundTrip(ring, size, at, size, key);
+      roundTrip(ends, size, at, size, key);
       at += size;
     }
-    return ring;
+    return ends;
   };
 
   const C = RING_MIN_BYTES;
   // Exactly fits before the end: no marker, the write position becomes 0, the next record is at 0.
-  let ring = ringWithRoomLeft(48_576);
-  roundTrip(ring, 48_576, C - 48_576, 48_576, 100);
-  roundTrip(ring, 1000, 0, 1000, 101);
+  let ends = ringWithRoomLeft(48_576);
+  roundTrip(ends, 48_576, C - 48_576, 48_576, 100);
+  roundTrip(ends, 1000, 0, 1000, 101);
   // 8 bytes left: a wrap marker fills them and counts as occupied until the consumer passes it.
-  ring = ringWithRoomLeft(8);
-  roundTrip(ring, 1000, 0, 8 + 1000, 102);
-  roundTrip(ring, 2000, 1000, 2000, 103);
-  // Marks: 24 bytes left take one exactly; 16 left wrap.
-  ring = ringWithRoomLeft(24);
-  roundTrip(ring, RING_MARK_BYTES, C - 24, 24, 104);
-  roundTrip(ring, 1000, 0, 1000, 105);
-  ring = ringWithRoomLeft(16);
-  roundTrip(ring, RING_MARK_BYTES, 0, 16 + 24, 106);
-  roundTrip(ring, 1000, 24, 1000, 107);
+  ends = ringWithRoomLeft(8);
+  roundTrip(ends, 1000, 0, 8 + 1000, 102);
+  roundTrip(ends, 2000, 1000, 2000, 103);
+  // Marks (32 bytes): 32 bytes left take one exactly; 24 left wrap.
+  ends = ringWithRoomLeft(32);
+  roundTrip(ends, RING_MARK_BYTES, C - 32, 32, 104);
+  roundTrip(ends, 1000, 0, 1000, 105);
+  ends = ringWithRoomLeft(24);
+  roundTrip(ends, RING_MARK_BYTES, 0, 24 + 32, 106);
+  roundTrip(ends, 1000, 32, 1000, 107);
 
   // Never completely full: with the reader at 0, a record ending exactly at the end would make the
   // write position equal the read position (an empty ring), so it is refused; 8 bytes less fits.
-  ring = PacketRing.create(C);
+  const ring = PacketRing.create(C);
   const written: number[] = [];
   for (let at = 0, key = 0; at < C - 48_576; at += BIG, key++) {
-    assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, BIG, key), key));
+    ring.seq = key;
+    assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, BIG, key)));
     written.push(recordHash(rec));
   }
-  assert.equal(ring.tryWritePacket(sizedPacket(rec, pattern, 48_576, 50), 50), false);
-  assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, 48_568, 51), 51));
+  ring.seq = 50;
+  assert.equal(ring.tryWritePacket(sizedPacket(rec, pattern, 48_576, 50)), false);
+  ring.seq = 51;
+  assert.ok(ring.tryWritePacket(sizedPacket(rec, pattern, 48_568, 51)));
   written.push(recordHash(rec));
-  assert.equal(ring.tryWriteMark(1, 1), false, '8 bytes are left: not even a mark fits');
+  assert.equal(ring.tryWriteMark(), false, '8 bytes are left: not even a mark fits');
   assert.equal(ring.occupiedBytes(), C - 8);
   for (const h of written) {
     assert.equal(ring.read(into), RingRecord.PACKET);
@@ -411,9 +449,9 @@ test('sizes: a ring under 1 MiB is refused; a packet over 262,144 captured bytes
   const rec = new FrameRecord();
   rec.data = new Uint8Array(RING_MAX_CAPTURED_BYTES + 1);
   rec.capLen = RING_MAX_CAPTURED_BYTES + 1;
-  assert.throws(() => ring.tryWritePacket(rec, 0), RangeError);
+  assert.throws(() => ring.tryWritePacket(rec), RangeError);
   rec.capLen = RING_MAX_CAPTURED_BYTES;
-  assert.ok(ring.writePacketBlocking(rec, 0, 0));
+  assert.ok(ring.writePacketBlocking(rec, 0));
   assert.throws(() => PacketRing.attach(new SharedArrayBuffer(RING_MIN_BYTES)), /not a packet ring/);
 });
 
@@ -429,7 +467,8 @@ test('throughput between two threads (diagnostic, not asserted)', async (t) => {
     for (let seq = 0; seq < N; seq++) {
       packets.fill(rec, seq % packets.count);
       bytes += rec.capLen;
-      ring.writePacketBlocking(rec, seq);
+      ring.seq = seq;
+      ring.writePacketBlocking(rec);
     }
     ring.close();
     const seen = await result;

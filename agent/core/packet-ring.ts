@@ -45,7 +45,7 @@ export const RingRecord = {
   EMPTY: 0,
   /** A packet: its fields and bytes are in the FrameRecord given to `read`, its seq in `ring.seq`. */
   PACKET: 1,
-  /** A mark: `ring.markTime` and `ring.markCode`. */
+  /** A mark: a clock step with no packet (`ring.seq`, `ring.now`, `ring.flags`). */
   MARK: 2,
 } as const;
 export type RingRecord = (typeof RingRecord)[keyof typeof RingRecord];
@@ -64,9 +64,9 @@ export const RING_MAX_BYTES = 1024 * 1024 * 1024;
  */
 export const RING_MAX_CAPTURED_BYTES = MAX_PCAP_RECORD;
 /** Bytes before a packet's bytes in its record. */
-export const RING_PACKET_HEADER_BYTES = 64;
+export const RING_PACKET_HEADER_BYTES = 72;
 /** Bytes of a MARK record. */
-export const RING_MARK_BYTES = 24;
+export const RING_MARK_BYTES = 32;
 /** Batch sizes of publishing the write position and releasing the read position. */
 export const RING_PUBLISH_RECORDS = 64;
 export const RING_PUBLISH_BYTES = 64 * 1024;
@@ -102,8 +102,8 @@ const RING_MAGIC = 0x52494e47; // "RING"
 const CLOSED_BIT = 1 << 30;
 const POSITION_MASK = CLOSED_BIT - 1;
 
-// Packet record (64-byte header, then the bytes): kind, length, then the FrameRecord fields as
-// Uint32 words 2..6 and Float64 words 4..7 (byte offsets in comments).
+// Packet record (72-byte header, then the bytes): kind, length, then the FrameRecord fields as
+// Uint32 words 2..7 and Float64 words 4..8 (byte offsets in comments).
 const P_CAP_LEN = 2; // 8
 const P_WIRE_LEN = 3; // 12
 const P_TS_NSEC = 4; // 16
@@ -113,9 +113,12 @@ const P_TS_SEC = 4; // f64 at 32
 const P_NUMBER = 5; // f64 at 40
 const P_SEQ = 6; // f64 at 48
 const P_FILE_OFFSET = 7; // f64 at 56
-// Mark record: code at byte 8, time at byte 16.
-const M_CODE = 2;
-const M_TIME = 2;
+const P_NOW = 8; // f64 at 64
+const P_FLAGS = 7; // u32 at 28
+// Mark record: flags at byte 8, now at byte 16, seq at byte 24.
+const M_FLAGS = 2;
+const M_NOW = 2;
+const M_SEQ = 3;
 
 const NO_BYTES = new Uint8Array(0);
 /** Byte order of this machine: packet bytes go through Uint32 words of the data area. */
@@ -126,16 +129,20 @@ export class PacketRing {
   readonly capacity: number;
   /** The shared memory: give it to the other thread (workerData) to `attach`. */
   readonly buffer: SharedArrayBuffer;
-  /** Consumer: time and code of the MARK last read. */
-  markTime = 0;
-  markCode = 0;
-  /** Consumer: seq of the PACKET last read (its index in the input). */
+  /**
+   * Producer: set before each write; consumer: of the record last read. `seq`
+   * is the packet's (or, for a mark, the packet it stands for) index in the
+   * input, `now` and `flags` the reader's clock (shard/shard-feed.ts). Fields,
+   * not arguments: a double passed to a call that is not inlined is boxed, an
+   * allocation per packet.
+   */
   seq = 0;
+  now = 0;
+  flags = 0;
 
   private readonly control: Int32Array;
   private readonly bytes: Uint8Array;
   private readonly words: Uint32Array;
-  private readonly ints: Int32Array;
   private readonly floats: Float64Array;
 
   // Producer state.
@@ -162,7 +169,6 @@ export class PacketRing {
     this.control = new Int32Array(buffer, 0, CONTROL_BYTES / 4);
     this.bytes = new Uint8Array(buffer, CONTROL_BYTES, capacity);
     this.words = new Uint32Array(buffer, CONTROL_BYTES, capacity / 4);
-    this.ints = new Int32Array(buffer, CONTROL_BYTES, capacity / 4);
     this.floats = new Float64Array(buffer, CONTROL_BYTES, capacity / 8);
   }
 
@@ -227,11 +233,10 @@ export class PacketRing {
   // ---- producer ----
 
   /**
-   * Writes a packet, or returns false when the ring is full (nothing written;
-   * the caller counts the drop). Allocation-free while `seq` is below 2^31: V8
-   * boxes a larger number passed to a call it does not inline (16 bytes).
+   * Writes a packet with this ring's `seq`, `now` and `flags`, or returns
+   * false when the ring is full (nothing written; the caller counts the drop).
    */
-  tryWritePacket(rec: FrameRecord, seq: number): boolean {
+  tryWritePacket(rec: FrameRecord): boolean {
     const capLen = rec.capLen;
     if (capLen > RING_MAX_CAPTURED_BYTES) {
       throw new RangeError(`packet ring: a captured length of ${capLen} bytes is more than the ${RING_MAX_CAPTURED_BYTES} a record carries`);
@@ -250,28 +255,27 @@ export class PacketRing {
     words[w + P_TS_NSEC] = rec.tsNsec;
     words[w + P_LINK_TYPE] = rec.linkType;
     words[w + P_INTERFACE] = rec.interfaceId;
-    words[w + 7] = 0;
+    words[w + P_FLAGS] = this.flags;
     floats[f + P_TS_SEC] = rec.tsSec;
     floats[f + P_NUMBER] = rec.number;
-    floats[f + P_SEQ] = seq;
+    floats[f + P_SEQ] = this.seq;
     floats[f + P_FILE_OFFSET] = rec.fileOffset;
+    floats[f + P_NOW] = this.now;
     this.copyBytes(rec.data, rec.offset, capLen, at + RING_PACKET_HEADER_BYTES);
     this.commit(at, size);
     return true;
   }
 
-  /**
-   * Writes a mark (a time and a code the ring does not interpret), or returns
-   * false when the ring is full. The time, a double, may be boxed at the call
-   * (16 bytes): marks come per tick, not per packet.
-   */
-  tryWriteMark(time: number, code: number): boolean {
+  /** Writes a mark (this ring's `seq`, `now` and `flags`, no packet), or returns false when the ring is full. */
+  tryWriteMark(): boolean {
     const at = this.reserve(RING_MARK_BYTES);
     if (at < 0) return false;
     this.words[at >> 2] = RingRecord.MARK;
     this.words[(at >> 2) + 1] = RING_MARK_BYTES;
-    this.ints[(at >> 2) + M_CODE] = code;
-    this.floats[(at >> 3) + M_TIME] = time;
+    this.words[(at >> 2) + M_FLAGS] = this.flags;
+    this.words[(at >> 2) + M_FLAGS + 1] = 0;
+    this.floats[(at >> 3) + M_NOW] = this.now;
+    this.floats[(at >> 3) + M_SEQ] = this.seq;
     this.commit(at, RING_MARK_BYTES);
     return true;
   }
@@ -282,15 +286,15 @@ export class PacketRing {
    * died); a packet of at most RING_MAX_CAPTURED_BYTES always fits once the
    * consumer has drained the ring.
    */
-  writePacketBlocking(rec: FrameRecord, seq: number, timeoutMs = Infinity): boolean {
-    if (this.tryWritePacket(rec, seq)) return true;
-    return this.waitForSpace(packetRecordBytes(rec.capLen), timeoutMs) && this.tryWritePacket(rec, seq);
+  writePacketBlocking(rec: FrameRecord, timeoutMs = Infinity): boolean {
+    if (this.tryWritePacket(rec)) return true;
+    return this.waitForSpace(packetRecordBytes(rec.capLen), timeoutMs) && this.tryWritePacket(rec);
   }
 
   /** `tryWriteMark`, waiting while the ring is full (see writePacketBlocking). */
-  writeMarkBlocking(time: number, code: number, timeoutMs = Infinity): boolean {
-    if (this.tryWriteMark(time, code)) return true;
-    return this.waitForSpace(RING_MARK_BYTES, timeoutMs) && this.tryWriteMark(time, code);
+  writeMarkBlocking(timeoutMs = Infinity): boolean {
+    if (this.tryWriteMark()) return true;
+    return this.waitForSpace(RING_MARK_BYTES, timeoutMs) && this.tryWriteMark();
   }
 
   /** Publishes every record written so far (see the batching rule above). */
@@ -458,11 +462,14 @@ export class PacketRing {
         into.number = this.floats[f + P_NUMBER];
         into.fileOffset = this.floats[f + P_FILE_OFFSET];
         this.seq = this.floats[f + P_SEQ];
+        this.now = this.floats[f + P_NOW];
+        this.flags = this.words[w + P_FLAGS];
         return RingRecord.PACKET;
       }
       if (kind === RingRecord.MARK) {
-        this.markCode = this.ints[w + M_CODE];
-        this.markTime = this.floats[(at >> 3) + M_TIME];
+        this.flags = this.words[w + M_FLAGS];
+        this.now = this.floats[(at >> 3) + M_NOW];
+        this.seq = this.floats[(at >> 3) + M_SEQ];
         return RingRecord.MARK;
       }
       throw new Error(`packet ring: record of unknown kind ${kind} at ${at}`);

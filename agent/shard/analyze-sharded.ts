@@ -10,7 +10,10 @@ import type { Config } from '../../common/config.js';
 import type { Finding, ReportFlow, WindowSummary } from '../../common/report.js';
 import { CaptureReader, NEED_DATA, RECORD, type NextStatus } from '../capture/index.js';
 import { timeBaseOf } from '../decode/decoder.js';
+import { Worker } from 'node:worker_threads';
 import { PacketSpan } from '../core/packet-span.js';
+import { PacketRing } from '../core/packet-ring.js';
+import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
 import { Pipeline } from '../pipeline.js';
 import { assembleReport, type AnalyzeOptions, type AnalyzeResult, type InputTotals } from '../analyze/analyze.js';
@@ -19,6 +22,7 @@ import type { WindowOutput } from '../window/window-engine.js';
 import { ShardFeed, type ShardSink } from './shard-feed.js';
 import { ShardPipeline, type ShardFinal } from './shard-pipeline.js';
 import { WindowMerger } from './window-merger.js';
+import { END_OF_INPUT, type FromShardThread, type ShardThreadData } from './shard-protocol.js';
 
 export interface ShardedOptions extends AnalyzeOptions {
   workers: number;
@@ -41,7 +45,8 @@ export async function analyzeCaptureSharded(path: string, config: Readonly<Confi
   const span = new PacketSpan();
   let finals: ShardFinal[];
   try {
-    finals = await runInProcess(reader, config, options.workers, merger, span, options.onProgress);
+    const run = options.inProcess ? runInProcess : runThreaded;
+    finals = await run(reader, config, options.workers, merger, span, options.onProgress);
   } finally {
     await reader.close();
   }
@@ -67,11 +72,18 @@ export async function analyzeCaptureSharded(path: string, config: Readonly<Confi
 async function runInProcess(reader: CaptureReader, config: Readonly<Config>, workers: number, merger: WindowMerger, span: PacketSpan,
   onProgress: ((fraction: number) => void) | undefined): Promise<ShardFinal[]> {
   const shards: ShardPipeline[] = [];
-  const sink: ShardSink = {
-    packet(w, rec, seq, now, flags) { shards[w]!.packet(rec, seq, now, flags); },
-    mark(w, seq, now, flags) { shards[w]!.mark(seq, now, flags); },
+  const handOver = (w: number): ShardPipeline => {
+    const shard = shards[w]!;
+    shard.seq = feed.seq;
+    shard.now = feed.now;
+    shard.flags = feed.flags;
+    return shard;
   };
-  const feed = new ShardFeed(workers, sink);
+  const sink: ShardSink = {
+    packet(w, rec) { handOver(w).packet(rec); },
+    mark(w) { handOver(w).mark(); },
+  };
+  const feed: ShardFeed = new ShardFeed(workers, sink);
   const start = (): void => {
     for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, feed.timeBase, (part) => merger.add(w, part)));
   };
@@ -93,6 +105,89 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
   }
   if (shards.length === 0) start();
   return shards.map((s) => s.finish(feed.seq));
+}
+
+/** Bytes of each worker's ring: about 20,000 packets of a typical mix buffered per worker. */
+const RING_BYTES = 16 * 1024 * 1024;
+/** A worker that takes nothing from its full ring for this long has stopped: the analysis fails rather than waits forever. */
+const STALL_MS = 60_000;
+
+/** Reads the whole input into worker threads through their rings; returns each worker's totals. */
+async function runThreaded(reader: CaptureReader, config: Readonly<Config>, workers: number, merger: WindowMerger, span: PacketSpan,
+  onProgress: ((fraction: number) => void) | undefined): Promise<ShardFinal[]> {
+  const rings: PacketRing[] = [];
+  const threads: Worker[] = [];
+  const finals: Array<ShardFinal | undefined> = new Array<ShardFinal | undefined>(workers);
+  let finished = 0;
+  let failure: Error | undefined;
+  let settle: () => void = () => {};
+  const allDone = new Promise<void>((resolve) => { settle = resolve; });
+  const fail = (err: Error): void => { failure ??= err; settle(); };
+  const handOver = (w: number): PacketRing => {
+    const ring = rings[w]!;
+    ring.seq = feed.seq;
+    ring.now = feed.now;
+    ring.flags = feed.flags;
+    return ring;
+  };
+  const stalled = (w: number): Error => failure ?? new Error(`analysis worker ${w + 1} of ${workers} took no packets for ${STALL_MS / 1000} s`);
+  const sink: ShardSink = {
+    packet(w, rec) { if (!handOver(w).writePacketBlocking(rec, STALL_MS)) throw stalled(w); },
+    mark(w) { if (!handOver(w).writeMarkBlocking(STALL_MS)) throw stalled(w); },
+  };
+  const feed: ShardFeed = new ShardFeed(workers, sink);
+  const start = (): void => {
+    for (let w = 0; w < workers; w++) {
+      const ring = PacketRing.create(RING_BYTES);
+      const data: ShardThreadData = { config: config as Config, ring: ring.buffer, timeBase: feed.timeBase, commitMemory: false };
+      const thread = new Worker(new URL('./shard-thread.js', import.meta.url), { workerData: data, resourceLimits: PIPELINE_THREAD_LIMITS });
+      thread.on('message', (msg: FromShardThread) => {
+        try {
+          if (msg.type === 'window') merger.add(w, msg.part);
+          else if (msg.type === 'final') { finals[w] = msg.final; if (++finished === workers) settle(); }
+          else fail(new Error(`analysis worker ${w + 1} failed: ${msg.message}`));
+        } catch (err) {
+          fail(err as Error);
+        }
+      });
+      thread.on('error', (err) => fail(err));
+      thread.on('exit', (code) => { if (finals[w] === undefined) fail(new Error(`analysis worker ${w + 1} stopped (exit code ${code}) before its totals`)); });
+      rings.push(ring);
+      threads.push(thread);
+    }
+  };
+  try {
+    const drain = (): NextStatus => {
+      const rec = reader.record;
+      for (;;) {
+        const status = reader.next();
+        if (status !== RECORD) return status;
+        if (rings.length === 0) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
+        feed.push(rec);
+        span.note(rec.tsSec, rec.tsNsec);
+      }
+    };
+    while (drain() === NEED_DATA) {
+      // Workers must not wait on records held back for a batch while the input is read.
+      for (const ring of rings) ring.flush();
+      await reader.fill();
+      if (failure) throw failure;
+      const fraction = reader.progress;
+      if (onProgress && fraction !== undefined) onProgress(fraction);
+    }
+    if (rings.length === 0) start();
+    feed.flags = END_OF_INPUT;
+    for (let w = 0; w < workers; w++) {
+      const ring = handOver(w);
+      if (!ring.writeMarkBlocking(STALL_MS)) throw stalled(w);
+      ring.close();
+    }
+    await allDone;
+    if (failure) throw failure;
+    return finals as ShardFinal[];
+  } finally {
+    await Promise.all(threads.map((t) => t.terminate()));
+  }
 }
 
 /** Decode errors added up over the workers (names in the order one pipeline gives them: see Pipeline.captureErrors), and the reader's. */

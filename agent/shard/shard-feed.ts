@@ -14,18 +14,23 @@ import { timeBaseOf } from '../decode/decoder.js';
 import { shardHash, shardOf } from '../decode/shard-hash.js';
 import { CLOCK_AHEAD, CLOCK_CONFIRMED_JUMP } from './shard-pipeline.js';
 
-/** Where the feed sends packets and marks (rings to worker threads, or pipelines in this thread). */
+/**
+ * Where the feed sends packets and marks (rings to worker threads, or
+ * pipelines in this thread); each reads the feed's `seq`, `now` and `flags`.
+ */
 export interface ShardSink {
-  packet(worker: number, rec: FrameRecord, seq: number, now: number, flags: number): void;
-  mark(worker: number, seq: number, now: number, flags: number): void;
+  packet(worker: number, rec: FrameRecord): void;
+  mark(worker: number): void;
 }
 
 export class ShardFeed {
   readonly clock = new PacketClock();
   /** The input's time base (Decoder.timeBase of one pipeline), from its first packet. */
   timeBase = NaN;
-  /** Packets fed so far: the next packet's index in the input. */
+  /** The packet being fed: its index in the input (after it: the packets fed so far), the clock, and the clock's flags. */
   seq = 0;
+  now = 0;
+  flags = 0;
   /** Packets given to each worker. */
   readonly packetsTo: Float64Array;
   /** The clock and its flags as each worker last heard them. */
@@ -47,19 +52,19 @@ export class ShardFeed {
     if (Number.isNaN(this.timeBase)) this.timeBase = timeBaseOf(rec.tsSec);
     const clock = this.clock;
     clock.observe((rec.tsSec - this.timeBase) + rec.tsNsec / 1e9);
-    const now = clock.now;
-    const flags = (clock.ahead ? CLOCK_AHEAD : 0) | (clock.confirmedJump ? CLOCK_CONFIRMED_JUMP : 0);
-    const seq = this.seq++;
+    const now = this.now = clock.now;
+    const flags = this.flags = (clock.ahead ? CLOCK_AHEAD : 0) | (clock.confirmedJump ? CLOCK_CONFIRMED_JUMP : 0);
     const to = this.workerOf(rec);
     for (let w = 0; w < this.workers; w++) {
       if (w === to || (this.heardNow[w] === now && this.heardFlags[w] === flags)) continue;
-      this.sink.mark(w, seq, now, flags);
+      this.sink.mark(w);
       this.heardNow[w] = now;
       this.heardFlags[w] = flags;
     }
     this.heardNow[to] = now;
     this.heardFlags[to] = flags;
     this.packetsTo[to]++;
-    this.sink.packet(to, rec, seq, now, flags);
+    this.sink.packet(to, rec);
+    this.seq++;
   }
 }

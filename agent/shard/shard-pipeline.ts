@@ -53,7 +53,14 @@ export class ShardPipeline {
   readonly pipeline: Pipeline;
   private readonly top: TopFlows;
   private readonly streamStarts: ShardFinal['streamStarts'] = { tcp: [], udp: [], other: [] };
-  private seq = 0;
+  /**
+   * The record being handed over: its index in the input, the reader's clock
+   * and its flags. Fields, not arguments: a double passed to a call that is
+   * not inlined is boxed, an allocation per packet.
+   */
+  seq = 0;
+  now = 0;
+  flags = 0;
 
   constructor(config: Readonly<Config>, timeBase: number, onWindow: (w: ShardWindow) => void, commitMemory = false) {
     let top: TopFlows | undefined;
@@ -76,15 +83,22 @@ export class ShardPipeline {
     if (!Number.isNaN(timeBase)) pipeline.setTimeBase(timeBase);
   }
 
-  packet(rec: FrameRecord, seq: number, now: number, flags: number): void {
-    this.seq = seq;
-    this.pipeline.processShard(rec, seq, now, (flags & CLOCK_AHEAD) !== 0, (flags & CLOCK_CONFIRMED_JUMP) !== 0);
+  /** `rec` is the input's packet `seq`, with the reader's clock `now` and `flags` (set these fields first). */
+  packet(rec: FrameRecord): void {
+    this.follow();
+    this.pipeline.processShard(rec);
   }
 
-  /** The input's clock moved on at packet `seq` of another worker. */
-  mark(seq: number, now: number, flags: number): void {
-    this.seq = seq;
-    this.pipeline.advanceShard(seq, now, (flags & CLOCK_AHEAD) !== 0, (flags & CLOCK_CONFIRMED_JUMP) !== 0);
+  /** The input's clock moved on at packet `seq` of another worker (fields set as for `packet`). */
+  mark(): void {
+    this.follow();
+    this.pipeline.advanceShard();
+  }
+
+  private follow(): void {
+    const p = this.pipeline;
+    p.windows.order = this.seq;
+    p.clock.follow(this.now, (this.flags & CLOCK_AHEAD) !== 0, (this.flags & CLOCK_CONFIRMED_JUMP) !== 0);
   }
 
   /** End of input after `packets` packets in all: the last windows close (through onWindow), then this worker's totals. */

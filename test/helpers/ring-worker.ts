@@ -22,11 +22,13 @@ export interface RingWorkerInput {
 export interface RingWorkerResult {
   packets: number;
   marks: number;
-  /** Order-sensitive hash of every record (seq, fields and bytes; mark time and code). */
+  /** Order-sensitive hash of every record (seq, now, flags; a packet's fields and bytes). */
   hash: number;
   /** Packets whose seq broke the expected order. */
   seqErrors: number;
-  /** Marks whose code is not the seq of the packet before them, or whose time is not that packet's. */
+  /** verify: packets whose now or flags are not packetNow / packetFlags of the packet. */
+  clockErrors: number;
+  /** verify: marks whose seq, now or flags are not markSeq / markNow / packetFlags(markSeq) of the packet before them. */
   markErrors: number;
   /** Times a record started before the one read before it (the ring wrapped). */
   wraps: number;
@@ -83,13 +85,29 @@ export function recordHash(rec: FrameRecord): number {
 }
 
 /** What the producer folds in per packet and per mark; the worker folds the same from what it reads. */
-export const foldPacket = (h: number, seq: number, recHash: number): number => mix(mixFloat(h, seq), recHash);
-export const foldMark = (h: number, time: number, code: number): number => mix(mixFloat(h, time), code);
+export const foldPacket = (h: number, seq: number, now: number, flags: number, recHash: number): number =>
+  mix(mix(mixFloat(mixFloat(h, seq), now), flags), recHash);
+export const foldMark = (h: number, seq: number, now: number, flags: number): number => mix(mixFloat(mixFloat(h, seq), now), flags);
+
+/**
+ * The clock a verify producer gives packet `seq` (the worker checks it): now
+ * from its timestamp, flags from its seq (more than the two clock bits, so the
+ * whole word is carried).
+ */
+export const packetNow = (rec: FrameRecord): number => rec.tsSec + rec.tsNsec / 1e9;
+export const packetFlags = (seq: number): number => seq & 0xffff;
+/**
+ * ... and the mark it writes after packet `seq` at `now`: the next packet's seq
+ * and flags, half a second later. None is the packet's own, so a mark read that
+ * left the consumer's fields as the packet set them would show.
+ */
+export const markSeq = (seq: number): number => seq + 1;
+export const markNow = (now: number): number => now + 0.5;
 
 function run(input: RingWorkerInput): RingWorkerResult {
   const ring = PacketRing.attach(input.ring);
   const out: RingWorkerResult = {
-    packets: 0, marks: 0, hash: 0, seqErrors: 0, markErrors: 0, wraps: 0, occupiedAtEnd: -1,
+    packets: 0, marks: 0, hash: 0, seqErrors: 0, clockErrors: 0, markErrors: 0, wraps: 0, occupiedAtEnd: -1,
     recordsWritten: 0, fullDrops: 0, elapsedMs: 0, waitedMs: 0, waitAnswer: false, kindAfterWait: 0,
   };
   const rec = new FrameRecord();
@@ -106,7 +124,7 @@ function run(input: RingWorkerInput): RingWorkerResult {
   }
   const verify = input.mode === 'verify';
   let lastSeq = -1;
-  let lastTime = NaN;
+  let lastNow = NaN;
   let lastOffset = -1;
   let t0 = 0;
   for (;;) {
@@ -120,8 +138,8 @@ function run(input: RingWorkerInput): RingWorkerResult {
     if (kind === RingRecord.MARK) {
       out.marks++;
       if (verify) {
-        out.hash = foldMark(out.hash, ring.markTime, ring.markCode);
-        if (ring.markCode !== lastSeq || ring.markTime !== lastTime) out.markErrors++;
+        out.hash = foldMark(out.hash, ring.seq, ring.now, ring.flags);
+        if (ring.seq !== markSeq(lastSeq) || ring.now !== markNow(lastNow) || ring.flags !== packetFlags(markSeq(lastSeq))) out.markErrors++;
       }
       continue;
     }
@@ -131,9 +149,10 @@ function run(input: RingWorkerInput): RingWorkerResult {
     if (!verify) continue;
     const seq = ring.seq;
     if (input.consecutive ? seq !== lastSeq + 1 : seq <= lastSeq) out.seqErrors++;
+    if (ring.now !== packetNow(rec) || ring.flags !== packetFlags(seq)) out.clockErrors++;
     lastSeq = seq;
-    lastTime = rec.tsSec + rec.tsNsec / 1e9;
-    out.hash = foldPacket(out.hash, seq, recordHash(rec));
+    lastNow = ring.now;
+    out.hash = foldPacket(out.hash, seq, ring.now, ring.flags, recordHash(rec));
   }
   out.elapsedMs = performance.now() - t0;
   out.occupiedAtEnd = ring.occupiedBytes();

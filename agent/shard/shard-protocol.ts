@@ -1,0 +1,21 @@
+/** What the reader and its flow-sharded worker threads tell each other (packets go through the ring, not here). */
+import type { Config } from '../../common/config.js';
+import type { ShardFinal, ShardWindow } from './shard-pipeline.js';
+
+/** Ring mark flag (beside the clock flags of shard-pipeline.ts): the input ended after `seq` packets. */
+export const END_OF_INPUT = 4;
+
+export interface ShardThreadData {
+  config: Config;
+  /** The worker's PacketRing (PacketRing.attach). */
+  ring: SharedArrayBuffer;
+  /** The input's time base (Decoder.timeBase of one pipeline). */
+  timeBase: number;
+  /** Make the pipeline's tables resident at start (the agent). */
+  commitMemory: boolean;
+}
+
+export type FromShardThread =
+  | { type: 'window'; part: ShardWindow }
+  | { type: 'final'; final: ShardFinal }
+  | { type: 'failed'; message: string };

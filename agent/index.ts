@@ -12,6 +12,7 @@
 import type { Config } from '../common/config.js';
 import type { AnalyzeOptions, AnalyzeResult } from './analyze/analyze.js';
 import type { MemoryPlanLine } from './pipeline.js';
+import type { WorkerChoice } from './shard/workers.js';
 
 export { analyzeCaptureInThread } from './analyze/analyze-thread.js';
 export type { AnalyzeOptions, AnalyzeResult } from './analyze/analyze.js';
@@ -25,6 +26,12 @@ export type { MemoryPlanLine } from './pipeline.js';
 export async function analyzeCapture(path: string, config: Readonly<Config>, options?: AnalyzeOptions): Promise<AnalyzeResult> {
   const { analyzeCapture: analyze } = await import('./analyze/analyze.js');
   return analyze(path, config, options);
+}
+
+/** How many flow-sharded workers `config` asks for and allows (see shard/workers.ts). */
+export async function resolveWorkers(config: Readonly<Config>): Promise<WorkerChoice> {
+  const { resolveWorkers: resolve } = await import('./shard/workers.js');
+  return resolve(config);
 }
 
 /** What a pipeline with `config` preallocates at start (see pipeline.ts). */

@@ -9,7 +9,7 @@ import { dump as dumpYaml } from 'js-yaml';
 import { maskSecrets, resolveConfig, type Config, type ConfigSources } from '../common/config.js';
 import { UsageError, closest, fsReason, isUserError } from '../common/errors.js';
 import { reportJsonChunks, type Finding, type Report, type WindowSummary } from '../common/report.js';
-import { SpillList, analyzeCaptureInThread, memoryPlan, type WindowOutput } from '../agent/index.js';
+import { SpillList, analyzeCaptureInThread, memoryPlan, resolveWorkers, type WindowOutput } from '../agent/index.js';
 
 const USAGE = `Usage: pcap-analyzer <command> [options]
 
@@ -21,6 +21,7 @@ Commands:
       --out PATH      write the report to PATH instead of stdout
       --config PATH   configuration file (YAML; see config.yaml for every key)
       --no-progress   never draw the progress bar
+      --workers N     analysis threads: auto (cores - 1) or 1..64 (pipeline.workers)
 
   agent               Run the sensor: capture or replay, analyze in windows,
                       publish windows and findings to NATS JetStream
@@ -76,6 +77,7 @@ const OPTIONS = {
   out: { type: 'string' },
   config: { type: 'string' },
   'no-progress': { type: 'boolean' },
+  workers: { type: 'string' },
   interface: { type: 'string' },
   bpf: { type: 'string' },
   replay: { type: 'string' },
@@ -95,7 +97,7 @@ type Command = 'analyze' | 'agent' | 'collector' | 'config';
 
 /** The options each command takes (--help and --version go with any). */
 const COMMAND_OPTIONS: Readonly<Record<Command, readonly OptionName[]>> = {
-  analyze: ['format', 'out', 'config', 'no-progress'],
+  analyze: ['format', 'out', 'config', 'no-progress', 'workers'],
   agent: ['config', 'interface', 'bpf', 'replay', 'speed', 'loop', 'sensor', 'nats', 'listen', 'data-dir'],
   collector: ['config', 'nats', 'listen', 'data-dir', 'database-url'],
   // `config agent` / `config collector` take that command's; plain `config` takes both (--listen says which).
@@ -236,7 +238,10 @@ async function analyzeCommand(args: ParsedArgs): Promise<number> {
   if (extra !== undefined) throw usage(`analyze: unexpected argument "${extra}" (one capture file at a time)`);
   const out = stringValue(args, 'out');
   const format = reportFormat(stringValue(args, 'format'), out);
-  const config = resolveConfig({ path: stringValue(args, 'config'), env: process.env });
+  const workersFlag = stringValue(args, 'workers');
+  const config = resolveConfig({ path: stringValue(args, 'config'), env: process.env, overrides: workersFlag === undefined ? {} : { 'pipeline.workers': workersFlag } });
+  const { workers, note } = await resolveWorkers(config);
+  if (note) process.stderr.write(`pcap-analyzer: note: ${note}\n`);
   const draw = args.values['no-progress'] ? undefined : progressBar(file);
   // JSON is written piece by piece: windows and findings past a few thousand go to a temporary
   // file, so a capture spanning days does not hold them all. CSV and HTML are built in memory.
@@ -245,6 +250,7 @@ async function analyzeCommand(args: ParsedArgs): Promise<number> {
   try {
     const onWindow = (w: WindowOutput): void => { windows.push(w.summary); for (const f of w.findings) findings.push(f); };
     const { report, warnings } = await analyzeCaptureInThread(file, config, {
+      workers,
       ...(draw ? { onProgress: draw } : {}),
       ...(format === 'json' ? { onWindow } : {}),
     });

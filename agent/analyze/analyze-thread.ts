@@ -19,6 +19,7 @@ export interface AnalyzeThreadData {
   /** Post progress (the caller gave `onProgress`). */
   progress: boolean;
   maxReadBytes?: number;
+  workers?: number;
 }
 
 /** What failed in the thread, enough to raise the same error here. */
@@ -45,6 +46,7 @@ export function analyzeCaptureInThread(path: string, config: Readonly<Config>, o
     streaming: options.onWindow !== undefined,
     progress: options.onProgress !== undefined,
     ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}),
+    ...(options.workers ? { workers: options.workers } : {}),
   };
   const worker = new Worker(new URL('./analyze-worker.js', import.meta.url), {
     workerData: data,

@@ -19,6 +19,8 @@ export interface AnalyzeOptions {
   maxReadBytes?: number;
   /** Receives each closed window and its findings; when given, the report's windows and findings stay empty. */
   onWindow?: (out: WindowOutput) => void;
+  /** Flow-sharded worker threads (shard/resolveWorkers); 1 or absent: one pipeline in this thread. */
+  workers?: number;
 }
 
 export interface AnalyzeResult {

@@ -30,11 +30,6 @@ export interface ShardedOptions extends AnalyzeOptions {
   inProcess?: boolean;
 }
 
-/** Analyzers enabled in `config` that cannot run flow-sharded (no `mergeWindow`). */
-export function unshardableAnalyzers(config: Readonly<Config>): string[] {
-  return new Pipeline(config, { onWindow: () => {} }).analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
-}
-
 export async function analyzeCaptureSharded(path: string, config: Readonly<Config>, options: ShardedOptions): Promise<AnalyzeResult> {
   const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
   const windows: WindowSummary[] = [];

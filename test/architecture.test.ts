@@ -22,6 +22,7 @@ const STAGES: ReadonlyArray<readonly [RegExp, number, string]> = [
   [/^agent\/analyzers\//, 4, 'analyzers'],
   [/^agent\/window\//, 5, 'window'],
   [/^agent\/pipeline$/, 6, 'pipeline'],
+  [/^agent\/shard\//, 6.5, 'shard'],
   [/^agent\/analyze\//, 7, 'analyze'],
   [/^agent\/publish\//, 7, 'publish'],
   [/^agent\/index$/, 8, 'agent entry'],

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { buildConfig, loadConfig, type Config } from '../common/config.js';
 import { reportJsonChunks, type Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/analyze.js';
-import { analyzeCaptureSharded } from '../agent/shard/analyze-sharded.js';
+import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
 import { resolveWorkers, unshardableAnalyzers } from '../agent/shard/workers.js';
 import { goldenCases } from './helpers/golden.js';
 import { CLI, SHARED_PCAPS } from './helpers/paths.js';

@@ -2,7 +2,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../../common/config.js';
 import { analyzeCapture, type AnalyzeOptions } from './analyze.js';
-import { analyzeCaptureSharded } from '../shard/analyze-sharded.js';
+import { analyzeCaptureSharded } from './analyze-sharded.js';
 import type { AnalyzeThreadData, FromAnalyzeThread } from './analyze-thread.js';
 
 const data = workerData as AnalyzeThreadData;

@@ -9,7 +9,7 @@ import type { PacketSpan } from '../core/packet-span.js';
 import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
-import { TopFlows } from './top-flows.js';
+import { TopFlows } from '../flow/top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
 
 export interface AnalyzeOptions {

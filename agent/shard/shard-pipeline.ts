@@ -14,7 +14,7 @@ import type { FrameRecord } from '../capture/frame-record.js';
 import type { WindowSpan } from '../core/window-types.js';
 import { Transport } from '../decode/index.js';
 import { Pipeline } from '../pipeline.js';
-import { TopFlows, type TopFlowEntry } from '../analyze/top-flows.js';
+import { TopFlows, type TopFlowEntry } from '../flow/top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
 
 /** Clock flags a packet or mark carries (PacketClock.ahead, PacketClock.confirmedJump). */

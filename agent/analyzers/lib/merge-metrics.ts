@@ -1,7 +1,7 @@
 /**
  * Merging helpers for analyzers' `mergeWindow` (flow-sharded workers).
  */
-import type { Metrics } from '../core/window-types.js';
+import type { Metrics } from '../../core/window-types.js';
 
 /**
  * Workers' metrics added up, for metrics that are counts (numbers add; nested

@@ -7,7 +7,7 @@
  */
 import { isoFromSeconds } from '../../common/address.js';
 import type { ReportFlow } from '../../common/report.js';
-import { BEHAVIOUR_NAMES, FLOW_STATE_NAMES, flowRef, withService, type FlowListener, type FlowNames, type FlowTable } from '../flow/index.js';
+import { BEHAVIOUR_NAMES, FLOW_STATE_NAMES, flowRef, withService, type FlowListener, type FlowNames, type FlowTable } from './index.js';
 
 interface Ranked {
   bytes: number;

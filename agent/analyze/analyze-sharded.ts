@@ -16,13 +16,13 @@ import { PacketRing } from '../core/packet-ring.js';
 import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
 import { Pipeline } from '../pipeline.js';
-import { assembleReport, type AnalyzeOptions, type AnalyzeResult, type InputTotals } from '../analyze/analyze.js';
-import { mergeTopFlows, type TopFlowEntry } from '../analyze/top-flows.js';
+import { assembleReport, type AnalyzeOptions, type AnalyzeResult, type InputTotals } from './analyze.js';
+import { mergeTopFlows, type TopFlowEntry } from '../flow/top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
-import { ShardFeed, type ShardSink } from './shard-feed.js';
-import { ShardPipeline, type ShardFinal } from './shard-pipeline.js';
-import { WindowMerger } from './window-merger.js';
-import { END_OF_INPUT, type FromShardThread, type ShardThreadData } from './shard-protocol.js';
+import { ShardFeed, type ShardSink } from '../shard/shard-feed.js';
+import { ShardPipeline, type ShardFinal } from '../shard/shard-pipeline.js';
+import { WindowMerger } from '../shard/window-merger.js';
+import { END_OF_INPUT, type FromShardThread, type ShardThreadData } from '../shard/shard-protocol.js';
 
 export interface ShardedOptions extends AnalyzeOptions {
   workers: number;
@@ -135,7 +135,7 @@ async function runThreaded(reader: CaptureReader, config: Readonly<Config>, work
     for (let w = 0; w < workers; w++) {
       const ring = PacketRing.create(RING_BYTES);
       const data: ShardThreadData = { config: config as Config, ring: ring.buffer, timeBase: feed.timeBase, commitMemory: false };
-      const thread = new Worker(new URL('./shard-thread.js', import.meta.url), { workerData: data, resourceLimits: PIPELINE_THREAD_LIMITS });
+      const thread = new Worker(new URL('../shard/shard-thread.js', import.meta.url), { workerData: data, resourceLimits: PIPELINE_THREAD_LIMITS });
       thread.on('message', (msg: FromShardThread) => {
         try {
           if (msg.type === 'window') merger.add(w, msg.part);

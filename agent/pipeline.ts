@@ -16,7 +16,7 @@ import type { Config } from '../common/config.js';
 import { MemoryBudget } from '../common/memory-budget.js';
 import type { FrameRecord } from './capture/frame-record.js';
 import { linkTypeName } from './capture/link-types.js';
-import { createAnalyzers, type Analyzer, type AnalyzerContext } from './analyzers/index.js';
+import { createAnalyzers, type Analyzer, type AnalyzerContext, type ShardRole } from './analyzers/index.js';
 import { Decoder, Proto, Transport, type PacketView } from './decode/index.js';
 import { ConnectionAttempts, FlowTable, TcpSequenceAnalysis, type AttemptEventCode, type EndReasonCode, type FlowListener } from './flow/index.js';
 import { Networks } from './analyzers/lib/networks.js';
@@ -83,6 +83,8 @@ export interface PipelineOptions {
    * capture only pays for the pages it touches.
    */
   commitMemory?: boolean;
+  /** Flow-sharded analysis: this pipeline is a worker's or the coordinator's (AnalyzerContext.shardRole; default 'single'). */
+  shardRole?: ShardRole;
 }
 
 export class Pipeline {
@@ -129,6 +131,7 @@ export class Pipeline {
     const windowFlows = new WindowFlowAccounting(this.flows);
     // Names held at once are at most one per flow slot: more ids would only cache names of flows gone.
     const names = this.names = new FlowNames(config.flows.maxFlows, Math.min(config.analyzers.services.maxNames, config.flows.maxFlows));
+    const windowOrder = (): number => this.windows.order;
     const ctx: AnalyzerContext = this.context = {
       config,
       flows: this.flows,
@@ -143,6 +146,8 @@ export class Pipeline {
       report: (draft) => this.windows.report(draft),
       reportLazily: (type, draft) => this.windows.reportLazily(type, draft),
       windowFindings: () => this.windows.pendingFindings,
+      shardRole: options.shardRole ?? 'single',
+      get packetOrder(): number { return windowOrder(); },
     };
     this.analyzers = createAnalyzers(config, ctx);
     const onWindow = (out: WindowOutput): void => {

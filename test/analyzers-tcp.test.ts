@@ -17,9 +17,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeCapture } from '../agent/analyze/index.js';
+import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
+import { shardHash, shardOf } from '../agent/decode/shard-hash.js';
+import { hashWords } from '../agent/analyzers/lib/key-table.js';
 import { isoTime } from '../common/address.js';
 import { buildConfig } from '../common/config.js';
-import type { Finding, Report } from '../common/report.js';
+import { reportJsonChunks, type Finding, type Report } from '../common/report.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { TcpFlags, ethernet, ipv4, pcapFile, tcp, type PcapRecordSpec, type TcpOption } from './helpers/capture-writer.js';
 
@@ -101,6 +104,30 @@ async function analyze(path: string, config: Record<string, unknown> = {}): Prom
   const { report, warnings } = await analyzeCapture(path, buildConfig({ report: { maxFindingsPerType: 1000 }, ...config }));
   assert.deepEqual(warnings, []);
   return report;
+}
+
+const TCP_ANALYZERS = ['tcp', 'handshake', 'rtt', 'tcp_window', 'resets', 'sack'];
+
+/**
+ * Flow-sharded worker threads (2, 3 and 4) give the report of one
+ * pipeline, byte for byte, with the TCP analyzers enabled (the others cannot
+ * run sharded yet): returns that report.
+ */
+async function assertShardedSame(path: string, config: Record<string, unknown> = {}): Promise<Report> {
+  const json = (r: Report): string => [...reportJsonChunks(r)].join('');
+  const analyzers = Object.fromEntries(Object.keys(buildConfig({}).analyzers).map((id) => [id, { enabled: TCP_ANALYZERS.includes(id) }]));
+  const cfg = buildConfig({ analyzers, report: { maxFindingsPerType: 1000 }, ...config });
+  const one = await analyzeCapture(path, cfg);
+  for (const workers of [2, 3, 4]) {
+    const many = await analyzeCaptureSharded(path, cfg, { workers });
+    assert.equal(json(many.report), json(one.report), `${workers} workers`);
+  }
+  return one.report;
+}
+
+/** Workers (of 4) the capture's packets go to. */
+function workersOf(cap: Capture): Set<number> {
+  return new Set(cap.records.map(({ data }) => shardOf(shardHash(data, 0, data.length, 1), 4)));
 }
 
 /** Metrics of one analyzer in the window starting at `start` (epoch seconds); fails if there is no such window. */
@@ -624,22 +651,34 @@ test('resets: refused, abort and other RSTs by side; half-open, established and 
   assert.equal(hs!.evidence['stillOpen'], true);
 });
 
-test('resets: refused servers are tracked up to 1000 per window (further ones counted), the table starts afresh each window', async () => {
+test('resets: refused servers are tracked up to 1000 per window (beyond, the lowest hash of address and port; the others\' refusals counted), the table starts afresh each window', async () => {
   const cap = new Capture();
-  // Window 0: one server refuses 3 connections, then 1,003 servers refuse one each.
+  const servers: Array<{ host: string; port: number; count: number }> = [];
+  // Window 0: one server refuses 3 connections, then 1,003 servers refuse one each (from one client: 1,004 host pairs, spread over workers).
   for (let k = 0; k < 3; k++) cap.conn('10.0.3.100', 40000 + k, '10.8.0.1', 25).send(C, 0.01 * k, SYN).send(S, 0.01 * k + 0.001, RST | ACK);
-  for (let i = 0; i < 1003; i++) cap.conn('10.0.3.100', 50000 + i, `10.9.${i >> 8}.${i & 255}`, 80).send(C, 1 + 0.005 * i, SYN).send(S, 1 + 0.005 * i + 0.001, RST | ACK);
+  servers.push({ host: '10.8.0.1', port: 25, count: 3 });
+  for (let i = 0; i < 1003; i++) {
+    cap.conn('10.0.3.100', 50000 + i, `10.9.${i >> 8}.${i & 255}`, 80).send(C, 1 + 0.005 * i, SYN).send(S, 1 + 0.005 * i + 0.001, RST | ACK);
+    servers.push({ host: `10.9.${i >> 8}.${i & 255}`, port: 80, count: 1 });
+  }
   // Window 1: another server refuses twice.
   cap.conn('10.0.3.101', 42000, '10.8.0.2', 443).send(C, 12, SYN).send(S, 12.001, RST | ACK);
   cap.conn('10.0.3.102', 42001, '10.8.0.2', 443).send(C, 13, SYN).send(S, 13.001, RST | ACK);
-  const r = await analyze(cap.write('resets-refused-bound.pcap'));
+  assert.equal(workersOf(cap).size, 4);
+  const r = await assertShardedSame(cap.write('resets-refused-bound.pcap'));
+  // The tracked: the 1,000 of the lowest hash of (version, address words, port), as the table hashes its key.
+  const hashOf = (host: string, port: number): number => hashWords([4, host.split('.').reduce((a, b) => a * 256 + Number(b), 0), 0, 0, 0, port], 6) >>> 0;
+  const tracked = servers.map((x) => ({ ...x, key: `${x.host}:${x.port}`, hash: hashOf(x.host, x.port) }))
+    .sort((a, b) => a.hash - b.hash || (a.key < b.key ? -1 : 1)).slice(0, 1000);
   const m0 = win(r, 0, 'resets');
   assert.deepEqual(at(m0, 'byPhase'), { refused: 1006, abort: 0, other: 0 });
   assert.equal(at(m0, 'refusedServersCount'), 1000);
-  assert.equal(at(m0, 'refusedUntracked'), 4);
-  const listed = at(m0, 'refusedServers') as Record<string, number>;
-  assert.equal(Object.keys(listed).length, 10);
-  assert.deepEqual(Object.entries(listed).slice(0, 2), [['10.8.0.1:25', 3], ['10.9.0.0:80', 1]], 'the most refused first, then in order of first refusal');
+  assert.equal(at(m0, 'refusedUntracked'), 1006 - tracked.reduce((n, x) => n + x.count, 0));
+  assert.deepEqual(new Set(findings(r, 'connection_refused').filter((x) => inWindow(x, 0)).map((x) => `${x.host}:${x.evidence['serverPort']}`)), new Set(tracked.map((x) => x.key)));
+  // Listed: the most refused first, then in order of first refusal (the order of `servers`).
+  const firstRefused = (key: string): number => servers.findIndex((x) => `${x.host}:${x.port}` === key);
+  const listed = [...tracked].sort((a, b) => b.count - a.count || firstRefused(a.key) - firstRefused(b.key)).slice(0, 10);
+  assert.deepEqual(at(m0, 'refusedServers'), Object.fromEntries(listed.map((x) => [x.key, x.count])));
   const m1 = win(r, 1, 'resets');
   assert.deepEqual(at(m1, 'refusedServers'), { '10.8.0.2:443': 2 });
   assert.equal(at(m1, 'refusedServersCount'), 1);
@@ -648,6 +687,53 @@ test('resets: refused servers are tracked up to 1000 per window (further ones co
   assert.equal(f!.host, '10.8.0.2');
   assert.equal(f!.evidence['refused'], 2);
   assert.equal(f!.evidence['firstClient'], '10.0.3.101:42000');
+});
+
+test('resets, flow-sharded: a server refused by clients in several workers is one finding with every refusal and the first client; the zombies of every worker are one finding', async () => {
+  const cap = new Capture();
+  // 10.0.7.100:443 refuses eight clients (eight host pairs); the first refused is 10.0.7.5.
+  for (const [i, client] of [5, 1, 2, 3, 4, 6, 7, 8].entries()) cap.conn(`10.0.7.${client}`, 41000 + i, '10.0.7.100', 443).send(C, 1 + i, SYN).send(S, 1.001 + i, RST | ACK);
+  // Established connections idle at the end (400 s): 10.0.9.1-3 idle 350 s (two of them from the same last packet time), 10.0.9.4 idle 340 s, 10.0.9.5 not idle.
+  cap.conn('10.0.9.2', 43000, '10.0.9.100', 22).handshake(49.98, 0.01, 0.01);
+  cap.conn('10.0.9.1', 43001, '10.0.9.100', 22).handshake(49.98, 0.01, 0.01);
+  cap.conn('10.0.9.3', 43002, '10.0.9.101', 22).handshake(40, 0.01, 0.01).send(C, 50, ACK | PSH, { len: 10 });
+  cap.conn('10.0.9.4', 43003, '10.0.9.100', 22).handshake(59.98, 0.01, 0.01);
+  cap.conn('10.0.9.5', 43004, '10.0.9.100', 22).handshake(398, 0.01, 0.01).send(C, 400, ACK | PSH, { len: 10 });
+  assert.ok(workersOf(cap).size >= 3);
+  const r = await assertShardedSame(cap.write('resets-sharded.pcap'));
+  const [refused, ...more] = findings(r, 'connection_refused');
+  assert.equal(more.length, 0);
+  assert.equal(refused!.evidence['refused'], 8);
+  assert.equal(refused!.evidence['firstClient'], '10.0.7.5:41000');
+  const [zombie, ...moreZombies] = findings(r, 'zombie_flows');
+  assert.equal(moreZombies.length, 0);
+  assert.deepEqual(zombie!.evidence, { zombies: 4, maxIdleSeconds: 350, zombieIdle: 300, establishedAtEnd: 5, halfOpenAtEnd: 0 });
+  // Equally idle: the first by connection key, 10.0.9.1's.
+  assert.equal(zombie!.flow?.client, '10.0.9.1');
+  assert.deepEqual(at(win(r, 40, 'resets'), 'atEnd'), { halfOpen: 0, established: 5, zombies: 4, maxIdleSeconds: 350 });
+});
+
+test('rtt, flow-sharded: more high-RTT flows ending at one point of the input than the window reports: the first by key, whichever worker holds them', async () => {
+  const cap = new Capture();
+  // 14 flows (14 host pairs) with one 0.25 s RTT each (warning; dyadic times: the same max RTT exactly); idle from 2.5 s, they all expire at the packet at 8 s.
+  for (let i = 1; i <= 14; i++) {
+    const t = 0.125 * i;
+    cap.conn(`10.0.8.${i}`, 40000 + i, '10.0.8.100', 80).handshake(t, 0.01, 0.01).send(C, t + 0.5, ACK | PSH, { len: 100 }).send(S, t + 0.75, ACK);
+  }
+  cap.conn('10.0.8.200', 45000, '10.0.8.100', 80).handshake(8, 0.01, 0.01);
+  assert.equal(workersOf(cap).size, 4);
+  const config = { flows: { timeouts: { tcpEstablished: 5 } } };
+  const r = await assertShardedSame(cap.write('rtt-sharded-cap.pcap'), config);
+  const m = win(r, 0, 'rtt');
+  assert.deepEqual(at(m, 'highRttFlows'), { info: 0, warning: 14, critical: 0 });
+  assert.equal(at(m, 'reportedFlows'), 10);
+  const keyOf = (f: Finding): string => `${f.flow!.client}:${f.flow!.clientPort}`;
+  const all = Array.from({ length: 14 }, (_, k) => `10.0.8.${k + 1}:${40001 + k}`);
+  assert.deepEqual(findings(r, 'high_rtt').map(keyOf).sort(), all.sort().slice(0, 10));
+  // Under the default per-type cap: 5 listed, 5 counted.
+  const capped = await assertShardedSame(cap.write('rtt-sharded-cap.pcap'), { ...config, report: { maxFindingsPerType: 5 } });
+  assert.equal(findings(capped, 'high_rtt').length, 5);
+  assert.deepEqual(capped.windows[0]!.findingsSuppressed, { high_rtt: 5 });
 });
 
 test('resets: ppa_tcp_refuseconnection.pcapng (192.168.100.1:80 refuses)', async () => {

@@ -78,3 +78,37 @@ test('Quantiles.addAll: the same summary as adding every sample of both sets, in
     }
   }
 });
+
+test('Quantiles.sketch(true): sets rebuilt from whole sketches (addSketch) summarize as one set fed every sample, in exact and bucket mode', () => {
+  const random = mulberry32(23);
+  const draw = (n: number): number[] => Array.from({ length: n }, (_, i) => {
+    if (i % 997 === 3) return 1e-12;
+    if (i % 991 === 5) return -random();
+    if (i % 1009 === 7) return Infinity;
+    // Wide enough to need more than SKETCH_BUCKETS buckets: a capped sketch would fold the lowest.
+    return 1e-7 * 10 ** (random() * 9);
+  });
+  // Parts within and over SKETCH_EXACT, together within and over the exact cap (65,536), one part in bucket mode.
+  const splits: number[][] = [[0], [300, 0, 7], [257, 1000, 40_000], [30_000, 35_536], [30_000, 35_537], [70_000, 10, 5_000]];
+  for (const allowNegative of [false, true]) {
+    for (const sizes of splits) {
+      const parts = sizes.map(draw);
+      const direct = new Quantiles(allowNegative);
+      for (const v of parts.flat()) direct.add(v);
+      const merged = new Quantiles(allowNegative);
+      for (const values of parts) {
+        const q = new Quantiles(allowNegative);
+        for (const v of values) q.add(v);
+        // Cloned, as a part crosses to the coordinator's thread.
+        merged.addSketch(structuredClone(q.sketch(true)));
+      }
+      assert.deepEqual(merged.summary(), direct.summary(), `${sizes.join(' + ')}, allowNegative ${allowNegative}`);
+      // The capped sketch is not enough past its limits: the test can fail.
+      if (sizes.join() === '257,1000,40000') {
+        const capped = new Quantiles(allowNegative);
+        for (const values of parts) { const q = new Quantiles(allowNegative); for (const v of values) q.add(v); capped.addSketch(q.sketch()); }
+        assert.notDeepEqual(capped.summary(), direct.summary());
+      }
+    }
+  }
+});

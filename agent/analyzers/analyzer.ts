@@ -57,7 +57,22 @@ export interface AnalyzerContext {
   reportLazily(type: FindingType, draft: () => FindingDraft): void;
   /** Findings reported so far in the current window. */
   windowFindings(): readonly Finding[];
+  /**
+   * Flow-sharded analysis (issue 13): 'worker' in a worker's pipeline, which
+   * sees only its host pairs' packets (an analyzer judging state that spans
+   * workers leaves those findings to its coordinator instance and gives what
+   * they need in `windowPart`), 'coordinator' in the merger's pipeline (sees
+   * no packets, only `mergeWindow`), 'single' in one pipeline over the whole input.
+   */
+  readonly shardRole: ShardRole;
+  /**
+   * The current packet's index in the whole input (Infinity while a window
+   * closes): where something was first seen, comparable across workers.
+   */
+  readonly packetOrder: number;
 }
+
+export type ShardRole = 'single' | 'worker' | 'coordinator';
 
 export interface Analyzer extends WindowParticipant {
   /** Config key under `analyzers.`, and the key of its metrics in window summaries. */

@@ -40,7 +40,9 @@ import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, EndReason, TcpSynEvent, connectionKey, describeFlow, type EndReasonCode } from '../flow/index.js';
 import { Quantiles } from './lib/quantiles.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
+import { sumMetrics } from './lib/merge-metrics.js';
+import type { QuantileSketch } from '../../common/report.js';
 import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, duration, plural } from './lib/format.js';
 import { KeyTable } from './lib/key-table.js';
@@ -86,6 +88,8 @@ class HandshakeAnalyzer implements Analyzer {
   private w = emptyWindow();
   /** retryRows.evicted at the last window close. */
   private droppedBefore = 0;
+  /** A flow-sharded worker: the closed window's delays, every sample (windowPart). */
+  private closedDelays: HandshakeDelays | null = null;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const n = ctx.flows.capacity;
@@ -325,12 +329,41 @@ class HandshakeAnalyzer implements Analyzer {
       retryIntervalsDropped: this.retryRows.evicted - this.droppedBefore,
     };
     this.droppedBefore = this.retryRows.evicted;
+    if (this.ctx.shardRole === 'worker') this.closedDelays = { synToSynAck: this.synAckQ.sketch(true), synAckToAck: this.ackQ.sketch(true), total: this.totalQ.sketch(true) };
     this.synAckQ.clear();
     this.ackQ.clear();
     this.totalQ.clear();
     this.w = emptyWindow();
     return metrics;
   }
+
+  windowPart(): HandshakeDelays | null {
+    return this.closedDelays;
+  }
+
+  /**
+   * Counts add up (a handshake lives in one flow-sharded worker); the delays'
+   * quantiles are those of every worker's samples together.
+   * retryIntervalsDropped adds up the workers' own pools' evictions (the same
+   * figure as one pipeline's while fewer than RETRY_FLOWS flows retry at once).
+   */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const metrics = sumMetrics(input.metrics);
+    const delays = input.parts as ReadonlyArray<HandshakeDelays | null>;
+    for (const name of ['synToSynAck', 'synAckToAck', 'total'] as const) {
+      const set = new Quantiles();
+      for (const d of delays) if (d) set.addSketch(d[name]);
+      metrics[name] = set.summary();
+    }
+    return metrics;
+  }
+}
+
+/** A worker's part of a window: each delay's samples. */
+interface HandshakeDelays {
+  synToSynAck: QuantileSketch;
+  synAckToAck: QuantileSketch;
+  total: QuantileSketch;
 }
 
 function emptyWindow(): { started: number; completed: number; slow: number; slowServer: number; slowClient: number; synRetransmissions: number; noAnswer: number; refused: number; incomplete: number; aborted: number } {

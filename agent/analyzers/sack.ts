@@ -15,7 +15,8 @@
  */
 import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 
 /** a < b and a >= b modulo 2^32. */
 const LT = (a: number, b: number): boolean => ((a - b) | 0) < 0;
@@ -77,5 +78,10 @@ class SackAnalyzer implements Analyzer {
     this.windowNumber++;
     this.w = { syns: 0, synSackPermitted: 0, synAcks: 0, synAckSackPermitted: 0, sackPermitted: 0, sackPackets: 0, sackBlocks: 0, dsackPackets: 0, flowsWithSack: 0 };
     return metrics;
+  }
+
+  /** Every figure is a count; a flow lives in one flow-sharded worker, so flowsWithSack adds up too. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    return sumMetrics(input.metrics);
   }
 }

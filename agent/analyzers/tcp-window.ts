@@ -23,7 +23,8 @@ import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { EndReason, connectionKey, describeFlow, type EndReasonCode, type FlowTable } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
+import { maxOf, sumMetrics } from './lib/merge-metrics.js';
 import { TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
 import { round6, round9, endpoint, duration } from './lib/format.js';
 
@@ -98,7 +99,8 @@ class TcpWindowAnalyzer implements Analyzer {
       w.openAtEnd++;
     } else {
       w.periods[d & 1]!++;
-      w.totalSeconds += closedFor;
+      // In whole nanoseconds (closedFor is rounded to them): a sum exact in any order, so flow-sharded workers' sums add up to it.
+      w.totalNanoseconds += Math.round(closedFor * 1e9);
     }
     if (closedFor > w.maxSeconds) w.maxSeconds = closedFor;
     const period = this.ctx.config.analyzers.tcp_window.zeroWindowPeriod;
@@ -146,7 +148,7 @@ class TcpWindowAnalyzer implements Analyzer {
       zeroWindowPeriods: w.periods[0]! + w.periods[1]!,
       zeroWindowBySide: { client: w.periods[0]!, server: w.periods[1]! },
       zeroWindowStarted: w.started,
-      zeroWindowSeconds: round9(w.totalSeconds),
+      zeroWindowSeconds: w.totalNanoseconds / 1e9,
       zeroWindowMaxSeconds: round9(w.maxSeconds),
       zeroWindowOpenAtEnd: w.openAtEnd,
       zeroWindowReported: w.reported,
@@ -159,13 +161,23 @@ class TcpWindowAnalyzer implements Analyzer {
     this.w = emptyWindow();
     return metrics;
   }
+
+  /** Counts add up (a flow and its zero-window periods live in one flow-sharded worker); the longest period is the longest of the workers'. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const metrics = sumMetrics(input.metrics);
+    // Each worker's total is whole nanoseconds: added as such, the sum is exact.
+    metrics['zeroWindowSeconds'] = input.metrics.reduce((ns, m) => ns + Math.round((m['zeroWindowSeconds'] as number) * 1e9), 0) / 1e9;
+    metrics['zeroWindowMaxSeconds'] = maxOf(input.metrics, (m) => m['zeroWindowMaxSeconds']) ?? 0;
+    return metrics;
+  }
 }
 
 interface WindowState {
   /** Ended periods by side (0 client, 1 server). */
   periods: [number, number];
   started: number;
-  totalSeconds: number;
+  /** Durations of the ended periods, in nanoseconds. */
+  totalNanoseconds: number;
   maxSeconds: number;
   openAtEnd: number;
   reported: number;
@@ -175,6 +187,6 @@ interface WindowState {
 }
 
 function emptyWindow(): WindowState {
-  return { periods: [0, 0], started: 0, totalSeconds: 0, maxSeconds: 0, openAtEnd: 0, reported: 0, zeroWindowPackets: 0, lowWindow: [0, 0], windowFull: [0, 0] };
+  return { periods: [0, 0], started: 0, totalNanoseconds: 0, maxSeconds: 0, openAtEnd: 0, reported: 0, zeroWindowPackets: 0, lowWindow: [0, 0], windowFull: [0, 0] };
 }
 

@@ -8,7 +8,8 @@ import type { QuantileSketch, ReportDistribution } from '../../common/report.js'
 import type { PacketView } from '../decode/packet-view.js';
 import { Quantiles } from './lib/quantiles.js';
 import { ANY_RETRANSMISSION, TcpAnalysisFlag as F, type TcpPacketResult } from '../flow/tcp-result.js';
-import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 import { duration, plural, round2, round6 } from './lib/format.js';
 
 /** Report counter names (Wireshark fields) and the analysis bits each counts. */
@@ -75,19 +76,6 @@ class TcpAnalyzer implements Analyzer {
   closeWindow(span: WindowSpan): Metrics {
     const w = this.w;
     const rate = w.segments ? w.retransmissions / w.segments : 0;
-    const t = this.ctx.config.analyzers.tcp;
-    const severity = w.retransmissions >= t.retransmissionCount[2]! || (rate >= t.retransmissionRate[2]! / 100 && w.retransmissions >= t.retransmissionCount[0]!) ? 'critical'
-      : w.retransmissions >= t.retransmissionCount[1]! || (rate >= t.retransmissionRate[1]! / 100 && w.retransmissions >= t.retransmissionCount[0]!) ? 'warning'
-        : w.retransmissions >= t.retransmissionCount[0]! || (rate >= t.retransmissionRate[0]! / 100 && w.retransmissions > 0 && w.segments >= 100) ? 'info' : null;
-    if (severity) {
-      this.ctx.report({
-        type: 'tcp_retransmissions',
-        severity,
-        key: 'window',
-        summary: `${plural(w.retransmissions, 'TCP retransmission')} in ${duration(span.end - span.start)} (${(rate * 100).toFixed(1)} % of ${plural(w.segments, 'data segment')}).`,
-        evidence: { retransmissions: w.retransmissions, fastRetransmissions: w.fast, spuriousRetransmissions: w.spurious, dataSegments: w.segments, ratePercent: round2(rate * 100), lostSegments: w.lost, duplicateAcks: w.duplicateAcks },
-      });
-    }
     const metrics: Metrics = {
       dataSegments: w.segments,
       payloadBytes: w.bytes,
@@ -103,10 +91,48 @@ class TcpAnalyzer implements Analyzer {
       windowFull: w.windowFull,
       keepAlives: w.keepAlive,
     };
+    // A flow-sharded worker sees part of the window's segments: its coordinator judges the sum.
+    if (this.ctx.shardRole !== 'worker') this.judge(metrics, span);
     this.w = { segments: 0, bytes: 0, retransmissions: 0, fast: 0, spurious: 0, outOfOrder: 0, duplicateAcks: 0, lost: 0, ackedUnseen: 0, zeroWindow: 0, windowFull: 0, keepAlive: 0 };
     this.closedAckRtt = this.ackRtt.sketch();
     this.ackRtt.clear();
     return metrics;
+  }
+
+  /** Every figure is a count but the rate, recomputed from the added-up counts. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const metrics = sumMetrics(input.metrics);
+    const segments = metrics['dataSegments'] as number;
+    metrics['retransmissionRate'] = round6(segments ? (metrics['retransmissions'] as number) / segments : 0);
+    this.judge(metrics, input.span);
+    return metrics;
+  }
+
+  /** The window's tcp_retransmissions finding, if its retransmissions call for one. */
+  private judge(m: Metrics, span: WindowSpan): void {
+    const retransmissions = m['retransmissions'] as number;
+    const segments = m['dataSegments'] as number;
+    const rate = segments ? retransmissions / segments : 0;
+    const t = this.ctx.config.analyzers.tcp;
+    const severity = retransmissions >= t.retransmissionCount[2]! || (rate >= t.retransmissionRate[2]! / 100 && retransmissions >= t.retransmissionCount[0]!) ? 'critical'
+      : retransmissions >= t.retransmissionCount[1]! || (rate >= t.retransmissionRate[1]! / 100 && retransmissions >= t.retransmissionCount[0]!) ? 'warning'
+        : retransmissions >= t.retransmissionCount[0]! || (rate >= t.retransmissionRate[0]! / 100 && retransmissions > 0 && segments >= 100) ? 'info' : null;
+    if (!severity) return;
+    this.ctx.report({
+      type: 'tcp_retransmissions',
+      severity,
+      key: 'window',
+      summary: `${plural(retransmissions, 'TCP retransmission')} in ${duration(span.end - span.start)} (${(rate * 100).toFixed(1)} % of ${plural(segments, 'data segment')}).`,
+      evidence: {
+        retransmissions,
+        fastRetransmissions: m['fastRetransmissions'] as number,
+        spuriousRetransmissions: m['spuriousRetransmissions'] as number,
+        dataSegments: segments,
+        ratePercent: round2(rate * 100),
+        lostSegments: m['lostSegments'] as number,
+        duplicateAcks: m['duplicateAcks'] as number,
+      },
+    });
   }
 
   counters(): Record<string, number> {

@@ -4,7 +4,7 @@
  * drafts it, window metrics, and what the window engine calls on each
  * analyzer.
  */
-import type { FindingSeverity, FindingType, RangeInputs } from '../../common/report.js';
+import type { FindingSeverity, FindingType, FlowRef, RangeInputs } from '../../common/report.js';
 
 /** A window of packet time: [start, end) in seconds since the epoch, and the same in packet time (since clock.base). */
 export interface WindowSpan {
@@ -25,6 +25,12 @@ export interface FindingDraft {
   evidence: Record<string, number | string | boolean | null>;
   /** The flow it is about, as a live flow-table slot (resolved to addresses when reported). */
   flowSlot?: number;
+  /**
+   * The flow it is about, already described (with its service, as the window
+   * engine describes `flowSlot`): for a finding reported after its flow's slot
+   * was reused, or by a coordinator of flow-sharded workers, which has no flow table.
+   */
+  flow?: FlowRef;
   host?: string;
   /**
    * Among findings reported at the same point of the input (one packet, or a
@@ -33,6 +39,14 @@ export interface FindingDraft {
    * reports its worst first. Default 0.
    */
   rank?: number;
+  /**
+   * Where in the input the finding belongs (see WindowEngine.order), when it
+   * is reported later than that: an analyzer choosing among a window's
+   * candidates at its close, or a coordinator of flow-sharded workers
+   * reporting at the place a worker saw. Default: now. Findings of one type
+   * must still come in non-decreasing order.
+   */
+  order?: number;
 }
 
 export type Metrics = Record<string, unknown>;

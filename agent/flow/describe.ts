@@ -2,7 +2,7 @@
 import { endpoint, formatAddress } from '../../common/address.js';
 import type { FlowRef } from '../../common/report.js';
 import type { FlowTable } from './flow-table.js';
-import { NAME_SOURCE_NAMES } from './flow-names.js';
+import { NAME_SOURCE_NAMES, type FlowNames } from './flow-names.js';
 import { portServiceName } from './port-service.js';
 
 const PROTO_NAMES: Record<number, string> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
@@ -51,4 +51,9 @@ export function withService<T extends FlowRef>(f: T, proto: number, serverName: 
     f.serverNameSource = NAME_SOURCE_NAMES[source] ?? 'none';
   }
   return f;
+}
+
+/** A finding's flow: the slot described with its service (the proved name `names` holds for it, else the port's). */
+export function describeFlowWithService(t: FlowTable, slot: number, names: FlowNames | undefined): FlowRef {
+  return withService(describeFlow(t, slot), t.proto[slot]!, names?.nameOf(slot), names?.sourceOf(slot) ?? 0);
 }

@@ -78,6 +78,7 @@ export class ShardPipeline {
         onFlowEnd: (slot: number) => top!.onFlowEnd(slot),
       },
       commitMemory,
+      shardRole: 'worker',
     });
     top = this.top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base, pipeline.names, config.analyzers.services.enabled);
     if (!Number.isNaN(timeBase)) pipeline.setTimeBase(timeBase);

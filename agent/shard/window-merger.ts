@@ -30,7 +30,7 @@ export class WindowMerger {
 
   constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput) => void) {
     // Findings its analyzers report while merging are taken after each one (takeFindings), never capped there.
-    this.coordinator = new Pipeline({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } }, { onWindow: () => {} });
+    this.coordinator = new Pipeline({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } }, { onWindow: () => {}, shardRole: 'coordinator' });
     const unmergeable = this.coordinator.analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
     if (unmergeable.length) throw new Error(`cannot merge the windows of analyzers ${unmergeable.join(', ')}`);
     this.queues = Array.from({ length: workers }, () => []);

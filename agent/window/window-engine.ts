@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { isoFromSeconds } from '../../common/address.js';
 import type { Finding, FindingType, RangeInputs, WindowSummary } from '../../common/report.js';
 import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
-import { describeFlow, withService, type FlowNames, type FlowTable } from '../flow/index.js';
+import { describeFlowWithService, type FlowNames, type FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import type { PacketClock } from '../core/packet-clock.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -112,7 +112,7 @@ export class WindowEngine {
 
   /** Turns an analyzer's draft into a finding of the current window, with a stable id. */
   report(draft: FindingDraft): void {
-    this.offer(draft.type, draft, undefined);
+    this.offer(draft.type, draft, undefined, draft.order ?? this.order);
   }
 
   /**
@@ -122,7 +122,7 @@ export class WindowEngine {
    * cost a count, not their strings. `draft()` must be of type `type`.
    */
   reportLazily(type: FindingType, draft: () => FindingDraft): void {
-    this.offer(type, undefined, draft);
+    this.offer(type, undefined, draft, this.order);
   }
 
   /**
@@ -131,13 +131,13 @@ export class WindowEngine {
    * `order`, so one over the cap is built only when it ties in order with the
    * last kept one (its id then decides).
    */
-  private offer(type: FindingType, draft: FindingDraft | undefined, make: (() => FindingDraft) | undefined): void {
+  private offer(type: FindingType, draft: FindingDraft | undefined, make: (() => FindingDraft) | undefined, order: number): void {
     let kept = this.keptOfType.get(type);
     if (kept === undefined) this.keptOfType.set(type, kept = []);
     if (kept.length < this.maxFindingsPerType) {
       const d = draft ?? make!();
       kept.push(this.findings.length);
-      this.orders.push(this.order);
+      this.orders.push(order);
       this.ranks.push(d.rank ?? 0);
       this.findings.push(this.finding(d));
       return;
@@ -145,7 +145,7 @@ export class WindowEngine {
     this.suppressed[type] = (this.suppressed[type] ?? 0) + 1;
     let worst = -1;
     for (const i of kept) {
-      if (this.orders[i] === this.order && (worst < 0 || this.after(i, worst))) worst = i;
+      if (this.orders[i] === order && (worst < 0 || this.after(i, worst))) worst = i;
     }
     if (worst < 0) return;
     const d = draft ?? make!();
@@ -173,7 +173,8 @@ export class WindowEngine {
       summary: draft.summary,
       evidence: draft.evidence,
     };
-    if (draft.flowSlot !== undefined && draft.flowSlot >= 0) finding.flow = withService(describeFlow(this.flows, draft.flowSlot), this.flows.proto[draft.flowSlot]!, this.names?.nameOf(draft.flowSlot), this.names?.sourceOf(draft.flowSlot) ?? 0);
+    if (draft.flow !== undefined) finding.flow = draft.flow;
+    else if (draft.flowSlot !== undefined && draft.flowSlot >= 0) finding.flow = describeFlowWithService(this.flows, draft.flowSlot, this.names);
     if (draft.host !== undefined) finding.host = draft.host;
     return finding;
   }

@@ -169,15 +169,21 @@ export class Quantiles {
    * SKETCH_BUCKETS buckets, the lowest (in value order) are folded into the
    * lowest one kept: low quantiles lose accuracy, p50 and above keep ±0.5 %
    * unless the window's values span more than a factor of 26,000.
+   *
+   * `whole`: every sample the set holds, neither limit applied (its exact
+   * samples all, unsorted, or every bucket): a set that `addSketch`es such
+   * sketches of several sets has the summary of one set fed all their samples
+   * (flow-sharded workers' parts of a window's distribution).
    */
-  sketch(): QuantileSketch {
+  sketch(whole = false): QuantileSketch {
     const max = this.n ? this.maxValue : null;
+    if (whole && !this.buckets) return { count: this.n, max, exact: Array.from(this.exact.subarray(0, this.n)) };
     if (!this.buckets && this.n <= SKETCH_EXACT) {
       const exact = Array.from(this.exact.subarray(0, this.n)).sort((a, b) => a - b);
       return { count: this.n, max, exact };
     }
     let list = this.buckets ? this.bucketList() : this.exactAsBuckets();
-    if (list.length > SKETCH_BUCKETS) {
+    if (!whole && list.length > SKETCH_BUCKETS) {
       const cut = list.length - SKETCH_BUCKETS;
       let folded = 0;
       for (let i = 0; i <= cut; i++) folded += list[i]![1];

@@ -26,6 +26,9 @@ function dropWindowMetrics(report: Report, analyzer: string, fields: readonly st
   }
 }
 
+/** A finding's window start; findings of golden files written before windows were named on them have none. */
+const windowStart = (f: { window?: { start: string } }): string => f.window?.start ?? '';
+
 /** Finding types keyed by one TCP connection (flow/describe.ts connectionKey). */
 const CONNECTION_KEYED = ['slow_handshake', 'failed_handshake', 'syn_retransmission', 'high_rtt', 'connection_reset', 'zero_window'];
 
@@ -392,7 +395,7 @@ export const INTENDED: IntendedDifference[] = [
     apply(r) {
       const capped = new Set<string>();
       for (const w of r.windows) for (const type of Object.keys(w.findingsSuppressed ?? {})) capped.add(`${w.start}/${type}`);
-      r.findings = r.findings.map((f) => (capped.has(`${f.window?.start}/${f.type}`) ? { ...f, id: '<capped>', severity: 'info' as const, summary: '<capped>', evidence: {}, flow: undefined, host: undefined } : f));
+      r.findings = r.findings.map((f) => (capped.has(`${windowStart(f)}/${f.type}`) ? { ...f, id: '<capped>', severity: 'info' as const, summary: '<capped>', evidence: {}, flow: undefined, host: undefined } : f));
     },
   },
   {
@@ -401,7 +404,8 @@ export const INTENDED: IntendedDifference[] = [
       + ' the analyzers happened to report them in: the one order flow-sharded workers\' windows merge into; compared here as sets per window',
     apply(r) {
       const withoutId = (f: object): string => JSON.stringify({ ...f, id: undefined });
-      r.findings.sort((a, b) => ((a.window?.start ?? "") < (b.window?.start ?? "") ? -1 : (a.window?.start ?? "") > (b.window?.start ?? "") ? 1 : withoutId(a) < withoutId(b) ? -1 : withoutId(a) > withoutId(b) ? 1 : 0));
+      const key = (f: object): string => `${windowStart(f)}\u0000${withoutId(f)}`;
+      r.findings.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : 0));
     },
   },
   {

@@ -25,6 +25,16 @@ export interface TimedRun {
   timedOut: boolean;
   /** When stopped: how far the command had read `progressFile`, 0..1 (NaN when unknown). */
   progress: number;
+  /** With `threadSampleMs`: CPU of each thread of the measured process, busiest first. */
+  threads?: ThreadCpu[];
+}
+
+/** One thread's CPU (user + system) as last sampled before it or its process ended. */
+export interface ThreadCpu {
+  tid: number;
+  /** The process's first thread (Node's main thread). */
+  main: boolean;
+  cpuSeconds: number;
 }
 
 /**
@@ -70,12 +80,45 @@ export interface RunOptions {
   timeoutMs?: number;
   /** A file the command reads sequentially: on timeout, how far it got is reported. */
   progressFile?: string;
+  /** Variables added to this process's environment for the command. */
+  env?: Readonly<Record<string, string>>;
+  /**
+   * Sample the CPU of each thread of the measured command this often (ms).
+   * GNU time sees the process as a whole, and a thread's figures are gone with
+   * the process, so each is the last sample taken: up to one interval short.
+   */
+  threadSampleMs?: number;
+}
+
+/** USER_HZ: the unit of /proc's CPU times (100 on Linux). */
+const CLK_TCK = 100;
+
+/** utime + stime of every thread of `pid`, seconds, into `into` (threads already ended keep their last sample). */
+function sampleThreads(pid: number, into: Map<number, number>): void {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return; // gone
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      into.set(Number(tid), (Number(f[11]) + Number(f[12])) / CLK_TCK);
+    } catch {
+      // Thread ended between the listing and the read.
+    }
+  }
 }
 
 /** Runs argv to completion under GNU time; stdout is kept (up to `maxStdout` characters). */
 export function runTimed(argv: string[], options: RunOptions = {}): Promise<TimedRun> {
   const out = join(timeDir, `t${seq++}`);
-  const child = spawn(GNU_TIME, ['-o', out, '-f', '%e %U %S %M', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(GNU_TIME, ['-o', out, '-f', '%e %U %S %M', ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
+  });
   const max = options.maxStdout ?? 1 << 20;
   let stdout = '';
   let stderr = '';
@@ -94,6 +137,12 @@ export function runTimed(argv: string[], options: RunOptions = {}): Promise<Time
       try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     }
   }, options.timeoutMs) : undefined;
+  const threadCpu = new Map<number, number>();
+  let measuredPid: number | undefined;
+  const sampler = options.threadSampleMs ? setInterval(() => {
+    if (measuredPid === undefined && child.pid !== undefined) measuredPid = childPids(child.pid)[0];
+    if (measuredPid !== undefined) sampleThreads(measuredPid, threadCpu);
+  }, options.threadSampleMs) : undefined;
   const started = performance.now();
   let ended = NaN;
   return new Promise((resolve, reject) => {
@@ -101,6 +150,7 @@ export function runTimed(argv: string[], options: RunOptions = {}): Promise<Time
     child.once('exit', () => { ended = performance.now(); });
     child.once('close', (status) => {
       if (timer) clearTimeout(timer);
+      if (sampler) clearInterval(sampler);
       let fields: number[] = [];
       try {
         // The last line: GNU time writes "Command exited with non-zero status N" before it on failure.
@@ -113,15 +163,13 @@ export function runTimed(argv: string[], options: RunOptions = {}): Promise<Time
       const [, user = NaN, sys = NaN, rssKb = NaN] = fields;
       // Wall time from here (GNU time's %e has 10 ms steps: too coarse for tcpdump on a small file).
       const wall = ((Number.isNaN(ended) ? performance.now() : ended) - started) / 1000;
-      resolve({ status, wallSeconds: wall, userSeconds: user, sysSeconds: sys, maxRssBytes: rssKb * 1024, stdout, stderr, timedOut, progress });
+      const threads = sampler ? [...threadCpu].map(([tid, cpuSeconds]): ThreadCpu => ({ tid, main: tid === measuredPid, cpuSeconds })).sort((a, b) => b.cpuSeconds - a.cpuSeconds) : undefined;
+      resolve({ status, wallSeconds: wall, userSeconds: user, sysSeconds: sys, maxRssBytes: rssKb * 1024, stdout, stderr, timedOut, progress, ...(threads ? { threads } : {}) });
     });
   });
 }
 
 export interface Spread { min: number; median: number; max: number }
-
-/** USER_HZ: the unit of /proc's CPU times (100 on Linux). */
-const CLK_TCK = 100;
 
 /** CPU seconds (user + system, all threads) of a live process, from /proc; NaN when unknown. */
 export function processCpuSeconds(pid: number | undefined): number {

@@ -13,11 +13,13 @@
  *  3. the cost of each analyzer: analyzeCapture with every analyzer on, all
  *     off, and each one off in turn;
  *  4. scaling: analyze at 1x/4x/16x file length and at 100 k/1 M/10 M flows;
+ *     workers: analyze --workers 1/2/4 on the mixed capture and at 1 M flows,
+ *     with the analyzers that cannot merge their windows yet turned off;
  *  5. live capture in network namespaces with tcpreplay at fixed rates, the
  *     agent and then tcpdump capturing, several runs (root only);
  *  6. publishing and ingest: agent -> nats-server -> collector on SQLite and
  *     PostgreSQL, messages per second and latency;
- *  and a table of the targets (issue 8, and issue "Analyzer engine v2").
+ *  and a table of the targets (issues 8, 13, 14, and issue "Analyzer engine v2").
  * Prints Markdown on stdout (progress on stderr) and writes bench-results.json.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,20 +27,22 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import { ANALYZERS } from '../agent/analyzers/index.js';
+import { envName, resolveConfig } from '../common/config.js';
 import type { Report } from '../common/report.js';
+import { unshardableAnalyzers } from '../agent/shard/workers.js';
 import { CLI, REPO_ROOT } from '../test/helpers/paths.js';
 import { netnsAvailable, netnsUnavailableReason } from '../test/helpers/netns.js';
 import { createTestDatabase } from '../test/helpers/postgres.js';
 import { CONCURRENT_TCP_FLOWS, generateCapture, parseCount, type GenerateOptions, type GenerateResult } from './capture-gen.js';
 import { benchIngest, type IngestRow } from './ingest.js';
 import { TCPDUMP_BUFFER_KIB, WARMUP_PPS, benchLive, type LiveResult, type Rate } from './live.js';
-import { GNU_TIME, commandOutput, firstLine, runTimed, spread, type Spread, type TimedRun } from './measure.js';
+import { GNU_TIME, commandOutput, firstLine, runTimed, spread, type Spread, type ThreadCpu, type TimedRun } from './measure.js';
 import { ensurePostgres, ensurePrerequisites, isRoot } from './prereqs.js';
 import { profileAnalyze, profileMarkdown, type ProfileSummary } from './profile.js';
 import type { Stage, StageResult } from './stages.js';
 
 const STAGES = join(REPO_ROOT, 'dist', 'bench', 'stages.js');
-const SECTIONS = ['throughput', 'analyzers', 'scaling', 'live', 'ingest'] as const;
+const SECTIONS = ['throughput', 'analyzers', 'scaling', 'workers', 'live', 'ingest'] as const;
 const STORES = ['sqlite', 'postgres'] as const;
 type Store = (typeof STORES)[number];
 type Section = (typeof SECTIONS)[number];
@@ -59,6 +63,9 @@ interface Plan {
   flowCounts: number[];
   /** Time limit of one scaling run: past it analyze is stopped and the row says how far it got. */
   scalingLimitSeconds: number;
+  /** `analyze --workers N` rows: these worker counts, on the main capture and on one of this many distinct flows. */
+  workerCounts: number[];
+  workersFlows: number;
   liveSlice: number;
   liveRates: Rate[];
   /** Runs of the whole live section (every rate, agent then tcpdump, each run). */
@@ -78,11 +85,11 @@ interface Plan {
 }
 
 const USAGE = `usage: npm run bench -- [--quick] [--packets N] [--seed S] [--runs R] [--live-runs R] [--only ${SECTIONS.join(',')}] [--stores ${STORES.join(',')}] [--profile] [--keep] [--out PATH]
-  --quick     reduced sizes, about four minutes: 300 k packets, tshark on a 50 k slice once, each analyzer's cost on a 100 k slice,
-              scaling at 1x/4x and 100 k/1 M flows, live at two rates once, a short ingest
+  --quick     reduced sizes, about six minutes: 300 k packets, tshark on a 50 k slice once, each analyzer's cost on a 100 k slice,
+              scaling at 1x/4x and 100 k/1 M flows, workers on the 300 k mix and 1 M flows, live at two rates once, a short ingest
   --packets   packets in the main capture (default 2M; quick 300k)
   --seed      generator seed (default 1)
-  --runs      runs of each throughput row (default 3)
+  --runs      runs of each throughput and workers row (default 3)
   --live-runs runs of the live section (default 3; quick 1)
   --flood-rate messages/s of the ingest flood run (default 10500: issue 14's 10 k/s plus 5 %)
   --only      run only these sections (comma-separated)
@@ -96,12 +103,14 @@ function parseArgs(argv: string[]): Plan {
   const plan: Plan = quick ? {
     quick, packets: 300_000, seed: 1, runs: 3, tsharkSlice: 50_000, tsharkRuns: 1, analyzerPackets: 100_000, analyzerRuns: 2,
     lengthBase: 300_000, lengthFactors: [1, 4], flowCounts: [100_000, 1_000_000], scalingLimitSeconds: 20,
+    workerCounts: [1, 2, 4], workersFlows: 1_000_000,
     liveSlice: 200_000, liveRates: [200_000, 'top'], liveRuns: 1,
     ingestPackets: 40_000, ingestSpanSeconds: 400, pacedSpeed: 20, pacedSeconds: 3, floodRate: 10_500, floodSeconds: 3,
     sections: new Set(SECTIONS), stores: [...STORES], profile: false, keep: false, out: join(REPO_ROOT, 'bench-results.json'),
   } : {
     quick, packets: 2_000_000, seed: 1, runs: 3, tsharkSlice: 200_000, tsharkRuns: 3, analyzerPackets: Infinity, analyzerRuns: 2,
     lengthBase: 500_000, lengthFactors: [1, 4, 16], flowCounts: [100_000, 1_000_000, 10_000_000], scalingLimitSeconds: 300,
+    workerCounts: [1, 2, 4], workersFlows: 1_000_000,
     liveSlice: 500_000, liveRates: [50_000, 100_000, 200_000, 400_000, 'top'], liveRuns: 3,
     ingestPackets: 200_000, ingestSpanSeconds: 1200, pacedSpeed: 20, pacedSeconds: 10, floodRate: 10_500, floodSeconds: 10,
     sections: new Set(SECTIONS), stores: [...STORES], profile: false, keep: false, out: join(REPO_ROOT, 'bench-results.json'),
@@ -219,6 +228,50 @@ interface ScalingRow {
   error?: string;
 }
 
+/** One thread's CPU in a workers run (the run of median wall time). */
+interface ThreadUse {
+  cpuSeconds: number;
+  /** cpuSeconds ÷ the run's wall time, %: 100 is one core kept busy. */
+  percentOfWall: number;
+  /** Node's main thread of the process (the command line: report writing); the others are the analysis thread and its workers, and V8's and libuv's helpers. */
+  main: boolean;
+}
+
+interface WorkersRow {
+  /** 'mixed': the main capture; 'flows': every flow its own 5-tuple (WorkersSection.flows of them). */
+  capture: 'mixed' | 'flows';
+  label: string;
+  workers: number;
+  packets: number;
+  fileBytes: number;
+  runs: number;
+  packetsPerSecond: Spread;
+  /** Median user + system CPU of the process (every thread), and per packet. */
+  cpuSeconds: number;
+  cpuUsPerPacket: number;
+  /** Every thread that used CPU, busiest first, sampled from /proc every THREAD_SAMPLE_MS. */
+  threads: ThreadUse[];
+  peakRssMB: number;
+  /** peakRssMB ÷ workers, beside the 1-worker row's peakRssMB. */
+  peakRssPerWorkerMB: number;
+  /** Median packets/s ÷ the 1-worker row's of the same capture. */
+  speedup: number;
+  /** Every run's JSON report byte for byte the 1-worker report of the same capture (null: the 1-worker row itself, or nothing to compare). */
+  identicalReport: boolean | null;
+  error?: string;
+}
+
+interface WorkersSection {
+  /** Analyzers turned off in every row (1 worker included): those of the default configuration that cannot merge their windows yet. */
+  analyzersOff: string[];
+  /** The environment given to every row to turn them off. */
+  env: Record<string, string>;
+  /** Distinct flows of the 'flows' capture. */
+  flows: number;
+  runs: number;
+  rows: WorkersRow[];
+}
+
 interface Results {
   schema: 'pcap-analyzer/bench@2';
   mode: 'quick' | 'full';
@@ -231,6 +284,7 @@ interface Results {
   scaling: ScalingRow[];
   /** The mixed capture's analyze packets/s the scaling rows are compared with, and where it comes from. */
   scalingReference?: { what: string; packetsPerSecond: number };
+  workers?: WorkersSection;
   live?: LiveResult;
   ingest: IngestRow[];
   profile?: ProfileSummary;
@@ -328,7 +382,16 @@ const ROW = {
   analyze: 'pcap-analyzer analyze (all analyzers)',
 } as const;
 
-interface RunSpec { name: string; argv: string[]; runs: number; check?: (r: TimedRun) => string | undefined }
+interface RunSpec {
+  name: string;
+  argv: string[];
+  runs: number;
+  check?: (r: TimedRun) => string | undefined;
+  /** Added to the environment of every run. */
+  env?: Record<string, string>;
+  /** Sample each thread's CPU this often (ms). */
+  threadSampleMs?: number;
+}
 interface Outcome { runs: TimedRun[]; error?: string }
 
 /** Why a run failed: its exit status and the end of its stderr. */
@@ -349,7 +412,11 @@ async function roundRobin<S extends RunSpec>(specs: readonly S[]): Promise<Map<S
       const o = outcomes.get(spec)!;
       if (round >= spec.runs || o.error !== undefined) continue;
       log(`run ${round + 1}/${spec.runs}: ${spec.name}`);
-      const r = await runTimed(spec.argv, { maxStdout: 1 << 16, timeoutMs: 1_800_000 });
+      const r = await runTimed(spec.argv, {
+        maxStdout: 1 << 16, timeoutMs: 1_800_000,
+        ...(spec.env ? { env: spec.env } : {}),
+        ...(spec.threadSampleMs ? { threadSampleMs: spec.threadSampleMs } : {}),
+      });
       const bad = r.status !== 0 ? failure(r) : spec.check?.(r);
       if (bad) o.error = bad;
       else o.runs.push(r);
@@ -545,6 +612,104 @@ async function scaling(plan: Plan, work: string, mixes: Mixes, res: Results): Pr
   }
 }
 
+/** How often a workers run's threads are sampled: each thread's CPU is up to this much short. */
+const THREAD_SAMPLE_MS = 100;
+
+/** Where a report differs from the reference (byte, and the text there in each), or undefined when they are the same. */
+function reportDifference(report: Buffer, reference: Buffer): string | undefined {
+  const n = Math.min(report.length, reference.length);
+  let at = 0;
+  while (at < n && report[at] === reference[at]) at++;
+  if (at === n && report.length === reference.length) return undefined;
+  // The text around the first difference in each (window lines are long: 30 characters either side, within the line).
+  const around = (b: Buffer): string => {
+    const start = Math.max(at - 30, b.lastIndexOf(10, at - 1) + 1);
+    const nl = b.indexOf(10, at);
+    const end = Math.min(at + 30, nl < 0 ? b.length : nl);
+    return b.subarray(start, end).toString('utf8').trim();
+  };
+  return `the JSON report differs from the 1-worker report from byte ${at}: \`${around(report)}\` where 1 worker gives \`${around(reference)}\``;
+}
+
+/**
+ * `analyze --workers N` on the mixed capture and on one of a million distinct
+ * flows, round-robin. Analyzers that cannot merge their windows across
+ * workers yet make N > 1 refuse to run, so every row (1 worker included, so
+ * the rows compare like with like) runs with those turned off through the
+ * environment. Each 2- and 4-worker report must equal the 1-worker report of
+ * the same capture byte for byte.
+ */
+async function workers(plan: Plan, work: string, mixes: Mixes, res: Results): Promise<void> {
+  const analyzersOff = unshardableAnalyzers(resolveConfig({ env: process.env }));
+  const env = Object.fromEntries(analyzersOff.map((id) => [envName(`analyzers.${id}.enabled`), 'false']));
+  const left = unshardableAnalyzers(resolveConfig({ env: { ...process.env, ...env } }));
+  if (left.length) throw new Error(`workers: turning off ${analyzersOff.join(', ')} through the environment left ${left.join(', ')} on`);
+  log(`workers: ${analyzersOff.length ? `analyzers off (they cannot merge their windows yet): ${analyzersOff.join(', ')}` : 'all analyzers'}`);
+
+  const mixed = mixes.get(plan.packets);
+  const flows = generate(join(work, `workers-flows-${plan.workersFlows}.pcap`), { packets: plan.packets, seed: plan.seed, flows: plan.workersFlows });
+  interface WorkersSpec extends RunSpec { capture: WorkersRow['capture']; gen: GenerateResult; workers: number; report: string }
+  const specs: WorkersSpec[] = [];
+  // Each capture's first 1-worker report: every later report of the capture, 1 worker included, must equal it.
+  const reference = new Map<WorkersRow['capture'], Buffer>();
+  // The first difference from the reference of each row's runs; a row whose reports differ still runs, for its figures.
+  const differences = new Map<WorkersSpec, string>();
+  for (const [capture, gen] of [['mixed', mixed], ['flows', flows]] as const) {
+    for (const n of plan.workerCounts) {
+      const report = join(work, `workers-${capture}-${n}.json`);
+      const spec: WorkersSpec = {
+        name: `analyze --workers ${n}, ${capture === 'mixed' ? 'mixed capture' : `${rate(plan.workersFlows)} flows`}`,
+        argv: [process.execPath, CLI, 'analyze', gen.path, '--format', 'json', '--out', report, '--no-progress', '--workers', String(n)],
+        runs: plan.runs, env, threadSampleMs: THREAD_SAMPLE_MS, capture, gen, workers: n, report,
+        check: () => {
+          const got = (JSON.parse(readFileSync(report, 'utf8')) as Report).capture.packets;
+          if (got !== gen.packets) return `report counts ${got} packets, expected ${gen.packets}`;
+          const bytes = readFileSync(report);
+          const ref = reference.get(capture);
+          // The 1-worker row runs first in the first round, so its report is there for the others' every run.
+          if (ref === undefined) {
+            if (n === 1) reference.set(capture, bytes);
+            return undefined;
+          }
+          const difference = reportDifference(bytes, ref);
+          if (difference !== undefined && !differences.has(spec)) differences.set(spec, difference);
+          return undefined;
+        },
+      };
+      specs.push(spec);
+    }
+  }
+  await warmPageCache([mixed.path, flows.path]);
+  const outcomes = await roundRobin(specs);
+  rmSync(flows.path, { force: true });
+
+  const rows = specs.map((spec): WorkersRow => {
+    const { runs: rs, error: failed } = outcomes.get(spec)!;
+    const error = failed ?? differences.get(spec);
+    rmSync(spec.report, { force: true });
+    const wall = spread(rs.map((r) => r.wallSeconds)).median;
+    const cpu = spread(rs.map((r) => r.userSeconds + r.sysSeconds)).median;
+    const peak = Math.max(...rs.map((r) => r.maxRssBytes)) / MB;
+    // Threads of the run closest to the median wall time.
+    const typical = [...rs].sort((a, b) => Math.abs(a.wallSeconds - wall) - Math.abs(b.wallSeconds - wall)).at(0);
+    const threads = typical?.threads?.filter((t: ThreadCpu) => t.cpuSeconds > 0)
+      .map((t): ThreadUse => ({ cpuSeconds: t.cpuSeconds, percentOfWall: (100 * t.cpuSeconds) / typical.wallSeconds, main: t.main })) ?? [];
+    return {
+      capture: spec.capture, label: spec.name, workers: spec.workers, packets: spec.gen.packets, fileBytes: spec.gen.bytes, runs: rs.length,
+      packetsPerSecond: spread(rs.map((r) => spec.gen.packets / r.wallSeconds)),
+      cpuSeconds: cpu, cpuUsPerPacket: (cpu / spec.gen.packets) * 1e6, threads,
+      peakRssMB: peak, peakRssPerWorkerMB: peak / spec.workers, speedup: NaN,
+      identicalReport: spec.workers === 1 || !reference.has(spec.capture) ? null : !differences.has(spec),
+      ...(error ? { error } : {}),
+    };
+  });
+  for (const row of rows) {
+    const one = rows.find((r) => r.capture === row.capture && r.workers === 1);
+    row.speedup = one ? row.packetsPerSecond.median / one.packetsPerSecond.median : NaN;
+  }
+  res.workers = { analyzersOff, env, flows: plan.workersFlows, runs: plan.runs, rows };
+}
+
 const V2 = 'engine v2';
 
 function targets(plan: Plan, res: Results): void {
@@ -603,6 +768,33 @@ function targets(plan: Plan, res: Results): void {
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- an index, key or regex group can be undefined at run time; the type says it cannot (noUncheckedIndexedAccess is off)
   if (overGB) rssTarget(`analyze peak RSS on a capture over 1 GB (${overGB.label}: ${num(overGB.fileBytes / 1e9, 1)} GB)`, overGB);
 
+  if (res.workers) {
+    const w = res.workers;
+    // With analyzers off, the rows measure less than the issue's sensor ("every analyzer on"): figures, not a verdict.
+    const off = w.analyzersOff.length ? `; ${w.analyzersOff.length} analyzers off, as they cannot merge yet: not decided until they all run` : '';
+    // A row with an error but runs (its report differs from 1 worker's) still has figures: shown, not a verdict.
+    const ok = (r: WorkersRow | undefined): r is WorkersRow => r !== undefined && r.runs > 0;
+    const failed = (rs: WorkersRow[]): string => (rs.some((r) => r.error) ? '; a row has an error (Workers table)' : '');
+    for (const capture of ['mixed', 'flows'] as const) {
+      const rows = w.rows.filter((r) => r.capture === capture);
+      const of = (n: number): WorkersRow | undefined => rows.find((r) => r.workers === n);
+      const one = of(1);
+      const two = of(2);
+      const where = capture === 'mixed' ? `the mixed capture${onTarget}` : `the ${rate(w.flows)}-flow capture (${num(one?.packets ?? NaN)} packets)`;
+      if (ok(one) && ok(two) && Number.isFinite(two.speedup)) {
+        const error = failed([one, two]);
+        add('issue 13', `--workers 2 packets/s ÷ --workers 1 packets/s on ${where}${off}${error}`, '≥ 1.5×',
+          `${ratio(two.speedup)} (${rate(two.packetsPerSecond.median)} ÷ ${rate(one.packetsPerSecond.median)})`, off || error ? null : two.speedup >= 1.5);
+      }
+      const more = rows.filter((r) => r.workers > 1 && ok(r) && Number.isFinite(r.peakRssMB));
+      if (ok(one) && Number.isFinite(one.peakRssMB) && more.length) {
+        const error = failed([one, ...more]);
+        add('issue 13', `peak RSS per worker (peak RSS ÷ workers) with ${more.map((r) => r.workers).join(' and ')} workers, against the 1-worker peak, on ${where}${off}${error}`, '≤ the 1-worker peak',
+          `${more.map((r) => `${r.workers}: ${num(r.peakRssPerWorkerMB)} MB`).join(', ')}; 1: ${num(one.peakRssMB)} MB`,
+          off || error ? null : more.every((r) => r.peakRssPerWorkerMB <= one.peakRssMB));
+      }
+    }
+  }
   if (res.live) {
     const l = res.live;
     const agent = l.rows.filter((r) => r.capturer === 'agent' && r.sent > 0);
@@ -633,6 +825,20 @@ function targets(plan: Plan, res: Results): void {
 
 // ---------------------------------------------------------------------------
 // Markdown
+
+/**
+ * CPU seconds of the busiest threads of a workers row (as many as the workers,
+ * plus two), then the rest summed. Seconds, not % of wall: on a loaded shared
+ * machine the wall time is mostly waiting for a core.
+ */
+function threadsCell(r: WorkersRow): string {
+  if (!r.threads.length) return '–';
+  const shown = r.threads.slice(0, r.workers + 2);
+  const rest = r.threads.slice(shown.length);
+  const cells = shown.map((t) => `${num(t.cpuSeconds, 2)}${t.main ? ' main' : ''}`);
+  if (rest.length) cells.push(`+${num(rest.reduce((sum, t) => sum + t.cpuSeconds, 0), 2)} in ${rest.length} others`);
+  return cells.join(', ');
+}
 
 function markdown(plan: Plan, res: Results): string {
   const out: string[] = [];
@@ -695,6 +901,27 @@ function markdown(plan: Plan, res: Results): string {
     const ref = res.scalingReference;
     out.push('', `"× mixed capture": packets/s ÷ ${ref ? `${rate(ref.packetsPerSecond)}, ${ref.what}` : 'the mixed capture\'s (not measured in this run)'}. `
       + 'Length rows are the realistic mix at 1×/4×/16× the packets; flow rows give every flow its own 5-tuple (mice of k packets). The flow table holds `flows.maxFlows` (65,536 by default) and evicts the least recently active (counted); the security detectors\' key tables are sized from `memory.budgetMB` (`pcap-analyzer config` prints them) and evict the least recently active key when full (counted). A cost column near 1.0× means the cost per packet does not grow with the size.', '');
+  }
+  if (res.workers) {
+    const w = res.workers;
+    out.push(`## Workers: \`analyze --workers N\` (${w.runs} run${w.runs > 1 ? 's' : ''} of each, round-robin; ${w.analyzersOff.length ? `${w.analyzersOff.length} analyzers off in every row` : 'all analyzers'})`, '');
+    out.push('| capture | workers | packets/s median (min–max) | × 1 worker | CPU s | CPU µs/packet | CPU s per thread (busiest first) | peak RSS MB | peak RSS ÷ workers MB | report = 1 worker\'s |');
+    out.push('|---|---:|---|---:|---:|---:|---|---:|---:|---|');
+    for (const r of w.rows) {
+      const p = r.packetsPerSecond;
+      const capture = `${r.capture === 'mixed' ? 'mixed' : `${rate(w.flows)} flows`}, ${rate(r.packets)} packets${r.error ? ` — ERROR: ${r.error}` : ''}`;
+      const same = r.workers === 1 ? '(reference)' : r.identicalReport === null ? '–' : r.identicalReport ? 'byte-identical' : '**differs**';
+      out.push(`| ${capture} | ${r.workers} | ${rate(p.median)} (${rate(p.min)}–${rate(p.max)}) | ${ratio(r.speedup)} | ${num(r.cpuSeconds, 2)} | ${num(r.cpuUsPerPacket, 2)} | ${threadsCell(r)} | ${num(r.peakRssMB)} | ${num(r.peakRssPerWorkerMB)} | ${same} |`);
+    }
+    const envText = Object.entries(w.env).map(([k, v]) => `${k}=${v}`).join(' ');
+    out.push('', `Command: \`${envText ? `${envText} ` : ''}node bin/pcap-analyzer.js analyze FILE --format json --out REPORT.json --no-progress --workers N\`. `
+      + (w.analyzersOff.length
+        ? `Analyzers off in every row, 1 worker included: ${w.analyzersOff.join(', ')} — they cannot merge their windows across workers yet, and \`--workers\` above 1 refuses to run while one is on; the rows measure the pipeline without them, not the sensor with every analyzer on. `
+        : 'Every analyzer on. ')
+      + `The mixed capture is the main capture; the other gives each of ${num(w.flows)} flows its own 5-tuple. Each 2- and 4-worker report is compared byte for byte with the 1-worker report of the same capture (every run). `
+      + 'Threads: Node\'s main thread (marked "main": command line, writing the report), the analysis thread (with 1 worker it does everything; with more it reads the capture, hashes each packet\'s flow onto a worker\'s ring and merges the windows), the N worker threads, and V8\'s and libuv\'s helpers (garbage collection, compilation), the smallest summed as "others". '
+      + `Each thread's CPU is sampled from /proc every ${THREAD_SAMPLE_MS} ms (up to that much short); the CPU s column (GNU time: user + system, every thread) is exact; \`bench-results.json\` also gives each thread's CPU as % of the wall time. `
+      + `"× 1 worker": median packets/s ÷ the 1-worker row's of the same capture; this machine has ${String(res.machine['cores'])} cores, so more workers than cores less one share them with the analysis thread.`, '');
   }
   if (res.live) {
     const l = res.live;
@@ -759,6 +986,7 @@ async function main(): Promise<void> {
   if (plan.sections.has('throughput')) await throughput(plan, work, mixes, prereqs.missing, res);
   if (plan.sections.has('analyzers')) await analyzerCosts(plan, mixes, res);
   if (plan.sections.has('scaling')) await scaling(plan, work, mixes, res);
+  if (plan.sections.has('workers')) await workers(plan, work, mixes, res);
 
   if (plan.sections.has('live')) {
     const reason = !netnsAvailable() ? netnsUnavailableReason()

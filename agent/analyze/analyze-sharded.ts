@@ -31,12 +31,13 @@ export interface ShardedOptions extends AnalyzeOptions {
 }
 
 export async function analyzeCaptureSharded(path: string, config: Readonly<Config>, options: ShardedOptions): Promise<AnalyzeResult> {
-  const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
   const windows: WindowSummary[] = [];
   const findings: Finding[] = [];
   const keep = options.onWindow ?? ((out: WindowOutput): void => { windows.push(out.summary); findings.push(...out.findings); });
   const merged = new RangeStats(new Pipeline(config, { onWindow: () => {} }).distributionNames(), config.analyzers.health.enabled);
   const merger = new WindowMerger(config, options.workers, (out) => { merged.add(out.rangeInputs); keep(out); });
+  // Opened after the merger, which refuses analyzers that cannot merge: nothing is left open then.
+  const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
   const span = new PacketSpan();
   let finals: ShardFinal[];
   try {

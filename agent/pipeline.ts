@@ -107,6 +107,7 @@ export class Pipeline {
   private readonly onUdp: PacketHook[];
   private readonly onIcmp: PacketHook[];
   private readonly onDns: PacketHook[];
+  private readonly onForeignDns: Array<NonNullable<Analyzer['onForeignDns']>>;
   readonly frameCounts = new Float64Array(FRAME_COUNTERS.length);
   /** Presence bits that have a counter, and the counter of each bit position (every counted bit is a single bit). */
   private readonly countedBits = FRAME_COUNTERS.reduce((m, [, bit]) => m | bit, 0);
@@ -164,6 +165,7 @@ export class Pipeline {
     this.onUdp = subscribers(analyzers, 'onUdpDatagram');
     this.onIcmp = subscribers(analyzers, 'onIcmpMessage');
     this.onDns = subscribers(analyzers, 'onDnsMessage');
+    this.onForeignDns = subscribers(analyzers, 'onForeignDns');
     const onStart = subscribers(analyzers, 'onFlowStart');
     const onEnd = subscribers(analyzers, 'onFlowEnd');
     const onAttempt = subscribers(analyzers, 'onConnectionAttempt');
@@ -221,6 +223,22 @@ export class Pipeline {
   advanceShard(): void {
     try {
       this.advanceClocks();
+    } catch (err) {
+      this.unexpected++;
+      this.lastError = err;
+    }
+  }
+
+  /**
+   * A flow-sharded worker: a packet of another worker that may carry DNS
+   * answers (shard/foreign-dns.ts; `windows.order` set as for processShard).
+   * Only the analyzers' `onForeignDns` see it: it is no packet of this
+   * pipeline (no decoder, flow, window or counter sees it).
+   */
+  processForeign(rec: FrameRecord): void {
+    try {
+      const hooks = this.onForeignDns;
+      for (let i = 0; i < hooks.length; i++) hooks[i]!(rec);
     } catch (err) {
       this.unexpected++;
       this.lastError = err;

@@ -22,7 +22,7 @@ import type { WindowOutput } from '../window/window-engine.js';
 import { ShardFeed, type ShardSink } from '../shard/shard-feed.js';
 import { ShardPipeline, type ShardFinal } from '../shard/shard-pipeline.js';
 import { WindowMerger } from '../shard/window-merger.js';
-import { END_OF_INPUT, type FromShardThread, type ShardThreadData } from '../shard/shard-protocol.js';
+import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData } from '../shard/shard-protocol.js';
 
 export interface ShardedOptions extends AnalyzeOptions {
   workers: number;
@@ -56,7 +56,7 @@ export async function analyzeCaptureSharded(path: string, config: Readonly<Confi
     undecoded,
     flowsEvicted: sumOf(finals, (f) => f.flowsEvicted),
     conversationsForgotten: sumOf(finals, (f) => f.conversationsForgotten),
-    counters: sumRecords(finals.map((f) => f.counters)),
+    counters: merger.mergeCounters(finals),
     flows: topFlows(finals, config.report.topFlows),
     unexpected: sumOf(finals, (f) => f.unexpected),
     lastError: finals.find((f) => f.lastError !== null)?.lastError,
@@ -78,6 +78,7 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
   const sink: ShardSink = {
     packet(w, rec) { handOver(w).packet(rec); },
     mark(w) { handOver(w).mark(); },
+    foreign(w, rec) { handOver(w).foreign(rec); },
   };
   const feed: ShardFeed = new ShardFeed(workers, sink);
   const start = (): void => {
@@ -130,6 +131,11 @@ async function runThreaded(reader: CaptureReader, config: Readonly<Config>, work
   const sink: ShardSink = {
     packet(w, rec) { if (!handOver(w).writePacketBlocking(rec, STALL_MS)) throw stalled(w); },
     mark(w) { if (!handOver(w).writeMarkBlocking(STALL_MS)) throw stalled(w); },
+    foreign(w, rec) {
+      const ring = handOver(w);
+      ring.flags |= FOREIGN_RECORD;
+      if (!ring.writePacketBlocking(rec, STALL_MS)) throw stalled(w);
+    },
   };
   const feed: ShardFeed = new ShardFeed(workers, sink);
   const start = (): void => {

@@ -13,6 +13,7 @@ import type { MemoryBudget } from '../../common/memory-budget.js';
 import type { Finding, FindingType } from '../../common/report.js';
 import type { FindingDraft, Metrics, WindowParticipant, WindowSpan } from '../core/window-types.js';
 import type { Decoder } from '../decode/decoder.js';
+import type { FrameRecord } from '../capture/frame-record.js';
 import type { PacketView } from '../decode/packet-view.js';
 import type { EndReasonCode, FlowTable } from '../flow/index.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
@@ -98,8 +99,15 @@ export interface Analyzer extends WindowParticipant {
   /** A TCP connection attempt's progress or outcome (flow/connection-attempts.ts), at packet time `at`. */
   onConnectionAttempt?(slot: number, event: AttemptEventCode, at: number): void;
   // finish and closeWindow: see WindowParticipant.
-  /** Whole-capture frame counters for the report, named after Wireshark fields (flow-sharded workers' counters are added up). */
+  /** Whole-capture frame counters for the report, named after Wireshark fields (flow-sharded workers' counters are added up, unless `mergeCounters`). */
   counters?(): Record<string, number>;
+  /**
+   * A flow-sharded worker: a frame of another worker that may carry DNS answers
+   * (shard/foreign-dns.ts), for state that follows every DNS answer of the
+   * input (services' answer table). Not a packet of this pipeline: decode it
+   * with a decoder of your own and count nothing.
+   */
+  onForeignDns?(rec: FrameRecord): void;
   // Flow-sharded workers (issue 13): each worker runs every analyzer on its
   // flows; a coordinator merges the workers' windows into the window one
   // pipeline would have closed. An analyzer without `mergeWindow` cannot run
@@ -111,6 +119,8 @@ export interface Analyzer extends WindowParticipant {
   windowPart?(): unknown;
   /** Coordinator side: the window's metrics from every worker's, as one pipeline over all flows would have given them. */
   mergeWindow?(input: WindowMergeInput): Metrics;
+  /** Coordinator side: the report's counters of this analyzer from each worker's `counters()` (worker order), when adding them up is not enough. */
+  mergeCounters?(parts: ReadonlyArray<Record<string, number>>): Record<string, number>;
 }
 
 /** What `mergeWindow` gets: one entry per worker, in worker order. */

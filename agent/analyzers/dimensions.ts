@@ -20,12 +20,22 @@
  * Whole-capture frame counts go to the report's counters as the display
  * filters tshark counts them with: `vlan.id#1==<id>` (outer tag) and, when a
  * frame came from an interface other than the first, `frame.interface_id==<id>`.
+ *
+ * Flow-sharded workers (issue 13): a VLAN or interface carries flows of many
+ * workers, and which values a window keeps depends on the order of the whole
+ * input. A worker keeps a row for every value (its rows grow past maxValues)
+ * with where in the input it first saw it, and gives them whole (percentile
+ * sets as all their samples or buckets); the coordinator merges rows by value,
+ * keeps the first maxValues seen and folds the rest into "other", as one
+ * pipeline does. A worker's counters list every interface; the coordinator's
+ * `mergeCounters` lists them when any frame came from another than the first.
  */
+import type { QuantileSketch } from '../../common/report.js';
 import type { QuantileSummary } from './lib/quantiles.js';
 import { Quantiles } from './lib/quantiles.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { ANY_RETRANSMISSION, type TcpPacketResult } from '../flow/tcp-result.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
 
 /** The VLAN key of untagged frames (VLAN ids are 0..4095). */
 const UNTAGGED = 4096;
@@ -50,29 +60,65 @@ interface DimensionRow {
   values?: number;
 }
 
+/** A value's row of a window, as a flow-sharded worker gives it. */
+interface ValuePart {
+  value: number;
+  /** Input index of the first packet with the value in the window. */
+  first: number;
+  packets: number;
+  bytes: number;
+  retransmissions: number;
+  /** Samples whole (Quantiles.sketch(true)); null without any. */
+  rtt: QuantileSketch | null;
+  dnsTime: QuantileSketch | null;
+}
+
+/** A flow-sharded worker's `windowPart`. */
+interface DimensionsPart {
+  vlan: ValuePart[];
+  interface: ValuePart[];
+  /** A tagged frame was seen so far. */
+  tagged: boolean;
+}
+
+/** The row of "other"; values' rows are 1, 2, ... */
+const OTHER = 0;
+
 /**
- * One dimension's window: values map to rows 0..max-1 in order of first sight,
- * row `max` is "other". `rowOf` is -1 for a value not seen in the window.
+ * One dimension's window: values map to rows 1..max in order of first sight,
+ * row 0 is "other". `rowOf` is -1 for a value not seen in the window. A
+ * flow-sharded worker's `max` is Infinity: its rows grow (doubling).
  */
 class Dimension {
-  private readonly rowOf: Int16Array;
-  /** The value of each kept row, then (from `max` on) the values folded into "other", to reset `rowOf` at close. */
-  private readonly valueOf: Int32Array;
+  private readonly rowOf: Int32Array;
+  /** The value of each kept row. */
+  private valueOf: Int32Array;
+  /** The values folded into "other", to reset `rowOf` at close. */
+  private readonly foldedValues: Int32Array;
   private used = 0;
   private folded = 0;
-  readonly packets: Float64Array;
-  readonly bytes: Float64Array;
-  readonly retransmissions: Float64Array;
+  packets: Float64Array;
+  bytes: Float64Array;
+  retransmissions: Float64Array;
+  /** Input index of the packet that opened the row (a flow-sharded worker's merge keeps the first `max`). */
+  private first: Float64Array;
   readonly rtt: Quantiles[] = [];
   readonly dnsTime: Quantiles[] = [];
 
-  constructor(keys: number, private readonly max: number, private readonly label: (value: number) => string) {
-    this.rowOf = new Int16Array(keys).fill(-1);
-    this.valueOf = new Int32Array(keys + max);
-    this.packets = new Float64Array(max + 1);
-    this.bytes = new Float64Array(max + 1);
-    this.retransmissions = new Float64Array(max + 1);
-    for (let i = 0; i <= max; i++) {
+  constructor(keys: number, private readonly max: number, rows: number, private readonly label: (value: number) => string,
+    private readonly packetOrder: () => number) {
+    this.rowOf = new Int32Array(keys).fill(-1);
+    this.foldedValues = new Int32Array(keys);
+    this.valueOf = new Int32Array(rows + 1);
+    this.packets = new Float64Array(rows + 1);
+    this.bytes = new Float64Array(rows + 1);
+    this.retransmissions = new Float64Array(rows + 1);
+    this.first = new Float64Array(rows + 1);
+    this.addSets(rows + 1);
+  }
+
+  private addSets(n: number): void {
+    while (this.rtt.length < n) {
       this.rtt.push(new Quantiles(false, EXACT_SAMPLES));
       this.dnsTime.push(new Quantiles(false, EXACT_SAMPLES));
     }
@@ -82,25 +128,59 @@ class Dimension {
   row(value: number): number {
     const r = this.rowOf[value]!;
     if (r >= 0) return r;
-    const row = this.used < this.max ? this.used++ : this.max;
-    if (row === this.max) this.valueOf[this.max + this.folded++] = value;
-    else this.valueOf[row] = value;
+    let row = OTHER;
+    if (this.used < this.max) {
+      row = ++this.used;
+      if (row === this.packets.length) this.grow();
+      this.valueOf[row] = value;
+      this.first[row] = this.packetOrder();
+    } else {
+      this.foldedValues[this.folded++] = value;
+    }
     this.rowOf[value] = row;
     return row;
+  }
+
+  /** A flow-sharded worker past its rows: twice the room. */
+  private grow(): void {
+    const n = this.packets.length * 2;
+    const grow = (a: Float64Array): Float64Array => { const b = new Float64Array(n); b.set(a); return b; };
+    this.packets = grow(this.packets);
+    this.bytes = grow(this.bytes);
+    this.retransmissions = grow(this.retransmissions);
+    this.first = grow(this.first);
+    const values = new Int32Array(n);
+    values.set(this.valueOf);
+    this.valueOf = values;
+    this.addSets(n);
+  }
+
+  /** The window's rows as a flow-sharded worker gives them (before `close`). */
+  part(): ValuePart[] {
+    const out: ValuePart[] = [];
+    for (let r = 1; r <= this.used; r++) {
+      const rtt = this.rtt[r]!;
+      const dns = this.dnsTime[r]!;
+      out.push({
+        value: this.valueOf[r]!, first: this.first[r]!, packets: this.packets[r]!, bytes: this.bytes[r]!, retransmissions: this.retransmissions[r]!,
+        rtt: rtt.count > 0 ? rtt.sketch(true) : null, dnsTime: dns.count > 0 ? dns.sketch(true) : null,
+      });
+    }
+    return out;
   }
 
   /** The window's rows, by value (numbers ascending, then "untagged"), "other" last; resets the window. */
   close(): { rows: Record<string, DimensionRow>; other: number } {
     const order: number[] = [];
-    for (let r = 0; r < this.used; r++) order.push(r);
+    for (let r = 1; r <= this.used; r++) order.push(r);
     order.sort((a, b) => this.valueOf[a]! - this.valueOf[b]!);
     const rows: Record<string, DimensionRow> = {};
     for (const r of order) rows[this.label(this.valueOf[r]!)] = this.rowSummary(r);
-    if (this.folded > 0) rows['other'] = { ...this.rowSummary(this.max), values: this.folded };
+    if (this.folded > 0) rows['other'] = { ...this.rowSummary(OTHER), values: this.folded };
     const other = this.folded;
-    for (let r = 0; r < this.used; r++) this.rowOf[this.valueOf[r]!] = -1;
-    for (let i = 0; i < this.folded; i++) this.rowOf[this.valueOf[this.max + i]!] = -1;
-    for (let r = 0; r <= this.max; r++) {
+    for (let r = 1; r <= this.used; r++) this.rowOf[this.valueOf[r]!] = -1;
+    for (let i = 0; i < this.folded; i++) this.rowOf[this.foldedValues[i]!] = -1;
+    for (let r = 0; r <= this.used; r++) {
       this.packets[r] = this.bytes[r] = this.retransmissions[r] = 0;
       this.rtt[r]!.clear();
       this.dnsTime[r]!.clear();
@@ -114,6 +194,56 @@ class Dimension {
     return { packets: this.packets[r]!, bytes: this.bytes[r]!, retransmissions: this.retransmissions[r]!, rtt: this.rtt[r]!.summary(), dnsTime: this.dnsTime[r]!.summary() };
   }
 }
+
+/** A merged value's row (coordinator). */
+interface MergedRow { value: number; first: number; packets: number; bytes: number; retransmissions: number; rtt: Quantiles; dnsTime: Quantiles }
+
+const newMergedRow = (value: number, first: number): MergedRow =>
+  ({ value, first, packets: 0, bytes: 0, retransmissions: 0, rtt: new Quantiles(false, EXACT_SAMPLES), dnsTime: new Quantiles(false, EXACT_SAMPLES) });
+
+function addPart(row: MergedRow, p: ValuePart): void {
+  row.first = Math.min(row.first, p.first);
+  row.packets += p.packets;
+  row.bytes += p.bytes;
+  row.retransmissions += p.retransmissions;
+  if (p.rtt !== null) row.rtt.addSketch(p.rtt);
+  if (p.dnsTime !== null) row.dnsTime.addSketch(p.dnsTime);
+}
+
+/** One dimension's window from the workers' rows, as Dimension.close gives it: the first `max` values seen kept, the rest "other". */
+function mergeDimension(parts: ReadonlyArray<readonly ValuePart[]>, max: number, label: (value: number) => string): { rows: Record<string, DimensionRow>; other: number } {
+  const byValue = new Map<number, MergedRow>();
+  for (const rows of parts) {
+    for (const p of rows) {
+      let row = byValue.get(p.value);
+      if (row === undefined) byValue.set(p.value, row = newMergedRow(p.value, p.first));
+      addPart(row, p);
+    }
+  }
+  const seen = [...byValue.values()].sort((a, b) => a.first - b.first);
+  const kept = seen.slice(0, max).sort((a, b) => a.value - b.value);
+  const summary = (r: MergedRow): DimensionRow =>
+    ({ packets: r.packets, bytes: r.bytes, retransmissions: r.retransmissions, rtt: r.rtt.summary(), dnsTime: r.dnsTime.summary() });
+  const rows: Record<string, DimensionRow> = {};
+  for (const r of kept) rows[label(r.value)] = summary(r);
+  const folded = seen.slice(max);
+  if (folded.length > 0) {
+    const other = newMergedRow(-1, 0);
+    for (const r of folded) {
+      other.packets += r.packets;
+      other.bytes += r.bytes;
+      other.retransmissions += r.retransmissions;
+      other.rtt.addAll(r.rtt);
+      other.dnsTime.addAll(r.dnsTime);
+    }
+    rows['other'] = { ...summary(other), values: folded.length };
+  }
+  return { rows, other: folded.length };
+}
+
+const vlanLabel = (v: number): string => (v === UNTAGGED ? 'untagged' : String(v));
+const VLAN_COUNTER = 'vlan.id#1==';
+const INTERFACE_COUNTER = 'frame.interface_id==';
 
 class DimensionsAnalyzer implements Analyzer {
   readonly id = 'dimensions';
@@ -130,11 +260,16 @@ class DimensionsAnalyzer implements Analyzer {
   /** A frame came from an interface other than 0: the report lists frames per interface. */
   private multiInterface = false;
 
+  /** A flow-sharded worker: its last window's part. */
+  private part: DimensionsPart | undefined;
+
   constructor(private readonly ctx: AnalyzerContext) {
     // maxValues is fixed at start (the rows are preallocated); the config bounds it to 1..1024.
     const max = ctx.config.analyzers.dimensions.maxValues;
-    this.vlan = new Dimension(VLAN_KEYS, max, (v) => (v === UNTAGGED ? 'untagged' : String(v)));
-    this.iface = new Dimension(INTERFACE_KEYS, max, String);
+    const keep = ctx.shardRole === 'worker' ? Infinity : max;
+    const packetOrder = (): number => ctx.packetOrder;
+    this.vlan = new Dimension(VLAN_KEYS, keep, max, vlanLabel, packetOrder);
+    this.iface = new Dimension(INTERFACE_KEYS, keep, max, String, packetOrder);
   }
 
   onPacket(v: PacketView): void {
@@ -173,6 +308,7 @@ class DimensionsAnalyzer implements Analyzer {
   }
 
   closeWindow(): Metrics {
+    if (this.ctx.shardRole === 'worker') this.part = { vlan: this.vlan.part(), interface: this.iface.part(), tagged: this.tagged };
     const vlan = this.vlan.close();
     const iface = this.iface.close();
     return {
@@ -183,11 +319,52 @@ class DimensionsAnalyzer implements Analyzer {
     };
   }
 
+  windowPart(): unknown {
+    const part = this.part;
+    this.part = undefined;
+    return part;
+  }
+
+  /** The coordinator: the window of one pipeline from the workers' rows (see the top). */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as DimensionsPart[];
+    const max = this.ctx.config.analyzers.dimensions.maxValues;
+    // Run-wide, as in one pipeline: every worker has seen the input up to here.
+    if (parts.some((p) => p.tagged)) this.tagged = true;
+    const vlan = mergeDimension(parts.map((p) => p.vlan), max, vlanLabel);
+    const iface = mergeDimension(parts.map((p) => p.interface), max, String);
+    return {
+      vlan: this.tagged ? vlan.rows : {},
+      interface: iface.rows,
+      vlanValuesOther: vlan.other,
+      interfaceValuesOther: iface.other,
+    };
+  }
+
   counters(): Record<string, number> {
     const out: Record<string, number> = {};
-    for (let id = 0; id < UNTAGGED; id++) if (this.vlanFrames[id]! > 0) out[`vlan.id#1==${id}`] = this.vlanFrames[id]!;
-    if (this.multiInterface) {
-      for (let id = 0; id < INTERFACE_KEYS; id++) if (this.interfaceFrames[id]! > 0) out[`frame.interface_id==${id}`] = this.interfaceFrames[id]!;
+    for (let id = 0; id < UNTAGGED; id++) if (this.vlanFrames[id]! > 0) out[`${VLAN_COUNTER}${id}`] = this.vlanFrames[id]!;
+    // A flow-sharded worker lists every interface: whether any frame came from another than the first is the whole input's.
+    if (this.multiInterface || this.ctx.shardRole === 'worker') {
+      for (let id = 0; id < INTERFACE_KEYS; id++) if (this.interfaceFrames[id]! > 0) out[`${INTERFACE_COUNTER}${id}`] = this.interfaceFrames[id]!;
+    }
+    return out;
+  }
+
+  /** The coordinator: the workers' counters added up, in counters()' order, interfaces listed when any but the first has frames. */
+  mergeCounters(parts: ReadonlyArray<Record<string, number>>): Record<string, number> {
+    const vlan = new Map<number, number>();
+    const iface = new Map<number, number>();
+    for (const p of parts) {
+      for (const [key, n] of Object.entries(p)) {
+        const [into, id] = key.startsWith(VLAN_COUNTER) ? [vlan, key.slice(VLAN_COUNTER.length)] : [iface, key.slice(INTERFACE_COUNTER.length)];
+        into.set(Number(id), (into.get(Number(id)) ?? 0) + n);
+      }
+    }
+    const out: Record<string, number> = {};
+    for (const id of [...vlan.keys()].sort((a, b) => a - b)) out[`${VLAN_COUNTER}${id}`] = vlan.get(id)!;
+    if ([...iface.keys()].some((id) => id !== 0)) {
+      for (const id of [...iface.keys()].sort((a, b) => a - b)) out[`${INTERFACE_COUNTER}${id}`] = iface.get(id)!;
     }
     return out;
   }

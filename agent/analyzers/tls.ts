@@ -33,6 +33,20 @@
  * Strings: the server name (ctx.names takes a string) once per ClientHello;
  * fingerprints are counted by a 52-bit hash of their inputs and their text
  * built once per distinct hash (at most maxFingerprints kept).
+ *
+ * Flow-sharded workers (issue 13): a server, a server name and a fingerprint
+ * are seen by flows of many workers, and the window's bounded tables keep the
+ * first keys of the whole input (server names and servers: the first
+ * maxServerNames; fingerprints: the first maxFingerprints of the run). So a
+ * worker keeps every key of the window, with where in the input it first came
+ * (`first`), builds fingerprint texts per window, and reports no finding; the
+ * coordinator merges the keys, keeps the first ones (run-wide for
+ * fingerprints), counts the rest as dropped, and reports the servers' findings
+ * from the merged issues. Where two workers first met a server at the same
+ * packet (flows ending idle at the same sweep), the lower worker counts as
+ * first: one pipeline may have met the other first there, which can only
+ * change the `host` of a server name seen at several addresses, or which
+ * servers the cap keeps.
  */
 import { Dir, EndReason, type EndReasonCode } from '../flow/flow-table.js';
 import { NameSource } from '../flow/flow-names.js';
@@ -40,7 +54,8 @@ import { TcpFlag } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { TcpAnalysisFlag, type TcpPacketResult } from '../flow/tcp-result.js';
 import { formatAddress } from '../../common/address.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
+import type { QuantileSketch } from '../../common/report.js';
 import { Quantiles } from './lib/quantiles.js';
 import { QuicInitials } from './lib/quic-initial.js';
 import { endpoint, plural } from './lib/format.js';
@@ -88,7 +103,9 @@ const TOP = 10;
 interface ServerIssue {
   key: string;
   host: string;
-  slot: number;
+  /** Where in the input it was first met (see TlsAnalyzer.issue), and how often. */
+  first: number;
+  calls: number;
   fatalAlerts: number;
   noServerHello: number;
   descriptions: Map<number, number>;
@@ -108,7 +125,19 @@ interface TlsWindow {
   quicClientHellos: number; quicNotDecrypted: number; quicDropped: number;
   gaps: number; truncated: number; reassemblyDropped: number; helloTooLarge: number; notRecords: number; listsTruncated: number; fingerprintsDropped: number;
   issues: Map<string, ServerIssue>; issuesDropped: number;
+  /** A flow-sharded worker: the input index where each server name and fingerprint first came in the window. */
+  nameFirst: Map<string, number>; ja4First: Map<number, number>; ja3First: Map<number, number>; ja3sFirst: Map<number, number>;
 }
+
+/** A flow-sharded worker's `windowPart`: its window, the handshake times whole, and the window's fingerprint texts. */
+type TlsPart = Omit<TlsWindow, 'time'> & { time: QuantileSketch; ja4Text: Map<number, string>; ja3Text: Map<number, string>; ja3sText: Map<number, string> };
+
+/** Counts of a window that add up over workers. */
+const SUMMED = [
+  'clientHellos', 'serverHellos', 'malformed', 'unexpectedHandshake', 'namesDropped', 'fatalAlerts', 'warningAlerts', 'encryptedAlerts',
+  'certificatesEncrypted', 'quicClientHellos', 'quicNotDecrypted', 'quicDropped', 'gaps', 'truncated', 'reassemblyDropped', 'helloTooLarge',
+  'notRecords', 'listsTruncated', 'fingerprintsDropped', 'issuesDropped',
+] as const;
 
 export function createTlsAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new TlsAnalyzer(ctx);
@@ -157,6 +186,10 @@ export class TlsAnalyzer implements Analyzer {
   private quicAuthFailed = 0;
   private quicDropped = 0;
   private w: TlsWindow = this.emptyWindow();
+  /** Server names and servers kept per window: maxServerNames, every one in a flow-sharded worker. */
+  private readonly keysKept: number;
+  /** A flow-sharded worker: its last window's part. */
+  private part: TlsPart | undefined;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = ctx.config.analyzers.tls;
@@ -164,6 +197,7 @@ export class TlsAnalyzer implements Analyzer {
     this.maxHello = cfg.maxHelloBytes;
     this.maxNames = cfg.maxServerNames;
     this.maxFingerprints = cfg.maxFingerprints;
+    this.keysKept = ctx.shardRole === 'worker' ? Infinity : cfg.maxServerNames;
     this.state = new Uint8Array(n);
     this.flags = new Uint8Array(n);
     this.chTs = new Float64Array(n);
@@ -197,6 +231,7 @@ export class TlsAnalyzer implements Analyzer {
       quicClientHellos: 0, quicNotDecrypted: 0, quicDropped: 0,
       gaps: 0, truncated: 0, reassemblyDropped: 0, helloTooLarge: 0, notRecords: 0, listsTruncated: 0, fingerprintsDropped: 0,
       issues: new Map(), issuesDropped: 0,
+      nameFirst: new Map(), ja4First: new Map(), ja3First: new Map(), ja3sFirst: new Map(),
     };
   }
 
@@ -222,7 +257,8 @@ export class TlsAnalyzer implements Analyzer {
     const f = this.flags[slot]!;
     // A ClientHello the server never answered: a failed handshake, unless the capture ended first or the analysis gave up.
     if ((f & F_CH) !== 0 && (f & (F_SH | F_GAVE_UP | F_QUIC)) === 0 && reason !== EndReason.END_OF_INPUT) {
-      const issue = this.issue(slot);
+      // Idle flows end while the clock moves, before the packet that moved it is read.
+      const issue = this.issue(slot, reason === EndReason.IDLE ? 0 : 1);
       if (issue) issue.noServerHello++;
     }
     this.release(slot);
@@ -428,19 +464,21 @@ export class TlsAnalyzer implements Analyzer {
       this.ctx.names.learn(slot, NameSource.TLS_SNI, name);
       const seen = w.names.get(name);
       if (seen !== undefined) w.names.set(name, seen + 1);
-      else if (w.names.size < this.maxNames) w.names.set(name, 1);
-      else w.namesDropped++;
+      else if (w.names.size < this.keysKept) {
+        w.names.set(name, 1);
+        if (this.ctx.shardRole === 'worker') w.nameFirst.set(name, this.ctx.packetOrder);
+      } else w.namesDropped++;
     }
     if (isDeprecatedVersion(highest)) {
-      const issue = this.issue(slot);
+      const issue = this.issue(slot, 1);
       if (issue) { issue.offeredOnly++; issue.versions.add(highest); }
     }
     if (ch.overflowed) { w.listsTruncated++; return; }
     const shape = clientHelloShape(b, ch, transport);
     if (this.fingerprint(this.ja4Text, shape)) this.ja4Text.set(shape, ja4(b, ch, transport));
     if (this.fingerprint(this.ja3Text, shape)) this.ja3Text.set(shape, ja3(ch));
-    countBounded(w.ja4, shape, this.ja4Text);
-    countBounded(w.ja3, shape, this.ja3Text);
+    this.countFingerprint(w.ja4, w.ja4First, shape, this.ja4Text);
+    this.countFingerprint(w.ja3, w.ja3First, shape, this.ja3Text);
   }
 
   private handleServerHello(slot: number, b: Uint8Array, off: number, len: number): void {
@@ -458,7 +496,7 @@ export class TlsAnalyzer implements Analyzer {
       this.dflags[2 * slot + 1] = this.dflags[2 * slot + 1]! | D_ENCRYPTED;
     }
     if (isDeprecatedVersion(v)) {
-      const issue = this.issue(slot);
+      const issue = this.issue(slot, 1);
       if (issue) {
         issue.chosen++;
         issue.versions.add(v);
@@ -466,14 +504,28 @@ export class TlsAnalyzer implements Analyzer {
     }
     const shape = serverHelloShape(sh);
     if (this.fingerprint(this.ja3sText, shape)) this.ja3sText.set(shape, ja3s(sh));
-    countBounded(w.ja3s, shape, this.ja3sText);
+    this.countFingerprint(w.ja3s, w.ja3sFirst, shape, this.ja3sText);
   }
 
-  /** True when the text of `shape` is to be built now (new, and room for it). */
+  /**
+   * True when the text of `shape` is to be built now (new, and room for it). A flow-sharded worker's
+   * texts are the window's, unbounded: the coordinator keeps the run's first maxFingerprints.
+   */
   private fingerprint(texts: Map<number, string>, shape: number): boolean {
     if (texts.has(shape)) return false;
-    if (texts.size >= this.maxFingerprints) { this.w.fingerprintsDropped++; return false; }
+    if (texts.size >= this.maxFingerprints && this.ctx.shardRole !== 'worker') { this.w.fingerprintsDropped++; return false; }
     return true;
+  }
+
+  /** Counts a fingerprint by hash when its text is known (else it was counted as dropped); a worker notes where it first came. */
+  private countFingerprint(m: Map<number, number>, first: Map<number, number>, key: number, texts: Map<number, string>): void {
+    const n = m.get(key);
+    if (n !== undefined) m.set(key, n + 1);
+    else if (texts.has(key)) {
+      m.set(key, 1);
+      if (this.ctx.shardRole === 'worker') first.set(key, this.ctx.packetOrder);
+    }
+    // else: counted in fingerprintsDropped when its text was refused
   }
 
   private alert(slot: number, level: number, description: number): void {
@@ -481,25 +533,33 @@ export class TlsAnalyzer implements Analyzer {
     count(w.alerts, description);
     if (level === 2) {
       w.fatalAlerts++;
-      const issue = this.issue(slot);
+      const issue = this.issue(slot, 1);
       if (issue) { issue.fatalAlerts++; issue.descriptions.set(description, (issue.descriptions.get(description) ?? 0) + 1); }
     } else {
       w.warningAlerts++;
     }
   }
 
-  /** The window's issue entry of the flow's server (its TLS server name, else its address and port); undefined when the window's list is full. */
-  private issue(slot: number): ServerIssue | undefined {
+  /**
+   * The window's issue entry of the flow's server (its TLS server name, else its address and port); undefined when
+   * the window's list is full. `phase`: 0 when a flow ends idle (as the clock moves on to packet i, before packet i
+   * is read), 1 while packet i is read: where it came is 2 i + phase.
+   */
+  private issue(slot: number, phase: number): ServerIssue | undefined {
     const flows = this.ctx.flows;
     const host = formatAddress(flows.version[slot]!, flows.serverAddr(slot));
     const name = this.ctx.names.nameOf(slot);
     const key = name ?? endpoint(host, flows.serverPort(slot));
     let issue = this.w.issues.get(key);
     if (issue === undefined) {
-      if (this.w.issues.size >= this.maxNames) { this.w.issuesDropped++; return undefined; }
-      issue = { key, host, slot, fatalAlerts: 0, noServerHello: 0, descriptions: new Map(), offeredOnly: 0, chosen: 0, versions: new Set(), tls13: 0 };
+      if (this.w.issues.size >= this.keysKept) { this.w.issuesDropped++; return undefined; }
+      issue = {
+        key, host, first: 2 * this.ctx.packetOrder + phase, calls: 0,
+        fatalAlerts: 0, noServerHello: 0, descriptions: new Map(), offeredOnly: 0, chosen: 0, versions: new Set(), tls13: 0,
+      };
       this.w.issues.set(key, issue);
     }
+    issue.calls++;
     if (this.chosen[slot] === TLS13) issue.tls13++;
     return issue;
   }
@@ -524,14 +584,27 @@ export class TlsAnalyzer implements Analyzer {
 
   closeWindow(): Metrics {
     const w = this.w;
-    this.reportIssues(w);
-    const s = w.time.summary();
+    // A flow-sharded worker's servers are judged by the coordinator, over every worker's flows.
+    if (this.ctx.shardRole !== 'worker') this.reportIssues(w.issues.values());
     const q = this.quic.counters;
     w.quicNotDecrypted = q.authFailed - this.quicAuthFailed;
     w.quicDropped = q.assembliesDropped + q.tooLarge - this.quicDropped;
     this.quicAuthFailed = q.authFailed;
     this.quicDropped = q.assembliesDropped + q.tooLarge;
-    const metrics: Metrics = {
+    const metrics = this.metricsOf(w, this.ja4Text, this.ja3Text, this.ja3sText);
+    if (this.ctx.shardRole === 'worker') {
+      this.part = { ...w, time: w.time.sketch(true), ja4Text: new Map(this.ja4Text), ja3Text: new Map(this.ja3Text), ja3sText: new Map(this.ja3sText) };
+      this.ja4Text.clear();
+      this.ja3Text.clear();
+      this.ja3sText.clear();
+    }
+    this.w = this.emptyWindow();
+    return metrics;
+  }
+
+  private metricsOf(w: TlsWindow, ja4Text: Map<number, string>, ja3Text: Map<number, string>, ja3sText: Map<number, string>): Metrics {
+    const s = w.time.summary();
+    return {
       clientHellos: w.clientHellos,
       serverHellos: w.serverHellos,
       quicClientHellos: w.quicClientHellos,
@@ -545,21 +618,80 @@ export class TlsAnalyzer implements Analyzer {
       warningAlerts: w.warningAlerts,
       encryptedAlerts: w.encryptedAlerts,
       handshakeTime: { count: s.count, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max },
-      ja4: topFingerprints(w.ja4, this.ja4Text),
-      ja3: topFingerprints(w.ja3, this.ja3Text),
-      ja3s: topFingerprints(w.ja3s, this.ja3sText),
+      ja4: topFingerprints(w.ja4, ja4Text),
+      ja3: topFingerprints(w.ja3, ja3Text),
+      ja3s: topFingerprints(w.ja3s, ja3sText),
       notParsed: { malformed: w.malformed, unexpectedHandshake: w.unexpectedHandshake, notRecords: w.notRecords, listsTruncated: w.listsTruncated },
       dropped: {
         quic: w.quicDropped, gaps: w.gaps, truncated: w.truncated, reassemblyDropped: w.reassemblyDropped, helloTooLarge: w.helloTooLarge,
         serverNames: w.namesDropped, fingerprints: w.fingerprintsDropped, servers: w.issuesDropped,
       },
     };
-    this.w = this.emptyWindow();
-    return metrics;
   }
 
-  private reportIssues(w: TlsWindow): void {
-    for (const issue of w.issues.values()) {
+  windowPart(): unknown {
+    const part = this.part;
+    this.part = undefined;
+    return part;
+  }
+
+  /**
+   * The coordinator: the window of one pipeline from the workers' (see the top). Counts add up; server names,
+   * servers and fingerprints merge by key, the first ones kept in input order (worker order on a tie); the
+   * servers' findings are reported here.
+   */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as TlsPart[];
+    const w = this.emptyWindow();
+    for (const p of parts) {
+      for (const k of SUMMED) w[k] += p[k];
+      addCounts(w.versionsOffered, p.versionsOffered);
+      addCounts(w.versionsChosen, p.versionsChosen);
+      addCounts(w.alerts, p.alerts);
+      w.time.addSketch(p.time);
+    }
+    // Server names: the first maxServerNames kept; the ClientHellos of the others dropped.
+    const names = firstKept(parts.flatMap((p) => [...p.names].map(([name, n]) => ({ key: name, n, first: p.nameFirst.get(name)! }))), this.maxNames);
+    for (const e of names.kept) w.names.set(e.key, e.n);
+    w.namesDropped += names.droppedCount;
+    // Fingerprints: the run's first maxFingerprints texts kept (this instance's tables are the run's).
+    const kinds = [['ja4', 'ja4First', 'ja4Text', this.ja4Text], ['ja3', 'ja3First', 'ja3Text', this.ja3Text], ['ja3s', 'ja3sFirst', 'ja3sText', this.ja3sText]] as const;
+    for (const [kind, firstOf, textOf, texts] of kinds) {
+      const counts = w[kind];
+      const merged = mergeByKey(parts.flatMap((p) => [...p[kind]].map(([hash, n]) => ({ key: hash, n, first: p[firstOf].get(hash)!, text: p[textOf].get(hash)! }))));
+      for (const e of merged) {
+        if (!texts.has(e.key)) {
+          if (texts.size >= this.maxFingerprints) { w.fingerprintsDropped += e.n; continue; }
+          texts.set(e.key, e.text);
+        }
+        counts.set(e.key, e.n);
+      }
+    }
+    // Servers: the first maxServerNames kept, their figures merged; the calls of the others dropped.
+    const byKey = new Map<string, ServerIssue>();
+    for (const p of parts) {
+      for (const issue of p.issues.values()) {
+        const have = byKey.get(issue.key);
+        if (have === undefined) { byKey.set(issue.key, { ...issue, descriptions: new Map(issue.descriptions), versions: new Set(issue.versions) }); continue; }
+        if (issue.first < have.first) { have.first = issue.first; have.host = issue.host; }
+        have.calls += issue.calls;
+        have.fatalAlerts += issue.fatalAlerts;
+        have.noServerHello += issue.noServerHello;
+        addCounts(have.descriptions, issue.descriptions);
+        have.offeredOnly += issue.offeredOnly;
+        have.chosen += issue.chosen;
+        for (const v of issue.versions) have.versions.add(v);
+        have.tls13 += issue.tls13;
+      }
+    }
+    const servers = [...byKey.values()].sort((a, b) => a.first - b.first);
+    for (const issue of servers.slice(this.maxNames)) w.issuesDropped += issue.calls;
+    this.reportIssues(servers.slice(0, this.maxNames));
+    return this.metricsOf(w, this.ja4Text, this.ja3Text, this.ja3sText);
+  }
+
+  private reportIssues(issues: Iterable<ServerIssue>): void {
+    for (const issue of issues) {
       const tls13 = issue.tls13 > 0 ? ' (TLS 1.3: the certificate is encrypted and not seen)' : '';
       const failures = issue.fatalAlerts + issue.noServerHello;
       if (failures > 0) {
@@ -598,12 +730,25 @@ function count(m: Map<number, number>, key: number): void {
   m.set(key, (m.get(key) ?? 0) + 1);
 }
 
-/** Counts a fingerprint by hash when its text is known (else it was counted as dropped). */
-function countBounded(m: Map<number, number>, key: number, texts: Map<number, string>): void {
-  const n = m.get(key);
-  if (n !== undefined) m.set(key, n + 1);
-  else if (texts.has(key)) m.set(key, 1);
-  // else: counted in fingerprintsDropped when its text was refused
+function addCounts<K>(into: Map<K, number>, add: ReadonlyMap<K, number>): void {
+  for (const [k, n] of add) into.set(k, (into.get(k) ?? 0) + n);
+}
+
+/** Workers' entries merged by key (counts added, the earliest `first`), in the order they first came (worker order on a tie). */
+function mergeByKey<K, E extends { key: K; n: number; first: number }>(entries: readonly E[]): E[] {
+  const byKey = new Map<K, E>();
+  for (const e of entries) {
+    const have = byKey.get(e.key);
+    if (have === undefined) byKey.set(e.key, { ...e });
+    else { have.n += e.n; if (e.first < have.first) have.first = e.first; }
+  }
+  return [...byKey.values()].sort((a, b) => a.first - b.first);
+}
+
+/** The first `max` keys to come, and the count of the others. */
+function firstKept<K>(entries: ReadonlyArray<{ key: K; n: number; first: number }>, max: number): { kept: Array<{ key: K; n: number; first: number }>; droppedCount: number } {
+  const merged = mergeByKey(entries);
+  return { kept: merged.slice(0, max), droppedCount: merged.slice(max).reduce((n, e) => n + e.n, 0) };
 }
 
 function versionCounts(m: Map<number, number>): Record<string, number> {

@@ -47,12 +47,23 @@ import { isIcmpError } from './transport.js';
 const NONE = -1;
 
 /**
+ * What the last `shardHash` call found of the transport the decoder would read
+ * (the innermost IP header's payload): its IP protocol (0 when none), where its
+ * header starts, the end of its captured bytes, and whether it is a fragment the
+ * decoder hands to the reassembler (its transport is read once the datagram is
+ * whole). The reader reads it to pick out DNS responses (shard/foreign-dns.ts)
+ * without walking the frame again.
+ */
+export const shardTransport = { proto: 0, offset: 0, end: 0, fragment: false };
+
+/**
  * The shard hash of the frame at `data[offset .. offset + capLen)` of link
  * type `linkType` (LINKTYPE_*): a uint32, the same for both directions; 0 for
  * frames without an IP header.
  */
 export function shardHash(data: Uint8Array, offset: number, capLen: number, linkType: number): number {
   const end = Math.min(offset + capLen, data.length);
+  shardTransport.proto = 0;
   const l3 = linkLayer(data, offset, end, linkType);
   // One call site per IP version: the link layers' branches share it rather than each inlining a copy.
   const h = l3Version === 4 ? ipv4(data, l3, end, 0) : l3Version === 6 ? ipv6(data, l3, end, 0) : NONE;
@@ -155,7 +166,10 @@ function ipv4(d: Uint8Array, off: number, end: number, depth: number): number {
   // A whole fragment goes to the reassembler, keyed by this header; a first fragment cut by the snapshot length is decoded as is.
   const fragment = (frag & 0x2000) !== 0 || fragOffset !== 0;
   const proto = d[off + 9]!;
-  const h = !looksInside(proto) || (fragment && !(fragOffset === 0 && capEnd - l4 < len)) ? NONE : payload(d, proto, l4, capEnd, len, depth);
+  const reassembled = fragment && !(fragOffset === 0 && capEnd - l4 < len);
+  // Before a tunnel's inner header, which overwrites it.
+  setTransport(proto, l4, capEnd, reassembled);
+  const h = !looksInside(proto) || reassembled ? NONE : payload(d, proto, l4, capEnd, len, depth);
   return h !== NONE ? h : pair4(word(d, off + 12), word(d, off + 16));
 }
 
@@ -196,10 +210,19 @@ function ipv6(d: Uint8Array, off: number, end: number, depth: number): number {
     break;
   }
   // p < 0 or past the datagram: the decoder reads no transport (no flow), the addresses are still this header's.
-  if (looksInside(next) && p >= 0 && p <= dgramEnd && !(fragmented && !(firstFragment && capEnd - p < dgramEnd - p))) {
+  const reassembled = fragmented && !(firstFragment && capEnd - p < dgramEnd - p);
+  setTransport(p >= 0 && p <= dgramEnd ? next : 0, p, capEnd, reassembled);
+  if (looksInside(next) && p >= 0 && p <= dgramEnd && !reassembled) {
     h = payload(d, next, p, capEnd, dgramEnd - p, depth);
   }
   return h !== NONE ? h : pair6(d, off + 8, off + 24);
+}
+
+function setTransport(proto: number, offset: number, end: number, fragment: boolean): void {
+  shardTransport.proto = proto;
+  shardTransport.offset = offset;
+  shardTransport.end = end;
+  shardTransport.fragment = fragment;
 }
 
 /** Tunnels and ICMP errors may key the flow by other addresses; any other payload leaves it to this header's (a cold call skipped). */

@@ -66,6 +66,13 @@ export class FlowNames {
   namesDropped = 0;
   /** Ids taken back from names only ended flows held. */
   namesReclaimed = 0;
+  /**
+   * Names that joined and left the table since the last `takeChanges`, when
+   * `logChanges` turned them on (a flow-sharded worker: the coordinator counts
+   * the distinct names of all workers' tables).
+   */
+  private added: string[] | null = null;
+  private removed: string[] | null = null;
 
   constructor(maxFlows: number, readonly maxNames: number) {
     if (!Number.isInteger(maxNames) || maxNames < 1) throw new RangeError(`FlowNames maxNames ${maxNames}: expected a positive integer`);
@@ -143,6 +150,19 @@ export class FlowNames {
   /** Distinct names kept. */
   get size(): number { return this.ids.size; }
 
+  /** From now on, log the names that join and leave the table (`takeChanges`). */
+  logChanges(): void {
+    this.added ??= [];
+    this.removed ??= [];
+  }
+
+  /** The names that joined and left the table since the last call (a name may be in both, even twice: count each). */
+  takeChanges(): { added: string[]; removed: string[] } {
+    const out = { added: this.added ?? [], removed: this.removed ?? [] };
+    if (this.added) { this.added = []; this.removed = []; }
+    return out;
+  }
+
   /** Drops the slot's live reference to its id, if it has one. */
   private release(slot: number): void {
     if (this.refOfSlot[slot] !== LIVE_REF) return;
@@ -165,11 +185,13 @@ export class FlowNames {
       if (id === NIL) { this.namesDropped++; return -1; }
       this.unlink(id);
       this.ids.delete(this.names[id]!);
+      this.removed?.push(this.names[id]!);
       this.gen[id]++;
       this.namesReclaimed++;
     }
     this.names[id] = name;
     this.ids.set(name, id);
+    this.added?.push(name);
     // Held by no live flow until `learn` counts one: reclaimable meanwhile.
     this.append(id);
     return id;

@@ -7,11 +7,16 @@
  * windows close and its flows and connection attempts expire at the same
  * packet as in one pipeline over the whole input, and the findings that come
  * of it carry the same place in the input.
+ *
+ * A frame that may carry DNS answers also goes, as a foreign record, to every
+ * other worker right after its mark (foreign-dns.ts): the answers name flows
+ * of other host pairs.
  */
 import type { FrameRecord } from '../capture/frame-record.js';
 import { PacketClock } from '../core/packet-clock.js';
 import { timeBaseOf } from '../decode/decoder.js';
 import { shardHash, shardOf } from '../decode/shard-hash.js';
+import { mayCarryDnsAnswers } from './foreign-dns.js';
 import { CLOCK_AHEAD, CLOCK_CONFIRMED_JUMP } from './shard-pipeline.js';
 
 /**
@@ -21,6 +26,13 @@ import { CLOCK_AHEAD, CLOCK_CONFIRMED_JUMP } from './shard-pipeline.js';
 export interface ShardSink {
   packet(worker: number, rec: FrameRecord): void;
   mark(worker: number): void;
+  /**
+   * The packet being fed (another worker's) may carry DNS answers: a copy for
+   * `worker`'s answer table only (foreign-dns.ts), after that worker's mark of
+   * the packet, before its next record. Its own record kind: no worker counts
+   * it as a packet.
+   */
+  foreign(worker: number, rec: FrameRecord): void;
 }
 
 export class ShardFeed {
@@ -33,6 +45,8 @@ export class ShardFeed {
   flags = 0;
   /** Packets given to each worker. */
   readonly packetsTo: Float64Array;
+  /** Foreign records (copies of frames that may carry DNS answers) given to workers in all. */
+  foreignRecords = 0;
   /** The clock and its flags as each worker last heard them. */
   private readonly heardNow: Float64Array;
   private readonly heardFlags: Int32Array;
@@ -55,12 +69,18 @@ export class ShardFeed {
     const now = this.now = clock.now;
     const flags = this.flags = (clock.ahead ? CLOCK_AHEAD : 0) | (clock.confirmedJump ? CLOCK_CONFIRMED_JUMP : 0);
     const to = this.workerOf(rec);
+    // Right after workerOf: reads what its shardHash found.
+    const foreign = this.workers > 1 && mayCarryDnsAnswers(rec.data);
     for (let w = 0; w < this.workers; w++) {
-      if (w === to || (this.heardNow[w] === now && this.heardFlags[w] === flags)) continue;
-      this.sink.mark(w);
-      this.heardNow[w] = now;
-      this.heardFlags[w] = flags;
+      if (w === to) continue;
+      if (this.heardNow[w] !== now || this.heardFlags[w] !== flags) {
+        this.sink.mark(w);
+        this.heardNow[w] = now;
+        this.heardFlags[w] = flags;
+      }
+      if (foreign) this.sink.foreign(w, rec);
     }
+    if (foreign) this.foreignRecords += this.workers - 1;
     this.heardNow[to] = now;
     this.heardFlags[to] = flags;
     this.packetsTo[to]++;

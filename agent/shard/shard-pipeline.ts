@@ -38,6 +38,8 @@ export interface ShardFinal {
   packets: number;
   bytes: number;
   counters: Record<string, number>;
+  /** Each analyzer's `counters()` (registry order; {} without one): the coordinator merges them per analyzer (WindowMerger.mergeCounters). */
+  analyzerCounters: Array<Record<string, number>>;
   decodeErrors: Record<string, number>;
   undecoded: Record<string, number>;
   flowsEvicted: number;
@@ -102,6 +104,12 @@ export class ShardPipeline {
     p.clock.follow(this.now, (this.flags & CLOCK_AHEAD) !== 0, (this.flags & CLOCK_CONFIRMED_JUMP) !== 0);
   }
 
+  /** `rec`, the input's packet `seq` (set that field first), another worker's, may carry DNS answers (foreign-dns.ts). */
+  foreign(rec: FrameRecord): void {
+    this.pipeline.windows.order = this.seq;
+    this.pipeline.processForeign(rec);
+  }
+
   /** End of input after `packets` packets in all: the last windows close (through onWindow), then this worker's totals. */
   finish(packets: number): ShardFinal {
     this.seq = packets;
@@ -112,6 +120,7 @@ export class ShardPipeline {
       packets: p.packets,
       bytes: p.bytes,
       counters: p.counters(),
+      analyzerCounters: p.analyzers.map((a) => a.counters?.() ?? {}),
       decodeErrors,
       undecoded,
       flowsEvicted: p.flows.evicted,

@@ -4,6 +4,8 @@ import type { ShardFinal, ShardWindow } from './shard-pipeline.js';
 
 /** Ring mark flag (beside the clock flags of shard-pipeline.ts): the input ended after `seq` packets. */
 export const END_OF_INPUT = 4;
+/** Ring packet flag: a foreign record (shard-feed.ts ShardSink.foreign), not one of the worker's packets. */
+export const FOREIGN_RECORD = 8;
 
 export interface ShardThreadData {
   config: Config;

@@ -8,7 +8,7 @@ import type { Config } from '../../common/config.js';
 import { FrameRecord } from '../capture/frame-record.js';
 import { PacketRing, RingRecord } from '../core/packet-ring.js';
 import { ShardPipeline } from './shard-pipeline.js';
-import { END_OF_INPUT, type FromShardThread, type ShardThreadData } from './shard-protocol.js';
+import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData } from './shard-protocol.js';
 
 const data = workerData as ShardThreadData;
 const port = parentPort!;
@@ -21,6 +21,11 @@ function run(): void {
   for (;;) {
     const kind = ring.read(rec);
     if (kind === RingRecord.PACKET) {
+      if (ring.flags & FOREIGN_RECORD) {
+        shard.seq = ring.seq;
+        shard.foreign(rec);
+        continue;
+      }
       shard.seq = ring.seq;
       shard.now = ring.now;
       shard.flags = ring.flags;

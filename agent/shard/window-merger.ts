@@ -21,7 +21,7 @@ import type { Metrics } from '../core/window-types.js';
 import { Quantiles } from '../analyzers/lib/quantiles.js';
 import { Pipeline } from '../pipeline.js';
 import { findingOrder, type OrderedFinding, type WindowOutput } from '../window/window-engine.js';
-import type { ShardWindow } from './shard-pipeline.js';
+import type { ShardFinal, ShardWindow } from './shard-pipeline.js';
 
 export class WindowMerger {
   /** Analyzer instances whose `mergeWindow` runs here (their own packet state stays empty). */
@@ -47,6 +47,26 @@ export class WindowMerger {
       }
       this.emit(this.merge(parts));
     }
+  }
+
+  /**
+   * The report's counters from the workers' (ShardFinal): the pipeline's own
+   * added up, then each analyzer's in registry order, merged by its
+   * `mergeCounters` (its keys may depend on what every worker saw) or else
+   * added up: the keys in the order one pipeline gives them.
+   */
+  mergeCounters(finals: readonly ShardFinal[]): Record<string, number> {
+    const own = finals.map((f) => {
+      const out = { ...f.counters };
+      for (const c of f.analyzerCounters) for (const k of Object.keys(c)) delete out[k];
+      return out;
+    });
+    const merged = sumCounts(own);
+    this.coordinator.analyzers.forEach((a, i) => {
+      const parts = finals.map((f) => f.analyzerCounters[i]!);
+      Object.assign(merged, a.mergeCounters ? a.mergeCounters(parts) : sumCounts(parts));
+    });
+    return merged;
   }
 
   /** Windows some worker has given and others not yet (0 at the end of the input, when every worker has finished). */
@@ -134,5 +154,12 @@ function mergeSketches(stats: ReadonlyArray<Record<string, QuantileSketch>>): Re
     for (const s of stats) set.addSketch(s[name]!);
     out[name] = set.sketch();
   }
+  return out;
+}
+
+/** Records of counts added up, keys in the order they first appear (worker by worker). */
+function sumCounts(records: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
   return out;
 }

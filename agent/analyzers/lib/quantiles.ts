@@ -64,6 +64,9 @@ export class Quantiles {
    */
   constructor(private readonly allowNegative = false, private readonly exactCap = EXACT_CAP) {}
 
+  /** Samples kept exactly at most (addAll and addSketch too: past it, the set is in buckets as `add` would have made it). */
+  private get cap(): number { return Math.min(this.exactCap, EXACT_CAP); }
+
   get count(): number { return this.n; }
 
   /**
@@ -106,7 +109,7 @@ export class Quantiles {
   addAll(other: Quantiles): void {
     if (other.n === 0) return;
     if (other.maxValue > this.maxValue) this.maxValue = other.maxValue;
-    if (!other.buckets && !this.buckets && this.n + other.n <= EXACT_CAP) {
+    if (!other.buckets && !this.buckets && this.n + other.n <= this.cap) {
       // Both exact, and together still within the cap: a copy.
       this.reserve(this.n + other.n);
       this.exact.set(other.exact.subarray(0, other.n), this.n);
@@ -144,7 +147,7 @@ export class Quantiles {
     if (s.count === 0) return;
     if (s.max !== null && s.max > this.maxValue) this.maxValue = s.max;
     const exact = s.exact;
-    if (exact !== undefined && !this.buckets && this.n + exact.length <= EXACT_CAP) {
+    if (exact !== undefined && !this.buckets && this.n + exact.length <= this.cap) {
       this.reserve(this.n + exact.length);
       this.exact.set(exact, this.n);
       this.n += exact.length;

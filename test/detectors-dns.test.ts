@@ -5,17 +5,23 @@
  * stays silent on benign shared captures and on crafted ordinary traffic (CDN
  * names, Kubernetes search-path NXDOMAINs, browsing, a forwarding resolver,
  * DKIM lookups, allow-listed clients), and its thresholds, suppression,
- * determinism and key and client bounds behave as documented.
+ * determinism and key and client bounds behave as documented; flow-sharded
+ * over 2 and 4 workers (clients asking several resolvers, so their queries
+ * span workers) the report is one pipeline's, byte for byte.
  *
  * Set PCAP_ANALYZER_TEST_KEEP_CRAFTED=<dir> to keep the crafted captures there.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
-import type { Finding, Report } from '../common/report.js';
+import { reportJsonChunks, type Finding, type Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
-import { EtherTypes, Proto, dns, ethernet, ipv4, ipv6, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
+import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
+import { shardHash, shardOf } from '../agent/decode/shard-hash.js';
+import { EtherTypes, Proto, dns, ethernet, ipv4, ipv6, pcapFile, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
 import { MAX_UNIQUE } from '../agent/analyzers/dns-tunneling.js';
@@ -557,4 +563,78 @@ test('dns_tunneling: client state is capped (evictions counted) and idle clients
   for (const w of r.windows) assert.ok((w.metrics['dns_tunneling']!['clients'] as number) <= 5);
   assert.equal(lastMetric(r, 'clientsEvicted'), 7);
   assert.equal(lastMetric(r, 'clients'), 1, 'the idle clients expired');
+});
+
+// ---------------------------------------------------------------------------
+// Flow-sharded workers
+
+const RESOLVERS = ['10.0.0.53', '10.0.0.54', '10.0.0.55', '10.0.0.56', '10.0.0.57'];
+const RESOLVERS6 = ['fd00::53', 'fd00::52', 'fd00::57'];
+
+test('dns_tunneling: flow-sharded over 2 and 4 workers, clients asking several resolvers give one pipeline\'s report, byte for byte', async () => {
+  // Each client asks the resolvers in turn, so its keys, its client state and its first sights span workers.
+  const spread = (qs: Q[], offset = 0): Q[] => qs.map((q, i) => ({ ...q, server: RESOLVERS[(i + offset) % RESOLVERS.length]! }));
+  const rand = prng(31);
+  const plenty: Q[] = [
+    // A base32 tunnel for 25 minutes: reported, suppressed, re-reported, its look-back sliding.
+    ...spread(base32Tunnel('10.0.0.11', 'tunnel.example.net', 1500, 1000)),
+    // dnscat2's direct mode, with retries of the same names (the client's ring of recent names decides what is distinct).
+    ...spread(dnscatDirect('10.0.0.20', 200, 300).flatMap((q, i) => (i % 4 === 0 ? [q, { ...q, ms: q.ms + 100 }] : [q])), 1),
+    // Base64-ish direct-mode labels from IPv6, to three resolvers.
+    ...series('fd00::21', 150, 700, () => `${randomLabel(rand, 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789', 40)}.t`)
+      .map((q, i) => ({ ...q, server: RESOLVERS6[i % RESOLVERS6.length]! })),
+    // Kubernetes search-path lookups answered NXDOMAIN, and ordinary browsing: a first query on one worker, the second on another.
+    ...spread(series('10.244.1.17', 300, 400, (i) => `${randomLabel(rand, B32, 24)}.api${i % 40}.example.com.prod.svc.cluster.local`, { rcode: 3 }), 3),
+    ...spread(series('192.168.1.20', 400, 200, (i) => `${['www', 'cdn', 'img', 'api'][i % 4]}.site${Math.floor(i / 8)}-news.com`), 4),
+  ];
+  // Bounded tables (maxKeys 40: 40 keys, 16 hot slots, 40 clients): keys, hot slots and clients evicted in the order
+  // the queries came in over all workers. 30 clients resolving 20 plain names each of their own domain (hot from the 8th),
+  // 50 direct-mode clients sending 10 encoded names each, 60 clients resolving 3 names each, and two tunnels among them.
+  const crowded: Q[] = [...spread(base32Tunnel('10.0.0.14', 'tunnel.example.net', 300, 100)), ...spread(dnscatDirect('10.0.0.20', 150, 200), 2)];
+  for (let i = 0; i < 600; i++) crowded.push({ ms: i * 50 + 7, client: `10.0.3.${i % 30}`, qname: `${plainLabel(Math.floor(i / 30), 8)}.site${i % 30}.com`, server: RESOLVERS[i % 5]! });
+  for (let c = 0; c < 50; c++) crowded.push(...spread(dnscatDirect(`10.0.5.${c}`, 10, 50, 40 + c, c * 500), c));
+  for (let i = 0; i < 180; i++) crowded.push({ ms: i * 40 + 13, client: `10.0.6.${i % 60}`, qname: `host${i}.domain${i % 60}.net`, server: RESOLVERS[(3 * i) % 5]! });
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-dns-sharded-'));
+  try {
+    const runs: Array<[string, Q[], { analyzers?: { dns_tunneling?: Record<string, unknown> } }]> = [['plenty', plenty, {}], ['crowded', crowded, { analyzers: { dns_tunneling: { maxKeys: 40 } } }]];
+    for (const [name, qs, override] of runs) {
+      const recs = records(qs);
+      // The tunnels' queries do land in several workers (a host pair's packets go to one worker).
+      for (const client of ['10.0.0.11', '10.0.0.20', 'fd00::21', '10.0.0.14', '10.0.5.3']) {
+        for (const workers of [2, 4]) {
+          const used = new Set(qs.filter((q) => q.client === client).map((q) => {
+            const frame = exchange(q, 1)[0]!.data;
+            return shardOf(shardHash(frame, 0, frame.length, 1), workers);
+          }));
+          if (used.size > 0) assert.ok(used.size >= 2, `${name}: ${client}'s queries in ${used.size} of ${workers} workers`);
+        }
+      }
+      const path = join(dir, `${name}.pcap`);
+      writeFileSync(path, pcapFile({}, recs));
+      // Only this analyzer: the report is its metrics and findings.
+      const only: Record<string, unknown> = {};
+      for (const id of Object.keys(buildConfig(undefined).analyzers)) only[id] = id === 'dns_tunneling' ? { enabled: true, ...(override.analyzers?.dns_tunneling ?? {}) } : { enabled: false };
+      const config = buildConfig({ analyzers: only });
+      const json = (r: Report): string => [...reportJsonChunks(r)].join('');
+      const one = await analyzeCapture(path, config);
+      const found = [...new Set(tunnels(one.report).map((f) => `${f.host} ${f.evidence['scope']}`))].sort();
+      assert.deepEqual(found, name === 'plenty' ? ['10.0.0.11 domain', '10.0.0.20 client', 'fd00::21 client'] : ['10.0.0.14 domain', '10.0.0.20 client']);
+      // 2 workers in this thread, 4 in worker threads (their parts cloned across).
+      for (const workers of [2, 4]) {
+        const many = await analyzeCaptureSharded(path, config, { workers, inProcess: workers === 2 });
+        assert.equal(json(many.report), json(one.report), `${name}, ${workers} workers`);
+      }
+      if (name === 'crowded') {
+        assert.ok((lastMetric(one.report, 'evictedKeys') as number) > 0);
+        assert.ok((lastMetric(one.report, 'hotKeysEvicted') as number) > 0);
+        assert.ok((lastMetric(one.report, 'clientsEvicted') as number) > 0);
+      } else {
+        assert.ok(total(one.report, 'normalNxdomain') > 0);
+        assert.ok(total(one.report, 'suppressed') > 0);
+        assert.equal(tunnels(one.report).filter((f) => f.host === '10.0.0.11').length, 3, 'reported, then re-reported twice after suppressFor');
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

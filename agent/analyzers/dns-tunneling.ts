@@ -103,11 +103,23 @@
  *   - re-reports: a SuppressionTable on (client address, domain hash; 0 for
  *     the client-level finding): a finding for the same key is re-emitted at
  *     most once per `suppressFor` with updated evidence.
+ *
+ * Flow-sharded workers (issue 13). A client's queries to one resolver are in
+ * one worker, but a client asking several resolvers spans workers, and the
+ * state above depends on the order of its queries across them (first-sight
+ * admission and its collisions, the ring of recent names, the first samples,
+ * the least-recently-used tables): per-key sums cannot rebuild it. So a
+ * worker keeps none of it: it filters, parses and classifies each query (the
+ * per-packet work) and logs what the state needs (DnsTunnelingPart: 17 words,
+ * its order and time, and the name; a ReplayLog grown on demand and reused,
+ * not sized by memory.budgetMB); at each window close the coordinator replays
+ * every worker's queries in input order into this state and judges and
+ * reports there, as one pipeline would. Workers report nothing.
  */
 import { formatAddress } from '../../common/address.js';
 import { readDnsName } from '../decode/dns.js';
 import type { PacketView } from '../decode/packet-view.js';
-import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
 import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { FirstSight } from './lib/first-sight.js';
 import { HostTable } from './lib/host-table.js';
@@ -115,6 +127,7 @@ import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { plural, round2 } from './lib/format.js';
+import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Time buckets per look-back. */
 const BUCKETS = 6;
@@ -205,6 +218,45 @@ const ENC_HEX = 1;
 const ENC_BASE32 = 2;
 /** Base64-ish: mixed case with digits, '+', '/', '=', or 8-bit bytes (iodine's base128, raw labels). */
 const ENC_BASE64 = 3;
+
+// Words of a flow-sharded worker's query record (ReplayLog; see DnsTunnelingPart).
+const Q_VERSION = 0;
+/** Four address words (IPv4: the first). */
+const Q_ADDR = 1;
+const Q_TYPE = 5;
+/** Bit 0: a response; bits 1-2: the name's encoding (ENC_*). */
+const Q_FLAGS = 6;
+const Q_LABELS = 7;
+const Q_DOMAIN_LABEL = 8;
+const Q_ENC_LABELS = 9;
+const Q_ENC_CHARS = 10;
+const Q_NAME_HASH = 11;
+const Q_DOM1 = 12;
+const Q_DOM2 = 13;
+const Q_SUB_HASH = 14;
+const Q_SUB_CHARS = 15;
+/** Offset of the name (wire format, labels 0 .. n-1 and the root) in the part's bytes. */
+const Q_NAME = 16;
+const Q_WORDS = 17;
+
+/**
+ * A flow-sharded worker's part of a window (windowPart). A key (client,
+ * domain) or a client spans workers when the client asks several resolvers,
+ * and its state is order-dependent (first-sight admission and its collisions,
+ * the ring of recent names, first samples, least-recently-used tables): so a
+ * worker keeps no state, it parses and classifies each query (the per-packet
+ * work) and logs what the state needs, and the coordinator replays every
+ * worker's queries in input order into one state and judges it there, as one
+ * pipeline would. Counts of queries dropped before that add up.
+ */
+interface DnsTunnelingPart {
+  /** The input's clock when the window closed (every worker's is the input's). */
+  now: number;
+  allowListed: number;
+  allowed: number;
+  normalNxdomain: number;
+  queries: ReplayLogPart;
+}
 
 /** Bytes per key: its KeyTable entry, its share of the HostTable, its columns, and its shares of the hot pool and suppression table. */
 const KEY_BYTES = KeyTable.bytesPerEntry(4) + HostTable.bytesPerEntry + COUNTS * 4 + 3 * 8 + 4 * 4 + SMALL * 8 + 1;
@@ -390,12 +442,35 @@ class DnsTunnelingAnalyzer implements Analyzer {
   private readonly labelLen = new Int32Array(MAX_LABELS);
   private readonly suf1 = new Int32Array(MAX_LABELS);
   private readonly suf2 = new Int32Array(MAX_LABELS);
-  /** The current query: its packet bytes, labels, registered domain's first label, subdomain hash and characters. */
+  /**
+   * The current query, parsed (onDnsMessage) or replayed (replay): its bytes
+   * (labelOff and labelLen index them), labels, registered domain's first
+   * label (<= 0: none) and hash, subdomain hash and characters, the client
+   * (the querier: a response's destination), query type, time, whether it is
+   * a response, the name's encoding (ENC_*, queries only) and hash.
+   */
   private pkt: Uint8Array = new Uint8Array(0);
   private labels = 0;
   private domainLabel = 0;
+  private dom1 = 0;
+  private dom2 = 0;
   private subHash = 0;
   private subChars = 0;
+  private qVersion = 0;
+  private qAddr: Uint32Array = new Uint32Array(4);
+  private qType = 0;
+  /** [0]: the query's time (a typed array: a double field or argument may be boxed per packet). */
+  private readonly qTime = new Float64Array(1);
+  private qResponse = false;
+  private qEncoding = ENC_NONE;
+  private nameHash = 0;
+  /** Address words of a replayed query. */
+  private readonly replayAddr = new Uint32Array(4);
+
+  // Flow-sharded analysis (ctx.shardRole): a worker logs its queries and keeps no state; the coordinator replays them (DnsTunnelingPart).
+  private readonly worker: boolean;
+  private readonly log: ReplayLog | null;
+  private part: DnsTunnelingPart | undefined;
 
   // Window metrics.
   private counted = 0;
@@ -417,7 +492,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.includeLoopback = ctx.config.networks.includeLoopback;
     this.hotUnique = Math.max(1, Math.min(HOT_UNIQUE, c.minUniqueSubdomains));
 
-    const n = ctx.memory.keys('dns_tunneling.keys', BYTES_PER_KEY, Math.max(1, c.maxKeys));
+    this.worker = ctx.shardRole === 'worker';
+    this.log = this.worker ? new ReplayLog(Q_WORDS) : null;
+    // A worker's tables stay empty (its queries are replayed by the coordinator): it takes no memory for them.
+    const n = this.worker ? 1 : ctx.memory.keys('dns_tunneling.keys', BYTES_PER_KEY, Math.max(1, c.maxKeys));
     // One more host than keys: a host is touched with each query of its keys, so the least recently used host has no live key.
     this.hosts = new HostTable(n + 1, ctx.networks, this.includeLoopback);
     this.keys = new KeyTable(n, 4, (id) => this.forget(id));
@@ -442,13 +520,14 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.sampleNames = new Uint8Array(h * MAX_SAMPLES * NAME_BYTES);
     this.sampleCount = new Uint8Array(h);
 
-    this.first = new FirstSight(FIRST_SIGHT, c.lookback);
-    this.fsCheck = new Int32Array(FIRST_SIGHT);
-    this.fsBucket = new Float64Array(FIRST_SIGHT);
-    this.fsName = new Int32Array(FIRST_SIGHT);
-    this.fsChars = new Int32Array(FIRST_SIGHT);
-    this.fsLabels = new Uint8Array(FIRST_SIGHT);
-    this.fsTypes = new Uint8Array(FIRST_SIGHT);
+    const fsSlots = this.worker ? 1 : FIRST_SIGHT;
+    this.first = new FirstSight(fsSlots, c.lookback);
+    this.fsCheck = new Int32Array(fsSlots);
+    this.fsBucket = new Float64Array(fsSlots);
+    this.fsName = new Int32Array(fsSlots);
+    this.fsChars = new Int32Array(fsSlots);
+    this.fsLabels = new Uint8Array(fsSlots);
+    this.fsTypes = new Uint8Array(fsSlots);
 
     this.suppression = new SuppressionTable(c.suppressFor, Math.max(MIN_HOT, Math.ceil(n / KEYS_PER_SUPPRESSION)), SUPPRESSION_WIDTH);
 
@@ -495,21 +574,42 @@ class DnsTunnelingAnalyzer implements Analyzer {
     } else if (normalNx) {
       return;
     }
-    const now = v.ts;
-    const index = Math.floor(now / this.bucketSeconds);
-    this.pkt = d;
-    this.labels = n;
-    // Per client, whatever the parent domain: names without a fixed one (dnscat2's direct mode) accumulate here.
-    if (!response) this.countClient(v, n, index);
     // The registered domain starts at label r; the subdomain is labels 0 .. r-1.
     let r = n - 2;
     if (n >= 3 && this.secondLevels.has(combine(this.suf1[n - 2]!, this.suf2[n - 2]!))) r = n - 3;
-    if (r <= 0) return;
-    const dom1 = this.suf1[r]!;
-    const dom2 = this.suf2[r]!;
-    this.counted++;
+    // A response counts only per domain.
+    if (response && r <= 0) return;
+    this.pkt = d;
+    this.labels = n;
     this.domainLabel = r;
-    this.subdomain(d, r);
+    if (r > 0) {
+      this.dom1 = this.suf1[r]!;
+      this.dom2 = this.suf2[r]!;
+      this.subdomain(d, r);
+    }
+    this.qVersion = ver;
+    this.qAddr = addr;
+    this.qType = v.dnsQtype;
+    this.qTime[0] = v.ts;
+    this.qResponse = response;
+    this.qEncoding = response ? ENC_NONE : this.classifyName(n);
+    this.nameHash = this.suf1[0]! === 0 ? 1 : this.suf1[0]!;
+    if (this.log !== null) this.logQuery(); else this.countQuery();
+  }
+
+  /** The current query into the state: per client (queries), then per (client, registered domain). */
+  private countQuery(): void {
+    const now = this.qTime[0]!;
+    const index = Math.floor(now / this.bucketSeconds);
+    // Per client, whatever the parent domain: names without a fixed one (dnscat2's direct mode) accumulate here.
+    if (!this.qResponse) this.countClient(index);
+    const r = this.domainLabel;
+    if (r <= 0) return;
+    const dom1 = this.dom1;
+    const dom2 = this.dom2;
+    const ver = this.qVersion;
+    const addr = this.qAddr;
+    this.counted++;
     let id = -1;
     const host = this.hosts.find(ver, addr);
     if (host >= 0) {
@@ -541,7 +641,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
           this.fsName[fs] = this.subHash;
           this.fsChars[fs] = this.subChars;
           this.fsLabels[fs] = r;
-          this.fsTypes[fs] = (isTxtNull(v.dnsQtype) ? 1 : 0) | (isUnusualType(v.dnsQtype) ? 2 : 0);
+          this.fsTypes[fs] = (isTxtNull(this.qType) ? 1 : 0) | (isUnusualType(this.qType) ? 2 : 0);
           return;
         }
       }
@@ -563,26 +663,91 @@ class DnsTunnelingAnalyzer implements Analyzer {
         this.see(id, this.fsName[fs]!, b);
       }
     }
-    this.count(id, v, index, r);
+    this.count(id, index, r);
     // Judged at the window's close once it has the volume (so the list holds only busy keys).
     if (this.windowOf[id] !== this.windowSeq && this.sum(id, F_QUERIES) >= this.cfg.minQueries) this.markDirty(id);
   }
 
+  /** A worker: the current query, as countQuery needs it, into the log (the name in wire format, without pointers). */
+  private logQuery(): void {
+    const log = this.log!;
+    const w = log.add(this.ctx.packetOrder, this.qTime[0]!);
+    const q = log.ints;
+    const addr = this.qAddr;
+    q[w + Q_VERSION] = this.qVersion;
+    for (let i = 0; i < 4; i++) q[w + Q_ADDR + i] = addr[i]!;
+    q[w + Q_TYPE] = this.qType;
+    q[w + Q_FLAGS] = (this.qResponse ? 1 : 0) | (this.qEncoding << 1);
+    q[w + Q_LABELS] = this.labels;
+    q[w + Q_DOMAIN_LABEL] = this.domainLabel;
+    q[w + Q_ENC_LABELS] = this.encLabels;
+    q[w + Q_ENC_CHARS] = this.encChars;
+    q[w + Q_NAME_HASH] = this.nameHash;
+    q[w + Q_DOM1] = this.dom1;
+    q[w + Q_DOM2] = this.dom2;
+    q[w + Q_SUB_HASH] = this.subHash;
+    q[w + Q_SUB_CHARS] = this.subChars;
+    let bytes = 1;
+    for (let i = 0; i < this.labels; i++) bytes += this.labelLen[i]! + 1;
+    let o = log.reserve(bytes);
+    q[w + Q_NAME] = o;
+    const out = log.bytes;
+    const d = this.pkt;
+    for (let i = 0; i < this.labels; i++) {
+      const off = this.labelOff[i]!;
+      const stop = off + this.labelLen[i]! + 1;
+      for (let p = off; p < stop; p++) out[o++] = d[p]!;
+    }
+    out[o] = 0;
+  }
+
+  /** The coordinator: record `i` of a worker's log as the current query, counted as onDnsMessage would have. */
+  private replay(log: ReplayLogPart, i: number): void {
+    const q = log.ints;
+    const w = i * Q_WORDS;
+    const addr = this.replayAddr;
+    for (let k = 0; k < 4; k++) addr[k] = q[w + Q_ADDR + k]!;
+    this.qVersion = q[w + Q_VERSION]!;
+    this.qAddr = addr;
+    this.qType = q[w + Q_TYPE]!;
+    this.qTime[0] = log.times[2 * i + 1]!;
+    this.qResponse = (q[w + Q_FLAGS]! & 1) !== 0;
+    this.qEncoding = q[w + Q_FLAGS]! >> 1;
+    const n = this.labels = q[w + Q_LABELS]!;
+    this.domainLabel = q[w + Q_DOMAIN_LABEL]!;
+    this.encLabels = q[w + Q_ENC_LABELS]!;
+    this.encChars = q[w + Q_ENC_CHARS]!;
+    this.nameHash = q[w + Q_NAME_HASH]!;
+    this.dom1 = q[w + Q_DOM1]!;
+    this.dom2 = q[w + Q_DOM2]!;
+    this.subHash = q[w + Q_SUB_HASH]!;
+    this.subChars = q[w + Q_SUB_CHARS]!;
+    const d = this.pkt = log.bytes;
+    for (let k = 0, p = q[w + Q_NAME]!; k < n; k++) {
+      this.labelOff[k] = p;
+      this.labelLen[k] = d[p]!;
+      p += d[p]! + 1;
+    }
+    this.countQuery();
+  }
+
   /**
-   * Counts a query in its client's aggregate (labels 0 .. n-1 of this.pkt
-   * parsed). A client gets state with its first encoded name; until then its
-   * queries cost one lookup and no state, so browsers and resolvers with
-   * ordinary names take no client slot.
+   * Counts the current query in its client's aggregate (its labels, encoding
+   * and hash in the current-query fields). A client gets state with its first
+   * encoded name; until then its queries cost one lookup and no state, so
+   * browsers and resolvers with ordinary names take no client slot.
    */
-  private countClient(v: PacketView, n: number, index: number): void {
-    const enc = this.classifyName(n);
+  private countClient(index: number): void {
+    const enc = this.qEncoding;
+    const n = this.labels;
     const k = this.clientKey;
-    const addr = v.src;
-    k[0] = v.ipVersion;
+    const addr = this.qAddr;
+    const ver = this.qVersion;
+    k[0] = ver;
     k[1] = addr[0]!;
-    if (v.ipVersion === 6) { k[2] = addr[1]!; k[3] = addr[2]!; k[4] = addr[3]!; } else { k[2] = 0; k[3] = 0; k[4] = 0; }
+    if (ver === 6) { k[2] = addr[1]!; k[3] = addr[2]!; k[4] = addr[3]!; } else { k[2] = 0; k[3] = 0; k[4] = 0; }
     const clients = this.clients;
-    const now = v.ts;
+    const now = this.qTime[0]!;
     let id: number;
     if (enc === ENC_NONE) {
       id = clients.find();
@@ -615,9 +780,9 @@ class DnsTunnelingAnalyzer implements Analyzer {
     c[base + C_CHARS]! += this.encChars;
     c[base + C_LABELS]! += this.encLabels;
     c[base + (enc === ENC_HEX ? C_HEX : enc === ENC_BASE32 ? C_BASE32 : C_BASE64)]!++;
-    if (isUnusualType(v.dnsQtype)) c[base + C_UNUSUAL]!++;
+    if (isUnusualType(this.qType)) c[base + C_UNUSUAL]!++;
     // Distinct: not among the client's last RING encoded names (a tunnel's names carry sequence numbers; retries repeat).
-    const hash = this.suf1[0]! === 0 ? 1 : this.suf1[0]!;
+    const hash = this.nameHash;
     const ring = this.cRing;
     const ro = id * RING;
     const used = this.cRingUsed[id]!;
@@ -812,8 +977,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
   }
 
   /** Adds one query to key `id` (its subdomain in subHash and subChars). */
-  private count(id: number, v: PacketView, index: number, r: number): void {
-    const now = v.ts;
+  private count(id: number, index: number, r: number): void {
+    const now = this.qTime[0]!;
     if (now > this.lastTs[id]!) this.lastTs[id] = now;
     if (this.hotOf[id]! >= 0) this.hot.touch(this.hotOf[id]!);
     this.advance(id, index);
@@ -823,8 +988,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
     const base = id * COUNTS + b * FIELDS;
     const c = this.counts;
     c[base + F_QUERIES]!++;
-    if (isTxtNull(v.dnsQtype)) c[base + F_TXT_NULL]!++;
-    if (isUnusualType(v.dnsQtype)) c[base + F_UNUSUAL]!++;
+    if (isTxtNull(this.qType)) c[base + F_TXT_NULL]!++;
+    if (isUnusualType(this.qType)) c[base + F_UNUSUAL]!++;
     // The subdomain's shape, when new.
     const seen = this.see(id, this.subHash, bucket);
     if (seen === 0) return;
@@ -1176,10 +1341,44 @@ class DnsTunnelingAnalyzer implements Analyzer {
   }
 
   closeWindow(span: WindowSpan): Metrics {
+    if (this.worker) {
+      // Its queries go to the coordinator; its own state stays empty, so it judges (and reports) nothing below.
+      this.part = {
+        now: this.ctx.clock.now,
+        allowListed: this.allowListed,
+        allowed: this.allowedQueries,
+        normalNxdomain: this.normalNxdomain,
+        queries: this.log!.take(),
+      };
+    }
+    return this.judge(span, this.ctx.clock.now);
+  }
+
+  windowPart(): unknown {
+    const part = this.part;
+    this.part = undefined;
+    return part;
+  }
+
+  /** The coordinator: every worker's queries of the window replayed in input order, then judged as one pipeline's window. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as readonly DnsTunnelingPart[];
+    for (const p of parts) {
+      this.allowListed += p.allowListed;
+      this.allowedQueries += p.allowed;
+      this.normalNxdomain += p.normalNxdomain;
+    }
+    const logs = parts.map((p) => p.queries);
+    replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); });
+    return this.judge(input.span, parts[0]!.now);
+  }
+
+  /** Judges the keys and clients of the window `span` closing with the clock at `clockNow`; its metrics. */
+  private judge(span: WindowSpan, clockNow: number): Metrics {
     const c = this.cfg;
     // The look-back ends with the window (the packet that closes it may be much later), its buckets at the
     // window's last instant, so that a window ending on a bucket boundary does not start an empty bucket.
-    const now = Math.max(Math.min(this.ctx.clock.now, span.relEnd), span.relStart);
+    const now = Math.max(Math.min(clockNow, span.relEnd), span.relStart);
     const index = Math.floor(Math.max(Math.min(now, span.relEnd - 1e-6), span.relStart) / this.bucketSeconds);
     let judged = 0;
     let reported = 0;

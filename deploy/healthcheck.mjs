@@ -50,7 +50,7 @@ function findProcess(pidArg) {
 }
 
 /** The CLI's options that take a value (cli/main.ts), so a value is never taken for the command. */
-const VALUED = new Set(['format', 'out', 'config', 'interface', 'bpf', 'replay', 'speed', 'sensor', 'nats', 'listen', 'data-dir', 'database-url']);
+const VALUED = new Set(['format', 'out', 'config', 'interface', 'bpf', 'replay', 'speed', 'sensor', 'nats', 'listen', 'data-dir', 'database-url', 'workers']);
 
 /** The command and the flags that matter here (--config, --listen; `--flag value` or `--flag=value`). */
 function parse(args) {

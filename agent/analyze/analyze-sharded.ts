@@ -15,7 +15,6 @@ import { PacketSpan } from '../core/packet-span.js';
 import { PacketRing } from '../core/packet-ring.js';
 import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
-import { Pipeline } from '../pipeline.js';
 import { assembleReport, type AnalyzeOptions, type AnalyzeResult, type InputTotals } from './analyze.js';
 import { mergeTopFlows, type TopFlowEntry } from '../flow/top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
@@ -34,8 +33,9 @@ export async function analyzeCaptureSharded(path: string, config: Readonly<Confi
   const windows: WindowSummary[] = [];
   const findings: Finding[] = [];
   const keep = options.onWindow ?? ((out: WindowOutput): void => { windows.push(out.summary); findings.push(...out.findings); });
-  const merged = new RangeStats(new Pipeline(config, { onWindow: () => {} }).distributionNames(), config.analyzers.health.enabled);
-  const merger = new WindowMerger(config, options.workers, (out) => { merged.add(out.rangeInputs); keep(out); });
+  let merged: RangeStats | undefined;
+  const merger = new WindowMerger(config, options.workers, (out) => { merged!.add(out.rangeInputs); keep(out); });
+  merged = new RangeStats(merger.distributionNames(), config.analyzers.health.enabled);
   // Opened after the merger, which refuses analyzers that cannot merge: nothing is left open then.
   const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
   const span = new PacketSpan();
@@ -84,24 +84,34 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
   const start = (): void => {
     for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, feed.timeBase, (part) => merger.add(w, part)));
   };
+  await readInput(reader, feed, span, () => shards.length > 0, start, () => {}, onProgress);
+  if (shards.length === 0) start();
+  return shards.map((s) => s.finish(feed.seq));
+}
+
+/**
+ * Feeds every record of the input to the workers: the first one gives the
+ * input's time base, with which the workers `start`; `beforeFill` runs each
+ * time the reader needs more input (it may throw to stop).
+ */
+async function readInput(reader: CaptureReader, feed: ShardFeed, span: PacketSpan, started: () => boolean, start: () => void,
+  beforeFill: () => void, onProgress: ((fraction: number) => void) | undefined): Promise<void> {
   const drain = (): NextStatus => {
     const rec = reader.record;
     for (;;) {
       const status = reader.next();
       if (status !== RECORD) return status;
-      // The workers start with the input's time base, known from its first packet.
-      if (shards.length === 0) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
+      if (!started()) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
       feed.push(rec);
       span.note(rec.tsSec, rec.tsNsec);
     }
   };
   while (drain() === NEED_DATA) {
+    beforeFill();
     await reader.fill();
     const fraction = reader.progress;
     if (onProgress && fraction !== undefined) onProgress(fraction);
   }
-  if (shards.length === 0) start();
-  return shards.map((s) => s.finish(feed.seq));
 }
 
 /** Bytes of each worker's ring: about 20,000 packets of a typical mix buffered per worker. */
@@ -159,24 +169,11 @@ async function runThreaded(reader: CaptureReader, config: Readonly<Config>, work
     }
   };
   try {
-    const drain = (): NextStatus => {
-      const rec = reader.record;
-      for (;;) {
-        const status = reader.next();
-        if (status !== RECORD) return status;
-        if (rings.length === 0) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
-        feed.push(rec);
-        span.note(rec.tsSec, rec.tsNsec);
-      }
-    };
-    while (drain() === NEED_DATA) {
+    await readInput(reader, feed, span, () => rings.length > 0, start, () => {
       // Workers must not wait on records held back for a batch while the input is read.
       for (const ring of rings) ring.flush();
-      await reader.fill();
       if (failure) throw failure;
-      const fraction = reader.progress;
-      if (onProgress && fraction !== undefined) onProgress(fraction);
-    }
+    }, onProgress);
     if (rings.length === 0) start();
     feed.flags = END_OF_INPUT;
     for (let w = 0; w < workers; w++) {

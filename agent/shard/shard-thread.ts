@@ -20,25 +20,20 @@ function run(): void {
   const rec = new FrameRecord();
   for (;;) {
     const kind = ring.read(rec);
-    if (kind === RingRecord.PACKET) {
-      if (ring.flags & FOREIGN_RECORD) {
-        shard.seq = ring.seq;
-        shard.foreign(rec);
-        continue;
-      }
+    if (kind === RingRecord.PACKET || kind === RingRecord.MARK) {
       shard.seq = ring.seq;
-      shard.now = ring.now;
-      shard.flags = ring.flags;
-      shard.packet(rec);
-    } else if (kind === RingRecord.MARK) {
-      if (ring.flags & END_OF_INPUT) {
+      if (kind === RingRecord.MARK && ring.flags & END_OF_INPUT) {
         post({ type: 'final', final: shard.finish(ring.seq) });
         continue;
       }
-      shard.seq = ring.seq;
+      if (kind === RingRecord.PACKET && ring.flags & FOREIGN_RECORD) {
+        shard.foreign(rec);
+        continue;
+      }
       shard.now = ring.now;
       shard.flags = ring.flags;
-      shard.mark();
+      if (kind === RingRecord.PACKET) shard.packet(rec);
+      else shard.mark();
     } else if (kind === RingRecord.EMPTY) {
       ring.waitForData(1000);
     } else {

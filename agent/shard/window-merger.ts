@@ -36,6 +36,11 @@ export class WindowMerger {
     this.queues = Array.from({ length: workers }, () => []);
   }
 
+  /** The report's distributions (Pipeline.distributionNames), from the coordinator's analyzers. */
+  distributionNames(): string[] {
+    return this.coordinator.distributionNames();
+  }
+
   /** Worker `worker`'s next window; merges and emits every window all workers have given. */
   add(worker: number, part: ShardWindow): void {
     this.queues[worker]!.push(part);

@@ -8,20 +8,17 @@
  */
 import type { Config } from '../../common/config.js';
 import type { Finding, ReportFlow, WindowSummary } from '../../common/report.js';
-import { CaptureReader, NEED_DATA, RECORD, type NextStatus } from '../capture/index.js';
+import { CaptureReader, NEED_DATA, RECORD, type FrameRecord, type NextStatus } from '../capture/index.js';
 import { timeBaseOf } from '../decode/decoder.js';
-import { Worker } from 'node:worker_threads';
 import { PacketSpan } from '../core/packet-span.js';
-import { PacketRing } from '../core/packet-ring.js';
-import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
 import { assembleReport, type AnalyzeOptions, type AnalyzeResult, type InputTotals } from './analyze.js';
 import { mergeTopFlows, type TopFlowEntry } from '../flow/top-flows.js';
 import type { WindowOutput } from '../window/window-engine.js';
 import { ShardFeed, type ShardSink } from '../shard/shard-feed.js';
 import { ShardPipeline, type ShardFinal } from '../shard/shard-pipeline.js';
-import { WindowMerger } from '../shard/window-merger.js';
-import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData } from '../shard/shard-protocol.js';
+import { WindowMerger, sumCounts } from '../shard/window-merger.js';
+import { ShardThreads } from '../shard/shard-threads.js';
 
 export interface ShardedOptions extends AnalyzeOptions {
   workers: number;
@@ -76,33 +73,34 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
     return shard;
   };
   const sink: ShardSink = {
-    packet(w, rec) { handOver(w).packet(rec); },
-    mark(w) { handOver(w).mark(); },
+    packet(w, rec) { handOver(w).packet(rec); return true; },
+    mark(w) { handOver(w).mark(); return true; },
     foreign(w, rec) { handOver(w).foreign(rec); },
   };
   const feed: ShardFeed = new ShardFeed(workers, sink);
   const start = (): void => {
     for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, feed.timeBase, (part) => merger.add(w, part)));
   };
-  await readInput(reader, feed, span, () => shards.length > 0, start, () => {}, onProgress);
+  await readInput(reader, (rec) => {
+    if (shards.length === 0) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
+    feed.push(rec);
+  }, span, () => {}, onProgress);
   if (shards.length === 0) start();
   return shards.map((s) => s.finish(feed.seq));
 }
 
 /**
- * Feeds every record of the input to the workers: the first one gives the
- * input's time base, with which the workers `start`; `beforeFill` runs each
- * time the reader needs more input (it may throw to stop).
+ * Feeds every record of the input to `push`; `beforeFill` runs each time the
+ * reader needs more input (it may throw to stop).
  */
-async function readInput(reader: CaptureReader, feed: ShardFeed, span: PacketSpan, started: () => boolean, start: () => void,
+async function readInput(reader: CaptureReader, push: (rec: FrameRecord) => void, span: PacketSpan,
   beforeFill: () => void, onProgress: ((fraction: number) => void) | undefined): Promise<void> {
   const drain = (): NextStatus => {
     const rec = reader.record;
     for (;;) {
       const status = reader.next();
       if (status !== RECORD) return status;
-      if (!started()) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }
-      feed.push(rec);
+      push(rec);
       span.note(rec.tsSec, rec.tsNsec);
     }
   };
@@ -114,96 +112,30 @@ async function readInput(reader: CaptureReader, feed: ShardFeed, span: PacketSpa
   }
 }
 
-/** Bytes of each worker's ring: about 20,000 packets of a typical mix buffered per worker. */
-const RING_BYTES = 16 * 1024 * 1024;
 /** A worker that takes nothing from its full ring for this long has stopped: the analysis fails rather than waits forever. */
 const STALL_MS = 60_000;
 
 /** Reads the whole input into worker threads through their rings; returns each worker's totals. */
 async function runThreaded(reader: CaptureReader, config: Readonly<Config>, workers: number, merger: WindowMerger, span: PacketSpan,
   onProgress: ((fraction: number) => void) | undefined): Promise<ShardFinal[]> {
-  const rings: PacketRing[] = [];
-  const threads: Worker[] = [];
-  const finals: Array<ShardFinal | undefined> = new Array<ShardFinal | undefined>(workers);
-  let finished = 0;
-  let failure: Error | undefined;
-  let settle: () => void = () => {};
-  const allDone = new Promise<void>((resolve) => { settle = resolve; });
-  const fail = (err: Error): void => { failure ??= err; settle(); };
-  const handOver = (w: number): PacketRing => {
-    const ring = rings[w]!;
-    ring.seq = feed.seq;
-    ring.now = feed.now;
-    ring.flags = feed.flags;
-    return ring;
-  };
-  const stalled = (w: number): Error => failure ?? new Error(`analysis worker ${w + 1} of ${workers} took no packets for ${STALL_MS / 1000} s`);
-  const sink: ShardSink = {
-    packet(w, rec) { if (!handOver(w).writePacketBlocking(rec, STALL_MS)) throw stalled(w); },
-    mark(w) { if (!handOver(w).writeMarkBlocking(STALL_MS)) throw stalled(w); },
-    foreign(w, rec) {
-      const ring = handOver(w);
-      ring.flags |= FOREIGN_RECORD;
-      if (!ring.writePacketBlocking(rec, STALL_MS)) throw stalled(w);
-    },
-  };
-  const feed: ShardFeed = new ShardFeed(workers, sink);
-  const start = (): void => {
-    for (let w = 0; w < workers; w++) {
-      const ring = PacketRing.create(RING_BYTES);
-      const data: ShardThreadData = { config: config as Config, ring: ring.buffer, timeBase: feed.timeBase, commitMemory: false };
-      const thread = new Worker(new URL('../shard/shard-thread.js', import.meta.url), { workerData: data, resourceLimits: PIPELINE_THREAD_LIMITS });
-      thread.on('message', (msg: FromShardThread) => {
-        try {
-          if (msg.type === 'window') merger.add(w, msg.part);
-          else if (msg.type === 'final') { finals[w] = msg.final; if (++finished === workers) settle(); }
-          else fail(new Error(`analysis worker ${w + 1} failed: ${msg.message}`));
-        } catch (err) {
-          fail(err as Error);
-        }
-      });
-      thread.on('error', (err) => fail(err));
-      thread.on('exit', (code) => { if (finals[w] === undefined) fail(new Error(`analysis worker ${w + 1} stopped (exit code ${code}) before its totals`)); });
-      rings.push(ring);
-      threads.push(thread);
-    }
-  };
+  const threads = new ShardThreads(config, merger, { workers, dropWhenFull: false, stallMs: STALL_MS, commitMemory: false });
   try {
-    await readInput(reader, feed, span, () => rings.length > 0, start, () => {
-      // Workers must not wait on records held back for a batch while the input is read.
-      for (const ring of rings) ring.flush();
-      if (failure) throw failure;
-    }, onProgress);
-    if (rings.length === 0) start();
-    feed.flags = END_OF_INPUT;
-    for (let w = 0; w < workers; w++) {
-      const ring = handOver(w);
-      if (!ring.writeMarkBlocking(STALL_MS)) throw stalled(w);
-      ring.close();
-    }
-    await allDone;
-    if (failure) throw failure;
-    return finals as ShardFinal[];
+    // Workers must not wait on records held back for a batch while the input is read.
+    await readInput(reader, (rec) => threads.push(rec), span, () => threads.flush(), onProgress);
+    return await threads.finish();
   } finally {
-    await Promise.all(threads.map((t) => t.terminate()));
+    await threads.terminate();
   }
 }
 
 /** Decode errors added up over the workers (names in the order one pipeline gives them: see Pipeline.captureErrors), and the reader's. */
 function mergeCaptureErrors(finals: readonly ShardFinal[], capLenOverWireLen: number): { decodeErrors: Record<string, number>; undecoded: Record<string, number> } {
-  const decodeErrors = sumRecords(finals.map((f) => f.decodeErrors));
+  const decodeErrors = sumCounts(finals.map((f) => f.decodeErrors));
   if (capLenOverWireLen) decodeErrors['frame.caplen_gt_len'] = capLenOverWireLen;
-  return { decodeErrors, undecoded: sumRecords(finals.map((f) => f.undecoded)) };
+  return { decodeErrors, undecoded: sumCounts(finals.map((f) => f.undecoded)) };
 }
 
 const sumOf = <T>(items: readonly T[], f: (item: T) => number): number => items.reduce((n, item) => n + f(item), 0);
-
-/** Records of counts added up, keys in the order they first appear (worker by worker). */
-function sumRecords(records: ReadonlyArray<Record<string, number>>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
-  return out;
-}
 
 /**
  * The report's top flows from the workers' lists, with their stream numbers

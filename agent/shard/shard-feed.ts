@@ -22,10 +22,12 @@ import { CLOCK_AHEAD, CLOCK_CONFIRMED_JUMP } from './shard-pipeline.js';
 /**
  * Where the feed sends packets and marks (rings to worker threads, or
  * pipelines in this thread); each reads the feed's `seq`, `now` and `flags`.
+ * False: not delivered (live capture, the worker's ring full); a mark not
+ * delivered is sent again with the worker's next record.
  */
 export interface ShardSink {
-  packet(worker: number, rec: FrameRecord): void;
-  mark(worker: number): void;
+  packet(worker: number, rec: FrameRecord): boolean;
+  mark(worker: number): boolean;
   /**
    * The packet being fed (another worker's) may carry DNS answers: a copy for
    * `worker`'s answer table only (foreign-dns.ts), after that worker's mark of
@@ -43,7 +45,7 @@ export class ShardFeed {
   seq = 0;
   now = 0;
   flags = 0;
-  /** Packets given to each worker. */
+  /** Packets given to each worker (delivered). */
   readonly packetsTo: Float64Array;
   /** Foreign records (copies of frames that may carry DNS answers) given to workers in all. */
   foreignRecords = 0;
@@ -73,18 +75,32 @@ export class ShardFeed {
     const foreign = this.workers > 1 && mayCarryDnsAnswers(rec.data);
     for (let w = 0; w < this.workers; w++) {
       if (w === to) continue;
-      if (this.heardNow[w] !== now || this.heardFlags[w] !== flags) {
-        this.sink.mark(w);
-        this.heardNow[w] = now;
-        this.heardFlags[w] = flags;
-      }
+      this.markIfMoved(w);
       if (foreign) this.sink.foreign(w, rec);
     }
     if (foreign) this.foreignRecords += this.workers - 1;
-    this.heardNow[to] = now;
-    this.heardFlags[to] = flags;
-    this.packetsTo[to]++;
-    this.sink.packet(to, rec);
+    if (this.sink.packet(to, rec)) {
+      this.heardNow[to] = now;
+      this.heardFlags[to] = flags;
+      this.packetsTo[to]++;
+    }
     this.seq++;
+  }
+
+  /**
+   * Live capture with no traffic: the clock follows the wall clock
+   * (Pipeline.advanceTo), `now` seconds after the time base; every worker is told.
+   */
+  advanceTo(now: number): void {
+    if (Number.isNaN(this.timeBase) || now <= this.clock.now) return;
+    this.clock.now = this.now = now;
+    for (let w = 0; w < this.workers; w++) this.markIfMoved(w);
+  }
+
+  private markIfMoved(w: number): void {
+    if ((this.heardNow[w] !== this.now || this.heardFlags[w] !== this.flags) && this.sink.mark(w)) {
+      this.heardNow[w] = this.now;
+      this.heardFlags[w] = this.flags;
+    }
   }
 }

@@ -31,10 +31,15 @@ export interface ShardWindow {
   rangeInputs: RangeInputs;
   /** Each analyzer's `windowPart()`, in registry order (undefined without one). */
   parts: unknown[];
+  /** The worker's totals as the window closed (the agent's per-window capture figures). */
+  totals: ShardTotals;
+  /** Time of the window's first and last packet in this worker ([sec, nsec]), none without packets. */
+  first?: [number, number];
+  last?: [number, number];
 }
 
-/** A worker's figures at the end of the input. */
-export interface ShardFinal {
+/** A worker's running totals (from its start). */
+export interface ShardTotals {
   packets: number;
   bytes: number;
   counters: Record<string, number>;
@@ -42,9 +47,14 @@ export interface ShardFinal {
   analyzerCounters: Array<Record<string, number>>;
   decodeErrors: Record<string, number>;
   undecoded: Record<string, number>;
+  flowsActive: number;
   flowsEvicted: number;
   conversationsForgotten: number;
   unexpected: number;
+}
+
+/** A worker's figures at the end of the input. */
+export interface ShardFinal extends ShardTotals {
   lastError: string | null;
   topFlows: TopFlowEntry[];
   /** Input index (seq) of the first packet of each stream this worker numbered, per numbering (tcp, udp, other), in local stream order. */
@@ -115,6 +125,16 @@ export class ShardPipeline {
     this.seq = packets;
     const p = this.pipeline;
     p.finishAt(packets);
+    return {
+      ...this.totals(),
+      lastError: p.unexpected ? String(p.lastError) : null,
+      topFlows: this.top.entries(),
+      streamStarts: this.streamStarts,
+    };
+  }
+
+  totals(): ShardTotals {
+    const p = this.pipeline;
     const { decodeErrors, undecoded } = p.captureErrors(0);
     return {
       packets: p.packets,
@@ -123,24 +143,27 @@ export class ShardPipeline {
       analyzerCounters: p.analyzers.map((a) => a.counters?.() ?? {}),
       decodeErrors,
       undecoded,
+      flowsActive: p.flows.active,
       flowsEvicted: p.flows.evicted,
       conversationsForgotten: p.flows.forgotten,
       unexpected: p.unexpected,
-      lastError: p.unexpected ? String(p.lastError) : null,
-      topFlows: this.top.entries(),
-      streamStarts: this.streamStarts,
     };
   }
 
   private part(out: WindowOutput): ShardWindow {
+    const p = this.pipeline;
+    // While onWindow runs, the pipeline's windowSpan is the closing window's.
+    const span = p.windowSpan;
     return {
-      span: { ...this.pipeline.windows.current },
+      span: { ...p.windows.current },
       summary: out.summary,
       findings: out.findings,
       findingOrders: out.findingOrders,
       findingRanks: out.findingRanks,
       rangeInputs: out.rangeInputs,
-      parts: this.pipeline.analyzers.map((a) => a.windowPart?.()),
+      parts: p.analyzers.map((a) => a.windowPart?.()),
+      totals: this.totals(),
+      ...(span.empty ? {} : { first: [span.firstSec, span.firstNsec], last: [span.lastSec, span.lastNsec] }),
     };
   }
 }

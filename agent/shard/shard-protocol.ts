@@ -15,7 +15,12 @@ export interface ShardThreadData {
   timeBase: number;
   /** Make the pipeline's tables resident at start (the agent). */
   commitMemory: boolean;
+  /** This worker's index (0-based). */
+  worker: number;
 }
+
+/** New analyzer thresholds (SIGHUP), taken between records. */
+export type ToShardThread = { type: 'reload'; config: Config };
 
 export type FromShardThread =
   | { type: 'window'; part: ShardWindow }

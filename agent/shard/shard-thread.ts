@@ -1,26 +1,51 @@
 /**
  * A flow-sharded worker thread: reads its ring (packets and clock marks, in
  * input order) into its ShardPipeline, posts each closed window's part, and
- * at the end-of-input mark its totals. Nothing is posted per packet.
+ * at the end-of-input mark its totals. Nothing is posted per packet. The
+ * loop never returns to the event loop while records flow, so a reload
+ * (SIGHUP) is taken from the port between records.
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import type { Config } from '../../common/config.js';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
+import { buildConfig, type Config } from '../../common/config.js';
 import { FrameRecord } from '../capture/frame-record.js';
 import { PacketRing, RingRecord } from '../core/packet-ring.js';
 import { ShardPipeline } from './shard-pipeline.js';
-import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData } from './shard-protocol.js';
+import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData, type ToShardThread } from './shard-protocol.js';
 
 const data = workerData as ShardThreadData;
 const port = parentPort!;
 const post = (msg: FromShardThread): void => port.postMessage(msg);
 
+/** Records between looks at the port for a reload while records flow. */
+const MESSAGES_EVERY = 65_536;
+
+/**
+ * Test hook (PCAP_ANALYZER_TEST_STALL_WORKER="worker:ms"): that worker stops
+ * taking records for `ms` after its first packet, as a worker stuck on a bug
+ * would, so its ring fills (tests of ring-full drops and /readyz).
+ */
+function stallHook(): number {
+  const hook = /^(\d+):(\d+)$/.exec(process.env['PCAP_ANALYZER_TEST_STALL_WORKER'] ?? '');
+  return hook && Number(hook[1]) === data.worker ? Number(hook[2]) : 0;
+}
+
+function takeMessages(shard: ShardPipeline): void {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    const msg = m.message as ToShardThread;
+    if (msg.type === 'reload') shard.pipeline.reconfigure(buildConfig(msg.config));
+  }
+}
+
 function run(): void {
   const ring = PacketRing.attach(data.ring);
   const shard = new ShardPipeline(data.config as Readonly<Config>, data.timeBase, (part) => post({ type: 'window', part }), data.commitMemory);
   const rec = new FrameRecord();
+  let stallMs = stallHook();
+  let sinceMessages = 0;
   for (;;) {
     const kind = ring.read(rec);
     if (kind === RingRecord.PACKET || kind === RingRecord.MARK) {
+      if (++sinceMessages === MESSAGES_EVERY) { sinceMessages = 0; takeMessages(shard); }
       shard.seq = ring.seq;
       if (kind === RingRecord.MARK && ring.flags & END_OF_INPUT) {
         post({ type: 'final', final: shard.finish(ring.seq) });
@@ -32,10 +57,15 @@ function run(): void {
       }
       shard.now = ring.now;
       shard.flags = ring.flags;
-      if (kind === RingRecord.PACKET) shard.packet(rec);
-      else shard.mark();
+      if (kind === RingRecord.PACKET) {
+        shard.packet(rec);
+        if (stallMs) { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, stallMs); stallMs = 0; }
+      } else {
+        shard.mark();
+      }
     } else if (kind === RingRecord.EMPTY) {
-      ring.waitForData(1000);
+      takeMessages(shard);
+      ring.waitForData(200);
     } else {
       return; // END: the reader closed the ring
     }

@@ -21,14 +21,14 @@ import type { Metrics } from '../core/window-types.js';
 import { Quantiles } from '../analyzers/lib/quantiles.js';
 import { Pipeline } from '../pipeline.js';
 import { findingOrder, type OrderedFinding, type WindowOutput } from '../window/window-engine.js';
-import type { ShardFinal, ShardWindow } from './shard-pipeline.js';
+import type { ShardTotals, ShardWindow } from './shard-pipeline.js';
 
 export class WindowMerger {
   /** Analyzer instances whose `mergeWindow` runs here (their own packet state stays empty). */
   private readonly coordinator: Pipeline;
   private readonly queues: ShardWindow[][];
 
-  constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput) => void) {
+  constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput, parts: readonly ShardWindow[]) => void) {
     // Findings its analyzers report while merging are taken after each one (takeFindings), never capped there.
     this.coordinator = new Pipeline({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } }, { onWindow: () => {}, shardRole: 'coordinator' });
     const unmergeable = this.coordinator.analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
@@ -50,17 +50,17 @@ export class WindowMerger {
       if (parts.some((p) => p.span.index !== index)) {
         throw new Error(`workers closed different windows (${parts.map((p) => p.span.start).join(', ')}): their clocks diverged`);
       }
-      this.emit(this.merge(parts));
+      this.emit(this.merge(parts), parts);
     }
   }
 
   /**
-   * The report's counters from the workers' (ShardFinal): the pipeline's own
+   * The report's counters from the workers' totals: the pipeline's own
    * added up, then each analyzer's in registry order, merged by its
    * `mergeCounters` (its keys may depend on what every worker saw) or else
    * added up: the keys in the order one pipeline gives them.
    */
-  mergeCounters(finals: readonly ShardFinal[]): Record<string, number> {
+  mergeCounters(finals: readonly ShardTotals[]): Record<string, number> {
     const own = finals.map((f) => {
       const out = { ...f.counters };
       for (const c of f.analyzerCounters) for (const k of Object.keys(c)) delete out[k];
@@ -163,7 +163,7 @@ function mergeSketches(stats: ReadonlyArray<Record<string, QuantileSketch>>): Re
 }
 
 /** Records of counts added up, keys in the order they first appear (worker by worker). */
-function sumCounts(records: ReadonlyArray<Record<string, number>>): Record<string, number> {
+export function sumCounts(records: ReadonlyArray<Record<string, number>>): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
   return out;

@@ -391,6 +391,11 @@ export class Pipeline {
     return out;
   }
 
+  /** Analyzer ids of the key tables granted from the memory budget ("flood.destinations" -> "flood"). */
+  tableOwners(): string[] {
+    return [...new Set(this.context.memory.grantsMade.map((g) => g.table.split('.')[0]!))];
+  }
+
   /** The report's distributions these analyzers give (from their empty sketches before the first window), in analyzer order. */
   distributionNames(): string[] {
     return this.analyzers.flatMap((a) => Object.keys(a.rangeInputs?.().stats ?? {}));

@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import type { WindowSummary } from '../common/report.js';
 import { assertNoAddressLabels, freePort, metricValue, parseMetrics, spawnAgent, waitFor } from './helpers/agent-process.js';
 import { EtherTypes, ethernet, ipv4, pcapFile, Proto, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
+import { goldenCases } from './helpers/golden.js';
 import { startNatsServer } from './helpers/nats-server.js';
+import { shardableEnv } from './helpers/shardable.js';
 import { readStream, type StoredMessage } from './helpers/stream-reader.js';
 
 /** Epoch second of t = 0: a multiple of every window length used here. */
@@ -120,3 +122,40 @@ test('a second stop signal during the shutdown drain exits at once and spools wh
   const segments = readdirSync(join(dataDir, 'spool')).filter((f) => f.startsWith('seg-'));
   assert.ok(segments.length > 0, 'the unacknowledged windows are on disk for the next start');
 });
+
+test('--replay with 2 analysis workers (pipeline.workers) publishes the windows and findings of one pipeline', async (t) => {
+  const nats = await startNatsServer();
+  t.after(() => nats.close());
+  const file = goldenCases().find((c) => c.name === 'generated-mixed-120k')!.file();
+  const published = async (sensor: string, workers: number): Promise<{ windows: string[]; findings: string[]; stderr: string }> => {
+    const agent = spawnAgent(['--replay', file, '--sensor', sensor, '--nats', nats.url, '--listen', '', '--data-dir', join(work, sensor), '--config', config(sensor)],
+      { env: { ...shardableEnv(), PCAP_ANALYZER_PIPELINE_WORKERS: String(workers), PCAP_ANALYZER_WINDOWS_SECONDS: '10' } });
+    t.after(() => { agent.child.kill('SIGKILL'); });
+    const { code } = await agent.exited;
+    assert.equal(code, 0, agent.stderr());
+    const messages = await readStream(nats.url, 'PCAP_ANALYZER', `reader-${sensor}`);
+    return {
+      windows: windowsOf(messages, sensor).map((w) => JSON.stringify(w.window)),
+      findings: messages.filter((m) => m.subject === `pcap.v1.${sensor}.finding`).map((m) => JSON.stringify(m.body['finding'])),
+      stderr: agent.stderr(),
+    };
+  };
+  const one = await published('one', 1);
+  const two = await published('two', 2);
+  assert.ok(one.windows.length > 3 && one.findings.length > 0, `several windows (${one.windows.length}) and findings (${one.findings.length})`);
+  assert.deepEqual(firstDifference(two.windows, one.windows), undefined);
+  assert.deepEqual(firstDifference(two.findings, one.findings), undefined);
+});
+
+/** Where two lists of JSON texts first differ (the entry and the text around the first differing character), or undefined. */
+function firstDifference(actual: readonly string[], expected: readonly string[]): string | undefined {
+  if (actual.length !== expected.length) return `${actual.length} entries, expected ${expected.length}`;
+  for (let e = 0; e < expected.length; e++) {
+    const [a, b] = [actual[e]!, expected[e]!];
+    if (a === b) continue;
+    let i = 0;
+    while (a[i] === b[i]) i++;
+    return `entry ${e} from character ${i}: …${a.slice(Math.max(0, i - 100), i + 100)}… expected …${b.slice(Math.max(0, i - 100), i + 100)}…`;
+  }
+  return undefined;
+}

@@ -12,24 +12,18 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
-import { buildConfig, loadConfig, type Config } from '../common/config.js';
+import { buildConfig, loadConfig } from '../common/config.js';
 import { reportJsonChunks, type Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/analyze.js';
 import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
 import { resolveWorkers, unshardableAnalyzers } from '../agent/shard/workers.js';
 import { goldenCases } from './helpers/golden.js';
+import { shardableConfig, shardableEnv } from './helpers/shardable.js';
 import { CLI, SHARED_PCAPS } from './helpers/paths.js';
 
 const run = promisify(execFile);
 const json = (r: Report): string => [...reportJsonChunks(r)].join('');
 
-/** The default configuration with only the analyzers that can run sharded. */
-function shardableConfig(): Readonly<Config> {
-  const defaults = loadConfig();
-  const off = new Set(unshardableAnalyzers(defaults));
-  const analyzers = Object.fromEntries(Object.keys(defaults.analyzers).map((id) => [id, { enabled: !off.has(id) }]));
-  return buildConfig({ analyzers });
-}
 
 test('every golden case: 2 and 4 flow-sharded worker threads give the report of one pipeline, byte for byte', async (t) => {
   const config = shardableConfig();
@@ -83,8 +77,7 @@ test('pipeline.workers: auto is the cores less one, and a number above 1 is refu
 
 test('analyze --workers: 1 and 2 print the same JSON report; a bad value exits 2 saying what is allowed', async () => {
   const file = join(SHARED_PCAPS, 'ppa_http_espn_fail.pcapng');
-  const config = shardableConfig();
-  const env = { ...process.env, ...Object.fromEntries(Object.entries(config.analyzers).map(([id, a]) => [`PCAP_ANALYZER_ANALYZERS_${id.toUpperCase()}_ENABLED`, String(a.enabled)])) };
+  const env = { ...process.env, ...shardableEnv() };
   const one = await run(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--workers', '1'], { env, maxBuffer: 1 << 26 });
   const two = await run(process.execPath, [CLI, 'analyze', file, '--format', 'json', '--workers', '2'], { env, maxBuffer: 1 << 26 });
   assert.equal(two.stdout, one.stdout);

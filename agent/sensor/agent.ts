@@ -27,6 +27,7 @@ import type { CaptureCounters, CaptureWorkerData, FromCapture, ToCapture } from 
 import { listReplayFiles, replayPacing } from './replay.js';
 import { CaptureReader } from '../capture/index.js';
 import { ensureDataDir } from '../../common/data-dir.js';
+import { resolveWorkers } from '../shard/workers.js';
 
 export interface AgentOptions {
   sources: ConfigSources;
@@ -72,10 +73,35 @@ async function checkReplay(config: Readonly<Config>): Promise<void> {
   await reader.close();
 }
 
+/** Seconds after an analysis worker's last ring-full drop during which the agent reports itself degraded. */
+const BEHIND_SECONDS = 10;
+
+/** Analysis workers that dropped packets on a full ring lately (too slow, or stalled): /readyz degraded while it lasts. */
+class WorkersBehind {
+  private drops: number[] = [];
+  private lastDropAt: number[] = [];
+
+  note(c: CaptureCounters, now: number): void {
+    c.workers?.forEach((w, i) => {
+      if (w.ringFullDrops > (this.drops[i] ?? 0)) this.lastDropAt[i] = now;
+      this.drops[i] = w.ringFullDrops;
+    });
+  }
+
+  /** Why the agent is degraded, or undefined. */
+  behind(now: number): string | undefined {
+    const late = this.lastDropAt.flatMap((at, i) => (now - at < BEHIND_SECONDS * 1000 ? [i] : []));
+    if (late.length === 0) return undefined;
+    const which = late.map((i) => `${i + 1} (${this.drops[i]} dropped)`).join(', ');
+    return `analysis workers ${which}: ring full in the last ${BEHIND_SECONDS} s, packets dropped (a worker too slow or stalled)`;
+  }
+}
+
 export async function runAgent(options: AgentOptions): Promise<number> {
   const config = resolveConfig(options.sources);
   const source = agentSource(config);
   if (source.kind === 'replay') await checkReplay(config);
+  const { workers, note } = resolveWorkers(config);
   ensureDataDir(resolvePath(config.dataDir)); // the spool's parent: a file there is one line, not ENOTDIR
   const sensor = config.sensor.id || hostname();
   const log = options.logger ?? createLogger(config.logging, { bindings: { sensor } });
@@ -86,6 +112,7 @@ export async function runAgent(options: AgentOptions): Promise<number> {
   let statusSeq = 0;
 
   const metrics = new AgentMetrics({ sensor, version: options.version, source: source.kind });
+  const workersBehind = new WorkersBehind();
   const publisher = await Publisher.start({ nats: config.nats, spool: config.spool, dataDir: resolvePath(config.dataDir), logger: log, name: `pcap-analyzer-agent ${sensor}`, inboxPrefix: sensorInboxPrefix(sensor) });
 
   const readiness = (): Readiness => {
@@ -93,7 +120,10 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     const p = publisher.stats();
     if (state !== 'running' && state !== 'degraded') reasons.push(`state is ${state}`);
     if (p.degraded) reasons.push(`spool over its limits (${p.overflowMessages} messages dropped)`);
-    return { ready: reasons.length === 0, reasons, state: p.degraded && state === 'running' ? 'degraded' : state };
+    const behind = workersBehind.behind(Date.now());
+    if (behind) reasons.push(behind);
+    const degraded = p.degraded || behind !== undefined;
+    return { ready: reasons.length === 0, reasons, state: degraded && state === 'running' ? 'degraded' : state };
   };
   const refreshPublishMetrics = (): PublisherStats => {
     const p = publisher.stats();
@@ -152,7 +182,8 @@ export async function runAgent(options: AgentOptions): Promise<number> {
     metrics.onWindow(summary, findings);
   };
 
-  const workerData: CaptureWorkerData = { config: config as Config, source };
+  if (note) log.info(note);
+  const workerData: CaptureWorkerData = { config: config as Config, source, workers };
   const worker = new Worker(new URL('./capture-worker.js', import.meta.url), { workerData, resourceLimits: PIPELINE_THREAD_LIMITS });
   const post = (msg: ToCapture): void => worker.postMessage(msg);
 
@@ -177,11 +208,13 @@ export async function runAgent(options: AgentOptions): Promise<number> {
       case 'window':
         counters = msg.counters;
         metrics.onCounters(counters);
+        workersBehind.note(counters, Date.now());
         publishWindow(msg.summary, msg.findings);
         break;
       case 'counters':
         counters = msg.counters;
         metrics.onCounters(counters);
+        workersBehind.note(counters, Date.now());
         break;
       case 'fatal':
         fatal = msg.message;

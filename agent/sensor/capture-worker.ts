@@ -11,8 +11,9 @@ import { isUserError } from '../../common/errors.js';
 import type { CaptureDrops, WindowCapture } from '../../common/report.js';
 import { CaptureReader, END, NEED_DATA, linkTypeName, type FrameRecord } from '../capture/index.js';
 import { LiveCapture, type LiveCaptureStats } from '../capture/live.js';
-import { Pipeline } from '../pipeline.js';
+import type { PacketSpan } from '../core/packet-span.js';
 import type { WindowOutput } from '../window/window-engine.js';
+import { ShardedAnalysis, SingleAnalysis, type AnalysisTotals, type CaptureAnalysis } from './capture-analysis.js';
 import type { CaptureCounters, CaptureWorkerData, FromCapture, ToCapture } from './protocol.js';
 import { listReplayFiles, replayPacing } from './replay.js';
 
@@ -42,64 +43,73 @@ let truncatedInputs = 0;
 let capLenOverWireLenDone = 0;
 let reading: CaptureReader | undefined;
 
-const pipeline = new Pipeline(config, { onWindow, commitMemory: true });
+/** A replay waits on a worker with a full ring up to this long before the replay fails (live capture drops instead). */
+const REPLAY_STALL_MS = 60_000;
+const analysis: CaptureAnalysis = data.workers > 1
+  ? new ShardedAnalysis(config, data.workers, onWindow, { dropWhenFull: data.source.kind === 'live', stallMs: REPLAY_STALL_MS })
+  : new SingleAnalysis(config, onWindow);
 
 function liveStats(): LiveCaptureStats {
   return live ? live.stats() : { received: packetsRead, dropped: 0, ifDropped: 0 };
 }
 
 /**
- * Packets the agent itself lost: counted where it happens, by the pipeline's guard
- * (an internal error on a packet). Capture and analysis share this thread, with no
- * queue between them that could overflow. Never `received - analyzed`: libpcap's
- * ps_recv is not a count of packets delivered (on loopback it counts each packet
- * twice, the outgoing copy it discards and the incoming one).
+ * Packets the agent itself lost are counted where it happens (AnalysisTotals.agentDrops):
+ * by the pipelines' guard (an internal error on a packet) and, with analysis workers,
+ * at a worker's full ring. Never `received - analyzed`: libpcap's ps_recv is not a
+ * count of packets delivered (on loopback it counts each packet twice, the outgoing
+ * copy it discards and the incoming one).
  */
-function agentDrops(): number {
-  return pipeline.unexpected;
-}
-
 function counters(stats: LiveCaptureStats = liveStats()): CaptureCounters {
-  const decodeErrors = pipeline.decoder.anomalies.toRecord();
+  const totals = analysis.totals();
+  const workers = analysis.workerStats();
   return {
-    packets: pipeline.packets,
-    bytes: pipeline.bytes,
+    packets: totals.packets,
+    bytes: totals.bytes,
     received: stats.received,
-    drops: { kernel: stats.dropped, interface: stats.ifDropped, agent: agentDrops() },
-    decodeErrors,
-    flowsActive: pipeline.flows.active,
-    flowsEvicted: pipeline.flows.evicted,
-    conversationsForgotten: pipeline.flows.forgotten,
+    drops: { kernel: stats.dropped, interface: stats.ifDropped, agent: totals.agentDrops },
+    decodeErrors: withoutInternal(totals.decodeErrors),
+    flowsActive: totals.flowsActive,
+    flowsEvicted: totals.flowsEvicted,
+    conversationsForgotten: totals.conversationsForgotten,
     windows: windowCount,
     windowLagSeconds: windowLag,
+    ...(workers.length ? { workers } : {}),
   };
 }
 
-function onWindow(out: WindowOutput): void {
+/** Decode errors without the guard's internal errors (counted as agent drops). */
+function withoutInternal(errors: Record<string, number>): Record<string, number> {
+  const { ['internal.error']: _internal, ...rest } = errors;
+  return rest;
+}
+
+function onWindow(out: WindowOutput, totals: AnalysisTotals, span: PacketSpan, inputPackets: number | undefined): void {
   windowCount++;
   const endEpoch = Date.parse(out.summary.end) / 1000;
-  windowLag = live ? Math.max(0, Date.now() / 1000 - endEpoch) : Math.max(0, pipeline.clock.base + pipeline.clock.now - endEpoch);
+  windowLag = live ? Math.max(0, Date.now() / 1000 - endEpoch) : Math.max(0, analysis.clockEpoch - endEpoch);
   const stats = liveStats();
-  const agent = agentDrops();
+  const agent = analysis.totals().agentDrops;
   const drops: CaptureDrops = {
     kernel: stats.dropped - statsAtWindow.dropped,
     interface: stats.ifDropped - statsAtWindow.ifDropped,
     agent: agent - agentDropsAtWindow,
   };
-  out.summary.capture = { received: (live ? stats.received : packetsRead) - receivedAtWindow, drops, ...captureSinceLastWindow() };
-  out.summary.counters = countersSinceLastWindow();
+  const received = live ? stats.received : inputPackets ?? packetsRead;
+  out.summary.capture = { received: received - receivedAtWindow, drops, ...captureSinceLastWindow(totals, span) };
+  out.summary.counters = countersSinceLastWindow(totals);
   out.summary.rangeInputs = out.rangeInputs;
   statsAtWindow = stats;
   agentDropsAtWindow = agent;
-  receivedAtWindow = live ? stats.received : packetsRead;
+  receivedAtWindow = received;
   post({ type: 'window', summary: out.summary, findings: out.findings, counters: counters(stats) });
   lastCountersAt = Date.now();
 }
 
 /** The report counters accumulated since the previous window (zeros left out). */
 let countersAtWindow: Record<string, number> = {};
-function countersSinceLastWindow(): Record<string, number> {
-  const now = pipeline.counters();
+function countersSinceLastWindow(totals: AnalysisTotals): Record<string, number> {
+  const now = totals.counters;
   const since = delta(now, countersAtWindow);
   countersAtWindow = now;
   return since;
@@ -107,9 +117,10 @@ function countersSinceLastWindow(): Record<string, number> {
 
 
 /** The report's `capture` figures so far, as `analyze` gives them (decodeErrors with the readers' and the pipeline's own). */
-function captureTotals(): { decodeErrors: Record<string, number>; undecoded: Record<string, number>; flowsEvicted: number; conversationsForgotten: number; truncatedRecords: number } {
-  const { decodeErrors, undecoded } = pipeline.captureErrors(capLenOverWireLenDone + (reading?.capLenOverWireLen ?? 0));
-  return { decodeErrors, undecoded, flowsEvicted: pipeline.flows.evicted, conversationsForgotten: pipeline.flows.forgotten, truncatedRecords: truncatedInputs };
+function captureTotals(totals: AnalysisTotals): { decodeErrors: Record<string, number>; undecoded: Record<string, number>; flowsEvicted: number; conversationsForgotten: number; truncatedRecords: number } {
+  const capLenOverWireLen = capLenOverWireLenDone + (reading?.capLenOverWireLen ?? 0);
+  const decodeErrors = capLenOverWireLen ? { ...totals.decodeErrors, 'frame.caplen_gt_len': capLenOverWireLen } : totals.decodeErrors;
+  return { decodeErrors, undecoded: totals.undecoded, flowsEvicted: totals.flowsEvicted, conversationsForgotten: totals.conversationsForgotten, truncatedRecords: truncatedInputs };
 }
 
 /** Differences of `now` from `then`, zeros left out. */
@@ -122,10 +133,10 @@ function delta(now: Record<string, number>, then: Record<string, number>): Recor
   return out;
 }
 
-let captureAtWindow = captureTotals();
+let captureAtWindow = captureTotals(analysis.totals());
 /** The window's part of the report's `capture`: its packets' time span, and what was counted since the previous window. */
-function captureSinceLastWindow(): Omit<WindowCapture, 'received' | 'drops'> {
-  const now = captureTotals();
+function captureSinceLastWindow(totals: AnalysisTotals, span: PacketSpan): Omit<WindowCapture, 'received' | 'drops'> {
+  const now = captureTotals(totals);
   const then = captureAtWindow;
   captureAtWindow = now;
   if (live) linkTypes.add(linkTypeName(live.linkType));
@@ -138,8 +149,6 @@ function captureSinceLastWindow(): Omit<WindowCapture, 'received' | 'drops'> {
     truncatedRecords: now.truncatedRecords - then.truncatedRecords,
     linkTypes: [...linkTypes],
   };
-  // While onWindow runs, the pipeline's windowSpan is the closing window's.
-  const span = pipeline.windowSpan;
   if (!span.empty) {
     out.first = [span.firstSec, span.firstNsec];
     out.last = [span.lastSec, span.lastNsec];
@@ -147,22 +156,31 @@ function captureSinceLastWindow(): Omit<WindowCapture, 'received' | 'drops'> {
   return out;
 }
 
-/** Analyzer ids of the key tables granted from the memory budget ("flood.destinations" -> "flood"). */
-function tableOwners(): string[] {
-  return [...new Set(pipeline.context.memory.grantsMade.map((g) => g.table.split('.')[0]!))];
-}
-
 function maybePostCounters(): void {
   const now = Date.now();
   if (now - lastCountersAt < COUNTERS_EVERY_MS) return;
   lastCountersAt = now;
   post({ type: 'counters', counters: counters() });
+  workerFailed();
 }
 
-function finish(warnings: string[]): void {
+/** An analysis worker failed: the capture ends as after a stop, and says why. */
+function workerFailed(): void {
+  const err = analysis.error;
+  if (!err || stopping) return;
+  post({ type: 'fatal', message: err.message });
+  stop();
+}
+
+async function finish(warnings: string[]): Promise<void> {
   const stats = liveStats();
   live?.close(); // stats() keeps answering with the figures as of close
-  pipeline.finish();
+  try {
+    await analysis.finish();
+  } catch (err) {
+    // A worker that failed or stalled: its last windows are lost; the others' totals still go out.
+    warnings.push(`analysis workers did not finish: ${(err as Error).message}`);
+  }
   post({ type: 'done', counters: counters(stats), warnings });
   port.close();
 }
@@ -176,29 +194,30 @@ async function runLive(): Promise<void> {
     port.close();
     return;
   }
-  post({ type: 'ready', linkType: live.linkType, tables: tableOwners() });
+  post({ type: 'ready', linkType: live.linkType, tables: analysis.tableOwners() });
   let checkEvery = 0;
   live.start((rec: FrameRecord) => {
-    pipeline.process(rec);
+    analysis.process(rec);
     // Under load the binding reads packet after packet without returning to the event loop.
     if (++checkEvery === 1024) { checkEvery = 0; maybePostCounters(); }
   }, (err: Error) => {
     // The interface went down or away: end as after a stop, and say why.
     post({ type: 'fatal', message: `capture on ${c.interface} failed: ${err.message}` });
-    stopping = true;
-    for (const resolve of stopResolvers.splice(0)) resolve();
+    stop();
   });
   const grace = config.windows.graceSeconds;
   const idle = setInterval(() => {
     if (stopping) return;
-    pipeline.advanceTo(Date.now() / 1000 - grace);
+    analysis.advanceTo(Date.now() / 1000 - grace);
+    // Packets held back for a batch reach the workers when traffic is slow.
+    flushAnalysis();
     maybePostCounters();
   }, IDLE_TICK_MS);
   if (!stopping) await new Promise<void>((resolve) => { stopResolvers.push(resolve); });
   clearInterval(idle);
   // What the kernel received before the stop is analyzed, not left in the ring.
   await live.drain();
-  finish([]);
+  await finish([]);
 }
 
 /** A replayed file that cannot be read ends the replay, as `analyze` ends on it: exit 2 with the reader's message. */
@@ -217,7 +236,7 @@ async function runReplay(): Promise<void> {
     port.close();
     return;
   }
-  post({ type: 'ready', linkType: -1, tables: tableOwners() });
+  post({ type: 'ready', linkType: -1, tables: analysis.tableOwners() });
   const warnings: string[] = [];
   const pacing = replayPacing(c.speed);
   // Each loop pass is shifted past the previous one, on a window boundary, so windows (and their ids) never repeat.
@@ -252,13 +271,16 @@ async function runReplay(): Promise<void> {
           if (ts > passLast) passLast = ts;
           rec.tsSec += shift;
           const wait = pacing.delayMs(ts);
-          if (wait > 1) await sleep(wait);
+          if (wait > 1) {
+            flushAnalysis();
+            await sleep(wait);
+          }
           packetsRead++;
-          pipeline.process(rec);
+          analysis.process(rec);
           if (++yieldEvery === 4096) {
             yieldEvery = 0;
             maybePostCounters();
-            await new Promise<void>((resolve) => setImmediate(resolve)); // lets a stop message in
+            await new Promise<void>((resolve) => setImmediate(resolve)); // lets a stop message (and workers' windows) in
           }
         }
         if (reader.truncated) {
@@ -281,18 +303,30 @@ async function runReplay(): Promise<void> {
     passLast = -Infinity;
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- set by another callback while this code waits; the narrowed type does not see it
   } while (!stopping);
-  finish(warnings);
+  await finish(warnings);
 }
 
 const stopResolvers: Array<() => void> = [];
 
+function stop(): void {
+  stopping = true;
+  for (const resolve of stopResolvers.splice(0)) resolve();
+}
+
+function flushAnalysis(): void {
+  try {
+    analysis.flush();
+  } catch {
+    workerFailed();
+  }
+}
+
 port.on('message', (msg: ToCapture) => {
   if (msg.type === 'stop') {
-    stopping = true;
-    for (const resolve of stopResolvers.splice(0)) resolve();
+    stop();
   // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- spelled out, so that a new message type is never taken for a reload
   } else if (msg.type === 'reload') {
-    pipeline.reconfigure(buildConfig(msg.config));
+    analysis.reconfigure(buildConfig(msg.config));
   }
 });
 

@@ -84,6 +84,9 @@ export class AgentMetrics {
   private readonly dimensionRetransmissions: Gauge<string>;
   private readonly dimensionRtt: Gauge<string>;
   private readonly dimensionDnsLatency: Gauge<string>;
+  private readonly workerPackets: TotalCounter;
+  private readonly workerRingDrops: TotalCounter;
+  private readonly workerRingBytes: Gauge<string>;
 
   constructor(labels: { sensor: string; version: string; source: string }) {
     const r = this.registry;
@@ -97,7 +100,7 @@ export class AgentMetrics {
     this.packets = new TotalCounter(counter('packets_total', 'Packets analyzed.'));
     this.bytes = new TotalCounter(counter('bytes_total', 'Bytes on the wire of the packets analyzed.'));
     this.received = new TotalCounter(counter('capture_received_total', 'Packets libpcap received (pcap_stats ps_recv; on loopback it counts each packet twice), or read in a replay.'));
-    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full, pcap_stats ps_drop), interface (driver, ps_ifdrop), agent (delivered but the analysis failed on it).', ['where']),
+    this.drops = new TotalCounter(counter('capture_drops_total', 'Packets missed: kernel (buffer full, pcap_stats ps_drop), interface (driver, ps_ifdrop), agent (delivered but the analysis failed on it, or an analysis worker\'s ring was full).', ['where']),
       DROP_PLACES.map((where) => ({ where })));
     this.decodeErrors = new TotalCounter(counter('decode_errors_total', 'Malformed or undecodable layers, by reason.', ['reason']),
       ANOMALY_NAMES.filter((reason) => reason !== 'none').map((reason) => ({ reason })));
@@ -108,6 +111,9 @@ export class AgentMetrics {
       PUBLISH_RESULTS.map((result) => ({ result })));
     this.spoolOverflow = new TotalCounter(counter('spool_overflow_total', 'Messages dropped because the spool was full.'));
     this.flowsActive = gauge('flows_active', 'Flows in the flow table.');
+    this.workerPackets = new TotalCounter(counter('worker_packets_total', 'Packets handed to each flow-sharded analysis worker (pipeline.workers above 1).', ['worker']));
+    this.workerRingDrops = new TotalCounter(counter('worker_ring_full_drops_total', 'Packets dropped because an analysis worker\'s ring was full (also in capture_drops_total{where="agent"}).', ['worker']));
+    this.workerRingBytes = gauge('worker_ring_bytes', 'Bytes waiting in each analysis worker\'s ring.', ['worker']);
     this.windowLag = gauge('window_lag_seconds', 'Seconds from the end of the last closed window to its closing.');
     this.windows = counter('windows_total', 'Windows closed.');
     this.findings = counter('findings_total', 'Findings reported, by type and severity.', ['type', 'severity']);
@@ -146,6 +152,12 @@ export class AgentMetrics {
     this.conversationsForgotten.set(c.conversationsForgotten);
     this.flowsActive.set(c.flowsActive);
     this.windowLag.set(c.windowLagSeconds);
+    c.workers?.forEach((w, i) => {
+      const labels = { worker: String(i + 1) };
+      this.workerPackets.set(w.packets, labels);
+      this.workerRingDrops.set(w.ringFullDrops, labels);
+      this.workerRingBytes.set(labels, w.ringBytes);
+    });
   }
 
   onWindow(summary: WindowSummary, findings: readonly Finding[]): void {

@@ -7,10 +7,13 @@
 import type { Config } from '../../common/config.js';
 import type { CaptureDrops, Finding, WindowSummary } from '../../common/report.js';
 import type { SourceInfo } from '../../common/wire.js';
+import type { ShardWorkerStats } from '../shard/shard-threads.js';
 
 export interface CaptureWorkerData {
   config: Config;
   source: SourceInfo;
+  /** Flow-sharded analysis workers (pipeline.workers resolved); 1: one pipeline in the capture thread. */
+  workers: number;
 }
 
 /** Counters since the start, sent now and then and with every window. */
@@ -28,6 +31,8 @@ export interface CaptureCounters {
   windows: number;
   /** Seconds between the end of the last closed window and its closing (wall clock live, packet clock in replay). */
   windowLagSeconds: number;
+  /** Each analysis worker (pipeline.workers above 1). */
+  workers?: ShardWorkerStats[];
 }
 
 export type FromCapture =

@@ -47,6 +47,8 @@ export class ShardFeed {
   flags = 0;
   /** Packets given to each worker (delivered). */
   readonly packetsTo: Float64Array;
+  /** Bytes on the wire of the packets delivered, all workers. */
+  bytes = 0;
   /** Foreign records (copies of frames that may carry DNS answers) given to workers in all. */
   foreignRecords = 0;
   /** The clock and its flags as each worker last heard them. */
@@ -83,6 +85,7 @@ export class ShardFeed {
       this.heardNow[to] = now;
       this.heardFlags[to] = flags;
       this.packetsTo[to]++;
+      this.bytes += rec.wireLen;
     }
     this.seq++;
   }

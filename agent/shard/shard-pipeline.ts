@@ -33,6 +33,8 @@ export interface ShardWindow {
   parts: unknown[];
   /** The worker's totals as the window closed (the agent's per-window capture figures). */
   totals: ShardTotals;
+  /** Packets of the input read when the window closed: up to the one that closed it, or all at the end. */
+  inputPackets: number;
   /** Time of the window's first and last packet in this worker ([sec, nsec]), none without packets. */
   first?: [number, number];
   last?: [number, number];
@@ -73,6 +75,7 @@ export class ShardPipeline {
   seq = 0;
   now = 0;
   flags = 0;
+  private finishing = false;
 
   constructor(config: Readonly<Config>, timeBase: number, onWindow: (w: ShardWindow) => void, commitMemory = false) {
     let top: TopFlows | undefined;
@@ -123,6 +126,7 @@ export class ShardPipeline {
   /** End of input after `packets` packets in all: the last windows close (through onWindow), then this worker's totals. */
   finish(packets: number): ShardFinal {
     this.seq = packets;
+    this.finishing = true;
     const p = this.pipeline;
     p.finishAt(packets);
     return {
@@ -163,6 +167,7 @@ export class ShardPipeline {
       rangeInputs: out.rangeInputs,
       parts: p.analyzers.map((a) => a.windowPart?.()),
       totals: this.totals(),
+      inputPackets: this.finishing ? this.seq : this.seq + 1,
       ...(span.empty ? {} : { first: [span.firstSec, span.firstNsec], last: [span.lastSec, span.lastNsec] }),
     };
   }

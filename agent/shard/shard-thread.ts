@@ -32,7 +32,7 @@ function stallHook(): number {
 function takeMessages(shard: ShardPipeline): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as ToShardThread;
-    if (msg.type === 'reload') shard.pipeline.reconfigure(buildConfig(msg.config));
+    shard.pipeline.reconfigure(buildConfig(msg.config));
   }
 }
 

@@ -41,6 +41,11 @@ export class WindowMerger {
     return this.coordinator.distributionNames();
   }
 
+  /** Analyzer ids of the key tables granted from the memory budget (as in every worker). */
+  tableOwners(): string[] {
+    return this.coordinator.tableOwners();
+  }
+
   /** Worker `worker`'s next window; merges and emits every window all workers have given. */
   add(worker: number, part: ShardWindow): void {
     this.queues[worker]!.push(part);

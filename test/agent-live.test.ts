@@ -20,6 +20,7 @@ import { analyzeJson, freePort, metricValue, parseMetrics, spawnAgent, waitFor, 
 import { startNatsServer, type NatsServerHandle } from './helpers/nats-server.js';
 import { createTestNetwork, netnsAvailable, netnsUnavailableReason, type TestNetwork } from './helpers/netns.js';
 import { readStream } from './helpers/stream-reader.js';
+import { shardableEnv } from './helpers/shardable.js';
 
 // 377 Ethernet frames over 4.9 s with retransmissions, fast retransmissions and duplicate ACKs.
 const FILE = join(SHARED_PCAPS, 'zeek_tcp_ssh-dups.pcap');
@@ -40,7 +41,7 @@ function skipReason(): string | false {
  * capturing `iface` in the capture namespace with 2 s windows (its configuration file: `config`), ready;
  * all stopped after `t`.
  */
-async function startLiveAgent(t: TestContext, iface: (net: TestNetwork) => string, sensor: string): Promise<{ net: TestNetwork; nats: NatsServerHandle; base: string; agent: AgentProcess; config: string }> {
+async function startLiveAgent(t: TestContext, iface: (net: TestNetwork) => string, sensor: string, env: Record<string, string> = {}): Promise<{ net: TestNetwork; nats: NatsServerHandle; base: string; agent: AgentProcess; config: string }> {
   const work = mkdtempSync(join(tmpdir(), `pa-live-${sensor}-`));
   const net = createTestNetwork();
   t.after(() => { net.cleanup(); rmSync(work, { recursive: true, force: true }); });
@@ -51,7 +52,7 @@ async function startLiveAgent(t: TestContext, iface: (net: TestNetwork) => strin
   const httpPort = await freePort();
   const base = `http://${net.nsAddress}:${httpPort}`;
   const agent = spawnAgent(['--interface', iface(net), '--sensor', sensor, '--nats', nats.url, '--listen', `${net.nsAddress}:${httpPort}`,
-    '--data-dir', join(work, 'data'), '--config', config], { prefix: ['ip', 'netns', 'exec', net.captureNs] });
+    '--data-dir', join(work, 'data'), '--config', config], { prefix: ['ip', 'netns', 'exec', net.captureNs], env });
   t.after(() => { agent.child.kill('SIGKILL'); });
   await waitFor('the agent to be ready', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 20_000, 200);
   return { net, nats, base, agent, config };
@@ -64,7 +65,21 @@ function tcpSums(windows: readonly WindowSummary[]): Record<string, number> {
 }
 
 test('live capture in a network namespace: packets published + drops = packets sent, TCP analysis = analyze', { skip: skipReason() }, async (t) => {
-  const { net, nats, base, agent, config } = await startLiveAgent(t, (net) => net.captureIf, 'live');
+  await liveAccounting(t, 'live', {});
+});
+
+test('live capture with 2 analysis workers (pipeline.workers): the same accounting and TCP analysis', { skip: skipReason() }, async (t) => {
+  const metrics = await liveAccounting(t, 'workers', { ...shardableEnv(), PCAP_ANALYZER_PIPELINE_WORKERS: '2' });
+  const handedOver = ['1', '2'].reduce((n, worker) => n + metricValue(metrics, 'pcap_analyzer_worker_packets_total', `worker="${worker}"`), 0);
+  assert.equal(handedOver, FILE_PACKETS, 'every packet went to one of the two workers');
+});
+
+/**
+ * Replays FILE into a live agent (environment `env`): what it publishes accounts for every packet sent
+ * and its TCP analysis equals `analyze` on the file. Returns the agent's metrics once it analyzed them all.
+ */
+async function liveAccounting(t: TestContext, sensor: string, env: Record<string, string>): Promise<Map<string, number>> {
+  const { net, nats, base, agent, config } = await startLiveAgent(t, (net) => net.captureIf, sensor, env);
 
   // At the capture's own pacing: Wireshark's TCP rules look at time (a fast retransmission
   // follows duplicate ACKs within 20 ms, out-of-order within the RTT), so a changed
@@ -87,7 +102,7 @@ test('live capture in a network namespace: packets published + drops = packets s
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());
 
-  const stored = (await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject === 'pcap.v1.live.window');
+  const stored = (await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject === `pcap.v1.${sensor}.window`);
   const windows = stored.map((m) => m.body['window'] as WindowSummary);
   assert.ok(windowsBeforeStop >= 1, 'windows closed by the wall clock before the stop');
   const seen = windows.reduce((n, w) => n + w.packets, 0);
@@ -109,6 +124,36 @@ test('live capture in a network namespace: packets published + drops = packets s
     assert.ok(Math.abs(live[key]! - file[key]!) <= Math.max(3, 0.1 * file[key]!), `${key}: live ${live[key]} vs file ${file[key]}`);
   }
   assert.ok(file['fastRetransmissions']! > 0 && live['retransmissions']! > 0, 'the capture has retransmissions, fast ones among them');
+  return metrics;
+}
+
+test('a stalled analysis worker: its full ring drops packets, counted, and /readyz says degraded until it recovers', { skip: skipReason() }, async (t) => {
+  // Every worker stops for 6 s after its first packet (a test hook), while tcpreplay sends far more than a ring holds.
+  const { net, nats, base, agent } = await startLiveAgent(t, (net) => net.captureIf, 'stall',
+    { ...shardableEnv(), PCAP_ANALYZER_PIPELINE_WORKERS: '2', PCAP_ANALYZER_TEST_STALL_WORKER: '*:6000' });
+  const replay = net.run(net.sendNs, ['tcpreplay', '--topspeed', '--loop=400', '-i', net.sendIf, FILE], 60_000);
+  assert.equal(replay.status, 0, replay.stderr);
+  const sent = Number(/Successful packets:\s+(\d+)/.exec(replay.stdout)?.[1]);
+  const degraded = await waitFor('/readyz to say degraded', async () => {
+    const res = await fetch(`${base}/readyz`);
+    const body = await res.text();
+    return res.status === 503 && /analysis workers .*ring full/.test(body) ? body : undefined;
+  }, 10_000, 100);
+  assert.match(degraded, /degraded/);
+  const m = parseMetrics(await (await fetch(`${base}/metrics`)).text());
+  const ringDrops = ['1', '2'].reduce((n, worker) => n + metricValue(m, 'pcap_analyzer_worker_ring_full_drops_total', `worker="${worker}"`), 0);
+  assert.ok(ringDrops > 0, 'packets dropped on a full ring');
+  assert.ok(metricValue(m, 'pcap_analyzer_capture_drops_total', 'where="agent"') >= ringDrops, 'and counted as the agent\'s drops');
+  // The workers resume; 10 s after the last drop the agent is ready again.
+  await waitFor('/readyz to be ready again', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 30_000, 250);
+  agent.child.kill('SIGTERM');
+  const { code } = await agent.exited;
+  assert.equal(code, 0, agent.stderr());
+  const windows = (await readStream(nats.url, 'PCAP_ANALYZER')).filter((m) => m.subject === 'pcap.v1.stall.window').map((m) => m.body['window'] as WindowSummary);
+  const seen = windows.reduce((n, w) => n + w.packets, 0);
+  const drops = windows.reduce((d, w) => ({ kernel: d.kernel + (w.capture?.drops.kernel ?? 0), agent: d.agent + (w.capture?.drops.agent ?? 0) }), { kernel: 0, agent: 0 });
+  assert.ok(drops.agent >= ringDrops, `the windows carry the ring drops (${drops.agent} of at least ${ringDrops})`);
+  assert.equal(seen + drops.kernel + drops.agent, sent, `seen ${seen} + kernel ${drops.kernel} + agent ${drops.agent} vs sent ${sent}`);
 });
 
 /**

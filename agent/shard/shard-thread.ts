@@ -20,13 +20,14 @@ const post = (msg: FromShardThread): void => port.postMessage(msg);
 const MESSAGES_EVERY = 65_536;
 
 /**
- * Test hook (PCAP_ANALYZER_TEST_STALL_WORKER="worker:ms"): that worker stops
- * taking records for `ms` after its first packet, as a worker stuck on a bug
- * would, so its ring fills (tests of ring-full drops and /readyz).
+ * Test hook (PCAP_ANALYZER_TEST_STALL_WORKER="worker:ms", worker 0-based or
+ * "*" for every one): that worker stops taking records for `ms` after its
+ * first packet, as a worker stuck on a bug would, so its ring fills (tests of
+ * ring-full drops and /readyz).
  */
 function stallHook(): number {
-  const hook = /^(\d+):(\d+)$/.exec(process.env['PCAP_ANALYZER_TEST_STALL_WORKER'] ?? '');
-  return hook && Number(hook[1]) === data.worker ? Number(hook[2]) : 0;
+  const hook = /^(\d+|\*):(\d+)$/.exec(process.env['PCAP_ANALYZER_TEST_STALL_WORKER'] ?? '');
+  return hook && (hook[1] === '*' || Number(hook[1]) === data.worker) ? Number(hook[2]) : 0;
 }
 
 function takeMessages(shard: ShardPipeline): void {

@@ -145,7 +145,8 @@ test('a stalled analysis worker: its full ring drops packets, counted, and /read
   assert.ok(ringDrops > 0, 'packets dropped on a full ring');
   assert.ok(metricValue(m, 'pcap_analyzer_capture_drops_total', 'where="agent"') >= ringDrops, 'and counted as the agent\'s drops');
   // The workers resume; 10 s after the last drop the agent is ready again.
-  await waitFor('/readyz to be ready again', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 30_000, 250);
+  await waitFor('/readyz to be ready again', async () => (await fetch(`${base}/readyz`)).status === 200 || undefined, 30_000, 250)
+    .catch((err: Error) => { throw new Error(`${err.message}; the agent's log:\n${agent.stderr()}`); });
   agent.child.kill('SIGTERM');
   const { code } = await agent.exited;
   assert.equal(code, 0, agent.stderr());

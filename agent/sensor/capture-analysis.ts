@@ -102,14 +102,14 @@ export class ShardedAnalysis implements CaptureAnalysis {
   constructor(config: Readonly<Config>, workers: number, onWindow: OnAnalysisWindow, options: { dropWhenFull: boolean; stallMs: number }) {
     const span = new PacketSpan();
     this.merger = new WindowMerger(config, workers, (out, parts) => {
-      this.closed = this.merged(parts.map((p) => p.totals));
+      this.closed = this.merged(this.merger.totals.filter((t) => t !== undefined));
       span.reset();
       for (const p of parts) {
         if (p.first) span.note(p.first[0], p.first[1]);
         if (p.last) span.note(p.last[0], p.last[1]);
       }
-      onWindow(out, this.closed, span, parts[0]!.inputPackets);
-    });
+      onWindow(out, this.closed, span, Math.max(...parts.map((p) => p.inputPackets)));
+    }, options.dropWhenFull);
     this.threads = new ShardThreads(config, this.merger, { workers, ...options, commitMemory: true });
   }
 

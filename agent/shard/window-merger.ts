@@ -27,13 +27,23 @@ export class WindowMerger {
   /** Analyzer instances whose `mergeWindow` runs here (their own packet state stays empty). */
   private readonly coordinator: Pipeline;
   private readonly queues: ShardWindow[][];
+  /** Each worker's totals as of its last window merged (ShardWindow.totals). */
+  readonly totals: Array<ShardTotals | undefined>;
 
-  constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput, parts: readonly ShardWindow[]) => void) {
+  /**
+   * `lossy`: live capture, where a worker's full ring drops marks with
+   * packets, so a worker may skip a window that had none of its packets left
+   * (it merges without that worker). Otherwise every worker closes every
+   * window, and a worker that did not is a bug (an error).
+   */
+  constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput, parts: readonly ShardWindow[]) => void,
+    private readonly lossy = false) {
     // Findings its analyzers report while merging are taken after each one (takeFindings), never capped there.
     this.coordinator = new Pipeline({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } }, { onWindow: () => {}, shardRole: 'coordinator' });
     const unmergeable = this.coordinator.analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
     if (unmergeable.length) throw new Error(`cannot merge the windows of analyzers ${unmergeable.join(', ')}`);
     this.queues = Array.from({ length: workers }, () => []);
+    this.totals = new Array<ShardTotals | undefined>(workers);
   }
 
   /** The report's distributions (Pipeline.distributionNames), from the coordinator's analyzers. */
@@ -50,11 +60,17 @@ export class WindowMerger {
   add(worker: number, part: ShardWindow): void {
     this.queues[worker]!.push(part);
     while (this.queues.every((q) => q.length > 0)) {
-      const parts = this.queues.map((q) => q.shift()!);
-      const index = parts[0]!.span.index;
-      if (parts.some((p) => p.span.index !== index)) {
-        throw new Error(`workers closed different windows (${parts.map((p) => p.span.start).join(', ')}): their clocks diverged`);
+      const heads = this.queues.map((q) => q[0]!);
+      const index = Math.min(...heads.map((p) => p.span.index));
+      if (!this.lossy && heads.some((p) => p.span.index !== index)) {
+        throw new Error(`workers closed different windows (${heads.map((p) => p.span.start).join(', ')}): their clocks diverged`);
       }
+      const parts: ShardWindow[] = [];
+      this.queues.forEach((q, w) => {
+        if (q[0]!.span.index !== index) return; // lossy: this worker skipped the window
+        this.totals[w] = q[0]!.totals;
+        parts.push(q.shift()!);
+      });
       this.emit(this.merge(parts), parts);
     }
   }

@@ -136,7 +136,7 @@ test('the reader gives foreign copies of DNS responses (and UDP fragments) to ev
       mark: (worker) => log.push({ kind: 'mark', worker, seq: feed.seq }) > 0,
       foreign: (worker) => log.push({ kind: 'foreign', worker, seq: feed.seq }),
     };
-    const feed: ShardFeed = new ShardFeed(workers, sink);
+    const feed: ShardFeed = new ShardFeed(workers, loadConfig().windows.seconds, sink);
     for (;;) {
       const status = reader.next();
       if (status === RECORD) feed.push(reader.record);

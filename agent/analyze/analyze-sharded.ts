@@ -77,7 +77,7 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
     mark(w) { handOver(w).mark(); return true; },
     foreign(w, rec) { handOver(w).foreign(rec); },
   };
-  const feed: ShardFeed = new ShardFeed(workers, sink);
+  const feed: ShardFeed = new ShardFeed(workers, config.windows.seconds, sink);
   const start = (): void => {
     for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, feed.timeBase, (part) => merger.add(w, part)));
   };
@@ -86,7 +86,7 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
     feed.push(rec);
   }, span, () => {}, onProgress);
   if (shards.length === 0) start();
-  return shards.map((s) => s.finish(feed.seq));
+  return shards.map((_, w) => handOver(w).finish(feed.seq));
 }
 
 /**

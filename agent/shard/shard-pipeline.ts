@@ -123,11 +123,13 @@ export class ShardPipeline {
     this.pipeline.processForeign(rec);
   }
 
-  /** End of input after `packets` packets in all: the last windows close (through onWindow), then this worker's totals. */
+  /** End of input after `packets` packets in all, the input's clock in `now` and `flags`: the last windows close (through onWindow), then this worker's totals. */
   finish(packets: number): ShardFinal {
     this.seq = packets;
     this.finishing = true;
     const p = this.pipeline;
+    // The input's last clock (marks come only where something is due: this worker may not have heard it).
+    p.clock.follow(this.now, (this.flags & CLOCK_AHEAD) !== 0, (this.flags & CLOCK_CONFIRMED_JUMP) !== 0);
     p.finishAt(packets);
     return {
       ...this.totals(),

@@ -49,6 +49,8 @@ function run(): void {
       if (++sinceMessages === MESSAGES_EVERY) { sinceMessages = 0; takeMessages(shard); }
       shard.seq = ring.seq;
       if (kind === RingRecord.MARK && ring.flags & END_OF_INPUT) {
+        shard.now = ring.now;
+        shard.flags = ring.flags & ~END_OF_INPUT;
         post({ type: 'final', final: shard.finish(ring.seq) });
         continue;
       }

@@ -87,7 +87,7 @@ export class ShardThreads {
             if (!ring.writePacketBlocking(rec, stallMs)) throw stalled(w);
           },
         };
-    this.feed = new ShardFeed(workers, sink);
+    this.feed = new ShardFeed(workers, config.windows.seconds, sink);
   }
 
   /** The threads run from the input's first packet (its time base). */
@@ -143,7 +143,7 @@ export class ShardThreads {
   async finish(): Promise<ShardFinal[]> {
     if (!this.started) this.start(NaN);
     const feed = this.feed;
-    feed.flags = END_OF_INPUT;
+    feed.flags |= END_OF_INPUT;
     for (let w = 0; w < this.options.workers; w++) {
       const ring = this.handOver(w);
       if (!ring.writeMarkBlocking(this.options.stallMs)) throw this.failure ?? new Error(`analysis worker ${w + 1} took no records for ${this.options.stallMs / 1000} s: its last windows are lost`);

@@ -1,16 +1,20 @@
 /**
- * SIGHUP reloads analyzer thresholds without losing state: the pipeline takes
- * a new configuration mid-capture; flows and analyzer state carry on, and the
- * new thresholds decide from then on.
+ * SIGHUP reloads analyzer thresholds without losing state: the pipeline (or
+ * every flow-sharded worker) takes a new configuration mid-capture; flows and
+ * analyzer state carry on, and the new thresholds decide from then on.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { buildConfig, type Config } from '../common/config.js';
 import type { Finding } from '../common/report.js';
-import { CaptureReader, END, NEED_DATA } from '../agent/capture/index.js';
+import { CaptureReader, END, NEED_DATA, FrameRecord } from '../agent/capture/index.js';
 import { Pipeline } from '../agent/pipeline.js';
+import { ShardThreads } from '../agent/shard/shard-threads.js';
+import { WindowMerger } from '../agent/shard/window-merger.js';
+import { waitFor } from './helpers/agent-process.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
+import { shardableConfig } from './helpers/shardable.js';
 
 const SYNSCAN = join(SHARED_PCAPS, 'ppa_synscan.pcapng');
 
@@ -56,3 +60,47 @@ test('reconfigure: a reload that allows the scanner (analyzers.port_scan.allowHo
   const reloaded = await run(normal, 200, allowing);
   assert.deepEqual(reloaded.findings.filter((f) => f.type === 'port_scan').map((f) => f.summary), []);
 });
+
+test('reconfigure with 2 analysis worker threads: every worker judges by the new thresholds from the packet where one pipeline took them', async () => {
+  // high_rtt is judged in the workers: blind at first (thresholds no RTT reaches), normal after 500 of the 1,723 packets.
+  const file = join(SHARED_PCAPS, 'ndpi_1kxun.pcap');
+  const normal = buildConfig({ ...shardableConfig(), windows: { seconds: 1 } });
+  const blind = buildConfig({ ...normal, analyzers: { ...normal.analyzers, rtt: { ...normal.analyzers.rtt, warning: 1e6, critical: 1e7 } } });
+  const switchAt = 500;
+  const records = await readAll(file, normal);
+  const single: Finding[] = [];
+  const pipeline = new Pipeline(blind, { onWindow: (out) => single.push(...out.findings) });
+  records.forEach((rec, i) => { if (i === switchAt) pipeline.reconfigure(normal); pipeline.process(rec); });
+  pipeline.finish();
+  const highRtt = (fs: Finding[]): string[] => fs.filter((f) => f.type === 'high_rtt').map((f) => JSON.stringify(f));
+  assert.ok(highRtt(single).length > 0, 'high RTT found after the reload');
+
+  const sharded: Finding[] = [];
+  const merger = new WindowMerger(blind, 2, (out) => sharded.push(...out.findings));
+  const threads = new ShardThreads(blind, merger, { workers: 2, dropWhenFull: false, stallMs: 60_000, commitMemory: false });
+  try {
+    records.slice(0, switchAt).forEach((rec) => threads.push(rec));
+    threads.flush();
+    // The workers take a reload between records: once they have analyzed every packet before the switch.
+    await waitFor('the workers to drain their rings', () => threads.stats().every((w) => w.ringBytes === 0) || undefined, 20_000, 10);
+    await threads.reconfigure(normal);
+    records.slice(switchAt).forEach((rec) => threads.push(rec));
+    await threads.finish();
+  } finally {
+    await threads.terminate();
+  }
+  assert.deepEqual(highRtt(sharded), highRtt(single));
+});
+
+/** Every record of `file`, copied. */
+async function readAll(file: string, config: Readonly<Config>): Promise<FrameRecord[]> {
+  const reader = await CaptureReader.open(file, config.input);
+  const out: FrameRecord[] = [];
+  for (let status = reader.next(); status !== END; status = reader.next()) {
+    if (status === NEED_DATA) { await reader.fill(); continue; }
+    const r = reader.record;
+    out.push(Object.assign(new FrameRecord(), { ...r, data: r.data.slice(r.offset, r.offset + r.capLen), offset: 0 }));
+  }
+  await reader.close();
+  return out;
+}

@@ -123,7 +123,7 @@ export class ShardedAnalysis implements CaptureAnalysis {
   }
 
   advanceTo(epochSeconds: number): void { this.threads.advanceTo(epochSeconds); }
-  reconfigure(config: Readonly<Config>): void { this.threads.reconfigure(config); }
+  reconfigure(config: Readonly<Config>): void { void this.threads.reconfigure(config); }
   flush(): void { this.threads.flush(); }
   get error(): Error | undefined { return this.failure ?? this.threads.error; }
   get clockEpoch(): number { return this.threads.feed.timeBase + this.threads.feed.clock.now; }

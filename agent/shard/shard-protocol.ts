@@ -24,5 +24,7 @@ export type ToShardThread = { type: 'reload'; config: Config };
 
 export type FromShardThread =
   | { type: 'window'; part: ShardWindow }
+  /** A reload taken (between records). */
+  | { type: 'reloaded' }
   | { type: 'final'; final: ShardFinal }
   | { type: 'failed'; message: string };

@@ -34,6 +34,7 @@ function takeMessages(shard: ShardPipeline): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as ToShardThread;
     shard.pipeline.reconfigure(buildConfig(msg.config));
+    post({ type: 'reloaded' });
   }
 }
 

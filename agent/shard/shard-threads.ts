@@ -48,6 +48,8 @@ export class ShardThreads {
   private readonly threads: Worker[] = [];
   private readonly finals: Array<ShardFinal | undefined>;
   private finished = 0;
+  /** Per worker: reloads sent and not yet taken, in order. */
+  private readonly reloads: Array<Array<() => void>> = [];
   private failure: Error | undefined;
   private settle: () => void = () => {};
   private readonly allDone = new Promise<void>((resolve) => { this.settle = resolve; });
@@ -112,11 +114,18 @@ export class ShardThreads {
     if (this.failure) throw this.failure;
   }
 
-  /** New analyzer thresholds (SIGHUP) for every worker; they take it between records. */
-  reconfigure(config: Readonly<Config>): void {
+  /**
+   * New analyzer thresholds (SIGHUP) for every worker and the merger's
+   * analyzers; a worker takes them between records (when its ring is empty,
+   * or every 65,536 records). Resolves when every worker has.
+   */
+  reconfigure(config: Readonly<Config>): Promise<void> {
     this.config = config;
+    this.merger.reconfigure(config);
     const msg: ToShardThread = { type: 'reload', config: config as Config };
+    const taken = this.threads.map((_, w) => new Promise<void>((resolve) => { this.reloads[w]!.push(resolve); }));
     for (const t of this.threads) t.postMessage(msg);
+    return Promise.all(taken).then(() => undefined);
   }
 
   /** A worker failed (its error, or a merge that failed on its window); undefined while all run. */
@@ -182,6 +191,7 @@ export class ShardThreads {
       thread.on('message', (msg: FromShardThread) => {
         try {
           if (msg.type === 'window') this.merger.add(w, msg.part);
+          else if (msg.type === 'reloaded') this.reloads[w]!.shift()?.();
           else if (msg.type === 'final') { this.finals[w] = msg.final; if (++this.finished === workers) this.settle(); }
           else this.fail(new Error(`analysis worker ${w + 1} failed: ${msg.message}`));
         } catch (err) {
@@ -192,6 +202,7 @@ export class ShardThreads {
       thread.on('exit', (code) => { if (this.finals[w] === undefined) this.fail(new Error(`analysis worker ${w + 1} stopped (exit code ${code}) before its totals`)); });
       this.rings.push(ring);
       this.threads.push(thread);
+      this.reloads.push([]);
     }
   }
 }

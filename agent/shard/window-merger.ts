@@ -51,6 +51,11 @@ export class WindowMerger {
     return this.coordinator.distributionNames();
   }
 
+  /** New analyzer thresholds (SIGHUP) for the analyzers that merge and judge here (from the next window merged). */
+  reconfigure(config: Readonly<Config>): void {
+    this.coordinator.reconfigure({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } });
+  }
+
   /** Analyzer ids of the key tables granted from the memory budget (as in every worker). */
   tableOwners(): string[] {
     return this.coordinator.tableOwners();

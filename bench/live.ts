@@ -14,6 +14,7 @@ import type { ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DEFAULT_CONFIG } from '../common/config.js';
+import { unshardableAnalyzers } from '../agent/shard/workers.js';
 import { CLI } from '../test/helpers/paths.js';
 import { freePort, metricValue, parseMetrics, waitFor } from '../test/helpers/agent-process.js';
 import { startNatsServer } from '../test/helpers/nats-server.js';
@@ -25,7 +26,8 @@ export type Rate = number | 'top';
 export interface LiveRow {
   /** 1-based run of the live section. */
   run: number;
-  capturer: 'agent' | 'tcpdump';
+  /** 'agent-workers': the agent with LIVE_WORKERS flow-sharded analysis workers. */
+  capturer: 'agent' | 'agent-workers' | 'tcpdump';
   /** Target packets/s, or 'top' (tcpreplay --topspeed). */
   rate: Rate;
   /** Rate tcpreplay reports it achieved. */
@@ -48,10 +50,16 @@ export interface LiveResult {
   runs: number;
   rows: LiveRow[];
   /** Highest rate (achieved packets/s) with zero packets lost at it and every lower rate, in every run, per capturer. */
-  zeroLossPps: { agent: number; tcpdump: number };
+  zeroLossPps: Record<LiveRow['capturer'], number>;
   /** Runs in which the capturer had no kernel drop at any rate. */
-  kernelDropFreeRuns: { agent: number; tcpdump: number };
+  kernelDropFreeRuns: Record<LiveRow['capturer'], number>;
+  /** The 'agent-workers' rows: analysis workers, and the analyzers off in them (those that cannot merge their windows yet). */
+  workers: number;
+  workersAnalyzersOff: string[];
 }
+
+/** Analysis workers of the 'agent-workers' capturer (pipeline.workers). */
+export const LIVE_WORKERS = 2;
 
 /** The agent's warm-up before the measured rates: one second at this rate. */
 export const WARMUP_PPS = 50_000;
@@ -93,7 +101,8 @@ function exited(child: ChildProcess): Promise<number | null> {
   });
 }
 
-async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: string, rates: readonly Rate[], run: number): Promise<LiveRow[]> {
+async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: string, rates: readonly Rate[], run: number,
+  capturer: 'agent' | 'agent-workers', env: Record<string, string>): Promise<LiveRow[]> {
   const config = join(work, 'live-agent.yaml');
   writeFileSync(config, 'logging:\n  level: warn\nstatus:\n  seconds: 2\nshutdown:\n  seconds: 3\n');
   const port = await freePort();
@@ -104,7 +113,7 @@ async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: 
   const logPath = join(work, 'live-agent.log');
   const logFd = openSync(logPath, 'w');
   const child = net.exec(net.captureNs, [process.execPath, CLI, 'agent', '--interface', net.captureIf, '--sensor', 'bench-live', '--nats', natsUrl,
-    '--listen', `${net.nsAddress}:${port}`, '--data-dir', dataDir, '--config', config], { stdio: ['ignore', 'ignore', logFd] });
+    '--listen', `${net.nsAddress}:${port}`, '--data-dir', dataDir, '--config', config], { stdio: ['ignore', 'ignore', logFd], env: { ...process.env, ...env } });
   closeSync(logFd);
   const stderr = (): string => { try { return readFileSync(logPath, 'utf8').slice(-500); } catch { return ''; } };
   const rows: LiveRow[] = [];
@@ -135,7 +144,7 @@ async function agentRows(net: TestNetwork, natsUrl: string, work: string, file: 
       const after = await agentCounters(base);
       const seen = after.packets - before.packets;
       rows.push({
-        run, capturer: 'agent', rate, achievedPps: r.achievedPps, sent: r.sent, seen,
+        run, capturer, rate, achievedPps: r.achievedPps, sent: r.sent, seen,
         kernelDrops: after.kernel - before.kernel, interfaceDrops: after.iface - before.iface, agentDrops: after.agent - before.agent,
         lost: r.sent - seen, cpuUsPerPacket: ((processCpuSeconds(child.pid) - cpu0) / r.sent) * 1e6,
       });
@@ -179,13 +188,19 @@ async function tcpdumpRow(net: TestNetwork, file: string, rate: Rate, run: numbe
 }
 
 export async function benchLive(file: string, slicePackets: number, rates: readonly Rate[], runs: number, work: string): Promise<LiveResult> {
+  const workersAnalyzersOff = unshardableAnalyzers(DEFAULT_CONFIG);
+  const workersEnv = {
+    PCAP_ANALYZER_PIPELINE_WORKERS: String(LIVE_WORKERS),
+    ...Object.fromEntries(workersAnalyzersOff.map((id) => [`PCAP_ANALYZER_ANALYZERS_${id.toUpperCase()}_ENABLED`, 'false'])),
+  };
   const net = createTestNetwork();
   const rows: LiveRow[] = [];
   try {
     const nats = await startNatsServer({ host: net.rootAddress });
     try {
       for (let run = 1; run <= runs; run++) {
-        rows.push(...await agentRows(net, nats.url, work, file, rates, run));
+        rows.push(...await agentRows(net, nats.url, work, file, rates, run, 'agent', {}));
+        rows.push(...await agentRows(net, nats.url, work, file, rates, run, 'agent-workers', workersEnv));
         for (const rate of rates) rows.push(await tcpdumpRow(net, file, rate, run));
       }
     } finally {
@@ -212,7 +227,8 @@ export async function benchLive(file: string, slicePackets: number, rates: reado
   }).length;
   return {
     slicePackets, runs, rows,
-    zeroLossPps: { agent: best('agent'), tcpdump: best('tcpdump') },
-    kernelDropFreeRuns: { agent: dropFree('agent'), tcpdump: dropFree('tcpdump') },
+    zeroLossPps: { agent: best('agent'), 'agent-workers': best('agent-workers'), tcpdump: best('tcpdump') },
+    kernelDropFreeRuns: { agent: dropFree('agent'), 'agent-workers': dropFree('agent-workers'), tcpdump: dropFree('tcpdump') },
+    workers: LIVE_WORKERS, workersAnalyzersOff,
   };
 }

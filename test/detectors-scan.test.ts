@@ -1131,19 +1131,25 @@ test('flow-sharded over 2 and 4 workers: scans, lateral movement and brute force
     assert.ok(new Set([1, 2, 3, 4, 5].map((s) => workerOf(`10.4.0.${s}`, '10.3.0.1', workers))).size >= 2);
   }
   const json = (r: Report): string => [...reportJsonChunks(r)].join('');
-  const runs: Array<[string, Record<string, unknown>]> = [
-    ['thresholds within reach', { port_scan: { minPorts: 8, minHosts: 8, minPortsSmall: 6, suppressFor: 0 }, lateral_movement: { suppressFor: 20 } }],
+  const scanTuning = { minPorts: 8, minHosts: 8, minPortsSmall: 6 };
+  const runs: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+    ['thresholds within reach', { port_scan: { ...scanTuning, suppressFor: 0 }, lateral_movement: { suppressFor: 20 } }, {}],
     // Bounded tables: sources, targets and probes evicted in the order the attempts settled over all workers.
-    ['bounded', { port_scan: { minPorts: 8, minHosts: 8, minPortsSmall: 6, maxKeys: 6 }, lateral_movement: { maxKeys: 1 } }],
+    ['bounded', { port_scan: { ...scanTuning, maxKeys: 6 }, lateral_movement: { maxKeys: 1 } }, {}],
+    // UDP flows ending idle before a window closes: the waits of many flows, in several workers, end at one sweep.
+    ['UDP waits ending with their flows', { port_scan: { ...scanTuning, suppressFor: 0 } }, { windows: { seconds: 30 }, flows: { timeouts: { udp: 2 } } }],
   ];
-  for (const [name, tuning] of runs) {
+  for (const [name, tuning, rest] of runs) {
     const only: Record<string, unknown> = {};
     for (const id of Object.keys(buildConfig(undefined).analyzers)) only[id] = { enabled: (DETECTORS as readonly string[]).includes(id), ...(tuning[id] ?? {}) };
-    const config = buildConfig({ analyzers: only, report: { maxFindingsPerType: 1000 } });
+    const config = buildConfig({ ...rest, analyzers: only, report: { maxFindingsPerType: 1000 } });
     const one = (await analyzeCapture(path, config)).report;
     if (name === 'bounded') {
       assert.ok(maxOver(one, 'port_scan', 'evicted') > 0);
       assert.ok(maxOver(one, 'lateral_movement', 'evicted') > 0);
+    } else if (name === 'UDP waits ending with their flows') {
+      assert.equal(total(one, 'port_scan', 'outcomes.udpUnanswered'), 128);
+      assert.ok(findings(one, 'port_scan').some((f) => f.host === '10.1.0.2' && f.evidence['target'] === '10.2.0.10'));
     } else {
       const scans = findings(one, 'port_scan');
       const kinds = new Set(scans.map((f) => `${String(f.evidence['kind'])} ${f.host ?? ''}`));

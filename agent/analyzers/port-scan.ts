@@ -141,11 +141,14 @@
  * detection state; at each window close the coordinator replays every
  * worker's records in input order through `note` and judges there, as one
  * pipeline would. Several records of one packet come from different workers
- * when a packet passes several attempts' deadlines: they settle in SYN order
- * (the tracker's queue), and so does the replay; flows ending idle with an
- * attempt or UDP wait open (only with flow timeouts under 5 s or a window,
- * or a full flow table) are replayed in the order they started, where one
- * pipeline ends them least recently active first. Workers report nothing.
+ * when a packet passes several attempts' deadlines (they settle in SYN order,
+ * the tracker's queue), when flows end idle at it with their UDP wait open
+ * (least recently active first: by their last datagram), or at a window
+ * close or the input's end (UDP waits in the order they started): the replay
+ * orders them so (R_PHASE). Not so only for an attempt still open when its
+ * flow ends idle (a tcpHandshake timeout under 5 s) or is evicted (a full
+ * flow table): replayed among the attempts by SYN order, where one pipeline
+ * settles it before them. Workers report nothing.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
@@ -392,6 +395,8 @@ class PortScanAnalyzer implements Analyzer {
   private readonly log: ReplayLog | null;
   /** A worker: per flow slot, the packet order of its SYN or first UDP datagram (orders records of one packet). */
   private readonly startOrder: Float64Array;
+  /** A worker: per flow slot waiting for a UDP answer, the packet order of its latest datagram (the flow table's idle order). */
+  private readonly udpLastOrder: Float64Array;
   private part: PortScanPart | undefined;
 
   constructor(private readonly ctx: AnalyzerContext) {
@@ -400,6 +405,7 @@ class PortScanAnalyzer implements Analyzer {
     const worker = ctx.shardRole === 'worker';
     this.log = worker ? new ReplayLog(R_WORDS) : null;
     this.startOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
+    this.udpLastOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     const maxKeys = Math.max(1, cfg.maxKeys);
     const nSources = ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys, 0.25);
     const nTargets = ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys, 0.25);
@@ -476,6 +482,7 @@ class PortScanAnalyzer implements Analyzer {
   onUdpDatagram(v: PacketView, slot: number, dir: number): void {
     const state = this.slotState[slot];
     if (state === S_UDP_WAIT) {
+      if (this.log !== null) this.udpLastOrder[slot] = this.ctx.packetOrder;
       if (this.udpSince[slot]! <= this.ctx.clock.now - UDP_ANSWER_TIMEOUT) this.settleUdp(slot, P_PACKET);
       return;
     }
@@ -493,7 +500,7 @@ class PortScanAnalyzer implements Analyzer {
     this.udpStart[i] = now;
     this.udpCount++;
     this.udpSince[slot] = now;
-    if (this.log !== null) this.startOrder[slot] = this.ctx.packetOrder;
+    if (this.log !== null) this.startOrder[slot] = this.udpLastOrder[slot] = this.ctx.packetOrder;
     this.slotState[slot] = S_UDP_WAIT;
   }
 
@@ -535,7 +542,12 @@ class PortScanAnalyzer implements Analyzer {
     const port = flows.serverPort(slot);
     const start = flows.firstTs[slot]!;
     if (this.allowed(version, c, s, port)) { this.w.allowed++; return; }
-    if (this.log !== null) { this.logRecord(version, c, s, port, F_FAILED | F_UDP | (K_UDP << 2), start, phase, this.startOrder[slot]!); return; }
+    if (this.log !== null) {
+      // Flows ending idle at one packet end least recently active first; other waits end in the order they started.
+      const key = phase === P_FLOW_END ? this.udpLastOrder[slot]! : this.startOrder[slot]!;
+      this.logRecord(version, c, s, port, F_FAILED | F_UDP | (K_UDP << 2), start, phase, key);
+      return;
+    }
     this.udpProbe(version, c, s, port, start);
   }
 

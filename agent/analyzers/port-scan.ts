@@ -148,7 +148,12 @@
  * orders them so (R_PHASE). Not so only for an attempt still open when its
  * flow ends idle (a tcpHandshake timeout under 5 s) or is evicted (a full
  * flow table): replayed among the attempts by SYN order, where one pipeline
- * settles it before them. Workers report nothing.
+ * settles it before them. Workers report nothing. Bounds per worker: the UDP
+ * wait ring (port_scan.udpPending) and the tracker's queue of attempts
+ * (MAX_PENDING) settle their oldest early when full, and each worker's holds
+ * only its own flows, so past those bounds the settling differs from one
+ * pipeline's; the detection state's bounds (maxKeys, probes) are the
+ * coordinator's alone, so evictions there match one pipeline's.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag, Transport } from '../decode/constants.js';

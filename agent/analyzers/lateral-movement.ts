@@ -168,7 +168,9 @@ class LateralMovementAnalyzer implements Analyzer {
     const nPorts = Math.max(1, ports.length);
     const sourceBytes = HostTable.bytesPerEntry + 1 + 2 * 4 + 4 * 8 + 1 + 2 * 4 + nPorts * 8
       + BucketReducer.bytesPerKey(BUCKETS, 1) + SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH);
-    const n = ctx.memory.keys('lateral_movement.sources', sourceBytes, Math.max(1, cfg.maxKeys), 0.4);
+    // A worker's tables stay empty (the coordinator replays its records): it takes no memory for them.
+    const worker = this.log !== null;
+    const n = worker ? 1 : ctx.memory.keys('lateral_movement.sources', sourceBytes, Math.max(1, cfg.maxKeys), 0.4);
     this.sources = new HostTable(n, ctx.networks, this.includeLoopback);
     this.active = new Uint8Array(n);
     this.activeIds = new Int32Array(n);
@@ -183,7 +185,7 @@ class LateralMovementAnalyzer implements Analyzer {
     this.portTime = new Float64Array(n * nPorts).fill(-Infinity);
     this.attempts = new BucketReducer(n, this.lookback, BUCKETS, 1);
 
-    const m = ctx.memory.keys('lateral_movement.pairs', PAIR_BYTES, MAX_REMEMBERED, 0.6);
+    const m = worker ? 1 : ctx.memory.keys('lateral_movement.pairs', PAIR_BYTES, MAX_REMEMBERED, 0.6);
     this.pairs = new KeyTable(m, PAIR_WIDTH, (p) => { this.unlinkPair(p); this.evicted++; });
     this.pairTime = new Float64Array(m);
     this.pairReached = new Uint8Array(m);

@@ -412,9 +412,10 @@ class PortScanAnalyzer implements Analyzer {
     this.startOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     this.udpLastOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     const maxKeys = Math.max(1, cfg.maxKeys);
-    const nSources = ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys, 0.25);
-    const nTargets = ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys, 0.25);
-    const nProbes = ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED, 0.5);
+    // A worker's detection tables stay empty (the coordinator replays its records): it takes no memory for them.
+    const nSources = worker ? 1 : ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys, 0.25);
+    const nTargets = worker ? 1 : ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys, 0.25);
+    const nProbes = worker ? 1 : ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED, 0.5);
 
     this.sources = new HostTable(nSources, ctx.networks, this.includeLoopback);
     this.sActive = new Uint8Array(nSources);

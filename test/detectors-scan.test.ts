@@ -16,9 +16,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeCapture } from '../agent/analyze/index.js';
+import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
+import { shardHash, shardOf } from '../agent/decode/shard-hash.js';
 import { isoTime } from '../common/address.js';
 import { buildConfig } from '../common/config.js';
-import type { Finding, Report } from '../common/report.js';
+import { reportJsonChunks, type Finding, type Report } from '../common/report.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { TcpFlags, ethernet, icmpError, icmpv6Error, ipv4, ipv6, pcapFile, tcp, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 
@@ -1070,4 +1072,100 @@ const BENIGN = [
 
 test('shared: silent on benign captures', async () => {
   for (const name of BENIGN) silent(await analyze(pcap(name)), name);
+});
+
+// ---------------------------------------------------------------------------
+// Flow-sharded workers
+
+/** The worker of `workers` that a host pair's packets go to (shard/shard-hash: both directions alike). */
+function workerOf(a: string, b: string, workers: number): number {
+  const frame = ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', 0x0800, ip(a, b, 17, udp({ srcPort: 1, dstPort: 2, payload: Buffer.alloc(4) })));
+  return shardOf(shardHash(frame, 0, frame.length, 1), workers);
+}
+
+/**
+ * Scans whose sources probe hosts in every worker, many probes at one timestamp: rounds of 16 SYNs at one
+ * instant (unanswered, so all settle at the one packet that passes their deadline, in SYN order, across
+ * workers), rounds of 16 UDP datagrams settled together at a window close, FIN/NULL/Xmas probes, ICMP port unreachables,
+ * a distributed scan of one host by 5 sources; lateral movement from two internal hosts to 30 each; SSH
+ * brute force from three clients; and clock ticks.
+ */
+function shardedScans(): Capture {
+  const cap = new Capture();
+  const hosts = Array.from({ length: 16 }, (_, i) => `10.2.0.${i + 1}`);
+  for (let round = 0; round < 8; round++) {
+    // Each round probes the hosts from another one on, so the first-probed host (which names a block scan's
+    // target among hosts with as many ports) is in some round's middle.
+    for (let i = 0; i < hosts.length; i++) cap.unanswered(3 + round * 0.5, '10.1.0.1', 41000 + round * 16 + i, hosts[(i + 5 * round + 3) % 16]!, 100 + round);
+    for (let i = 0; i < hosts.length; i++) cap.udpSilent(12 + round * 0.25, '10.1.0.2', 51000 + round * 16 + i, hosts[(i + 7 * round + 9) % 16]!, 2000 + round);
+  }
+  for (let i = 0; i < 12; i++) {
+    stealth(cap, 25 + i * 0.001, '10.1.0.3', 45100, hosts[i]!, 20 + (i % 4), [FIN, 0, FIN | PSH | URG][i % 3]!);
+    cap.udpUnreachable(25.5, '10.1.0.3', 46000 + i, hosts[(i * 5) % 16]!, 3000 + (i % 6));
+  }
+  for (let src = 0; src < 5; src++) {
+    for (let p = 0; p < 6; p++) cap.refused(31 + p * 0.01, `10.4.0.${src + 1}`, 47000 + p, '10.3.0.1', 5000 + src * 6 + p);
+  }
+  for (let i = 0; i < 30; i++) {
+    const port = [445, 3389, 22][i % 3]!;
+    if (i % 3 === 0) cap.session(33 + i * 0.1, '10.0.5.5', 49000 + i, `10.0.6.${i + 1}`, port, { duration: 1 });
+    else cap.refused(33 + i * 0.1, '10.0.5.5', 49000 + i, `10.0.6.${i + 1}`, port);
+    cap.unanswered(33 + i * 0.1, '10.0.5.6', 49500 + i, `10.0.6.${(i * 7) % 30 + 1}`, 445);
+  }
+  for (let c = 0; c < 3; c++) {
+    for (let i = 0; i < 40; i++) cap.session(40 + i * 0.3 + c * 0.1, `203.0.113.${c + 1}`, 30000 + i, `10.0.0.${22 + c}`, 22, { duration: 0.5, clientBytes: 600, serverBytes: 900 });
+  }
+  // Ticks (a host pair of their own) move the clock past deadlines and window ends.
+  for (let t = 0; t <= 75; t += 0.7) cap.datagram(t, '192.168.9.1', '192.168.9.2');
+  return cap;
+}
+
+test('flow-sharded over 2 and 4 workers: scans, lateral movement and brute force spread over workers, many probes at one instant, give one pipeline\'s report, byte for byte', async () => {
+  const path = shardedScans().write('sharded-scans.pcap');
+  // The sources' probes do land in several workers.
+  for (const workers of [2, 4]) {
+    for (const [src, dsts] of [['10.1.0.1', 16], ['10.1.0.2', 16], ['10.0.5.5', 30]] as const) {
+      const used = new Set(Array.from({ length: dsts }, (_, i) => workerOf(src, src.startsWith('10.0.5') ? `10.0.6.${i + 1}` : `10.2.0.${i + 1}`, workers)));
+      assert.ok(used.size >= 2, `${src}: ${used.size} of ${workers} workers`);
+    }
+    assert.ok(new Set([1, 2, 3, 4, 5].map((s) => workerOf(`10.4.0.${s}`, '10.3.0.1', workers))).size >= 2);
+  }
+  const json = (r: Report): string => [...reportJsonChunks(r)].join('');
+  const scanTuning = { minPorts: 8, minHosts: 8, minPortsSmall: 6 };
+  const runs: Array<[string, Record<string, unknown>, Record<string, unknown>]> = [
+    ['thresholds within reach', { port_scan: { ...scanTuning, suppressFor: 0 }, lateral_movement: { suppressFor: 20 } }, {}],
+    // Bounded tables: sources, targets and probes evicted in the order the attempts settled over all workers.
+    ['bounded', { port_scan: { ...scanTuning, maxKeys: 6 }, lateral_movement: { maxKeys: 1 } }, {}],
+    // UDP flows ending idle before a window closes: the waits of many flows, in several workers, end at one sweep.
+    ['UDP waits ending with their flows', { port_scan: { ...scanTuning, suppressFor: 0 } }, { windows: { seconds: 30 }, flows: { timeouts: { udp: 2 } } }],
+  ];
+  for (const [name, tuning, rest] of runs) {
+    const only: Record<string, unknown> = {};
+    for (const id of Object.keys(buildConfig(undefined).analyzers)) only[id] = { enabled: (DETECTORS as readonly string[]).includes(id), ...(tuning[id] ?? {}) };
+    const config = buildConfig({ ...rest, analyzers: only, report: { maxFindingsPerType: 1000 } });
+    const one = (await analyzeCapture(path, config)).report;
+    if (name === 'bounded') {
+      assert.ok(maxOver(one, 'port_scan', 'evicted') > 0);
+      assert.ok(maxOver(one, 'lateral_movement', 'evicted') > 0);
+    } else if (name === 'UDP waits ending with their flows') {
+      assert.equal(total(one, 'port_scan', 'outcomes.udpUnanswered'), 128);
+      assert.ok(findings(one, 'port_scan').some((f) => f.host === '10.1.0.2' && f.evidence['target'] === '10.2.0.10'));
+    } else {
+      const scans = findings(one, 'port_scan');
+      const kinds = new Set(scans.map((f) => `${String(f.evidence['kind'])} ${f.host ?? ''}`));
+      for (const kind of ['block 10.1.0.1', 'block 10.1.0.2', 'distributed 10.3.0.1']) assert.ok(kinds.has(kind), `${kind} in ${[...kinds].join(', ')}`);
+      // 10.1.0.1's 16 hosts have 8 ports each: the first probed (in SYN order) names the target.
+      assert.ok(scans.some((f) => f.host === '10.1.0.1' && f.evidence['kind'] === 'block' && f.evidence['target'] === '10.2.0.4'));
+      assert.ok(scans.some((f) => f.host === '10.1.0.2' && f.evidence['kind'] === 'block' && f.evidence['target'] === '10.2.0.10'));
+      assert.equal(total(one, 'port_scan', 'outcomes.udpUnanswered'), 128);
+      assert.equal(total(one, 'port_scan', 'outcomes.udpUnreachable'), 12);
+      assert.deepEqual(new Set(findings(one, 'lateral_movement').map((f) => f.host)), new Set(['10.0.5.5', '10.0.5.6']));
+      assert.equal(new Set(findings(one, 'brute_force').map((f) => f.host)).size, 3);
+    }
+    // 2 workers in this thread, 4 in worker threads (their parts cloned across).
+    for (const workers of [2, 4]) {
+      const many = (await analyzeCaptureSharded(path, config, { workers, inProcess: workers === 2 })).report;
+      assert.equal(json(many), json(one), `${name}, ${workers} workers`);
+    }
+  }
 });

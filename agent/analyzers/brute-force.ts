@@ -89,10 +89,19 @@
  * at most once per suppressFor seconds (a SuppressionTable keyed by the
  * addresses and port, as many keys as services), and only in windows with new
  * attempts. Loopback traffic is ignored unless networks.includeLoopback.
+ *
+ * Flow-sharded workers (issue 13): a key (client, server, port) is one host
+ * pair, whose packets all go to one worker, and nothing here spans keys but
+ * the bounded tables (evicted only when full). So each worker keeps, judges
+ * and reports its own keys as one pipeline would; the merged window's
+ * metrics are the workers' added up (maxKeys is each one's table size). Not
+ * identical to one pipeline only past the bounds: each worker's tables have
+ * the full size, so with more live services than maxKeys (or the memory
+ * budget) grants, the workers evict fewer, and other ones, than one pipeline.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
 import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
@@ -100,6 +109,7 @@ import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
 import { endpoint, plural } from './lib/format.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 
 /** Frame bytes (both directions) at most for a short-lived connection. */
 export const LITTLE_DATA_BYTES = 32 * 1024;
@@ -392,6 +402,13 @@ class BruteForceAnalyzer implements Analyzer {
     this.evictedBefore = evicted;
     this.w = emptyWindow();
     return metrics;
+  }
+
+  /** The coordinator: each key lives (and was judged and reported) in one worker, so the figures add up. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const merged = sumMetrics(input.metrics);
+    merged['maxKeys'] = this.services.capacity;
+    return merged;
   }
 
   /** Whether service `id` fires (either rule) over the look-back before bucket boundary `b`. */

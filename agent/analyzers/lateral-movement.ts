@@ -44,11 +44,20 @@
  * look-back are dropped at window close. Re-reported, with updated evidence,
  * at most once per suppressFor seconds (a SuppressionTable keyed by the
  * source's address), and only in windows with new attempts.
+ *
+ * Flow-sharded workers (issue 13): a source trying many hosts spans workers
+ * (a host pair's packets go to one), and its state depends on the order of
+ * its attempts (pairs' latest times, prunes, evictions), so a worker keeps
+ * none: it filters each attempt (watched port, internal hosts, allow-list)
+ * and logs the followed ones and their completions (LateralMovementPart); at
+ * each window close the coordinator replays every worker's records in input
+ * order (each comes from its own packet: no ties) into this state and judges
+ * there, as one pipeline would. Workers report nothing.
  */
 import { formatAddress } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
 import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
@@ -56,6 +65,7 @@ import { plural } from './lib/format.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
+import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Destination hosts remembered per source. */
 export const MAX_HOSTS_PER_SOURCE = 4096;
@@ -76,6 +86,19 @@ const PAIR_WIDTH = 5;
 const PAIR_BYTES = KeyTable.bytesPerEntry(PAIR_WIDTH) + 8 + 1 + 2 * 4;
 
 interface Candidate { id: number; rank: number; hosts: number; key: string }
+
+// Words of a flow-sharded worker's record (ReplayLog; see LateralMovementPart).
+const R_VERSION = 0;
+/** Client and server, four address words each (IPv4: the first). */
+const R_CLIENT = 1;
+const R_SERVER = 5;
+/** The watched port's column (a started attempt), or -1: the handshake of a followed attempt completed. */
+const R_COLUMN = 9;
+const R_WORDS = 10;
+const REACHED = -1;
+
+/** A flow-sharded worker's part of a window: its allow-listed attempts, and its followed attempts and completions to replay. */
+interface LateralMovementPart { allowed: number; events: ReplayLogPart }
 
 export function createLateralMovementAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new LateralMovementAnalyzer(ctx);
@@ -128,10 +151,14 @@ class LateralMovementAnalyzer implements Analyzer {
   private evicted = 0;
   private evictedBefore = 0;
   private w = emptyWindow();
+  /** A flow-sharded worker's log (ctx.shardRole 'worker'): it keeps no source state, the coordinator replays the log. */
+  private readonly log: ReplayLog | null;
+  private part: LateralMovementPart | undefined;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
+    this.log = ctx.shardRole === 'worker' ? new ReplayLog(R_WORDS) : null;
     this.lookback = cfg.lookback;
     const ports = [...new Set(cfg.ports.filter((p) => Number.isInteger(p) && p >= 0 && p < 65536))].sort((a, b) => a - b);
     ports.forEach((p, i) => { this.watched[p] = i + 1; });
@@ -141,7 +168,9 @@ class LateralMovementAnalyzer implements Analyzer {
     const nPorts = Math.max(1, ports.length);
     const sourceBytes = HostTable.bytesPerEntry + 1 + 2 * 4 + 4 * 8 + 1 + 2 * 4 + nPorts * 8
       + BucketReducer.bytesPerKey(BUCKETS, 1) + SuppressionTable.bytesPerEntry(SUPPRESSION_WIDTH);
-    const n = ctx.memory.keys('lateral_movement.sources', sourceBytes, Math.max(1, cfg.maxKeys), 0.4);
+    // A worker's tables stay empty (the coordinator replays its records): it takes no memory for them.
+    const worker = this.log !== null;
+    const n = worker ? 1 : ctx.memory.keys('lateral_movement.sources', sourceBytes, Math.max(1, cfg.maxKeys), 0.4);
     this.sources = new HostTable(n, ctx.networks, this.includeLoopback);
     this.active = new Uint8Array(n);
     this.activeIds = new Int32Array(n);
@@ -156,7 +185,7 @@ class LateralMovementAnalyzer implements Analyzer {
     this.portTime = new Float64Array(n * nPorts).fill(-Infinity);
     this.attempts = new BucketReducer(n, this.lookback, BUCKETS, 1);
 
-    const m = ctx.memory.keys('lateral_movement.pairs', PAIR_BYTES, MAX_REMEMBERED, 0.6);
+    const m = worker ? 1 : ctx.memory.keys('lateral_movement.pairs', PAIR_BYTES, MAX_REMEMBERED, 0.6);
     this.pairs = new KeyTable(m, PAIR_WIDTH, (p) => { this.unlinkPair(p); this.evicted++; });
     this.pairTime = new Float64Array(m);
     this.pairReached = new Uint8Array(m);
@@ -168,7 +197,11 @@ class LateralMovementAnalyzer implements Analyzer {
 
   onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
     if (event === AttemptEvent.STARTED) this.started(slot, at);
-    else if (event === AttemptEvent.COMPLETED && this.followed[slot] === 1) this.reached(slot);
+    else if (event === AttemptEvent.COMPLETED && this.followed[slot] === 1) {
+      this.ctx.flows.copyEndpoints(slot, this.client, this.server);
+      if (this.log !== null) this.logRecord(this.ctx.flows.version[slot]!, REACHED, at);
+      else this.reached(this.ctx.flows.version[slot]!);
+    }
   }
 
   private internal(version: number, words: Uint32Array): boolean {
@@ -191,6 +224,40 @@ class LateralMovementAnalyzer implements Analyzer {
     const allow = this.allowList.get();
     if (allow.covers(version, c, d, port)) { this.w.allowed++; return; }
     this.followed[slot] = 1;
+    if (this.log !== null) this.logRecord(version, column, at);
+    else this.track(version, column, at);
+  }
+
+  /** A worker: the current attempt (addresses in `client` and `server`) into the log. */
+  private logRecord(version: number, column: number, at: number): void {
+    const log = this.log!;
+    const r = log.add(this.ctx.packetOrder, at);
+    const q = log.ints;
+    q[r + R_VERSION] = version;
+    for (let i = 0; i < 4; i++) {
+      q[r + R_CLIENT + i] = this.client[i]!;
+      q[r + R_SERVER + i] = this.server[i]!;
+    }
+    q[r + R_COLUMN] = column;
+  }
+
+  /** The coordinator: record `i` of a worker's log, counted as the worker would have in one pipeline. */
+  private replay(log: ReplayLogPart, i: number): void {
+    const q = log.ints;
+    const r = i * R_WORDS;
+    for (let k = 0; k < 4; k++) {
+      this.client[k] = q[r + R_CLIENT + k]!;
+      this.server[k] = q[r + R_SERVER + k]!;
+    }
+    const column = q[r + R_COLUMN]!;
+    if (column === REACHED) this.reached(q[r + R_VERSION]!);
+    else this.track(q[r + R_VERSION]!, column, log.times[2 * i + 1]!);
+  }
+
+  /** A followed attempt from `client` to `server` (on the watched port's `column`) at `at`. */
+  private track(version: number, column: number, at: number): void {
+    const c = this.client;
+    const d = this.server;
     this.w.attempts++;
 
     const lookback = this.lookback;
@@ -233,11 +300,10 @@ class LateralMovementAnalyzer implements Analyzer {
     this.pairCount[s]++;
   }
 
-  /** The handshake of a followed attempt completed: its destination was reached. */
-  private reached(slot: number): void {
+  /** The handshake of a followed attempt from `client` to `server` completed: its destination was reached. */
+  private reached(version: number): void {
     this.w.succeeded++;
-    this.ctx.flows.copyEndpoints(slot, this.client, this.server);
-    const s = this.sources.find(this.ctx.flows.version[slot]!, this.client);
+    const s = this.sources.find(version, this.client);
     if (s < 0 || this.active[s] === 0) return;
     const key = this.pairs.key;
     const d = this.server;
@@ -305,6 +371,28 @@ class LateralMovementAnalyzer implements Analyzer {
   }
 
   closeWindow(span: WindowSpan): Metrics {
+    // A worker's records go to the coordinator; its source state stays empty, so it judges (and reports) nothing below.
+    if (this.log !== null) this.part = { allowed: this.w.allowed, events: this.log.take() };
+    return this.judge(span);
+  }
+
+  windowPart(): unknown {
+    const part = this.part;
+    this.part = undefined;
+    return part;
+  }
+
+  /** The coordinator: every worker's records of the window replayed in input order, then judged as one pipeline's window. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as readonly LateralMovementPart[];
+    const logs = parts.map((p) => p.events);
+    replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); });
+    for (const p of parts) this.w.allowed += p.allowed;
+    return this.judge(input.span);
+  }
+
+  /** Judges the sources with new attempts at the close of window `span`: its metrics. */
+  private judge(span: WindowSpan): Metrics {
     const now = span.relEnd;
     // Bucket sums are read just inside the window, so the look-back is the `lookback` seconds ending at its end.
     const b = this.attempts.bucketOf(Math.max(span.relStart, now - SUM_EPSILON)) + 1;

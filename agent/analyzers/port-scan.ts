@@ -30,7 +30,10 @@
  * UDP_ANSWER_TIMEOUT (5 s, as the tracker's SYN), by the end of its flow or of
  * the input, after at most UDP_PROBE_MAX_DATAGRAMS (8) datagrams, is a failed
  * probe too, timed at its first datagram, unless an ICMP port unreachable
- * already counted it. Linux answers about one port unreachable a second, so an
+ * already counted it. Its wait ends at its own flow's next datagram after
+ * those 5 s, at the flow's end, or at the first window close 5 s after it
+ * (never at another flow's packet, so where it settles does not depend on
+ * traffic of other host pairs). Linux answers about one port unreachable a second, so an
  * nmap -sU of a Linux host (or a host that drops) leaves mostly such silence.
  * More datagrams without an answer are a one-way stream (RTP, syslog, traps),
  * not a probe; unanswered queries to one service (a resolver that is down)
@@ -38,7 +41,7 @@
  * minHosts hosts) looks like a horizontal sweep: allow-list the poller. Waiting
  * flows sit in a ring of (slot, start) (port_scan.udpPending of the memory
  * budget, at most one per flow slot; when full its oldest is settled early),
- * drained on each UDP datagram (one compare) and at window close.
+ * drained at window close; a waiting flow's own datagram costs one compare.
  *
  * Stealth probes (Nmap -sF, -sN, -sX, -sM, -sA; `stealthProbes` metrics), read
  * from a flow's first segment only (onTcpSegment; later segments cost one
@@ -126,13 +129,38 @@
  * made new attempts, so a scan that stopped is not repeated. Loopback traffic
  * is ignored unless networks.includeLoopback. One byte per flow slot holds
  * what the flow's first segments showed (S_*).
+ *
+ * Flow-sharded workers (issue 13). A source scanning many hosts, and a target
+ * probed by many sources, span workers (a host pair's packets go to one), and
+ * the state above depends on the order of their probes (first-probe order of
+ * hosts, the latest source of a port, look-back buckets, activity resets,
+ * least-recently-used tables): per-key sums cannot rebuild it. So a worker
+ * does the per-packet work (slot states, the UDP waits, the allow-lists) and
+ * logs each attempt or probe it settles (PortScanPart: with its packet's
+ * order, its place among that packet's events and its time), keeping no
+ * detection state; at each window close the coordinator replays every
+ * worker's records in input order through `note` and judges there, as one
+ * pipeline would. Several records of one packet come from different workers
+ * when a packet passes several attempts' deadlines (they settle in SYN order,
+ * the tracker's queue), when flows end idle at it with their UDP wait open
+ * (least recently active first: by their last datagram), or at a window
+ * close or the input's end (UDP waits in the order they started): the replay
+ * orders them so (R_PHASE). Not so only for an attempt still open when its
+ * flow ends idle (a tcpHandshake timeout under 5 s) or is evicted (a full
+ * flow table): replayed among the attempts by SYN order, where one pipeline
+ * settles it before them. Workers report nothing. Bounds per worker: the UDP
+ * wait ring (port_scan.udpPending) and the tracker's queue of attempts
+ * (MAX_PENDING) settle their oldest early when full, and each worker's holds
+ * only its own flows, so past those bounds the settling differs from one
+ * pipeline's; the detection state's bounds (maxKeys, probes) are the
+ * coordinator's alone, so evictions there match one pipeline's.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/connection-attempts.js';
 import { Dir } from '../flow/flow-table.js';
-import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
 import { ConfiguredAllowList, thresholdsCrossed, type Crossing } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { KeyTable } from './lib/key-table.js';
@@ -140,6 +168,7 @@ import { isLoopback, isSpecialAddress } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
 import { plural, round2, round3 } from './lib/format.js';
+import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Failed (host, port) probes remembered per source. */
 export const MAX_PAIRS_PER_SOURCE = 4096;
@@ -226,6 +255,47 @@ const PROBE_BYTES = 3 * KeyTable.bytesPerEntry(2) + (4 + 4 + 4 + 8) + (8 + 8) + 
 
 interface Candidate { rank: number; score: number; draft: FindingDraft; kind: number; id: number }
 
+// Words of a flow-sharded worker's record of a settled attempt or probe (ReplayLog; see PortScanPart).
+const R_VERSION = 0;
+/** Source and destination, four address words each (IPv4: the first). */
+const R_SRC = 1;
+const R_DST = 5;
+const R_PORT = 9;
+/** F_* bits, and the probe kind (K_*) from bit 2. */
+const R_FLAGS = 10;
+/** Its place among its packet's records (P_*), then the packet order of its SYN or first datagram (two words). */
+const R_PHASE = 11;
+const R_KEY_HI = 12;
+const R_KEY_LO = 13;
+const R_WORDS = 14;
+const F_FAILED = 1;
+/** An unanswered UDP flow: a failed probe unless an ICMP port unreachable already counted it (checked at replay). */
+const F_UDP = 2;
+// Where in one pipeline's processing of a packet a record comes (pipeline.ts: flows end idle, then attempts
+// whose deadline the packet passed settle in SYN order, then the packet's own events). The packet's own
+// attempt outcome comes after the deadlines it passed (its SYN is the latest of them), so both are P_ATTEMPT by SYN order.
+const P_FLOW_END = 0;
+const P_ATTEMPT = 1;
+const P_PACKET = 2;
+const TWO_32 = 4294967296;
+
+/**
+ * A flow-sharded worker's part of a window (windowPart): its window counts
+ * (added up, but for udpUnanswered and suppressed, which the coordinator
+ * counts) and the attempts and probes it settled, for the coordinator to
+ * replay in input order.
+ */
+interface PortScanPart { counts: WindowCounts; events: ReplayLogPart }
+
+/** Replay order of two records of the same packet: by phase, then by the order of their SYN or first datagram. */
+function recordTie(a: ReplayLogPart, ra: number, b: ReplayLogPart, rb: number): number {
+  const x = a.ints;
+  const y = b.ints;
+  const i = ra * R_WORDS;
+  const j = rb * R_WORDS;
+  return x[i + R_PHASE]! - y[j + R_PHASE]! || x[i + R_KEY_HI]! - y[j + R_KEY_HI]! || (x[i + R_KEY_LO]! >>> 0) - (y[j + R_KEY_LO]! >>> 0);
+}
+
 export function createPortScanAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new PortScanAnalyzer(ctx);
 }
@@ -300,9 +370,11 @@ class PortScanAnalyzer implements Analyzer {
   private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.port_scan');
   /** Per flow slot, S_*. */
   private readonly slotState: Uint8Array;
-  /** UDP flows waiting for an answer, oldest first: a ring of (slot, first datagram time). */
+  /** UDP flows waiting for an answer, oldest first: a ring of (slot, the clock at its first datagram). */
   private readonly udpSlot: Int32Array;
   private readonly udpStart: Float64Array;
+  /** Per flow slot: the clock at the first datagram of its UDP wait (tells a reused slot's ring entry apart). */
+  private readonly udpSince: Float64Array;
   private udpHead = 0;
   private udpCount = 0;
 
@@ -324,13 +396,26 @@ class PortScanAnalyzer implements Analyzer {
   private evictedBefore = 0;
   private w = emptyWindow();
 
+  // Flow-sharded analysis (ctx.shardRole): a worker logs what it settles and keeps no detection state; the coordinator replays it.
+  private readonly log: ReplayLog | null;
+  /** A worker: per flow slot, the packet order of its SYN or first UDP datagram (orders records of one packet). */
+  private readonly startOrder: Float64Array;
+  /** A worker: per flow slot waiting for a UDP answer, the packet order of its latest datagram (the flow table's idle order). */
+  private readonly udpLastOrder: Float64Array;
+  private part: PortScanPart | undefined;
+
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
+    const worker = ctx.shardRole === 'worker';
+    this.log = worker ? new ReplayLog(R_WORDS) : null;
+    this.startOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
+    this.udpLastOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     const maxKeys = Math.max(1, cfg.maxKeys);
-    const nSources = ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys, 0.25);
-    const nTargets = ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys, 0.25);
-    const nProbes = ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED, 0.5);
+    // A worker's detection tables stay empty (the coordinator replays its records): it takes no memory for them.
+    const nSources = worker ? 1 : ctx.memory.keys('port_scan.sources', SOURCE_BYTES, maxKeys, 0.25);
+    const nTargets = worker ? 1 : ctx.memory.keys('port_scan.targets', TARGET_BYTES, maxKeys, 0.25);
+    const nProbes = worker ? 1 : ctx.memory.keys('port_scan.probes', PROBE_BYTES, MAX_REMEMBERED, 0.5);
 
     this.sources = new HostTable(nSources, ctx.networks, this.includeLoopback);
     this.sActive = new Uint8Array(nSources);
@@ -386,6 +471,7 @@ class PortScanAnalyzer implements Analyzer {
     const nPending = ctx.memory.keys('port_scan.udpPending', UDP_PENDING_BYTES, ctx.flows.capacity, 0.05);
     this.udpSlot = new Int32Array(Math.max(1, nPending));
     this.udpStart = new Float64Array(Math.max(1, nPending));
+    this.udpSince = new Float64Array(ctx.flows.capacity);
   }
 
   /** Traffic an operator vouched for: from or to an allowed host, or to an allowed port. Once per settled attempt or probe. */
@@ -395,10 +481,18 @@ class PortScanAnalyzer implements Analyzer {
 
   onFlowStart(slot: number): void { this.slotState[slot] = S_NEW; }
 
-  /** A UDP flow's first datagram, from its client, starts the wait for an answer; later ones cost a compare. */
+  /**
+   * A UDP flow's first datagram, from its client, starts the wait for an answer, and its next one
+   * UDP_ANSWER_TIMEOUT later ends it; other datagrams cost a compare.
+   */
   onUdpDatagram(v: PacketView, slot: number, dir: number): void {
-    if (this.udpCount > 0) this.settleUdpBefore(this.ctx.clock.now - UDP_ANSWER_TIMEOUT);
-    if (this.slotState[slot] !== S_NEW) return;
+    const state = this.slotState[slot];
+    if (state === S_UDP_WAIT) {
+      if (this.log !== null) this.udpLastOrder[slot] = this.ctx.packetOrder;
+      if (this.udpSince[slot]! <= this.ctx.clock.now - UDP_ANSWER_TIMEOUT) this.settleUdp(slot, P_PACKET);
+      return;
+    }
+    if (state !== S_NEW) return;
     this.slotState[slot] = S_DONE;
     if (dir !== Dir.CLIENT_TO_SERVER || isSpecialAddress(v.ipVersion, v.dst)) return;
     const sp = v.srcPort;
@@ -406,14 +500,18 @@ class PortScanAnalyzer implements Analyzer {
     if (udpNeverProbe(sp, dp)) return;
     if (this.udpCount === this.udpSlot.length) this.settleOldestUdp();
     const i = (this.udpHead + this.udpCount) % this.udpSlot.length;
+    // The clock, not the datagram's own time: it never goes back, so the ring stays in deadline order.
+    const now = this.ctx.clock.now;
     this.udpSlot[i] = slot;
-    this.udpStart[i] = this.ctx.flows.firstTs[slot]!;
+    this.udpStart[i] = now;
     this.udpCount++;
+    this.udpSince[slot] = now;
+    if (this.log !== null) this.startOrder[slot] = this.udpLastOrder[slot] = this.ctx.packetOrder;
     this.slotState[slot] = S_UDP_WAIT;
   }
 
   onFlowEnd(slot: number): void {
-    if (this.slotState[slot] === S_UDP_WAIT) this.settleUdp(slot);
+    if (this.slotState[slot] === S_UDP_WAIT) this.settleUdp(slot, P_FLOW_END);
   }
 
   /** End of input: a datagram still unanswered is settled as the TCP tracker settles a SYN then. */
@@ -430,15 +528,15 @@ class PortScanAnalyzer implements Analyzer {
     const start = this.udpStart[this.udpHead]!;
     this.udpHead = (this.udpHead + 1) % this.udpSlot.length;
     this.udpCount--;
-    // The flow ended (settled then) and its slot may hold another flow since.
-    if (this.slotState[slot] === S_UDP_WAIT && this.ctx.flows.firstTs[slot] === start) this.settleUdp(slot);
+    // The wait ended already (its own datagram, the flow's end), and the slot may hold another flow's since.
+    if (this.slotState[slot] === S_UDP_WAIT && this.udpSince[slot] === start) this.settleUdp(slot, P_PACKET);
   }
 
   /**
    * A UDP flow's wait is over: unanswered (no datagram back, a few from the client) it is a failed probe,
-   * unless an ICMP port unreachable already counted it.
+   * unless an ICMP port unreachable already counted it. `phase`: where it comes among its packet's records (P_*).
    */
-  private settleUdp(slot: number): void {
+  private settleUdp(slot: number, phase: number): void {
     this.slotState[slot] = S_DONE;
     const flows = this.ctx.flows;
     if (flows.packets[slot * 2 + Dir.SERVER_TO_CLIENT]! > 0 || flows.packets[slot * 2 + Dir.CLIENT_TO_SERVER]! > UDP_PROBE_MAX_DATAGRAMS) return;
@@ -450,6 +548,17 @@ class PortScanAnalyzer implements Analyzer {
     const port = flows.serverPort(slot);
     const start = flows.firstTs[slot]!;
     if (this.allowed(version, c, s, port)) { this.w.allowed++; return; }
+    if (this.log !== null) {
+      // Flows ending idle at one packet end least recently active first; other waits end in the order they started.
+      const key = phase === P_FLOW_END ? this.udpLastOrder[slot]! : this.startOrder[slot]!;
+      this.logRecord(version, c, s, port, F_FAILED | F_UDP | (K_UDP << 2), start, phase, key);
+      return;
+    }
+    this.udpProbe(version, c, s, port, start);
+  }
+
+  /** An unanswered UDP flow's datagram at `start`: a failed probe unless an ICMP port unreachable already counted it. */
+  private udpProbe(version: number, c: ArrayLike<number>, s: ArrayLike<number>, port: number, start: number): void {
     if (this.failedSince(version, c, s, port, start)) return;
     this.w.udpUnanswered++;
     this.note(version, c, s, port, true, start, K_UDP);
@@ -525,11 +634,12 @@ class PortScanAnalyzer implements Analyzer {
     const w = this.w;
     if (this.allowed(version, src, dst, port)) { w.allowed++; return; }
     w.stealth[kind - K_FIN]++;
-    this.note(version, src, dst, port, true, this.ctx.clock.now, kind);
+    this.settled(version, src, dst, port, true, this.ctx.clock.now, kind, P_PACKET, 0);
   }
 
   onConnectionAttempt(slot: number, event: AttemptEventCode, at: number): void {
     if (event === AttemptEvent.ANSWERED || event === AttemptEvent.RESET || event === AttemptEvent.CLOSED) return;
+    if (event === AttemptEvent.STARTED && this.log !== null) this.startOrder[slot] = this.ctx.packetOrder;
     const flows = this.ctx.flows;
     const version = flows.version[slot]!;
     const c = this.clientWords;
@@ -551,7 +661,7 @@ class PortScanAnalyzer implements Analyzer {
         if (this.slotState[slot] === S_HANDSHAKE_UNSEEN) { w.handshakeUnseen++; failed = false; }
         break;
     }
-    this.note(version, c, s, port, failed, at, K_SYN);
+    this.settled(version, c, s, port, failed, at, K_SYN, P_ATTEMPT, this.log !== null ? this.startOrder[slot]! : 0);
   }
 
   onIcmpMessage(v: PacketView): void {
@@ -564,7 +674,51 @@ class PortScanAnalyzer implements Analyzer {
     if (!this.includeLoopback && (isLoopback(version, v.innerSrc) || isLoopback(version, v.innerDst))) return;
     if (this.allowed(version, v.innerSrc, v.innerDst, dp)) { this.w.allowed++; return; }
     this.w.udpUnreachable++;
-    this.note(version, v.innerSrc, v.innerDst, dp, true, this.ctx.clock.now, K_UDP);
+    this.settled(version, v.innerSrc, v.innerDst, dp, true, this.ctx.clock.now, K_UDP, P_PACKET, 0);
+  }
+
+  /**
+   * A settled attempt or probe: noted here (one pipeline), or logged for the coordinator's replay (a worker),
+   * `phase` and `key` placing it among its packet's records.
+   */
+  private settled(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, failed: boolean, at: number, kind: number, phase: number, key: number): void {
+    if (this.log === null) this.note(version, src, dst, port, failed, at, kind);
+    else this.logRecord(version, src, dst, port, (failed ? F_FAILED : 0) | (kind << 2), at, phase, key);
+  }
+
+  private logRecord(version: number, src: ArrayLike<number>, dst: ArrayLike<number>, port: number, flags: number, at: number, phase: number, key: number): void {
+    const log = this.log!;
+    const r = log.add(this.ctx.packetOrder, at);
+    const q = log.ints;
+    q[r + R_VERSION] = version;
+    for (let i = 0; i < 4; i++) {
+      q[r + R_SRC + i] = src[i] ?? 0;
+      q[r + R_DST + i] = dst[i] ?? 0;
+    }
+    q[r + R_PORT] = port;
+    q[r + R_FLAGS] = flags;
+    q[r + R_PHASE] = phase;
+    q[r + R_KEY_HI] = Math.floor(key / TWO_32);
+    q[r + R_KEY_LO] = key % TWO_32; // wraps to Int32; compared unsigned
+  }
+
+  /** The coordinator: record `i` of a worker's log, noted as the worker would have in one pipeline. */
+  private replay(log: ReplayLogPart, i: number): void {
+    const q = log.ints;
+    const r = i * R_WORDS;
+    // Uint32 scratch: the words as the flow table gives them.
+    const src = this.clientWords;
+    const dst = this.serverWords;
+    for (let k = 0; k < 4; k++) {
+      src[k] = q[r + R_SRC + k]!;
+      dst[k] = q[r + R_DST + k]!;
+    }
+    const version = q[r + R_VERSION]!;
+    const port = q[r + R_PORT]!;
+    const flags = q[r + R_FLAGS]!;
+    const at = log.times[2 * i + 1]!;
+    if ((flags & F_UDP) !== 0) this.udpProbe(version, src, dst, port, at);
+    else this.note(version, src, dst, port, (flags & F_FAILED) !== 0, at, flags >> 2);
   }
 
   /** One settled attempt (or UDP probe) from `src` to `dst`:`port`. */
@@ -835,8 +989,42 @@ class PortScanAnalyzer implements Analyzer {
   }
 
   closeWindow(span: WindowSpan): Metrics {
+    this.settleUdpBefore(span.relEnd - UDP_ANSWER_TIMEOUT);
+    // A worker's records go to the coordinator; its detection state stays empty, so it judges (and reports) nothing below.
+    if (this.log !== null) this.part = { counts: this.w, events: this.log.take() };
+    return this.judge(span);
+  }
+
+  windowPart(): unknown {
+    const part = this.part;
+    this.part = undefined;
+    return part;
+  }
+
+  /** The coordinator: every worker's records of the window replayed in input order, then judged as one pipeline's window. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as readonly PortScanPart[];
+    const logs = parts.map((p) => p.events);
+    replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); }, (wa, ra, wb, rb) => recordTie(logs[wa]!, ra, logs[wb]!, rb));
+    // The workers' counts add up; udpUnanswered (counted at replay) and suppressed (when judging) are the coordinator's.
+    const w = this.w;
+    for (const { counts: c } of parts) {
+      w.attempts += c.attempts;
+      w.completed += c.completed;
+      w.refused += c.refused;
+      w.abandoned += c.abandoned;
+      w.unanswered += c.unanswered;
+      w.udpUnreachable += c.udpUnreachable;
+      w.handshakeUnseen += c.handshakeUnseen;
+      w.allowed += c.allowed;
+      for (let k = 0; k < w.stealth.length; k++) w.stealth[k]! += c.stealth[k]!;
+    }
+    return this.judge(input.span);
+  }
+
+  /** Judges the sources and targets with new attempts at the close of window `span`: its metrics. */
+  private judge(span: WindowSpan): Metrics {
     const now = span.relEnd;
-    this.settleUdpBefore(now - UDP_ANSWER_TIMEOUT);
     // Attempts due before the window's end were settled by the pipeline. Bucket sums are read just
     // inside the window, so the look-back is the `lookback` seconds ending at its end.
     const at = Math.max(span.relStart, now - SUM_EPSILON);

@@ -85,10 +85,14 @@ export class ReplayLog {
 
 /**
  * Visits the records of every worker's part in input order (ascending
- * order; a tie, which one record per packet never gives, goes to the lower
- * worker): `visit(worker, record)`.
+ * order; a tie, which one record per packet never gives, goes to `tie`'s
+ * lesser record, else to the lower worker): `visit(worker, record)`. `tie`
+ * (worker a, record a, worker b, record b) is for logs with several records
+ * at one packet from different workers (attempts settled by a deadline the
+ * packet passed): negative when record a comes first.
  */
-export function replayInOrder(parts: readonly ReplayLogPart[], visit: (worker: number, record: number) => void): void {
+export function replayInOrder(parts: readonly ReplayLogPart[], visit: (worker: number, record: number) => void,
+  tie?: (wa: number, ra: number, wb: number, rb: number) => number): void {
   const next = new Int32Array(parts.length);
   for (;;) {
     let best = -1;
@@ -97,7 +101,7 @@ export function replayInOrder(parts: readonly ReplayLogPart[], visit: (worker: n
       const i = next[w]!;
       if (2 * i >= parts[w]!.times.length) continue;
       const order = parts[w]!.times[2 * i]!;
-      if (best < 0 || order < bestOrder) { best = w; bestOrder = order; }
+      if (best < 0 || order < bestOrder || (order === bestOrder && tie !== undefined && tie(w, i, best, next[best]!) < 0)) { best = w; bestOrder = order; }
     }
     if (best < 0) return;
     visit(best, next[best]!);

@@ -423,6 +423,22 @@ export const INTENDED: IntendedDifference[] = [
       }
     },
   },
+  // asymmetry
+  {
+    what: 'windows[*].metrics.asymmetry.findingsSuppressed (removed), and windows[*].findingsSuppressed.one_way_flow of windows with more than 10 one-way flows',
+    why: 'issue 13: asymmetry reports every one-way flow (rank: the most packets first) and leaves the cap to the window engine\'s per-type cap (report.maxFindingsPerType),'
+      + ' which flow-sharded workers\' findings merge under; its own cap of 10 per window, counted in report order, could not be merged. The findings kept are the'
+      + ' same number; the window\'s findingsSuppressed.one_way_flow counts every one over the cap, those the analyzer dropped (its old metric) included:'
+      + ' the old report is brought to that count',
+    apply(r) {
+      for (const w of r.windows) {
+        const m = w.metrics['asymmetry'] as { findingsSuppressed?: number } | undefined;
+        const dropped = m?.findingsSuppressed ?? 0;
+        if (m !== undefined) delete m.findingsSuppressed;
+        if (dropped > 0) w.findingsSuppressed = { ...w.findingsSuppressed, one_way_flow: (w.findingsSuppressed?.['one_way_flow'] ?? 0) + dropped };
+      }
+    },
+  },
   // INTENDED-MORE
 ];
 

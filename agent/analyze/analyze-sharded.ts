@@ -76,6 +76,7 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
     packet(w, rec) { handOver(w).packet(rec); return true; },
     mark(w) { handOver(w).mark(); return true; },
     foreign(w, rec) { handOver(w).foreign(rec); },
+    input(rec) { merger.inputPacket(rec, feed); },
   };
   const feed: ShardFeed = new ShardFeed(workers, config.windows.seconds, sink);
   const start = (): void => {

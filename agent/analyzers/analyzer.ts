@@ -108,6 +108,17 @@ export interface Analyzer extends WindowParticipant {
    * with a decoder of your own and count nothing.
    */
   onForeignDns?(rec: FrameRecord): void;
+  /**
+   * Flow-sharded analysis, the coordinator's instance only: every packet of the
+   * input in input order, as the reader reads it (before any worker gets it),
+   * with `clock`, the input's clock over every packet (the coordinator's own
+   * ctx.clock stays still). For figures about the input itself (its silences,
+   * its timestamps going backwards) that no worker, seeing only its flows, can
+   * give. The reader runs ahead of the window merges: keep figures per window
+   * until `mergeWindow` takes them. Count nothing else (the workers count the
+   * packet).
+   */
+  onInputPacket?(rec: FrameRecord, clock: Readonly<PacketClock>): void;
   // Flow-sharded workers (issue 13): each worker runs every analyzer on its
   // flows; a coordinator merges the workers' windows into the window one
   // pipeline would have closed. An analyzer without `mergeWindow` cannot run

@@ -14,19 +14,22 @@
  *   direction carrying more than RATIO times the bytes of the other (bulk
  *   transfers look like this: a metric, not a finding).
  *
- * A `one_way_flow` finding is reported per one-way flow, at most MAX_FINDINGS
- * per window (the flows with the most packets first); severity warning for
- * TCP, where an answer is always expected, info otherwise.
+ * A `one_way_flow` finding is reported per one-way flow; severity warning for
+ * TCP, where an answer is always expected, info otherwise. The window engine's
+ * per-type cap (report.maxFindingsPerType) keeps the first in its canonical
+ * order: where in the input each was reported, then the most packets first
+ * (the finding's rank). No cap of its own: one counted in report order could
+ * not be merged from flow-sharded workers, whose findings the coordinator
+ * caps as one pipeline would (the metrics add up: each flow is in one worker).
  */
 import { Transport } from '../decode/constants.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
 import { DIR_NAMES, flowKey, round3 } from './window-flows.js';
 import { plural } from './lib/format.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 
 /** Bytes one way over bytes the other way above which a flow is strongly asymmetric. */
 export const ASYMMETRY_RATIO = 20;
-/** `one_way_flow` findings per window, at most. */
-const MAX_FINDINGS = 10;
 
 export function createAsymmetryAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new AsymmetryAnalyzer(ctx);
@@ -39,7 +42,7 @@ const ASYMMETRIC = 2;
 class AsymmetryAnalyzer implements Analyzer {
   readonly id = 'asymmetry';
   private get minPackets(): number { return this.ctx.config.analyzers.asymmetry.minPackets; }
-  private w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
+  private w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0 };
 
   constructor(private readonly ctx: AnalyzerContext) {}
 
@@ -62,15 +65,13 @@ class AsymmetryAnalyzer implements Analyzer {
   }
 
   private reportOneWay(slot: number): void {
-    const w = this.w;
-    if (w.findings >= MAX_FINDINGS) { w.suppressed++; return; }
-    w.findings++;
     const f = this.ctx.flows;
     const p0 = f.packets[slot * 2]!;
     const dir = p0 > 0 ? 0 : 1;
     const packets = f.packets[slot * 2 + dir]!;
     const tcp = f.proto[slot] === Transport.TCP;
-    this.ctx.report({
+    // Lazily: a window with thousands of one-way flows keeps report.maxFindingsPerType of them.
+    this.ctx.reportLazily('one_way_flow', () => ({
       type: 'one_way_flow',
       severity: tcp ? 'warning' : 'info',
       key: flowKey(f, slot),
@@ -82,7 +83,8 @@ class AsymmetryAnalyzer implements Analyzer {
         durationSeconds: round3(f.lastTs[slot]! - f.firstTs[slot]!),
       },
       flowSlot: slot,
-    });
+      rank: -packets,
+    }));
   }
 
   onFlowEnd(slot: number): void {
@@ -92,15 +94,10 @@ class AsymmetryAnalyzer implements Analyzer {
 
   closeWindow(): Metrics {
     const set = this.ctx.windowFlows.active;
-    const oneWay: number[] = [];
     for (let i = 0; i < set.size; i++) {
       const slot = set.slots[i]!;
-      if (this.judge(slot) === ONE_WAY) oneWay.push(slot);
+      if (this.judge(slot) === ONE_WAY) this.reportOneWay(slot);
     }
-    const f = this.ctx.flows;
-    const packets = (slot: number): number => f.packets[slot * 2]! + f.packets[slot * 2 + 1]!;
-    oneWay.sort((a, b) => packets(b) - packets(a));
-    for (const slot of oneWay) this.reportOneWay(slot);
     const w = this.w;
     const metrics: Metrics = {
       flows: w.flows,
@@ -109,9 +106,13 @@ class AsymmetryAnalyzer implements Analyzer {
       oneWayClientToServer: w.oneWayToServer,
       oneWayServerToClient: w.oneWayToClient,
       asymmetric: w.asymmetric,
-      findingsSuppressed: w.suppressed,
     };
-    this.w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0, findings: 0, suppressed: 0 };
+    this.w = { flows: 0, checked: 0, oneWayToServer: 0, oneWayToClient: 0, asymmetric: 0 };
     return metrics;
+  }
+
+  /** Flow-sharded workers: each flow is judged in one worker, so the counts add up (their findings are merged by the coordinator). */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    return sumMetrics(input.metrics);
   }
 }

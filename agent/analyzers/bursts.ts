@@ -21,12 +21,18 @@
  * second). A `traffic_burst` finding (info) says when the window had bursts.
  */
 import type { PacketView } from '../decode/packet-view.js';
-import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
 import { round3 } from './window-flows.js';
 import { plural } from './lib/format.js';
 
 /** Buckets per window at most; with more, buckets are widened (the effective `bucketMs` is in the metrics). */
 const MAX_BUCKETS = 1 << 20;
+
+/** A flow-sharded worker's window: its non-empty buckets (index, count), ascending. */
+interface BurstsPart {
+  buckets: Uint32Array;
+  counts: Uint32Array;
+}
 
 export function createBurstsAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new BurstsAnalyzer(ctx);
@@ -42,6 +48,7 @@ class BurstsAnalyzer implements Analyzer {
   /** Start of the current window in packet time (NaN until its first packet). */
   private relStart = NaN;
   private packets = 0;
+  private part: BurstsPart | null = null;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const c = ctx.config.analyzers.bursts;
@@ -66,6 +73,52 @@ class BurstsAnalyzer implements Analyzer {
   }
 
   closeWindow(span: WindowSpan): Metrics {
+    // A worker's buckets are added up by the coordinator, which judges them (a burst is about every flow's packets).
+    if (this.ctx.shardRole === 'worker') this.part = this.nonEmpty();
+    const metrics = this.judge(span, this.ctx.shardRole !== 'worker');
+    this.counts.fill(0);
+    this.packets = 0;
+    this.relStart = NaN;
+    return metrics;
+  }
+
+  windowPart(): BurstsPart | null {
+    const part = this.part;
+    this.part = null;
+    return part;
+  }
+
+  /** Flow-sharded workers: their buckets added up (every worker cuts the window alike), then judged as one pipeline would. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const counts = this.counts;
+    for (const p of input.parts as ReadonlyArray<BurstsPart | null>) {
+      if (p === null) continue;
+      for (let k = 0; k < p.buckets.length; k++) {
+        counts[p.buckets[k]!] += p.counts[k]!;
+        this.packets += p.counts[k]!;
+      }
+    }
+    const metrics = this.judge(input.span, true);
+    counts.fill(0);
+    this.packets = 0;
+    return metrics;
+  }
+
+  private nonEmpty(): BurstsPart {
+    const counts = this.counts;
+    let n = 0;
+    for (let i = 0; i < counts.length; i++) if (counts[i] !== 0) n++;
+    const part: BurstsPart = { buckets: new Uint32Array(n), counts: new Uint32Array(n) };
+    for (let i = 0, k = 0; i < counts.length; i++) {
+      if (counts[i] === 0) continue;
+      part.buckets[k] = i;
+      part.counts[k++] = counts[i]!;
+    }
+    return part;
+  }
+
+  /** The window's metrics from `counts` and `packets`, and its finding when `report`. */
+  private judge(span: WindowSpan, report: boolean): Metrics {
     const counts = this.counts;
     const n = counts.length;
     const packets = this.packets;
@@ -88,7 +141,7 @@ class BurstsAnalyzer implements Analyzer {
     const average = packets / n;
     const threshold = factor * Math.max(average, 1);
     const peakPps = max / this.bucketSeconds;
-    if (bursts > 0) {
+    if (bursts > 0 && report) {
       this.ctx.report({
         type: 'traffic_burst',
         severity: 'info',
@@ -106,7 +159,7 @@ class BurstsAnalyzer implements Analyzer {
         },
       });
     }
-    const metrics: Metrics = {
+    return {
       bucketMs: this.bucketMs,
       buckets: n,
       packets,
@@ -117,9 +170,5 @@ class BurstsAnalyzer implements Analyzer {
       peakPps: round3(peakPps),
       windowSeconds: span.end - span.start,
     };
-    counts.fill(0);
-    this.packets = 0;
-    this.relStart = NaN;
-    return metrics;
   }
 }

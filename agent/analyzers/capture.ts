@@ -14,10 +14,19 @@
  *
  * Findings `capture_gap` and `timestamps_backwards`, at most one of each per
  * window, both info: they describe the capture, not the network.
+ *
+ * Flow-sharded workers each see only their flows' packets, and these figures
+ * are about every packet in input order: the coordinator's instance is fed
+ * every input packet by the reader (`onInputPacket`, with the input's clock)
+ * and keeps the figures of each window (the windows it cuts as the window
+ * engine would) until that window is merged; the workers' instances count
+ * nothing.
  */
 import { isoFromSeconds } from '../../common/address.js';
+import type { FrameRecord } from '../capture/frame-record.js';
+import type { PacketClock } from '../core/packet-clock.js';
 import type { PacketView } from '../decode/packet-view.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
 import { round9 } from './window-flows.js';
 import { duration, noun, plural } from './lib/format.js';
 
@@ -25,75 +34,120 @@ export function createCaptureAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new CaptureAnalyzer(ctx);
 }
 
+/** One window's figures. */
+interface Figures {
+  /** The window's index (windows.seconds since the epoch); the coordinator's only. */
+  index: number;
+  gaps: number;
+  longestGap: number;
+  /** Clock time where the longest gap began. */
+  longestGapFrom: number;
+  totalGap: number;
+  backwards: number;
+  largestStepBack: number;
+  farAhead: number;
+}
+
+const noFigures = (index: number): Figures => ({ index, gaps: 0, longestGap: 0, longestGapFrom: 0, totalGap: 0, backwards: 0, largestStepBack: 0, farAhead: 0 });
+
 class CaptureAnalyzer implements Analyzer {
   readonly id = 'capture';
   private get gapSeconds(): number { return this.ctx.config.analyzers.capture.gapSeconds; }
   /** The clock before the current packet, and the previous packet's own time. */
   private prevClock = -Infinity;
   private prevTs = NaN;
-  // per window
-  private gaps = 0;
-  private longestGap = 0;
-  /** Clock time where the longest gap began. */
-  private longestGapFrom = 0;
-  private totalGap = 0;
-  private backwards = 0;
-  private largestStepBack = 0;
-  private farAhead = 0;
+  /** The current window's figures. */
+  private w = noFigures(NaN);
+  /** The coordinator: the windows' figures not merged yet, oldest first (the last is `w`), the input's time base, and where the current window ends. */
+  private readonly pending: Figures[] = [];
+  private base = NaN;
+  private relEnd = NaN;
 
   constructor(private readonly ctx: AnalyzerContext) {
   }
 
   onPacket(v: PacketView): void {
+    // A worker sees only its flows' packets: the coordinator counts the input's (onInputPacket).
+    if (this.ctx.shardRole === 'worker') return;
     const clock = this.ctx.clock;
+    this.observe(clock.now, clock.ahead, v.ts);
+  }
+
+  onInputPacket(rec: FrameRecord, clock: Readonly<PacketClock>): void {
     const now = clock.now;
-    if (clock.ahead) this.farAhead++;
+    const base = this.base = clock.base;
+    // The window engine's cut (WindowEngine.advance and open), on the same clock.
+    if (Number.isNaN(this.w.index) || now >= this.relEnd) {
+      const seconds = this.ctx.config.windows.seconds;
+      const index = Math.floor((base + now) / seconds);
+      this.relEnd = index * seconds + seconds - base;
+      this.pending.push(this.w = noFigures(index));
+    }
+    // The decoder's packet time (Decoder.decode).
+    this.observe(now, clock.ahead, (rec.tsSec - base) + rec.tsNsec / 1e9);
+  }
+
+  private observe(now: number, ahead: boolean, ts: number): void {
+    const w = this.w;
+    if (ahead) w.farAhead++;
     const step = now - this.prevClock;
     if (step > this.gapSeconds && this.prevClock !== -Infinity) {
-      this.gaps++;
-      this.totalGap += step;
-      if (step > this.longestGap) { this.longestGap = step; this.longestGapFrom = this.prevClock; }
+      w.gaps++;
+      w.totalGap += step;
+      if (step > w.longestGap) { w.longestGap = step; w.longestGapFrom = this.prevClock; }
     }
     this.prevClock = now;
-    const ts = v.ts;
     if (ts < this.prevTs) {
-      this.backwards++;
+      w.backwards++;
       const back = this.prevTs - ts;
-      if (back > this.largestStepBack) this.largestStepBack = back;
+      if (back > w.largestStepBack) w.largestStepBack = back;
     }
     this.prevTs = ts;
   }
 
   closeWindow(): Metrics {
-    if (this.gaps > 0) {
-      const from = isoFromSeconds(this.ctx.clock.base, this.longestGapFrom);
+    const w = this.w;
+    this.w = noFigures(NaN);
+    return this.close(w, this.ctx.clock.base, this.ctx.shardRole !== 'worker');
+  }
+
+  /** The coordinator: the window's figures as the reader's packets gave them (the workers' are empty). */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const index = input.span.index;
+    const pending = this.pending;
+    while (pending.length > 0 && pending[0]!.index < index) pending.shift();
+    const w = pending.length > 0 && pending[0]!.index === index ? pending.shift()! : noFigures(index);
+    return this.close(w, this.base, true);
+  }
+
+  /** A window's metrics, and its findings when `report`. */
+  private close(w: Figures, base: number, report: boolean): Metrics {
+    if (w.gaps > 0 && report) {
+      const from = isoFromSeconds(base, w.longestGapFrom);
       this.ctx.report({
         type: 'capture_gap',
         severity: 'info',
         key: 'window',
-        summary: `${plural(this.gaps, 'capture gap')} longer than ${duration(this.gapSeconds)} without packets, the longest ${duration(this.longestGap)} from ${from} (an idle link, or packets not captured).`,
-        evidence: { gaps: this.gaps, longestSeconds: round9(this.longestGap), totalSeconds: round9(this.totalGap), longestFrom: from, gapSeconds: this.gapSeconds },
+        summary: `${plural(w.gaps, 'capture gap')} longer than ${duration(this.gapSeconds)} without packets, the longest ${duration(w.longestGap)} from ${from} (an idle link, or packets not captured).`,
+        evidence: { gaps: w.gaps, longestSeconds: round9(w.longestGap), totalSeconds: round9(w.totalGap), longestFrom: from, gapSeconds: this.gapSeconds },
       });
     }
-    if (this.backwards > 0) {
+    if (w.backwards > 0 && report) {
       this.ctx.report({
         type: 'timestamps_backwards',
         severity: 'info',
         key: 'window',
-        summary: `${plural(this.backwards, 'packet')} stamped earlier than the packet before ${noun(this.backwards, 'it', 'them')} (by up to ${duration(this.largestStepBack)}): merged interfaces or a clock stepped back; time-based figures around ${noun(this.backwards, 'it', 'them')} are less reliable.`,
-        evidence: { packets: this.backwards, largestStepBackSeconds: round9(this.largestStepBack) },
+        summary: `${plural(w.backwards, 'packet')} stamped earlier than the packet before ${noun(w.backwards, 'it', 'them')} (by up to ${duration(w.largestStepBack)}): merged interfaces or a clock stepped back; time-based figures around ${noun(w.backwards, 'it', 'them')} are less reliable.`,
+        evidence: { packets: w.backwards, largestStepBackSeconds: round9(w.largestStepBack) },
       });
     }
-    const metrics: Metrics = {
-      gaps: this.gaps,
-      longestGap: round9(this.longestGap),
-      totalGap: round9(this.totalGap),
-      backwards: this.backwards,
-      largestStepBack: round9(this.largestStepBack),
-      farAhead: this.farAhead,
+    return {
+      gaps: w.gaps,
+      longestGap: round9(w.longestGap),
+      totalGap: round9(w.totalGap),
+      backwards: w.backwards,
+      largestStepBack: round9(w.largestStepBack),
+      farAhead: w.farAhead,
     };
-    this.gaps = this.backwards = this.farAhead = 0;
-    this.longestGap = this.longestGapFrom = this.totalGap = this.largestStepBack = 0;
-    return metrics;
   }
 }

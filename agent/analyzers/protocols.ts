@@ -18,7 +18,8 @@
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 
 /** Well-known server ports: [port, tcp name, udp name] (null: the port has no such service on that transport). */
 const WELL_KNOWN: ReadonlyArray<readonly [number, string | null, string | null]> = [
@@ -147,15 +148,28 @@ class ProtocolsAnalyzer implements Analyzer {
     for (let k = 0; k < set.size; k++) this.addFlow(set.slots[k]!);
     const transports: Record<string, { packets: number; bytes: number }> = {};
     TRANSPORTS.forEach((name, i) => { transports[name] = { packets: this.transportPackets[i]!, bytes: this.transportBytes[i]! }; });
-    const used: number[] = [];
-    for (let i = 0; i < this.serviceNames.length; i++) if (this.servicePackets[i]! > 0) used.push(i);
-    used.sort((a, b) => this.serviceBytes[b]! - this.serviceBytes[a]! || (this.serviceNames[a]! < this.serviceNames[b]! ? -1 : 1));
     const services: Record<string, { packets: number; bytes: number }> = {};
-    for (const i of used) services[this.serviceNames[i]!] = { packets: this.servicePackets[i]!, bytes: this.serviceBytes[i]! };
+    for (let i = 0; i < this.serviceNames.length; i++) {
+      if (this.servicePackets[i]! > 0) services[this.serviceNames[i]!] = { packets: this.servicePackets[i]!, bytes: this.serviceBytes[i]! };
+    }
     this.transportPackets.fill(0);
     this.transportBytes.fill(0);
     this.servicePackets.fill(0);
     this.serviceBytes.fill(0);
-    return { transports, services };
+    return { transports, services: byBytes(services) };
   }
+
+  /** Flow-sharded workers: every flow is counted in one worker, so the counts add up; services are sorted again. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const merged = sumMetrics(input.metrics);
+    return { transports: merged['transports'], services: byBytes(merged['services'] as Record<string, { packets: number; bytes: number }>) };
+  }
+}
+
+/** Services by bytes, the most first (ties: by name). */
+function byBytes(services: Record<string, { packets: number; bytes: number }>): Record<string, { packets: number; bytes: number }> {
+  const names = Object.keys(services).sort((a, b) => services[b]!.bytes - services[a]!.bytes || (a < b ? -1 : 1));
+  const out: Record<string, { packets: number; bytes: number }> = {};
+  for (const name of names) out[name] = services[name]!;
+  return out;
 }

@@ -21,11 +21,26 @@
  * window. Since a flow's hosts never change, all its packets in the window
  * would have found the same ids. Only IP packets without a flow (non-first
  * fragments, truncated transport headers) are counted one by one.
+ *
+ * A host's `serverName` is the name (ctx.names) of the flow it served that
+ * joined the window last, among those with a name: an order of the input's
+ * packets, the same in one pipeline and in flow-sharded workers.
+ *
+ * Flow-sharded workers: a host pair's packets are all in one worker, but a
+ * host talks to peers in several, so each worker gives every host and pair of
+ * its window with where in the input it was first seen (its `first`), and the
+ * coordinator adds them up by host, orders hosts and pairs by first sight (the
+ * ids one pipeline would have given them, so ties and each pair's A side come
+ * out alike) and applies `maxHosts` as one table would have. Exact unless a
+ * worker's own tables overflowed (then the window is over `maxHosts` in one
+ * pipeline too, and what a worker did not track cannot be told apart: the
+ * merged window keeps what the workers tracked, with their untracked counts
+ * added up).
  */
 import { formatAddress } from '../../common/address.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
 import { topIndices } from './window-flows.js';
 
 const INITIAL = 1024;
@@ -40,6 +55,10 @@ class BoundedTable {
   keys = new Uint32Array(0);
   hashes = new Int32Array(0);
   values = new Float64Array(0);
+  /** Per entry: where it was first seen (`at` when it was inserted). */
+  first = new Float64Array(0);
+  /** Set by the caller before `lookup`: the `first` of an entry it inserts. */
+  at = 0;
   private index = new Int32Array(0);
   private mask = 0;
 
@@ -55,6 +74,9 @@ class BoundedTable {
     hashes.set(this.hashes.subarray(0, this.size));
     const values = new Float64Array(cap * 4);
     values.set(this.values.subarray(0, this.size * 4));
+    const first = new Float64Array(cap);
+    first.set(this.first.subarray(0, this.size));
+    this.first = first;
     let n = 1;
     while (n < cap * 2) n <<= 1;
     this.index = new Int32Array(n);
@@ -96,6 +118,7 @@ class BoundedTable {
     const id = this.size++;
     for (let k = 0; k < w; k++) this.keys[id * w + k] = key[k]!;
     this.hashes[id] = h;
+    this.first[id] = this.at;
     this.values.fill(0, id * 4, id * 4 + 4);
     this.place(id);
     return id;
@@ -119,9 +142,52 @@ const RX_BYTES = 1;
 const TX_PACKETS = 2;
 const RX_PACKETS = 3;
 
+/** The window's counts besides the tables. */
+interface Counts {
+  ipPackets: number;
+  ipBytes: number;
+  untracked: number;
+  untrackedBytes: number;
+  untrackedPairPackets: number;
+}
+
+/**
+ * A window's hosts and pairs, ids in order of first sight: what the metrics
+ * are made of, in one pipeline (its tables) and in the coordinator (merged).
+ */
+interface Tables {
+  hosts: number;
+  /** Per host: IP version, then the four address words. */
+  hostKeys: Uint32Array;
+  /** Per host: the four host values. */
+  hostValues: Float64Array;
+  serverName(host: number): string | undefined;
+  pairs: number;
+  /** Per pair: its two host ids, A (the lower) first. */
+  pairHosts: ArrayLike<number>;
+  /** Per pair: the four pair values. */
+  pairValues: Float64Array;
+}
+
+/** A flow-sharded worker's window: every host and pair it tracked. */
+interface TalkersPart extends Counts {
+  hostKeys: Uint32Array;
+  /** Per host: where in the input it was first seen in the window (2 * packet index, + 1 as a destination). */
+  hostFirst: Float64Array;
+  hostValues: Float64Array;
+  /** Per host: its server name (null: none) and the index of the packet where the flow that named it joined the window. */
+  serverNames: Array<string | null>;
+  serverNameOrder: Float64Array;
+  /** Per pair: its two hosts (indices in this part, A first), where it was first seen (packet index), its values. */
+  pairHosts: Uint32Array;
+  pairFirst: Float64Array;
+  pairValues: Float64Array;
+}
+
 class TalkersAnalyzer implements Analyzer {
   readonly id = 'talkers';
   private readonly top: number;
+  private readonly maxHosts: number;
   /** Key: IP version, then the four address words. */
   private readonly hosts: BoundedTable;
   /** Key: the two host ids, lower first. */
@@ -134,32 +200,43 @@ class TalkersAnalyzer implements Analyzer {
   private ipPackets = 0;
   private ipBytes = 0;
   // per flow slot, set at the flow's first packet in the window: host ids of
-  // its client and server (-1: untracked) and of their pair (-1: untracked)
+  // its client and server (-1: untracked) and of their pair (-1: untracked),
+  // and the index of that packet in the input
   private readonly clientHost: Int32Array;
   private readonly serverHost: Int32Array;
   private readonly pairOf: Int32Array;
+  private readonly joined: Float64Array;
+  private part: TalkersPart | null = null;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const c = ctx.config.analyzers.talkers;
     this.top = c.top;
+    this.maxHosts = c.maxHosts;
     this.hosts = new BoundedTable(5, c.maxHosts);
     this.pairs = new BoundedTable(2, c.maxHosts);
     const n = ctx.flows.capacity;
     this.clientHost = new Int32Array(n);
     this.serverHost = new Int32Array(n);
     this.pairOf = new Int32Array(n);
+    this.joined = new Float64Array(n);
   }
 
-  /** The name a host was reached by as a server in the window (ctx.names: TLS, HTTP or DNS), by host id; emptied at window close. */
+  /**
+   * The name a host was reached by as a server in the window (ctx.names: TLS, HTTP or DNS), by host id, and
+   * where the flow that gave it joined the window (the latest such flow's name is kept); emptied at window close.
+   */
   private readonly serverNames: Array<string | undefined> = [];
+  private readonly serverNameOrder: number[] = [];
 
-  private host(version: number, addr: Uint32Array): number {
+  /** The id of a host first seen (if new) at `first` (2 * packet index, + 1 for a destination). */
+  private host(version: number, addr: Uint32Array, first: number): number {
     const key = this.hostKey;
     key[0] = version;
     key[1] = addr[0]!;
     key[2] = addr[1]!;
     key[3] = addr[2]!;
     key[4] = addr[3]!;
+    this.hosts.at = first;
     return this.hosts.lookup(key);
   }
 
@@ -168,6 +245,7 @@ class TalkersAnalyzer implements Analyzer {
     const forward = src <= dst;
     this.pairKey[0] = forward ? src : dst;
     this.pairKey[1] = forward ? dst : src;
+    this.pairs.at = this.ctx.packetOrder;
     return this.pairs.lookup(this.pairKey);
   }
 
@@ -177,8 +255,9 @@ class TalkersAnalyzer implements Analyzer {
     const len = v.wireLen;
     this.ipPackets++;
     this.ipBytes += len;
-    const src = this.host(v.ipVersion, v.src);
-    const dst = this.host(v.ipVersion, v.dst);
+    const order = this.ctx.packetOrder;
+    const src = this.host(v.ipVersion, v.src, 2 * order);
+    const dst = this.host(v.ipVersion, v.dst, 2 * order + 1);
     const hv = this.hosts.values;
     if (src >= 0) { hv[src * 4 + TX_BYTES] += len; hv[src * 4 + TX_PACKETS]++; }
     if (dst >= 0) { hv[dst * 4 + RX_BYTES] += len; hv[dst * 4 + RX_PACKETS]++; }
@@ -197,12 +276,14 @@ class TalkersAnalyzer implements Analyzer {
 
   /** A flow's first packet in the window: its hosts (source first, as a packet would meet them) and pair get their ids. */
   onWindowFlow(v: PacketView, slot: number, dir: number): void {
-    const src = this.host(v.ipVersion, v.src);
-    const dst = this.host(v.ipVersion, v.dst);
+    const order = this.ctx.packetOrder;
+    const src = this.host(v.ipVersion, v.src, 2 * order);
+    const dst = this.host(v.ipVersion, v.dst, 2 * order + 1);
     const toServer = dir === Dir.CLIENT_TO_SERVER;
     this.clientHost[slot] = toServer ? src : dst;
     this.serverHost[slot] = toServer ? dst : src;
     this.pairOf[slot] = src >= 0 && dst >= 0 ? this.pair(src, dst) : -1;
+    this.joined[slot] = order;
   }
 
   onFlowEnd(slot: number): void {
@@ -229,7 +310,11 @@ class TalkersAnalyzer implements Analyzer {
       hv[server * 4 + TX_BYTES] += b1; hv[server * 4 + TX_PACKETS] += p1;
       hv[server * 4 + RX_BYTES] += b0; hv[server * 4 + RX_PACKETS] += p0;
       const serverName = this.ctx.names.nameOf(slot);
-      if (serverName !== undefined) this.serverNames[server] = serverName;
+      const joined = this.joined[slot]!;
+      if (serverName !== undefined && !(joined < (this.serverNameOrder[server] ?? -1))) {
+        this.serverNames[server] = serverName;
+        this.serverNameOrder[server] = joined;
+      }
     }
     if (client < 0 || server < 0) {
       this.untrackedPackets += p0 + p1;
@@ -248,39 +333,172 @@ class TalkersAnalyzer implements Analyzer {
     pv[pair * 4 + 2 + s2c] += p1;
   }
 
-  private hostName(id: number): string {
-    const k = this.hosts.keys;
-    return formatAddress(k[id * 5]!, k.subarray(id * 5 + 1, id * 5 + 5));
-  }
-
   closeWindow(): Metrics {
     const set = this.ctx.windowFlows.active;
     for (let k = 0; k < set.size; k++) this.addFlow(set.slots[k]!);
     const hosts = this.hosts;
-    const hv = hosts.values;
+    const pairs = this.pairs;
+    const counts: Counts = {
+      ipPackets: this.ipPackets,
+      ipBytes: this.ipBytes,
+      untracked: this.untrackedPackets,
+      untrackedBytes: this.untrackedBytes,
+      untrackedPairPackets: this.untrackedPairPackets,
+    };
+    const metrics = this.metrics({
+      hosts: hosts.size,
+      hostKeys: hosts.keys,
+      hostValues: hosts.values,
+      serverName: (id) => this.serverNames[id],
+      pairs: pairs.size,
+      pairHosts: pairs.keys,
+      pairValues: pairs.values,
+    }, counts);
+    if (this.ctx.shardRole === 'worker') {
+      const names: Array<string | null> = [];
+      const nameOrder = new Float64Array(hosts.size);
+      for (let id = 0; id < hosts.size; id++) {
+        names.push(this.serverNames[id] ?? null);
+        nameOrder[id] = this.serverNameOrder[id] ?? -1;
+      }
+      this.part = {
+        ...counts,
+        hostKeys: hosts.keys.slice(0, hosts.size * 5),
+        hostFirst: hosts.first.slice(0, hosts.size),
+        hostValues: hosts.values.slice(0, hosts.size * 4),
+        serverNames: names,
+        serverNameOrder: nameOrder,
+        pairHosts: pairs.keys.slice(0, pairs.size * 2),
+        pairFirst: pairs.first.slice(0, pairs.size),
+        pairValues: pairs.values.slice(0, pairs.size * 4),
+      };
+    }
+    hosts.clear();
+    pairs.clear();
+    this.serverNames.length = 0;
+    this.serverNameOrder.length = 0;
+    this.untrackedPackets = this.untrackedBytes = this.untrackedPairPackets = this.ipPackets = this.ipBytes = 0;
+    return metrics;
+  }
+
+  windowPart(): TalkersPart | null {
+    const part = this.part;
+    this.part = null;
+    return part;
+  }
+
+  /**
+   * The coordinator: every worker's hosts added up by address, hosts and pairs
+   * ordered by first sight (the ids one table over the whole input would have
+   * given), the first `maxHosts` of each tracked as that table would have.
+   */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = (input.parts as ReadonlyArray<TalkersPart | null>).filter((p): p is TalkersPart => p !== null);
+    interface Host { words: Uint32Array; first: number; values: Float64Array; name: string | null; nameOrder: number; id: number }
+    const byKey = new Map<string, Host>();
+    const local: Host[][] = [];
+    for (const p of parts) {
+      const mine: Host[] = [];
+      for (let i = 0; i < p.hostFirst.length; i++) {
+        const words = p.hostKeys.subarray(i * 5, i * 5 + 5);
+        const key = words.join(',');
+        let h = byKey.get(key);
+        if (h === undefined) byKey.set(key, h = { words, first: Infinity, values: new Float64Array(4), name: null, nameOrder: -1, id: -1 });
+        h.first = Math.min(h.first, p.hostFirst[i]!);
+        for (let k = 0; k < 4; k++) h.values[k] += p.hostValues[i * 4 + k]!;
+        const name = p.serverNames[i]!;
+        if (name !== null && p.serverNameOrder[i]! >= h.nameOrder) { h.name = name; h.nameOrder = p.serverNameOrder[i]!; }
+        mine.push(h);
+      }
+      local.push(mine);
+    }
+    const counts: Counts = { ipPackets: 0, ipBytes: 0, untracked: 0, untrackedBytes: 0, untrackedPairPackets: 0 };
+    for (const p of parts) {
+      counts.ipPackets += p.ipPackets;
+      counts.ipBytes += p.ipBytes;
+      counts.untracked += p.untracked;
+      counts.untrackedBytes += p.untrackedBytes;
+      counts.untrackedPairPackets += p.untrackedPairPackets;
+    }
+    const hosts = [...byKey.values()].sort((a, b) => a.first - b.first);
+    const tracked = Math.min(hosts.length, this.maxHosts);
+    hosts.forEach((h, id) => { h.id = id < tracked ? id : -1; });
+    const hostKeys = new Uint32Array(tracked * 5);
+    const hostValues = new Float64Array(tracked * 4);
+    for (let id = 0; id < tracked; id++) {
+      hostKeys.set(hosts[id]!.words, id * 5);
+      hostValues.set(hosts[id]!.values, id * 4);
+    }
+    interface Pair { a: number; b: number; first: number; values: Float64Array }
+    const pairs: Pair[] = [];
+    parts.forEach((p, w) => {
+      const mine = local[w]!;
+      for (let i = 0; i < p.pairFirst.length; i++) {
+        const ha = mine[p.pairHosts[i * 2]!]!.id;
+        const hb = mine[p.pairHosts[i * 2 + 1]!]!.id;
+        const v = p.pairValues.subarray(i * 4, i * 4 + 4);
+        if (ha < 0 || hb < 0) {
+          // A host past maxHosts: one table would not have tracked the pair's packets (its tracked host still counts them).
+          counts.untracked += v[2]! + v[3]!;
+          counts.untrackedBytes += v[0]! + v[1]!;
+          continue;
+        }
+        // Side A is the host of the lower id: in this worker's ids it may have been the other.
+        const swap = ha > hb;
+        pairs.push({
+          a: swap ? hb : ha, b: swap ? ha : hb, first: p.pairFirst[i]!,
+          values: swap ? Float64Array.of(v[1]!, v[0]!, v[3]!, v[2]!) : v.slice(),
+        });
+      }
+    });
+    pairs.sort((x, y) => x.first - y.first);
+    const trackedPairs = Math.min(pairs.length, this.maxHosts);
+    for (let i = trackedPairs; i < pairs.length; i++) counts.untrackedPairPackets += pairs[i]!.values[2]! + pairs[i]!.values[3]!;
+    const pairHosts = new Uint32Array(trackedPairs * 2);
+    const pairValues = new Float64Array(trackedPairs * 4);
+    for (let i = 0; i < trackedPairs; i++) {
+      pairHosts[i * 2] = pairs[i]!.a;
+      pairHosts[i * 2 + 1] = pairs[i]!.b;
+      pairValues.set(pairs[i]!.values, i * 4);
+    }
+    return this.metrics({
+      hosts: tracked, hostKeys, hostValues, serverName: (id) => hosts[id]!.name ?? undefined,
+      pairs: trackedPairs, pairHosts, pairValues,
+    }, counts);
+  }
+
+  /** The window's metrics: the top hosts and pairs (ties: the first seen first) and the counts. */
+  private metrics(t: Tables, counts: Counts): Metrics {
+    const hv = t.hostValues;
     const hostBytes = (id: number): number => hv[id * 4 + TX_BYTES]! + hv[id * 4 + RX_BYTES]!;
     const names = new Map<number, string>();
     const name = (id: number): string => {
       let s = names.get(id);
-      if (s === undefined) { s = this.hostName(id); names.set(id, s); }
+      if (s === undefined) {
+        const k = t.hostKeys;
+        s = formatAddress(k[id * 5]!, k.subarray(id * 5 + 1, id * 5 + 5));
+        names.set(id, s);
+      }
       return s;
     };
     // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
-    const topHosts = topIndices(hosts.size, this.top, hostBytes).map((id) => ({
-      host: name(id),
-      ...(this.serverNames[id] !== undefined ? { serverName: this.serverNames[id] } : {}),
-      packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
-      bytes: hostBytes(id),
-      packetsSent: hv[id * 4 + TX_PACKETS]!,
-      bytesSent: hv[id * 4 + TX_BYTES]!,
-      packetsReceived: hv[id * 4 + RX_PACKETS]!,
-      bytesReceived: hv[id * 4 + RX_BYTES]!,
-    }));
-    const pairs = this.pairs;
-    const pv = pairs.values;
-    const pk = pairs.keys;
+    const topHosts = topIndices(t.hosts, this.top, hostBytes).map((id) => {
+      const serverName = t.serverName(id);
+      return {
+        host: name(id),
+        ...(serverName !== undefined ? { serverName } : {}),
+        packets: hv[id * 4 + TX_PACKETS]! + hv[id * 4 + RX_PACKETS]!,
+        bytes: hostBytes(id),
+        packetsSent: hv[id * 4 + TX_PACKETS]!,
+        bytesSent: hv[id * 4 + TX_BYTES]!,
+        packetsReceived: hv[id * 4 + RX_PACKETS]!,
+        bytesReceived: hv[id * 4 + RX_BYTES]!,
+      };
+    });
+    const pv = t.pairValues;
+    const pk = t.pairHosts;
     const pairBytes = (id: number): number => pv[id * 4]! + pv[id * 4 + 1]!;
-    const topPairs = topIndices(pairs.size, this.top, pairBytes).map((id) => ({
+    const topPairs = topIndices(t.pairs, this.top, pairBytes).map((id) => ({
       a: name(pk[id * 2]!),
       b: name(pk[id * 2 + 1]!),
       packets: pv[id * 4 + 2]! + pv[id * 4 + 3]!,
@@ -290,22 +508,16 @@ class TalkersAnalyzer implements Analyzer {
       packetsBToA: pv[id * 4 + 3]!,
       bytesBToA: pv[id * 4 + 1]!,
     }));
-    const metrics: Metrics = {
-      ipPackets: this.ipPackets,
-      ipBytes: this.ipBytes,
-      hosts: hosts.size,
-      pairs: pairs.size,
-      untracked: this.untrackedPackets,
-      untrackedBytes: this.untrackedBytes,
-      untrackedPairPackets: this.untrackedPairPackets,
+    return {
+      ipPackets: counts.ipPackets,
+      ipBytes: counts.ipBytes,
+      hosts: t.hosts,
+      pairs: t.pairs,
+      untracked: counts.untracked,
+      untrackedBytes: counts.untrackedBytes,
+      untrackedPairPackets: counts.untrackedPairPackets,
       topHosts,
       topPairs,
     };
-    hosts.clear();
-    pairs.clear();
-    this.serverNames.length = 0;
-    this.untrackedPackets = this.untrackedBytes = this.untrackedPairPackets = this.ipPackets = this.ipBytes = 0;
-    return metrics;
   }
 }
-

@@ -14,13 +14,22 @@
  * the window. An ended flow is copied into a small fixed pool of `topFlows`
  * entries (at most MAX_ENDED; kept only if it is among the largest ended so
  * far), since its slot may be reused before the window closes.
+ *
+ * Flows of equal bytes are listed in the order they joined the window (the
+ * input index of their first packet in it): an order of the input, the same
+ * in one pipeline and in flow-sharded workers, where each flow is in one
+ * worker: each gives its own top flows, and the coordinator lists the first
+ * of all of them (the totals add up). With `topFlows` over MAX_ENDED each
+ * worker keeps MAX_ENDED ended flows, where one pipeline keeps MAX_ENDED in all.
  */
 import type { FlowRef } from '../../common/report.js';
 import { formatAddress } from '../../common/address.js';
 import { protoName, type FlowTable } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import type { PacketView } from '../decode/packet-view.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
 import type { WindowFlowAccounting } from '../flow/flow-accounting.js';
 import { round3, topIndices } from './window-flows.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 
 /** Ended flows kept per window at most (a larger `topFlows` lists live flows beyond it, ended ones up to it). */
 const MAX_ENDED = 1024;
@@ -38,9 +47,15 @@ interface TopFlow extends FlowRef {
   bitsPerSecondServerToClient: number;
 }
 
+/** A flow-sharded worker's window: where each of its top flows joined the window (their order for ties). */
+interface ThroughputPart {
+  joined: number[];
+}
+
 /**
- * Copies of flows that ended during the window: key fields and window
- * counters, in preallocated arrays. Holds the `capacity` largest by bytes.
+ * Copies of flows that ended during the window: key fields, window counters
+ * and where the flow joined the window, in preallocated arrays. Holds the
+ * `capacity` largest by bytes (ties: the first to join).
  */
 class EndedFlows {
   readonly version: Uint8Array;
@@ -52,6 +67,7 @@ class EndedFlows {
   /** Per entry and direction. */
   readonly bytes: Float64Array;
   readonly packets: Float64Array;
+  readonly joined: Float64Array;
   size = 0;
 
   constructor(readonly capacity: number) {
@@ -63,22 +79,29 @@ class EndedFlows {
     this.serverPort = new Uint16Array(capacity);
     this.bytes = new Float64Array(capacity * 2);
     this.packets = new Float64Array(capacity * 2);
+    this.joined = new Float64Array(capacity);
   }
 
   total(i: number): number { return this.bytes[i * 2]! + this.bytes[i * 2 + 1]!; }
 
-  /** Keeps the flow (its window counters) if there is room or it is larger than the smallest kept. */
-  offer(flows: FlowTable, slot: number, win: WindowFlowAccounting): void {
+  /** Entry k would be listed after entry i: fewer bytes, or as many and joined later. */
+  private after(k: number, i: number): boolean {
+    return this.total(k) < this.total(i) || (this.total(k) === this.total(i) && this.joined[k]! > this.joined[i]!);
+  }
+
+  /** Keeps the flow (its window counters), which joined the window at `joined`, if there is room or it goes before the last kept. */
+  offer(flows: FlowTable, slot: number, win: WindowFlowAccounting, joined: number): void {
     if (this.capacity === 0) return;
     const total = win.bytesIn(slot, 0) + win.bytesIn(slot, 1);
     let i = this.size;
     if (i === this.capacity) {
       i = 0;
-      for (let k = 1; k < this.size; k++) if (this.total(k) < this.total(i)) i = k;
-      if (this.total(i) >= total) return;
+      for (let k = 1; k < this.size; k++) if (this.after(k, i)) i = k;
+      if (this.total(i) > total || (this.total(i) === total && this.joined[i]! < joined)) return;
     } else {
       this.size++;
     }
+    this.joined[i] = joined;
     this.version[i] = flows.version[slot]!;
     this.proto[i] = flows.proto[slot]!;
     const clientIsA = flows.clientIsA[slot] === 1;
@@ -106,10 +129,18 @@ class ThroughputAnalyzer implements Analyzer {
   /** Per direction: packets and bytes of the window's flows (ended ones added at their end, the others at close). */
   private readonly dirBytes = new Float64Array(2);
   private readonly dirPackets = new Float64Array(2);
+  /** Per flow slot: the input index of the flow's first packet in the window. */
+  private readonly joined: Float64Array;
+  private part: ThroughputPart | null = null;
 
   constructor(private readonly ctx: AnalyzerContext) {
     this.topFlows = ctx.config.analyzers.throughput.topFlows;
     this.ended = new EndedFlows(Math.min(this.topFlows, MAX_ENDED));
+    this.joined = new Float64Array(ctx.flows.capacity);
+  }
+
+  onWindowFlow(_v: PacketView, slot: number): void {
+    this.joined[slot] = this.ctx.packetOrder;
   }
 
   onFlowEnd(slot: number): void {
@@ -120,13 +151,13 @@ class ThroughputAnalyzer implements Analyzer {
       this.dirBytes[d] += win.bytesIn(slot, d);
       this.dirPackets[d] += win.packetsIn(slot, d);
     }
-    this.ended.offer(this.ctx.flows, slot, win);
+    this.ended.offer(this.ctx.flows, slot, win, this.joined[slot]!);
   }
 
   closeWindow(span: WindowSpan): Metrics {
     const seconds = span.end - span.start;
     const bps = (bytes: number): number => round3((bytes * 8) / seconds);
-    // Top flows: the live ones of this window and the ended ones kept, by bytes (ties: live first, in order of appearance).
+    // Top flows: the live ones of this window and the ended ones kept, by bytes (ties: the first to join the window).
     const flows = this.ctx.flows;
     const win = this.ctx.windowFlows;
     const set = win.active;
@@ -144,7 +175,9 @@ class ThroughputAnalyzer implements Analyzer {
       const slot = set.slots[c]!;
       return win.bytesIn(slot, 0) + win.bytesIn(slot, 1);
     };
-    const chosen = topIndices(live + this.ended.size, this.topFlows, total);
+    const joined = (c: number): number => (c >= live ? this.ended.joined[c - live]! : this.joined[set.slots[c]!]!);
+    const chosen = topIndices(live + this.ended.size, this.topFlows, total, joined);
+    if (this.ctx.shardRole === 'worker') this.part = { joined: chosen.map(joined) };
     const top: TopFlow[] = chosen.map((c) => {
       const isLive = c < live;
       const i = isLive ? set.slots[c]! : c - live;
@@ -183,5 +216,40 @@ class ThroughputAnalyzer implements Analyzer {
     this.dirBytes.fill(0);
     this.dirPackets.fill(0);
     return metrics;
+  }
+
+  windowPart(): ThroughputPart | null {
+    const part = this.part;
+    this.part = null;
+    return part;
+  }
+
+  /** Flow-sharded workers: each flow is in one worker, so the totals add up and the top flows are the first of the workers' own. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const sum = sumMetrics(input.metrics);
+    const seconds = input.span.end - input.span.start;
+    const bps = (bytes: number): number => round3((bytes * 8) / seconds);
+    const direction = (d: unknown): Metrics => {
+      const m = d as { packets: number; bytes: number };
+      return { packets: m.packets, bytes: m.bytes, bitsPerSecond: bps(m.bytes) };
+    };
+    const flows: TopFlow[] = [];
+    const joined: number[] = [];
+    input.metrics.forEach((m, w) => {
+      const part = input.parts[w] as ThroughputPart | null;
+      (m['topFlows'] as TopFlow[]).forEach((f, i) => { flows.push(f); joined.push(part!.joined[i]!); });
+    });
+    const chosen = topIndices(flows.length, this.topFlows, (i) => flows[i]!.bytes, (i) => joined[i]!);
+    return {
+      seconds,
+      packets: sum['packets'],
+      bytes: sum['bytes'],
+      bitsPerSecond: bps(sum['bytes'] as number),
+      clientToServer: direction(sum['clientToServer']),
+      serverToClient: direction(sum['serverToClient']),
+      nonFlowBytes: sum['nonFlowBytes'],
+      flows: sum['flows'],
+      topFlows: chosen.map((i) => flows[i]!),
+    };
   }
 }

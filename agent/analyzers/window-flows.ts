@@ -25,26 +25,32 @@ export const round3 = (x: number): number => Math.round(x * 1e3) / 1e3;
 
 /**
  * The `top` indices of 0..n-1 with the largest values, largest first, ties by
- * lower index: what a stable sort by value, then taking the first `top`,
- * gives. Kept in a small sorted list, so a window close costs O(n) for the
- * usual few candidates instead of sorting them all.
+ * the lower `tie` (by default the lower index: what a stable sort by value,
+ * then taking the first `top`, gives). Kept in a small sorted list, so a
+ * window close costs O(n) for the usual few candidates instead of sorting
+ * them all.
  */
 const SELECT_MAX = 64;
 
-export function topIndices(n: number, top: number, value: (i: number) => number): number[] {
+export function topIndices(n: number, top: number, value: (i: number) => number, tie?: (i: number) => number): number[] {
   const out: number[] = [];
   if (top <= 0) return out;
+  const rank = tie ?? ((i: number): number => i);
   if (top > SELECT_MAX) {
     // A long list: insertion would cost O(n * top) when values come in ascending order.
     for (let i = 0; i < n; i++) out.push(i);
-    return out.sort((a, b) => value(b) - value(a) || a - b).slice(0, top);
+    return out.sort((a, b) => value(b) - value(a) || rank(a) - rank(b)).slice(0, top);
   }
+  /** Candidate i (of value v) goes before listed j. */
+  const before = (i: number, v: number, j: number): boolean => {
+    const w = value(j);
+    return v > w || (v === w && rank(i) < rank(j));
+  };
   for (let i = 0; i < n; i++) {
     const v = value(i);
-    // Indices come in ascending order, so an equal value never goes before one already listed.
-    if (out.length === top && v <= value(out[top - 1]!)) continue;
+    if (out.length === top && !before(i, v, out[top - 1]!)) continue;
     let at = out.length === top ? top - 1 : out.length;
-    while (at > 0 && value(out[at - 1]!) < v) at--;
+    while (at > 0 && before(i, v, out[at - 1]!)) at--;
     out.splice(at, 0, i);
     if (out.length > top) out.pop();
   }

@@ -42,6 +42,8 @@ export interface ShardSink {
    * it as a packet.
    */
   foreign(worker: number, rec: FrameRecord): void;
+  /** Every packet of the input, before any worker gets it (the coordinator's Analyzer.onInputPacket hooks). */
+  input?(rec: FrameRecord): void;
 }
 
 export class ShardFeed {
@@ -89,6 +91,7 @@ export class ShardFeed {
     clock.observe((rec.tsSec - this.timeBase) + rec.tsNsec / 1e9);
     const now = this.now = clock.now;
     this.flags = (clock.ahead ? CLOCK_AHEAD : 0) | (clock.confirmedJump ? CLOCK_CONFIRMED_JUMP : 0);
+    this.sink.input?.(rec);
     const to = this.workerOf(rec);
     // Right after workerOf: these read what its shardHash found.
     const foreign = this.workers > 1 && mayCarryDnsAnswers(rec.data);

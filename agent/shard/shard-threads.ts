@@ -73,6 +73,7 @@ export class ShardThreads {
             ring.flags |= FOREIGN_RECORD;
             ring.tryWritePacket(rec);
           },
+          input: (rec) => merger.inputPacket(rec, this.feed),
         }
       : {
           packet: (w, rec) => {
@@ -88,6 +89,7 @@ export class ShardThreads {
             ring.flags |= FOREIGN_RECORD;
             if (!ring.writePacketBlocking(rec, stallMs)) throw stalled(w);
           },
+          input: (rec) => merger.inputPacket(rec, this.feed),
         };
     this.feed = new ShardFeed(workers, config.windows.seconds, sink);
   }

@@ -5,13 +5,16 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
-import type { Finding, Report } from '../common/report.js';
+import { reportJsonChunks, type Finding, type Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
+import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
+import { shardHash, shardOf } from '../agent/decode/shard-hash.js';
 import {
-  EtherTypes, Proto, TcpFlags, ethernet, icmpEcho, ipv4, tcp, udp,
+  EtherTypes, Proto, TcpFlags, ethernet, icmpEcho, ipv4, pcapFile, tcp, udp,
   type PcapRecordSpec, type TcpSpec,
 } from './helpers/capture-writer.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
@@ -258,7 +261,7 @@ test('asymmetry: one-way flows from minPackets on, strongly asymmetric flows, an
   add(tcpFrame('10.0.3.1', 40002, '10.0.3.2', 80, { seq: 2, ack: 1001 + 8 * 1400, flags: ACK }));
   const r = await analyze(recs);
   assert.deepEqual(metrics(r, 'asymmetry'), {
-    flows: 4, checked: 3, oneWay: 2, oneWayClientToServer: 2, oneWayServerToClient: 0, asymmetric: 1, findingsSuppressed: 0,
+    flows: 4, checked: 3, oneWay: 2, oneWayClientToServer: 2, oneWayServerToClient: 0, asymmetric: 1,
   });
   const oneWay = findings(r, 'one_way_flow');
   assert.equal(oneWay.length, 2);
@@ -270,15 +273,14 @@ test('asymmetry: one-way flows from minPackets on, strongly asymmetric flows, an
   assert.equal(byProto['udp']!.evidence['direction'], 'client_to_server');
 });
 
-test('asymmetry: at most 10 one_way_flow findings per window, the rest counted', async () => {
+test('asymmetry: every one-way flow is reported, the window engine keeps report.maxFindingsPerType of them, the most packets first', async () => {
   const recs: PcapRecordSpec[] = [];
-  for (let f = 0; f < 12; f++) for (let i = 0; i < 10; i++) recs.push(at(f * 20_000 + i * 1000, udpFrame(`10.0.9.${f + 1}`, 5000, '10.0.9.200', 7000)));
-  // report.maxFindingsPerType (the window engine's cap on every type) raised so that the analyzer's own bound shows.
-  const r = await analyze(recs, { report: { maxFindingsPerType: 100 } });
-  const m = metrics(r, 'asymmetry');
-  assert.equal(num(m, 'oneWay'), 12);
-  assert.equal(num(m, 'findingsSuppressed'), 2);
-  assert.equal(findings(r, 'one_way_flow').length, 10);
+  // Flow f: 10 + f one-way packets, all still open when the window closes.
+  for (let f = 0; f < 12; f++) for (let i = 0; i < 10 + f; i++) recs.push(at(f * 30_000 + i * 1000, udpFrame(`10.0.9.${f + 1}`, 5000, '10.0.9.200', 7000)));
+  const r = await analyze(recs, { report: { maxFindingsPerType: 5 } });
+  assert.equal(num(metrics(r, 'asymmetry'), 'oneWay'), 12);
+  assert.deepEqual(r.windows[0]!.findingsSuppressed, { one_way_flow: 7 });
+  assert.deepEqual(findings(r, 'one_way_flow').map((f) => f.evidence['packets']), [21, 20, 19, 18, 17]);
 });
 
 test('throughput and asymmetry: a flow that ends mid-window (its slot reused) keeps its bytes and its finding', async () => {
@@ -410,6 +412,101 @@ test('talkers, throughput, protocols: a flow spanning two windows counts in each
   p = metrics(r, 'protocols', 1);
   assert.deepEqual(p['transports'], transports(3, 0, 0));
   assert.deepEqual(r.windows[1]!.flows, { active: 1, new: 0, closed: 0 });
+});
+
+// ---------------------------------------------------------------------------
+// Flow-sharded workers (issue 13): the volume analyzers' merge
+
+const VOLUME_ANALYZERS = ['bursts', 'capture', 'throughput', 'talkers', 'protocols', 'asymmetry'];
+
+/**
+ * Eight clients of one server, each client's host pair in the worker its hash
+ * picks: one-way flows of equal size that expire mid-window (asymmetry's
+ * findings over the cap, throughput's ties among ended flows), a burst made of
+ * every client's packets, a timestamp going backwards and a gap across host
+ * pairs (capture), several services (protocols), and a second window where
+ * every client moves as many bytes (talkers' ties, the server host in every worker).
+ */
+function volumeRecords(): PcapRecordSpec[] {
+  const recs: PcapRecordSpec[] = [];
+  const client = (k: number): string => `10.0.8.${k + 1}`;
+  const S = '10.0.8.100';
+  const { SYN, ACK } = TcpFlags;
+  for (let i = 0; i < 12; i++) {
+    for (let k = 0; k < 8; k++) recs.push(at((i * 8 + k) * 5000, udpFrame(client(k), 5000 + k, S, k % 2 === 0 ? 53 : 123, 40)));
+  }
+  for (let i = 0; i < 5; i++) {
+    for (let k = 0; k < 8; k++) recs.push(at(2_000_000 + (i * 8 + k) * 1000, tcpFrame(client(k), 40000 + k, S, 80, { seq: 1, flags: SYN })));
+  }
+  recs.push(at(2_500_000, udpFrame(client(0), 6000, S, 7000)));
+  recs.push(at(2_300_000, udpFrame(client(1), 6001, S, 7000))); // 0.2 s back, another host pair
+  for (let k = 0; k < 8; k++) {
+    recs.push(at(6_000_000 + k * 10_000, udpFrame(client(k), 6100 + k, S, 7001)));
+    recs.push(at(6_005_000 + k * 10_000, udpFrame(S, 7001, client(k), 6100 + k)));
+  }
+  for (let k = 0; k < 8; k++) {
+    const t = 10_000_000 + k * 100_000;
+    recs.push(at(t, tcpFrame(client(k), 41000 + k, S, 443, { seq: 1, flags: SYN })));
+    recs.push(at(t + 1000, tcpFrame(S, 443, client(k), 41000 + k, { seq: 100, ack: 2, flags: SYN | ACK })));
+    recs.push(at(t + 2000, tcpFrame(client(k), 41000 + k, S, 443, { seq: 2, ack: 101, flags: ACK, payload: Buffer.alloc(300) })));
+  }
+  return recs;
+}
+
+/** One pipeline's report, and 2 (in this thread), 3 and 4 (worker threads) flow-sharded workers' as JSON text. */
+async function volumeReports(recs: readonly PcapRecordSpec[], config: Record<string, unknown>): Promise<{ one: Report; json: string; sharded: Map<number, string> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'pcap-analyzer-volume-'));
+  try {
+    const path = join(dir, 'volume.pcap');
+    writeFileSync(path, pcapFile({}, recs));
+    const analyzers = Object.fromEntries(Object.keys(buildConfig({}).analyzers).map((id) => [id, { enabled: VOLUME_ANALYZERS.includes(id) }]));
+    const cfg = buildConfig({ ...config, analyzers: { ...analyzers, ...(config['analyzers'] as Record<string, object> | undefined) } });
+    for (const id of VOLUME_ANALYZERS) assert.equal(cfg.analyzers[id as keyof typeof cfg.analyzers].enabled, true);
+    const json = (r: Report): string => [...reportJsonChunks(r)].join('');
+    const { report: one } = await analyzeCapture(path, cfg);
+    const sharded = new Map<number, string>();
+    for (const workers of [2, 3, 4]) sharded.set(workers, json((await analyzeCaptureSharded(path, cfg, { workers, inProcess: workers === 2 })).report));
+    return { one, json: json(one), sharded };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Workers (of `n`) the records' packets go to. */
+const workersOf = (recs: readonly PcapRecordSpec[], n: number): Set<number> => new Set(recs.map(({ data }) => shardOf(shardHash(data, 0, data.length, 1), n)));
+
+test('bursts, capture, throughput, talkers, protocols, asymmetry: 2, 3 and 4 flow-sharded workers give one pipeline\'s report, with keys and events spread over workers', async () => {
+  const recs = volumeRecords();
+  assert.ok(workersOf(recs, 2).size === 2 && workersOf(recs, 4).size >= 3, 'the host pairs spread over the workers');
+  const { one, json, sharded } = await volumeReports(recs, {
+    flows: { timeouts: { udp: 1 } },
+    analyzers: { throughput: { topFlows: 3 }, talkers: { top: 3 } },
+  });
+  // The capture exercises what the merge must get right.
+  const w0 = one.windows[0]!;
+  assert.ok(num(metrics(one, 'bursts'), 'bursts') > 0, 'bursts');
+  assert.deepEqual([num(metrics(one, 'capture'), 'gaps'), num(metrics(one, 'capture'), 'backwards')], [2, 1]); // 0.48 s to 2 s, 2.5 s to 6 s
+  assert.equal(w0.findingsSuppressed?.['one_way_flow'], 3);
+  const top = rows(metrics(one, 'throughput'), 'topFlows');
+  assert.deepEqual(top.map((f) => f['bytes']), [12 * 82, 12 * 82, 12 * 82], 'ties among the ended one-way flows');
+  assert.deepEqual(top.map((f) => f['client']), ['10.0.8.1', '10.0.8.2', '10.0.8.3'], 'the first to join the window first');
+  assert.ok(Object.keys(metrics(one, 'protocols')['services'] as Row).length >= 4);
+  assert.deepEqual(rows(metrics(one, 'talkers', 1), 'topHosts').map((h) => h['host']), ['10.0.8.100', '10.0.8.1', '10.0.8.2']);
+  for (const [workers, many] of sharded) assert.equal(many, json, `${workers} workers`);
+});
+
+test('talkers: past maxHosts, flow-sharded workers (none over maxHosts itself) track the hosts and pairs one pipeline tracks', async () => {
+  // 12 senders to one receiver: one table over the whole input tracks the receiver and the first 9 senders.
+  const recs = Array.from({ length: 12 }, (_, i) => at(i * 1000, udpFrame(`10.0.5.${i + 1}`, 5000, '10.0.5.100', 7000)));
+  const perWorker = new Map<number, number>();
+  for (const { data } of recs) {
+    const w = shardOf(shardHash(data, 0, data.length, 1), 4);
+    perWorker.set(w, (perWorker.get(w) ?? 0) + 1);
+  }
+  assert.ok(perWorker.size >= 3 && Math.max(...perWorker.values()) + 1 <= 10, 'each of 4 workers sees at most 10 hosts');
+  const { one, json, sharded } = await volumeReports(recs, { analyzers: { talkers: { maxHosts: 10, top: 3 } } });
+  assert.equal(num(metrics(one, 'talkers'), 'untracked'), 3);
+  assert.equal(sharded.get(4), json);
 });
 
 test('topIndices (top hosts, pairs, flows) equals a stable sort by value, largest first, then the first `top`', () => {

@@ -406,7 +406,7 @@ class TalkersAnalyzer implements Analyzer {
         if (h === undefined) byKey.set(key, h = { words, first: Infinity, values: new Float64Array(4), name: null, nameOrder: -1, id: -1 });
         h.first = Math.min(h.first, p.hostFirst[i]!);
         for (let k = 0; k < 4; k++) h.values[k] += p.hostValues[i * 4 + k]!;
-        const name = p.serverNames[i]!;
+        const name = p.serverNames[i] ?? null;
         if (name !== null && p.serverNameOrder[i]! >= h.nameOrder) { h.name = name; h.nameOrder = p.serverNameOrder[i]!; }
         mine.push(h);
       }

@@ -439,6 +439,15 @@ export const INTENDED: IntendedDifference[] = [
       }
     },
   },
+  // throughput, talkers
+  {
+    what: 'windows[*].metrics.throughput.topFlows: the order of flows of equal bytes; windows[*].metrics.talkers.topHosts[*].serverName of a host that served flows of several names in the window',
+    why: 'issue 13: equal-byte top flows are listed by where each joined the window (the input index of its first packet in it), no longer by the window flow set\'s order'
+      + ' (which swap-removal on every flow end makes depend on all flows, across workers); a host\'s serverName is that of the latest-joined named flow it served,'
+      + ' no longer the last one added up. Orders of the input, which flow-sharded workers\' parts merge into exactly. No golden case has equal-byte flows'
+      + ' at the edge of its top list (nothing to take out); serverName is taken out by the talkers entry above',
+    apply: () => {},
+  },
   // INTENDED-MORE
 ];
 

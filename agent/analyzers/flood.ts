@@ -49,15 +49,18 @@
  * figures that add up across workers. At the close those entries are replayed
  * in input order (by where each was first seen) into the state below: the
  * judgement at a bucket boundary, a source's admission, an eviction happen as
- * they would have at that packet. A finding judged at a boundary carries the
- * place in the input of the packet that crossed it (FindingDraft.order), so
- * the window lists it where it would have been reported at that packet. One
+ * they would have at that packet (a source past the caps is tried again at
+ * each bucket; the packets of one bucket count at its first). A finding
+ * judged at a boundary carries the place in the input of the packet that
+ * crossed it (FindingDraft.order), so the window lists it where it would
+ * have been reported at that packet. One
  * pipeline does the same with its one window's entries; a flow-sharded
  * worker gives its entries (windowPart) and keeps no state, the coordinator
  * merges them and judges (mergeWindow): the same report.
  *
  * State, all typed arrays sized once at start (memory.budgetMB, capped by
- * maxKeys), nothing allocated per packet:
+ * maxKeys; the window's entries grow up to theirs, then are reused), nothing
+ * allocated per packet once they have:
  * - destinations: a HostTable (id per address; the least recently active
  *   destination evicted when full, counted), per id a BucketReducer ring
  *   (series SYNS, ATTEMPTS, COMPLETED, UDP, ICMP) and a few columns; a

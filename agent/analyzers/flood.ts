@@ -53,10 +53,10 @@
  * each bucket; the packets of one bucket count at its first). A finding
  * judged at a boundary carries the place in the input of the packet that
  * crossed it (FindingDraft.order), so the window lists it where it would
- * have been reported at that packet. One
- * pipeline does the same with its one window's entries; a flow-sharded
- * worker gives its entries (windowPart) and keeps no state, the coordinator
- * merges them and judges (mergeWindow): the same report.
+ * have been reported at that packet. One pipeline does the same with its one
+ * window's entries; a flow-sharded worker gives its entries (windowPart) and
+ * keeps no state, the coordinator merges them and judges (mergeWindow): the
+ * same report.
  *
  * State, all typed arrays sized once at start (memory.budgetMB, capped by
  * maxKeys; the window's entries grow up to theirs, then are reused), nothing
@@ -218,8 +218,9 @@ class FloodAnalyzer implements Analyzer {
   // The current window's entries.
   private readonly winDest: WindowCounts;
   private readonly winSource: WindowCounts;
-  /** The coordinator's merge of the workers' destination entries. */
+  /** The coordinator's merge of the workers' entries. */
   private readonly mergedDest: WindowCounts | null;
+  private readonly mergedSource: WindowCounts | null;
   /** The source entry of the last `entry` call (-1: none, the table is full). */
   private curSource = NIL;
 
@@ -241,7 +242,7 @@ class FloodAnalyzer implements Analyzer {
   private untrackedSources = 0;
   /** Flows not tracked: an allowed host or destination port. */
   private allowed = 0;
-  /** Packets not counted: the window's entries were at their cap. */
+  /** Packets (and connection attempts) not counted, or not for their source: the window's entries were at their cap. */
   private dropped = 0;
   private evictedBefore = 0;
   private part: FloodPart | undefined;
@@ -286,6 +287,7 @@ class FloodAnalyzer implements Analyzer {
     this.winSource = new WindowCounts(WS_WIDTH, S_MODES, w);
     // Bounded by the workers' entries: uncapped.
     this.mergedDest = ctx.shardRole === 'coordinator' ? new WindowCounts(WD_WIDTH, D_MODES, Infinity) : null;
+    this.mergedSource = ctx.shardRole === 'coordinator' ? new WindowCounts(WS_WIDTH, S_MODES, Infinity) : null;
 
     const n = counting ? ctx.flows.capacity : 1;
     this.skip = new Uint8Array(n);
@@ -681,7 +683,7 @@ class FloodAnalyzer implements Analyzer {
       this.windowSerial++;
       return {};
     }
-    return this.judge(span, part.destinations, [part.sources], part.allowed, part.dropped);
+    return this.judge(span, part.destinations, part.sources, part.allowed, part.dropped);
   }
 
   windowPart(): unknown {
@@ -690,18 +692,24 @@ class FloodAnalyzer implements Analyzer {
     return part;
   }
 
-  /** The workers' entries merged (a destination's add up; a source is one host pair's, in one worker), then judged as one pipeline's window. */
+  /**
+   * The workers' entries merged by key (a destination's add up; a source's
+   * are one host pair's, so in one worker, merged all the same), then judged
+   * as one pipeline's window.
+   */
   mergeWindow(input: WindowMergeInput): Metrics {
     const parts = input.parts as readonly FloodPart[];
-    const merged = this.mergedDest!;
+    const dests = this.mergedDest!;
+    const sources = this.mergedSource!;
     let allowed = 0;
     let dropped = 0;
     for (const p of parts) {
-      merged.absorb(p.destinations);
+      dests.absorb(p.destinations);
+      sources.absorb(p.sources);
       allowed += p.allowed;
       dropped += p.dropped;
     }
-    return this.judge(input.span, merged.take(), parts.map((p) => p.sources), allowed, dropped);
+    return this.judge(input.span, dests.take(), sources.take(), allowed, dropped);
   }
 
   /**
@@ -710,22 +718,13 @@ class FloodAnalyzer implements Analyzer {
    * key, for a total order), the destinations counted in it judged at its
    * end, the idle ones dropped: its metrics.
    */
-  private judge(span: WindowSpan, dests: WindowCountsPart, sourceParts: readonly WindowCountsPart[], allowed: number, dropped: number): Metrics {
+  private judge(span: WindowSpan, dests: WindowCountsPart, sources: WindowCountsPart, allowed: number, dropped: number): Metrics {
+    // Entry i < nd: destination i; else source i - nd.
     const nd = dests.keys.length / WD_WIDTH;
-    // Entry i < nd: destination i; else a source entry (part p, index j) in `refs`.
-    const refs: Array<[number, number]> = [];
-    sourceParts.forEach((p, pi) => { for (let j = 0; j < p.keys.length / WS_WIDTH; j++) refs.push([pi, j]); });
-    const orderOf = (i: number): number => {
-      if (i < nd) return dests.values[i * D_MODES.length + D_ORDER]!;
-      const [p, j] = refs[i - nd]!;
-      return sourceParts[p]!.values[j * S_MODES.length + S_ORDER]!;
-    };
-    const keyOf = (i: number): Uint32Array => {
-      if (i < nd) return dests.keys.subarray(i * WD_WIDTH, (i + 1) * WD_WIDTH);
-      const [p, j] = refs[i - nd]!;
-      return sourceParts[p]!.keys.subarray(j * WS_WIDTH, (j + 1) * WS_WIDTH);
-    };
-    const all = Array.from({ length: nd + refs.length }, (_, i) => i);
+    const ns = sources.keys.length / WS_WIDTH;
+    const orderOf = (i: number): number => (i < nd ? dests.values[i * D_MODES.length + D_ORDER]! : sources.values[(i - nd) * S_MODES.length + S_ORDER]!);
+    const keyOf = (i: number): Uint32Array => (i < nd ? dests.keys.subarray(i * WD_WIDTH, (i + 1) * WD_WIDTH) : sources.keys.subarray((i - nd) * WS_WIDTH, (i - nd + 1) * WS_WIDTH));
+    const all = Array.from({ length: nd + ns }, (_, i) => i);
     all.sort((a, b) => {
       const oa = orderOf(a);
       const ob = orderOf(b);
@@ -737,9 +736,8 @@ class FloodAnalyzer implements Analyzer {
       return 0;
     });
     for (const i of all) {
-      if (i < nd) { this.replayDestination(dests.keys, dests.values, i); continue; }
-      const [p, j] = refs[i - nd]!;
-      this.replaySource(sourceParts[p]!.keys, sourceParts[p]!.values, j);
+      if (i < nd) this.replayDestination(dests.keys, dests.values, i);
+      else this.replaySource(sources.keys, sources.values, i - nd);
     }
     // Judge the destinations counted in this window over the look-back ending at its end.
     if (this.touched.head !== NIL) {
@@ -771,8 +769,9 @@ class FloodAnalyzer implements Analyzer {
 
   /**
    * Drops every destination with nothing left in its look-back. All are
-   * walked (not up to the first live one): recency also moves on connection
-   * attempts, so an idle destination may sit behind a live one.
+   * walked, not up to the first live one: which expire then depends on their
+   * own buckets only, never on the recency order (which packet times going
+   * backwards can take out of time order).
    */
   private sweep(now: number): void {
     const b = this.series.boundaryAt(now);

@@ -152,7 +152,7 @@ const S_MODES = [MIN, MIN, MAX, SUM, SUM, SUM];
 const MAX_WINDOW_ENTRIES = 1 << 20;
 /** Bytes of a window entry beside its key: values, index share. */
 const WINDOW_ENTRY_BYTES = 7 * 8 + 2 * 4;
-// Shares of the detector's budget (the window's entries: about 12,000 of each at memory.budgetMB 200).
+// Shares of the detector's budget (at memory.budgetMB 200: 5,036 destinations, 24,041 sources, 11,684 window entries of each kind).
 const DEST_SHARE = 0.45;
 const SOURCE_SHARE = 0.25;
 const WINDOW_SHARE = 0.3;

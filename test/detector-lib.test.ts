@@ -4,6 +4,7 @@ import { ConfigError } from '../common/errors.js';
 import { buildConfig } from '../common/config.js';
 import { Networks, isLoopback, parseIPv4, parseIPv6 } from '../agent/analyzers/lib/networks.js';
 import { AllowList, thresholdsCrossed } from '../agent/analyzers/lib/allow-list.js';
+import { MAX, MIN, SUM, WindowCounts } from '../agent/analyzers/lib/flood-window.js';
 
 test('networks.internal: RFC 1918 and ULA by default, IPv4 and IPv6 prefixes', () => {
   const n = new Networks(buildConfig(undefined).networks.internal);
@@ -47,4 +48,45 @@ test('thresholds crossed: each measured figure beside the setting it reached, ro
     { measured: 'intervalCv', value: 0.0412, setting: 'maxIntervalCv', limit: 0.1, op: '<=' },
   ]), 'distinctPorts 120 >= minPorts 100; failureRatio 0.952 >= minFailureRatio 0.8; intervalCv 0.041 <= maxIntervalCv 0.1');
   assert.equal(thresholdsCrossed([]), '');
+});
+
+test('window counts (flood): entries grow up to their cap, merge by key whatever the partition (sum, min, max), and empty at take', () => {
+  const modes = [MIN, SUM, MAX];
+  const put = (t: WindowCounts, a: number, b: number, order: number, n: number, last: number): number => {
+    t.key[0] = a;
+    t.key[1] = b;
+    const e = t.findOrInsert();
+    if (e < 0) return e;
+    const v = t.values;
+    if (order < v[e * 3]!) v[e * 3] = order;
+    v[e * 3 + 1] += n;
+    if (last > v[e * 3 + 2]!) v[e * 3 + 2] = last;
+    return e;
+  };
+  // One table over 3,000 events on 500 keys, and the same events split over three tables by key parity and index.
+  const one = new WindowCounts(2, modes, 10_000, 4);
+  const parts = [new WindowCounts(2, modes, 10_000), new WindowCounts(2, modes, 10_000), new WindowCounts(2, modes, 10_000)];
+  for (let i = 0; i < 3000; i++) {
+    const k = (i * 7919) % 500;
+    put(one, k, 0x80000000 + k, i, 1 + (i % 3), i * 0.5);
+    put(parts[(k + i) % 3]!, k, 0x80000000 + k, i, 1 + (i % 3), i * 0.5);
+  }
+  assert.equal(one.size, 500);
+  const merged = new WindowCounts(2, modes, Infinity);
+  for (const p of parts) assert.equal(merged.absorb(p.take()), 0);
+  assert.equal(parts[0]!.size, 0, 'take empties the table');
+  const byKey = (t: { keys: Uint32Array; values: Float64Array }): Map<string, number[]> => {
+    const m = new Map<string, number[]>();
+    for (let e = 0; e < t.keys.length / 2; e++) m.set(`${t.keys[2 * e]}/${t.keys[2 * e + 1]}`, [...t.values.subarray(3 * e, 3 * e + 3)]);
+    return m;
+  };
+  assert.deepEqual(byKey(merged.take()), byKey(one.take()));
+  // Reused after take; past the cap an insert fails, an existing key still counts.
+  const capped = new WindowCounts(2, modes, 3, 2);
+  for (let k = 0; k < 3; k++) assert.ok(put(capped, k, k, k, 1, k) >= 0);
+  assert.equal(put(capped, 9, 9, 9, 1, 9), -1);
+  assert.equal(put(capped, 1, 1, 0, 1, 5), 1);
+  assert.deepEqual([...capped.values.subarray(3, 6)], [0, 2, 5]);
+  capped.take();
+  assert.ok(put(capped, 9, 9, 9, 1, 9) >= 0 && capped.size === 1);
 });

@@ -14,8 +14,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../common/config.js';
-import type { Finding, Report } from '../common/report.js';
+import { reportJsonChunks, type Finding, type Report } from '../common/report.js';
 import { analyzeCapture } from '../agent/analyze/index.js';
+import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
 import { DISTRIBUTED, MAX_SOURCES } from '../agent/analyzers/flood.js';
 import { judgeBeacon } from '../agent/analyzers/beaconing.js';
 import { EtherTypes, Proto, TcpFlags, ethernet, icmpEcho, ipv4, pcapHeader, tcp, udp } from './helpers/capture-writer.js';
@@ -680,4 +681,46 @@ test('determinism: the same input gives the same findings and ids', async () => 
   assert.deepEqual(mine(a), mine(b));
   assert.deepEqual(a.windows.map((w) => [w.metrics['flood'], w.metrics['exfiltration'], w.metrics['beaconing']]),
     b.windows.map((w) => [w.metrics['flood'], w.metrics['exfiltration'], w.metrics['beaconing']]));
+});
+
+test('flow-sharded workers: 2 and 4 workers give one pipeline\'s report, a flood\'s sources spread over every worker', async () => {
+  // A destination's SYN flood comes from host pairs in every worker (judged on the coordinator from their merged
+  // entries); in the same window a UDP flood from 5 sources, reported first (its boundary comes earlier), which
+  // the per-type cap (report.maxFindingsPerType 1) keeps; a flood past MAX_SOURCES (its lower bound); a beacon
+  // and an upload (one host pair each); a datagram a second elsewhere keeps the windows closing.
+  // flows.endedConversations remembers every flow: its overflow (the flow table's, counted in
+  // conversationsForgotten) differs between one table and one per worker.
+  const recs = [...synFlood(6000, 10, 500), ...synFlood((MAX_SOURCES + 200) * 2, 2, MAX_SOURCES + 200, '10.0.0.81', 443, 30),
+    ...periodic({ ...BEACON, seconds: 400 }),
+    ...transfer({ client: '10.0.0.7', cport: 51000, server: '203.0.113.50', sport: 4444, upload: true, bytes: 120e6, seconds: 60 })];
+  for (let i = 0; i < 2000; i++) recs.push(udpAt(i / 1000, `198.51.100.${20 + (i % 5)}`, 6000 + (i % 5), '10.0.0.54', 7777, 100));
+  for (let t = 0; t < 400; t++) recs.push(udpAt(t + 0.5, '198.51.100.7', 5000, '10.0.0.9', 53, 10));
+  const only = ['flood', 'exfiltration', 'beaconing'];
+  const analyzers = { ...Object.fromEntries(Object.keys(buildConfig({}).analyzers).map((id) => [id, { enabled: only.includes(id) }])), flood: { enabled: true, synRate: 100, udpRate: 100, suppressFor: 30 } };
+  const dir = mkdtempSync(join(tmpdir(), 'detectors-volume-'));
+  try {
+    const path = join(dir, 'crafted.pcap');
+    writeFileSync(path, pcapBytes(recs));
+    const json = (r: Report): string => [...reportJsonChunks(r)].join('');
+    for (const maxFindingsPerType of [20, 1]) {
+      const config = buildConfig({ flows: { endedConversations: 1 << 20 }, report: { maxFindingsPerType }, analyzers });
+      const one = (await analyzeCapture(path, config)).report;
+      const floods = findings(one, 'flood');
+      if (maxFindingsPerType > 1) {
+        assert.deepEqual(one.findings.map((f) => f.type).sort(), ['beaconing', 'exfiltration', 'flood', 'flood', 'flood']);
+        const capped = floods.find((f) => f.host === '10.0.0.81')!;
+        assert.equal(capped.evidence['sources'], MAX_SOURCES);
+        assert.equal(capped.evidence['sourcesCapped'], true);
+        assert.deepEqual(floods.filter((f) => windowOf(f) === 0).map((f) => f.evidence['kind']), ['udp', 'syn'], 'listed where each was judged in the input');
+      } else {
+        assert.deepEqual(floods.filter((f) => windowOf(f) === 0).map((f) => f.evidence['kind']), ['udp']);
+      }
+      for (const workers of [2, 4]) {
+        const many = (await analyzeCaptureSharded(path, config, { workers, inProcess: true })).report;
+        assert.equal(json(many), json(one), `${workers} workers, maxFindingsPerType ${maxFindingsPerType}`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

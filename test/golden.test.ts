@@ -258,7 +258,34 @@ export const INTENDED: IntendedDifference[] = [
       normalize(r.healthScore);
     },
   },
+  {
+    what: 'ppa1e_evilprogram.pcap: windows[*].metrics.beaconing.tracked and expired (19:54:10: 5, 1 -> 4, 2; 19:57:20: 4, 2 -> 3, 2; 20:03:10: 2, 3 -> 2, 2)',
+    why: 'at a window\'s close beaconing drops every key whose newest event left the look-back; it walked the keys least recently used first and stopped at the first live one,'
+      + ' but a TCP flow\'s start refreshes its key without an event, so an idle key could stay behind a live one, and which depended on the other keys of the table'
+      + ' (a flow-sharded worker holds only its host pairs\' keys, issue 13). Here a key idle for the look-back is dropped at 19:54:10 instead of 20:03:10. No finding involved',
+    apply(r) {
+      if (r.source.path === 'ppa1e_evilprogram.pcap') dropWindowMetrics(r, 'beaconing', ['tracked', 'expired']);
+    },
+  },
   // flood
+  {
+    what: 'windows[*].metrics.flood: new windowDropped; flood findings judged at the window\'s close',
+    why: 'flood judges a destination from what every flow-sharded worker saw (issue 13: its packets come from host pairs in every worker): during a window packets are counted per'
+      + ' (destination, bucket) and (destination, source, bucket), and at its close those entries are replayed in input order into the detector\'s state, one pipeline as the'
+      + ' coordinator of workers. A finding judged at a bucket boundary keeps the place in the input of the packet that crossed it (so the window lists it as before);'
+      + ' a source past the caps is tried again at each bucket (it was: once per flow); connection attempts no longer make source entries. The window\'s entries are'
+      + ' bounded by the budget: packets that do not fit are counted in windowDropped (0 in every capture here). No shared capture has a flood finding; the other metrics are unchanged',
+    apply: (r) => dropWindowMetrics(r, 'flood', ['windowDropped']),
+  },
+  {
+    what: 'generated-mixed-120k: windows[1..4].metrics.flood.tracked, expired and sourcesTracked (window 1: 638, 336, 1660 -> 519, 455, 1507)',
+    why: 'at a window\'s close flood drops every destination with nothing left in its look-back (with its sources); it walked them least recently active first and stopped'
+      + ' at the first live one, but a completed handshake refreshes a destination\'s buckets, not its recency, so idle destinations stayed tracked behind it (the old'
+      + ' code with the full walk gives exactly the new figures). No finding involved',
+    apply(r) {
+      if (r.source.path === 'generated-mixed-120k.pcap') dropWindowMetrics(r, 'flood', ['tracked', 'expired', 'sourcesTracked']);
+    },
+  },
   {
     what: 'windows[*].metrics.flood: new allowed',
     why: 'flood has an allow-list (allowHosts: either endpoint, allowPorts: the destination port of the counted packets); flows it covers are not tracked and are counted in `allowed` (0 with the default empty lists)',

@@ -5,7 +5,8 @@
  * through their rings, `--format json` compared as text. Every analyzer that
  * can merge its windows is on; those that cannot yet are listed by
  * `unshardableAnalyzers`, and the CLI refuses `--workers` above 1 while one
- * of them is enabled (tested below).
+ * of them is enabled (tested below). A difference N workers cannot avoid is
+ * named in KNOWN.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -25,15 +26,43 @@ const run = promisify(execFile);
 const json = (r: Report): string => [...reportJsonChunks(r)].join('');
 
 
+/**
+ * Where N workers cannot give one pipeline's figures: named, and taken out of
+ * both reports before they are compared (nothing else may differ).
+ */
+const KNOWN: ReadonlyArray<{ what: string; why: string; apply(report: Report): void }> = [
+  {
+    what: 'generated-mice-40k: windows[*].metrics.exfiltration and beaconing: tracked, evicted, evictedInWindow',
+    why: 'its ~40,000 one-flow internal->external pairs (exfiltration) and ~20,000 source/destination/port keys (beaconing) overflow the key table one pipeline has'
+      + ' (12,423 pairs, 14,434 keys at memory.budgetMB 200), so it evicts the least recently active; each worker has the whole budget for its share of the host pairs'
+      + ' and evicts fewer or none (2 workers: exfiltration from window 2 on, beaconing never; 4 workers: neither). A key is one host pair\'s: no finding involved',
+    apply(report) {
+      if (!report.source.path.endsWith('generated-mice-40k.pcap')) return;
+      for (const w of report.windows) {
+        for (const id of ['exfiltration', 'beaconing']) {
+          const m = w.metrics[id] as Record<string, unknown> | undefined;
+          if (m !== undefined) for (const f of ['tracked', 'evicted', 'evictedInWindow']) delete m[f];
+        }
+      }
+    },
+  },
+];
+
+/** The report as text, the KNOWN differences taken out. */
+const compared = (r: Report): string => {
+  for (const k of KNOWN) k.apply(r);
+  return json(r);
+};
+
 test('every golden case: 2 and 4 flow-sharded worker threads give the report of one pipeline, byte for byte', async (t) => {
   const config = shardableConfig();
   t.diagnostic(`analyzers on: ${Object.entries(config.analyzers).filter(([, a]) => a.enabled).map(([id]) => id).join(', ')}`);
   t.diagnostic(`not yet mergeable (off here): ${unshardableAnalyzers(loadConfig()).join(', ') || 'none'}`);
   const differing: string[] = [];
   for (const c of goldenCases()) {
-    const one = json((await analyzeCapture(c.file(), config)).report);
+    const one = compared((await analyzeCapture(c.file(), config)).report);
     for (const workers of [2, 4]) {
-      const many = json((await analyzeCaptureSharded(c.file(), config, { workers })).report);
+      const many = compared((await analyzeCaptureSharded(c.file(), config, { workers })).report);
       if (many === one) continue;
       let i = 0;
       while (one[i] === many[i]) i++;

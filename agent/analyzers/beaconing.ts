@@ -72,7 +72,8 @@
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
+import { maxOf, sumMetrics } from './lib/merge-metrics.js';
 import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -620,16 +621,33 @@ class BeaconingAnalyzer implements Analyzer {
     return metrics;
   }
 
-  /** Drops keys whose newest event left the look-back (least recently active first). */
+  /**
+   * Flow-sharded workers: a key is one host pair's, so it lives in one worker
+   * and every figure adds up; each worker has the same capacity (maxKeys).
+   */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const metrics = sumMetrics(input.metrics);
+    metrics['maxKeys'] = maxOf(input.metrics, (m) => m['maxKeys']);
+    return metrics;
+  }
+
+  /**
+   * Drops every key whose newest event left the look-back. All keys are
+   * walked: recency (table order) also moves on a TCP flow's start without an
+   * event, so stopping at the first live key would keep idle keys behind it,
+   * and which ones would depend on the other keys of the table (a flow-sharded
+   * worker holds only its host pairs' keys).
+   */
   private sweep(now: number): void {
     const keys = this.keys;
     const lookback = this.cfg.lookback;
     for (let k = keys.oldest(); k >= 0;) {
-      if (now - this.lastEvent[k]! <= lookback) break;
       const next = keys.newer(k);
-      this.release(k);
-      keys.remove(k);
-      this.expired++;
+      if (now - this.lastEvent[k]! > lookback) {
+        this.release(k);
+        keys.remove(k);
+        this.expired++;
+      }
       k = next;
     }
   }

@@ -59,7 +59,8 @@ import type { FindingSeverity } from '../../common/report.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
-import type { Analyzer, AnalyzerContext, Metrics, WindowSpan } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
+import { maxOf, sumMetrics } from './lib/merge-metrics.js';
 import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -398,6 +399,16 @@ class ExfiltrationAnalyzer implements Analyzer {
     };
     this.evictedBefore = evicted;
     this.findings = this.suppressed = this.expired = this.allowed = 0;
+    return metrics;
+  }
+
+  /**
+   * Flow-sharded workers: a key is one host pair's, so it lives in one worker
+   * and every figure adds up; each worker has the same capacity (maxKeys).
+   */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const metrics = sumMetrics(input.metrics);
+    metrics['maxKeys'] = maxOf(input.metrics, (m) => m['maxKeys']);
     return metrics;
   }
 

@@ -799,6 +799,12 @@ test('dns, flow-sharded: a server and a name queried from host pairs in several 
     at(49_000_000, q(c2, 40001, S1, 12)),
     at(49_010_000, a(c2, 40001, S1, 12)),
     at(58_000_000, filler()),
+    // Window [60, 70): c6's query is stamped 3.5 s before c9's, which came first: both time out 5 s of the packet clock
+    // after they came (73 s), in [70, 80), not c6's at its stamp's 69.5 s in one worker and behind c9's in another.
+    at(68_000_000, q(c9, 40001, S3, 20)),
+    at(64_500_000, q(c6, 40001, S3, 21)),
+    at(69_500_000, filler()),
+    at(74_000_000, filler()),
   ];
   assert.ok(workersOf(records.map((r) => r.data)).size === 4, 'packets in all 4 workers');
   const r = await assertShardedSame(records, ['dns']);
@@ -817,6 +823,7 @@ test('dns, flow-sharded: a server and a name queried from host pairs in several 
   const listed = w4['servers'] as Array<{ server: string; queries: number }>;
   assert.deepEqual(listed[0], { server: S1, queries: 2, responses: 2, timeouts: 0, meanTime: 0.0055, maxTime: 0.01 });
   assert.ok(!listed.some((s) => s.server === many[1003]), 'a server past the first 1,000 is not listed');
+  assert.deepEqual([metrics(r, 'dns', 5)['timeouts'], metrics(r, 'dns', 6)['timeouts']], [0, 2]);
   assert.deepEqual(metrics(r, 'dns', 0)['rcodes'], { SERVFAIL: 1, NXDOMAIN: 1 });
   assert.deepEqual(findings(r, 'dns_errors').map((f) => f.evidence), [{ servfail: 1, refused: 0, responses: 2 }]);
   assert.equal(findings(r, 'dns_latency').length, 2); // 500 ms in [0, 10), 300 ms in [10, 20)

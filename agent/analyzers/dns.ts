@@ -9,22 +9,28 @@
  * can lower the bound, not raise it above the start value) and never grows:
  * a KeyTable (width 2: flow slot and transaction id, so any flows.maxFlows
  * works) maps each remembered query to a dense id, and typed columns indexed
- * by that id hold the time of its first transmission, of its answer or
- * timeout, whether it was answered or timed out, its server and a
- * generation number. Two FIFO rings of ids (Int32Array, each entry with the
+ * by that id hold the time of its first transmission, the packet clock
+ * when it was sent and when answered, whether it was answered or timed out,
+ * its server and a generation number. FIFO rings of ids (Int32Array, each entry with the
  * generation it was pushed at, so entries of ids freed meanwhile are skipped
  * and compacted away when a ring fills) keep them in time order for expiry:
- * unanswered ones for the timeout; answered or timed-out ones, kept a while
- * for late and duplicate responses. At `maxPending` the oldest settled query
- * is forgotten first, else the oldest waiting one (counted as dropped). No
- * allocation per packet (the per-window server and name Maps are bounded).
+ * unanswered ones for the timeout; timed-out ones and answered ones (two
+ * rings, each in order of the time it is kept from, so a query is forgotten
+ * exactly SETTLED_SECONDS after it, whatever other queries there are), kept
+ * a while for late and duplicate responses. At `maxPending` the oldest
+ * settled query is forgotten first, else the oldest waiting one (counted as
+ * dropped). No allocation per packet (the per-window server and name Maps
+ * are bounded).
  * mDNS and LLMNR messages take part too, as they carry Wireshark's dns.*
  * fields.
  *
- * Expiry sweeps run on DNS messages (first, so a message meets its query's
- * state as of its own time), every EXPIRE_INTERVAL of packet time, and when
- * a window closes (at its last instant): a timeout counts in the window its
- * query's `timeout` runs out in, whatever other traffic there is.
+ * Expiry runs on the packet clock (PacketClock.now: it never goes back, and
+ * is the same in every flow-sharded worker), dns.time and the retransmission
+ * timer on the packets' own stamps. Sweeps run on DNS messages (first, so a
+ * message meets its query's state as of its arrival), every EXPIRE_INTERVAL
+ * of the clock, and when a window closes (at its last instant): a timeout
+ * counts in the window its query's `timeout` runs out in, and a query is
+ * forgotten SETTLED_SECONDS after it settled, whatever other traffic there is.
  *
  * Flow-sharded workers (issue 13): a query, its flow and its responses are
  * in one worker; a window's server and name lists are not. Each worker gives
@@ -77,8 +83,8 @@ const DNS_TIME: ReportDistribution = 'dns.time';
  */
 interface ServerStats {
   key: number; address: string; queries: number; responses: number; nanoseconds: number; attoseconds: number; maxTime: number; timeouts: number;
-  /** Where in the input (ctx.packetOrder) and when (packet time) its first query of the window was. */
-  first: number; firstTs: number;
+  /** Where in the input (ctx.packetOrder) and when (the packet clock) its first query of the window was. */
+  first: number; firstClock: number;
 }
 
 interface DnsWindow {
@@ -96,7 +102,7 @@ interface DnsPart {
   /** [name hash, queries, where first seen]. */
   names: Array<[number, number, number]>;
   servers: ServerStats[];
-  /** Responses and timeouts not credited to a server: [server key, kind, where (response: ctx.packetOrder) or its query's first transmission (timeout: packet time), dns.time (response)], flat. */
+  /** Responses and timeouts not credited to a server: [server key, kind, where (response: ctx.packetOrder) or when its query was sent (timeout: the packet clock), dns.time (response)], flat. */
   orphans: number[];
 }
 
@@ -122,7 +128,7 @@ class DnsAnalyzer implements Analyzer {
   private readonly table: KeyTable;
   /** Per query id: time of the first transmission (dns.time measures from it). */
   private readonly firstTs: Float64Array;
-  /** Per query id: when it was answered or timed out (settled queries expire from it). */
+  /** Per query id: the packet clock when it was answered, else when first sent (its timeout and its keeping run from it). */
   private readonly lastTs: Float64Array;
   private readonly answered: Uint8Array;
   private readonly timedOut: Uint8Array;
@@ -132,8 +138,9 @@ class DnsAnalyzer implements Analyzer {
   private readonly gen: Uint32Array;
   /** Unanswered queries in order of their first transmission. */
   private readonly waiting: IdRing;
-  /** Answered or timed-out queries in order of settling, kept for late and duplicate responses. */
-  private readonly settled: IdRing;
+  /** Timed-out queries (in order of their first transmission) and answered ones (in order of answer), kept for late and duplicate responses. */
+  private readonly timedOutRing: IdRing;
+  private readonly answeredRing: IdRing;
   /** The window's negative dns.time values (timestamps going backwards): the window's set leaves them out, the report's keeps them. */
   private readonly negativeTimes = new Quantiles(true);
   /** The last closed window's dns.time, negative times included: the report's distribution is the merge of the windows' (RangeStats). */
@@ -169,10 +176,11 @@ class DnsAnalyzer implements Analyzer {
     this.timedOut = new Uint8Array(n);
     this.serverKey = new Float64Array(n);
     this.gen = new Uint32Array(n);
-    // An id is live in `waiting` at most once and in `settled` at most twice
-    // (timed out, then answered late): the slack bounds compaction to a few moves per push.
+    // An id is live in one ring at most (answered late, its timed-out entry goes stale):
+    // the slack bounds compaction to a few moves per push.
     this.waiting = new IdRing(2 * n, this.gen);
-    this.settled = new IdRing(3 * n, this.gen);
+    this.timedOutRing = new IdRing(2 * n, this.gen);
+    this.answeredRing = new IdRing(2 * n, this.gen);
   }
 
   private emptyWindow(): DnsWindow {
@@ -191,10 +199,10 @@ class DnsAnalyzer implements Analyzer {
    */
   onPacket(v: PacketView, slot: number): void {
     // Expiry walks the oldest entries: often enough for timeouts to land in their window, not on every packet.
-    if (v.dnsOff >= 0 || v.ts - this.lastExpire >= EXPIRE_INTERVAL || v.ts < this.lastExpire) {
-      this.lastExpire = v.ts;
-      // Not past the clock (a stamp far ahead that it did not take): the window's close sweeps up to its end, no further.
-      this.expire(Math.min(v.ts, this.ctx.clock.now));
+    const now = this.ctx.clock.now;
+    if (v.dnsOff >= 0 || now - this.lastExpire >= EXPIRE_INTERVAL) {
+      this.lastExpire = now;
+      this.expire(now);
     }
     if (v.dnsOff < 0 || slot < 0) return;
     // A retransmitted or out-of-order TCP segment is not a DNS message in Wireshark.
@@ -220,7 +228,7 @@ class DnsAnalyzer implements Analyzer {
     if (q < 0) { w.unsolicited++; return; }
     if (this.answered[q] === 1) { w.duplicateResponses++; return; }
     this.answered[q] = 1;
-    this.lastTs[q] = v.ts;
+    this.lastTs[q] = this.ctx.clock.now;
     const rtt = v.ts - this.firstTs[q]!;
     // The window's set drops negative times (timestamps going backwards); the report's keeps them.
     if (rtt < 0) this.negativeTimes.add(rtt);
@@ -229,7 +237,11 @@ class DnsAnalyzer implements Analyzer {
     const match = this.ctx.dnsMatch;
     match.matched = true;
     match.time = rtt;
-    if (this.timedOut[q] === 1) w.lateResponses++;
+    if (this.timedOut[q] === 1) {
+      w.lateResponses++;
+      // Kept from now on, in the answered ring: its timed-out ring entry goes stale.
+      this.gen[q]++;
+    }
     const server = w.servers.get(this.serverKey[q]!);
     if (server) {
       server.responses++;
@@ -241,14 +253,16 @@ class DnsAnalyzer implements Analyzer {
       this.orphan(this.serverKey[q]!, ORPHAN_RESPONSE, this.ctx.packetOrder, rtt);
     }
     // Answered: kept a while so duplicate responses are recognised.
-    this.settled.push(q);
+    this.answeredRing.push(q);
   }
 
   /** Remembers the query in `v`, whose key is in `table.key` and not in the table. */
   private add(v: PacketView): void {
     const table = this.table;
     if (table.size >= Math.min(this.cfg.maxPending, this.capacity)) {
-      let oldest = this.settled.shift();
+      const t = this.timedOutRing.peek();
+      const a = this.answeredRing.peek();
+      let oldest = t >= 0 && (a < 0 || this.lastTs[t]! <= this.lastTs[a]!) ? this.timedOutRing.shift() : this.answeredRing.shift();
       if (oldest < 0) oldest = this.waiting.shift();
       if (oldest >= 0) {
         if (this.answered[oldest] === 0 && this.timedOut[oldest] === 0) this.dropped++;
@@ -256,7 +270,8 @@ class DnsAnalyzer implements Analyzer {
       }
     }
     const q = table.findOrInsert(); // removals leave `key` as it was
-    this.firstTs[q] = this.lastTs[q] = v.ts;
+    this.firstTs[q] = v.ts;
+    this.lastTs[q] = this.ctx.clock.now;
     this.answered[q] = 0;
     this.timedOut[q] = 0;
     // The server is the destination of the query.
@@ -267,7 +282,7 @@ class DnsAnalyzer implements Analyzer {
     if (server === undefined && this.w.servers.size < this.maxServers) {
       server = {
         key: serverKey, address: formatAddress(v.ipVersion, v.dst), queries: 0, responses: 0, nanoseconds: 0, attoseconds: 0, maxTime: 0, timeouts: 0,
-        first: this.ctx.packetOrder, firstTs: v.ts,
+        first: this.ctx.packetOrder, firstClock: this.ctx.clock.now,
       };
       this.w.servers.set(serverKey, server);
     }
@@ -319,16 +334,22 @@ class DnsAnalyzer implements Analyzer {
   private expire(now: number): void {
     const timeout = this.cfg.timeout;
     for (let q = this.waiting.peek(); q >= 0; q = this.waiting.peek()) {
-      if (this.answered[q] === 0 && now - this.firstTs[q]! < timeout) break;
+      if (this.answered[q] === 0 && now - this.lastTs[q]! < timeout) break;
       this.waiting.shift();
-      if (this.answered[q] === 1) continue; // already in `settled`
+      if (this.answered[q] === 1) continue; // already in the answered ring
       this.timedOut[q] = 1;
       this.timeout(q);
-      this.settled.push(q);
+      this.timedOutRing.push(q);
     }
-    for (let q = this.settled.peek(); q >= 0; q = this.settled.peek()) {
+    this.forget(this.timedOutRing, now);
+    this.forget(this.answeredRing, now);
+  }
+
+  /** Forgets the queries of `ring` settled SETTLED_SECONDS before `now`: its oldest first (it is in order of lastTs). */
+  private forget(ring: IdRing, now: number): void {
+    for (let q = ring.peek(); q >= 0; q = ring.peek()) {
       if (now - this.lastTs[q]! < SETTLED_SECONDS) break;
-      this.settled.shift();
+      ring.shift();
       this.release(q);
     }
   }
@@ -337,7 +358,7 @@ class DnsAnalyzer implements Analyzer {
     this.w.timeouts++;
     const server = this.w.servers.get(this.serverKey[q]!);
     if (server) server.timeouts++;
-    else if (this.worker) this.orphan(this.serverKey[q]!, ORPHAN_TIMEOUT, this.firstTs[q]!, NaN);
+    else if (this.worker) this.orphan(this.serverKey[q]!, ORPHAN_TIMEOUT, this.lastTs[q]!, NaN);
   }
 
   /** Forgets a live query id: ring entries still holding it are now stale. */
@@ -352,7 +373,7 @@ class DnsAnalyzer implements Analyzer {
     let unanswered = 0;
     for (let q = this.waiting.shift(); q >= 0; q = this.waiting.shift()) {
       if (this.answered[q] === 1) continue;
-      if (end - this.firstTs[q]! >= this.cfg.timeout) this.timeout(q); else unanswered++;
+      if (end - this.lastTs[q]! >= this.cfg.timeout) this.timeout(q); else unanswered++;
       this.release(q);
     }
     this.w.unansweredAtEnd = unanswered;
@@ -422,7 +443,7 @@ class DnsAnalyzer implements Analyzer {
         have.attoseconds += x.attoseconds;
         have.timeouts += x.timeouts;
         if (x.maxTime > have.maxTime) have.maxTime = x.maxTime;
-        if (x.first < have.first) { have.first = x.first; have.firstTs = x.firstTs; have.address = x.address; }
+        if (x.first < have.first) { have.first = x.first; have.firstClock = x.firstClock; have.address = x.address; }
       }
     }
     const listed = new Map([...servers].sort((a, b) => a[1].first - b[1].first).slice(0, MAX_SERVERS));
@@ -440,7 +461,7 @@ class DnsAnalyzer implements Analyzer {
           server.nanoseconds += ns;
           server.attoseconds += Math.round((rtt - ns / 1e9) * 1e18);
           if (rtt > server.maxTime) server.maxTime = rtt;
-        } else if (server.firstTs - o[i + 2]! < timeout) {
+        } else if (server.firstClock - o[i + 2]! < timeout) {
           server.timeouts++;
         }
       }

@@ -7,8 +7,9 @@
  *
  * State is preallocated once at start from `maxPending` (read then: a SIGHUP
  * can lower the bound, not raise it above the start value) and never grows:
- * a KeyTable (width 2: flow slot and transaction id, so any flows.maxFlows
- * works) maps each remembered query to a dense id, and typed columns indexed
+ * a KeyTable (width 2: the flow's conversation, its tcp.stream or udp.stream
+ * number, and the transport with the transaction id) maps each remembered
+ * query to a dense id, and typed columns indexed
  * by that id hold the time of its first transmission, the packet clock
  * when it was sent and when answered, whether it was answered or timed out,
  * its server and a generation number. FIFO rings of ids (Int32Array, each entry with the
@@ -191,8 +192,8 @@ class DnsAnalyzer implements Analyzer {
   }
 
   /**
-   * Wireshark's transaction rules (packet-dns.c, 4.0): the key is the flow and
-   * the id; a query repeats an unanswered one sent less than 5 s earlier
+   * Wireshark's transaction rules (packet-dns.c, 4.0): the key is the
+   * conversation and the id; a query repeats an unanswered one sent less than 5 s earlier
    * (dns.retransmission, timed from the original); a response answers the
    * latest query with its id, however late; a second response is a
    * retransmission and carries no dns.time.
@@ -208,8 +209,10 @@ class DnsAnalyzer implements Analyzer {
     // A retransmitted or out-of-order TCP segment is not a DNS message in Wireshark.
     if (v.transport === Transport.TCP && this.ctx.tcpSequence.result.payloadRepeated) return;
     const table = this.table;
-    table.key[0] = slot;
-    table.key[1] = v.dnsId;
+    // The conversation (tcp.stream or udp.stream), not the slot: it outlives a flow that ended idle and resumed, as in
+    // Wireshark, and a slot reused by another flow (which slot depends on every flow, so on the worker) never matches.
+    table.key[0] = this.ctx.flows.streamIndex[slot]!;
+    table.key[1] = (v.transport === Transport.TCP ? 0x10000 : 0) | v.dnsId;
     const q = table.find();
     const w = this.w;
     if (!v.dnsIsResponse) {

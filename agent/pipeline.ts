@@ -313,13 +313,17 @@ export class Pipeline {
 
   /**
    * Packet time moved on: attempts due before the current window's end are
-   * settled in it, then the window may close, idle flows expire, and attempts
-   * due by now are settled.
+   * settled in it, and IP datagrams timed out by then dropped (so each worker
+   * of a flow-sharded analysis drops its own where one pipeline does), then
+   * the window may close, idle flows expire, and attempts due by now are settled.
    */
   private advanceClocks(): void {
     const now = this.clock.now;
     const span = this.windows.current;
-    if (now >= span.relEnd) this.attempts.expire(Math.max(span.relStart, span.relEnd - WINDOW_END_EPSILON));
+    if (now >= span.relEnd) {
+      this.attempts.expire(Math.max(span.relStart, span.relEnd - WINDOW_END_EPSILON));
+      this.decoder.reassembler.expireAt(span.relEnd);
+    }
     this.windows.advance();
     this.flows.advance();
     this.attempts.expire(now);

@@ -18,6 +18,7 @@ import { healthClass, scoreHealth } from '../agent/analyzers/lib/health-score.js
 import { EtherTypes, Proto, TcpFlags, dns, dnsOverTcp, ethernet, icmpEcho, icmpError, icmpv6Error, ipv4, ipv6, tcp, udp, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { assertShardedSame, workersOf } from './helpers/assert-sharded.js';
 import { MAC_A, MAC_B, at, tcp4, udp4, udp6 } from './helpers/crafted-frames.js';
 
 // ---------------------------------------------------------------------------
@@ -745,4 +746,138 @@ test('health: troubled captures score lower than a clean one, with the documente
   // The troubled captures lose the retransmission weight; the clean one does not.
   for (const r of [email, ssh]) assert.equal(r.healthScore!.components.find((c) => c.name === 'retransmissions')!.penalty, 25);
   assert.equal(clean.healthScore!.components.find((c) => c.name === 'retransmissions')!.penalty, 0);
+});
+
+// ---------------------------------------------------------------------------
+// Flow-sharded workers (issue 13): host pairs spread over workers, reports byte for byte one pipeline's
+
+/** The first of `candidates` whose frame `frame(candidate)` goes to another worker than `other` does, for 2, 3 and 4 workers. */
+function apart(other: Buffer, candidates: readonly string[], frame: (c: string) => Buffer): string {
+  const found = candidates.find((c) => [2, 3, 4].every((n) => workersOf([other, frame(c)], n).size === 2));
+  assert.ok(found, 'a host pair in another worker');
+  return found;
+}
+const clients = Array.from({ length: 200 }, (_, i) => `10.1.0.${i + 1}`);
+
+test('dns, flow-sharded: a server and a name queried from host pairs in several workers; responses and timeouts of an earlier window\'s queries credited as one pipeline does; the server list bound', async () => {
+  const S1 = '10.0.0.53';
+  const S2 = '10.0.0.54';
+  const S3 = '10.0.0.55'; // never answers
+  const q = (c: string, port: number, server: string, id: number, name = 'www.example.com'): Buffer => udp4(c, port, server, 53, query(id, name));
+  const a = (c: string, port: number, server: string, id: number, rcode = 0): Buffer => udp4(server, 53, c, port, answer(id, rcode));
+  const c1 = clients[0]!;
+  // c2's queries go to another worker than c1's, c4's than c3's, c9's than c6's (S3's timeouts are credited by other workers' queries).
+  const c2 = apart(q(c1, 40000, S1, 1), clients.slice(1), (c) => q(c, 40000, S1, 1));
+  const c3 = clients[50]!;
+  const c4 = apart(q(c3, 40000, S3, 1), clients.slice(51), (c) => q(c, 40000, S3, 1));
+  const c6 = clients[100]!;
+  const c9 = apart(q(c6, 40000, S3, 1), clients.slice(101), (c) => q(c, 40000, S3, 1));
+  const [c5, c7, c8, c10] = [clients[150]!, clients[151]!, clients[152]!, clients[153]!];
+  const many = Array.from({ length: 1004 }, (_, i) => `10.2.${Math.floor(i / 250)}.${(i % 250) + 1}`);
+  const records: PcapRecordSpec[] = [
+    // Window [0, 10).
+    at(1_000_000, q(c7, 40000, S2, 7)),
+    at(1_500_000, a(c7, 40000, S2, 7, 2)), // SERVFAIL in 500 ms
+    at(2_000_000, q(c8, 40000, S2, 8, 'nowhere.example')),
+    at(2_010_000, a(c8, 40000, S2, 8, 3)), // NXDOMAIN
+    at(8_000_000, q(c3, 40000, S3, 3)), // times out at 13 s
+    at(9_900_000, q(c1, 40000, S1, 1)), // answered in the next window
+    // Window [10, 20): S1's first query (c2's) comes before c1's answer, S3's (c4's) before c3's query times out.
+    at(10_050_000, q(c2, 40000, S1, 2)),
+    at(10_060_000, a(c2, 40000, S1, 2)),
+    at(10_200_000, a(c1, 40000, S1, 1)),
+    at(12_000_000, q(c4, 40000, S3, 4)),
+    at(13_500_000, q(c5, 40000, S3, 5)),
+    at(19_990_000, q(c6, 40000, S3, 6)), // times out at 24.99 s
+    // Window [20, 30): S3's first query comes after c6's timed out.
+    at(26_000_000, q(c9, 40000, S3, 9)),
+    // Window [40, 50): S1 first, then 1,004 more servers (the last, past the list's 1,000, queried 4 times), then S1 again.
+    at(40_000_000, q(c1, 40001, S1, 11)),
+    at(40_001_000, a(c1, 40001, S1, 11)),
+    ...many.map((server, i) => at(40_100_000 + i * 1000, q(c10, 40000 + i, server, 100 + i, `n${i}.example`))),
+    ...[1, 2, 3].map((k) => at(45_000_000 + k * 1000, q(c10, 50000 + k, many[1003]!, 5000 + k, `n${1003 + k}.example`))),
+    at(49_000_000, q(c2, 40001, S1, 12)),
+    at(49_010_000, a(c2, 40001, S1, 12)),
+    at(58_000_000, filler()),
+    // Window [60, 70): c6's query is stamped 3.5 s before c9's, which came first: both time out 5 s of the packet clock
+    // after they came (73 s), in [70, 80), not c6's at its stamp's 69.5 s in one worker and behind c9's in another.
+    at(68_000_000, q(c9, 40001, S3, 20)),
+    at(64_500_000, q(c6, 40001, S3, 21)),
+    at(69_500_000, filler()),
+    at(74_000_000, filler()),
+  ];
+  assert.ok(workersOf(records.map((r) => r.data)).size === 4, 'packets in all 4 workers');
+  const r = await assertShardedSame(records, ['dns']);
+  const w1 = metrics(r, 'dns', 1);
+  assert.deepEqual(dnsCounts(w1), { queries: 4, responses: 2, retransmissions: 0, unsolicited: 0, duplicateResponses: 0, timeouts: 3, lateResponses: 0, count: 2 });
+  assert.deepEqual(w1['servers'], [
+    { server: S3, queries: 3, responses: 0, timeouts: 3, meanTime: null, maxTime: null },
+    { server: S1, queries: 1, responses: 2, timeouts: 0, meanTime: 0.155, maxTime: 0.3 },
+  ]);
+  assert.deepEqual([w1['repeatedNames'], w1['repeatedQueries']], [1, 4]);
+  const w2 = metrics(r, 'dns', 2);
+  assert.equal(w2['timeouts'], 1);
+  assert.deepEqual(w2['servers'], [{ server: S3, queries: 1, responses: 0, timeouts: 0, meanTime: null, maxTime: null }]);
+  const w4 = metrics(r, 'dns', 3); // [40, 50): no packets in [30, 40)
+  assert.equal(w4['queries'], 1009);
+  const listed = w4['servers'] as Array<{ server: string; queries: number }>;
+  assert.deepEqual(listed[0], { server: S1, queries: 2, responses: 2, timeouts: 0, meanTime: 0.0055, maxTime: 0.01 });
+  assert.ok(!listed.some((s) => s.server === many[1003]), 'a server past the first 1,000 is not listed');
+  assert.deepEqual([metrics(r, 'dns', 5)['timeouts'], metrics(r, 'dns', 6)['timeouts']], [0, 2]);
+  assert.deepEqual(metrics(r, 'dns', 0)['rcodes'], { SERVFAIL: 1, NXDOMAIN: 1 });
+  assert.deepEqual(findings(r, 'dns_errors').map((f) => f.evidence), [{ servfail: 1, refused: 0, responses: 2 }]);
+  assert.equal(findings(r, 'dns_latency').length, 2); // 500 ms in [0, 10), 300 ms in [10, 20)
+});
+
+test('icmp, flow-sharded: codes, quoted flows and MTUs first seen in different workers are listed in input order, the first 20', async () => {
+  const records: PcapRecordSpec[] = [];
+  for (let i = 0; i < 26; i++) {
+    const c = clients[i]!;
+    const out = ipv4({ src: c, dst: '10.9.9.9', proto: Proto.TCP, payload: tcp({ srcPort: 50000, dstPort: 443, seq: 1, flags: TcpFlags.ACK, payload: Buffer.alloc(1400) }), df: true });
+    const probe = ipv4({ src: c, dst: '10.9.9.9', proto: Proto.UDP, payload: udp({ srcPort: 40000 + i, dstPort: 53, payload: Buffer.alloc(8) }) });
+    const t = 100_000 + i * 100_000;
+    // MTUs in no order, each from another host pair; codes first seen in several workers.
+    records.push(at(t, icmp4('10.0.0.254', c, icmpError(3, 4, quote4(out), 1500 - ((i * 7) % 26)))));
+    records.push(at(t + 10_000, icmp4('10.9.9.9', c, icmpError(3, i % 3 === 0 ? 3 : i % 3 === 1 ? 1 : 13, quote4(probe)))));
+    if (i % 5 === 0) records.push(at(t + 20_000, icmp4('10.0.0.253', c, icmpError(11, 0, quote4(probe)))));
+  }
+  records.push(at(9_000_000, icmp4(clients[0]!, '10.9.9.9', icmpEcho(1, 1))));
+  assert.ok(workersOf(records.map((r) => r.data)).size === 4, 'errors in all 4 workers');
+  const r = await assertShardedSame(records, ['icmp']);
+  const m = metrics(r, 'icmp');
+  assert.deepEqual(Object.keys(m['unreachable'] as Row), ['fragmentation_needed', 'port', 'host', 'communication_prohibited']);
+  assert.equal(Object.keys(m['mtus'] as Row).length, 20);
+  assert.equal(Object.keys(m['quotedFlows'] as Row).length, 20);
+  assert.deepEqual(findings(r, 'path_mtu').map((f) => f.evidence), [{ smallestMtu: 1475, messages: 20 }]);
+  assert.equal(findings(r, 'icmp_unreachable')[0]!.evidence['firstQuotedFlow'], `tcp ${clients[0]}:50000 -> 10.9.9.9:443`);
+  assert.equal(findings(r, 'icmp_time_exceeded')[0]!.evidence['messages'], 6);
+});
+
+test('ip_fragments, flow-sharded: datagrams time out with their own host pair\'s new datagrams or at a window\'s end, not another pair\'s, in every worker as in one pipeline', async () => {
+  const frag = (src: string, id: number, payload: Buffer, off: number, len: number): Buffer => ethernet(MAC_B, MAC_A, EtherTypes.IPV4, ipv4({
+    src, dst: SERVER, proto: Proto.UDP, id, fragOffset: off, mf: off + len < payload.length, payload: payload.subarray(off, off + len),
+  }));
+  const d = udpDatagram(40);
+  const records: PcapRecordSpec[] = [];
+  // Eight host pairs each start a datagram they never complete, and a second one 30.5 s later (the first then times out at
+  // once: in the window that has the second) or 45 s later (the first times out at the end of the window its 30 s run out in).
+  for (let i = 0; i < 8; i++) {
+    const c = clients[i]!;
+    const t = 1_000_000 + i * 3_000_000;
+    const again = t + (i % 2 === 0 ? 30_500_000 : 45_000_000);
+    records.push(at(t, frag(c, 0x100 + i, d, 0, 16)));
+    records.push(at(again, frag(c, 0x200 + i, d, 0, 16)));
+    if (i % 4 === 0) records.push(at(again + 50_000, frag(c, 0x200 + i, d, 8, 16))); // overlaps both others
+    records.push(at(again + 100_000, frag(c, 0x200 + i, d, 16, 32)));
+  }
+  records.push(at(80_000_000, frag(clients[9]!, 0x300, d, 0, 16))); // pending at the end
+  records.sort((x, y) => (x.tsSec - y.tsSec) || (x.tsSub - y.tsSub));
+  // A fragment stamped a day ahead (the clock does not take it): it times out no other host pair's datagram.
+  records.push(at(80_000_000 + 86_400_000_000, frag(clients[10]!, 0x301, d, 0, 16)), at(81_000_000, frag(clients[11]!, 0x302, d, 0, 16)));
+  assert.ok(workersOf(records.map((r) => r.data)).size === 4, 'fragments in all 4 workers');
+  const r = await assertShardedSame(records, ['ip_fragments']);
+  assert.equal(total(r, 'ip_fragments', 'incomplete'), 11);
+  assert.equal(total(r, 'ip_fragments', 'reassembled'), 8);
+  assert.equal(total(r, 'ip_fragments', 'overlapping'), 4);
+  assert.equal(r.capture.decodeErrors['ip.reassembly_timeout'], 8);
 });

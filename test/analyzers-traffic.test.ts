@@ -19,6 +19,7 @@ import {
 } from './helpers/capture-writer.js';
 import { SHARED_PCAPS, readTsv } from './helpers/paths.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { assertShardedSame, workersOf } from './helpers/assert-sharded.js';
 import { topIndices } from '../agent/analyzers/window-flows.js';
 
 // ---------------------------------------------------------------------------
@@ -136,6 +137,35 @@ test('jitter: a silence longer than sessionGap starts a new session instead of c
   assert.ok(Math.abs(expected - 0.27389974) < 1e-8);
   assert.ok(Math.abs(num(j, 'max') - expected) < 2e-9);
   assert.equal(findings(joined, 'high_jitter')[0]!.severity, 'critical');
+});
+
+test('jitter, flow-sharded: high-jitter streams of host pairs in several workers, ending mid-window or not, give one pipeline\'s first 10 findings', async () => {
+  const records: PcapRecordSpec[] = [];
+  // 16 host pairs: 30 packets spaced 10 ms / 90 ms (scaled: four levels of jitter, four streams each) from about 0 s
+  // (their flows end idle mid-window, several at one packet) or from 14 s (judged at the window's close): 8 + 8
+  // candidates for 10 findings, the 2 worst of the latter.
+  for (let i = 0; i < 16; i++) {
+    const src = `10.0.2.${i + 1}`;
+    const scale = 1 + (i % 4) * 0.5;
+    let t = (i % 2 ? 14_000_000 : 0) + i * 10_000;
+    for (let k = 0; k < 30; k++) {
+      records.push(at(t, udpFrame(src, 5000, '10.0.0.2', 6000)));
+      t += Math.round((k % 2 ? 90_000 : 10_000) * scale);
+    }
+  }
+  // Another host pair's packets move the clock on: the idle flows end at them.
+  for (let s = 0; s < 20; s++) records.push(at(s * 1_000_000 + 500_000, udpFrame('10.0.3.1', 7000, '10.0.3.2', 7000)));
+  records.sort((a, b) => a.tsSec - b.tsSec || a.tsSub - b.tsSub);
+  assert.equal(workersOf(records.map((r) => r.data)).size, 4);
+  const r = await assertShardedSame(records, ['jitter'], { windows: { seconds: 20 }, flows: { timeouts: { udp: 5 } } });
+  const m = metrics(r, 'jitter');
+  assert.equal(num(m, 'highJitter'), 16);
+  assert.equal(num(m, 'findingsSuppressed'), 6);
+  const f = findings(r, 'high_jitter');
+  assert.equal(f.length, 10);
+  // Two of the four worst judged at the close (the streams of the largest spacing, i % 4 === 3).
+  const atClose = f.filter((x) => Number(x.flow!.client.split('.')[3]) % 2 === 0);
+  assert.deepEqual(atClose.map((x) => [Number(x.flow!.client.split('.')[3]) % 4, x.evidence['jitterSeconds']]), [[0, 0.167173413], [0, 0.167173413]]);
 });
 
 // ---------------------------------------------------------------------------

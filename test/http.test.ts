@@ -15,6 +15,7 @@ import { analyzeCapture } from '../agent/analyze/index.js';
 import { SHARED_PCAPS } from './helpers/paths.js';
 import { haveTshark } from './helpers/difftest.js';
 import { analyzeCrafted } from './helpers/analyze-crafted.js';
+import { assertShardedSame, workersOf } from './helpers/assert-sharded.js';
 import { ethernet, EtherTypes, ipv4, Proto, tcp, TcpFlags, type PcapRecordSpec } from './helpers/capture-writer.js';
 import { Rng } from './helpers/fuzz-lib.js';
 
@@ -101,14 +102,14 @@ class Conn {
   readonly records: PcapRecordSpec[] = [];
   private cseq = 1000;
   private sseq = 5000;
-  constructor(private readonly cport: number, private readonly sport = 80, private t = 1_700_000_000) {}
+  constructor(private readonly cport: number, private readonly sport = 80, private t = 1_700_000_000, private readonly clientAddr = CLIENT) {}
 
   private push(fromClient: boolean, flags: number, payload: Uint8Array, at: number): void {
     const seg = tcp({
       srcPort: fromClient ? this.cport : this.sport, dstPort: fromClient ? this.sport : this.cport,
       seq: fromClient ? this.cseq : this.sseq, ack: fromClient ? this.sseq : this.cseq, flags, payload,
     });
-    const ip = ipv4({ src: fromClient ? CLIENT : SERVER, dst: fromClient ? SERVER : CLIENT, proto: Proto.TCP, payload: seg });
+    const ip = ipv4({ src: fromClient ? this.clientAddr : SERVER, dst: fromClient ? SERVER : this.clientAddr, proto: Proto.TCP, payload: seg });
     const sec = Math.floor(at);
     this.records.push({ tsSec: sec, tsSub: Math.round((at - sec) * 1e6), data: ethernet('02:00:00:00:00:02', '02:00:00:00:00:01', EtherTypes.IPV4, ip) });
     const len = payload.length + (flags & (TcpFlags.SYN | TcpFlags.FIN) ? 1 : 0);
@@ -218,6 +219,29 @@ test('http: a 5xx burst from one host and slow responses are findings', async ()
   assert.ok(slow.length >= 1, 'slow host reported');
   assert.equal(slow[0]!.evidence['host'], 'slow.example');
   assert.ok(r.stats?.['http.first_byte_time']?.max !== null);
+});
+
+test('http, flow-sharded: a host\'s requests from clients in several workers add up to its findings and its place among the top hosts, as in one pipeline', async () => {
+  const conns: Conn[] = [];
+  for (let i = 0; i < 12; i++) {
+    // Each client its own host pair (spread over workers); none sees errorBurst 5xx or slowMinResponses slow responses alone.
+    const c = new Conn(41000 + i, 80, 1_700_000_000 + i * 1.1, `10.0.1.${i + 1}`).open();
+    c.client('GET /x HTTP/1.1\r\nHost: broken.example\r\n\r\n').server('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n');
+    c.client('POST /x HTTP/1.1\r\nHost: Broken.Example:80\r\nContent-Length: 2\r\n\r\nab').server('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n');
+    if (i < 6) c.client('GET /y HTTP/1.1\r\nHost: slow.example\r\n\r\n', 0.01).server('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 1.5);
+    if (i % 3 === 0) c.client('HEAD / HTTP/1.1\r\nHost: other.example\r\n\r\n').server('HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n');
+    conns.push(c);
+  }
+  const records = conns.flatMap((c) => c.records).sort((a, b) => a.tsSec - b.tsSec || a.tsSub - b.tsSub);
+  assert.equal(workersOf(records.map((r) => r.data)).size, 4);
+  const r = await assertShardedSame(records, ['http']);
+  assert.equal(r.windows.length, 2, 'the clients span two windows');
+  const errors = findingsOf(r, 'http_errors');
+  // Of 24: the last clients' are in the next window, too few there.
+  assert.deepEqual(errors.map((f) => [f.evidence['host'], f.evidence['serverErrors']]), [['broken.example', 20]]);
+  const slow = findingsOf(r, 'http_slow');
+  assert.deepEqual(slow.map((f) => [f.evidence['host'], f.evidence['responses'], f.evidence['slowResponses']]), [['slow.example', 6, 6]]);
+  assert.deepEqual(httpWindows(r)[0]!.hosts.map((h) => h.host), ['broken.example', 'slow.example', 'other.example']);
 });
 
 test('http: a flow whose client does not start with a method is not HTTP', async () => {

@@ -30,6 +30,13 @@
  *
  * Per packet nothing is allocated, except a host's name the first time it is
  * seen (then the flow learns it, once per flow and host).
+ *
+ * Flow-sharded workers (issue 13): a flow is in one worker, so its parsing
+ * and timing are; a host's requests may come in several. A worker gives its
+ * hosts' figures by name and its first-byte times; its coordinator adds them
+ * up and judges the hosts (findings, top hosts) as one pipeline does. Exact
+ * unless a worker's bounds (maxHosts, headerBuffers: each worker has them
+ * whole) are reached where one pipeline's are not, or the reverse.
  */
 import type { QuantileSketch, ReportDistribution } from '../../common/report.js';
 import { TcpFlag } from '../decode/constants.js';
@@ -37,7 +44,8 @@ import type { PacketView } from '../decode/packet-view.js';
 import { Dir, NameSource, type TcpPacketResult } from '../flow/index.js';
 import { KeyTable } from './lib/key-table.js';
 import { Quantiles } from './lib/quantiles.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput } from './analyzer.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 import { duration, plural, round9 } from './lib/format.js';
 
 /** Method tokens recognised, in the order of the window's `methods`. */
@@ -110,6 +118,16 @@ interface HttpWindow {
   methods: Float64Array; statusClasses: Float64Array; codes: Float64Array; unmatchedResponses: number; negativeTimes: number;
   flows: number; resynced: number; gaps: number; malformed: number; untilClose: number;
   headerOversized: number; headerBuffersExhausted: number; pipelineDropped: number; hostsEvicted: number;
+}
+
+/** A host's figures in a window. */
+interface HostStat { name: string; requests: number; responses: number; errors: number; timed: number; slow: number; max: number }
+
+/** A flow-sharded worker's part of a window. */
+interface HttpPart {
+  hosts: HostStat[];
+  /** Its first-byte times (Quantiles.sketch(true): all of them). */
+  time: QuantileSketch;
 }
 
 function emptyWindow(): HttpWindow {
@@ -187,6 +205,8 @@ class HttpAnalyzer implements Analyzer {
   private readonly time = new Quantiles();
   /** The last closed window's first-byte times: the report's distribution is the merge of the windows' (RangeStats). */
   private closedTime: QuantileSketch = this.time.sketch();
+  /** A flow-sharded worker: the closed window's part. */
+  private closedPart: HttpPart | null = null;
 
   private get cfg(): AnalyzerContext['config']['analyzers']['http'] { return this.ctx.config.analyzers.http; }
 
@@ -640,51 +660,20 @@ class HttpAnalyzer implements Analyzer {
 
   closeWindow(): Metrics {
     const w = this.w;
-    const c = this.cfg;
-    const hosts: number[] = [];
+    const hosts: HostStat[] = [];
     for (let i = 0; i < this.nTouched; i++) {
       const id = this.hTouched[i]!;
       this.hListed[id] = 0;
-      if (this.hRequests[id]! > 0 || this.hResponses[id]! > 0) hosts.push(id);
+      if (this.hRequests[id]! > 0 || this.hResponses[id]! > 0) {
+        hosts.push({ name: this.hostName[id]!, requests: this.hRequests[id]!, responses: this.hResponses[id]!, errors: this.hErrors[id]!, timed: this.hTimed[id]!, slow: this.hSlow[id]!, max: this.hMax[id]! });
+        this.resetHost(id);
+      }
     }
     this.nTouched = 0;
-    hosts.sort((a, b) => this.hRequests[b]! - this.hRequests[a]! || this.hResponses[b]! - this.hResponses[a]! || (this.hostName[a]! < this.hostName[b]! ? -1 : 1));
-    const errorHosts = hosts.filter((id) => this.hErrors[id]! >= c.errorBurst).sort((a, b) => this.hErrors[b]! - this.hErrors[a]!);
-    for (const id of errorHosts) {
-      const name = this.hostName[id]!;
-      const errors = this.hErrors[id]!;
-      const responses = this.hResponses[id]!;
-      this.ctx.reportLazily('http_errors', () => ({
-        type: 'http_errors',
-        severity: errors >= 5 * c.errorBurst ? 'critical' : 'warning',
-        key: name,
-        summary: `${name} answered ${plural(errors, 'HTTP request')} with a server error (5xx) out of ${plural(responses, 'response')}.`,
-        evidence: { host: name, serverErrors: errors, responses, requests: this.hRequests[id]! },
-      }));
-    }
-    const p = c.slowPercentile / 100;
-    const slow = hosts.filter((id) => {
-      const n = this.hTimed[id]!;
-      // The percentile is over the threshold when more than n - ceil(p n) responses are (lib/quantiles' definition).
-      return n >= c.slowMinResponses && this.hSlow[id]! > n - Math.ceil(p * n);
-    }).sort((a, b) => this.hMax[b]! - this.hMax[a]!);
-    for (const id of slow) {
-      const name = this.hostName[id]!;
-      const n = this.hTimed[id]!;
-      const over = this.hSlow[id]!;
-      const max = this.hMax[id]!;
-      this.ctx.reportLazily('http_slow', () => ({
-        type: 'http_slow',
-        severity: 'warning',
-        key: name,
-        summary: `${name} is slow to answer HTTP: ${over} of ${plural(n, 'response')} took more than ${duration(c.slowThreshold)} to start (max ${duration(max)}).`,
-        evidence: { host: name, responses: n, slowResponses: over, maxSeconds: round9(max), threshold: c.slowThreshold, percentile: c.slowPercentile },
-      }));
-    }
-    const top = hosts.slice(0, c.topHosts).map((id) => ({
-      host: this.hostName[id]!, requests: this.hRequests[id]!, responses: this.hResponses[id]!, serverErrors: this.hErrors[id]!,
-    }));
-    for (const id of hosts) this.resetHost(id);
+    // A flow-sharded worker has some of a host's requests: its coordinator judges the hosts.
+    const worker = this.ctx.shardRole === 'worker';
+    if (worker) this.closedPart = { hosts, time: this.time.sketch(true) };
+    const judged = this.judgeHosts(hosts, !worker);
     const s = this.time.summary();
     const metrics: Metrics = {
       requests: w.requests,
@@ -698,8 +687,8 @@ class HttpAnalyzer implements Analyzer {
       count: s.count, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max,
       negativeTimes: w.negativeTimes,
       flows: w.flows,
-      hosts: top,
-      hostsSeen: hosts.length,
+      hosts: judged.top,
+      hostsSeen: judged.seen,
       bodiesUntilClose: w.untilClose,
       gaps: w.gaps,
       resynced: w.resynced,
@@ -710,6 +699,78 @@ class HttpAnalyzer implements Analyzer {
     this.time.clear();
     this.w = emptyWindow();
     return metrics;
+  }
+
+  windowPart(): HttpPart | null {
+    return this.closedPart;
+  }
+
+  /**
+   * Counts add up (key order and all: every worker gives the same keys, but
+   * `methods` only those seen); the first-byte times are all workers'; a
+   * host's figures add up by name (its largest time the largest), then the
+   * hosts are judged.
+   */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as readonly HttpPart[];
+    const metrics = sumMetrics(input.metrics);
+    const methods = metrics['methods'] as Record<string, number>;
+    metrics['methods'] = Object.fromEntries(HTTP_METHODS.filter((m) => (methods[m] ?? 0) !== 0).map((m) => [m, methods[m]!]));
+    const time = new Quantiles();
+    const byName = new Map<string, HostStat>();
+    for (const p of parts) {
+      time.addSketch(p.time);
+      for (const h of p.hosts) {
+        const have = byName.get(h.name);
+        if (have === undefined) { byName.set(h.name, { ...h }); continue; }
+        have.requests += h.requests;
+        have.responses += h.responses;
+        have.errors += h.errors;
+        have.timed += h.timed;
+        have.slow += h.slow;
+        if (h.max > have.max) have.max = h.max;
+      }
+    }
+    const s = time.summary();
+    Object.assign(metrics, { count: s.count, p50: s.p50, p90: s.p90, p99: s.p99, max: s.max });
+    const judged = this.judgeHosts([...byName.values()], true);
+    metrics['hosts'] = judged.top;
+    metrics['hostsSeen'] = judged.seen;
+    return metrics;
+  }
+
+  /** The window's hosts: the busiest listed, and (when `report`) their http_errors and http_slow findings. */
+  private judgeHosts(hosts: HostStat[], report: boolean): { top: Array<{ host: string; requests: number; responses: number; serverErrors: number }>; seen: number } {
+    const c = this.cfg;
+    hosts.sort((a, b) => b.requests - a.requests || b.responses - a.responses || (a.name < b.name ? -1 : 1));
+    if (report) {
+      const errorHosts = hosts.filter((h) => h.errors >= c.errorBurst).sort((a, b) => b.errors - a.errors);
+      for (const h of errorHosts) {
+        const { name, errors, responses } = h;
+        this.ctx.reportLazily('http_errors', () => ({
+          type: 'http_errors',
+          severity: errors >= 5 * c.errorBurst ? 'critical' : 'warning',
+          key: name,
+          summary: `${name} answered ${plural(errors, 'HTTP request')} with a server error (5xx) out of ${plural(responses, 'response')}.`,
+          evidence: { host: name, serverErrors: errors, responses, requests: h.requests },
+        }));
+      }
+      const p = c.slowPercentile / 100;
+      // The percentile is over the threshold when more than n - ceil(p n) responses are (lib/quantiles' definition).
+      const slow = hosts.filter((h) => h.timed >= c.slowMinResponses && h.slow > h.timed - Math.ceil(p * h.timed)).sort((a, b) => b.max - a.max);
+      for (const h of slow) {
+        const { name, timed: n, slow: over, max } = h;
+        this.ctx.reportLazily('http_slow', () => ({
+          type: 'http_slow',
+          severity: 'warning',
+          key: name,
+          summary: `${name} is slow to answer HTTP: ${over} of ${plural(n, 'response')} took more than ${duration(c.slowThreshold)} to start (max ${duration(max)}).`,
+          evidence: { host: name, responses: n, slowResponses: over, maxSeconds: round9(max), threshold: c.slowThreshold, percentile: c.slowPercentile },
+        }));
+      }
+    }
+    const top = hosts.slice(0, c.topHosts).map((h) => ({ host: h.name, requests: h.requests, responses: h.responses, serverErrors: h.errors }));
+    return { top, seen: hosts.length };
   }
 
   counters(): Record<string, number> {

@@ -22,11 +22,23 @@
  * estimate at the window's close (or at the flow's end, for a flow that ended
  * during the window), like the jitter an RTCP receiver report carries.
  * `high_jitter` findings are reported for streams above `warning` (critical
- * above `critical`), at most MAX_FINDINGS per window, worst first.
+ * above `critical`), at most MAX_FINDINGS per window: the first candidates in
+ * the input (a stream judged at its flow's end, where that was; then those
+ * judged at the window's close), the worst first among those judged at one
+ * point, then by key. They are reported when the window closes, each at its
+ * place in the input (FindingDraft.order), its flow described when judged.
+ *
+ * Flow-sharded workers (issue 13): a flow is in one worker, so each judges
+ * its streams; a worker gives its jitter samples and its first MAX_FINDINGS
+ * candidates (the first overall are among the workers' first: the order is
+ * total), and its coordinator chooses and reports as one pipeline does.
  */
+import type { QuantileSketch } from '../../common/report.js';
 import type { PacketView } from '../decode/packet-view.js';
+import { describeFlowWithService } from '../flow/index.js';
 import { Quantiles } from './lib/quantiles.js';
-import type { Analyzer, AnalyzerContext, Metrics } from './analyzer.js';
+import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowMergeInput } from './analyzer.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 import { DIR_NAMES, WindowFlowSet, flowKey, round9 } from './window-flows.js';
 import { duration } from './lib/format.js';
 
@@ -34,6 +46,26 @@ import { duration } from './lib/format.js';
 const MAX_FINDINGS = 10;
 /** RFC 3550's gain. */
 const GAIN = 16;
+
+/** A stream over `warning`: a finding if among the window's first MAX_FINDINGS candidates. */
+interface Candidate {
+  /** Where in the input it was judged: its flow's end (ctx.packetOrder), or Infinity (the window's close). */
+  order: number;
+  jitter: number;
+  draft: FindingDraft;
+}
+
+/** Candidates' order: where judged, then the worst first, then by key (a total order, the same in any worker). Infinity - Infinity is NaN, which `||` passes over. */
+function before(a: Candidate, b: Candidate): number {
+  return a.order - b.order || b.jitter - a.jitter || (a.draft.key < b.draft.key ? -1 : a.draft.key > b.draft.key ? 1 : 0);
+}
+
+/** A flow-sharded worker's part of a window. */
+interface JitterPart {
+  /** The jitter of every stream measured (Quantiles.sketch(true): all of them). */
+  streams: QuantileSketch;
+  candidates: Candidate[];
+}
 
 export function createJitterAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new JitterAnalyzer(ctx);
@@ -58,7 +90,11 @@ class JitterAnalyzer implements Analyzer {
   /** Jitter of streams measured at the end of their flow during the window (at most the flow capacity: more are left out of the quantiles). */
   private readonly ended: Float64Array;
   private endedCount = 0;
-  private w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0, findings: 0, suppressed: 0 };
+  private w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0 };
+  /** The window's first candidates so far (at most MAX_FINDINGS, in candidate order). */
+  private candidates: Candidate[] = [];
+  /** A flow-sharded worker: the closed window's part. */
+  private closedPart: JitterPart | null = null;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const n = ctx.flows.capacity * 2;
@@ -128,25 +164,36 @@ class JitterAnalyzer implements Analyzer {
       if (this.endedCount < this.ended.length) this.ended[this.endedCount++] = j;
       if (j > this.warning) {
         w.high++;
-        this.reportHigh(slot, dir, j);
+        this.consider(slot, dir, j, this.ctx.packetOrder);
       }
     }
     if (any) w.measuredFlowsEnded++;
   }
 
-  private reportHigh(slot: number, dir: number, j: number): void {
-    const w = this.w;
-    if (w.findings >= MAX_FINDINGS) { w.suppressed++; return; }
-    w.findings++;
+  /** A stream over `warning`, judged at input position `order`: kept if among the first MAX_FINDINGS candidates so far. */
+  private consider(slot: number, dir: number, j: number, order: number): void {
+    const list = this.candidates;
+    // Judged in input order: one judged later than the last of a full list comes after it (no draft built).
+    if (list.length === MAX_FINDINGS && order > list[MAX_FINDINGS - 1]!.order) return;
+    const c: Candidate = { order, jitter: j, draft: this.draft(slot, dir, j) };
+    let at = list.length;
+    while (at > 0 && before(c, list[at - 1]!) < 0) at--;
+    if (at === MAX_FINDINGS) return;
+    list.splice(at, 0, c);
+    if (list.length > MAX_FINDINGS) list.pop();
+  }
+
+  private draft(slot: number, dir: number, j: number): FindingDraft {
     const critical = j > this.critical;
-    this.ctx.report({
+    return {
       type: 'high_jitter',
       severity: critical ? 'critical' : 'warning',
       key: `${flowKey(this.ctx.flows, slot)} ${DIR_NAMES[dir]}`,
       summary: `UDP interarrival jitter of ${duration(j)} (${DIR_NAMES[dir]!.replace(/_/g, ' ')}), above the ${critical ? 'critical' : 'warning'} level of ${duration(critical ? this.critical : this.warning)}.`,
       evidence: { jitterSeconds: round9(j), direction: DIR_NAMES[dir]!, packetsInWindow: this.packetsInWindow(slot * 2 + dir), threshold: critical ? this.critical : this.warning },
-      flowSlot: slot,
-    });
+      // Described now: the slot may be reused before the finding is reported.
+      flow: describeFlowWithService(this.ctx.flows, slot, this.ctx.names),
+    };
   }
 
   closeWindow(): Metrics {
@@ -169,24 +216,60 @@ class JitterAnalyzer implements Analyzer {
       }
       if (any) flows++;
     }
+    w.high += high.length;
+    // The worst first: once a full list's last comes before one, it comes before the rest (equally bad ones go by key).
     high.sort((a, b) => b[2] - a[2]);
-    for (const [slot, dir, j] of high) { w.high++; this.reportHigh(slot, dir, j); }
+    for (const [slot, dir, j] of high) {
+      const last = this.candidates.length === MAX_FINDINGS ? this.candidates[MAX_FINDINGS - 1]! : null;
+      if (last !== null && (last.order < Infinity || last.jitter > j)) break;
+      this.consider(slot, dir, j, Infinity);
+    }
+    const counts = { udpFlows: set.size + w.endedFlows, flows, sessionSplits: w.sessionSplits, reordered: w.reordered };
+    let metrics: Metrics;
+    // A flow-sharded worker's candidates are chosen among by its coordinator.
+    if (this.ctx.shardRole === 'worker') {
+      this.closedPart = { streams: q.sketch(true), candidates: this.candidates };
+      metrics = this.metrics(counts, q, w.high, []);
+    } else {
+      metrics = this.metrics(counts, q, w.high, this.candidates);
+    }
+    set.clear();
+    this.endedCount = 0;
+    this.candidates = [];
+    this.w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0 };
+    return metrics;
+  }
+
+  windowPart(): JitterPart | null {
+    return this.closedPart;
+  }
+
+  /** Counts add up; the streams' jitter is all workers' samples; the findings the first MAX_FINDINGS of all workers' candidates. */
+  mergeWindow(input: WindowMergeInput): Metrics {
+    const parts = input.parts as readonly JitterPart[];
+    const sums = sumMetrics(input.metrics);
+    const q = new Quantiles();
+    for (const p of parts) q.addSketch(p.streams);
+    const chosen = parts.flatMap((p) => p.candidates).sort(before).slice(0, MAX_FINDINGS);
+    const counts = { udpFlows: sums['udpFlows'] as number, flows: sums['flows'] as number, sessionSplits: sums['sessionSplits'] as number, reordered: sums['reordered'] as number };
+    return this.metrics(counts, q, sums['highJitter'] as number, chosen);
+  }
+
+  /** The window's metrics; reports the `chosen` candidates (in candidate order), each at its place in the input. */
+  private metrics(counts: { udpFlows: number; flows: number; sessionSplits: number; reordered: number }, q: Quantiles, high: number, chosen: readonly Candidate[]): Metrics {
+    for (const c of chosen) this.ctx.report({ ...c.draft, order: c.order });
     const s = q.summary();
-    const metrics: Metrics = {
-      udpFlows: set.size + w.endedFlows,
-      flows,
+    return {
+      udpFlows: counts.udpFlows,
+      flows: counts.flows,
       streams: s.count,
       p50: s.p50,
       p90: s.p90,
       max: s.max,
-      highJitter: w.high,
-      sessionSplits: w.sessionSplits,
-      reordered: w.reordered,
-      findingsSuppressed: w.suppressed,
+      highJitter: high,
+      sessionSplits: counts.sessionSplits,
+      reordered: counts.reordered,
+      findingsSuppressed: high - chosen.length,
     };
-    set.clear();
-    this.endedCount = 0;
-    this.w = { endedFlows: 0, measuredFlowsEnded: 0, sessionSplits: 0, reordered: 0, high: 0, findings: 0, suppressed: 0 };
-    return metrics;
   }
 }

@@ -12,6 +12,7 @@ import { decodeIPv4, decodeIPv6 } from './ip.js';
 import { decodeEthernet, decodeNull, decodeRaw, decodeSll, decodeSll2, type LinkResult } from './link.js';
 import { PacketView } from './packet-view.js';
 import { Reassembler } from './reassembly.js';
+import { addressPairHash } from './shard-hash.js';
 
 export interface DecoderOptions {
   maxFragmentDatagrams: number;
@@ -34,7 +35,7 @@ export class Decoder {
   timeBase = NaN;
 
   constructor(options: DecoderOptions) {
-    this.reassembler = new Reassembler(options.maxFragmentDatagrams, options.fragmentTimeout, this.anomalies);
+    this.reassembler = new Reassembler(options.maxFragmentDatagrams, options.fragmentTimeout, this.anomalies, addressPairHash);
     this.ctx = { view: this.view, anomalies: this.anomalies, depth: 0 };
   }
 

@@ -7,7 +7,13 @@
  *
  * At most `maxDatagrams` are pending; past that the oldest is evicted and
  * counted, and datagrams older than `timeoutSec` of packet time are dropped
- * (Linux's ipfrag_time is 30 s).
+ * (Linux's ipfrag_time is 30 s): when a later fragment of theirs comes, when
+ * a new datagram of their host pair starts, and at the end of each window
+ * (`expireAt`, from the pipeline). Never when another host pair's datagram
+ * starts: a flow-sharded worker (issue 13) sees only its host pairs'
+ * fragments, and its datagrams must time out where one pipeline's do. Host
+ * pairs are told apart by their shard hash (`pairHash`), so pairs that share
+ * one also share a worker.
  */
 import { Anomaly, type AnomalyCounters } from './anomaly.js';
 
@@ -31,21 +37,33 @@ class Pending {
   readonly head = new Uint8Array(HEAD_BYTES);
   headLen = 0;
   hash = 0;
+  /** The shard hash of its host pair, and its neighbours in that pair's list (oldest first; circular: the head's `pairPrev` is the tail). */
+  pair = 0;
+  pairPrev: Pending | null = null;
+  pairNext: Pending | null = null;
 }
+
+/** The shard hash of an address pair (decode/shard-hash.ts addressPairHash; passed in: that module imports ip.ts, which imports this one). */
+export type PairHash = (version: 4 | 6, a: ArrayLike<number>, b: ArrayLike<number>) => number;
 
 export class Reassembler {
   private readonly pending = new Map<number, Pending>();
+  /** Host pair (shard hash) -> its oldest pending datagram. */
+  private readonly pairs = new Map<number, Pending>();
   private readonly free: Pending[] = [];
   /** Longest distance from its home slot at which a live entry was placed (0 when none collided). */
   private maxProbe = 0;
   /** Buffer and length of the datagram completed by the last `add`. */
   completed: Uint8Array = new Uint8Array(0);
   completedCapLen = 0;
+  /** Datagrams timed out by `expireAt` so far (also counted as ip.reassembly_timeout): the ip_fragments analyzer puts them in the window that ends there. */
+  expiredAtWindowEnd = 0;
 
   constructor(
     private readonly maxDatagrams: number,
     private readonly timeoutSec: number,
     private readonly anomalies: AnomalyCounters,
+    private readonly pairHash: PairHash,
   ) {}
 
   get size(): number { return this.pending.size; }
@@ -104,10 +122,12 @@ export class Reassembler {
   }
 
   private create(home: number, version: number, src: Uint32Array, dst: Uint32Array, id: number, proto: number, ts: number): Pending {
-    this.expire(ts);
+    const pair = this.pairHash(version === 6 ? 6 : 4, src, dst);
+    this.expirePair(pair, ts);
     if (this.pending.size >= this.maxDatagrams) {
+      // Full: the oldest gives way (a timeout if it is one, not yet swept because another host pair's).
       const oldest = this.pending.values().next().value as Pending;
-      this.anomalies.add(Anomaly['ip.reassembly_evicted']);
+      this.anomalies.add(ts - oldest.firstTs > this.timeoutSec ? Anomaly['ip.reassembly_timeout'] : Anomaly['ip.reassembly_evicted']);
       this.release(oldest);
     }
     let k = 0;
@@ -119,14 +139,41 @@ export class Reassembler {
     e.ranges.length = 0; e.headLen = 0; e.hash = hash;
     e.src.set(src); e.dst.set(dst);
     this.pending.set(hash, e);
+    e.pair = pair;
+    const head = this.pairs.get(pair);
+    if (head === undefined) {
+      e.pairPrev = e;
+      e.pairNext = null;
+      this.pairs.set(pair, e);
+    } else {
+      const tail = head.pairPrev!;
+      tail.pairNext = e;
+      e.pairPrev = tail;
+      e.pairNext = null;
+      head.pairPrev = e;
+    }
     return e;
   }
 
-  /** Drops datagrams that timed out; the Map iterates oldest first. */
-  private expire(ts: number): void {
-    for (const e of this.pending.values()) {
-      if (ts - e.firstTs <= this.timeoutSec) break;
+  /** Drops the datagrams of host pair `pair` that timed out by `ts`; its list is oldest first. */
+  private expirePair(pair: number, ts: number): void {
+    for (let e = this.pairs.get(pair); e !== undefined && ts - e.firstTs > this.timeoutSec; e = this.pairs.get(pair)) {
       this.anomalies.add(Anomaly['ip.reassembly_timeout']);
+      this.release(e);
+    }
+  }
+
+  /**
+   * A window ends at packet time `ts`: every datagram older than the timeout
+   * then is dropped (counted in `expiredAtWindowEnd` too). All are looked at,
+   * not only the oldest ones: with timestamps going backwards the Map's order
+   * is not their age, and a worker's subset must give the same ones.
+   */
+  expireAt(ts: number): void {
+    for (const e of this.pending.values()) {
+      if (ts - e.firstTs <= this.timeoutSec) continue;
+      this.anomalies.add(Anomaly['ip.reassembly_timeout']);
+      this.expiredAtWindowEnd++;
       this.release(e);
     }
   }
@@ -140,6 +187,17 @@ export class Reassembler {
   private remove(e: Pending): void {
     this.pending.delete(e.hash);
     if (this.pending.size === 0) this.maxProbe = 0;
+    // Out of its host pair's list.
+    const head = this.pairs.get(e.pair)!;
+    const next = e.pairNext;
+    if (head === e) {
+      if (next === null) this.pairs.delete(e.pair);
+      else { next.pairPrev = e.pairPrev; this.pairs.set(e.pair, next); }
+    } else {
+      e.pairPrev!.pairNext = next;
+      if (next !== null) next.pairPrev = e.pairPrev; else head.pairPrev = e.pairPrev;
+    }
+    e.pairPrev = e.pairNext = null;
   }
 
   /** Merges [start, end) into sorted ranges; returns true if it overlapped bytes already held. */

@@ -21,7 +21,7 @@ Commands:
       --out PATH      write the report to PATH instead of stdout
       --config PATH   configuration file (YAML; see config.yaml for every key)
       --no-progress   never draw the progress bar
-      --workers N     analysis threads: auto (cores - 1) or 1..64 (pipeline.workers)
+      --workers N     analysis threads: 1..64 (default 1) or auto (cores - 1) (pipeline.workers)
 
   agent               Run the sensor: capture or replay, analyze in windows,
                       publish windows and findings to NATS JetStream

@@ -474,7 +474,7 @@ export const DEFAULT_CONFIG: Config = {
     topFlows: 50,
     maxFindingsPerType: 5,
   },
-  pipeline: { workers: 'auto' },
+  pipeline: { workers: '1' },
   windows: {
     seconds: 10,
     graceSeconds: 2,

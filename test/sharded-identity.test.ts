@@ -87,8 +87,9 @@ test('the windows a sharded analysis streams (onWindow) are those of one pipelin
   assert.deepEqual(await collect(3), one);
 });
 
-test('pipeline.workers: auto is the cores less one, and a number above 1 is refused while an analyzer cannot merge', () => {
-  const all = loadConfig();
+test('pipeline.workers: 1 by default; auto is the cores less one, and a number above 1 is refused while an analyzer cannot merge', () => {
+  assert.deepEqual(resolveWorkers(loadConfig(), 8), { workers: 1 });
+  const all = buildConfig({ pipeline: { workers: 'auto' } });
   const blocked = unshardableAnalyzers(all);
   if (blocked.length) {
     assert.throws(() => resolveWorkers(buildConfig({ pipeline: { workers: 2 } })), new RegExp(`pipeline.workers: 2 workers: analyzers ${blocked[0]}`));
@@ -98,7 +99,7 @@ test('pipeline.workers: auto is the cores less one, and a number above 1 is refu
   } else {
     assert.deepEqual(resolveWorkers(all, 8), { workers: 7 });
   }
-  const config = shardableConfig();
+  const config = buildConfig({ ...shardableConfig(), pipeline: { workers: 'auto' } });
   assert.deepEqual(resolveWorkers(config, 8), { workers: 7 });
   assert.deepEqual(resolveWorkers(config, 1), { workers: 1 });
   assert.deepEqual(resolveWorkers(buildConfig({ ...config, pipeline: { workers: 3 } }), 2), { workers: 3 });

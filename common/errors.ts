@@ -30,6 +30,26 @@ export class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
+/** An error as a thread posts it: enough to raise the same error in the thread that reads the message. */
+export interface ThreadError { name: string; code?: string; message: string }
+
+export function toThreadError(err: unknown): ThreadError {
+  const e = err as Error & { code?: unknown };
+  return {
+    name: err instanceof Error ? e.name : 'Error',
+    message: err instanceof Error ? e.message : String(err),
+    ...(typeof e.code === 'string' ? { code: e.code } : {}),
+  };
+}
+
+export function fromThreadError(e: ThreadError): Error {
+  // The message already carries the byte offset (InputError adds it).
+  if (e.name === 'InputError') return new InputError(e.code ?? 'input', e.message);
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
+}
+
 /** Errors the CLI reports as a one-line message with exit code 2. */
 export function isUserError(err: unknown): err is InputError | ConfigError | UsageError {
   return err instanceof InputError || err instanceof ConfigError || err instanceof UsageError;

@@ -1,8 +1,9 @@
 /**
  * Flow-sharded workers give the report one pipeline gives, byte for byte:
  * every golden case (the shared captures, a loopback fixture, two generated
- * captures) analyzed by one pipeline and by 2 and 4 worker threads fed
- * through their rings, `--format json` compared as text. Every analyzer that
+ * captures) analyzed by one pipeline and by 2 worker threads fed through
+ * their rings and 4 that each read the file, `--format json` compared as
+ * text; the malformed captures give the same report, warnings or error. Every analyzer that
  * can merge its windows is on; those that cannot yet are listed by
  * `unshardableAnalyzers`, and the CLI refuses `--workers` above 1 while one
  * of them is enabled (tested below). A difference N workers cannot avoid is
@@ -12,10 +13,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildConfig, loadConfig } from '../common/config.js';
 import { reportJsonChunks, type Report } from '../common/report.js';
-import { analyzeCapture } from '../agent/analyze/analyze.js';
+import { analyzeCapture, type AnalyzeResult } from '../agent/analyze/analyze.js';
 import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
 import { resolveWorkers, unshardableAnalyzers } from '../agent/shard/workers.js';
 import { goldenCases } from './helpers/golden.js';
@@ -54,7 +56,7 @@ const compared = (r: Report): string => {
   return json(r);
 };
 
-test('every golden case: 2 and 4 flow-sharded worker threads give the report of one pipeline, byte for byte', async (t) => {
+test('every golden case: 2 flow-sharded worker threads fed through rings, and 4 that each read the file, give the report of one pipeline, byte for byte', async (t) => {
   const config = shardableConfig();
   t.diagnostic(`analyzers on: ${Object.entries(config.analyzers).filter(([, a]) => a.enabled).map(([id]) => id).join(', ')}`);
   t.diagnostic(`not yet mergeable (off here): ${unshardableAnalyzers(loadConfig()).join(', ') || 'none'}`);
@@ -62,7 +64,7 @@ test('every golden case: 2 and 4 flow-sharded worker threads give the report of 
   for (const c of goldenCases()) {
     const one = compared((await analyzeCapture(c.file(), config)).report);
     for (const workers of [2, 4]) {
-      const many = compared((await analyzeCaptureSharded(c.file(), config, { workers })).report);
+      const many = compared((await analyzeCaptureSharded(c.file(), config, { workers, ringFed: workers === 2 })).report);
       if (many === one) continue;
       let i = 0;
       while (one[i] === many[i]) i++;
@@ -70,6 +72,25 @@ test('every golden case: 2 and 4 flow-sharded worker threads give the report of 
     }
   }
   assert.deepEqual(differing, []);
+});
+
+test('malformed and odd inputs (bad/): workers that read the file give one pipeline\'s report, warnings and errors', async () => {
+  const config = shardableConfig();
+  const dir = join(SHARED_PCAPS, 'bad');
+  const outcome = async (analyze: () => Promise<AnalyzeResult>): Promise<string> => {
+    try {
+      const { report, warnings } = await analyze();
+      return json(report).replace(/"path":"[^"]*"/, '') + JSON.stringify(warnings);
+    } catch (err) {
+      return `${(err as Error).name}: ${(err as Error).message}`;
+    }
+  };
+  const files = readdirSync(dir).filter((f) => f !== 'MANIFEST.tsv');
+  assert.ok(files.length >= 10, 'the malformed captures are there');
+  for (const f of files) {
+    const one = await outcome(() => analyzeCapture(join(dir, f), config));
+    assert.equal(await outcome(() => analyzeCaptureSharded(join(dir, f), config, { workers: 2 })), one, f);
+  }
 });
 
 test('the windows a sharded analysis streams (onWindow) are those of one pipeline, in order', async () => {

@@ -2,13 +2,15 @@
  * `analyze --workers N`: the input's packets spread over N flow-sharded
  * workers (each a whole pipeline over its flows), their windows merged by a
  * coordinator into the report one pipeline would give (window-merger.ts).
- * The workers run in worker threads fed through shared-memory rings
- * (shard-thread.ts), or, `inProcess`, in this thread (tests: the same merge
- * without threads).
+ * The workers run in worker threads that each read an uncompressed capture
+ * file themselves (shard-file-reader.ts), or that are fed through
+ * shared-memory rings by this thread (stdin, gzip: read once), or,
+ * `inProcess`, in this thread (tests: the same merge without threads).
  */
 import type { Config } from '../../common/config.js';
 import type { Finding, ReportFlow, WindowSummary } from '../../common/report.js';
-import { CaptureReader, NEED_DATA, RECORD, type FrameRecord, type NextStatus } from '../capture/index.js';
+import { statSync } from 'node:fs';
+import { CaptureReader, NEED_DATA, RECORD, type FrameRecord, type NextStatus, type ReaderFigures, type ReaderOptions } from '../capture/index.js';
 import { timeBaseOf } from '../decode/decoder.js';
 import { PacketSpan } from '../core/packet-span.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
@@ -24,6 +26,8 @@ export interface ShardedOptions extends AnalyzeOptions {
   workers: number;
   /** Run the workers' pipelines in this thread (no rings, no threads). */
   inProcess?: boolean;
+  /** Feed the worker threads through rings from this thread even where they could read the file themselves (tests). */
+  ringFed?: boolean;
 }
 
 export async function analyzeCaptureSharded(path: string, config: Readonly<Config>, options: ShardedOptions): Promise<AnalyzeResult> {
@@ -33,18 +37,38 @@ export async function analyzeCaptureSharded(path: string, config: Readonly<Confi
   let merged: RangeStats | undefined;
   const merger = new WindowMerger(config, options.workers, (out) => { merged!.add(out.rangeInputs); keep(out); });
   merged = new RangeStats(merger.distributionNames(), config.analyzers.health.enabled);
-  // Opened after the merger, which refuses analyzers that cannot merge: nothing is left open then.
-  const reader = await CaptureReader.open(path, { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) });
+  const readerOptions: ReaderOptions = { ...config.input, ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}) };
+  // Opened after the merger, which refuses analyzers that cannot merge: nothing is left open then. Opened here also when
+  // the workers read the file themselves: an input that cannot be opened fails before any thread starts.
+  const reader = await CaptureReader.open(path, readerOptions);
   const span = new PacketSpan();
+  let figures: ReaderFigures = reader;
   let finals: ShardFinal[];
   try {
-    const run = options.inProcess ? runInProcess : runThreaded;
-    finals = await run(reader, config, options.workers, merger, span, options.onProgress);
+    if (options.inProcess) {
+      finals = await runInProcess(reader, config, options.workers, merger, span, options.onProgress);
+    } else if (!options.ringFed && !reader.compressed && isRegularFile(path)) {
+      // Each worker reads the file (the page cache holds it once): no reader thread, no copy into rings.
+      const threads = new ShardThreads(config, merger, { workers: options.workers, dropWhenFull: false, stallMs: STALL_MS, commitMemory: false });
+      try {
+        finals = await threads.readFile(path, readerOptions, options.onProgress);
+      } finally {
+        await threads.terminate();
+      }
+      const read = finals[0]!.input!;
+      figures = read.reader;
+      if (read.reader.packets > 0) {
+        span.note(read.span.firstSec, read.span.firstNsec);
+        span.note(read.span.lastSec, read.span.lastNsec);
+      }
+    } else {
+      finals = await runThreaded(reader, config, options.workers, merger, span, options.onProgress);
+    }
   } finally {
     await reader.close();
   }
   if (merger.waiting) throw new Error(`${merger.waiting} windows were not given by every worker`);
-  const { decodeErrors, undecoded } = mergeCaptureErrors(finals, reader.capLenOverWireLen);
+  const { decodeErrors, undecoded } = mergeCaptureErrors(finals, figures.capLenOverWireLen);
   const totals: InputTotals = {
     packets: sumOf(finals, (f) => f.packets),
     bytes: sumOf(finals, (f) => f.bytes),
@@ -58,7 +82,7 @@ export async function analyzeCaptureSharded(path: string, config: Readonly<Confi
     unexpected: sumOf(finals, (f) => f.unexpected),
     lastError: finals.find((f) => f.lastError !== null)?.lastError,
   };
-  return assembleReport(path, reader, totals, windows, findings, merged, config);
+  return assembleReport(path, figures, totals, windows, findings, merged, config);
 }
 
 /** Reads the whole input into pipelines in this thread; returns each worker's totals. */
@@ -126,6 +150,14 @@ async function runThreaded(reader: CaptureReader, config: Readonly<Config>, work
     return await threads.finish();
   } finally {
     await threads.terminate();
+  }
+}
+
+function isRegularFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../../common/config.js';
-import { InputError } from '../../common/errors.js';
+import { fromThreadError, type ThreadError } from '../../common/errors.js';
 import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import type { WindowOutput } from '../window/window-engine.js';
 import type { AnalyzeOptions, AnalyzeResult } from './analyze.js';
@@ -22,22 +22,11 @@ export interface AnalyzeThreadData {
   workers?: number;
 }
 
-/** What failed in the thread, enough to raise the same error here. */
-export interface ThreadError { name: string; code?: string; message: string }
-
 export type FromAnalyzeThread =
   | { type: 'progress'; fraction: number }
   | { type: 'window'; out: WindowOutput }
   | { type: 'done'; result: AnalyzeResult }
   | { type: 'failed'; error: ThreadError };
-
-function rebuild(e: ThreadError): Error {
-  // The message already carries the byte offset (InputError adds it).
-  if (e.name === 'InputError') return new InputError(e.code ?? 'input', e.message);
-  const err = new Error(e.message);
-  err.name = e.name;
-  return err;
-}
 
 export function analyzeCaptureInThread(path: string, config: Readonly<Config>, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
   const data: AnalyzeThreadData = {
@@ -64,7 +53,7 @@ export function analyzeCaptureInThread(path: string, config: Readonly<Config>, o
           try { options.onWindow?.(msg.out); } catch (err) { settle(() => reject(err)); void worker.terminate(); }
           break;
         case 'done': settle(() => resolve(msg.result)); break;
-        case 'failed': settle(() => reject(rebuild(msg.error))); break;
+        case 'failed': settle(() => reject(fromThreadError(msg.error))); break;
       }
     });
     worker.on('error', (err) => settle(() => reject(err)));

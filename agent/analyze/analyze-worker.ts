@@ -1,6 +1,7 @@
 /** The analysis thread of `analyzeCaptureInThread`: runs `analyzeCapture` and posts what it gives. */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../../common/config.js';
+import { toThreadError } from '../../common/errors.js';
 import { analyzeCapture, type AnalyzeOptions } from './analyze.js';
 import { analyzeCaptureSharded } from './analyze-sharded.js';
 import type { AnalyzeThreadData, FromAnalyzeThread } from './analyze-thread.js';
@@ -19,13 +20,5 @@ try {
   });
   post({ type: 'done', result });
 } catch (err) {
-  const e = err as Error & { code?: unknown };
-  post({
-    type: 'failed',
-    error: {
-      name: e instanceof Error ? e.name : 'Error',
-      message: e instanceof Error ? e.message : String(err),
-      ...(typeof e.code === 'string' ? { code: e.code } : {}),
-    },
-  });
+  post({ type: 'failed', error: toThreadError(err) });
 }

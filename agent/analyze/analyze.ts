@@ -6,7 +6,7 @@ import { isoTime } from '../../common/address.js';
 import { noun, plural } from '../../common/wording.js';
 import { REPORT_SCHEMA, type Finding, type Report, type ReportFlow, type WindowSummary } from '../../common/report.js';
 import type { PacketSpan } from '../core/packet-span.js';
-import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus } from '../capture/index.js';
+import { CaptureReader, NEED_DATA, RECORD, linkTypeName, type NextStatus, type ReaderFigures } from '../capture/index.js';
 import { Pipeline } from '../pipeline.js';
 import { RangeStats } from '../analyzers/lib/range-stats.js';
 import { TopFlows } from '../flow/top-flows.js';
@@ -87,7 +87,7 @@ export interface InputTotals {
 }
 
 /** The report and its warnings from what the input's reader and analysis gave. */
-export function assembleReport(path: string, reader: CaptureReader, totals: InputTotals, windows: WindowSummary[], findings: Finding[], merged: RangeStats, config: Readonly<Config>): AnalyzeResult {
+export function assembleReport(path: string, reader: ReaderFigures, totals: InputTotals, windows: WindowSummary[], findings: Finding[], merged: RangeStats, config: Readonly<Config>): AnalyzeResult {
   const warnings: string[] = [];
   if (reader.truncated) {
     warnings.push(`input is cut short: the record at byte offset ${reader.truncatedAt} is incomplete; analyzed the ${plural(reader.packets, 'complete packet')} before it`);

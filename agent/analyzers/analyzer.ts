@@ -109,14 +109,16 @@ export interface Analyzer extends WindowParticipant {
    */
   onForeignDns?(rec: FrameRecord): void;
   /**
-   * Flow-sharded analysis, the coordinator's instance only: every packet of the
-   * input in input order, as the reader reads it (before any worker gets it),
-   * with `clock`, the input's clock over every packet (the coordinator's own
-   * ctx.clock stays still). For figures about the input itself (its silences,
-   * its timestamps going backwards) that no worker, seeing only its flows, can
-   * give. The reader runs ahead of the window merges: keep figures per window
-   * until `mergeWindow` takes them. Count nothing else (the workers count the
-   * packet).
+   * Flow-sharded analysis: every packet of the input in input order, with
+   * `clock`, the input's clock over every packet (not ctx.clock). For figures
+   * about the input itself (its silences, its timestamps going backwards) that
+   * no worker, seeing only its flows, can give. Called on the coordinator's
+   * instance as the reader reads (before any worker gets the packet), or,
+   * where every worker reads the input file itself (`analyze` of a file), on
+   * worker 1's instance after the worker has taken the packet, whose
+   * `windowPart` then carries the figures. Either way the calls run ahead of
+   * the window merges: keep figures per window until `mergeWindow` takes
+   * them. Count nothing else (the workers count the packet).
    */
   onInputPacket?(rec: FrameRecord, clock: Readonly<PacketClock>): void;
   // Flow-sharded workers (issue 13): each worker runs every analyzer on its

@@ -20,7 +20,9 @@
  * every input packet by the reader (`onInputPacket`, with the input's clock)
  * and keeps the figures of each window (the windows it cuts as the window
  * engine would) until that window is merged; the workers' instances count
- * nothing.
+ * nothing. Where every worker reads the file itself, worker 1's instance gets
+ * `onInputPacket` instead and hands the figures of each window it closes to
+ * the coordinator in its window part.
  */
 import { isoFromSeconds } from '../../common/address.js';
 import type { FrameRecord } from '../capture/frame-record.js';
@@ -46,6 +48,12 @@ interface Figures {
   backwards: number;
   largestStepBack: number;
   farAhead: number;
+}
+
+/** A worker's window part: the figures of the windows it closed, and the input's time base. */
+interface CapturePart {
+  base: number;
+  figures: Figures[];
 }
 
 const noFigures = (index: number): Figures => ({ index, gaps: 0, longestGap: 0, longestGapFrom: 0, totalGap: 0, backwards: 0, largestStepBack: 0, farAhead: 0 });
@@ -111,10 +119,25 @@ class CaptureAnalyzer implements Analyzer {
     return this.close(w, this.ctx.clock.base, this.ctx.shardRole !== 'worker');
   }
 
-  /** The coordinator: the window's figures as the reader's packets gave them (the workers' are empty). */
+  /**
+   * A worker fed every input packet (after it took the packet): the figures
+   * of the windows it has closed, which are all it holds, since the packet
+   * that closes a window reaches it before `onInputPacket` opens the next.
+   */
+  windowPart(): CapturePart | null {
+    if (this.pending.length === 0) return null;
+    return { base: this.base, figures: this.pending.splice(0) };
+  }
+
+  /** The coordinator: the window's figures as the input's packets gave them (here, or in a worker's part). */
   mergeWindow(input: WindowMergeInput): Metrics {
     const index = input.span.index;
     const pending = this.pending;
+    for (const part of input.parts as ReadonlyArray<CapturePart | null | undefined>) {
+      if (!part) continue;
+      this.base = part.base;
+      pending.push(...part.figures);
+    }
     while (pending.length > 0 && pending[0]!.index < index) pending.shift();
     const w = pending.length > 0 && pending[0]!.index === index ? pending.shift()! : noFigures(index);
     return this.close(w, this.base, true);

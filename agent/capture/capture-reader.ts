@@ -61,6 +61,9 @@ export interface ReaderOptions extends DecompressionLimits {
   maxReadBytes?: number;
 }
 
+/** What a report says of reading the input (a reader's figures once it has read everything). */
+export type ReaderFigures = Pick<CaptureReader, 'format' | 'compressed' | 'linkTypes' | 'packets' | 'truncated' | 'truncatedAt' | 'capLenOverWireLen'>;
+
 export class CaptureReader {
   readonly record = new FrameRecord();
   /** Number of records returned so far. */
@@ -133,6 +136,12 @@ export class CaptureReader {
   get position(): number { return this.base + this.start; }
 
   async close(): Promise<void> { await this.source.close(); }
+
+  /** The figures a report gives, as a plain object (to post to another thread). */
+  figures(): ReaderFigures {
+    const { format, compressed, packets, truncated, truncatedAt, capLenOverWireLen } = this;
+    return { format, compressed, linkTypes: [...this.linkTypes], packets, truncated, truncatedAt, capLenOverWireLen };
+  }
 
   /** Reads more input so that `need` bytes from the parse position are present (or end of input). */
   async fill(): Promise<void> {

@@ -10,6 +10,7 @@
  */
 import type { Config } from '../../common/config.js';
 import type { Finding, RangeInputs, WindowSummary } from '../../common/report.js';
+import type { ReaderFigures } from '../capture/capture-reader.js';
 import type { FrameRecord } from '../capture/frame-record.js';
 import type { WindowSpan } from '../core/window-types.js';
 import { Transport } from '../decode/index.js';
@@ -61,6 +62,8 @@ export interface ShardFinal extends ShardTotals {
   topFlows: TopFlowEntry[];
   /** Input index (seq) of the first packet of each stream this worker numbered, per numbering (tcp, udp, other), in local stream order. */
   streamStarts: { tcp: number[]; udp: number[]; other: number[] };
+  /** Worker 1 of workers that read the input file themselves: what it read (the report's source and span). */
+  input?: { reader: ReaderFigures; span: { firstSec: number; firstNsec: number; lastSec: number; lastNsec: number } };
 }
 
 export class ShardPipeline {

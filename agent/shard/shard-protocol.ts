@@ -1,5 +1,7 @@
 /** What the reader and its flow-sharded worker threads tell each other (packets go through the ring, not here). */
 import type { Config } from '../../common/config.js';
+import type { ThreadError } from '../../common/errors.js';
+import type { ReaderOptions } from '../capture/capture-reader.js';
 import type { ShardFinal, ShardWindow } from './shard-pipeline.js';
 
 /** Ring mark flag (beside the clock flags of shard-pipeline.ts): the input ended after `seq` packets. */
@@ -9,14 +11,25 @@ export const FOREIGN_RECORD = 8;
 
 export interface ShardThreadData {
   config: Config;
-  /** The worker's PacketRing (PacketRing.attach). */
-  ring: SharedArrayBuffer;
-  /** The input's time base (Decoder.timeBase of one pipeline). */
+  /** The worker's PacketRing (PacketRing.attach); none when the worker reads the input file itself. */
+  ring?: SharedArrayBuffer;
+  /** The input's time base (Decoder.timeBase of one pipeline); with a ring only. */
   timeBase: number;
   /** Make the pipeline's tables resident at start (the agent). */
   commitMemory: boolean;
   /** This worker's index (0-based). */
   worker: number;
+  /** The worker reads this file itself, every packet of it, and analyzes its share (no ring). */
+  file?: ShardFileInput;
+}
+
+/** A capture file every worker reads (shard-file-reader.ts). */
+export interface ShardFileInput {
+  path: string;
+  reader: ReaderOptions;
+  workers: number;
+  /** Post the reader's progress (worker 1). */
+  progress: boolean;
 }
 
 /** New analyzer thresholds (SIGHUP), taken between records. */
@@ -26,5 +39,7 @@ export type FromShardThread =
   | { type: 'window'; part: ShardWindow }
   /** A reload taken (between records). */
   | { type: 'reloaded' }
+  /** Reading a file: the fraction read (worker 1). */
+  | { type: 'progress'; fraction: number }
   | { type: 'final'; final: ShardFinal }
-  | { type: 'failed'; message: string };
+  | { type: 'failed'; error: ThreadError; stack: string | undefined };

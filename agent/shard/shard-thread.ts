@@ -1,14 +1,17 @@
 /**
  * A flow-sharded worker thread: reads its ring (packets and clock marks, in
- * input order) into its ShardPipeline, posts each closed window's part, and
- * at the end-of-input mark its totals. Nothing is posted per packet. The
+ * input order) into its ShardPipeline, or reads the input file itself
+ * (shard-file-reader.ts), posts each closed window's part, and at the end of
+ * the input its totals. Nothing is posted per packet. The
  * loop never returns to the event loop while records flow, so a reload
  * (SIGHUP) is taken from the port between records.
  */
 import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { buildConfig, type Config } from '../../common/config.js';
+import { toThreadError } from '../../common/errors.js';
 import { FrameRecord } from '../capture/frame-record.js';
 import { PacketRing, RingRecord } from '../core/packet-ring.js';
+import { readOwnShare } from './shard-file-reader.js';
 import { ShardPipeline } from './shard-pipeline.js';
 import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData, type ToShardThread } from './shard-protocol.js';
 
@@ -38,8 +41,8 @@ function takeMessages(shard: ShardPipeline): void {
   }
 }
 
-function run(): void {
-  const ring = PacketRing.attach(data.ring);
+function run(ringBuffer: SharedArrayBuffer): void {
+  const ring = PacketRing.attach(ringBuffer);
   const shard = new ShardPipeline(data.config as Readonly<Config>, data.timeBase, (part) => post({ type: 'window', part }), data.commitMemory);
   const rec = new FrameRecord();
   let stallMs = stallHook();
@@ -76,8 +79,17 @@ function run(): void {
   }
 }
 
-try {
-  run();
-} catch (err) {
-  post({ type: 'failed', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+const fail = (err: unknown): void => post({ type: 'failed', error: toThreadError(err), stack: err instanceof Error ? err.stack : undefined });
+
+if (data.file) {
+  readOwnShare(data.config as Readonly<Config>, data.worker, data.file, {
+    window: (part) => post({ type: 'window', part }),
+    progress: (fraction) => post({ type: 'progress', fraction }),
+  }).then((final) => post({ type: 'final', final }), fail);
+} else {
+  try {
+    run(data.ring!);
+  } catch (err) {
+    fail(err);
+  }
 }

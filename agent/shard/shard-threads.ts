@@ -5,17 +5,20 @@
  * a WindowMerger. Used by `analyze --workers N` (a full ring waits: nothing
  * of a file is lost) and by the agent (live capture: a full ring drops the
  * packet and counts it, as the kernel's ring does, so capture never waits on
- * analysis).
+ * analysis). For `analyze` of a file the workers can instead read the file
+ * themselves (readFile): no rings, no reader.
  */
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../../common/config.js';
+import { fromThreadError } from '../../common/errors.js';
+import type { ReaderOptions } from '../capture/capture-reader.js';
 import type { FrameRecord } from '../capture/frame-record.js';
 import { PacketRing } from '../core/packet-ring.js';
 import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import { timeBaseOf } from '../decode/decoder.js';
 import { ShardFeed, type ShardSink } from './shard-feed.js';
 import type { ShardFinal } from './shard-pipeline.js';
-import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData, type ToShardThread } from './shard-protocol.js';
+import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardFileInput, type ShardThreadData, type ToShardThread } from './shard-protocol.js';
 import type { WindowMerger } from './window-merger.js';
 
 /** Bytes of each worker's ring: about 20,000 packets of a typical mix buffered per worker. */
@@ -51,6 +54,7 @@ export class ShardThreads {
   /** Per worker: reloads sent and not yet taken, in order. */
   private readonly reloads: Array<Array<() => void>> = [];
   private failure: Error | undefined;
+  private onProgress: ((fraction: number) => void) | undefined;
   private settle: () => void = () => {};
   private readonly allDone = new Promise<void>((resolve) => { this.settle = resolve; });
 
@@ -178,6 +182,21 @@ export class ShardThreads {
     return ring;
   }
 
+  /**
+   * Instead of packets pushed here: every worker reads the capture file at
+   * `path` itself (shard-file-reader.ts), no rings. Resolves with each
+   * worker's totals at the end of the file; `onProgress` gets worker 1's
+   * fraction read.
+   */
+  async readFile(path: string, reader: ReaderOptions, onProgress?: (fraction: number) => void): Promise<ShardFinal[]> {
+    this.onProgress = onProgress;
+    const workers = this.options.workers;
+    this.spawn(NaN, (w) => ({ path, reader, workers, progress: w === 0 && onProgress !== undefined }));
+    await this.allDone;
+    if (this.failure) throw this.failure;
+    return this.finals as ShardFinal[];
+  }
+
   private fail(err: Error): void {
     this.failure ??= err;
     this.settle();
@@ -185,24 +204,33 @@ export class ShardThreads {
 
   private start(timeBase: number): void {
     this.feed.timeBase = timeBase;
+    this.spawn(timeBase);
+  }
+
+  /** The worker threads: each with a ring, or each reading `file(w)`. */
+  private spawn(timeBase: number, file?: (w: number) => ShardFileInput): void {
     const { workers, commitMemory } = this.options;
     for (let w = 0; w < workers; w++) {
-      const ring = PacketRing.create(RING_BYTES);
-      const data: ShardThreadData = { config: this.config as Config, ring: ring.buffer, timeBase, commitMemory, worker: w };
+      const ring = file ? undefined : PacketRing.create(RING_BYTES);
+      const data: ShardThreadData = {
+        config: this.config as Config, timeBase, commitMemory, worker: w, ...(ring ? { ring: ring.buffer } : {}), ...(file ? { file: file(w) } : {}),
+      };
       const thread = new Worker(new URL('./shard-thread.js', import.meta.url), { workerData: data, resourceLimits: PIPELINE_THREAD_LIMITS });
       thread.on('message', (msg: FromShardThread) => {
         try {
           if (msg.type === 'window') this.merger.add(w, msg.part);
+          else if (msg.type === 'progress') this.onProgress?.(msg.fraction);
           else if (msg.type === 'reloaded') this.reloads[w]!.shift()?.();
           else if (msg.type === 'final') { this.finals[w] = msg.final; if (++this.finished === workers) this.settle(); }
-          else this.fail(new Error(`analysis worker ${w + 1} failed: ${msg.message}`));
+          // The input's own errors (a malformed record) as one pipeline raises them; anything else is a bug, with its stack.
+          else this.fail(msg.error.name === 'InputError' ? fromThreadError(msg.error) : new Error(`analysis worker ${w + 1} failed: ${msg.stack ?? msg.error.message}`));
         } catch (err) {
           this.fail(err as Error);
         }
       });
       thread.on('error', (err) => this.fail(err));
       thread.on('exit', (code) => { if (this.finals[w] === undefined) this.fail(new Error(`analysis worker ${w + 1} stopped (exit code ${code}) before its totals`)); });
-      this.rings.push(ring);
+      if (ring) this.rings.push(ring);
       this.threads.push(thread);
       this.reloads.push([]);
     }

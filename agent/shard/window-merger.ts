@@ -19,12 +19,11 @@ import type { Config } from '../../common/config.js';
 import type { Finding, QuantileSketch, RangeInputs, WindowSummary } from '../../common/report.js';
 import type { Metrics } from '../core/window-types.js';
 import type { FrameRecord } from '../capture/frame-record.js';
-import { PacketClock } from '../core/packet-clock.js';
-import type { Analyzer } from '../analyzers/analyzer.js';
 import { Quantiles } from '../analyzers/lib/quantiles.js';
 import { Pipeline } from '../pipeline.js';
 import { findingOrder, type OrderedFinding, type WindowOutput } from '../window/window-engine.js';
-import { CLOCK_AHEAD, CLOCK_CONFIRMED_JUMP, type ShardTotals, type ShardWindow } from './shard-pipeline.js';
+import { InputHooks, type FeedClock } from './input-hooks.js';
+import type { ShardTotals, ShardWindow } from './shard-pipeline.js';
 
 export class WindowMerger {
   /** Analyzer instances whose `mergeWindow` runs here (their own packet state stays empty). */
@@ -32,9 +31,8 @@ export class WindowMerger {
   private readonly queues: ShardWindow[][];
   /** Each worker's totals as of its last window merged (ShardWindow.totals). */
   readonly totals: Array<ShardTotals | undefined>;
-  /** The coordinator's analyzers that see every input packet (Analyzer.onInputPacket), and the input's clock they read. */
-  private readonly inputHooks: Array<NonNullable<Analyzer['onInputPacket']>>;
-  private readonly inputClock = new PacketClock();
+  /** The coordinator's analyzers that see every input packet (Analyzer.onInputPacket). */
+  private readonly inputHooks: InputHooks;
 
   /**
    * `lossy`: live capture, where a worker's full ring drops marks with
@@ -50,7 +48,7 @@ export class WindowMerger {
     if (unmergeable.length) throw new Error(`cannot merge the windows of analyzers ${unmergeable.join(', ')}`);
     this.queues = Array.from({ length: workers }, () => []);
     this.totals = new Array<ShardTotals | undefined>(workers);
-    this.inputHooks = this.coordinator.analyzers.flatMap((a) => (a.onInputPacket ? [a.onInputPacket.bind(a)] : []));
+    this.inputHooks = new InputHooks(this.coordinator.analyzers);
   }
 
   /**
@@ -58,13 +56,8 @@ export class WindowMerger {
    * and the clock and flags after the packet: ShardFeed), before any worker
    * gets it: to the coordinator's analyzers that have `onInputPacket`.
    */
-  inputPacket(rec: FrameRecord, feed: { readonly timeBase: number; readonly now: number; readonly flags: number }): void {
-    const hooks = this.inputHooks;
-    if (hooks.length === 0) return;
-    const clock = this.inputClock;
-    clock.base = feed.timeBase;
-    clock.follow(feed.now, (feed.flags & CLOCK_AHEAD) !== 0, (feed.flags & CLOCK_CONFIRMED_JUMP) !== 0);
-    for (let i = 0; i < hooks.length; i++) hooks[i]!(rec, clock);
+  inputPacket(rec: FrameRecord, feed: FeedClock): void {
+    this.inputHooks.packet(rec, feed);
   }
 
   /** The report's distributions (Pipeline.distributionNames), from the coordinator's analyzers. */

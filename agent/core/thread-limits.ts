@@ -1,3 +1,5 @@
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import type { ResourceLimits } from 'node:worker_threads';
 
 /**
@@ -9,3 +11,19 @@ import type { ResourceLimits } from 'node:worker_threads';
  * and pushes `analyze` past its memory budget at millions of flows.
  */
 export const PIPELINE_THREAD_LIMITS: ResourceLimits = { maxYoungGenerationSizeMb: 6 };
+
+/**
+ * Lowers the calling thread's CPU priority by `steps` nice levels (Linux:
+ * setpriority on the thread id; a thread may always lower its own). False
+ * where the thread id cannot be found (not Linux) or the call fails.
+ */
+export function lowerThreadPriority(steps: number): boolean {
+  try {
+    const tid = Number(/task\/(\d+)$/.exec(readlinkSync('/proc/thread-self'))?.[1]);
+    if (!Number.isInteger(tid)) return false;
+    setPriority(tid, Math.min(19, getPriority(tid) + steps));
+    return true;
+  } catch {
+    return false;
+  }
+}

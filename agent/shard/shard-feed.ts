@@ -72,7 +72,12 @@ export class ShardFeed {
   /** The end of the current window (WindowEngine.open, relative to the time base); NaN before the first packet. */
   private windowEnd = NaN;
 
-  constructor(readonly workers: number, private readonly windowSeconds: number, private readonly sink: ShardSink) {
+  /**
+   * `only`: the feed of one worker that reads the input itself
+   * (shard-file-reader.ts): the sink gets that worker's records only, and no
+   * other worker's bookkeeping is kept.
+   */
+  constructor(readonly workers: number, private readonly windowSeconds: number, private readonly sink: ShardSink, private readonly only = -1) {
     this.packetsTo = new Float64Array(workers);
     this.heardNow = new Float64Array(workers).fill(NaN);
     this.heardFlags = new Int32Array(workers);
@@ -93,9 +98,11 @@ export class ShardFeed {
     this.flags = (clock.ahead ? CLOCK_AHEAD : 0) | (clock.confirmedJump ? CLOCK_CONFIRMED_JUMP : 0);
     this.sink.input?.(rec);
     const to = this.workerOf(rec);
+    const only = this.only;
+    const fed = only < 0 || to === only;
     // Right after workerOf: these read what its shardHash found.
-    const foreign = this.workers > 1 && mayCarryDnsAnswers(rec.data);
-    if (mayStartAttempt(rec.data)) this.dues[to]!.push(now + ATTEMPT_TIMEOUT);
+    const foreign = this.workers > 1 && !(only >= 0 && to === only) && mayCarryDnsAnswers(rec.data);
+    if (fed && mayStartAttempt(rec.data)) this.dues[to]!.push(now + ATTEMPT_TIMEOUT);
     // WindowEngine.advance: the window closes at the first packet at or past its end, and the next opens at that packet's time.
     let windowCloses = false;
     if (!(now < this.windowEnd)) {
@@ -103,17 +110,18 @@ export class ShardFeed {
       const start = Math.floor((this.timeBase + now) / this.windowSeconds) * this.windowSeconds;
       this.windowEnd = start + this.windowSeconds - this.timeBase;
     }
-    for (let w = 0; w < this.workers; w++) {
+    const last = only < 0 ? this.workers : only + 1;
+    for (let w = only < 0 ? 0 : only; w < last; w++) {
       if (w === to) continue;
       if (windowCloses || this.due(w)) this.markTo(w);
       // A DNS answer's names are kept with the clock at the answer (a TTL): the clock first.
       if (foreign) {
         if (this.heardNow[w] !== now) this.markTo(w);
         this.sink.foreign(w, rec);
+        this.foreignRecords++;
       }
     }
-    if (foreign) this.foreignRecords += this.workers - 1;
-    if (this.sink.packet(to, rec)) {
+    if (fed && this.sink.packet(to, rec)) {
       this.heard(to);
       this.packetsTo[to]++;
       this.bytes += rec.wireLen;
@@ -149,7 +157,8 @@ export class ShardFeed {
   advanceTo(now: number): void {
     if (Number.isNaN(this.timeBase) || now <= this.clock.now) return;
     this.clock.now = this.now = now;
-    for (let w = 0; w < this.workers; w++) this.markIfMoved(w);
+    const last = this.only < 0 ? this.workers : this.only + 1;
+    for (let w = this.only < 0 ? 0 : this.only; w < last; w++) this.markIfMoved(w);
   }
 
   private markIfMoved(w: number): void {

@@ -37,12 +37,13 @@ export async function readOwnShare(config: Readonly<Config>, worker: number, inp
       s.flags = feed.flags;
       return s;
     };
+    // The feed gives this worker's records only.
     const sink: ShardSink = {
-      packet: (w, rec) => { if (w === worker) own().packet(rec); return true; },
-      mark: (w) => { if (w === worker) own().mark(); return true; },
-      foreign: (w, rec) => { if (w === worker) own().foreign(rec); },
+      packet: (_, rec) => { own().packet(rec); return true; },
+      mark: () => { own().mark(); return true; },
+      foreign: (_, rec) => { own().foreign(rec); },
     };
-    const feed: ShardFeed = new ShardFeed(input.workers, config.windows.seconds, sink);
+    const feed: ShardFeed = new ShardFeed(input.workers, config.windows.seconds, sink, worker);
     const host = worker === 0;
     let hooks: InputHooks | undefined;
     const span = new PacketSpan();

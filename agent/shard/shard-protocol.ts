@@ -9,6 +9,15 @@ export const END_OF_INPUT = 4;
 /** Ring packet flag: a foreign record (shard-feed.ts ShardSink.foreign), not one of the worker's packets. */
 export const FOREIGN_RECORD = 8;
 
+/**
+ * Live capture: nice levels the workers run below the capture thread. Where
+ * the cores are short (tcpreplay and the agent on two), the capture thread
+ * then gets the CPU first and drains the kernel's ring; analysis that falls
+ * behind fills the workers' rings and is counted there (ring-full drops, per
+ * worker), not lost unseen in the kernel.
+ */
+export const WORKER_NICENESS = 10;
+
 export interface ShardThreadData {
   config: Config;
   /** The worker's PacketRing (PacketRing.attach); none when the worker reads the input file itself. */
@@ -19,6 +28,8 @@ export interface ShardThreadData {
   commitMemory: boolean;
   /** This worker's index (0-based). */
   worker: number;
+  /** Live capture: run below the capture thread's CPU priority (WORKER_NICENESS). */
+  yieldToCapture: boolean;
   /** The worker reads this file itself, every packet of it, and analyzes its share (no ring). */
   file?: ShardFileInput;
 }

@@ -11,9 +11,10 @@ import { buildConfig, type Config } from '../../common/config.js';
 import { toThreadError } from '../../common/errors.js';
 import { FrameRecord } from '../capture/frame-record.js';
 import { PacketRing, RingRecord } from '../core/packet-ring.js';
+import { lowerThreadPriority } from '../core/thread-limits.js';
 import { readOwnShare } from './shard-file-reader.js';
 import { ShardPipeline } from './shard-pipeline.js';
-import { END_OF_INPUT, FOREIGN_RECORD, type FromShardThread, type ShardThreadData, type ToShardThread } from './shard-protocol.js';
+import { END_OF_INPUT, FOREIGN_RECORD, WORKER_NICENESS, type FromShardThread, type ShardThreadData, type ToShardThread } from './shard-protocol.js';
 
 const data = workerData as ShardThreadData;
 const port = parentPort!;
@@ -78,6 +79,8 @@ function run(ringBuffer: SharedArrayBuffer): void {
     }
   }
 }
+
+if (data.yieldToCapture) lowerThreadPriority(WORKER_NICENESS);
 
 const fail = (err: unknown): void => post({ type: 'failed', error: toThreadError(err), stack: err instanceof Error ? err.stack : undefined });
 

@@ -152,31 +152,18 @@ interface Counts {
 }
 
 /**
- * A window's hosts and pairs, ids in order of first sight: what the metrics
- * are made of, in one pipeline (its tables) and in the coordinator (merged).
+ * A flow-sharded worker's window: every host and pair it tracked, each list
+ * in the order of its table's ids, so by first sight (`hostFirst` and
+ * `pairFirst` increase): the coordinator merges the lists in that order.
  */
-interface Tables {
-  hosts: number;
-  /** Per host: IP version, then the four address words. */
-  hostKeys: Uint32Array;
-  /** Per host: the four host values. */
-  hostValues: Float64Array;
-  serverName(host: number): string | undefined;
-  pairs: number;
-  /** Per pair: its two host ids, A (the lower) first. */
-  pairHosts: ArrayLike<number>;
-  /** Per pair: the four pair values. */
-  pairValues: Float64Array;
-}
-
-/** A flow-sharded worker's window: every host and pair it tracked. */
 interface TalkersPart extends Counts {
   hostKeys: Uint32Array;
   /** Per host: where in the input it was first seen in the window (2 * packet index, + 1 as a destination). */
   hostFirst: Float64Array;
   hostValues: Float64Array;
-  /** Per host: its server name (null: none) and the index of the packet where the flow that named it joined the window. */
-  serverNames: Array<string | null>;
+  /** The hosts with a server name (indices in this part), the name, and the index of the packet where the flow that named it joined the window. */
+  namedHosts: Uint32Array;
+  serverNames: string[];
   serverNameOrder: Float64Array;
   /** Per pair: its two hosts (indices in this part, A first), where it was first seen (packet index), its values. */
   pairHosts: Uint32Array;
@@ -184,11 +171,28 @@ interface TalkersPart extends Counts {
   pairValues: Float64Array;
 }
 
+/** The list whose next entry (at its cursor) was seen first, -1 when every list is done. */
+function earliest(firsts: readonly Float64Array[], cursor: Int32Array): number {
+  let best = -1;
+  let bestFirst = 0;
+  for (let w = 0; w < firsts.length; w++) {
+    const i = cursor[w]!;
+    const list = firsts[w]!;
+    if (i < list.length && (best < 0 || list[i]! < bestFirst)) {
+      best = w;
+      bestFirst = list[i]!;
+    }
+  }
+  return best;
+}
+
 class TalkersAnalyzer implements Analyzer {
   readonly id = 'talkers';
   private readonly top: number;
-  private readonly maxHosts: number;
-  /** Key: IP version, then the four address words. */
+  /**
+   * Key: IP version, then the four address words. In the coordinator, which
+   * sees no packets, the merged window's hosts (and pairs below).
+   */
   private readonly hosts: BoundedTable;
   /** Key: the two host ids, lower first. */
   private readonly pairs: BoundedTable;
@@ -207,11 +211,12 @@ class TalkersAnalyzer implements Analyzer {
   private readonly pairOf: Int32Array;
   private readonly joined: Float64Array;
   private part: TalkersPart | null = null;
+  /** Coordinator: per host of the parts being merged (part after part), its id in `hosts`, -1 past maxHosts. */
+  private partHostIds = new Int32Array(0);
 
   constructor(private readonly ctx: AnalyzerContext) {
     const c = ctx.config.analyzers.talkers;
     this.top = c.top;
-    this.maxHosts = c.maxHosts;
     this.hosts = new BoundedTable(5, c.maxHosts);
     this.pairs = new BoundedTable(2, c.maxHosts);
     const n = ctx.flows.capacity;
@@ -310,11 +315,7 @@ class TalkersAnalyzer implements Analyzer {
       hv[server * 4 + TX_BYTES] += b1; hv[server * 4 + TX_PACKETS] += p1;
       hv[server * 4 + RX_BYTES] += b0; hv[server * 4 + RX_PACKETS] += p0;
       const serverName = this.ctx.names.nameOf(slot);
-      const joined = this.joined[slot]!;
-      if (serverName !== undefined && !(joined < (this.serverNameOrder[server] ?? -1))) {
-        this.serverNames[server] = serverName;
-        this.serverNameOrder[server] = joined;
-      }
+      if (serverName !== undefined) this.nameHost(server, serverName, this.joined[slot]!);
     }
     if (client < 0 || server < 0) {
       this.untrackedPackets += p0 + p1;
@@ -333,6 +334,13 @@ class TalkersAnalyzer implements Analyzer {
     pv[pair * 4 + 2 + s2c] += p1;
   }
 
+  /** A host served a flow named `name` that joined the window at packet `joined`: the latest such flow names it. */
+  private nameHost(host: number, name: string, joined: number): void {
+    if (joined < (this.serverNameOrder[host] ?? -1)) return;
+    this.serverNames[host] = name;
+    this.serverNameOrder[host] = joined;
+  }
+
   closeWindow(): Metrics {
     const set = this.ctx.windowFlows.active;
     for (let k = 0; k < set.size; k++) this.addFlow(set.slots[k]!);
@@ -345,40 +353,43 @@ class TalkersAnalyzer implements Analyzer {
       untrackedBytes: this.untrackedBytes,
       untrackedPairPackets: this.untrackedPairPackets,
     };
-    const metrics = this.metrics({
-      hosts: hosts.size,
-      hostKeys: hosts.keys,
-      hostValues: hosts.values,
-      serverName: (id) => this.serverNames[id],
-      pairs: pairs.size,
-      pairHosts: pairs.keys,
-      pairValues: pairs.values,
-    }, counts);
-    if (this.ctx.shardRole === 'worker') {
-      const names: Array<string | null> = [];
-      const nameOrder = new Float64Array(hosts.size);
+    const worker = this.ctx.shardRole === 'worker';
+    // A worker's top lists are not used: the coordinator makes the window's from the parts.
+    const metrics = this.metrics(counts, worker ? 0 : this.top);
+    if (worker) {
+      const named: number[] = [];
+      const names: string[] = [];
+      const nameOrder: number[] = [];
       for (let id = 0; id < hosts.size; id++) {
-        names.push(this.serverNames[id] ?? null);
-        nameOrder[id] = this.serverNameOrder[id] ?? -1;
+        const name = this.serverNames[id];
+        if (name === undefined) continue;
+        named.push(id);
+        names.push(name);
+        nameOrder.push(this.serverNameOrder[id]!);
       }
       this.part = {
         ...counts,
         hostKeys: hosts.keys.slice(0, hosts.size * 5),
         hostFirst: hosts.first.slice(0, hosts.size),
         hostValues: hosts.values.slice(0, hosts.size * 4),
+        namedHosts: Uint32Array.from(named),
         serverNames: names,
-        serverNameOrder: nameOrder,
+        serverNameOrder: Float64Array.from(nameOrder),
         pairHosts: pairs.keys.slice(0, pairs.size * 2),
         pairFirst: pairs.first.slice(0, pairs.size),
         pairValues: pairs.values.slice(0, pairs.size * 4),
       };
     }
-    hosts.clear();
-    pairs.clear();
+    this.untrackedPackets = this.untrackedBytes = this.untrackedPairPackets = this.ipPackets = this.ipBytes = 0;
+    this.clearTables();
+    return metrics;
+  }
+
+  private clearTables(): void {
+    this.hosts.clear();
+    this.pairs.clear();
     this.serverNames.length = 0;
     this.serverNameOrder.length = 0;
-    this.untrackedPackets = this.untrackedBytes = this.untrackedPairPackets = this.ipPackets = this.ipBytes = 0;
-    return metrics;
   }
 
   windowPart(): TalkersPart | null {
@@ -388,102 +399,99 @@ class TalkersAnalyzer implements Analyzer {
   }
 
   /**
-   * The coordinator: every worker's hosts added up by address, hosts and pairs
-   * ordered by first sight (the ids one table over the whole input would have
-   * given), the first `maxHosts` of each tracked as that table would have.
+   * The coordinator: every worker's hosts and pairs, in order of first sight
+   * over all workers (each worker's lists are in its own: merged like sorted
+   * lists), go into this analyzer's tables as one pipeline's packets would
+   * have: a host gets the id one table over the whole input would have given
+   * it (at its earliest sight), the first `maxHosts` hosts and pairs are
+   * tracked, and each pair's A side is its host of the lower id.
    */
   mergeWindow(input: WindowMergeInput): Metrics {
     const parts = (input.parts as ReadonlyArray<TalkersPart | null>).filter((p): p is TalkersPart => p !== null);
-    interface Host { words: Uint32Array; first: number; values: Float64Array; name: string | null; nameOrder: number; id: number }
-    const byKey = new Map<string, Host>();
-    const local: Host[][] = [];
-    for (const p of parts) {
-      const mine: Host[] = [];
-      for (let i = 0; i < p.hostFirst.length; i++) {
-        const words = p.hostKeys.subarray(i * 5, i * 5 + 5);
-        const key = words.join(',');
-        let h = byKey.get(key);
-        if (h === undefined) byKey.set(key, h = { words, first: Infinity, values: new Float64Array(4), name: null, nameOrder: -1, id: -1 });
-        h.first = Math.min(h.first, p.hostFirst[i]!);
-        for (let k = 0; k < 4; k++) h.values[k] += p.hostValues[i * 4 + k]!;
-        const name = p.serverNames[i] ?? null;
-        if (name !== null && p.serverNameOrder[i]! >= h.nameOrder) { h.name = name; h.nameOrder = p.serverNameOrder[i]!; }
-        mine.push(h);
-      }
-      local.push(mine);
-    }
     const counts: Counts = { ipPackets: 0, ipBytes: 0, untracked: 0, untrackedBytes: 0, untrackedPairPackets: 0 };
-    for (const p of parts) {
+    // Where each part's hosts start in partHostIds.
+    const base = new Int32Array(parts.length);
+    let entries = 0;
+    parts.forEach((p, w) => {
       counts.ipPackets += p.ipPackets;
       counts.ipBytes += p.ipBytes;
       counts.untracked += p.untracked;
       counts.untrackedBytes += p.untrackedBytes;
       counts.untrackedPairPackets += p.untrackedPairPackets;
+      base[w] = entries;
+      entries += p.hostFirst.length;
+    });
+    if (this.partHostIds.length < entries) this.partHostIds = new Int32Array(entries);
+    const ids = this.partHostIds;
+    const key = this.hostKey;
+    const cursor = new Int32Array(parts.length);
+    const hostFirsts = parts.map((p) => p.hostFirst);
+    for (let w = earliest(hostFirsts, cursor); w >= 0; w = earliest(hostFirsts, cursor)) {
+      const p = parts[w]!;
+      const i = cursor[w]!++;
+      for (let k = 0; k < 5; k++) key[k] = p.hostKeys[i * 5 + k]!;
+      const id = this.hosts.lookup(key);
+      ids[base[w]! + i] = id;
+      // Past maxHosts: one table would not have tracked the host.
+      if (id < 0) continue;
+      // Read after the lookup: an insertion may have grown the table.
+      const values = this.hosts.values;
+      for (let k = 0; k < 4; k++) values[id * 4 + k] += p.hostValues[i * 4 + k]!;
     }
-    const hosts = [...byKey.values()].sort((a, b) => a.first - b.first);
-    const tracked = Math.min(hosts.length, this.maxHosts);
-    hosts.forEach((h, id) => { h.id = id < tracked ? id : -1; });
-    const hostKeys = new Uint32Array(tracked * 5);
-    const hostValues = new Float64Array(tracked * 4);
-    for (let id = 0; id < tracked; id++) {
-      hostKeys.set(hosts[id]!.words, id * 5);
-      hostValues.set(hosts[id]!.values, id * 4);
-    }
-    interface Pair { a: number; b: number; first: number; values: Float64Array }
-    const pairs: Pair[] = [];
     parts.forEach((p, w) => {
-      const mine = local[w]!;
-      for (let i = 0; i < p.pairFirst.length; i++) {
-        const ha = mine[p.pairHosts[i * 2]!]!.id;
-        const hb = mine[p.pairHosts[i * 2 + 1]!]!.id;
-        const v = p.pairValues.subarray(i * 4, i * 4 + 4);
-        if (ha < 0 || hb < 0) {
-          // A host past maxHosts: one table would not have tracked the pair's packets (its tracked host still counts them).
-          counts.untracked += v[2]! + v[3]!;
-          counts.untrackedBytes += v[0]! + v[1]!;
-          continue;
-        }
-        // Side A is the host of the lower id: in this worker's ids it may have been the other.
-        const swap = ha > hb;
-        pairs.push({
-          a: swap ? hb : ha, b: swap ? ha : hb, first: p.pairFirst[i]!,
-          values: swap ? Float64Array.of(v[1]!, v[0]!, v[3]!, v[2]!) : v.slice(),
-        });
+      for (let n = 0; n < p.namedHosts.length; n++) {
+        const id = ids[base[w]! + p.namedHosts[n]!]!;
+        if (id >= 0) this.nameHost(id, p.serverNames[n]!, p.serverNameOrder[n]!);
       }
     });
-    pairs.sort((x, y) => x.first - y.first);
-    const trackedPairs = Math.min(pairs.length, this.maxHosts);
-    for (let i = trackedPairs; i < pairs.length; i++) counts.untrackedPairPackets += pairs[i]!.values[2]! + pairs[i]!.values[3]!;
-    const pairHosts = new Uint32Array(trackedPairs * 2);
-    const pairValues = new Float64Array(trackedPairs * 4);
-    for (let i = 0; i < trackedPairs; i++) {
-      pairHosts[i * 2] = pairs[i]!.a;
-      pairHosts[i * 2 + 1] = pairs[i]!.b;
-      pairValues.set(pairs[i]!.values, i * 4);
+    cursor.fill(0);
+    const pairFirsts = parts.map((p) => p.pairFirst);
+    for (let w = earliest(pairFirsts, cursor); w >= 0; w = earliest(pairFirsts, cursor)) {
+      const p = parts[w]!;
+      const i = cursor[w]!++;
+      const a = ids[base[w]! + p.pairHosts[i * 2]!]!;
+      const b = ids[base[w]! + p.pairHosts[i * 2 + 1]!]!;
+      const v = p.pairValues;
+      if (a < 0 || b < 0) {
+        // A host past maxHosts: one table would not have tracked the pair's packets (its tracked host still counts them).
+        counts.untracked += v[i * 4 + 2]! + v[i * 4 + 3]!;
+        counts.untrackedBytes += v[i * 4]! + v[i * 4 + 1]!;
+        continue;
+      }
+      const pair = this.pair(a, b);
+      if (pair < 0) { counts.untrackedPairPackets += v[i * 4 + 2]! + v[i * 4 + 3]!; continue; }
+      // Side A is the host of the lower id: in the worker's ids it may have been the other.
+      const swap = a > b ? 1 : 0;
+      const pv = this.pairs.values;
+      pv[pair * 4 + swap] += v[i * 4]!;
+      pv[pair * 4 + 1 - swap] += v[i * 4 + 1]!;
+      pv[pair * 4 + 2 + swap] += v[i * 4 + 2]!;
+      pv[pair * 4 + 3 - swap] += v[i * 4 + 3]!;
     }
-    return this.metrics({
-      hosts: tracked, hostKeys, hostValues, serverName: (id) => hosts[id]!.name ?? undefined,
-      pairs: trackedPairs, pairHosts, pairValues,
-    }, counts);
+    const metrics = this.metrics(counts, this.top);
+    this.clearTables();
+    return metrics;
   }
 
-  /** The window's metrics: the top hosts and pairs (ties: the first seen first) and the counts. */
-  private metrics(t: Tables, counts: Counts): Metrics {
-    const hv = t.hostValues;
+  /** The window's metrics from the tables: the top `top` hosts and pairs (ties: the first seen first) and the counts. */
+  private metrics(counts: Counts, top: number): Metrics {
+    const hosts = this.hosts;
+    const pairs = this.pairs;
+    const hv = hosts.values;
     const hostBytes = (id: number): number => hv[id * 4 + TX_BYTES]! + hv[id * 4 + RX_BYTES]!;
     const names = new Map<number, string>();
     const name = (id: number): string => {
       let s = names.get(id);
       if (s === undefined) {
-        const k = t.hostKeys;
+        const k = hosts.keys;
         s = formatAddress(k[id * 5]!, k.subarray(id * 5 + 1, id * 5 + 5));
         names.set(id, s);
       }
       return s;
     };
     // Ties keep first-seen order (ids are assigned in packet order): deterministic without building names.
-    const topHosts = topIndices(t.hosts, this.top, hostBytes).map((id) => {
-      const serverName = t.serverName(id);
+    const topHosts = topIndices(hosts.size, top, hostBytes).map((id) => {
+      const serverName = this.serverNames[id];
       return {
         host: name(id),
         ...(serverName !== undefined ? { serverName } : {}),
@@ -495,10 +503,10 @@ class TalkersAnalyzer implements Analyzer {
         bytesReceived: hv[id * 4 + RX_BYTES]!,
       };
     });
-    const pv = t.pairValues;
-    const pk = t.pairHosts;
+    const pv = pairs.values;
+    const pk = pairs.keys;
     const pairBytes = (id: number): number => pv[id * 4]! + pv[id * 4 + 1]!;
-    const topPairs = topIndices(t.pairs, this.top, pairBytes).map((id) => ({
+    const topPairs = topIndices(pairs.size, top, pairBytes).map((id) => ({
       a: name(pk[id * 2]!),
       b: name(pk[id * 2 + 1]!),
       packets: pv[id * 4 + 2]! + pv[id * 4 + 3]!,
@@ -511,8 +519,8 @@ class TalkersAnalyzer implements Analyzer {
     return {
       ipPackets: counts.ipPackets,
       ipBytes: counts.ipBytes,
-      hosts: t.hosts,
-      pairs: t.pairs,
+      hosts: hosts.size,
+      pairs: pairs.size,
       untracked: counts.untracked,
       untrackedBytes: counts.untrackedBytes,
       untrackedPairPackets: counts.untrackedPairPackets,

@@ -3,6 +3,9 @@
  * as the agent's capture thread: see core/thread-limits.ts), so a capture with
  * millions of flows stays within the memory budget. The caller gets the same
  * result, callbacks and errors as from `analyzeCapture` in its own thread.
+ * With `workers` above 1 the analysis runs in worker threads already
+ * (analyze-sharded.ts): their coordinator, mostly waiting, runs in the
+ * caller's thread, one V8 isolate fewer to start.
  */
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../../common/config.js';
@@ -10,6 +13,7 @@ import { fromThreadError, type ThreadError } from '../../common/errors.js';
 import { PIPELINE_THREAD_LIMITS } from '../core/thread-limits.js';
 import type { WindowOutput } from '../window/window-engine.js';
 import type { AnalyzeOptions, AnalyzeResult } from './analyze.js';
+import { analyzeCaptureSharded } from './analyze-sharded.js';
 
 export interface AnalyzeThreadData {
   path: string;
@@ -19,7 +23,6 @@ export interface AnalyzeThreadData {
   /** Post progress (the caller gave `onProgress`). */
   progress: boolean;
   maxReadBytes?: number;
-  workers?: number;
 }
 
 export type FromAnalyzeThread =
@@ -29,13 +32,13 @@ export type FromAnalyzeThread =
   | { type: 'failed'; error: ThreadError };
 
 export function analyzeCaptureInThread(path: string, config: Readonly<Config>, options: AnalyzeOptions = {}): Promise<AnalyzeResult> {
+  if (options.workers !== undefined && options.workers > 1) return analyzeCaptureSharded(path, config, { ...options, workers: options.workers });
   const data: AnalyzeThreadData = {
     path,
     config: config as Config,
     streaming: options.onWindow !== undefined,
     progress: options.onProgress !== undefined,
     ...(options.maxReadBytes ? { maxReadBytes: options.maxReadBytes } : {}),
-    ...(options.workers ? { workers: options.workers } : {}),
   };
   const worker = new Worker(new URL('./analyze-worker.js', import.meta.url), {
     workerData: data,

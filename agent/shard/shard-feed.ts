@@ -131,7 +131,8 @@ export class ShardFeed {
 
   /** Something of worker `w`'s is due at the current clock, or it has not heard the clock's flags. */
   private due(w: number): boolean {
-    return this.heardFlags[w] !== this.flags || Number.isNaN(this.heardNow[w]) || this.now - this.lastSweep[w]! >= 1 || this.dues[w]!.dueBy(this.now);
+    // A worker that never heard the clock has swept at -Infinity: due.
+    return this.heardFlags[w] !== this.flags || this.now - this.lastSweep[w]! >= 1 || this.dues[w]!.dueBy(this.now);
   }
 
   private markTo(w: number): void {

@@ -233,7 +233,7 @@ interface ThreadUse {
   cpuSeconds: number;
   /** cpuSeconds ÷ the run's wall time, %: 100 is one core kept busy. */
   percentOfWall: number;
-  /** Node's main thread of the process (the command line: report writing); the others are the analysis thread and its workers, and V8's and libuv's helpers. */
+  /** Node's main thread of the process (the command line, report writing and, with workers, the coordinator); the others are the analysis thread or the workers, and V8's and libuv's helpers. */
   main: boolean;
 }
 
@@ -929,9 +929,9 @@ function markdown(plan: Plan, res: Results): string {
         ? `Analyzers off in every row, 1 worker included: ${w.analyzersOff.join(', ')} — they cannot merge their windows across workers yet, and \`--workers\` above 1 refuses to run while one is on; the rows measure the pipeline without them, not the sensor with every analyzer on. `
         : 'Every analyzer on. ')
       + `The mixed capture is the main capture; the other gives each of ${num(w.flows)} flows its own 5-tuple. Each 2- and 4-worker report is compared byte for byte with the 1-worker report of the same capture (every run). `
-      + 'Threads: Node\'s main thread (marked "main": command line, writing the report), the analysis thread (with 1 worker it does everything; with more it reads the capture, hashes each packet\'s flow onto a worker\'s ring and merges the windows), the N worker threads, and V8\'s and libuv\'s helpers (garbage collection, compilation), the smallest summed as "others". '
+      + 'Threads: Node\'s main thread (marked "main": command line, writing the report; with more than 1 worker also the coordinator, merging the windows), with 1 worker the analysis thread that does everything, with more the N worker threads (each reads the whole file, hashes every packet\'s host pair and analyzes its own), and V8\'s and libuv\'s helpers (garbage collection, compilation, file reads), the smallest summed as "others". '
       + `Each thread's CPU is sampled from /proc every ${THREAD_SAMPLE_MS} ms (up to that much short); the CPU s column (GNU time: user + system, every thread) is exact; \`bench-results.json\` also gives each thread's CPU as % of the wall time. `
-      + `"× 1 worker": median packets/s ÷ the 1-worker row's of the same capture; this machine has ${String(res.machine['cores'])} cores, so more workers than cores less one share them with the analysis thread.`, '');
+      + `"× 1 worker": median packets/s ÷ the 1-worker row's of the same capture; this machine has ${String(res.machine['cores'])} cores, so more workers than cores share them.`, '');
   }
   if (res.live) {
     const l = res.live;

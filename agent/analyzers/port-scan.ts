@@ -153,7 +153,13 @@
  * (MAX_PENDING) settle their oldest early when full, and each worker's holds
  * only its own flows, so past those bounds the settling differs from one
  * pipeline's; the detection state's bounds (maxKeys, probes) are the
- * coordinator's alone, so evictions there match one pipeline's.
+ * coordinator's alone, so evictions there match one pipeline's. A worker's
+ * log of a window is bounded by the detector's part of memory.budgetMB
+ * (lib/replay-log.ts: about 48,000 records at the default 200): past it the
+ * window's oldest records are not replayed, counted in the metric
+ * `notReplayed` (present only then); the attempts and outcomes the workers
+ * count stay whole, the detection state (and udpUnanswered) can differ from
+ * one pipeline's.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
@@ -168,7 +174,7 @@ import { isLoopback, isSpecialAddress } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
 import { plural, round2, round3 } from './lib/format.js';
-import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
+import { LOG_SHARE, ReplayLog, endReplay, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Failed (host, port) probes remembered per source. */
 export const MAX_PAIRS_PER_SOURCE = 4096;
@@ -268,6 +274,8 @@ const R_PHASE = 11;
 const R_KEY_HI = 12;
 const R_KEY_LO = 13;
 const R_WORDS = 14;
+/** Bytes of a record: its words, order and time. */
+const R_BYTES = R_WORDS * 4 + 16;
 const F_FAILED = 1;
 /** An unanswered UDP flow: a failed probe unless an ICMP port unreachable already counted it (checked at replay). */
 const F_UDP = 2;
@@ -408,7 +416,8 @@ class PortScanAnalyzer implements Analyzer {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     const worker = ctx.shardRole === 'worker';
-    this.log = worker ? new ReplayLog(R_WORDS) : null;
+    // Sized from the detector's part of the budget, which a worker's (empty) detection tables leave unused.
+    this.log = worker ? new ReplayLog({ width: R_WORDS, maxRecords: ctx.memory.keys('port_scan.log', R_BYTES, Infinity, LOG_SHARE) }) : null;
     this.startOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     this.udpLastOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     const maxKeys = Math.max(1, cfg.maxKeys);
@@ -1019,7 +1028,7 @@ class PortScanAnalyzer implements Analyzer {
       w.allowed += c.allowed;
       for (let k = 0; k < w.stealth.length; k++) w.stealth[k]! += c.stealth[k]!;
     }
-    return this.judge(input.span);
+    return endReplay(logs, this.judge(input.span));
   }
 
   /** Judges the sources and targets with new attempts at the close of window `span`: its metrics. */

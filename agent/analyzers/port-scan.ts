@@ -158,8 +158,9 @@
  * (lib/replay-log.ts: about 48,000 records at the default 200): past it the
  * window's oldest records are not replayed, counted in the metric
  * `notReplayed` (present only then); the attempts and outcomes the workers
- * count stay whole, the detection state (and udpUnanswered) can differ from
- * one pipeline's.
+ * count stay whole (udpUnanswered counts a dropped UDP wait as unanswered,
+ * unchecked against ICMP-answered probes), the detection state can differ
+ * from one pipeline's.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
@@ -289,9 +290,10 @@ const TWO_32 = 4294967296;
 
 /**
  * A flow-sharded worker's part of a window (windowPart): its window counts
- * (added up, but for udpUnanswered and suppressed, which the coordinator
- * counts) and the attempts and probes it settled, for the coordinator to
- * replay in input order.
+ * (added up, but for suppressed, which the coordinator counts, and
+ * udpUnanswered: here the UDP waits it logged, which the coordinator's
+ * replay checks against ICMP-answered probes) and the attempts and probes
+ * it settled, for the coordinator to replay in input order.
  */
 interface PortScanPart { counts: WindowCounts; events: ReplayLogPart }
 
@@ -411,6 +413,8 @@ class PortScanAnalyzer implements Analyzer {
   /** A worker: per flow slot waiting for a UDP answer, the packet order of its latest datagram (the flow table's idle order). */
   private readonly udpLastOrder: Float64Array;
   private part: PortScanPart | undefined;
+  /** The coordinator: UDP waits replayed in the current merge. */
+  private udpReplayed = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = this.cfg;
@@ -561,6 +565,7 @@ class PortScanAnalyzer implements Analyzer {
       // Flows ending idle at one packet end least recently active first; other waits end in the order they started.
       const key = phase === P_FLOW_END ? this.udpLastOrder[slot]! : this.startOrder[slot]!;
       this.logRecord(version, c, s, port, F_FAILED | F_UDP | (K_UDP << 2), start, phase, key);
+      this.w.udpUnanswered++;
       return;
     }
     this.udpProbe(version, c, s, port, start);
@@ -726,8 +731,12 @@ class PortScanAnalyzer implements Analyzer {
     const port = q[r + R_PORT]!;
     const flags = q[r + R_FLAGS]!;
     const at = log.times[2 * i + 1]!;
-    if ((flags & F_UDP) !== 0) this.udpProbe(version, src, dst, port, at);
-    else this.note(version, src, dst, port, (flags & F_FAILED) !== 0, at, flags >> 2);
+    if ((flags & F_UDP) !== 0) {
+      this.udpReplayed++;
+      this.udpProbe(version, src, dst, port, at);
+    } else {
+      this.note(version, src, dst, port, (flags & F_FAILED) !== 0, at, flags >> 2);
+    }
   }
 
   /** One settled attempt (or UDP probe) from `src` to `dst`:`port`. */
@@ -1017,6 +1026,10 @@ class PortScanAnalyzer implements Analyzer {
     replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); }, (wa, ra, wb, rb) => recordTie(logs[wa]!, ra, logs[wb]!, rb));
     // The workers' counts add up; udpUnanswered (counted at replay) and suppressed (when judging) are the coordinator's.
     const w = this.w;
+    // UDP waits a full log dropped: counted unanswered, unchecked against ICMP-answered probes (which a replay would have).
+    for (const { counts: c } of parts) w.udpUnanswered += c.udpUnanswered;
+    w.udpUnanswered -= this.udpReplayed;
+    this.udpReplayed = 0;
     for (const { counts: c } of parts) {
       w.attempts += c.attempts;
       w.completed += c.completed;

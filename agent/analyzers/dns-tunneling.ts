@@ -111,10 +111,14 @@
  * the least-recently-used tables): per-key sums cannot rebuild it. So a
  * worker keeps none of it: it filters, parses and classifies each query (the
  * per-packet work) and logs what the state needs (DnsTunnelingPart: 17 words,
- * its order and time, and the name; a ReplayLog grown on demand and reused,
- * not sized by memory.budgetMB); at each window close the coordinator replays
- * every worker's queries in input order into this state and judges and
- * reports there, as one pipeline would. Workers report nothing.
+ * its order and time, and the name); at each window close the coordinator
+ * replays every worker's queries in input order into this state and judges
+ * and reports there, as one pipeline would. Workers report nothing. A
+ * worker's log of a window is bounded by the detector's part of
+ * memory.budgetMB (lib/replay-log.ts: about 23,000 queries and 1.4 MB of
+ * names at the default 200 per worker): past it the window's oldest queries
+ * are not replayed, counted in the metric `notReplayed` (present only then),
+ * and the state can differ from one pipeline's.
  */
 import { formatAddress } from '../../common/address.js';
 import { readDnsName } from '../decode/dns.js';
@@ -127,7 +131,7 @@ import { KeyTable } from './lib/key-table.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { plural, round2 } from './lib/format.js';
-import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
+import { LOG_SHARE, ReplayLog, endReplay, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Time buckets per look-back. */
 const BUCKETS = 6;
@@ -238,6 +242,9 @@ const Q_SUB_CHARS = 15;
 /** Offset of the name (wire format, labels 0 .. n-1 and the root) in the part's bytes. */
 const Q_NAME = 16;
 const Q_WORDS = 17;
+/** Bytes of a query record: its words, order and time; and the name bytes budgeted per record (a name takes 2 to NAME_BYTES). */
+const Q_BYTES = Q_WORDS * 4 + 16;
+const Q_NAME_BYTES = 64;
 
 /**
  * A flow-sharded worker's part of a window (windowPart). A key (client,
@@ -255,6 +262,8 @@ interface DnsTunnelingPart {
   allowListed: number;
   allowed: number;
   normalNxdomain: number;
+  /** Queries per registered domain logged (the metric `queries`: whole when the log dropped some). */
+  counted: number;
   queries: ReplayLogPart;
 }
 
@@ -493,7 +502,11 @@ class DnsTunnelingAnalyzer implements Analyzer {
     this.hotUnique = Math.max(1, Math.min(HOT_UNIQUE, c.minUniqueSubdomains));
 
     this.worker = ctx.shardRole === 'worker';
-    this.log = this.worker ? new ReplayLog(Q_WORDS) : null;
+    // Sized from the detector's part of the budget, which a worker's (empty) tables leave unused.
+    const logRecords = this.worker ? ctx.memory.keys('dns_tunneling.log', Q_BYTES + Q_NAME_BYTES, Infinity, LOG_SHARE) : 0;
+    this.log = this.worker
+      ? new ReplayLog({ width: Q_WORDS, maxRecords: logRecords, maxBytes: Math.max(logRecords * Q_NAME_BYTES, NAME_BYTES), offsetWord: Q_NAME })
+      : null;
     // A worker's tables stay empty (its queries are replayed by the coordinator): it takes no memory for them.
     const n = this.worker ? 1 : ctx.memory.keys('dns_tunneling.keys', BYTES_PER_KEY, Math.max(1, c.maxKeys));
     // One more host than keys: a host is touched with each query of its keys, so the least recently used host has no live key.
@@ -671,7 +684,11 @@ class DnsTunnelingAnalyzer implements Analyzer {
   /** A worker: the current query, as countQuery needs it, into the log (the name in wire format, without pointers). */
   private logQuery(): void {
     const log = this.log!;
-    const w = log.add(this.ctx.packetOrder, this.qTime[0]!);
+    // As countQuery counts it: the coordinator takes the workers' count (its replay may miss dropped queries).
+    if (this.domainLabel > 0) this.counted++;
+    let bytes = 1;
+    for (let i = 0; i < this.labels; i++) bytes += this.labelLen[i]! + 1;
+    const w = log.add(this.ctx.packetOrder, this.qTime[0]!, bytes);
     const q = log.ints;
     const addr = this.qAddr;
     q[w + Q_VERSION] = this.qVersion;
@@ -687,10 +704,8 @@ class DnsTunnelingAnalyzer implements Analyzer {
     q[w + Q_DOM2] = this.dom2;
     q[w + Q_SUB_HASH] = this.subHash;
     q[w + Q_SUB_CHARS] = this.subChars;
-    let bytes = 1;
-    for (let i = 0; i < this.labels; i++) bytes += this.labelLen[i]! + 1;
-    let o = log.reserve(bytes);
-    q[w + Q_NAME] = o;
+    // The log keeps the name's offset in Q_NAME.
+    let o = log.byteOffset;
     const out = log.bytes;
     const d = this.pkt;
     for (let i = 0; i < this.labels; i++) {
@@ -1348,6 +1363,7 @@ class DnsTunnelingAnalyzer implements Analyzer {
         allowListed: this.allowListed,
         allowed: this.allowedQueries,
         normalNxdomain: this.normalNxdomain,
+        counted: this.counted,
         queries: this.log!.take(),
       };
     }
@@ -1370,7 +1386,10 @@ class DnsTunnelingAnalyzer implements Analyzer {
     }
     const logs = parts.map((p) => p.queries);
     replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); });
-    return this.judge(input.span, parts[0]!.now);
+    // The workers' count, not the replay's: whole when a log dropped queries.
+    this.counted = 0;
+    for (const p of parts) this.counted += p.counted;
+    return endReplay(logs, this.judge(input.span, parts[0]!.now));
   }
 
   /** Judges the keys and clients of the window `span` closing with the clock at `clockNow`; its metrics. */

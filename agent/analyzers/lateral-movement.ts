@@ -52,7 +52,12 @@
  * and logs the followed ones and their completions (LateralMovementPart); at
  * each window close the coordinator replays every worker's records in input
  * order (each comes from its own packet: no ties) into this state and judges
- * there, as one pipeline would. Workers report nothing.
+ * there, as one pipeline would. Workers report nothing. A worker's log of a
+ * window is bounded by the detector's part of memory.budgetMB
+ * (lib/replay-log.ts: about 60,000 records at the default 200): past it the
+ * window's oldest records are not replayed, counted in the metric
+ * `notReplayed` (present only then), and the state can differ from one
+ * pipeline's.
  */
 import { formatAddress } from '../../common/address.js';
 import type { FindingSeverity } from '../../common/report.js';
@@ -65,7 +70,7 @@ import { plural } from './lib/format.js';
 import { isLoopback } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
-import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
+import { LOG_SHARE, ReplayLog, endReplay, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Destination hosts remembered per source. */
 export const MAX_HOSTS_PER_SOURCE = 4096;
@@ -95,10 +100,16 @@ const R_SERVER = 5;
 /** The watched port's column (a started attempt), or -1: the handshake of a followed attempt completed. */
 const R_COLUMN = 9;
 const R_WORDS = 10;
+/** Bytes of a record: its words, order and time. */
+const R_BYTES = R_WORDS * 4 + 16;
 const REACHED = -1;
 
-/** A flow-sharded worker's part of a window: its allow-listed attempts, and its followed attempts and completions to replay. */
-interface LateralMovementPart { allowed: number; events: ReplayLogPart }
+/**
+ * A flow-sharded worker's part of a window: its allow-listed attempts, its
+ * followed attempts and completions to replay, and their counts (whole when
+ * the log dropped some).
+ */
+interface LateralMovementPart { allowed: number; attempts: number; succeeded: number; events: ReplayLogPart }
 
 export function createLateralMovementAnalyzer(ctx: AnalyzerContext): Analyzer {
   return new LateralMovementAnalyzer(ctx);
@@ -158,7 +169,8 @@ class LateralMovementAnalyzer implements Analyzer {
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
-    this.log = ctx.shardRole === 'worker' ? new ReplayLog(R_WORDS) : null;
+    // Sized from the detector's part of the budget, which a worker's (empty) tables leave unused.
+    this.log = ctx.shardRole === 'worker' ? new ReplayLog({ width: R_WORDS, maxRecords: ctx.memory.keys('lateral_movement.log', R_BYTES, Infinity, LOG_SHARE) }) : null;
     this.lookback = cfg.lookback;
     const ports = [...new Set(cfg.ports.filter((p) => Number.isInteger(p) && p >= 0 && p < 65536))].sort((a, b) => a - b);
     ports.forEach((p, i) => { this.watched[p] = i + 1; });
@@ -199,8 +211,10 @@ class LateralMovementAnalyzer implements Analyzer {
     if (event === AttemptEvent.STARTED) this.started(slot, at);
     else if (event === AttemptEvent.COMPLETED && this.followed[slot] === 1) {
       this.ctx.flows.copyEndpoints(slot, this.client, this.server);
-      if (this.log !== null) this.logRecord(this.ctx.flows.version[slot]!, REACHED, at);
-      else this.reached(this.ctx.flows.version[slot]!);
+      const version = this.ctx.flows.version[slot]!;
+      if (this.log === null) { this.reached(version); return; }
+      this.w.succeeded++; // as reached counts it
+      this.logRecord(version, REACHED, at);
     }
   }
 
@@ -224,8 +238,10 @@ class LateralMovementAnalyzer implements Analyzer {
     const allow = this.allowList.get();
     if (allow.covers(version, c, d, port)) { this.w.allowed++; return; }
     this.followed[slot] = 1;
-    if (this.log !== null) this.logRecord(version, column, at);
-    else this.track(version, column, at);
+    if (this.log === null) { this.track(version, column, at); return; }
+    // Counted as track counts it: the coordinator takes the workers' counts (its replay misses records a full log dropped).
+    this.w.attempts++;
+    this.logRecord(version, column, at);
   }
 
   /** A worker: the current attempt (addresses in `client` and `server`) into the log. */
@@ -372,7 +388,7 @@ class LateralMovementAnalyzer implements Analyzer {
 
   closeWindow(span: WindowSpan): Metrics {
     // A worker's records go to the coordinator; its source state stays empty, so it judges (and reports) nothing below.
-    if (this.log !== null) this.part = { allowed: this.w.allowed, events: this.log.take() };
+    if (this.log !== null) this.part = { allowed: this.w.allowed, attempts: this.w.attempts, succeeded: this.w.succeeded, events: this.log.take() };
     return this.judge(span);
   }
 
@@ -387,8 +403,15 @@ class LateralMovementAnalyzer implements Analyzer {
     const parts = input.parts as readonly LateralMovementPart[];
     const logs = parts.map((p) => p.events);
     replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); });
-    for (const p of parts) this.w.allowed += p.allowed;
-    return this.judge(input.span);
+    // The workers' counts, not the replay's: whole when a log dropped records.
+    const w = this.w;
+    w.attempts = w.succeeded = 0;
+    for (const p of parts) {
+      w.allowed += p.allowed;
+      w.attempts += p.attempts;
+      w.succeeded += p.succeeded;
+    }
+    return endReplay(logs, this.judge(input.span));
   }
 
   /** Judges the sources with new attempts at the close of window `span`: its metrics. */

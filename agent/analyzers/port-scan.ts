@@ -153,7 +153,14 @@
  * (MAX_PENDING) settle their oldest early when full, and each worker's holds
  * only its own flows, so past those bounds the settling differs from one
  * pipeline's; the detection state's bounds (maxKeys, probes) are the
- * coordinator's alone, so evictions there match one pipeline's.
+ * coordinator's alone, so evictions there match one pipeline's. A worker's
+ * log of a window is bounded by the detector's part of memory.budgetMB
+ * (lib/replay-log.ts: about 48,000 records at the default 200): past it the
+ * window's oldest records are not replayed, counted in the metric
+ * `notReplayed` (present only then); the attempts and outcomes the workers
+ * count stay whole (udpUnanswered counts a dropped UDP wait as unanswered,
+ * unchecked against ICMP-answered probes), the detection state can differ
+ * from one pipeline's.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { TcpFlag, Transport } from '../decode/constants.js';
@@ -168,7 +175,7 @@ import { isLoopback, isSpecialAddress } from './lib/networks.js';
 import { SuppressionTable } from './lib/suppression.js';
 import { BucketReducer } from './lib/time-buckets.js';
 import { plural, round2, round3 } from './lib/format.js';
-import { ReplayLog, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
+import { LOG_SHARE, ReplayLog, endReplay, replayInOrder, type ReplayLogPart } from './lib/replay-log.js';
 
 /** Failed (host, port) probes remembered per source. */
 export const MAX_PAIRS_PER_SOURCE = 4096;
@@ -268,6 +275,8 @@ const R_PHASE = 11;
 const R_KEY_HI = 12;
 const R_KEY_LO = 13;
 const R_WORDS = 14;
+/** Bytes of a record: its words, order and time. */
+const R_BYTES = R_WORDS * 4 + 16;
 const F_FAILED = 1;
 /** An unanswered UDP flow: a failed probe unless an ICMP port unreachable already counted it (checked at replay). */
 const F_UDP = 2;
@@ -281,9 +290,10 @@ const TWO_32 = 4294967296;
 
 /**
  * A flow-sharded worker's part of a window (windowPart): its window counts
- * (added up, but for udpUnanswered and suppressed, which the coordinator
- * counts) and the attempts and probes it settled, for the coordinator to
- * replay in input order.
+ * (added up, but for suppressed, which the coordinator counts, and
+ * udpUnanswered: here the UDP waits it logged, which the coordinator's
+ * replay checks against ICMP-answered probes) and the attempts and probes
+ * it settled, for the coordinator to replay in input order.
  */
 interface PortScanPart { counts: WindowCounts; events: ReplayLogPart }
 
@@ -403,12 +413,15 @@ class PortScanAnalyzer implements Analyzer {
   /** A worker: per flow slot waiting for a UDP answer, the packet order of its latest datagram (the flow table's idle order). */
   private readonly udpLastOrder: Float64Array;
   private part: PortScanPart | undefined;
+  /** The coordinator: UDP waits replayed in the current merge. */
+  private udpReplayed = 0;
 
   constructor(private readonly ctx: AnalyzerContext) {
     const cfg = this.cfg;
     this.includeLoopback = ctx.config.networks.includeLoopback;
     const worker = ctx.shardRole === 'worker';
-    this.log = worker ? new ReplayLog(R_WORDS) : null;
+    // Sized from the detector's part of the budget, which a worker's (empty) detection tables leave unused.
+    this.log = worker ? new ReplayLog({ width: R_WORDS, maxRecords: ctx.memory.keys('port_scan.log', R_BYTES, Infinity, LOG_SHARE) }) : null;
     this.startOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     this.udpLastOrder = new Float64Array(worker ? ctx.flows.capacity : 0);
     const maxKeys = Math.max(1, cfg.maxKeys);
@@ -552,6 +565,7 @@ class PortScanAnalyzer implements Analyzer {
       // Flows ending idle at one packet end least recently active first; other waits end in the order they started.
       const key = phase === P_FLOW_END ? this.udpLastOrder[slot]! : this.startOrder[slot]!;
       this.logRecord(version, c, s, port, F_FAILED | F_UDP | (K_UDP << 2), start, phase, key);
+      this.w.udpUnanswered++;
       return;
     }
     this.udpProbe(version, c, s, port, start);
@@ -717,8 +731,12 @@ class PortScanAnalyzer implements Analyzer {
     const port = q[r + R_PORT]!;
     const flags = q[r + R_FLAGS]!;
     const at = log.times[2 * i + 1]!;
-    if ((flags & F_UDP) !== 0) this.udpProbe(version, src, dst, port, at);
-    else this.note(version, src, dst, port, (flags & F_FAILED) !== 0, at, flags >> 2);
+    if ((flags & F_UDP) !== 0) {
+      this.udpReplayed++;
+      this.udpProbe(version, src, dst, port, at);
+    } else {
+      this.note(version, src, dst, port, (flags & F_FAILED) !== 0, at, flags >> 2);
+    }
   }
 
   /** One settled attempt (or UDP probe) from `src` to `dst`:`port`. */
@@ -1008,6 +1026,10 @@ class PortScanAnalyzer implements Analyzer {
     replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); }, (wa, ra, wb, rb) => recordTie(logs[wa]!, ra, logs[wb]!, rb));
     // The workers' counts add up; udpUnanswered (counted at replay) and suppressed (when judging) are the coordinator's.
     const w = this.w;
+    // UDP waits a full log dropped: counted unanswered, unchecked against ICMP-answered probes (which a replay would have).
+    for (const { counts: c } of parts) w.udpUnanswered += c.udpUnanswered;
+    w.udpUnanswered -= this.udpReplayed;
+    this.udpReplayed = 0;
     for (const { counts: c } of parts) {
       w.attempts += c.attempts;
       w.completed += c.completed;
@@ -1019,7 +1041,7 @@ class PortScanAnalyzer implements Analyzer {
       w.allowed += c.allowed;
       for (let k = 0; k < w.stealth.length; k++) w.stealth[k]! += c.stealth[k]!;
     }
-    return this.judge(input.span);
+    return endReplay(logs, this.judge(input.span));
   }
 
   /** Judges the sources and targets with new attempts at the close of window `span`: its metrics. */

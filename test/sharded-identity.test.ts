@@ -20,6 +20,8 @@ import { reportJsonChunks, type Report } from '../common/report.js';
 import { analyzeCapture, type AnalyzeResult } from '../agent/analyze/analyze.js';
 import { analyzeCaptureSharded } from '../agent/analyze/analyze-sharded.js';
 import { resolveWorkers, unshardableAnalyzers } from '../agent/shard/workers.js';
+import { workerShare } from '../agent/shard/shard-pipeline.js';
+import { Pipeline } from '../agent/pipeline.js';
 import { goldenCases } from './helpers/golden.js';
 import { shardableConfig, shardableEnv } from './helpers/shardable.js';
 import { CLI, SHARED_PCAPS } from './helpers/paths.js';
@@ -36,8 +38,9 @@ const KNOWN: ReadonlyArray<{ what: string; why: string; apply(report: Report): v
   {
     what: 'generated-mice-40k: windows[*].metrics.exfiltration and beaconing: tracked, evicted, evictedInWindow',
     why: 'its ~40,000 one-flow internal->external pairs (exfiltration) and ~20,000 source/destination/port keys (beaconing) overflow the key table one pipeline has'
-      + ' (12,423 pairs, 14,434 keys at memory.budgetMB 200), so it evicts the least recently active; each worker has the whole budget for its share of the host pairs'
-      + ' and evicts fewer or none (2 workers: exfiltration from window 2 on, beaconing never; 4 workers: neither). A key is one host pair\'s: no finding involved',
+      + ' (12,423 pairs, 14,434 keys at memory.budgetMB 200), so it evicts the least recently active; the workers share that capacity (workerShare: each 1/N of it,'
+      + ' rounded down, 12,422 pairs in all with 2 workers, 12,420 with 4) and each evicts when its own share is full, so tracked and evicted differ by a few keys.'
+      + ' A key is one host pair\'s: no finding involved',
     apply(report) {
       if (!report.source.path.endsWith('generated-mice-40k.pcap')) return;
       for (const w of report.windows) {
@@ -91,6 +94,26 @@ test('malformed and odd inputs (bad/): workers that read the file give one pipel
     const one = await outcome(() => analyzeCapture(join(dir, f), config));
     assert.equal(await outcome(() => analyzeCaptureSharded(join(dir, f), config, { workers: 2 })), one, f);
   }
+});
+
+test('workerShare: N workers hold one pipeline\'s flow table and detector key tables between them, so the sensor stays within memory.budgetMB', () => {
+  const config = loadConfig();
+  const one = new Pipeline(config, { onWindow: () => {} });
+  const grants = one.context.memory.grantsMade;
+  assert.ok(grants.length >= 5, 'detectors ask for key tables');
+  for (const n of [2, 4]) {
+    const worker = new Pipeline(workerShare(config, n), { onWindow: () => {} });
+    assert.equal(worker.flows.capacity, Math.ceil(one.flows.capacity / n));
+    const shares = worker.context.memory.grantsMade;
+    assert.deepEqual(shares.map((g) => g.table), grants.map((g) => g.table));
+    shares.forEach((g, i) => {
+      const whole = grants[i]!.capacity;
+      // A configured maxKeys below the budget's grant is split likewise only where the budget, not the cap, sized the table.
+      assert.ok(g.capacity * n <= whole || g.capacity === 16, `${g.table}: ${n} x ${g.capacity} within ${whole}`);
+      assert.ok(g.capacity * n > whole - n || g.capacity === whole, `${g.table}: ${n} x ${g.capacity} near ${whole}`);
+    });
+  }
+  assert.equal(workerShare(config, 1), config);
 });
 
 test('the windows a sharded analysis streams (onWindow) are those of one pipeline, in order', async () => {

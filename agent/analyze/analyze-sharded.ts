@@ -104,7 +104,7 @@ async function runInProcess(reader: CaptureReader, config: Readonly<Config>, wor
   };
   const feed: ShardFeed = new ShardFeed(workers, config.windows.seconds, sink);
   const start = (): void => {
-    for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, feed.timeBase, (part) => merger.add(w, part)));
+    for (let w = 0; w < workers; w++) shards.push(new ShardPipeline(config, workers, feed.timeBase, (part) => merger.add(w, part)));
   };
   await readInput(reader, (rec) => {
     if (shards.length === 0) { feed.timeBase = timeBaseOf(rec.tsSec); start(); }

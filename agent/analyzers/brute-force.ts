@@ -94,10 +94,11 @@
  * pair, whose packets all go to one worker, and nothing here spans keys but
  * the bounded tables (evicted only when full). So each worker keeps, judges
  * and reports its own keys as one pipeline would; the merged window's
- * metrics are the workers' added up (maxKeys is each one's table size). Not
- * identical to one pipeline only past the bounds: each worker's tables have
- * the full size, so with more live services than maxKeys (or the memory
- * budget) grants, the workers evict fewer, and other ones, than one pipeline.
+ * metrics are the workers' added up (maxKeys is one pipeline's table size).
+ * Not identical to one pipeline only past the bounds: the workers share one
+ * pipeline's capacity (shard-pipeline.ts workerShare), so with more live
+ * services than maxKeys (or the memory budget) grants, each evicts when its
+ * share is full, other keys than one pipeline would.
  */
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';

@@ -60,7 +60,7 @@ import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, FlowState, type FlowTable } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
-import { maxOf, sumMetrics } from './lib/merge-metrics.js';
+import { sumMetrics } from './lib/merge-metrics.js';
 import { ConfiguredAllowList, thresholdsCrossed } from './lib/allow-list.js';
 import { HostTable } from './lib/host-table.js';
 import { isLoopback } from './lib/networks.js';
@@ -404,11 +404,13 @@ class ExfiltrationAnalyzer implements Analyzer {
 
   /**
    * Flow-sharded workers: a key is one host pair's, so it lives in one worker
-   * and every figure adds up; each worker has the same capacity (maxKeys).
+   * and every figure adds up; the workers share one pipeline's capacity
+   * (shard-pipeline.ts workerShare): maxKeys is that of this instance,
+   * sized as one pipeline's.
    */
   mergeWindow(input: WindowMergeInput): Metrics {
     const metrics = sumMetrics(input.metrics);
-    metrics['maxKeys'] = maxOf(input.metrics, (m) => m['maxKeys']);
+    metrics['maxKeys'] = this.pairs.capacity;
     return metrics;
   }
 

@@ -48,7 +48,7 @@ export async function readOwnShare(config: Readonly<Config>, worker: number, inp
     let hooks: InputHooks | undefined;
     const span = new PacketSpan();
     const start = (): ShardPipeline => {
-      const s = shard = new ShardPipeline(config, feed.timeBase, events.window);
+      const s = shard = new ShardPipeline(config, input.workers, feed.timeBase, events.window);
       if (host) hooks = new InputHooks(s.pipeline.analyzers);
       return s;
     };

@@ -9,6 +9,7 @@
  * in the reader's own thread.
  */
 import type { Config } from '../../common/config.js';
+import { RESERVED_MB } from '../../common/memory-budget.js';
 import type { Finding, RangeInputs, WindowSummary } from '../../common/report.js';
 import type { ReaderFigures } from '../capture/capture-reader.js';
 import type { FrameRecord } from '../capture/frame-record.js';
@@ -80,10 +81,11 @@ export class ShardPipeline {
   flags = 0;
   private finishing = false;
 
-  constructor(config: Readonly<Config>, timeBase: number, onWindow: (w: ShardWindow) => void, commitMemory = false) {
+  /** `workers`: how many workers share the input (each holds its share of the tables: workerShare). */
+  constructor(config: Readonly<Config>, private readonly workers: number, timeBase: number, onWindow: (w: ShardWindow) => void, commitMemory = false) {
     let top: TopFlows | undefined;
     const starts = this.streamStarts;
-    const pipeline = this.pipeline = new Pipeline(config, {
+    const pipeline = this.pipeline = new Pipeline(workerShare(config, workers), {
       onWindow: (out: WindowOutput) => onWindow(this.part(out)),
       flowListener: {
         onFlowStart: (slot: number) => {
@@ -100,6 +102,11 @@ export class ShardPipeline {
     });
     top = this.top = new TopFlows(pipeline.flows, config.report.topFlows, () => pipeline.clock.base, pipeline.names, config.analyzers.services.enabled);
     if (!Number.isNaN(timeBase)) pipeline.setTimeBase(timeBase);
+  }
+
+  /** New analyzer thresholds (SIGHUP). */
+  reconfigure(config: Readonly<Config>): void {
+    this.pipeline.reconfigure(workerShare(config, this.workers));
   }
 
   /** `rec` is the input's packet `seq`, with the reader's clock `now` and `flags` (set these fields first). */
@@ -177,3 +184,23 @@ export class ShardPipeline {
     };
   }
 }
+
+/**
+ * One of `workers` workers' configuration: the flow table (flows.maxFlows,
+ * and with it every analyzer's per-flow state) and the detectors' part of
+ * memory.budgetMB split `workers` ways, so N workers together hold what one
+ * pipeline would and the sensor stays within its memory budget. Host pairs
+ * spread over the workers by hash, so each holds about its share of the
+ * flows and keys.
+ */
+export function workerShare(config: Readonly<Config>, workers: number): Config {
+  if (workers <= 1) return config;
+  return {
+    ...config,
+    flows: { ...config.flows, maxFlows: Math.max(MIN_WORKER_FLOWS, Math.ceil(config.flows.maxFlows / workers)) },
+    memory: { ...config.memory, budgetMB: RESERVED_MB + Math.max(0, config.memory.budgetMB - RESERVED_MB) / workers },
+  };
+}
+
+/** flows.maxFlows' least value. */
+const MIN_WORKER_FLOWS = 16;

@@ -26,8 +26,9 @@ export interface ShardThreadData {
   timeBase: number;
   /** Make the pipeline's tables resident at start (the agent). */
   commitMemory: boolean;
-  /** This worker's index (0-based). */
+  /** This worker's index (0-based), and how many there are. */
   worker: number;
+  workers: number;
   /** Live capture: run below the capture thread's CPU priority (WORKER_NICENESS). */
   yieldToCapture: boolean;
   /** The worker reads this file itself, every packet of it, and analyzes its share (no ring). */

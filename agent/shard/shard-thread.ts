@@ -37,14 +37,14 @@ function stallHook(): number {
 function takeMessages(shard: ShardPipeline): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as ToShardThread;
-    shard.pipeline.reconfigure(buildConfig(msg.config));
+    shard.reconfigure(buildConfig(msg.config));
     post({ type: 'reloaded' });
   }
 }
 
 function run(ringBuffer: SharedArrayBuffer): void {
   const ring = PacketRing.attach(ringBuffer);
-  const shard = new ShardPipeline(data.config as Readonly<Config>, data.timeBase, (part) => post({ type: 'window', part }), data.commitMemory);
+  const shard = new ShardPipeline(data.config as Readonly<Config>, data.workers, data.timeBase, (part) => post({ type: 'window', part }), data.commitMemory);
   const rec = new FrameRecord();
   let stallMs = stallHook();
   let sinceMessages = 0;

@@ -213,7 +213,7 @@ export class ShardThreads {
     for (let w = 0; w < workers; w++) {
       const ring = file ? undefined : PacketRing.create(RING_BYTES);
       const data: ShardThreadData = {
-        config: this.config as Config, timeBase, commitMemory, worker: w, yieldToCapture: this.options.dropWhenFull, ...(ring ? { ring: ring.buffer } : {}), ...(file ? { file: file(w) } : {}),
+        config: this.config as Config, timeBase, commitMemory, worker: w, workers, yieldToCapture: this.options.dropWhenFull, ...(ring ? { ring: ring.buffer } : {}), ...(file ? { file: file(w) } : {}),
       };
       const thread = new Worker(new URL('./shard-thread.js', import.meta.url), { workerData: data, resourceLimits: PIPELINE_THREAD_LIMITS });
       thread.on('message', (msg: FromShardThread) => {

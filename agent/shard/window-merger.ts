@@ -42,8 +42,7 @@ export class WindowMerger {
    */
   constructor(private readonly config: Readonly<Config>, workers: number, private readonly emit: (out: WindowOutput, parts: readonly ShardWindow[]) => void,
     private readonly lossy = false) {
-    // Findings its analyzers report while merging are taken after each one (takeFindings), never capped there.
-    this.coordinator = new Pipeline({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } }, { onWindow: () => {}, shardRole: 'coordinator' });
+    this.coordinator = new Pipeline(coordinatorConfig(config), { onWindow: () => {}, shardRole: 'coordinator' });
     const unmergeable = this.coordinator.analyzers.filter((a) => typeof a.mergeWindow !== 'function').map((a) => a.id);
     if (unmergeable.length) throw new Error(`cannot merge the windows of analyzers ${unmergeable.join(', ')}`);
     this.queues = Array.from({ length: workers }, () => []);
@@ -67,7 +66,7 @@ export class WindowMerger {
 
   /** New analyzer thresholds (SIGHUP) for the analyzers that merge and judge here (from the next window merged). */
   reconfigure(config: Readonly<Config>): void {
-    this.coordinator.reconfigure({ ...config, report: { ...config.report, maxFindingsPerType: Infinity } });
+    this.coordinator.reconfigure(coordinatorConfig(config));
   }
 
   /** Analyzer ids of the key tables granted from the memory budget (as in every worker). */
@@ -208,3 +207,17 @@ export function sumCounts(records: ReadonlyArray<Record<string, number>>): Recor
   for (const r of records) for (const [k, v] of Object.entries(r)) out[k] = (out[k] ?? 0) + v;
   return out;
 }
+
+/**
+ * The coordinator's pipeline sees no packet: its flow table and per-flow
+ * state are the smallest a configuration allows (its key tables, which
+ * detectors judging here use, keep their size). Findings its analyzers
+ * report while merging are taken after each one (takeFindings), never capped
+ * there.
+ */
+function coordinatorConfig(config: Readonly<Config>): Config {
+  return { ...config, flows: { ...config.flows, maxFlows: COORDINATOR_FLOWS }, report: { ...config.report, maxFindingsPerType: Infinity } };
+}
+
+/** flows.maxFlows' least value. */
+const COORDINATOR_FLOWS = 16;

@@ -20,6 +20,8 @@
 export const RESERVED_MB = 148;
 /** Detectors the rest is shared by, equally; a detector with several tables splits its part among them (`share`). */
 export const DETECTORS = 7;
+/** The least capacity `keys` grants, and what a table its instance never fills allocates (`idleKeys`). */
+const IDLE_KEYS = 16;
 
 export interface TableGrant {
   table: string;
@@ -43,11 +45,20 @@ export class MemoryBudget {
    * at least 1); recorded for `grantsMade`.
    */
   keys(table: string, bytesPerKey: number, maxKeys = Infinity, share = 1): number {
-    const capacity = Math.min(Math.max(1, maxKeys), Math.max(16, Math.floor(this.bytesPerDetector * share / Math.max(1, bytesPerKey))));
+    const capacity = Math.min(Math.max(1, maxKeys), Math.max(IDLE_KEYS, Math.floor(this.bytesPerDetector * share / Math.max(1, bytesPerKey))));
     this.grants.push({ table, capacity, bytesPerKey, bytes: capacity * bytesPerKey });
     return capacity;
   }
 
   /** What was granted so far, in the order asked. */
   get grantsMade(): readonly TableGrant[] { return this.grants; }
+}
+
+/**
+ * Keys a table holds that its instance never fills (a flow-sharded
+ * coordinator's instance of a detector judging in the workers): it allocates
+ * this many (at most the grant), and reports the grant as its maxKeys.
+ */
+export function idleKeys(granted: number): number {
+  return Math.min(granted, IDLE_KEYS);
 }

@@ -69,6 +69,7 @@
  * UDP datagram the burst rule on the key's columns. Per flow: the key id with
  * its generation, and the TCP event's index, in typed arrays.
  */
+import { idleKeys } from '../../common/memory-budget.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
 import { Dir, type FlowTable } from '../flow/index.js';
@@ -248,6 +249,8 @@ class BeaconingAnalyzer implements Analyzer {
   private readonly hosts: HostTable;
   /** [client id, server id, server port | UDP_BIT]. */
   private readonly keys: KeyTable;
+  /** The key table's capacity granted by memory.budgetMB (the coordinator's instance allocates less: idleKeys). */
+  private readonly maxKeys: number;
   private readonly suppression: SuppressionTable;
   private readonly ignorePorts = new Uint8Array(65536);
   private readonly allow = new ConfiguredAllowList(() => this.cfg, 'analyzers.beaconing');
@@ -303,7 +306,9 @@ class BeaconingAnalyzer implements Analyzer {
     this.eventIdx = new Float64Array(n).fill(-1);
     const cfg = this.cfg;
     for (const p of cfg.ignorePorts) if (p >= 0 && p < 65536) this.ignorePorts[p] = 1;
-    const capacity = ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys);
+    this.maxKeys = ctx.memory.keys('beaconing.keys', BYTES_PER_KEY, cfg.maxKeys);
+    // A flow-sharded coordinator only adds up the workers' metrics: its tables stay empty.
+    const capacity = ctx.shardRole === 'coordinator' ? idleKeys(this.maxKeys) : this.maxKeys;
     this.hosts = new HostTable(capacity * HOSTS_PER_KEY, ctx.networks, ctx.config.networks.includeLoopback);
     this.keys = new KeyTable(capacity, 3, (k) => { this.release(k); });
     this.suppression = new SuppressionTable(cfg.suppressFor, capacity, 11);
@@ -603,7 +608,7 @@ class BeaconingAnalyzer implements Analyzer {
     const evicted = this.keys.evicted + this.retired;
     const metrics: Metrics = {
       tracked: this.keys.size,
-      maxKeys: this.keys.capacity,
+      maxKeys: this.maxKeys,
       evicted,
       evictedInWindow: evicted - this.evictedBefore,
       expired: this.expired,
@@ -629,7 +634,7 @@ class BeaconingAnalyzer implements Analyzer {
    */
   mergeWindow(input: WindowMergeInput): Metrics {
     const metrics = sumMetrics(input.metrics);
-    metrics['maxKeys'] = this.keys.capacity;
+    metrics['maxKeys'] = this.maxKeys;
     return metrics;
   }
 

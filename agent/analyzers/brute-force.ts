@@ -100,6 +100,7 @@
  * services than maxKeys (or the memory budget) grants, each evicts when its
  * share is full, other keys than one pipeline would.
  */
+import { idleKeys } from '../../common/memory-budget.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { AttemptEvent, type AttemptEventCode } from '../flow/index.js';
 import type { Analyzer, AnalyzerContext, FindingDraft, Metrics, WindowMergeInput, WindowSpan } from './analyzer.js';
@@ -189,6 +190,8 @@ class BruteForceAnalyzer implements Analyzer {
   private readonly hosts: HostTable;
   /** (source host id, target host id, port) -> service id. */
   private readonly services: KeyTable;
+  /** The service table's capacity granted by memory.budgetMB (the coordinator's instance allocates less: idleKeys). */
+  private readonly maxKeys: number;
   /** Host generations when the service was made: another host holds the id when they differ. */
   private readonly srcGen: Uint32Array;
   private readonly dstGen: Uint32Array;
@@ -217,7 +220,9 @@ class BruteForceAnalyzer implements Analyzer {
     this.lookback = cfg.lookback;
     for (const p of cfg.ports) if (Number.isInteger(p) && p >= 0 && p < 65536) this.watched[p] = 1;
     this.state = new Uint8Array(ctx.flows.capacity);
-    const n = ctx.memory.keys('brute_force.services', SERVICE_BYTES, Math.max(1, cfg.maxKeys));
+    this.maxKeys = ctx.memory.keys('brute_force.services', SERVICE_BYTES, Math.max(1, cfg.maxKeys));
+    // A flow-sharded coordinator only adds up the workers' metrics: its tables stay empty.
+    const n = ctx.shardRole === 'coordinator' ? idleKeys(this.maxKeys) : this.maxKeys;
     this.hosts = new HostTable(2 * n, ctx.networks, this.includeLoopback);
     this.services = new KeyTable(n, 3);
     this.srcGen = new Uint32Array(n);
@@ -396,7 +401,7 @@ class BruteForceAnalyzer implements Analyzer {
       reported,
       suppressed: w.suppressed,
       trackedKeys: services.size,
-      maxKeys: services.capacity,
+      maxKeys: this.maxKeys,
       evicted,
       evictedInWindow: evicted - this.evictedBefore,
     };
@@ -408,7 +413,7 @@ class BruteForceAnalyzer implements Analyzer {
   /** The coordinator: each key lives (and was judged and reported) in one worker, so the figures add up. */
   mergeWindow(input: WindowMergeInput): Metrics {
     const merged = sumMetrics(input.metrics);
-    merged['maxKeys'] = this.services.capacity;
+    merged['maxKeys'] = this.maxKeys;
     return merged;
   }
 

@@ -164,7 +164,8 @@ class DnsAnalyzer implements Analyzer {
     this.worker = ctx.shardRole === 'worker';
     this.maxServers = this.worker ? MAX_SERVERS * WORKER_LISTS : MAX_SERVERS;
     this.maxNames = this.worker ? MAX_NAMES * WORKER_LISTS : MAX_NAMES;
-    const n = this.capacity = ctx.config.analyzers.dns.maxPending;
+    // A flow-sharded coordinator sees no DNS message: its query table stays empty.
+    const n = this.capacity = ctx.shardRole === 'coordinator' ? 1 : ctx.config.analyzers.dns.maxPending;
     // `add` evicts before inserting (oldest settled, then oldest waiting), so the
     // table never evicts by itself; if it did, the id would be forgotten the same way.
     this.table = new KeyTable(n, 2, (id) => {

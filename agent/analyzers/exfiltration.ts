@@ -55,6 +55,7 @@
  * the first packet of any of its flows in a new bucket, so every bucket must
  * already hold the bytes of all its flows by then.
  */
+import { idleKeys } from '../../common/memory-budget.js';
 import type { FindingSeverity } from '../../common/report.js';
 import { Transport } from '../decode/constants.js';
 import type { PacketView } from '../decode/packet-view.js';
@@ -106,6 +107,8 @@ class ExfiltrationAnalyzer implements Analyzer {
   private readonly flows: FlowTable;
   private readonly hosts: HostTable;
   private readonly pairs: KeyTable;
+  /** The pair table's capacity granted by memory.budgetMB (the coordinator's instance allocates less: idleKeys). */
+  private readonly maxKeys: number;
   private readonly bytes: BucketReducer;
   private readonly suppression: SuppressionTable;
   private readonly commonPorts: Uint8Array = new Uint8Array(65536);
@@ -157,7 +160,9 @@ class ExfiltrationAnalyzer implements Analyzer {
     this.portIdx = new Int8Array(n);
     const cfg = this.cfg;
     for (const p of cfg.commonPorts) if (p >= 0 && p < 65536) this.commonPorts[p] = 1;
-    const capacity = ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys);
+    this.maxKeys = ctx.memory.keys('exfiltration.pairs', BYTES_PER_PAIR, cfg.maxKeys);
+    // A flow-sharded coordinator only adds up the workers' metrics: its tables stay empty.
+    const capacity = ctx.shardRole === 'coordinator' ? idleKeys(this.maxKeys) : this.maxKeys;
     this.hosts = new HostTable(capacity * HOSTS_PER_PAIR, ctx.networks, ctx.config.networks.includeLoopback);
     this.pairs = new KeyTable(capacity, 2, (id) => { this.gen[id]++; });
     this.bytes = new BucketReducer(capacity, cfg.lookback, BUCKETS, 2);
@@ -388,7 +393,7 @@ class ExfiltrationAnalyzer implements Analyzer {
     const evicted = this.pairs.evicted + this.retired;
     const metrics: Metrics = {
       tracked: this.pairs.size,
-      maxKeys: this.pairs.capacity,
+      maxKeys: this.maxKeys,
       evicted,
       evictedInWindow: evicted - this.evictedBefore,
       expired: this.expired,
@@ -410,7 +415,7 @@ class ExfiltrationAnalyzer implements Analyzer {
    */
   mergeWindow(input: WindowMergeInput): Metrics {
     const metrics = sumMetrics(input.metrics);
-    metrics['maxKeys'] = this.pairs.capacity;
+    metrics['maxKeys'] = this.maxKeys;
     return metrics;
   }
 

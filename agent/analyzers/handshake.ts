@@ -76,10 +76,10 @@ class HandshakeAnalyzer implements Analyzer {
   private readonly lastSyn: Float64Array;
   private readonly synAck: Float64Array;
   /** Flow slot -> row of `intervals`, for flows that retransmitted a SYN. */
-  private readonly retryRows = new KeyTable(RETRY_FLOWS, 1);
+  private readonly retryRows: KeyTable;
   /** [row][MAX_INTERVALS]: intervals between successive SYNs, and how many. */
-  private readonly intervals = new Float64Array(RETRY_FLOWS * MAX_INTERVALS);
-  private readonly intervalCount = new Uint8Array(RETRY_FLOWS);
+  private readonly intervals: Float64Array;
+  private readonly intervalCount: Uint8Array;
 
   // per window
   private readonly synAckQ = new Quantiles();
@@ -98,6 +98,11 @@ class HandshakeAnalyzer implements Analyzer {
     this.firstSyn = new Float64Array(n);
     this.lastSyn = new Float64Array(n);
     this.synAck = new Float64Array(n);
+    // A row is a live flow's: more rows than flow slots would never be used.
+    const rows = Math.min(RETRY_FLOWS, n);
+    this.retryRows = new KeyTable(rows, 1);
+    this.intervals = new Float64Array(rows * MAX_INTERVALS);
+    this.intervalCount = new Uint8Array(rows);
   }
 
   onFlowStart(slot: number): void {

@@ -23,8 +23,6 @@ export class InputHooks {
     this.hooks = analyzers.flatMap((a) => (a.onInputPacket ? [a.onInputPacket.bind(a)] : []));
   }
 
-  get empty(): boolean { return this.hooks.length === 0; }
-
   packet(rec: FrameRecord, feed: FeedClock): void {
     const hooks = this.hooks;
     if (hooks.length === 0) return;

@@ -96,7 +96,7 @@ test('malformed and odd inputs (bad/): workers that read the file give one pipel
   }
 });
 
-test('workerShare: N workers hold one pipeline\'s flow table, talkers\' hosts and detector key tables between them, so the sensor stays within memory.budgetMB', () => {
+test('workerShare: N workers hold one pipeline\'s flow table and detector key tables between them, so the sensor stays within memory.budgetMB', () => {
   const config = loadConfig();
   const one = new Pipeline(config, { onWindow: () => {} });
   const grants = one.context.memory.grantsMade;
@@ -104,7 +104,7 @@ test('workerShare: N workers hold one pipeline\'s flow table, talkers\' hosts an
   for (const n of [2, 4]) {
     const worker = new Pipeline(workerShare(config, n), { onWindow: () => {} });
     assert.equal(worker.flows.capacity, Math.ceil(one.flows.capacity / n));
-    assert.equal(workerShare(config, n).analyzers.talkers.maxHosts, Math.ceil(config.analyzers.talkers.maxHosts / n));
+    assert.equal(workerShare(config, n).analyzers.talkers.maxHosts, config.analyzers.talkers.maxHosts);
     const shares = worker.context.memory.grantsMade;
     assert.deepEqual(shares.map((g) => g.table), grants.map((g) => g.table));
     shares.forEach((g, i) => {

@@ -187,11 +187,13 @@ export class ShardPipeline {
 
 /**
  * One of `workers` workers' configuration: the flow table (flows.maxFlows,
- * and with it every analyzer's per-flow state), talkers' hosts per window
- * (the largest window part) and the detectors' part of memory.budgetMB
- * split `workers` ways, so N workers together hold what one pipeline would
- * and the sensor stays within its memory budget. Host pairs spread over the
- * workers by hash, so each holds about its share of the flows and keys.
+ * and with it every analyzer's per-flow state) and the detectors' part of
+ * memory.budgetMB split `workers` ways, so N workers together hold what one
+ * pipeline would and the sensor stays within its memory budget. Host pairs
+ * spread over the workers by hash, so each holds about its share of the
+ * flows and keys. Talkers keeps analyzers.talkers.maxHosts whole in each
+ * worker: its merge is then exact past maxHosts as long as no worker alone
+ * passes it (a host talking to several workers' host pairs is in each).
  */
 export function workerShare(config: Readonly<Config>, workers: number): Config {
   if (workers <= 1) return config;
@@ -199,7 +201,6 @@ export function workerShare(config: Readonly<Config>, workers: number): Config {
     ...config,
     flows: { ...config.flows, maxFlows: Math.max(MIN_WORKER_FLOWS, Math.ceil(config.flows.maxFlows / workers)) },
     memory: { ...config.memory, budgetMB: RESERVED_MB + Math.max(0, config.memory.budgetMB - RESERVED_MB) / workers },
-    analyzers: { ...config.analyzers, talkers: { ...config.analyzers.talkers, maxHosts: Math.max(1, Math.ceil(config.analyzers.talkers.maxHosts / workers)) } },
   };
 }
 

@@ -1024,13 +1024,14 @@ class PortScanAnalyzer implements Analyzer {
     const parts = input.parts as readonly PortScanPart[];
     const logs = parts.map((p) => p.events);
     replayInOrder(logs, (worker, record) => { this.replay(logs[worker]!, record); }, (wa, ra, wb, rb) => recordTie(logs[wa]!, ra, logs[wb]!, rb));
-    // The workers' counts add up; udpUnanswered (counted at replay) and suppressed (when judging) are the coordinator's.
+    // The workers' counts add up; suppressed is the coordinator's (when judging). udpUnanswered: the replay
+    // counted the logged UDP waits, checked against ICMP-answered probes; those a full log dropped are counted
+    // unanswered unchecked (the workers' logged waits less the replayed ones).
     const w = this.w;
-    // UDP waits a full log dropped: counted unanswered, unchecked against ICMP-answered probes (which a replay would have).
-    for (const { counts: c } of parts) w.udpUnanswered += c.udpUnanswered;
     w.udpUnanswered -= this.udpReplayed;
     this.udpReplayed = 0;
     for (const { counts: c } of parts) {
+      w.udpUnanswered += c.udpUnanswered;
       w.attempts += c.attempts;
       w.completed += c.completed;
       w.refused += c.refused;
